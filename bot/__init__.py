@@ -1,0 +1,1 @@
+"""chatcrm bot layer: platform-neutral messages, router, handlers and adapters."""

@@ -1,0 +1,1 @@
+"""chatcrm CRM core: models, database, unit of work and services. Imports nothing from ``bot``."""
