@@ -1,0 +1,100 @@
+"""Run chatcrm on a terminal: an interactive prompt, or one command per line when piped.
+
+``echo "/customer acme" | chatcrm console`` prints the card as plain text. On a terminal, a
+reply that asks for a form prompts for each input in turn.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import TextIO
+
+from crm_core.models import Platform, Role
+from crm_core.services import users
+
+from bot.adapters.console.render import render_text
+from bot.bootstrap import App
+from bot.dispatch import FormRejected
+from bot.messages import Form, Origin, Reply, Request
+
+PROMPT = "chatcrm> "
+CONSOLE_ADMIN = "admin"
+
+
+def console_identity(app: App, as_user: str | None) -> Origin:
+    """The console's identity: an admin by default, or an existing CRM user with ``--as``."""
+    with app.uow() as uow:
+        if as_user:
+            user = users.find_user(uow, as_user)
+            external_id = f"user-{user.id}"
+            users.link_identity(uow, user, users.PlatformId(Platform.CONSOLE, external_id))
+            name = user.name
+        else:
+            external_id = CONSOLE_ADMIN
+            name = f"Console admin ({getpass.getuser()})"
+            user = users.ensure_user(uow, users.PlatformId(Platform.CONSOLE, external_id), display_name=name)
+            if user.role is None:
+                user.role = Role.ADMIN
+    return Origin(platform=Platform.CONSOLE.value, user_external_id=external_id, conversation="console",
+                  is_private=True, display_name=name)
+
+
+def _ask(form: Form, stdin: TextIO, stdout: TextIO) -> dict[str, str] | None:
+    stdout.write(f"{form.title} — press Enter to skip optional inputs, Ctrl-D to cancel.\n")
+    values = dict(form.fixed)
+    for field in form.inputs:
+        choices = f" [{'/'.join(field.choices)}]" if field.choices else ""
+        initial = f" ({field.initial})" if field.initial else ""
+        stdout.write(f"{field.label}{choices}{initial}: ")
+        stdout.flush()
+        line = stdin.readline()
+        if not line:
+            return None
+        answer = line.rstrip("\n")
+        values[field.name] = answer if answer or not field.initial else field.initial
+    return values
+
+
+def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    origin = console_identity(app, as_user)
+    interactive = stdin.isatty()
+    if interactive:
+        stdout.write(f"chatcrm console as {origin.display_name}. Type /help, or exit to leave.\n")
+    while True:
+        if interactive:
+            stdout.write(PROMPT)
+            stdout.flush()
+        line = stdin.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line in ("exit", "quit", "/exit", "/quit"):
+            break
+        text = line if line.startswith("/") else "/" + line
+        reply = app.dispatcher.handle(Request(origin=origin, text=text, can_ask=interactive))
+        stdout.write(render_text(reply) + "\n")
+        if interactive and reply.form:
+            _fill_form(app, origin, reply, stdin, stdout)
+        if not interactive:
+            stdout.write("\n")
+        stdout.flush()
+    return 0
+
+
+def _fill_form(app: App, origin: Origin, reply: Reply, stdin: TextIO, stdout: TextIO) -> None:
+    form = reply.form
+    values = _ask(form, stdin, stdout)
+    while values is not None:
+        try:
+            result = app.dispatcher.handle(Request(origin=origin, text=form.command, form_values=values))
+        except FormRejected as exc:
+            for name, message in exc.errors.items():
+                stdout.write(f"  {name}: {message}\n")
+            values = _ask(form, stdin, stdout)
+            continue
+        stdout.write(render_text(result) + "\n")
+        return
+    stdout.write("Cancelled.\n")

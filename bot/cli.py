@@ -1,0 +1,165 @@
+"""The ``chatcrm`` command: run, console, web, worker, db and demo.
+
+Every expected failure (no database, an old schema, a bad setting) ends with one line on stderr
+and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from crm_core import db, demo
+
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger("chatcrm")
+
+
+def _configure_logging(settings: Settings | None = None) -> None:
+    level = getattr(logging, (settings.log_level if settings else "INFO"), logging.INFO)
+    handler: logging.Handler
+    log_file = os.environ.get("CHATCRM_LOG_FILE")
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Alembic narrates every migration step at INFO; only its warnings matter to a user.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+
+
+def _app(args: argparse.Namespace, *, migrate: bool | None = None):
+    from bot.bootstrap import build_app
+
+    return build_app(Settings.from_env(), migrate=migrate)
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from bot.adapters.console.adapter import run_console
+
+    app = _app(args)
+    try:
+        return run_console(app, as_user=args.as_user)
+    finally:
+        app.close()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """What ``make run`` starts: the configured platforms, or the console on seeded demo data."""
+    settings = Settings.from_env()
+    platforms = _configured_platforms(settings)
+    if platforms:
+        print(f"chatcrm: {', '.join(platforms)} configured, but serving them arrives with the platform adapters; "
+              "starting the console instead.", file=sys.stderr)
+    from bot.adapters.console.adapter import run_console
+
+    app = _app(args)
+    try:
+        with app.uow(demo.DEMO_ACTOR) as uow:
+            if not demo.is_seeded(uow) and settings.is_sqlite:
+                print("Seeding the demo data set (first start only)…", file=sys.stderr)
+                print(demo.seed(uow).describe(), file=sys.stderr)
+        return run_console(app, as_user=args.as_user)
+    finally:
+        app.close()
+
+
+def _configured_platforms(settings: Settings) -> list[str]:
+    env = settings.extra
+    found = []
+    if env.get("SLACK_BOT_TOKEN"):
+        found.append("Slack")
+    if env.get("TELEGRAM_BOT_TOKEN"):
+        found.append("Telegram")
+    return found
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    print("chatcrm web: no platform is configured yet. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
+          "or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram) to serve webhooks.", file=sys.stderr)
+    return 2
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    print("chatcrm worker: nothing to run yet: the scheduler, outbox sender and Socket Mode / polling "
+          "connections are not configured in this version.", file=sys.stderr)
+    return 2
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    engine = db.create_engine(settings.database_url)
+    try:
+        db.check_connection(engine)
+        if args.action == "upgrade":
+            db.upgrade(engine)
+            status = db.schema_status(engine)
+            print(f"Database {db.mask_url(settings.database_url)} is at revision {status.current} (head).")
+        else:
+            status = db.schema_status(engine)
+            state = "up to date" if status.up_to_date else f"behind: run `chatcrm db upgrade` to reach {status.head}"
+            print(f"Database {db.mask_url(settings.database_url)}: revision {status.current or 'none'}, {state}.")
+            return 0 if status.up_to_date else 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    app = _app(args)
+    try:
+        with app.uow(demo.DEMO_ACTOR) as uow:
+            print(demo.seed(uow, customers=args.customers).describe())
+    finally:
+        app.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatcrm", description="A CRM that lives in your team's chat.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start what is configured (the console on demo data by default)")
+    run.add_argument("--as", dest="as_user", help="act as this CRM user (name, email or #id)")
+    run.set_defaults(func=cmd_run)
+
+    console = sub.add_parser("console", help="type commands on the terminal, or pipe them in")
+    console.add_argument("--as", dest="as_user", help="act as this CRM user (name, email or #id)")
+    console.set_defaults(func=cmd_console)
+
+    web = sub.add_parser("web", help="serve the Slack and Telegram webhooks over HTTP")
+    web.add_argument("--host", default="0.0.0.0")
+    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    web.set_defaults(func=cmd_web)
+
+    worker = sub.add_parser("worker", help="run the scheduler, the outbox sender and Socket Mode / polling")
+    worker.set_defaults(func=cmd_worker)
+
+    database = sub.add_parser("db", help="database schema: upgrade or status")
+    database.add_argument("action", choices=["upgrade", "status"])
+    database.set_defaults(func=cmd_db)
+
+    seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
+    seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")
+    seed.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _configure_logging(Settings.from_env())
+        return args.func(args)
+    except (db.DatabaseUnavailable, db.SchemaBehind, SettingsError) as exc:
+        print(f"chatcrm: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

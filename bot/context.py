@@ -1,0 +1,28 @@
+"""What a handler gets besides its request: the unit of work, the caller, settings and the router."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from crm_core.actor import Actor
+from crm_core.uow import UnitOfWork
+
+from bot.messages import Caller
+
+if TYPE_CHECKING:
+    from bot.router import Router
+    from bot.settings import Settings
+
+
+@dataclass
+class Context:
+    uow: UnitOfWork
+    caller: Caller
+    settings: Settings
+    router: Router
+    platform: str
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.caller.user_id, name=self.caller.name, platform=self.platform)

@@ -1,0 +1,53 @@
+"""Formatting shared by handlers: dates in the caller's timezone, money, short entity lines."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from crm_core import clock
+from crm_core.models import Deal, Ticket
+from crm_core.money import format_money
+
+from bot.messages import Button, Item
+
+
+def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        value = value.astimezone(clock.zone(tz)).date()
+    return value.isoformat()
+
+
+def fmt_datetime(value: datetime | None, tz: str = "UTC") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(clock.zone(tz)).strftime("%Y-%m-%d %H:%M")
+
+
+def money(cents: int, currency: str = "EUR") -> str:
+    return format_money(cents, currency)
+
+
+def clip(text: str, limit: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def deal_item(deal: Deal, tz: str, with_customer: bool = False) -> Item:
+    who = f" · {deal.customer.name}" if with_customer else ""
+    close = f" · closes {fmt_date(deal.expected_close_on)}" if deal.expected_close_on else ""
+    owner = f" · {deal.owner.name}" if deal.owner else ""
+    return Item(
+        text=f"#{deal.id} {deal.title}{who}",
+        detail=f"{deal.stage} · {money(deal.amount_cents, deal.currency)} · {deal.probability}%{close}{owner}",
+        button=Button("Change stage", f"/deal stage {deal.id}", opens_form=True) if deal.stage.is_open else None,
+    )
+
+
+def ticket_item(ticket: Ticket, tz: str) -> Item:
+    assignee = f" · {ticket.assignee.name}" if ticket.assignee else " · unassigned"
+    return Item(
+        text=f"#{ticket.id} {ticket.subject}",
+        detail=f"{ticket.status} · {ticket.priority}{assignee} · opened {fmt_date(ticket.created_at, tz)}",
+    )

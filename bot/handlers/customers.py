@@ -1,0 +1,210 @@
+"""Customer commands: find (/customer), the customer card, create and edit."""
+
+from __future__ import annotations
+
+from crm_core import search
+from crm_core.models import FieldType
+from crm_core.services import custom_fields, customers
+from crm_core.services.customers import CORE_FIELDS, CustomerCard
+from crm_core.models import FieldEntity
+
+from bot.args import Kind, arg, rest
+from bot.context import Context
+from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
+from bot.roles import Permission
+from bot.router import CommandGroup
+from bot.handlers.common import clip, deal_item, fmt_date, money, ticket_item
+
+group = CommandGroup()
+
+
+@group.command(
+    "customer",
+    summary="Find a customer by name, email, phone or #id and show the card",
+    permission=Permission.CUSTOMERS_READ,
+    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200)],
+)
+def find_customer(req: Request, ctx: Context) -> Reply:
+    query = req.args["query"]
+    hits = search.search_customers(ctx.uow.session, query)
+    if not hits:
+        return Reply(
+            text=f"No customer matches {query!r}.",
+            footer="Try part of the name, an email, a phone number or #id, or create one: /customer new <name>",
+            tone=Tone.WARNING,
+        )
+    top = hits[0]
+    decisive = top.match >= search.MatchKind.EXACT_NAME and (len(hits) == 1 or hits[1].match < top.match)
+    if len(hits) == 1 or decisive:
+        return card_reply(customers.get_card(ctx.uow, top.customer_id), ctx)
+    items = tuple(
+        Item(text=f"{hit.name} (#{hit.customer_id})", detail=_match_label(hit),
+             button=Button("Open", f"/customer #{hit.customer_id}"))
+        for hit in hits
+    )
+    return Reply(
+        title=f"{len(hits)} customers match {query!r}",
+        sections=(Section(items=items),),
+        footer="Open one, or narrow the search.",
+    )
+
+
+def _match_label(hit: search.SearchHit) -> str:
+    return {
+        search.MatchKind.TYPO: "similar spelling",
+        search.MatchKind.WORD_PREFIX: "word match",
+        search.MatchKind.NAME_PREFIX: "name starts with it",
+        search.MatchKind.EXACT_NAME: "exact name",
+        search.MatchKind.PHONE: "phone",
+        search.MatchKind.EMAIL: "email",
+        search.MatchKind.ID: "id",
+    }[hit.match]
+
+
+def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:
+    c = card.customer
+    tz = ctx.caller.timezone
+    fields = [
+        Field("Company", c.company.name if c.company else "—"),
+        Field("Owner", c.owner.name if c.owner else "unassigned"),
+        Field("Email", c.email or "—"),
+        Field("Phone", c.phone or "—"),
+        Field("Country", c.country or "—"),
+        Field("Language / timezone", f"{c.language or '—'} / {c.timezone or '—'}"),
+        Field("Lifetime value", money(c.lifetime_value_cents, ctx.settings.currency)),
+        Field("Orders", f"{c.order_count} · last {fmt_date(c.last_order_at, tz)}"),
+    ]
+    if c.tags:
+        fields.append(Field("Tags", ", ".join(c.tags)))
+    fields.extend(Field(v.definition.label, v.display) for v in card.custom_fields)
+    sections = [
+        Section(
+            title=f"Open deals ({len(card.open_deals)})",
+            items=tuple(deal_item(d, tz) for d in card.open_deals[:10]),
+            empty="No open deals.",
+        ),
+        Section(
+            title=f"Open tickets ({len(card.open_tickets)})",
+            items=tuple(ticket_item(t, tz) for t in card.open_tickets[:10]),
+            empty="No open tickets.",
+        ),
+        Section(
+            title="Recent interactions",
+            items=tuple(
+                Item(
+                    text=clip(i.text),
+                    detail=f"{i.kind} · {i.user.name if i.user else 'customer'} · {fmt_date(i.occurred_at, tz)} · {i.channel}",
+                )
+                for i in card.recent_interactions
+            ),
+            empty="Nothing logged yet.",
+        ),
+    ]
+    if card.recent_orders:
+        sections.append(
+            Section(
+                title="Recent orders",
+                items=tuple(
+                    Item(text=f"{o.number} · {money(o.total_cents, o.currency)}", detail=fmt_date(o.ordered_at, tz))
+                    for o in card.recent_orders
+                ),
+            )
+        )
+    if card.relationships:
+        sections.append(
+            Section(
+                title="Relationships",
+                items=tuple(
+                    Item(text=f"{r.type.replace('_', ' ')} {r.related.name} (#{r.related_customer_id})",
+                         detail=f"since {fmt_date(r.started_on)}")
+                    for r in card.relationships
+                ),
+            )
+        )
+    ref = f"#{c.id}"
+    return Reply(
+        title=f"{c.name}" + (" · account" if c.kind == "account" else ""),
+        text=note,
+        fields=tuple(fields),
+        sections=tuple(sections),
+        buttons=(
+            Button("Log note", f"/note {ref}", Style.PRIMARY, opens_form=True),
+            Button("New deal", f"/deal new {ref}", opens_form=True),
+            Button("Edit", f"/customer edit {ref}", opens_form=True),
+        ),
+        footer=f"Customer {ref} · in the CRM since {fmt_date(c.created_at, tz)}",
+        tone=tone,
+    )
+
+
+@group.command(
+    "customer new",
+    summary="Create a customer",
+    permission=Permission.CUSTOMERS_WRITE,
+    params=[arg("name", label="Name", max_length=200)],
+    extra_options=True,
+    usage="<name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [owner=…] [tags=a,b] [field=value …]",
+    form_title="New customer",
+)
+def new_customer(req: Request, ctx: Context) -> Reply:
+    customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
+    return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note=f"Created {customer.name}.", tone=Tone.SUCCESS)
+
+
+def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
+    customer = customers.resolve_customer(ctx.uow, fixed["customer"])
+    current = {
+        "name": customer.name, "email": customer.email, "phone": customer.phone,
+        "company": customer.company.name if customer.company else None, "country": customer.country,
+        "language": customer.language, "timezone": customer.timezone,
+        "owner": customer.owner.name if customer.owner else None, "tags": ",".join(customer.tags),
+    }
+    inputs = [
+        FormInput(name=key, label=key.capitalize(), required=key == "name", initial=current.get(key))
+        for key in CORE_FIELDS if key != "kind"
+    ]
+    values = {v.definition.key: v.display for v in custom_fields.values_for(ctx.uow, FieldEntity.CUSTOMER, customer.id)}
+    for definition in custom_fields.definitions(ctx.uow, FieldEntity.CUSTOMER):
+        kind = {
+            FieldType.NUMBER: InputKind.NUMBER, FieldType.DATE: InputKind.DATE, FieldType.CHOICE: InputKind.CHOICE,
+        }.get(definition.type, InputKind.TEXT)
+        inputs.append(
+            FormInput(name=definition.key, label=definition.label, kind=kind, required=definition.required,
+                      choices=tuple(definition.choices or ()), initial=values.get(definition.key))
+        )
+    return Form(title="Edit customer", command="/customer edit", inputs=tuple(inputs),
+                fixed={"customer": f"#{customer.id}"})
+
+
+@group.command(
+    "customer edit",
+    summary="Change a customer's fields (core and custom); field= (empty) clears one",
+    permission=Permission.CUSTOMERS_WRITE,
+    params=[arg("customer", label="Customer")],
+    extra_options=True,
+    form=_edit_form,
+)
+def edit_customer(req: Request, ctx: Context) -> Reply:
+    customer = customers.resolve_customer(ctx.uow, req.args["customer"])
+    changes = dict(req.extra)
+    if req.form_values is not None:
+        # A form sends every input; only what actually changed is an edit (and is audited).
+        changes = _changed_inputs(ctx, customer.id, changes)
+        if not changes:
+            return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note="Nothing changed.")
+    customers.update_customer(ctx.uow, customer.id, changes)
+    names = ", ".join(sorted(changes))
+    return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note=f"Updated {names}.", tone=Tone.SUCCESS)
+
+
+def _changed_inputs(ctx: Context, customer_id: int, submitted: dict[str, str]) -> dict[str, str]:
+    card = customers.get_card(ctx.uow, customer_id)
+    c = card.customer
+    current = {
+        "name": c.name, "email": c.email or "", "phone": c.phone or "",
+        "company": c.company.name if c.company else "", "country": c.country or "",
+        "language": c.language or "", "timezone": c.timezone or "",
+        "owner": c.owner.name if c.owner else "", "tags": ",".join(c.tags),
+    }
+    current.update({v.definition.key: v.display for v in card.custom_fields})
+    return {k: v for k, v in submitted.items() if (v or "").strip() != current.get(k, "")}

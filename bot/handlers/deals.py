@@ -1,0 +1,132 @@
+"""/deal: open deals, move them through the pipeline, list them."""
+
+from __future__ import annotations
+
+from crm_core.models import DealStage
+from crm_core.money import format_money, parse_amount
+from crm_core.services import customers, deals
+
+from bot.args import Kind, arg, opt, rest
+from bot.context import Context
+from bot.messages import Button, Field, Reply, Request, Section, Tone
+from bot.roles import Permission
+from bot.router import CommandGroup
+from bot.handlers.common import deal_item, fmt_date, fmt_datetime
+
+group = CommandGroup()
+STAGES = tuple(s.value for s in DealStage)
+
+
+def _deal_reply(deal, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:
+    tz = ctx.caller.timezone
+    fields = (
+        Field("Customer", f"{deal.customer.name} (#{deal.customer_id})"),
+        Field("Stage", deal.stage.value),
+        Field("Amount", format_money(deal.amount_cents, deal.currency)),
+        Field("Probability", f"{deal.probability}%"),
+        Field("Expected close", fmt_date(deal.expected_close_on)),
+        Field("Owner", deal.owner.name if deal.owner else "unassigned"),
+    )
+    if deal.closed_at:
+        fields += (Field("Closed", fmt_datetime(deal.closed_at, tz)),)
+    if deal.lost_reason:
+        fields += (Field("Lost because", deal.lost_reason, short=False),)
+    buttons = (Button("Open customer", f"/customer #{deal.customer_id}"),)
+    if deal.stage.is_open:
+        buttons = (Button("Change stage", f"/deal stage {deal.id}", opens_form=True), *buttons)
+    return Reply(title=f"Deal #{deal.id}: {deal.title}", text=note, fields=fields, buttons=buttons, tone=tone)
+
+
+@group.command(
+    "deal",
+    summary="Show a deal",
+    permission=Permission.DEALS_READ,
+    params=[arg("id", Kind.INT, label="Deal #")],
+)
+def show_deal(req: Request, ctx: Context) -> Reply:
+    return _deal_reply(deals.get_deal(ctx.uow, req.args["id"]), ctx)
+
+
+@group.command(
+    "deal new",
+    summary="Open a deal for a customer",
+    permission=Permission.DEALS_WRITE,
+    params=[
+        arg("customer", label="Customer", hint="name, email or #id"),
+        rest("title", Kind.TEXT, label="Title", max_length=200),
+        opt("amount", Kind.MONEY, label="Amount", hint="e.g. 12000, 12.5k or 9,500.00 USD"),
+        opt("close", Kind.DATE, label="Expected close", hint="YYYY-MM-DD"),
+        opt("stage", Kind.CHOICE, choices=STAGES[:4], label="Stage"),
+    ],
+    form_title="New deal",
+)
+def new_deal(req: Request, ctx: Context) -> Reply:
+    customer = customers.resolve_customer(ctx.uow, req.args["customer"])
+    amount, currency = parse_amount(req.args["amount"]) if "amount" in req.args else (0, None)
+    deal = deals.create_deal(
+        ctx.uow,
+        customer.id,
+        req.args["title"],
+        amount_cents=amount,
+        currency=currency or ctx.settings.currency,
+        stage=DealStage(req.args.get("stage", DealStage.LEAD)),
+        expected_close_on=deals.parse_close_date(req.args["close"]) if "close" in req.args else None,
+    )
+    return _deal_reply(deal, ctx, note=f"Deal #{deal.id} opened for {customer.name}.", tone=Tone.SUCCESS)
+
+
+@group.command(
+    "deal stage",
+    summary="Move a deal to another stage (a reason is kept for lost deals)",
+    permission=Permission.DEALS_WRITE,
+    params=[
+        arg("id", Kind.INT, label="Deal #"),
+        arg("stage", Kind.CHOICE, choices=STAGES, label="New stage"),
+        rest("reason", Kind.TEXT, required=False, label="Reason (for lost deals)", max_length=500),
+    ],
+    form_title="Change deal stage",
+)
+def move_deal(req: Request, ctx: Context) -> Reply:
+    before = deals.get_deal(ctx.uow, req.args["id"]).stage
+    deal = deals.change_stage(ctx.uow, req.args["id"], DealStage(req.args["stage"]), req.args.get("reason"))
+    return _deal_reply(deal, ctx, note=f"Moved from {before} to {deal.stage}.", tone=Tone.SUCCESS)
+
+
+@group.command(
+    "deal list",
+    summary="List deals: yours (default), all open, or a customer's",
+    permission=Permission.DEALS_READ,
+    params=[
+        rest("scope", Kind.TEXT, required=False, label="mine | open | all | <customer>", max_length=200),
+        opt("stage", Kind.CHOICE, choices=STAGES),
+    ],
+    usage="[mine|open|all|<customer>] [stage=…]",
+)
+def list_deals(req: Request, ctx: Context) -> Reply:
+    scope = (req.args.get("scope") or "mine").strip()
+    stage = DealStage(req.args["stage"]) if "stage" in req.args else None
+    open_only = stage is None and scope.lower() != "all"
+    if scope.lower() == "mine":
+        if ctx.caller.user_id is None:
+            return Reply(text="You have no CRM user, so no deals of your own. Try /deal list open.", tone=Tone.WARNING)
+        found = deals.list_deals(ctx.uow, owner_id=ctx.caller.user_id, stage=stage, open_only=open_only)
+        title = "Your open deals" if open_only else "Your deals"
+    elif scope.lower() in ("open", "all"):
+        found = deals.list_deals(ctx.uow, stage=stage, open_only=open_only)
+        title = "Open deals" if open_only else "All deals"
+    else:
+        customer = customers.resolve_customer(ctx.uow, scope)
+        found = deals.list_deals(ctx.uow, customer_id=customer.id, stage=stage, open_only=False)
+        title = f"Deals of {customer.name}"
+    if stage is not None:
+        title += f" in {stage}"
+    totals: dict[str, int] = {}
+    for deal in found:
+        totals[deal.currency] = totals.get(deal.currency, 0) + deal.amount_cents
+    total_text = " + ".join(format_money(cents, cur) for cur, cents in sorted(totals.items()))
+    return Reply(
+        title=title,
+        sections=(Section(items=tuple(deal_item(d, ctx.caller.timezone, with_customer=True) for d in found),
+                          empty="No deals."),),
+        footer=f"{len(found)} deal(s) · {total_text} in total" if found else None,
+    )

@@ -1,0 +1,43 @@
+"""The role table: which role may do what. The one place permissions are decided.
+
+Every command names a permission; a role not listed for it is refused (deny by default).
+Someone the CRM does not know gets the role set by ``CHATCRM_UNKNOWN_ROLE`` (default: none,
+which allows only /help).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from crm_core.models import Role
+
+
+class Permission(enum.StrEnum):
+    HELP = "help"
+    CUSTOMERS_READ = "customers.read"
+    CUSTOMERS_WRITE = "customers.write"
+    NOTES_WRITE = "notes.write"
+    DEALS_READ = "deals.read"
+    DEALS_WRITE = "deals.write"
+    USERS_MANAGE = "users.manage"
+    FIELDS_MANAGE = "fields.manage"
+
+
+_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ}
+_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE}
+_MANAGER = _SALES | _SUPPORT
+
+ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
+    None: frozenset({Permission.HELP}),
+    Role.VIEWER: frozenset(_VIEWER),
+    Role.SALES: frozenset(_SALES),
+    Role.SUPPORT: frozenset(_SUPPORT),
+    Role.MANAGER: frozenset(_MANAGER),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+def allows(role: Role | str | None, permission: Permission) -> bool:
+    key = Role(role) if role else None
+    return permission in ROLE_PERMISSIONS.get(key, frozenset())

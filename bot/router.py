@@ -1,0 +1,162 @@
+"""Commands and how a command line finds its handler.
+
+Handler modules declare their commands on a ``CommandGroup``; the router collects the groups,
+finds the command for a line (``/customer new ...`` before ``/customer ...``), and knows the
+usage line and permission of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.args import Param, Token, UsageError, tokenize
+from bot.messages import Form, Reply
+from bot.roles import Permission, allows
+
+if TYPE_CHECKING:
+    from bot.context import Context
+    from bot.messages import Request
+
+Handler = Callable[["Request", "Context"], Reply]
+FormBuilder = Callable[["Request", "Context", dict[str, str]], Form]
+
+# Commands may be written "/crm customer acme" (one Slack command for everything) or "/customer acme".
+UMBRELLA = "crm"
+
+
+@dataclass(frozen=True)
+class Command:
+    path: tuple[str, ...]
+    handler: Handler
+    summary: str
+    permission: Permission
+    params: tuple[Param, ...] = ()
+    # Accept key=value pairs it does not declare (e.g. field=value edits).
+    extra_options: bool = False
+    # Custom usage text; derived from params when None.
+    usage_text: str | None = None
+    # Builds the form for missing arguments when the generic one from params is not enough.
+    form_builder: FormBuilder | None = None
+    # Reached only by buttons, never listed in help.
+    hidden: bool = False
+    # The title of the form asking for this command's arguments.
+    form_title: str | None = None
+
+    @property
+    def name(self) -> str:
+        return " ".join(self.path)
+
+    @property
+    def usage(self) -> str:
+        if self.usage_text:
+            return f"/{self.name} {self.usage_text}".rstrip()
+        parts = [p.usage() for p in self.params]
+        if self.extra_options:
+            parts.append("field=value …")
+        return " ".join([f"/{self.name}", *parts])
+
+
+class CommandGroup:
+    """The commands of one handler module."""
+
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+
+    def command(
+        self,
+        path: str,
+        *,
+        summary: str,
+        permission: Permission,
+        params: Iterable[Param] = (),
+        extra_options: bool = False,
+        usage: str | None = None,
+        form: FormBuilder | None = None,
+        form_title: str | None = None,
+        hidden: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.commands.append(
+                Command(
+                    path=tuple(path.split()),
+                    handler=handler,
+                    summary=summary,
+                    permission=permission,
+                    params=tuple(params),
+                    extra_options=extra_options,
+                    usage_text=usage,
+                    form_builder=form,
+                    form_title=form_title,
+                    hidden=hidden,
+                )
+            )
+            return handler
+
+        return register
+
+
+@dataclass(frozen=True)
+class Route:
+    command: Command
+    # The argument text after the command words, as typed.
+    arg_text: str
+
+
+class Router:
+    def __init__(self, groups: Iterable[CommandGroup]):
+        self._commands: dict[tuple[str, ...], Command] = {}
+        for group in groups:
+            for command in group.commands:
+                if command.path in self._commands:
+                    raise ValueError(f"command /{command.name} is registered twice")
+                self._commands[command.path] = command
+
+    @property
+    def commands(self) -> list[Command]:
+        return sorted(self._commands.values(), key=lambda c: c.path)
+
+    def top_level_names(self) -> list[str]:
+        """Every first word of a command: what Slack and Telegram register as commands."""
+        return sorted({c.path[0] for c in self._commands.values() if not c.hidden})
+
+    def get(self, name: str) -> Command | None:
+        return self._commands.get(tuple(name.split()))
+
+    def route(self, line: str) -> Route | None:
+        """The command a line asks for, or None for an unknown command. Raises UsageError on bad quoting."""
+        text = line.strip()
+        tokens = tokenize(text)
+        if not tokens:
+            return None
+        words = [t.value.lower().lstrip("/") if not t.quoted else None for t in tokens]
+        # The bot's @mention in Telegram groups: "/customer@chatcrm_bot acme".
+        if words[0] and "@" in words[0]:
+            words[0] = words[0].split("@", 1)[0]
+        offset = 0
+        if words[0] == UMBRELLA:
+            offset = 1
+            if len(tokens) == 1:
+                return Route(self._commands[("help",)], "") if ("help",) in self._commands else None
+        best: Command | None = None
+        best_len = 0
+        for length in range(1, 4):
+            if offset + length > len(tokens) or any(w is None for w in words[offset : offset + length]):
+                break
+            command = self._commands.get(tuple(words[offset : offset + length]))
+            if command:
+                best, best_len = command, length
+        if best is None:
+            return None
+        return Route(best, _after(text, tokens, offset + best_len))
+
+    def visible_to(self, role: str | None) -> list[Command]:
+        return [c for c in self.commands if not c.hidden and allows(role, c.permission)]
+
+
+def _after(text: str, tokens: list[Token], count: int) -> str:
+    return text[tokens[count].start :] if count < len(tokens) else ""
+
+
+__all__ = ["Command", "CommandGroup", "Route", "Router", "UsageError", "UMBRELLA"]

@@ -1,0 +1,60 @@
+"""Settings read once from the environment by the composition root (bot.bootstrap)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
+from crm_core.models import Role
+from crm_core.services.users import PlatformId, parse_admins
+
+
+class SettingsError(Exception):
+    """A configuration value is wrong; the message names the variable."""
+
+
+def _role(value: str | None, name: str) -> Role | None:
+    if not value or value.strip().lower() in ("", "none"):
+        return None
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a role ({', '.join(r.value for r in Role)} or none)") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    admins: tuple[PlatformId, ...] = ()
+    # The role of someone the CRM does not know (None: only /help).
+    unknown_role: Role | None = None
+    # Longest command line accepted from chat.
+    max_input_chars: int = 4000
+    currency: str = "EUR"
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        try:
+            admins = tuple(parse_admins(env.get("CHATCRM_ADMINS", "")))
+        except Exception as exc:  # noqa: BLE001 - re-raised with the variable's name
+            raise SettingsError(f"CHATCRM_ADMINS: {exc}") from None
+        currency = env.get("CHATCRM_CURRENCY", "EUR").strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise SettingsError(f"CHATCRM_CURRENCY={currency!r} is not a three-letter currency code")
+        return cls(
+            database_url=normalize_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+            admins=admins,
+            unknown_role=_role(env.get("CHATCRM_UNKNOWN_ROLE"), "CHATCRM_UNKNOWN_ROLE"),
+            currency=currency,
+            log_level=env.get("CHATCRM_LOG_LEVEL", "INFO").upper(),
+            extra={k: v for k, v in env.items() if k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
+        )

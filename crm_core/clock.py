@@ -1,0 +1,36 @@
+"""The one place the CRM core asks what time it is.
+
+Everything uses ``utcnow()`` so tests can move the clock with time-machine and the database
+always holds timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime, truncated to microseconds (what databases keep)."""
+    return datetime.now(UTC)
+
+
+def today_in(tz_name: str | None) -> date:
+    return utcnow().astimezone(zone(tz_name)).date()
+
+
+def zone(tz_name: str | None) -> ZoneInfo:
+    """The named IANA zone, or UTC for an empty name. Raises ValueError for an unknown one."""
+    if not tz_name:
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {tz_name!r} (use an IANA name such as Europe/Berlin)") from exc
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

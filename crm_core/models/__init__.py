@@ -1,0 +1,32 @@
+"""All CRM models; importing this package registers every table on ``Base.metadata``."""
+
+from crm_core.models.audit import AuditEntry
+from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.catalog import Order, OrderKind, OrderLine, Product
+from crm_core.models.custom_fields import CustomFieldDefinition, CustomFieldValue, FieldEntity, FieldType
+from crm_core.models.customers import (
+    Company,
+    Customer,
+    CustomerKind,
+    CustomerRelationship,
+    CustomerTag,
+    RelationshipType,
+)
+from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
+from crm_core.models.interactions import Direction, Interaction, InteractionKind
+from crm_core.models.tickets import Ticket, TicketPriority, TicketStatus
+from crm_core.models.users import Identity, Platform, Role, User
+
+# Every session audits its flushes; registering here means no write path can forget it.
+from crm_core import audit as _audit  # noqa: E402
+
+_audit.install()
+
+__all__ = [
+    "AuditEntry", "Base", "UTCDateTime", "Order", "OrderKind", "OrderLine", "Product",
+    "CustomFieldDefinition", "CustomFieldValue", "FieldEntity", "FieldType",
+    "Company", "Customer", "CustomerKind", "CustomerRelationship", "CustomerTag", "RelationshipType",
+    "DEFAULT_PROBABILITY", "PIPELINE", "Deal", "DealStage", "DealStageChange",
+    "Direction", "Interaction", "InteractionKind", "Ticket", "TicketPriority", "TicketStatus",
+    "Identity", "Platform", "Role", "User",
+]

@@ -1,0 +1,50 @@
+"""Money in integer minor units (cents): parsing what people type and formatting for display."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from crm_core.errors import ValidationError
+
+_AMOUNT = re.compile(r"^(?P<number>\d+(?:[.,]\d+)*)(?P<suffix>[kKmM]?)$")
+_SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "CNY"}
+_SIGNS = {value: key for key, value in _SYMBOLS.items()}
+
+
+def parse_amount(raw: str, field: str = "amount") -> tuple[int, str | None]:
+    """``"5000"``, ``"5,000.50"``, ``"12.5k"``, ``"€1200"`` or ``"1200 USD"`` -> (cents, currency or None)."""
+    value = raw.strip().replace(" ", "")
+    currency = None
+    if value[:1] in _SYMBOLS:
+        currency, value = _SYMBOLS[value[0]], value[1:]
+    match = re.match(r"^(.*?)([A-Za-z]{3})$", value)
+    if match and not _AMOUNT.match(value):
+        value, currency = match.group(1), match.group(2).upper()
+    parsed = _AMOUNT.match(value)
+    if not parsed:
+        raise ValidationError(f"{raw!r} is not an amount (try 5000, 5,000.50 or 12.5k)", field=field)
+    number = parsed.group("number")
+    # "5,000.50" and "5.000,50" both occur; the last separator followed by 1-2 digits is the decimal one.
+    last = max(number.rfind("."), number.rfind(","))
+    if last != -1 and len(number) - last - 1 in (1, 2):
+        number = number[:last].replace(",", "").replace(".", "") + "." + number[last + 1 :]
+    else:
+        number = number.replace(",", "").replace(".", "")
+    try:
+        amount = Decimal(number)
+    except InvalidOperation:
+        raise ValidationError(f"{raw!r} is not an amount", field=field) from None
+    amount *= {"k": 1_000, "m": 1_000_000}.get(parsed.group("suffix").lower(), 1)
+    cents = int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if cents > 10**15:
+        raise ValidationError(f"{raw!r} is too large", field=field)
+    return cents, currency
+
+
+def format_money(cents: int, currency: str = "EUR") -> str:
+    sign = "-" if cents < 0 else ""
+    whole, fraction = divmod(abs(cents), 100)
+    symbol = _SIGNS.get(currency)
+    number = f"{whole:,}.{fraction:02d}"
+    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"

@@ -1,0 +1,218 @@
+"""Customer search: by id, email, phone or name, ranked, on each database's own text index.
+
+Name search is case- and accent-insensitive, matches prefixes of the name or of any word in it,
+and tolerates one typo per word. It runs in stages, best kind of match first, and stops as soon
+as it has enough results, so a common prefix never scans the table:
+
+1. exact normalised name          (B-tree index on ``customers.search_name``)
+2. the name starts with the query (SQLite FTS5 ``^"..."*``; PostgreSQL ``LIKE 'q%'`` on a pattern index)
+3. a word in the name starts with the query (FTS5 phrase prefix; PostgreSQL pg_trgm GIN index)
+4. one typo per word (FTS5 / a GIN array index over the SymSpell deletion keys of crm_core.text),
+   verified with an edit distance before it is reported.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from crm_core import text
+from crm_core.models import Customer
+
+MAX_RESULTS = 10
+
+
+class MatchKind(enum.IntEnum):
+    # Higher is better; the value orders results across stages.
+    TYPO = 1
+    WORD_PREFIX = 2
+    NAME_PREFIX = 3
+    EXACT_NAME = 4
+    PHONE = 5
+    EMAIL = 6
+    ID = 7
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    customer_id: int
+    name: str
+    match: MatchKind
+    # Edit distance for typo matches, 0 otherwise; ranks closer spellings first.
+    distance: int = 0
+
+
+def search_customers(session: Session, query: str, limit: int = MAX_RESULTS) -> list[SearchHit]:
+    """Customers matching ``query``, best first, at most ``limit``."""
+    query = query.strip()
+    if not query:
+        return []
+    hits: dict[int, SearchHit] = {}
+
+    def collect(found: list[SearchHit]) -> bool:
+        for hit in found:
+            hits.setdefault(hit.customer_id, hit)
+        return len(hits) >= limit
+
+    id_match = re.fullmatch(r"#?(\d{1,9})", query)
+    if id_match and collect(_by_id(session, int(id_match.group(1)))):
+        return _ranked(hits, limit)
+    if "@" in query and collect(_by_email(session, query, limit)):
+        return _ranked(hits, limit)
+    if text.looks_like_phone(query) and collect(_by_phone(session, query, limit)):
+        return _ranked(hits, limit)
+
+    normalized = text.normalize(query)
+    if normalized:
+        stages = _sqlite_stages if session.get_bind().dialect.name == "sqlite" else _postgres_stages
+        for stage in stages:
+            if collect(stage(session, normalized, limit, exclude=set(hits))):
+                break
+    return _ranked(hits, limit)
+
+
+def _ranked(hits: dict[int, SearchHit], limit: int) -> list[SearchHit]:
+    ordered = sorted(hits.values(), key=lambda h: (-h.match, h.distance, len(h.name), h.name.casefold(), h.customer_id))
+    return ordered[:limit]
+
+
+def _rows_to_hits(rows, match: MatchKind) -> list[SearchHit]:
+    return [SearchHit(row.id, row.name, match) for row in rows]
+
+
+def _by_id(session: Session, customer_id: int) -> list[SearchHit]:
+    rows = session.execute(sa.select(Customer.id, Customer.name).where(Customer.id == customer_id)).all()
+    return _rows_to_hits(rows, MatchKind.ID)
+
+
+def _by_email(session: Session, query: str, limit: int) -> list[SearchHit]:
+    email = text.normalize_email(query)
+    rows = session.execute(sa.select(Customer.id, Customer.name).where(Customer.email == email).limit(limit)).all()
+    return _rows_to_hits(rows, MatchKind.EMAIL)
+
+
+def _by_phone(session: Session, query: str, limit: int) -> list[SearchHit]:
+    key = text.phone_key(query)
+    rows = session.execute(sa.select(Customer.id, Customer.name).where(Customer.phone_key == key).limit(limit)).all()
+    return _rows_to_hits(rows, MatchKind.PHONE)
+
+
+def _candidates(session: Session, where, limit: int, exclude: set[int]):
+    statement = (
+        sa.select(Customer.id, Customer.name, Customer.search_name)
+        .where(where)
+        .order_by(sa.func.length(Customer.search_name), Customer.search_name, Customer.id)
+        .limit(limit + len(exclude))
+    )
+    return [row for row in session.execute(statement) if row.id not in exclude]
+
+
+def _exact(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    return _rows_to_hits(_candidates(session, Customer.search_name == normalized, limit, exclude), MatchKind.EXACT_NAME)
+
+
+def _verify_typos(rows, normalized: str) -> list[SearchHit]:
+    """Keep candidates where every query word is within one edit of (or a prefix of) a name word."""
+    query_words = normalized.split()
+    hits = []
+    for row in rows:
+        name_words = row.search_name.split()
+        total = 0
+        for word in query_words:
+            best = min(
+                (0 if name_word.startswith(word) else text.edit_distance(word, name_word, limit=1))
+                for name_word in name_words
+            ) if name_words else 2
+            if best > 1:
+                break
+            total += best
+        else:
+            hits.append(SearchHit(row.id, row.name, MatchKind.TYPO, distance=total))
+    return hits
+
+
+def _typo_words(normalized: str) -> list[str]:
+    return [w for w in normalized.split() if len(w) >= text.TYPO_MIN_LENGTH]
+
+
+# --- SQLite: FTS5 ---------------------------------------------------------------------------
+
+
+def _fts_phrase(normalized: str) -> str:
+    # Normalised text holds only letters, digits and spaces, so quoting it is always safe.
+    return '"' + normalized + '"'
+
+
+def _fts_candidates(session: Session, match: str, limit: int, exclude: set[int]):
+    fts = sa.table("customer_fts", sa.column("rowid"))
+    matched = sa.select(fts.c.rowid).where(sa.text("customer_fts MATCH :match").bindparams(match=match))
+    return _candidates(session, Customer.id.in_(matched.scalar_subquery()), limit, exclude)
+
+
+def _sqlite_name_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    rows = _fts_candidates(session, f"search_name : ^ {_fts_phrase(normalized)} *", limit, exclude)
+    return _rows_to_hits(rows, MatchKind.NAME_PREFIX)
+
+
+def _sqlite_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    rows = _fts_candidates(session, f"search_name : {_fts_phrase(normalized)} *", limit, exclude)
+    return _rows_to_hits(rows, MatchKind.WORD_PREFIX)
+
+
+def _sqlite_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    words = _typo_words(normalized)
+    if not words:
+        return []
+    clauses = []
+    for word in words:
+        keys = " OR ".join(f'"{key}"' for key in sorted(text.deletions(word)))
+        clauses.append(f"search_keys : ({keys})")
+    rows = _fts_candidates(session, " AND ".join(clauses), limit * 5, exclude)
+    return _verify_typos(rows, normalized)
+
+
+_sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _sqlite_typo)
+
+
+# --- PostgreSQL: pattern index, pg_trgm and a GIN array index -----------------------------------
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _pg_name_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    where = Customer.search_name.like(_like_escape(normalized) + "%", escape="\\")
+    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.NAME_PREFIX)
+
+
+def _pg_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    escaped = _like_escape(normalized)
+    # The first condition is what the trigram index answers; the second keeps word starts only.
+    where = sa.and_(
+        Customer.search_name.like("%" + escaped + "%", escape="\\"),
+        (sa.literal(" ") + Customer.search_name).like("% " + escaped + "%", escape="\\"),
+    )
+    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.WORD_PREFIX)
+
+
+def _pg_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    words = _typo_words(normalized)
+    if not words:
+        return []
+    key_array = sa.func.string_to_array(Customer.search_keys, " ")
+    where = sa.and_(
+        *(
+            key_array.op("&&")(sa.cast(sorted(text.deletions(word)), postgresql.ARRAY(sa.Text)))
+            for word in words
+        )
+    )
+    return _verify_typos(_candidates(session, where, limit * 5, exclude), normalized)
+
+
+_postgres_stages = (_exact, _pg_name_prefix, _pg_word_prefix, _pg_typo)

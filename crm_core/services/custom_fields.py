@@ -1,0 +1,148 @@
+"""Custom field definitions and their values: parsing user text into typed, validated values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+
+from crm_core.errors import Conflict, ValidationError
+from crm_core.models import CustomFieldDefinition, CustomFieldValue, FieldEntity, FieldType
+from crm_core.uow import UnitOfWork
+
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+MAX_TEXT = 1000
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    definition: CustomFieldDefinition
+    value: str | float | date
+
+    @property
+    def display(self) -> str:
+        if isinstance(self.value, float):
+            return f"{self.value:g}"
+        if isinstance(self.value, date):
+            return self.value.isoformat()
+        return self.value
+
+
+def definitions(uow: UnitOfWork, entity: FieldEntity) -> list[CustomFieldDefinition]:
+    return list(
+        uow.session.scalars(
+            sa.select(CustomFieldDefinition)
+            .where(CustomFieldDefinition.entity == entity)
+            .order_by(CustomFieldDefinition.key)
+        )
+    )
+
+
+def define_field(
+    uow: UnitOfWork,
+    entity: FieldEntity,
+    key: str,
+    type_: FieldType,
+    label: str | None = None,
+    choices: list[str] | None = None,
+    required: bool = False,
+) -> CustomFieldDefinition:
+    key = key.strip().lower()
+    if not _KEY.match(key):
+        raise ValidationError(
+            f"{key!r} is not a field key: use lower-case letters, digits and _, starting with a letter", field="key"
+        )
+    if type_ is FieldType.CHOICE:
+        choices = [c.strip() for c in (choices or []) if c.strip()]
+        if len(choices) < 2:
+            raise ValidationError("a choice field needs at least two choices (choices=a|b|c)", field="choices")
+    elif choices:
+        raise ValidationError("only choice fields take choices", field="choices")
+    exists = uow.session.scalars(
+        sa.select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity, CustomFieldDefinition.key == key)
+    ).first()
+    if exists:
+        raise Conflict(f"{entity} already has a field {key!r}")
+    definition = CustomFieldDefinition(
+        entity=entity, key=key, label=(label or key.replace("_", " ").capitalize())[:100],
+        type=type_, choices=choices, required=required,
+    )
+    uow.session.add(definition)
+    uow.session.flush()
+    return definition
+
+
+def parse_value(definition: CustomFieldDefinition, raw: str) -> str | float | date:
+    """Turn what a user typed into the field's typed value, or raise ValidationError naming the field."""
+    value = raw.strip()
+    key = definition.key
+    if definition.type is FieldType.NUMBER:
+        try:
+            number = float(value.replace(",", "")) if value else None
+        except ValueError:
+            number = None
+        if number is None or number != number or number in (float("inf"), float("-inf")):
+            raise ValidationError(f"{definition.label} must be a number, not {raw!r}", field=key)
+        return number
+    if definition.type is FieldType.DATE:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(f"{definition.label} must be a date like 2026-12-01, not {raw!r}", field=key) from None
+    if definition.type is FieldType.CHOICE:
+        for choice in definition.choices or []:
+            if choice.casefold() == value.casefold():
+                return choice
+        allowed = ", ".join(definition.choices or [])
+        raise ValidationError(f"{definition.label} must be one of: {allowed}", field=key)
+    if not value:
+        raise ValidationError(f"{definition.label} cannot be empty", field=key)
+    if len(value) > MAX_TEXT:
+        raise ValidationError(f"{definition.label} is longer than {MAX_TEXT} characters", field=key)
+    return value
+
+
+def _row_value(definition: CustomFieldDefinition, row: CustomFieldValue) -> str | float | date | None:
+    if definition.type is FieldType.NUMBER:
+        return row.value_number
+    if definition.type is FieldType.DATE:
+        return row.value_date
+    return row.value_text
+
+
+def values_for(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> list[FieldValue]:
+    rows = uow.session.execute(
+        sa.select(CustomFieldDefinition, CustomFieldValue)
+        .join(CustomFieldValue, CustomFieldValue.definition_id == CustomFieldDefinition.id)
+        .where(CustomFieldDefinition.entity == entity, CustomFieldValue.entity_id == entity_id)
+        .order_by(CustomFieldDefinition.key)
+    ).all()
+    result = []
+    for definition, row in rows:
+        value = _row_value(definition, row)
+        if value is not None:
+            result.append(FieldValue(definition, value))
+    return result
+
+
+def set_value(
+    uow: UnitOfWork, definition: CustomFieldDefinition, entity_id: int, value: str | float | date | None
+) -> None:
+    """Store an already-parsed value; ``None`` clears it."""
+    row = uow.session.scalars(
+        sa.select(CustomFieldValue).where(
+            CustomFieldValue.definition_id == definition.id, CustomFieldValue.entity_id == entity_id
+        )
+    ).one_or_none()
+    if value is None:
+        if row is not None:
+            uow.session.delete(row)
+        return
+    if row is None:
+        row = CustomFieldValue(definition_id=definition.id, entity_id=entity_id)
+        uow.session.add(row)
+    row.value_text = value if isinstance(value, str) else None
+    row.value_number = value if isinstance(value, float) else None
+    row.value_date = value if isinstance(value, date) else None

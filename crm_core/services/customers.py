@@ -1,0 +1,324 @@
+"""Customers: create, edit (core and custom fields, tags), resolve a reference, and the card."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+
+from crm_core import clock, search, text
+from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.models import (
+    Company,
+    Customer,
+    CustomerKind,
+    CustomerRelationship,
+    CustomerTag,
+    Deal,
+    FieldEntity,
+    Interaction,
+    Order,
+    OrderKind,
+    RelationshipType,
+    Ticket,
+    TicketStatus,
+    User,
+)
+from crm_core.services import custom_fields, users
+from crm_core.services.custom_fields import FieldValue
+from crm_core.uow import UnitOfWork
+
+MAX_NAME = 200
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{2})?$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,49}$")
+# Values that mean "clear this field".
+_EMPTY = {"", "-", "none"}
+
+# Core fields a user may set with field=value, in the order forms and help show them.
+CORE_FIELDS = ("name", "email", "phone", "company", "country", "language", "timezone", "owner", "tags", "kind")
+
+
+def get_customer(uow: UnitOfWork, customer_id: int) -> Customer:
+    customer = uow.session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"there is no customer #{customer_id}")
+    return customer
+
+
+def resolve_customer(uow: UnitOfWork, reference: str) -> Customer:
+    """The one customer a reference (#id, email, phone or name) points at, or a clear error."""
+    hits = search.search_customers(uow.session, reference, limit=6)
+    if not hits:
+        raise NotFound(f"no customer matches {reference.strip()!r}")
+    best = hits[0]
+    # An exact hit (id, email, phone, exact name) wins only if no other hit is equally good.
+    if len(hits) == 1 or (best.match > hits[1].match and best.match >= search.MatchKind.EXACT_NAME):
+        return get_customer(uow, best.customer_id)
+    names = ", ".join(f"{h.name} (#{h.customer_id})" for h in hits[:5])
+    raise ValidationError(f"{reference.strip()!r} matches several customers: {names}. Use the #id.")
+
+
+def _company(uow: UnitOfWork, name: str) -> Company:
+    key = name.strip().casefold()
+    company = uow.session.scalars(sa.select(Company).where(Company.name_key == key)).one_or_none()
+    if company is None:
+        company = Company(name=name.strip(), name_key=key)
+        uow.session.add(company)
+        uow.session.flush()
+    return company
+
+
+@dataclass
+class _Parsed:
+    core: dict[str, object] = field(default_factory=dict)
+    tags_set: list[str] | None = None
+    tags_add: list[str] = field(default_factory=list)
+    tags_remove: list[str] = field(default_factory=list)
+    custom: dict[int, tuple[custom_fields.CustomFieldDefinition, object]] = field(default_factory=dict)
+
+
+def _parse_tags(raw: str) -> list[str]:
+    tags = []
+    for tag in (t.strip().lower().lstrip("#") for t in raw.split(",")):
+        if not tag:
+            continue
+        if not _TAG.match(tag):
+            raise ValidationError(f"{tag!r} is not a tag: use letters, digits, - and _", field="tags")
+        tags.append(tag)
+    return tags
+
+
+def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parsed:
+    """Validate every change before anything is written; report all problems at once."""
+    parsed = _Parsed()
+    errors: dict[str, str] = {}
+    definitions = {d.key: d for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)}
+    for raw_key, raw_value in changes.items():
+        key = raw_key.strip().lower()
+        value = (raw_value or "").strip()
+        empty = value.lower() in _EMPTY
+        try:
+            if key == "name":
+                if empty:
+                    raise ValidationError("a customer needs a name", field="name")
+                if len(value) > MAX_NAME:
+                    raise ValidationError(f"the name is longer than {MAX_NAME} characters", field="name")
+                parsed.core["name"] = value
+            elif key == "email":
+                if not empty and not _EMAIL.match(value):
+                    raise ValidationError(f"{value!r} is not an email address", field="email")
+                parsed.core["email"] = None if empty else value
+            elif key == "phone":
+                if not empty and len(text.phone_digits(value)) < 6:
+                    raise ValidationError(f"{value!r} is not a phone number", field="phone")
+                parsed.core["phone"] = None if empty else value
+            elif key == "company":
+                parsed.core["company"] = None if empty else value[:MAX_NAME]
+            elif key == "country":
+                if not empty and not _COUNTRY.match(value):
+                    raise ValidationError("country is a two-letter code such as DE or GB", field="country")
+                parsed.core["country"] = None if empty else value.upper()
+            elif key == "language":
+                if not empty and not _LANGUAGE.match(value):
+                    raise ValidationError("language is a code such as en, de or zh", field="language")
+                parsed.core["language"] = None if empty else value.lower()
+            elif key == "timezone":
+                if not empty:
+                    try:
+                        clock.zone(value)
+                    except ValueError as exc:
+                        raise ValidationError(str(exc), field="timezone") from None
+                parsed.core["timezone"] = None if empty else value
+            elif key == "owner":
+                parsed.core["owner_id"] = None if empty else users.find_user(uow, value).id
+            elif key == "kind":
+                try:
+                    parsed.core["kind"] = CustomerKind(value.lower())
+                except ValueError:
+                    raise ValidationError("kind is person or account", field="kind") from None
+            elif key == "tags":
+                if value.startswith("+"):
+                    parsed.tags_add = _parse_tags(value[1:])
+                elif value.startswith("-") and len(value) > 1:
+                    parsed.tags_remove = _parse_tags(value[1:])
+                else:
+                    parsed.tags_set = [] if empty else _parse_tags(value)
+            elif key in definitions:
+                definition = definitions[key]
+                parsed.custom[definition.id] = (definition, None if empty else custom_fields.parse_value(definition, value))
+            else:
+                known = ", ".join([*CORE_FIELDS, *definitions])
+                raise ValidationError(f"unknown field {raw_key!r} (fields: {known})", field=key)
+        except ValidationError as exc:
+            errors[exc.field or key] = exc.message
+        except NotFound as exc:
+            errors[key] = exc.message
+    if errors:
+        message = "; ".join(errors.values())
+        raise ValidationError(message, field=next(iter(errors)), errors=errors)
+    return parsed
+
+
+def _check_unique_email(uow: UnitOfWork, email: str | None, customer_id: int | None) -> None:
+    if not email:
+        return
+    clash = uow.session.scalars(
+        sa.select(Customer).where(Customer.email == text.normalize_email(email), Customer.id != (customer_id or -1))
+    ).first()
+    if clash:
+        raise Conflict(f"{clash.name} (#{clash.id}) already has the email {email}")
+
+
+def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
+    _check_unique_email(uow, parsed.core.get("email"), customer.id)
+    for key, value in parsed.core.items():
+        if key == "company":
+            customer.company_id = _company(uow, value).id if value else None
+        else:
+            setattr(customer, key, value)
+    if customer.id is None:
+        uow.session.add(customer)
+        uow.session.flush()
+    current = set(customer.tags)
+    wanted = set(parsed.tags_set) if parsed.tags_set is not None else set(current)
+    wanted = (wanted | set(parsed.tags_add)) - set(parsed.tags_remove)
+    for row in list(customer.tag_rows):
+        if row.tag not in wanted:
+            customer.tag_rows.remove(row)
+    for tag in sorted(wanted - current):
+        customer.tag_rows.append(CustomerTag(tag=tag))
+    for definition, value in parsed.custom.values():
+        custom_fields.set_value(uow, definition, customer.id, value)
+    uow.session.flush()
+    if "company" in parsed.core:
+        uow.session.refresh(customer, ["company"])
+
+
+def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None] | None = None) -> Customer:
+    changes = {"name": name, **(fields or {})}
+    parsed = _parse_changes(uow, changes)
+    missing = [
+        d.label for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)
+        if d.required and d.id not in parsed.custom
+    ]
+    if missing:
+        raise ValidationError(f"required field(s) missing: {', '.join(missing)}")
+    customer = Customer(name=parsed.core.pop("name"))
+    _apply(uow, customer, parsed)
+    return customer
+
+
+def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str | None]) -> Customer:
+    if not changes:
+        raise ValidationError("nothing to change: give field=value pairs")
+    customer = get_customer(uow, customer_id)
+    parsed = _parse_changes(uow, changes)
+    for definition, value in parsed.custom.values():
+        if definition.required and value is None:
+            raise ValidationError(f"{definition.label} is required and cannot be cleared", field=definition.key)
+    _apply(uow, customer, parsed)
+    return customer
+
+
+def add_relationship(
+    uow: UnitOfWork,
+    customer_id: int,
+    related_customer_id: int,
+    type_: RelationshipType,
+    started_on: date | None = None,
+    note: str | None = None,
+) -> CustomerRelationship:
+    if customer_id == related_customer_id:
+        raise ValidationError("a customer cannot be related to themselves")
+    get_customer(uow, customer_id)
+    get_customer(uow, related_customer_id)
+    relationship = CustomerRelationship(
+        customer_id=customer_id, related_customer_id=related_customer_id, type=type_,
+        started_on=started_on or clock.utcnow().date(), note=note,
+    )
+    uow.session.add(relationship)
+    uow.session.flush()
+    return relationship
+
+
+def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | None = None) -> CustomerRelationship:
+    relationship = uow.session.get(CustomerRelationship, relationship_id)
+    if relationship is None:
+        raise NotFound(f"there is no relationship #{relationship_id}")
+    relationship.ended_on = ended_on or clock.utcnow().date()
+    uow.session.flush()
+    return relationship
+
+
+@dataclass
+class CustomerCard:
+    """Everything the card shows, gathered in a handful of indexed queries."""
+
+    customer: Customer
+    custom_fields: list[FieldValue]
+    open_deals: list[Deal]
+    open_tickets: list[Ticket]
+    recent_interactions: list[Interaction]
+    recent_orders: list[Order]
+    relationships: list[CustomerRelationship]
+
+
+def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard:
+    session = uow.session
+    customer = get_customer(uow, customer_id)
+    open_deals = list(
+        session.scalars(
+            sa.select(Deal)
+            .where(Deal.customer_id == customer_id, Deal.stage.not_in(["won", "lost"]))
+            .order_by(Deal.expected_close_on.is_(None), Deal.expected_close_on, Deal.id)
+        )
+    )
+    open_tickets = list(
+        session.scalars(
+            sa.select(Ticket)
+            .where(Ticket.customer_id == customer_id, Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
+            .order_by(Ticket.created_at.desc())
+        )
+    )
+    interactions = list(
+        session.scalars(
+            sa.select(Interaction)
+            .where(Interaction.customer_id == customer_id)
+            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+            .limit(recent)
+        )
+    )
+    orders = list(
+        session.scalars(
+            sa.select(Order)
+            .where(Order.customer_id == customer_id, Order.kind == OrderKind.PURCHASE)
+            .order_by(Order.ordered_at.desc(), Order.id.desc())
+            .limit(recent)
+        )
+    )
+    relationships = list(
+        session.scalars(
+            sa.select(CustomerRelationship)
+            .where(CustomerRelationship.customer_id == customer_id, CustomerRelationship.ended_on.is_(None))
+            .order_by(CustomerRelationship.id)
+        )
+    )
+    return CustomerCard(
+        customer=customer,
+        custom_fields=custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer_id),
+        open_deals=open_deals,
+        open_tickets=open_tickets,
+        recent_interactions=interactions,
+        recent_orders=orders,
+        relationships=relationships,
+    )
+
+
+def owner_name(customer: Customer) -> str | None:
+    owner: User | None = customer.owner
+    return owner.name if owner else None

@@ -1,0 +1,124 @@
+"""Deals: open one, move it through the pipeline (recording every stage change), list them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+
+from crm_core import clock
+from crm_core.errors import NotFound, ValidationError
+from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange
+from crm_core.services.customers import get_customer
+from crm_core.uow import UnitOfWork
+
+MAX_TITLE = 200
+
+
+def parse_stage(raw: str) -> DealStage:
+    """A stage by name or unambiguous prefix: "neg" -> negotiation."""
+    value = raw.strip().lower()
+    matches = [stage for stage in DealStage if stage.value.startswith(value)] if value else []
+    if len(matches) == 1:
+        return matches[0]
+    stages = ", ".join(s.value for s in DealStage)
+    raise ValidationError(f"{raw!r} is not a stage (stages: {stages})", field="stage")
+
+
+def parse_probability(raw: str) -> int:
+    try:
+        value = int(raw.strip().rstrip("%"))
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 100:
+        raise ValidationError("probability is a whole number from 0 to 100", field="probability")
+    return value
+
+
+def parse_close_date(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValidationError(f"{raw!r} is not a date (write 2026-12-31)", field="close") from None
+
+
+def get_deal(uow: UnitOfWork, deal_id: int) -> Deal:
+    deal = uow.session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound(f"there is no deal #{deal_id}")
+    return deal
+
+
+def create_deal(
+    uow: UnitOfWork,
+    customer_id: int,
+    title: str,
+    amount_cents: int = 0,
+    currency: str = "EUR",
+    stage: DealStage = DealStage.LEAD,
+    expected_close_on: date | None = None,
+    probability: int | None = None,
+    owner_id: int | None = None,
+) -> Deal:
+    title = (title or "").strip()
+    if not title:
+        raise ValidationError("a deal needs a title", field="title")
+    if len(title) > MAX_TITLE:
+        raise ValidationError(f"the title is longer than {MAX_TITLE} characters", field="title")
+    if amount_cents < 0:
+        raise ValidationError("the amount cannot be negative", field="amount")
+    customer = get_customer(uow, customer_id)
+    deal = Deal(
+        customer_id=customer.id,
+        title=title,
+        amount_cents=amount_cents,
+        currency=currency.upper(),
+        stage=stage,
+        expected_close_on=expected_close_on,
+        probability=DEFAULT_PROBABILITY[stage] if probability is None else probability,
+        owner_id=owner_id if owner_id is not None else (customer.owner_id or uow.actor.user_id),
+        closed_at=None if stage.is_open else clock.utcnow(),
+    )
+    uow.session.add(deal)
+    uow.session.flush()
+    uow.session.add(DealStageChange(deal_id=deal.id, from_stage=None, to_stage=stage, changed_by_id=uow.actor.user_id))
+    uow.session.flush()
+    return deal
+
+
+def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | None = None) -> Deal:
+    deal = get_deal(uow, deal_id)
+    if deal.stage == stage:
+        raise ValidationError(f"deal #{deal.id} is already in {stage}", field="stage")
+    uow.session.add(
+        DealStageChange(deal_id=deal.id, from_stage=deal.stage, to_stage=stage, changed_by_id=uow.actor.user_id)
+    )
+    deal.stage = stage
+    deal.probability = DEFAULT_PROBABILITY[stage]
+    deal.closed_at = None if stage.is_open else clock.utcnow()
+    if stage is DealStage.LOST:
+        deal.lost_reason = (reason or "").strip()[:500] or None
+    uow.session.flush()
+    return deal
+
+
+def list_deals(
+    uow: UnitOfWork,
+    *,
+    owner_id: int | None = None,
+    customer_id: int | None = None,
+    stage: DealStage | None = None,
+    open_only: bool = True,
+    limit: int = 50,
+) -> list[Deal]:
+    statement = sa.select(Deal)
+    if owner_id is not None:
+        statement = statement.where(Deal.owner_id == owner_id)
+    if customer_id is not None:
+        statement = statement.where(Deal.customer_id == customer_id)
+    if stage is not None:
+        statement = statement.where(Deal.stage == stage)
+    elif open_only:
+        statement = statement.where(Deal.stage.not_in([DealStage.WON, DealStage.LOST]))
+    statement = statement.order_by(Deal.expected_close_on.is_(None), Deal.expected_close_on, Deal.id).limit(limit)
+    return list(uow.session.scalars(statement))

@@ -1,0 +1,78 @@
+"""Pure string helpers shared by models and search: name normalisation, typo keys, phone keys."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+# Name tokens shorter than this get no typo keys: one edit in a 3-letter word is another word.
+TYPO_MIN_LENGTH = 4
+
+
+def normalize(text: str) -> str:
+    """Lower-case, accent-free, punctuation-free form of a name: "Müller & Söhne" -> "muller sohne".
+
+    Punctuation, ``%``, ``_`` and quotes become word breaks, so they can never act as wildcards.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _NON_WORD.sub(" ", stripped.casefold()).strip()
+
+
+def deletions(token: str) -> set[str]:
+    """The token and every string one deletion away from it (the SymSpell neighbourhood).
+
+    Two words within one edit (insert, delete, substitute, swap) share at least one key,
+    which lets an index find typo candidates without scanning.
+    """
+    keys = {token}
+    if len(token) >= TYPO_MIN_LENGTH:
+        keys.update(token[:i] + token[i + 1 :] for i in range(len(token)))
+    return keys
+
+
+def typo_keys(normalized_name: str) -> str:
+    """Space-separated typo keys for every token of a normalised name, sorted for stable rows."""
+    keys: set[str] = set()
+    for token in normalized_name.split():
+        keys |= deletions(token)
+    return " ".join(sorted(keys))
+
+
+def edit_distance(a: str, b: str, limit: int = 2) -> int:
+    """Optimal-string-alignment distance (Levenshtein plus adjacent swaps), capped at ``limit + 1``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] | None = None
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if previous2 is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return min(previous[-1], limit + 1)
+
+
+def phone_digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
+
+
+def phone_key(phone: str | None) -> str | None:
+    """The last 9 digits: enough to tell numbers apart, and blind to country/trunk prefixes."""
+    if not phone:
+        return None
+    digits = phone_digits(phone)
+    return digits[-9:] if len(digits) >= 6 else None
+
+
+def looks_like_phone(query: str) -> bool:
+    return bool(re.fullmatch(r"\+?[\d\s().\-/]{6,}", query.strip())) and len(phone_digits(query)) >= 6
+
+
+def normalize_email(email: str | None) -> str | None:
+    return email.strip().lower() if email and email.strip() else None
