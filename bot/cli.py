@@ -49,18 +49,17 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """What ``make run`` starts: the configured platforms, or the console on seeded demo data."""
-    settings = Settings.from_env()
-    platforms = _configured_platforms(settings)
-    if platforms:
-        print(f"chatcrm: {', '.join(platforms)} configured, but serving them arrives with the platform adapters; "
-              "starting the console instead.", file=sys.stderr)
-    from bot.adapters.console.adapter import run_console
+    """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data."""
+    from bot.platforms import configured_platforms
 
     app = _app(args)
     try:
+        if configured_platforms(app):
+            return _run_worker(app)
+        from bot.adapters.console.adapter import run_console
+
         with app.uow(demo.DEMO_ACTOR) as uow:
-            if not demo.is_seeded(uow) and settings.is_sqlite:
+            if app.settings.is_sqlite and not demo.is_seeded(uow):
                 print("Seeding the demo data set (first start only)…", file=sys.stderr)
                 print(demo.seed(uow).describe(), file=sys.stderr)
         return run_console(app, as_user=args.as_user)
@@ -68,26 +67,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         app.close()
 
 
-def _configured_platforms(settings: Settings) -> list[str]:
-    env = settings.extra
-    found = []
-    if env.get("SLACK_BOT_TOKEN"):
-        found.append("Slack")
-    if env.get("TELEGRAM_BOT_TOKEN"):
-        found.append("Telegram")
-    return found
-
-
 def cmd_web(args: argparse.Namespace) -> int:
-    print("chatcrm web: no platform is configured yet. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
-          "or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram) to serve webhooks.", file=sys.stderr)
-    return 2
+    import uvicorn
+
+    from bot.platforms import web_mounts
+    from bot.web import build_web_app
+
+    app = _app(args)
+    try:
+        mounts = web_mounts(app)
+        if not mounts:
+            print("chatcrm web: no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
+                  "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README.", file=sys.stderr)
+            return 2
+        uvicorn.run(build_web_app(app, mounts), host=args.host, port=args.port, log_config=None)
+        return 0
+    finally:
+        app.close()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    print("chatcrm worker: nothing to run yet: the scheduler, outbox sender and Socket Mode / polling "
-          "connections are not configured in this version.", file=sys.stderr)
-    return 2
+    app = _app(args)
+    try:
+        return _run_worker(app)
+    finally:
+        app.close()
+
+
+def _run_worker(app) -> int:
+    import asyncio
+
+    from bot.platforms import worker_services
+    from bot.worker import run_services
+
+    services = worker_services(app)
+    if not services:
+        print("chatcrm worker: nothing to run: no platform is configured (SLACK_BOT_TOKEN with SLACK_APP_TOKEN "
+              "for Socket Mode, or TELEGRAM_BOT_TOKEN for polling); see the README.", file=sys.stderr)
+        return 2
+    asyncio.run(run_services(services))
+    return 0
 
 
 def cmd_db(args: argparse.Namespace) -> int:

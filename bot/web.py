@@ -1,0 +1,57 @@
+"""The HTTP side of chatcrm (``chatcrm web``): one ASGI app serving every configured platform.
+
+Each platform adapter contributes a ``WebMount`` (its routes plus start/stop hooks); this module
+adds ``GET /healthz`` and runs them under uvicorn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from bot.bootstrap import App
+
+
+class WebMount(Protocol):
+    name: str
+
+    @property
+    def routes(self) -> Sequence[BaseRoute]: ...
+
+    async def startup(self) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+
+def build_web_app(app: App, mounts: Sequence[WebMount]) -> Starlette:
+    async def healthz(_request: Request) -> JSONResponse:
+        try:
+            with app.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except sa.exc.DBAPIError:
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "platforms": [m.name for m in mounts]})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_starlette: Starlette) -> AsyncIterator[None]:
+        started: list[WebMount] = []
+        try:
+            for mount in mounts:
+                await mount.startup()
+                started.append(mount)
+            yield
+        finally:
+            for mount in reversed(started):
+                await mount.shutdown()
+
+    routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
+    for mount in mounts:
+        routes.extend(mount.routes)
+    return Starlette(routes=routes, lifespan=lifespan)

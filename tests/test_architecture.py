@@ -1,0 +1,50 @@
+"""The layers of design.md hold: crm_core never imports the bot layer or a chat SDK; handlers never
+import an SDK or an adapter; nothing connects at import time."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SDKS = ("slack_bolt", "slack_sdk", "telegram")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def _offenders(folder: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
+    bad = {}
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        hits = sorted(m for m in _imports(path) if m.split(".")[0] in forbidden or m.startswith(forbidden))
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    return bad
+
+
+def test_crm_core_imports_neither_bot_nor_sdks():
+    assert _offenders("crm_core", ("bot", *SDKS)) == {}
+
+
+def test_handlers_import_no_sdk_and_no_adapter():
+    assert _offenders("bot/handlers", (*SDKS, "bot.adapters")) == {}
+
+
+def test_importing_the_packages_connects_to_nothing():
+    # A database URL that cannot work: importing must still succeed because nothing connects.
+    code = "import bot.cli, bot.bootstrap, bot.handlers, crm_core.models, crm_core.search, crm_core.demo"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "PATH": ""},
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,154 @@
+"""The dispatcher's promises: roles deny by default, user errors get usage, internal errors get a
+reference that is logged, over-long input is refused, and a failed command writes nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import sqlalchemy as sa
+from crm_core.models import AuditEntry, Customer, Platform, Role
+from crm_core.services import customers
+
+from bot.args import rest
+from bot.dispatch import Dispatcher
+from bot.handlers import ALL_GROUPS
+from bot.messages import Reply, Tone
+from bot.roles import ROLE_PERMISSIONS, Permission
+from bot.router import CommandGroup, Router
+from tests.support import Chat
+
+
+def test_unknown_user_gets_only_help(chat):
+    stranger = chat.stranger()
+    denied = chat.say(stranger, "/customer acme").reply
+    assert denied.tone is Tone.ERROR
+    assert denied.text == "You can't use /customer yet: ask a chatcrm admin to give you a role (/role)."
+    help_reply = chat.say(stranger, "/help").reply
+    assert [i.text for i in help_reply.sections[0].items] == ["/help [command]", "/whoami"]
+    assert "ask a chatcrm admin" in help_reply.footer.lower()
+
+
+def test_help_lists_what_the_role_may_use(chat):
+    viewer = chat.user("Vic Viewer", Role.VIEWER)
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    viewer_cmds = {i.text.split()[0] + (" " + i.text.split()[1] if len(i.text.split()) > 1 and not i.text.split()[1].startswith(("<", "[")) else "")
+                   for i in chat.say(viewer, "/help").reply.sections[0].items}
+    assert "/customer new" not in viewer_cmds and "/role" not in viewer_cmds
+    assert {"/customer", "/deal", "/deal list", "/help"} <= viewer_cmds
+    admin_usages = [i.text for i in chat.say(admin, "/help").reply.sections[0].items]
+    assert "/role <user> <admin|manager|sales|support|viewer|none>" in admin_usages
+    assert "/customer new <name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [owner=…] [tags=a,b] [field=value …]" in admin_usages
+
+
+def test_help_on_one_command(chat):
+    rep = chat.user("Rita", Role.SALES)
+    reply = chat.say(rep, "/help deal").reply
+    assert [s.title for s in reply.sections] == [
+        "/deal <id>", "/deal list [mine|open|all|<customer>] [stage=…]", "/deal new <customer> <title> [amount=…] [close=…] [stage=…]",
+        "/deal stage <id> <lead|qualified|proposal|negotiation|won|lost> [reason]",
+    ]
+
+
+def test_viewer_cannot_write(chat, app):
+    viewer = chat.user("Vic Viewer", Role.VIEWER)
+    reply = chat.say(viewer, "/customer new Sneaky").reply
+    assert reply.text == "Your role (viewer) can't use /customer new. Ask an admin if you need it."
+    with app.uow() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+
+
+def test_every_permission_belongs_to_admin_and_the_table_denies_by_default():
+    assert ROLE_PERMISSIONS[Role.ADMIN] == frozenset(Permission)
+    assert ROLE_PERMISSIONS[None] == frozenset({Permission.HELP})
+    for command in Router(ALL_GROUPS).commands:
+        assert isinstance(command.permission, Permission), command.name
+
+
+def test_unknown_command_answers_with_help(chat):
+    rep = chat.user("Rita", Role.SALES)
+    reply = chat.say(rep, "/frobnicate now").reply
+    assert reply.title == "I don't know '/frobnicate'. Here is what you can use:"
+    assert any(i.text.startswith("/customer") for i in reply.sections[0].items)
+
+
+def test_umbrella_command(chat, app):
+    rep = chat.user("Rita", Role.SALES)
+    with app.uow() as uow:
+        customers.create_customer(uow, "Acme Corp")
+    assert chat.say(rep, "/crm customer acme").reply.title == "Acme Corp"
+    assert chat.say(rep, "/crm").reply.title == "chatcrm commands"
+
+
+def test_input_over_4000_characters_is_refused(chat, app):
+    rep = chat.user("Rita", Role.SALES)
+    with app.uow() as uow:
+        customers.create_customer(uow, "Acme Corp")
+    reply = chat.say(rep, "/note acme " + "x" * 4000).reply
+    assert reply.text == "That is too long (4,011 characters; the limit is 4,000). Please shorten it."
+    with app.uow() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
+            AuditEntry.entity_type == "interactions")) == 0
+
+
+def test_unclosed_quote_is_a_user_error(chat):
+    rep = chat.user("Rita", Role.SALES)
+    reply = chat.say(rep, '/customer new "Acme').reply
+    assert reply.text == "I could not read that command: a quote opened at character 15 is never closed."
+
+
+def test_role_command_grants_and_creates_platform_users(chat, app):
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    assert chat.say(admin, "/role slack:U777 sales").reply.text.endswith("is now sales.")
+    newcomer = chat.stranger("U777")
+    assert chat.say(newcomer, "/customer acme").reply.text == "No customer matches 'acme'."
+    assert chat.say(admin, "/role nobody sales").reply.text == "No user called 'nobody'."
+    assert chat.say(admin, "/role slack:U777 wizard").reply.footer == "Usage: /role <user> <admin|manager|sales|support|viewer|none>"
+    assert chat.say(admin, "/role \"Ada Admin\" viewer").reply.text == "You can't take admin away from yourself; ask another admin."
+
+
+def test_bootstrap_admins_from_settings(database_url):
+    from bot.bootstrap import build_app
+    from bot.settings import Settings
+
+    settings = Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_ADMINS": "slack:UADMIN, telegram:4242"})
+    app = build_app(settings)
+    try:
+        chat = Chat(app)
+        for origin in (chat.stranger("UADMIN"), chat.stranger("4242", platform=Platform.TELEGRAM)):
+            assert chat.say(origin, "/whoami").reply.fields[0].value == "admin"
+    finally:
+        app.close()
+    # A second start changes nothing.
+    app = build_app(settings)
+    try:
+        with app.uow() as uow:
+            assert uow.session.scalar(sa.text("SELECT count(*) FROM users")) == 2
+    finally:
+        app.close()
+
+
+def test_unexpected_error_gets_a_reference_logs_it_and_rolls_back(app, caplog):
+    boom = CommandGroup()
+
+    @boom.command("boom", summary="fails half way", permission=Permission.HELP, params=[rest("name")])
+    def _boom(req, ctx) -> Reply:
+        customers.create_customer(ctx.uow, req.args["name"])
+        ctx.uow.flush()
+        raise RuntimeError("disk on fire")
+
+    dispatcher = Dispatcher(Router([*ALL_GROUPS, boom]), app.session_factory, app.settings)
+    chat = Chat(app)
+    origin = chat.stranger()
+    with caplog.at_level(logging.ERROR, logger="chatcrm.dispatch"):
+        from bot.messages import Request
+
+        reply = dispatcher.handle(Request(origin=origin, text="/boom Half Written Ltd"))
+    assert reply.tone is Tone.ERROR
+    ref = reply.text.split("(ref ")[1].split(")")[0]
+    assert len(ref) == 8
+    record = next(r for r in caplog.records if f"ref={ref}" in r.getMessage())
+    assert record.exc_info[1].args == ("disk on fire",)
+    with app.uow() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 0
