@@ -96,6 +96,16 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
+# Database-specific search objects created by hand in migrations (FTS5 on SQLite, GIN and
+# pattern indexes on PostgreSQL): they have no model, so autogenerate must not drop them.
+HAND_MADE_PREFIXES = ("customer_fts", "ix_customers_search_")
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Alembic autogenerate filter: ignore the hand-made search objects."""
+    return not (reflected and compare_to is None and name and name.startswith(HAND_MADE_PREFIXES))
+
+
 def alembic_config(engine: Engine | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))

@@ -12,14 +12,6 @@ from crm_core.models import Base
 config = context.config
 target_metadata = Base.metadata
 
-# Database-specific search objects created by hand in migrations (FTS5 on SQLite, GIN and
-# pattern indexes on PostgreSQL): they have no model, so autogenerate must not drop them.
-HAND_MADE_PREFIXES = ("customer_fts", "ix_customers_search_")
-
-
-def include_object(obj, name, type_, reflected, compare_to) -> bool:
-    return not (reflected and compare_to is None and name and name.startswith(HAND_MADE_PREFIXES))
-
 
 def run_migrations_online() -> None:
     engine = config.attributes.get("engine")
@@ -32,7 +24,7 @@ def run_migrations_online() -> None:
             # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
-            include_object=include_object,
+            include_object=db.include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -151,3 +151,16 @@ def link_identity(uow: UnitOfWork, user: User, platform_id: PlatformId, display_
         )
     uow.session.flush()
     return user
+
+
+# Where a user "works", for direct messages: Slack first, then Telegram, then the console.
+DM_PREFERENCE = (Platform.SLACK, Platform.TELEGRAM, Platform.CONSOLE)
+
+
+def dm_address(user: User, prefer: tuple[Platform, ...] = DM_PREFERENCE) -> PlatformId | None:
+    """The platform identity to DM a user on (a Slack user id or Telegram chat id is its own DM)."""
+    by_platform = {identity.platform: identity for identity in user.identities}
+    for platform in prefer:
+        if platform in by_platform:
+            return PlatformId(platform, by_platform[platform].external_id)
+    return None
