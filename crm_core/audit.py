@@ -38,8 +38,9 @@ def _entity_type(obj: Base) -> str:
 
 
 def _entity_id(obj: Base) -> str:
-    identity = sa.inspect(obj).identity
-    return "/".join(str(part) for part in identity) if identity else "?"
+    # From the primary key columns: in after_flush a new row has its key but no identity yet.
+    key = sa.inspect(obj).mapper.primary_key_from_instance(obj)
+    return "/".join(str(part) for part in key)
 
 
 def _columns(obj: Base) -> list[str]:
@@ -71,7 +72,7 @@ def _audited(obj: object) -> bool:
     return isinstance(obj, Base) and getattr(type(obj), "__audited__", True)
 
 
-def _after_flush(session: Session, _flush_context) -> None:
+def _after_flush(session: Session, flush_context) -> None:
     actor: Actor = session.info.get("actor") or SYSTEM
     rows: list[dict[str, Any]] = []
 
@@ -89,17 +90,20 @@ def _after_flush(session: Session, _flush_context) -> None:
             }
         )
 
-    for obj in session.new:
-        if _audited(obj):
+    # The flush context knows every row this flush wrote, including orphans removed from a
+    # collection (which never appear in session.deleted).
+    for state, (is_delete, list_only) in list(flush_context.states.items()):
+        obj = state.obj()
+        if list_only or obj is None or not _audited(obj):
+            continue
+        if is_delete:
+            add("delete", obj, _snapshot(obj), None)
+        elif obj in session.new:
             add("create", obj, None, _snapshot(obj))
-    for obj in session.dirty:
-        if _audited(obj) and session.is_modified(obj, include_collections=False):
+        else:
             before, after = _changes(obj)
             if after:
                 add("update", obj, before, after)
-    for obj in session.deleted:
-        if _audited(obj):
-            add("delete", obj, _snapshot(obj), None)
     if rows:
         now = utcnow()
         for row in rows:

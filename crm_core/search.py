@@ -59,19 +59,23 @@ def search_customers(session: Session, query: str, limit: int = MAX_RESULTS) -> 
             hits.setdefault(hit.customer_id, hit)
         return len(hits) >= limit
 
-    id_match = re.fullmatch(r"#?(\d{1,9})", query)
-    if id_match and collect(_by_id(session, int(id_match.group(1)))):
-        return _ranked(hits, limit)
-    if "@" in query and collect(_by_email(session, query, limit)):
-        return _ranked(hits, limit)
-    if text.looks_like_phone(query) and collect(_by_phone(session, query, limit)):
-        return _ranked(hits, limit)
-
+    id_match = re.fullmatch(r"(#?)(\d{1,9})", query)
+    if id_match:
+        collect(_by_id(session, int(id_match.group(2))))
+        # "#12" means the id; a bare "12" may also be part of a name ("12 Monkeys").
+        if id_match.group(1) and hits:
+            return _ranked(hits, limit)
+    if "@" in query:
+        collect(_by_email(session, query, limit))
+    elif text.looks_like_phone(query):
+        collect(_by_phone(session, query, limit))
     normalized = text.normalize(query)
     if normalized:
         stages = _sqlite_stages if session.get_bind().dialect.name == "sqlite" else _postgres_stages
         for stage in stages:
-            if collect(stage(session, normalized, limit, exclude=set(hits))):
+            exact_found = any(hit.match >= MatchKind.EXACT_NAME for hit in hits.values())
+            # An exact match (email, phone, full name) outranks anything a looser stage could add.
+            if exact_found or collect(stage(session, normalized, limit, exclude=set(hits))):
                 break
     return _ranked(hits, limit)
 

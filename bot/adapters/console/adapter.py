@@ -27,8 +27,10 @@ def console_identity(app: App, as_user: str | None) -> Origin:
     with app.uow() as uow:
         if as_user:
             user = users.find_user(uow, as_user)
-            external_id = f"user-{user.id}"
-            users.link_identity(uow, user, users.PlatformId(Platform.CONSOLE, external_id))
+            existing = [i.external_id for i in user.identities if i.platform == Platform.CONSOLE]
+            external_id = existing[0] if existing else f"user-{user.id}"
+            if not existing:
+                users.link_identity(uow, user, users.PlatformId(Platform.CONSOLE, external_id))
             name = user.name
         else:
             external_id = CONSOLE_ADMIN

@@ -1,0 +1,219 @@
+"""/customer latency at scale: 100,000 customers and 1,000,000 order lines, on SQLite and PostgreSQL.
+
+Generates the data with bulk inserts (once; reused on later runs), then times the whole
+``/customer <query>`` path through the real dispatcher (identity, role check, search, card) for
+exact, prefix and typo queries and prints p50/p95/p99. Target: p95 under 20 ms on both.
+
+    python -m benchmarks search                      # both databases, default sizes
+    python -m benchmarks search -- --customers 20000 --lines 200000 --queries 100
+    python -m benchmarks search -- --only sqlite --fresh
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from crm_core import db, text
+from crm_core.demo import COMPANY_KINDS, COMPANY_WORDS, COUNTRIES, PRODUCTS
+from crm_core.models import Customer, Order, OrderLine, Product, Role
+from crm_core.services import orders, users
+
+CACHE = Path(os.environ.get("CHATCRM_BENCH_DIR", "/tmp/chatcrm-bench"))
+PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _names(rng: random.Random, count: int) -> list[str]:
+    firsts = sorted({n for c in COUNTRIES for n in c[4] if n.isascii()} | {"Alex", "Sam", "Robin", "Kim", "Noor"})
+    lasts = sorted({n for c in COUNTRIES for n in c[5]})
+    names: set[str] = {"Acme Corp"}
+    while len(names) < count:
+        if rng.random() < 0.5:
+            name = f"{rng.choice(firsts)} {rng.choice(lasts)} {rng.randint(1, 999)}"
+        else:
+            name = f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_KINDS)} {rng.randint(1, 9999)}"
+        names.add(name)
+    return sorted(names)
+
+
+def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
+    engine = db.create_engine(url)
+    db.upgrade(engine)
+    rng = random.Random(seed)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Product), [
+            {"sku": sku, "name": name, "category": cat, "price_cents": price, "currency": "EUR", "active": True,
+             "created_at": now, "updated_at": now} for sku, name, cat, price in PRODUCTS])
+        product_ids = [row.id for row in connection.execute(sa.select(Product.id))]
+        rows = []
+        for index, name in enumerate(_names(rng, customers)):
+            normalized = text.normalize(name)
+            phone = f"+49 30 {1000000 + index}"
+            rows.append({
+                "kind": "person", "name": name, "search_name": normalized, "search_keys": text.typo_keys(normalized),
+                "email": f"customer{index}@example.com", "phone": phone, "phone_key": text.phone_key(phone),
+                "country": rng.choice(COUNTRIES)[0], "created_at": now, "updated_at": now,
+                "lifetime_value_cents": 0, "order_count": 0,
+            })
+            if len(rows) == 5000:
+                connection.execute(sa.insert(Customer), rows)
+                rows = []
+        if rows:
+            connection.execute(sa.insert(Customer), rows)
+    print(f"  {customers:,} customers in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    order_id = 0
+    written = 0
+    with engine.begin() as connection:
+        while written < lines:
+            order_rows, line_rows = [], []
+            for _ in range(2000):
+                order_id += 1
+                n_lines = rng.randint(1, 9)
+                picked = rng.sample(product_ids, n_lines)
+                total = 0
+                for product_id in picked:
+                    quantity = rng.randint(1, 5)
+                    line_rows.append({"order_id": order_id, "product_id": product_id, "quantity": quantity,
+                                      "unit_price_cents": 1000, "line_total_cents": 1000 * quantity})
+                    total += 1000 * quantity
+                order_rows.append({"id": order_id, "number": f"B-{order_id:07d}", "customer_id": rng.randint(1, customers),
+                                   "kind": "purchase", "ordered_at": now - timedelta(days=rng.randint(0, 730)),
+                                   "currency": "EUR", "total_cents": total, "source": "bench"})
+                written += n_lines
+            connection.execute(sa.insert(Order), order_rows)
+            connection.execute(sa.insert(OrderLine), line_rows)
+    print(f"  {written:,} order lines in {order_id:,} orders in {time.perf_counter() - started:.1f} s", flush=True)
+    started = time.perf_counter()
+    factory = db.session_factory(engine)
+    from crm_core.uow import UnitOfWork
+
+    with UnitOfWork(factory) as uow:
+        orders.refresh_customer_stats(uow)
+        users.ensure_user(uow, users.PlatformId("console", "bench"), display_name="Bench", role=Role.ADMIN)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    print(f"  customer figures and statistics in {time.perf_counter() - started:.1f} s", flush=True)
+    engine.dispose()
+
+
+def _typo(rng: random.Random, name: str) -> str:
+    words = name.split()
+    candidates = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    if not candidates:
+        return name
+    i = rng.choice(candidates)
+    word = words[i]
+    pos = rng.randint(1, len(word) - 2)
+    words[i] = word[:pos] + ("x" if word[pos] != "x" else "y") + word[pos + 1 :]
+    return " ".join(words)
+
+
+def measure(url: str, queries: int, seed: int = 11) -> dict[str, list[float]]:
+    from bot.bootstrap import build_app
+    from bot.messages import Origin, Request
+    from bot.settings import Settings
+
+    app = build_app(Settings(database_url=url))
+    rng = random.Random(seed)
+    with app.engine.connect() as connection:
+        count = connection.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one()
+        sample_ids = rng.sample(range(1, count + 1), queries)
+        names = dict(connection.execute(sa.select(Customer.id, Customer.name).where(Customer.id.in_(sample_ids))).all())
+    origin = Origin(platform="console", user_external_id="bench", conversation="bench")
+    kinds = {
+        "exact": [names[i] for i in sample_ids],
+        "prefix": [names[i].split()[0][:4] for i in sample_ids],
+        "typo": [_typo(rng, names[i]) for i in sample_ids],
+    }
+    timings: dict[str, list[float]] = {}
+    for kind, texts in kinds.items():
+        for query in texts[:20]:  # warm caches
+            app.dispatcher.handle(Request(origin=origin, text=f"/customer {query}"))
+        samples = []
+        for query in texts:
+            started = time.perf_counter()
+            reply = app.dispatcher.handle(Request(origin=origin, text=f"/customer {query}"))
+            samples.append((time.perf_counter() - started) * 1000)
+            assert reply.tone.value != "error", (query, reply)
+        timings[kind] = samples
+    app.close()
+    return timings
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _database_urls(only: str | None, fresh: bool, customers: int, lines: int) -> dict[str, str]:
+    urls = {}
+    tag = f"{customers}_{lines}"
+    if only in (None, "sqlite"):
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path = CACHE / f"search_{tag}.db"
+        if fresh and path.exists():
+            path.unlink()
+        urls["sqlite"] = f"sqlite:///{path}"
+    if only in (None, "postgresql"):
+        name = f"chatcrm_bench_{tag}"
+        admin = sa.create_engine(db.normalize_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as connection:
+                exists = connection.exec_driver_sql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'").first()
+                if exists and fresh:
+                    connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+                    exists = None
+                if not exists:
+                    connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            urls["postgresql"] = sa.engine.make_url(db.normalize_url(PG_ADMIN)).set(database=name).render_as_string(
+                hide_password=False)
+        except sa.exc.OperationalError as exc:
+            print(f"PostgreSQL skipped: {exc.orig}")
+        finally:
+            admin.dispose()
+    return urls
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="bench search")
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--fresh", action="store_true", help="regenerate the data even if a copy exists")
+    args = parser.parse_args(argv)
+    results = {}
+    for name, url in _database_urls(args.only, args.fresh, args.customers, args.lines).items():
+        engine = db.create_engine(url)
+        populated = False
+        try:
+            if db.schema_status(engine).up_to_date:
+                with engine.connect() as connection:
+                    populated = connection.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one() > 0
+        finally:
+            engine.dispose()
+        if not populated:
+            print(f"{name}: generating data …", flush=True)
+            generate(url, args.customers, args.lines)
+        results[name] = measure(url, args.queries)
+    print(f"\n/customer handler latency, {args.customers:,} customers, {args.lines:,} order lines, "
+          f"{args.queries} queries per kind (ms)")
+    print(f"{'database':<11} {'query':<7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
+    for name, timings in results.items():
+        for kind, samples in timings.items():
+            print(f"{name:<11} {kind:<7} {statistics.median(samples):7.2f} {_percentile(samples, 95):7.2f} "
+                  f"{_percentile(samples, 99):7.2f} {max(samples):7.2f}")

@@ -1,0 +1,98 @@
+"""The chatcrm command as a user runs it: piped console, demo seeding, clear one-line failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def chatcrm(*args: str, env: dict[str, str], stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))}, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], input=stdin, capture_output=True, text=True,
+        env=full_env, cwd=cwd or ROOT, timeout=120,
+    )
+
+
+def test_piped_console_prints_the_acme_card(database_url):
+    env = {"DATABASE_URL": database_url}
+    seeded = chatcrm("demo", "--customers", "60", env=env)
+    assert seeded.returncode == 0, seeded.stderr
+    assert seeded.stdout.startswith("Demo data added: 8 users, 60 customers")
+    result = chatcrm("console", env=env, stdin="/customer acme\n/customer zzzqqq\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("Acme Corp · account\n")
+    assert "  Owner " in out and "Open deals (" in out and "Recent interactions" in out
+    assert "No customer matches 'zzzqqq'." in out
+    again = chatcrm("demo", env=env)
+    assert again.stdout.strip() == "The demo data is already there; nothing added."
+
+
+def test_console_as_a_user_has_that_users_role(database_url):
+    env = {"DATABASE_URL": database_url}
+    chatcrm("demo", "--customers", "20", env=env)
+    result = chatcrm("console", "--as", "Victor Hale", env=env, stdin="/whoami\n/customer new Sneaky\n")
+    assert any(line.split() == ["Role", "viewer"] for line in result.stdout.splitlines())
+    assert "Accounts  console:victor\n" in result.stdout
+    assert "Your role (viewer) can't use /customer new." in result.stdout
+
+
+def test_run_seeds_the_embedded_default_once(tmp_path):
+    # No DATABASE_URL: the SQLite file chatcrm.db in the working directory.
+    first = chatcrm("run", env={}, stdin="/customer acme\n", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "chatcrm.db").exists()
+    assert "Seeding the demo data set" in first.stderr
+    assert first.stdout.startswith("Acme Corp · account")
+    second = chatcrm("run", env={}, stdin="/customer acme\n", cwd=tmp_path)
+    assert "Seeding" not in second.stderr
+    assert second.stdout == first.stdout
+
+
+def test_unreachable_database_is_one_line_with_masked_password():
+    result = chatcrm("console", env={"DATABASE_URL": "postgresql://crm:s3cret@127.0.0.1:1/crm"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("chatcrm: cannot reach the database at postgresql+psycopg://crm:***@127.0.0.1:1/crm")
+    assert "s3cret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_database_url_and_bad_setting_are_one_line():
+    result = chatcrm("console", env={"DATABASE_URL": "not a url"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("chatcrm: DATABASE_URL is not a valid database URL")
+    result = chatcrm("console", env={"CHATCRM_ADMINS": "slack"})
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("chatcrm: CHATCRM_ADMINS: 'slack' is not a platform identity "
+                                     "(write it as slack:U123 or telegram:456)")
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
+def test_postgres_behind_refuses_then_db_upgrade_fixes_it(empty_database_url):
+    env = {"DATABASE_URL": empty_database_url}
+    refused = chatcrm("console", env=env, stdin="/help\n")
+    assert refused.returncode == 1
+    assert "run `chatcrm db upgrade` first" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    status = chatcrm("db", "status", env=env)
+    assert status.returncode == 1 and "behind" in status.stdout
+    upgraded = chatcrm("db", "upgrade", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert chatcrm("db", "status", env=env).returncode == 0
+    assert chatcrm("console", env=env, stdin="/help\n").returncode == 0
+
+
+def test_web_and_worker_say_what_is_not_configured(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    web = chatcrm("web", env=env)
+    assert web.returncode == 2 and "no platform is configured" in web.stderr
+    worker = chatcrm("worker", env=env)
+    assert worker.returncode == 2 and "no platform is configured" in worker.stderr
