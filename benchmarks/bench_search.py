@@ -56,10 +56,9 @@ def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
         product_ids = [row.id for row in connection.execute(sa.select(Product.id))]
         rows = []
         for index, name in enumerate(_names(rng, customers)):
-            normalized = text.normalize(name)
             phone = f"+49 30 {1000000 + index}"
             rows.append({
-                "kind": "person", "name": name, "search_name": normalized, "search_keys": text.typo_keys(normalized),
+                "kind": "person", "name": name, **text.search_columns(name),
                 "email": f"customer{index}@example.com", "phone": phone, "phone_key": text.phone_key(phone),
                 "country": rng.choice(COUNTRIES)[0], "created_at": now, "updated_at": now,
                 "lifetime_value_cents": 0, "order_count": 0,

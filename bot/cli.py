@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from crm_core import db, demo
+from crm_core.actor import Actor
 
 from bot.settings import Settings, SettingsError
 
@@ -138,6 +139,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from crm_core.importing.customers_csv import import_customers
+    from crm_core.importing.retail_orders import ImportFailed, import_retail_orders
+
+    from bot.progress import ProgressBar
+
+    path = args.file
+    if not os.path.isfile(path):
+        print(f"chatcrm import: no such file: {path}", file=sys.stderr)
+        return 1
+    app = _app(args)
+    bar = ProgressBar(f"Importing {os.path.basename(path)}")
+    try:
+        with app.uow(Actor(user_id=None, name=f"import {args.kind}", platform="cli")) as uow:
+            if args.kind == "orders":
+                report = import_retail_orders(uow, path, currency=args.currency or app.settings.currency,
+                                              progress=bar)
+            else:
+                mapping = {}
+                for item in args.map or []:
+                    field, sep, column = item.partition("=")
+                    if not sep:
+                        print(f"chatcrm import: --map {item!r}: write it as field=Column", file=sys.stderr)
+                        return 1
+                    mapping[field.strip().lower()] = column
+                report = import_customers(uow, path, mapping, progress=bar)
+    except ImportFailed as exc:
+        bar.close()
+        print(f"chatcrm import: {path}: {exc}; nothing was imported.", file=sys.stderr)
+        return 1
+    finally:
+        app.close()
+    bar.close()
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatcrm", description="A CRM that lives in your team's chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     database = sub.add_parser("db", help="database schema: upgrade or status")
     database.add_argument("action", choices=["upgrade", "status"])
     database.set_defaults(func=cmd_db)
+
+    importer = sub.add_parser("import", help="import orders (retail CSV schema) or customers from a CSV file")
+    importer.add_argument("kind", choices=["orders", "customers"])
+    importer.add_argument("file")
+    importer.add_argument("--currency", help="currency of the order file's prices (orders; default CHATCRM_CURRENCY)")
+    importer.add_argument("--map", action="append", metavar="FIELD=COLUMN",
+                          help="customers: take a CRM field from a differently named column (repeatable)")
+    importer.set_defaults(func=cmd_import)
 
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")

@@ -41,6 +41,12 @@ def typo_keys(normalized_name: str) -> str:
     return " ".join(sorted(keys))
 
 
+def search_columns(name: str) -> dict[str, str]:
+    """The derived search columns of a customer name (for bulk writers that bypass the ORM)."""
+    normalized = normalize(name)
+    return {"search_name": normalized, "search_keys": typo_keys(normalized)}
+
+
 def edit_distance(a: str, b: str, limit: int = 2) -> int:
     """Optimal-string-alignment distance (Levenshtein plus adjacent swaps), capped at ``limit + 1``."""
     if abs(len(a) - len(b)) > limit:

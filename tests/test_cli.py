@@ -96,3 +96,25 @@ def test_web_and_worker_say_what_is_not_configured(tmp_path):
     assert web.returncode == 2 and "no platform is configured" in web.stderr
     worker = chatcrm("worker", env=env)
     assert worker.returncode == 2 and "no platform is configured" in worker.stderr
+
+
+def test_import_orders_prints_a_report(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    path = tmp_path / "orders.csv"
+    path.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+                    "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n"
+                    "536366,22633,HAND WARMER,x,2010-12-01 08:28:00,1.85,17850,United Kingdom\n", encoding="utf-8")
+    result = chatcrm("import", "orders", str(path), env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Read 2 rows.",
+        "Created: 1 customers, 1 products, 1 orders, 1 order lines.",
+        "Skipped 1 malformed row(s):",
+        "  row 3: Quantity 'x' is not a number",
+    ]
+    missing = chatcrm("import", "orders", str(tmp_path / "nope.csv"), env=env)
+    assert missing.returncode == 1 and missing.stderr.strip().endswith("no such file: " + str(tmp_path / "nope.csv"))
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("a,b\n", encoding="utf-8")
+    failed = chatcrm("import", "orders", str(wrong), env=env)
+    assert failed.returncode == 1 and "nothing was imported" in failed.stderr

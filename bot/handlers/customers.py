@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from crm_core import search
-from crm_core.models import FieldType
+from crm_core.models import FieldEntity, FieldType
 from crm_core.services import custom_fields, customers
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
-from crm_core.models import FieldEntity
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
@@ -71,7 +70,9 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
         Field("Phone", c.phone or "—"),
         Field("Country", c.country or "—"),
         Field("Language / timezone", f"{c.language or '—'} / {c.timezone or '—'}"),
-        Field("Lifetime value", money(c.lifetime_value_cents, ctx.settings.currency)),
+        # Orders carry their currency; the company currency stands in for a customer without any.
+        Field("Lifetime value", money(c.lifetime_value_cents,
+                                      card.recent_orders[0].currency if card.recent_orders else ctx.settings.currency)),
         Field("Orders", f"{c.order_count} · last {fmt_date(c.last_order_at, tz)}"),
     ]
     if c.tags:
@@ -153,24 +154,18 @@ def new_customer(req: Request, ctx: Context) -> Reply:
 
 def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
     customer = customers.resolve_customer(ctx.uow, fixed["customer"])
-    current = {
-        "name": customer.name, "email": customer.email, "phone": customer.phone,
-        "company": customer.company.name if customer.company else None, "country": customer.country,
-        "language": customer.language, "timezone": customer.timezone,
-        "owner": customer.owner.name if customer.owner else None, "tags": ",".join(customer.tags),
-    }
+    current = customers.current_values(ctx.uow, customer)
     inputs = [
-        FormInput(name=key, label=key.capitalize(), required=key == "name", initial=current.get(key))
+        FormInput(name=key, label=key.capitalize(), required=key == "name", initial=current.get(key) or None)
         for key in CORE_FIELDS if key != "kind"
     ]
-    values = {v.definition.key: v.display for v in custom_fields.values_for(ctx.uow, FieldEntity.CUSTOMER, customer.id)}
     for definition in custom_fields.definitions(ctx.uow, FieldEntity.CUSTOMER):
         kind = {
             FieldType.NUMBER: InputKind.NUMBER, FieldType.DATE: InputKind.DATE, FieldType.CHOICE: InputKind.CHOICE,
         }.get(definition.type, InputKind.TEXT)
         inputs.append(
             FormInput(name=definition.key, label=definition.label, kind=kind, required=definition.required,
-                      choices=tuple(definition.choices or ()), initial=values.get(definition.key))
+                      choices=tuple(definition.choices or ()), initial=current.get(definition.key))
         )
     return Form(title="Edit customer", command="/customer edit", inputs=tuple(inputs),
                 fixed={"customer": f"#{customer.id}"})
@@ -189,22 +184,9 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
     changes = dict(req.extra)
     if req.form_values is not None:
         # A form sends every input; only what actually changed is an edit (and is audited).
-        changes = _changed_inputs(ctx, customer.id, changes)
+        changes = customers.changed_fields(ctx.uow, customer, changes)
         if not changes:
             return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note="Nothing changed.")
     customers.update_customer(ctx.uow, customer.id, changes)
     names = ", ".join(sorted(changes))
     return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note=f"Updated {names}.", tone=Tone.SUCCESS)
-
-
-def _changed_inputs(ctx: Context, customer_id: int, submitted: dict[str, str]) -> dict[str, str]:
-    card = customers.get_card(ctx.uow, customer_id)
-    c = card.customer
-    current = {
-        "name": c.name, "email": c.email or "", "phone": c.phone or "",
-        "company": c.company.name if c.company else "", "country": c.country or "",
-        "language": c.language or "", "timezone": c.timezone or "",
-        "owner": c.owner.name if c.owner else "", "tags": ",".join(c.tags),
-    }
-    current.update({v.definition.key: v.display for v in card.custom_fields})
-    return {k: v for k, v in submitted.items() if (v or "").strip() != current.get(k, "")}

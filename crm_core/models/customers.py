@@ -73,8 +73,8 @@ class Customer(Timestamped, Base):
     def _derive_search_columns(self, _key: str, name: str) -> str:
         # Kept in step with the name on every write path that goes through the ORM; the
         # database triggers (SQLite FTS5) and indexes (PostgreSQL) pick them up from here.
-        self.search_name = text.normalize(name)
-        self.search_keys = text.typo_keys(self.search_name)
+        for column, value in text.search_columns(name).items():
+            setattr(self, column, value)
         return name
 
     @validates("email")

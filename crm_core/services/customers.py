@@ -255,6 +255,25 @@ def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | Non
     return relationship
 
 
+def current_values(uow: UnitOfWork, customer: Customer) -> dict[str, str]:
+    """Every editable field as text, as a form shows it: to tell which submitted values changed."""
+    values = {
+        "name": customer.name, "email": customer.email or "", "phone": customer.phone or "",
+        "company": customer.company.name if customer.company else "", "country": customer.country or "",
+        "language": customer.language or "", "timezone": customer.timezone or "",
+        "owner": customer.owner.name if customer.owner else "", "tags": ",".join(customer.tags),
+        "kind": customer.kind.value,
+    }
+    values.update({v.definition.key: v.display for v in custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer.id)})
+    return values
+
+
+def changed_fields(uow: UnitOfWork, customer: Customer, submitted: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The submitted values that differ from what the customer has now."""
+    current = current_values(uow, customer)
+    return {k: v for k, v in submitted.items() if (v or "").strip() != current.get(k.strip().lower(), "")}
+
+
 @dataclass
 class CustomerCard:
     """Everything the card shows, gathered in a handful of indexed queries."""
