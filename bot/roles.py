@@ -21,12 +21,14 @@ class Permission(enum.StrEnum):
     DEALS_WRITE = "deals.write"
     USERS_MANAGE = "users.manage"
     FIELDS_MANAGE = "fields.manage"
+    MODELS_READ = "models.read"
+    MODELS_TRAIN = "models.train"
 
 
 _VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ}
 _SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE}
 _SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE}
-_MANAGER = _SALES | _SUPPORT
+_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
     None: frozenset({Permission.HELP}),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm_core import search
-from crm_core.models import FieldEntity, FieldType
+from crm_core.models import FieldEntity, FieldType, ModelRun, Role
 from crm_core.services import custom_fields, customers
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
@@ -48,6 +48,10 @@ def find_customer(req: Request, ctx: Context) -> Reply:
     )
 
 
+def risk_level(risk: float) -> str:
+    return "high" if risk >= 0.6 else "medium" if risk >= 0.3 else "low"
+
+
 def _match_label(hit: search.SearchHit) -> str:
     return {
         search.MatchKind.TYPO: "similar spelling",
@@ -78,6 +82,17 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     if c.tags:
         fields.append(Field("Tags", ", ".join(c.tags)))
     fields.extend(Field(v.definition.label, v.display) for v in card.custom_fields)
+    footer = f"Customer #{c.id} · in the CRM since {fmt_date(c.created_at, tz)}"
+    score = card.score
+    if score is not None:
+        if score.churn_risk is not None:
+            fields.append(Field("Churn risk", f"{score.churn_risk:.0%} ({risk_level(score.churn_risk)})"))
+            run = ctx.uow.session.get(ModelRun, score.churn_run_id) if score.churn_run_id else None
+            if run is not None and ctx.caller.role == Role.ADMIN:
+                footer += f" · churn model: ROC AUC {run.roc_auc:.2f} on a time-based holdout (run #{run.id})"
+        if score.rfm_segment:
+            fields.append(Field("Segment", f"{score.rfm_segment} (R{score.recency_score} F{score.frequency_score} "
+                                           f"M{score.monetary_score})"))
     sections = [
         Section(
             title=f"Open deals ({len(card.open_deals)})",
@@ -133,7 +148,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             Button("New deal", f"/deal new {ref}", opens_form=True),
             Button("Edit", f"/customer edit {ref}", opens_form=True),
         ),
-        footer=f"Customer {ref} · in the CRM since {fmt_date(c.created_at, tz)}",
+        footer=footer,
         tone=tone,
     )
 

@@ -16,6 +16,7 @@ from crm_core.models import (
     Customer,
     CustomerKind,
     CustomerRelationship,
+    CustomerScore,
     CustomerTag,
     Deal,
     FieldEntity,
@@ -285,6 +286,8 @@ class CustomerCard:
     recent_interactions: list[Interaction]
     recent_orders: list[Order]
     relationships: list[CustomerRelationship]
+    # Churn risk and RFM segment from the nightly scoring (None until it has run).
+    score: CustomerScore | None = None
 
 
 def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard:
@@ -335,6 +338,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard
         recent_interactions=interactions,
         recent_orders=orders,
         relationships=relationships,
+        score=session.get(CustomerScore, customer_id),
     )
 
 
