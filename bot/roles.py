@@ -21,11 +21,13 @@ class Permission(enum.StrEnum):
     DEALS_WRITE = "deals.write"
     USERS_MANAGE = "users.manage"
     FIELDS_MANAGE = "fields.manage"
+    TICKETS_READ = "tickets.read"
+    TICKETS_WRITE = "tickets.write"
 
 
-_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ}
+_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ}
 _SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE}
-_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE}
 _MANAGER = _SALES | _SUPPORT
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_core import search
 from crm_core.models import FieldType
-from crm_core.services import custom_fields, customers
+from crm_core.services import custom_fields, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 from crm_core.models import FieldEntity
 
@@ -61,6 +61,11 @@ def _match_label(hit: search.SearchHit) -> str:
     }[hit.match]
 
 
+def _overdue_count(card: CustomerCard) -> str:
+    late = sum(1 for t in card.open_tickets if tickets.overdue(t))
+    return f", {late} overdue" if late else ""
+
+
 def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:
     c = card.customer
     tz = ctx.caller.timezone
@@ -76,6 +81,8 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     ]
     if c.tags:
         fields.append(Field("Tags", ", ".join(c.tags)))
+    if rated := tickets.satisfaction(ctx.uow, c.id):
+        fields.append(Field("Satisfaction", f"{rated.average:.1f}/5 from {rated.count} rating(s)"))
     fields.extend(Field(v.definition.label, v.display) for v in card.custom_fields)
     sections = [
         Section(
@@ -84,7 +91,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             empty="No open deals.",
         ),
         Section(
-            title=f"Open tickets ({len(card.open_tickets)})",
+            title=f"Open tickets ({len(card.open_tickets)}{_overdue_count(card)})",
             items=tuple(ticket_item(t, tz) for t in card.open_tickets[:10]),
             empty="No open tickets.",
         ),
@@ -131,6 +138,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             Button("Log note", f"/note {ref}", Style.PRIMARY, opens_form=True),
             Button("New deal", f"/deal new {ref}", opens_form=True),
             Button("Edit", f"/customer edit {ref}", opens_form=True),
+            Button("New ticket", f"/ticket new {ref}", opens_form=True),
         ),
         footer=f"Customer {ref} · in the CRM since {fmt_date(c.created_at, tz)}",
         tone=tone,
