@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from crm_core import db
 from crm_core.clock import utcnow
 from crm_core.models.inbox import InboundEvent
 from crm_core.uow import UnitOfWork
@@ -22,14 +22,8 @@ from crm_core.uow import UnitOfWork
 
 def first_time(uow: UnitOfWork, platform: str, key: str) -> bool:
     """Record the event (platform, key) in this transaction; False when it was recorded before."""
-    session = uow.session
-    dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     values = {"platform": platform, "key": str(key)[:200], "received_at": utcnow()}
-    if insert is None:  # pragma: no cover - only the two supported databases exist
-        raise RuntimeError(f"the inbox does not support {dialect}")
-    result = session.execute(insert(InboundEvent).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    return db.insert_or_ignore(uow.session, InboundEvent, values)
 
 
 def prune(uow: UnitOfWork, older_than: datetime) -> int:
