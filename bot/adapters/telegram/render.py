@@ -71,7 +71,7 @@ def _clip(text: str, limit: int) -> str:
 
 def _field_lines(field: Field) -> list[Line]:
     first, *more = field.value.splitlines() or [""]
-    return [(Span(f"{_one_line(field.label)}: ", "b"), Span(first)), *((Span(m),) for m in more)]
+    return [(Span(f"{_one_line(field.label)}:", "b"), Span(f" {first}")), *((Span(m),) for m in more)]
 
 
 def _section_lines(section: Section) -> list[Line]:
