@@ -201,9 +201,11 @@ def render_question(form_title: str, number: int, total: int, field: FormInput, 
     """One question of a step-by-step form, as HTML."""
     lines: list[Line] = [(Span(_one_line(form_title), "b"), Span(f" · question {number} of {total}"))]
     if error:
-        lines.append((Span(f"❌ {_one_line(error)}"),))
-    label = _one_line(field.label) + ("" if field.required else " (optional)")
-    lines.append((Span(label, "b"),))
+        # Form errors come as clauses ("no customer matches 'x'"): show them as a sentence.
+        sentence = _one_line(error)
+        sentence = sentence[:1].upper() + sentence[1:] + ("" if sentence.endswith((".", "!", "?")) else ".")
+        lines.append((Span(f"❌ {sentence}"),))
+    lines.append((Span(_one_line(field.label), "b"), Span("" if field.required else " (optional)")))
     if field.hint:
         lines.append((Span(_one_line(field.hint), "i"),))
     if field.initial:
