@@ -3,6 +3,7 @@ the webhook under real uvicorn. Used by the tests of the Telegram adapter and su
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,16 +71,22 @@ def fake_telegram() -> Iterator[FakeTelegram]:
         yield fake
 
 
-@pytest.fixture
-def webhook_rig(database_url, fake_telegram) -> Iterator[Rig]:
+@contextlib.contextmanager
+def webhook_rig_with(database_url: str, fake: FakeTelegram, **env: str) -> Iterator[Rig]:
     """chatcrm web with the Telegram webhook, served by uvicorn, talking to the fake Bot API."""
     app = build_telegram_app(database_url, telegram_env(
-        fake_telegram, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook"))
+        fake, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook", **env))
     try:
         with serve_asgi(build_web_app(app, web_mounts(app))) as base_url:
-            yield Rig(app, fake_telegram, base_url)
+            yield Rig(app, fake, base_url)
     finally:
         app.close()
+
+
+@pytest.fixture
+def webhook_rig(database_url, fake_telegram) -> Iterator[Rig]:
+    with webhook_rig_with(database_url, fake_telegram) as rig:
+        yield rig
 
 
 @pytest.fixture

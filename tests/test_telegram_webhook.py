@@ -137,3 +137,38 @@ def test_a_code_posted_in_a_group_is_withdrawn(webhook_rig):
     rig.send(tg.private_text(maria, f"/link {code}"))
     assert "That code has already been used" in tg.last_sent(4242).text
     assert _count(rig.app, Identity, Identity.platform == Platform.TELEGRAM) == 0
+
+
+def test_a_failed_update_answers_500_and_is_taken_when_telegram_sends_it_again(webhook_rig, caplog):
+    rig, tg = webhook_rig, webhook_rig.fake
+    update = tg.private_text(rig.customer(555, "Carla"), "Are you there?")
+    # The database loses a table the update needs: processing fails half way.
+    with rig.app.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE ticket_messages RENAME TO ticket_messages_away")
+    try:
+        response = rig.post(update)
+    finally:
+        with rig.app.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE ticket_messages_away RENAME TO ticket_messages")
+    assert response.status_code == 500
+    ref = tg.last_sent(555).text.split("(ref ")[1].split(")")[0]
+    assert any(f"ref={ref}" in r.getMessage() for r in caplog.records)
+    # Nothing of it was kept (not even the inbox row), so the re-delivery is processed in full.
+    assert (_count(rig.app, Ticket), _count(rig.app, InboundEvent)) == (0, 0)
+    assert rig.post(update).status_code == 200
+    with rig.app.uow() as uow:
+        [ticket] = uow.session.scalars(sa.select(Ticket)).all()
+    assert f"Ticket #{ticket.id}" in tg.last_sent(SUPPORT_CHAT).text
+
+
+def test_strangers_stay_customers_whatever_role_unknown_users_get(database_url, fake_telegram):
+    from tests.telegram_rig import webhook_rig_with
+
+    with webhook_rig_with(database_url, fake_telegram, CHATCRM_UNKNOWN_ROLE="viewer") as rig:
+        with rig.app.uow() as uow:
+            customers.create_customer(uow, "Acme Corp", {"email": "secret@acme.example"})
+        stranger = rig.customer(555, "Curious")
+        for line in ("/customer acme", "/ticket list open", "/deal list open"):
+            rig.send(fake_telegram.private_text(stranger, line))
+            assert "Just write your question here" in fake_telegram.last_sent(555).text
+        assert all("acme" not in c.text.lower() for c in fake_telegram.sent(555))

@@ -23,6 +23,7 @@ group = CommandGroup()
 PRIORITIES = tuple(p.value for p in TicketPriority)
 STATUSES = tuple(s.value for s in TicketStatus)
 THREAD_LENGTH = 20
+_QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("„", "“"), ("«", "»"), ("‘", "’"))
 
 
 def _targets(ctx: Context) -> dict[TicketPriority, sla.Target]:
@@ -96,7 +97,9 @@ def show_ticket(req: Request, ctx: Context) -> Reply:
 def _subject_and_priority(req: Request) -> tuple[str, TicketPriority]:
     """``printer jams high`` ends with a priority; typed lines may give it without quotes or priority=."""
     subject = req.args["subject"]
-    if "priority" in req.args or req.form_values is not None:
+    # The parser unwraps a subject given as one quoted string: "printer high" is all subject.
+    quoted = any(f"{opening}{subject}{closing}" in req.text for opening, closing in _QUOTE_PAIRS)
+    if "priority" in req.args or req.form_values is not None or quoted:
         return subject, TicketPriority(req.args.get("priority") or TicketPriority.NORMAL)
     tokens = tokenize(subject)
     if len(tokens) >= 2 and not tokens[-1].quoted and tokens[-1].value.lower() in PRIORITIES:
@@ -148,7 +151,8 @@ def _notify_owner(ctx: Context, ticket: Ticket) -> None:
     permission=Permission.TICKETS_WRITE,
     params=[
         arg("customer", label="Customer", hint="name, email, phone or #id"),
-        rest("subject", Kind.TEXT, label="Subject", max_length=tickets.MAX_SUBJECT + 20),
+        # No parser limit: the service says how long a subject may be, in its own words.
+        rest("subject", Kind.TEXT, label="Subject"),
         opt("priority", Kind.CHOICE, choices=PRIORITIES, label="Priority"),
     ],
     usage="<customer> <subject> [low|normal|high|urgent]",

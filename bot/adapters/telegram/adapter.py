@@ -149,11 +149,16 @@ class TelegramBot:
         await self.application.shutdown()
 
     async def process(self, data: dict) -> bool:
-        """Handle one update from the webhook; False when it failed and Telegram should send it again."""
+        """Handle one update from the webhook; False when it failed and Telegram should send it again.
+        Raises ValueError for a body that is no Telegram update."""
+        try:
+            update = Update.de_json(data, self.bot)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a Telegram update: {exc}") from None
         outcome = _Outcome()
         token = _OUTCOME.set(outcome)
         try:
-            await self.application.process_update(Update.de_json(data, self.bot))
+            await self.application.process_update(update)
         finally:
             _OUTCOME.reset(token)
         return not outcome.failed

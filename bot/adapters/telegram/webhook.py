@@ -66,5 +66,8 @@ class TelegramWebhook:
             return PlainTextResponse("not JSON", status_code=400)
         if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
             return PlainTextResponse("not a Telegram update", status_code=400)
-        ok = await self.bot.process(update)
+        try:
+            ok = await self.bot.process(update)
+        except ValueError:
+            return PlainTextResponse("not a Telegram update", status_code=400)
         return Response(status_code=200 if ok else 500)
