@@ -3,16 +3,11 @@ in Telegram, kept in the database between webhook requests; /cancel leaves it.""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from crm_core.models import FormSession, Interaction, OutboxMessage, Platform, Role, Ticket, TicketPriority
 from crm_core.services import customers, users
 
-from tests.telegram_rig import SUPPORT_CHAT, fake_telegram, webhook_rig  # noqa: F401 - fixtures
-
-
-def _rows(app, model, *where):
-    with app.uow() as uow:
-        return uow.session.scalars(sa.select(model).where(*where).order_by(model.id)).all()
+from tests.support import rows
+from tests.telegram_rig import SUPPORT_CHAT
 
 
 def _acme_with_owner_on_slack(app) -> int:
@@ -44,17 +39,17 @@ def test_ticket_new_asks_for_each_missing_input_in_turn(webhook_rig):
     # Submitting found no customer "zebra": only that question is asked again, with the reason.
     again = tg.last_sent(900)
     assert "No customer matches 'zebra'" in again.text and "<b>Customer</b>" in again.text
-    assert _rows(rig.app, Ticket) == []
+    assert rows(rig.app, Ticket) == []
     rig.send(tg.private_text(sam, "acme"))
     created = tg.last_sent(900)
     assert "Ticket #1 opened for Acme Corp." in created.text
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     assert (ticket.customer_id, ticket.subject, ticket.priority) == (acme, "Printer <jams> & smokes",
                                                                       TicketPriority.URGENT)
     assert "Printer &lt;jams&gt; &amp; smokes" in created.text
-    assert _rows(rig.app, FormSession) == []
+    assert rows(rig.app, FormSession) == []
     # An urgent ticket tells the customer's owner, where she works (Slack), through the outbox.
-    [notice] = _rows(rig.app, OutboxMessage)
+    [notice] = rows(rig.app, OutboxMessage)
     assert (notice.kind, notice.platform, notice.conversation) == ("notification", "slack", "UOWNER")
     assert notice.payload["reply"]["title"] == "New urgent ticket #1 for Acme Corp"
 
@@ -75,8 +70,8 @@ def test_cancel_leaves_the_conversation_and_a_new_command_replaces_it(webhook_ri
     rig.send(tg.private_text(sam, "/ticket new acme"))
     rig.send(tg.private_text(sam, "/customer acme"))
     assert "<b>Acme Corp</b>" in tg.last_sent(900).text
-    assert _rows(rig.app, FormSession) == []
-    assert _rows(rig.app, Ticket) == []
+    assert rows(rig.app, FormSession) == []
+    assert rows(rig.app, Ticket) == []
 
 
 def test_a_card_button_opens_a_form_and_old_buttons_go_stale(webhook_rig):
@@ -94,12 +89,12 @@ def test_a_card_button_opens_a_form_and_old_buttons_go_stale(webhook_rig):
     assert [b["text"] for b in kind.buttons] == ["note", "call", "email", "meeting", "Skip"]
     rig.send(tg.press(sam, kind, "call"))
     assert f"Call logged on Acme Corp (#{acme})." in tg.last_sent(900).text
-    [note] = _rows(rig.app, Interaction)
+    [note] = rows(rig.app, Interaction)
     assert (note.text, note.kind, note.channel) == ("Called them about the renewal", "call", "telegram")
     # Pressing an answer under the finished question does nothing but say so.
     rig.send(tg.press(sam, kind, "email"))
     assert tg.calls_of("answerCallbackQuery")[-1]["text"] == "That question is no longer open."
-    assert len(_rows(rig.app, Interaction)) == 1
+    assert len(rows(rig.app, Interaction)) == 1
 
 
 def test_in_a_group_questions_ask_for_a_reply(webhook_rig):
@@ -117,4 +112,4 @@ def test_in_a_group_questions_ask_for_a_reply(webhook_rig):
     # Someone else's message in the group is not Sam's answer.
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "/ticket note 1"))
     rig.send(tg.group_text(SUPPORT_CHAT, rig.staff(901, "Ola Other"), "not my form"))
-    assert len(_rows(rig.app, FormSession)) == 1
+    assert len(rows(rig.app, FormSession)) == 1

@@ -13,7 +13,6 @@ from bot.adapters.telegram.settings import TelegramSettings
 from bot.delivery import OutboundMessage, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Button, Image, Reply
 from tests.fakes.telegram_api import Failure
-from tests.telegram_rig import fake_telegram  # noqa: F401 - fixture
 
 
 def _send(app, fake, *messages: OutboundMessage) -> list[str]:

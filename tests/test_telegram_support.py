@@ -4,15 +4,10 @@ fake Bot API, on both databases."""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from crm_core.models import Direction, Interaction, Ticket, TicketMessage, TicketStatus
 
-from tests.telegram_rig import SUPPORT_CHAT, fake_telegram, polling_rig, webhook_rig  # noqa: F401 - fixtures
-
-
-def _rows(app, model, *where):
-    with app.uow() as uow:
-        return uow.session.scalars(sa.select(model).where(*where).order_by(model.id)).all()
+from tests.support import rows
+from tests.telegram_rig import SUPPORT_CHAT
 
 
 def test_customer_message_becomes_a_ticket_relayed_and_answered(webhook_rig):
@@ -22,7 +17,7 @@ def test_customer_message_becomes_a_ticket_relayed_and_answered(webhook_rig):
 
     rig.send(tg.private_text(carla, "My printer jams <again> & again"))
 
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     assert ticket.status is TicketStatus.OPEN and ticket.channel == "telegram"
     assert ticket.subject == "My printer jams <again> & again"
     assert ticket.customer.name == "Carla Customer"
@@ -37,7 +32,7 @@ def test_customer_message_becomes_a_ticket_relayed_and_answered(webhook_rig):
 
     # A second message goes into the same open ticket and is relayed too.
     rig.send(tg.private_text(carla, "It is the tray 2"))
-    assert len(_rows(rig.app, Ticket)) == 1
+    assert len(rows(rig.app, Ticket)) == 1
     second_relay = tg.last_sent(SUPPORT_CHAT)
     assert "It is the tray 2" in second_relay.text and "follow-up" in second_relay.text
 
@@ -47,7 +42,7 @@ def test_customer_message_becomes_a_ticket_relayed_and_answered(webhook_rig):
     assert answer.text == "Open tray 2 &amp; remove the &lt;jammed&gt; sheet"
     assert "Sent to Carla Customer" in tg.last_sent(SUPPORT_CHAT).text
 
-    thread = _rows(rig.app, TicketMessage, TicketMessage.ticket_id == ticket.id)
+    thread = rows(rig.app, TicketMessage, TicketMessage.ticket_id == ticket.id)
     assert [(m.direction, m.text) for m in thread] == [
         (Direction.INBOUND, "My printer jams <again> & again"),
         (Direction.INBOUND, "It is the tray 2"),
@@ -56,10 +51,10 @@ def test_customer_message_becomes_a_ticket_relayed_and_answered(webhook_rig):
     assert thread[2].author.name == "Sam Support"
     assert thread[2].external_message_id == str(tg.message(answer)["message_id"])
     assert thread[2].delivery_error is None
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     assert ticket.first_responded_at is not None
     # Every message both ways is an interaction on the customer.
-    logged = _rows(rig.app, Interaction, Interaction.customer_id == ticket.customer_id)
+    logged = rows(rig.app, Interaction, Interaction.customer_id == ticket.customer_id)
     assert [(i.direction, i.channel, i.ticket_id) for i in logged] == [
         (Direction.INBOUND, "telegram", ticket.id), (Direction.INBOUND, "telegram", ticket.id),
         (Direction.OUTBOUND, "telegram", ticket.id),
@@ -82,14 +77,14 @@ def test_polling_takes_customer_messages_and_staff_answers(polling_rig):
     tg.queue_update(tg.private_text(carla, "Where is my order 1234?"))
     assert tg.wait_for(lambda: tg.sent(SUPPORT_CHAT)), "the message was never relayed"
     relay = tg.last_sent(SUPPORT_CHAT)
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     assert f"Ticket #{ticket.id}" in relay.text and "Where is my order 1234?" in relay.text
 
     tg.queue_update(tg.group_text(SUPPORT_CHAT, sam, "It ships today.", reply_to=tg.message(relay)))
     assert tg.wait_for(lambda: any(c.text == "It ships today." for c in tg.sent(555))), "no answer reached Carla"
     assert tg.wait_for(lambda: len(tg.sent(SUPPORT_CHAT)) == 2)
     assert "Sent to Carla Customer" in tg.last_sent(SUPPORT_CHAT).text
-    thread = _rows(rig.app, TicketMessage, TicketMessage.ticket_id == ticket.id)
+    thread = rows(rig.app, TicketMessage, TicketMessage.ticket_id == ticket.id)
     assert [m.direction for m in thread] == [Direction.INBOUND, Direction.OUTBOUND]
 
 
@@ -104,7 +99,7 @@ def test_attachments_are_described_and_undeliverable_answers_are_flagged(webhook
     tg.blocked_chats.add(555)
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "Please restart it", reply_to=tg.message(relay)))
     assert "Not delivered to Carla Customer: Forbidden: bot was blocked by the user" in tg.last_sent(SUPPORT_CHAT).text
-    answer = _rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)[0]
+    answer = rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)[0]
     assert answer.text == "Please restart it"
     assert answer.delivery_error == "Forbidden: bot was blocked by the user"
     # The thread says so, and the first response still counts (the answer was given).
@@ -121,7 +116,7 @@ def test_group_chatter_and_replies_to_other_messages_are_not_tickets(webhook_rig
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "yes", reply_to=question["message"]))
     # A stranger talking in some group is not a customer writing to us either.
     rig.send(tg.group_text(-100999, rig.customer(777, "Random Person"), "hello bot"))
-    assert _rows(rig.app, Ticket) == [] and _rows(rig.app, TicketMessage) == []
+    assert rows(rig.app, Ticket) == [] and rows(rig.app, TicketMessage) == []
     assert tg.sent() == []
 
 
@@ -154,7 +149,7 @@ def test_start_offers_the_phone_and_sharing_it_links_the_chat_to_the_customer(we
 
     # She writes before sharing: a placeholder customer gets the ticket for now.
     rig.send(tg.private_text(carla, "Is my invoice ready?"))
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     placeholder = ticket.customer_id
     assert placeholder != known
 
@@ -165,16 +160,16 @@ def test_start_offers_the_phone_and_sharing_it_links_the_chat_to_the_customer(we
     linked = tg.last_sent(555)
     assert "Carla Castillo: we found your customer record" in linked.text
     assert linked["reply_markup"] == {"remove_keyboard": True}
-    [chat] = _rows(rig.app, CustomerChat)
+    [chat] = rows(rig.app, CustomerChat)
     assert chat.customer_id == known and not chat.placeholder
     # The ticket and its interactions moved to her record; the empty placeholder is gone.
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     assert ticket.customer_id == known
-    assert {i.customer_id for i in _rows(rig.app, Interaction)} == {known}
-    assert [c.id for c in _rows(rig.app, Customer)] == [known]
+    assert {i.customer_id for i in rows(rig.app, Interaction)} == {known}
+    assert [c.id for c in rows(rig.app, Customer)] == [known]
     # Her next message lands on her record.
     rig.send(tg.private_text(carla, "Thanks!"))
-    assert _rows(rig.app, TicketMessage)[-1].ticket_id == ticket.id
+    assert rows(rig.app, TicketMessage)[-1].ticket_id == ticket.id
 
 
 def test_unknown_phone_number_is_kept_on_the_new_customer(webhook_rig):
@@ -184,7 +179,7 @@ def test_unknown_phone_number_is_kept_on_the_new_customer(webhook_rig):
     dan = rig.customer(556, "Dan New")
     rig.send(tg.contact(dan, "+44 20 7946 0958"))
     assert "we saved your phone number" in tg.last_sent(556).text
-    [customer] = _rows(rig.app, Customer)
+    [customer] = rows(rig.app, Customer)
     assert (customer.name, customer.phone) == ("Dan New", "+44 20 7946 0958")
 
 
@@ -198,13 +193,13 @@ def _deliver_outbox(app, kind: str) -> list[str]:
     from bot.messages import Reply
     from bot.platforms import platform_senders
 
-    rows = _rows(app, OutboxMessage, OutboxMessage.kind == kind)
+    queued = rows(app, OutboxMessage, OutboxMessage.kind == kind)
     sender = platform_senders(app)["telegram"]
 
     async def deliver() -> list[str]:
         try:
             return [await sender.send(OutboundMessage(row.conversation, reply=Reply.from_dict(row.payload["reply"])))
-                    for row in rows if row.platform == "telegram"]
+                    for row in queued if row.platform == "telegram"]
         finally:
             await sender.close()
 
@@ -218,7 +213,7 @@ def test_resolving_asks_the_customer_for_a_rating_and_one_answer_counts(webhook_
     sam = rig.staff(900, "Sam Support")
     carla = rig.customer(555, "Carla Customer")
     rig.send(tg.private_text(carla, "The app crashes on start"))
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
 
     # Sam opens the ticket from the relayed message's button and resolves it with the card's button.
     rig.send(tg.press(sam, tg.last_sent(SUPPORT_CHAT), "Open ticket"))
@@ -229,7 +224,7 @@ def test_resolving_asks_the_customer_for_a_rating_and_one_answer_counts(webhook_
     assert "Status: open → resolved." in tg.last_sent(SUPPORT_CHAT).text
     assert len(tg.calls_of("answerCallbackQuery")) == 2
 
-    [request] = _rows(rig.app, OutboxMessage, OutboxMessage.kind == "rating_request")
+    [request] = rows(rig.app, OutboxMessage, OutboxMessage.kind == "rating_request")
     assert (request.platform, request.conversation, request.customer_id) == ("telegram", "555", ticket.customer_id)
     assert _deliver_outbox(rig.app, "rating_request")
     ask = tg.last_sent(555)
@@ -244,7 +239,7 @@ def test_resolving_asks_the_customer_for_a_rating_and_one_answer_counts(webhook_
     mallory = rig.customer(666, "Mallory")
     rig.send(tg.private_text(mallory, f"/rate {ticket.id} 1"))
     assert "You can only rate your own requests." in tg.last_sent(666).text
-    [ticket] = _rows(rig.app, Ticket)
+    [ticket] = rows(rig.app, Ticket)
     assert ticket.rating == 4 and ticket.rated_at is not None
 
     # The rating shows on the customer card.

@@ -7,12 +7,8 @@ import sqlalchemy as sa
 from crm_core.models import AuditEntry, Identity, InboundEvent, Platform, Role, Ticket, TicketMessage
 from crm_core.services import customers, users
 
-from tests.telegram_rig import SECRET, SUPPORT_CHAT, fake_telegram, webhook_rig  # noqa: F401 - fixtures
-
-
-def _count(app, model, *where) -> int:
-    with app.uow() as uow:
-        return uow.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+from tests.support import count
+from tests.telegram_rig import SECRET, SUPPORT_CHAT
 
 
 def test_start_registers_commands_and_the_webhook_with_its_secret(webhook_rig):
@@ -35,10 +31,10 @@ def test_wrong_or_missing_secret_is_refused_and_nothing_is_processed(webhook_rig
     assert rig.post(update, secret=None).status_code == 403
     assert rig.post(update, secret=SECRET + "x").status_code == 403
     assert len(tg.calls) == before
-    assert (_count(rig.app, InboundEvent), _count(rig.app, Ticket), _count(rig.app, AuditEntry)) == (0, 0, 0)
+    assert (count(rig.app, InboundEvent), count(rig.app, Ticket), count(rig.app, AuditEntry)) == (0, 0, 0)
     # The same update with the right secret is taken (it was not marked as seen by the refused ones).
     assert rig.post(update).status_code == 200
-    assert _count(rig.app, Ticket) == 1
+    assert count(rig.app, Ticket) == 1
 
 
 def test_bodies_over_one_megabyte_are_refused(webhook_rig):
@@ -62,7 +58,7 @@ def test_bodies_over_one_megabyte_are_refused(webhook_rig):
     fits = json.dumps({**update, "padding": "x" * (1024 * 1024 - 1000)}).encode()
     assert len(fits) <= 1024 * 1024
     assert rig.post(fits).status_code == 200
-    assert _count(rig.app, Ticket) == 1
+    assert count(rig.app, Ticket) == 1
 
 
 def test_malformed_bodies_get_400(webhook_rig):
@@ -70,7 +66,7 @@ def test_malformed_bodies_get_400(webhook_rig):
     assert rig.post(b"{not json").status_code == 400
     assert rig.post(b"[1, 2]").status_code == 400
     assert rig.post({"message": {"text": "no update id"}}).status_code == 400
-    assert _count(rig.app, InboundEvent) == 0
+    assert count(rig.app, InboundEvent) == 0
 
 
 def test_a_redelivered_update_takes_effect_once(webhook_rig):
@@ -85,12 +81,12 @@ def test_a_redelivered_update_takes_effect_once(webhook_rig):
     command = tg.group_text(SUPPORT_CHAT, sam, '/ticket new acme "Printer jams" high')
     rig.send(command)
     rig.send(command)
-    assert _count(rig.app, Ticket) == 2
-    assert _count(rig.app, TicketMessage) == 1
+    assert count(rig.app, Ticket) == 2
+    assert count(rig.app, TicketMessage) == 1
     # One relay and one acknowledgement for the message, one card for the command.
     assert len(tg.sent(555)) == 1
     assert len(tg.sent(SUPPORT_CHAT)) == 2
-    assert _count(rig.app, InboundEvent) == 2
+    assert count(rig.app, InboundEvent) == 2
 
 
 def test_link_pairs_a_telegram_account_with_a_crm_user(webhook_rig):
@@ -106,7 +102,7 @@ def test_link_pairs_a_telegram_account_with_a_crm_user(webhook_rig):
     telegram_maria = rig.customer(4242, "Maria S")
     # Until linked she is a customer: her words become a ticket.
     rig.send(tg.private_text(telegram_maria, "testing"))
-    assert _count(rig.app, Ticket) == 1
+    assert count(rig.app, Ticket) == 1
     rig.send(tg.private_text(telegram_maria, f"/link {code}"))
     assert "Linked: this telegram account now acts as Maria Support (role support)." in tg.last_sent(4242).text
     with rig.app.uow() as uow:
@@ -117,12 +113,12 @@ def test_link_pairs_a_telegram_account_with_a_crm_user(webhook_rig):
     assert "Open tickets" in tg.last_sent(4242).text
     rig.send(tg.private_text(telegram_maria, "just chatting"))
     assert "Type /help" in tg.last_sent(4242).text
-    assert _count(rig.app, TicketMessage) == 1
+    assert count(rig.app, TicketMessage) == 1
 
     # The code worked once: someone else cannot use it again.
     rig.send(tg.private_text(rig.customer(5555, "Eve"), f"/link {code}"))
     assert "That code has already been used" in tg.last_sent(5555).text
-    assert _count(rig.app, Identity, Identity.external_id == "5555") == 0
+    assert count(rig.app, Identity, Identity.external_id == "5555") == 0
 
 
 def test_a_code_posted_in_a_group_is_withdrawn(webhook_rig):
@@ -136,7 +132,7 @@ def test_a_code_posted_in_a_group_is_withdrawn(webhook_rig):
     assert "no longer works" in tg.last_sent(SUPPORT_CHAT).text
     rig.send(tg.private_text(maria, f"/link {code}"))
     assert "That code has already been used" in tg.last_sent(4242).text
-    assert _count(rig.app, Identity, Identity.platform == Platform.TELEGRAM) == 0
+    assert count(rig.app, Identity, Identity.platform == Platform.TELEGRAM) == 0
 
 
 def test_a_failed_update_answers_500_and_is_taken_when_telegram_sends_it_again(webhook_rig, caplog):
@@ -154,7 +150,7 @@ def test_a_failed_update_answers_500_and_is_taken_when_telegram_sends_it_again(w
     ref = tg.last_sent(555).text.split("(ref ")[1].split(")")[0]
     assert any(f"ref={ref}" in r.getMessage() for r in caplog.records)
     # Nothing of it was kept (not even the inbox row), so the re-delivery is processed in full.
-    assert (_count(rig.app, Ticket), _count(rig.app, InboundEvent)) == (0, 0)
+    assert (count(rig.app, Ticket), count(rig.app, InboundEvent)) == (0, 0)
     assert rig.post(update).status_code == 200
     with rig.app.uow() as uow:
         [ticket] = uow.session.scalars(sa.select(Ticket)).all()

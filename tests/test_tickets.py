@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 import time_machine
 from crm_core.models import (
     CustomerChat, Direction, Interaction, OutboxMessage, Platform, Role, Ticket, TicketMessage, TicketPriority,
@@ -17,6 +16,8 @@ from crm_core.services import customers, sla, tickets, users
 
 from bot.messages import Tone
 from bot.settings import Settings, SettingsError
+
+from tests.support import rows
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -30,11 +31,6 @@ def agent(chat):
 def acme(app) -> int:
     with app.uow() as uow:
         return customers.create_customer(uow, "Acme Corp").id
-
-
-def _rows(app, model, *where):
-    with app.uow() as uow:
-        return uow.session.scalars(sa.select(model).where(*where).order_by(model.id)).all()
 
 
 @pytest.mark.parametrize(
@@ -51,7 +47,7 @@ def _rows(app, model, *where):
 def test_ticket_new_reads_subject_and_priority(chat, agent, acme, app, line, subject, priority):
     reply = chat.say(agent, line).reply
     assert reply.tone is Tone.SUCCESS, reply
-    [ticket] = _rows(app, Ticket)
+    [ticket] = rows(app, Ticket)
     assert (ticket.customer_id, ticket.subject, ticket.priority, ticket.channel) == (acme, subject, priority, "console")
     assert reply.title == f"Ticket #{ticket.id}: {subject}"
 
@@ -71,7 +67,7 @@ def test_ticket_new_refuses_bad_input_and_writes_nothing(chat, agent, acme, app,
     assert reply.tone is Tone.ERROR
     assert reply.text == message
     assert reply.footer == "Usage: /ticket new <customer> <subject> [low|normal|high|urgent]"
-    assert _rows(app, Ticket) == []
+    assert rows(app, Ticket) == []
 
 
 def test_roles_decide_who_may_read_and_write_tickets(chat, acme):
@@ -86,7 +82,7 @@ def test_roles_decide_who_may_read_and_write_tickets(chat, acme):
 def test_due_times_follow_the_sla_of_each_priority(chat, agent, acme, app):
     for priority in TicketPriority:
         chat.say(agent, f"/ticket new acme {priority} issue {priority}")
-    for ticket in _rows(app, Ticket):
+    for ticket in rows(app, Ticket):
         target = sla.DEFAULT_TARGETS[ticket.priority]
         assert ticket.first_response_due_at == START + target.first_response
         assert ticket.resolve_due_at == START + target.resolution
@@ -101,7 +97,7 @@ def test_sla_targets_come_from_the_environment(database_url, acme):
         chat = Chat(app)
         with time_machine.travel(START, tick=False):
             chat.say(chat.user("Sam", Role.SUPPORT), "/ticket new acme outage high")
-        [ticket] = _rows(app, Ticket)
+        [ticket] = rows(app, Ticket)
         assert ticket.first_response_due_at == START + timedelta(minutes=30)
         assert ticket.resolve_due_at == START + timedelta(days=2)
     finally:
@@ -179,10 +175,10 @@ def test_assign_status_and_notes(chat, agent, acme, app):
 
     noted = chat.say(agent, "/ticket note 1 customer is <angry> & waiting").reply
     assert noted.text == "Internal note added to ticket #1 (Acme Corp does not see it)."
-    [note] = _rows(app, TicketMessage)
+    [note] = rows(app, TicketMessage)
     assert (note.direction, note.text, note.author.name) == (Direction.INTERNAL, "customer is <angry> & waiting",
                                                              "Sam Support")
-    [logged] = _rows(app, Interaction)
+    [logged] = rows(app, Interaction)
     assert (logged.kind, logged.direction, logged.ticket_id) == ("note", Direction.INTERNAL, 1)
 
     pending = chat.say(agent, "/ticket status 1 pending").reply
@@ -192,13 +188,13 @@ def test_assign_status_and_notes(chat, agent, acme, app):
     assert "Reopen" in {b.label for b in resolved.buttons}
     again = chat.say(agent, "/ticket status 1 resolved").reply
     assert again.text == "Ticket #1 is already resolved." and again.tone is Tone.ERROR
-    [ticket] = _rows(app, Ticket)
+    [ticket] = rows(app, Ticket)
     assert ticket.status is TicketStatus.RESOLVED and ticket.resolved_at is not None
     chat.say(agent, "/ticket status 1 open")
-    [ticket] = _rows(app, Ticket)
+    [ticket] = rows(app, Ticket)
     assert ticket.status is TicketStatus.OPEN and ticket.resolved_at is None
     # No chat with the customer: nobody to ask for a rating.
-    assert _rows(app, OutboxMessage) == []
+    assert rows(app, OutboxMessage) == []
 
 
 def test_customer_messages_reopen_pending_tickets_and_resolved_ones_start_anew(app, acme):
@@ -223,7 +219,7 @@ def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, ac
     chat.say(agent, "/ticket status 1 resolved")
     chat.say(agent, "/ticket status 1 open")
     chat.say(agent, "/ticket status 1 resolved")
-    [request] = _rows(app, OutboxMessage)
+    [request] = rows(app, OutboxMessage)
     assert (request.kind, request.platform, request.conversation) == ("rating_request", "telegram", "555")
     assert [b["command"] for b in request.payload["reply"]["buttons"]] == [f"/rate 1 {n}" for n in range(1, 6)]
 
@@ -244,9 +240,9 @@ def test_a_new_high_ticket_notifies_the_owner_where_they_work(chat, agent, app):
         users.link_identity(uow, owner, users.PlatformId(Platform.SLACK, "UOLGA"))
         customers.create_customer(uow, "Acme Corp", {"owner": "Olga"})
     chat.say(agent, "/ticket new acme minor thing")
-    assert _rows(app, OutboxMessage) == []
+    assert rows(app, OutboxMessage) == []
     chat.say(agent, "/ticket new acme site down urgent")
-    [notice] = _rows(app, OutboxMessage)
+    [notice] = rows(app, OutboxMessage)
     # Slack first when the owner has both.
     assert (notice.platform, notice.conversation, notice.kind) == ("slack", "UOLGA", "notification")
     assert notice.payload["reply"]["text"] == "site down"
@@ -255,4 +251,4 @@ def test_a_new_high_ticket_notifies_the_owner_where_they_work(chat, agent, app):
         users.grant_role(uow, users.find_user(uow, "Olga"), Role.SUPPORT)
     olga = chat.stranger("777", platform=Platform.TELEGRAM)
     assert chat.say(olga, "/ticket new acme another high").reply.tone is Tone.SUCCESS
-    assert len(_rows(app, OutboxMessage)) == 1
+    assert len(rows(app, OutboxMessage)) == 1
