@@ -26,6 +26,12 @@ def first_time(uow: UnitOfWork, platform: str, key: str) -> bool:
     return db.insert_or_ignore(uow.session, InboundEvent, values)
 
 
+def seen(uow: UnitOfWork, platform: str, key: str) -> bool:
+    """Whether the event was taken in already (a read; ``first_time`` is what claims an event)."""
+    statement = sa.select(InboundEvent.id).where(InboundEvent.platform == platform, InboundEvent.key == str(key)[:200])
+    return uow.session.scalar(statement) is not None
+
+
 def prune(uow: UnitOfWork, older_than: datetime) -> int:
     """Forget events received before ``older_than`` (platforms stop re-delivering after a day or so)."""
     result = uow.session.execute(sa.delete(InboundEvent).where(InboundEvent.received_at < older_than))

@@ -22,8 +22,11 @@ def test_ticket_new_asks_for_each_missing_input_in_turn(webhook_rig):
     acme = _acme_with_owner_on_slack(rig.app)
     sam = rig.staff(900, "Sam Support")
 
-    rig.send(tg.private_text(sam, "/ticket new"))
+    command = rig.send(tg.private_text(sam, "/ticket new"))
     first = tg.last_sent(900)
+    # Telegram sending the command again neither asks again nor drops the form just started.
+    rig.send(command)
+    assert tg.last_sent(900) is first
     assert "<b>New ticket</b> · question 1 of 3" in first.text and "<b>Customer</b>" in first.text
     rig.send(tg.private_text(sam, "zebra"))  # no such customer: noticed when the form is submitted
     assert "question 2 of 3" in tg.last_sent(900).text and "<b>Subject</b>" in tg.last_sent(900).text

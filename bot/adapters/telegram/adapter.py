@@ -210,9 +210,10 @@ class TelegramBot:
             return inbox.first_time(uow, PLATFORM, inbound.key)
 
     def _before_command(self, inbound: Inbound) -> bool:
-        """Whether the sender is staff; typing a new command also leaves a form in progress."""
+        """Whether the sender is staff; typing a new command also leaves a form in progress (unless the
+        command is a re-delivery, whose first delivery may be what started that form)."""
         with self._uow(inbound) as uow:
-            if inbound.command != "cancel":
+            if inbound.command != "cancel" and not inbox.seen(uow, PLATFORM, inbound.key):
                 conversation.cancel(uow, inbound.origin)
             return support.staff_user(uow, inbound) is not None
 
