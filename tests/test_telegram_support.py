@@ -245,3 +245,14 @@ def test_resolving_asks_the_customer_for_a_rating_and_one_answer_counts(webhook_
     # The rating shows on the customer card.
     rig.send(tg.group_text(SUPPORT_CHAT, sam, f"/customer #{ticket.customer_id}"))
     assert "Satisfaction:</b> 4.0/5 from 1 rating(s)" in tg.last_sent(SUPPORT_CHAT).text
+
+
+def test_only_linked_staff_can_answer_customers(webhook_rig):
+    rig, tg = webhook_rig, webhook_rig.fake
+    carla = rig.customer(555, "Carla Customer")
+    rig.send(tg.private_text(carla, "Hello?"))
+    relay = tg.last_sent(SUPPORT_CHAT)
+    intern = rig.customer(333, "Ivan Unlinked")  # in the group, but not linked to a CRM user
+    rig.send(tg.group_text(SUPPORT_CHAT, intern, "I can answer that!", reply_to=tg.message(relay)))
+    assert len(tg.sent(555)) == 1  # only the acknowledgement
+    assert [m.direction for m in rows(rig.app, TicketMessage)] == [Direction.INBOUND]
