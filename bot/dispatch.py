@@ -13,6 +13,7 @@ import logging
 import secrets
 from dataclasses import replace
 
+from crm_core import inbox
 from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
 from crm_core.models import Platform
@@ -39,6 +40,10 @@ class FormRejected(Exception):
         self.errors = errors
 
 
+class DuplicateEvent(Exception):
+    """The request's ``event_key`` was taken in before (a re-delivered event): nothing was done."""
+
+
 def new_reference() -> str:
     return secrets.token_hex(4).upper()
 
@@ -62,7 +67,8 @@ class Dispatcher:
         self.settings = settings
 
     def handle(self, request: Request) -> Reply:
-        """Run one request. With a form submission, invalid inputs raise FormRejected instead of replying."""
+        """Run one request. With a form submission, invalid inputs raise FormRejected instead of replying;
+        a request whose ``event_key`` was seen before raises DuplicateEvent."""
         too_long = self._too_long(request)
         if too_long:
             return error_reply(too_long)
@@ -74,6 +80,10 @@ class Dispatcher:
         arg_text = route.arg_text if route else ""
         try:
             with UnitOfWork(self.session_factory) as uow:
+                if request.event_key is not None and not inbox.first_time(
+                    uow, request.origin.platform, request.event_key
+                ):
+                    raise DuplicateEvent(request.event_key)
                 caller = self._caller(uow, request.origin)
                 request.caller = caller
                 uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
@@ -98,6 +108,8 @@ class Dispatcher:
             return error_reply(_sentence(exc.message))
         except CrmError as exc:
             return error_reply(_sentence(exc.message))
+        except DuplicateEvent:
+            raise
         except Exception:
             ref = new_reference()
             log.exception("unhandled error ref=%s platform=%s user=%s command=%r", ref,

@@ -1,13 +1,19 @@
-"""Which platforms are configured, and the web mounts and worker services they contribute.
+"""Which platforms are configured, and the web mounts, worker services and outbox senders they contribute.
 
 Adapters are imported only when configured, so a console-only install never loads an SDK.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bot.bootstrap import App
 from bot.web import WebMount
 from bot.worker import WorkerService
+
+if TYPE_CHECKING:
+    from bot.adapters.telegram.settings import TelegramSettings
+    from bot.delivery import PlatformSender
 
 
 def configured_platforms(app: App) -> list[str]:
@@ -20,13 +26,42 @@ def configured_platforms(app: App) -> list[str]:
     return found
 
 
+def _telegram(app: App) -> TelegramSettings | None:
+    if not app.settings.extra.get("TELEGRAM_BOT_TOKEN"):
+        return None
+    from bot.adapters.telegram.settings import TelegramSettings
+
+    return TelegramSettings.from_env(app.settings.extra)
+
+
 def web_mounts(app: App) -> list[WebMount]:
     """The HTTP endpoints of every configured platform (Slack events, Telegram webhook)."""
     mounts: list[WebMount] = []
+    telegram = _telegram(app)
+    if telegram is not None and telegram.webhook_secret:
+        from bot.adapters.telegram.webhook import TelegramWebhook
+
+        mounts.append(TelegramWebhook.build(app, telegram))
     return mounts
 
 
 def worker_services(app: App) -> list[WorkerService]:
     """What ``chatcrm worker`` runs: Socket Mode / polling connections, scheduler, outbox sender."""
     services: list[WorkerService] = []
+    telegram = _telegram(app)
+    if telegram is not None and not telegram.uses_webhook:
+        from bot.adapters.telegram.adapter import TelegramBot
+
+        services.append(TelegramBot(app, telegram, webhook=False))
     return services
+
+
+def platform_senders(app: App) -> dict[str, PlatformSender]:
+    """The outbox sender's way to each configured platform, by platform name."""
+    senders: dict[str, PlatformSender] = {}
+    telegram = _telegram(app)
+    if telegram is not None:
+        from bot.adapters.telegram.sender import TelegramSender
+
+        senders["telegram"] = TelegramSender(telegram, app.session_factory)
+    return senders

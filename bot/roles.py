@@ -23,11 +23,13 @@ class Permission(enum.StrEnum):
     FIELDS_MANAGE = "fields.manage"
     MODELS_READ = "models.read"
     MODELS_TRAIN = "models.train"
+    TICKETS_READ = "tickets.read"
+    TICKETS_WRITE = "tickets.write"
 
 
-_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ}
+_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ}
 _SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE}
-_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE}
 _MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {

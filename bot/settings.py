@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
 from crm_core.models import Role
+from crm_core.services import sla
 from crm_core.services.users import PlatformId, parse_admins
 
 
@@ -47,6 +48,10 @@ class Settings:
             admins = tuple(parse_admins(env.get("CHATCRM_ADMINS", "")))
         except Exception as exc:  # noqa: BLE001 - re-raised with the variable's name
             raise SettingsError(f"CHATCRM_ADMINS: {exc}") from None
+        try:
+            sla.targets_from_env(env)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         currency = env.get("CHATCRM_CURRENCY", "EUR").strip().upper()
         if len(currency) != 3 or not currency.isalpha():
             raise SettingsError(f"CHATCRM_CURRENCY={currency!r} is not a three-letter currency code")

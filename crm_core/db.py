@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +80,19 @@ def _configure_sqlite(engine: Engine) -> None:
         # Take the write lock up front: a deferred transaction that reads and then writes fails
         # with "database is locked" when another writer got in between; IMMEDIATE waits instead.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def insert_or_ignore(session: Session, model: type, values: dict) -> bool:
+    """INSERT a row unless it clashes with a unique key (ON CONFLICT DO NOTHING, on both databases);
+    True when the row went in. Safe against concurrent inserts of the same key, unlike select-then-insert."""
+    dialect = session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:  # pragma: no cover - only the two supported databases exist
+        raise RuntimeError(f"insert_or_ignore does not support {dialect}")
+    # RETURNING, not rowcount: psycopg does not always report a rowcount for this statement.
+    primary_key = sa.inspect(model).primary_key[0]
+    statement = insert(model).values(**values).on_conflict_do_nothing().returning(primary_key)
+    return session.execute(statement).first() is not None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -21,6 +21,9 @@ from sqlalchemy.engine import make_url
 
 from crm_core import db
 
+# The Telegram fake and rigs (fake_telegram, webhook_rig, polling_rig) for every test module.
+pytest_plugins = ["tests.telegram_rig"]
+
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 _counter = itertools.count()
 # Why PostgreSQL tests are skipped, when they are.

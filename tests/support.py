@@ -1,8 +1,11 @@
-"""Helpers for tests: users with roles, and a console-style conversation with the real dispatcher."""
+"""Helpers for tests: users with roles, a console-style conversation with the real dispatcher, and
+reading rows back."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import sqlalchemy as sa
 
 from crm_core.models import Platform, Role
 from crm_core.services import users
@@ -38,3 +41,14 @@ class Chat:
 
     def say(self, origin: Origin, text: str, **request_fields) -> Said:
         return Said(self.app.dispatcher.handle(Request(origin=origin, text=text, **request_fields)))
+
+
+def rows(app: App, model, *where) -> list:
+    """Every row of ``model`` matching ``where``, in id order, read in a transaction of its own."""
+    with app.uow() as uow:
+        return list(uow.session.scalars(sa.select(model).where(*where).order_by(model.id)))
+
+
+def count(app: App, model, *where) -> int:
+    with app.uow() as uow:
+        return uow.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))

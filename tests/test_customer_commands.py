@@ -45,7 +45,7 @@ def test_customer_shows_the_card(chat, rep, acme, query):
     assert [i.text for i in sections["Open deals (1)"].items] == ["#1 Printer fleet"]
     # The last three interactions, newest first.
     assert [i.text for i in sections["Recent interactions"].items] == ["fourth call", "third call", "second call"]
-    assert {b.label for b in reply.buttons} == {"Log note", "New deal", "Edit"}
+    assert {b.label for b in reply.buttons} == {"Log note", "New deal", "Edit", "New ticket"}
 
 
 def test_several_matches_give_a_ranked_list_with_open_buttons(chat, rep, acme, app):

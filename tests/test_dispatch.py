@@ -25,7 +25,7 @@ def test_unknown_user_gets_only_help(chat):
     assert denied.tone is Tone.ERROR
     assert denied.text == "You can't use /customer yet: ask a chatcrm admin to give you a role (/role)."
     help_reply = chat.say(stranger, "/help").reply
-    assert [i.text for i in help_reply.sections[0].items] == ["/help [command]", "/whoami"]
+    assert [i.text for i in help_reply.sections[0].items] == ["/help [command]", "/link [code | user]", "/whoami"]
     assert "ask a chatcrm admin" in help_reply.footer.lower()
 
 

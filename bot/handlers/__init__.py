@@ -1,5 +1,7 @@
 """Command handlers, one module per area. They see Requests and return Replies, never a platform SDK."""
 
-from bot.handlers import admin, customers, deals, help, notes, predictions
+from bot.handlers import admin, customers, deals, help, link, notes, predictions, tickets
 
-ALL_GROUPS = (help.group, customers.group, notes.group, deals.group, admin.group, predictions.group)
+ALL_GROUPS = (
+    help.group, customers.group, notes.group, deals.group, tickets.group, link.group, admin.group, predictions.group,
+)

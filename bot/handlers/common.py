@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from crm_core import clock
 from crm_core.models import Deal, Ticket
 from crm_core.money import format_money
+from crm_core.services import tickets
 
 from bot.messages import Button, Item
 
@@ -45,9 +46,34 @@ def deal_item(deal: Deal, tz: str, with_customer: bool = False) -> Item:
     )
 
 
-def ticket_item(ticket: Ticket, tz: str) -> Item:
-    assignee = f" · {ticket.assignee.name}" if ticket.assignee else " · unassigned"
-    return Item(
-        text=f"#{ticket.id} {ticket.subject}",
-        detail=f"{ticket.status} · {ticket.priority}{assignee} · opened {fmt_date(ticket.created_at, tz)}",
-    )
+def fmt_duration(value: timedelta) -> str:
+    """A short, rounded-down duration: "45m", "3h 20m", "2d 4h"."""
+    minutes = max(0, int(value.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m"
+
+
+def overdue_text(ticket: Ticket, now: datetime | None = None) -> str | None:
+    late = tickets.overdue(ticket, now)
+    return f"⚠ OVERDUE: {late.what} {fmt_duration(late.by)} late" if late else None
+
+
+def rating_text(rating: int) -> str:
+    return f"{'★' * rating}{'☆' * (5 - rating)} {rating}/5"
+
+
+def ticket_item(ticket: Ticket, tz: str, with_customer: bool = False) -> Item:
+    who = f" · {ticket.customer.name}" if with_customer else ""
+    parts = [str(ticket.status), str(ticket.priority), ticket.assignee.name if ticket.assignee else "unassigned",
+             f"opened {fmt_date(ticket.created_at, tz)}"]
+    if late := overdue_text(ticket):
+        parts.append(late)
+    if ticket.rating:
+        parts.append(f"rated {ticket.rating}/5")
+    return Item(text=f"#{ticket.id} {ticket.subject}{who}", detail=" · ".join(parts),
+                button=Button("Open", f"/ticket {ticket.id}"))

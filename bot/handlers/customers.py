@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_core import search
 from crm_core.models import FieldEntity, FieldType, ModelRun, Role
-from crm_core.services import custom_fields, customers
+from crm_core.services import custom_fields, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 from bot.args import Kind, arg, rest
@@ -64,6 +64,11 @@ def _match_label(hit: search.SearchHit) -> str:
     }[hit.match]
 
 
+def _overdue_count(card: CustomerCard) -> str:
+    late = sum(1 for t in card.open_tickets if tickets.overdue(t))
+    return f", {late} overdue" if late else ""
+
+
 def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:
     c = card.customer
     tz = ctx.caller.timezone
@@ -81,6 +86,8 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     ]
     if c.tags:
         fields.append(Field("Tags", ", ".join(c.tags)))
+    if rated := tickets.satisfaction(ctx.uow, c.id):
+        fields.append(Field("Satisfaction", f"{rated.average:.1f}/5 from {rated.count} rating(s)"))
     fields.extend(Field(v.definition.label, v.display) for v in card.custom_fields)
     footer = f"Customer #{c.id} · in the CRM since {fmt_date(c.created_at, tz)}"
     score = card.score
@@ -100,7 +107,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             empty="No open deals.",
         ),
         Section(
-            title=f"Open tickets ({len(card.open_tickets)})",
+            title=f"Open tickets ({len(card.open_tickets)}{_overdue_count(card)})",
             items=tuple(ticket_item(t, tz) for t in card.open_tickets[:10]),
             empty="No open tickets.",
         ),
@@ -147,6 +154,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             Button("Log note", f"/note {ref}", Style.PRIMARY, opens_form=True),
             Button("New deal", f"/deal new {ref}", opens_form=True),
             Button("Edit", f"/customer edit {ref}", opens_form=True),
+            Button("New ticket", f"/ticket new {ref}", opens_form=True),
         ),
         footer=footer,
         tone=tone,

@@ -3,6 +3,7 @@
 from crm_core.models.audit import AuditEntry
 from crm_core.models.base import Base, UTCDateTime
 from crm_core.models.catalog import Order, OrderKind, OrderLine, Product
+from crm_core.models.chat_state import ButtonCommand, FormSession
 from crm_core.models.custom_fields import CustomFieldDefinition, CustomFieldValue, FieldEntity, FieldType
 from crm_core.models.customers import (
     Company,
@@ -12,11 +13,14 @@ from crm_core.models.customers import (
     CustomerTag,
     RelationshipType,
 )
+from crm_core.models.customer_chats import CustomerChat
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
+from crm_core.models.inbox import InboundEvent
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
+from crm_core.models.link_codes import LinkCode
 from crm_core.models.outbox import OutboxMessage, OutboxStatus
 from crm_core.models.predictions import CustomerScore, ModelRun
-from crm_core.models.tickets import Ticket, TicketPriority, TicketStatus
+from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.models.users import Identity, Platform, Role, User
 
 # Every session audits its flushes; registering here means no write path can forget it.
@@ -31,4 +35,5 @@ __all__ = [
     "DEFAULT_PROBABILITY", "PIPELINE", "Deal", "DealStage", "DealStageChange",
     "Direction", "Interaction", "InteractionKind", "Ticket", "TicketPriority", "TicketStatus",
     "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus", "CustomerScore", "ModelRun",
+    "TicketMessage", "CustomerChat", "ButtonCommand", "FormSession", "LinkCode", "InboundEvent",
 ]

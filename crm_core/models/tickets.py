@@ -1,4 +1,7 @@
-"""Support tickets: the fields, SLA due times and satisfaction rating (the workflow lives in services)."""
+"""Support tickets and their threads: the fields, SLA due times, satisfaction rating and messages.
+
+The workflow (opening, answering, assigning, resolving, rating) lives in crm_core.services.tickets.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from crm_core.clock import utcnow
 from crm_core.models.base import Base, Timestamped, enum_column
 from crm_core.models.customers import Customer
+from crm_core.models.interactions import Direction
 from crm_core.models.users import User
 
 
@@ -57,3 +62,29 @@ class Ticket(Timestamped, Base):
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+
+
+class TicketMessage(Base):
+    """One message of a ticket's thread: the customer's, our answer, or an internal note."""
+
+    __tablename__ = "ticket_messages"
+    __table_args__ = (sa.Index("ix_ticket_messages_relay", "relay_conversation", "relay_message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    # inbound: from the customer; outbound: our answer to them; internal: a note they never see.
+    direction: Mapped[Direction] = mapped_column(enum_column(Direction))
+    # Who on our side wrote it (None for the customer).
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(sa.String(20))
+    text: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The message's id in the customer's chat (theirs, or the one we sent them).
+    external_message_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # The copy relayed to the staff chat, so a reply to that copy finds its ticket.
+    relay_conversation: Mapped[str | None] = mapped_column(sa.String(64))
+    relay_message_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # Why an answer did not reach the customer (blocked the bot, ...); None when it did.
+    delivery_error: Mapped[str | None] = mapped_column(sa.String(200))
+
+    author: Mapped[User | None] = relationship(lazy="joined")

@@ -1,0 +1,167 @@
+"""Step-by-step forms: a ``Form`` asked one input at a time in a chat, ``/cancel`` to leave.
+
+The state (the form, answers so far, what is left to ask) is a ``FormSession`` row per person
+and chat, so it survives webhook requests, restarts and several processes. Nothing here talks
+to Telegram: the adapter renders the ``Question`` and submits the ``Filled`` form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from crm_core.clock import utcnow
+from crm_core.models import FormSession
+from crm_core.uow import UnitOfWork
+
+from bot.adapters.telegram.callbacks import KEEP, SKIP
+from bot.messages import Form, FormInput, InputKind, Origin, Reply
+
+# A form left alone this long is forgotten; the next message is an ordinary message again.
+SESSION_TTL = timedelta(hours=1)
+REQUIRED = "This one is required."
+
+
+@dataclass(frozen=True)
+class Question:
+    session_id: int
+    # Which question this is in the session, so a button under an older question is stale.
+    asked: int
+    form: Form
+    field: FormInput
+    number: int
+    total: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Filled:
+    form: Form
+    values: dict[str, str]
+
+
+def _dump(form: Form, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    return {**Reply(form=form).to_dict()["form"], "errors": dict(errors or {})}
+
+
+def _load(row: FormSession) -> Form:
+    form = Reply.from_dict({"form": row.form}).form
+    assert form is not None
+    return form
+
+
+def _where(origin: Origin) -> sa.ColumnElement[bool]:
+    return sa.and_(FormSession.platform == origin.platform, FormSession.conversation == origin.conversation,
+                   FormSession.user_external_id == origin.user_external_id)
+
+
+def current(uow: UnitOfWork, origin: Origin) -> FormSession | None:
+    """The person's form in progress in this chat, if any (an expired one is dropped)."""
+    row = uow.session.scalars(sa.select(FormSession).where(_where(origin))).one_or_none()
+    if row is not None and row.expires_at <= utcnow():
+        uow.session.delete(row)
+        uow.session.flush()
+        return None
+    return row
+
+
+def cancel(uow: UnitOfWork, origin: Origin) -> bool:
+    return uow.session.execute(sa.delete(FormSession).where(_where(origin))).rowcount > 0
+
+
+def start(
+    uow: UnitOfWork,
+    origin: Origin,
+    form: Form,
+    *,
+    answers: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Question | Filled:
+    """Begin asking ``form`` (replacing any form in progress); with ``errors``, ask only those inputs again."""
+    cancel(uow, origin)
+    names = [i.name for i in form.inputs]
+    queue = [name for name in names if name in errors] if errors else names
+    if not queue:
+        return Filled(form, {**form.fixed, **(answers or {})})
+    row = FormSession(
+        platform=origin.platform, conversation=origin.conversation, user_external_id=origin.user_external_id,
+        form=_dump(form, errors), answers=dict(answers or {}), queue=queue, asked=1,
+        expires_at=utcnow() + SESSION_TTL,
+    )
+    uow.session.add(row)
+    uow.session.flush()
+    return _question(row, form)
+
+
+def restart_with_errors(uow: UnitOfWork, origin: Origin, filled: Filled, errors: dict[str, str]) -> Question | None:
+    """Ask again the inputs a submitted form got wrong; None when none of them is an input (a fixed value)."""
+    askable = {name: message for name, message in errors.items() if any(i.name == name for i in filled.form.inputs)}
+    if not askable:
+        return None
+    kept = {k: v for k, v in filled.values.items() if k not in askable and k not in filled.form.fixed}
+    question = start(uow, origin, filled.form, answers=kept, errors=askable)
+    assert isinstance(question, Question)
+    return question
+
+
+def _question(row: FormSession, form: Form, error: str | None = None) -> Question:
+    name = row.queue[0]
+    index = next(i for i, field in enumerate(form.inputs) if field.name == name)
+    error = error or (row.form.get("errors") or {}).get(name)
+    return Question(row.id, row.asked, form, form.inputs[index], index + 1, len(form.inputs), error)
+
+
+def question_of(row: FormSession) -> Question:
+    return _question(row, _load(row))
+
+
+def _interpret(field: FormInput, text: str | None, choice: str | None) -> tuple[str | None, str | None]:
+    """(value, None) for a usable answer, or (None, why not)."""
+    if choice == KEEP:
+        return field.initial or "", None
+    if choice == SKIP or (text is not None and text.strip() == "-"):
+        if field.required and not field.initial:
+            return None, REQUIRED
+        # Skipping an input that has a current value keeps that value.
+        return field.initial or "", None
+    if choice is not None:
+        index = int(choice)
+        if not 0 <= index < len(field.choices):
+            return None, "That choice is not on the list."
+        return field.choices[index], None
+    value = (text or "").strip() if field.kind is not InputKind.MULTILINE else (text or "").strip("\n")
+    if not value.strip():
+        return (None, REQUIRED) if field.required else ("", None)
+    if field.kind is InputKind.CHOICE and field.choices:
+        lowered = value.lower()
+        exact = [c for c in field.choices if c.lower() == lowered]
+        prefixed = [c for c in field.choices if c.lower().startswith(lowered)]
+        if exact or len(prefixed) == 1:
+            return (exact or prefixed)[0], None
+        return None, f"Pick one of: {', '.join(field.choices)}."
+    return value, None
+
+
+def answer(uow: UnitOfWork, row: FormSession, *, text: str | None = None, choice: str | None = None) -> Question | Filled:
+    """Take the answer to the current question; the next question, the same one with an error, or the filled form."""
+    form = _load(row)
+    field = _question(row, form).field
+    value, error = _interpret(field, text, choice)
+    row.asked += 1
+    row.expires_at = utcnow() + SESSION_TTL
+    if error is not None:
+        uow.session.flush()
+        return _question(row, form, error)
+    row.answers = {**row.answers, field.name: value}
+    row.queue = row.queue[1:]
+    # Answered: its error from an earlier submission no longer applies.
+    row.form = {**row.form, "errors": {k: v for k, v in (row.form.get("errors") or {}).items() if k != field.name}}
+    if row.queue:
+        uow.session.flush()
+        return _question(row, form)
+    values = {**form.fixed, **row.answers}
+    uow.session.delete(row)
+    uow.session.flush()
+    return Filled(form, values)

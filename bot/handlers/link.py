@@ -1,0 +1,74 @@
+"""/link: pair a chat account (Telegram, Slack, console) with a CRM user by a one-time code.
+
+``/link`` (in a private chat) gives you a code; an admin's ``/link <user>`` gives one for someone
+else; ``/link <code>`` sent privately to the bot on the other platform pairs that account.
+"""
+
+from __future__ import annotations
+
+from crm_core.errors import Forbidden, ValidationError
+from crm_core.models import Platform
+from crm_core.services import link_codes, users
+
+from bot.args import Kind, rest
+from bot.context import Context
+from bot.messages import Field, Reply, Request, Tone
+from bot.roles import Permission, allows
+from bot.router import CommandGroup
+
+group = CommandGroup()
+_MINUTES = int(link_codes.CODE_TTL.total_seconds() // 60)
+
+
+@group.command(
+    "link",
+    summary="Link a chat account to your CRM user: get a one-time code, then send it to the bot privately",
+    permission=Permission.HELP,
+    params=[rest("code_or_user", Kind.TEXT, required=False, label="Code (admins: or a user)", max_length=200)],
+    usage="[code | user]",
+)
+def link(req: Request, ctx: Context) -> Reply:
+    argument = (req.args.get("code_or_user") or "").strip()
+    if argument and link_codes.looks_like_code(argument):
+        return _redeem(req, ctx, argument)
+    if not req.origin.is_private:
+        # A code in a shared channel could be used by anyone reading it.
+        return Reply(text="Ask me for a link code in a private chat with the bot, not here.", tone=Tone.WARNING,
+                     private=True)
+    if not argument:
+        if ctx.caller.user_id is None:
+            raise ValidationError("the CRM does not know you yet, so there is nothing to link to: "
+                                  "ask an admin for a code (/link <you>)")
+        user = users.find_user(ctx.uow, f"#{ctx.caller.user_id}")
+        title, whom = "Your link code", "you"
+    else:
+        if not allows(ctx.caller.role, Permission.USERS_MANAGE):
+            raise Forbidden("only admins can make link codes for other users; use /link on its own for yours")
+        user = users.find_user(ctx.uow, argument)
+        title, whom = f"Link code for {user.name}", "them"
+    code = link_codes.issue(ctx.uow, user)
+    return Reply(
+        title=title,
+        text=code,
+        fields=(Field("Valid", f"{_MINUTES} minutes, once"),),
+        footer=f"To link an account, send /link {code} to the chatcrm bot in a private chat on that platform "
+        f"(e.g. Telegram). It will then act as {whom}.",
+        private=True,
+    )
+
+
+def _redeem(req: Request, ctx: Context, code: str) -> Reply:
+    if not req.origin.is_private:
+        withdrawn = link_codes.withdraw(ctx.uow, code, "withdrawn: posted in a shared chat")
+        gone = " Others may have seen this one, so it no longer works: get a new code with /link." if withdrawn else ""
+        return Reply(text=f"Send link codes to me in a private chat, not here.{gone}", tone=Tone.ERROR, private=True)
+    try:
+        platform = Platform(req.origin.platform)
+    except ValueError:
+        raise ValidationError(f"accounts on {req.origin.platform} cannot be linked") from None
+    user = link_codes.redeem(
+        ctx.uow, code, users.PlatformId(platform, req.origin.user_external_id), req.origin.display_name
+    )
+    role = f"role {user.role}" if user.role else "no role yet: ask an admin for one"
+    return Reply(text=f"Linked: this {platform} account now acts as {user.name} ({role}).", tone=Tone.SUCCESS,
+                 private=True)

@@ -1,0 +1,299 @@
+"""/ticket: open, list, show, assign, move and annotate support tickets; /rate for customers.
+
+Two things leave the system on their own, as outbox rows in the same transaction: a new high or
+urgent ticket notifies the customer's owner where that owner works, and a resolved ticket asks
+the customer (in their chat with us) for a 1–5 rating.
+"""
+
+from __future__ import annotations
+
+from crm_core import outbox
+from crm_core.errors import Forbidden, NotFound, ValidationError
+from crm_core.models import Direction, Platform, Ticket, TicketMessage, TicketPriority, TicketStatus
+from crm_core.services import customer_chats, customers, sla, tickets, users
+
+from bot.args import Kind, arg, opt, rest, tokenize
+from bot.context import Context
+from bot.handlers.common import clip, fmt_datetime, overdue_text, rating_text, ticket_item
+from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
+from bot.roles import Permission
+from bot.router import CommandGroup
+
+group = CommandGroup()
+PRIORITIES = tuple(p.value for p in TicketPriority)
+STATUSES = tuple(s.value for s in TicketStatus)
+THREAD_LENGTH = 20
+_QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("„", "“"), ("«", "»"), ("‘", "’"))
+
+
+def _targets(ctx: Context) -> dict[TicketPriority, sla.Target]:
+    # Validated at start (bot.settings), so this cannot fail here.
+    return sla.targets_from_env(ctx.settings.extra)
+
+
+def _due_text(due, done, tz: str) -> str:
+    if done is not None:
+        return f"done {fmt_datetime(done, tz)}"
+    return f"due {fmt_datetime(due, tz)}" if due else "—"
+
+
+def _message_item(message: TicketMessage, tz: str) -> Item:
+    who = message.author.name if message.author else "customer"
+    label = {Direction.INBOUND: "customer", Direction.OUTBOUND: f"{who} (answer)",
+             Direction.INTERNAL: f"{who} (internal note)"}[message.direction]
+    detail = f"{label} · {fmt_datetime(message.created_at, tz)} · {message.channel}"
+    if message.delivery_error:
+        detail += f" · NOT DELIVERED: {message.delivery_error}"
+    return Item(text=clip(message.text, 500), detail=detail)
+
+
+def ticket_reply(ticket: Ticket, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:
+    tz = ctx.caller.timezone
+    fields = [
+        Field("Customer", f"{ticket.customer.name} (#{ticket.customer_id})"),
+        Field("Status", str(ticket.status)),
+        Field("Priority", str(ticket.priority)),
+        Field("Assignee", ticket.assignee.name if ticket.assignee else "unassigned"),
+        Field("Opened", f"{fmt_datetime(ticket.created_at, tz)} · {ticket.channel}"),
+        Field("First response", _due_text(ticket.first_response_due_at, ticket.first_responded_at, tz)),
+        Field("Resolution", _due_text(ticket.resolve_due_at, ticket.resolved_at, tz)),
+    ]
+    if late := overdue_text(ticket):
+        fields.append(Field("SLA", late, short=False))
+    if ticket.rating:
+        fields.append(Field("Rating", rating_text(ticket.rating)))
+    messages, total = tickets.thread(ctx.uow, ticket.id, THREAD_LENGTH)
+    buttons: list[Button] = []
+    if ctx.caller.user_id is not None and ticket.assignee_id != ctx.caller.user_id:
+        buttons.append(Button("Assign to me", f"/ticket assign {ticket.id} me"))
+    if ticket.status.is_open:
+        buttons.append(Button("Resolve", f"/ticket status {ticket.id} resolved", Style.PRIMARY))
+    else:
+        buttons.append(Button("Reopen", f"/ticket status {ticket.id} open"))
+    buttons.append(Button("Add note", f"/ticket note {ticket.id}", opens_form=True))
+    buttons.append(Button("Open customer", f"/customer #{ticket.customer_id}"))
+    return Reply(
+        title=f"Ticket #{ticket.id}: {ticket.subject}",
+        text=note,
+        fields=tuple(fields),
+        sections=(Section(title=f"Conversation ({total})", items=tuple(_message_item(m, tz) for m in messages),
+                          empty="No messages yet."),),
+        buttons=tuple(buttons),
+        footer=f"Showing the last {len(messages)} of {total} messages." if total > len(messages) else None,
+        tone=tone,
+    )
+
+
+@group.command(
+    "ticket",
+    summary="Show a ticket and its conversation",
+    permission=Permission.TICKETS_READ,
+    params=[arg("id", Kind.INT, label="Ticket #")],
+)
+def show_ticket(req: Request, ctx: Context) -> Reply:
+    return ticket_reply(tickets.get_ticket(ctx.uow, req.args["id"]), ctx)
+
+
+def _subject_and_priority(req: Request) -> tuple[str, TicketPriority]:
+    """``printer jams high`` ends with a priority; typed lines may give it without quotes or priority=."""
+    subject = req.args["subject"]
+    # The parser unwraps a subject given as one quoted string: "printer high" is all subject.
+    quoted = any(f"{opening}{subject}{closing}" in req.text for opening, closing in _QUOTE_PAIRS)
+    if "priority" in req.args or req.form_values is not None or quoted:
+        return subject, TicketPriority(req.args.get("priority") or TicketPriority.NORMAL)
+    tokens = tokenize(subject)
+    if len(tokens) >= 2 and not tokens[-1].quoted and tokens[-1].value.lower() in PRIORITIES:
+        priority = TicketPriority(tokens[-1].value.lower())
+        subject = subject[: tokens[-1].start].strip()
+        tokens = tokens[:-1]
+    else:
+        priority = TicketPriority.NORMAL
+    if len(tokens) == 1 and tokens[0].quoted:
+        subject = tokens[0].value
+    return subject, priority
+
+
+def _resolve_customer(ctx: Context, reference: str):
+    # Named after the input, so a step-by-step form asks for the customer again.
+    try:
+        return customers.resolve_customer(ctx.uow, reference)
+    except (NotFound, ValidationError) as exc:
+        raise ValidationError(exc.message, field="customer") from None
+
+
+def _notify_owner(ctx: Context, ticket: Ticket) -> None:
+    owner = ticket.customer.owner
+    if owner is None or owner.id == ctx.caller.user_id or not owner.active:
+        return
+    address = users.dm_address(owner)
+    if address is None:
+        return
+    reply = Reply(
+        title=f"New {ticket.priority} ticket #{ticket.id} for {ticket.customer.name}",
+        text=ticket.subject,
+        fields=(
+            Field("Opened by", ctx.caller.name),
+            Field("First response due", fmt_datetime(ticket.first_response_due_at, owner.timezone)),
+        ),
+        buttons=(Button("Open ticket", f"/ticket {ticket.id}"), Button("Assign to me", f"/ticket assign {ticket.id} me")),
+        tone=Tone.WARNING,
+    )
+    outbox.enqueue(
+        ctx.uow, idempotency_key=f"ticket:{ticket.id}:owner-notice", kind="notification",
+        platform=address.platform.value, conversation=address.external_id, payload={"reply": reply.to_dict()},
+        user_id=owner.id, customer_id=ticket.customer_id,
+    )
+
+
+@group.command(
+    "ticket new",
+    summary="Open a support ticket for a customer",
+    permission=Permission.TICKETS_WRITE,
+    params=[
+        arg("customer", label="Customer", hint="name, email, phone or #id"),
+        # No parser limit: the service says how long a subject may be, in its own words.
+        rest("subject", Kind.TEXT, label="Subject"),
+        opt("priority", Kind.CHOICE, choices=PRIORITIES, label="Priority"),
+    ],
+    usage="<customer> <subject> [low|normal|high|urgent]",
+    form_title="New ticket",
+)
+def new_ticket(req: Request, ctx: Context) -> Reply:
+    customer = _resolve_customer(ctx, req.args["customer"])
+    subject, priority = _subject_and_priority(req)
+    ticket = tickets.create_ticket(ctx.uow, customer.id, subject, priority, channel=ctx.platform,
+                                   targets=_targets(ctx))
+    if priority in (TicketPriority.HIGH, TicketPriority.URGENT):
+        _notify_owner(ctx, ticket)
+    return ticket_reply(ticket, ctx, note=f"Ticket #{ticket.id} opened for {customer.name}.", tone=Tone.SUCCESS)
+
+
+@group.command(
+    "ticket list",
+    summary="List tickets: yours (default), all open, overdue, everything, or a customer's",
+    permission=Permission.TICKETS_READ,
+    params=[rest("scope", Kind.TEXT, required=False, label="mine | open | overdue | all | <customer>", max_length=200)],
+    usage="[mine|open|overdue|all|<customer>]",
+)
+def list_tickets(req: Request, ctx: Context) -> Reply:
+    scope = (req.args.get("scope") or "mine").strip()
+    key = scope.lower()
+    if key == "mine":
+        if ctx.caller.user_id is None:
+            return Reply(text="You have no CRM user, so no tickets of your own. Try /ticket list open.",
+                         tone=Tone.WARNING)
+        found, title = tickets.list_tickets(ctx.uow, assignee_id=ctx.caller.user_id), "Your open tickets"
+    elif key == "open":
+        found, title = tickets.list_tickets(ctx.uow), "Open tickets"
+    elif key == "overdue":
+        found, title = tickets.list_tickets(ctx.uow, overdue_only=True), "Overdue tickets"
+    elif key == "all":
+        found, title = tickets.list_tickets(ctx.uow, open_only=False), "All tickets"
+    else:
+        customer = customers.resolve_customer(ctx.uow, scope)
+        found, title = tickets.list_tickets(ctx.uow, customer_id=customer.id, open_only=False), f"Tickets of {customer.name}"
+    late = sum(1 for t in found if tickets.overdue(t))
+    return Reply(
+        title=title,
+        sections=(Section(items=tuple(ticket_item(t, ctx.caller.timezone, with_customer=True) for t in found),
+                          empty="No tickets."),),
+        footer=f"{len(found)} ticket(s) · {late} overdue" if found else None,
+    )
+
+
+@group.command(
+    "ticket assign",
+    summary="Give a ticket to someone (me, a user, or nobody)",
+    permission=Permission.TICKETS_WRITE,
+    params=[arg("id", Kind.INT, label="Ticket #"), rest("user", Kind.TEXT, label="User", hint="me, a name, email or #id",
+                                                        max_length=200)],
+)
+def assign_ticket(req: Request, ctx: Context) -> Reply:
+    reference = req.args["user"].strip()
+    if reference.lower() == "me":
+        if ctx.caller.user_id is None:
+            raise ValidationError("you have no CRM user to assign tickets to", field="user")
+        user = users.find_user(ctx.uow, f"#{ctx.caller.user_id}")
+    elif reference.lower() in ("nobody", "none", "-"):
+        user = None
+    else:
+        user = users.find_user(ctx.uow, reference)
+    ticket = tickets.assign(ctx.uow, req.args["id"], user)
+    note = f"Assigned to {user.name}." if user else "Unassigned."
+    return ticket_reply(ticket, ctx, note=note, tone=Tone.SUCCESS)
+
+
+def _ask_for_rating(ctx: Context, ticket: Ticket) -> None:
+    chat = customer_chats.chat_of_customer(ctx.uow, ticket.customer_id)
+    if chat is None or ticket.rating is not None:
+        return
+    reply = Reply(
+        title="How did we do?",
+        text=f"Your request #{ticket.id} “{ticket.subject}” is resolved. "
+        "How happy are you with our help, from 1 (not at all) to 5 (very)?",
+        buttons=tuple(Button(f"{n} ★", f"/rate {ticket.id} {n}") for n in range(1, 6)),
+    )
+    outbox.enqueue(
+        ctx.uow, idempotency_key=f"ticket:{ticket.id}:rating-request", kind="rating_request",
+        platform=chat.platform.value, conversation=chat.conversation, payload={"reply": reply.to_dict()},
+        customer_id=ticket.customer_id,
+    )
+
+
+@group.command(
+    "ticket status",
+    summary="Move a ticket to open, pending, resolved or closed (resolving asks the customer for a rating)",
+    permission=Permission.TICKETS_WRITE,
+    params=[arg("id", Kind.INT, label="Ticket #"), arg("status", Kind.CHOICE, choices=STATUSES, label="Status")],
+    form_title="Ticket status",
+)
+def change_status(req: Request, ctx: Context) -> Reply:
+    before = tickets.get_ticket(ctx.uow, req.args["id"]).status
+    ticket = tickets.set_status(ctx.uow, req.args["id"], TicketStatus(req.args["status"]))
+    note = f"Status: {before} → {ticket.status}."
+    if ticket.status is TicketStatus.RESOLVED:
+        _ask_for_rating(ctx, ticket)
+        if ticket.first_responded_at is None:
+            note += " Nobody answered the customer before it was resolved."
+    return ticket_reply(ticket, ctx, note=note, tone=Tone.SUCCESS)
+
+
+@group.command(
+    "ticket note",
+    summary="Add an internal note to a ticket (the customer does not see it)",
+    permission=Permission.TICKETS_WRITE,
+    params=[arg("id", Kind.INT, label="Ticket #"), rest("text", label="Note")],
+    form_title="Internal note",
+)
+def note_ticket(req: Request, ctx: Context) -> Reply:
+    ticket = tickets.get_ticket(ctx.uow, req.args["id"])
+    tickets.add_note(ctx.uow, ticket.id, req.args["text"])
+    return Reply(
+        text=f"Internal note added to ticket #{ticket.id} ({ticket.customer.name} does not see it).",
+        buttons=(Button("Open ticket", f"/ticket {ticket.id}"),),
+        tone=Tone.SUCCESS,
+    )
+
+
+@group.command(
+    "rate",
+    summary="Rate how we handled your request (1–5)",
+    permission=Permission.HELP,
+    params=[arg("ticket", Kind.INT, label="Request #"), arg("rating", Kind.INT, label="Rating")],
+    hidden=True,
+)
+def rate_ticket(req: Request, ctx: Context) -> Reply:
+    ticket = tickets.get_ticket(ctx.uow, req.args["ticket"])
+    try:
+        chat = customer_chats.chat_for(
+            ctx.uow, users.PlatformId(Platform(req.origin.platform), req.origin.user_external_id)
+        )
+    except ValueError:
+        chat = None
+    # The buttons went to the customer's own chat; anyone else pressing or typing this is refused.
+    if chat is None or chat.customer_id != ticket.customer_id:
+        raise Forbidden("you can only rate your own requests")
+    if tickets.rate(ctx.uow, ticket.id, req.args["rating"]):
+        return Reply(text=f"Thank you! You rated request #{ticket.id} {rating_text(ticket.rating)}.", tone=Tone.SUCCESS)
+    return Reply(text=f"You already rated request #{ticket.id} ({rating_text(ticket.rating)}). Thank you!")
+

@@ -1,0 +1,96 @@
+"""Customers' own chats with us: who is writing, and where their answers go.
+
+Someone unknown who writes to the bot gets a placeholder customer named after their chat
+profile. Sharing their phone number later links the chat to the customer with that number
+(moving the placeholder's tickets and interactions over), or puts the number on the placeholder.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+
+from crm_core import text
+from crm_core.models import Customer, CustomerChat, Deal, Interaction, Order, Ticket
+from crm_core.services import customers
+from crm_core.services.users import PlatformId
+from crm_core.uow import UnitOfWork
+
+log = logging.getLogger("chatcrm.customer_chats")
+
+
+def chat_for(uow: UnitOfWork, platform_id: PlatformId) -> CustomerChat | None:
+    return uow.session.scalars(
+        sa.select(CustomerChat).where(
+            CustomerChat.platform == platform_id.platform, CustomerChat.external_id == platform_id.external_id
+        )
+    ).one_or_none()
+
+
+def chat_of_customer(uow: UnitOfWork, customer_id: int) -> CustomerChat | None:
+    """The chat to write to a customer in: the most recently linked one."""
+    return uow.session.scalars(
+        sa.select(CustomerChat).where(CustomerChat.customer_id == customer_id).order_by(CustomerChat.id.desc())
+    ).first()
+
+
+def ensure_chat(uow: UnitOfWork, platform_id: PlatformId, conversation: str, display_name: str | None) -> CustomerChat:
+    """The customer behind a chat, creating a placeholder customer on first contact."""
+    chat = chat_for(uow, platform_id)
+    if chat is not None:
+        return chat
+    name = (display_name or "").strip()[: customers.MAX_NAME] or f"{platform_id.platform} user {platform_id.external_id}"
+    customer = customers.create_customer(uow, name)
+    chat = CustomerChat(customer_id=customer.id, platform=platform_id.platform, external_id=platform_id.external_id,
+                        conversation=conversation, display_name=display_name, placeholder=True)
+    uow.session.add(chat)
+    uow.session.flush()
+    return chat
+
+
+def _customer_with_phone(uow: UnitOfWork, phone: str) -> Customer | None:
+    key = text.phone_key(phone)
+    if key is None:
+        return None
+    # Several customers may share a number (a switchboard); the oldest record is the likeliest.
+    return uow.session.scalars(sa.select(Customer).where(Customer.phone_key == key).order_by(Customer.id)).first()
+
+
+def link_by_phone(
+    uow: UnitOfWork, platform_id: PlatformId, conversation: str, display_name: str | None, phone: str
+) -> tuple[CustomerChat, bool]:
+    """Link the chat to the customer with this phone number; returns (chat, matched an existing customer)."""
+    chat = ensure_chat(uow, platform_id, conversation, display_name)
+    match = _customer_with_phone(uow, phone)
+    if match is None or match.id == chat.customer_id:
+        if not chat.customer.phone:
+            customers.update_customer(uow, chat.customer_id, {"phone": phone})
+        chat.placeholder = False
+        uow.session.flush()
+        return chat, match is not None
+    previous, was_placeholder = chat.customer_id, chat.placeholder
+    chat.customer_id = match.id
+    chat.placeholder = False
+    uow.session.flush()
+    uow.session.expire(chat, ["customer"])
+    if was_placeholder:
+        _move_history(uow, previous, match.id)
+    log.info("chat %s linked to customer #%s by phone (was #%s)", platform_id, match.id, previous)
+    return chat, True
+
+
+def _move_history(uow: UnitOfWork, placeholder_id: int, customer_id: int) -> None:
+    """Give the placeholder's tickets and interactions to the real customer; drop it if that was all it had."""
+    session = uow.session
+    for ticket in session.scalars(sa.select(Ticket).where(Ticket.customer_id == placeholder_id)):
+        ticket.customer_id = customer_id
+    for interaction in session.scalars(sa.select(Interaction).where(Interaction.customer_id == placeholder_id)):
+        interaction.customer_id = customer_id
+    session.flush()
+    still_used = any(
+        session.scalar(sa.select(sa.func.count()).select_from(model).where(model.customer_id == placeholder_id))
+        for model in (CustomerChat, Deal, Order)
+    )
+    if not still_used:
+        session.delete(customers.get_customer(uow, placeholder_id))

@@ -1,0 +1,329 @@
+"""The support ticket workflow: open, converse (customer messages, answers, internal notes),
+assign, change status, rate; SLA due times, overdue flags and satisfaction figures.
+
+Every message of a thread is a ``TicketMessage`` and is also logged as an interaction on the
+customer, so the customer card's history shows support conversations too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from crm_core import clock
+from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.models import (
+    Direction,
+    InteractionKind,
+    Ticket,
+    TicketMessage,
+    TicketPriority,
+    TicketStatus,
+    User,
+)
+from crm_core.services import customers, interactions, sla
+from crm_core.uow import UnitOfWork
+
+MAX_SUBJECT = 300
+# Chat platforms allow a little more than the interaction log keeps (Telegram: 4,096).
+MAX_MESSAGE = 10_000
+OPEN_STATUSES = (TicketStatus.OPEN, TicketStatus.PENDING)
+# For sorting: most urgent first.
+PRIORITY_RANK = {TicketPriority.URGENT: 0, TicketPriority.HIGH: 1, TicketPriority.NORMAL: 2, TicketPriority.LOW: 3}
+
+
+def get_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket:
+    ticket = uow.session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"there is no ticket #{ticket_id}")
+    return ticket
+
+
+def _subject(raw: str) -> str:
+    subject = " ".join((raw or "").split())
+    if not subject:
+        raise ValidationError("a ticket needs a subject", field="subject")
+    if len(subject) > MAX_SUBJECT:
+        raise ValidationError(f"the subject is longer than {MAX_SUBJECT} characters", field="subject")
+    return subject
+
+
+def _body(raw: str) -> str:
+    body = (raw or "").strip()
+    if not body:
+        raise ValidationError("the message is empty", field="text")
+    if len(body) > MAX_MESSAGE:
+        raise ValidationError(f"the message is longer than {MAX_MESSAGE} characters", field="text")
+    return body
+
+
+def create_ticket(
+    uow: UnitOfWork,
+    customer_id: int,
+    subject: str,
+    priority: TicketPriority = TicketPriority.NORMAL,
+    *,
+    channel: str | None = None,
+    targets: Mapping[TicketPriority, sla.Target] | None = None,
+) -> Ticket:
+    customers.get_customer(uow, customer_id)
+    now = clock.utcnow()
+    first_due, resolve_due = sla.due_times(priority, now, targets)
+    ticket = Ticket(
+        customer_id=customer_id,
+        subject=_subject(subject),
+        priority=priority,
+        status=TicketStatus.OPEN,
+        created_by_id=uow.actor.user_id,
+        channel=channel or uow.actor.platform,
+        first_response_due_at=first_due,
+        resolve_due_at=resolve_due,
+        created_at=now,
+    )
+    uow.session.add(ticket)
+    uow.session.flush()
+    return ticket
+
+
+def _add_message(
+    uow: UnitOfWork,
+    ticket: Ticket,
+    text: str,
+    direction: Direction,
+    channel: str,
+    external_message_id: str | None = None,
+) -> TicketMessage:
+    body = _body(text)
+    message = TicketMessage(
+        ticket_id=ticket.id, direction=direction, author_id=uow.actor.user_id, channel=channel, text=body,
+        external_message_id=external_message_id, created_at=clock.utcnow(),
+    )
+    uow.session.add(message)
+    kind = InteractionKind.NOTE if direction is Direction.INTERNAL else InteractionKind.CHAT
+    logged = body if len(body) <= interactions.MAX_TEXT else body[: interactions.MAX_TEXT - 1] + "…"
+    interactions.log_interaction(uow, ticket.customer_id, logged, kind=kind, channel=channel, direction=direction,
+                                 ticket_id=ticket.id)
+    return message
+
+
+@dataclass(frozen=True)
+class Incoming:
+    ticket: Ticket
+    message: TicketMessage
+    # True when this message opened the ticket.
+    opened: bool
+
+
+def open_ticket_of(uow: UnitOfWork, customer_id: int) -> Ticket | None:
+    """The customer's most recent open (or pending) ticket."""
+    return uow.session.scalars(
+        sa.select(Ticket)
+        .where(Ticket.customer_id == customer_id, Ticket.status.in_(OPEN_STATUSES))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    ).first()
+
+
+def customer_wrote(
+    uow: UnitOfWork,
+    customer_id: int,
+    text: str,
+    *,
+    channel: str,
+    external_message_id: str | None = None,
+    targets: Mapping[TicketPriority, sla.Target] | None = None,
+) -> Incoming:
+    """A message from the customer: appended to their open ticket, or opening a new one."""
+    ticket = open_ticket_of(uow, customer_id)
+    opened = ticket is None
+    if ticket is None:
+        first_line = next((line for line in _body(text).splitlines() if line.strip()), text)
+        subject = " ".join(first_line.split())
+        if len(subject) > 80:
+            subject = subject[:79].rstrip() + "…"
+        ticket = create_ticket(uow, customer_id, subject, channel=channel, targets=targets)
+    elif ticket.status is TicketStatus.PENDING:
+        # Pending means "waiting for the customer": they answered, so it is ours again.
+        ticket.status = TicketStatus.OPEN
+    message = _add_message(uow, ticket, text, Direction.INBOUND, channel, external_message_id)
+    uow.session.flush()
+    return Incoming(ticket, message, opened)
+
+
+def answer(
+    uow: UnitOfWork, ticket_id: int, text: str, *, channel: str, external_message_id: str | None = None
+) -> TicketMessage:
+    """Our answer to the customer, by the acting user; the first one is the ticket's first response."""
+    ticket = get_ticket(uow, ticket_id)
+    message = _add_message(uow, ticket, text, Direction.OUTBOUND, channel, external_message_id)
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = message.created_at
+    uow.session.flush()
+    return message
+
+
+def add_note(uow: UnitOfWork, ticket_id: int, text: str) -> TicketMessage:
+    """An internal note on the ticket; the customer never sees it."""
+    ticket = get_ticket(uow, ticket_id)
+    message = _add_message(uow, ticket, text, Direction.INTERNAL, uow.actor.platform)
+    uow.session.flush()
+    return message
+
+
+def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_message_id: str) -> None:
+    """Remember where a customer's message was relayed to, so a reply to the copy finds the ticket."""
+    message = uow.session.get(TicketMessage, message_id)
+    if message is not None:
+        message.relay_conversation = conversation
+        message.relay_message_id = relay_message_id
+        uow.session.flush()
+
+
+def record_delivery(uow: UnitOfWork, message_id: int, *, external_message_id: str | None = None,
+                    error: str | None = None) -> None:
+    message = uow.session.get(TicketMessage, message_id)
+    if message is not None:
+        message.external_message_id = external_message_id or message.external_message_id
+        message.delivery_error = error[:200] if error else None
+        uow.session.flush()
+
+
+def ticket_for_relay(uow: UnitOfWork, conversation: str, relay_message_id: str) -> Ticket | None:
+    return uow.session.scalars(
+        sa.select(Ticket)
+        .join(TicketMessage, TicketMessage.ticket_id == Ticket.id)
+        .where(TicketMessage.relay_conversation == conversation, TicketMessage.relay_message_id == relay_message_id)
+    ).first()
+
+
+def assign(uow: UnitOfWork, ticket_id: int, user: User | None) -> Ticket:
+    ticket = get_ticket(uow, ticket_id)
+    if user is not None and not user.active:
+        raise ValidationError(f"{user.name} is not an active user", field="user")
+    ticket.assignee_id = user.id if user else None
+    uow.session.flush()
+    uow.session.refresh(ticket, ["assignee"])
+    return ticket
+
+
+def set_status(uow: UnitOfWork, ticket_id: int, status: TicketStatus) -> Ticket:
+    ticket = get_ticket(uow, ticket_id)
+    if ticket.status is status:
+        raise Conflict(f"ticket #{ticket.id} is already {status}")
+    now = clock.utcnow()
+    if status is TicketStatus.RESOLVED:
+        ticket.resolved_at = now
+    elif status is TicketStatus.CLOSED:
+        ticket.closed_at = now
+        ticket.resolved_at = ticket.resolved_at or now
+    else:
+        # Reopened: the ticket is live again; earlier rating stays as it was given.
+        ticket.resolved_at = None
+        ticket.closed_at = None
+    ticket.status = status
+    uow.session.flush()
+    return ticket
+
+
+def rate(uow: UnitOfWork, ticket_id: int, rating: int) -> bool:
+    """Store the customer's 1–5 rating; False (nothing changed) when the ticket was rated before."""
+    if not 1 <= rating <= 5:
+        raise ValidationError("a rating is a number from 1 to 5", field="rating")
+    ticket = get_ticket(uow, ticket_id)
+    # Conditional, so two presses racing each other count once.
+    result = uow.session.execute(
+        sa.update(Ticket)
+        .where(Ticket.id == ticket_id, Ticket.rating.is_(None))
+        .values(rating=rating, rated_at=clock.utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    uow.session.refresh(ticket)
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Overdue:
+    # "first response" or "resolution"
+    what: str
+    by: timedelta
+
+
+def overdue(ticket: Ticket, now: datetime | None = None) -> Overdue | None:
+    """What of an open ticket is past its SLA due time (the first response before the resolution)."""
+    if ticket.status not in OPEN_STATUSES:
+        return None
+    now = now or clock.utcnow()
+    if ticket.first_responded_at is None and ticket.first_response_due_at and ticket.first_response_due_at < now:
+        return Overdue("first response", now - ticket.first_response_due_at)
+    if ticket.resolve_due_at and ticket.resolve_due_at < now:
+        return Overdue("resolution", now - ticket.resolve_due_at)
+    return None
+
+
+def _overdue_clause(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        Ticket.status.in_(OPEN_STATUSES),
+        sa.or_(
+            sa.and_(Ticket.first_responded_at.is_(None), Ticket.first_response_due_at < now),
+            Ticket.resolve_due_at < now,
+        ),
+    )
+
+
+def list_tickets(
+    uow: UnitOfWork,
+    *,
+    assignee_id: int | None = None,
+    customer_id: int | None = None,
+    open_only: bool = True,
+    overdue_only: bool = False,
+    limit: int = 50,
+) -> list[Ticket]:
+    """Tickets, open ones first, then most urgent, then the earliest due."""
+    now = clock.utcnow()
+    statement = sa.select(Ticket)
+    if assignee_id is not None:
+        statement = statement.where(Ticket.assignee_id == assignee_id)
+    if customer_id is not None:
+        statement = statement.where(Ticket.customer_id == customer_id)
+    if overdue_only:
+        statement = statement.where(_overdue_clause(now))
+    elif open_only:
+        statement = statement.where(Ticket.status.in_(OPEN_STATUSES))
+    rank = sa.case({p.value: r for p, r in PRIORITY_RANK.items()}, value=Ticket.priority, else_=9)
+    is_closed = sa.case((Ticket.status.in_(OPEN_STATUSES), 0), else_=1)
+    statement = statement.order_by(is_closed, rank, Ticket.resolve_due_at, Ticket.id.desc()).limit(limit)
+    return list(uow.session.scalars(statement))
+
+
+def thread(uow: UnitOfWork, ticket_id: int, limit: int = 20) -> tuple[list[TicketMessage], int]:
+    """The last ``limit`` messages of a ticket, oldest first, and how many there are in all."""
+    total = uow.session.scalar(
+        sa.select(sa.func.count()).select_from(TicketMessage).where(TicketMessage.ticket_id == ticket_id)
+    )
+    latest = list(
+        uow.session.scalars(
+            sa.select(TicketMessage)
+            .where(TicketMessage.ticket_id == ticket_id)
+            .order_by(TicketMessage.created_at.desc(), TicketMessage.id.desc())
+            .limit(limit)
+        )
+    )
+    return list(reversed(latest)), total or 0
+
+
+@dataclass(frozen=True)
+class Satisfaction:
+    average: float
+    count: int
+
+
+def satisfaction(uow: UnitOfWork, customer_id: int) -> Satisfaction | None:
+    """The customer's average rating over their rated tickets, or None when none is rated."""
+    average, count = uow.session.execute(
+        sa.select(sa.func.avg(Ticket.rating), sa.func.count(Ticket.rating))
+        .where(Ticket.customer_id == customer_id, Ticket.rating.is_not(None))
+    ).one()
+    return Satisfaction(float(average), int(count)) if count else None
