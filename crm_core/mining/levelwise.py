@@ -34,9 +34,15 @@ from crm_core.mining.baskets import EncodedBaskets
 # basket lengths are; the candidate ids themselves are kept for the whole level.
 PAIR_CHUNK = 1 << 22
 
-# Above this many candidates per emitted pair, a dense bincount array would be mostly
-# zeros (many frequent items, few co-occurrences), so count by sorting instead.
-_DENSE_COUNT_RATIO = 4
+
+def use_dense_counts(n_candidates: int, n_pairs: int) -> bool:
+    """Count with a dense ``bincount`` unless its array would be mostly zeros.
+
+    With many frequent items and few co-occurrences (a big catalogue at a low support)
+    the candidate space dwarfs the pairs actually seen; sorting the pairs is then cheaper
+    than allocating a counter per candidate.
+    """
+    return n_candidates <= 4 * n_pairs + (1 << 16)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +180,7 @@ def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, cand_dtype, 
 
 def _count(candidates: np.ndarray, n_candidates: int, min_count: int):
     """Count candidate ids; return (frequent ids, their counts, id -> new column mapper)."""
-    if n_candidates <= _DENSE_COUNT_RATIO * candidates.size + (1 << 16):
+    if use_dense_counts(n_candidates, candidates.size):
         counts = np.bincount(candidates, minlength=n_candidates)
         is_frequent = counts >= min_count
         frequent_ids = np.flatnonzero(is_frequent)

@@ -182,9 +182,9 @@ class AssociationRules:
     Example
     -------
     >>> baskets = [["bread", "butter"], ["bread", "butter", "jam"], ["bread"], ["butter", "jam"]]
-    >>> model = AssociationRules(min_support=2, min_confidence=0.6).fit(baskets)
-    >>> [(r.antecedent, r.consequent, r.confidence) for r in model.rules_]
-    [(('bread',), 'butter', 0.6666666666666666), (('butter',), 'bread', 0.6666666666666666), (('jam',), 'butter', 1.0)]
+    >>> model = AssociationRules(min_support=2, min_confidence=0.7).fit(baskets)
+    >>> model.rules_
+    [Rule(antecedent=('jam',), consequent='butter', support=0.5, confidence=1.0, lift=1.3333333333333333, count=2)]
     """
 
     def __init__(
