@@ -16,10 +16,15 @@ contains the union of their itemsets, a (k+1)-itemset. So one step is:
 3. the surviving pairs, grouped by their first entry, are the next occurrence list.
 
 The work is proportional to the number of pairs, i.e. to the co-occurrences actually present
-in the data (what FP-growth and Eclat pay too), and the memory to the occurrence lists plus
-one chunk of pairs. There is no baskets x items matrix. Item order only affects speed, not
-results; codes in label order were as fast as frequency order on Groceries and T10I4D100K,
-and keep every level in the lexicographic label order we report in.
+in the data (what FP-growth and Eclat pay too). Pairs are handled in chunks of
+``PAIR_CHUNK``, so memory is the occurrence lists plus 4 bytes per pair of the current
+level plus one chunk of temporaries; there is no baskets x items matrix.
+
+Item order only affects speed, not results; codes in label order were as fast as
+frequency order on Groceries and T10I4D100K, and keep every level in the lexicographic
+label order we report in. Arrays are int32 where sizes allow: on these data sets that was
+10-20 % faster than int64 (less memory traffic), and boolean-mask indexing is replaced by
+``np.compress``, several times faster on irregular masks.
 """
 
 from __future__ import annotations
@@ -30,19 +35,11 @@ import numpy as np
 
 from crm_core.mining.baskets import EncodedBaskets
 
-# Pairs emitted per numpy batch. Bounds the temporaries to a few tens of MB whatever the
-# basket lengths are; the candidate ids themselves are kept for the whole level.
-PAIR_CHUNK = 1 << 22
+# Pairs handled per numpy batch: bounds the temporaries (about 24 bytes per pair) whatever
+# the basket lengths, and keeps a batch's arrays in cache.
+PAIR_CHUNK = 1 << 20
 
-
-def use_dense_counts(n_candidates: int, n_pairs: int) -> bool:
-    """Count with a dense ``bincount`` unless its array would be mostly zeros.
-
-    With many frequent items and few co-occurrences (a big catalogue at a low support)
-    the candidate space dwarfs the pairs actually seen; sorting the pairs is then cheaper
-    than allocating a counter per candidate.
-    """
-    return n_candidates <= 4 * n_pairs + (1 << 16)
+_INT32_MAX = np.iinfo(np.int32).max
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +57,18 @@ class Level:
         return len(self.counts)
 
 
-def _index_dtype(largest: int) -> type[np.signedinteger]:
-    return np.int32 if largest < np.iinfo(np.int32).max else np.int64
+def use_dense_counts(n_candidates: int, n_pairs: int) -> bool:
+    """Count with a dense ``bincount`` unless its array would be mostly zeros.
+
+    With many frequent items and few co-occurrences (a big catalogue at a low support)
+    the candidate space dwarfs the pairs actually seen; sorting the pairs is then cheaper
+    than allocating a counter per candidate.
+    """
+    return n_candidates <= 4 * n_pairs + (1 << 16)
+
+
+def _int_type(largest: int) -> type[np.signedinteger]:
+    return np.int32 if largest < _INT32_MAX else np.int64
 
 
 def frequent_levels(encoded: EncodedBaskets, min_count: int, max_len: int | None = None) -> list[Level]:
@@ -87,48 +94,51 @@ def frequent_levels(encoded: EncodedBaskets, min_count: int, max_len: int | None
     kept_before = np.zeros(kept.size + 1, dtype=np.int64)
     np.cumsum(kept, out=kept_before[1:])
     row_sizes = np.diff(kept_before[encoded.indptr])
-    columns = columns[kept]
+    columns = np.compress(kept, columns)
     # All level-1 columns are siblings (children of the empty prefix).
     class_end = np.full(n_frequent, n_frequent, dtype=np.int64)
 
-    k = 1
-    while max_len is None or k < max_len:
+    while max_len is None or len(levels) < max_len:
         step = _next_level(levels[-1], columns, row_sizes, class_end, min_count)
         if step is None:
             break
         level, columns, row_sizes, class_end = step
         levels.append(level)
-        k += 1
     return levels
 
 
 def _next_level(level: Level, columns: np.ndarray, row_sizes: np.ndarray, class_end: np.ndarray, min_count: int):
-    """One level-wise step; returns (next level, its occurrence list, class ends) or None."""
+    """One level-wise step; returns (next level, its occurrence list, class ends) or None.
+
+    ``columns`` holds the entries' itemset ids row after row, ``row_sizes`` the row lengths.
+    """
     n_sets = len(level)
     set_ids = np.arange(n_sets, dtype=np.int64)
     # Candidates are the pairs (a, b), a < b, of siblings; number them class by class so that
     # candidate ids run in the lexicographic order of the (k+1)-itemsets they stand for.
-    n_ext = class_end - set_ids - 1
     cand_offset = np.zeros(n_sets + 1, dtype=np.int64)
-    np.cumsum(n_ext, out=cand_offset[1:])
+    np.cumsum(class_end - set_ids - 1, out=cand_offset[1:])
     n_candidates = int(cand_offset[-1])
-    if n_candidates == 0 or columns.size == 0:
+    n_entries = columns.size
+    if n_candidates == 0 or n_entries == 0:
         return None
-    cand_dtype = _index_dtype(n_candidates)
     # candidate(a, b) = cand_offset[a] + (b - a - 1) = cand_base[a] + b
-    cand_base = (cand_offset[:-1] - set_ids - 1).astype(cand_dtype)
+    cand_base = (cand_offset[:-1] - set_ids - 1).astype(_int_type(n_candidates))
 
     # Each entry pairs with the entries after it in its row.
-    n_entries = columns.size
-    row_end = np.repeat(np.cumsum(row_sizes), row_sizes)
-    pairs_per_entry = row_end - np.arange(n_entries, dtype=np.int64) - 1
-    pair_end = np.cumsum(pairs_per_entry)
-    n_pairs = int(pair_end[-1]) if n_entries else 0
+    entry_type = _int_type(n_entries)
+    pairs_per_entry = np.repeat(np.cumsum(row_sizes, dtype=entry_type), row_sizes)  # row ends
+    pairs_per_entry -= np.arange(1, n_entries + 1, dtype=entry_type)
+    pair_end = np.cumsum(pairs_per_entry, dtype=np.int64)
+    n_pairs = int(pair_end[-1])
     if n_pairs == 0:
         return None
-    candidates = _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, cand_dtype, n_pairs)
+    if n_pairs < _INT32_MAX:
+        pair_end = pair_end.astype(np.int32)
+    chunks = _chunks(pair_end, n_pairs)
 
-    frequent_ids, frequent_counts, new_column = _count(candidates, n_candidates, min_count)
+    candidates, counts = _emit_candidates(columns, pairs_per_entry, pair_end, cand_base[columns], chunks, n_candidates)
+    frequent_ids, frequent_counts, new_column = _frequent(candidates, counts, n_candidates, min_count)
     if frequent_ids.size == 0:
         return None
 
@@ -138,13 +148,23 @@ def _next_level(level: Level, columns: np.ndarray, row_sizes: np.ndarray, class_
     items = np.concatenate([level.items[parent], level.items[sibling, -1:]], axis=1)
     next_level = Level(items=items, counts=frequent_counts)
 
-    # Next occurrence list: surviving pairs, grouped by their first entry (already so ordered).
-    new_columns = new_column(candidates)
-    survives = new_columns >= 0
-    survived_before = np.zeros(n_pairs + 1, dtype=np.int64)
-    np.cumsum(survives, out=survived_before[1:])
-    next_row_sizes = survived_before[pair_end] - survived_before[pair_end - pairs_per_entry]
-    next_columns = new_columns[survives]
+    # Next occurrence list: the surviving pairs, grouped by their first entry (they were
+    # emitted in that order), one row per first entry. There are exactly as many as the
+    # frequent candidates' counts add up to.
+    next_columns = np.empty(int(frequent_counts.sum()), dtype=_int_type(len(frequent_ids)))
+    next_row_sizes = np.empty(n_entries, dtype=entry_type)
+    written = 0
+    for lo, hi, p_lo, p_hi in chunks:
+        new_columns = new_column(candidates[p_lo:p_hi])
+        survives = new_columns >= 0
+        survived_before = np.zeros(p_hi - p_lo + 1, dtype=np.int32)
+        np.cumsum(survives, out=survived_before[1:])
+        local_end = pair_end[lo:hi] - p_lo
+        next_row_sizes[lo:hi] = survived_before[local_end] - survived_before[local_end - pairs_per_entry[lo:hi]]
+        n_survivors = int(survived_before[-1])
+        # np.compress: boolean-mask indexing is several times slower on irregular masks.
+        np.compress(survives, new_columns, out=next_columns[written : written + n_survivors])
+        written += n_survivors
 
     # Siblings at the next level are the itemsets sharing a parent.
     boundaries = np.flatnonzero(parent[1:] != parent[:-1]) + 1
@@ -153,47 +173,62 @@ def _next_level(level: Level, columns: np.ndarray, row_sizes: np.ndarray, class_
     return next_level, next_columns, next_row_sizes, next_class_end
 
 
-def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, cand_dtype, n_pairs) -> np.ndarray:
-    """Candidate id of every (entry, later entry in the same row) pair, row by row."""
-    pair_dtype = _index_dtype(n_pairs + columns.size)
-    candidates = np.empty(n_pairs, dtype=cand_dtype)
-    pair_start = pair_end - pairs_per_entry
-    base_of_entry = cand_base[columns]
-    n_entries = columns.size
-    # Split the entries into chunks of about PAIR_CHUNK pairs (one chunk on small data).
+def _chunks(pair_end: np.ndarray, n_pairs: int) -> list[tuple[int, int, int, int]]:
+    """Split the entries into runs of about PAIR_CHUNK pairs: (entry lo, entry hi, pair lo, pair hi)."""
+    if n_pairs <= PAIR_CHUNK:
+        return [(0, pair_end.size, 0, n_pairs)]
     cuts = np.searchsorted(pair_end, np.arange(PAIR_CHUNK, n_pairs, PAIR_CHUNK), side="left") + 1
-    bounds = [0, *cuts.tolist(), n_entries]
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        if lo >= hi:
-            continue
-        p_lo, p_hi = int(pair_start[lo]), int(pair_end[hi - 1])
+    bounds = sorted({0, *cuts.tolist(), pair_end.size})
+    return [(lo, hi, int(pair_end[lo - 1]) if lo else 0, int(pair_end[hi - 1])) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _emit_candidates(columns, pairs_per_entry, pair_end, base_of_entry, chunks, n_candidates):
+    """Candidate id of every (entry, later entry in the same row) pair, row by row.
+
+    Returns the ids and, when dense counting applies, their counts (accumulated chunk by
+    chunk so that bincount never converts the whole id array to int64 at once), else None.
+    There is at least one pair, so a dense count is never left at None.
+    """
+    n_pairs = int(pair_end[-1])
+    candidates = np.empty(n_pairs, dtype=_int_type(n_candidates))
+    dense = use_dense_counts(n_candidates, n_pairs)
+    counts = None
+    work_type = np.promote_types(_int_type(n_pairs + columns.size), candidates.dtype)
+    pair_start = pair_end - pairs_per_entry
+    for lo, hi, p_lo, p_hi in chunks:
         if p_lo == p_hi:
             continue
-        counts = pairs_per_entry[lo:hi]
-        # Partner of pair p emitted by entry e is entry e + 1 + (p - pair_start[e]).
-        shift = (np.arange(lo, hi, dtype=np.int64) + 1 - pair_start[lo:hi]).astype(pair_dtype)
-        partner = np.arange(p_lo, p_hi, dtype=pair_dtype)
-        partner += np.repeat(shift, counts)
-        np.add(np.repeat(base_of_entry[lo:hi], counts), columns[partner], out=candidates[p_lo:p_hi])
-    return candidates
+        # Partner of pair p emitted by entry e is entry e + 1 + (p - pair_start[e]). Both
+        # per-entry values are repeated in one call: repeating a two-column array costs about
+        # the same as repeating one column.
+        per_entry = np.empty((hi - lo, 2), dtype=work_type)
+        per_entry[:, 0] = base_of_entry[lo:hi]
+        per_entry[:, 1] = np.arange(lo + 1, hi + 1, dtype=np.int64) - pair_start[lo:hi]
+        per_pair = np.repeat(per_entry, pairs_per_entry[lo:hi], axis=0)
+        partner = np.arange(p_lo, p_hi, dtype=work_type)
+        partner += per_pair[:, 1]
+        chunk = candidates[p_lo:p_hi]
+        np.add(per_pair[:, 0], columns[partner], out=chunk, casting="unsafe")
+        if dense:
+            chunk_counts = np.bincount(chunk, minlength=n_candidates)
+            counts = chunk_counts if counts is None else counts + chunk_counts
+    return candidates, counts
 
 
-def _count(candidates: np.ndarray, n_candidates: int, min_count: int):
-    """Count candidate ids; return (frequent ids, their counts, id -> new column mapper)."""
-    if use_dense_counts(n_candidates, candidates.size):
-        counts = np.bincount(candidates, minlength=n_candidates)
-        is_frequent = counts >= min_count
-        frequent_ids = np.flatnonzero(is_frequent)
-        column = np.full(n_candidates, -1, dtype=np.int32 if frequent_ids.size < 2**31 else np.int64)
+def _frequent(candidates: np.ndarray, counts: np.ndarray | None, n_candidates: int, min_count: int):
+    """Frequent candidate ids, their counts, and a mapper from candidate id to new column (-1: none)."""
+    if counts is not None:
+        frequent_ids = np.flatnonzero(counts >= min_count)
+        column = np.full(n_candidates, -1, dtype=_int_type(frequent_ids.size))
         column[frequent_ids] = np.arange(frequent_ids.size, dtype=column.dtype)
 
         def new_column(ids: np.ndarray) -> np.ndarray:
             return column[ids]
 
-        return frequent_ids, counts[frequent_ids].astype(np.int64), new_column
+        return frequent_ids, counts[frequent_ids], new_column
 
-    seen, counts = np.unique(candidates, return_counts=True)
-    is_frequent = counts >= min_count
+    seen, seen_counts = np.unique(candidates, return_counts=True)
+    is_frequent = seen_counts >= min_count
     frequent_ids = seen[is_frequent].astype(np.int64)
 
     def new_column(ids: np.ndarray) -> np.ndarray:
@@ -202,4 +237,4 @@ def _count(candidates: np.ndarray, n_candidates: int, min_count: int):
         position[position == frequent_ids.size] = 0
         return np.where(frequent_ids[position] == ids, position, -1)
 
-    return frequent_ids, counts[is_frequent].astype(np.int64), new_column
+    return frequent_ids, seen_counts[is_frequent].astype(np.int64), new_column

@@ -53,14 +53,27 @@ class RuleBlock:
         return len(self.counts)
 
 
-def _row_keys(items: np.ndarray) -> np.ndarray:
-    """One opaque key per row, ordered like the rows' lexicographic order.
+# Bits available for packing an itemset into one int64 search key (the sign bit stays clear).
+PACKED_KEY_BITS = 63
 
-    Big-endian unsigned bytes compare (as raw bytes) in the same order as the numbers, so a
-    row viewed as a single void scalar sorts lexicographically and numpy can binary-search it.
+
+def _row_keys(items: np.ndarray, n_labels: int) -> np.ndarray:
+    """One key per row, ordered like the rows' lexicographic order, for binary search.
+
+    Short rows are packed into one integer (a fixed number of bits per item, first item
+    most significant). Longer ones are viewed as a single void scalar of big-endian
+    unsigned ints: raw bytes compare in the same order as the numbers they encode.
     """
+    n_rows, length = items.shape
+    bits = max(1, (n_labels - 1).bit_length())
+    if bits * length <= PACKED_KEY_BITS:
+        keys = np.zeros(n_rows, dtype=np.int64)
+        for column in range(length):
+            keys <<= bits
+            keys |= items[:, column]
+        return keys
     rows = np.ascontiguousarray(items, dtype=">u4")
-    return rows.view(np.dtype((np.void, 4 * rows.shape[1]))).ravel()
+    return rows.view(np.dtype((np.void, 4 * length))).ravel()
 
 
 def find_rules(
@@ -87,12 +100,12 @@ def find_rules(
     for length in range(2, len(levels) + 1):
         level: Level = levels[length - 1]
         parent_level = levels[length - 2]
-        parent_keys = _row_keys(parent_level.items)
+        parent_keys = _row_keys(parent_level.items, len(mined.labels))
         parts = []
         for position in range(length):
             antecedents = np.delete(level.items, position, axis=1)
             # Present by downward closure: every subset of a frequent itemset is frequent.
-            antecedent_counts = parent_level.counts[np.searchsorted(parent_keys, _row_keys(antecedents))]
+            antecedent_counts = parent_level.counts[np.searchsorted(parent_keys, _row_keys(antecedents, len(mined.labels)))]
             parts.append(
                 _select(antecedents, level.items[:, position], level.counts, antecedent_counts, item_count, n, min_confidence, min_lift)
             )

@@ -99,3 +99,17 @@ def test_chunked_emission_and_sparse_counting_give_the_same_itemsets(baskets, mi
         assert FrequentItemsets(min_support).fit(baskets).itemsets_ == expected
     truth = {s: c for s, c in brute_force_counts(baskets).items() if c >= min_support}
     assert {frozenset(s.items): s.count for s in expected} == truth
+
+
+@PROPERTY_SETTINGS
+@given(baskets=baskets_strategy, min_confidence=confidence_strategy)
+def test_rules_are_the_same_with_byte_string_search_keys(baskets, min_confidence):
+    # Antecedent lookups pack short itemsets into one integer; long ones (many items, many
+    # labels) fall back to byte-string keys. Force the fallback on small data.
+    from unittest.mock import patch
+
+    from crm_core.mining import rules
+
+    expected = AssociationRules(1, min_confidence).fit(baskets).rules_
+    with patch.object(rules, "PACKED_KEY_BITS", 0):
+        assert AssociationRules(1, min_confidence).fit(baskets).rules_ == expected
