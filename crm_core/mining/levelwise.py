@@ -169,6 +169,10 @@ def _next_level(level: Level, columns: np.ndarray, row_sizes: np.ndarray, class_
         np.compress(survives, new_columns, out=next_columns[written : written + n_survivors])
         written += n_survivors
 
+    # Entries that paired with nothing start no row; dropping the empty rows here makes the
+    # next level's np.repeat over rows cheaper (its cost is per row, empty or not).
+    next_row_sizes = np.compress(next_row_sizes > 0, next_row_sizes)
+
     # Siblings at the next level are the itemsets sharing a parent.
     boundaries = np.flatnonzero(parent[1:] != parent[:-1]) + 1
     run_ends = np.append(boundaries, parent.size)
