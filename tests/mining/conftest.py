@@ -1,9 +1,9 @@
-"""Fixtures for the mining tests: the shared benchmark data sets and reference miners.
+"""Fixtures for the mining tests: the shared benchmark data sets.
 
 The data files live outside the repository, in ``shared/data`` next to the repository
-root (``/work/main/../shared/data`` for the main checkout, the same directory for a
-worktree beside it). ``CHATCRM_SHARED_DATA`` points elsewhere. Tests that need a file
-skip, naming the path they looked at, when it is absent.
+root (``/work/main/../shared/data`` for the main checkout; a worktree beside it has the
+same parent). If a file is not there, ``$CHATCRM_SHARED_DATA/<file>`` is tried. Tests that
+need a file skip, naming the places they looked, when it is in neither.
 """
 
 from __future__ import annotations
@@ -17,21 +17,18 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def shared_data_dir() -> Path:
+def shared_file(name: str) -> Path:
+    candidates = [REPO_ROOT.parent / "shared" / "data" / name]
     override = os.environ.get("CHATCRM_SHARED_DATA")
     if override:
-        return Path(override)
-    return REPO_ROOT.parent / "shared" / "data"
-
-
-def shared_file(name: str) -> Path:
-    path = shared_data_dir() / name
-    if not path.is_file():
-        pytest.skip(
-            f"shared data file {name} not found at {path} "
-            f"(put the data sets in <repo>/../shared/data or set CHATCRM_SHARED_DATA)"
-        )
-    return path
+        candidates.append(Path(override) / name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    pytest.skip(
+        f"shared data file {name} not found (looked at {', '.join(map(str, candidates))}); "
+        f"put the data sets in <repo>/../shared/data or set CHATCRM_SHARED_DATA"
+    )
 
 
 @pytest.fixture(scope="session")
