@@ -209,10 +209,18 @@ def read_baskets(path_or_file: str | os.PathLike | IO, sep: str | None = None) -
             # str.split() without an argument already trims and drops empty items.
             return [list(dict.fromkeys(line.split())) for line in lines]
         if len(sep) == 1 and not sep.isspace():
-            fields: Iterable[list[str]] = csv.reader(lines, delimiter=sep, skipinitialspace=True)
+            fields: Iterable[list[str]] = (_split_csv_line(line, sep) for line in lines)
         else:
             fields = (line.split(sep) for line in lines)
         return [list(dict.fromkeys(item for item in map(str.strip, row) if item)) for row in fields]
+
+
+def _split_csv_line(line: str, sep: str) -> list[str]:
+    if '"' not in line:
+        return line.split(sep)
+    # One line at a time: given all lines, the csv module would let an unbalanced quote
+    # swallow the following lines into one basket.
+    return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
 
 
 __all__ = ["EncodedBaskets", "encode_baskets", "label_order", "read_baskets"]

@@ -61,13 +61,14 @@ class Level:
 
 
 def use_dense_counts(n_candidates: int, n_pairs: int) -> bool:
-    """Count with a dense ``bincount`` unless its array would be mostly zeros.
+    """Count with a dense ``bincount`` unless its array would be mostly zeros or huge.
 
     With many frequent items and few co-occurrences (a big catalogue at a low support)
     the candidate space dwarfs the pairs actually seen; sorting the pairs is then cheaper
-    than allocating a counter per candidate.
+    than allocating a counter per candidate. The absolute cap (16M candidates, 128 MB of
+    counters) keeps memory tied to the pairs seen rather than to items squared.
     """
-    return n_candidates <= 4 * n_pairs + (1 << 16)
+    return n_candidates <= min(4 * n_pairs + (1 << 16), 1 << 24)
 
 
 def _int_type(largest: int) -> type[np.signedinteger]:

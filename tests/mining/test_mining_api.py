@@ -196,6 +196,11 @@ def test_read_baskets_comma_file_trims_drops_empties_and_duplicates(tmp_path):
     assert read_baskets(str(path)) == read_baskets(path)
 
 
+def test_read_baskets_unbalanced_quote_stays_on_its_line():
+    assert read_baskets(io.StringIO('"milk,bread\neggs,jam\n')) == [["milk,bread"], ["eggs", "jam"]]
+    assert read_baskets(io.StringIO('5" nails,glue\n')) == [['5" nails', "glue"]]
+
+
 def test_read_baskets_whitespace_file_like_fimi_data():
     # T10I4D100K lines end with a space; no commas anywhere, so whitespace separates.
     data = "25 52 164 \n39  120\t124 \n\n"
