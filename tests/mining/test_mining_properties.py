@@ -113,3 +113,39 @@ def test_rules_are_the_same_with_byte_string_search_keys(baskets, min_confidence
     expected = AssociationRules(1, min_confidence).fit(baskets).rules_
     with patch.object(rules, "PACKED_KEY_BITS", 0):
         assert AssociationRules(1, min_confidence).fit(baskets).rules_ == expected
+
+
+@PROPERTY_SETTINGS
+@given(baskets=baskets_strategy, min_support=st.integers(1, 3), switch_at=st.integers(1, 3))
+def test_bitset_counting_gives_the_same_itemsets(baskets, min_support, switch_at):
+    # Dense data is counted on bitsets, from the level where that is estimated cheaper
+    # (sparse data never switches). Force the switch at level 1, 2 or 3.
+    from unittest.mock import patch
+
+    from crm_core.mining import levelwise
+
+    calls = []
+
+    def switch(*_):
+        calls.append(None)
+        return len(calls) >= switch_at
+
+    expected = FrequentItemsets(min_support).fit(baskets).itemsets_
+    with patch.object(levelwise, "prefer_bitsets", switch), patch.object(levelwise, "CARRY_MIN_PAIRS_PER_ENTRY", 0):
+        assert FrequentItemsets(min_support).fit(baskets).itemsets_ == expected
+    assert len(calls) >= min(switch_at, len({len(s.items) for s in expected}) - 1)
+
+
+def test_row_popcounts_with_and_without_np_bitwise_count():
+    import numpy as np
+
+    from crm_core.mining.levelwise import _row_popcounts
+
+    rng = np.random.default_rng(7)
+    for n_words in (1, 3, 8, 9, 40):
+        words = rng.integers(0, 2**63, size=(25, n_words), dtype=np.int64).view(np.uint64)
+        words[0] = np.iinfo(np.uint64).max
+        expected = [sum(bin(int(w)).count("1") for w in row) for row in words]
+        assert _row_popcounts(words, bitwise_count=False).tolist() == expected
+        if hasattr(np, "bitwise_count"):
+            assert _row_popcounts(words, bitwise_count=True).tolist() == expected
