@@ -161,3 +161,27 @@ def test_groceries_empty_antecedent_rules_change_nothing_at_confidence_08(grocer
     with_empty = AssociationRules(0.001, 0.8, max_len=10, allow_empty_antecedent=True).fit(groceries)
     assert with_empty.rules_ == groceries_rules.rules_
     assert max(s.support for s in groceries_rules.itemsets_ if len(s.items) == 1) == pytest.approx(0.2555160)
+
+
+def test_dense_baskets_match_mlxtend_and_use_bitsets():
+    # Baskets holding about half of 30 items: the search switches to bitsets at level 1.
+    from unittest.mock import patch
+
+    from crm_core.mining import levelwise
+
+    rng = np.random.default_rng(11)
+    baskets = [[f"p{i:02d}" for i in range(30) if rng.random() < (0.8 if i < 6 else 0.4)] for _ in range(400)]
+    expected_sets, frame = mlxtend_itemsets(baskets, 0.2)
+    with patch.object(levelwise, "_bitset_step", wraps=levelwise._bitset_step) as bitset_step:
+        model = AssociationRules(0.2, 0.7).fit(baskets)
+    assert bitset_step.called
+    got_sets = as_dict(model.itemsets_)
+    assert got_sets.keys() == expected_sets.keys()
+    assert max(map(len, got_sets)) >= 4
+    for key, itemset in got_sets.items():
+        assert itemset.support == pytest.approx(expected_sets[key], rel=1e-12)
+    expected_rules = mlxtend_rules(frame, len(baskets), 0.7)
+    got_rules = rules_by_key(model.rules_)
+    assert got_rules.keys() == expected_rules.keys() and got_rules
+    for key, rule in got_rules.items():
+        assert (rule.support, rule.confidence, rule.lift) == pytest.approx(expected_rules[key], rel=1e-9)
