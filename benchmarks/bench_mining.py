@@ -239,9 +239,9 @@ def main(argv: list[str]) -> None:
     libraries = [lib for lib in LIBRARIES if lib != "pyfim" or have_pyfim()]
     if "pyfim" not in libraries:
         print("pyfim is not installed (pip install -e '.[bench]'); comparing with mlxtend only")
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), load average {load} (other work on the "
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), load average {loadavg} (other work on the "
         f"machine inflates all times); best of {repeat} runs (mlxtend on t10: 1 run)"
     )
 
