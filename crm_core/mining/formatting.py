@@ -1,0 +1,97 @@
+"""Rules rendered as text for the chat CLI and the nightly job: a table, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+
+from crm_core.mining.rules import Rule
+
+FORMATS = ("table", "csv", "json")
+COLUMNS = ("antecedent", "consequent", "support", "confidence", "lift", "count")
+
+# Separator of the antecedent's items inside one CSV field (the csv module quotes the field
+# if an item itself contains a comma, a quote or this character).
+CSV_ITEM_SEP = ";"
+
+
+def format_rules(rules: Iterable[Rule], fmt: str = "table") -> str:
+    """Render ``rules`` (``Rule`` records, in the given order) as ``table``, ``csv`` or ``json``.
+
+    - ``table``: aligned columns for reading in a terminal or chat code block; the
+      antecedent is shown as ``{a, b}``; support/confidence to 4 decimals, lift to 2.
+    - ``csv``: a header row then one row per rule; the antecedent's items are joined
+      with ``;`` in one field; numbers at full precision.
+    - ``json``: one JSON array of objects with keys antecedent (list of items), consequent,
+      support, confidence, lift and count. Labels JSON cannot hold are written as strings.
+    """
+    kind = fmt.lower() if isinstance(fmt, str) else fmt
+    if kind not in FORMATS:
+        raise ValueError(f"unknown rule format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    rules = list(rules)
+    if kind == "json":
+        return _json(rules)
+    if kind == "csv":
+        return _csv(rules)
+    return _table(rules)
+
+
+def _json(rules: list[Rule]) -> str:
+    objects = [
+        {
+            "antecedent": list(rule.antecedent),
+            "consequent": rule.consequent,
+            "support": rule.support,
+            "confidence": rule.confidence,
+            "lift": rule.lift,
+            "count": rule.count,
+        }
+        for rule in rules
+    ]
+    return json.dumps(objects, ensure_ascii=False, default=str)
+
+
+def _csv(rules: list[Rule]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for rule in rules:
+        writer.writerow(
+            (
+                CSV_ITEM_SEP.join(map(str, rule.antecedent)),
+                rule.consequent,
+                repr(rule.support),
+                repr(rule.confidence),
+                repr(rule.lift),
+                rule.count,
+            )
+        )
+    return out.getvalue()
+
+
+def _table(rules: list[Rule]) -> str:
+    if not rules:
+        return "(no rules)\n"
+    rows = [
+        (
+            "{" + ", ".join(map(str, rule.antecedent)) + "}",
+            str(rule.consequent),
+            f"{rule.support:.4f}",
+            f"{rule.confidence:.4f}",
+            f"{rule.lift:.2f}",
+            str(rule.count),
+        )
+        for rule in rules
+    ]
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(COLUMNS)]
+    # Text columns left-aligned, numbers right-aligned.
+    align = ("<", "<", ">", ">", ">", ">")
+
+    def line(cells) -> str:
+        return "  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(cells, align, widths)).rstrip()
+
+    lines = [line(COLUMNS), line("-" * w for w in widths)]
+    lines.extend(line(row) for row in rows)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,128 @@
+"""Frequent itemsets: the ``Itemset`` record and the ``FrequentItemsets`` estimator.
+
+The estimator follows scikit-learn conventions: parameters go to the constructor, ``fit``
+checks them, mines and returns ``self``, and results are attributes with a trailing
+underscore. Mined itemsets are held as arrays of item codes; the list of ``Itemset``
+records is built on first access of ``itemsets_`` (and then kept), because on large
+data creating tens of thousands of Python objects costs as much as the mining itself
+and ``AssociationRules`` often needs only the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from crm_core.mining.baskets import encode_baskets
+from crm_core.mining.errors import NotFittedError
+from crm_core.mining.gcpause import paused_gc
+from crm_core.mining.levelwise import Level, frequent_levels
+from crm_core.mining.thresholds import check_max_len, check_min_support, min_count
+
+
+class Itemset(NamedTuple):
+    """A frequent itemset: its items (in label order), basket count and support (count / baskets)."""
+
+    items: tuple[Hashable, ...]
+    count: int
+    support: float
+
+
+@dataclass(frozen=True, eq=False)
+class MinedItemsets:
+    """What mining leaves behind, before any record is built (shared with the rule miner)."""
+
+    labels: tuple[Hashable, ...]
+    n_baskets: int
+    min_count: int
+    levels: list[Level]  # levels[k - 1]: the frequent k-itemsets, as item codes
+
+    def label_array(self) -> np.ndarray:
+        """Labels as an object array, for turning code arrays into labels in one step."""
+        # Filled element by element: np.array(labels) would unpack tuple labels into columns.
+        array = np.empty(len(self.labels), dtype=object)
+        array[:] = self.labels
+        return array
+
+
+def mine_itemsets(baskets: Iterable[Iterable[Hashable]], min_support: float | int, max_len: int | None) -> MinedItemsets:
+    """Check the parameters, encode ``baskets`` and mine all frequent itemsets."""
+    check_min_support(min_support)
+    check_max_len(max_len)
+    encoded = encode_baskets(baskets)
+    threshold = min_count(min_support, encoded.n_baskets)
+    return MinedItemsets(
+        labels=encoded.labels,
+        n_baskets=encoded.n_baskets,
+        min_count=threshold,
+        levels=frequent_levels(encoded, threshold, max_len),
+    )
+
+
+def itemset_records(mined: MinedItemsets) -> list[Itemset]:
+    """All itemsets as records: shortest first, then in label order."""
+    labels = mined.label_array()
+    records: list[Itemset] = []
+    with paused_gc():
+        for level in mined.levels:
+            items = map(tuple, labels[level.items].tolist())
+            supports = (level.counts / mined.n_baskets).tolist()
+            records.extend(map(Itemset._make, zip(items, level.counts.tolist(), supports)))
+    return records
+
+
+class FrequentItemsets:
+    """Find all itemsets contained in at least ``min_support`` of the baskets.
+
+    Parameters
+    ----------
+    min_support : float in (0, 1] or int >= 1
+        A float is a fraction of the baskets, an int an absolute number of baskets
+        (so ``1`` means "in at least one basket" and ``1.0`` "in every basket").
+    max_len : int >= 1 or None
+        Longest itemset to look for; None (default) for no limit.
+
+    Learned attributes (after ``fit``)
+    ----------------------------------
+    itemsets_ : list[Itemset]
+        Shortest itemsets first, each length in label order; items inside an itemset are
+        in label order too (strings alphabetically, numbers numerically).
+    n_baskets_ : int
+        Number of baskets seen, empty ones included (the denominator of support).
+    min_count_ : int
+        ``min_support`` as a basket count.
+
+    Example
+    -------
+    >>> model = FrequentItemsets(min_support=2).fit([["tea", "milk"], ["tea"], ["milk", "tea"]])
+    >>> [(s.items, s.count) for s in model.itemsets_]
+    [(('milk',), 2), (('tea',), 3), (('milk', 'tea'), 2)]
+    """
+
+    def __init__(self, min_support: float | int, max_len: int | None = None):
+        self.min_support = min_support
+        self.max_len = max_len
+
+    def fit(self, baskets: Iterable[Iterable[Hashable]]) -> FrequentItemsets:
+        """Mine ``baskets``, an iterable of iterables of hashable item labels; returns self."""
+        mined = mine_itemsets(baskets, self.min_support, self.max_len)
+        self._mined = mined
+        self._itemsets: list[Itemset] | None = None
+        self.n_baskets_ = mined.n_baskets
+        self.min_count_ = mined.min_count
+        return self
+
+    @property
+    def itemsets_(self) -> list[Itemset]:
+        mined = getattr(self, "_mined", None)
+        if mined is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit(baskets) first")
+        if self._itemsets is None:
+            self._itemsets = itemset_records(mined)
+        return self._itemsets
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(min_support={self.min_support!r}, max_len={self.max_len!r})"
