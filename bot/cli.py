@@ -176,6 +176,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _support(raw: str) -> float | int:
+    """A fraction of baskets ("0.001") or an absolute count ("10")."""
+    try:
+        return float(raw) if any(ch in raw for ch in ".eE") else int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a support (a fraction like 0.001 or a count like 10)") from None
+
+
+def cmd_mine(args: argparse.Namespace) -> int:
+    """Mine rules from a basket file; needs no database (analysts compare it with other tools)."""
+    from crm_core.mining import AssociationRules, format_rules, read_baskets
+
+    try:
+        baskets = read_baskets(args.baskets, sep=args.sep)
+        model = AssociationRules(args.min_support, args.min_confidence, max_len=args.max_len).fit(baskets)
+    except FileNotFoundError:
+        print(f"chatcrm mine: no such file: {args.baskets}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as exc:
+        print(f"chatcrm mine: {exc}", file=sys.stderr)
+        return 1
+    rules = [rule for rule in model.rules_ if rule.antecedent]
+    print(format_rules(rules, args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatcrm", description="A CRM that lives in your team's chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
                           help="customers: take a CRM field from a differently named column (repeatable)")
     importer.set_defaults(func=cmd_import)
 
+    miner = sub.add_parser("mine", help="mine association rules from a file of baskets (one per line)")
+    miner.add_argument("--baskets", required=True, help="file with one basket per line")
+    miner.add_argument("--sep", help="item separator (default: comma if the file has commas, else whitespace)")
+    miner.add_argument("--min-support", type=_support, required=True, help="fraction (0.001) or count (10)")
+    miner.add_argument("--min-confidence", type=float, required=True)
+    miner.add_argument("--max-len", type=int, help="longest itemset (default: no limit)")
+    miner.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    miner.set_defaults(func=cmd_mine)
+
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")
     seed.set_defaults(func=cmd_demo)
@@ -224,6 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `chatcrm mine … | head`: the reader left; say nothing more.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ class Permission(enum.StrEnum):
     FIELDS_MANAGE = "fields.manage"
     MODELS_READ = "models.read"
     MODELS_TRAIN = "models.train"
+    MINING_RUN = "mining.run"
     TICKETS_READ = "tickets.read"
     TICKETS_WRITE = "tickets.write"
 

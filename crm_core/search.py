@@ -186,17 +186,13 @@ _sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _sqlite_typo
 # --- PostgreSQL: pattern index, pg_trgm and a GIN array index -----------------------------------
 
 
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _pg_name_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    where = Customer.search_name.like(_like_escape(normalized) + "%", escape="\\")
+    where = Customer.search_name.like(text.like_escape(normalized) + "%", escape="\\")
     return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.NAME_PREFIX)
 
 
 def _pg_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    escaped = _like_escape(normalized)
+    escaped = text.like_escape(normalized)
     # The first condition is what the trigram index answers; the second keeps word starts only.
     where = sa.and_(
         Customer.search_name.like("%" + escaped + "%", escape="\\"),

@@ -64,6 +64,11 @@ def edit_distance(a: str, b: str, limit: int = 2) -> int:
     return min(previous[-1], limit + 1)
 
 
+def like_escape(value: str) -> str:
+    """Escape LIKE wildcards (with backslash as the escape character) so user text matches literally."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def phone_digits(phone: str) -> str:
     return "".join(ch for ch in phone if ch.isdigit())
 

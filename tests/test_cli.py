@@ -118,3 +118,29 @@ def test_import_orders_prints_a_report(tmp_path):
     wrong.write_text("a,b\n", encoding="utf-8")
     failed = chatcrm("import", "orders", str(wrong), env=env)
     assert failed.returncode == 1 and "nothing was imported" in failed.stderr
+
+
+GROCERIES = ROOT.parent / "shared" / "data" / "groceries.csv"
+
+
+@pytest.mark.skipif(not GROCERIES.exists(), reason="the Groceries data set is not available")
+def test_mine_a_basket_file_as_json():
+    import json
+
+    result = chatcrm("mine", "--baskets", str(GROCERIES), "--min-support", "0.001", "--min-confidence", "0.8",
+                     "--max-len", "10", "--format", "json", env={})
+    assert result.returncode == 0, result.stderr
+    rules = json.loads(result.stdout)
+    assert len(rules) == 410
+    assert set(rules[0]) == {"antecedent", "consequent", "support", "confidence", "lift", "count"}
+
+
+def test_mine_reports_bad_input(tmp_path):
+    baskets = tmp_path / "b.txt"
+    baskets.write_text("a b\nb c\n", encoding="utf-8")
+    bad = chatcrm("mine", "--baskets", str(baskets), "--min-support", "2.5", "--min-confidence", "0.5", env={})
+    assert bad.returncode == 1 and bad.stderr.startswith("chatcrm mine: ")
+    missing = chatcrm("mine", "--baskets", str(tmp_path / "x"), "--min-support", "1", "--min-confidence", "0.5", env={})
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    ok = chatcrm("mine", "--baskets", str(baskets), "--min-support", "1", "--min-confidence", "0.5", "--format", "csv", env={})
+    assert ok.returncode == 0 and ok.stdout.splitlines()[0].startswith("antecedent")

@@ -18,6 +18,7 @@ from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage
 from crm_core.models.inbox import InboundEvent
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
 from crm_core.models.link_codes import LinkCode
+from crm_core.models.mining import MinedRule, MiningRun, Recommendation, RecommendationStatus
 from crm_core.models.outbox import OutboxMessage, OutboxStatus
 from crm_core.models.predictions import CustomerScore, ModelRun
 from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
@@ -35,5 +36,6 @@ __all__ = [
     "DEFAULT_PROBABILITY", "PIPELINE", "Deal", "DealStage", "DealStageChange",
     "Direction", "Interaction", "InteractionKind", "Ticket", "TicketPriority", "TicketStatus",
     "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus", "CustomerScore", "ModelRun",
+    "MinedRule", "MiningRun", "Recommendation", "RecommendationStatus",
     "TicketMessage", "CustomerChat", "ButtonCommand", "FormSession", "LinkCode", "InboundEvent",
 ]

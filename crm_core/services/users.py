@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from crm_core import clock
+from crm_core import clock, text
 from crm_core.errors import NotFound, ValidationError
 from crm_core.models import Identity, Platform, Role, User
 from crm_core.uow import UnitOfWork
@@ -105,7 +105,7 @@ def find_user(uow: UnitOfWork, reference: str) -> User:
     if len(exact) == 1:
         return exact[0]
     # Prefix of the name or of its first word: "maria" finds "Maria Schmidt".
-    pattern = ref.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    pattern = text.like_escape(ref.lower()) + "%"
     candidates = session.scalars(
         sa.select(User).where(sa.func.lower(User.name).like(pattern, escape="\\")).order_by(User.name).limit(6)
     ).all()

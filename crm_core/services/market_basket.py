@@ -1,0 +1,251 @@
+"""Mining the order history for products bought together, and recommending from the rules.
+
+``run_mining`` reads each purchase order of the last ``window_days`` as one basket of distinct
+products, mines association rules with ``crm_core.mining``, and stores the run with its rules
+(older runs' rules are dropped, the run records stay). ``recommend`` turns the latest rules into
+suggestions for one customer: rules whose whole antecedent the customer bought recently and
+whose consequent they never bought, ranked by confidence × lift.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from crm_core import text
+from crm_core.clock import as_utc, utcnow
+from crm_core.mining import AssociationRules
+from crm_core.models import (
+    MinedRule,
+    MiningRun,
+    Order,
+    OrderKind,
+    OrderLine,
+    Product,
+    Recommendation,
+    RecommendationStatus,
+)
+from crm_core.errors import NotFound, ValidationError
+from crm_core.uow import UnitOfWork
+
+# How far back a purchase counts as "recently bought" for a recommendation.
+RECENT = timedelta(days=180)
+MAX_PER_CUSTOMER = 3
+
+
+@dataclass(frozen=True)
+class MiningSettings:
+    window_days: int = 365
+    min_support: float = 0.005
+    min_confidence: float = 0.3
+    min_lift: float | None = 1.5
+    max_len: int | None = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MiningSettings:
+        env = os.environ if env is None else env
+
+        def number(name: str, default, kind=float):
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r} is not a number") from None
+
+        return cls(
+            window_days=number("CHATCRM_MINING_WINDOW_DAYS", cls.window_days, int),
+            min_support=number("CHATCRM_MINING_MIN_SUPPORT", cls.min_support),
+            min_confidence=number("CHATCRM_MINING_MIN_CONFIDENCE", cls.min_confidence),
+            min_lift=number("CHATCRM_MINING_MIN_LIFT", cls.min_lift),
+            max_len=number("CHATCRM_MINING_MAX_LEN", cls.max_len, int),
+        )
+
+
+def baskets_since(uow: UnitOfWork, since: datetime) -> list[list[int]]:
+    """One basket of distinct product ids per purchase order placed since ``since``."""
+    rows = uow.session.execute(
+        sa.select(OrderLine.order_id, OrderLine.product_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.kind == OrderKind.PURCHASE, Order.ordered_at >= since, OrderLine.quantity > 0)
+        .order_by(OrderLine.order_id)
+    )
+    baskets: list[list[int]] = []
+    current_order = None
+    for order_id, product_id in rows:
+        if order_id != current_order:
+            baskets.append([])
+            current_order = order_id
+        baskets[-1].append(product_id)
+    return baskets
+
+
+def run_mining(uow: UnitOfWork, settings: MiningSettings = MiningSettings(), *, trigger: str = "nightly",
+               now: datetime | None = None) -> MiningRun:
+    started = time.perf_counter()
+    now = now or utcnow()
+    run = MiningRun(started_at=now, window_days=settings.window_days, min_support=settings.min_support,
+                    min_confidence=settings.min_confidence, min_lift=settings.min_lift, max_len=settings.max_len,
+                    trigger=trigger)
+    uow.session.add(run)
+    uow.session.flush()
+    baskets = baskets_since(uow, now - timedelta(days=settings.window_days))
+    run.n_baskets = len(baskets)
+    rules = []
+    if baskets:
+        model = AssociationRules(settings.min_support, settings.min_confidence, min_lift=settings.min_lift,
+                                 max_len=settings.max_len).fit(baskets)
+        rules = model.rules_
+        run.n_itemsets = len(model.itemsets_)
+    run.n_rules = len(rules)
+    # Only the latest rule set is used; keep the table small.
+    uow.session.execute(sa.delete(MinedRule).where(MinedRule.run_id != run.id))
+    if rules:
+        uow.session.execute(sa.insert(MinedRule), [
+            {"run_id": run.id, "antecedent": sorted(int(i) for i in r.antecedent), "consequent_id": int(r.consequent),
+             "support": r.support, "confidence": r.confidence, "lift": r.lift, "count": r.count}
+            for r in rules
+        ])
+    run.duration_ms = int((time.perf_counter() - started) * 1000)
+    uow.session.flush()
+    return run
+
+
+def latest_run(uow: UnitOfWork) -> MiningRun | None:
+    return uow.session.scalars(sa.select(MiningRun).order_by(MiningRun.id.desc()).limit(1)).first()
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    product_id: int
+    because: tuple[int, ...]
+    confidence: float
+    lift: float
+
+    @property
+    def score(self) -> float:
+        return self.confidence * self.lift
+
+
+def _latest_rules(uow: UnitOfWork) -> list[MinedRule]:
+    run = latest_run(uow)
+    if run is None:
+        return []
+    return list(uow.session.scalars(sa.select(MinedRule).where(MinedRule.run_id == run.id)))
+
+
+def purchases(uow: UnitOfWork, customer_ids: list[int] | None, since: datetime) -> dict[int, tuple[set[int], set[int]]]:
+    """customer id -> (products bought since ``since``, products ever bought)."""
+    statement = (
+        sa.select(Order.customer_id, OrderLine.product_id, sa.func.max(Order.ordered_at))
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.kind == OrderKind.PURCHASE, Order.customer_id.is_not(None))
+        .group_by(Order.customer_id, OrderLine.product_id)
+    )
+    if customer_ids is not None:
+        statement = statement.where(Order.customer_id.in_(customer_ids))
+    result: dict[int, tuple[set[int], set[int]]] = {}
+    for customer_id, product_id, last in uow.session.execute(statement):
+        recent, ever = result.setdefault(customer_id, (set(), set()))
+        ever.add(product_id)
+        if _aware(last) >= since:
+            recent.add(product_id)
+    return result
+
+
+def _aware(value) -> datetime:
+    # SQLite hands aggregated timestamps back as text or naive UTC.
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def suggestions_for(rules: list[MinedRule], recent: set[int], ever: set[int],
+                    excluded: set[int] = frozenset(), limit: int = MAX_PER_CUSTOMER) -> list[Suggestion]:
+    best: dict[int, Suggestion] = {}
+    for rule in rules:
+        product = rule.consequent_id
+        if product in ever or product in excluded or not set(rule.antecedent) <= recent:
+            continue
+        suggestion = Suggestion(product, tuple(rule.antecedent), rule.confidence, rule.lift)
+        if product not in best or suggestion.score > best[product].score:
+            best[product] = suggestion
+    return sorted(best.values(), key=lambda s: (-s.score, s.product_id))[:limit]
+
+
+def not_relevant(uow: UnitOfWork, customer_ids: list[int] | None = None) -> dict[int, set[int]]:
+    """customer id -> products a rep marked "not relevant" for them (never suggested again)."""
+    statement = sa.select(Recommendation.customer_id, Recommendation.product_id).where(
+        Recommendation.status == RecommendationStatus.NOT_RELEVANT)
+    if customer_ids is not None:
+        statement = statement.where(Recommendation.customer_id.in_(customer_ids))
+    result: dict[int, set[int]] = {}
+    for customer_id, product_id in uow.session.execute(statement):
+        result.setdefault(customer_id, set()).add(product_id)
+    return result
+
+
+def recommend(uow: UnitOfWork, customer_id: int, now: datetime | None = None) -> list[Suggestion]:
+    now = now or utcnow()
+    recent, ever = purchases(uow, [customer_id], now - RECENT).get(customer_id, (set(), set()))
+    excluded = not_relevant(uow, [customer_id]).get(customer_id, set())
+    return suggestions_for(_latest_rules(uow), recent, ever, excluded)
+
+
+def product_names(uow: UnitOfWork, ids) -> dict[int, str]:
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    return dict(uow.session.execute(sa.select(Product.id, Product.name).where(Product.id.in_(ids))).all())
+
+
+def rules_for_product(uow: UnitOfWork, product_id: int | None, limit: int = 10) -> list[MinedRule]:
+    rules = _latest_rules(uow)
+    if product_id is not None:
+        rules = [r for r in rules if r.consequent_id == product_id or product_id in r.antecedent]
+    return sorted(rules, key=lambda r: (-r.confidence * r.lift, -r.count, r.id))[:limit]
+
+
+def find_product(uow: UnitOfWork, reference: str) -> Product:
+    """A product by SKU (exact, any case) or by a unique part of its name."""
+    ref = reference.strip()
+    session = uow.session
+    product = session.scalars(sa.select(Product).where(sa.func.lower(Product.sku) == ref.lower())).first()
+    if product:
+        return product
+    pattern = "%" + text.like_escape(ref.lower()) + "%"
+    found = session.scalars(sa.select(Product).where(sa.func.lower(Product.name).like(pattern, escape="\\"))
+                            .order_by(sa.func.length(Product.name), Product.id).limit(6)).all()
+    if len(found) == 1 or (found and found[0].name.lower() == ref.lower()):
+        return found[0]
+    if not found:
+        raise NotFound(f"no product matches {ref!r}")
+    names = ", ".join(f"{p.name} ({p.sku})" for p in found[:5])
+    raise ValidationError(f"{ref!r} matches several products: {names}. Use the SKU.")
+
+
+def record_feedback(uow: UnitOfWork, customer_id: int, product_id: int, status: RecommendationStatus) -> Recommendation:
+    """A rep's answer to a suggestion: pitched, or not relevant (never suggested again)."""
+    session = uow.session
+    recommendation = session.scalars(
+        sa.select(Recommendation).where(Recommendation.customer_id == customer_id,
+                                        Recommendation.product_id == product_id)
+        .order_by(Recommendation.posted_at.desc(), Recommendation.id.desc()).limit(1)
+    ).first()
+    if recommendation is None:
+        suggestion = next((s for s in recommend(uow, customer_id) if s.product_id == product_id), None)
+        recommendation = Recommendation(
+            customer_id=customer_id, product_id=product_id, because=list(suggestion.because) if suggestion else [],
+            confidence=suggestion.confidence if suggestion else 0.0, lift=suggestion.lift if suggestion else 0.0,
+            owner_id=uow.actor.user_id,
+        )
+        session.add(recommendation)
+    recommendation.status = status
+    recommendation.acted_at = utcnow()
+    recommendation.acted_by_id = uow.actor.user_id
+    session.flush()
+    return recommendation
