@@ -172,7 +172,10 @@ def suggestions_for(rules: list[MinedRule], recent: set[int], ever: set[int],
         if product in ever or product in excluded or not set(rule.antecedent) <= recent:
             continue
         suggestion = Suggestion(product, tuple(rule.antecedent), rule.confidence, rule.lift)
-        if product not in best or suggestion.score > best[product].score:
+        # Best score wins; on a tie the more specific reason (longer antecedent), then the lower ids.
+        key = (suggestion.score, len(suggestion.because), tuple(-i for i in suggestion.because))
+        current = best.get(product)
+        if current is None or key > (current.score, len(current.because), tuple(-i for i in current.because)):
             best[product] = suggestion
     return sorted(best.values(), key=lambda s: (-s.score, s.product_id))[:limit]
 
