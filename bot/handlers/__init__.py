@@ -1,5 +1,5 @@
 """Command handlers, one module per area. They see Requests and return Replies, never a platform SDK."""
 
-from bot.handlers import admin, customers, deals, help, notes
+from bot.handlers import admin, customers, deals, help, home, notes
 
-ALL_GROUPS = (help.group, customers.group, notes.group, deals.group, admin.group)
+ALL_GROUPS = (help.group, customers.group, notes.group, deals.group, admin.group, home.group)

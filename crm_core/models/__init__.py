@@ -13,6 +13,7 @@ from crm_core.models.customers import (
     RelationshipType,
 )
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
+from crm_core.models.inbox import InboundEvent
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
 from crm_core.models.outbox import OutboxMessage, OutboxStatus
 from crm_core.models.tickets import Ticket, TicketPriority, TicketStatus
@@ -29,5 +30,5 @@ __all__ = [
     "Company", "Customer", "CustomerKind", "CustomerRelationship", "CustomerTag", "RelationshipType",
     "DEFAULT_PROBABILITY", "PIPELINE", "Deal", "DealStage", "DealStageChange",
     "Direction", "Interaction", "InteractionKind", "Ticket", "TicketPriority", "TicketStatus",
-    "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus",
+    "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus", "InboundEvent",
 ]
