@@ -7,6 +7,7 @@ what arrives at the fake (response_url posts, views.open, chat.postMessage) and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -341,3 +342,59 @@ def test_a_replayed_slash_command_takes_effect_once(slack, acme):
     slack.ask("/help")  # barrier
     assert slack.rows(Interaction) == 1
     assert [c.name for c in slack.api.calls(RESPONSE_URL) if c.name in (name, replay_name)] == [name]
+
+
+@contextlib.contextmanager
+def database_blocked(slack: SlackServer):
+    """Hold a lock that every command's transaction needs (the inbox), as a slow database would."""
+    engine = slack.app.engine
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("SELECT 1")  # BEGIN IMMEDIATE: the write lock
+        else:
+            connection.exec_driver_sql("LOCK TABLE inbound_events IN ACCESS EXCLUSIVE MODE")
+        yield
+        connection.rollback()
+
+
+def test_the_ack_does_not_wait_for_the_work(slack, acme):
+    with database_blocked(slack):
+        # Answered while the command cannot even start its transaction.
+        ack, name = slack.command("/customer acme")
+        assert ack.status_code == 200
+        assert slack.api.calls(RESPONSE_URL) == []
+    assert "Acme Corp" in block_texts(slack.answer(name))
+
+
+def test_a_slow_form_submission_closes_the_modal_in_time_and_answers_later(slack, acme):
+    trigger, press_url = press(slack, slack.ask("/customer acme"), "Log note")
+    view = opened_view(slack, trigger)
+    with database_blocked(slack):
+        # Slack waits 3 s for this answer; the adapter gives the work 2.5 s, then closes the modal.
+        ack = submit(slack, view, {"text": "Written once the database is back"})
+        assert ack.status_code == 200 and ack.text == ""
+        # Closed before the work could even begin: the answer comes once the database is back.
+        assert [c for c in slack.api.calls(RESPONSE_URL) if c.name == press_url] == []
+    assert "Note logged on Acme Corp" in block_texts(slack.answer(press_url))
+    assert slack.rows(Interaction) == 1
+
+
+def test_buttons_on_the_app_home_answer_in_the_apps_dm(slack):
+    slack.post(event_callback({"type": "app_home_opened", "user": ADMIN, "tab": "home"}),
+               content_type="application/json")
+    home = slack.api.wait_for("views.publish")[0].json_arg("view")
+    assert {"New customer", "Help"} <= set(buttons(home))
+    help_button = buttons(home)["Help"]
+    slack.post(block_action({"action_id": help_button["action_id"], "value": help_button["value"]},
+                            channel=None, container_type="view"))
+    post = slack.api.wait_for("chat.postMessage")[0]
+    assert post.args["channel"] == ADMIN and "chatcrm commands" in block_texts({"blocks": post.json_arg("blocks")})
+    # "New customer" opens a modal; the new card goes to the DM too.
+    new = buttons(home)["New customer"]
+    trigger = new_trigger()
+    slack.post(block_action({"action_id": new["action_id"], "value": new["value"]}, channel=None,
+                            container_type="view", trigger_id=trigger))
+    view = opened_view(slack, trigger)
+    assert submit(slack, view, {"name": "Globex"}).text == ""
+    card = slack.api.wait_for("chat.postMessage", count=2)[1]
+    assert card.args["channel"] == ADMIN and "Created Globex." in block_texts({"blocks": card.json_arg("blocks")})

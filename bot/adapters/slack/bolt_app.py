@@ -33,8 +33,9 @@ def build_bolt_app(runtime: SlackRuntime, *, signing_secret: str | None) -> Asyn
         client=runtime.client,
         signing_secret=signing_secret or "",
         request_verification_enabled=signing_secret is not None,
-        # Ack first, then run the rest of the listener: Slack gets its 200 within its 3 seconds.
-        process_before_response=False,
+        # Every listener below acknowledges and hands the work to a background task, so it returns at
+        # once; bolt then answers Slack right away (without this, bolt polls for the ack every 10 ms).
+        process_before_response=True,
         logger=logging.getLogger("chatcrm.slack.bolt"),
     )
 

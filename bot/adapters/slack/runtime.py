@@ -58,7 +58,7 @@ Ack = Callable[..., Awaitable[Any]]
 class SlackRuntime:
     """The Slack side of one process: Web API client, dispatch thread pool and background tasks."""
 
-    def __init__(self, app: App, settings: SlackSettings, *, workers: int = 4):
+    def __init__(self, app: App, settings: SlackSettings, *, workers: int = 2):
         self.app = app
         self.settings = settings
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-dispatch")
