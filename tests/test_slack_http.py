@@ -398,3 +398,21 @@ def test_buttons_on_the_app_home_answer_in_the_apps_dm(slack):
     assert submit(slack, view, {"name": "Globex"}).text == ""
     card = slack.api.wait_for("chat.postMessage", count=2)[1]
     assert card.args["channel"] == ADMIN and "Created Globex." in block_texts({"blocks": card.json_arg("blocks")})
+
+
+def test_an_expired_response_url_falls_back_to_the_channel(slack, acme):
+    slack.api.fail(RESPONSE_URL, status=404, body="expired_url")
+    ack, _name = slack.command("/help", channel="C42")
+    assert ack.status_code == 200
+    ephemeral = slack.api.wait_for("chat.postEphemeral")[0]
+    assert (ephemeral.args["channel"], ephemeral.args["user"]) == ("C42", ADMIN)
+    assert "chatcrm commands" in block_texts({"blocks": ephemeral.json_arg("blocks")})
+
+
+def test_slack_can_verify_the_events_url(slack):
+    body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+                       "type": "url_verification"}).encode()
+    response = slack.post(body, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
+    assert slack.post(body, content_type="application/json", signed=False).status_code == 401

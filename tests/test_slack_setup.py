@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +91,13 @@ def test_the_socket_mode_manifest_needs_no_urls():
     with contextlib.redirect_stdout(printed):
         assert manifest_command.main(["--socket-mode", "--url", "https://ignored.example"]) == 0
     assert yaml.safe_load(printed.getvalue()) == manifest
+
+
+def test_importing_the_slack_adapter_connects_to_nothing():
+    code = ("import bot.adapters.slack.http, bot.adapters.slack.socket_mode, bot.adapters.slack.sender, "
+            "bot.adapters.slack.manifest, bot.platforms")
+    env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "SLACK_API_URL": "http://127.0.0.1:1/api/",
+           "SLACK_BOT_TOKEN": "xoxb-1", "PATH": ""}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr

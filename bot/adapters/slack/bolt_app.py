@@ -65,6 +65,7 @@ def build_bolt_app(runtime: SlackRuntime, *, signing_secret: str | None) -> Asyn
     bolt.action(ACTION_ID)(on_button)
     bolt.action(re.compile(".*"))(ignore)
     bolt.view_submission(CALLBACK_ID)(on_submission)
+    bolt.view(re.compile(".*"))(ignore)  # closed modals, views of other apps
     for event in ("app_home_opened", "app_mention", "message"):
         bolt.event(event)(on_event)
     # Anything else Slack sends gets its 200, so Slack does not retry it.

@@ -38,6 +38,7 @@ from bot.adapters.slack.outbound import (
 from bot.adapters.slack.settings import SlackSettings
 from bot.args import UsageError
 from bot.bootstrap import App
+from bot.delivery import TemporaryFailure
 from bot.dispatch import AlreadyHandled, FormRejected, new_reference
 from bot.messages import Form, Reply, Request, Tone
 from bot.roles import Permission
@@ -235,9 +236,15 @@ class SlackRuntime:
     async def deliver(self, reply: Reply, where: Destination, *, more_command: str | None = None,
                       page: int = 1) -> None:
         shown = message_page(reply, page, more_command=more_command)
+        posted = False
         if where.response_url:
-            await post_to_response_url(self.session, where.response_url, response_url_body(reply, shown.blocks))
-        elif where.channel:
+            try:
+                await post_to_response_url(self.session, where.response_url, response_url_body(reply, shown.blocks))
+                posted = True
+            except TemporaryFailure as exc:
+                # A response_url lives 30 minutes and 5 answers; after that the channel still works.
+                log.warning("slack response_url refused (%s); posting to the channel instead", exc)
+        if not posted and where.channel:
             in_dm = where.channel == where.user or inbound.is_dm(where.channel)
             ephemeral_for = where.user if reply.private and not in_dm else None
             await post_message(self.client, where.channel, shown.blocks, fallback_text(reply),
