@@ -51,6 +51,8 @@ FORM_ACK_BUDGET = 2.5
 INBOX_RETENTION = timedelta(days=1)
 INBOX_PRUNE_EVERY = 3600.0
 WEB_API_TIMEOUT = 10
+DISPATCH_THREADS = 4
+SQLITE_DISPATCH_THREADS = 2
 EXPIRED_TRIGGER_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"})
 
 Ack = Callable[..., Awaitable[Any]]
@@ -59,9 +61,13 @@ Ack = Callable[..., Awaitable[Any]]
 class SlackRuntime:
     """The Slack side of one process: Web API client, dispatch thread pool and background tasks."""
 
-    def __init__(self, app: App, settings: SlackSettings, *, workers: int = 2):
+    def __init__(self, app: App, settings: SlackSettings):
         self.app = app
         self.settings = settings
+        # SQLite runs one write transaction at a time (every command writes its inbox key), so more
+        # threads would only queue for the lock and take the GIL from the acks; PostgreSQL overlaps
+        # the network waits of a few.
+        workers = SQLITE_DISPATCH_THREADS if app.settings.is_sqlite else DISPATCH_THREADS
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-dispatch")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._housekeeping: asyncio.Task[None] | None = None
@@ -177,7 +183,7 @@ class SlackRuntime:
                 await ack(response_action="errors", errors=errors)
                 return
             await ack()
-            await self.answer(request, _rejected_reply(rejected), where)
+            self.spawn(self.answer(request, _rejected_reply(rejected), where), "form answer")
             return
         except AlreadyHandled:
             await ack()
