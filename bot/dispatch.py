@@ -32,16 +32,20 @@ from bot.settings import Settings
 log = logging.getLogger("chatcrm.dispatch")
 
 
+class AlreadyHandled(Exception):
+    """The request's ``inbox_key`` was handled before (a retried or replayed delivery): nothing was done."""
+
+    def __init__(self, key: str):
+        super().__init__(f"already handled: {key}")
+        self.key = key
+
+
 class FormRejected(Exception):
     """A submitted form has invalid inputs; ``errors`` maps input name to message (shown inline)."""
 
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(errors.values()))
         self.errors = errors
-
-
-class DuplicateEvent(Exception):
-    """The request's ``event_key`` was taken in before (a re-delivered event): nothing was done."""
 
 
 def new_reference() -> str:
@@ -68,22 +72,20 @@ class Dispatcher:
 
     def handle(self, request: Request) -> Reply:
         """Run one request. With a form submission, invalid inputs raise FormRejected instead of replying;
-        a request whose ``event_key`` was seen before raises DuplicateEvent."""
+        a request whose ``inbox_key`` was handled before raises AlreadyHandled and changes nothing."""
         too_long = self._too_long(request)
         if too_long:
-            return error_reply(too_long)
+            return self._answer_once(request, error_reply(too_long))
         try:
             route = self.router.route(request.text)
         except UsageError as exc:
-            return error_reply(f"I could not read that command: {exc.message}.")
+            return self._answer_once(request, error_reply(f"I could not read that command: {exc.message}."))
         command = route.command if route else self.router.get("help")
         arg_text = route.arg_text if route else ""
         try:
             with UnitOfWork(self.session_factory) as uow:
-                if request.event_key is not None and not inbox.first_time(
-                    uow, request.origin.platform, request.event_key
-                ):
-                    raise DuplicateEvent(request.event_key)
+                # Insert-first, in this request's transaction: a rolled-back attempt leaves no key.
+                self._record_once(uow, request)
                 caller = self._caller(uow, request.origin)
                 request.caller = caller
                 uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
@@ -94,6 +96,8 @@ class Dispatcher:
                     return replace(reply, title=f"I don't know {request.text.split()[0]!r}. Here is what you can use:",
                                    tone=Tone.WARNING, private=True)
                 return self._run(command, arg_text, request, ctx)
+        except AlreadyHandled:
+            raise
         except FormErrors as exc:
             if request.form_values is not None:
                 raise FormRejected(exc.errors) from None
@@ -108,13 +112,23 @@ class Dispatcher:
             return error_reply(_sentence(exc.message))
         except CrmError as exc:
             return error_reply(_sentence(exc.message))
-        except DuplicateEvent:
-            raise
         except Exception:
             ref = new_reference()
             log.exception("unhandled error ref=%s platform=%s user=%s command=%r", ref,
                           request.origin.platform, request.origin.user_external_id, request.text[:200])
             return internal_error_reply(ref)
+
+    @staticmethod
+    def _record_once(uow: UnitOfWork, request: Request) -> None:
+        if request.inbox_key is not None and not inbox.first_time(uow, request.origin.platform, request.inbox_key):
+            raise AlreadyHandled(request.inbox_key)
+
+    def _answer_once(self, request: Request, reply: Reply) -> Reply:
+        """An answer given without running a command still uses up the delivery's inbox key."""
+        if request.inbox_key is not None:
+            with UnitOfWork(self.session_factory) as uow:
+                self._record_once(uow, request)
+        return reply
 
     def _too_long(self, request: Request) -> str | None:
         limit = self.settings.max_input_chars

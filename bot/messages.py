@@ -210,7 +210,7 @@ class Request:
     args: dict[str, Any] = field(default_factory=dict)
     # key=value pairs a command accepts without declaring them (field edits).
     extra: dict[str, str] = field(default_factory=dict)
-    # The platform's id of the inbound event (Telegram update_id, Slack event id). When set, the
-    # dispatcher records it in the inbox in the request's own transaction and raises
-    # DuplicateEvent for one seen before, so a re-delivered event takes effect once.
-    event_key: str | None = None
+    # The platform's name for this delivery when a repeat of it must not take effect again
+    # (Slack event_id or trigger_id, Telegram update_id): the dispatcher records it in the inbox
+    # in the request's own transaction and raises AlreadyHandled for a repeat.
+    inbox_key: str | None = None

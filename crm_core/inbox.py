@@ -22,13 +22,16 @@ from crm_core.uow import UnitOfWork
 
 def first_time(uow: UnitOfWork, platform: str, key: str) -> bool:
     """Record the event (platform, key) in this transaction; False when it was recorded before."""
-    values = {"platform": platform, "key": str(key)[:200], "received_at": utcnow()}
+    if len(key) > 200:
+        # Truncating could make two different events collide; a key that long is a bug.
+        raise ValueError(f"inbox keys are at most 200 characters, got {len(key)}")
+    values = {"platform": platform, "key": key, "received_at": utcnow()}
     return db.insert_or_ignore(uow.session, InboundEvent, values)
 
 
 def seen(uow: UnitOfWork, platform: str, key: str) -> bool:
     """Whether the event was taken in already (a read; ``first_time`` is what claims an event)."""
-    statement = sa.select(InboundEvent.id).where(InboundEvent.platform == platform, InboundEvent.key == str(key)[:200])
+    statement = sa.select(InboundEvent.id).where(InboundEvent.platform == platform, InboundEvent.key == key)
     return uow.session.scalar(statement) is not None
 
 

@@ -48,7 +48,7 @@ from bot.adapters.telegram.outgoing import Outgoing, chat_id, delivery_error
 from bot.adapters.telegram.render import escape, render_question
 from bot.adapters.telegram.settings import TelegramSettings
 from bot.bootstrap import App
-from bot.dispatch import DuplicateEvent, FormRejected, error_reply, internal_error_reply, new_reference
+from bot.dispatch import AlreadyHandled, FormRejected, error_reply, internal_error_reply, new_reference
 from bot.messages import Origin, Reply, Request
 from bot.router import Router
 
@@ -337,7 +337,7 @@ class TelegramBot:
         request = inbound.request(text=text, from_button=from_button, wants_form=wants_form)
         try:
             reply = await asyncio.to_thread(self.app.dispatcher.handle, request)
-        except DuplicateEvent:
+        except AlreadyHandled:
             return
         await self._deliver(inbound, reply)
 

@@ -64,7 +64,7 @@ class Inbound:
     def request(self, *, text: str | None = None, from_button: bool = False, wants_form: bool = False) -> Request:
         # Telegram can always ask for missing arguments one question at a time.
         return Request(origin=self.origin, text=text if text is not None else self.text, from_button=from_button,
-                       wants_form=wants_form, can_ask=True, event_key=self.key)
+                       wants_form=wants_form, can_ask=True, inbox_key=self.key)
 
 
 def _describe(message: Message) -> str:

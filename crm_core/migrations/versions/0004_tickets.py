@@ -1,8 +1,8 @@
 """Support: ticket threads, customers' chats, chat state (long button commands, step-by-step forms),
-one-time link codes and the inbox of inbound platform events.
+and one-time link codes.
 
 Revision ID: 0004_tickets
-Revises: 0002
+Revises: 0003_slack
 Create Date: 2026-11-24 01:00:28.355504
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0004_tickets'
-down_revision = '0002'
+down_revision = '0003_slack'
 branch_labels = None
 depends_on = None
 
@@ -39,17 +39,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_form_sessions')),
     sa.UniqueConstraint('platform', 'conversation', 'user_external_id', name=op.f('uq_form_sessions_platform_conversation_user_external_id'))
     )
-    op.create_table('inbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('platform', sa.String(length=20), nullable=False),
-    sa.Column('key', sa.String(length=200), nullable=False),
-    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbox')),
-    sa.UniqueConstraint('platform', 'key', name=op.f('uq_inbox_platform_key'))
-    )
-    with op.batch_alter_table('inbox', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_inbox_received_at'), ['received_at'], unique=False)
-
     op.create_table('link_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
@@ -118,9 +107,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_link_codes_user_id'))
 
     op.drop_table('link_codes')
-    with op.batch_alter_table('inbox', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_inbox_received_at'))
-
-    op.drop_table('inbox')
     op.drop_table('form_sessions')
     op.drop_table('button_commands')

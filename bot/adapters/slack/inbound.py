@@ -1,0 +1,133 @@
+"""Translate in: Slack payloads (slash commands, button presses, modal submissions, events) -> ``Request``.
+
+Every request gets an ``inbox_key`` that a repeat of the same delivery shares, so the dispatcher
+lets it take effect once: the ``trigger_id`` of a command or interaction (unique per invocation,
+so a replayed body is caught too), team/channel/ts for a message (the same message may come as a
+``message`` and an ``app_mention`` event), and the ``event_id`` for other events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.adapters.slack.blocks import Pressed
+from bot.adapters.slack.modals import FormContext, submitted_values
+from bot.adapters.slack.mrkdwn import command_text
+from bot.messages import Origin, Request
+
+PLATFORM = "slack"
+HOME_COMMAND = "/home"
+_LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
+
+
+def _trigger_key(trigger_id: str | None) -> str | None:
+    return f"trigger:{trigger_id}" if trigger_id else None
+
+
+def is_dm(channel: str | None) -> bool:
+    return bool(channel) and channel.startswith("D")
+
+
+def slash_command(body: dict[str, Any]) -> Request:
+    channel = body.get("channel_id") or body["user_id"]
+    text = command_text(body.get("text") or "")
+    return Request(
+        origin=Origin(
+            platform=PLATFORM,
+            user_external_id=body["user_id"],
+            conversation=channel,
+            is_private=is_dm(channel) or body.get("channel_name") == "directmessage",
+            display_name=body.get("user_name"),
+        ),
+        text=f"{body['command']} {text}".strip(),
+        can_ask=bool(body.get("trigger_id")),
+        inbox_key=_trigger_key(body.get("trigger_id")),
+    )
+
+
+def _interaction_origin(body: dict[str, Any]) -> Origin:
+    user = body["user"]
+    channel = (body.get("channel") or {}).get("id")
+    return Origin(
+        platform=PLATFORM,
+        user_external_id=user["id"],
+        # Buttons on the App Home have no channel: answers go to the user's DM with the app.
+        conversation=channel or user["id"],
+        thread=(body.get("container") or {}).get("thread_ts"),
+        is_private=channel is None or is_dm(channel),
+        display_name=user.get("name") or user.get("username"),
+    )
+
+
+def button_press(body: dict[str, Any], pressed: Pressed) -> Request:
+    return Request(
+        origin=_interaction_origin(body),
+        text=pressed.command,
+        from_button=True,
+        wants_form=pressed.wants_form,
+        can_ask=bool(body.get("trigger_id")),
+        inbox_key=_trigger_key(body.get("trigger_id")),
+    )
+
+
+def form_submission(body: dict[str, Any], where: FormContext) -> Request:
+    view = body["view"]
+    user = body["user"]
+    channel = where.channel or user["id"]
+    return Request(
+        origin=Origin(
+            platform=PLATFORM,
+            user_external_id=user["id"],
+            conversation=channel,
+            thread=where.thread_ts,
+            is_private=is_dm(channel) or channel == user["id"],
+            display_name=user.get("name") or user.get("username"),
+        ),
+        text=where.command,
+        # The known arguments first, then what the user typed (an input may refine a fixed one).
+        form_values={**where.fixed, **submitted_values(view)},
+        inbox_key=_trigger_key(body.get("trigger_id")) or f"view:{view.get('id')}:{view.get('hash')}",
+    )
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    request: Request
+    # The thread to answer in (mentions in channels are answered in a thread).
+    thread_ts: str | None
+
+
+def message_event(body: dict[str, Any]) -> EventRequest | None:
+    """A DM to the app or an @mention, read as a command ("customer acme" or "/customer acme")."""
+    event = body.get("event") or {}
+    if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+        return None  # edits, joins, bot messages (our own included) are not commands
+    if event["type"] == "message" and event.get("channel_type") != "im":
+        return None
+    text = command_text(_LEADING_MENTION.sub("", event.get("text") or "")).strip() or "help"
+    channel = event["channel"]
+    direct = event.get("channel_type") == "im" or is_dm(channel)
+    thread_ts = event.get("thread_ts") or (None if direct else event.get("ts"))
+    return EventRequest(
+        Request(
+            origin=Origin(platform=PLATFORM, user_external_id=event["user"], conversation=channel,
+                          thread=thread_ts, is_private=direct),
+            text=text if text.startswith("/") else "/" + text,
+            inbox_key=f"msg:{body.get('team_id') or event.get('team')}:{channel}:{event.get('ts')}",
+        ),
+        thread_ts,
+    )
+
+
+def home_opened(body: dict[str, Any]) -> Request | None:
+    event = body.get("event") or {}
+    if event.get("tab", "home") != "home":
+        return None
+    return Request(
+        origin=Origin(platform=PLATFORM, user_external_id=event["user"],
+                      conversation=event.get("channel") or event["user"], is_private=True),
+        text=HOME_COMMAND,
+        inbox_key=f"event:{body['event_id']}" if body.get("event_id") else None,
+    )

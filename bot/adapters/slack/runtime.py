@@ -1,0 +1,297 @@
+"""What happens after the ack: run the request through the dispatcher off the event loop, then answer.
+
+The bolt routes (``bolt_app``) acknowledge first and hand the payload here as a background task, so
+Slack gets its 200 at once however slow the work is. The work runs ``Dispatcher.handle`` in a
+thread pool (it is synchronous SQLAlchemy) and answers through the response_url when Slack gave one,
+else by posting to the channel; a form opens as a modal with the press's trigger_id; the App Home is
+published with views.publish.
+
+Modal submissions are the one thing that must be answered in the ack itself (inline errors keep
+the modal open), so ``submit_form`` waits for the dispatcher, but never past ``FORM_ACK_BUDGET``:
+after that the modal closes and the outcome follows as a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from crm_core import clock, inbox
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.slack import inbound
+from bot.adapters.slack.blocks import decode_action, fallback_text, home_view, message_page
+from bot.adapters.slack.modals import FormContext, MetadataTooLong, inline_errors, modal_view
+from bot.adapters.slack.outbound import (
+    Destination,
+    post_message,
+    post_to_response_url,
+    response_url_body,
+    upload_image,
+)
+from bot.adapters.slack.settings import SlackSettings
+from bot.args import UsageError
+from bot.bootstrap import App
+from bot.delivery import TemporaryFailure
+from bot.dispatch import AlreadyHandled, FormRejected, new_reference
+from bot.messages import Form, Reply, Request, Tone
+from bot.roles import Permission
+
+log = logging.getLogger("chatcrm.slack")
+
+# Slack waits 3 s for a modal submission's answer; keep a margin for the network.
+FORM_ACK_BUDGET = 2.5
+# Slack retries an event for about an hour; keys are kept a day, then pruned.
+INBOX_RETENTION = timedelta(days=1)
+INBOX_PRUNE_EVERY = 3600.0
+WEB_API_TIMEOUT = 10
+DISPATCH_THREADS = 4
+SQLITE_DISPATCH_THREADS = 2
+EXPIRED_TRIGGER_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"})
+
+Ack = Callable[..., Awaitable[Any]]
+
+
+class SlackRuntime:
+    """The Slack side of one process: Web API client, dispatch thread pool and background tasks."""
+
+    def __init__(self, app: App, settings: SlackSettings):
+        self.app = app
+        self.settings = settings
+        # SQLite runs one write transaction at a time (every command writes its inbox key), so more
+        # threads would only queue for the lock and take the GIL from the acks; PostgreSQL overlaps
+        # the network waits of a few.
+        workers = SQLITE_DISPATCH_THREADS if app.settings.is_sqlite else DISPATCH_THREADS
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-dispatch")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+
+    @property
+    def client(self) -> AsyncWebClient:
+        if self._client is None:
+            raise RuntimeError("SlackRuntime.start() has not run")
+        return self._client
+
+    async def start(self) -> None:
+        # One connection pool for every Web API call and response_url answer.
+        self.session = aiohttp.ClientSession()
+        self._client = AsyncWebClient(token=self.settings.bot_token, base_url=self.settings.api_url,
+                                      session=self.session, timeout=WEB_API_TIMEOUT)
+        self._housekeeping = asyncio.create_task(self._prune_inbox_forever())
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Let answers in flight finish (up to ``grace`` seconds), then let go of connections."""
+        if self._housekeeping:
+            self._housekeeping.cancel()
+        pending = set(self._tasks)
+        if pending:
+            _done, late = await asyncio.wait(pending, timeout=grace)
+            for task in late:
+                task.cancel()
+        if self.session:
+            await self.session.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """Run ``work`` after the ack; failures are logged with a reference, never lost silently."""
+        task = asyncio.create_task(self._logged(work, what))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("slack %s failed (ref %s)", what, new_reference())
+
+    async def dispatch(self, request: Request) -> Reply | None:
+        """The dispatcher's reply, computed in the thread pool; None for a repeated delivery."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self.app.dispatcher.handle, request)
+        except AlreadyHandled:
+            log.info("slack delivery %s was handled before; ignored", request.inbox_key)
+            return None
+
+    # ---- inbound flows (each runs after the ack) ------------------------------------------
+
+    async def slash_command(self, body: dict[str, Any]) -> None:
+        request = inbound.slash_command(body)
+        reply = await self.dispatch(request)
+        if reply is not None:
+            where = Destination(channel=body.get("channel_id"), user=body["user_id"],
+                                response_url=body.get("response_url"))
+            await self.answer(request, reply, where, trigger_id=body.get("trigger_id"))
+
+    async def button(self, body: dict[str, Any]) -> None:
+        action = (body.get("actions") or [{}])[0]
+        pressed = decode_action(action.get("action_id", ""), action.get("value", ""))
+        if pressed is None:
+            log.warning("slack button with an unreadable action %r ignored", action.get("action_id"))
+            return
+        request = inbound.button_press(body, pressed)
+        reply = await self.dispatch(request)
+        if reply is not None:
+            where = Destination(channel=request.origin.conversation, user=request.origin.user_external_id,
+                                response_url=body.get("response_url"), thread_ts=request.origin.thread)
+            await self.answer(request, reply, where, trigger_id=body.get("trigger_id"), page=pressed.page or 1)
+
+    async def event(self, body: dict[str, Any]) -> None:
+        kind = (body.get("event") or {}).get("type")
+        if kind == "app_home_opened":
+            request = inbound.home_opened(body)
+            reply = await self.dispatch(request) if request else None
+            if request is not None and reply is not None:
+                await self.client.views_publish(user_id=request.origin.user_external_id, view=home_view(reply))
+        elif kind in ("message", "app_mention"):
+            found = inbound.message_event(body)
+            reply = await self.dispatch(found.request) if found else None
+            if found is not None and reply is not None:
+                origin = found.request.origin
+                where = Destination(channel=origin.conversation, user=origin.user_external_id,
+                                    thread_ts=found.thread_ts)
+                await self.answer(found.request, reply, where)
+
+    async def submit_form(self, body: dict[str, Any], ack: Ack) -> None:
+        """A modal submission: inline errors in the ack, or close the modal and answer as a message."""
+        view = body["view"]
+        try:
+            context = FormContext.decode(view.get("private_metadata", ""))
+        except (ValueError, KeyError, TypeError):
+            log.warning("slack modal submission without our private_metadata ignored")
+            await ack()
+            return
+        request = inbound.form_submission(body, context)
+        where = Destination(channel=request.origin.conversation, user=request.origin.user_external_id,
+                            response_url=context.response_url, thread_ts=context.thread_ts)
+        work = asyncio.get_running_loop().run_in_executor(self.executor, self.app.dispatcher.handle, request)
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(work), FORM_ACK_BUDGET)
+        except FormRejected as rejected:
+            errors = inline_errors(view, rejected.errors)
+            if errors:
+                await ack(response_action="errors", errors=errors)
+                return
+            await ack()
+            self.spawn(self.answer(request, _rejected_reply(rejected), where), "form answer")
+            return
+        except AlreadyHandled:
+            await ack()
+            return
+        except TimeoutError:
+            # Answer Slack in time; the outcome follows as a message once the work is done.
+            await ack()
+            self.spawn(self._late_form_answer(work, request, where), "late form answer")
+            return
+        if reply.tone is Tone.ERROR:
+            errors = inline_errors(view, {"": reply.text or reply.title or "That did not work."})
+            if errors:
+                await ack(response_action="errors", errors=errors)
+                return
+        if reply.form is not None:
+            # The command asks for more: show the next form in the same modal.
+            await ack(response_action="update", view=modal_view(reply.form, _context_for(reply.form, where)))
+            return
+        await ack()
+        self.spawn(self.answer(request, reply, where), "form answer")
+
+    async def _late_form_answer(self, work: asyncio.Future[Reply], request: Request, where: Destination) -> None:
+        try:
+            reply = await work
+        except FormRejected as rejected:
+            reply = _rejected_reply(rejected)
+        except AlreadyHandled:
+            return
+        await self.answer(request, reply, where)
+
+    # ---- outbound -----------------------------------------------------------------------
+
+    async def answer(self, request: Request, reply: Reply, where: Destination, *,
+                     trigger_id: str | None = None, page: int = 1) -> None:
+        if reply.form is not None and trigger_id:
+            await self.open_form(reply.form, where, trigger_id)
+            return
+        await self.deliver(reply, where, more_command=self._repeatable(request), page=page)
+
+    async def open_form(self, form: Form, where: Destination, trigger_id: str) -> None:
+        try:
+            view = modal_view(form, _context_for(form, where))
+        except MetadataTooLong:
+            await self.deliver(Reply(text="That is too much to ask for in a form; please type the whole command.",
+                                     tone=Tone.ERROR, private=True), where)
+            return
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in EXPIRED_TRIGGER_ERRORS:
+                raise
+            # Slack lets a trigger open a modal for 3 seconds only.
+            await self.deliver(Reply(text="The form could not open in time. Please try again.",
+                                     tone=Tone.WARNING, private=True), where)
+
+    async def deliver(self, reply: Reply, where: Destination, *, more_command: str | None = None,
+                      page: int = 1) -> None:
+        shown = message_page(reply, page, more_command=more_command)
+        posted = False
+        if where.response_url:
+            try:
+                await post_to_response_url(self.session, where.response_url, response_url_body(reply, shown.blocks))
+                posted = True
+            except TemporaryFailure as exc:
+                # A response_url lives 30 minutes and 5 answers; after that the channel still works.
+                log.warning("slack response_url refused (%s); posting to the channel instead", exc)
+        if not posted and where.channel:
+            in_dm = where.channel == where.user or inbound.is_dm(where.channel)
+            ephemeral_for = where.user if reply.private and not in_dm else None
+            await post_message(self.client, where.channel, shown.blocks, fallback_text(reply),
+                               thread_ts=where.thread_ts, ephemeral_for=ephemeral_for)
+        if reply.image and where.channel:
+            await upload_image(self.client, where.channel, reply.image, thread_ts=where.thread_ts)
+
+    def _repeatable(self, request: Request) -> str | None:
+        """The command line to re-run for a "More" page: only for commands that only read."""
+        if request.form_values is not None:
+            return None
+        try:
+            route = self.app.router.route(request.text)
+        except UsageError:
+            return None
+        if route is None:
+            return request.text  # an unknown command is answered with /help
+        permission = route.command.permission
+        # Permissions are named "<area>.read" / "<area>.write"; re-running a write would repeat it.
+        return request.text if permission is Permission.HELP or permission.value.endswith(".read") else None
+
+    async def _prune_inbox_forever(self) -> None:
+        def prune() -> int:
+            with self.app.uow() as uow:
+                return inbox.prune(uow, clock.utcnow() - INBOX_RETENTION)
+
+        while True:
+            try:
+                removed = await asyncio.get_running_loop().run_in_executor(self.executor, prune)
+                if removed:
+                    log.info("pruned %d old inbox keys", removed)
+            except Exception:
+                log.exception("pruning the inbox failed (ref %s)", new_reference())
+            await asyncio.sleep(INBOX_PRUNE_EVERY)
+
+
+def _context_for(form: Form, where: Destination) -> FormContext:
+    return FormContext(command=form.command, fixed=dict(form.fixed), response_url=where.response_url,
+                       channel=where.channel, thread_ts=where.thread_ts)
+
+
+def _rejected_reply(rejected: FormRejected) -> Reply:
+    problems = "; ".join(f"{name}: {message}" for name, message in rejected.errors.items())
+    return Reply(text=f"Your form was not saved: {problems}", tone=Tone.ERROR, private=True)

@@ -1,0 +1,88 @@
+"""``SlackSender``: the outbox sender's way to Slack (``bot.delivery.PlatformSender``).
+
+An ``OutboundMessage`` is posted with chat.postMessage: a neutral ``reply`` rendered to Block Kit
+(escaped, at most 50 blocks), or a template's ``formatted_text`` (already mrkdwn) / ``blocks`` with
+the message's buttons. A chart (``image``) is uploaded with the files upload v2 flow. Slack's
+failures come out as ``RateLimited`` (with Slack's Retry-After), ``RecipientUnreachable`` or
+``TemporaryFailure``.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters.slack.blocks import (
+    FALLBACK_TEXT_LIMIT,
+    MESSAGE_BLOCK_LIMIT,
+    Block,
+    BlockBuilder,
+    fallback_text,
+    message_page,
+    section,
+)
+from bot.adapters.slack.mrkdwn import chunks, clip
+from bot.adapters.slack.outbound import delivery_error, is_slack_failure, post_message, upload_image
+from bot.adapters.slack.runtime import WEB_API_TIMEOUT
+from bot.adapters.slack.settings import SlackSettings
+from bot.delivery import OutboundMessage
+
+
+def template_blocks(message: OutboundMessage) -> list[Block]:
+    """Blocks for a message a template rendered: its own blocks, or its mrkdwn text, then its buttons."""
+    builder = BlockBuilder()
+    if message.blocks:
+        builder.blocks.extend(message.blocks)
+    elif message.formatted_text:
+        # Already mrkdwn from the template (which escaped its data): split, never escape again.
+        builder.blocks.extend(section(piece) for piece in chunks(message.formatted_text))
+    builder.actions(message.buttons)
+    return builder.blocks[:MESSAGE_BLOCK_LIMIT]
+
+
+class SlackSender:
+    platform = "slack"
+
+    def __init__(self, settings: SlackSettings):
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+
+    @property
+    def client(self) -> AsyncWebClient:
+        # Made on first use, inside the worker's event loop (aiohttp sessions belong to one loop).
+        if self._client is None:
+            self._session = aiohttp.ClientSession()
+            self._client = AsyncWebClient(token=self.settings.bot_token, base_url=self.settings.api_url,
+                                          session=self._session, timeout=WEB_API_TIMEOUT)
+        return self._client
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._session = self._client = None
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Post the message (and upload its chart); returns the message ts, or the file id for a chart alone."""
+        try:
+            return await self._send(message)
+        except Exception as exc:
+            if is_slack_failure(exc):
+                raise delivery_error(exc) from exc
+            raise
+
+    async def _send(self, message: OutboundMessage) -> str:
+        reply = message.reply
+        image = message.image or (reply.image if reply else None)
+        if reply is not None:
+            blocks, text = message_page(reply).blocks, fallback_text(reply)
+        else:
+            blocks, text = template_blocks(message), clip(message.formatted_text or "", FALLBACK_TEXT_LIMIT)
+        message_ts = ""
+        if blocks:
+            message_ts = await post_message(self.client, message.conversation, blocks, text or " ",
+                                            thread_ts=message.thread)
+        if image is not None:
+            file_id = await upload_image(self.client, message.conversation, image, thread_ts=message.thread)
+            message_ts = message_ts or file_id
+        return message_ts

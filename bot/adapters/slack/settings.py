@@ -1,0 +1,65 @@
+"""The Slack adapter's settings, read from ``App.settings.extra`` (the SLACK_* environment variables).
+
+- ``SLACK_BOT_TOKEN`` (xoxb-…): the bot's Web API token; its presence turns Slack on.
+- ``SLACK_SIGNING_SECRET``: verifies requests to ``POST /slack/events`` (HTTP mode).
+- ``SLACK_APP_TOKEN`` (xapp-…): app-level token with connections:write; turns on Socket Mode in the worker.
+- ``SLACK_API_URL``: the Web API base URL (default https://slack.com/api/); every Web API call,
+  file uploads included, goes there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.settings import SettingsError
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str
+    signing_secret: str | None = None
+    app_token: str | None = None
+    api_url: str = DEFAULT_API_URL
+
+    @property
+    def socket_mode(self) -> bool:
+        return bool(self.app_token)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SlackSettings | None:
+        """The settings, or None when Slack is not configured (no SLACK_BOT_TOKEN). Raises SettingsError."""
+        bot_token = (env.get("SLACK_BOT_TOKEN") or "").strip()
+        app_token = (env.get("SLACK_APP_TOKEN") or "").strip() or None
+        if not bot_token:
+            if app_token:
+                raise SettingsError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both "
+                                    "(the bot token, xoxb-…, is under OAuth & Permissions)")
+            return None
+        if not bot_token.startswith("xoxb-"):
+            raise SettingsError("SLACK_BOT_TOKEN must be the bot token, starting with xoxb- "
+                                "(OAuth & Permissions > Bot User OAuth Token)")
+        if app_token and not app_token.startswith("xapp-"):
+            raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp- "
+                                "(Basic Information > App-Level Tokens, scope connections:write)")
+        api_url = (env.get("SLACK_API_URL") or DEFAULT_API_URL).strip()
+        if not api_url.startswith(("http://", "https://")):
+            raise SettingsError(f"SLACK_API_URL={api_url!r} is not an http(s) URL")
+        return cls(
+            bot_token=bot_token,
+            signing_secret=(env.get("SLACK_SIGNING_SECRET") or "").strip() or None,
+            app_token=app_token,
+            # slack_sdk joins method names onto the base URL, so it must end with a slash.
+            api_url=api_url if api_url.endswith("/") else api_url + "/",
+        )
+
+    def require_signing_secret(self) -> str:
+        if not self.signing_secret:
+            raise SettingsError(
+                "Slack over HTTP needs SLACK_SIGNING_SECRET (Basic Information > App Credentials > Signing Secret) "
+                "to verify that requests come from Slack; chatcrm web will not serve /slack/events without it. "
+                "To use Socket Mode instead, set SLACK_APP_TOKEN and run chatcrm worker."
+            )
+        return self.signing_secret

@@ -1,0 +1,369 @@
+"""A local stand-in for Slack: the Web API, response_urls, file uploads and Socket Mode, recording every call.
+
+Use it as a context manager and point the code under test at it with ``SLACK_API_URL``::
+
+    with FakeSlackApi() as slack:
+        settings = {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.base_url, ...}
+        ...                                       # run the code under test
+        post = slack.wait_for("chat.postMessage")[0]
+        assert post.args["channel"] == "C1"
+
+What it serves on 127.0.0.1 (an ephemeral port, in a thread of its own):
+
+- ``POST /api/<method>``: every Web API method. The methods chatcrm uses answer like Slack
+  (auth.test, chat.postMessage, chat.postEphemeral, chat.update, views.open, views.update,
+  views.publish, files.getUploadURLExternal, files.completeUploadExternal, conversations.open,
+  apps.connections.open); any other method answers ``{"ok": true}``. JSON, form and query
+  arguments are all read.
+- ``POST /response/<name>``: a response_url; ``response_url(name)`` makes one. Recorded as method
+  ``"response_url"`` with ``name`` set.
+- ``POST /upload/<file_id>``: the upload URL files.getUploadURLExternal hands out (the files upload
+  v2 flow). Recorded as method ``"file_upload"`` with the bytes in ``body``.
+- ``GET /socket``: a Socket Mode WebSocket; apps.connections.open returns its URL. After connecting,
+  ``send_envelope(...)`` pushes a payload to the app and returns the app's ack (also recorded, as
+  method ``"socket_mode.ack"``).
+- ``GET /_fake/stats``: ``{"counts": {method: n}}``, for a load script in another process.
+
+Failures on demand, for the next call(s) of a method::
+
+    slack.fail("chat.postMessage", "ratelimited", status=429, retry_after=7)
+    slack.fail("auth.test", "invalid_auth", times=None)        # every call from now on
+    slack.fail("response_url", status=404, body="expired_url")  # a response_url refusing
+
+Run it alone with ``python -m tests.fakes.slack_api [--port N]``: it prints its base URL on the
+first line of stdout and serves until stopped (calls are counted, not kept, in that mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+RESPONSE_URL = "response_url"
+FILE_UPLOAD = "file_upload"
+SOCKET_ACK = "socket_mode.ack"
+DEFAULT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the fake received."""
+
+    method: str
+    args: dict[str, Any]
+    headers: dict[str, str]
+    body: bytes = b""
+    # The response_url name or the upload's file id.
+    name: str | None = None
+    received_at: float = field(default_factory=time.time)
+
+    @property
+    def token(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        return auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else self.args.get("token")
+
+    def json_arg(self, name: str) -> Any:
+        """An argument that slack_sdk may send JSON-encoded inside a form (blocks, view)."""
+        value = self.args.get(name)
+        return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass
+class _Failure:
+    error: str | None
+    status: int
+    retry_after: float | None
+    times: int | None
+    body: str | None
+    extra: dict[str, Any]
+
+
+class FakeSlackApi:
+    def __init__(self, *, keep_calls: bool = True):
+        self.keep_calls = keep_calls
+        self._calls: list[Call] = []
+        self._counts: Counter[str] = Counter()
+        self._changed = threading.Condition()
+        self._failures: dict[str, list[_Failure]] = {}
+        self._overrides: dict[str, dict[str, Any]] = {}
+        self._ts = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: web.WebSocketResponse | None = None
+        self.port = 0
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> FakeSlackApi:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        self.port = sock.getsockname()[1]
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def serve() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(self._web_app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            self._loop.run_until_complete(web.SockSite(self._runner, sock).start())
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, name="fake-slack-api", daemon=True)
+        self._thread.start()
+        if not ready.wait(DEFAULT_TIMEOUT):
+            raise RuntimeError("the fake Slack API did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            if self._socket is not None:
+                asyncio.run_coroutine_threadsafe(self._socket.close(), self._loop).result(DEFAULT_TIMEOUT)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(DEFAULT_TIMEOUT)
+            self._thread = None
+
+    def __enter__(self) -> FakeSlackApi:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # ---- addresses --------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What SLACK_API_URL (slack_sdk's base_url) should be."""
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "r1") -> str:
+        return f"{self.url}/response/{name}"
+
+    # ---- what was received ------------------------------------------------------------
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Every recorded call (of one method), oldest first."""
+        with self._changed:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def count(self, method: str | None = None) -> int:
+        with self._changed:
+            return sum(self._counts.values()) if method is None else self._counts[method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = DEFAULT_TIMEOUT, **match: Any) -> list[Call]:
+        """Wait until ``count`` calls of ``method`` (with ``match``-ing args or name) arrived; returns them."""
+
+        def matching() -> list[Call]:
+            return [c for c in self._calls if c.method == method
+                    and all((c.name if k == "name" else c.args.get(k)) == v for k, v in match.items())]
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(matching()) >= count, timeout):
+                seen = [c.method + (f"/{c.name}" if c.name else "") for c in self._calls]
+                raise AssertionError(f"expected {count} x {method} {match or ''} within {timeout}s; got {seen}")
+            return matching()
+
+    def reset(self) -> None:
+        """Forget recorded calls and pending failures."""
+        with self._changed:
+            self._calls.clear()
+            self._counts.clear()
+            self._failures.clear()
+
+    # ---- behaviour --------------------------------------------------------------------
+
+    def fail(self, method: str, error: str | None = None, *, status: int = 200, retry_after: float | None = None,
+             times: int | None = 1, body: str | None = None, **extra: Any) -> None:
+        """Answer the next ``times`` calls of ``method`` (None: all) with ``{"ok": false, "error": error}``.
+
+        ``status`` sets the HTTP status (429 with ``retry_after`` sets Retry-After); ``body`` replaces
+        the JSON body (response_urls answer plain text); ``extra`` adds fields (e.g. needed="files:write").
+        """
+        with self._changed:
+            self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times, body, extra))
+
+    def answer(self, method: str, **fields: Any) -> None:
+        """Add or override fields of the successful answer of ``method`` (e.g. auth.test's user_id)."""
+        with self._changed:
+            self._overrides.setdefault(method, {}).update(fields)
+
+    # ---- Socket Mode ------------------------------------------------------------------
+
+    def wait_for_socket(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._socket is not None, timeout):
+                raise AssertionError("no Socket Mode connection arrived")
+
+    def send_envelope(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = True,
+                      retry_attempt: int = 0, timeout: float = DEFAULT_TIMEOUT) -> Call:
+        """Push an envelope (``slash_commands``, ``interactive``, ``events_api``) to the connected app;
+        returns the app's ack."""
+        self.wait_for_socket(timeout)
+        envelope_id = str(uuid.uuid4())
+        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload,
+                    "accepts_response_payload": accepts_response_payload, "retry_attempt": retry_attempt,
+                    "retry_reason": "timeout" if retry_attempt else ""}
+        assert self._loop is not None and self._socket is not None
+        asyncio.run_coroutine_threadsafe(self._socket.send_json(envelope), self._loop).result(timeout)
+        return self.wait_for(SOCKET_ACK, timeout=timeout, envelope_id=envelope_id)[0]
+
+    # ---- the server -------------------------------------------------------------------
+
+    def _web_app(self) -> web.Application:
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/response/{name}", self._response_url)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/socket", self._socket_mode)
+        app.router.add_get("/_fake/stats", self._stats)
+        return app
+
+    def _record(self, call: Call) -> None:
+        with self._changed:
+            self._counts[call.method] += 1
+            if self.keep_calls:
+                self._calls.append(call)
+            self._changed.notify_all()
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        with self._changed:
+            queue = self._failures.get(method)
+            if not queue:
+                return None
+            failure = queue[0]
+            if failure.times is not None:
+                failure.times -= 1
+                if failure.times <= 0:
+                    queue.pop(0)
+            return failure
+
+    @staticmethod
+    def _failure_response(failure: _Failure) -> web.Response:
+        headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
+        if failure.body is not None:
+            return web.Response(status=failure.status, text=failure.body, headers=headers)
+        return web.json_response({"ok": False, "error": failure.error, **failure.extra}, status=failure.status,
+                                 headers=headers)
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        raw = await request.read()
+        args: dict[str, Any] = dict(request.query)
+        if raw:
+            if request.content_type == "application/json":
+                args.update(json.loads(raw))
+            else:
+                args.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
+        self._record(Call(method, args, dict(request.headers), raw))
+        failure = self._take_failure(method)
+        if failure is not None:
+            return self._failure_response(failure)
+        data = {"ok": True, **self._success(method, args), **self._overrides.get(method, {})}
+        return web.json_response(data)
+
+    def _success(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        ts = f"{1700000000 + next(self._ts)}.000100"
+        if method == "auth.test":
+            return {"url": "https://chatcrm-test.slack.com/", "team": "Test", "user": "chatcrm", "team_id": "T1",
+                    "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": False}
+        if method == "chat.postMessage":
+            return {"channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text"), "ts": ts}}
+        if method == "chat.postEphemeral":
+            return {"message_ts": ts}
+        if method == "chat.update":
+            return {"channel": args.get("channel"), "ts": args.get("ts"), "text": args.get("text")}
+        if method in ("views.open", "views.update", "views.publish", "views.push"):
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else dict(view or {})
+            return {"view": {**view, "id": f"V{next(self._ts)}", "hash": uuid.uuid4().hex[:12]}}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts)}"
+            return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = args.get("files")
+            files = json.loads(files) if isinstance(files, str) else (files or [])
+            return {"files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        if method == "conversations.open":
+            return {"channel": {"id": "D" + str(args.get("users", "U")).split(",")[0].lstrip("UW")}}
+        if method == "apps.connections.open":
+            return {"url": f"ws://127.0.0.1:{self.port}/socket"}
+        return {}
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        raw = await request.read()
+        args = json.loads(raw) if raw else {}
+        self._record(Call(RESPONSE_URL, args, dict(request.headers), raw, name=name))
+        failure = self._take_failure(RESPONSE_URL)
+        if failure is not None:
+            return self._failure_response(failure)
+        return web.Response(text="ok")
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        raw = await request.read()
+        self._record(Call(FILE_UPLOAD, {}, dict(request.headers), raw, name=file_id))
+        failure = self._take_failure(FILE_UPLOAD)
+        if failure is not None:
+            return self._failure_response(failure)
+        return web.Response(text=f"OK - {len(raw)}")
+
+    async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"},
+                            "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600}})
+        with self._changed:
+            self._socket = ws
+            self._changed.notify_all()
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                data = json.loads(message.data)
+                self._record(Call(SOCKET_ACK, data, {}, message.data.encode()))
+        with self._changed:
+            if self._socket is ws:
+                self._socket = None
+        return ws
+
+    async def _stats(self, _request: web.Request) -> web.Response:
+        with self._changed:
+            return web.json_response({"counts": dict(self._counts)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Slack Web API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    fake = FakeSlackApi(keep_calls=False).start(args.port)
+    print(fake.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The inbox lets one copy of a delivery through, also under concurrency, forgets a key whose
+transaction rolled back, and prunes old keys; the dispatcher uses it for ``Request.inbox_key``."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+from crm_core import clock, inbox
+from crm_core.models import InboundEvent, Interaction, Role
+from crm_core.services import customers
+
+from bot.dispatch import AlreadyHandled
+
+
+def _keys(app) -> list[tuple[str, str]]:
+    with app.uow() as uow:
+        rows = uow.session.execute(sa.select(InboundEvent.platform, InboundEvent.key).order_by(InboundEvent.id))
+        return [(platform, key) for platform, key in rows]
+
+
+def test_first_time_once_per_platform_and_key(app):
+    with app.uow() as uow:
+        assert inbox.first_time(uow, "slack", "event:Ev1") is True
+        assert inbox.first_time(uow, "slack", "event:Ev1") is False
+        assert inbox.first_time(uow, "telegram", "event:Ev1") is True
+    with app.uow() as uow:
+        assert inbox.first_time(uow, "slack", "event:Ev1") is False
+    assert _keys(app) == [("slack", "event:Ev1"), ("telegram", "event:Ev1")]
+
+
+def test_a_rolled_back_delivery_leaves_no_key(app):
+    with pytest.raises(RuntimeError), app.uow() as uow:
+        assert inbox.first_time(uow, "slack", "event:Ev2")
+        raise RuntimeError("the handler failed")
+    with app.uow() as uow:
+        assert inbox.first_time(uow, "slack", "event:Ev2") is True
+
+
+def test_concurrent_copies_let_exactly_one_through(app):
+    copies = 8
+    start = threading.Barrier(copies)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        start.wait()
+        with app.uow() as uow:
+            first = inbox.first_time(uow, "slack", "event:EvRace")
+            # Do some work in the same transaction, as a handler would, before committing.
+            uow.session.execute(sa.select(sa.func.count()).select_from(InboundEvent))
+        with lock:
+            results.append(first)
+
+    threads = [threading.Thread(target=deliver) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results) == [False] * (copies - 1) + [True]
+    assert _keys(app) == [("slack", "event:EvRace")]
+
+
+def test_prune_forgets_keys_older_than_the_cutoff(app):
+    with time_machine.travel(clock.utcnow() - timedelta(days=2), tick=False), app.uow() as uow:
+        inbox.first_time(uow, "slack", "old")
+    with app.uow() as uow:
+        inbox.first_time(uow, "slack", "new")
+    with app.uow() as uow:
+        assert inbox.prune(uow, clock.utcnow() - timedelta(days=1)) == 1
+    assert _keys(app) == [("slack", "new")]
+
+
+def test_keys_are_bounded(app):
+    with app.uow() as uow, pytest.raises(ValueError, match="200"):
+        inbox.first_time(uow, "slack", "x" * 201)
+
+
+def test_the_dispatcher_runs_a_delivery_once(chat, app):
+    rep = chat.user("Rita Rep", Role.SALES)
+    with app.uow() as uow:
+        customer_id = customers.create_customer(uow, "Acme Corp").id
+    said = chat.say(rep, f"/note #{customer_id} Called", inbox_key="trigger:1")
+    assert "logged on Acme Corp" in said.text
+    with pytest.raises(AlreadyHandled):
+        chat.say(rep, f"/note #{customer_id} Called", inbox_key="trigger:1")
+    with app.uow() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 1
+
+
+def test_answers_without_a_command_use_up_the_key_too(chat):
+    rep = chat.user("Rita Rep", Role.SALES)
+    assert "never closed" in chat.say(rep, '/note "unclosed', inbox_key="trigger:2").text
+    with pytest.raises(AlreadyHandled):
+        chat.say(rep, '/note "unclosed', inbox_key="trigger:2")
+
+
+def test_a_failed_command_does_not_use_up_its_key(chat, app):
+    rep = chat.user("Rita Rep", Role.SALES)
+    assert "no customer" in chat.say(rep, "/note #999 Called", inbox_key="trigger:3").text.lower()
+    with app.uow() as uow:
+        customers.create_customer(uow, "Acme Corp")
+    # Nothing took effect the first time, so a retry is handled (and now finds nothing either, but runs).
+    assert "no customer" in chat.say(rep, "/note #999 Called", inbox_key="trigger:3").text.lower()
+    assert _keys(app) == []
