@@ -208,12 +208,10 @@ def _pair_step(
         entry_type = _int_type(n_entries)
         pairs_per_entry = np.repeat(np.cumsum(row_sizes, dtype=entry_type), row_sizes)
         pairs_per_entry -= np.arange(1, n_entries + 1, dtype=entry_type)
-    pair_end = np.cumsum(pairs_per_entry, dtype=np.int64)
-    if n_pairs < _INT32_MAX:
-        pair_end = pair_end.astype(np.int32)
+    pair_end = np.cumsum(pairs_per_entry, dtype=_int_type(n_pairs))
     chunks = _chunks(pair_end, n_pairs)
 
-    candidates, counts = _emit_candidates(columns, pairs_per_entry, pair_end, cand_base[columns], chunks, n_candidates)
+    candidates, counts = _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates)
     frequent_ids, frequent_counts, new_column = _frequent(candidates, counts, n_candidates, min_count)
     if frequent_ids.size == 0:
         return None
@@ -235,6 +233,7 @@ def _pair_step(
         # np.compress: boolean-mask indexing is several times slower on irregular masks.
         np.compress(survives, new_columns, out=next_columns[written : written + n_survivors])
         written += n_survivors
+    del candidates, pair_end, pairs_per_entry  # free before building the next list
 
     # Entries that paired with nothing start no row; dropping the empty rows makes the next
     # level's np.repeat over rows cheaper (its cost is per row, empty or not).
@@ -251,12 +250,13 @@ def _chunks(pair_end: np.ndarray, n_pairs: int) -> list[tuple[int, int, int, int
     """Split the entries into runs of about PAIR_CHUNK pairs: (entry lo, entry hi, pair lo, pair hi)."""
     if n_pairs <= PAIR_CHUNK:
         return [(0, pair_end.size, 0, n_pairs)]
-    cuts = np.searchsorted(pair_end, np.arange(PAIR_CHUNK, n_pairs, PAIR_CHUNK), side="left") + 1
+    # (Same dtype on both sides: searchsorted would otherwise copy pair_end to a wider type.)
+    cuts = np.searchsorted(pair_end, np.arange(PAIR_CHUNK, n_pairs, PAIR_CHUNK, dtype=pair_end.dtype), side="left") + 1
     bounds = sorted({0, *cuts.tolist(), pair_end.size})
     return [(lo, hi, int(pair_end[lo - 1]) if lo else 0, int(pair_end[hi - 1])) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def _emit_candidates(columns, pairs_per_entry, pair_end, base_of_entry, chunks, n_candidates):
+def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates):
     """Candidate id of every (entry, later entry in the same row) pair, row by row.
 
     Returns the ids and, when dense counting applies, their counts, else None. There is at
@@ -279,7 +279,7 @@ def _emit_candidates(columns, pairs_per_entry, pair_end, base_of_entry, chunks, 
         # the same as a one-column one.
         run_lengths = pairs_per_entry[lo:hi]
         per_entry = np.empty((hi - lo, 2), dtype=work_type)
-        per_entry[:, 0] = base_of_entry[lo:hi]
+        per_entry[:, 0] = cand_base[columns[lo:hi]]
         per_entry[:, 1] = np.arange(lo + 1, hi + 1, dtype=np.int64) - (pair_end[lo:hi] - run_lengths)
         per_pair = np.repeat(per_entry, run_lengths, axis=0)
         partner = np.arange(p_lo, p_hi, dtype=work_type)
