@@ -21,12 +21,17 @@ class Permission(enum.StrEnum):
     DEALS_WRITE = "deals.write"
     USERS_MANAGE = "users.manage"
     FIELDS_MANAGE = "fields.manage"
+    # Your own settings (/tz).
+    PROFILE = "profile"
+    FOLLOWUPS = "followups"
+    DIGESTS_MANAGE = "digests.manage"
+    TEMPLATES_MANAGE = "templates.manage"
 
 
-_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ}
-_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE}
-_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE}
-_MANAGER = _SALES | _SUPPORT
+_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.PROFILE}
+_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE, Permission.FOLLOWUPS}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.FOLLOWUPS}
+_MANAGER = _SALES | _SUPPORT | {Permission.DIGESTS_MANAGE}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
     None: frozenset({Permission.HELP}),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from crm_core import clock
-from crm_core.models import Deal, Ticket
+from crm_core.models import Deal, FollowUp, Ticket
 from crm_core.money import format_money
 
-from bot.messages import Button, Item
+from bot.messages import Button, Item, Section
 
 
 def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
@@ -51,3 +51,18 @@ def ticket_item(ticket: Ticket, tz: str) -> Item:
         text=f"#{ticket.id} {ticket.subject}",
         detail=f"{ticket.status} · {ticket.priority}{assignee} · opened {fmt_date(ticket.created_at, tz)}",
     )
+
+
+def followup_item(followup: FollowUp, tz: str, with_customer: bool = False) -> Item:
+    late = " · overdue" if followup.due_at < clock.utcnow() else ""
+    who = f" · {followup.customer.name}" if with_customer else ""
+    return Item(
+        text=f"#{followup.id} {clip(followup.text, 100)}{who}",
+        detail=f"due {fmt_datetime(followup.due_at, tz)} · {followup.user.name} · {followup.status}{late}",
+        button=Button("Done", f"/followup done {followup.id}"),
+    )
+
+
+def followups_section(followups: list[FollowUp], tz: str, title: str, with_customer: bool = False) -> Section:
+    return Section(title=title, items=tuple(followup_item(f, tz, with_customer) for f in followups),
+                   empty="No open follow-ups.")

@@ -13,8 +13,12 @@ from crm_core.models.customers import (
     RelationshipType,
 )
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
+from crm_core.models.digests import DigestFrequency, DigestSubscription
+from crm_core.models.followups import FollowUp, FollowUpStatus
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
-from crm_core.models.outbox import OutboxMessage, OutboxStatus
+from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
+from crm_core.models.scheduling import ScheduledJob, SchedulerLock
+from crm_core.models.templates import TemplateOverride
 from crm_core.models.tickets import Ticket, TicketPriority, TicketStatus
 from crm_core.models.users import Identity, Platform, Role, User
 
@@ -30,4 +34,6 @@ __all__ = [
     "DEFAULT_PROBABILITY", "PIPELINE", "Deal", "DealStage", "DealStageChange",
     "Direction", "Interaction", "InteractionKind", "Ticket", "TicketPriority", "TicketStatus",
     "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus",
+    "BlockedRecipient", "ScheduledJob", "SchedulerLock", "TemplateOverride",
+    "DigestFrequency", "DigestSubscription", "FollowUp", "FollowUpStatus",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time, timedelta
 
 import sqlalchemy as sa
 
@@ -15,6 +15,8 @@ from crm_core.models import (
     Company,
     Customer,
     CustomerKind,
+    FollowUp,
+    FollowUpStatus,
     CustomerRelationship,
     CustomerTag,
     Deal,
@@ -266,9 +268,11 @@ class CustomerCard:
     recent_interactions: list[Interaction]
     recent_orders: list[Order]
     relationships: list[CustomerRelationship]
+    # Open follow-ups due by the end of today (in the timezone the card was asked for), overdue included.
+    followups_due: list[FollowUp] = field(default_factory=list)
 
 
-def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard:
+def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str = "UTC") -> CustomerCard:
     session = uow.session
     customer = get_customer(uow, customer_id)
     open_deals = list(
@@ -308,6 +312,16 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard
             .order_by(CustomerRelationship.id)
         )
     )
+    end_of_today = clock.local_instant(clock.today_in(timezone) + timedelta(days=1), time(0), timezone)
+    followups_due = list(
+        session.scalars(
+            sa.select(FollowUp)
+            .where(FollowUp.customer_id == customer_id,
+                   FollowUp.status.in_([FollowUpStatus.PENDING, FollowUpStatus.REMINDED]),
+                   FollowUp.due_at < end_of_today)
+            .order_by(FollowUp.due_at, FollowUp.id)
+        )
+    )
     return CustomerCard(
         customer=customer,
         custom_fields=custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer_id),
@@ -316,6 +330,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard
         recent_interactions=interactions,
         recent_orders=orders,
         relationships=relationships,
+        followups_due=followups_due,
     )
 
 
