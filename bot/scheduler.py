@@ -139,6 +139,8 @@ class SchedulerService:
         self.lock = LeaderLock(engine, LOCK_NAME, ttl=timedelta(seconds=self.settings.lock_ttl_seconds),
                                holder=holder or holder_id())
         self.apscheduler: AsyncIOScheduler | None = None
+        # Ticks done and registry jobs run while leading (for logs and tests).
+        self.ticks = 0
         self.runs = 0
         self._run_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -240,6 +242,7 @@ class SchedulerService:
                 return 0
             outcomes = run_due(self.session_factory, lease=timedelta(seconds=self.settings.job_lease_seconds),
                                config=self.config)
+            self.ticks += 1
             self.runs += len(outcomes)
             for outcome in outcomes:
                 log.info("job %s (due %s): %s%s", outcome.job_id, outcome.fire_time.isoformat(), outcome.status,

@@ -113,10 +113,12 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
     def flush() -> int:
         if not batch:
             return 0
-        statement = insert(OutboxMessage).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        result = session.execute(statement, batch)
+        table = OutboxMessage.__table__
+        statement = (insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                     .returning(table.c.id))
+        inserted = len(session.connection().execute(statement, batch).all())
         batch.clear()
-        return result.rowcount if result.rowcount and result.rowcount > 0 else 0
+        return inserted
 
     for m in messages:
         is_blocked_ = (m.platform, m.conversation) in blocked

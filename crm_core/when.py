@@ -1,7 +1,7 @@
 """Reading "when" as people type it: ``in 3d``, ``in 2h``, ``tomorrow 9:00``, ``friday``,
 ``2026-12-01 10:00``, in the user's timezone.
 
-Days and weeks count on the local calendar ("in 1d" at 10:00 is 10:00 the next day, also
+Times are kept to the minute. Days and weeks count on the local calendar ("in 1d" at 10:00 is 10:00 the next day, also
 across a DST change); hours and minutes are elapsed time ("in 2h" is 120 minutes from now).
 A local time that does not exist (the spring-forward hour) moves forward by the gap; one that
 occurs twice (autumn) means the first. A day without a time means 09:00.
@@ -114,7 +114,8 @@ def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> P
             at = local_instant(local.date(), local.time(), tz_name) + (amount - days)
         else:
             at = now + amount
-        return ParsedWhen(at, used + 1)
+        # Reminders are kept to the minute, like the times people write.
+        return ParsedWhen(at.replace(second=0, microsecond=0), used + 1)
     day: date | None = None
     start = 1
     if first in ("today", "tonight"):

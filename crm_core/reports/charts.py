@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,9 +17,10 @@ MEDIA_ENV = "CHATCRM_MEDIA_DIR"
 
 
 def media_dir(config: dict[str, str] | None = None) -> Path:
-    """Where charts are written: ``CHATCRM_MEDIA_DIR``, else ``./media``."""
+    """Where charts are written: ``CHATCRM_MEDIA_DIR``, else ``chatcrm-media`` in the temp folder
+    (a chart only has to live until it is sent)."""
     configured = (config or {}).get(MEDIA_ENV) or os.environ.get(MEDIA_ENV)
-    path = Path(configured) if configured else Path.cwd() / "media"
+    path = Path(configured) if configured else Path(tempfile.gettempdir()) / "chatcrm-media"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -35,6 +35,11 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _reason(exc: sa.exc.SQLAlchemyError) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
 def advisory_key(name: str) -> int:
     """A stable signed 64-bit key for ``pg_advisory_lock`` from a lock name."""
     return int.from_bytes(hashlib.sha256(f"chatcrm:{name}".encode()).digest()[:8], "big", signed=True)
@@ -60,8 +65,8 @@ class LeaderLock:
             return self.renew()
         try:
             self.held = self._acquire_advisory() if self.uses_advisory_lock else self._acquire_row()
-        except sa.exc.DBAPIError as exc:
-            log.warning("could not try the %s lock: %s", self.name, exc.orig)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("could not try the %s lock: %s", self.name, _reason(exc))
             self._drop_connection()
             self.held = False
         return self.held
@@ -72,8 +77,8 @@ class LeaderLock:
             return False
         try:
             self.held = self._check_advisory() if self.uses_advisory_lock else self._renew_row()
-        except sa.exc.DBAPIError as exc:
-            log.warning("lost the %s lock: %s", self.name, exc.orig)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("lost the %s lock: %s", self.name, _reason(exc))
             self._drop_connection()
             self.held = False
         return self.held
@@ -93,8 +98,9 @@ class LeaderLock:
                         sa.delete(SchedulerLock).where(SchedulerLock.name == self.name,
                                                        SchedulerLock.holder == self.holder)
                     )
-        except sa.exc.DBAPIError as exc:
-            log.warning("releasing the %s lock failed (it expires on its own): %s", self.name, exc.orig)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("releasing the %s lock failed (it goes with its connection or expires): %s", self.name,
+                        _reason(exc))
         finally:
             self._drop_connection()
 
@@ -127,7 +133,7 @@ class LeaderLock:
                 # guarantees the server forgets a session-level advisory lock.
                 self._connection.invalidate()
                 self._connection.close()
-            except sa.exc.DBAPIError:
+            except sa.exc.SQLAlchemyError:
                 pass
             self._connection = None
 

@@ -196,29 +196,31 @@ def _run_one(session_factory: sessionmaker[Session], job_id: str, fire_time: dat
     job = _claim(session_factory, job_id, fire_time, now, lease)
     if job is None:
         return None  # someone else has it, or it changed since we looked
-    late = (now - fire_time).total_seconds()
+    # Missed runs coalesce into one, for the latest time that came due; lateness is judged by it.
+    latest = from_spec(job.trigger).latest_due(fire_time, now)
+    late = (now - latest).total_seconds()
     error = None
     if job.misfire_grace_seconds is not None and late > job.misfire_grace_seconds:
         status = "missed"
-        log.warning("job %s due at %s is %.0fs late (grace %ss): skipped", job_id, fire_time.isoformat(), late,
+        log.warning("job %s due at %s is %.0fs late (grace %ss): skipped", job_id, latest.isoformat(), late,
                     job.misfire_grace_seconds)
     else:
         try:
             task = resolve_task(job.task)
-            task(JobRun(job_id=job_id, fire_time=fire_time, args=dict(job.args or {}),
+            task(JobRun(job_id=job_id, fire_time=latest, args=dict(job.args or {}),
                         session_factory=session_factory, config=config))
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
             ref = secrets.token_hex(4).upper()
             log.exception("job %s (%s) failed ref=%s", job_id, job.task, ref)
             status, error = "failed", f"ref {ref}: {type(exc).__name__}: {exc}"[:500]
-    _complete(session_factory, job, fire_time, status, error)
-    return RunOutcome(job_id, fire_time, status, error)
+    _complete(session_factory, job, fire_time, latest, status, error)
+    return RunOutcome(job_id, latest, status, error)
 
 
-def _complete(session_factory: sessionmaker[Session], job: ScheduledJob, fire_time: datetime, status: str,
-              error: str | None) -> None:
-    finished = max(utcnow(), fire_time)
+def _complete(session_factory: sessionmaker[Session], job: ScheduledJob, fire_time: datetime, latest: datetime,
+              status: str, error: str | None) -> None:
+    finished = max(utcnow(), latest)
     trigger = from_spec(job.trigger)
     regular = trigger.next_after(finished)
     failures = job.failures + 1 if status == "failed" else 0

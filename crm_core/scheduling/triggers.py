@@ -35,6 +35,16 @@ class Trigger:
         """The first fire time strictly after ``after`` (aware), or None when there is none."""
         raise NotImplementedError
 
+    def latest_due(self, first: datetime, now: datetime) -> datetime:
+        """Of the fire times from ``first`` (due) up to ``now``, the last: what a coalesced run is for."""
+        latest = first
+        for _ in range(100_000):
+            following = self.next_after(latest)
+            if following is None or following > now:
+                break
+            latest = following
+        return latest
+
     def to_spec(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -61,6 +71,11 @@ class Interval(Trigger):
 
     def next_after(self, after: datetime) -> datetime | None:
         return after + timedelta(seconds=self.seconds)
+
+    def latest_due(self, first: datetime, now: datetime) -> datetime:
+        if now <= first:
+            return first
+        return first + timedelta(seconds=self.seconds) * int((now - first).total_seconds() // self.seconds)
 
     def to_spec(self) -> dict[str, Any]:
         return {"type": "interval", "seconds": self.seconds}
