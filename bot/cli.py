@@ -31,6 +31,8 @@ def _configure_logging(settings: Settings | None = None) -> None:
     root.setLevel(level)
     # Alembic narrates every migration step at INFO; only its warnings matter to a user.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    # APScheduler logs every tick of the scheduler at INFO.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def _app(args: argparse.Namespace, *, migrate: bool | None = None):
@@ -50,7 +52,8 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data."""
+    """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data
+    with the scheduler and outbox sender running beside it (reminders pop up in the console)."""
     from bot.platforms import configured_platforms
 
     app = _app(args)
@@ -121,6 +124,9 @@ def _background_worker(app) -> Iterator[None]:
     from bot.worker import run_services
 
     ready: dict[str, object] = {}
+    # Its start/stop and per-job lines would interleave with the console's own output.
+    for name in ("chatcrm.worker", "chatcrm.scheduler", "chatcrm.outbox", "chatcrm.leader"):
+        logging.getLogger(name).setLevel(max(logging.getLogger().level, logging.WARNING))
 
     def serve() -> None:
         async def main() -> None:

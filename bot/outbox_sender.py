@@ -14,7 +14,8 @@ written right after each send (so at a crash at most the rows in ``sending`` are
 
 While rows are held, their leases are renewed, so a slow queue never looks like a crash. On
 SQLite one sender runs per database (a leader lock; others wait as standbys); on PostgreSQL any
-number may run side by side.
+number may run side by side (``CHATCRM_OUTBOX_SENDERS`` tells each to take its share of the
+overall rate; a conversation is served by one sender at a time).
 """
 
 from __future__ import annotations
@@ -25,19 +26,20 @@ import logging
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.outbox import Claimed
 from crm_core.scheduling.leader import LeaderLock, holder_id
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import OutboundMessage, PlatformSender, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Button, Image, Reply, Style
-from bot.rate_limit import PlatformLimiter, PlatformLimits, limits_from_env
+from bot.rate_limit import PlatformLimiter, PlatformLimits, Rate, limits_from_env
 from bot.settings import env_number
 
 log = logging.getLogger("chatcrm.outbox")
@@ -54,8 +56,12 @@ class SenderSettings:
     max_held: int = 200
     # Conversations sent to at the same time.
     concurrency: int = 32
-    # SQLite: how often a standby sender tries to take over.
+    # SQLite: how often a standby sender tries to take over, and how long the sender lock lives
+    # without being renewed (a killed sender's successor waits at most this long).
     standby_seconds: float = 5.0
+    lock_ttl_seconds: float = 15.0
+    # PostgreSQL: how many sender processes run; each takes this share of the overall limits.
+    senders: int = 1
     limits: Mapping[str, PlatformLimits] = field(default_factory=dict)
 
     @classmethod
@@ -71,8 +77,21 @@ class SenderSettings:
             max_held=int(number("CHATCRM_OUTBOX_BATCH", cls.max_held)),
             concurrency=int(number("CHATCRM_OUTBOX_CONCURRENCY", cls.concurrency)),
             standby_seconds=number("CHATCRM_OUTBOX_STANDBY", cls.standby_seconds),
+            lock_ttl_seconds=number("CHATCRM_OUTBOX_LOCK_TTL", cls.lock_ttl_seconds),
+            senders=max(int(number("CHATCRM_OUTBOX_SENDERS", cls.senders)), 1),
             limits=limits_from_env(env),
         )
+
+    def limits_for(self, platform: str, exclusive: bool) -> PlatformLimits:
+        """This sender's limits: the platform's, with the overall one shared among ``senders``
+        processes (PostgreSQL; on SQLite only one sender runs)."""
+        limits = self.limits.get(platform, PlatformLimits())
+        if exclusive or self.senders == 1 or limits.overall is None:
+            return limits
+        overall = limits.overall
+        share = Rate(overall.count // self.senders, overall.per_seconds) if overall.count >= self.senders \
+            else Rate(1, overall.per_seconds * self.senders / overall.count)
+        return replace(limits, overall=share)
 
 
 class UnreadablePayload(Exception):
@@ -121,8 +140,7 @@ class OutboxSender:
         self.settings = settings or SenderSettings()
         self.owner = owner or holder_id()
         self.limiters = {
-            platform: PlatformLimiter(self.settings.limits.get(platform, PlatformLimits()))
-            for platform in self.senders
+            platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
         }
         self.sent = 0
         self._queues: dict[tuple[str, str], deque[Claimed]] = {}
@@ -164,6 +182,7 @@ class OutboxSender:
         return self.engine.dialect.name == "sqlite"
 
     async def _run(self) -> None:
+        await asyncio.to_thread(self._warn_about_unserved_platforms)
         try:
             while not self._stopping.is_set():
                 if self.exclusive and not await self._lead():
@@ -178,9 +197,17 @@ class OutboxSender:
             if self._lock is not None:
                 await asyncio.to_thread(self._lock.release)
 
+    def _warn_about_unserved_platforms(self) -> None:
+        with self.session_factory() as session:
+            waiting = outbox.pending_by_platform(session)
+        for platform, count in sorted(waiting.items()):
+            if platform not in self.senders:
+                log.warning("outbox: %d messages wait for %s, which this worker has no sender for "
+                            "(configure the platform to deliver them)", count, platform)
+
     async def _lead(self) -> bool:
         if self._lock is None:
-            ttl = timedelta(seconds=max(self.settings.lease_seconds, 3 * self.settings.poll_seconds))
+            ttl = timedelta(seconds=max(self.settings.lock_ttl_seconds, 3 * self.settings.poll_seconds))
             self._lock = LeaderLock(self.engine, "outbox-sender", ttl=ttl, holder=self.owner)
         if await asyncio.to_thread(self._lock.try_acquire):
             return True
@@ -188,15 +215,22 @@ class OutboxSender:
         return False
 
     async def _deliver_while_leading(self) -> None:
-        renew_every = max(self.settings.lease_seconds / 3, 0.05)
+        renew_every = max(min(self.settings.lease_seconds, self.settings.lock_ttl_seconds) / 3, 0.05)
         renewed_at = asyncio.get_running_loop().time()
         while not self._stopping.is_set():
-            now = asyncio.get_running_loop().time()
-            if now - renewed_at >= renew_every:
-                if not await self._renew():
-                    return  # lost the SQLite sender lock: back to standby
-                renewed_at = now
-            claimed = await self._claim()
+            try:
+                now = asyncio.get_running_loop().time()
+                if now - renewed_at >= renew_every:
+                    if not await self._renew():
+                        return  # lost the SQLite sender lock: back to standby
+                    renewed_at = now
+                claimed = await self._claim()
+            except sa.exc.SQLAlchemyError as exc:
+                # The database is away (restart, network): keep what we hold, try again shortly.
+                log.warning("outbox: database error, retrying in %ss: %s", self.settings.poll_seconds,
+                            str(exc).splitlines()[0])
+                await self._wait(max(self.settings.poll_seconds, 1.0))
+                continue
             if claimed:
                 self._dispatch(claimed)
             full = len(self._held) >= self.settings.max_held
@@ -268,7 +302,13 @@ class OutboxSender:
                 row = queue.popleft()
                 assert self._slots is not None
                 async with self._slots:
-                    await self._deliver(row, queue)
+                    try:
+                        await self._deliver(row, queue)
+                    except Exception:  # noqa: BLE001 - one row's trouble must not strand the others
+                        log.exception("outbox row %s: recording the outcome failed; its lease will bring it back",
+                                      row.id)
+                    finally:
+                        self._held.discard(row.id)
         finally:
             self._workers.pop(key, None)
             if not queue:
@@ -276,14 +316,17 @@ class OutboxSender:
             # Room for more: look for due rows without waiting for the poll.
             self._wake.set()
 
+    async def _record(self, outcome, *args, **kwargs):  # noqa: ANN001, ANN202 - any crm_core.outbox writer
+        return await asyncio.to_thread(outcome, self.session_factory, *args, **kwargs)
+
     async def _deliver(self, row: Claimed, queue: deque[Claimed]) -> None:
+        """Send one row and record what happened (the caller forgets the row afterwards)."""
         sender = self.senders[row.platform]
         limiter = self.limiters[row.platform]
         try:
             message = outbound_message(row)
         except UnreadablePayload as exc:
-            await asyncio.to_thread(outbox.mark_failed, self.session_factory, row.id, self.owner, str(exc))
-            self._held.discard(row.id)
+            await self._record(outbox.mark_failed, row.id, self.owner, str(exc))
             return
         slot = await limiter.acquire(row.conversation)
         try:
@@ -291,31 +334,29 @@ class OutboxSender:
         except RateLimited as exc:
             limiter.pause(exc.retry_after)
             log.warning("%s rate-limited us for %ss; pausing that platform", row.platform, f"{exc.retry_after:g}")
-            await asyncio.to_thread(outbox.release_rate_limited, self.session_factory, row.id, self.owner,
-                                    utcnow() + timedelta(seconds=exc.retry_after), str(exc))
+            await self._record(outbox.release_rate_limited, row.id, self.owner,
+                               utcnow() + timedelta(seconds=exc.retry_after), str(exc))
         except RecipientUnreachable as exc:
             log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
-            await asyncio.to_thread(outbox.mark_blocked, self.session_factory, row, self.owner, str(exc) or "unreachable")
+            await self._record(outbox.mark_blocked, row, self.owner, str(exc) or "unreachable")
             # Its other rows we already hold are not sent either.
             while queue:
                 sibling = queue.popleft()
-                await asyncio.to_thread(outbox.mark_blocked, self.session_factory, sibling, self.owner,
-                                        "recipient is blocked")
+                await self._record(outbox.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
         except Exception as exc:  # noqa: BLE001 - TemporaryFailure, network errors, adapter bugs
             if not isinstance(exc, (TemporaryFailure, OSError, TimeoutError)):
                 log.exception("sending outbox row %s failed unexpectedly", row.id)
-            status = await asyncio.to_thread(
-                outbox.retry_or_fail, self.session_factory, row, self.owner, f"{type(exc).__name__}: {exc}",
+            status = await self._record(
+                outbox.retry_or_fail, row, self.owner, f"{type(exc).__name__}: {exc}",
                 max_attempts=self.settings.max_attempts, base=timedelta(seconds=self.settings.backoff_seconds),
             )
             log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
         else:
-            await asyncio.to_thread(outbox.mark_sent, self.session_factory, row.id, self.owner, message_id)
             self.sent += 1
+            await self._record(outbox.mark_sent, row.id, self.owner, message_id)
         finally:
             limiter.release(slot)
-            self._held.discard(row.id)
 
     async def _drain(self) -> None:
         """Let sends in progress finish; hand back what was claimed but not tried."""

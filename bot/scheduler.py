@@ -191,7 +191,12 @@ class SchedulerService:
                     continue
                 announced = False
                 log.info("scheduler: leading (%s)", self.lock.holder)
-                await self._lead()
+                try:
+                    await self._lead()
+                except Exception:  # noqa: BLE001 - e.g. the database went away; lead again later
+                    log.exception("scheduler: stopped leading on an error; retrying")
+                    await asyncio.to_thread(self.lock.release)
+                    await self._sleep(self.settings.standby_seconds)
         finally:
             await asyncio.to_thread(self.lock.release)
 

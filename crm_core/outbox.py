@@ -100,8 +100,9 @@ class NewMessage:
 
 
 def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int = 2000) -> int:
-    """Bulk ``enqueue`` (campaigns): one multi-row INSERT per chunk, keys already present are
-    skipped (``ON CONFLICT DO NOTHING``). Returns how many rows were new."""
+    """Bulk ``enqueue`` (campaigns): a multi-row INSERT per chunk; keys already present are
+    skipped (and ``ON CONFLICT DO NOTHING`` covers a concurrent writer). Returns how many rows
+    were new (a key a concurrent writer inserted in the same instant may be counted as new)."""
     session = uow.session
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -114,11 +115,15 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
         if not batch:
             return 0
         table = OutboxMessage.__table__
-        statement = (insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-                     .returning(table.c.id))
-        inserted = len(session.connection().execute(statement, batch).all())
+        keys = [row["idempotency_key"] for row in batch]
+        known = set(session.scalars(sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(keys))))
+        fresh = [row for row in batch if row["idempotency_key"] not in known]
         batch.clear()
-        return inserted
+        if fresh:
+            # ON CONFLICT still guards against a concurrent writer adding the same key meanwhile.
+            statement = insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            session.connection().execute(statement, fresh)
+        return len(fresh)
 
     for m in messages:
         is_blocked_ = (m.platform, m.conversation) in blocked
@@ -373,6 +378,14 @@ def unblock_recipient(session: Session, platform: str, conversation: str) -> boo
     session.delete(row)
     session.flush()
     return True
+
+
+def pending_by_platform(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(OutboxMessage.platform, sa.func.count())
+        .where(OutboxMessage.status == OutboxStatus.PENDING).group_by(OutboxMessage.platform)
+    )
+    return {platform: count for platform, count in rows}
 
 
 def status_counts(session: Session, kind: str | None = None) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -231,3 +231,46 @@ def test_enqueue_many_skips_known_keys_and_blocks_blocked_recipients(app):
     assert len(statuses) == 7
     assert statuses["k-5"] is OutboxStatus.BLOCKED
     assert [r.payload["formatted_text"] for r in rows(app) if r.idempotency_key == "k-1"] == ["first"]
+
+
+def test_each_postgres_sender_takes_its_share_of_the_overall_rate():
+    settings = SenderSettings.from_env({"CHATCRM_OUTBOX_SENDERS": "3", "CHATCRM_RATE_TELEGRAM": "overall=30/s"})
+    assert settings.limits_for("telegram", exclusive=False).overall == Rate(10, 1)
+    assert settings.limits_for("telegram", exclusive=False).per_chat == Rate(1, 1)
+    assert settings.limits_for("telegram", exclusive=True).overall == Rate(30, 1)
+    assert settings.limits_for("slack", exclusive=False).overall is None
+    two = SenderSettings.from_env({"CHATCRM_OUTBOX_SENDERS": "2", "CHATCRM_RATE_SLACK": "overall=1/s"})
+    assert two.limits_for("slack", exclusive=False).overall == Rate(1, 2)
+    with pytest.raises(ValueError, match="CHATCRM_RATE_TELEGRAM"):
+        SenderSettings.from_env({"CHATCRM_RATE_TELEGRAM": "overall=fast"})
+
+
+def test_rows_for_a_platform_without_a_sender_wait_and_are_reported(app, api, caplog):
+    with app.uow() as uow:
+        outbox.enqueue(uow, idempotency_key="s-1", kind="test", platform="slack", conversation="C1",
+                       payload={"formatted_text": "for Slack"})
+    enqueue(app, 2)
+    with WorkerThread([make_sender(app, api)]):
+        assert wait_until(lambda: counts(app).get("sent") == 2)
+    assert counts(app) == {"sent": 2, "pending": 1}
+    assert "outbox: 1 messages wait for slack, which this worker has no sender for" in caplog.text
+
+
+def test_old_sent_rows_are_purged_and_the_rest_kept(app):
+    import time_machine
+    from crm_core.scheduling import JobRun
+
+    with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=False):
+        enqueue(app, 3)
+        ids = [r.id for r in rows(app)]
+        with app.uow() as uow:
+            uow.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id.in_(ids[:2]))
+                                .values(status=OutboxStatus.SENT))
+            uow.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == ids[2])
+                                .values(status=OutboxStatus.FAILED))
+    enqueue(app, 1, prefix="recent")
+    with app.uow() as uow:
+        uow.session.execute(sa.update(OutboxMessage).where(OutboxMessage.idempotency_key == "recent-0")
+                            .values(status=OutboxStatus.SENT))
+    outbox.purge_task(JobRun("system:outbox-purge", datetime.now(UTC), {"keep_days": 30}, app.session_factory))
+    assert sorted((r.idempotency_key, r.status) for r in rows(app)) == [("m-2", "failed"), ("recent-0", "sent")]

@@ -288,7 +288,7 @@ def test_restarting_five_times_leaves_one_job_per_schedule(app):
     for _ in range(5):
         service = _service(app, jobs=system)
         with WorkerThread([service]) as worker:
-            assert worker.call(service.wait_until_leading(10))
+            assert worker.call(service.wait_until_leading(8))
             assert {TICK_JOB, LEADER_JOB} <= set(service.job_ids()) <= {TICK_JOB, LEADER_JOB, "chatcrm:wake"}
     with app.uow() as uow:
         ids = set(uow.session.scalars(sa.select(ScheduledJob.id)))
@@ -305,23 +305,27 @@ def test_a_second_worker_stands_by_and_does_not_double_fire(app):
     other = build_app(app.settings)
     try:
         first, second = _service(app, jobs=[]), _service(other, jobs=[])
-        with WorkerThread([first]) as one, WorkerThread([second]):
-            assert one.call(first.wait_until_leading(10))
-            time.sleep(0.3)  # several standby retries
-            assert first.is_leader and not second.is_leader
-            with app.uow() as uow:
-                for i in range(5):
-                    schedule(uow, f"both:{i}", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
-            assert _wait(lambda: len(runs_of(app)) == 5)
-            time.sleep(0.3)
-            assert sorted(runs_of(app)) == [f"both:{i}" for i in range(5)]
-            assert first.runs == 5 and second.runs == 0
-            # The leader goes away; the standby takes over and fires what comes due next.
-            one.stop()
-            assert _wait(lambda: second.is_leader)
-            with app.uow() as uow:
-                schedule(uow, "after", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
-            assert _wait(lambda: runs_of(app, "after") == ["after"])
+        with WorkerThread([first]) as one:
+            assert one.call(first.wait_until_leading(8))
+            standby = WorkerThread([second]).start()
+            try:
+                time.sleep(0.3)  # several standby retries
+                assert first.is_leader and not second.is_leader
+                with app.uow() as uow:
+                    for i in range(5):
+                        schedule(uow, f"both:{i}", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
+                assert _wait(lambda: len(runs_of(app)) == 5)
+                time.sleep(0.3)
+                assert sorted(runs_of(app)) == [f"both:{i}" for i in range(5)]
+                assert first.runs == 5 and second.runs == 0
+                # The leader goes away; the standby takes over and fires what comes due next.
+                one.stop()
+                assert _wait(lambda: second.is_leader)
+                with app.uow() as uow:
+                    schedule(uow, "after", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
+                assert _wait(lambda: runs_of(app, "after") == ["after"])
+            finally:
+                standby.stop()
         assert second.runs == 1
     finally:
         other.close()
@@ -331,7 +335,7 @@ def test_the_wake_job_runs_a_job_at_its_time_not_at_the_next_poll(app):
     slow_poll = SchedulerSettings(poll_seconds=30, lock_ttl_seconds=1.0, standby_seconds=0.1)
     service = _service(app, jobs=[], settings=slow_poll)
     with WorkerThread([service]) as worker:
-        assert worker.call(service.wait_until_leading(10))
+        assert worker.call(service.wait_until_leading(8))
         _wait(lambda: service.runs == 0 and service.apscheduler is not None)
         due = datetime.now(UTC) + timedelta(seconds=1)
         with app.uow() as uow:

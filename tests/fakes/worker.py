@@ -68,6 +68,7 @@ FAST_WORKER_ENV = {
     "CHATCRM_OUTBOX_LEASE": "5",
     "CHATCRM_OUTBOX_BACKOFF": "0.05",
     "CHATCRM_OUTBOX_STANDBY": "0.1",
+    "CHATCRM_OUTBOX_LOCK_TTL": "1",
     "CHATCRM_RATE_TELEGRAM": "overall=1000/s chat=100/s group=100/s",
     "CHATCRM_RATE_SLACK": "overall=1000/s chat=100/s",
 }
