@@ -13,12 +13,13 @@ import sqlalchemy as sa
 import time_machine
 from crm_core.models import FollowUp, FollowUpStatus, OutboxMessage, Platform, Role, ScheduledJob, User
 from crm_core.services import customers, users
+from crm_core.services import followups as followups_service
 
 from bot.adapters.console.sender import ConsoleSender
 from bot.messages import Tone
 from tests.fakes.chat_api import FakeChatApi
 from tests.fakes.http_sender import HttpSender
-from tests.fakes.worker import chat_worker, scheduler_of
+from tests.fakes.worker import chat_worker, scheduler_of, wait_until
 
 BERLIN = "Europe/Berlin"
 # Friday 27 March 2026, 10:00 in Berlin (CET, UTC+1); DST starts on Sunday the 29th at 02:00.
@@ -167,6 +168,10 @@ def test_the_card_shows_followups_due_today(chat, app, rep, acme):
         chat.say(rep, "/followup acme in 2h send the quote")
         chat.say(rep, "/followup acme tomorrow 9:00 not today")
         card = chat.say(rep, "/customer acme").reply
+        with app.uow() as uow:
+            rita = uow.session.scalars(sa.select(User).where(User.name == "Rita Rep")).one()
+            # What a rep's overview (Slack App Home) lists.
+            assert [f.text for f in followups_service.due_today(uow, rita.id, BERLIN)] == ["send the quote"]
     section = card.sections[0]
     assert section.title == "Follow-ups due today (1)"
     assert [i.text for i in section.items] == ["#1 send the quote"]
@@ -277,9 +282,7 @@ def test_a_console_user_sees_the_reminder_printed(chat, app, acme):
         chat.say(admin, "/followup acme in 10m check the invoice")
         with chat_worker(app, {"console": ConsoleSender(printed)}):
             traveller.move_to(FRIDAY_10_BERLIN + timedelta(minutes=10))
-            deadline = time.monotonic() + 10
-            while "check the invoice" not in printed.getvalue() and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: "check the invoice" in printed.getvalue())
     out = printed.getvalue()
     assert "──── reminder for console.carl ────\nReminder: check the invoice\nCustomer: Acme <Corp> & Co" in out
     assert "Actions: [Done: /followup done 1] [Snooze 1 day: /followup snooze 1 1d]" in out

@@ -17,7 +17,7 @@ from crm_core import outbox
 from crm_core.models import OutboxMessage, OutboxStatus
 
 from tests.fakes.chat_api import FakeChatApi
-from tests.fakes.worker import FAST_WORKER_ENV
+from tests.fakes.worker import FAST_WORKER_ENV, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = 1000
@@ -37,15 +37,6 @@ def _count(app, status: OutboxStatus) -> int:
         return uow.session.scalar(sa.select(sa.func.count()).where(OutboxMessage.status == status))
 
 
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 @pytest.mark.slow
 def test_a_killed_worker_delivers_everything_after_restart(app, database_url, capsys):
     api = FakeChatApi().start()
@@ -56,7 +47,7 @@ def test_a_killed_worker_delivers_everything_after_restart(app, database_url, ca
     first = second = None
     try:
         first = _spawn(database_url, api.url)
-        assert _wait(lambda: len(api.delivered) >= 300, timeout=60), first.stderr.read1().decode()
+        assert wait_until(lambda: len(api.delivered) >= 300, timeout=60), first.stderr.read1().decode()
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         time.sleep(0.1)  # requests already on the wire land
@@ -65,7 +56,7 @@ def test_a_killed_worker_delivers_everything_after_restart(app, database_url, ca
         assert delivered_at_kill < MESSAGES, "killed too late to test anything"
 
         second = _spawn(database_url, api.url)
-        assert _wait(lambda: _count(app, OutboxStatus.SENT) == MESSAGES, timeout=90), second.stderr.read1().decode()
+        assert wait_until(lambda: _count(app, OutboxStatus.SENT) == MESSAGES, timeout=90), second.stderr.read1().decode()
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0
     finally:

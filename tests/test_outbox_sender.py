@@ -16,7 +16,7 @@ from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.rate_limit import PlatformLimits, Rate
 from tests.fakes.chat_api import FakeChatApi
 from tests.fakes.http_sender import HttpSender
-from tests.fakes.worker import WorkerThread
+from tests.fakes.worker import WorkerThread, wait_until
 
 FAST = PlatformLimits(overall=Rate(1000, 1), per_chat=Rate(200, 1))
 
@@ -54,17 +54,6 @@ def rows(app) -> list[OutboxMessage]:
 def counts(app) -> dict[str, int]:
     with app.uow() as uow:
         return outbox.status_counts(uow.session)
-
-
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_429_in_the_middle_of_200_sends_pauses_then_delivers_all_once(app, api):

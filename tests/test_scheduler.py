@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import time_machine
 from crm_core import outbox
 from crm_core.models import OutboxMessage, ScheduledJob
-from crm_core.scheduling import Calendar, Interval, JobRun, Once, run_due, schedule, unschedule
+from crm_core.scheduling import Calendar, Interval, JobRun, Once, next_due_time, run_due, schedule, unschedule
 from crm_core.scheduling.leader import LeaderLock
 from crm_core.scheduling.registry import resolve_task
 from crm_core.services import digests
@@ -22,7 +22,7 @@ from crm_core.models import DigestFrequency
 
 from bot.bootstrap import build_app
 from bot.scheduler import LEADER_JOB, TICK_JOB, JobSpec, SchedulerService, SchedulerSettings
-from tests.fakes.worker import WorkerThread
+from tests.fakes.worker import WorkerThread, wait_until
 
 BERLIN = "Europe/Berlin"
 FAST = SchedulerSettings(poll_seconds=0.1, lock_ttl_seconds=1.0, standby_seconds=0.1)
@@ -203,6 +203,19 @@ def test_a_run_interrupted_by_a_crash_is_retried_after_its_lease(app):
     assert runs_of(app) == ["once:2"]
 
 
+def test_the_next_wake_up_waits_for_a_lease_held_by_another_runner(app):
+    with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False):
+        with app.uow() as uow:
+            schedule(uow, "held", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 11, tzinfo=UTC)))
+            schedule(uow, "later", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 13, tzinfo=UTC)))
+        assert next_due_time(app.session_factory) == datetime(2026, 6, 1, 11, tzinfo=UTC)
+        with app.uow() as uow:
+            uow.session.execute(sa.update(ScheduledJob).where(ScheduledJob.id == "held")
+                                .values(lease_until=datetime(2026, 6, 1, 12, 10, tzinfo=UTC)))
+        # Not "now, again and again" while someone else runs it: when its lease ends.
+        assert next_due_time(app.session_factory) == datetime(2026, 6, 1, 12, 10, tzinfo=UTC)
+
+
 def test_two_runners_at_once_run_a_job_once(app):
     with app.uow() as uow:
         for i in range(5):
@@ -270,15 +283,6 @@ def _service(app, **kwargs) -> SchedulerService:
     return SchedulerService(app.engine, app.session_factory, kwargs.pop("settings", FAST), **kwargs)
 
 
-def _wait(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 def test_restarting_five_times_leaves_one_job_per_schedule(app):
     system = [JobSpec("system:nightly", "tests.test_scheduler:note_run", Calendar(clock_time(2, 0), "UTC"))]
     with app.uow() as uow:
@@ -297,7 +301,7 @@ def test_restarting_five_times_leaves_one_job_per_schedule(app):
     # Run once more past the one-off's time: it fires exactly once over all the restarts.
     service = _service(app, jobs=system)
     with WorkerThread([service]):
-        assert _wait(lambda: runs_of(app, "once:soon") == ["once:soon"])
+        assert wait_until(lambda: runs_of(app, "once:soon") == ["once:soon"])
     assert runs_of(app, "once:soon") == ["once:soon"]
 
 
@@ -314,16 +318,16 @@ def test_a_second_worker_stands_by_and_does_not_double_fire(app):
                 with app.uow() as uow:
                     for i in range(5):
                         schedule(uow, f"both:{i}", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
-                assert _wait(lambda: len(runs_of(app)) == 5)
+                assert wait_until(lambda: len(runs_of(app)) == 5)
                 time.sleep(0.3)
                 assert sorted(runs_of(app)) == [f"both:{i}" for i in range(5)]
                 assert first.runs == 5 and second.runs == 0
                 # The leader goes away; the standby takes over and fires what comes due next.
                 one.stop()
-                assert _wait(lambda: second.is_leader)
+                assert wait_until(lambda: second.is_leader)
                 with app.uow() as uow:
                     schedule(uow, "after", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
-                assert _wait(lambda: runs_of(app, "after") == ["after"])
+                assert wait_until(lambda: runs_of(app, "after") == ["after"])
             finally:
                 standby.stop()
         assert second.runs == 1
@@ -336,13 +340,13 @@ def test_the_wake_job_runs_a_job_at_its_time_not_at_the_next_poll(app):
     service = _service(app, jobs=[], settings=slow_poll)
     with WorkerThread([service]) as worker:
         assert worker.call(service.wait_until_leading(8))
-        _wait(lambda: service.runs == 0 and service.apscheduler is not None)
+        wait_until(lambda: service.runs == 0 and service.apscheduler is not None)
         due = datetime.now(UTC) + timedelta(seconds=1)
         with app.uow() as uow:
             schedule(uow, "precise", "tests.test_scheduler:note_run", Once(due))
         # Registered by another process, the scheduler learns of it at a tick; tell it now.
         service.apscheduler.modify_job(TICK_JOB, next_run_time=datetime.now(UTC))
-        assert _wait(lambda: runs_of(app, "precise") == ["precise"], timeout=5)
+        assert wait_until(lambda: runs_of(app, "precise") == ["precise"], timeout=5)
     with app.uow() as uow:
         fired = uow.session.scalar(sa.select(OutboxMessage.created_at).where(OutboxMessage.kind == "test-run"))
     assert due <= fired < due + timedelta(seconds=1)

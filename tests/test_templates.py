@@ -168,6 +168,15 @@ def test_refused_overrides_are_reported_to_the_author_and_not_stored(chat, app, 
     assert overrides(app) == []
 
 
+def test_a_body_starting_with_a_short_word_is_not_taken_for_a_language(chat, app, admin):
+    assert chat.say(admin, "/template set followup_reminder ok {{ rep.name }}, {{ followup.text }}").reply.tone \
+        is Tone.SUCCESS
+    assert overrides(app) == [(REMINDER, "en", "text")]
+    with app.uow() as uow:
+        assert render_message(uow.session, REMINDER, "console", "en", context()).text == \
+            "ok Rita Rep, call about the renewal"
+
+
 def test_bad_names_formats_and_roles(chat, admin):
     from crm_core.models import Role
 

@@ -2,7 +2,8 @@
 
 A template is named ``<kind>`` or ``<kind>.<format>`` (format: text, mrkdwn, blocks, html;
 default text, which serves every platform), optionally followed by a language code (default
-en). An override is checked and test-rendered with the kind's sample data before it is stored;
+en; for ``set``, a template that itself starts with a two-letter language code such as "it"
+needs the language given first). An override is checked and test-rendered with the kind's sample data before it is stored;
 anything the sandbox refuses (``{{ ''.__class__ }}`` and friends), a syntax error or an
 over-long result is reported back and nothing is saved.
 """
@@ -22,8 +23,22 @@ from bot.roles import Permission
 from bot.router import CommandGroup
 
 group = CommandGroup()
-# A language code given before a template body: "en", "zh", "pt-br".
-_LANGUAGE = re.compile(r"^[a-z]{2}(-[a-z]{2,4})?$")
+# A language code given before a template body: "en", "zh", "pt-br" (ISO 639-1, optional region),
+# so "ok, {{ rep.name }}" is read as a body, not as language "ok".
+_LANGUAGE = re.compile(r"^([a-z]{2})(-[a-z]{2,4})?$")
+ISO_639_1 = frozenset(
+    "aa ab af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy da de dv dz ee el "
+    "en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii ik io is it "
+    "iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt "
+    "my na nb nd ne ng nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl "
+    "sm sn so sq sr ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo "
+    "za zh zu".split()
+)
+
+
+def _is_language(word: str) -> bool:
+    match = _LANGUAGE.match(word)
+    return bool(match) and match.group(1) in ISO_639_1
 
 
 def _name(raw: str) -> tuple[str, str]:
@@ -35,9 +50,9 @@ def _split_language(text: str) -> tuple[str | None, str]:
     """``"zh 提醒…"`` -> ("zh", "提醒…"); a body not starting with a language code -> (None, body)."""
     first, _, remainder = text.strip().partition(" ")
     head, newline, after = text.strip().partition("\n")
-    if _LANGUAGE.match(head.strip()) and newline:
+    if _is_language(head.strip()) and newline:
         return head.strip(), after
-    if _LANGUAGE.match(first) and remainder.strip():
+    if _is_language(first) and remainder.strip():
         return first, remainder
     return None, text
 

@@ -127,11 +127,15 @@ def unschedule(uow: UnitOfWork, job_id: str) -> bool:
 
 
 def next_due_time(session_factory: sessionmaker[Session]) -> datetime | None:
-    """When the earliest enabled job is due (for the scheduler to wake up exactly then)."""
+    """When the earliest enabled job can run (for the scheduler to wake up exactly then): its due
+    time, or the end of its lease while another runner holds it."""
+    job = ScheduledJob
+    runnable_at = sa.case(
+        (sa.and_(job.lease_until.is_not(None), job.lease_until > job.next_run_at), job.lease_until),
+        else_=job.next_run_at,
+    )
     with session_factory() as session:
-        return session.scalar(
-            sa.select(sa.func.min(ScheduledJob.next_run_at)).where(ScheduledJob.enabled.is_(True))
-        )
+        return session.scalar(sa.select(sa.func.min(runnable_at)).where(job.enabled.is_(True)))
 
 
 @dataclass(frozen=True)

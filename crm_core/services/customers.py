@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 
@@ -312,7 +312,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
             .order_by(CustomerRelationship.id)
         )
     )
-    end_of_today = clock.local_instant(clock.today_in(timezone) + timedelta(days=1), time(0), timezone)
+    end_of_today = clock.end_of_today(timezone)
     followups_due = list(
         session.scalars(
             sa.select(FollowUp)

@@ -132,6 +132,12 @@ def list_open(uow: UnitOfWork, *, user_id: int | None = None, customer_id: int |
     return list(uow.session.scalars(statement.order_by(FollowUp.due_at, FollowUp.id).limit(limit)))
 
 
+def due_today(uow: UnitOfWork, user_id: int, tz_name: str) -> list[FollowUp]:
+    """A rep's open follow-ups due by the end of their today, overdue ones included (Slack App
+    Home, daily overviews); the customer card has its own in ``customers.get_card``."""
+    return list_open(uow, user_id=user_id, due_before=clock.end_of_today(tz_name))
+
+
 # The reminder
 
 

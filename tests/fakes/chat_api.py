@@ -95,12 +95,9 @@ class FakeChatApi:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """Wait (real time) until ``count`` messages were delivered."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.delivered) >= count:
-                return True
-            time.sleep(0.01)
-        return len(self.delivered) >= count
+        from tests.fakes.worker import wait_until
+
+        return wait_until(lambda: len(self.delivered) >= count, timeout)
 
     def _answer(self, body: dict[str, Any], sent_at: float | None) -> tuple[int, dict[str, Any], dict[str, str]]:
         now = time.monotonic()

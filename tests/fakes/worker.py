@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
 from bot.worker import WorkerService, run_services
 
 T = TypeVar("T")
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    """Poll ``predicate`` (real time) until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return bool(predicate())
 
 
 class WorkerThread:
