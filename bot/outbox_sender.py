@@ -151,6 +151,7 @@ class OutboxSender:
         self._task: asyncio.Task | None = None
         self._slots: asyncio.Semaphore | None = None
         self._lock: LeaderLock | None = None
+        self._standing_by = False
 
     # WorkerService
 
@@ -182,7 +183,10 @@ class OutboxSender:
         return self.engine.dialect.name == "sqlite"
 
     async def _run(self) -> None:
-        await asyncio.to_thread(self._warn_about_unserved_platforms)
+        try:
+            await asyncio.to_thread(self._warn_about_unserved_platforms)
+        except sa.exc.SQLAlchemyError:
+            pass  # only a hint; the loop below reports database trouble
         try:
             while not self._stopping.is_set():
                 if self.exclusive and not await self._lead():
@@ -210,8 +214,11 @@ class OutboxSender:
             ttl = timedelta(seconds=max(self.settings.lock_ttl_seconds, 3 * self.settings.poll_seconds))
             self._lock = LeaderLock(self.engine, "outbox-sender", ttl=ttl, holder=self.owner)
         if await asyncio.to_thread(self._lock.try_acquire):
+            self._standing_by = False
             return True
-        log.info("outbox: another sender is active on this database; waiting as a standby")
+        if not self._standing_by:
+            log.info("outbox: another sender is active on this database; waiting as a standby")
+            self._standing_by = True
         return False
 
     async def _deliver_while_leading(self) -> None:
