@@ -9,7 +9,8 @@ For each database (a fresh SQLite file; a scratch PostgreSQL database on ``TEST_
 1. enqueue ``--rows`` outbox rows in one transaction with ``crm_core.outbox.enqueue_many``
    (target: under 10 s), ``--repeat`` times on an emptied table;
 2. send ``--messages`` messages to ``--chats`` conversations through the real ``OutboxSender``
-   and an HTTP sender against the fake chat API (tests/fakes), with the platform's limits lowered
+   and an HTTP sender against the fake chat API (tests/fakes, run in its own process as a real
+   platform would be), with the platform's limits lowered
    to ``--rate``/s overall and ``--chat-rate``/s per chat (the overall limit binds); then a few
    chats with many messages each (the per-chat limit binds). Measured at the fake server on
    arrival: the most requests in any 1-second window (must not exceed the limit) and the mean
@@ -22,10 +23,14 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,10 +111,27 @@ async def _drain(sender, session_factory, messages: int) -> None:
         await sender.stop()
 
 
+@contextlib.contextmanager
+def fake_api_process() -> Iterator[str]:
+    """The fake chat API in its own process, as a real platform would be: it does not compete with
+    the sender for this interpreter's GIL."""
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.chat_api"], stdout=subprocess.PIPE, text=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _arrivals(url: str) -> list[dict]:
+    with urllib.request.urlopen(f"{url}/requests") as response:
+        return [r for r in json.load(response) if r["status"] == 200]
+
+
 def send_run(engine, session_factory, messages: int, chats: int, rate: int, chat_rate: int) -> dict[str, float]:
     from bot.outbox_sender import OutboxSender, SenderSettings
     from bot.rate_limit import PlatformLimits, Rate
-    from tests.fakes.chat_api import FakeChatApi
     from tests.fakes.http_sender import HttpSender
 
     with session_factory() as session, session.begin():
@@ -119,18 +141,16 @@ def send_run(engine, session_factory, messages: int, chats: int, rate: int, chat
             outbox.NewMessage(f"send-{i}", "campaign", "telegram", str(7000 + i % chats), {"formatted_text": "hi"})
             for i in range(messages)
         ))
-    api = FakeChatApi().start()
     limits = PlatformLimits(overall=Rate(rate, 1), per_chat=Rate(chat_rate, 1))
-    sender = OutboxSender(engine, session_factory, {"telegram": HttpSender("telegram", api.url)},
-                          SenderSettings(limits={"telegram": limits}, poll_seconds=0.05, lease_seconds=60))
-    try:
+    with fake_api_process() as url:
+        sender = OutboxSender(engine, session_factory, {"telegram": HttpSender("telegram", url)},
+                              SenderSettings(limits={"telegram": limits}, poll_seconds=0.05, lease_seconds=60))
         asyncio.run(_drain(sender, session_factory, messages))
-    finally:
-        api.close()
-    arrivals = [r.at for r in api.delivered]
+        delivered = _arrivals(url)
+    arrivals = [r["at"] for r in delivered]
     seconds = _per_second(arrivals)
-    chat_arrivals = [[r.at for r in api.requests_to(str(7000 + c))] for c in range(chats)]
-    assert len(arrivals) == messages and len(api.delivered_keys()) == messages
+    chat_arrivals = [[r["at"] for r in delivered if r["conversation"] == str(7000 + c)] for c in range(chats)]
+    assert len(arrivals) == messages and len({r["key"] for r in delivered}) == messages
     return {
         "duration": max(arrivals) - min(arrivals),
         "mean_per_second": statistics.mean(seconds),

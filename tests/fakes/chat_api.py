@@ -152,7 +152,30 @@ class FakeChatApi:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self) -> None:  # noqa: N802
+                # What arrived, for a client in another process (the benchmark runs the fake
+                # apart, so it does not compete with the sender for the GIL).
+                with api._lock:
+                    data = json.dumps([{"at": r.at, "status": r.status, "conversation": r.conversation, "key": r.key}
+                                       for r in api.requests]).encode()
+                self.send_response(200 if self.path == "/requests" else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args: Any) -> None:
                 pass
 
         return Handler
+
+
+def main() -> None:
+    """``python -m tests.fakes.chat_api``: serve until killed; the first line printed is the URL."""
+    api = FakeChatApi().start()
+    print(api.url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
