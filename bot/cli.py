@@ -7,10 +7,11 @@ and a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from crm_core import db, demo
 from crm_core.actor import Actor
@@ -31,6 +32,8 @@ def _configure_logging(settings: Settings | None = None) -> None:
     root.setLevel(level)
     # Alembic narrates every migration step at INFO; only its warnings matter to a user.
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
+    # APScheduler logs every tick of the scheduler at INFO.
+    logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
 def _app(args: argparse.Namespace, *, migrate: bool | None = None):
@@ -50,7 +53,8 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data."""
+    """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data
+    with the scheduler and outbox sender running beside it (reminders pop up in the console)."""
     from bot.platforms import configured_platforms
 
     app = _app(args)
@@ -63,7 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if app.settings.is_sqlite and not demo.is_seeded(uow):
                 print("Seeding the demo data set (first start only)…", file=sys.stderr)
                 print(demo.seed(uow).describe(), file=sys.stderr)
-        return run_console(app, as_user=args.as_user)
+        with _background_worker(app):
+            return run_console(app, as_user=args.as_user)
     finally:
         app.close()
 
@@ -98,16 +103,51 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _run_worker(app) -> int:
     import asyncio
 
+    from bot.platforms import configured_platforms, worker_services
+    from bot.worker import run_services
+
+    if not configured_platforms(app):
+        print("chatcrm worker: no chat platform is configured (SLACK_BOT_TOKEN / TELEGRAM_BOT_TOKEN); running the "
+              "scheduler and the outbox sender with console delivery: reminders and digests for console users "
+              "are printed here.", file=sys.stderr)
+    asyncio.run(run_services(worker_services(app)))
+    return 0
+
+
+@contextlib.contextmanager
+def _background_worker(app) -> Iterator[None]:
+    """The worker's scheduler and outbox sender in a thread beside the console (``make run``),
+    so a follow-up set in the console pops up in it when due."""
+    import asyncio
+    import threading
+
     from bot.platforms import worker_services
     from bot.worker import run_services
 
-    services = worker_services(app)
-    if not services:
-        print("chatcrm worker: nothing to run: no platform is configured (SLACK_BOT_TOKEN with SLACK_APP_TOKEN "
-              "for Socket Mode, or TELEGRAM_BOT_TOKEN for polling); see the README.", file=sys.stderr)
-        return 2
-    asyncio.run(run_services(services))
-    return 0
+    ready: dict[str, object] = {}
+    # Its start/stop and per-job lines would interleave with the console's own output.
+    for name in ("chatcrm.worker", "chatcrm.scheduler", "chatcrm.outbox", "chatcrm.leader"):
+        logging.getLogger(name).setLevel(max(logging.getLogger().level, logging.WARNING))
+
+    def serve() -> None:
+        async def main() -> None:
+            ready["loop"], ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
+            await run_services(worker_services(app), ready["stop"])  # type: ignore[arg-type]
+
+        try:
+            asyncio.run(main())
+        except Exception:  # noqa: BLE001 - the console keeps working without reminders
+            log.exception("the background worker stopped")
+
+    thread = threading.Thread(target=serve, name="chatcrm-worker", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        loop, stop = ready.get("loop"), ready.get("stop")
+        if loop is not None and stop is not None:
+            loop.call_soon_threadsafe(stop.set)  # type: ignore[attr-defined]
+        thread.join(timeout=15)
 
 
 def cmd_db(args: argparse.Namespace) -> int:

@@ -1,10 +1,16 @@
 """Which platforms are configured, and the web mounts, worker services and outbox senders they contribute.
 
 Adapters are imported only when configured, so a console-only install never loads an SDK.
+
+The worker always runs the scheduler and the outbox sender, even when no chat platform is
+configured: follow-up reminders and digests for console users are then printed by the
+console sender, and rows for a platform this worker has no sender for simply wait (pending)
+until a worker with that platform configured delivers them. Nothing is lost by starting small.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from bot.bootstrap import App
@@ -61,8 +67,27 @@ def web_mounts(app: App) -> list[WebMount]:
     return mounts
 
 
-def worker_services(app: App) -> list[WorkerService]:
-    """What ``chatcrm worker`` runs: Socket Mode / polling connections, scheduler, outbox sender."""
+def senders(app: App) -> dict[str, PlatformSender]:
+    """The outbox's ``PlatformSender`` for each platform, by platform name: the console's always,
+    and Slack's and Telegram's when they are configured."""
+    from bot.adapters.console.sender import ConsoleSender
+
+    found: dict[str, PlatformSender] = {"console": ConsoleSender()}
+    slack = _slack(app)
+    if slack is not None:
+        from bot.adapters.slack.sender import SlackSender
+
+        found[SlackSender.platform] = SlackSender(slack)
+    telegram = _telegram(app)
+    if telegram is not None:
+        from bot.adapters.telegram.sender import TelegramSender
+
+        found["telegram"] = TelegramSender(telegram, app.session_factory)
+    return found
+
+
+def platform_services(app: App) -> list[WorkerService]:
+    """The chat connections the worker keeps open: Slack Socket Mode, Telegram long polling."""
     services: list[WorkerService] = []
     slack = _slack(app)
     if slack is not None and slack.socket_mode:
@@ -77,17 +102,15 @@ def worker_services(app: App) -> list[WorkerService]:
     return services
 
 
-def platform_senders(app: App) -> dict[str, PlatformSender]:
-    """The outbox sender's way to each configured platform, by platform name."""
-    senders: dict[str, PlatformSender] = {}
-    slack = _slack(app)
-    if slack is not None:
-        from bot.adapters.slack.sender import SlackSender
+def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | None = None) -> list[WorkerService]:
+    """What ``chatcrm worker`` runs: the chat connections, then the scheduler and the outbox sender."""
+    from bot.outbox_sender import OutboxSender, SenderSettings
+    from bot.scheduler import SchedulerService, SchedulerSettings
 
-        senders[SlackSender.platform] = SlackSender(slack)
-    telegram = _telegram(app)
-    if telegram is not None:
-        from bot.adapters.telegram.sender import TelegramSender
-
-        senders["telegram"] = TelegramSender(telegram, app.session_factory)
-    return senders
+    env = app.settings.extra
+    sender = OutboxSender(app.engine, app.session_factory,
+                          senders(app) if platform_senders is None else platform_senders,
+                          SenderSettings.from_env(env))
+    scheduler = SchedulerService(app.engine, app.session_factory, SchedulerSettings.from_env(env),
+                                 config={**env, "CHATCRM_CURRENCY": app.settings.currency}, on_ran=sender.wake)
+    return [*platform_services(app), scheduler, sender]

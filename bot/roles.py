@@ -26,12 +26,19 @@ class Permission(enum.StrEnum):
     MINING_RUN = "mining.run"
     TICKETS_READ = "tickets.read"
     TICKETS_WRITE = "tickets.write"
+    # Your own settings (/tz).
+    PROFILE = "profile"
+    FOLLOWUPS = "followups"
+    DIGESTS_MANAGE = "digests.manage"
+    TEMPLATES_MANAGE = "templates.manage"
 
 
-_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ}
-_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE}
-_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE}
-_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ}
+_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ,
+           Permission.PROFILE}
+_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE, Permission.FOLLOWUPS}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE,
+                      Permission.FOLLOWUPS}
+_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
     None: frozenset({Permission.HELP}),

@@ -16,6 +16,17 @@ class SettingsError(Exception):
     """A configuration value is wrong; the message names the variable."""
 
 
+def env_number(env: Mapping[str, str], name: str, default: float) -> float:
+    """A numeric setting (seconds, counts); SettingsError naming the variable if it is not a number."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
 def _role(value: str | None, name: str) -> Role | None:
     if not value or value.strip().lower() in ("", "none"):
         return None

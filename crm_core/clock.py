@@ -6,7 +6,7 @@ always holds timezone-aware UTC.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -34,3 +34,14 @@ def as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def end_of_today(tz_name: str | None) -> datetime:
+    """The UTC instant today ends in ``tz_name`` (the next local midnight)."""
+    return local_instant(today_in(tz_name) + timedelta(days=1), time(0), tz_name)
+
+
+def local_instant(day: date, at: time, tz_name: str | None) -> datetime:
+    """The UTC instant of a local wall-clock time in ``tz_name``: the first one if it occurs twice
+    (autumn), shifted forward by the gap if it does not exist (spring), zoneinfo's fold=0 rule."""
+    return as_utc(datetime.combine(day, at, tzinfo=zone(tz_name)))

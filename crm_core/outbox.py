@@ -1,16 +1,49 @@
-"""Putting messages into the outbox. Delivery (claiming, leases, retries, rate limits) is the
-worker's outbox sender; this module is what every feature calls to send something later."""
+"""The outbox: putting messages in (every feature) and moving them through delivery (the sender).
+
+Features call ``enqueue`` (or ``enqueue_many`` for thousands) in the transaction of the change
+that causes the message. The worker's outbox sender (bot.outbox_sender) then:
+
+1. ``claim_due``: takes due rows (pending and ``not_before`` passed, or ``sending`` with an
+   expired lease left by a crashed sender), marks them ``sending`` with a lease and its owner id.
+   PostgreSQL locks candidates ``FOR UPDATE SKIP LOCKED`` so several senders never take the same
+   row; claims are serialised by a transaction-level advisory lock so two senders do not start
+   on the same conversation at once. A conversation gets a few rows per claim and no more while
+   it has rows in flight, so a long backlog for one chat neither starves the others nor waits
+   in memory past its lease.
+2. after each send exactly one of: ``mark_sent`` (platform message id kept), ``release_rate_limited``
+   (back to pending after the platform's retry_after; not counted as an attempt),
+   ``retry_or_fail`` (exponential backoff, ``failed`` after the last attempt) or ``mark_blocked``
+   (the recipient is remembered; its other pending rows are blocked too and later ones are
+   blocked on enqueue).
+
+Every completion is conditional on the row still being ``sending`` under the caller's claim.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from crm_core.clock import utcnow
-from crm_core.models.outbox import OutboxMessage, OutboxStatus
+from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from crm_core.scheduling import JobRun
+
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_BACKOFF = timedelta(seconds=10)
+MAX_BACKOFF = timedelta(minutes=15)
+# How many due rows a claim looks at before choosing per conversation.
+CLAIM_CANDIDATES = 2000
+# Conversations whose id starts with this are group chats (Telegram's negative chat ids).
+GROUP_PREFIX = "-"
 
 
 def enqueue(
@@ -25,19 +58,24 @@ def enqueue(
     user_id: int | None = None,
     customer_id: int | None = None,
 ) -> OutboxMessage:
-    """Add a message in the caller's transaction. Enqueuing the same key twice returns the first row."""
+    """Add a message in the caller's transaction. Enqueuing the same key twice returns the first row.
+
+    A message to a recipient known to be unreachable is stored as ``blocked`` and never sent.
+    """
     existing = uow.session.scalars(
         sa.select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)
     ).one_or_none()
     if existing is not None:
         return existing
+    blocked = is_blocked(uow.session, platform, conversation)
     message = OutboxMessage(
         idempotency_key=idempotency_key,
         kind=kind,
         platform=platform,
         conversation=conversation,
         payload=payload,
-        status=OutboxStatus.PENDING,
+        status=OutboxStatus.BLOCKED if blocked else OutboxStatus.PENDING,
+        last_error="recipient is blocked" if blocked else None,
         not_before=not_before or utcnow(),
         user_id=user_id,
         customer_id=customer_id,
@@ -45,3 +83,325 @@ def enqueue(
     uow.session.add(message)
     uow.session.flush()
     return message
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One row for ``enqueue_many``; the fields mean what ``enqueue``'s arguments mean."""
+
+    idempotency_key: str
+    kind: str
+    platform: str
+    conversation: str
+    payload: dict[str, Any]
+    not_before: datetime | None = None
+    user_id: int | None = None
+    customer_id: int | None = None
+
+
+def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int = 2000) -> int:
+    """Bulk ``enqueue`` (campaigns): a multi-row INSERT per chunk; keys already present are
+    skipped (and ``ON CONFLICT DO NOTHING`` covers a concurrent writer). Returns how many rows
+    were new (a key a concurrent writer inserted in the same instant may be counted as new)."""
+    session = uow.session
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    blocked = {(b.platform, b.conversation) for b in session.scalars(sa.select(BlockedRecipient))}
+    now = utcnow()
+    added = 0
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> int:
+        if not batch:
+            return 0
+        table = OutboxMessage.__table__
+        keys = [row["idempotency_key"] for row in batch]
+        known = set(session.scalars(sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(keys))))
+        fresh = [row for row in batch if row["idempotency_key"] not in known]
+        batch.clear()
+        if fresh:
+            # ON CONFLICT still guards against a concurrent writer adding the same key meanwhile.
+            statement = insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            session.connection().execute(statement, fresh)
+        return len(fresh)
+
+    for m in messages:
+        is_blocked_ = (m.platform, m.conversation) in blocked
+        batch.append({
+            "idempotency_key": m.idempotency_key, "kind": m.kind, "platform": m.platform,
+            "conversation": m.conversation, "payload": m.payload,
+            "status": OutboxStatus.BLOCKED if is_blocked_ else OutboxStatus.PENDING,
+            "last_error": "recipient is blocked" if is_blocked_ else None,
+            "attempts": 0, "not_before": m.not_before or now, "created_at": now,
+            "user_id": m.user_id, "customer_id": m.customer_id,
+        })
+        if len(batch) >= chunk:
+            added += flush()
+    added += flush()
+    return added
+
+
+def is_blocked(session: Session, platform: str, conversation: str) -> bool:
+    return session.get(BlockedRecipient, (platform, conversation)) is not None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row a sender now holds: everything it needs to send, detached from any session."""
+
+    id: int
+    idempotency_key: str
+    kind: str
+    platform: str
+    conversation: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def _due(now: datetime, owner: str) -> sa.ColumnElement[bool]:
+    o = OutboxMessage
+    return sa.or_(
+        sa.and_(o.status == OutboxStatus.PENDING, o.not_before <= now),
+        # A crashed sender's rows; never our own (we still hold them in memory).
+        sa.and_(o.status == OutboxStatus.SENDING, o.lease_until <= now,
+                sa.or_(o.claimed_by.is_(None), o.claimed_by != owner)),
+    )
+
+
+def _per_conversation_cap(caps: Mapping[str, int], group_caps: Mapping[str, int], default: int) -> sa.ColumnElement:
+    o = OutboxMessage
+    whens = []
+    for platform, cap in group_caps.items():
+        whens.append((sa.and_(o.platform == platform, o.conversation.startswith(GROUP_PREFIX)), cap))
+    for platform, cap in caps.items():
+        whens.append((o.platform == platform, cap))
+    return sa.case(*whens, else_=default) if whens else sa.literal(default)
+
+
+def claim_due(
+    session_factory: sessionmaker[Session],
+    *,
+    owner: str,
+    platforms: Sequence[str],
+    limit: int,
+    lease: timedelta,
+    caps: Mapping[str, int] | None = None,
+    group_caps: Mapping[str, int] | None = None,
+    default_cap: int = 50,
+    now: datetime | None = None,
+) -> list[Claimed]:
+    """Claim up to ``limit`` due rows of ``platforms`` for ``owner``: at most ``caps[platform]``
+    rows per conversation (``group_caps`` for group chats), none of a conversation that already
+    has rows in flight. Rows to blocked recipients found on the way are marked blocked."""
+    if not platforms or limit <= 0:
+        return []
+    now = now or utcnow()
+    o = OutboxMessage
+    in_flight = aliased(OutboxMessage)
+    busy = (
+        sa.select(in_flight.id)
+        .where(in_flight.platform == o.platform, in_flight.conversation == o.conversation,
+               in_flight.status == OutboxStatus.SENDING, in_flight.lease_until > now)
+        .exists()
+    )
+    candidates = (
+        sa.select(o.id, o.platform, o.conversation, o.not_before,
+                  _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"))
+        .where(_due(now, owner), o.platform.in_(list(platforms)), ~busy)
+        .order_by(o.not_before, o.id)
+        .limit(CLAIM_CANDIDATES)
+        .subquery()
+    )
+    ranked = sa.select(
+        candidates.c.id, candidates.c.not_before, candidates.c.cap,
+        sa.func.row_number().over(
+            partition_by=(candidates.c.platform, candidates.c.conversation),
+            order_by=(candidates.c.not_before, candidates.c.id),
+        ).label("rn"),
+    ).subquery()
+    choose = (
+        sa.select(ranked.c.id).where(ranked.c.rn <= ranked.c.cap)
+        .order_by(ranked.c.not_before, ranked.c.id).limit(limit)
+    )
+    with session_factory() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK_KEY)))
+        ids = list(session.scalars(choose))
+        if not ids:
+            return []
+        rows = list(session.scalars(
+            sa.select(o).where(o.id.in_(ids), _due(now, owner)).order_by(o.not_before, o.id)
+            .with_for_update(skip_locked=True)
+        ))
+        blocked = _blocked_among(session, rows)
+        claimed = []
+        for row in rows:
+            if (row.platform, row.conversation) in blocked:
+                row.status, row.last_error, row.lease_until = OutboxStatus.BLOCKED, "recipient is blocked", None
+                continue
+            row.status = OutboxStatus.SENDING
+            row.lease_until = now + lease
+            row.claimed_by = owner
+            row.attempts += 1
+            claimed.append(Claimed(row.id, row.idempotency_key, row.kind, row.platform, row.conversation,
+                                   dict(row.payload), row.attempts))
+    return claimed
+
+
+# Any fixed key: serialises claim transactions across sender processes on PostgreSQL.
+_CLAIM_LOCK_KEY = 0x63686174_6F757462  # "chatoutb"
+
+
+def _blocked_among(session: Session, rows: Sequence[OutboxMessage]) -> set[tuple[str, str]]:
+    recipients = {(r.platform, r.conversation) for r in rows}
+    if not recipients:
+        return set()
+    found = session.execute(
+        sa.select(BlockedRecipient.platform, BlockedRecipient.conversation).where(
+            sa.tuple_(BlockedRecipient.platform, BlockedRecipient.conversation).in_(list(recipients))
+        )
+    ).all()
+    return {(p, c) for p, c in found}
+
+
+def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:
+    o = OutboxMessage
+    return sa.and_(o.id == message_id, o.status == OutboxStatus.SENDING, o.claimed_by == owner)
+
+
+def _update_held(session_factory: sessionmaker[Session], message_id: int, owner: str, **values: Any) -> bool:
+    with session_factory() as session, session.begin():
+        return session.execute(
+            sa.update(OutboxMessage).where(_held(message_id, owner)).values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+
+
+def mark_sent(session_factory: sessionmaker[Session], message_id: int, owner: str,
+              platform_message_id: str | None, now: datetime | None = None) -> bool:
+    """False if the claim was lost meanwhile (the lease expired and another sender took the row)."""
+    return _update_held(session_factory, message_id, owner, status=OutboxStatus.SENT, lease_until=None,
+                        sent_at=now or utcnow(), platform_message_id=(platform_message_id or "")[:100] or None,
+                        last_error=None)
+
+
+def release_rate_limited(session_factory: sessionmaker[Session], message_id: int, owner: str,
+                         not_before: datetime, detail: str) -> bool:
+    """Back to pending after a 429: nothing was sent, so the attempt does not count."""
+    return _update_held(session_factory, message_id, owner, status=OutboxStatus.PENDING, lease_until=None,
+                        claimed_by=None, not_before=not_before, attempts=OutboxMessage.attempts - 1,
+                        last_error=detail[:500])
+
+
+def release(session_factory: sessionmaker[Session], message_ids: Iterable[int], owner: str) -> int:
+    """Hand back rows a stopping sender claimed but did not try (not counted as attempts)."""
+    ids = list(message_ids)
+    if not ids:
+        return 0
+    o = OutboxMessage
+    with session_factory() as session, session.begin():
+        return session.execute(
+            sa.update(o).where(o.id.in_(ids), o.status == OutboxStatus.SENDING, o.claimed_by == owner)
+            .values(status=OutboxStatus.PENDING, lease_until=None, claimed_by=None, attempts=o.attempts - 1)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+
+
+def renew_leases(session_factory: sessionmaker[Session], message_ids: Iterable[int], owner: str,
+                 until: datetime) -> set[int]:
+    """Extend the leases of rows a sender still holds; returns the ids it does still hold."""
+    ids = list(message_ids)
+    if not ids:
+        return set()
+    o = OutboxMessage
+    held = sa.and_(o.id.in_(ids), o.status == OutboxStatus.SENDING, o.claimed_by == owner)
+    with session_factory() as session, session.begin():
+        session.execute(sa.update(o).where(held).values(lease_until=until).execution_options(synchronize_session=False))
+        return set(session.scalars(sa.select(o.id).where(held)))
+
+
+def backoff(attempts: int, base: timedelta = DEFAULT_BACKOFF, cap: timedelta = MAX_BACKOFF) -> timedelta:
+    """Wait before attempt ``attempts + 1``: base, 2×base, 4×base, … at most ``cap``."""
+    return min(base * (2 ** max(attempts - 1, 0)), cap)
+
+
+def retry_or_fail(session_factory: sessionmaker[Session], message: Claimed, owner: str, error: str, *,
+                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, base: timedelta = DEFAULT_BACKOFF,
+                  now: datetime | None = None) -> OutboxStatus:
+    """After a temporary failure: pending again after the backoff, or failed after the last attempt."""
+    now = now or utcnow()
+    if message.attempts >= max_attempts:
+        _update_held(session_factory, message.id, owner, status=OutboxStatus.FAILED, lease_until=None,
+                     last_error=f"gave up after {message.attempts} attempts: {error}"[:500])
+        return OutboxStatus.FAILED
+    _update_held(session_factory, message.id, owner, status=OutboxStatus.PENDING, lease_until=None, claimed_by=None,
+                 not_before=now + backoff(message.attempts, base), last_error=error[:500])
+    return OutboxStatus.PENDING
+
+
+def mark_failed(session_factory: sessionmaker[Session], message_id: int, owner: str, error: str) -> bool:
+    """A message that can never be sent as it is (e.g. an unreadable payload): no retries."""
+    return _update_held(session_factory, message_id, owner, status=OutboxStatus.FAILED, lease_until=None,
+                        last_error=error[:500])
+
+
+def mark_blocked(session_factory: sessionmaker[Session], message: Claimed, owner: str, reason: str) -> int:
+    """The recipient is unreachable: block this row, remember the recipient, and block its other
+    pending rows. Returns how many other rows were blocked."""
+    with session_factory() as session, session.begin():
+        session.execute(
+            sa.update(OutboxMessage).where(_held(message.id, owner))
+            .values(status=OutboxStatus.BLOCKED, lease_until=None, last_error=reason[:500])
+            .execution_options(synchronize_session=False)
+        )
+        return block_recipient(session, message.platform, message.conversation, reason)
+
+
+def block_recipient(session: Session, platform: str, conversation: str, reason: str) -> int:
+    """Remember an unreachable recipient and block its pending rows (in the caller's transaction)."""
+    if session.get(BlockedRecipient, (platform, conversation)) is None:
+        session.add(BlockedRecipient(platform=platform, conversation=conversation, reason=reason[:500]))
+        session.flush()
+    o = OutboxMessage
+    return session.execute(
+        sa.update(o).where(o.platform == platform, o.conversation == conversation, o.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.BLOCKED, last_error="recipient is blocked")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def unblock_recipient(session: Session, platform: str, conversation: str) -> bool:
+    """Forget a block (the user started the bot again). Rows already blocked stay blocked."""
+    row = session.get(BlockedRecipient, (platform, conversation))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def pending_by_platform(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        sa.select(OutboxMessage.platform, sa.func.count())
+        .where(OutboxMessage.status == OutboxStatus.PENDING).group_by(OutboxMessage.platform)
+    )
+    return {platform: count for platform, count in rows}
+
+
+def status_counts(session: Session, kind: str | None = None) -> dict[str, int]:
+    """How many rows are in each status (optionally of one kind)."""
+    statement = sa.select(OutboxMessage.status, sa.func.count()).group_by(OutboxMessage.status)
+    if kind is not None:
+        statement = statement.where(OutboxMessage.kind == kind)
+    return {str(status): count for status, count in session.execute(statement)}
+
+
+def purge_task(run: JobRun) -> None:
+    """Scheduled task: delete sent and cancelled rows older than ``keep_days`` (the outbox is a
+    delivery queue, not an archive; failed and blocked rows stay for inspection)."""
+    cutoff = utcnow() - timedelta(days=int(run.args.get("keep_days", 30)))
+    with run.uow() as uow:
+        uow.session.execute(
+            sa.delete(OutboxMessage).where(OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.CANCELLED]),
+                                           OutboxMessage.created_at < cutoff)
+        )

@@ -14,7 +14,7 @@ from crm_core.services import customers
 from crm_core.services.users import PlatformId
 
 from bot.bootstrap import build_app
-from bot.platforms import web_mounts, worker_services
+from bot.platforms import platform_services, web_mounts
 from bot.settings import Settings
 from bot.worker import run_services
 from tests.fakes.slack_api import FakeSlackApi
@@ -61,7 +61,7 @@ def socket_app(database_url, slack_api: FakeSlackApi) -> Iterator:
 
 
 def test_the_worker_serves_slack_over_socket_mode(socket_app, slack_api):
-    services = worker_services(socket_app)
+    services = platform_services(socket_app)
     assert [s.name for s in services] == ["slack-socket-mode"]
     # Socket Mode without a signing secret: there is nothing to serve over HTTP.
     assert web_mounts(socket_app) == []

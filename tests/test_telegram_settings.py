@@ -7,7 +7,7 @@ import pytest
 
 from bot.adapters.telegram.settings import DEFAULT_API_URL, TelegramSettings
 from bot.bootstrap import build_app
-from bot.platforms import configured_platforms, platform_senders, web_mounts, worker_services
+from bot.platforms import configured_platforms, platform_services, senders, web_mounts
 from bot.settings import Settings, SettingsError
 
 TOKEN = "123456:ABC"
@@ -58,21 +58,21 @@ def configured(database_url):
 
 def test_which_parts_run_in_each_mode(configured):
     console_only = configured()
-    assert (configured_platforms(console_only), web_mounts(console_only), worker_services(console_only),
-            platform_senders(console_only)) == ([], [], [], {})
+    assert (configured_platforms(console_only), web_mounts(console_only), platform_services(console_only),
+            list(senders(console_only))) == ([], [], [], ["console"])
 
     polling = configured(TELEGRAM_BOT_TOKEN=TOKEN)
     assert configured_platforms(polling) == ["telegram"]
     assert web_mounts(polling) == []
-    assert [s.name for s in worker_services(polling)] == ["telegram"]
-    assert list(platform_senders(polling)) == ["telegram"]
+    assert [s.name for s in platform_services(polling)] == ["telegram"]
+    assert list(senders(polling)) == ["console", "telegram"]
 
     webhook = configured(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET="s3cret",
                          TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook")
     [mount] = web_mounts(webhook)
     assert mount.name == "telegram" and [r.path for r in mount.routes] == ["/telegram/webhook"]
     # In webhook mode Telegram refuses getUpdates: the worker does not poll.
-    assert worker_services(webhook) == []
+    assert platform_services(webhook) == []
 
 
 def test_cli_reports_configuration_problems_in_one_line(database_url, monkeypatch, capsys):

@@ -191,10 +191,10 @@ def _deliver_outbox(app, kind: str) -> list[str]:
 
     from bot.delivery import OutboundMessage
     from bot.messages import Reply
-    from bot.platforms import platform_senders
+    from bot.platforms import senders
 
     queued = rows(app, OutboxMessage, OutboxMessage.kind == kind)
-    sender = platform_senders(app)["telegram"]
+    sender = senders(app)["telegram"]
 
     async def deliver() -> list[str]:
         try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from crm_core import clock
-from crm_core.models import Deal, Ticket
+from crm_core.models import Deal, FollowUp, Ticket
 from crm_core.money import format_money
 from crm_core.services import tickets
 
-from bot.messages import Button, Item
+from bot.messages import Button, Item, Section
 
 
 def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
@@ -77,3 +77,18 @@ def ticket_item(ticket: Ticket, tz: str, with_customer: bool = False) -> Item:
         parts.append(f"rated {ticket.rating}/5")
     return Item(text=f"#{ticket.id} {ticket.subject}{who}", detail=" · ".join(parts),
                 button=Button("Open", f"/ticket {ticket.id}"))
+
+
+def followup_item(followup: FollowUp, tz: str, with_customer: bool = False) -> Item:
+    late = " · overdue" if followup.due_at < clock.utcnow() else ""
+    who = f" · {followup.customer.name}" if with_customer else ""
+    return Item(
+        text=f"#{followup.id} {clip(followup.text, 100)}{who}",
+        detail=f"due {fmt_datetime(followup.due_at, tz)} · {followup.user.name} · {followup.status}{late}",
+        button=Button("Done", f"/followup done {followup.id}"),
+    )
+
+
+def followups_section(followups: list[FollowUp], tz: str, title: str, with_customer: bool = False) -> Section:
+    return Section(title=title, items=tuple(followup_item(f, tz, with_customer) for f in followups),
+                   empty="No open follow-ups.")

@@ -12,7 +12,7 @@ from bot.context import Context
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
-from bot.handlers.common import clip, deal_item, fmt_date, money, ticket_item
+from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
 
 group = CommandGroup()
 
@@ -35,7 +35,7 @@ def find_customer(req: Request, ctx: Context) -> Reply:
     top = hits[0]
     decisive = top.match >= search.MatchKind.EXACT_NAME and (len(hits) == 1 or hits[1].match < top.match)
     if len(hits) == 1 or decisive:
-        return card_reply(customers.get_card(ctx.uow, top.customer_id), ctx)
+        return card_reply(customers.get_card(ctx.uow, top.customer_id, timezone=ctx.caller.timezone), ctx)
     items = tuple(
         Item(text=f"{hit.name} (#{hit.customer_id})", detail=_match_label(hit),
              button=Button("Open", f"/customer #{hit.customer_id}"))
@@ -123,6 +123,8 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             empty="Nothing logged yet.",
         ),
     ]
+    if card.followups_due:
+        sections.insert(0, followups_section(card.followups_due, tz, title=f"Follow-ups due today ({len(card.followups_due)})"))
     if card.recent_orders:
         sections.append(
             Section(
@@ -172,7 +174,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
 )
 def new_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
-    return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note=f"Created {customer.name}.", tone=Tone.SUCCESS)
+    return card_reply(customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note=f"Created {customer.name}.", tone=Tone.SUCCESS)
 
 
 def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
@@ -209,7 +211,8 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
         # A form sends every input; only what actually changed is an edit (and is audited).
         changes = customers.changed_fields(ctx.uow, customer, changes)
         if not changes:
-            return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note="Nothing changed.")
+            return card_reply(customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note="Nothing changed.")
     customers.update_customer(ctx.uow, customer.id, changes)
     names = ", ".join(sorted(changes))
-    return card_reply(customers.get_card(ctx.uow, customer.id), ctx, note=f"Updated {names}.", tone=Tone.SUCCESS)
+    return card_reply(customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note=f"Updated {names}.", tone=Tone.SUCCESS)
+

@@ -15,12 +15,16 @@ from crm_core.models.customers import (
 )
 from crm_core.models.customer_chats import CustomerChat
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
+from crm_core.models.digests import DigestFrequency, DigestSubscription
+from crm_core.models.followups import FollowUp, FollowUpStatus
 from crm_core.models.inbox import InboundEvent
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
 from crm_core.models.link_codes import LinkCode
 from crm_core.models.mining import MinedRule, MiningRun, Recommendation, RecommendationStatus
-from crm_core.models.outbox import OutboxMessage, OutboxStatus
+from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.models.predictions import CustomerScore, ModelRun
+from crm_core.models.scheduling import ScheduledJob, SchedulerLock
+from crm_core.models.templates import TemplateOverride
 from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.models.users import Identity, Platform, Role, User
 
@@ -38,4 +42,6 @@ __all__ = [
     "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus", "CustomerScore", "ModelRun",
     "MinedRule", "MiningRun", "Recommendation", "RecommendationStatus",
     "TicketMessage", "CustomerChat", "ButtonCommand", "FormSession", "LinkCode", "InboundEvent",
+    "BlockedRecipient", "ScheduledJob", "SchedulerLock", "TemplateOverride",
+    "DigestFrequency", "DigestSubscription", "FollowUp", "FollowUpStatus",
 ]

@@ -3,7 +3,8 @@
 A row is written in the same transaction as the change that caused it, with a unique
 idempotency key, so a message is neither lost (the change committed, so did the row) nor
 duplicated (the key). The sender in the worker moves rows pending -> sending (with a lease)
--> sent | failed | blocked | cancelled.
+-> sent | failed | blocked | cancelled. A recipient that can never be reached (blocked the bot,
+channel gone) is remembered in ``blocked_recipients`` so later messages to it are not sent.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ class OutboxStatus(enum.StrEnum):
 class OutboxMessage(Base):
     __tablename__ = "outbox"
     __audited__ = False
-    __table_args__ = (sa.Index("ix_outbox_due", "status", "not_before"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_due", "status", "not_before"),
+        # The sender asks "does this conversation have a message in flight?" for every candidate.
+        sa.Index("ix_outbox_recipient", "platform", "conversation", "status"),
+    )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
@@ -48,6 +53,9 @@ class OutboxMessage(Base):
     not_before: Mapped[datetime] = mapped_column(default=utcnow)
     # While status is "sending": the claim expires at this time (a crashed sender's rows come back).
     lease_until: Mapped[datetime | None]
+    # Which sender process holds the lease (a random id per process), so a sender never takes
+    # back its own rows and only the holder can complete them.
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     platform_message_id: Mapped[str | None] = mapped_column(sa.String(100))
     # The CRM user or customer it is for, when there is one (for reports and opt-outs).
@@ -55,3 +63,15 @@ class OutboxMessage(Base):
     customer_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class BlockedRecipient(Base):
+    """A conversation that refused our messages for good (Telegram 403, Slack channel_not_found)."""
+
+    __tablename__ = "blocked_recipients"
+    __audited__ = False
+
+    platform: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    conversation: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(sa.String(500))
+    blocked_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,6 +15,8 @@ from crm_core.models import (
     Company,
     Customer,
     CustomerKind,
+    FollowUp,
+    FollowUpStatus,
     CustomerRelationship,
     CustomerScore,
     CustomerTag,
@@ -288,9 +290,11 @@ class CustomerCard:
     relationships: list[CustomerRelationship]
     # Churn risk and RFM segment from the nightly scoring (None until it has run).
     score: CustomerScore | None = None
+    # Open follow-ups due by the end of today (in the timezone the card was asked for), overdue included.
+    followups_due: list[FollowUp] = field(default_factory=list)
 
 
-def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard:
+def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str = "UTC") -> CustomerCard:
     session = uow.session
     customer = get_customer(uow, customer_id)
     open_deals = list(
@@ -330,6 +334,16 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard
             .order_by(CustomerRelationship.id)
         )
     )
+    end_of_today = clock.end_of_today(timezone)
+    followups_due = list(
+        session.scalars(
+            sa.select(FollowUp)
+            .where(FollowUp.customer_id == customer_id,
+                   FollowUp.status.in_([FollowUpStatus.PENDING, FollowUpStatus.REMINDED]),
+                   FollowUp.due_at < end_of_today)
+            .order_by(FollowUp.due_at, FollowUp.id)
+        )
+    )
     return CustomerCard(
         customer=customer,
         custom_fields=custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer_id),
@@ -339,6 +353,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3) -> CustomerCard
         recent_orders=orders,
         relationships=relationships,
         score=session.get(CustomerScore, customer_id),
+        followups_due=followups_due,
     )
 
 

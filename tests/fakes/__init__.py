@@ -1,1 +1,1 @@
-"""Local fakes of the platforms outside chatcrm (Slack Web API, ...), for tests and benchmarks."""
+"""Local stand-ins for what is outside chatcrm: Slack and Telegram APIs, a generic chat platform, worker harnesses."""

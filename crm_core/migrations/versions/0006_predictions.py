@@ -1,7 +1,7 @@
 """Churn model runs and per-customer scores (churn risk, RFM).
 
 Revision ID: 0006_predictions
-Revises: 0004_tickets
+Revises: 0005_scheduler
 Create Date: 2026-11-24 01:00:46.780568
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_predictions'
-down_revision = '0004_tickets'
+down_revision = '0005_scheduler'
 branch_labels = None
 depends_on = None
 

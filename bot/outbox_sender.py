@@ -1,0 +1,380 @@
+"""The outbox sender: the worker service that delivers outbox rows through each platform's sender.
+
+Loop: claim due rows (crm_core.outbox.claim_due) for the platforms it has a ``PlatformSender``
+for and that are not paused; queue them per conversation; one task per conversation sends its
+rows in order, each after taking a slot from the platform's rate limiter; the outcome is
+written right after each send (so at a crash at most the rows in ``sending`` are in doubt):
+
+- sent: ``sent`` with the platform's message id;
+- ``RateLimited``: the whole platform pauses for ``retry_after`` and the row goes back to
+  pending for after the pause (not counted as an attempt); nothing is dropped;
+- ``RecipientUnreachable``: the row and every other row to that recipient are ``blocked``;
+- ``TemporaryFailure`` or anything unexpected: retried with exponential backoff, ``failed``
+  after the last attempt; a payload that cannot be read fails at once.
+
+While rows are held, their leases are renewed, so a slow queue never looks like a crash. On
+SQLite one sender runs per database (a leader lock; others wait as standbys); on PostgreSQL any
+number may run side by side (``CHATCRM_OUTBOX_SENDERS`` tells each to take its share of the
+overall rate; a conversation is served by one sender at a time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from crm_core import outbox
+from crm_core.clock import utcnow
+from crm_core.outbox import Claimed
+from crm_core.scheduling.leader import LeaderLock, holder_id
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.delivery import OutboundMessage, PlatformSender, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.messages import Button, Image, Reply, Style
+from bot.rate_limit import PlatformLimiter, PlatformLimits, Rate, limits_from_env
+from bot.settings import env_number
+
+log = logging.getLogger("chatcrm.outbox")
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    lease_seconds: float = 120.0
+    # How often to look for new rows when there is nothing to do.
+    poll_seconds: float = 1.0
+    max_attempts: int = outbox.DEFAULT_MAX_ATTEMPTS
+    backoff_seconds: float = outbox.DEFAULT_BACKOFF.total_seconds()
+    # Rows held in memory at most (claimed, not yet sent).
+    max_held: int = 200
+    # Conversations sent to at the same time.
+    concurrency: int = 32
+    # SQLite: how often a standby sender tries to take over, and how long the sender lock lives
+    # without being renewed (a killed sender's successor waits at most this long).
+    standby_seconds: float = 5.0
+    lock_ttl_seconds: float = 15.0
+    # PostgreSQL: how many sender processes run; each takes this share of the overall limits.
+    senders: int = 1
+    limits: Mapping[str, PlatformLimits] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SenderSettings:
+        def number(name: str, default: float) -> float:
+            return env_number(env, name, default)
+
+        return cls(
+            lease_seconds=number("CHATCRM_OUTBOX_LEASE", cls.lease_seconds),
+            poll_seconds=number("CHATCRM_OUTBOX_POLL", cls.poll_seconds),
+            max_attempts=int(number("CHATCRM_OUTBOX_MAX_ATTEMPTS", cls.max_attempts)),
+            backoff_seconds=number("CHATCRM_OUTBOX_BACKOFF", cls.backoff_seconds),
+            max_held=int(number("CHATCRM_OUTBOX_BATCH", cls.max_held)),
+            concurrency=int(number("CHATCRM_OUTBOX_CONCURRENCY", cls.concurrency)),
+            standby_seconds=number("CHATCRM_OUTBOX_STANDBY", cls.standby_seconds),
+            lock_ttl_seconds=number("CHATCRM_OUTBOX_LOCK_TTL", cls.lock_ttl_seconds),
+            senders=max(int(number("CHATCRM_OUTBOX_SENDERS", cls.senders)), 1),
+            limits=limits_from_env(env),
+        )
+
+    def limits_for(self, platform: str, exclusive: bool) -> PlatformLimits:
+        """This sender's limits: the platform's, with the overall one shared among ``senders``
+        processes (PostgreSQL; on SQLite only one sender runs)."""
+        limits = self.limits.get(platform, PlatformLimits())
+        if exclusive or self.senders == 1 or limits.overall is None:
+            return limits
+        overall = limits.overall
+        share = Rate(overall.count // self.senders, overall.per_seconds) if overall.count >= self.senders \
+            else Rate(1, overall.per_seconds * self.senders / overall.count)
+        return replace(limits, overall=share)
+
+
+class UnreadablePayload(Exception):
+    """An outbox payload the sender cannot turn into a message; retrying will not help."""
+
+
+def outbound_message(row: Claimed) -> OutboundMessage:
+    """The ``OutboundMessage`` an outbox row describes (see crm_core.models.outbox for the payload)."""
+    payload = row.payload
+    try:
+        buttons = tuple(
+            Button(b["label"], b["command"], Style(b.get("style", "default")), bool(b.get("opens_form", False)))
+            for b in payload.get("buttons", ())
+        )
+        image = Image(**payload["image"]) if payload.get("image") else None
+        reply = Reply.from_dict(payload["reply"]) if payload.get("reply") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UnreadablePayload(f"unreadable payload: {type(exc).__name__}: {exc}") from None
+    if reply is None and not payload.get("formatted_text") and not payload.get("blocks"):
+        raise UnreadablePayload("the payload has neither a reply nor text")
+    return OutboundMessage(
+        conversation=row.conversation,
+        reply=reply,
+        formatted_text=payload.get("formatted_text"),
+        blocks=payload.get("blocks"),
+        buttons=buttons,
+        image=image,
+        thread=payload.get("thread"),
+        metadata={"outbox_id": row.id, "idempotency_key": row.idempotency_key, "kind": row.kind,
+                  "format": payload.get("format"), "attempt": row.attempts},
+    )
+
+
+class OutboxSender:
+    """A ``WorkerService``: ``start`` begins delivering, ``stop`` finishes the sends in progress and
+    hands the rest back."""
+
+    name = "outbox sender"
+
+    def __init__(self, engine: Engine, session_factory: sessionmaker[Session],
+                 senders: Mapping[str, PlatformSender], settings: SenderSettings | None = None,
+                 *, owner: str | None = None):
+        self.engine = engine
+        self.session_factory = session_factory
+        self.senders = dict(senders)
+        self.settings = settings or SenderSettings()
+        self.owner = owner or holder_id()
+        self.limiters = {
+            platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
+        }
+        self.sent = 0
+        self._queues: dict[tuple[str, str], deque[Claimed]] = {}
+        self._workers: dict[tuple[str, str], asyncio.Task] = {}
+        self._held: set[int] = set()
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._lock: LeaderLock | None = None
+        self._standing_by = False
+
+    # WorkerService
+
+    async def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._task = asyncio.create_task(self._run(), name="outbox-sender")
+        for platform, limiter in self.limiters.items():
+            log.info("outbox: sending to %s (%s)", platform, limiter.limits.describe())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        """Look for due rows now (called when something was just enqueued in this process)."""
+        self._wake.set()
+
+    # The loop
+
+    @property
+    def exclusive(self) -> bool:
+        """SQLite: one sender per database."""
+        return self.engine.dialect.name == "sqlite"
+
+    async def _run(self) -> None:
+        try:
+            await asyncio.to_thread(self._warn_about_unserved_platforms)
+        except sa.exc.SQLAlchemyError:
+            pass  # only a hint; the loop below reports database trouble
+        try:
+            while not self._stopping.is_set():
+                if self.exclusive and not await self._lead():
+                    await self._wait(self.settings.standby_seconds)
+                    continue
+                await self._deliver_while_leading()
+        except Exception:
+            log.exception("the outbox sender stopped on an unexpected error")
+            raise
+        finally:
+            await self._drain()
+            if self._lock is not None:
+                await asyncio.to_thread(self._lock.release)
+
+    def _warn_about_unserved_platforms(self) -> None:
+        with self.session_factory() as session:
+            waiting = outbox.pending_by_platform(session)
+        for platform, count in sorted(waiting.items()):
+            if platform not in self.senders:
+                log.warning("outbox: %d messages wait for %s, which this worker has no sender for "
+                            "(configure the platform to deliver them)", count, platform)
+
+    async def _lead(self) -> bool:
+        if self._lock is None:
+            ttl = timedelta(seconds=max(self.settings.lock_ttl_seconds, 3 * self.settings.poll_seconds))
+            self._lock = LeaderLock(self.engine, "outbox-sender", ttl=ttl, holder=self.owner)
+        if await asyncio.to_thread(self._lock.try_acquire):
+            self._standing_by = False
+            return True
+        if not self._standing_by:
+            log.info("outbox: another sender is active on this database; waiting as a standby")
+            self._standing_by = True
+        return False
+
+    async def _deliver_while_leading(self) -> None:
+        renew_every = max(min(self.settings.lease_seconds, self.settings.lock_ttl_seconds) / 3, 0.05)
+        renewed_at = asyncio.get_running_loop().time()
+        while not self._stopping.is_set():
+            try:
+                now = asyncio.get_running_loop().time()
+                if now - renewed_at >= renew_every:
+                    if not await self._renew():
+                        return  # lost the SQLite sender lock: back to standby
+                    renewed_at = now
+                claimed = await self._claim()
+            except sa.exc.SQLAlchemyError as exc:
+                # The database is away (restart, network): keep what we hold, try again shortly.
+                log.warning("outbox: database error, retrying in %ss: %s", self.settings.poll_seconds,
+                            str(exc).splitlines()[0])
+                await self._wait(max(self.settings.poll_seconds, 1.0))
+                continue
+            if claimed:
+                self._dispatch(claimed)
+            full = len(self._held) >= self.settings.max_held
+            if not claimed or full:
+                await self._wait(min(self.settings.poll_seconds, renew_every))
+
+    async def _claim(self) -> list[Claimed]:
+        room = self.settings.max_held - len(self._held)
+        platforms = [p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0]
+        if room <= 0 or not platforms:
+            return []
+        caps, group_caps = self._caps()
+        return await asyncio.to_thread(
+            outbox.claim_due, self.session_factory, owner=self.owner, platforms=platforms, limit=room,
+            lease=timedelta(seconds=self.settings.lease_seconds), caps=caps, group_caps=group_caps,
+        )
+
+    def _caps(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows per conversation per claim: what its own rate lets out within half a lease."""
+        horizon = self.settings.lease_seconds / 2
+
+        def cap(rate) -> int:
+            return self.settings.max_held if rate is None else max(1, min(self.settings.max_held,
+                                                                          math.floor(rate.per_second * horizon)))
+
+        caps = {p: cap(limiter.limits.per_chat) for p, limiter in self.limiters.items()}
+        group_caps = {p: cap(limiter.limits.per_group) for p, limiter in self.limiters.items()
+                      if limiter.limits.per_group is not None}
+        return caps, group_caps
+
+    async def _renew(self) -> bool:
+        if self.exclusive and self._lock is not None and not await asyncio.to_thread(self._lock.renew):
+            log.warning("outbox: lost the sender lock; handing back %d rows", len(self._held))
+            await self._drain()
+            return False
+        if self._held:
+            until = utcnow() + timedelta(seconds=self.settings.lease_seconds)
+            still = await asyncio.to_thread(outbox.renew_leases, self.session_factory, list(self._held),
+                                            self.owner, until)
+            lost = self._held - still
+            if lost:
+                log.warning("outbox: %d rows were taken over by another sender; not sending them", len(lost))
+                self._forget(lost)
+        return True
+
+    async def _wait(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    def _dispatch(self, claimed: list[Claimed]) -> None:
+        for row in claimed:
+            key = (row.platform, row.conversation)
+            self._held.add(row.id)
+            self._queues.setdefault(key, deque()).append(row)
+            if key not in self._workers:
+                self._workers[key] = asyncio.create_task(self._conversation(key), name=f"outbox:{key[0]}:{key[1]}")
+
+    def _forget(self, ids: set[int]) -> None:
+        for queue in self._queues.values():
+            for row in [r for r in queue if r.id in ids]:
+                queue.remove(row)
+        self._held -= ids
+
+    async def _conversation(self, key: tuple[str, str]) -> None:
+        queue = self._queues[key]
+        try:
+            while queue and not self._stopping.is_set():
+                row = queue.popleft()
+                assert self._slots is not None
+                async with self._slots:
+                    try:
+                        await self._deliver(row, queue)
+                    except Exception:  # noqa: BLE001 - one row's trouble must not strand the others
+                        log.exception("outbox row %s: recording the outcome failed; its lease will bring it back",
+                                      row.id)
+                    finally:
+                        self._held.discard(row.id)
+        finally:
+            self._workers.pop(key, None)
+            if not queue:
+                self._queues.pop(key, None)
+            # Room for more: look for due rows without waiting for the poll.
+            self._wake.set()
+
+    async def _record(self, outcome, *args, **kwargs):  # noqa: ANN001, ANN202 - any crm_core.outbox writer
+        return await asyncio.to_thread(outcome, self.session_factory, *args, **kwargs)
+
+    async def _deliver(self, row: Claimed, queue: deque[Claimed]) -> None:
+        """Send one row and record what happened (the caller forgets the row afterwards)."""
+        sender = self.senders[row.platform]
+        limiter = self.limiters[row.platform]
+        try:
+            message = outbound_message(row)
+        except UnreadablePayload as exc:
+            await self._record(outbox.mark_failed, row.id, self.owner, str(exc))
+            return
+        slot = await limiter.acquire(row.conversation)
+        try:
+            message_id = await sender.send(message)
+        except RateLimited as exc:
+            limiter.pause(exc.retry_after)
+            log.warning("%s rate-limited us for %ss; pausing that platform", row.platform, f"{exc.retry_after:g}")
+            await self._record(outbox.release_rate_limited, row.id, self.owner,
+                               utcnow() + timedelta(seconds=exc.retry_after), str(exc))
+        except RecipientUnreachable as exc:
+            log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
+            await self._record(outbox.mark_blocked, row, self.owner, str(exc) or "unreachable")
+            # Its other rows we already hold are not sent either.
+            while queue:
+                sibling = queue.popleft()
+                await self._record(outbox.mark_blocked, sibling, self.owner, "recipient is blocked")
+                self._held.discard(sibling.id)
+        except Exception as exc:  # noqa: BLE001 - TemporaryFailure, network errors, adapter bugs
+            if not isinstance(exc, (TemporaryFailure, OSError, TimeoutError)):
+                log.exception("sending outbox row %s failed unexpectedly", row.id)
+            status = await self._record(
+                outbox.retry_or_fail, row, self.owner, f"{type(exc).__name__}: {exc}",
+                max_attempts=self.settings.max_attempts, base=timedelta(seconds=self.settings.backoff_seconds),
+            )
+            log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
+        else:
+            self.sent += 1
+            await self._record(outbox.mark_sent, row.id, self.owner, message_id)
+        finally:
+            limiter.release(slot)
+
+    async def _drain(self) -> None:
+        """Let sends in progress finish; hand back what was claimed but not tried."""
+        workers = list(self._workers.values())
+        if workers:
+            await asyncio.wait(workers, timeout=max(self.settings.lease_seconds / 2, 5))
+        untried = {row.id for queue in self._queues.values() for row in queue}
+        for task in list(self._workers.values()):
+            task.cancel()
+        self._queues.clear()
+        if untried:
+            await asyncio.to_thread(outbox.release, self.session_factory, untried, self.owner)
+        self._held.clear()
+

@@ -1,0 +1,254 @@
+"""The scheduled-job registry: register what should run when, and run what is due.
+
+A job is a row naming a module-level task function (``"crm_core.services.digests:send_digest"``)
+with JSON arguments and a trigger. ``schedule`` upserts by id, so registering a job on every
+start (or re-subscribing a channel) leaves one row per schedule. ``run_due`` is what the
+scheduler's tick calls; it runs each due job once for its time:
+
+- the job is claimed with a lease (a conditional UPDATE): two runners cannot both run it, and a
+  runner that dies mid-run leaves a lease that expires, after which the run is retried;
+- a run later than ``misfire_grace_seconds`` is skipped ("missed"); None means however late,
+  so a one-off that came due while the worker was down runs once after restart;
+- missed recurring runs coalesce: after a run, the next time is the first one after *now*;
+- a failing run is retried a few times with backoff, then waits for its next regular time.
+
+Tasks take one ``JobRun`` argument and open their own units of work; what they send goes
+through the outbox with idempotency keys, so a retried run does not send twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_core.actor import Actor
+from crm_core.clock import as_utc, utcnow
+from crm_core.errors import ValidationError
+from crm_core.models import ScheduledJob
+from crm_core.scheduling.triggers import Once, Trigger, from_spec
+from crm_core.uow import UnitOfWork
+
+log = logging.getLogger("chatcrm.scheduler")
+
+SCHEDULER_ACTOR = Actor(user_id=None, name="scheduler", platform="system")
+DEFAULT_LEASE = timedelta(minutes=10)
+MAX_RETRIES = 3
+RETRY_DELAY = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """What a task function gets: its arguments, the time it was due, and units of work."""
+
+    job_id: str
+    fire_time: datetime
+    args: dict[str, Any]
+    session_factory: sessionmaker[Session]
+    # The CHATCRM_* settings of the process (media directory, currency, ...).
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    def uow(self, actor: Actor = SCHEDULER_ACTOR) -> UnitOfWork:
+        return UnitOfWork(self.session_factory, actor)
+
+
+Task = Callable[[JobRun], None]
+
+
+def resolve_task(reference: str) -> Task:
+    """``"package.module:function"`` -> the module-level function; ValueError when it is not one."""
+    module_name, sep, name = reference.partition(":")
+    if not sep or not module_name or not name.isidentifier():
+        raise ValueError(f"{reference!r} is not a task reference (write it as package.module:function)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"task module {module_name!r} cannot be imported: {exc}") from None
+    function = getattr(module, name, None)
+    if not callable(function) or getattr(function, "__module__", None) != module.__name__:
+        raise ValueError(f"{reference!r} is not a function defined in {module_name}")
+    return function
+
+
+def schedule(
+    uow: UnitOfWork,
+    job_id: str,
+    task: str,
+    trigger: Trigger,
+    *,
+    args: dict[str, Any] | None = None,
+    misfire_grace_seconds: int | None = None,
+    enabled: bool = True,
+) -> ScheduledJob:
+    """Create or update the job ``job_id`` in the caller's transaction.
+
+    Registering the same trigger again keeps the job's next run time, so a run that was missed
+    while the worker was down is not lost by re-registering at start; a changed trigger is
+    scheduled afresh from now. A one-off in the past is due at once.
+    """
+    if not job_id or len(job_id) > 100:
+        raise ValidationError("a job id is 1 to 100 characters")
+    resolve_task(task)
+    spec = trigger.to_spec()
+    now = utcnow()
+    first = as_utc(trigger.at) if isinstance(trigger, Once) else trigger.next_after(now)
+    job = uow.session.get(ScheduledJob, job_id)
+    if job is None:
+        job = ScheduledJob(id=job_id, task=task, trigger=spec, args=args or {}, next_run_at=first, run_count=0,
+                           failures=0)
+        uow.session.add(job)
+    elif job.trigger != spec or job.next_run_at is None:
+        job.trigger = spec
+        job.next_run_at = first
+        job.failures = 0
+    job.task = task
+    job.args = args or {}
+    job.misfire_grace_seconds = misfire_grace_seconds
+    job.enabled = enabled
+    uow.session.flush()
+    return job
+
+
+def unschedule(uow: UnitOfWork, job_id: str) -> bool:
+    """Remove a job; True if there was one."""
+    job = uow.session.get(ScheduledJob, job_id)
+    if job is None:
+        return False
+    uow.session.delete(job)
+    uow.session.flush()
+    return True
+
+
+def next_due_time(session_factory: sessionmaker[Session]) -> datetime | None:
+    """When the earliest enabled job can run (for the scheduler to wake up exactly then): its due
+    time, or the end of its lease while another runner holds it."""
+    job = ScheduledJob
+    runnable_at = sa.case(
+        (sa.and_(job.lease_until.is_not(None), job.lease_until > job.next_run_at), job.lease_until),
+        else_=job.next_run_at,
+    )
+    with session_factory() as session:
+        return session.scalar(sa.select(sa.func.min(runnable_at)).where(job.enabled.is_(True)))
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    job_id: str
+    fire_time: datetime
+    # ok | failed | missed
+    status: str
+    error: str | None = None
+
+
+def run_due(
+    session_factory: sessionmaker[Session],
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    lease: timedelta = DEFAULT_LEASE,
+    config: Mapping[str, str] | None = None,
+) -> list[RunOutcome]:
+    """Run every job due at ``now`` (default: the clock), each once; returns what happened."""
+    now = now or utcnow()
+    with session_factory() as session:
+        due = session.execute(
+            sa.select(ScheduledJob.id, ScheduledJob.next_run_at)
+            .where(
+                ScheduledJob.enabled.is_(True),
+                ScheduledJob.next_run_at <= now,
+                sa.or_(ScheduledJob.lease_until.is_(None), ScheduledJob.lease_until < now),
+            )
+            .order_by(ScheduledJob.next_run_at, ScheduledJob.id)
+            .limit(limit)
+        ).all()
+    outcomes = []
+    for job_id, fire_time in due:
+        outcome = _run_one(session_factory, job_id, fire_time, now, lease, config or {})
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _claim(session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime,
+           lease: timedelta) -> ScheduledJob | None:
+    with UnitOfWork(session_factory, SCHEDULER_ACTOR) as uow:
+        claimed = uow.session.execute(
+            sa.update(ScheduledJob)
+            .where(
+                ScheduledJob.id == job_id,
+                ScheduledJob.enabled.is_(True),
+                ScheduledJob.next_run_at == fire_time,
+                sa.or_(ScheduledJob.lease_until.is_(None), ScheduledJob.lease_until < now),
+            )
+            .values(lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return None
+        return uow.session.get(ScheduledJob, job_id)
+
+
+def _run_one(session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime,
+             lease: timedelta, config: Mapping[str, str]) -> RunOutcome | None:
+    job = _claim(session_factory, job_id, fire_time, now, lease)
+    if job is None:
+        return None  # someone else has it, or it changed since we looked
+    # Missed runs coalesce into one, for the latest time that came due; lateness is judged by it.
+    latest = from_spec(job.trigger).latest_due(fire_time, now)
+    late = (now - latest).total_seconds()
+    error = None
+    if job.misfire_grace_seconds is not None and late > job.misfire_grace_seconds:
+        status = "missed"
+        log.warning("job %s due at %s is %.0fs late (grace %ss): skipped", job_id, latest.isoformat(), late,
+                    job.misfire_grace_seconds)
+    else:
+        try:
+            task = resolve_task(job.task)
+            task(JobRun(job_id=job_id, fire_time=latest, args=dict(job.args or {}),
+                        session_factory=session_factory, config=config))
+            status = "ok"
+        except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
+            ref = secrets.token_hex(4).upper()
+            log.exception("job %s (%s) failed ref=%s", job_id, job.task, ref)
+            status, error = "failed", f"ref {ref}: {type(exc).__name__}: {exc}"[:500]
+    _complete(session_factory, job, fire_time, latest, status, error)
+    return RunOutcome(job_id, latest, status, error)
+
+
+def _complete(session_factory: sessionmaker[Session], job: ScheduledJob, fire_time: datetime, latest: datetime,
+              status: str, error: str | None) -> None:
+    finished = max(utcnow(), latest)
+    trigger = from_spec(job.trigger)
+    regular = trigger.next_after(finished)
+    failures = job.failures + 1 if status == "failed" else 0
+    next_run = regular
+    if status == "failed" and failures <= MAX_RETRIES:
+        retry = finished + RETRY_DELAY * (2 ** (failures - 1))
+        next_run = retry if regular is None else min(retry, regular)
+    with UnitOfWork(session_factory, SCHEDULER_ACTOR) as uow:
+        # Only if nobody rescheduled the job while it ran (a snoozed follow-up, a changed digest).
+        unchanged = (ScheduledJob.id == job.id) & (ScheduledJob.next_run_at == fire_time)
+        ran = status != "missed"
+        if next_run is None and status != "failed":
+            done = uow.session.execute(sa.delete(ScheduledJob).where(unchanged)).rowcount
+        else:
+            done = uow.session.execute(
+                sa.update(ScheduledJob).where(unchanged).values(
+                    next_run_at=next_run, lease_until=None, last_run_at=finished, last_status=status,
+                    last_error=error, failures=failures, run_count=ScheduledJob.run_count + int(ran),
+                ).execution_options(synchronize_session=False)
+            ).rowcount
+        if not done:
+            uow.session.execute(
+                sa.update(ScheduledJob).where(ScheduledJob.id == job.id).values(
+                    lease_until=None, last_run_at=finished, last_status=status, last_error=error,
+                    run_count=ScheduledJob.run_count + int(ran),
+                ).execution_options(synchronize_session=False)
+            )

@@ -1,0 +1,260 @@
+"""Managers' digests: subscriptions per channel, the digest itself (numbers, chart, template), and
+the scheduled task that sends it.
+
+A subscription is a row plus a ``digest:<id>`` job in the scheduled-job registry (a calendar
+trigger at the local time in the subscription's timezone). The task covers the local day (or
+seven days) before the day it fires, compares it with the one before, draws the chart and puts
+one message in the outbox, keyed by subscription and period: a retried or repeated run for the
+same period does not send twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from crm_core import clock, outbox
+from crm_core.errors import ValidationError
+from crm_core.models import DigestFrequency, DigestSubscription, OutboxMessage
+from crm_core.money import format_money
+from crm_core.reports.charts import chart_path, draw_digest_chart
+from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
+from crm_core.scheduling import Calendar, JobRun, parse_hhmm, schedule, unschedule
+from crm_core.templating import render_message
+from crm_core.uow import UnitOfWork
+
+log = logging.getLogger("chatcrm.digests")
+
+DIGEST_TEMPLATE = "digest"
+SEND_TASK = "crm_core.services.digests:send_digest"
+# A digest that could not go out at its time (worker down) is still sent within six hours;
+# later than that it would be stale, and the next one comes at its own time.
+MISFIRE_GRACE_SECONDS = 6 * 3600
+PERIOD_DAYS = {DigestFrequency.DAILY: 1, DigestFrequency.WEEKLY: 7}
+TREND_BUCKETS = {DigestFrequency.DAILY: 14, DigestFrequency.WEEKLY: 8}
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def job_id(subscription_id: int) -> str:
+    return f"digest:{subscription_id}"
+
+
+def subscribe(
+    uow: UnitOfWork,
+    *,
+    platform: str,
+    conversation: str,
+    frequency: DigestFrequency,
+    at: str = "08:00",
+    timezone: str = "UTC",
+    language: str = "en",
+    weekday: int = 0,
+    user_id: int | None = None,
+) -> DigestSubscription:
+    """Subscribe a conversation (or change its subscription of that frequency)."""
+    try:
+        at_time = parse_hhmm(at)
+        clock.zone(timezone)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+    subscription = uow.session.scalars(
+        sa.select(DigestSubscription).where(DigestSubscription.platform == platform,
+                                            DigestSubscription.conversation == conversation,
+                                            DigestSubscription.frequency == frequency)
+    ).one_or_none()
+    if subscription is None:
+        subscription = DigestSubscription(platform=platform, conversation=conversation, frequency=frequency)
+        uow.session.add(subscription)
+    subscription.at_time = at_time.strftime("%H:%M")
+    subscription.timezone = timezone
+    subscription.language = language
+    subscription.weekday = weekday
+    subscription.created_by_id = user_id
+    uow.session.flush()
+    trigger = Calendar(at_time, timezone, weekdays=(weekday,) if frequency is DigestFrequency.WEEKLY else None)
+    schedule(uow, job_id(subscription.id), SEND_TASK, trigger, args={"subscription_id": subscription.id},
+             misfire_grace_seconds=MISFIRE_GRACE_SECONDS)
+    return subscription
+
+
+def unsubscribe(uow: UnitOfWork, platform: str, conversation: str,
+                frequency: DigestFrequency | None = None) -> list[DigestSubscription]:
+    removed = list_subscriptions(uow, platform=platform, conversation=conversation)
+    removed = [s for s in removed if frequency is None or s.frequency is frequency]
+    for subscription in removed:
+        unschedule(uow, job_id(subscription.id))
+        uow.session.delete(subscription)
+    uow.session.flush()
+    return removed
+
+
+def list_subscriptions(uow: UnitOfWork, *, platform: str | None = None,
+                       conversation: str | None = None) -> list[DigestSubscription]:
+    statement = sa.select(DigestSubscription)
+    if platform is not None:
+        statement = statement.where(DigestSubscription.platform == platform)
+    if conversation is not None:
+        statement = statement.where(DigestSubscription.conversation == conversation)
+    return list(uow.session.scalars(statement.order_by(DigestSubscription.id)))
+
+
+def describe(subscription: DigestSubscription) -> str:
+    """"daily at 08:00 Europe/Berlin" / "weekly on monday at 08:00 UTC"."""
+    when = f"at {subscription.at_time} {subscription.timezone}"
+    if subscription.frequency is DigestFrequency.WEEKLY:
+        return f"weekly on {WEEKDAY_NAMES[subscription.weekday]} {when}"
+    return f"daily {when}"
+
+
+# The digest
+
+
+@dataclass(frozen=True)
+class Digest:
+    frequency: DigestFrequency
+    timezone: str
+    currency: str
+    current: PeriodNumbers
+    previous: PeriodNumbers
+    trend: list[tuple[str, int]]
+
+
+def build_digest(session: Session, frequency: DigestFrequency, end_day: date, timezone: str,
+                 currency: str) -> Digest:
+    """The digest for the period ending at the local midnight starting ``end_day``."""
+    days = PERIOD_DAYS[frequency]
+    current = local_days(end_day, days, timezone)
+    previous = local_days(end_day - timedelta(days=days), days, timezone)
+    buckets: list[Period] = [
+        local_days(end_day - timedelta(days=days * back), days, timezone)
+        for back in range(TREND_BUCKETS[frequency] - 1, -1, -1)
+    ]
+    trend_values = revenue_trend(session, buckets, currency)
+    trend = [(bucket.label.split(" – ")[0][5:], cents) for bucket, cents in zip(buckets, trend_values, strict=True)]
+    return Digest(frequency, timezone, currency, period_numbers(session, current, currency),
+                  period_numbers(session, previous, currency), trend)
+
+
+def _change(current: int | float, previous: int | float) -> str:
+    difference = current - previous
+    if difference == 0:
+        return "±0"
+    return f"+{difference:g}" if difference > 0 else f"−{abs(difference):g}"
+
+
+def _percent_change(current: int, previous: int) -> str:
+    if previous == 0:
+        return "±0%" if current == 0 else "new"
+    change = round((current - previous) * 100 / abs(previous))
+    return "±0%" if change == 0 else (f"+{change}%" if change > 0 else f"−{abs(change)}%")
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes = int(round(seconds / 60))
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]:
+    """The data the ``digest`` template gets (plain values; see templates/digest/sample.json)."""
+    cur, prev, money = digest.current, digest.previous, (lambda cents: format_money(cents, digest.currency))
+    return {
+        "frequency": digest.frequency.value,
+        "timezone": digest.timezone,
+        "currency": digest.currency,
+        "period": {"label": cur.period.label, "previous_label": prev.period.label},
+        "customers": {"new": cur.new_customers, "previous": prev.new_customers,
+                      "change": _change(cur.new_customers, prev.new_customers)},
+        "orders": {
+            "count": cur.orders, "previous": prev.orders, "change": _change(cur.orders, prev.orders),
+            "revenue": money(cur.revenue_cents), "revenue_previous": money(prev.revenue_cents),
+            "revenue_change": _percent_change(cur.revenue_cents, prev.revenue_cents),
+        },
+        "deals": {
+            "won": cur.deals_won, "won_previous": prev.deals_won, "won_change": _change(cur.deals_won, prev.deals_won),
+            "won_value": money(cur.won_cents), "lost": cur.deals_lost, "lost_previous": prev.deals_lost,
+            "lost_change": _change(cur.deals_lost, prev.deals_lost),
+        },
+        "pipeline": {
+            "stages": [{"stage": s.stage, "deals": s.deals, "value": money(s.amount_cents),
+                        "weighted": money(s.weighted_cents)} for s in cur.pipeline],
+            "total": money(cur.pipeline_cents), "total_previous": money(prev.pipeline_cents),
+            "weighted": money(cur.weighted_cents), "weighted_previous": money(prev.weighted_cents),
+            "weighted_change": _percent_change(cur.weighted_cents, prev.weighted_cents),
+        },
+        "funnel": [{"from": f.from_stage, "to": f.to_stage, "entered": f.entered, "moved_on": f.moved_on,
+                    "rate": "—" if f.rate is None else f"{f.rate:.0%}"} for f in cur.funnel],
+        "tickets": {
+            "opened": cur.tickets_opened, "opened_previous": prev.tickets_opened,
+            "opened_change": _change(cur.tickets_opened, prev.tickets_opened),
+            "resolved": cur.tickets_resolved, "resolved_previous": prev.tickets_resolved,
+            "resolved_change": _change(cur.tickets_resolved, prev.tickets_resolved),
+            "overdue": cur.tickets_overdue, "overdue_previous": prev.tickets_overdue,
+            "median_first_response": format_duration(cur.median_first_response_seconds),
+            "median_first_response_previous": format_duration(prev.median_first_response_seconds),
+            "satisfaction": "—" if cur.satisfaction is None else f"{cur.satisfaction:.1f}",
+            "satisfaction_previous": "—" if prev.satisfaction is None else f"{prev.satisfaction:.1f}",
+            "ratings": cur.ratings,
+        },
+        "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
+        "has_chart": has_chart,
+    }
+
+
+def draw_chart(digest: Digest, config: dict[str, str] | None, name: str) -> Path | None:
+    """The chart PNG, or None (logged) if drawing fails: the numbers still go out."""
+    try:
+        return draw_digest_chart(
+            chart_path(config, name),
+            title=f"{digest.frequency.value.capitalize()} digest · {digest.current.period.label}",
+            currency=digest.currency,
+            trend=digest.trend,
+            pipeline=[(s.stage, s.amount_cents) for s in digest.current.pipeline],
+        )
+    except Exception:  # noqa: BLE001 - a chart is an extra; never lose the digest over it
+        log.exception("drawing the digest chart %s failed", name)
+        return None
+
+
+def image_payload(path: Path, digest: Digest) -> dict[str, str]:
+    return {
+        "path": str(path),
+        "title": f"Digest {digest.current.period.label}",
+        "alt_text": f"Revenue trend and open pipeline by stage, {digest.current.period.label}",
+    }
+
+
+def send_digest(run: JobRun) -> None:
+    """Scheduled task: the digest of one subscription, for the period before the day it fires."""
+    with run.uow() as uow:
+        subscription = uow.session.get(DigestSubscription, run.args["subscription_id"])
+        if subscription is None:
+            return
+        end_day = run.fire_time.astimezone(clock.zone(subscription.timezone)).date()
+        currency = run.config.get("CHATCRM_CURRENCY", "EUR")
+        digest = build_digest(uow.session, subscription.frequency, end_day, subscription.timezone, currency)
+        key = f"digest:{subscription.id}:{digest.current.period.start.isoformat()}"
+        if uow.session.scalar(sa.select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)):
+            return  # this period's digest is already on its way
+        chart = draw_chart(digest, dict(run.config),
+                           f"digest-{subscription.id}-{subscription.frequency}-{digest.current.period.start.date()}")
+        rendered = render_message(uow.session, DIGEST_TEMPLATE, subscription.platform, subscription.language,
+                                  digest_context(digest, has_chart=chart is not None))
+        payload = rendered.payload()
+        if chart is not None:
+            payload["image"] = image_payload(chart, digest)
+        outbox.enqueue(uow, idempotency_key=key, kind="digest", platform=subscription.platform,
+                       conversation=subscription.conversation, payload=payload)

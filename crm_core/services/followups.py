@@ -1,0 +1,214 @@
+"""Follow-ups: set, list, complete, cancel and snooze them; send the reminder when one is due.
+
+Each open follow-up has a one-off job ``followup:<id>`` in the scheduled-job registry, written
+in the same transaction, so the scheduler wakes at its time even if it was set from another
+process. The reminder is rendered from the ``followup_reminder`` template in the rep's
+language and goes to their DM through the outbox, keyed by follow-up and due time: firing twice
+cannot send twice, and a snoozed follow-up (new due time) reminds again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from crm_core import clock, outbox
+from crm_core.errors import Forbidden, NotFound, ValidationError
+from crm_core.models import FollowUp, FollowUpStatus, Role, User
+from crm_core.money import format_money
+from crm_core.scheduling import JobRun, Once, schedule, unschedule
+from crm_core.services import customers, users
+from crm_core.templating import render_message
+from crm_core.uow import UnitOfWork
+
+log = logging.getLogger("chatcrm.followups")
+
+MAX_TEXT = 1000
+REMINDER_TEMPLATE = "followup_reminder"
+FIRE_TASK = "crm_core.services.followups:fire_followup"
+BUTTON_LABELS = {"en": ("Done", "Snooze 1 day"), "zh": ("完成", "推迟一天")}
+OPEN = (FollowUpStatus.PENDING, FollowUpStatus.REMINDED)
+
+
+def job_id(followup_id: int) -> str:
+    return f"followup:{followup_id}"
+
+
+def create_followup(uow: UnitOfWork, customer_id: int, user_id: int, due_at: datetime, text: str,
+                    timezone: str = "UTC") -> FollowUp:
+    body = " ".join((text or "").split())
+    if not body:
+        raise ValidationError("say what to follow up on after the time, e.g. \"call about renewal\"", field="text")
+    if len(body) > MAX_TEXT:
+        raise ValidationError(f"the follow-up text is longer than {MAX_TEXT} characters", field="text")
+    if due_at <= clock.utcnow():
+        raise ValidationError("that time has already passed; pick a time in the future", field="when")
+    customers.get_customer(uow, customer_id)
+    followup = FollowUp(customer_id=customer_id, user_id=user_id, created_by_id=uow.actor.user_id, due_at=due_at,
+                        text=body, timezone=timezone, status=FollowUpStatus.PENDING, snooze_count=0)
+    uow.session.add(followup)
+    uow.session.flush()
+    _schedule_reminder(uow, followup)
+    return followup
+
+
+def _schedule_reminder(uow: UnitOfWork, followup: FollowUp) -> None:
+    # No misfire grace: a reminder that came due while the worker was down is still sent, once.
+    schedule(uow, job_id(followup.id), FIRE_TASK, Once(followup.due_at), args={"followup_id": followup.id},
+             misfire_grace_seconds=None)
+
+
+def get_followup(uow: UnitOfWork, followup_id: int) -> FollowUp:
+    followup = uow.session.get(FollowUp, followup_id)
+    if followup is None:
+        raise NotFound(f"there is no follow-up #{followup_id}")
+    return followup
+
+
+def _check_may_change(followup: FollowUp, actor: User | None) -> None:
+    if actor is None:
+        raise Forbidden("the CRM does not know you, so you have no follow-ups")
+    if followup.user_id != actor.id and actor.role not in (Role.MANAGER, Role.ADMIN):
+        raise Forbidden(f"follow-up #{followup.id} is {followup.user.name}'s; only they or a manager can change it")
+
+
+def _open(followup: FollowUp) -> None:
+    if not followup.status.is_open:
+        raise ValidationError(f"follow-up #{followup.id} is already {followup.status}")
+
+
+def complete(uow: UnitOfWork, followup_id: int, actor: User | None) -> FollowUp:
+    followup = get_followup(uow, followup_id)
+    _check_may_change(followup, actor)
+    _open(followup)
+    followup.status = FollowUpStatus.DONE
+    followup.done_at = clock.utcnow()
+    unschedule(uow, job_id(followup.id))
+    uow.session.flush()
+    return followup
+
+
+def cancel(uow: UnitOfWork, followup_id: int, actor: User | None) -> FollowUp:
+    followup = get_followup(uow, followup_id)
+    _check_may_change(followup, actor)
+    _open(followup)
+    followup.status = FollowUpStatus.CANCELLED
+    unschedule(uow, job_id(followup.id))
+    uow.session.flush()
+    return followup
+
+
+def snooze(uow: UnitOfWork, followup_id: int, actor: User | None, days: int = 1) -> FollowUp:
+    """Due again ``days`` later on the rep's calendar, counted from now (or from the due time, if
+    that is still ahead)."""
+    if not 1 <= days <= 365:
+        raise ValidationError("snooze for 1 to 365 days", field="days")
+    followup = get_followup(uow, followup_id)
+    _check_may_change(followup, actor)
+    _open(followup)
+    start = max(clock.utcnow(), followup.due_at).astimezone(clock.zone(followup.timezone))
+    local = start.replace(tzinfo=None) + timedelta(days=days)
+    followup.due_at = clock.local_instant(local.date(), local.time(), followup.timezone)
+    followup.status = FollowUpStatus.PENDING
+    followup.snooze_count += 1
+    uow.session.flush()
+    _schedule_reminder(uow, followup)
+    return followup
+
+
+def list_open(uow: UnitOfWork, *, user_id: int | None = None, customer_id: int | None = None,
+              due_before: datetime | None = None, limit: int = 50) -> list[FollowUp]:
+    """Open follow-ups (pending or reminded, not done), earliest first."""
+    statement = sa.select(FollowUp).where(FollowUp.status.in_(OPEN))
+    if user_id is not None:
+        statement = statement.where(FollowUp.user_id == user_id)
+    if customer_id is not None:
+        statement = statement.where(FollowUp.customer_id == customer_id)
+    if due_before is not None:
+        statement = statement.where(FollowUp.due_at < due_before)
+    return list(uow.session.scalars(statement.order_by(FollowUp.due_at, FollowUp.id).limit(limit)))
+
+
+def due_today(uow: UnitOfWork, user_id: int, tz_name: str) -> list[FollowUp]:
+    """A rep's open follow-ups due by the end of their today, overdue ones included (Slack App
+    Home, daily overviews); the customer card has its own in ``customers.get_card``."""
+    return list_open(uow, user_id=user_id, due_before=clock.end_of_today(tz_name))
+
+
+# The reminder
+
+
+def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR") -> dict[str, Any]:
+    """The data the ``followup_reminder`` template gets (plain values only; see templates/.../sample.json)."""
+    card = customers.get_card(uow, followup.customer_id)
+    c = card.customer
+    tz = followup.user.timezone or followup.timezone
+    local_due = followup.due_at.astimezone(clock.zone(tz))
+    open_value: dict[str, int] = {}
+    for deal in card.open_deals:
+        open_value[deal.currency] = open_value.get(deal.currency, 0) + deal.amount_cents
+    last = card.recent_interactions[0] if card.recent_interactions else None
+    return {
+        "rep": {"name": followup.user.name},
+        "followup": {
+            "id": followup.id,
+            "text": followup.text,
+            "due": local_due.strftime("%Y-%m-%d %H:%M"),
+            "timezone": tz,
+            "snoozed": followup.snooze_count,
+        },
+        "customer": {
+            "id": c.id,
+            "name": c.name,
+            "company": c.company.name if c.company else "",
+            "email": c.email or "",
+            "phone": c.phone or "",
+            "owner": c.owner.name if c.owner else "",
+            "lifetime_value": format_money(c.lifetime_value_cents, currency),
+            "open_deals": len(card.open_deals),
+            "open_deals_value": " + ".join(format_money(v, cur) for cur, v in sorted(open_value.items())) or "0",
+            "open_tickets": len(card.open_tickets),
+            "last_interaction": (
+                f"{last.occurred_at.astimezone(clock.zone(tz)).strftime('%Y-%m-%d')} · {last.kind} · "
+                f"{' '.join(last.text.split())[:120]}" if last else ""
+            ),
+        },
+    }
+
+
+def _buttons(followup: FollowUp, language: str) -> list[dict[str, Any]]:
+    done, later = BUTTON_LABELS.get(language.split("-")[0], BUTTON_LABELS["en"])
+    return [
+        {"label": done, "command": f"/followup done {followup.id}", "style": "primary", "opens_form": False},
+        {"label": later, "command": f"/followup snooze {followup.id} 1d", "style": "default", "opens_form": False},
+    ]
+
+
+def fire_followup(run: JobRun) -> None:
+    """Scheduled task: send the reminder of one follow-up (once per due time)."""
+    with run.uow() as uow:
+        followup = uow.session.get(FollowUp, run.args["followup_id"])
+        if followup is None or followup.status is not FollowUpStatus.PENDING:
+            return  # done, cancelled or already reminded meanwhile
+        rep = followup.user
+        address = users.dm_address(rep)
+        followup.status = FollowUpStatus.REMINDED
+        followup.reminded_at = clock.utcnow()
+        if address is None or not rep.active:
+            log.warning("follow-up #%s: %s has no chat account to remind them on", followup.id, rep.name)
+            return
+        rendered = render_message(uow.session, REMINDER_TEMPLATE, address.platform.value, rep.language,
+                                  reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")))
+        outbox.enqueue(
+            uow,
+            idempotency_key=f"followup:{followup.id}:{followup.due_at.isoformat()}",
+            kind="reminder",
+            platform=address.platform.value,
+            conversation=address.external_id,
+            payload={**rendered.payload(), "buttons": _buttons(followup, rep.language)},
+            user_id=rep.id,
+            customer_id=followup.customer_id,
+        )

@@ -1,0 +1,272 @@
+"""Which template a message uses, and the admins' overrides of them.
+
+Templates live in ``templates/<kind>/<language>.<format>.j2`` (the repository's ``templates/``
+folder, or ``CHATCRM_TEMPLATES_DIR``), with ``sample.json`` beside them: example data that
+overrides are test-rendered with before they are stored. Formats: ``text`` (plain),
+``mrkdwn`` (Slack), ``blocks`` (Slack Block Kit JSON), ``html`` (Telegram HTML).
+
+For a message to a platform in a language, the first that exists wins:
+the recipient's language, then English; within a language, an admin override before a shipped
+file; within those, the platform's richest format first (Slack: blocks, mrkdwn, text; Telegram:
+html, text; console: text). A plain-text variant serves every platform, escaped for it. An
+override that fails to render at send time is logged and the shipped file is used instead, so a
+broken override never stops a reminder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from crm_core.errors import NotFound, ValidationError
+from crm_core.models import TemplateOverride
+from crm_core.templating.sandbox import (
+    FORMATS,
+    TemplateRefused,
+    check_source,
+    convert_text,
+    parse_blocks,
+    render_source,
+    template_path,
+)
+
+log = logging.getLogger("chatcrm.templates")
+
+TEMPLATES_ENV = "CHATCRM_TEMPLATES_DIR"
+DEFAULT_LANGUAGE = "en"
+# The format a platform's message text is in, and the variants that can give it, best first.
+TEXT_FORMAT = {"slack": "mrkdwn", "telegram": "html", "console": "text"}
+TEXT_VARIANTS = {"slack": ("mrkdwn", "text"), "telegram": ("html", "text"), "console": ("text",)}
+
+
+def templates_dir() -> Path:
+    """``$CHATCRM_TEMPLATES_DIR``, else the repository's ``templates/``, else ``./templates``."""
+    configured = os.environ.get(TEMPLATES_ENV)
+    candidates = [Path(configured)] if configured else [
+        Path(__file__).resolve().parents[2] / "templates",
+        Path.cwd() / "templates",
+    ]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"no templates folder at {', '.join(str(c) for c in candidates)}; set {TEMPLATES_ENV}"
+    )
+
+
+def kinds() -> list[str]:
+    return sorted(p.name for p in templates_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _check_kind(kind: str) -> str:
+    kind = kind.strip().lower()
+    if kind not in kinds():
+        raise NotFound(f"there is no template {kind!r} (templates: {', '.join(kinds())})")
+    return kind
+
+
+def _check_format(fmt: str) -> str:
+    fmt = fmt.strip().lower()
+    if fmt not in FORMATS:
+        raise ValidationError(f"{fmt!r} is not a template format (formats: {', '.join(FORMATS)})", field="format")
+    return fmt
+
+
+def _check_language(language: str) -> str:
+    language = (language or DEFAULT_LANGUAGE).strip().lower()
+    if not (2 <= len(language) <= 8 and language.replace("-", "").isalpha()):
+        raise ValidationError(f"{language!r} is not a language code (e.g. en, zh)", field="language")
+    return language
+
+
+def language_chain(language: str | None) -> list[str]:
+    """``zh-cn`` -> [zh-cn, zh, en]: the recipient's language, its base, then English."""
+    chain = []
+    for candidate in ((language or "").lower(), (language or "").lower().split("-")[0], DEFAULT_LANGUAGE):
+        if candidate and candidate not in chain:
+            chain.append(candidate)
+    return chain
+
+
+@lru_cache(maxsize=16)
+def _sample(directory: str, kind: str) -> dict[str, Any]:
+    path = Path(directory) / kind / "sample.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def sample_context(kind: str) -> dict[str, Any]:
+    return _sample(str(templates_dir()), _check_kind(kind))
+
+
+@dataclass(frozen=True)
+class Variant:
+    kind: str
+    language: str
+    format: str
+    # "override" or "file"
+    origin: str
+    body: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.language} {self.format} ({'admin override' if self.origin == 'override' else 'built in'})"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message ready for the outbox: ``text`` in the platform's format (``format``), plus Block
+    Kit ``blocks`` for Slack when the template has them (``text`` is then the notification text)."""
+
+    format: str
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    source: str = ""
+
+    def payload(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"formatted_text": self.text, "format": self.format}
+        if self.blocks is not None:
+            data["blocks"] = self.blocks
+        return data
+
+
+def _file_variant(kind: str, language: str, fmt: str) -> Variant | None:
+    path = template_path(templates_dir(), kind, language, fmt)
+    if not path.exists():
+        return None
+    return Variant(kind, language, fmt, "file", path.read_text(encoding="utf-8"))
+
+
+def _overrides(session: Session | None, kind: str, languages: list[str]) -> dict[tuple[str, str], TemplateOverride]:
+    if session is None:
+        return {}
+    rows = session.scalars(
+        sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.language.in_(languages))
+    )
+    return {(row.language, row.format): row for row in rows}
+
+
+def candidates(session: Session | None, kind: str, formats: tuple[str, ...], language: str | None,
+               *, with_overrides: bool = True) -> list[Variant]:
+    """Every variant that could serve, in the order they are tried."""
+    languages = language_chain(language)
+    overrides = _overrides(session, kind, languages) if with_overrides else {}
+    found: list[Variant] = []
+    for lang in languages:
+        for fmt in formats:
+            row = overrides.get((lang, fmt))
+            if row is not None:
+                found.append(Variant(kind, lang, fmt, "override", row.body))
+        for fmt in formats:
+            variant = _file_variant(kind, lang, fmt)
+            if variant is not None:
+                found.append(variant)
+    return found
+
+
+def _render_variant(variant: Variant, context: dict[str, Any], target: str) -> str:
+    if variant.origin == "file":
+        text = render_source("", variant.format, context, directory=str(templates_dir()),
+                             name=f"{variant.kind}/{variant.language}.{variant.format}.j2")
+    else:
+        text = render_source(variant.body, variant.format, context)
+    return convert_text(text, target) if variant.format == "text" and target != "text" else text
+
+
+def _first_rendering(variants: list[Variant], context: dict[str, Any], target: str) -> tuple[Variant, str] | None:
+    for variant in variants:
+        try:
+            return variant, _render_variant(variant, context, target)
+        except TemplateRefused as exc:
+            if variant.origin == "file":
+                raise
+            log.warning("template override %s failed, using the built-in one: %s", variant.label, exc)
+    return None
+
+
+def render_message(session: Session | None, kind: str, platform: str, language: str | None,
+                   context: dict[str, Any]) -> Rendered:
+    """Render message ``kind`` for ``platform`` in ``language`` (falling back as described above)."""
+    target = TEXT_FORMAT.get(platform, "text")
+    variants = candidates(session, kind, TEXT_VARIANTS.get(platform, ("text",)), language)
+    chosen = _first_rendering(variants, context, target)
+    if chosen is None:
+        raise FileNotFoundError(f"no template for {kind!r} in {templates_dir()}")
+    variant, text = chosen
+    blocks = None
+    if platform == "slack":
+        block_variants = [v for v in candidates(session, kind, ("blocks",), variant.language)
+                          if v.language == variant.language]
+        rendered_blocks = _first_rendering(block_variants, context, "blocks")
+        if rendered_blocks is not None:
+            blocks = parse_blocks(rendered_blocks[1])
+    return Rendered(format=target, text=text, blocks=blocks, source=variant.label)
+
+
+# Admin overrides (/template show|set|reset)
+
+
+def current_variant(session: Session, kind: str, fmt: str, language: str) -> Variant:
+    """What ``/template show`` shows: the override if there is one, else the shipped file."""
+    kind, fmt, language = _check_kind(kind), _check_format(fmt), _check_language(language)
+    found = [v for v in candidates(session, kind, (fmt,), language) if v.language == language]
+    if not found:
+        found = [v for v in candidates(session, kind, (fmt,), DEFAULT_LANGUAGE) if v.format == fmt]
+    if not found:
+        raise NotFound(f"there is no {fmt} variant of {kind!r}")
+    return found[0]
+
+
+def validate_override(kind: str, fmt: str, body: str) -> str:
+    """Check and test-render an override with the kind's sample data; returns the rendering.
+    Raises TemplateRefused with what is wrong."""
+    check_source(body, fmt)
+    rendered = render_source(body, fmt, sample_context(kind))
+    if fmt == "blocks":
+        parse_blocks(rendered)
+    if not rendered.strip():
+        raise TemplateRefused("the template renders as an empty message")
+    return rendered
+
+
+def set_override(session: Session, kind: str, fmt: str, language: str, body: str,
+                 user_id: int | None) -> tuple[TemplateOverride, str]:
+    kind, fmt, language = _check_kind(kind), _check_format(fmt), _check_language(language)
+    preview = validate_override(kind, fmt, body)
+    row = session.scalars(
+        sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.format == fmt,
+                                          TemplateOverride.language == language)
+    ).one_or_none()
+    if row is None:
+        row = TemplateOverride(kind=kind, format=fmt, language=language, body=body, updated_by_id=user_id)
+        session.add(row)
+    else:
+        row.body, row.updated_by_id = body, user_id
+    session.flush()
+    return row, preview
+
+
+def reset_override(session: Session, kind: str, fmt: str, language: str) -> bool:
+    kind, fmt, language = _check_kind(kind), _check_format(fmt), _check_language(language)
+    row = session.scalars(
+        sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.format == fmt,
+                                          TemplateOverride.language == language)
+    ).one_or_none()
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def list_overrides(session: Session) -> list[TemplateOverride]:
+    return list(session.scalars(
+        sa.select(TemplateOverride).order_by(TemplateOverride.kind, TemplateOverride.language, TemplateOverride.format)
+    ))
