@@ -34,7 +34,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from crm_core.clock import utcnow
-from crm_core.scheduling import Calendar, Trigger, next_due_time, run_due, schedule
+from crm_core.scheduling import Calendar, Interval, Trigger, next_due_time, parse_hhmm, run_due, schedule
 from crm_core.scheduling.leader import LeaderLock, holder_id
 from crm_core.uow import UnitOfWork
 from sqlalchemy.engine import Engine
@@ -64,9 +64,19 @@ class JobSpec:
 def system_jobs(config: Mapping[str, str]) -> list[JobSpec]:
     """The built-in recurring jobs. Features with a nightly or periodic job add theirs here."""
     keep_days = int(config.get("CHATCRM_OUTBOX_KEEP_DAYS", "30"))
+    mining_at = parse_hhmm(config.get("CHATCRM_MINING_AT", "02:00"))
+    # The churn model trains half an hour after mining, so the two heavy jobs do not coincide.
+    scoring_at = time((mining_at.hour + (mining_at.minute + 30) // 60) % 24, (mining_at.minute + 30) % 60)
+    timezone = config.get("CHATCRM_TIMEZONE", "UTC")
+    night = 6 * 3600
     return [
         JobSpec("system:outbox-purge", "crm_core.outbox:purge_task", Calendar(time(3, 30)),
                 args={"keep_days": keep_days}, misfire_grace_seconds=24 * 3600),
+        JobSpec("system:inbox-prune", "crm_core.inbox:prune_task", Interval(3600), misfire_grace_seconds=3600),
+        JobSpec("mining:nightly", "crm_core.services.recommendation_digest:nightly_task",
+                Calendar(mining_at, timezone), misfire_grace_seconds=night),
+        JobSpec("predictions:nightly", "crm_core.predictions.scores:nightly_task",
+                Calendar(scoring_at, timezone), misfire_grace_seconds=night),
     ]
 
 

@@ -10,13 +10,14 @@ rolls back, so does the row, and a later re-delivery is processed afresh.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from crm_core import db
 from crm_core.clock import utcnow
 from crm_core.models.inbox import InboundEvent
+from crm_core.scheduling import JobRun
 from crm_core.uow import UnitOfWork
 
 
@@ -39,3 +40,13 @@ def prune(uow: UnitOfWork, older_than: datetime) -> int:
     """Forget events received before ``older_than`` (platforms stop re-delivering after a day or so)."""
     result = uow.session.execute(sa.delete(InboundEvent).where(InboundEvent.received_at < older_than))
     return result.rowcount
+
+
+# Slack retries an event for about an hour and Telegram re-sends an update for a day at most.
+RETENTION = timedelta(days=2)
+
+
+def prune_task(run: JobRun) -> None:
+    """Scheduled task (hourly): forget keys older than any platform's retry window."""
+    with run.uow() as uow:
+        prune(uow, utcnow() - timedelta(seconds=int(run.args.get("keep_seconds", RETENTION.total_seconds()))))

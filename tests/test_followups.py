@@ -172,10 +172,14 @@ def test_the_card_shows_followups_due_today(chat, app, rep, acme):
             rita = uow.session.scalars(sa.select(User).where(User.name == "Rita Rep")).one()
             # What a rep's overview (Slack App Home) lists.
             assert [f.text for f in followups_service.due_today(uow, rita.id, BERLIN)] == ["send the quote"]
+        home = chat.say(rep, "/home").reply
     section = card.sections[0]
     assert section.title == "Follow-ups due today (1)"
     assert [i.text for i in section.items] == ["#1 send the quote"]
     assert section.items[0].button.command == "/followup done 1"
+    # The home screen (Slack App Home) lists them between deals and tickets.
+    assert [s.title for s in home.sections] == ["Your open deals", "Follow-ups due today", "Tickets assigned to you"]
+    assert [i.text for i in home.sections[1].items] == ["#1 send the quote · Acme <Corp> & Co"]
 
 
 def test_tz_shows_sets_and_suggests(chat, app, rep):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import time_machine
-from crm_core.models import Interaction, MinedRule, MiningRun, Product, Recommendation, RecommendationStatus, Role
+from crm_core.models import Interaction, MinedRule, MiningRun, Product, Recommendation, RecommendationStatus, Role, User
 from crm_core.services import customers, market_basket, orders
 
 from bot.messages import Tone
@@ -96,3 +96,53 @@ def test_mining_settings_from_env():
     assert settings.min_support == 0.01 and settings.window_days == 90 and settings.min_confidence == 0.3
     with pytest.raises(ValueError, match="CHATCRM_MINING_MIN_LIFT='x' is not a number"):
         market_basket.MiningSettings.from_env({"CHATCRM_MINING_MIN_LIFT": "x"})
+
+
+def _nightly(app, when):
+    from crm_core.scheduling import JobRun
+    from crm_core.services.recommendation_digest import nightly_task
+
+    with time_machine.travel(when, tick=False):
+        nightly_task(JobRun("mining:nightly", when, {}, app.session_factory, {}))
+
+
+def _outbox(app):
+    from crm_core.models import OutboxMessage
+
+    with app.uow() as uow:
+        return uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.kind == "recommendation")
+                                   .order_by(OutboxMessage.id)).all()
+
+
+def test_nightly_job_posts_each_rep_once_and_not_again_within_30_days(chat, app, shop):
+    rep = chat.user("Rita Rep", Role.SALES)
+    with app.uow() as uow:
+        rita = uow.session.scalars(sa.select(User).where(User.name == "Rita Rep")).one()
+        customers.update_customer(uow, shop["acme"], {"owner": "Rita Rep"})
+    _nightly(app, NOW)
+    (message,) = _outbox(app)
+    assert (message.platform, message.conversation, message.user_id) == ("console", "rita.rep", rita.id)
+    text = message.payload["formatted_text"]
+    assert ("1. Acme Corp bought Toner and Paper; customers who buy Toner and Paper also buy Printer "
+            "(confidence 0.94, lift 2.4): suggest Printer.") in text
+    assert [b["command"] for b in message.payload["buttons"]] == [
+        f"/recommend pitched {shop['acme']} {shop['ids']['PRN']}", f"/recommend dismiss {shop['acme']} {shop['ids']['PRN']}"]
+    with app.uow() as uow:
+        run = uow.session.scalars(sa.select(MiningRun)).one()
+        assert run.n_recommendations == 1 and run.trigger == "nightly"
+    # The next night: nothing new to say within 30 days.
+    _nightly(app, NOW + timedelta(days=1))
+    assert len(_outbox(app)) == 1
+    # A month later it comes back, unless the rep said it is not relevant.
+    _nightly(app, NOW + timedelta(days=31))
+    assert len(_outbox(app)) == 2
+    chat.say(rep, f"/recommend dismiss {shop['acme']} {shop['ids']['PRN']}", from_button=True)
+    _nightly(app, NOW + timedelta(days=62))
+    assert len(_outbox(app)) == 2
+
+
+def test_nightly_job_skips_customers_without_owner_and_reps_without_chat(app, shop):
+    _nightly(app, NOW)
+    assert _outbox(app) == []
+    with app.uow() as uow:
+        assert uow.session.scalars(sa.select(MiningRun)).one().n_rules > 0

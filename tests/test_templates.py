@@ -188,7 +188,7 @@ def test_bad_names_formats_and_roles(chat, admin):
     assert chat.say(manager, "/template list").reply.text == \
         "Your role (manager) can't use /template list. Ask an admin if you need it."
     listed = chat.say(admin, "/template list").reply
-    assert [i.text for i in listed.sections[0].items] == ["digest", "followup_reminder"]
+    assert [i.text for i in listed.sections[0].items] == ["digest", "followup_reminder", "recommendations"]
 
 
 def test_an_override_that_breaks_at_send_time_falls_back_to_the_built_in(app, caplog):

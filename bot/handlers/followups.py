@@ -16,7 +16,8 @@ from crm_core.when import split_reference_when_text
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime, followups_section
-from bot.messages import Button, Reply, Request, Style, Tone
+from bot.handlers.home import HOME_LIST_LIMIT, home_section
+from bot.messages import Button, Reply, Request, Section, Style, Tone
 from bot.roles import Permission, allows
 from bot.router import CommandGroup
 
@@ -167,3 +168,13 @@ def set_timezone(req: Request, ctx: Context) -> Reply:
     local = clock.utcnow().astimezone(clock.zone(me.timezone)).strftime("%Y-%m-%d %H:%M")
     return Reply(text=f"Your timezone is now {me.timezone} (it is {local} there).", tone=Tone.SUCCESS, private=True)
 
+
+
+@home_section(order=20)
+def followups_due_home(ctx: Context) -> Section | None:
+    """The App Home's "Follow-ups due": the caller's open follow-ups due by the end of their today."""
+    if not allows(ctx.caller.role, Permission.FOLLOWUPS) or ctx.caller.user_id is None:
+        return None
+    found = followups.due_today(ctx.uow, ctx.caller.user_id, ctx.caller.timezone)
+    return followups_section(found[:HOME_LIST_LIMIT], ctx.caller.timezone, title="Follow-ups due today",
+                             with_customer=True)

@@ -75,7 +75,7 @@ def open_deals(ctx: Context) -> Section | None:
 
 @home_section(order=30)
 def assigned_tickets(ctx: Context) -> Section | None:
-    if not allows(ctx.caller.role, Permission.CUSTOMERS_READ):
+    if not allows(ctx.caller.role, Permission.TICKETS_READ):
         return None
     found = list(
         ctx.uow.session.scalars(

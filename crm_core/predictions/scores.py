@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -10,7 +11,10 @@ from crm_core.clock import utcnow
 from crm_core.models import CustomerScore, ModelRun
 from crm_core.predictions import churn, rfm
 from crm_core.predictions.features import snapshot
+from crm_core.scheduling import JobRun
 from crm_core.uow import UnitOfWork
+
+log = logging.getLogger("chatcrm.predictions")
 
 
 def refresh_scores(uow: UnitOfWork, now: datetime | None = None) -> ModelRun:
@@ -48,3 +52,10 @@ def latest_run(uow: UnitOfWork, kind: str = "churn", published_only: bool = Fals
     if published_only:
         statement = statement.where(ModelRun.published.is_(True))
     return uow.session.scalars(statement.order_by(ModelRun.id.desc()).limit(1)).first()
+
+
+def nightly_task(run: JobRun) -> None:
+    """Scheduled task: retrain the churn model on the latest history and rescore every customer."""
+    with run.uow() as uow:
+        result = refresh_scores(uow, now=run.fire_time)
+    log.info("churn model run #%s: %s", result.id, result.note)

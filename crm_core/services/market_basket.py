@@ -133,7 +133,7 @@ class Suggestion:
         return self.confidence * self.lift
 
 
-def _latest_rules(uow: UnitOfWork) -> list[MinedRule]:
+def latest_rules(uow: UnitOfWork) -> list[MinedRule]:
     run = latest_run(uow)
     if run is None:
         return []
@@ -196,7 +196,7 @@ def recommend(uow: UnitOfWork, customer_id: int, now: datetime | None = None) ->
     now = now or utcnow()
     recent, ever = purchases(uow, [customer_id], now - RECENT).get(customer_id, (set(), set()))
     excluded = not_relevant(uow, [customer_id]).get(customer_id, set())
-    return suggestions_for(_latest_rules(uow), recent, ever, excluded)
+    return suggestions_for(latest_rules(uow), recent, ever, excluded)
 
 
 def product_names(uow: UnitOfWork, ids) -> dict[int, str]:
@@ -207,7 +207,7 @@ def product_names(uow: UnitOfWork, ids) -> dict[int, str]:
 
 
 def rules_for_product(uow: UnitOfWork, product_id: int | None, limit: int = 10) -> list[MinedRule]:
-    rules = _latest_rules(uow)
+    rules = latest_rules(uow)
     if product_id is not None:
         rules = [r for r in rules if r.consequent_id == product_id or product_id in r.antecedent]
     return sorted(rules, key=lambda r: (-r.confidence * r.lift, -r.count, r.id))[:limit]

@@ -17,11 +17,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from crm_core import clock, inbox
+
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -47,9 +46,6 @@ log = logging.getLogger("chatcrm.slack")
 
 # Slack waits 3 s for a modal submission's answer; keep a margin for the network.
 FORM_ACK_BUDGET = 2.5
-# Slack retries an event for about an hour; keys are kept a day, then pruned.
-INBOX_RETENTION = timedelta(days=1)
-INBOX_PRUNE_EVERY = 3600.0
 WEB_API_TIMEOUT = 10
 DISPATCH_THREADS = 4
 SQLITE_DISPATCH_THREADS = 2
@@ -70,7 +66,6 @@ class SlackRuntime:
         workers = SQLITE_DISPATCH_THREADS if app.settings.is_sqlite else DISPATCH_THREADS
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-dispatch")
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._housekeeping: asyncio.Task[None] | None = None
         self.session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
 
@@ -85,12 +80,9 @@ class SlackRuntime:
         self.session = aiohttp.ClientSession()
         self._client = AsyncWebClient(token=self.settings.bot_token, base_url=self.settings.api_url,
                                       session=self.session, timeout=WEB_API_TIMEOUT)
-        self._housekeeping = asyncio.create_task(self._prune_inbox_forever())
 
     async def close(self, grace: float = 10.0) -> None:
         """Let answers in flight finish (up to ``grace`` seconds), then let go of connections."""
-        if self._housekeeping:
-            self._housekeeping.cancel()
         pending = set(self._tasks)
         if pending:
             _done, late = await asyncio.wait(pending, timeout=grace)
@@ -271,20 +263,6 @@ class SlackRuntime:
         permission = route.command.permission
         # Permissions are named "<area>.read" / "<area>.write"; re-running a write would repeat it.
         return request.text if permission is Permission.HELP or permission.value.endswith(".read") else None
-
-    async def _prune_inbox_forever(self) -> None:
-        def prune() -> int:
-            with self.app.uow() as uow:
-                return inbox.prune(uow, clock.utcnow() - INBOX_RETENTION)
-
-        while True:
-            try:
-                removed = await asyncio.get_running_loop().run_in_executor(self.executor, prune)
-                if removed:
-                    log.info("pruned %d old inbox keys", removed)
-            except Exception:
-                log.exception("pruning the inbox failed (ref %s)", new_reference())
-            await asyncio.sleep(INBOX_PRUNE_EVERY)
 
 
 def _context_for(form: Form, where: Destination) -> FormContext:
