@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import time_machine
 from crm_core.models import (
     Customer,
+    CustomerScore,
     Deal,
     DealStage,
     DealStageChange,
@@ -126,6 +127,11 @@ def fixture_data(app):
         followup(sam, utc(10, 9), FollowUpStatus.PENDING)                    # not yet due
         followup(rita, utc(9, 8), FollowUpStatus.CANCELLED)
 
+        # Churn risk from the nightly model: at or above 60% is listed per owner, riskiest first.
+        c1.owner_id, c2.owner_id, c3.owner_id, c5.owner_id = rita.id, rita.id, sam.id, sam.id
+        s.add_all([CustomerScore(customer_id=c1.id, churn_risk=0.65), CustomerScore(customer_id=c2.id, churn_risk=0.82),
+                   CustomerScore(customer_id=c3.id, churn_risk=0.7), CustomerScore(customer_id=c5.id, churn_risk=0.4)])
+
 
 def test_digest_numbers_equal_the_hand_computed_fixture(app, fixture_data):
     with app.uow() as uow:
@@ -193,7 +199,11 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
     assert "Funnel: lead→qualified 0% (0/3) · qualified→proposal 100% (1/1)" in text
     assert "Tickets: 3 opened (+2) · 2 resolved (+2) · 1 overdue" in text
     assert "First response (median): 1h 00m (before 2h 00m) · satisfaction 4.0/5 from 2 ratings (before —)" in text
-    assert text.splitlines()[-1] == "Follow-ups overdue: Rita Rep 2, Sam Sales 1"
+    assert text.splitlines()[-2:] == [
+        "Follow-ups overdue: Rita Rep 2, Sam Sales 1",
+        "At risk of churning: Rita Rep: Early Tuesday (82%), Old Customer (65%); Sam Sales: Late Tuesday (70%)",
+    ]
+    assert blocks[-1]["text"]["text"] == "*流失风险客户*\n• Rita Rep: Early Tuesday (82%), Old Customer (65%)\n• Sam Sales: Late Tuesday (70%)\n"
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "每日摘要 · 2026-06-09"}}
 
 

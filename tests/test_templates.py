@@ -38,7 +38,7 @@ def test_block_kit_values_are_escaped_inside_json():
     data = sample_context("digest")
     data["followups_overdue"] = [{"rep": 'Quote " and \\ and <@U123>', "count": 1}]
     blocks = render_message(None, "digest", "slack", "en", data).blocks
-    assert blocks[-1]["text"]["text"] == "*Follow-ups overdue*\nQuote \" and \\ and &lt;@U123&gt; 1"
+    assert blocks[-2]["text"]["text"] == "*Follow-ups overdue*\nQuote \" and \\ and &lt;@U123&gt; 1"
 
 
 @pytest.mark.parametrize("language, first_line", [

@@ -11,7 +11,7 @@ same period does not send twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import clock, outbox
 from crm_core.errors import ValidationError
-from crm_core.models import DigestFrequency, DigestSubscription, OutboxMessage
+from crm_core.models import Customer, CustomerScore, DigestFrequency, DigestSubscription, OutboxMessage, User
 from crm_core.money import format_money
 from crm_core.reports.charts import chart_path, draw_digest_chart
 from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
@@ -123,6 +123,30 @@ class Digest:
     current: PeriodNumbers
     previous: PeriodNumbers
     trend: list[tuple[str, int]]
+    # Each rep's customers most likely to churn (latest published churn model), riskiest first.
+    at_risk: list[tuple[str, list[tuple[str, float]]]] = field(default_factory=list)
+
+
+AT_RISK_THRESHOLD = 0.6
+AT_RISK_PER_REP = 3
+
+
+def at_risk_by_rep(session: Session, threshold: float = AT_RISK_THRESHOLD,
+                   per_rep: int = AT_RISK_PER_REP) -> list[tuple[str, list[tuple[str, float]]]]:
+    """[(rep name, [(customer name, churn risk), …]), …] for customers at or above ``threshold``."""
+    rows = session.execute(
+        sa.select(User.name, Customer.name, CustomerScore.churn_risk)
+        .join(Customer, Customer.id == CustomerScore.customer_id)
+        .join(User, User.id == Customer.owner_id)
+        .where(CustomerScore.churn_risk >= threshold)
+        .order_by(User.name, CustomerScore.churn_risk.desc(), Customer.name)
+    ).all()
+    grouped: dict[str, list[tuple[str, float]]] = {}
+    for rep, customer, risk in rows:
+        found = grouped.setdefault(rep, [])
+        if len(found) < per_rep:
+            found.append((customer, risk))
+    return list(grouped.items())
 
 
 def build_digest(session: Session, frequency: DigestFrequency, end_day: date, timezone: str,
@@ -138,7 +162,7 @@ def build_digest(session: Session, frequency: DigestFrequency, end_day: date, ti
     trend_values = revenue_trend(session, buckets, currency)
     trend = [(bucket.label.split(" – ")[0][5:], cents) for bucket, cents in zip(buckets, trend_values, strict=True)]
     return Digest(frequency, timezone, currency, period_numbers(session, current, currency),
-                  period_numbers(session, previous, currency), trend)
+                  period_numbers(session, previous, currency), trend, at_risk_by_rep(session))
 
 
 def _change(current: int | float, previous: int | float) -> str:
@@ -210,6 +234,8 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             "ratings": cur.ratings,
         },
         "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
+        "at_risk": [{"rep": rep, "customers": [{"name": name, "risk": f"{risk:.0%}"} for name, risk in found]}
+                    for rep, found in digest.at_risk],
         "has_chart": has_chart,
     }
 
