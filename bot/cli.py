@@ -67,6 +67,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if app.settings.is_sqlite and not demo.is_seeded(uow):
                 print("Seeding the demo data set (first start only)…", file=sys.stderr)
                 print(demo.seed(uow).describe(), file=sys.stderr)
+                print(demo.prime(uow), file=sys.stderr)
         with _background_worker(app):
             return run_console(app, as_user=args.as_user)
     finally:
@@ -173,7 +174,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
         with app.uow(demo.DEMO_ACTOR) as uow:
-            print(demo.seed(uow, customers=args.customers).describe())
+            summary = demo.seed(uow, customers=args.customers)
+            print(summary.describe())
+            if summary.created:
+                print(demo.prime(uow))
     finally:
         app.close()
     return 0

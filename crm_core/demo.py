@@ -442,3 +442,14 @@ def _interactions(session, rng: random.Random, people: list[Customer], staff: li
             ))
             count += 1
     return count
+
+
+def prime(uow: UnitOfWork) -> str:
+    """What the nightly jobs would have produced for the demo data: rules and churn scores, so the
+    first session shows /recommend and churn risk without waiting for 02:00."""
+    from crm_core.predictions.scores import refresh_scores
+    from crm_core.services.market_basket import run_mining
+
+    mining = run_mining(uow, trigger="demo")
+    model = refresh_scores(uow)
+    return f"Mined {mining.n_rules} rules from {mining.n_baskets:,} orders; churn model: {model.note}."
