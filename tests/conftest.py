@@ -91,11 +91,16 @@ def fresh_database(kind: str, tmp_path: Path, sqlite_template: Path, pg_admin, p
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
+    yield from _temporary_pg_database(pg_admin, "chatcrm_t", template=pg_template)
+
+
+def _temporary_pg_database(pg_admin, prefix: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of its own (a copy of ``template``, or empty), dropped afterwards."""
     if pg_admin is None:
         pytest.skip(pg_admin_skip_reason())
-    name = f"chatcrm_t_{os.getpid()}_{next(_counter)}"
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     with pg_admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     try:
         yield _pg_url_for(name)
     finally:
@@ -120,16 +125,7 @@ def empty_database_url(request, tmp_path, pg_admin) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
-    if pg_admin is None:
-        pytest.skip(pg_admin_skip_reason())
-    name = f"chatcrm_e_{os.getpid()}_{next(_counter)}"
-    with pg_admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url_for(name)
-    finally:
-        with pg_admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield from _temporary_pg_database(pg_admin, "chatcrm_e")
 
 
 @pytest.fixture
