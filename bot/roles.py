@@ -31,17 +31,26 @@ class Permission(enum.StrEnum):
     FOLLOWUPS = "followups"
     DIGESTS_MANAGE = "digests.manage"
     TEMPLATES_MANAGE = "templates.manage"
+    # Build segments and draft, preview, test and watch campaigns.
+    CAMPAIGNS_DRAFT = "campaigns.draft"
+    # Start, confirm, pause, resume and cancel campaigns: managers and admins only.
+    CAMPAIGNS_RUN = "campaigns.run"
+    # Record a customer's consent (a Slack shared channel) or their opt-out given elsewhere.
+    CONSENT_MANAGE = "consent.manage"
+    # Anyone, customers included, may stop campaign messages to themselves.
+    OPT_OUT = "opt_out"
 
 
 _VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ,
-           Permission.PROFILE}
-_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE, Permission.FOLLOWUPS}
+           Permission.PROFILE, Permission.OPT_OUT}
+_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE, Permission.FOLLOWUPS,
+                    Permission.CAMPAIGNS_DRAFT}
 _SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE,
                       Permission.FOLLOWUPS}
-_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE}
+_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
-    None: frozenset({Permission.HELP}),
+    None: frozenset({Permission.HELP, Permission.OPT_OUT}),
     Role.VIEWER: frozenset(_VIEWER),
     Role.SALES: frozenset(_SALES),
     Role.SUPPORT: frozenset(_SUPPORT),

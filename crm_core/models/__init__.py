@@ -2,6 +2,18 @@
 
 from crm_core.models.audit import AuditEntry
 from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.campaigns import (
+    Campaign,
+    CampaignRecipient,
+    CampaignRun,
+    CampaignStatus,
+    CampaignWatch,
+    Consent,
+    ConsentStatus,
+    RecipientStatus,
+    RunStatus,
+    Segment,
+)
 from crm_core.models.catalog import Order, OrderKind, OrderLine, Product
 from crm_core.models.chat_state import ButtonCommand, FormSession
 from crm_core.models.custom_fields import CustomFieldDefinition, CustomFieldValue, FieldEntity, FieldType
@@ -43,5 +55,7 @@ __all__ = [
     "MinedRule", "MiningRun", "Recommendation", "RecommendationStatus",
     "TicketMessage", "CustomerChat", "ButtonCommand", "FormSession", "LinkCode", "InboundEvent",
     "BlockedRecipient", "ScheduledJob", "SchedulerLock", "TemplateOverride",
+    "Campaign", "CampaignRecipient", "CampaignRun", "CampaignStatus", "CampaignWatch", "Consent", "ConsentStatus",
+    "RecipientStatus", "RunStatus", "Segment",
     "DigestFrequency", "DigestSubscription", "FollowUp", "FollowUpStatus",
 ]

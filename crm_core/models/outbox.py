@@ -27,6 +27,8 @@ class OutboxStatus(enum.StrEnum):
     FAILED = "failed"
     BLOCKED = "blocked"
     CANCELLED = "cancelled"
+    # Kept back (a paused campaign): not sent until put back to pending.
+    HELD = "held"
 
 
 class OutboxMessage(Base):
@@ -61,6 +63,8 @@ class OutboxMessage(Base):
     # The CRM user or customer it is for, when there is one (for reports and opt-outs).
     user_id: Mapped[int | None] = mapped_column(index=True)
     customer_id: Mapped[int | None] = mapped_column(index=True)
+    # The row of the feature that made the message (campaign_recipients.id for kind "campaign").
+    ref_id: Mapped[int | None] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
