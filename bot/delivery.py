@@ -3,7 +3,10 @@
 The outbox sender (bot layer) hands each due message to the ``PlatformSender`` of its platform.
 Adapters implement the protocol and translate platform failures into the exceptions below, so
 the outbox can decide uniformly: pause on a rate limit, stop for an unreachable recipient, retry
-a temporary failure.
+a temporary failure, give up on one message that can never go out as it is.
+
+A message with ``replace`` set edits a message the bot sent earlier (a live status card) instead
+of posting a new one; ``send`` then returns the id of the edited message.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ class TemporaryFailure(DeliveryError):
     """A failure worth retrying later (network error, 5xx)."""
 
 
+class PermanentFailure(DeliveryError):
+    """This one message can never be delivered as it is (e.g. the message it should edit is gone):
+    fail it without retrying; the recipient stays reachable for other messages."""
+
+
 @dataclass(frozen=True)
 class OutboundMessage:
     """One message to one conversation. Either a neutral ``reply`` for the adapter to render, or
@@ -47,6 +55,9 @@ class OutboundMessage:
     buttons: tuple[Button, ...] = ()
     image: Image | None = None
     thread: str | None = None
+    # Edit this earlier message (its platform message id, as ``send`` returned it) in the same
+    # conversation instead of posting a new one. Images are not edited: an edit leaves them out.
+    replace: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,5 +65,6 @@ class PlatformSender(Protocol):
     platform: str
 
     async def send(self, message: OutboundMessage) -> str:
-        """Deliver the message; return the platform's message id. Raises a DeliveryError subclass."""
+        """Deliver the message (or edit ``message.replace``); return the platform's message id.
+        Raises a DeliveryError subclass."""
         ...

@@ -9,6 +9,8 @@ written right after each send (so at a crash at most the rows in ``sending`` are
 - ``RateLimited``: the whole platform pauses for ``retry_after`` and the row goes back to
   pending for after the pause (not counted as an attempt); nothing is dropped;
 - ``RecipientUnreachable``: the row and every other row to that recipient are ``blocked``;
+- ``PermanentFailure`` (this one message can never go out, e.g. the message it should edit is
+  gone): ``failed`` at once, without retries; the conversation is not blocked;
 - ``TemporaryFailure`` or anything unexpected: retried with exponential backoff, ``failed``
   after the last attempt; a payload that cannot be read fails at once.
 
@@ -37,7 +39,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.delivery import OutboundMessage, PlatformSender, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.delivery import (
+    OutboundMessage,
+    PermanentFailure,
+    PlatformSender,
+    RateLimited,
+    RecipientUnreachable,
+    TemporaryFailure,
+)
 from bot.messages import Button, Image, Reply, Style
 from bot.rate_limit import PlatformLimiter, PlatformLimits, Rate, limits_from_env
 from bot.settings import env_number
@@ -108,6 +117,11 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         )
         image = Image(**payload["image"]) if payload.get("image") else None
         reply = Reply.from_dict(payload["reply"]) if payload.get("reply") else None
+        # An edit of an earlier message: its platform message id (a string; a Telegram number will do).
+        replace_id = payload.get("replace")
+        if replace_id is not None and (isinstance(replace_id, bool) or not isinstance(replace_id, str | int)
+                                       or replace_id == ""):
+            raise ValueError(f"replace must be a platform message id, not {replace_id!r}")
     except (KeyError, TypeError, ValueError) as exc:
         raise UnreadablePayload(f"unreadable payload: {type(exc).__name__}: {exc}") from None
     if reply is None and not payload.get("formatted_text") and not payload.get("blocks"):
@@ -120,6 +134,7 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         buttons=buttons,
         image=image,
         thread=payload.get("thread"),
+        replace=str(replace_id) if replace_id is not None else None,
         metadata={"outbox_id": row.id, "idempotency_key": row.idempotency_key, "kind": row.kind,
                   "format": payload.get("format"), "attempt": row.attempts},
     )
@@ -330,6 +345,19 @@ class OutboxSender:
         """Send one row and record what happened (the caller forgets the row afterwards)."""
         sender = self.senders[row.platform]
         limiter = self.limiters[row.platform]
+        if row.payload.get("deferred"):
+            # Rendered now, after re-checking pause and consent; None: not to be sent (recorded).
+            try:
+                prepared = await self._record(outbox.prepare, row, self.owner)
+            except Exception as exc:  # noqa: BLE001 - a database hiccup or a bug in a preparer
+                log.exception("preparing outbox row %s failed", row.id)
+                await self._record(outbox.retry_or_fail, row, self.owner, f"preparing failed: {type(exc).__name__}: {exc}",
+                                   max_attempts=self.settings.max_attempts,
+                                   base=timedelta(seconds=self.settings.backoff_seconds))
+                return
+            if prepared is None:
+                return
+            row = prepared
         try:
             message = outbound_message(row)
         except UnreadablePayload as exc:
@@ -351,6 +379,10 @@ class OutboxSender:
                 sibling = queue.popleft()
                 await self._record(outbox.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
+        except PermanentFailure as exc:
+            log.warning("outbox row %s to %s:%s cannot be delivered; failing it: %s", row.id, row.platform,
+                        row.conversation, exc)
+            await self._record(outbox.mark_failed, row.id, self.owner, str(exc) or "permanent failure")
         except Exception as exc:  # noqa: BLE001 - TemporaryFailure, network errors, adapter bugs
             if not isinstance(exc, (TemporaryFailure, OSError, TimeoutError)):
                 log.exception("sending outbox row %s failed unexpectedly", row.id)

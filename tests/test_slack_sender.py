@@ -10,7 +10,7 @@ import pytest
 
 from bot.adapters.slack.sender import SlackSender
 from bot.adapters.slack.settings import SlackSettings
-from bot.delivery import OutboundMessage, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.delivery import OutboundMessage, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Button, Field, Image, Reply, Style
 from tests.fakes.slack_api import FILE_UPLOAD, FakeSlackApi
 from tests.slack_support import BOT_TOKEN, block_texts, buttons, slack_api  # noqa: F401
@@ -90,6 +90,36 @@ def test_a_reply_with_a_chart_posts_the_message_then_the_chart(slack_api, tmp_pa
     post = slack_api.wait_for("chat.postMessage")[0]
     slack_api.wait_for("files.completeUploadExternal")
     assert ts.endswith(".000100") and post.args["channel"] == "C5"
+
+
+def test_an_edit_updates_the_message_with_chat_update_and_leaves_the_chart_out(slack_api, tmp_path: Path):
+    ts = send(slack_api, OutboundMessage(conversation="C9", formatted_text="*Sale*: 0 of 4 sent"))
+    chart = tmp_path / "c.png"
+    chart.write_bytes(PNG)
+    again = send(slack_api, OutboundMessage(conversation="C9", formatted_text="*Sale*: 2 of 4 sent", replace=ts,
+                                            buttons=(Button("Pause", "/campaign pause 1"),),
+                                            image=Image(str(chart), "Chart", "alt")))
+    assert again == ts
+    update = slack_api.wait_for("chat.update")[0]
+    assert (update.args["channel"], update.args["ts"], update.args["text"]) == ("C9", ts, "*Sale*: 2 of 4 sent")
+    assert buttons({"blocks": update.json_arg("blocks")})["Pause"]["value"] == "/campaign pause 1"
+    assert slack_api.count("chat.postMessage") == 1 and slack_api.count("files.getUploadURLExternal") == 0
+    [message] = slack_api.messages("C9")
+    assert message.text == "*Sale*: 2 of 4 sent" and message.edits == 1
+
+
+@pytest.mark.parametrize("error", ["message_not_found", "cant_update_message", "edit_window_closed"])
+def test_a_message_that_cannot_be_edited_is_a_permanent_failure(slack_api, error):
+    slack_api.fail("chat.update", error)
+    with pytest.raises(PermanentFailure, match=error):
+        send(slack_api, OutboundMessage(conversation="C1", formatted_text="hi", replace="1700000001.000100"))
+
+
+def test_an_edit_is_rate_limited_like_a_post(slack_api):
+    slack_api.fail("chat.update", "ratelimited", status=429, retry_after=3)
+    with pytest.raises(RateLimited) as limited:
+        send(slack_api, OutboundMessage(conversation="C1", formatted_text="hi", replace="1700000001.000100"))
+    assert limited.value.retry_after == 3
 
 
 def test_rate_limit_comes_out_with_slacks_retry_after(slack_api):

@@ -4,14 +4,16 @@ Bot API failures become the delivery errors the outbox sender acts on."""
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 
 import pytest
 
 from bot.adapters.telegram import callbacks
 from bot.adapters.telegram.sender import TelegramSender
 from bot.adapters.telegram.settings import TelegramSettings
-from bot.delivery import OutboundMessage, RateLimited, RecipientUnreachable, TemporaryFailure
-from bot.messages import Button, Image, Reply
+from bot.delivery import OutboundMessage, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.messages import Button, Image, Reply, Section
 from tests.fakes.telegram_api import Failure
 
 
@@ -84,3 +86,33 @@ def test_blocked_and_unknown_chats_are_unreachable(app, fake_telegram):
     for conversation in ("1", "2"):
         with pytest.raises(RecipientUnreachable):
             _send(app, fake_telegram, OutboundMessage(conversation, reply=Reply(text="hello")))
+
+
+def test_an_edit_too_long_for_one_message_is_cut_not_split(app, fake_telegram):
+    [message_id] = _send(app, fake_telegram, OutboundMessage("4242", formatted_text="<b>Card</b>"))
+    long_reply = Reply(title="Campaign", sections=(Section(title="Recipients", text="\n".join(
+        f"recipient number {i} <sent>" for i in range(400))),), buttons=(Button("Pause", "/campaign pause 1"),))
+    [again] = _send(app, fake_telegram, OutboundMessage("4242", reply=long_reply, replace=message_id))
+    assert again == message_id
+    [edit] = fake_telegram.calls_of("editMessageText")
+    # One message, as full as Telegram allows (counted after the markup is parsed), ending in "…".
+    visible = html.unescape(re.sub(r"<[^>]*>", "", edit.text))
+    assert edit.text.endswith("…") and 4000 < len(visible) <= 4096
+    assert edit.text.startswith("<b>Campaign</b>") and "&lt;sent&gt;" in edit.text
+    assert [b["text"] for b in edit.buttons] == ["Pause"]
+    assert len(fake_telegram.sent(4242)) == 1  # nothing new was sent
+    assert fake_telegram.text_of(4242, message_id) == edit.text
+
+
+@pytest.mark.parametrize("failure", [Failure.message_to_edit_not_found(),
+                                     Failure(400, "Bad Request: message can't be edited")])
+def test_a_message_that_cannot_be_edited_is_a_permanent_failure(app, fake_telegram, failure):
+    fake_telegram.fail_next("editMessageText", failure)
+    with pytest.raises(PermanentFailure):
+        _send(app, fake_telegram, OutboundMessage("4242", formatted_text="x", replace="1000"))
+
+
+def test_an_id_that_is_not_a_telegram_message_id_cannot_be_edited(app, fake_telegram):
+    with pytest.raises(PermanentFailure, match="not a Telegram message id"):
+        _send(app, fake_telegram, OutboundMessage("4242", formatted_text="x", replace="1700000000.000100"))
+    assert fake_telegram.calls_of("editMessageText") == []

@@ -48,6 +48,11 @@ class OutboxMessage(Base):
     conversation: Mapped[str] = mapped_column(sa.String(100))
     # What to send, in the shape of bot.delivery.OutboundMessage: {"reply": {...}} for a neutral
     # reply, or {"formatted_text": ..., "blocks": ..., "buttons": [...], "image": {...}}.
+    # Optional "replace": the platform_message_id of an earlier sent row to the same conversation
+    # (a Slack ts, a Telegram message id): that message is edited in place (Slack chat.update,
+    # Telegram editMessageText, text clipped to one message) instead of a new one being posted,
+    # and this row's platform_message_id is the same id. An image is not sent with an edit. If the
+    # message to edit is gone the row fails at once (no retries) and the conversation stays open.
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     status: Mapped[OutboxStatus] = mapped_column(enum_column(OutboxStatus), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -24,6 +24,12 @@ What it serves on 127.0.0.1 (an ephemeral port, in a thread of its own):
   method ``"socket_mode.ack"``).
 - ``GET /_fake/stats``: ``{"counts": {method: n}}``, for a load script in another process.
 
+Messages posted with chat.postMessage are kept, and chat.update edits them like Slack does: the
+message with that ``ts`` in that channel gets the new text and blocks (``message_not_found`` for
+a ts it does not hold; ``channel_not_found`` for a user id U.../W..., since Slack edits a direct
+message only by its DM channel id). ``message(ts)`` is a message as it is now, ``text_of(ts)``
+its text and ``history(ts)`` every version of it, the posted one first.
+
 Failures on demand, for the next call(s) of a method::
 
     slack.fail("chat.postMessage", "ratelimited", status=429, retry_after=7)
@@ -81,6 +87,27 @@ class Call:
 
 
 @dataclass
+class PostedMessage:
+    """A message the fake holds: every version of it (``{"text", "blocks"}``), the posted one first."""
+
+    channel: str
+    ts: str
+    versions: list[dict[str, Any]]
+
+    @property
+    def text(self) -> str:
+        return self.versions[-1]["text"]
+
+    @property
+    def blocks(self) -> list[dict[str, Any]]:
+        return self.versions[-1]["blocks"]
+
+    @property
+    def edits(self) -> int:
+        return len(self.versions) - 1
+
+
+@dataclass
 class _Failure:
     error: str | None
     status: int
@@ -98,6 +125,8 @@ class FakeSlackApi:
         self._changed = threading.Condition()
         self._failures: dict[str, list[_Failure]] = {}
         self._overrides: dict[str, dict[str, Any]] = {}
+        # Posted messages by ts (kept only with keep_calls: a load run would pile them up).
+        self._messages: dict[str, PostedMessage] = {}
         self._ts = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -183,8 +212,29 @@ class FakeSlackApi:
                 raise AssertionError(f"expected {count} x {method} {match or ''} within {timeout}s; got {seen}")
             return matching()
 
+    def message(self, ts: str) -> PostedMessage:
+        """The message posted with this ts, as it is now."""
+        with self._changed:
+            found = self._messages.get(ts)
+            assert found is not None, f"no message {ts}; the fake holds {sorted(self._messages)}"
+            return PostedMessage(found.channel, found.ts, list(found.versions))
+
+    def messages(self, channel: str | None = None) -> list[PostedMessage]:
+        """Every message posted (to one channel), oldest first, as they are now."""
+        with self._changed:
+            held = [m for m in self._messages.values() if channel is None or m.channel == channel]
+        return [self.message(m.ts) for m in held]
+
+    def text_of(self, ts: str) -> str:
+        """The current text of a posted message."""
+        return self.message(ts).text
+
+    def history(self, ts: str) -> list[dict[str, Any]]:
+        """Every version of a posted message (``{"text", "blocks"}``), the posted one first."""
+        return self.message(ts).versions
+
     def reset(self) -> None:
-        """Forget recorded calls and pending failures."""
+        """Forget recorded calls and pending failures (the messages posted stay, as in Slack)."""
         with self._changed:
             self._calls.clear()
             self._counts.clear()
@@ -277,10 +327,32 @@ class FakeSlackApi:
                 args.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         self._record(Call(method, args, dict(request.headers), raw))
         failure = self._take_failure(method)
+        if failure is None and method == "chat.update":
+            failure = self._update(args)
         if failure is not None:
             return self._failure_response(failure)
         data = {"ok": True, **self._success(method, args), **self._overrides.get(method, {})}
         return web.json_response(data)
+
+    @staticmethod
+    def _version(args: dict[str, Any]) -> dict[str, Any]:
+        blocks = args.get("blocks")
+        return {"text": args.get("text") or "", "blocks": json.loads(blocks) if isinstance(blocks, str) else blocks or []}
+
+    def _update(self, args: dict[str, Any]) -> _Failure | None:
+        """chat.update on a held message: a new version of it, or the error Slack would answer."""
+        if not self.keep_calls:
+            return None
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        with self._changed:
+            if channel[:1] in ("U", "W"):
+                return _Failure("channel_not_found", 200, None, 1, None, {})
+            message = self._messages.get(ts)
+            if message is None or message.channel != channel:
+                return _Failure("message_not_found", 200, None, 1, None, {})
+            message.versions.append(self._version(args))
+            self._changed.notify_all()
+        return None
 
     def _success(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         ts = f"{1700000000 + next(self._ts)}.000100"
@@ -288,6 +360,10 @@ class FakeSlackApi:
             return {"url": "https://chatcrm-test.slack.com/", "team": "Test", "user": "chatcrm", "team_id": "T1",
                     "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": False}
         if method == "chat.postMessage":
+            if self.keep_calls:
+                channel = str(args.get("channel") or "")
+                with self._changed:
+                    self._messages[ts] = PostedMessage(channel, ts, [self._version(args)])
             return {"channel": args.get("channel"), "ts": ts, "message": {"text": args.get("text"), "ts": ts}}
         if method == "chat.postEphemeral":
             return {"message_ts": ts}

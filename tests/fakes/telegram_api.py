@@ -13,6 +13,10 @@ What it does:
 - fails on request like Telegram does: ``fail_next(method, Failure.rate_limited(7))`` (429 with
   ``retry_after``), ``blocked_chats`` (403 "bot was blocked by the user"), ``unknown_chats``
   (400 "chat not found"), or any status with ``Failure(status, description)``;
+- edits the bot's messages with editMessageText like Telegram: 400 "message to edit not found"
+  for an id it does not hold, "message is not modified" when the text and inline keyboard are
+  already what they would become; ``text_of(chat, id)`` is a message's text now and
+  ``history(chat, id)`` every version of it, the first one first;
 - builds realistic updates (``private_text``, ``group_text``, ``contact``, ``callback``) whose
   messages can be replied to, including messages the bot sent.
 
@@ -63,6 +67,15 @@ class Failure:
     def server_error(cls) -> Failure:
         return cls(500, "Internal Server Error")
 
+    @classmethod
+    def message_to_edit_not_found(cls) -> Failure:
+        return cls(400, "Bad Request: message to edit not found")
+
+    @classmethod
+    def not_modified(cls) -> Failure:
+        return cls(400, "Bad Request: message is not modified: specified new message content and reply markup "
+                        "are exactly the same as a current content and reply markup of the message")
+
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.status, "description": self.description}
         if self.parameters:
@@ -110,6 +123,8 @@ class FakeTelegram:
         self._updates: list[dict[str, Any]] = []
         # Messages by (chat id, message id): what the bot sent and what users sent, for replies.
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        # Earlier versions of edited messages, by the same key, oldest first.
+        self._edited: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self._ids = itertools.count(1000)
         self._update_ids = itertools.count(1)
         self._clock = itertools.count(1_760_000_000)
@@ -205,6 +220,17 @@ class FakeTelegram:
         assert sent, f"nothing was sent to chat {chat_id}; calls: {[c.method for c in self.calls]}"
         return sent[-1]
 
+    def text_of(self, chat_id: int | str, message_id: int | str) -> str:
+        """The text of a message as it is now (after any edits)."""
+        return self.history(chat_id, message_id)[-1].get("text", "")
+
+    def history(self, chat_id: int | str, message_id: int | str) -> list[dict[str, Any]]:
+        """Every version of a message (Message objects), the one first sent first, the current one last."""
+        key = (_as_int(chat_id), _as_int(message_id))
+        with self._changed:
+            assert key in self.messages, f"no message {key}; the fake holds {sorted(self.messages)}"
+            return [*self._edited.get(key, []), self.messages[key]]
+
     def message(self, call: Call) -> dict[str, Any]:
         """The Message object the fake returned for a send, e.g. to reply to it or press its buttons."""
         assert isinstance(call.result, dict), f"{call.method} returned no message"
@@ -290,6 +316,8 @@ class FakeTelegram:
                 call.result = self._result(method, params, files)
             except _Unknown:
                 failure = Failure(404, "Not Found")
+            except _Refused as refused:
+                failure = refused.failure
         call.failure = failure
         if method != "getUpdates" or call.result:
             with self._changed:
@@ -338,17 +366,7 @@ class FakeTelegram:
             with self._changed:
                 return self._sent_message(params, photo=photo, **({"caption": params["caption"]} if "caption" in params else {}))
         if method == "editMessageText":
-            key = (_as_int(params["chat_id"]), _as_int(params["message_id"]))
-            with self._changed:
-                message = self.messages.get(key)
-                if message is None:
-                    raise _Unknown
-                message = {**message, "text": params["text"], "edit_date": next(self._clock)}
-                message.pop("reply_markup", None)
-                if params.get("reply_markup"):
-                    message["reply_markup"] = params["reply_markup"]
-                self.messages[key] = message
-                return message
+            return self._edit(params)
         if method == "answerCallbackQuery":
             return True
         if method == "setMyCommands":
@@ -365,6 +383,27 @@ class FakeTelegram:
         if method == "getUpdates":
             return self._get_updates(params)
         raise _Unknown
+
+    def _edit(self, params: dict[str, Any]) -> dict[str, Any]:
+        key = (_as_int(params["chat_id"]), _as_int(params["message_id"]))
+        markup = params.get("reply_markup") or None
+        with self._changed:
+            old = self.messages.get(key)
+            if old is None:
+                raise _Refused(Failure.message_to_edit_not_found())
+            if old["from"]["id"] != self.bot_id:
+                raise _Refused(Failure(400, "Bad Request: message can't be edited"))
+            if "text" not in old:
+                raise _Refused(Failure(400, "Bad Request: there is no text in the message to edit"))
+            if old["text"] == params["text"] and old.get("reply_markup") == markup:
+                raise _Refused(Failure.not_modified())
+            message = {**old, "text": params["text"], "edit_date": next(self._clock)}
+            message.pop("reply_markup", None)
+            if markup:
+                message["reply_markup"] = markup
+            self._edited.setdefault(key, []).append(old)
+            self.messages[key] = message
+            return message
 
     def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = _as_int(params.get("offset") or 0)
@@ -385,6 +424,14 @@ class FakeTelegram:
 
 class _Unknown(Exception):
     pass
+
+
+class _Refused(Exception):
+    """The Bot API's answer to a call it refuses (e.g. an edit of a message it does not know)."""
+
+    def __init__(self, failure: Failure):
+        super().__init__(failure.description)
+        self.failure = failure
 
 
 def _as_int(value: Any) -> int:

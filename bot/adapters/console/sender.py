@@ -3,6 +3,8 @@
 Reminders and digests for console users (and anything queued for the ``console`` platform) are
 written to the worker's output, with the buttons as the commands they would run and a chart as
 the path of its PNG file, so a console-only install still shows what Slack or Telegram would get.
+A terminal cannot change what it printed: an edit (``replace``) is printed as a new message
+marked "(updated) ", without its chart, and keeps the id of the message it updates.
 """
 
 from __future__ import annotations
@@ -31,18 +33,19 @@ class ConsoleSender:
 
     async def send(self, message: OutboundMessage) -> str:
         kind = message.metadata.get("kind", "message")
-        lines = [f"──── {kind} for {message.conversation} ────"]
+        edit = "(updated) " if message.replace else ""
+        lines = [f"{edit}──── {kind} for {message.conversation} ────"]
         if message.reply is not None:
             lines.append(render_text(message.reply))
         elif message.formatted_text:
             lines.append(message.formatted_text)
         if message.buttons:
             lines.append("Actions: " + " ".join(button_hint(b) for b in message.buttons))
-        if message.image is not None:
+        if message.image is not None and not message.replace:
             note = "" if Path(message.image.path).exists() else " (file not found on this machine)"
             lines.append(f"{message.image.title}: {message.image.path}{note}")
         with self._lock:
             number = next(self._ids)
             self.stream.write("\n".join(lines) + "\n\n")
             self.stream.flush()
-        return f"console-{number}"
+        return message.replace or f"console-{number}"

@@ -1,5 +1,6 @@
-"""Posting to Slack: messages, ephemeral messages, response_url answers, chart uploads; and what Slack's
-errors mean for delivery (rate limited, recipient unreachable, retry later).
+"""Posting to Slack: messages, ephemeral messages, message edits, response_url answers, chart uploads;
+and what Slack's errors mean for delivery (rate limited, recipient unreachable, this message can
+never go out, retry later).
 
 Used by the interactive side (``runtime``) and by the outbox's ``SlackSender`` alike. Every Web API
 call goes through one ``AsyncWebClient`` whose ``base_url`` is ``SLACK_API_URL``; the chart upload
@@ -19,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.adapters.slack.blocks import Block, fallback_text
-from bot.delivery import DeliveryError, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.delivery import DeliveryError, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Image, Reply
 
 log = logging.getLogger("chatcrm.slack")
@@ -29,6 +30,9 @@ UNREACHABLE_ERRORS = frozenset({
     "channel_not_found", "account_inactive", "is_archived", "user_not_found", "not_in_channel",
     "user_disabled", "cannot_dm_bot", "messages_tab_disabled",
 })
+# chat.update: this message cannot be edited (gone, not the bot's, too old). Only this message
+# fails; the recipient stays reachable.
+UNEDITABLE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 # The bot's token is wrong or lacks rights: nothing goes out until an admin fixes the installation.
 AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
                          "missing_scope", "no_permission", "not_allowed_token_type"})
@@ -49,6 +53,8 @@ def delivery_error(exc: Exception) -> DeliveryError:
             return RateLimited(retry_after, "by Slack")
         if error in UNREACHABLE_ERRORS:
             return RecipientUnreachable(f"Slack: {error}")
+        if error in UNEDITABLE_ERRORS:
+            return PermanentFailure(f"Slack: {error}")
         if error in AUTH_ERRORS:
             needed = response.get("needed") if error == "missing_scope" else None
             detail = f" (needs scope {needed})" if needed else ""
@@ -87,6 +93,12 @@ async def post_message(client: AsyncWebClient, channel: str, blocks: list[Block]
     response = await client.chat_postMessage(channel=channel, blocks=blocks, text=text, thread_ts=thread_ts,
                                              unfurl_links=False, unfurl_media=False)
     return str(response.get("ts") or "")
+
+
+async def update_message(client: AsyncWebClient, channel: str, ts: str, blocks: list[Block], text: str) -> str:
+    """chat.update: replace the text and blocks of the message ``ts`` in ``channel``; returns its ts."""
+    response = await client.chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
+    return str(response.get("ts") or ts)
 
 
 async def post_to_response_url(session: aiohttp.ClientSession | None, url: str, body: dict[str, Any]) -> None:

@@ -2,9 +2,11 @@
 
 An ``OutboundMessage`` is posted with chat.postMessage: a neutral ``reply`` rendered to Block Kit
 (escaped, at most 50 blocks), or a template's ``formatted_text`` (already mrkdwn) / ``blocks`` with
-the message's buttons. A chart (``image``) is uploaded with the files upload v2 flow. Slack's
-failures come out as ``RateLimited`` (with Slack's Retry-After), ``RecipientUnreachable`` or
-``TemporaryFailure``.
+the message's buttons. A chart (``image``) is uploaded with the files upload v2 flow. A message with
+``replace`` edits that earlier message with chat.update instead (same blocks; no chart). Slack's
+failures come out as ``RateLimited`` (with Slack's Retry-After), ``RecipientUnreachable``,
+``PermanentFailure`` (a message that cannot be edited) or ``TemporaryFailure``. A failed edit never
+makes the recipient unreachable: the next new message finds out whether it is.
 """
 
 from __future__ import annotations
@@ -22,10 +24,16 @@ from bot.adapters.slack.blocks import (
     section,
 )
 from bot.adapters.slack.mrkdwn import chunks, clip
-from bot.adapters.slack.outbound import delivery_error, is_slack_failure, post_message, upload_image
+from bot.adapters.slack.outbound import (
+    delivery_error,
+    is_slack_failure,
+    post_message,
+    update_message,
+    upload_image,
+)
 from bot.adapters.slack.runtime import WEB_API_TIMEOUT
 from bot.adapters.slack.settings import SlackSettings
-from bot.delivery import OutboundMessage
+from bot.delivery import OutboundMessage, PermanentFailure, RecipientUnreachable
 
 
 def template_blocks(message: OutboundMessage) -> list[Block]:
@@ -63,21 +71,37 @@ class SlackSender:
         self._session = self._client = None
 
     async def send(self, message: OutboundMessage) -> str:
-        """Post the message (and upload its chart); returns the message ts, or the file id for a chart alone."""
+        """Post the message (and upload its chart); returns the message ts, or the file id for a chart alone.
+        With ``replace``: edit that message instead; returns its ts."""
         try:
+            if message.replace:
+                return await self._edit(message, message.replace)
             return await self._send(message)
         except Exception as exc:
-            if is_slack_failure(exc):
-                raise delivery_error(exc) from exc
-            raise
+            if not is_slack_failure(exc):
+                raise
+            error = delivery_error(exc)
+            if message.replace and isinstance(error, RecipientUnreachable):
+                raise PermanentFailure(f"cannot edit message {message.replace}: {error}{_dm_hint(message)}") from exc
+            raise error from exc
+
+    @staticmethod
+    def _content(message: OutboundMessage) -> tuple[list[Block], str]:
+        if message.reply is not None:
+            return message_page(message.reply).blocks, fallback_text(message.reply)
+        return template_blocks(message), clip(message.formatted_text or "", FALLBACK_TEXT_LIMIT)
+
+    async def _edit(self, message: OutboundMessage, ts: str) -> str:
+        blocks, text = self._content(message)
+        if not blocks:
+            raise PermanentFailure(f"nothing to edit message {ts} with: only a chart, and charts are not edited")
+        await update_message(self.client, message.conversation, ts, blocks, text or " ")
+        return ts
 
     async def _send(self, message: OutboundMessage) -> str:
         reply = message.reply
         image = message.image or (reply.image if reply else None)
-        if reply is not None:
-            blocks, text = message_page(reply).blocks, fallback_text(reply)
-        else:
-            blocks, text = template_blocks(message), clip(message.formatted_text or "", FALLBACK_TEXT_LIMIT)
+        blocks, text = self._content(message)
         message_ts = ""
         if blocks:
             message_ts = await post_message(self.client, message.conversation, blocks, text or " ",
@@ -86,3 +110,10 @@ class SlackSender:
             file_id = await upload_image(self.client, message.conversation, image, thread_ts=message.thread)
             message_ts = message_ts or file_id
         return message_ts
+
+
+def _dm_hint(message: OutboundMessage) -> str:
+    # chat.update wants a direct message's channel id (D...), not the user id (U.../W...) it was posted to.
+    if message.conversation[:1] in ("U", "W"):
+        return " (Slack edits a direct message by its DM channel id, D..., not by the user id)"
+    return ""

@@ -1,5 +1,6 @@
 """Sending to Telegram: rendered replies (long ones in several messages, the keyboard under the
-last), pictures, and the translation of Bot API failures into chatcrm's delivery errors."""
+last), pictures, edits of sent messages, and the translation of Bot API failures into chatcrm's
+delivery errors."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.adapters.telegram import callbacks
 from bot.adapters.telegram.render import caption, render_reply
-from bot.delivery import DeliveryError, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.delivery import DeliveryError, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Button, Image, Reply
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# editMessageText refusals that no retry can fix: this message fails, the chat stays reachable.
+_UNEDITABLE = ("message to edit not found", "message can't be edited", "there is no text in the message to edit",
+               "message_id_invalid")
 
 
 def chat_id(conversation: str) -> int | str:
@@ -40,6 +44,8 @@ def delivery_error(exc: TelegramError) -> DeliveryError:
         return RecipientUnreachable(exc.message)
     if isinstance(exc, BadRequest) and "chat not found" in exc.message.lower():
         return RecipientUnreachable(exc.message)
+    if isinstance(exc, BadRequest) and any(reason in exc.message.lower() for reason in _UNEDITABLE):
+        return PermanentFailure(exc.message)
     return TemporaryFailure(f"{type(exc).__name__}: {exc.message}")
 
 
@@ -86,6 +92,19 @@ class Outgoing:
             )
         assert sent is not None
         return sent
+
+    async def edit(self, conversation: str, message_id: int, text: str, markup=None) -> bool:
+        """Replace the text (HTML) and inline keyboard of a message sent earlier; no ``markup`` removes
+        the keyboard. False when Telegram says it already reads so ("message is not modified")."""
+        try:
+            await self.bot.edit_message_text(text, chat_id=chat_id(conversation), message_id=message_id,
+                                             parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW,
+                                             reply_markup=markup)
+        except BadRequest as exc:
+            if "message is not modified" in exc.message.lower():
+                return False
+            raise
+        return True
 
     async def photo(self, conversation: str, image: Image, *, thread: str | None = None) -> Message:
         with open(image.path, "rb") as picture:
