@@ -75,6 +75,9 @@ def system_jobs(config: Mapping[str, str]) -> list[JobSpec]:
         JobSpec("system:inbox-prune", "crm_core.inbox:prune_task", Interval(3600), misfire_grace_seconds=3600),
         JobSpec("mining:nightly", "crm_core.services.recommendation_digest:nightly_task",
                 Calendar(mining_at, timezone), misfire_grace_seconds=night),
+        # Settles campaign runs and refreshes live status cards.
+        JobSpec("campaigns:tick", "crm_core.campaigns.delivery:tick_task",
+                Interval(max(int(float(config.get("CHATCRM_CAMPAIGN_TICK", "5"))), 1)), misfire_grace_seconds=60),
         JobSpec("predictions:nightly", "crm_core.predictions.scores:nightly_task",
                 Calendar(scoring_at, timezone), misfire_grace_seconds=night),
     ]

@@ -17,6 +17,10 @@ that causes the message. The worker's outbox sender (bot.outbox_sender) then:
    blocked on enqueue).
 
 Every completion is conditional on the row still being ``sending`` under the caller's claim.
+
+Some kinds are rendered at the last moment (``DEFERRED_KINDS``: campaigns, whose rows are queued
+by the hundred thousand and must honour an opt-out or a pause that happens after queueing): the
+sender calls ``prepare`` for them right before sending.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import importlib
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -262,6 +268,48 @@ def _blocked_among(session: Session, rows: Sequence[OutboxMessage]) -> set[tuple
         )
     ).all()
     return {(p, c) for p, c in found}
+
+
+# Kinds whose payload is made right before sending: "module:function" taking (session, Claimed)
+# and returning the payload, or a ``Withheld`` saying why the row is not to be sent now.
+DEFERRED_KINDS = {"campaign": "crm_core.campaigns.delivery:prepare_message"}
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """A deferred row that is not to be sent: it moves to ``status`` (held, cancelled, failed)."""
+
+    status: OutboxStatus
+    reason: str
+
+
+def _preparer(kind: str):  # noqa: ANN202 - a DEFERRED_KINDS function
+    module, _, name = DEFERRED_KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def prepare(session_factory: sessionmaker[Session], row: Claimed, owner: str) -> Claimed | None:
+    """For a deferred row: its payload as of now, or None when it is not to be sent (its new status
+    is written here, or it is no longer ours). Other rows come back unchanged."""
+    if not row.payload.get("deferred"):
+        return row
+    with session_factory() as session, session.begin():
+        still_ours = session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage).where(_held(row.id, owner)))
+        if not still_ours:
+            return None
+        if row.kind not in DEFERRED_KINDS:
+            outcome: dict[str, Any] | Withheld = Withheld(OutboxStatus.FAILED, f"no preparer for kind {row.kind!r}")
+        else:
+            outcome = _preparer(row.kind)(session, row)
+        if isinstance(outcome, Withheld):
+            values: dict[str, Any] = {"status": outcome.status, "lease_until": None, "last_error": outcome.reason[:500]}
+            if outcome.status is OutboxStatus.HELD:
+                # Not an attempt: it goes out when the campaign resumes.
+                values.update(claimed_by=None, attempts=OutboxMessage.attempts - 1)
+            session.execute(sa.update(OutboxMessage).where(_held(row.id, owner)).values(**values)
+                            .execution_options(synchronize_session=False))
+            return None
+    return Claimed(row.id, row.idempotency_key, row.kind, row.platform, row.conversation, outcome, row.attempts)
 
 
 def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:

@@ -180,34 +180,55 @@ def _render_variant(variant: Variant, context: dict[str, Any], target: str) -> s
     return convert_text(text, target) if variant.format == "text" and target != "text" else text
 
 
-def _first_rendering(variants: list[Variant], context: dict[str, Any], target: str) -> tuple[Variant, str] | None:
+def _first_rendering(variants: list[Variant], context: dict[str, Any], target: str,
+                     strict: bool = False) -> tuple[Variant, str] | None:
     for variant in variants:
         try:
             return variant, _render_variant(variant, context, target)
         except TemplateRefused as exc:
-            if variant.origin == "file":
+            if variant.origin == "file" or strict:
                 raise
             log.warning("template override %s failed, using the built-in one: %s", variant.label, exc)
     return None
 
 
+class MessageRenderer:
+    """Renders one message kind for one platform and language, many times: the variants are looked
+    up once (campaigns render the same template for thousands of recipients). ``strict``: a failing
+    override is an error instead of falling back to the shipped file (a campaign must send what
+    its author wrote, or nothing)."""
+
+    def __init__(self, session: Session | None, kind: str, platform: str, language: str | None,
+                 *, strict: bool = False):
+        self.kind, self.platform, self.strict = kind, platform, strict
+        self.target = TEXT_FORMAT.get(platform, "text")
+        self.variants = candidates(session, kind, TEXT_VARIANTS.get(platform, ("text",)), language)
+        if not self.variants:
+            raise FileNotFoundError(f"no template for {kind!r} in {templates_dir()}")
+        self.block_variants: dict[str, list[Variant]] = {}
+        if platform == "slack":
+            for lang in {v.language for v in self.variants}:
+                self.block_variants[lang] = [v for v in candidates(session, kind, ("blocks",), lang)
+                                             if v.language == lang]
+
+    def __call__(self, context: dict[str, Any]) -> Rendered:
+        chosen = _first_rendering(self.variants, context, self.target, self.strict)
+        if chosen is None:
+            raise TemplateRefused(f"every variant of the {self.kind!r} template failed")
+        variant, text = chosen
+        blocks = None
+        if self.platform == "slack":
+            rendered_blocks = _first_rendering(self.block_variants.get(variant.language, []), context, "blocks",
+                                               self.strict)
+            if rendered_blocks is not None:
+                blocks = parse_blocks(rendered_blocks[1])
+        return Rendered(format=self.target, text=text, blocks=blocks, source=variant.label)
+
+
 def render_message(session: Session | None, kind: str, platform: str, language: str | None,
                    context: dict[str, Any]) -> Rendered:
     """Render message ``kind`` for ``platform`` in ``language`` (falling back as described above)."""
-    target = TEXT_FORMAT.get(platform, "text")
-    variants = candidates(session, kind, TEXT_VARIANTS.get(platform, ("text",)), language)
-    chosen = _first_rendering(variants, context, target)
-    if chosen is None:
-        raise FileNotFoundError(f"no template for {kind!r} in {templates_dir()}")
-    variant, text = chosen
-    blocks = None
-    if platform == "slack":
-        block_variants = [v for v in candidates(session, kind, ("blocks",), variant.language)
-                          if v.language == variant.language]
-        rendered_blocks = _first_rendering(block_variants, context, "blocks")
-        if rendered_blocks is not None:
-            blocks = parse_blocks(rendered_blocks[1])
-    return Rendered(format=target, text=text, blocks=blocks, source=variant.label)
+    return MessageRenderer(session, kind, platform, language)(context)
 
 
 # Admin overrides (/template show|set|reset)

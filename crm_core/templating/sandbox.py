@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import markupsafe
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, nodes
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from crm_core.money import format_money
@@ -157,6 +157,12 @@ class _StepBudget:
         return self.on_line
 
 
+@lru_cache(maxsize=256)
+def _compiled(fmt: str, source: str) -> Template:
+    # Overrides are stored as text; compiling one costs far more than rendering it.
+    return environment(fmt, None).from_string(source)
+
+
 def render_source(source: str, fmt: str, context: Mapping[str, Any], *, directory: str | None = None,
                   name: str | None = None, max_chars: int = MAX_OUTPUT_CHARS) -> str:
     """Render a template (``name`` from ``directory``, or ``source``) for format ``fmt``.
@@ -165,7 +171,7 @@ def render_source(source: str, fmt: str, context: Mapping[str, Any], *, director
     """
     env = environment(fmt, directory)
     try:
-        template = env.get_template(name) if name else env.from_string(source)
+        template = env.get_template(name) if name else _compiled(fmt, source)
     except TemplateError as exc:
         raise TemplateRefused(f"the template does not parse: {exc}") from None
     filenames = _TEMPLATE_CODE + ((template.filename,) if template.filename else ())

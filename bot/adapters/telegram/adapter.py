@@ -7,7 +7,8 @@ mode ``bot.adapters.telegram.webhook`` feeds it one update per HTTP request.
 
 Every update goes through ``_on_update``:
 - commands and button presses become ``Request``s for the dispatcher (staff only, except the
-  few a customer needs: /start, /help, /link, /rate); a reply asking for a form starts a
+  few a customer needs: /start, /help, /link, /rate, /stop); /start from a customer in a
+  private chat also opts them in to campaign messages; a reply asking for a form starts a
   step-by-step conversation;
 - a plain message answers the form in progress, or is a staff reply to a relayed customer
   message (in the support chat), or, privately from a customer, goes into their ticket;
@@ -56,7 +57,7 @@ log = logging.getLogger("chatcrm.telegram")
 
 ALLOWED_UPDATES = ["message", "callback_query"]
 # What someone who is not (yet) linked to a CRM user may run besides /start, /help and /cancel.
-CUSTOMER_COMMANDS = frozenset({"link", "rate"})
+CUSTOMER_COMMANDS = frozenset({"link", "rate", "stop"})
 CHOICES_PER_ROW = 3
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 
@@ -217,6 +218,15 @@ class TelegramBot:
                 conversation.cancel(uow, inbound.origin)
             return support.staff_user(uow, inbound) is not None
 
+    def _customer_started(self, inbound: Inbound) -> bool:
+        """A customer's /start: their chat (a placeholder customer on first contact) and their consent
+        to campaign messages here. False for a re-delivered update."""
+        with self._uow(inbound) as uow:
+            if not inbox.first_time(uow, PLATFORM, inbound.key):
+                return False
+            support.customer_started(uow, inbound)
+            return True
+
     def _cancel(self, inbound: Inbound) -> bool | None:
         with self._uow(inbound) as uow:
             if not inbox.first_time(uow, PLATFORM, inbound.key):
@@ -312,7 +322,10 @@ class TelegramBot:
             elif staff:
                 await self._dispatch(inbound, text="/help")
             else:
-                await self._greet(inbound)
+                if inbound.origin.is_private and await asyncio.to_thread(self._customer_started, inbound):
+                    await self._greet(inbound, dedupe=False)
+                elif not inbound.origin.is_private:
+                    await self._greet(inbound)
             return
         if not staff and name not in CUSTOMER_COMMANDS:
             if await asyncio.to_thread(self._first_time, inbound):

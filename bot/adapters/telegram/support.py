@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm_core.models import Platform, Ticket, TicketPriority, User
-from crm_core.services import customer_chats, sla, tickets, users
+from crm_core.services import consent, customer_chats, sla, tickets, users
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
 
@@ -64,6 +64,13 @@ def customer_wrote(uow: UnitOfWork, inbound: Inbound, targets: Mapping[TicketPri
     ticket = incoming.ticket
     return CustomerWrote(ticket.id, incoming.message.id, incoming.opened, ticket.customer_id, ticket.customer.name,
                          ticket.subject, str(ticket.priority), inbound.text)
+
+
+def customer_started(uow: UnitOfWork, inbound: Inbound) -> None:
+    """/start in a private chat: the customer may now get our campaign messages in this chat."""
+    chat = customer_chats.ensure_chat(uow, platform_id(inbound), inbound.origin.conversation,
+                                      inbound.origin.display_name)
+    consent.opt_in(uow, chat.customer_id, Platform.TELEGRAM.value, inbound.origin.conversation, "started the bot")
 
 
 def staff_answered(uow: UnitOfWork, inbound: Inbound) -> StaffAnswered | None:
@@ -126,7 +133,7 @@ def greeting(first_name: str, bot_name: str) -> Reply:
         title=f"Hello {first_name}!",
         text=f"This is {bot_name}, our support chat. Write your question here and our team will answer you "
         "in this chat.\nIf you are already our customer, share your phone number with the button below "
-        "so we can find your records.",
+        "so we can find your records.\nNow and then we may send you news here; send /stop any time and we will not.",
     )
 
 

@@ -1,0 +1,54 @@
+"""Who a campaign reaches: the customers of its segment with consent, each on one platform.
+
+A customer who opted in on several platforms is reached on the first of ``PLATFORMS``
+(Telegram, then Slack). Both the start-time checks and the freezing of a run's recipients use
+``eligible``, so what a manager is told before starting is what the run freezes.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from crm_core.models import Campaign, Consent, ConsentStatus, Customer
+from crm_core.services import segments
+
+# Platforms a campaign reaches customers on, in order of preference.
+PLATFORMS = ("telegram", "slack")
+
+
+def customers_of(session: Session, campaign: Campaign) -> sa.Select:
+    """The ids of the campaign's segment (every customer for ``segment=all``)."""
+    return segments.customers_query(session, campaign.segment if campaign.segment else "",
+                                    campaign.created_by_id).correlate(None)
+
+
+def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | None = None) -> sa.Select:
+    """(customer_id, platform, conversation, language) of everyone the campaign may reach now."""
+    if customer_ids is None:
+        customer_ids = customers_of(session, campaign)
+    # The id list is its own query, not correlated with the customers selected here.
+    customer_ids = customer_ids.correlate(None)
+    language = (sa.literal(campaign.language, sa.String) if campaign.language != "auto"
+                else sa.func.coalesce(sa.func.nullif(sa.func.lower(Customer.language), ""), "en"))
+    parts = []
+    for index, platform in enumerate(PLATFORMS):
+        chosen = (
+            sa.select(Customer.id.label("customer_id"), Consent.platform.label("platform"),
+                      Consent.conversation.label("conversation"), language.label("language"))
+            .join(Consent, sa.and_(Consent.customer_id == Customer.id, Consent.platform == platform,
+                                   Consent.status == ConsentStatus.OPTED_IN))
+            .where(Customer.id.in_(customer_ids))
+        )
+        if index:
+            other = aliased(Consent)
+            earlier = sa.select(other.id).where(
+                other.customer_id == Customer.id, other.platform.in_(PLATFORMS[:index]),
+                other.status == ConsentStatus.OPTED_IN).exists()
+            chosen = chosen.where(~earlier)
+        parts.append(chosen)
+    return sa.union_all(*parts)
+
+
+def eligible_count(session: Session, campaign: Campaign) -> int:
+    return session.scalar(sa.select(sa.func.count()).select_from(eligible(session, campaign).subquery()))

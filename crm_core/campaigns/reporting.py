@@ -1,0 +1,164 @@
+"""What a campaign did, per run and in total: delivered, failed, blocked, opted out, and what it earned.
+
+Outcomes come from the recipient rows once settled, and from their outbox rows while in flight.
+"Opted out" counts recipients whose message was cancelled because they had opted out before it
+went; "opted out after" counts those who got the message and opted out afterwards on that
+platform. Attribution is last-touch within the campaign: a purchase by a recipient within
+``ATTRIBUTION_WINDOW`` after a message of the campaign counts for the latest such message's
+run (never twice within one campaign). Revenue is the orders' totals in the CRM's currency;
+later cancellations are not subtracted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from crm_core.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignRun,
+    Consent,
+    ConsentStatus,
+    Order,
+    OrderKind,
+    OutboxMessage,
+    OutboxStatus,
+    RecipientStatus,
+)
+from crm_core.services.consent import OPTED_OUT_ERROR
+
+ATTRIBUTION_WINDOW = timedelta(days=14)
+CHUNK = 1000
+
+
+@dataclass
+class Counts:
+    recipients: int = 0
+    pending: int = 0
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    opted_out: int = 0
+    cancelled: int = 0
+    opted_out_after: int = 0
+    orders: int = 0
+    revenue_cents: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.recipients - self.pending
+
+    def add(self, other: Counts) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+@dataclass
+class RunReport:
+    number: int
+    scheduled_for: datetime
+    status: str
+    counts: Counts
+
+
+@dataclass
+class CampaignReport:
+    campaign_id: int
+    runs: list[RunReport] = field(default_factory=list)
+    total: Counts = field(default_factory=Counts)
+
+
+def _effective(recipient_status: str, outbox_status: str | None, opted_out: bool) -> str:
+    if recipient_status != RecipientStatus.QUEUED:
+        return recipient_status
+    if outbox_status in (None, OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD):
+        return "pending"
+    if outbox_status == OutboxStatus.CANCELLED:
+        return RecipientStatus.OPTED_OUT if opted_out else RecipientStatus.CANCELLED
+    return outbox_status
+
+
+def _join():  # noqa: ANN202 - the recipients with their outbox rows
+    r, o = CampaignRecipient, OutboxMessage
+    return sa.outerjoin(r, o, sa.and_(o.ref_id == r.id, o.kind == "campaign"))
+
+
+def campaign_report(session: Session, campaign: Campaign, *, attribution: bool = True) -> CampaignReport:
+    r, o = CampaignRecipient, OutboxMessage
+    runs = list(session.scalars(sa.select(CampaignRun).where(CampaignRun.campaign_id == campaign.id)
+                                .order_by(CampaignRun.number)))
+    per_run: dict[int, Counts] = {run.id: Counts(recipients=0) for run in runs}
+    opted = sa.case((o.last_error == sa.literal_column(f"'{OPTED_OUT_ERROR}'"), 1), else_=0).label("opted")
+    rows = session.execute(
+        sa.select(r.run_id, r.status, o.status, opted, sa.func.count())
+        .select_from(_join()).where(r.campaign_id == campaign.id)
+        .group_by(r.run_id, r.status, o.status, opted)
+    ).all()
+    for run_id, recipient_status, outbox_status, opted_out, n in rows:
+        counts = per_run.setdefault(run_id, Counts())
+        counts.recipients += n
+        state = _effective(str(recipient_status), str(outbox_status) if outbox_status else None, bool(opted_out))
+        setattr(counts, str(state), getattr(counts, str(state)) + n)
+    sent_at = sa.func.coalesce(r.sent_at, o.sent_at)
+    after = session.execute(
+        sa.select(r.run_id, sa.func.count()).select_from(_join())
+        .join(Consent, sa.and_(Consent.customer_id == r.customer_id, Consent.platform == r.platform))
+        .where(r.campaign_id == campaign.id, sent_at.is_not(None), Consent.status == ConsentStatus.OPTED_OUT,
+               Consent.opted_out_at >= sent_at)
+        .group_by(r.run_id)
+    ).all()
+    for run_id, n in after:
+        per_run[run_id].opted_out_after = n
+    if attribution:
+        for run_id, (orders, revenue) in attribute(session, campaign.id).items():
+            per_run[run_id].orders, per_run[run_id].revenue_cents = orders, revenue
+    report = CampaignReport(campaign.id)
+    for run in runs:
+        counts = per_run[run.id]
+        report.runs.append(RunReport(run.number, run.scheduled_for, str(run.status), counts))
+        report.total.add(counts)
+    return report
+
+
+def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTION_WINDOW) -> dict[int, tuple[int, int]]:
+    """Per run id: (orders, revenue in cents) attributed to the campaign's messages, last touch."""
+    r, o = CampaignRecipient, OutboxMessage
+    sent_at = sa.func.coalesce(r.sent_at, o.sent_at)
+    touches: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for customer_id, run_id, when in session.execute(
+        sa.select(r.customer_id, r.run_id, sent_at).select_from(_join())
+        .where(r.campaign_id == campaign_id, sent_at.is_not(None))
+    ):
+        touches[customer_id].append((when, run_id))
+    result: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    customers = sorted(touches)
+    for start in range(0, len(customers), CHUNK):
+        chunk = customers[start : start + CHUNK]
+        earliest = min(t[0] for c in chunk for t in touches[c])
+        for customer_id, ordered_at, total in session.execute(
+            sa.select(Order.customer_id, Order.ordered_at, Order.total_cents)
+            .where(Order.customer_id.in_(chunk), Order.kind == OrderKind.PURCHASE, Order.ordered_at > earliest)
+        ):
+            mine = sorted(touches[customer_id])
+            # The latest message strictly before the order.
+            index = bisect.bisect_left(mine, (ordered_at,)) - 1
+            if index < 0:
+                continue
+            when, run_id = mine[index]
+            if ordered_at - when <= window:
+                result[run_id][0] += 1
+                result[run_id][1] += total
+    return {run_id: (orders, revenue) for run_id, (orders, revenue) in result.items()}
+
+
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """``▓▓▓▓▓░░░░░ 50%``: how much of a run is finished."""
+    share = 1.0 if total == 0 else done / total
+    filled = round(share * width)
+    return "▓" * filled + "░" * (width - filled) + f" {share:.0%}"

@@ -1,0 +1,378 @@
+"""Managing campaigns: create a draft, preview it, test it, start it (with the safety checks),
+pause, resume, cancel, list.
+
+Starting checks, in order: the segment has reachable recipients; the template renders for every
+one of them (the first failure is named: recipient and reason, nothing is scheduled); a
+campaign to more than ``confirm_over`` recipients needs a second, explicit confirmation by a
+manager or admin. A started campaign is a scheduler job (crm_core.campaigns.delivery.run_task
+for scheduled ones, crm_core.campaigns.triggers.scan_task for trigger campaigns).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from crm_core import clock, outbox, scheduling
+from crm_core.campaigns.audience import eligible, eligible_count
+from crm_core.campaigns.delivery import CAMPAIGN_CANCELLED, KIND
+from crm_core.campaigns.rendering import CampaignRenderer, Recipient, contexts, readable, template_exists
+from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignRun,
+    CampaignStatus,
+    OutboxMessage,
+    OutboxStatus,
+    RunStatus,
+    Segment,
+    User,
+)
+from crm_core.scheduling import Calendar, Interval, Once
+from crm_core.services import segments, users
+from crm_core.templating import TemplateRefused, kinds
+from crm_core.uow import UnitOfWork
+from crm_core.when import EXAMPLES, parse_when
+
+DEFAULT_CONFIRM_OVER = 1000
+REPEATS = ("weekly", "monthly")
+TRIGGERS = ("first_order", "ticket_resolved")
+TRIGGER_SCAN_SECONDS = 600
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
+OPTION_KEYS = ("segment", "template", "at", "repeat", "lang", "trigger")
+_DELAY = re.compile(r"^(\d{1,3})([dh])$")
+
+
+@dataclass(frozen=True)
+class Options:
+    segment: str
+    template: str
+    at: datetime | None
+    repeat: str | None
+    language: str
+    trigger: str | None
+    delay: timedelta | None
+
+
+def split_options(text: str) -> dict[str, str]:
+    """``segment=vip at=tomorrow 9:00 repeat=weekly`` -> {"segment": "vip", "at": "tomorrow 9:00", ...}:
+    words without ``key=`` belong to the option before them."""
+    found: dict[str, str] = {}
+    current: str | None = None
+    for word in text.split():
+        key, sep, value = word.partition("=")
+        if sep and key.lower() in OPTION_KEYS:
+            current = key.lower()
+            if current in found:
+                raise ValidationError(f"{current}= is given twice")
+            found[current] = value
+        elif current is None:
+            raise ValidationError(f"{word!r} is not an option: write key=value with keys {', '.join(OPTION_KEYS)}")
+        elif sep and not key.isalpha():
+            found[current] = f"{found[current]} {word}".strip()
+        elif sep:
+            raise ValidationError(f"{key!r} is not an option (options: {', '.join(OPTION_KEYS)})")
+        else:
+            found[current] = f"{found[current]} {word}".strip()
+    return found
+
+
+def _trigger(raw: str) -> tuple[str, timedelta]:
+    event, _, delay = raw.partition("+")
+    if event not in TRIGGERS:
+        raise ValidationError(f"trigger={raw!r}: the event is one of {', '.join(TRIGGERS)}, e.g. trigger=first_order+3d")
+    match = _DELAY.match(delay or "0d")
+    if not match:
+        raise ValidationError(f"trigger={raw!r}: the delay is days or hours, e.g. +3d or +12h")
+    amount = int(match.group(1))
+    return event, timedelta(days=amount) if match.group(2) == "d" else timedelta(hours=amount)
+
+
+def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = None) -> Options:
+    raw = split_options(text)
+    missing = [k for k in ("segment", "template") if not raw.get(k)]
+    if missing:
+        raise ValidationError(f"missing {' and '.join(k + '=' for k in missing)}; e.g. "
+                              "/campaign new autumn segment=vip template=campaign_announcement at=tomorrow 10:00")
+    segment = raw["segment"].lower()
+    if segment != "all":
+        segments.get(uow, segment)
+    template = raw["template"].lower()
+    if not template_exists(template):
+        campaign_templates = [k for k in kinds() if k.startswith("campaign")]
+        raise ValidationError(f"template={template!r} does not exist (campaign templates: {', '.join(campaign_templates)})")
+    language = (raw.get("lang") or "auto").lower()
+    if language != "auto" and not re.match(r"^[a-z]{2}(-[a-z]{2,4})?$", language):
+        raise ValidationError(f"lang={language!r}: write auto (each customer's language) or a code such as en or zh")
+    repeat = (raw.get("repeat") or "").lower() or None
+    if repeat is not None and repeat not in REPEATS:
+        raise ValidationError(f"repeat={repeat!r}: write repeat=weekly or repeat=monthly")
+    trigger = delay = None
+    if raw.get("trigger"):
+        if raw.get("at") or repeat:
+            raise ValidationError("a trigger campaign sends after each event: give trigger= without at= or repeat=")
+        trigger, delay = _trigger(raw["trigger"].lower())
+    at = None
+    if trigger is None:
+        if not raw.get("at"):
+            raise ValidationError(f"missing at= (when to send: now, {EXAMPLES}) or trigger=")
+        if raw["at"].lower() == "now":
+            at = now or clock.utcnow()
+        else:
+            parsed = parse_when(raw["at"].split(), tz, now)
+            if parsed is None or parsed.words != len(raw["at"].split()):
+                raise ValidationError(f"at={raw['at']!r} is not a time I understand (e.g. now, {EXAMPLES})")
+            at = parsed.at
+    return Options(segment, template, at, repeat, language, trigger, delay)
+
+
+def create(uow: UnitOfWork, name: str, options_text: str, user_id: int | None, tz: str) -> Campaign:
+    name = name.strip().lower()
+    if not NAME.match(name):
+        raise ValidationError(f"{name!r} is not a campaign name: 1-60 letters, digits, - or _ (e.g. autumn-sale)")
+    if uow.session.scalar(sa.select(Campaign.id).where(Campaign.name == name)) is not None:
+        raise Conflict(f"there is already a campaign {name!r}; see it with /campaign status {name}")
+    options = parse_options(uow, options_text, tz)
+    segment = None if options.segment == "all" else segments.get(uow, options.segment)
+    campaign = Campaign(
+        name=name, segment_id=segment.id if segment else None, template=options.template, language=options.language,
+        starts_at=options.at, repeat=options.repeat, timezone=tz, trigger_event=options.trigger,
+        trigger_delay_minutes=int(options.delay.total_seconds() // 60) if options.delay is not None else None,
+        status=CampaignStatus.DRAFT, created_by_id=user_id,
+    )
+    uow.session.add(campaign)
+    uow.session.flush()
+    return campaign
+
+
+def get(uow: UnitOfWork, name: str) -> Campaign:
+    campaign = uow.session.scalars(sa.select(Campaign).where(Campaign.name == name.strip().lower())).one_or_none()
+    if campaign is None:
+        raise NotFound(f"there is no campaign {name!r}; see them with /campaign list")
+    return campaign
+
+
+def list_all(uow: UnitOfWork) -> list[Campaign]:
+    return list(uow.session.scalars(sa.select(Campaign).order_by(Campaign.created_at.desc(), Campaign.id.desc())))
+
+
+def describe(campaign: Campaign) -> str:
+    segment = campaign.segment.name if campaign.segment else "all"
+    if campaign.trigger_event:
+        hours = (campaign.trigger_delay_minutes or 0) // 60
+        delay = f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+        when = f"{delay} after each {campaign.trigger_event.replace('_', ' ')}"
+    else:
+        when = campaign.repeat or "once"
+    return f"segment {segment} · template {campaign.template} · {when} · lang {campaign.language}"
+
+
+# -- who it reaches -------------------------------------------------------------------------------
+
+
+def _recipients(session: Session, campaign: Campaign, limit: int | None = None) -> list[Recipient]:
+    query = eligible(session, campaign).subquery()
+    statement = sa.select(query).order_by(query.c.customer_id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [Recipient(cid, platform, conversation, language) for cid, platform, conversation, language
+            in session.execute(statement)]
+
+
+# -- preview, check, test -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    customer_id: int
+    customer_name: str
+    platform: str
+    language: str
+    text: str | None
+    error: str | None
+
+
+def preview(uow: UnitOfWork, campaign: Campaign, n: int = 3, currency: str = "EUR") -> list[Preview]:
+    """What the first ``n`` recipients would receive, exactly (or why their message fails)."""
+    found = _recipients(uow.session, campaign, n)
+    context = contexts(uow.session, campaign, [r.customer_id for r in found], currency)
+    renderer = CampaignRenderer(uow.session, campaign)
+    shown = []
+    for recipient in found:
+        name = context[recipient.customer_id]["customer"]["name"]
+        try:
+            text, error = readable(renderer.render(recipient, context[recipient.customer_id])), None
+        except TemplateRefused as exc:
+            text, error = None, str(exc)
+        shown.append(Preview(recipient.customer_id, name, recipient.platform, recipient.language, text, error))
+    return shown
+
+
+@dataclass(frozen=True)
+class RenderFailure:
+    customer_id: int
+    customer_name: str
+    reason: str
+    failures: int
+
+
+def check_renders(uow: UnitOfWork, campaign: Campaign, currency: str = "EUR", chunk: int = 1000) -> RenderFailure | None:
+    """Render the message of every recipient; the first failure (and how many failed), or None."""
+    renderer = CampaignRenderer(uow.session, campaign)
+    everyone = _recipients(uow.session, campaign)
+    first: tuple[int, str, str] | None = None
+    failures = 0
+    for start in range(0, len(everyone), chunk):
+        batch = everyone[start : start + chunk]
+        context = contexts(uow.session, campaign, [r.customer_id for r in batch], currency)
+        for recipient in batch:
+            try:
+                renderer.render(recipient, context[recipient.customer_id])
+            except TemplateRefused as exc:
+                failures += 1
+                if first is None:
+                    first = (recipient.customer_id, context[recipient.customer_id]["customer"]["name"], str(exc))
+    return None if first is None else RenderFailure(*first, failures)
+
+
+def test_send(uow: UnitOfWork, campaign: Campaign, author: User, currency: str = "EUR") -> tuple[Preview, bool]:
+    """Send the author the message the first recipient would get (rendered for the author's
+    platform). Returns the preview and whether it was queued (False: the author has no chat to
+    send to, e.g. on the console; the caller shows it instead)."""
+    shown = preview(uow, campaign, 1, currency)
+    if not shown:
+        raise ValidationError(f"campaign {campaign.name!r} reaches nobody yet: nobody in its segment has opted in")
+    first = shown[0]
+    if first.error is not None:
+        raise ValidationError(f"the template fails for {first.customer_name} (#{first.customer_id}): {first.error}")
+    address = users.dm_address(author)
+    if address is None:
+        return first, False
+    recipient = Recipient(first.customer_id, address.platform.value, address.external_id, first.language)
+    context = contexts(uow.session, campaign, [first.customer_id], currency)[first.customer_id]
+    payload = CampaignRenderer(uow.session, campaign).payload(recipient, context)
+    payload["buttons"] = []
+    outbox.enqueue(uow, idempotency_key=f"campaign-test:{campaign.id}:{author.id}:{clock.utcnow().isoformat()}",
+                   kind="campaign_test", platform=address.platform.value, conversation=address.external_id,
+                   payload=payload, user_id=author.id)
+    return first, True
+
+
+# -- start, pause, resume, cancel -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    # "started", "needs_confirmation", "template_failed", "nobody"
+    state: str
+    recipients: int = 0
+    next_run: datetime | None = None
+    failure: RenderFailure | None = None
+
+
+def job_id(campaign: Campaign) -> str:
+    return f"campaign:{campaign.id}"
+
+
+def start(uow: UnitOfWork, campaign: Campaign, user_id: int | None, *, confirmed: bool = False,
+          confirm_over: int = DEFAULT_CONFIRM_OVER, currency: str = "EUR") -> StartOutcome:
+    if campaign.status not in (CampaignStatus.DRAFT,):
+        raise Conflict(f"campaign {campaign.name!r} is {campaign.status}; only a draft can be started "
+                       "(a paused one is resumed with /campaign resume)")
+    size = eligible_count(uow.session, campaign)
+    if size == 0 and campaign.trigger_event is None:
+        return StartOutcome("nobody")
+    failure = check_renders(uow, campaign, currency)
+    if failure is not None:
+        return StartOutcome("template_failed", size, failure=failure)
+    if size > confirm_over and not confirmed:
+        return StartOutcome("needs_confirmation", size)
+    now = clock.utcnow()
+    campaign.status, campaign.started_by_id, campaign.started_at = CampaignStatus.SCHEDULED, user_id, now
+    if size > confirm_over:
+        campaign.confirmed_by_id, campaign.confirmed_size = user_id, size
+    next_run = _schedule(uow, campaign, now)
+    return StartOutcome("started", size, next_run)
+
+
+def _schedule(uow: UnitOfWork, campaign: Campaign, now: datetime) -> datetime | None:
+    args: dict[str, Any] = {"campaign_id": campaign.id}
+    if campaign.trigger_event is not None:
+        job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.triggers:scan_task",
+                                  Interval(TRIGGER_SCAN_SECONDS), args=args, misfire_grace_seconds=None)
+        job.next_run_at = now
+        return now
+    at = clock.as_utc(campaign.starts_at) if campaign.starts_at else now
+    if campaign.repeat is None:
+        # However late the worker comes back, a one-off campaign is sent (once).
+        job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.delivery:run_task", Once(at), args=args,
+                                  misfire_grace_seconds=None)
+    else:
+        local = at.astimezone(clock.zone(campaign.timezone))
+        trigger = (Calendar(local.time().replace(second=0, microsecond=0), campaign.timezone, weekdays=(local.weekday(),))
+                   if campaign.repeat == "weekly" else
+                   Calendar(local.time().replace(second=0, microsecond=0), campaign.timezone, day_of_month=local.day))
+        # Missed runs coalesce into one; a run more than a day late is skipped rather than sent at night.
+        job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.delivery:run_task", trigger, args=args,
+                                  misfire_grace_seconds=24 * 3600)
+    job.next_run_at = max(at, now) if at > now else now
+    return job.next_run_at
+
+
+def _outbox_rows(campaign: Campaign) -> sa.ColumnElement[bool]:
+    o = OutboxMessage
+    ids = sa.select(CampaignRecipient.id).where(CampaignRecipient.campaign_id == campaign.id)
+    return sa.and_(o.kind == KIND, o.ref_id.in_(ids))
+
+
+def _move(uow: UnitOfWork, campaign: Campaign, from_: tuple[OutboxStatus, ...], to: OutboxStatus,
+          error: str | None) -> int:
+    return uow.session.execute(
+        sa.update(OutboxMessage).where(_outbox_rows(campaign), OutboxMessage.status.in_(from_))
+        .values(status=to, last_error=error).execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def pause(uow: UnitOfWork, campaign: Campaign) -> int:
+    """Stop at once: waiting messages are held (the sender also re-checks before each send). Returns how many."""
+    if campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
+        raise Conflict(f"campaign {campaign.name!r} is {campaign.status}; only a started campaign can be paused")
+    campaign.status = CampaignStatus.PAUSED
+    return _move(uow, campaign, (OutboxStatus.PENDING,), OutboxStatus.HELD, "campaign paused")
+
+
+def resume(uow: UnitOfWork, campaign: Campaign) -> int:
+    if campaign.status is not CampaignStatus.PAUSED:
+        raise Conflict(f"campaign {campaign.name!r} is {campaign.status}, not paused")
+    in_flight = uow.session.scalar(sa.select(sa.func.count()).where(
+        CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING))
+    campaign.status = CampaignStatus.SENDING if in_flight else CampaignStatus.SCHEDULED
+    o = OutboxMessage
+    return uow.session.execute(
+        sa.update(o).where(_outbox_rows(campaign), o.status == OutboxStatus.HELD)
+        .values(status=OutboxStatus.PENDING, last_error=None, not_before=clock.utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
+def cancel(uow: UnitOfWork, campaign: Campaign) -> int:
+    """Stop for good: nothing more is sent and the schedule is removed. Returns how many messages were dropped."""
+    if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DONE):
+        raise Conflict(f"campaign {campaign.name!r} is already {campaign.status}")
+    campaign.status = CampaignStatus.CANCELLED
+    scheduling.unschedule(uow, job_id(campaign))
+    return _move(uow, campaign, (OutboxStatus.PENDING, OutboxStatus.HELD), OutboxStatus.CANCELLED, CAMPAIGN_CANCELLED)
+
+
+def segment_name(campaign: Campaign) -> str:
+    return campaign.segment.name if campaign.segment else "all"
+
+
+def uses_segment(uow: UnitOfWork, segment: Segment) -> bool:
+    return uow.session.scalar(sa.select(sa.func.count()).where(Campaign.segment_id == segment.id)) > 0
