@@ -1,0 +1,143 @@
+"""/segment: saved customer filters for campaigns: new, show (count and sample), list, set, delete.
+
+The filter syntax is crm_core.campaigns.filters (``country=DE tag=vip ltv>=1000 last_order<90d``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from crm_core.campaigns.filters import SYNTAX_HELP, FilterError
+from crm_core.errors import ValidationError
+from crm_core.models import Segment
+from crm_core.services import segments
+
+from bot.args import Kind, arg, rest
+from bot.context import Context
+from bot.handlers.common import fmt_date, money
+from bot.messages import Button, Field, Item, Reply, Request, Section, Tone
+from bot.roles import Permission
+from bot.router import CommandGroup
+
+group = CommandGroup()
+SAMPLE_SIZE = 5
+
+_NAME = arg("name", label="Segment name", hint="vip-de", max_length=60)
+_FILTER = rest("filter", Kind.TEXT, label="Filter", hint="country=DE tag=vip ltv>=1000 last_order<90d", max_length=1000)
+
+
+def _filter_errors_explained(handler: Callable[[Request, Context], Reply]) -> Callable[[Request, Context], Reply]:
+    """A typed command with a bad filter gets the error and the syntax; a form shows it on the input."""
+
+    @wraps(handler)
+    def run(req: Request, ctx: Context) -> Reply:
+        try:
+            return handler(req, ctx)
+        except FilterError as exc:
+            if req.form_values is not None:
+                raise
+            return Reply(text=exc.message, footer=f"Filter syntax: {SYNTAX_HELP}", tone=Tone.ERROR, private=True)
+
+    return run
+
+
+def _segment_reply(ctx: Context, segment: Segment, title: str, tone: Tone = Tone.INFO) -> Reply:
+    """The segment's filter, its count now and the first customers by name."""
+    fields = [Field("Filter", segment.filter, short=False)]
+    try:
+        total = segments.count(ctx.uow, segment, ctx.caller.user_id)
+        sample = segments.sample(ctx.uow, segment, SAMPLE_SIZE, ctx.caller.user_id)
+    except ValidationError as exc:
+        # Saved filters can go stale (a user or custom field deleted since): say so, don't fail.
+        return Reply(title=title, fields=(*fields, Field("Problem", exc.message, short=False)), tone=Tone.WARNING,
+                     footer=f"Fix it with /segment set {segment.name} <filter>.")
+    fields.append(Field("Customers now", f"{total:,}"))
+    tz = ctx.caller.timezone
+    items = tuple(
+        Item(
+            text=c.name,
+            detail=f"{c.country or '—'} · LTV {money(c.lifetime_value_cents, ctx.settings.currency)} · "
+                   f"last order {fmt_date(c.last_order_at, tz)}",
+            button=Button("Open", f"/customer #{c.id}"),
+        )
+        for c in sample
+    )
+    shown = f"First {len(items)} by name" if total > len(items) else "Customers"
+    return Reply(
+        title=title,
+        fields=tuple(fields),
+        sections=(Section(title=shown, items=items, empty="No customer matches this filter now."),),
+        footer=f"Change it with /segment set {segment.name} <filter> · all segments: /segment list",
+        tone=tone,
+    )
+
+
+@group.command(
+    "segment new",
+    summary="Save a customer filter as a named segment for campaigns",
+    permission=Permission.CAMPAIGNS_DRAFT,
+    params=[_NAME, _FILTER],
+    usage="<name> <filter…>",
+    form_title="New segment",
+)
+@_filter_errors_explained
+def new_segment(req: Request, ctx: Context) -> Reply:
+    segment = segments.create(ctx.uow, req.args["name"], req.args["filter"], ctx.caller.user_id)
+    return _segment_reply(ctx, segment, f"Segment {segment.name} saved", Tone.SUCCESS)
+
+
+@group.command(
+    "segment show",
+    summary="A segment's filter, how many customers it has now and the first five",
+    permission=Permission.CAMPAIGNS_DRAFT,
+    params=[_NAME],
+)
+def show_segment(req: Request, ctx: Context) -> Reply:
+    segment = segments.get(ctx.uow, req.args["name"])
+    return _segment_reply(ctx, segment, f"Segment {segment.name}")
+
+
+@group.command(
+    "segment list",
+    summary="Every segment with its filter and current customer count",
+    permission=Permission.CAMPAIGNS_DRAFT,
+)
+def list_segments(req: Request, ctx: Context) -> Reply:
+    items = []
+    for segment in segments.list_all(ctx.uow):
+        try:
+            total = segments.count(ctx.uow, segment, ctx.caller.user_id)
+            size = f"{total:,} customer{'' if total == 1 else 's'}"
+        except ValidationError as exc:
+            size = f"⚠ {exc.message}"
+        items.append(Item(text=f"{segment.name} · {size}", detail=segment.filter,
+                          button=Button("Show", f"/segment show {segment.name}")))
+    return Reply(title="Segments", sections=(Section(items=tuple(items), empty="No segments yet."),),
+                 footer="Save one with /segment new <name> <filter>, e.g. /segment new vip-de country=DE tag=vip.")
+
+
+@group.command(
+    "segment set",
+    summary="Change a segment's filter",
+    permission=Permission.CAMPAIGNS_DRAFT,
+    params=[_NAME, _FILTER],
+    usage="<name> <filter…>",
+    form_title="Change segment",
+)
+@_filter_errors_explained
+def set_segment(req: Request, ctx: Context) -> Reply:
+    segment = segments.update(ctx.uow, req.args["name"], req.args["filter"], ctx.caller.user_id)
+    return _segment_reply(ctx, segment, f"Segment {segment.name} changed", Tone.SUCCESS)
+
+
+@group.command(
+    "segment delete",
+    summary="Delete a segment no campaign uses",
+    permission=Permission.CAMPAIGNS_DRAFT,
+    params=[_NAME],
+)
+def delete_segment(req: Request, ctx: Context) -> Reply:
+    segment = segments.get(ctx.uow, req.args["name"])
+    segments.delete(ctx.uow, segment.name)
+    return Reply(text=f"Segment {segment.name} deleted (its filter was: {segment.filter}).", tone=Tone.SUCCESS)
