@@ -304,6 +304,15 @@ def test_attributed_revenue_matches_a_hand_computed_fixture(app, chat, people):
     assert [(r.counts.orders, r.counts.revenue_cents) for r in report.runs] == [(1, 4000), (2, 3500)]
     assert (report.total.orders, report.total.revenue_cents) == (3, 7500)
     assert "€75.00" in chat.say(people["rep"], "/campaign status attr").text
+    # The managers' weekly digest of the last week of November carries the campaign's line.
+    from crm_core.models import DigestFrequency
+    from crm_core.services import digests
+
+    with app.uow() as uow:
+        digest = digests.build_digest(uow.session, DigestFrequency.WEEKLY, datetime(2026, 11, 16).date(), "UTC", "EUR")
+        line = digests.digest_context(digest)["campaigns"]
+    assert line == [{"name": "attr", "sent": 6, "failed": 0, "pending": 0, "opted_out": 0, "orders": 3,
+                     "revenue": "€75.00"}]
 
 
 def test_trigger_campaign_after_a_resolved_ticket(app, chat, people):
@@ -341,3 +350,16 @@ def test_bad_input_gets_a_clear_message_and_writes_nothing(app, chat, people):
         said = chat.say(people["manager"], line).text
         assert expected.lower() in said.lower(), (line, said)
     assert count(app, Campaign) == 0
+
+
+def test_an_admin_makes_a_campaign_template_from_chat_and_a_campaign_uses_it(app, chat, people):
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    _customer(app, "Zoe Zeta", telegram="9201")
+    _segment(app, "z", "all")
+    made = chat.say(admin, "/template set campaign_spring text en Spring is here, {{ customer.first_name }}!").text
+    assert "campaign_spring" in made and "Spring is here, Zoë!" in made, made
+    assert "campaign_spring" in chat.say(admin, "/template list").text
+    chat.say(people["manager"], "/campaign new spring segment=z template=campaign_spring at=now")
+    assert "Spring is here, Zoe!" in chat.say(people["manager"], "/campaign preview spring").text
+    # Only campaign_* names can be made from chat.
+    assert "There is no template 'anything'" in chat.say(admin, "/template set anything text en Hi").text

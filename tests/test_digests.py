@@ -199,11 +199,13 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
     assert "Funnel: lead→qualified 0% (0/3) · qualified→proposal 100% (1/1)" in text
     assert "Tickets: 3 opened (+2) · 2 resolved (+2) · 1 overdue" in text
     assert "First response (median): 1h 00m (before 2h 00m) · satisfaction 4.0/5 from 2 ratings (before —)" in text
-    assert text.splitlines()[-2:] == [
+    assert text.splitlines()[-3:] == [
         "Follow-ups overdue: Rita Rep 2, Sam Sales 1",
         "At risk of churning: Rita Rep: Early Tuesday (82%), Old Customer (65%); Sam Sales: Late Tuesday (70%)",
+        "Campaigns: none",
     ]
-    assert blocks[-1]["text"]["text"] == "*流失风险客户*\n• Rita Rep: Early Tuesday (82%), Old Customer (65%)\n• Sam Sales: Late Tuesday (70%)\n"
+    assert blocks[-1]["text"]["text"] == "*营销活动*\n无"
+    assert blocks[-2]["text"]["text"] == "*流失风险客户*\n• Rita Rep: Early Tuesday (82%), Old Customer (65%)\n• Sam Sales: Late Tuesday (70%)\n"
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "每日摘要 · 2026-06-09"}}
 
 

@@ -38,7 +38,7 @@ def test_block_kit_values_are_escaped_inside_json():
     data = sample_context("digest")
     data["followups_overdue"] = [{"rep": 'Quote " and \\ and <@U123>', "count": 1}]
     blocks = render_message(None, "digest", "slack", "en", data).blocks
-    assert blocks[-2]["text"]["text"] == "*Follow-ups overdue*\nQuote \" and \\ and &lt;@U123&gt; 1"
+    assert blocks[-3]["text"]["text"] == "*Follow-ups overdue*\nQuote \" and \\ and &lt;@U123&gt; 1"
 
 
 @pytest.mark.parametrize("language, first_line", [
@@ -188,7 +188,9 @@ def test_bad_names_formats_and_roles(chat, admin):
     assert chat.say(manager, "/template list").reply.text == \
         "Your role (manager) can't use /template list. Ask an admin if you need it."
     listed = chat.say(admin, "/template list").reply
-    assert [i.text for i in listed.sections[0].items] == ["digest", "followup_reminder", "recommendations"]
+    assert [i.text for i in listed.sections[0].items] == [
+        "campaign_announcement", "campaign_first_order", "campaign_ticket_resolved", "digest", "followup_reminder",
+        "recommendations", "status_card"]
 
 
 def test_an_override_that_breaks_at_send_time_falls_back_to_the_built_in(app, caplog):

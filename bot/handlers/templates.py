@@ -66,11 +66,12 @@ def list_templates(req: Request, ctx: Context) -> Reply:
     overrides = templating.list_overrides(ctx.uow.session)
     directory = templating.templates_dir()
     items = []
-    for kind in templating.kinds():
+    for kind in templating.kinds(ctx.uow.session):
         variants = sorted(p.name.removesuffix(".j2") for p in (directory / kind).glob("*.j2"))
         mine = [f"{o.language}.{o.format}" for o in overrides if o.kind == kind]
-        items.append(Item(text=kind, detail=f"built in: {', '.join(variants)}"
-                                            + (f" · overridden: {', '.join(mine)}" if mine else "")))
+        shipped = f"built in: {', '.join(variants)}" if variants else "made from chat"
+        items.append(Item(text=kind, detail=shipped + (f" · overridden: {', '.join(mine)}" if mine and variants
+                                                       else f": {', '.join(mine)}" if mine else "")))
     return Reply(title="Message templates", sections=(Section(items=tuple(items), empty="No templates found."),),
                  footer="/template show <name>[.<format>] [lang] · /template set … · /template reset …")
 

@@ -119,7 +119,7 @@ class CampaignRenderer:
     """Renders a campaign's template for recipients, choosing the variants once per platform and language."""
 
     def __init__(self, session: Session, campaign: Campaign):
-        if campaign.template not in kinds():
+        if campaign.template not in kinds(session):
             raise TemplateRefused(f"there is no template {campaign.template!r}")
         self.session, self.campaign = session, campaign
         self._renderers: dict[tuple[str, str], MessageRenderer] = {}
@@ -149,5 +149,5 @@ def readable(rendered: Rendered) -> str:
     return rendered.text
 
 
-def template_exists(name: str) -> bool:
-    return name in kinds()
+def template_exists(session: Session, name: str) -> bool:
+    return name in kinds(session)

@@ -104,8 +104,8 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
     if segment != "all":
         segments.get(uow, segment)
     template = raw["template"].lower()
-    if not template_exists(template):
-        campaign_templates = [k for k in kinds() if k.startswith("campaign")]
+    if not template_exists(uow.session, template):
+        campaign_templates = [k for k in kinds(uow.session) if k.startswith("campaign_")]
         raise ValidationError(f"template={template!r} does not exist (campaign templates: {', '.join(campaign_templates)})")
     language = (raw.get("lang") or "auto").lower()
     if language != "auto" and not re.match(r"^[a-z]{2}(-[a-z]{2,4})?$", language):

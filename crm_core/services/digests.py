@@ -21,7 +21,17 @@ from sqlalchemy.orm import Session
 
 from crm_core import clock, outbox
 from crm_core.errors import ValidationError
-from crm_core.models import Customer, CustomerScore, DigestFrequency, DigestSubscription, OutboxMessage, User
+from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW, Counts, campaign_report
+from crm_core.models import (
+    Campaign,
+    CampaignRun,
+    Customer,
+    CustomerScore,
+    DigestFrequency,
+    DigestSubscription,
+    OutboxMessage,
+    User,
+)
 from crm_core.money import format_money
 from crm_core.reports.charts import chart_path, draw_digest_chart
 from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
@@ -125,6 +135,8 @@ class Digest:
     trend: list[tuple[str, int]]
     # Each rep's customers most likely to churn (latest published churn model), riskiest first.
     at_risk: list[tuple[str, list[tuple[str, float]]]] = field(default_factory=list)
+    # Campaigns that sent within the period or whose messages can still earn (attribution window).
+    campaigns: list[tuple[str, Counts]] = field(default_factory=list)
 
 
 AT_RISK_THRESHOLD = 0.6
@@ -149,6 +161,19 @@ def at_risk_by_rep(session: Session, threshold: float = AT_RISK_THRESHOLD,
     return list(grouped.items())
 
 
+def campaign_lines(session: Session, period: Period) -> list[tuple[str, Counts]]:
+    """(campaign name, totals) for campaigns with a run started before the period's end whose
+    messages could still earn in it (started at most the attribution window before it)."""
+    since = period.start - ATTRIBUTION_WINDOW
+    found = session.scalars(
+        sa.select(Campaign).where(Campaign.id.in_(
+            sa.select(CampaignRun.campaign_id).where(CampaignRun.started_at >= since,
+                                                     CampaignRun.started_at < period.end)))
+        .order_by(Campaign.name)
+    ).all()
+    return [(campaign.name, campaign_report(session, campaign).total) for campaign in found]
+
+
 def build_digest(session: Session, frequency: DigestFrequency, end_day: date, timezone: str,
                  currency: str) -> Digest:
     """The digest for the period ending at the local midnight starting ``end_day``."""
@@ -162,7 +187,8 @@ def build_digest(session: Session, frequency: DigestFrequency, end_day: date, ti
     trend_values = revenue_trend(session, buckets, currency)
     trend = [(bucket.label.split(" – ")[0][5:], cents) for bucket, cents in zip(buckets, trend_values, strict=True)]
     return Digest(frequency, timezone, currency, period_numbers(session, current, currency),
-                  period_numbers(session, previous, currency), trend, at_risk_by_rep(session))
+                  period_numbers(session, previous, currency), trend, at_risk_by_rep(session),
+                  campaign_lines(session, current))
 
 
 def _change(current: int | float, previous: int | float) -> str:
@@ -236,6 +262,9 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
         "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
         "at_risk": [{"rep": rep, "customers": [{"name": name, "risk": f"{risk:.0%}"} for name, risk in found]}
                     for rep, found in digest.at_risk],
+        "campaigns": [{"name": name, "sent": c.sent, "failed": c.failed + c.blocked, "pending": c.pending,
+                       "opted_out": c.opted_out + c.opted_out_after, "orders": c.orders,
+                       "revenue": money(c.revenue_cents)} for name, c in digest.campaigns],
         "has_chart": has_chart,
     }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -62,15 +63,26 @@ def templates_dir() -> Path:
     )
 
 
-def kinds() -> list[str]:
-    return sorted(p.name for p in templates_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
+# Admins may create campaign templates of their own from chat (``/template set campaign_spring …``).
+CUSTOM_PREFIX = "campaign_"
+_CUSTOM_KIND = re.compile(r"^campaign_[a-z0-9_]{1,50}$")
+CUSTOM_SAMPLE_KIND = "campaign_announcement"
 
 
-def _check_kind(kind: str) -> str:
+def kinds(session: Session | None = None) -> list[str]:
+    """The shipped template kinds, plus (given a session) campaign templates created from chat."""
+    found = {p.name for p in templates_dir().iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if session is not None:
+        found |= set(session.scalars(sa.select(TemplateOverride.kind).distinct()))
+    return sorted(found)
+
+
+def _check_kind(kind: str, session: Session | None = None, *, creating: bool = False) -> str:
     kind = kind.strip().lower()
-    if kind not in kinds():
-        raise NotFound(f"there is no template {kind!r} (templates: {', '.join(kinds())})")
-    return kind
+    if kind in kinds(session) or (creating and _CUSTOM_KIND.match(kind)):
+        return kind
+    raise NotFound(f"there is no template {kind!r} (templates: {', '.join(kinds(session))}; a new campaign "
+                   f"template is made with /template set {CUSTOM_PREFIX}<name> text en <body>)")
 
 
 def _check_format(fmt: str) -> str:
@@ -103,6 +115,9 @@ def _sample(directory: str, kind: str) -> dict[str, Any]:
 
 
 def sample_context(kind: str) -> dict[str, Any]:
+    kind = kind.strip().lower()
+    if kind not in kinds() and _CUSTOM_KIND.match(kind):
+        kind = CUSTOM_SAMPLE_KIND  # a campaign template made from chat gets a campaign's data
     return _sample(str(templates_dir()), _check_kind(kind))
 
 
@@ -236,7 +251,7 @@ def render_message(session: Session | None, kind: str, platform: str, language: 
 
 def current_variant(session: Session, kind: str, fmt: str, language: str) -> Variant:
     """What ``/template show`` shows: the override if there is one, else the shipped file."""
-    kind, fmt, language = _check_kind(kind), _check_format(fmt), _check_language(language)
+    kind, fmt, language = _check_kind(kind, session), _check_format(fmt), _check_language(language)
     found = [v for v in candidates(session, kind, (fmt,), language) if v.language == language]
     if not found:
         found = [v for v in candidates(session, kind, (fmt,), DEFAULT_LANGUAGE) if v.format == fmt]
@@ -259,7 +274,7 @@ def validate_override(kind: str, fmt: str, body: str) -> str:
 
 def set_override(session: Session, kind: str, fmt: str, language: str, body: str,
                  user_id: int | None) -> tuple[TemplateOverride, str]:
-    kind, fmt, language = _check_kind(kind), _check_format(fmt), _check_language(language)
+    kind, fmt, language = _check_kind(kind, session, creating=True), _check_format(fmt), _check_language(language)
     preview = validate_override(kind, fmt, body)
     row = session.scalars(
         sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.format == fmt,
@@ -275,7 +290,7 @@ def set_override(session: Session, kind: str, fmt: str, language: str, body: str
 
 
 def reset_override(session: Session, kind: str, fmt: str, language: str) -> bool:
-    kind, fmt, language = _check_kind(kind), _check_format(fmt), _check_language(language)
+    kind, fmt, language = _check_kind(kind, session), _check_format(fmt), _check_language(language)
     row = session.scalars(
         sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.format == fmt,
                                           TemplateOverride.language == language)
