@@ -201,6 +201,7 @@ def seed(uow: UnitOfWork, customers: int = 400) -> DemoSummary:
     interaction_count = _interactions(session, rng, people, sales, now)
     session.flush()
     orders.refresh_customer_stats(uow)
+    _segments(uow)
     return DemoSummary(True, len(staff), len(people), len(products), order_count, deal_count, ticket_count,
                        interaction_count)
 
@@ -442,6 +443,22 @@ def _interactions(session, rng: random.Random, people: list[Customer], staff: li
             ))
             count += 1
     return count
+
+
+# Saved segments to try /segment show and /campaign new with. No consents are seeded: demo
+# customers have no real chats, and a campaign must never write to made-up addresses.
+DEMO_SEGMENTS = {
+    "vip-germany": "country=DE tag=vip",
+    "big-spenders": "ltv>=1000 orders>=3",
+    "lapsed": "last_order>90d",
+}
+
+
+def _segments(uow: UnitOfWork) -> None:
+    from crm_core.services import segments
+
+    for name, filter_text in DEMO_SEGMENTS.items():
+        segments.create(uow, name, filter_text, None)
 
 
 def prime(uow: UnitOfWork) -> str:
