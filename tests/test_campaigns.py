@@ -363,3 +363,18 @@ def test_an_admin_makes_a_campaign_template_from_chat_and_a_campaign_uses_it(app
     assert "Spring is here, Zoe!" in chat.say(people["manager"], "/campaign preview spring").text
     # Only campaign_* names can be made from chat.
     assert "There is no template 'anything'" in chat.say(admin, "/template set anything text en Hi").text
+
+
+def test_a_one_off_paused_past_its_time_goes_out_when_resumed(app, chat, people):
+    _customer(app, "Late", telegram="9301")
+    _segment(app, "late", "all")
+    with time_machine.travel(NOW, tick=False):
+        chat.say(people["manager"], "/campaign new later segment=late template=campaign_announcement at=in 1h")
+        chat.say(people["manager"], "/campaign start later")
+        chat.say(people["manager"], "/campaign pause later")
+    _run_due(app, NOW + timedelta(hours=2))  # its time comes while paused: skipped, nothing frozen
+    assert count(app, CampaignRun) == 0
+    with time_machine.travel(NOW + timedelta(hours=3), tick=False):
+        chat.say(people["manager"], "/campaign resume later")
+    _run_due(app, NOW + timedelta(hours=3, seconds=1))
+    assert len(deliver(app)) == 1

@@ -17,6 +17,7 @@ it goes out, and settle what happened.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime
 from typing import Any
 
@@ -162,7 +163,9 @@ def prepare_message(session: Session, row: Claimed) -> dict[str, Any] | Withheld
         Consent.conversation == recipient.conversation, Consent.status == ConsentStatus.OPTED_IN))
     if not consented:
         return Withheld(OutboxStatus.CANCELLED, OPTED_OUT_ERROR)
-    context = contexts(session, campaign, [recipient.customer_id]).get(recipient.customer_id)
+    # The sender has no settings object here; the currency is the process's CHATCRM_CURRENCY.
+    currency = os.environ.get("CHATCRM_CURRENCY", "EUR").strip().upper() or "EUR"
+    context = contexts(session, campaign, [recipient.customer_id], currency).get(recipient.customer_id)
     if context is None:
         return Withheld(OutboxStatus.CANCELLED, "the customer was deleted")
     target = Recipient(recipient.customer_id, recipient.platform, recipient.conversation, recipient.language,

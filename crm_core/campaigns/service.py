@@ -321,7 +321,7 @@ def _schedule(uow: UnitOfWork, campaign: Campaign, now: datetime) -> datetime | 
         # Missed runs coalesce into one; a run more than a day late is skipped rather than sent at night.
         job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.delivery:run_task", trigger, args=args,
                                   misfire_grace_seconds=24 * 3600)
-    job.next_run_at = max(at, now) if at > now else now
+    job.next_run_at = max(at, now)
     return job.next_run_at
 
 
@@ -353,6 +353,10 @@ def resume(uow: UnitOfWork, campaign: Campaign) -> int:
     in_flight = uow.session.scalar(sa.select(sa.func.count()).where(
         CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING))
     campaign.status = CampaignStatus.SENDING if in_flight else CampaignStatus.SCHEDULED
+    ran = uow.session.scalar(sa.select(sa.func.count()).where(CampaignRun.campaign_id == campaign.id))
+    if not ran and campaign.repeat is None and campaign.trigger_event is None:
+        # A one-off whose time came while it was paused was skipped: it goes now instead.
+        _schedule(uow, campaign, clock.utcnow())
     o = OutboxMessage
     return uow.session.execute(
         sa.update(o).where(_outbox_rows(campaign), o.status == OutboxStatus.HELD)
