@@ -19,13 +19,13 @@ from bot.router import CommandGroup, Router
 from tests.support import Chat
 
 
-def test_unknown_user_gets_only_help(chat):
+def test_unknown_user_gets_only_help_and_stop(chat):
     stranger = chat.stranger()
     denied = chat.say(stranger, "/customer acme").reply
     assert denied.tone is Tone.ERROR
     assert denied.text == "You can't use /customer yet: ask a chatcrm admin to give you a role (/role)."
     help_reply = chat.say(stranger, "/help").reply
-    assert [i.text for i in help_reply.sections[0].items] == ["/help [command]", "/link [code | user]", "/whoami"]
+    assert [i.text for i in help_reply.sections[0].items] == ["/help [command]", "/link [code | user]", "/stop", "/whoami"]
     assert "ask a chatcrm admin" in help_reply.footer.lower()
 
 
@@ -60,7 +60,8 @@ def test_viewer_cannot_write(chat, app):
 
 def test_every_permission_belongs_to_admin_and_the_table_denies_by_default():
     assert ROLE_PERMISSIONS[Role.ADMIN] == frozenset(Permission)
-    assert ROLE_PERMISSIONS[None] == frozenset({Permission.HELP})
+    # Someone unknown may ask for help and stop marketing messages to themselves, nothing else.
+    assert ROLE_PERMISSIONS[None] == frozenset({Permission.HELP, Permission.OPT_OUT})
     for command in Router(ALL_GROUPS).commands:
         assert isinstance(command.permission, Permission), command.name
 
