@@ -52,6 +52,11 @@ from bot.rate_limit import PlatformLimiter, PlatformLimits, Rate, limits_from_en
 from bot.settings import env_number
 
 log = logging.getLogger("chatcrm.outbox")
+# A deferred (campaign) row is rendered and re-checked (pause, cancel, consent) before it waits its
+# turn under the platform's overall rate; at most this many seconds' worth of such rows wait
+# ready (Telegram's 30/s: 7), so a pause or an opt-out holds within about that long, not the
+# `concurrency` rows' worth (a second and more) it would otherwise be.
+READY_AHEAD_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ class OutboxSender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._ready_ahead: dict[str, asyncio.Semaphore] = {}
         self._lock: LeaderLock | None = None
         self._standing_by = False
 
@@ -174,6 +180,10 @@ class OutboxSender:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._ready_ahead = {
+            platform: asyncio.Semaphore(max(1, math.floor(limiter.limits.overall.per_second * READY_AHEAD_SECONDS)))
+            for platform, limiter in self.limiters.items() if limiter.limits.overall is not None
+        }
         self._task = asyncio.create_task(self._run(), name="outbox-sender")
         for platform, limiter in self.limiters.items():
             log.info("outbox: sending to %s (%s)", platform, limiter.limits.describe())
@@ -341,10 +351,9 @@ class OutboxSender:
     async def _record(self, outcome, *args, **kwargs):  # noqa: ANN001, ANN202 - any crm_core.outbox writer
         return await asyncio.to_thread(outcome, self.session_factory, *args, **kwargs)
 
-    async def _deliver(self, row: Claimed, queue: deque[Claimed]) -> None:
-        """Send one row and record what happened (the caller forgets the row afterwards)."""
-        sender = self.senders[row.platform]
-        limiter = self.limiters[row.platform]
+    async def _ready(self, row: Claimed) -> tuple[Claimed, OutboundMessage] | None:
+        """The row (a deferred one prepared now) and its message; None when it is not to be sent
+        (what happened to it is recorded)."""
         if row.payload.get("deferred"):
             # Rendered now, after re-checking pause and consent; None: not to be sent (recorded).
             try:
@@ -354,16 +363,27 @@ class OutboxSender:
                 await self._record(outbox.retry_or_fail, row, self.owner, f"preparing failed: {type(exc).__name__}: {exc}",
                                    max_attempts=self.settings.max_attempts,
                                    base=timedelta(seconds=self.settings.backoff_seconds))
-                return
+                return None
             if prepared is None:
-                return
+                return None
             row = prepared
         try:
-            message = outbound_message(row)
+            return row, outbound_message(row)
         except UnreadablePayload as exc:
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc))
-            return
-        slot = await limiter.acquire(row.conversation)
+            return None
+
+    async def _deliver(self, row: Claimed, queue: deque[Claimed]) -> None:
+        """Send one row and record what happened (the caller forgets the row afterwards)."""
+        sender = self.senders[row.platform]
+        limiter = self.limiters[row.platform]
+        ahead = self._ready_ahead.get(row.platform) if row.payload.get("deferred") else None
+        async with ahead or contextlib.nullcontext():
+            ready = await self._ready(row)
+            if ready is None:
+                return
+            slot = await limiter.acquire(row.conversation)
+        row, message = ready
         try:
             message_id = await sender.send(message)
         except RateLimited as exc:
