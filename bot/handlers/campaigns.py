@@ -140,9 +140,13 @@ def _start_reply(campaign, outcome: service.StartOutcome, ctx: Context) -> Reply
     usage="<name>",
 )
 def start(req: Request, ctx: Context) -> Reply:
+    return _start(req, ctx, confirmed=False)
+
+
+def _start(req: Request, ctx: Context, *, confirmed: bool) -> Reply:
     campaign = service.get(ctx.uow, req.args["name"])
-    outcome = service.start(ctx.uow, campaign, ctx.caller.user_id, confirm_over=_confirm_over(ctx),
-                            currency=_currency(ctx))
+    outcome = service.start(ctx.uow, campaign, ctx.caller.user_id, confirmed=confirmed,
+                            confirm_over=_confirm_over(ctx), currency=_currency(ctx))
     return _start_reply(campaign, outcome, ctx)
 
 
@@ -154,10 +158,7 @@ def start(req: Request, ctx: Context) -> Reply:
     usage="<name>",
 )
 def confirm(req: Request, ctx: Context) -> Reply:
-    campaign = service.get(ctx.uow, req.args["name"])
-    outcome = service.start(ctx.uow, campaign, ctx.caller.user_id, confirmed=True, confirm_over=_confirm_over(ctx),
-                            currency=_currency(ctx))
-    return _start_reply(campaign, outcome, ctx)
+    return _start(req, ctx, confirmed=True)
 
 
 @group.command("campaign pause", summary="Stop sending at once; resume later", permission=Permission.CAMPAIGNS_RUN,

@@ -33,8 +33,6 @@ from crm_core.models import (
     CampaignRecipient,
     CampaignRun,
     CampaignStatus,
-    Consent,
-    ConsentStatus,
     OutboxMessage,
     OutboxStatus,
     RecipientStatus,
@@ -42,6 +40,7 @@ from crm_core.models import (
 )
 from crm_core.outbox import Claimed, Withheld
 from crm_core.scheduling import JobRun
+from crm_core.services import consent
 from crm_core.services.consent import OPTED_OUT_ERROR
 from crm_core.templating import TemplateRefused
 from crm_core.uow import UnitOfWork
@@ -165,7 +164,7 @@ def run_task(run: JobRun) -> None:
 
 def prepare_message(session: Session, row: Claimed) -> dict[str, Any] | Withheld:
     """The payload of a campaign row, rendered now; or why it is not to be sent."""
-    recipient = session.get(CampaignRecipient, row.payload.get("recipient_id") or _recipient_id(row))
+    recipient = session.get(CampaignRecipient, _recipient_id(row))
     if recipient is None:
         return Withheld(OutboxStatus.CANCELLED, "the recipient was deleted")
     campaign = session.get(Campaign, recipient.campaign_id)
@@ -173,10 +172,7 @@ def prepare_message(session: Session, row: Claimed) -> dict[str, Any] | Withheld
         return Withheld(OutboxStatus.CANCELLED, CAMPAIGN_CANCELLED)
     if campaign.status is CampaignStatus.PAUSED:
         return Withheld(OutboxStatus.HELD, "campaign paused")
-    consented = session.scalar(sa.select(sa.func.count()).select_from(Consent).where(
-        Consent.customer_id == recipient.customer_id, Consent.platform == recipient.platform,
-        Consent.conversation == recipient.conversation, Consent.status == ConsentStatus.OPTED_IN))
-    if not consented:
+    if not consent.reachable(session, recipient.customer_id, recipient.platform, recipient.conversation):
         return Withheld(OutboxStatus.CANCELLED, OPTED_OUT_ERROR)
     # The sender has no settings object here; the currency is the process's CHATCRM_CURRENCY.
     currency = os.environ.get("CHATCRM_CURRENCY", "EUR").strip().upper() or "EUR"
@@ -198,9 +194,17 @@ def _recipient_id(row: Claimed) -> int:
 # -- settling -------------------------------------------------------------------------------------
 
 
-def _settled_status() -> sa.ColumnElement[str]:
-    o = OutboxMessage
+PENDING = "pending"
+
+
+def outcome() -> sa.ColumnElement[str]:
+    """A recipient's outcome as a RecipientStatus value, or "pending" while its message is in
+    flight: the settled status once copied, else read from its outbox row (joined as ``outbox``).
+    ``settle`` writes it; reports count by it."""
+    r, o = CampaignRecipient, OutboxMessage
     return sa.case(
+        (r.status != RecipientStatus.QUEUED, r.status),
+        (sa.or_(o.status.is_(None), o.status.in_(IN_FLIGHT)), PENDING),
         (o.status == OutboxStatus.SENT, RecipientStatus.SENT.value),
         (o.status == OutboxStatus.FAILED, RecipientStatus.FAILED.value),
         (o.status == OutboxStatus.BLOCKED, RecipientStatus.BLOCKED.value),
@@ -221,7 +225,7 @@ def settle(uow: UnitOfWork, run_ids: list[int] | None = None) -> int:
         settled += session.execute(
             sa.update(r).where(r.run_id == run_id, r.status == RecipientStatus.QUEUED, o.ref_id == r.id,
                                o.kind == KIND, o.status.in_(FINAL))
-            .values(status=_settled_status(), sent_at=o.sent_at, error=o.last_error)
+            .values(status=outcome(), sent_at=o.sent_at, error=o.last_error)
             .execution_options(synchronize_session=False)
         ).rowcount
         left = session.scalar(sa.select(sa.func.count()).where(r.run_id == run_id, r.status == RecipientStatus.QUEUED))

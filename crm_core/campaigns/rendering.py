@@ -42,12 +42,6 @@ class Recipient:
     recipient_id: int | None = None
 
 
-def language_for(campaign: Campaign, customer_language: str | None) -> str:
-    if campaign.language != "auto":
-        return campaign.language
-    return (customer_language or "en").strip().lower()[:8] or "en"
-
-
 def _first_name(name: str) -> str:
     parts = name.split()
     return parts[0] if parts else name

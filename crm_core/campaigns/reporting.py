@@ -28,10 +28,8 @@ from crm_core.models import (
     Order,
     OrderKind,
     OutboxMessage,
-    OutboxStatus,
-    RecipientStatus,
 )
-from crm_core.services.consent import OPTED_OUT_ERROR
+from crm_core.campaigns.delivery import outcome
 
 ATTRIBUTION_WINDOW = timedelta(days=14)
 CHUNK = 1000
@@ -74,16 +72,6 @@ class CampaignReport:
     total: Counts = field(default_factory=Counts)
 
 
-def _effective(recipient_status: str, outbox_status: str | None, opted_out: bool) -> str:
-    if recipient_status != RecipientStatus.QUEUED:
-        return recipient_status
-    if outbox_status in (None, OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD):
-        return "pending"
-    if outbox_status == OutboxStatus.CANCELLED:
-        return RecipientStatus.OPTED_OUT if opted_out else RecipientStatus.CANCELLED
-    return outbox_status
-
-
 def _join():  # noqa: ANN202 - the recipients with their outbox rows
     r, o = CampaignRecipient, OutboxMessage
     return sa.outerjoin(r, o, sa.and_(o.ref_id == r.id, o.kind == "campaign"))
@@ -94,16 +82,15 @@ def campaign_report(session: Session, campaign: Campaign, *, attribution: bool =
     runs = list(session.scalars(sa.select(CampaignRun).where(CampaignRun.campaign_id == campaign.id)
                                 .order_by(CampaignRun.number)))
     per_run: dict[int, Counts] = {run.id: Counts(recipients=0) for run in runs}
-    opted = sa.case((o.last_error == sa.literal_column(f"'{OPTED_OUT_ERROR}'"), 1), else_=0).label("opted")
-    rows = session.execute(
-        sa.select(r.run_id, r.status, o.status, opted, sa.func.count())
-        .select_from(_join()).where(r.campaign_id == campaign.id)
-        .group_by(r.run_id, r.status, o.status, opted)
-    ).all()
-    for run_id, recipient_status, outbox_status, opted_out, n in rows:
+    # Grouped over a subquery: the outcome expression's parameters would otherwise appear twice,
+    # and PostgreSQL does not accept that as the same GROUP BY expression.
+    states = sa.select(r.run_id, outcome().label("state")).select_from(_join()).where(
+        r.campaign_id == campaign.id).subquery()
+    for run_id, state, n in session.execute(
+        sa.select(states.c.run_id, states.c.state, sa.func.count()).group_by(states.c.run_id, states.c.state)
+    ):
         counts = per_run.setdefault(run_id, Counts())
         counts.recipients += n
-        state = _effective(str(recipient_status), str(outbox_status) if outbox_status else None, bool(opted_out))
         setattr(counts, str(state), getattr(counts, str(state)) + n)
     sent_at = sa.func.coalesce(r.sent_at, o.sent_at)
     after = session.execute(

@@ -163,7 +163,7 @@ def list_all(uow: UnitOfWork) -> list[Campaign]:
 
 
 def describe(campaign: Campaign) -> str:
-    segment = campaign.segment.name if campaign.segment else "all"
+    segment = segment_name(campaign)
     if campaign.trigger_event:
         hours = (campaign.trigger_delay_minutes or 0) // 60
         delay = f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
@@ -332,10 +332,11 @@ def _outbox_rows(campaign: Campaign) -> sa.ColumnElement[bool]:
 
 
 def _move(uow: UnitOfWork, campaign: Campaign, from_: tuple[OutboxStatus, ...], to: OutboxStatus,
-          error: str | None) -> int:
+          error: str | None, **values: Any) -> int:
+    """Move the campaign's outbox rows in ``from_`` to ``to``; returns how many."""
     return uow.session.execute(
         sa.update(OutboxMessage).where(_outbox_rows(campaign), OutboxMessage.status.in_(from_))
-        .values(status=to, last_error=error).execution_options(synchronize_session=False)
+        .values(status=to, last_error=error, **values).execution_options(synchronize_session=False)
     ).rowcount
 
 
@@ -357,12 +358,7 @@ def resume(uow: UnitOfWork, campaign: Campaign) -> int:
     if not ran and campaign.repeat is None and campaign.trigger_event is None:
         # A one-off whose time came while it was paused was skipped: it goes now instead.
         _schedule(uow, campaign, clock.utcnow())
-    o = OutboxMessage
-    return uow.session.execute(
-        sa.update(o).where(_outbox_rows(campaign), o.status == OutboxStatus.HELD)
-        .values(status=OutboxStatus.PENDING, last_error=None, not_before=clock.utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
+    return _move(uow, campaign, (OutboxStatus.HELD,), OutboxStatus.PENDING, None, not_before=clock.utcnow())
 
 
 def cancel(uow: UnitOfWork, campaign: Campaign) -> int:
@@ -376,7 +372,3 @@ def cancel(uow: UnitOfWork, campaign: Campaign) -> int:
 
 def segment_name(campaign: Campaign) -> str:
     return campaign.segment.name if campaign.segment else "all"
-
-
-def uses_segment(uow: UnitOfWork, segment: Segment) -> bool:
-    return uow.session.scalar(sa.select(sa.func.count()).where(Campaign.segment_id == segment.id)) > 0

@@ -101,6 +101,9 @@ def refresh(uow: UnitOfWork, currency: str = "EUR") -> int:
     queued = 0
     for row in uow.session.scalars(sa.select(CampaignWatch).where(CampaignWatch.finished.is_(False))):
         campaign = uow.session.get(Campaign, row.campaign_id)
+        if campaign is None:
+            row.finished = True
+            continue
         first = uow.session.scalars(sa.select(OutboxMessage).where(
             OutboxMessage.idempotency_key == _key(row, 1))).one_or_none()
         latest = uow.session.scalars(sa.select(OutboxMessage).where(
@@ -110,10 +113,7 @@ def refresh(uow: UnitOfWork, currency: str = "EUR") -> int:
             continue
         if latest is None or latest.status is not OutboxStatus.SENT or not first.platform_message_id:
             continue  # the previous version is still on its way
-        finished = campaign is None or not (in_flight(uow, campaign) or campaign.status is CampaignStatus.SENDING)
-        if campaign is None:
-            row.finished = True
-            continue
+        finished = not (in_flight(uow, campaign) or campaign.status is CampaignStatus.SENDING)
         report = campaign_report(uow.session, campaign, attribution=finished)
         before = row.version
         _queue_version(uow, row, campaign, status_context(campaign, report, currency, finished=finished),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from crm_core.clock import utcnow
 from crm_core.errors import ValidationError
@@ -109,9 +110,9 @@ def opt_out_address(uow: UnitOfWork, platform: str, conversation: str, source: s
     return OptOut(len(customer_ids), cancelled)
 
 
-def reachable(uow: UnitOfWork, customer_id: int, platform: str, conversation: str) -> bool:
+def reachable(session: Session, customer_id: int, platform: str, conversation: str) -> bool:
     """Whether a campaign message may go to this customer at this address now."""
-    return uow.session.scalar(
+    return session.scalar(
         sa.select(sa.func.count()).select_from(Consent).where(
             Consent.customer_id == customer_id, Consent.platform == platform, Consent.conversation == conversation,
             Consent.status == ConsentStatus.OPTED_IN)
