@@ -51,13 +51,37 @@ def populate(session_factory, count: int, chunk: int = 10_000) -> float:
         session = uow.session
         for offset in range(0, count, chunk):
             numbers = range(offset, min(offset + chunk, count))
-            ids = list(session.scalars(sa.insert(Customer).returning(Customer.id, sort_by_parameter_order=True), [
-                {"name": f"Kunde {FIRST_CHAT + i} Test", "country": "DE", "language": "en", "search_name": "",
-                 "search_keys": "", "created_at": now, "updated_at": now} for i in numbers]))
-            session.execute(sa.insert(Consent), [
-                {"customer_id": cid, "platform": "telegram", "conversation": str(FIRST_CHAT + i),
-                 "status": ConsentStatus.OPTED_IN, "opted_in_at": now, "opted_in_source": "started the bot"}
-                for cid, i in zip(ids, numbers, strict=True)])
+            ids = list(
+                session.scalars(
+                    sa.insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "name": f"Kunde {FIRST_CHAT + i} Test",
+                            "country": "DE",
+                            "language": "en",
+                            "search_name": "",
+                            "search_keys": "",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for i in numbers
+                    ],
+                )
+            )
+            session.execute(
+                sa.insert(Consent),
+                [
+                    {
+                        "customer_id": cid,
+                        "platform": "telegram",
+                        "conversation": str(FIRST_CHAT + i),
+                        "status": ConsentStatus.OPTED_IN,
+                        "opted_in_at": now,
+                        "opted_in_source": "started the bot",
+                    }
+                    for cid, i in zip(ids, numbers, strict=True)
+                ],
+            )
         segments.create(uow, "germany", "country=DE", None)
     return time.perf_counter() - started
 
@@ -93,8 +117,14 @@ def start_run(session_factory, campaign_id: int) -> tuple[float, int]:
 def claim_once(session_factory) -> float:
     """One claim of 200 rows with the whole run queued, handed back afterwards."""
     started = time.perf_counter()
-    claimed = outbox.claim_due(session_factory, owner="bench-claim", platforms=["telegram"], limit=200,
-                               lease=timedelta(minutes=1), caps={"telegram": 1})
+    claimed = outbox.claim_due(
+        session_factory,
+        owner="bench-claim",
+        platforms=["telegram"],
+        limit=200,
+        lease=timedelta(minutes=1),
+        caps={"telegram": 1},
+    )
     elapsed = time.perf_counter() - started
     outbox.release(session_factory, [row.id for row in claimed], "bench-claim")
     return elapsed
@@ -123,14 +153,21 @@ def send_rate(engine, session_factory, seconds: float, rate: int) -> dict[str, f
 
     limits = replace(DEFAULT_LIMITS["telegram"], overall=Rate(rate, 1))
     with fake_api_process() as url:
-        sender = OutboxSender(engine, session_factory, {"telegram": HttpSender("telegram", url)},
-                              SenderSettings(limits={"telegram": limits}, poll_seconds=0.05))
+        sender = OutboxSender(
+            engine,
+            session_factory,
+            {"telegram": HttpSender("telegram", url)},
+            SenderSettings(limits={"telegram": limits}, poll_seconds=0.05),
+        )
         asyncio.run(_send_for(sender, seconds))
         arrivals = [r["at"] for r in _arrivals(url)]
     seconds_counts = _per_second(arrivals)
     return {
-        "messages": len(arrivals), "mean": statistics.mean(seconds_counts),
-        "min": min(seconds_counts), "max_window": _max_in_window(arrivals), "seconds": len(seconds_counts),
+        "messages": len(arrivals),
+        "mean": statistics.mean(seconds_counts),
+        "min": min(seconds_counts),
+        "max_window": _max_in_window(arrivals),
+        "seconds": len(seconds_counts),
     }
 
 
@@ -148,9 +185,12 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float] | None:
             result["start_run"], result["recipients"] = start_run(factory, campaign_id)
             assert result["recipients"] == size == args.recipients, (result, size)
             result["claim"] = claim_once(factory)
-            print(f"  {kind}: {args.recipients:,} customers inserted in {result['populate']:.1f} s; render check "
-                  f"{result['check']:.1f} s; start_run {result['start_run']:.2f} s; "
-                  f"a claim {result['claim'] * 1000:.0f} ms", flush=True)
+            print(
+                f"  {kind}: {args.recipients:,} customers inserted in {result['populate']:.1f} s; render check "
+                f"{result['check']:.1f} s; start_run {result['start_run']:.2f} s; "
+                f"a claim {result['claim'] * 1000:.0f} ms",
+                flush=True,
+            )
             if kind in args.send_on.split(","):
                 sent = send_rate(engine, factory, args.send_seconds, args.rate)
                 result.update({f"send_{key}": value for key, value in sent.items()})
@@ -169,33 +209,64 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rate", type=int, default=30, help="overall messages per second (Telegram's default: 30)")
     args = parser.parse_args(argv)
     loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), load average {loadavg} (other work on the "
-          f"machine inflates all times); {args.recipients:,} recipients", flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), load average {loadavg} (other work on the "
+        f"machine inflates all times); {args.recipients:,} recipients",
+        flush=True,
+    )
     results = {kind: run(kind, args) for kind in args.databases.split(",")}
     rows = [("", *results)]
     rows.append(("render check, all recipients (s)", *(_fmt(r, "check", "{:.1f}") for r in results.values())))
-    rows.append(("freeze + queue: start_run (s; target < 10 on PostgreSQL)",
-                 *(_fmt(r, "start_run", "{:.2f}") for r in results.values())))
-    rows.append(("a sender claim with the run queued (ms)",
-                 *(_fmt(r, "claim", "{:.0f}", 1000) for r in results.values())))
-    rows.append((f"send rate, mean per full second (limit {args.rate}/s)",
-                 *(_fmt(r, "send_mean", "{:.1f}") for r in results.values())))
-    rows.append(("  as % of the limit (target: 100 %)",
-                 *(_fmt(r, "send_mean", "{:.1%}", 1 / args.rate) for r in results.values())))
+    rows.append(
+        (
+            "freeze + queue: start_run (s; target < 10 on PostgreSQL)",
+            *(_fmt(r, "start_run", "{:.2f}") for r in results.values()),
+        )
+    )
+    rows.append(
+        ("a sender claim with the run queued (ms)", *(_fmt(r, "claim", "{:.0f}", 1000) for r in results.values()))
+    )
+    rows.append(
+        (
+            f"send rate, mean per full second (limit {args.rate}/s)",
+            *(_fmt(r, "send_mean", "{:.1f}") for r in results.values()),
+        )
+    )
+    rows.append(
+        (
+            "  as % of the limit (target: 100 %)",
+            *(_fmt(r, "send_mean", "{:.1%}", 1 / args.rate) for r in results.values()),
+        )
+    )
     rows.append(("  slowest full second", *(_fmt(r, "send_min", "{:.0f}") for r in results.values())))
-    rows.append((f"  most in any 1 s window (must be <= {args.rate})",
-                 *(_fmt(r, "send_max_window", "{:.0f}") for r in results.values())))
-    rows.append(("  messages / seconds measured (the sender stops after "
-                 f"{args.send_seconds:g} s and finishes what it holds)",
-                 *(f"{_fmt(r, 'send_messages', '{:.0f}')} / {_fmt(r, 'send_seconds', '{:.0f}')}"
-                   for r in results.values())))
-    rows.append(("settling the sent ones (the campaign tick, ms)",
-                 *(_fmt(r, "settle", "{:.0f}", 1000) for r in results.values())))
+    rows.append(
+        (
+            f"  most in any 1 s window (must be <= {args.rate})",
+            *(_fmt(r, "send_max_window", "{:.0f}") for r in results.values()),
+        )
+    )
+    rows.append(
+        (
+            "  messages / seconds measured (the sender stops after "
+            f"{args.send_seconds:g} s and finishes what it holds)",
+            *(f"{_fmt(r, 'send_messages', '{:.0f}')} / {_fmt(r, 'send_seconds', '{:.0f}')}" for r in results.values()),
+        )
+    )
+    rows.append(
+        (
+            "settling the sent ones (the campaign tick, ms)",
+            *(_fmt(r, "settle", "{:.0f}", 1000) for r in results.values()),
+        )
+    )
     width = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     print("\nresults")
     for row in rows:
-        print("  " + "  ".join(str(cell).ljust(width[i]) if i == 0 else str(cell).rjust(width[i])
-                               for i, cell in enumerate(row)))
+        print(
+            "  "
+            + "  ".join(
+                str(cell).ljust(width[i]) if i == 0 else str(cell).rjust(width[i]) for i, cell in enumerate(row)
+            )
+        )
 
 
 def _fmt(result: dict[str, float] | None, key: str, spec: str, scale: float = 1.0) -> str:

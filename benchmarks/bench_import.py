@@ -26,8 +26,10 @@ from crm_core import db
 from crm_core.importing.retail_orders import import_retail_orders
 from crm_core.uow import UnitOfWork
 
-SAMPLE = Path(os.environ.get("CHATCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / \
-    "online_retail_sample.csv"
+SAMPLE = (
+    Path(os.environ.get("CHATCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    / "online_retail_sample.csv"
+)
 PG_ADMIN = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -83,8 +85,10 @@ def main(argv: list[str]) -> None:
     build_file(args.rows, path)
     print(f"file: {args.rows:,} rows, {path.stat().st_size / 1e6:.1f} MB")
     elapsed, summary = run(f"sqlite:///{workdir / 'import.db'}", path)
-    print(f"SQLite: {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s), "
-          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(
+        f"SQLite: {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s), "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
     print(summary)
     if args.postgresql:
         name = f"chatcrm_import_bench_{os.getpid()}"
@@ -92,7 +96,9 @@ def main(argv: list[str]) -> None:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         try:
-            url = sa.engine.make_url(db.normalize_url(PG_ADMIN)).set(database=name).render_as_string(hide_password=False)
+            url = (
+                sa.engine.make_url(db.normalize_url(PG_ADMIN)).set(database=name).render_as_string(hide_password=False)
+            )
             elapsed, _ = run(url, path)
             print(f"PostgreSQL: {elapsed:.1f} s ({args.rows / elapsed:,.0f} rows/s)")
         finally:

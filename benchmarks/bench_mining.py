@@ -107,7 +107,9 @@ def run_pyfim(task: str, baskets, ds: Dataset) -> dict:
     supp = -_min_count(baskets, ds)
     if task == "itemsets":
         return {"itemsets": len(fim.eclat(baskets, target="s", supp=supp, zmax=ds.max_len, report="a"))}
-    rules = fim.arules(baskets, supp=supp, conf=100 * ds.min_confidence, zmin=2, zmax=ds.max_len, mode="o", report="aCl")
+    rules = fim.arules(
+        baskets, supp=supp, conf=100 * ds.min_confidence, zmin=2, zmax=ds.max_len, mode="o", report="aCl"
+    )
     return {"rules": len(rules)}
 
 
@@ -124,7 +126,9 @@ def run_mlxtend(task: str, baskets, ds: Dataset) -> dict:
     itemsets_done = time.perf_counter()
     out = {"itemsets": len(itemsets), "stages": {"itemsets": itemsets_done - started}}
     if task == "rules":
-        rules = association_rules(itemsets, num_itemsets=len(baskets), metric="confidence", min_threshold=ds.min_confidence)
+        rules = association_rules(
+            itemsets, num_itemsets=len(baskets), metric="confidence", min_threshold=ds.min_confidence
+        )
         out["rules"] = int((rules["consequents"].map(len) == 1).sum())
         out["stages"]["rules"] = time.perf_counter() - started
     return out
@@ -291,7 +295,10 @@ def main(argv: list[str]) -> None:
                     memory = None if args.no_memory else peak_memory(library, stage, ds)
                     rows.append((ds.key, library, stage, seconds, runs, memory, result[stage]))
                     mem = "-" if memory is None else f"{memory['peak_mb']:.1f}"
-                    print(f"  {library:8s} {stage:9s} {seconds:9.4f} s  peak {mem:>6s} MB  -> {result[stage]:,}", flush=True)
+                    print(
+                        f"  {library:8s} {stage:9s} {seconds:9.4f} s  peak {mem:>6s} MB  -> {result[stage]:,}",
+                        flush=True,
+                    )
         for task in TASKS:
             found = {lib: n for (lib, t), n in counts.items() if t == task}
             agree = len(set(found.values())) <= 1

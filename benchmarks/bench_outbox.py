@@ -73,8 +73,13 @@ def enqueue_rows(session_factory, rows: int) -> float:
     with session_factory() as session, session.begin():
         session.execute(sa.delete(OutboxMessage))
     messages = (
-        outbox.NewMessage(f"bench-{i}", "campaign", "telegram", str(100_000 + i),
-                          {"formatted_text": f"Hello <b>customer {i}</b>", "format": "html"})
+        outbox.NewMessage(
+            f"bench-{i}",
+            "campaign",
+            "telegram",
+            str(100_000 + i),
+            {"formatted_text": f"Hello <b>customer {i}</b>", "format": "html"},
+        )
         for i in range(rows)
     )
     started = time.perf_counter()
@@ -94,8 +99,7 @@ def _per_second(times: list[float]) -> list[int]:
     """Arrivals in each full second from the first arrival."""
     times = sorted(times)
     full = int(times[-1] - times[0])
-    return [bisect.bisect_left(times, times[0] + k + 1) - bisect.bisect_left(times, times[0] + k)
-            for k in range(full)]
+    return [bisect.bisect_left(times, times[0] + k + 1) - bisect.bisect_left(times, times[0] + k) for k in range(full)]
 
 
 async def _drain(sender, session_factory, messages: int) -> None:
@@ -115,8 +119,12 @@ async def _drain(sender, session_factory, messages: int) -> None:
 def fake_api_process() -> Iterator[str]:
     """The fake chat API in its own process, as a real platform would be: it does not compete with
     the sender for this interpreter's GIL."""
-    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.chat_api"], stdout=subprocess.PIPE, text=True,
-                               cwd=Path(__file__).resolve().parents[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.chat_api"],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     try:
         yield process.stdout.readline().strip()
     finally:
@@ -137,14 +145,21 @@ def send_run(engine, session_factory, messages: int, chats: int, rate: int, chat
     with session_factory() as session, session.begin():
         session.execute(sa.delete(OutboxMessage))
     with UnitOfWork(session_factory) as uow:
-        outbox.enqueue_many(uow, (
-            outbox.NewMessage(f"send-{i}", "campaign", "telegram", str(7000 + i % chats), {"formatted_text": "hi"})
-            for i in range(messages)
-        ))
+        outbox.enqueue_many(
+            uow,
+            (
+                outbox.NewMessage(f"send-{i}", "campaign", "telegram", str(7000 + i % chats), {"formatted_text": "hi"})
+                for i in range(messages)
+            ),
+        )
     limits = PlatformLimits(overall=Rate(rate, 1), per_chat=Rate(chat_rate, 1))
     with fake_api_process() as url:
-        sender = OutboxSender(engine, session_factory, {"telegram": HttpSender("telegram", url)},
-                              SenderSettings(limits={"telegram": limits}, poll_seconds=0.05, lease_seconds=60))
+        sender = OutboxSender(
+            engine,
+            session_factory,
+            {"telegram": HttpSender("telegram", url)},
+            SenderSettings(limits={"telegram": limits}, poll_seconds=0.05, lease_seconds=60),
+        )
         asyncio.run(_drain(sender, session_factory, messages))
         delivered = _arrivals(url)
     arrivals = [r["at"] for r in delivered]
@@ -181,23 +196,32 @@ def main(argv: list[str]) -> None:
                 db.upgrade(engine)
                 factory = db.session_factory(engine)
                 times = [enqueue_rows(factory, args.rows) for _ in range(args.repeat)]
-                print(f"enqueue {args.rows:,} rows (enqueue_many, one transaction): best {min(times):.2f} s, "
-                      f"runs {', '.join(f'{t:.2f}' for t in times)} s (target < 10 s)", flush=True)
+                print(
+                    f"enqueue {args.rows:,} rows (enqueue_many, one transaction): best {min(times):.2f} s, "
+                    f"runs {', '.join(f'{t:.2f}' for t in times)} s (target < 10 s)",
+                    flush=True,
+                )
                 for run in range(args.repeat):
                     r = send_run(engine, factory, args.messages, args.chats, args.rate, args.chat_rate)
-                    print(f"send run {run + 1} (overall limit binds): {args.messages} messages to {args.chats} chats in "
-                          f"{r['duration']:.2f} s; limit {args.rate}/s overall, {args.chat_rate}/s per chat; "
-                          f"per full second: mean {r['mean_per_second']:.1f} "
-                          f"({r['mean_per_second'] / args.rate:.1%} of the limit), min {r['min_per_second']}; "
-                          f"most in any 1 s window: {r['max_in_any_window']} (limit {args.rate}); "
-                          f"per chat: {r['max_per_chat_window']} (limit {args.chat_rate})", flush=True)
+                    print(
+                        f"send run {run + 1} (overall limit binds): {args.messages} messages to {args.chats} chats in "
+                        f"{r['duration']:.2f} s; limit {args.rate}/s overall, {args.chat_rate}/s per chat; "
+                        f"per full second: mean {r['mean_per_second']:.1f} "
+                        f"({r['mean_per_second'] / args.rate:.1%} of the limit), min {r['min_per_second']}; "
+                        f"most in any 1 s window: {r['max_in_any_window']} (limit {args.rate}); "
+                        f"per chat: {r['max_per_chat_window']} (limit {args.chat_rate})",
+                        flush=True,
+                    )
                 for run in range(args.repeat):
                     chats = 3
                     r = send_run(engine, factory, chats * args.chat_rate * 6, chats, args.rate, args.chat_rate)
-                    print(f"send run {run + 1} (per-chat limit binds): {chats * args.chat_rate * 6} messages to {chats} "
-                          f"chats in {r['duration']:.2f} s; per chat per full second: mean "
-                          f"{r['chat_mean_per_second']:.2f} ({r['chat_mean_per_second'] / args.chat_rate:.1%} of "
-                          f"{args.chat_rate}/s); most in any 1 s window per chat: {r['max_per_chat_window']} "
-                          f"(limit {args.chat_rate})", flush=True)
+                    print(
+                        f"send run {run + 1} (per-chat limit binds): {chats * args.chat_rate * 6} messages to {chats} "
+                        f"chats in {r['duration']:.2f} s; per chat per full second: mean "
+                        f"{r['chat_mean_per_second']:.2f} ({r['chat_mean_per_second'] / args.chat_rate:.1%} of "
+                        f"{args.chat_rate}/s); most in any 1 s window per chat: {r['max_per_chat_window']} "
+                        f"(limit {args.chat_rate})",
+                        flush=True,
+                    )
             finally:
                 engine.dispose()

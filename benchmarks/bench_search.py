@@ -50,19 +50,41 @@ def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
     now = datetime(2026, 11, 1, tzinfo=UTC)
     started = time.perf_counter()
     with engine.begin() as connection:
-        connection.execute(sa.insert(Product), [
-            {"sku": sku, "name": name, "category": cat, "price_cents": price, "currency": "EUR", "active": True,
-             "created_at": now, "updated_at": now} for sku, name, cat, price in PRODUCTS])
+        connection.execute(
+            sa.insert(Product),
+            [
+                {
+                    "sku": sku,
+                    "name": name,
+                    "category": cat,
+                    "price_cents": price,
+                    "currency": "EUR",
+                    "active": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for sku, name, cat, price in PRODUCTS
+            ],
+        )
         product_ids = [row.id for row in connection.execute(sa.select(Product.id))]
         rows = []
         for index, name in enumerate(_names(rng, customers)):
             phone = f"+49 30 {1000000 + index}"
-            rows.append({
-                "kind": "person", "name": name, **text.search_columns(name),
-                "email": f"customer{index}@example.com", "phone": phone, "phone_key": text.phone_key(phone),
-                "country": rng.choice(COUNTRIES)[0], "created_at": now, "updated_at": now,
-                "lifetime_value_cents": 0, "order_count": 0,
-            })
+            rows.append(
+                {
+                    "kind": "person",
+                    "name": name,
+                    **text.search_columns(name),
+                    "email": f"customer{index}@example.com",
+                    "phone": phone,
+                    "phone_key": text.phone_key(phone),
+                    "country": rng.choice(COUNTRIES)[0],
+                    "created_at": now,
+                    "updated_at": now,
+                    "lifetime_value_cents": 0,
+                    "order_count": 0,
+                }
+            )
             if len(rows) == 5000:
                 connection.execute(sa.insert(Customer), rows)
                 rows = []
@@ -82,12 +104,28 @@ def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
                 total = 0
                 for product_id in picked:
                     quantity = rng.randint(1, 5)
-                    line_rows.append({"order_id": order_id, "product_id": product_id, "quantity": quantity,
-                                      "unit_price_cents": 1000, "line_total_cents": 1000 * quantity})
+                    line_rows.append(
+                        {
+                            "order_id": order_id,
+                            "product_id": product_id,
+                            "quantity": quantity,
+                            "unit_price_cents": 1000,
+                            "line_total_cents": 1000 * quantity,
+                        }
+                    )
                     total += 1000 * quantity
-                order_rows.append({"id": order_id, "number": f"B-{order_id:07d}", "customer_id": rng.randint(1, customers),
-                                   "kind": "purchase", "ordered_at": now - timedelta(days=rng.randint(0, 730)),
-                                   "currency": "EUR", "total_cents": total, "source": "bench"})
+                order_rows.append(
+                    {
+                        "id": order_id,
+                        "number": f"B-{order_id:07d}",
+                        "customer_id": rng.randint(1, customers),
+                        "kind": "purchase",
+                        "ordered_at": now - timedelta(days=rng.randint(0, 730)),
+                        "currency": "EUR",
+                        "total_cents": total,
+                        "source": "bench",
+                    }
+                )
                 written += n_lines
             connection.execute(sa.insert(Order), order_rows)
             connection.execute(sa.insert(OrderLine), line_rows)
@@ -178,8 +216,9 @@ def _database_urls(only: str | None, fresh: bool, customers: int, lines: int) ->
                     exists = None
                 if not exists:
                     connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-            urls["postgresql"] = sa.engine.make_url(db.normalize_url(PG_ADMIN)).set(database=name).render_as_string(
-                hide_password=False)
+            urls["postgresql"] = (
+                sa.engine.make_url(db.normalize_url(PG_ADMIN)).set(database=name).render_as_string(hide_password=False)
+            )
         except sa.exc.OperationalError as exc:
             print(f"PostgreSQL skipped: {exc.orig}")
         finally:
@@ -209,10 +248,14 @@ def main(argv: list[str]) -> None:
             print(f"{name}: generating data …", flush=True)
             generate(url, args.customers, args.lines)
         results[name] = measure(url, args.queries)
-    print(f"\n/customer handler latency, {args.customers:,} customers, {args.lines:,} order lines, "
-          f"{args.queries} queries per kind (ms)")
+    print(
+        f"\n/customer handler latency, {args.customers:,} customers, {args.lines:,} order lines, "
+        f"{args.queries} queries per kind (ms)"
+    )
     print(f"{'database':<11} {'query':<7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
     for name, timings in results.items():
         for kind, samples in timings.items():
-            print(f"{name:<11} {kind:<7} {statistics.median(samples):7.2f} {_percentile(samples, 95):7.2f} "
-                  f"{_percentile(samples, 99):7.2f} {max(samples):7.2f}")
+            print(
+                f"{name:<11} {kind:<7} {statistics.median(samples):7.2f} {_percentile(samples, 95):7.2f} "
+                f"{_percentile(samples, 99):7.2f} {max(samples):7.2f}"
+            )

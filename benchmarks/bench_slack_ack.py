@@ -95,8 +95,9 @@ def _prepare_database(kind: str, workdir: Path, customers: int) -> tuple[str, st
     if kind == "sqlite":
         url, name = f"sqlite:///{workdir / 'bench.db'}", None
     else:
-        admin_url = db.normalize_url(os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-                                     or DEFAULT_PG)
+        admin_url = db.normalize_url(
+            os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+        )
         name = f"chatcrm_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
@@ -112,8 +113,9 @@ def _prepare_database(kind: str, workdir: Path, customers: int) -> tuple[str, st
 
 
 def _drop_database(name: str) -> None:
-    admin_url = db.normalize_url(os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
-                                 or DEFAULT_PG)
+    admin_url = db.normalize_url(
+        os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+    )
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -141,11 +143,22 @@ def _delivered(fake_url: str) -> int:
 
 def _body(command: str, response_url: str) -> bytes:
     name, _, text = command.partition(" ")
-    return urlencode({
-        "token": "x", "team_id": "T1", "team_domain": "bench", "channel_id": "C1", "channel_name": "sales",
-        "user_id": USER, "user_name": "bench", "command": name, "text": text, "api_app_id": "A1",
-        "response_url": response_url, "trigger_id": f"{uuid.uuid4().int}.{uuid.uuid4().hex}",
-    }).encode()
+    return urlencode(
+        {
+            "token": "x",
+            "team_id": "T1",
+            "team_domain": "bench",
+            "channel_id": "C1",
+            "channel_name": "sales",
+            "user_id": USER,
+            "user_name": "bench",
+            "command": name,
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": response_url,
+            "trigger_id": f"{uuid.uuid4().int}.{uuid.uuid4().hex}",
+        }
+    ).encode()
 
 
 async def _load(url: str, command: str, response_url: str, rate: float, duration: float, result: Result) -> None:
@@ -157,14 +170,17 @@ async def _load(url: str, command: str, response_url: str, rate: float, duration
     async def one(session: aiohttp.ClientSession) -> None:
         body = _body(command, response_url)
         ts = str(int(time.time()))
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": ts,
-                   "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body)}
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+        }
         started = time.perf_counter()
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
                 status = str(response.status)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             status = type(exc).__name__
         result.latencies_ms.append((time.perf_counter() - started) * 1000)
         result.statuses[status] = result.statuses.get(status, 0) + 1
@@ -192,17 +208,26 @@ def run_once(kind: str, args: argparse.Namespace) -> Result:
         url, pg_name = _prepare_database(kind, workdir, args.customers)
         fake = web = None
         try:
-            fake = subprocess.Popen([sys.executable, "-m", "tests.fakes.slack_api"], cwd=ROOT, text=True,
-                                    stdout=subprocess.PIPE)
+            fake = subprocess.Popen(
+                [sys.executable, "-m", "tests.fakes.slack_api"], cwd=ROOT, text=True, stdout=subprocess.PIPE
+            )
             api_url = fake.stdout.readline().strip()
             fake_root = api_url.removesuffix("/api/")
             port = _free_port()
-            env = {**os.environ, "DATABASE_URL": url, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
-                   "SLACK_API_URL": api_url, "CHATCRM_ADMINS": f"slack:{USER}", "CHATCRM_LOG_LEVEL": "WARNING",
-                   "CHATCRM_LOG_FILE": str(workdir / "web.log")}
+            env = {
+                **os.environ,
+                "DATABASE_URL": url,
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_SIGNING_SECRET": SECRET,
+                "SLACK_API_URL": api_url,
+                "CHATCRM_ADMINS": f"slack:{USER}",
+                "CHATCRM_LOG_LEVEL": "WARNING",
+                "CHATCRM_LOG_FILE": str(workdir / "web.log"),
+            }
             env.pop("SLACK_APP_TOKEN", None)
-            web = subprocess.Popen([sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1", "--port", str(port)],
-                                   cwd=ROOT, env=env)
+            web = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env
+            )
             _wait_http(f"http://127.0.0.1:{port}/healthz")
             events = f"http://127.0.0.1:{port}/slack/events"
             response_url = f"{fake_root}/response/bench"
@@ -213,8 +238,10 @@ def run_once(kind: str, args: argparse.Namespace) -> Result:
             while _delivered(fake_root) < warm.sent and time.monotonic() < deadline:
                 time.sleep(0.1)
             if warm.failures or _delivered(fake_root) < warm.sent:
-                raise RuntimeError(f"warm-up failed: {warm.statuses}, delivered {_delivered(fake_root)}/{warm.sent}"
-                                   f"; see {workdir / 'web.log'}")
+                raise RuntimeError(
+                    f"warm-up failed: {warm.statuses}, delivered {_delivered(fake_root)}/{warm.sent}"
+                    f"; see {workdir / 'web.log'}"
+                )
             before = _delivered(fake_root)
             asyncio.run(_load(events, args.command, response_url, args.rate, args.duration, result))
             ended = time.monotonic()
@@ -245,8 +272,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--runs", type=int, default=1, help="repeat each database this often")
     parser.add_argument("--drain-timeout", type=float, default=120, help="seconds to wait for the cards after the load")
     args = parser.parse_args(argv)
-    print(f"{args.command!r} at {args.rate:g}/s for {args.duration:g}s, {args.customers} demo customers, "
-          f"{os.cpu_count()} CPUs", flush=True)
+    print(
+        f"{args.command!r} at {args.rate:g}/s for {args.duration:g}s, {args.customers} demo customers, "
+        f"{os.cpu_count()} CPUs",
+        flush=True,
+    )
     for kind in [k.strip() for k in args.databases.split(",") if k.strip()]:
         results = []
         for run in range(args.runs):
@@ -256,6 +286,9 @@ def main(argv: list[str]) -> None:
         if len(results) > 1:
             p99s = [r.percentile(99) for r in results]
             p50s = [r.percentile(50) for r in results]
-            print(f"{kind}: p99 best {min(p99s):.1f} ms, worst {max(p99s):.1f} ms (median {statistics.median(p99s):.1f}); "
-                  f"p50 best {min(p50s):.1f} ms, worst {max(p50s):.1f} ms; "
-                  f"5xx total {sum(r.server_errors for r in results)}", flush=True)
+            print(
+                f"{kind}: p99 best {min(p99s):.1f} ms, worst {max(p99s):.1f} ms (median {statistics.median(p99s):.1f}); "
+                f"p50 best {min(p50s):.1f} ms, worst {max(p50s):.1f} ms; "
+                f"5xx total {sum(r.server_errors for r in results)}",
+                flush=True,
+            )

@@ -40,8 +40,11 @@ SUPPORT_CHAT = -100777
 def _fresh_database(base_url: str | None, round_no: int, tmp: Path) -> tuple[str, callable]:
     if base_url is None:
         return f"sqlite:///{tmp / f'bench{round_no}.db'}", lambda: None
-    admin = sa.create_engine(base_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                             isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(
+        base_url.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+        poolclass=sa.pool.NullPool,
+    )
     name = f"chatcrm_bench_tg_{round_no}"
     with admin.connect() as connection:
         connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -68,12 +71,19 @@ def _round(database_url: str, updates: int, customers: int) -> dict[str, list[fl
         db.upgrade(db.create_engine(database_url))
     timings: dict[str, list[float]] = {"customer message": [], "/ticket list open": []}
     with FakeTelegram() as fake:
-        env = {"DATABASE_URL": database_url, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": fake.api_url,
-               "TELEGRAM_WEBHOOK_SECRET": SECRET, "TELEGRAM_SUPPORT_CHAT_ID": str(SUPPORT_CHAT)}
+        env = {
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_API_URL": fake.api_url,
+            "TELEGRAM_WEBHOOK_SECRET": SECRET,
+            "TELEGRAM_SUPPORT_CHAT_ID": str(SUPPORT_CHAT),
+        }
         app = build_app(Settings.from_env(env))
         try:
             with app.uow() as uow:
-                users.ensure_user(uow, users.PlatformId(Platform.TELEGRAM, "900"), display_name="Sam", role=Role.SUPPORT)
+                users.ensure_user(
+                    uow, users.PlatformId(Platform.TELEGRAM, "900"), display_name="Sam", role=Role.SUPPORT
+                )
             staff = fake.user(900, "Sam")
             people = [fake.user(10_000 + n, f"Customer{n}") for n in range(customers)]
             with serve_asgi(build_web_app(app, web_mounts(app))) as base, httpx.Client(base_url=base) as client:
@@ -100,16 +110,19 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--database-url", help="a PostgreSQL server URL (default: SQLite files)")
     args = parser.parse_args(argv)
 
-    reply = Reply(title="Big list", sections=(Section(items=tuple(Item(f"item {n} " + "x" * 60, "detail")
-                                                                  for n in range(250))),))
+    reply = Reply(
+        title="Big list", sections=(Section(items=tuple(Item(f"item {n} " + "x" * 60, "detail") for n in range(250))),)
+    )
     render_times = []
     for _ in range(5):
         started = time.perf_counter()
         for _ in range(100):
             rendered = render_reply(reply)
         render_times.append((time.perf_counter() - started) / 100)
-    print(f"render a {sum(len(t) for t in rendered.texts):,}-char reply into {len(rendered.texts)} messages: "
-          f"best {min(render_times) * 1000:.2f} ms, spread {(max(render_times) - min(render_times)) * 1000:.2f} ms")
+    print(
+        f"render a {sum(len(t) for t in rendered.texts):,}-char reply into {len(rendered.texts)} messages: "
+        f"best {min(render_times) * 1000:.2f} ms, spread {(max(render_times) - min(render_times)) * 1000:.2f} ms"
+    )
 
     per_round: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,14 +137,19 @@ def main(argv: list[str]) -> None:
             total = sum(len(v) for v in timings.values())
             print(f"round {round_no + 1}: {total} updates in {elapsed:.1f} s (incl. start-up)")
             for kind, values in timings.items():
-                per_round.setdefault(kind, []).append({
-                    "per_s": len(values) / sum(values), "p50": statistics.median(values) * 1000,
-                    "p95": _percentile(values, 0.95) * 1000,
-                })
+                per_round.setdefault(kind, []).append(
+                    {
+                        "per_s": len(values) / sum(values),
+                        "p50": statistics.median(values) * 1000,
+                        "p95": _percentile(values, 0.95) * 1000,
+                    }
+                )
     database = "PostgreSQL" if args.database_url else "SQLite"
     print(f"\nwebhook, one update at a time, {database}, {args.rounds} rounds (best / spread over rounds):")
     for kind, rounds in per_round.items():
         best = max(rounds, key=lambda r: r["per_s"])
         rates = [r["per_s"] for r in rounds]
-        print(f"  {kind:<18} {best['per_s']:7.1f} updates/s (spread {max(rates) - min(rates):.1f})  "
-              f"p50 {best['p50']:.1f} ms  p95 {best['p95']:.1f} ms")
+        print(
+            f"  {kind:<18} {best['per_s']:7.1f} updates/s (spread {max(rates) - min(rates):.1f})  "
+            f"p50 {best['p50']:.1f} ms  p95 {best['p95']:.1f} ms"
+        )

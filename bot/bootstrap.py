@@ -7,10 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from crm_core import db
-from crm_core.actor import SYSTEM, Actor
-from crm_core.services import users
-from crm_core.uow import UnitOfWork
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +14,10 @@ from bot.dispatch import Dispatcher
 from bot.handlers import ALL_GROUPS
 from bot.router import Router
 from bot.settings import Settings
+from crm_core import db
+from crm_core.actor import SYSTEM, Actor
+from crm_core.services import users
+from crm_core.uow import UnitOfWork
 
 
 @dataclass

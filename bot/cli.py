@@ -13,10 +13,9 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+from bot.settings import Settings, SettingsError
 from crm_core import db, demo
 from crm_core.actor import Actor
-
-from bot.settings import Settings, SettingsError
 
 log = logging.getLogger("chatcrm")
 
@@ -84,8 +83,11 @@ def cmd_web(args: argparse.Namespace) -> int:
     try:
         mounts = web_mounts(app)
         if not mounts:
-            print("chatcrm web: no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
-                  "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README.", file=sys.stderr)
+            print(
+                "chatcrm web: no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
+                "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README.",
+                file=sys.stderr,
+            )
             return 2
         uvicorn.run(build_web_app(app, mounts), host=args.host, port=args.port, log_config=None)
         return 0
@@ -108,9 +110,12 @@ def _run_worker(app) -> int:
     from bot.worker import run_services
 
     if not configured_platforms(app):
-        print("chatcrm worker: no chat platform is configured (SLACK_BOT_TOKEN / TELEGRAM_BOT_TOKEN); running the "
-              "scheduler and the outbox sender with console delivery: reminders and digests for console users "
-              "are printed here.", file=sys.stderr)
+        print(
+            "chatcrm worker: no chat platform is configured (SLACK_BOT_TOKEN / TELEGRAM_BOT_TOKEN); running the "
+            "scheduler and the outbox sender with console delivery: reminders and digests for console users "
+            "are printed here.",
+            file=sys.stderr,
+        )
     asyncio.run(run_services(worker_services(app)))
     return 0
 
@@ -184,10 +189,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from bot.progress import ProgressBar
     from crm_core.importing.customers_csv import import_customers
     from crm_core.importing.retail_orders import ImportFailed, import_retail_orders
-
-    from bot.progress import ProgressBar
 
     path = args.file
     if not os.path.isfile(path):
@@ -198,8 +202,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         with app.uow(Actor(user_id=None, name=f"import {args.kind}", platform="cli")) as uow:
             if args.kind == "orders":
-                report = import_retail_orders(uow, path, currency=args.currency or app.settings.currency,
-                                              progress=bar)
+                report = import_retail_orders(uow, path, currency=args.currency or app.settings.currency, progress=bar)
             else:
                 mapping = {}
                 for item in args.map or []:
@@ -225,7 +228,9 @@ def _support(raw: str) -> float | int:
     try:
         return float(raw) if any(ch in raw for ch in ".eE") else int(raw)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a support (a fraction like 0.001 or a count like 10)") from None
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a support (a fraction like 0.001 or a count like 10)"
+        ) from None
 
 
 def cmd_mine(args: argparse.Namespace) -> int:
@@ -274,8 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("kind", choices=["orders", "customers"])
     importer.add_argument("file")
     importer.add_argument("--currency", help="currency of the order file's prices (orders; default CHATCRM_CURRENCY)")
-    importer.add_argument("--map", action="append", metavar="FIELD=COLUMN",
-                          help="customers: take a CRM field from a differently named column (repeatable)")
+    importer.add_argument(
+        "--map",
+        action="append",
+        metavar="FIELD=COLUMN",
+        help="customers: take a CRM field from a differently named column (repeatable)",
+    )
     importer.set_defaults(func=cmd_import)
 
     miner = sub.add_parser("mine", help="mine association rules from a file of baskets (one per line)")

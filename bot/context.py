@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.messages import Caller
 from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
-
-from bot.messages import Caller
 
 if TYPE_CHECKING:
     from bot.router import Router

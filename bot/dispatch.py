@@ -13,12 +13,6 @@ import logging
 import secrets
 from dataclasses import replace
 
-from crm_core import inbox
-from crm_core.actor import Actor
-from crm_core.errors import CrmError, Forbidden, ValidationError
-from crm_core.models import Platform
-from crm_core.services import users
-from crm_core.uow import UnitOfWork
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.args import FormErrors, UsageError, parse_form, parse_line
@@ -28,6 +22,12 @@ from bot.messages import Caller, Origin, Reply, Request, Tone
 from bot.roles import allows
 from bot.router import Command, Router
 from bot.settings import Settings
+from crm_core import inbox
+from crm_core.actor import Actor
+from crm_core.errors import CrmError, Forbidden, ValidationError
+from crm_core.models import Platform
+from crm_core.services import users
+from crm_core.uow import UnitOfWork
 
 log = logging.getLogger("chatcrm.dispatch")
 
@@ -89,12 +89,17 @@ class Dispatcher:
                 caller = self._caller(uow, request.origin)
                 request.caller = caller
                 uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
-                ctx = Context(uow=uow, caller=caller, settings=self.settings, router=self.router,
-                              platform=request.origin.platform)
+                ctx = Context(
+                    uow=uow, caller=caller, settings=self.settings, router=self.router, platform=request.origin.platform
+                )
                 if route is None:
                     reply = command.handler(replace(request, args={}), ctx)
-                    return replace(reply, title=f"I don't know {request.text.split()[0]!r}. Here is what you can use:",
-                                   tone=Tone.WARNING, private=True)
+                    return replace(
+                        reply,
+                        title=f"I don't know {request.text.split()[0]!r}. Here is what you can use:",
+                        tone=Tone.WARNING,
+                        private=True,
+                    )
                 return self._run(command, arg_text, request, ctx)
         except AlreadyHandled:
             raise
@@ -114,8 +119,13 @@ class Dispatcher:
             return error_reply(_sentence(exc.message))
         except Exception:
             ref = new_reference()
-            log.exception("unhandled error ref=%s platform=%s user=%s command=%r", ref,
-                          request.origin.platform, request.origin.user_external_id, request.text[:200])
+            log.exception(
+                "unhandled error ref=%s platform=%s user=%s command=%r",
+                ref,
+                request.origin.platform,
+                request.origin.user_external_id,
+                request.text[:200],
+            )
             return internal_error_reply(ref)
 
     @staticmethod
@@ -145,10 +155,16 @@ class Dispatcher:
         user = users.user_for_identity(uow, platform_id) if platform_id else None
         if user is None or not user.active:
             role = self.settings.unknown_role
-            return Caller(user_id=None, name=origin.display_name or origin.user_external_id,
-                          role=role.value if role else None)
-        return Caller(user_id=user.id, name=user.name, role=user.role.value if user.role else None,
-                      timezone=user.timezone, language=user.language)
+            return Caller(
+                user_id=None, name=origin.display_name or origin.user_external_id, role=role.value if role else None
+            )
+        return Caller(
+            user_id=user.id,
+            name=user.name,
+            role=user.role.value if user.role else None,
+            timezone=user.timezone,
+            language=user.language,
+        )
 
     def _run(self, command: Command, arg_text: str, request: Request, ctx: Context) -> Reply:
         if not allows(ctx.caller.role, command.permission):

@@ -31,10 +31,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from crm_core import outbox
-from crm_core.clock import utcnow
-from crm_core.outbox import Claimed
-from crm_core.scheduling.leader import LeaderLock, holder_id
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +46,10 @@ from bot.delivery import (
 from bot.messages import Button, Image, Reply, Style
 from bot.rate_limit import PlatformLimiter, PlatformLimits, Rate, limits_from_env
 from bot.settings import env_number
+from crm_core import outbox
+from crm_core.clock import utcnow
+from crm_core.outbox import Claimed
+from crm_core.scheduling.leader import LeaderLock, holder_id
 
 log = logging.getLogger("chatcrm.outbox")
 # A deferred (campaign) row is rendered and re-checked (pause, cancel, consent) before it waits its
@@ -103,8 +103,11 @@ class SenderSettings:
         if exclusive or self.senders == 1 or limits.overall is None:
             return limits
         overall = limits.overall
-        share = Rate(overall.count // self.senders, overall.per_seconds) if overall.count >= self.senders \
+        share = (
+            Rate(overall.count // self.senders, overall.per_seconds)
+            if overall.count >= self.senders
             else Rate(1, overall.per_seconds * self.senders / overall.count)
+        )
         return replace(limits, overall=share)
 
 
@@ -124,8 +127,9 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         reply = Reply.from_dict(payload["reply"]) if payload.get("reply") else None
         # An edit of an earlier message: its platform message id (a string; a Telegram number will do).
         replace_id = payload.get("replace")
-        if replace_id is not None and (isinstance(replace_id, bool) or not isinstance(replace_id, str | int)
-                                       or replace_id == ""):
+        if replace_id is not None and (
+            isinstance(replace_id, bool) or not isinstance(replace_id, str | int) or replace_id == ""
+        ):
             raise ValueError(f"replace must be a platform message id, not {replace_id!r}")
     except (KeyError, TypeError, ValueError) as exc:
         raise UnreadablePayload(f"unreadable payload: {type(exc).__name__}: {exc}") from None
@@ -140,8 +144,13 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         image=image,
         thread=payload.get("thread"),
         replace=str(replace_id) if replace_id is not None else None,
-        metadata={"outbox_id": row.id, "idempotency_key": row.idempotency_key, "kind": row.kind,
-                  "format": payload.get("format"), "attempt": row.attempts},
+        metadata={
+            "outbox_id": row.id,
+            "idempotency_key": row.idempotency_key,
+            "kind": row.kind,
+            "format": payload.get("format"),
+            "attempt": row.attempts,
+        },
     )
 
 
@@ -151,9 +160,15 @@ class OutboxSender:
 
     name = "outbox sender"
 
-    def __init__(self, engine: Engine, session_factory: sessionmaker[Session],
-                 senders: Mapping[str, PlatformSender], settings: SenderSettings | None = None,
-                 *, owner: str | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        session_factory: sessionmaker[Session],
+        senders: Mapping[str, PlatformSender],
+        settings: SenderSettings | None = None,
+        *,
+        owner: str | None = None,
+    ):
         self.engine = engine
         self.session_factory = session_factory
         self.senders = dict(senders)
@@ -182,7 +197,8 @@ class OutboxSender:
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._ready_ahead = {
             platform: asyncio.Semaphore(max(1, math.floor(limiter.limits.overall.per_second * READY_AHEAD_SECONDS)))
-            for platform, limiter in self.limiters.items() if limiter.limits.overall is not None
+            for platform, limiter in self.limiters.items()
+            if limiter.limits.overall is not None
         }
         self._task = asyncio.create_task(self._run(), name="outbox-sender")
         for platform, limiter in self.limiters.items():
@@ -231,8 +247,12 @@ class OutboxSender:
             waiting = outbox.pending_by_platform(session)
         for platform, count in sorted(waiting.items()):
             if platform not in self.senders:
-                log.warning("outbox: %d messages wait for %s, which this worker has no sender for "
-                            "(configure the platform to deliver them)", count, platform)
+                log.warning(
+                    "outbox: %d messages wait for %s, which this worker has no sender for "
+                    "(configure the platform to deliver them)",
+                    count,
+                    platform,
+                )
 
     async def _lead(self) -> bool:
         if self._lock is None:
@@ -259,8 +279,9 @@ class OutboxSender:
                 claimed = await self._claim()
             except sa.exc.SQLAlchemyError as exc:
                 # The database is away (restart, network): keep what we hold, try again shortly.
-                log.warning("outbox: database error, retrying in %ss: %s", self.settings.poll_seconds,
-                            str(exc).splitlines()[0])
+                log.warning(
+                    "outbox: database error, retrying in %ss: %s", self.settings.poll_seconds, str(exc).splitlines()[0]
+                )
                 await self._wait(max(self.settings.poll_seconds, 1.0))
                 continue
             if claimed:
@@ -276,8 +297,14 @@ class OutboxSender:
             return []
         caps, group_caps = self._caps()
         return await asyncio.to_thread(
-            outbox.claim_due, self.session_factory, owner=self.owner, platforms=platforms, limit=room,
-            lease=timedelta(seconds=self.settings.lease_seconds), caps=caps, group_caps=group_caps,
+            outbox.claim_due,
+            self.session_factory,
+            owner=self.owner,
+            platforms=platforms,
+            limit=room,
+            lease=timedelta(seconds=self.settings.lease_seconds),
+            caps=caps,
+            group_caps=group_caps,
         )
 
     def _caps(self) -> tuple[dict[str, int], dict[str, int]]:
@@ -285,12 +312,18 @@ class OutboxSender:
         horizon = self.settings.lease_seconds / 2
 
         def cap(rate) -> int:
-            return self.settings.max_held if rate is None else max(1, min(self.settings.max_held,
-                                                                          math.floor(rate.per_second * horizon)))
+            return (
+                self.settings.max_held
+                if rate is None
+                else max(1, min(self.settings.max_held, math.floor(rate.per_second * horizon)))
+            )
 
         caps = {p: cap(limiter.limits.per_chat) for p, limiter in self.limiters.items()}
-        group_caps = {p: cap(limiter.limits.per_group) for p, limiter in self.limiters.items()
-                      if limiter.limits.per_group is not None}
+        group_caps = {
+            p: cap(limiter.limits.per_group)
+            for p, limiter in self.limiters.items()
+            if limiter.limits.per_group is not None
+        }
         return caps, group_caps
 
     async def _renew(self) -> bool:
@@ -300,8 +333,9 @@ class OutboxSender:
             return False
         if self._held:
             until = utcnow() + timedelta(seconds=self.settings.lease_seconds)
-            still = await asyncio.to_thread(outbox.renew_leases, self.session_factory, list(self._held),
-                                            self.owner, until)
+            still = await asyncio.to_thread(
+                outbox.renew_leases, self.session_factory, list(self._held), self.owner, until
+            )
             lost = self._held - still
             if lost:
                 log.warning("outbox: %d rows were taken over by another sender; not sending them", len(lost))
@@ -337,8 +371,9 @@ class OutboxSender:
                     try:
                         await self._deliver(row, queue)
                     except Exception:  # noqa: BLE001 - one row's trouble must not strand the others
-                        log.exception("outbox row %s: recording the outcome failed; its lease will bring it back",
-                                      row.id)
+                        log.exception(
+                            "outbox row %s: recording the outcome failed; its lease will bring it back", row.id
+                        )
                     finally:
                         self._held.discard(row.id)
         finally:
@@ -360,9 +395,14 @@ class OutboxSender:
                 prepared = await self._record(outbox.prepare, row, self.owner)
             except Exception as exc:  # noqa: BLE001 - a database hiccup or a bug in a preparer
                 log.exception("preparing outbox row %s failed", row.id)
-                await self._record(outbox.retry_or_fail, row, self.owner, f"preparing failed: {type(exc).__name__}: {exc}",
-                                   max_attempts=self.settings.max_attempts,
-                                   base=timedelta(seconds=self.settings.backoff_seconds))
+                await self._record(
+                    outbox.retry_or_fail,
+                    row,
+                    self.owner,
+                    f"preparing failed: {type(exc).__name__}: {exc}",
+                    max_attempts=self.settings.max_attempts,
+                    base=timedelta(seconds=self.settings.backoff_seconds),
+                )
                 return None
             if prepared is None:
                 return None
@@ -389,8 +429,9 @@ class OutboxSender:
         except RateLimited as exc:
             limiter.pause(exc.retry_after)
             log.warning("%s rate-limited us for %ss; pausing that platform", row.platform, f"{exc.retry_after:g}")
-            await self._record(outbox.release_rate_limited, row.id, self.owner,
-                               utcnow() + timedelta(seconds=exc.retry_after), str(exc))
+            await self._record(
+                outbox.release_rate_limited, row.id, self.owner, utcnow() + timedelta(seconds=exc.retry_after), str(exc)
+            )
         except RecipientUnreachable as exc:
             log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
             await self._record(outbox.mark_blocked, row, self.owner, str(exc) or "unreachable")
@@ -400,15 +441,24 @@ class OutboxSender:
                 await self._record(outbox.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
         except PermanentFailure as exc:
-            log.warning("outbox row %s to %s:%s cannot be delivered; failing it: %s", row.id, row.platform,
-                        row.conversation, exc)
+            log.warning(
+                "outbox row %s to %s:%s cannot be delivered; failing it: %s",
+                row.id,
+                row.platform,
+                row.conversation,
+                exc,
+            )
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc) or "permanent failure")
         except Exception as exc:  # noqa: BLE001 - TemporaryFailure, network errors, adapter bugs
             if not isinstance(exc, (TemporaryFailure, OSError, TimeoutError)):
                 log.exception("sending outbox row %s failed unexpectedly", row.id)
             status = await self._record(
-                outbox.retry_or_fail, row, self.owner, f"{type(exc).__name__}: {exc}",
-                max_attempts=self.settings.max_attempts, base=timedelta(seconds=self.settings.backoff_seconds),
+                outbox.retry_or_fail,
+                row,
+                self.owner,
+                f"{type(exc).__name__}: {exc}",
+                max_attempts=self.settings.max_attempts,
+                base=timedelta(seconds=self.settings.backoff_seconds),
             )
             log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
         else:
@@ -429,4 +479,3 @@ class OutboxSender:
         if untried:
             await asyncio.to_thread(outbox.release, self.session_factory, untried, self.owner)
         self._held.clear()
-

@@ -108,9 +108,17 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
     from bot.scheduler import SchedulerService, SchedulerSettings
 
     env = app.settings.extra
-    sender = OutboxSender(app.engine, app.session_factory,
-                          senders(app) if platform_senders is None else platform_senders,
-                          SenderSettings.from_env(env))
-    scheduler = SchedulerService(app.engine, app.session_factory, SchedulerSettings.from_env(env),
-                                 config={**env, "CHATCRM_CURRENCY": app.settings.currency}, on_ran=sender.wake)
+    sender = OutboxSender(
+        app.engine,
+        app.session_factory,
+        senders(app) if platform_senders is None else platform_senders,
+        SenderSettings.from_env(env),
+    )
+    scheduler = SchedulerService(
+        app.engine,
+        app.session_factory,
+        SchedulerSettings.from_env(env),
+        config={**env, "CHATCRM_CURRENCY": app.settings.currency},
+        on_ran=sender.wake,
+    )
     return [*platform_services(app), scheduler, sender]

@@ -41,12 +41,27 @@ class Permission(enum.StrEnum):
     OPT_OUT = "opt_out"
 
 
-_VIEWER = {Permission.HELP, Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ,
-           Permission.PROFILE, Permission.OPT_OUT}
-_SALES = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.DEALS_WRITE, Permission.FOLLOWUPS,
-                    Permission.CAMPAIGNS_DRAFT}
-_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE,
-                      Permission.FOLLOWUPS}
+_VIEWER = {
+    Permission.HELP,
+    Permission.CUSTOMERS_READ,
+    Permission.DEALS_READ,
+    Permission.TICKETS_READ,
+    Permission.PROFILE,
+    Permission.OPT_OUT,
+}
+_SALES = _VIEWER | {
+    Permission.CUSTOMERS_WRITE,
+    Permission.NOTES_WRITE,
+    Permission.DEALS_WRITE,
+    Permission.FOLLOWUPS,
+    Permission.CAMPAIGNS_DRAFT,
+}
+_SUPPORT = _VIEWER | {
+    Permission.CUSTOMERS_WRITE,
+    Permission.NOTES_WRITE,
+    Permission.TICKETS_WRITE,
+    Permission.FOLLOWUPS,
+}
 _MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {

@@ -33,14 +33,14 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from crm_core.clock import utcnow
-from crm_core.scheduling import Calendar, Interval, Trigger, next_due_time, parse_hhmm, run_due, schedule
-from crm_core.scheduling.leader import LeaderLock, holder_id
-from crm_core.uow import UnitOfWork
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import env_number
+from crm_core.clock import utcnow
+from crm_core.scheduling import Calendar, Interval, Trigger, next_due_time, parse_hhmm, run_due, schedule
+from crm_core.scheduling.leader import LeaderLock, holder_id
+from crm_core.uow import UnitOfWork
 
 log = logging.getLogger("chatcrm.scheduler")
 
@@ -70,16 +70,33 @@ def system_jobs(config: Mapping[str, str]) -> list[JobSpec]:
     timezone = config.get("CHATCRM_TIMEZONE", "UTC")
     night = 6 * 3600
     return [
-        JobSpec("system:outbox-purge", "crm_core.outbox:purge_task", Calendar(time(3, 30)),
-                args={"keep_days": keep_days}, misfire_grace_seconds=24 * 3600),
+        JobSpec(
+            "system:outbox-purge",
+            "crm_core.outbox:purge_task",
+            Calendar(time(3, 30)),
+            args={"keep_days": keep_days},
+            misfire_grace_seconds=24 * 3600,
+        ),
         JobSpec("system:inbox-prune", "crm_core.inbox:prune_task", Interval(3600), misfire_grace_seconds=3600),
-        JobSpec("mining:nightly", "crm_core.services.recommendation_digest:nightly_task",
-                Calendar(mining_at, timezone), misfire_grace_seconds=night),
+        JobSpec(
+            "mining:nightly",
+            "crm_core.services.recommendation_digest:nightly_task",
+            Calendar(mining_at, timezone),
+            misfire_grace_seconds=night,
+        ),
         # Settles campaign runs and refreshes live status cards.
-        JobSpec("campaigns:tick", "crm_core.campaigns.delivery:tick_task",
-                Interval(max(int(float(config.get("CHATCRM_CAMPAIGN_TICK", "5"))), 1)), misfire_grace_seconds=60),
-        JobSpec("predictions:nightly", "crm_core.predictions.scores:nightly_task",
-                Calendar(scoring_at, timezone), misfire_grace_seconds=night),
+        JobSpec(
+            "campaigns:tick",
+            "crm_core.campaigns.delivery:tick_task",
+            Interval(max(int(float(config.get("CHATCRM_CAMPAIGN_TICK", "5"))), 1)),
+            misfire_grace_seconds=60,
+        ),
+        JobSpec(
+            "predictions:nightly",
+            "crm_core.predictions.scores:nightly_task",
+            Calendar(scoring_at, timezone),
+            misfire_grace_seconds=night,
+        ),
     ]
 
 
@@ -149,8 +166,9 @@ class SchedulerService:
         self.jobs = list(system_jobs(self.config) if jobs is None else jobs)
         self.on_ran = on_ran
         self.id = f"scheduler-{secrets.token_hex(4)}"
-        self.lock = LeaderLock(engine, LOCK_NAME, ttl=timedelta(seconds=self.settings.lock_ttl_seconds),
-                               holder=holder or holder_id())
+        self.lock = LeaderLock(
+            engine, LOCK_NAME, ttl=timedelta(seconds=self.settings.lock_ttl_seconds), holder=holder or holder_id()
+        )
         self.apscheduler: AsyncIOScheduler | None = None
         # Ticks done and registry jobs run while leading (for logs and tests).
         self.ticks = 0
@@ -221,13 +239,29 @@ class SchedulerService:
         self._lost = asyncio.Event()
         await asyncio.to_thread(self._register_jobs)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        common = {"args": [self.id], "replace_existing": True, "coalesce": True, "max_instances": 1,
-                  # A late tick still runs (once): lateness of the real schedules is judged by the registry.
-                  "misfire_grace_time": None}
-        scheduler.add_job("bot.scheduler:tick", "interval", seconds=self.settings.poll_seconds, id=TICK_JOB,
-                          next_run_time=datetime.now(UTC), **common)
-        scheduler.add_job("bot.scheduler:check_leadership", "interval",
-                          seconds=max(self.settings.lock_ttl_seconds / 3, 0.05), id=LEADER_JOB, **common)
+        common = {
+            "args": [self.id],
+            "replace_existing": True,
+            "coalesce": True,
+            "max_instances": 1,
+            # A late tick still runs (once): lateness of the real schedules is judged by the registry.
+            "misfire_grace_time": None,
+        }
+        scheduler.add_job(
+            "bot.scheduler:tick",
+            "interval",
+            seconds=self.settings.poll_seconds,
+            id=TICK_JOB,
+            next_run_time=datetime.now(UTC),
+            **common,
+        )
+        scheduler.add_job(
+            "bot.scheduler:check_leadership",
+            "interval",
+            seconds=max(self.settings.lock_ttl_seconds / 3, 0.05),
+            id=LEADER_JOB,
+            **common,
+        )
         self.apscheduler = scheduler
         scheduler.start()
         try:
@@ -248,8 +282,14 @@ class SchedulerService:
     def _register_jobs(self) -> None:
         with UnitOfWork(self.session_factory) as uow:
             for spec in self.jobs:
-                schedule(uow, spec.id, spec.task, spec.trigger, args=spec.args,
-                         misfire_grace_seconds=spec.misfire_grace_seconds)
+                schedule(
+                    uow,
+                    spec.id,
+                    spec.task,
+                    spec.trigger,
+                    args=spec.args,
+                    misfire_grace_seconds=spec.misfire_grace_seconds,
+                )
 
     # Called from APScheduler's executor threads
 
@@ -258,13 +298,19 @@ class SchedulerService:
         with self._run_lock:
             if not self.lock.held:
                 return 0
-            outcomes = run_due(self.session_factory, lease=timedelta(seconds=self.settings.job_lease_seconds),
-                               config=self.config)
+            outcomes = run_due(
+                self.session_factory, lease=timedelta(seconds=self.settings.job_lease_seconds), config=self.config
+            )
             self.ticks += 1
             self.runs += len(outcomes)
             for outcome in outcomes:
-                log.info("job %s (due %s): %s%s", outcome.job_id, outcome.fire_time.isoformat(), outcome.status,
-                         f" — {outcome.error}" if outcome.error else "")
+                log.info(
+                    "job %s (due %s): %s%s",
+                    outcome.job_id,
+                    outcome.fire_time.isoformat(),
+                    outcome.status,
+                    f" — {outcome.error}" if outcome.error else "",
+                )
             self._set_wake()
         if outcomes and self.on_ran is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(self.on_ran)
@@ -276,8 +322,17 @@ class SchedulerService:
         if scheduler is None or due is None:
             return
         if due - utcnow() < timedelta(seconds=self.settings.poll_seconds):
-            scheduler.add_job("bot.scheduler:tick", "date", run_date=max(due, utcnow()), args=[self.id], id=WAKE_JOB,
-                              replace_existing=True, misfire_grace_time=None, coalesce=True, max_instances=1)
+            scheduler.add_job(
+                "bot.scheduler:tick",
+                "date",
+                run_date=max(due, utcnow()),
+                args=[self.id],
+                id=WAKE_JOB,
+                replace_existing=True,
+                misfire_grace_time=None,
+                coalesce=True,
+                max_instances=1,
+            )
 
     def check_leadership(self) -> None:
         if not self.lock.renew() and self._loop is not None:

@@ -67,62 +67,209 @@ USERS = [
 
 # country, language, timezone, phone prefix, first names, last names, company suffixes
 COUNTRIES = [
-    ("DE", "de", "Europe/Berlin", "+49", ["Jürgen", "Anna", "Lukas", "Sabine", "Felix", "Müge", "Katrin"],
-     ["Müller", "Schäfer", "Wagner", "Hoffmann", "Köhler", "Weiß", "Zimmermann"], ["GmbH", "AG", "KG"]),
-    ("GB", "en", "Europe/London", "+44", ["Oliver", "Amelia", "Harry", "Isla", "George", "Priya"],
-     ["Smith", "Taylor", "Brown", "O'Neill", "Patel", "Wright"], ["Ltd", "plc", "& Sons"]),
-    ("FR", "fr", "Europe/Paris", "+33", ["Léa", "Hugo", "Chloé", "Théo", "Zoë", "Mathéo"],
-     ["Dubois", "Lefèvre", "Moreau", "Girard", "Rousseau", "Faure"], ["SA", "SARL", "SAS"]),
-    ("US", "en", "America/New_York", "+1", ["James", "Emma", "Michael", "Olivia", "Ethan", "Ava"],
-     ["Johnson", "Williams", "Garcia", "Miller", "Davis", "Rodriguez"], ["Inc", "LLC", "Corp"]),
-    ("CN", "zh", "Asia/Shanghai", "+86", ["伟", "芳", "娜", "敏", "静", "强"],
-     ["王", "李", "张", "刘", "陈", "杨"], ["有限公司", "集团"]),
-    ("ES", "es", "Europe/Madrid", "+34", ["José", "Lucía", "Martín", "Sofía", "Álvaro", "Inés"],
-     ["García", "Fernández", "López", "Martínez", "Sánchez", "Pérez"], ["SL", "SA"]),
-    ("IT", "it", "Europe/Rome", "+39", ["Giulia", "Francesco", "Chiara", "Lorenzo", "Niccolò"],
-     ["Rossi", "Bianchi", "Esposito", "Romano", "Colombo"], ["S.p.A.", "S.r.l."]),
-    ("NL", "nl", "Europe/Amsterdam", "+31", ["Daan", "Sanne", "Bram", "Fleur", "Sem"],
-     ["de Jong", "Jansen", "de Vries", "van den Berg", "Bakker"], ["BV", "NV"]),
-    ("SE", "sv", "Europe/Stockholm", "+46", ["Erik", "Astrid", "Björn", "Saga", "Söre"],
-     ["Andersson", "Johansson", "Karlsson", "Nilsson", "Åberg"], ["AB"]),
-    ("JP", "ja", "Asia/Tokyo", "+81", ["Haruto", "Yui", "Sota", "Hina", "Ren"],
-     ["Sato", "Suzuki", "Takahashi", "Watanabe", "Ito"], ["KK", "Co"]),
-    ("PL", "pl", "Europe/Warsaw", "+48", ["Jakub", "Zofia", "Łukasz", "Małgorzata", "Kacper"],
-     ["Nowak", "Kowalski", "Wiśniewski", "Wójcik", "Kamiński"], ["sp. z o.o.", "S.A."]),
-    ("BR", "pt", "America/Sao_Paulo", "+55", ["João", "Maria", "Pedro", "Ana", "Gabriel"],
-     ["Silva", "Santos", "Oliveira", "Souza", "Lima"], ["Ltda", "S.A."]),
+    (
+        "DE",
+        "de",
+        "Europe/Berlin",
+        "+49",
+        ["Jürgen", "Anna", "Lukas", "Sabine", "Felix", "Müge", "Katrin"],
+        ["Müller", "Schäfer", "Wagner", "Hoffmann", "Köhler", "Weiß", "Zimmermann"],
+        ["GmbH", "AG", "KG"],
+    ),
+    (
+        "GB",
+        "en",
+        "Europe/London",
+        "+44",
+        ["Oliver", "Amelia", "Harry", "Isla", "George", "Priya"],
+        ["Smith", "Taylor", "Brown", "O'Neill", "Patel", "Wright"],
+        ["Ltd", "plc", "& Sons"],
+    ),
+    (
+        "FR",
+        "fr",
+        "Europe/Paris",
+        "+33",
+        ["Léa", "Hugo", "Chloé", "Théo", "Zoë", "Mathéo"],
+        ["Dubois", "Lefèvre", "Moreau", "Girard", "Rousseau", "Faure"],
+        ["SA", "SARL", "SAS"],
+    ),
+    (
+        "US",
+        "en",
+        "America/New_York",
+        "+1",
+        ["James", "Emma", "Michael", "Olivia", "Ethan", "Ava"],
+        ["Johnson", "Williams", "Garcia", "Miller", "Davis", "Rodriguez"],
+        ["Inc", "LLC", "Corp"],
+    ),
+    (
+        "CN",
+        "zh",
+        "Asia/Shanghai",
+        "+86",
+        ["伟", "芳", "娜", "敏", "静", "强"],
+        ["王", "李", "张", "刘", "陈", "杨"],
+        ["有限公司", "集团"],
+    ),
+    (
+        "ES",
+        "es",
+        "Europe/Madrid",
+        "+34",
+        ["José", "Lucía", "Martín", "Sofía", "Álvaro", "Inés"],
+        ["García", "Fernández", "López", "Martínez", "Sánchez", "Pérez"],
+        ["SL", "SA"],
+    ),
+    (
+        "IT",
+        "it",
+        "Europe/Rome",
+        "+39",
+        ["Giulia", "Francesco", "Chiara", "Lorenzo", "Niccolò"],
+        ["Rossi", "Bianchi", "Esposito", "Romano", "Colombo"],
+        ["S.p.A.", "S.r.l."],
+    ),
+    (
+        "NL",
+        "nl",
+        "Europe/Amsterdam",
+        "+31",
+        ["Daan", "Sanne", "Bram", "Fleur", "Sem"],
+        ["de Jong", "Jansen", "de Vries", "van den Berg", "Bakker"],
+        ["BV", "NV"],
+    ),
+    (
+        "SE",
+        "sv",
+        "Europe/Stockholm",
+        "+46",
+        ["Erik", "Astrid", "Björn", "Saga", "Söre"],
+        ["Andersson", "Johansson", "Karlsson", "Nilsson", "Åberg"],
+        ["AB"],
+    ),
+    (
+        "JP",
+        "ja",
+        "Asia/Tokyo",
+        "+81",
+        ["Haruto", "Yui", "Sota", "Hina", "Ren"],
+        ["Sato", "Suzuki", "Takahashi", "Watanabe", "Ito"],
+        ["KK", "Co"],
+    ),
+    (
+        "PL",
+        "pl",
+        "Europe/Warsaw",
+        "+48",
+        ["Jakub", "Zofia", "Łukasz", "Małgorzata", "Kacper"],
+        ["Nowak", "Kowalski", "Wiśniewski", "Wójcik", "Kamiński"],
+        ["sp. z o.o.", "S.A."],
+    ),
+    (
+        "BR",
+        "pt",
+        "America/Sao_Paulo",
+        "+55",
+        ["João", "Maria", "Pedro", "Ana", "Gabriel"],
+        ["Silva", "Santos", "Oliveira", "Souza", "Lima"],
+        ["Ltda", "S.A."],
+    ),
 ]
 
-COMPANY_WORDS = ["Nordwind", "Bluebird", "Helix", "Granite", "Lumen", "Vertex", "Orchard", "Meridian", "Kestrel",
-                 "Polaris", "Juniper", "Riverside", "Summit", "Cobalt", "Harbor", "Evergreen", "Falcon", "Quantum",
-                 "Saffron", "Tundra", "Beacon", "Cedar", "Atlas", "Zephyr", "Marigold", "Ironwood", "Copper",
-                 "Silverline", "Oakridge", "Pinnacle"]
-COMPANY_KINDS = ["Logistics", "Dental", "Architects", "Bakery", "Consulting", "Robotics", "Media", "Pharma",
-                 "Hotels", "Legal", "Foods", "Engineering", "Studios", "Clinic", "Retail"]
+COMPANY_WORDS = [
+    "Nordwind",
+    "Bluebird",
+    "Helix",
+    "Granite",
+    "Lumen",
+    "Vertex",
+    "Orchard",
+    "Meridian",
+    "Kestrel",
+    "Polaris",
+    "Juniper",
+    "Riverside",
+    "Summit",
+    "Cobalt",
+    "Harbor",
+    "Evergreen",
+    "Falcon",
+    "Quantum",
+    "Saffron",
+    "Tundra",
+    "Beacon",
+    "Cedar",
+    "Atlas",
+    "Zephyr",
+    "Marigold",
+    "Ironwood",
+    "Copper",
+    "Silverline",
+    "Oakridge",
+    "Pinnacle",
+]
+COMPANY_KINDS = [
+    "Logistics",
+    "Dental",
+    "Architects",
+    "Bakery",
+    "Consulting",
+    "Robotics",
+    "Media",
+    "Pharma",
+    "Hotels",
+    "Legal",
+    "Foods",
+    "Engineering",
+    "Studios",
+    "Clinic",
+    "Retail",
+]
 INDUSTRIES = ["manufacturing", "healthcare", "retail", "services", "hospitality", "technology"]
 
 # sku, name, category, price in cents
 PRODUCTS = [
-    ("PRN-100", "LaserJet Pro Printer", "Printing", 32900), ("TON-BK", "Toner Cartridge Black", "Printing", 8900),
-    ("TON-CL", "Toner Cartridge Colour Set", "Printing", 21900), ("PAP-A4", "A4 Paper, Box of 5 Reams", "Printing", 2990),
-    ("DRM-100", "Imaging Drum", "Printing", 11900), ("LBL-200", "Label Printer", "Printing", 14900),
-    ("COF-M1", "Espresso Machine Barista", "Coffee", 89900), ("COF-B1", "Espresso Beans 1 kg", "Coffee", 2490),
-    ("COF-D1", "Descaler 4-Pack", "Coffee", 1990), ("COF-F1", "Milk Frother", "Coffee", 7900),
-    ("COF-C1", "Porcelain Cups, Set of 6", "Coffee", 3490), ("TEA-01", "Green Tea Assortment", "Coffee", 1590),
-    ("LAP-14", "Laptop 14\" Business", "IT", 129900), ("DCK-01", "USB-C Docking Station", "IT", 18900),
-    ("MOU-01", "Wireless Mouse", "IT", 3990), ("KEY-01", "Wireless Keyboard", "IT", 5990),
-    ("MON-27", "27\" 4K Monitor", "IT", 44900), ("HDM-02", "HDMI Cable 2 m", "IT", 1490),
-    ("ARM-01", "Monitor Arm", "IT", 8900), ("HDS-01", "Noise-Cancelling Headset", "IT", 17900),
-    ("CAM-01", "HD Webcam", "IT", 8900), ("HUB-01", "USB-C Hub 7-in-1", "IT", 4990),
-    ("SSD-01", "External SSD 1 TB", "IT", 11900), ("RTR-01", "Wi-Fi 6 Router", "IT", 19900),
-    ("DSK-01", "Standing Desk", "Furniture", 54900), ("CHR-01", "Ergonomic Chair", "Furniture", 39900),
-    ("LMP-01", "LED Desk Lamp", "Furniture", 6900), ("CAB-01", "Filing Cabinet", "Furniture", 22900),
-    ("WBD-01", "Whiteboard 120x90", "Furniture", 12900), ("MRK-01", "Whiteboard Markers, 12", "Furniture", 1290),
-    ("SW-CRM", "chatcrm Seat, 1 Year", "Software", 36000), ("SW-AV", "Antivirus, 10 Devices", "Software", 14900),
-    ("SW-OFF", "Office Suite Licence", "Software", 9900), ("SW-BKP", "Cloud Backup 1 TB, 1 Year", "Software", 11900),
-    ("CLN-01", "Screen Cleaning Kit", "Supplies", 990), ("BAT-01", "AA Batteries, 24", "Supplies", 1490),
-    ("NTB-01", "Notebooks A5, 10", "Supplies", 1990), ("PEN-01", "Gel Pens, 20", "Supplies", 1290),
-    ("ENV-01", "Envelopes C4, 250", "Supplies", 2490), ("STP-01", "Stapler Heavy Duty", "Supplies", 2990),
+    ("PRN-100", "LaserJet Pro Printer", "Printing", 32900),
+    ("TON-BK", "Toner Cartridge Black", "Printing", 8900),
+    ("TON-CL", "Toner Cartridge Colour Set", "Printing", 21900),
+    ("PAP-A4", "A4 Paper, Box of 5 Reams", "Printing", 2990),
+    ("DRM-100", "Imaging Drum", "Printing", 11900),
+    ("LBL-200", "Label Printer", "Printing", 14900),
+    ("COF-M1", "Espresso Machine Barista", "Coffee", 89900),
+    ("COF-B1", "Espresso Beans 1 kg", "Coffee", 2490),
+    ("COF-D1", "Descaler 4-Pack", "Coffee", 1990),
+    ("COF-F1", "Milk Frother", "Coffee", 7900),
+    ("COF-C1", "Porcelain Cups, Set of 6", "Coffee", 3490),
+    ("TEA-01", "Green Tea Assortment", "Coffee", 1590),
+    ("LAP-14", 'Laptop 14" Business', "IT", 129900),
+    ("DCK-01", "USB-C Docking Station", "IT", 18900),
+    ("MOU-01", "Wireless Mouse", "IT", 3990),
+    ("KEY-01", "Wireless Keyboard", "IT", 5990),
+    ("MON-27", '27" 4K Monitor', "IT", 44900),
+    ("HDM-02", "HDMI Cable 2 m", "IT", 1490),
+    ("ARM-01", "Monitor Arm", "IT", 8900),
+    ("HDS-01", "Noise-Cancelling Headset", "IT", 17900),
+    ("CAM-01", "HD Webcam", "IT", 8900),
+    ("HUB-01", "USB-C Hub 7-in-1", "IT", 4990),
+    ("SSD-01", "External SSD 1 TB", "IT", 11900),
+    ("RTR-01", "Wi-Fi 6 Router", "IT", 19900),
+    ("DSK-01", "Standing Desk", "Furniture", 54900),
+    ("CHR-01", "Ergonomic Chair", "Furniture", 39900),
+    ("LMP-01", "LED Desk Lamp", "Furniture", 6900),
+    ("CAB-01", "Filing Cabinet", "Furniture", 22900),
+    ("WBD-01", "Whiteboard 120x90", "Furniture", 12900),
+    ("MRK-01", "Whiteboard Markers, 12", "Furniture", 1290),
+    ("SW-CRM", "chatcrm Seat, 1 Year", "Software", 36000),
+    ("SW-AV", "Antivirus, 10 Devices", "Software", 14900),
+    ("SW-OFF", "Office Suite Licence", "Software", 9900),
+    ("SW-BKP", "Cloud Backup 1 TB, 1 Year", "Software", 11900),
+    ("CLN-01", "Screen Cleaning Kit", "Supplies", 990),
+    ("BAT-01", "AA Batteries, 24", "Supplies", 1490),
+    ("NTB-01", "Notebooks A5, 10", "Supplies", 1990),
+    ("PEN-01", "Gel Pens, 20", "Supplies", 1290),
+    ("ENV-01", "Envelopes C4, 250", "Supplies", 2490),
+    ("STP-01", "Stapler Heavy Duty", "Supplies", 2990),
 ]
 
 # Bought together: the first item makes the others likely (what the nightly mining should find).
@@ -149,9 +296,15 @@ NOTES = [
     "Wants invoices in EUR from now on.",
 ]
 TICKET_SUBJECTS = [
-    "Printer jams on double-sided jobs", "Toner shows empty although new", "Espresso machine leaks water",
-    "Docking station does not charge laptop", "Monitor flickers at 60 Hz", "Invoice address is wrong",
-    "Missing item in delivery", "Licence key not accepted", "Chair armrest broken on arrival",
+    "Printer jams on double-sided jobs",
+    "Toner shows empty although new",
+    "Espresso machine leaks water",
+    "Docking station does not charge laptop",
+    "Monitor flickers at 60 Hz",
+    "Invoice address is wrong",
+    "Missing item in delivery",
+    "Licence key not accepted",
+    "Chair armrest broken on arrival",
     "Request to change delivery date",
 ]
 
@@ -170,8 +323,10 @@ class DemoSummary:
     def describe(self) -> str:
         if not self.created:
             return "The demo data is already there; nothing added."
-        return (f"Demo data added: {self.users} users, {self.customers} customers, {self.products} products, "
-                f"{self.orders} orders, {self.deals} deals, {self.tickets} tickets, {self.interactions} interactions.")
+        return (
+            f"Demo data added: {self.users} users, {self.customers} customers, {self.products} products, "
+            f"{self.orders} orders, {self.deals} deals, {self.tickets} tickets, {self.interactions} interactions."
+        )
 
 
 def is_seeded(uow: UnitOfWork) -> bool:
@@ -202,8 +357,9 @@ def seed(uow: UnitOfWork, customers: int = 400) -> DemoSummary:
     session.flush()
     orders.refresh_customer_stats(uow)
     _segments(uow)
-    return DemoSummary(True, len(staff), len(people), len(products), order_count, deal_count, ticket_count,
-                       interaction_count)
+    return DemoSummary(
+        True, len(staff), len(people), len(products), order_count, deal_count, ticket_count, interaction_count
+    )
 
 
 def _users(session) -> list[User]:
@@ -213,8 +369,9 @@ def _users(session) -> list[User]:
         if user is None:
             user = User(name=name, email=email, role=role, timezone=tz, language=language)
             # A console identity per demo user: `chatcrm console --as maria` works out of the box.
-            user.identities.append(Identity(platform=Platform.CONSOLE, external_id=email.split("@")[0],
-                                            display_name=name))
+            user.identities.append(
+                Identity(platform=Platform.CONSOLE, external_id=email.split("@")[0], display_name=name)
+            )
             session.add(user)
         staff.append(user)
     session.flush()
@@ -253,9 +410,16 @@ def _customers(session, rng: random.Random, count: int, owners: list[User], now:
     acme_company = Company(name="Acme Corp", name_key="acme corp", domain="acme.example", country="US")
     session.add(acme_company)
     acme = Customer(
-        name="Acme Corp", kind=CustomerKind.ACCOUNT, company=acme_company, email="purchasing@acme.example",
-        phone="+1 212 5550100", country="US", language="en", timezone="America/New_York",
-        owner=owners[1] if len(owners) > 1 else owners[0], external_ref=MARKER,
+        name="Acme Corp",
+        kind=CustomerKind.ACCOUNT,
+        company=acme_company,
+        email="purchasing@acme.example",
+        phone="+1 212 5550100",
+        country="US",
+        language="en",
+        timezone="America/New_York",
+        owner=owners[1] if len(owners) > 1 else owners[0],
+        external_ref=MARKER,
         created_at=now - timedelta(days=700),
     )
     acme.tag_rows = [CustomerTag(tag="vip"), CustomerTag(tag="key-account")]
@@ -308,27 +472,46 @@ def _field_values(uow: UnitOfWork, rng: random.Random, people: list[Customer]) -
     for customer in people:
         if customer.kind is not CustomerKind.ACCOUNT:
             continue
-        uow.session.add_all([
-            CustomFieldValue(definition_id=defs["industry"].id, entity_id=customer.id,
-                             value_text=rng.choice(INDUSTRIES)),
-            CustomFieldValue(definition_id=defs["employees"].id, entity_id=customer.id,
-                             value_number=float(rng.choice([8, 25, 60, 120, 450, 1200]))),
-            CustomFieldValue(definition_id=defs["contract_renewal"].id, entity_id=customer.id,
-                             value_date=today + timedelta(days=rng.randint(10, 360))),
-        ])
+        uow.session.add_all(
+            [
+                CustomFieldValue(
+                    definition_id=defs["industry"].id, entity_id=customer.id, value_text=rng.choice(INDUSTRIES)
+                ),
+                CustomFieldValue(
+                    definition_id=defs["employees"].id,
+                    entity_id=customer.id,
+                    value_number=float(rng.choice([8, 25, 60, 120, 450, 1200])),
+                ),
+                CustomFieldValue(
+                    definition_id=defs["contract_renewal"].id,
+                    entity_id=customer.id,
+                    value_date=today + timedelta(days=rng.randint(10, 360)),
+                ),
+            ]
+        )
 
 
 def _relationships(session, rng: random.Random, people: list[Customer], now: datetime) -> None:
     accounts = [c for c in people if c.kind is CustomerKind.ACCOUNT]
     persons = [c for c in people if c.kind is CustomerKind.PERSON]
     for person in rng.sample(persons, min(40, len(persons))):
-        session.add(CustomerRelationship(customer_id=person.id, related_customer_id=rng.choice(accounts).id,
-                                         type=RelationshipType.COLLEAGUE,
-                                         started_on=(now - timedelta(days=rng.randint(30, 600))).date()))
+        session.add(
+            CustomerRelationship(
+                customer_id=person.id,
+                related_customer_id=rng.choice(accounts).id,
+                type=RelationshipType.COLLEAGUE,
+                started_on=(now - timedelta(days=rng.randint(30, 600))).date(),
+            )
+        )
     for child in rng.sample(accounts[1:], min(6, len(accounts) - 1)):
-        session.add(CustomerRelationship(customer_id=child.id, related_customer_id=accounts[0].id,
-                                         type=RelationshipType.SUBSIDIARY,
-                                         started_on=date(2024, 1, 1)))
+        session.add(
+            CustomerRelationship(
+                customer_id=child.id,
+                related_customer_id=accounts[0].id,
+                type=RelationshipType.SUBSIDIARY,
+                started_on=date(2024, 1, 1),
+            )
+        )
 
 
 def _basket(rng: random.Random, skus: list[str]) -> dict[str, int]:
@@ -350,31 +533,55 @@ def _orders(session, rng: random.Random, people: list[Customer], products: dict[
     for customer in people:
         # Activity levels: loyal, regular, occasional, and customers who stopped buying (churned).
         profile = rng.choices(["loyal", "regular", "occasional", "churned"], [0.2, 0.35, 0.3, 0.15])[0]
-        n_orders = {"loyal": rng.randint(12, 24), "regular": rng.randint(5, 12), "occasional": rng.randint(1, 4),
-                    "churned": rng.randint(2, 8)}[profile]
+        n_orders = {
+            "loyal": rng.randint(12, 24),
+            "regular": rng.randint(5, 12),
+            "occasional": rng.randint(1, 4),
+            "churned": rng.randint(2, 8),
+        }[profile]
         if customer.external_ref == MARKER:
             n_orders = 18
         latest_day = 240 if profile == "churned" else 0
         for _ in range(n_orders):
             ordered_at = now - timedelta(days=rng.randint(latest_day, 730), hours=rng.randint(0, 23))
             count += 1
-            order = Order(number=f"DEMO-{count:06d}", customer_id=customer.id, kind=OrderKind.PURCHASE,
-                          ordered_at=ordered_at, currency="EUR", country=customer.country, source="demo")
+            order = Order(
+                number=f"DEMO-{count:06d}",
+                customer_id=customer.id,
+                kind=OrderKind.PURCHASE,
+                ordered_at=ordered_at,
+                currency="EUR",
+                country=customer.country,
+                source="demo",
+            )
             total = 0
             for sku, quantity in _basket(rng, skus).items():
                 product = products[sku]
                 total += product.price_cents * quantity
-                order.lines.append(OrderLine(product_id=product.id, quantity=quantity,
-                                             unit_price_cents=product.price_cents,
-                                             line_total_cents=product.price_cents * quantity))
+                order.lines.append(
+                    OrderLine(
+                        product_id=product.id,
+                        quantity=quantity,
+                        unit_price_cents=product.price_cents,
+                        line_total_cents=product.price_cents * quantity,
+                    )
+                )
             order.total_cents = total
             session.add(order)
     return count
 
 
 def _deals(session, rng: random.Random, people: list[Customer], owners: list[User], now: datetime) -> int:
-    titles = ["Office refit", "Printer fleet", "Coffee service contract", "Laptop refresh", "Licence renewal",
-              "New branch setup", "Managed print", "Ergonomics upgrade"]
+    titles = [
+        "Office refit",
+        "Printer fleet",
+        "Coffee service contract",
+        "Laptop refresh",
+        "Licence renewal",
+        "New branch setup",
+        "Managed print",
+        "Ergonomics upgrade",
+    ]
     count = 0
     for customer in people:
         if customer.external_ref != MARKER and rng.random() > 0.4:
@@ -383,24 +590,39 @@ def _deals(session, rng: random.Random, people: list[Customer], owners: list[Use
             stage = rng.choice(list(DealStage))
             created = now - timedelta(days=rng.randint(5, 400))
             deal = Deal(
-                title=f"{rng.choice(titles)} {created.year}", customer_id=customer.id,
-                owner_id=customer.owner_id or rng.choice(owners).id, stage=stage,
-                amount_cents=rng.randint(20, 600) * 10000, currency="EUR",
+                title=f"{rng.choice(titles)} {created.year}",
+                customer_id=customer.id,
+                owner_id=customer.owner_id or rng.choice(owners).id,
+                stage=stage,
+                amount_cents=rng.randint(20, 600) * 10000,
+                currency="EUR",
                 expected_close_on=(now + timedelta(days=rng.randint(-30, 120))).date(),
-                probability=DEFAULT_PROBABILITY[stage], created_at=created, updated_at=created,
+                probability=DEFAULT_PROBABILITY[stage],
+                created_at=created,
+                updated_at=created,
                 closed_at=None if stage.is_open else created + timedelta(days=rng.randint(10, 60)),
                 lost_reason="Went with a cheaper offer" if stage is DealStage.LOST else None,
             )
             session.add(deal)
             session.flush()
             # A believable path through the pipeline up to the deal's stage.
-            path = list(PIPELINE[: PIPELINE.index(stage) + 1]) if stage.is_open else (
-                list(PIPELINE[: rng.randint(1, len(PIPELINE))]) + [stage])
+            path = (
+                list(PIPELINE[: PIPELINE.index(stage) + 1])
+                if stage.is_open
+                else (list(PIPELINE[: rng.randint(1, len(PIPELINE))]) + [stage])
+            )
             moment = created
             previous = None
             for step in path:
-                session.add(DealStageChange(deal_id=deal.id, from_stage=previous, to_stage=step, changed_at=moment,
-                                            changed_by_id=deal.owner_id))
+                session.add(
+                    DealStageChange(
+                        deal_id=deal.id,
+                        from_stage=previous,
+                        to_stage=step,
+                        changed_at=moment,
+                        changed_by_id=deal.owner_id,
+                    )
+                )
                 previous = step
                 moment += timedelta(days=rng.randint(2, 20))
             count += 1
@@ -414,18 +636,32 @@ def _tickets(session, rng: random.Random, people: list[Customer], agents: list[U
         priority = rng.choice(list(TicketPriority))
         status = rng.choices(list(TicketStatus), [0.3, 0.15, 0.35, 0.2])[0]
         first_due, resolve_due = due_times(priority, opened)
-        responded = opened + timedelta(minutes=rng.randint(5, 600)) if status is not TicketStatus.OPEN or rng.random() < 0.5 else None
+        responded = (
+            opened + timedelta(minutes=rng.randint(5, 600))
+            if status is not TicketStatus.OPEN or rng.random() < 0.5
+            else None
+        )
         resolved = responded + timedelta(hours=rng.randint(1, 96)) if responded and not status.is_open else None
         rating = rng.choice([3, 4, 4, 5, 5, 2]) if resolved and rng.random() < 0.6 else None
-        session.add(Ticket(
-            customer_id=customer.id, subject=rng.choice(TICKET_SUBJECTS), status=status, priority=priority,
-            assignee_id=rng.choice(agents).id if rng.random() < 0.8 else None, channel=rng.choice(["telegram", "slack", "email"]),
-            created_at=opened, updated_at=resolved or responded or opened,
-            first_response_due_at=first_due, resolve_due_at=resolve_due, first_responded_at=responded,
-            resolved_at=resolved, closed_at=resolved + timedelta(days=2) if status is TicketStatus.CLOSED and resolved else None,
-            rating=rating,
-            rated_at=resolved + timedelta(hours=3) if rating else None,
-        ))
+        session.add(
+            Ticket(
+                customer_id=customer.id,
+                subject=rng.choice(TICKET_SUBJECTS),
+                status=status,
+                priority=priority,
+                assignee_id=rng.choice(agents).id if rng.random() < 0.8 else None,
+                channel=rng.choice(["telegram", "slack", "email"]),
+                created_at=opened,
+                updated_at=resolved or responded or opened,
+                first_response_due_at=first_due,
+                resolve_due_at=resolve_due,
+                first_responded_at=responded,
+                resolved_at=resolved,
+                closed_at=resolved + timedelta(days=2) if status is TicketStatus.CLOSED and resolved else None,
+                rating=rating,
+                rated_at=resolved + timedelta(hours=3) if rating else None,
+            )
+        )
         count += 1
     return count
 
@@ -434,13 +670,20 @@ def _interactions(session, rng: random.Random, people: list[Customer], staff: li
     count = 0
     for customer in people:
         for _ in range(5 if customer.external_ref == MARKER else rng.randint(0, 3)):
-            kind = rng.choice([InteractionKind.NOTE, InteractionKind.CALL, InteractionKind.EMAIL, InteractionKind.MEETING])
-            session.add(Interaction(
-                customer_id=customer.id, user_id=(customer.owner_id or rng.choice(staff).id), kind=kind,
-                direction=Direction.OUTBOUND if kind is not InteractionKind.NOTE else Direction.INTERNAL,
-                channel={"call": "phone", "email": "email"}.get(kind.value, "slack"), text=rng.choice(NOTES),
-                occurred_at=now - timedelta(days=rng.randint(0, 300), hours=rng.randint(0, 23)),
-            ))
+            kind = rng.choice(
+                [InteractionKind.NOTE, InteractionKind.CALL, InteractionKind.EMAIL, InteractionKind.MEETING]
+            )
+            session.add(
+                Interaction(
+                    customer_id=customer.id,
+                    user_id=(customer.owner_id or rng.choice(staff).id),
+                    kind=kind,
+                    direction=Direction.OUTBOUND if kind is not InteractionKind.NOTE else Direction.INTERNAL,
+                    channel={"call": "phone", "email": "email"}.get(kind.value, "slack"),
+                    text=rng.choice(NOTES),
+                    occurred_at=now - timedelta(days=rng.randint(0, 300), hours=rng.randint(0, 23)),
+                )
+            )
             count += 1
     return count
 

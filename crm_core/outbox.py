@@ -25,12 +25,11 @@ sender calls ``prepare`` for them right before sending.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-import importlib
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -133,14 +132,22 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
 
     for m in messages:
         is_blocked_ = (m.platform, m.conversation) in blocked
-        batch.append({
-            "idempotency_key": m.idempotency_key, "kind": m.kind, "platform": m.platform,
-            "conversation": m.conversation, "payload": m.payload,
-            "status": OutboxStatus.BLOCKED if is_blocked_ else OutboxStatus.PENDING,
-            "last_error": "recipient is blocked" if is_blocked_ else None,
-            "attempts": 0, "not_before": m.not_before or now, "created_at": now,
-            "user_id": m.user_id, "customer_id": m.customer_id,
-        })
+        batch.append(
+            {
+                "idempotency_key": m.idempotency_key,
+                "kind": m.kind,
+                "platform": m.platform,
+                "conversation": m.conversation,
+                "payload": m.payload,
+                "status": OutboxStatus.BLOCKED if is_blocked_ else OutboxStatus.PENDING,
+                "last_error": "recipient is blocked" if is_blocked_ else None,
+                "attempts": 0,
+                "not_before": m.not_before or now,
+                "created_at": now,
+                "user_id": m.user_id,
+                "customer_id": m.customer_id,
+            }
+        )
         if len(batch) >= chunk:
             added += flush()
     added += flush()
@@ -169,8 +176,11 @@ def _due(now: datetime, owner: str) -> sa.ColumnElement[bool]:
     return sa.or_(
         sa.and_(o.status == OutboxStatus.PENDING, o.not_before <= now),
         # A crashed sender's rows; never our own (we still hold them in memory).
-        sa.and_(o.status == OutboxStatus.SENDING, o.lease_until <= now,
-                sa.or_(o.claimed_by.is_(None), o.claimed_by != owner)),
+        sa.and_(
+            o.status == OutboxStatus.SENDING,
+            o.lease_until <= now,
+            sa.or_(o.claimed_by.is_(None), o.claimed_by != owner),
+        ),
     )
 
 
@@ -206,28 +216,43 @@ def claim_due(
     in_flight = aliased(OutboxMessage)
     busy = (
         sa.select(in_flight.id)
-        .where(in_flight.platform == o.platform, in_flight.conversation == o.conversation,
-               in_flight.status == OutboxStatus.SENDING, in_flight.lease_until > now)
+        .where(
+            in_flight.platform == o.platform,
+            in_flight.conversation == o.conversation,
+            in_flight.status == OutboxStatus.SENDING,
+            in_flight.lease_until > now,
+        )
         .exists()
     )
     candidates = (
-        sa.select(o.id, o.platform, o.conversation, o.not_before,
-                  _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"))
+        sa.select(
+            o.id,
+            o.platform,
+            o.conversation,
+            o.not_before,
+            _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"),
+        )
         .where(_due(now, owner), o.platform.in_(list(platforms)), ~busy)
         .order_by(o.not_before, o.id)
         .limit(CLAIM_CANDIDATES)
         .subquery()
     )
     ranked = sa.select(
-        candidates.c.id, candidates.c.not_before, candidates.c.cap,
-        sa.func.row_number().over(
+        candidates.c.id,
+        candidates.c.not_before,
+        candidates.c.cap,
+        sa.func.row_number()
+        .over(
             partition_by=(candidates.c.platform, candidates.c.conversation),
             order_by=(candidates.c.not_before, candidates.c.id),
-        ).label("rn"),
+        )
+        .label("rn"),
     ).subquery()
     choose = (
-        sa.select(ranked.c.id).where(ranked.c.rn <= ranked.c.cap)
-        .order_by(ranked.c.not_before, ranked.c.id).limit(limit)
+        sa.select(ranked.c.id)
+        .where(ranked.c.rn <= ranked.c.cap)
+        .order_by(ranked.c.not_before, ranked.c.id)
+        .limit(limit)
     )
     with session_factory() as session, session.begin():
         if session.get_bind().dialect.name == "postgresql":
@@ -235,10 +260,14 @@ def claim_due(
         ids = list(session.scalars(choose))
         if not ids:
             return []
-        rows = list(session.scalars(
-            sa.select(o).where(o.id.in_(ids), _due(now, owner)).order_by(o.not_before, o.id)
-            .with_for_update(skip_locked=True)
-        ))
+        rows = list(
+            session.scalars(
+                sa.select(o)
+                .where(o.id.in_(ids), _due(now, owner))
+                .order_by(o.not_before, o.id)
+                .with_for_update(skip_locked=True)
+            )
+        )
         blocked = _blocked_among(session, rows)
         claimed = []
         for row in rows:
@@ -249,8 +278,17 @@ def claim_due(
             row.lease_until = now + lease
             row.claimed_by = owner
             row.attempts += 1
-            claimed.append(Claimed(row.id, row.idempotency_key, row.kind, row.platform, row.conversation,
-                                   dict(row.payload), row.attempts))
+            claimed.append(
+                Claimed(
+                    row.id,
+                    row.idempotency_key,
+                    row.kind,
+                    row.platform,
+                    row.conversation,
+                    dict(row.payload),
+                    row.attempts,
+                )
+            )
     return claimed
 
 
@@ -306,8 +344,12 @@ def prepare(session_factory: sessionmaker[Session], row: Claimed, owner: str) ->
             if outcome.status is OutboxStatus.HELD:
                 # Not an attempt: it goes out when the campaign resumes.
                 values.update(claimed_by=None, attempts=OutboxMessage.attempts - 1)
-            session.execute(sa.update(OutboxMessage).where(_held(row.id, owner)).values(**values)
-                            .execution_options(synchronize_session=False))
+            session.execute(
+                sa.update(OutboxMessage)
+                .where(_held(row.id, owner))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
             return None
     return Claimed(row.id, row.idempotency_key, row.kind, row.platform, row.conversation, outcome, row.attempts)
 
@@ -319,26 +361,52 @@ def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:
 
 def _update_held(session_factory: sessionmaker[Session], message_id: int, owner: str, **values: Any) -> bool:
     with session_factory() as session, session.begin():
-        return session.execute(
-            sa.update(OutboxMessage).where(_held(message_id, owner)).values(**values)
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+        return (
+            session.execute(
+                sa.update(OutboxMessage)
+                .where(_held(message_id, owner))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            == 1
+        )
 
 
-def mark_sent(session_factory: sessionmaker[Session], message_id: int, owner: str,
-              platform_message_id: str | None, now: datetime | None = None) -> bool:
+def mark_sent(
+    session_factory: sessionmaker[Session],
+    message_id: int,
+    owner: str,
+    platform_message_id: str | None,
+    now: datetime | None = None,
+) -> bool:
     """False if the claim was lost meanwhile (the lease expired and another sender took the row)."""
-    return _update_held(session_factory, message_id, owner, status=OutboxStatus.SENT, lease_until=None,
-                        sent_at=now or utcnow(), platform_message_id=(platform_message_id or "")[:100] or None,
-                        last_error=None)
+    return _update_held(
+        session_factory,
+        message_id,
+        owner,
+        status=OutboxStatus.SENT,
+        lease_until=None,
+        sent_at=now or utcnow(),
+        platform_message_id=(platform_message_id or "")[:100] or None,
+        last_error=None,
+    )
 
 
-def release_rate_limited(session_factory: sessionmaker[Session], message_id: int, owner: str,
-                         not_before: datetime, detail: str) -> bool:
+def release_rate_limited(
+    session_factory: sessionmaker[Session], message_id: int, owner: str, not_before: datetime, detail: str
+) -> bool:
     """Back to pending after a 429: nothing was sent, so the attempt does not count."""
-    return _update_held(session_factory, message_id, owner, status=OutboxStatus.PENDING, lease_until=None,
-                        claimed_by=None, not_before=not_before, attempts=OutboxMessage.attempts - 1,
-                        last_error=detail[:500])
+    return _update_held(
+        session_factory,
+        message_id,
+        owner,
+        status=OutboxStatus.PENDING,
+        lease_until=None,
+        claimed_by=None,
+        not_before=not_before,
+        attempts=OutboxMessage.attempts - 1,
+        last_error=detail[:500],
+    )
 
 
 def release(session_factory: sessionmaker[Session], message_ids: Iterable[int], owner: str) -> int:
@@ -349,14 +417,16 @@ def release(session_factory: sessionmaker[Session], message_ids: Iterable[int], 
     o = OutboxMessage
     with session_factory() as session, session.begin():
         return session.execute(
-            sa.update(o).where(o.id.in_(ids), o.status == OutboxStatus.SENDING, o.claimed_by == owner)
+            sa.update(o)
+            .where(o.id.in_(ids), o.status == OutboxStatus.SENDING, o.claimed_by == owner)
             .values(status=OutboxStatus.PENDING, lease_until=None, claimed_by=None, attempts=o.attempts - 1)
             .execution_options(synchronize_session=False)
         ).rowcount
 
 
-def renew_leases(session_factory: sessionmaker[Session], message_ids: Iterable[int], owner: str,
-                 until: datetime) -> set[int]:
+def renew_leases(
+    session_factory: sessionmaker[Session], message_ids: Iterable[int], owner: str, until: datetime
+) -> set[int]:
     """Extend the leases of rows a sender still holds; returns the ids it does still hold."""
     ids = list(message_ids)
     if not ids:
@@ -373,24 +443,46 @@ def backoff(attempts: int, base: timedelta = DEFAULT_BACKOFF, cap: timedelta = M
     return min(base * (2 ** max(attempts - 1, 0)), cap)
 
 
-def retry_or_fail(session_factory: sessionmaker[Session], message: Claimed, owner: str, error: str, *,
-                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, base: timedelta = DEFAULT_BACKOFF,
-                  now: datetime | None = None) -> OutboxStatus:
+def retry_or_fail(
+    session_factory: sessionmaker[Session],
+    message: Claimed,
+    owner: str,
+    error: str,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    base: timedelta = DEFAULT_BACKOFF,
+    now: datetime | None = None,
+) -> OutboxStatus:
     """After a temporary failure: pending again after the backoff, or failed after the last attempt."""
     now = now or utcnow()
     if message.attempts >= max_attempts:
-        _update_held(session_factory, message.id, owner, status=OutboxStatus.FAILED, lease_until=None,
-                     last_error=f"gave up after {message.attempts} attempts: {error}"[:500])
+        _update_held(
+            session_factory,
+            message.id,
+            owner,
+            status=OutboxStatus.FAILED,
+            lease_until=None,
+            last_error=f"gave up after {message.attempts} attempts: {error}"[:500],
+        )
         return OutboxStatus.FAILED
-    _update_held(session_factory, message.id, owner, status=OutboxStatus.PENDING, lease_until=None, claimed_by=None,
-                 not_before=now + backoff(message.attempts, base), last_error=error[:500])
+    _update_held(
+        session_factory,
+        message.id,
+        owner,
+        status=OutboxStatus.PENDING,
+        lease_until=None,
+        claimed_by=None,
+        not_before=now + backoff(message.attempts, base),
+        last_error=error[:500],
+    )
     return OutboxStatus.PENDING
 
 
 def mark_failed(session_factory: sessionmaker[Session], message_id: int, owner: str, error: str) -> bool:
     """A message that can never be sent as it is (e.g. an unreadable payload): no retries."""
-    return _update_held(session_factory, message_id, owner, status=OutboxStatus.FAILED, lease_until=None,
-                        last_error=error[:500])
+    return _update_held(
+        session_factory, message_id, owner, status=OutboxStatus.FAILED, lease_until=None, last_error=error[:500]
+    )
 
 
 def mark_blocked(session_factory: sessionmaker[Session], message: Claimed, owner: str, reason: str) -> int:
@@ -398,7 +490,8 @@ def mark_blocked(session_factory: sessionmaker[Session], message: Claimed, owner
     pending rows. Returns how many other rows were blocked."""
     with session_factory() as session, session.begin():
         session.execute(
-            sa.update(OutboxMessage).where(_held(message.id, owner))
+            sa.update(OutboxMessage)
+            .where(_held(message.id, owner))
             .values(status=OutboxStatus.BLOCKED, lease_until=None, last_error=reason[:500])
             .execution_options(synchronize_session=False)
         )
@@ -412,7 +505,8 @@ def block_recipient(session: Session, platform: str, conversation: str, reason: 
         session.flush()
     o = OutboxMessage
     return session.execute(
-        sa.update(o).where(o.platform == platform, o.conversation == conversation, o.status == OutboxStatus.PENDING)
+        sa.update(o)
+        .where(o.platform == platform, o.conversation == conversation, o.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.BLOCKED, last_error="recipient is blocked")
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -431,7 +525,8 @@ def unblock_recipient(session: Session, platform: str, conversation: str) -> boo
 def pending_by_platform(session: Session) -> dict[str, int]:
     rows = session.execute(
         sa.select(OutboxMessage.platform, sa.func.count())
-        .where(OutboxMessage.status == OutboxStatus.PENDING).group_by(OutboxMessage.platform)
+        .where(OutboxMessage.status == OutboxStatus.PENDING)
+        .group_by(OutboxMessage.platform)
     )
     return {platform: count for platform, count in rows}
 
@@ -450,6 +545,7 @@ def purge_task(run: JobRun) -> None:
     cutoff = utcnow() - timedelta(days=int(run.args.get("keep_days", 30)))
     with run.uow() as uow:
         uow.session.execute(
-            sa.delete(OutboxMessage).where(OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.CANCELLED]),
-                                           OutboxMessage.created_at < cutoff)
+            sa.delete(OutboxMessage).where(
+                OutboxMessage.status.in_([OutboxStatus.SENT, OutboxStatus.CANCELLED]), OutboxMessage.created_at < cutoff
+            )
         )

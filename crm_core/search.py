@@ -128,10 +128,14 @@ def _verify_typos(rows, normalized: str) -> list[SearchHit]:
         name_words = row.search_name.split()
         total = 0
         for word in query_words:
-            best = min(
-                (0 if name_word.startswith(word) else text.edit_distance(word, name_word, limit=1))
-                for name_word in name_words
-            ) if name_words else 2
+            best = (
+                min(
+                    (0 if name_word.startswith(word) else text.edit_distance(word, name_word, limit=1))
+                    for name_word in name_words
+                )
+                if name_words
+                else 2
+            )
             if best > 1:
                 break
             total += best
@@ -207,10 +211,7 @@ def _pg_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -
         return []
     key_array = sa.func.string_to_array(Customer.search_keys, " ")
     where = sa.and_(
-        *(
-            key_array.op("&&")(sa.cast(sorted(text.deletions(word)), postgresql.ARRAY(sa.Text)))
-            for word in words
-        )
+        *(key_array.op("&&")(sa.cast(sorted(text.deletions(word)), postgresql.ARRAY(sa.Text))) for word in words)
     )
     return _verify_typos(_candidates(session, where, limit * 5, exclude), normalized)
 

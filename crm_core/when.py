@@ -20,17 +20,38 @@ DEFAULT_TIME = time(9, 0)
 EXAMPLES = "in 3d, in 2h, tomorrow 9:00, friday, friday 14:30 or 2026-12-01 10:00"
 WEEKDAYS = {
     name: index
-    for index, names in enumerate((
-        ("mon", "monday"), ("tue", "tues", "tuesday"), ("wed", "wednesday"), ("thu", "thur", "thurs", "thursday"),
-        ("fri", "friday"), ("sat", "saturday"), ("sun", "sunday"),
-    ))
+    for index, names in enumerate(
+        (
+            ("mon", "monday"),
+            ("tue", "tues", "tuesday"),
+            ("wed", "wednesday"),
+            ("thu", "thur", "thurs", "thursday"),
+            ("fri", "friday"),
+            ("sat", "saturday"),
+            ("sun", "sunday"),
+        )
+    )
     for name in names
 }
 _UNITS = {
-    "m": "minutes", "min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
-    "h": "hours", "hr": "hours", "hrs": "hours", "hour": "hours", "hours": "hours",
-    "d": "days", "day": "days", "days": "days",
-    "w": "weeks", "wk": "weeks", "wks": "weeks", "week": "weeks", "weeks": "weeks",
+    "m": "minutes",
+    "min": "minutes",
+    "mins": "minutes",
+    "minute": "minutes",
+    "minutes": "minutes",
+    "h": "hours",
+    "hr": "hours",
+    "hrs": "hours",
+    "hour": "hours",
+    "hours": "hours",
+    "d": "days",
+    "day": "days",
+    "days": "days",
+    "w": "weeks",
+    "wk": "weeks",
+    "wks": "weeks",
+    "week": "weeks",
+    "weeks": "weeks",
 }
 _DURATION_PART = re.compile(r"(\d{1,4})\s*([a-z]+)")
 _TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$")
@@ -138,12 +159,15 @@ def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> P
     at_time = parse_time_of_day(first)
     if at_time is not None:
         today = local_instant(local_now.date(), at_time, tz_name)
-        return ParsedWhen(today if today > now else local_instant(local_now.date() + timedelta(days=1), at_time, tz_name), 1)
+        return ParsedWhen(
+            today if today > now else local_instant(local_now.date() + timedelta(days=1), at_time, tz_name), 1
+        )
     return None
 
 
-def split_reference_when_text(words: list[str], tz_name: str, now: datetime | None = None
-                              ) -> tuple[str, ParsedWhen, str]:
+def split_reference_when_text(
+    words: list[str], tz_name: str, now: datetime | None = None
+) -> tuple[str, ParsedWhen, str]:
     """``acme corp tomorrow 9:00 call about renewal`` -> ("acme corp", when, "call about renewal").
 
     The when-expression is the first one after at least one word of customer reference.
@@ -152,7 +176,7 @@ def split_reference_when_text(words: list[str], tz_name: str, now: datetime | No
         parsed = parse_when(words[index:], tz_name, now)
         if parsed is not None:
             reference = " ".join(words[:index])
-            text = " ".join(words[index + parsed.words:])
+            text = " ".join(words[index + parsed.words :])
             return reference, parsed, text
     raise ValidationError(f"I could not find when: write it as {EXAMPLES}", field="details")
 

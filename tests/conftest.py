@@ -43,7 +43,9 @@ def pg_admin() -> Iterator[sa.Engine | None]:
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
     except sa.exc.OperationalError as exc:
-        reason = f"PostgreSQL not reachable at {db.mask_url(url)} ({str(exc.orig).splitlines()[0]}); set TEST_DATABASE_URL"
+        reason = (
+            f"PostgreSQL not reachable at {db.mask_url(url)} ({str(exc.orig).splitlines()[0]}); set TEST_DATABASE_URL"
+        )
         if os.environ.get("CHATCRM_REQUIRE_POSTGRES") == "1":
             pytest.fail(reason, pytrace=False)
         _pg_state["skip_reason"] = reason

@@ -22,14 +22,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
-from crm_core.models import Base, Platform
-from crm_core.services.users import PlatformId
 from slack_sdk.signature import SignatureVerifier
 
 from bot.bootstrap import App, build_app
 from bot.platforms import web_mounts
 from bot.settings import Settings
 from bot.web import build_web_app
+from crm_core.models import Base, Platform
+from crm_core.services.users import PlatformId
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlackApi
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -40,8 +40,12 @@ _ids = itertools.count(1)
 
 
 def slack_env(api: FakeSlackApi, **overrides: str) -> dict[str, str]:
-    return {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": api.base_url,
-            **overrides}
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": api.base_url,
+        **overrides,
+    }
 
 
 def sign(body: bytes, timestamp: int | str | None = None, secret: str = SIGNING_SECRET) -> dict[str, str]:
@@ -58,27 +62,53 @@ def new_trigger() -> str:
 # ---- bodies Slack sends ------------------------------------------------------------------
 
 
-def slash_command(command: str, text: str = "", *, user: str = ADMIN, channel: str = "C1",
-                  response_url: str, trigger_id: str | None = None, user_name: str = "ada") -> bytes:
+def slash_command(
+    command: str,
+    text: str = "",
+    *,
+    user: str = ADMIN,
+    channel: str = "C1",
+    response_url: str,
+    trigger_id: str | None = None,
+    user_name: str = "ada",
+) -> bytes:
     fields = {
-        "token": "deprecated", "team_id": "T1", "team_domain": "test", "channel_id": channel,
-        "channel_name": "directmessage" if channel.startswith("D") else "sales", "user_id": user,
-        "user_name": user_name, "command": command, "text": text, "api_app_id": "A1",
-        "is_enterprise_install": "false", "response_url": response_url,
+        "token": "deprecated",
+        "team_id": "T1",
+        "team_domain": "test",
+        "channel_id": channel,
+        "channel_name": "directmessage" if channel.startswith("D") else "sales",
+        "user_id": user,
+        "user_name": user_name,
+        "command": command,
+        "text": text,
+        "api_app_id": "A1",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
         "trigger_id": trigger_id or new_trigger(),
     }
     return urlencode(fields).encode()
 
 
-def block_action(action: dict[str, Any], *, user: str = ADMIN, channel: str | None = "C1",
-                 response_url: str | None = None, trigger_id: str | None = None,
-                 container_type: str = "message") -> bytes:
+def block_action(
+    action: dict[str, Any],
+    *,
+    user: str = ADMIN,
+    channel: str | None = "C1",
+    response_url: str | None = None,
+    trigger_id: str | None = None,
+    container_type: str = "message",
+) -> bytes:
     payload: dict[str, Any] = {
-        "type": "block_actions", "team": {"id": "T1", "domain": "test"},
+        "type": "block_actions",
+        "team": {"id": "T1", "domain": "test"},
         "user": {"id": user, "username": "ada", "name": "ada", "team_id": "T1"},
-        "api_app_id": "A1", "token": "deprecated", "trigger_id": trigger_id or new_trigger(),
+        "api_app_id": "A1",
+        "token": "deprecated",
+        "trigger_id": trigger_id or new_trigger(),
         "container": {"type": container_type, "message_ts": "1700000000.000100", "channel_id": channel}
-        if container_type == "message" else {"type": "view", "view_id": "VHOME"},
+        if container_type == "message"
+        else {"type": "view", "view_id": "VHOME"},
         "actions": [{**action, "block_id": "b1", "type": "button", "action_ts": f"{time.time():.6f}"}],
     }
     if channel:
@@ -88,8 +118,9 @@ def block_action(action: dict[str, Any], *, user: str = ADMIN, channel: str | No
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def view_submission(view: dict[str, Any], values: dict[str, Any], *, user: str = ADMIN,
-                    trigger_id: str | None = None) -> bytes:
+def view_submission(
+    view: dict[str, Any], values: dict[str, Any], *, user: str = ADMIN, trigger_id: str | None = None
+) -> bytes:
     """Submitting ``view`` (as the app opened it) with ``values``: {input name: value}; a dict value is
     sent as is (e.g. {"type": "static_select", "selected_option": {...}})."""
     state: dict[str, Any] = {}
@@ -102,16 +133,20 @@ def view_submission(view: dict[str, Any], values: dict[str, Any], *, user: str =
             state[block["block_id"]] = {"value": raw}
         elif element["type"] == "static_select":
             chosen = [o for o in element["options"] if o["value"] == raw]
-            state[block["block_id"]] = {"value": {"type": "static_select",
-                                                  "selected_option": chosen[0] if chosen else None}}
+            state[block["block_id"]] = {
+                "value": {"type": "static_select", "selected_option": chosen[0] if chosen else None}
+            }
         elif element["type"] == "datepicker":
             state[block["block_id"]] = {"value": {"type": "datepicker", "selected_date": raw}}
         else:
             state[block["block_id"]] = {"value": {"type": element["type"], "value": raw}}
     payload = {
-        "type": "view_submission", "team": {"id": "T1", "domain": "test"},
+        "type": "view_submission",
+        "team": {"id": "T1", "domain": "test"},
         "user": {"id": user, "username": "ada", "name": "ada", "team_id": "T1"},
-        "api_app_id": "A1", "token": "deprecated", "trigger_id": trigger_id or new_trigger(),
+        "api_app_id": "A1",
+        "token": "deprecated",
+        "trigger_id": trigger_id or new_trigger(),
         "view": {**view, "id": view.get("id", "V1"), "hash": view.get("hash", "h1"), "state": {"values": state}},
     }
     return urlencode({"payload": json.dumps(payload)}).encode()
@@ -119,8 +154,13 @@ def view_submission(view: dict[str, Any], values: dict[str, Any], *, user: str =
 
 def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> bytes:
     body = {
-        "token": "deprecated", "team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-        "event_id": event_id or f"Ev{next(_ids):08d}", "event_time": int(time.time()), "event": event,
+        "token": "deprecated",
+        "team_id": "T1",
+        "api_app_id": "A1",
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_ids):08d}",
+        "event_time": int(time.time()),
+        "event": event,
         "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True}],
     }
     return json.dumps(body).encode()
@@ -139,8 +179,9 @@ class AsgiServer:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(asgi_app, log_config=None, access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="chatcrm-web", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, name="chatcrm-web", daemon=True
+        )
 
     def start(self) -> AsgiServer:
         self.thread.start()
@@ -174,8 +215,9 @@ class SlackServer:
         self.client.close()
         self.http.stop()
 
-    def post(self, body: bytes, *, content_type: str = FORM, headers: dict[str, str] | None = None,
-             signed: bool = True) -> httpx.Response:
+    def post(
+        self, body: bytes, *, content_type: str = FORM, headers: dict[str, str] | None = None, signed: bool = True
+    ) -> httpx.Response:
         sent = {"Content-Type": content_type, **(sign(body) if signed else {}), **(headers or {})}
         return self.client.post("/slack/events", content=body, headers=sent)
 
@@ -183,13 +225,15 @@ class SlackServer:
         name = f"r{next(self._responses)}"
         return name, self.api.response_url(name)
 
-    def command(self, line: str, *, user: str = ADMIN, channel: str = "C1",
-                trigger_id: str | None = None) -> tuple[httpx.Response, str]:
+    def command(
+        self, line: str, *, user: str = ADMIN, channel: str = "C1", trigger_id: str | None = None
+    ) -> tuple[httpx.Response, str]:
         """Type a slash command (``/customer acme``); returns the HTTP ack and the response_url's name."""
         command, _, text = line.partition(" ")
         name, url = self.new_response_url()
-        ack = self.post(slash_command(command, text, user=user, channel=channel, response_url=url,
-                                      trigger_id=trigger_id))
+        ack = self.post(
+            slash_command(command, text, user=user, channel=channel, response_url=url, trigger_id=trigger_id)
+        )
         return ack, name
 
     def answer(self, name: str, count: int = 1) -> dict[str, Any]:
@@ -250,8 +294,9 @@ def slack_api() -> Iterator[FakeSlackApi]:
 
 @pytest.fixture
 def slack(database_url: str, slack_api: FakeSlackApi) -> Iterator[SlackServer]:
-    settings = Settings(database_url=database_url, admins=(PlatformId(Platform.SLACK, ADMIN),),
-                        extra=slack_env(slack_api))
+    settings = Settings(
+        database_url=database_url, admins=(PlatformId(Platform.SLACK, ADMIN),), extra=slack_env(slack_api)
+    )
     app = build_app(settings)
     server = SlackServer(app, slack_api).start()
     try:

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from crm_core.models import Platform, Role
-from crm_core.services import users
-
 from bot.adapters.console.render import render_text
 from bot.bootstrap import App
 from bot.messages import Origin, Reply, Request
+from crm_core.models import Platform, Role
+from crm_core.services import users
 
 
 @dataclass
@@ -33,8 +32,13 @@ class Chat:
         external_id = name.lower().replace(" ", ".")
         with self.app.uow() as uow:
             users.ensure_user(uow, users.PlatformId(platform, external_id), display_name=name, role=role)
-        return Origin(platform=platform.value, user_external_id=external_id, conversation=f"dm-{external_id}",
-                      is_private=True, display_name=name)
+        return Origin(
+            platform=platform.value,
+            user_external_id=external_id,
+            conversation=f"dm-{external_id}",
+            is_private=True,
+            display_name=name,
+        )
 
     def stranger(self, external_id: str = "U404", platform: Platform = Platform.SLACK) -> Origin:
         return Origin(platform=platform.value, user_external_id=external_id, conversation="C1", display_name="Stranger")

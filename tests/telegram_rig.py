@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from crm_core.models import Platform, Role
-from crm_core.services import users
 
 from bot.bootstrap import App, build_app
 from bot.platforms import web_mounts, worker_services
 from bot.settings import Settings
 from bot.web import build_web_app
+from crm_core.models import Platform, Role
+from crm_core.services import users
 from tests.fakes.servers import run_worker, serve_asgi
 from tests.fakes.telegram_api import FakeTelegram
 
@@ -24,8 +24,12 @@ SUPPORT_CHAT = -1005005005
 
 
 def telegram_env(fake: FakeTelegram, **more: str) -> dict[str, str]:
-    return {"TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": fake.api_url,
-            "TELEGRAM_SUPPORT_CHAT_ID": str(SUPPORT_CHAT), **more}
+    return {
+        "TELEGRAM_BOT_TOKEN": fake.token,
+        "TELEGRAM_API_URL": fake.api_url,
+        "TELEGRAM_SUPPORT_CHAT_ID": str(SUPPORT_CHAT),
+        **more,
+    }
 
 
 def build_telegram_app(database_url: str, env: dict[str, str]) -> App:
@@ -74,8 +78,12 @@ def fake_telegram() -> Iterator[FakeTelegram]:
 @contextlib.contextmanager
 def webhook_rig_with(database_url: str, fake: FakeTelegram, **env: str) -> Iterator[Rig]:
     """chatcrm web with the Telegram webhook, served by uvicorn, talking to the fake Bot API."""
-    app = build_telegram_app(database_url, telegram_env(
-        fake, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook", **env))
+    app = build_telegram_app(
+        database_url,
+        telegram_env(
+            fake, TELEGRAM_WEBHOOK_SECRET=SECRET, TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook", **env
+        ),
+    )
     try:
         with serve_asgi(build_web_app(app, web_mounts(app))) as base_url:
             yield Rig(app, fake, base_url)

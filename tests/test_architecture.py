@@ -44,7 +44,10 @@ def test_importing_the_packages_connects_to_nothing():
     # A database URL that cannot work: importing must still succeed because nothing connects.
     code = "import bot.cli, bot.bootstrap, bot.handlers, crm_core.models, crm_core.search, crm_core.demo"
     result = subprocess.run(
-        [sys.executable, "-c", code], env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "PATH": ""},
-        capture_output=True, text=True, cwd=ROOT,
+        [sys.executable, "-c", code],
+        env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "PATH": ""},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr

@@ -20,7 +20,12 @@ def test_straight_and_typographic_quotes(quoted):
 
 
 def test_declared_options_anywhere_and_undeclared_stay_text():
-    params = (arg("customer"), rest("title", Kind.TEXT), opt("amount"), opt("stage", Kind.CHOICE, choices=("lead", "won")))
+    params = (
+        arg("customer"),
+        rest("title", Kind.TEXT),
+        opt("amount"),
+        opt("stage", Kind.CHOICE, choices=("lead", "won")),
+    )
     parsed = parse_line(params, "acme amount=5k Big deal x=1 stage=w")
     assert parsed.args == {"customer": "acme", "title": "Big deal x=1", "amount": "5k", "stage": "won"}
 
@@ -56,7 +61,10 @@ def test_form_values_collect_every_error():
     params = (arg("id", Kind.INT), arg("stage", Kind.CHOICE, choices=("lead", "won")))
     with pytest.raises(FormErrors) as errors:
         parse_form(params, {"id": "x", "stage": "zzz"})
-    assert errors.value.errors == {"id": "Id must be a number, not 'x'", "stage": "Stage must be one of lead, won, not 'zzz'"}
+    assert errors.value.errors == {
+        "id": "Id must be a number, not 'x'",
+        "stage": "Stage must be one of lead, won, not 'zzz'",
+    }
 
 
 def test_tokenize_spans():

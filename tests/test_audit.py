@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+
 from crm_core.actor import Actor
 from crm_core.models import AuditEntry, Role
 from crm_core.services import customers, deals
@@ -26,7 +27,12 @@ def test_create_update_delete_are_audited_with_the_actor(app):
     with app.uow(rita) as uow:
         customers.update_customer(uow, customer.id, {"tags": ""})
     created, updated = _entries(app, "customers")
-    assert (created.action, created.actor_user_id, created.actor_name, created.platform) == ("create", 7, "Rita", "slack")
+    assert (created.action, created.actor_user_id, created.actor_name, created.platform) == (
+        "create",
+        7,
+        "Rita",
+        "slack",
+    )
     assert created.after["name"] == "Acme Corp" and created.before is None
     assert updated.action == "update"
     assert updated.before == {"country": "DE", "name": "Acme Corp"}

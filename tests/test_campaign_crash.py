@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+
 from crm_core.campaigns import delivery
 from crm_core.clock import utcnow
 from crm_core.models import (
@@ -50,7 +51,6 @@ from crm_core.models import (
     ScheduledJob,
 )
 from crm_core.services import consent, segments
-
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.worker import FAST_WORKER_ENV, wait_until
 
@@ -114,15 +114,22 @@ class Worker:
     """``chatcrm worker`` in a subprocess, against the fake; its log goes to a file."""
 
     def __init__(self, database_url: str, fake: FakeTelegram, log_path: Path, **env: str):
-        self.env = {**os.environ, **FAST_WORKER_ENV, "DATABASE_URL": database_url,
-                    "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_URL": fake.api_url,
-                    # Short leases: a restarted worker takes over the dead one's rows after 2 s.
-                    "CHATCRM_OUTBOX_LEASE": "2", "CHATCRM_CAMPAIGN_TICK": "1",
-                    "CHATCRM_RATE_TELEGRAM": "overall=1000/s chat=100/s group=100/s",
-                    # A worker killed while running a job (the campaign tick, a run's freezing) leaves
-                    # the job leased for this long; 600 s by default would stall the test.
-                    "CHATCRM_SCHEDULER_JOB_LEASE": "5",
-                    "CHATCRM_LOG_LEVEL": "WARNING", **env}
+        self.env = {
+            **os.environ,
+            **FAST_WORKER_ENV,
+            "DATABASE_URL": database_url,
+            "TELEGRAM_BOT_TOKEN": fake.token,
+            "TELEGRAM_API_URL": fake.api_url,
+            # Short leases: a restarted worker takes over the dead one's rows after 2 s.
+            "CHATCRM_OUTBOX_LEASE": "2",
+            "CHATCRM_CAMPAIGN_TICK": "1",
+            "CHATCRM_RATE_TELEGRAM": "overall=1000/s chat=100/s group=100/s",
+            # A worker killed while running a job (the campaign tick, a run's freezing) leaves
+            # the job leased for this long; 600 s by default would stall the test.
+            "CHATCRM_SCHEDULER_JOB_LEASE": "5",
+            "CHATCRM_LOG_LEVEL": "WARNING",
+            **env,
+        }
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self.starts = 0
@@ -133,8 +140,13 @@ class Worker:
         with open(self.log_path, "a") as log:
             log.write(f"--- start {self.starts}\n")
             log.flush()
-            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "worker"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self) -> None:
         assert self.process is not None and self.process.poll() is None, f"the worker died early:\n{self.log()}"
@@ -151,7 +163,8 @@ class Worker:
     def wait_for(self, fake: TimedTelegram, received: int, timeout: float = 120) -> None:
         """Until the fake has received ``received`` messages (the worker must stay alive)."""
         assert wait_until(lambda: fake.count() >= received or not self.alive(), timeout=timeout), (
-            f"{fake.count()} received; waiting for {received}\n{self.log()}")
+            f"{fake.count()} received; waiting for {received}\n{self.log()}"
+        )
         assert self.alive(), self.log()
 
     def stop(self) -> None:
@@ -175,7 +188,8 @@ class Worker:
     def settle(self, app, timeout: float) -> None:
         """Wait until every recipient row is final (settled by the campaign tick), then stop."""
         assert wait_until(throttled(lambda: queued_recipients(app) == 0, 0.5), timeout=timeout), (
-            f"{outbox_status(app)}\n{self.log()}")
+            f"{outbox_status(app)}\n{self.log()}"
+        )
         self.stop()
 
     def alive(self) -> bool:
@@ -193,17 +207,38 @@ def populate(app, count: int, *, first_chat: int = FIRST_CHAT, country: str = "D
     now = utcnow()
     with app.uow() as uow:
         session = uow.session
-        ids = list(session.scalars(sa.insert(Customer).returning(Customer.id, sort_by_parameter_order=True), [
-            {"name": f"Kunde {first_chat + i} Test", "country": country, "language": "en", "search_name": "",
-             "search_keys": "", "created_at": now, "updated_at": now}
-            for i in range(count)
-        ]))
+        ids = list(
+            session.scalars(
+                sa.insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [
+                    {
+                        "name": f"Kunde {first_chat + i} Test",
+                        "country": country,
+                        "language": "en",
+                        "search_name": "",
+                        "search_keys": "",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in range(count)
+                ],
+            )
+        )
         chats = {cid: str(first_chat + i) for i, cid in enumerate(ids)}
-        session.execute(sa.insert(Consent), [
-            {"customer_id": cid, "platform": "telegram", "conversation": chat, "status": ConsentStatus.OPTED_IN,
-             "opted_in_at": now, "opted_in_source": "started the bot"}
-            for cid, chat in chats.items()
-        ])
+        session.execute(
+            sa.insert(Consent),
+            [
+                {
+                    "customer_id": cid,
+                    "platform": "telegram",
+                    "conversation": chat,
+                    "status": ConsentStatus.OPTED_IN,
+                    "opted_in_at": now,
+                    "opted_in_source": "started the bot",
+                }
+                for cid, chat in chats.items()
+            ],
+        )
     return chats
 
 
@@ -215,30 +250,47 @@ def opt_out(app, customer_ids: list[int]) -> tuple[float, set[int]]:
             consent.opt_out_customer(uow, cid, "telegram", "/stop")
         # Under our write lock (SQLite) / after our UPDATE (PostgreSQL): rows that were pending
         # are cancelled now; rows already claimed by the sender are the only ones that may still go.
-        sending = set(uow.session.scalars(sa.select(OutboxMessage.id).where(
-            OutboxMessage.customer_id.in_(customer_ids), OutboxMessage.kind == delivery.KIND,
-            OutboxMessage.status == OutboxStatus.SENDING)))
+        sending = set(
+            uow.session.scalars(
+                sa.select(OutboxMessage.id).where(
+                    OutboxMessage.customer_id.in_(customer_ids),
+                    OutboxMessage.kind == delivery.KIND,
+                    OutboxMessage.status == OutboxStatus.SENDING,
+                )
+            )
+        )
     return time.monotonic(), sending
 
 
 def outbox_status(app) -> Counter[str]:
     with app.uow() as uow:
-        return Counter({str(status): n for status, n in uow.session.execute(
-            sa.select(OutboxMessage.status, sa.func.count()).where(OutboxMessage.kind == delivery.KIND)
-            .group_by(OutboxMessage.status))})
+        return Counter(
+            {
+                str(status): n
+                for status, n in uow.session.execute(
+                    sa.select(OutboxMessage.status, sa.func.count())
+                    .where(OutboxMessage.kind == delivery.KIND)
+                    .group_by(OutboxMessage.status)
+                )
+            }
+        )
 
 
 def sending_rows(app) -> dict[int, str]:
     """Outbox id -> conversation of the campaign rows in ``sending`` now."""
     with app.uow() as uow:
-        return dict(uow.session.execute(sa.select(OutboxMessage.id, OutboxMessage.conversation).where(
-            OutboxMessage.kind == delivery.KIND, OutboxMessage.status == OutboxStatus.SENDING)).all())
+        return dict(
+            uow.session.execute(
+                sa.select(OutboxMessage.id, OutboxMessage.conversation).where(
+                    OutboxMessage.kind == delivery.KIND, OutboxMessage.status == OutboxStatus.SENDING
+                )
+            ).all()
+        )
 
 
 def queued_recipients(app) -> int:
     with app.uow() as uow:
-        return uow.session.scalar(sa.select(sa.func.count()).where(
-            CampaignRecipient.status == RecipientStatus.QUEUED))
+        return uow.session.scalar(sa.select(sa.func.count()).where(CampaignRecipient.status == RecipientStatus.QUEUED))
 
 
 def throttled(predicate, every: float = 0.25):
@@ -285,8 +337,9 @@ KILLS = 3
 
 
 @pytest.mark.slow
-def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(app, database_url, chat, manager, telegram,
-                                                                         tmp_path, capsys):
+def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(
+    app, database_url, chat, manager, telegram, tmp_path, capsys
+):
     rng = random.Random(SEED)
     started = time.monotonic()
     chats = populate(app, RECIPIENTS)
@@ -300,8 +353,9 @@ def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(app, dat
     consenting = RECIPIENTS - OPTED_OUT_BEFORE
     setup_seconds = time.monotonic() - started
 
-    assert "drafted" in chat.say(manager, "/campaign new crash segment=germany template=campaign_announcement "
-                                          "at=now").text
+    assert (
+        "drafted" in chat.say(manager, "/campaign new crash segment=germany template=campaign_announcement at=now").text
+    )
     asked = chat.say(manager, "/campaign start crash").text
     assert "must confirm" in asked and f"{consenting:,}" in asked, asked
     started_text = chat.say(manager, "/campaign confirm crash").text
@@ -325,9 +379,17 @@ def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(app, dat
                 continue
             # Opt out customers whose message has not gone out yet (some may be in sending).
             with app.uow() as uow:
-                waiting = sorted(set(uow.session.scalars(sa.select(OutboxMessage.customer_id).where(
-                    OutboxMessage.kind == delivery.KIND,
-                    OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING])))) - set(late))
+                waiting = sorted(
+                    set(
+                        uow.session.scalars(
+                            sa.select(OutboxMessage.customer_id).where(
+                                OutboxMessage.kind == delivery.KIND,
+                                OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
+                            )
+                        )
+                    )
+                    - set(late)
+                )
             chosen = rng.sample(waiting, min(OPTED_OUT_DURING // OPT_OUT_BATCHES, len(waiting)))
             committed, sending = opt_out(app, chosen)
             late.update(dict.fromkeys(chosen, committed))
@@ -341,23 +403,31 @@ def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(app, dat
     resumed = [next((t for t in times if t > kill), kill) - kill for kill in killed_at]
     by_chat = Counter(a.chat for a in arrivals)
     with app.uow() as uow:
-        rows = uow.session.execute(sa.select(OutboxMessage.id, OutboxMessage.customer_id, OutboxMessage.conversation,
-                                             OutboxMessage.status, OutboxMessage.last_error)
-                                   .where(OutboxMessage.kind == delivery.KIND)).all()
+        rows = uow.session.execute(
+            sa.select(
+                OutboxMessage.id,
+                OutboxMessage.customer_id,
+                OutboxMessage.conversation,
+                OutboxMessage.status,
+                OutboxMessage.last_error,
+            ).where(OutboxMessage.kind == delivery.KIND)
+        ).all()
     row_of = {conversation: (oid, cid, str(status), error) for oid, cid, conversation, status, error in rows}
     in_doubt = {oid for snapshot in sending_at_kill for oid in snapshot}
     duplicates = sum(n - 1 for n in by_chat.values())
     customer_of = {chat_id: cid for cid, chat_id in chats.items()}
     late_sends = [a for a in arrivals if customer_of.get(a.chat) in late and a.at > late[customer_of[a.chat]]]
     with capsys.disabled():
-        print(f"\n[campaign crash test, {app.engine.dialect.name}] {consenting:,} recipients, {KILLS} kills after "
-              f"{', '.join(str(n) for n in kill_at)} messages; rows in sending at each kill: "
-              f"{', '.join(str(len(s)) for s in sending_at_kill)} (total {len(in_doubt)}); sent twice: {duplicates}; "
-              f"opted out during the run: {len(late)}, of them sending at the opt-out: {len(allowed_late)}, "
-              f"received after their opt-out: {len(late_sends)}; sending {times[-1] - times[0]:.1f} s "
-              f"({len(times) / (times[-1] - times[0]):.0f}/s), first message {times[0] - started:.1f} s after the "
-              f"start, sending again {', '.join(f'{r:.1f}' for r in resumed)} s after each kill; "
-              f"setup {setup_seconds:.1f} s, total {elapsed:.1f} s")
+        print(
+            f"\n[campaign crash test, {app.engine.dialect.name}] {consenting:,} recipients, {KILLS} kills after "
+            f"{', '.join(str(n) for n in kill_at)} messages; rows in sending at each kill: "
+            f"{', '.join(str(len(s)) for s in sending_at_kill)} (total {len(in_doubt)}); sent twice: {duplicates}; "
+            f"opted out during the run: {len(late)}, of them sending at the opt-out: {len(allowed_late)}, "
+            f"received after their opt-out: {len(late_sends)}; sending {times[-1] - times[0]:.1f} s "
+            f"({len(times) / (times[-1] - times[0]):.0f}/s), first message {times[0] - started:.1f} s after the "
+            f"start, sending again {', '.join(f'{r:.1f}' for r in resumed)} s after each kill; "
+            f"setup {setup_seconds:.1f} s, total {elapsed:.1f} s"
+        )
 
     # Nobody outside the segment, and nobody who opted out before the start, got anything.
     assert not set(by_chat) & set(outsiders.values())
@@ -390,11 +460,13 @@ def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(app, dat
     withheld_after_delivery = {c for c in by_chat if row_of[c][2] != "sent"}
     assert all(row_of[c][0] in in_doubt for c in withheld_after_delivery)
     assert sent == len(by_chat) - len(withheld_after_delivery)
-    assert number(fields["Opted out"]) == opted_out == len(late) - sum(
-        1 for cid in late if row_of[chats[cid]][2] == "sent")
+    assert (
+        number(fields["Opted out"])
+        == opted_out
+        == len(late) - sum(1 for cid in late if row_of[chats[cid]][2] == "sent")
+    )
     assert number(fields["Pending"]) == 0 and number(fields["Recipients"]) == consenting
     assert "done" in status.text
-
 
 
 # -- 2. pause within a second ---------------------------------------------------------------------
@@ -404,14 +476,14 @@ TELEGRAM_DEFAULT_RATE = "overall=30/s chat=1/s group=20/min"
 
 
 @pytest.mark.slow
-def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(app, database_url, chat, manager,
-                                                                            telegram, tmp_path, capsys):
+def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
+    app, database_url, chat, manager, telegram, tmp_path, capsys
+):
     chats = populate(app, PAUSE_RECIPIENTS)
     chat.say(manager, "/campaign new pausing segment=all template=campaign_announcement at=now")
     assert "started" in chat.say(manager, "/campaign confirm pausing").text
     # Telegram's own limits (30 messages a second): the sender holds rows ready while it waits for them.
-    with Worker(database_url, telegram, tmp_path / "worker.log",
-                CHATCRM_RATE_TELEGRAM=TELEGRAM_DEFAULT_RATE) as worker:
+    with Worker(database_url, telegram, tmp_path / "worker.log", CHATCRM_RATE_TELEGRAM=TELEGRAM_DEFAULT_RATE) as worker:
         worker.start()
         worker.wait_for(telegram, 150, timeout=60)
         said = chat.say(manager, "/campaign pause pausing").text
@@ -430,9 +502,11 @@ def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(app,
         assert "resumed" in chat.say(manager, "/campaign resume pausing").text
         worker.settle(app, timeout=120)
     with capsys.disabled():
-        print(f"\n[campaign pause, {app.engine.dialect.name}] {len(before_resume)} sent before the pause took hold, "
-              f"{len(after_pause)} of them after the pause committed; the last {max(last - paused_at, 0):.3f} s "
-              f"after it; {held} held, sent after resuming")
+        print(
+            f"\n[campaign pause, {app.engine.dialect.name}] {len(before_resume)} sent before the pause took hold, "
+            f"{len(after_pause)} of them after the pause committed; the last {max(last - paused_at, 0):.3f} s "
+            f"after it; {held} held, sent after resuming"
+        )
     assert held > 0 and last - paused_at < 1.0
     by_chat = Counter(a.chat for a in telegram.received())
     assert set(by_chat) == set(chats.values()) and set(by_chat.values()) == {1}
@@ -445,8 +519,9 @@ WEEKLY_RECIPIENTS = 300
 
 
 @pytest.mark.slow
-def test_a_weekly_campaign_sends_each_run_once_across_kills(app, database_url, chat, manager, telegram, tmp_path,
-                                                            capsys):
+def test_a_weekly_campaign_sends_each_run_once_across_kills(
+    app, database_url, chat, manager, telegram, tmp_path, capsys
+):
     chats = populate(app, WEEKLY_RECIPIENTS)
     chat.say(manager, "/campaign new weekly segment=all template=campaign_announcement at=now repeat=weekly")
     assert "started" in chat.say(manager, "/campaign start weekly").text
@@ -459,6 +534,7 @@ def test_a_weekly_campaign_sends_each_run_once_across_kills(app, database_url, c
         return done == runs and queued_recipients(app) == 0
 
     with Worker(database_url, telegram, tmp_path / "worker.log") as worker:
+
         def kill_and_restart_after(received: int) -> None:
             worker.wait_for(telegram, received, timeout=60)
             left = worker.kill_and_restart(app)
@@ -491,29 +567,36 @@ def test_a_weekly_campaign_sends_each_run_once_across_kills(app, database_url, c
 
     with app.uow() as uow:
         runs = list(uow.session.scalars(sa.select(CampaignRun).order_by(CampaignRun.number)))
-        rows = uow.session.execute(sa.select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.status,
-                                             CampaignRecipient.run_id)
-                                   .join(CampaignRecipient, CampaignRecipient.id == OutboxMessage.ref_id)
-                                   .where(OutboxMessage.kind == delivery.KIND)).all()
+        rows = uow.session.execute(
+            sa.select(OutboxMessage.id, OutboxMessage.conversation, OutboxMessage.status, CampaignRecipient.run_id)
+            .join(CampaignRecipient, CampaignRecipient.id == OutboxMessage.ref_id)
+            .where(OutboxMessage.kind == delivery.KIND)
+        ).all()
     arrivals = telegram.received()
-    received = [Counter(a.chat for a in arrivals if a.at < second_started),
-                Counter(a.chat for a in arrivals if a.at >= second_started)]
+    received = [
+        Counter(a.chat for a in arrivals if a.at < second_started),
+        Counter(a.chat for a in arrivals if a.at >= second_started),
+    ]
     duplicates = [sum(n - 1 for n in run.values()) for run in received]
     with capsys.disabled():
-        print(f"\n[weekly campaign, {app.engine.dialect.name}] {len(runs)} runs of {WEEKLY_RECIPIENTS}, each killed "
-              f"once: rows in sending at the kills {', '.join(str(n) for n in kills)}; sent twice "
-              f"{', '.join(str(d) for d in duplicates)}")
-    assert [(r.number, str(r.status), r.recipients) for r in runs] == [(1, "done", WEEKLY_RECIPIENTS),
-                                                                      (2, "done", WEEKLY_RECIPIENTS)]
+        print(
+            f"\n[weekly campaign, {app.engine.dialect.name}] {len(runs)} runs of {WEEKLY_RECIPIENTS}, each killed "
+            f"once: rows in sending at the kills {', '.join(str(n) for n in kills)}; sent twice "
+            f"{', '.join(str(d) for d in duplicates)}"
+        )
+    assert [(r.number, str(r.status), r.recipients) for r in runs] == [
+        (1, "done", WEEKLY_RECIPIENTS),
+        (2, "done", WEEKLY_RECIPIENTS),
+    ]
     assert all(str(status) == "sent" for _, _, status, _ in rows) and len(rows) == 2 * WEEKLY_RECIPIENTS
     # Each run reached everyone once; twice only where that run's row was in sending at a kill.
     run_ids = [r.id for r in runs]
     for index, run_received in enumerate(received):
         assert set(run_received) == set(chats.values())
-        in_doubt_here = {conversation for oid, conversation, _, run_id in rows
-                         if run_id == run_ids[index] and oid in in_doubt}
+        in_doubt_here = {
+            conversation for oid, conversation, _, run_id in rows if run_id == run_ids[index] and oid in in_doubt
+        }
         twice = {c for c, n in run_received.items() if n > 1}
         assert max(run_received.values()) <= 2 and twice <= in_doubt_here, (index + 1, twice - in_doubt_here)
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(CampaignRun)) == 2
-

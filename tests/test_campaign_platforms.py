@@ -5,10 +5,9 @@ until the run is done. Over the webhook, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from bot.platforms import senders
 from crm_core import scheduling
 from crm_core.models import Consent, Role
-
-from bot.platforms import senders
 from tests.fakes.worker import chat_worker, wait_until
 from tests.support import rows
 
@@ -50,4 +49,6 @@ def test_opt_in_campaign_unsubscribe_and_live_status_on_telegram(webhook_rig):
         assert "no more marketing messages" in tg.last_sent(555).text
     consent = {c.customer_id: c for c in rows(rig.app, Consent)}
     assert sorted((c.status, c.opted_out_source or "") for c in consent.values()) == [
-        ("opted_in", ""), ("opted_out", "unsubscribe button")]
+        ("opted_in", ""),
+        ("opted_out", "unsubscribe button"),
+    ]

@@ -28,14 +28,21 @@ from crm_core.models import (
     TicketStatus,
 )
 from crm_core.services import consent, customers, orders, segments, tickets
-
 from tests.support import count, rows
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
 
 
-def _customer(app, name: str, *, country: str = "DE", language: str | None = None, telegram: str | None = None,
-              slack: str | None = None, tags: str | None = None) -> int:
+def _customer(
+    app,
+    name: str,
+    *,
+    country: str = "DE",
+    language: str | None = None,
+    telegram: str | None = None,
+    slack: str | None = None,
+    tags: str | None = None,
+) -> int:
     fields = {"country": country}
     if language:
         fields["language"] = language
@@ -60,8 +67,14 @@ def deliver(app, owner: str = "test-sender") -> list[outbox.Claimed]:
     and re-checked here), then record it as sent. Returns what was "sent"."""
     sent = []
     while True:
-        claimed = outbox.claim_due(app.session_factory, owner=owner, platforms=["telegram", "slack", "console"],
-                                   limit=500, lease=timedelta(minutes=1), default_cap=500)
+        claimed = outbox.claim_due(
+            app.session_factory,
+            owner=owner,
+            platforms=["telegram", "slack", "console"],
+            limit=500,
+            lease=timedelta(minutes=1),
+            default_cap=500,
+        )
         if not claimed:
             return sent
         for row in claimed:
@@ -84,8 +97,11 @@ def _settle(app) -> None:
 
 @pytest.fixture
 def people(app, chat):
-    return {"manager": chat.user("Mia Manager", Role.MANAGER), "rep": chat.user("Sam Sales", Role.SALES),
-            "viewer": chat.user("Vic Viewer", Role.VIEWER)}
+    return {
+        "manager": chat.user("Mia Manager", Role.MANAGER),
+        "rep": chat.user("Sam Sales", Role.SALES),
+        "viewer": chat.user("Vic Viewer", Role.VIEWER),
+    }
 
 
 def test_a_manager_drafts_previews_starts_and_sees_it_sent(app, chat, people):
@@ -158,8 +174,9 @@ def test_stop_from_a_customer_chat_opts_out_and_is_recorded(app, chat):
     with app.uow() as uow:
         from crm_core.models import CustomerChat, Platform
 
-        uow.session.add(CustomerChat(customer_id=customer, platform=Platform.TELEGRAM, external_id="3001",
-                                     conversation="3001"))
+        uow.session.add(
+            CustomerChat(customer_id=customer, platform=Platform.TELEGRAM, external_id="3001", conversation="3001")
+        )
     from bot.messages import Origin
 
     origin = Origin(platform="telegram", user_external_id="3001", conversation="3001", is_private=True)
@@ -177,8 +194,14 @@ def test_a_template_failing_for_one_recipient_blocks_the_start(app, chat, people
         from crm_core.templating import set_override
 
         # Fails for customers without a last order date (everyone here): division by a missing value.
-        set_override(uow.session, "campaign_announcement", "text", "en",
-                     "Hi {{ customer.first_name }}{% if customer.name == 'X' %}{{ 1 // 0 }}{% endif %}", None)
+        set_override(
+            uow.session,
+            "campaign_announcement",
+            "text",
+            "en",
+            "Hi {{ customer.first_name }}{% if customer.name == 'X' %}{{ 1 // 0 }}{% endif %}",
+            None,
+        )
     _segment(app, "all-of-them", "all")
     chat.say(people["manager"], "/campaign new risky segment=all-of-them template=campaign_announcement at=now lang=en")
     said = chat.say(people["manager"], "/campaign start risky").text
@@ -213,8 +236,9 @@ def test_pause_holds_waiting_messages_and_resume_sends_them(app, chat, people):
         chat.say(people["manager"], "/campaign start paused")
     _run_due(app, NOW + timedelta(seconds=1))
     # The sender holds two rows in memory when the pause comes.
-    claimed = outbox.claim_due(app.session_factory, owner="s", platforms=["telegram"], limit=2,
-                               lease=timedelta(minutes=1))
+    claimed = outbox.claim_due(
+        app.session_factory, owner="s", platforms=["telegram"], limit=2, lease=timedelta(minutes=1)
+    )
     assert "paused" in chat.say(people["manager"], "/campaign pause paused").text
     assert [outbox.prepare(app.session_factory, row, "s") for row in claimed] == [None, None]
     assert deliver(app) == []
@@ -247,8 +271,10 @@ def test_a_weekly_campaign_sends_each_run_once(app, chat, people):
         _customer(app, f"W{i}", telegram=str(8000 + i))
     _segment(app, "w", "all")
     with time_machine.travel(NOW, tick=False):
-        chat.say(people["manager"], "/campaign new weekly segment=w template=campaign_announcement "
-                                     "at=2026-11-02 11:00 repeat=weekly")
+        chat.say(
+            people["manager"],
+            "/campaign new weekly segment=w template=campaign_announcement at=2026-11-02 11:00 repeat=weekly",
+        )
         chat.say(people["manager"], "/campaign start weekly")
     first = datetime(2026, 11, 2, 11, 0, tzinfo=UTC)
     for week in range(3):
@@ -259,8 +285,7 @@ def test_a_weekly_campaign_sends_each_run_once(app, chat, people):
         _settle(app)
     runs = rows(app, CampaignRun)
     assert [r.number for r in runs] == [1, 2, 3]
-    assert count(app, OutboxMessage, OutboxMessage.kind == "campaign",
-                 OutboxMessage.status == OutboxStatus.SENT) == 6
+    assert count(app, OutboxMessage, OutboxMessage.kind == "campaign", OutboxMessage.status == OutboxStatus.SENT) == 6
     assert rows(app, Campaign)[0].status is CampaignStatus.SCHEDULED
 
 
@@ -279,14 +304,20 @@ def test_attributed_revenue_matches_a_hand_computed_fixture(app, chat, people):
         product_id = product.id
     _segment(app, "abc", "all")
     with time_machine.travel(NOW - timedelta(hours=1), tick=False):
-        chat.say(people["manager"], "/campaign new attr segment=abc template=campaign_announcement "
-                                     "at=2026-11-02 10:00 repeat=weekly")
+        chat.say(
+            people["manager"],
+            "/campaign new attr segment=abc template=campaign_announcement at=2026-11-02 10:00 repeat=weekly",
+        )
         chat.say(people["manager"], "/campaign start attr")
 
     def order(customer_id: int, day: int, cents: int) -> None:
         with app.uow() as uow:
-            orders.create_order(uow, customer_id, [orders.LineInput(product_id, 1, cents)],
-                                ordered_at=datetime(2026, 11, day, 15, 0, tzinfo=UTC))
+            orders.create_order(
+                uow,
+                customer_id,
+                [orders.LineInput(product_id, 1, cents)],
+                ordered_at=datetime(2026, 11, day, 15, 0, tzinfo=UTC),
+            )
 
     for week in range(2):
         when = NOW + timedelta(weeks=week)
@@ -311,16 +342,19 @@ def test_attributed_revenue_matches_a_hand_computed_fixture(app, chat, people):
     with app.uow() as uow:
         digest = digests.build_digest(uow.session, DigestFrequency.WEEKLY, datetime(2026, 11, 16).date(), "UTC", "EUR")
         line = digests.digest_context(digest)["campaigns"]
-    assert line == [{"name": "attr", "sent": 6, "failed": 0, "pending": 0, "opted_out": 0, "orders": 3,
-                     "revenue": "€75.00"}]
+    assert line == [
+        {"name": "attr", "sent": 6, "failed": 0, "pending": 0, "opted_out": 0, "orders": 3, "revenue": "€75.00"}
+    ]
 
 
 def test_trigger_campaign_after_a_resolved_ticket(app, chat, people):
     customer = _customer(app, "Ticketed", telegram="9101")
     _segment(app, "t", "all")
     with time_machine.travel(NOW, tick=False):
-        chat.say(people["manager"], "/campaign new aftercare segment=t template=campaign_ticket_resolved "
-                                     "trigger=ticket_resolved+1d")
+        chat.say(
+            people["manager"],
+            "/campaign new aftercare segment=t template=campaign_ticket_resolved trigger=ticket_resolved+1d",
+        )
         assert "started" in chat.say(people["manager"], "/campaign start aftercare").text
     with time_machine.travel(NOW + timedelta(hours=2), tick=False), app.uow() as uow:
         ticket = tickets.create_ticket(uow, customer, "Printer jams")

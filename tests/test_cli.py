@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def chatcrm(*args: str, env: dict[str, str], stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
     full_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))}, **env}
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], input=stdin, capture_output=True, text=True,
-        env=full_env, cwd=cwd or ROOT, timeout=120,
+        [sys.executable, "-m", "bot.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or ROOT,
+        timeout=120,
     )
 
 
@@ -71,8 +76,9 @@ def test_bad_database_url_and_bad_setting_are_one_line():
     assert result.stderr.startswith("chatcrm: DATABASE_URL is not a valid database URL")
     result = chatcrm("console", env={"CHATCRM_ADMINS": "slack"})
     assert result.returncode == 1
-    assert result.stderr.strip() == ("chatcrm: CHATCRM_ADMINS: 'slack' is not a platform identity "
-                                     "(write it as slack:U123 or telegram:456)")
+    assert result.stderr.strip() == (
+        "chatcrm: CHATCRM_ADMINS: 'slack' is not a platform identity (write it as slack:U123 or telegram:456)"
+    )
 
 
 @pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)
@@ -99,10 +105,18 @@ def test_web_says_what_is_not_configured(tmp_path):
 def test_worker_without_a_platform_delivers_to_the_console_and_stops_on_sigterm(tmp_path):
     import signal
 
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
-           "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    worker = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
-                              stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = worker.stderr.readline()
         assert "no chat platform is configured" in first and "console delivery" in first
@@ -118,9 +132,12 @@ def test_worker_without_a_platform_delivers_to_the_console_and_stops_on_sigterm(
 def test_import_orders_prints_a_report(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     path = tmp_path / "orders.csv"
-    path.write_text("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-                    "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n"
-                    "536366,22633,HAND WARMER,x,2010-12-01 08:28:00,1.85,17850,United Kingdom\n", encoding="utf-8")
+    path.write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850,United Kingdom\n"
+        "536366,22633,HAND WARMER,x,2010-12-01 08:28:00,1.85,17850,United Kingdom\n",
+        encoding="utf-8",
+    )
     result = chatcrm("import", "orders", str(path), env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
@@ -144,8 +161,20 @@ GROCERIES = ROOT.parent / "shared" / "data" / "groceries.csv"
 def test_mine_a_basket_file_as_json():
     import json
 
-    result = chatcrm("mine", "--baskets", str(GROCERIES), "--min-support", "0.001", "--min-confidence", "0.8",
-                     "--max-len", "10", "--format", "json", env={})
+    result = chatcrm(
+        "mine",
+        "--baskets",
+        str(GROCERIES),
+        "--min-support",
+        "0.001",
+        "--min-confidence",
+        "0.8",
+        "--max-len",
+        "10",
+        "--format",
+        "json",
+        env={},
+    )
     assert result.returncode == 0, result.stderr
     rules = json.loads(result.stdout)
     assert len(rules) == 410
@@ -159,5 +188,7 @@ def test_mine_reports_bad_input(tmp_path):
     assert bad.returncode == 1 and bad.stderr.startswith("chatcrm mine: ")
     missing = chatcrm("mine", "--baskets", str(tmp_path / "x"), "--min-support", "1", "--min-confidence", "0.5", env={})
     assert missing.returncode == 1 and "no such file" in missing.stderr
-    ok = chatcrm("mine", "--baskets", str(baskets), "--min-support", "1", "--min-confidence", "0.5", "--format", "csv", env={})
+    ok = chatcrm(
+        "mine", "--baskets", str(baskets), "--min-support", "1", "--min-confidence", "0.5", "--format", "csv", env={}
+    )
     assert ok.returncode == 0 and ok.stdout.splitlines()[0].startswith("antecedent")

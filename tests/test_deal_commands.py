@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
-from crm_core.models import Deal, DealStage, DealStageChange, Role
-from crm_core.services import customers
+import sqlalchemy as sa
 
 from bot.messages import Tone
+from crm_core.models import Deal, DealStage, DealStageChange, Role
+from crm_core.services import customers
 
 
 @pytest.fixture
@@ -29,8 +29,14 @@ def test_new_deal_with_amount_close_and_stage(chat, rep, app):
     assert reply.tone is Tone.SUCCESS
     assert reply.title == "Deal #1: Printer fleet for HQ"
     fields = {f.label: f.value for f in reply.fields}
-    assert fields == {"Customer": "Acme Corp (#1)", "Stage": "qualified", "Amount": "€12,500.00",
-                      "Probability": "25%", "Expected close": "2027-01-31", "Owner": "Rita Rep"}
+    assert fields == {
+        "Customer": "Acme Corp (#1)",
+        "Stage": "qualified",
+        "Amount": "€12,500.00",
+        "Probability": "25%",
+        "Expected close": "2027-01-31",
+        "Owner": "Rita Rep",
+    }
     other = chat.say(rep, '/deal new beta "Coffee" amount="9,500.50 USD"').reply
     assert {f.label: f.value for f in other.fields}["Amount"] == "$9,500.50"
 
@@ -61,10 +67,15 @@ def test_stage_changes_are_recorded_and_lost_keeps_reason(chat, rep, app):
     deal = _deal(app, 1)
     assert deal.stage is DealStage.LOST and deal.probability == 0 and deal.closed_at is not None
     with app.uow() as uow:
-        path = [(c.from_stage, c.to_stage) for c in uow.session.scalars(
-            sa.select(DealStageChange).order_by(DealStageChange.id))]
-    assert path == [(None, DealStage.LEAD), (DealStage.LEAD, DealStage.NEGOTIATION),
-                    (DealStage.NEGOTIATION, DealStage.LOST)]
+        path = [
+            (c.from_stage, c.to_stage)
+            for c in uow.session.scalars(sa.select(DealStageChange).order_by(DealStageChange.id))
+        ]
+    assert path == [
+        (None, DealStage.LEAD),
+        (DealStage.LEAD, DealStage.NEGOTIATION),
+        (DealStage.NEGOTIATION, DealStage.LOST),
+    ]
     assert chat.say(rep, "/deal stage 1 lost").reply.text == "Deal #1 is already in lost."
     assert chat.say(rep, "/deal stage 99 won").reply.text == "There is no deal #99."
     assert chat.say(rep, "/deal stage x won").reply.text == "Deal # must be a number, not 'x'."
@@ -90,7 +101,9 @@ def test_deal_list_scopes(chat, rep, app):
     assert mine.title == "Your open deals"
     assert [i.text for i in mine.sections[0].items] == ["#1 Printers · Acme Corp"]
     assert [i.text for i in chat.say(rep, "/deal list open").reply.sections[0].items] == [
-        "#1 Printers · Acme Corp", "#3 Chairs · Beta GmbH"]
+        "#1 Printers · Acme Corp",
+        "#3 Chairs · Beta GmbH",
+    ]
     beta = chat.say(rep, "/deal list beta").reply
     assert beta.title == "Deals of Beta GmbH"
     assert beta.footer == "2 deal(s) · €7.50 in total".replace("€7.50", "€750.00")

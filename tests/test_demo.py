@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 import time_machine
+
 from crm_core import demo
 from crm_core.models import Customer, Deal, DealStage, Order, OrderLine, Product, Role, Ticket, User
 

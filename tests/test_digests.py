@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import time_machine
+
+from bot.messages import Tone
 from crm_core.models import (
     Customer,
     CustomerScore,
@@ -34,8 +36,6 @@ from crm_core.models import (
 from crm_core.reports.digest_numbers import FunnelStep, RepCount, StageValue
 from crm_core.services import digests
 from crm_core.templating import render_message
-
-from bot.messages import Tone
 from tests.fakes.chat_api import FakeChatApi
 from tests.fakes.http_sender import HttpSender
 from tests.fakes.worker import chat_worker
@@ -67,23 +67,38 @@ def fixture_data(app):
         rita, sam = User(name="Rita Rep", role=Role.SALES), User(name="Sam Sales", role=Role.SALES)
         s.add_all([rita, sam])
         c1 = Customer(name="Old Customer", created_at=utc(1, 12))
-        c2 = Customer(name="Early Tuesday", created_at=utc(8, 23))    # 01:00 Tuesday local: current
+        c2 = Customer(name="Early Tuesday", created_at=utc(8, 23))  # 01:00 Tuesday local: current
         c3 = Customer(name="Late Tuesday", created_at=utc(9, 21, 59))  # 23:59 local: current
-        c4 = Customer(name="Wednesday", created_at=utc(9, 22))         # 00:00 Wednesday: next period
-        c5 = Customer(name="Monday", created_at=utc(8, 12))            # previous period
+        c4 = Customer(name="Wednesday", created_at=utc(9, 22))  # 00:00 Wednesday: next period
+        c5 = Customer(name="Monday", created_at=utc(8, 12))  # previous period
         s.add_all([c1, c2, c3, c4, c5])
         s.flush()
-        s.add_all([
-            Order(number="O1", customer_id=c1.id, ordered_at=utc(9, 8), total_cents=10000),
-            Order(number="O2", customer_id=c2.id, ordered_at=utc(9, 9), total_cents=25050),
-            Order(number="O3", customer_id=c1.id, kind=OrderKind.CANCELLATION, ordered_at=utc(9, 10), total_cents=-5000),
-            Order(number="O4", customer_id=c1.id, ordered_at=utc(9, 11), total_cents=99900, currency="USD"),
-            Order(number="O5", customer_id=c5.id, ordered_at=utc(8, 12), total_cents=8000),
-        ])
+        s.add_all(
+            [
+                Order(number="O1", customer_id=c1.id, ordered_at=utc(9, 8), total_cents=10000),
+                Order(number="O2", customer_id=c2.id, ordered_at=utc(9, 9), total_cents=25050),
+                Order(
+                    number="O3",
+                    customer_id=c1.id,
+                    kind=OrderKind.CANCELLATION,
+                    ordered_at=utc(9, 10),
+                    total_cents=-5000,
+                ),
+                Order(number="O4", customer_id=c1.id, ordered_at=utc(9, 11), total_cents=99900, currency="USD"),
+                Order(number="O5", customer_id=c5.id, ordered_at=utc(8, 12), total_cents=8000),
+            ]
+        )
 
         def deal(title, amount, stage, probability, created, history, currency="EUR"):
-            d = Deal(title=title, customer_id=c1.id, amount_cents=amount, stage=stage, probability=probability,
-                     currency=currency, created_at=created)
+            d = Deal(
+                title=title,
+                customer_id=c1.id,
+                amount_cents=amount,
+                stage=stage,
+                probability=probability,
+                currency=currency,
+                created_at=created,
+            )
             s.add(d)
             s.flush()
             previous = None
@@ -92,8 +107,14 @@ def fixture_data(app):
                 previous = to_stage
             return d
 
-        L, Q, P, N, W, X = (DealStage.LEAD, DealStage.QUALIFIED, DealStage.PROPOSAL, DealStage.NEGOTIATION,
-                            DealStage.WON, DealStage.LOST)
+        L, Q, P, N, W, X = (
+            DealStage.LEAD,
+            DealStage.QUALIFIED,
+            DealStage.PROPOSAL,
+            DealStage.NEGOTIATION,
+            DealStage.WON,
+            DealStage.LOST,
+        )
         deal("D1", 1_000_000, P, 60, utc(1, 9), [(L, utc(1, 9)), (Q, utc(9, 10)), (P, utc(9, 12))])
         deal("D2", 500_000, W, 100, utc(8, 10), [(L, utc(8, 10)), (Q, utc(8, 15)), (W, utc(9, 9))])
         deal("D3", 200_000, X, 0, utc(9, 8), [(L, utc(9, 8)), (X, utc(9, 16))])
@@ -102,35 +123,83 @@ def fixture_data(app):
         deal("D6", 100_000, L, 10, utc(9, 13), [(L, utc(9, 13))], currency="USD")
         deal("D7", 700_000, L, 10, utc(10, 9), [(L, utc(10, 9))])
 
-        s.add_all([
-            Ticket(customer_id=c1.id, subject="T1", created_at=utc(9, 8), first_responded_at=utc(9, 9),
-                   resolved_at=utc(9, 12), resolve_due_at=utc(10, 8), rating=5, rated_at=utc(9, 13)),
-            Ticket(customer_id=c1.id, subject="T2", created_at=utc(9, 10), first_responded_at=utc(9, 10, 30),
-                   resolve_due_at=utc(9, 20)),
-            Ticket(customer_id=c1.id, subject="T3", created_at=utc(8, 9), first_responded_at=utc(8, 11),
-                   resolved_at=utc(9, 9), resolve_due_at=utc(8, 17), rating=3, rated_at=utc(9, 9, 30)),
-            Ticket(customer_id=c1.id, subject="T4", created_at=utc(9, 11), first_responded_at=utc(9, 14),
-                   resolve_due_at=utc(12, 8)),
-            Ticket(customer_id=c1.id, subject="T5", created_at=utc(5, 9), resolve_due_at=utc(6, 9),
-                   closed_at=utc(8, 20)),
-        ])
+        s.add_all(
+            [
+                Ticket(
+                    customer_id=c1.id,
+                    subject="T1",
+                    created_at=utc(9, 8),
+                    first_responded_at=utc(9, 9),
+                    resolved_at=utc(9, 12),
+                    resolve_due_at=utc(10, 8),
+                    rating=5,
+                    rated_at=utc(9, 13),
+                ),
+                Ticket(
+                    customer_id=c1.id,
+                    subject="T2",
+                    created_at=utc(9, 10),
+                    first_responded_at=utc(9, 10, 30),
+                    resolve_due_at=utc(9, 20),
+                ),
+                Ticket(
+                    customer_id=c1.id,
+                    subject="T3",
+                    created_at=utc(8, 9),
+                    first_responded_at=utc(8, 11),
+                    resolved_at=utc(9, 9),
+                    resolve_due_at=utc(8, 17),
+                    rating=3,
+                    rated_at=utc(9, 9, 30),
+                ),
+                Ticket(
+                    customer_id=c1.id,
+                    subject="T4",
+                    created_at=utc(9, 11),
+                    first_responded_at=utc(9, 14),
+                    resolve_due_at=utc(12, 8),
+                ),
+                Ticket(
+                    customer_id=c1.id,
+                    subject="T5",
+                    created_at=utc(5, 9),
+                    resolve_due_at=utc(6, 9),
+                    closed_at=utc(8, 20),
+                ),
+            ]
+        )
         s.flush()
 
         def followup(user, due, status, done_at=None):
-            s.add(FollowUp(customer_id=c1.id, user_id=user.id, due_at=due, text="call", status=status,
-                           done_at=done_at, created_at=utc(1, 9)))
+            s.add(
+                FollowUp(
+                    customer_id=c1.id,
+                    user_id=user.id,
+                    due_at=due,
+                    text="call",
+                    status=status,
+                    done_at=done_at,
+                    created_at=utc(1, 9),
+                )
+            )
 
         followup(rita, utc(9, 15), FollowUpStatus.REMINDED)
-        followup(rita, utc(9, 9), FollowUpStatus.DONE, done_at=utc(9, 23))   # done after the period: overdue at its end
+        followup(rita, utc(9, 9), FollowUpStatus.DONE, done_at=utc(9, 23))  # done after the period: overdue at its end
         followup(sam, utc(8, 10), FollowUpStatus.PENDING)
         followup(sam, utc(9, 10), FollowUpStatus.DONE, done_at=utc(9, 11))
-        followup(sam, utc(10, 9), FollowUpStatus.PENDING)                    # not yet due
+        followup(sam, utc(10, 9), FollowUpStatus.PENDING)  # not yet due
         followup(rita, utc(9, 8), FollowUpStatus.CANCELLED)
 
         # Churn risk from the nightly model: at or above 60% is listed per owner, riskiest first.
         c1.owner_id, c2.owner_id, c3.owner_id, c5.owner_id = rita.id, rita.id, sam.id, sam.id
-        s.add_all([CustomerScore(customer_id=c1.id, churn_risk=0.65), CustomerScore(customer_id=c2.id, churn_risk=0.82),
-                   CustomerScore(customer_id=c3.id, churn_risk=0.7), CustomerScore(customer_id=c5.id, churn_risk=0.4)])
+        s.add_all(
+            [
+                CustomerScore(customer_id=c1.id, churn_risk=0.65),
+                CustomerScore(customer_id=c2.id, churn_risk=0.82),
+                CustomerScore(customer_id=c3.id, churn_risk=0.7),
+                CustomerScore(customer_id=c5.id, churn_risk=0.4),
+            ]
+        )
 
 
 def test_digest_numbers_equal_the_hand_computed_fixture(app, fixture_data):
@@ -148,23 +217,23 @@ def test_digest_numbers_equal_the_hand_computed_fixture(app, fixture_data):
     assert (prev.deals_won, prev.deals_lost) == (0, 0)
 
     assert cur.pipeline == (
-        StageValue("lead", 2, 300_000, 30_000),           # D5 (10 %) and D6 (USD: counted, not summed)
+        StageValue("lead", 2, 300_000, 30_000),  # D5 (10 %) and D6 (USD: counted, not summed)
         StageValue("qualified", 0, 0, 0),
-        StageValue("proposal", 1, 1_000_000, 600_000),    # D1 at its own 60 %
-        StageValue("negotiation", 1, 800_000, 640_000),   # D4 at its own 80 %
+        StageValue("proposal", 1, 1_000_000, 600_000),  # D1 at its own 60 %
+        StageValue("negotiation", 1, 800_000, 640_000),  # D4 at its own 80 %
     )
     assert (cur.pipeline_cents, cur.weighted_cents) == (2_100_000, 1_270_000)
     assert prev.pipeline == (
-        StageValue("lead", 1, 1_000_000, 100_000),        # D1 was a lead then: the lead default 10 %
-        StageValue("qualified", 1, 500_000, 125_000),     # D2 was qualified: 25 %
+        StageValue("lead", 1, 1_000_000, 100_000),  # D1 was a lead then: the lead default 10 %
+        StageValue("qualified", 1, 500_000, 125_000),  # D2 was qualified: 25 %
         StageValue("proposal", 0, 0, 0),
         StageValue("negotiation", 1, 800_000, 640_000),
     )
     assert (prev.pipeline_cents, prev.weighted_cents) == (2_300_000, 865_000)
 
     assert cur.funnel == (
-        FunnelStep("lead", "qualified", 3, 0),        # D3 (lost), D5, D6 entered; none went on
-        FunnelStep("qualified", "proposal", 1, 1),    # D1
+        FunnelStep("lead", "qualified", 3, 0),  # D3 (lost), D5, D6 entered; none went on
+        FunnelStep("qualified", "proposal", 1, 1),  # D1
         FunnelStep("proposal", "negotiation", 1, 0),  # D1
         FunnelStep("negotiation", "won", 0, 0),
     )
@@ -205,7 +274,10 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
         "Campaigns: none",
     ]
     assert blocks[-1]["text"]["text"] == "*营销活动*\n无"
-    assert blocks[-2]["text"]["text"] == "*流失风险客户*\n• Rita Rep: Early Tuesday (82%), Old Customer (65%)\n• Sam Sales: Late Tuesday (70%)\n"
+    assert (
+        blocks[-2]["text"]["text"]
+        == "*流失风险客户*\n• Rita Rep: Early Tuesday (82%), Old Customer (65%)\n• Sam Sales: Late Tuesday (70%)\n"
+    )
     assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "每日摘要 · 2026-06-09"}}
 
 
@@ -234,8 +306,10 @@ def test_subscribe_list_unsubscribe(chat, app, manager):
     with time_machine.travel(utc(9, 12), tick=False):
         reply = chat.say(manager, "/digest subscribe daily 07:30").reply
         assert reply.tone is Tone.SUCCESS
-        assert reply.text == ("This conversation gets the daily at 07:30 Europe/Berlin digest; "
-                              "the next one comes 2026-06-10 07:30 Europe/Berlin.")
+        assert reply.text == (
+            "This conversation gets the daily at 07:30 Europe/Berlin digest; "
+            "the next one comes 2026-06-10 07:30 Europe/Berlin."
+        )
         weekly = chat.say(manager, "/digest subscribe weekly 09:00 America/New_York friday").reply
         assert "weekly on friday at 09:00 America/New_York" in weekly.text
         assert "2026-06-12 09:00 America/New_York" in weekly.text
@@ -248,21 +322,31 @@ def test_subscribe_list_unsubscribe(chat, app, manager):
     ]
     with app.uow() as uow:
         jobs = {j.id: j.trigger for j in uow.session.scalars(sa.select(ScheduledJob))}
-    assert jobs == {"digest:1": {"type": "calendar", "at": "08:00", "timezone": BERLIN},
-                    "digest:2": {"type": "calendar", "at": "09:00", "timezone": "America/New_York", "weekdays": [4]}}
-    assert chat.say(manager, "/digest unsubscribe weekly").reply.text == \
-        "This conversation no longer gets the weekly digest."
+    assert jobs == {
+        "digest:1": {"type": "calendar", "at": "08:00", "timezone": BERLIN},
+        "digest:2": {"type": "calendar", "at": "09:00", "timezone": "America/New_York", "weekdays": [4]},
+    }
+    assert (
+        chat.say(manager, "/digest unsubscribe weekly").reply.text
+        == "This conversation no longer gets the weekly digest."
+    )
     assert chat.say(manager, "/digest unsubscribe weekly").reply.tone is Tone.WARNING
     assert chat.say(manager, "/digest unsubscribe").reply.text == "This conversation no longer gets the daily digest."
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(ScheduledJob)) == 0
 
 
-@pytest.mark.parametrize("line, message", [
-    ("/digest subscribe hourly", "How often must be one of daily, weekly, not 'hourly'."),
-    ("/digest subscribe daily 25:00", "'25:00' is neither a time (HH:MM), a timezone (Europe/Berlin) nor a weekday."),
-    ("/digest subscribe daily 08:00 Mars/Base", "'Mars/Base' is neither a time"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("/digest subscribe hourly", "How often must be one of daily, weekly, not 'hourly'."),
+        (
+            "/digest subscribe daily 25:00",
+            "'25:00' is neither a time (HH:MM), a timezone (Europe/Berlin) nor a weekday.",
+        ),
+        ("/digest subscribe daily 08:00 Mars/Base", "'Mars/Base' is neither a time"),
+    ],
+)
 def test_bad_subscriptions_are_refused(chat, app, manager, line, message):
     reply = chat.say(manager, line).reply
     assert reply.tone is Tone.ERROR and reply.text.startswith(message), reply.text
@@ -273,8 +357,10 @@ def test_bad_subscriptions_are_refused(chat, app, manager, line, message):
 
 def test_only_managers_and_admins_manage_digests(chat):
     rep = chat.user("Rita Rep", Role.SALES)
-    assert chat.say(rep, "/digest subscribe daily").reply.text == \
-        "Your role (sales) can't use /digest subscribe. Ask an admin if you need it."
+    assert (
+        chat.say(rep, "/digest subscribe daily").reply.text
+        == "Your role (sales) can't use /digest subscribe. Ask an admin if you need it."
+    )
 
 
 def test_digest_now_replies_with_the_numbers_and_the_chart(chat, app, manager, fixture_data):
@@ -290,10 +376,11 @@ def test_the_scheduled_digest_arrives_once_at_its_local_time(chat, app, manager,
     group = chat.user("Mia Manager", Role.MANAGER, platform=Platform.TELEGRAM)
     try:
         with time_machine.travel(utc(9, 12), tick=True) as traveller:
-            reply = chat.say(replace(group, conversation="-100200"), "/digest subscribe daily 08:00 Europe/Berlin").reply
+            reply = chat.say(
+                replace(group, conversation="-100200"), "/digest subscribe daily 08:00 Europe/Berlin"
+            ).reply
             assert reply.tone is Tone.SUCCESS
-            with chat_worker(app, {"telegram": HttpSender("telegram", api.url)},
-                             CHATCRM_MEDIA_DIR=str(media)):
+            with chat_worker(app, {"telegram": HttpSender("telegram", api.url)}, CHATCRM_MEDIA_DIR=str(media)):
                 traveller.move_to(utc(10, 5, 59) + timedelta(seconds=50))
                 assert not api.wait_for(1, timeout=0.5)
                 traveller.move_to(utc(10, 6))  # 08:00 in Berlin

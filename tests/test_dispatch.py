@@ -7,8 +7,6 @@ import logging
 
 import pytest
 import sqlalchemy as sa
-from crm_core.models import AuditEntry, Customer, Platform, Role
-from crm_core.services import customers
 
 from bot.args import rest
 from bot.dispatch import Dispatcher
@@ -16,6 +14,8 @@ from bot.handlers import ALL_GROUPS
 from bot.messages import Reply, Tone
 from bot.roles import ROLE_PERMISSIONS, Permission
 from bot.router import CommandGroup, Router
+from crm_core.models import AuditEntry, Customer, Platform, Role
+from crm_core.services import customers
 from tests.support import Chat
 
 
@@ -25,27 +25,40 @@ def test_unknown_user_gets_only_help_and_stop(chat):
     assert denied.tone is Tone.ERROR
     assert denied.text == "You can't use /customer yet: ask a chatcrm admin to give you a role (/role)."
     help_reply = chat.say(stranger, "/help").reply
-    assert [i.text for i in help_reply.sections[0].items] == ["/help [command]", "/link [code | user]", "/stop", "/whoami"]
+    assert [i.text for i in help_reply.sections[0].items] == [
+        "/help [command]",
+        "/link [code | user]",
+        "/stop",
+        "/whoami",
+    ]
     assert "ask a chatcrm admin" in help_reply.footer.lower()
 
 
 def test_help_lists_what_the_role_may_use(chat):
     viewer = chat.user("Vic Viewer", Role.VIEWER)
     admin = chat.user("Ada Admin", Role.ADMIN)
-    viewer_cmds = {i.text.split()[0] + (" " + i.text.split()[1] if len(i.text.split()) > 1 and not i.text.split()[1].startswith(("<", "[")) else "")
-                   for i in chat.say(viewer, "/help").reply.sections[0].items}
+    viewer_cmds = {
+        i.text.split()[0]
+        + (" " + i.text.split()[1] if len(i.text.split()) > 1 and not i.text.split()[1].startswith(("<", "[")) else "")
+        for i in chat.say(viewer, "/help").reply.sections[0].items
+    }
     assert "/customer new" not in viewer_cmds and "/role" not in viewer_cmds
     assert {"/customer", "/deal", "/deal list", "/help"} <= viewer_cmds
     admin_usages = [i.text for i in chat.say(admin, "/help").reply.sections[0].items]
     assert "/role <user> <admin|manager|sales|support|viewer|none>" in admin_usages
-    assert "/customer new <name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [owner=…] [tags=a,b] [field=value …]" in admin_usages
+    assert (
+        "/customer new <name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [owner=…] [tags=a,b] [field=value …]"
+        in admin_usages
+    )
 
 
 def test_help_on_one_command(chat):
     rep = chat.user("Rita", Role.SALES)
     reply = chat.say(rep, "/help deal").reply
     assert [s.title for s in reply.sections] == [
-        "/deal <id>", "/deal list [mine|open|all|<customer>] [stage=…]", "/deal new <customer> <title> [amount=…] [close=…] [stage=…]",
+        "/deal <id>",
+        "/deal list [mine|open|all|<customer>] [stage=…]",
+        "/deal new <customer> <title> [amount=…] [close=…] [stage=…]",
         "/deal stage <id> <lead|qualified|proposal|negotiation|won|lost> [reason]",
     ]
 
@@ -88,8 +101,12 @@ def test_input_over_4000_characters_is_refused(chat, app):
     reply = chat.say(rep, "/note acme " + "x" * 4000).reply
     assert reply.text == "That is too long (4,011 characters; the limit is 4,000). Please shorten it."
     with app.uow() as uow:
-        assert uow.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
-            AuditEntry.entity_type == "interactions")) == 0
+        assert (
+            uow.session.scalar(
+                sa.select(sa.func.count()).select_from(AuditEntry).where(AuditEntry.entity_type == "interactions")
+            )
+            == 0
+        )
 
 
 def test_unclosed_quote_is_a_user_error(chat):
@@ -104,8 +121,14 @@ def test_role_command_grants_and_creates_platform_users(chat, app):
     newcomer = chat.stranger("U777")
     assert chat.say(newcomer, "/customer acme").reply.text == "No customer matches 'acme'."
     assert chat.say(admin, "/role nobody sales").reply.text == "No user called 'nobody'."
-    assert chat.say(admin, "/role slack:U777 wizard").reply.footer == "Usage: /role <user> <admin|manager|sales|support|viewer|none>"
-    assert chat.say(admin, "/role \"Ada Admin\" viewer").reply.text == "You can't take admin away from yourself; ask another admin."
+    assert (
+        chat.say(admin, "/role slack:U777 wizard").reply.footer
+        == "Usage: /role <user> <admin|manager|sales|support|viewer|none>"
+    )
+    assert (
+        chat.say(admin, '/role "Ada Admin" viewer').reply.text
+        == "You can't take admin away from yourself; ask another admin."
+    )
 
 
 def test_bootstrap_admins_from_settings(database_url):

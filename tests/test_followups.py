@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import time_machine
-from crm_core.models import FollowUp, FollowUpStatus, OutboxMessage, Platform, Role, ScheduledJob, User
-from crm_core.services import customers, users
-from crm_core.services import followups as followups_service
 
 from bot.adapters.console.sender import ConsoleSender
 from bot.messages import Tone
+from crm_core.models import FollowUp, FollowUpStatus, OutboxMessage, Platform, Role, ScheduledJob, User
+from crm_core.services import customers, users
+from crm_core.services import followups as followups_service
 from tests.fakes.chat_api import FakeChatApi
 from tests.fakes.http_sender import HttpSender
 from tests.fakes.worker import chat_worker, scheduler_of, wait_until
@@ -77,14 +77,17 @@ def telegram(api) -> dict:
 # The command
 
 
-@pytest.mark.parametrize("when, due", [
-    ("in 3d", datetime(2026, 3, 30, 8, 0, tzinfo=UTC)),  # 10:00 CEST, three calendar days on
-    ("in 2h", datetime(2026, 3, 27, 11, 0, tzinfo=UTC)),
-    ("tomorrow 9:00", datetime(2026, 3, 28, 8, 0, tzinfo=UTC)),  # still CET
-    ("friday", datetime(2026, 4, 3, 7, 0, tzinfo=UTC)),  # next week's Friday, 09:00 CEST
-    ("2026-12-01 10:00", datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
-    ("monday 8am", datetime(2026, 3, 30, 6, 0, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    "when, due",
+    [
+        ("in 3d", datetime(2026, 3, 30, 8, 0, tzinfo=UTC)),  # 10:00 CEST, three calendar days on
+        ("in 2h", datetime(2026, 3, 27, 11, 0, tzinfo=UTC)),
+        ("tomorrow 9:00", datetime(2026, 3, 28, 8, 0, tzinfo=UTC)),  # still CET
+        ("friday", datetime(2026, 4, 3, 7, 0, tzinfo=UTC)),  # next week's Friday, 09:00 CEST
+        ("2026-12-01 10:00", datetime(2026, 12, 1, 9, 0, tzinfo=UTC)),
+        ("monday 8am", datetime(2026, 3, 30, 6, 0, tzinfo=UTC)),
+    ],
+)
 def test_followup_reads_when_in_the_users_timezone(chat, app, rep, acme, when, due):
     with time_machine.travel(FRIDAY_10_BERLIN, tick=False):
         reply = chat.say(rep, f"/followup acme {when} call about the renewal").reply
@@ -111,13 +114,16 @@ def test_a_multi_word_customer_needs_no_quotes(chat, app, rep, acme):
     assert followup.text == "bring samples"
 
 
-@pytest.mark.parametrize("line, message", [
-    ("/followup acme call about the renewal", "I could not find when: write it as in 3d, in 2h, tomorrow 9:00"),
-    ("/followup acme 2020-01-01 10:00 too late", "That time has already passed"),
-    ("/followup zebra tomorrow 9:00 call", "No customer matches 'zebra'"),
-    ("/followup acme tomorrow 9:00", "Say what to follow up on after the time"),
-    ("/followup acme", "Missing <details>"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("/followup acme call about the renewal", "I could not find when: write it as in 3d, in 2h, tomorrow 9:00"),
+        ("/followup acme 2020-01-01 10:00 too late", "That time has already passed"),
+        ("/followup zebra tomorrow 9:00 call", "No customer matches 'zebra'"),
+        ("/followup acme tomorrow 9:00", "Say what to follow up on after the time"),
+        ("/followup acme", "Missing <details>"),
+    ],
+)
 def test_bad_followups_are_refused_and_write_nothing(chat, app, rep, acme, line, message):
     with time_machine.travel(FRIDAY_10_BERLIN, tick=False):
         reply = chat.say(rep, line).reply
@@ -130,8 +136,10 @@ def test_bad_followups_are_refused_and_write_nothing(chat, app, rep, acme, line,
 
 def test_viewers_cannot_set_followups(chat, acme):
     viewer = chat.user("Vic Viewer", Role.VIEWER)
-    assert chat.say(viewer, "/followup acme tomorrow call").reply.text == \
-        "Your role (viewer) can't use /followup. Ask an admin if you need it."
+    assert (
+        chat.say(viewer, "/followup acme tomorrow call").reply.text
+        == "Your role (viewer) can't use /followup. Ask an admin if you need it."
+    )
 
 
 def test_list_done_cancel_and_snooze(chat, app, rep, acme):
@@ -142,8 +150,10 @@ def test_list_done_cancel_and_snooze(chat, app, rep, acme):
             chat.say(rep, f"/followup acme {when} call #{when}")
         listed = chat.say(rep, "/followup list").reply
         assert [i.text for i in listed.sections[0].items] == [
-            "#1 call #in 1h · Acme <Corp> & Co", "#2 call #tomorrow 9:00 · Acme <Corp> & Co",
-            "#3 call #monday 9:00 · Acme <Corp> & Co"]
+            "#1 call #in 1h · Acme <Corp> & Co",
+            "#2 call #tomorrow 9:00 · Acme <Corp> & Co",
+            "#3 call #monday 9:00 · Acme <Corp> & Co",
+        ]
         assert listed.sections[0].items[1].detail == "due 2026-03-28 09:00 · Rita Rep · pending"
         assert chat.say(other_rep, "/followup list").reply.sections[0].items == ()
         # Someone else's follow-up: refused; a manager may.
@@ -154,7 +164,10 @@ def test_list_done_cancel_and_snooze(chat, app, rep, acme):
         assert chat.say(rep, "/followup done 1").reply.text == "Follow-up #1 is already done."
         assert chat.say(manager, "/followup cancel 2").reply.tone is Tone.SUCCESS
         snoozed = chat.say(rep, "/followup snooze 3 2d").reply
-        assert snoozed.text == "Follow-up #3 snoozed until 2026-04-01 09:00 Europe/Berlin: call #monday 9:00 — Acme <Corp> & Co."
+        assert (
+            snoozed.text
+            == "Follow-up #3 snoozed until 2026-04-01 09:00 Europe/Berlin: call #monday 9:00 — Acme <Corp> & Co."
+        )
         assert chat.say(rep, "/followup snooze 3 soon").reply.text.startswith("'soon' is not a number of days")
     statuses = [(f.id, f.status, f.snooze_count) for f in followups(app)]
     assert statuses == [(1, FollowUpStatus.DONE, 0), (2, FollowUpStatus.CANCELLED, 0), (3, FollowUpStatus.PENDING, 1)]
@@ -217,10 +230,14 @@ def test_a_followup_fires_once_at_its_time(chat, app, rep, acme, api):
     body = message.body
     assert message.conversation == "rita.rep"
     assert body["format"] == "html"
-    assert body["text"].startswith("⏰ <b>Reminder:</b> call about the renewal\n<b>Customer:</b> Acme &lt;Corp&gt; &amp; Co")
+    assert body["text"].startswith(
+        "⏰ <b>Reminder:</b> call about the renewal\n<b>Customer:</b> Acme &lt;Corp&gt; &amp; Co"
+    )
     assert "<b>Contact:</b> buy@acme.example" in body["text"]
-    assert body["buttons"] == [{"label": "Done", "command": "/followup done 1"},
-                               {"label": "Snooze 1 day", "command": "/followup snooze 1 1d"}]
+    assert body["buttons"] == [
+        {"label": "Done", "command": "/followup done 1"},
+        {"label": "Snooze 1 day", "command": "/followup snooze 1 1d"},
+    ]
     # Pressing Done runs the command like a typed one.
     assert chat.say(rep, "/followup done 1", from_button=True).reply.tone is Tone.SUCCESS
 
@@ -248,8 +265,10 @@ def test_a_followup_honours_dst(chat, app, rep, acme, api):
     with time_machine.travel(saturday, tick=True) as traveller:
         chat.say(rep, "/followup acme tomorrow 9:00 call after the clocks change")
         chat.say(rep, "/followup acme in 1d same time tomorrow")
-        assert [f.due_at for f in followups(app)] == [datetime(2026, 3, 29, 7, 0, tzinfo=UTC),
-                                                      datetime(2026, 3, 29, 8, 0, tzinfo=UTC)]
+        assert [f.due_at for f in followups(app)] == [
+            datetime(2026, 3, 29, 7, 0, tzinfo=UTC),
+            datetime(2026, 3, 29, 8, 0, tzinfo=UTC),
+        ]
         with chat_worker(app, telegram(api)) as worker:
             traveller.move_to(datetime(2026, 3, 29, 6, 59, 30, tzinfo=UTC))
             wait_ticks(worker)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from crm_core.importing.customers_csv import import_customers
 from crm_core.importing.retail_orders import ImportFailed, import_retail_orders
 from crm_core.models import AuditEntry, Customer, Order, OrderKind, OrderLine, Product
@@ -33,9 +34,13 @@ def test_sample_file_imports_and_reimport_changes_nothing(app):
     with app.uow() as uow:
         report = import_retail_orders(uow, SAMPLE, currency="GBP")
     assert report.rows == len(rows) and report.problems == []
-    assert report.created == {"customers": len(customers), "products": len({r["StockCode"] for r in rows}),
-                              "orders": len(invoices - cancellations), "cancellations": len(cancellations),
-                              "order lines": len(rows)}
+    assert report.created == {
+        "customers": len(customers),
+        "products": len({r["StockCode"] for r in rows}),
+        "orders": len(invoices - cancellations),
+        "cancellations": len(cancellations),
+        "order lines": len(rows),
+    }
     assert _count(app, Order) == len(invoices)
     assert _count(app, Order, Order.kind == OrderKind.CANCELLATION) == len(cancellations)
     assert _count(app, Order, Order.customer_id.is_(None)) == len(anonymous)
@@ -57,21 +62,27 @@ def test_sample_file_imports_and_reimport_changes_nothing(app):
 
 
 def test_malformed_rows_are_reported_and_the_rest_imported(app):
-    data = HEADER + "\n".join([
-        "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850,United Kingdom",
-        "536365,71053,WHITE LANTERN,six,2010-12-01 08:26:00,3.39,17850,United Kingdom",
-        "536366,22633,HAND WARMER,6,yesterday,1.85,17850,United Kingdom",
-        "536367,,NO CODE,1,2010-12-01 08:34:00,1.00,13047,United Kingdom",
-        "536368,22960,JAM SET,6,2010-12-01 08:34:00,-4.25,13047,United Kingdom",
-        "A563185,B,Adjust bad debt,1,8/12/2011 14:50,11062.06,,United Kingdom",
-        "C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527,United Kingdom",
-        "C536380,22139,WRONG SIGN,5,2010-12-01 09:41:00,1.0,14527,United Kingdom",
-        "536369,21756,BATH BUILDING BLOCK,3,12/1/2010 8:35,5.95,13047.0,France",
-        "536370,22728,ALARM CLOCK,24,2010-12-01 08:45:00,3.75,,EIRE",
-        "536365,22752,SET 7 BABUSHKA,2,2010-12-01 08:26:00,7.65,99999,United Kingdom",
-        "536371,22086,PAPER CHAIN,80,2010-12-01 09:00:00,2.55,12345x,Germany",
-        "536372,22086,SHORT ROW",
-    ]) + "\n"
+    data = (
+        HEADER
+        + "\n".join(
+            [
+                "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850,United Kingdom",
+                "536365,71053,WHITE LANTERN,six,2010-12-01 08:26:00,3.39,17850,United Kingdom",
+                "536366,22633,HAND WARMER,6,yesterday,1.85,17850,United Kingdom",
+                "536367,,NO CODE,1,2010-12-01 08:34:00,1.00,13047,United Kingdom",
+                "536368,22960,JAM SET,6,2010-12-01 08:34:00,-4.25,13047,United Kingdom",
+                "A563185,B,Adjust bad debt,1,8/12/2011 14:50,11062.06,,United Kingdom",
+                "C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527,United Kingdom",
+                "C536380,22139,WRONG SIGN,5,2010-12-01 09:41:00,1.0,14527,United Kingdom",
+                "536369,21756,BATH BUILDING BLOCK,3,12/1/2010 8:35,5.95,13047.0,France",
+                "536370,22728,ALARM CLOCK,24,2010-12-01 08:45:00,3.75,,EIRE",
+                "536365,22752,SET 7 BABUSHKA,2,2010-12-01 08:26:00,7.65,99999,United Kingdom",
+                "536371,22086,PAPER CHAIN,80,2010-12-01 09:00:00,2.55,12345x,Germany",
+                "536372,22086,SHORT ROW",
+            ]
+        )
+        + "\n"
+    )
     with app.uow() as uow:
         report = import_retail_orders(uow, io.StringIO(data), currency="GBP")
     assert [(p.row, p.reason) for p in report.problems] == [
@@ -106,15 +117,21 @@ def test_customer_list_with_mapping_updates_by_email_and_skips_bad_rows(app, tmp
         "Zoë Müller,zoe@example.de,DE,+49 30 1234567\n"
         "Bad Country,bad@example.com,Germany,\n"
         ",noname@example.com,FR,\n"
-        "Bo Berg,bo@example.se,SE,\n", encoding="utf-8")
+        "Bo Berg,bo@example.se,SE,\n",
+        encoding="utf-8",
+    )
     mapping = {"name": "Full Name", "email": "E-mail", "country": "Land"}
     with app.uow() as uow:
         report = import_customers(uow, path, mapping)
     assert report.created == {"customers": 2}
     assert [(p.row, p.reason) for p in report.problems] == [
-        (3, "country is a two-letter code such as DE or GB"), (4, "a customer needs a name")]
-    path.write_text("Full Name,E-mail,Land,Phone\nZoë Müller-Schmidt,ZOE@example.de,DE,+49 30 1234567\n"
-                    "Bo Berg,bo@example.se,SE,\n", encoding="utf-8")
+        (3, "country is a two-letter code such as DE or GB"),
+        (4, "a customer needs a name"),
+    ]
+    path.write_text(
+        "Full Name,E-mail,Land,Phone\nZoë Müller-Schmidt,ZOE@example.de,DE,+49 30 1234567\nBo Berg,bo@example.se,SE,\n",
+        encoding="utf-8",
+    )
     with app.uow() as uow:
         second = import_customers(uow, path, mapping)
     assert second.updated == {"customers": 1} and second.unchanged == {"customers": 1}

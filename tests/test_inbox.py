@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 import time_machine
+
+from bot.dispatch import AlreadyHandled
 from crm_core import clock, inbox
 from crm_core.models import InboundEvent, Interaction, Role
 from crm_core.services import customers
-
-from bot.dispatch import AlreadyHandled
 
 
 def _keys(app) -> list[tuple[str, str]]:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import time_machine
-from crm_core.models import Identity, LinkCode, Platform, Role
-from crm_core.services import users
 
 from bot.messages import Tone
+from crm_core.models import Identity, LinkCode, Platform, Role
+from crm_core.services import users
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
@@ -58,13 +58,19 @@ def test_a_code_works_once_and_a_newer_one_replaces_it(chat, app):
     maria = chat.user("Maria", Role.SUPPORT)
     first = chat.say(maria, "/link").reply.text
     second = chat.say(maria, "/link").reply.text
-    assert chat.say(_telegram(chat), f"/link {first}").reply.text == \
-        "That code has already been used; ask for a new one with /link."
+    assert (
+        chat.say(_telegram(chat), f"/link {first}").reply.text
+        == "That code has already been used; ask for a new one with /link."
+    )
     assert chat.say(_telegram(chat), f"/link {second}").reply.tone is Tone.SUCCESS
-    assert chat.say(_telegram(chat, "5555"), f"/link {second}").reply.text == \
-        "That code has already been used; ask for a new one with /link."
-    assert chat.say(_telegram(chat, "5555"), "/link BCDF-GHJK").reply.text == \
-        "That code is not valid; check it, or ask for a new one with /link."
+    assert (
+        chat.say(_telegram(chat, "5555"), f"/link {second}").reply.text
+        == "That code has already been used; ask for a new one with /link."
+    )
+    assert (
+        chat.say(_telegram(chat, "5555"), "/link BCDF-GHJK").reply.text
+        == "That code is not valid; check it, or ask for a new one with /link."
+    )
     assert (_who(app), _who(app, "5555")) == ("Maria", None)
 
 
@@ -72,8 +78,10 @@ def test_admins_make_codes_for_others_and_nobody_else_does(chat, app):
     admin = chat.user("Ada Admin", Role.ADMIN)
     rep = chat.user("Rita Rep", Role.SALES)
     chat.user("Maria Support", Role.SUPPORT)
-    assert chat.say(rep, "/link maria").reply.text == \
-        "Only admins can make link codes for other users; use /link on its own for yours."
+    assert (
+        chat.say(rep, "/link maria").reply.text
+        == "Only admins can make link codes for other users; use /link on its own for yours."
+    )
     issued = chat.say(admin, "/link maria").reply
     assert issued.title == "Link code for Maria Support"
     linked = chat.say(_telegram(chat), f"/link {issued.text}").reply
@@ -84,7 +92,9 @@ def test_admins_make_codes_for_others_and_nobody_else_does(chat, app):
 def test_codes_are_neither_given_nor_taken_where_others_read(chat, app):
     maria = chat.user("Maria", Role.SUPPORT)
     in_channel = replace(maria, is_private=False, conversation="C-general")
-    assert chat.say(in_channel, "/link").reply.text == "Ask me for a link code in a private chat with the bot, not here."
+    assert (
+        chat.say(in_channel, "/link").reply.text == "Ask me for a link code in a private chat with the bot, not here."
+    )
     code = chat.say(maria, "/link").reply.text
     posted = chat.say(_telegram(chat, private=False), f"/link {code}").reply
     assert posted.text.startswith("Send link codes to me in a private chat, not here. Others may have seen this one")
@@ -104,5 +114,9 @@ def test_linking_moves_an_account_from_a_placeholder_user(chat, app):
     chat.say(_telegram(chat), f"/link {code}")
     assert _who(app) == "Maria"
     with app.uow() as uow:
-        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Identity).where(
-            Identity.platform == Platform.TELEGRAM)) == 1
+        assert (
+            uow.session.scalar(
+                sa.select(sa.func.count()).select_from(Identity).where(Identity.platform == Platform.TELEGRAM)
+            )
+            == 1
+        )

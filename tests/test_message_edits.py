@@ -13,9 +13,6 @@ from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
-from crm_core import outbox
-from crm_core.models import BlockedRecipient, OutboxMessage, OutboxStatus
-from crm_core.outbox import Claimed
 
 from bot.adapters.console.sender import ConsoleSender
 from bot.adapters.slack.sender import SlackSender
@@ -25,6 +22,9 @@ from bot.adapters.telegram.settings import TelegramSettings
 from bot.delivery import OutboundMessage
 from bot.messages import Image, Reply
 from bot.outbox_sender import UnreadablePayload, outbound_message
+from crm_core import outbox
+from crm_core.models import BlockedRecipient, OutboxMessage, OutboxStatus
+from crm_core.outbox import Claimed
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.worker import chat_worker, wait_until
@@ -35,8 +35,14 @@ DONE = {OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.BLOCKED}
 
 def enqueue(app, key: str, platform: str, conversation: str, payload: dict) -> None:
     with app.uow() as uow:
-        outbox.enqueue(uow, idempotency_key=key, kind="campaign_status", platform=platform,
-                       conversation=conversation, payload=payload)
+        outbox.enqueue(
+            uow,
+            idempotency_key=key,
+            kind="campaign_status",
+            platform=platform,
+            conversation=conversation,
+            payload=payload,
+        )
 
 
 def row(app, key: str) -> OutboxMessage:
@@ -75,21 +81,37 @@ def slack_worker(app, slack_api: FakeSlackApi):  # noqa: F811 - the fixture impo
 
 def test_slack_edit_changes_the_posted_message_in_place(app, slack_worker):
     slack = slack_worker
-    enqueue(app, "card-0", "slack", "C42", {"formatted_text": "*Spring sale*: 0 of 10 sent",
-                                            "buttons": [{"label": "Pause", "command": "/campaign pause 1"}]})
+    enqueue(
+        app,
+        "card-0",
+        "slack",
+        "C42",
+        {
+            "formatted_text": "*Spring sale*: 0 of 10 sent",
+            "buttons": [{"label": "Pause", "command": "/campaign pause 1"}],
+        },
+    )
     ts = delivered(app, "card-0").platform_message_id
     assert ts and slack.text_of(ts) == "*Spring sale*: 0 of 10 sent"
     enqueue(app, "card-5", "slack", "C42", {"formatted_text": "*Spring sale*: 5 of 10 sent", "replace": ts})
     edit = delivered(app, "card-5")
     assert (edit.status, edit.platform_message_id, edit.attempts) == (OutboxStatus.SENT, ts, 1)
     # A neutral reply edits it too (rendered to Block Kit like a new message would be).
-    enqueue(app, "card-10", "slack", "C42",
-            {"reply": Reply(title="Spring sale", text="10 of 10 sent").to_dict(), "replace": ts})
+    enqueue(
+        app,
+        "card-10",
+        "slack",
+        "C42",
+        {"reply": Reply(title="Spring sale", text="10 of 10 sent").to_dict(), "replace": ts},
+    )
     assert delivered(app, "card-10").platform_message_id == ts
     [message] = slack.messages("C42")
     assert message.ts == ts and message.edits == 2
     assert [v["text"] for v in slack.history(ts)] == [
-        "*Spring sale*: 0 of 10 sent", "*Spring sale*: 5 of 10 sent", "Spring sale — 10 of 10 sent"]
+        "*Spring sale*: 0 of 10 sent",
+        "*Spring sale*: 5 of 10 sent",
+        "Spring sale — 10 of 10 sent",
+    ]
     assert "10 of 10 sent" in block_texts({"blocks": message.blocks})
     # The first edit dropped the Pause button (it had none); one post, two updates of that ts.
     assert [b["type"] for b in slack.history(ts)[1]["blocks"]] == ["section"]
@@ -129,30 +151,55 @@ def test_slack_edit_in_a_dm_posted_to_a_user_id_fails_without_blocking_the_user(
 
 @pytest.fixture
 def telegram_worker(app, fake_telegram: FakeTelegram):
-    sender = TelegramSender(TelegramSettings(token=fake_telegram.token, api_url=fake_telegram.api_url),
-                            app.session_factory)
+    sender = TelegramSender(
+        TelegramSettings(token=fake_telegram.token, api_url=fake_telegram.api_url), app.session_factory
+    )
     with worker_with(app, "telegram", sender):
         yield fake_telegram
 
 
 def test_telegram_edit_changes_the_sent_message_in_place(app, telegram_worker):
     tg = telegram_worker
-    enqueue(app, "card-0", "telegram", "4242", {"formatted_text": "<b>Spring sale</b>: 0 of 10 sent",
-                                                "buttons": [{"label": "Pause", "command": "/campaign pause 1"}]})
+    enqueue(
+        app,
+        "card-0",
+        "telegram",
+        "4242",
+        {
+            "formatted_text": "<b>Spring sale</b>: 0 of 10 sent",
+            "buttons": [{"label": "Pause", "command": "/campaign pause 1"}],
+        },
+    )
     message_id = delivered(app, "card-0").platform_message_id
-    enqueue(app, "card-5", "telegram", "4242", {"formatted_text": "<b>Spring sale</b>: 5 of 10 sent",
-                                                "buttons": [{"label": "Pause", "command": "/campaign pause 1"}],
-                                                "replace": message_id})
+    enqueue(
+        app,
+        "card-5",
+        "telegram",
+        "4242",
+        {
+            "formatted_text": "<b>Spring sale</b>: 5 of 10 sent",
+            "buttons": [{"label": "Pause", "command": "/campaign pause 1"}],
+            "replace": message_id,
+        },
+    )
     edit = delivered(app, "card-5")
     assert (edit.status, edit.platform_message_id, edit.attempts) == (OutboxStatus.SENT, message_id, 1)
-    enqueue(app, "card-10", "telegram", "4242",
-            {"reply": Reply(title="Spring sale", text="10 of 10 sent").to_dict(), "replace": message_id})
+    enqueue(
+        app,
+        "card-10",
+        "telegram",
+        "4242",
+        {"reply": Reply(title="Spring sale", text="10 of 10 sent").to_dict(), "replace": message_id},
+    )
     assert delivered(app, "card-10").platform_message_id == message_id
     [sent] = tg.sent(4242)
     assert str(tg.message(sent)["message_id"]) == message_id
     versions = tg.history(4242, message_id)
-    assert [v["text"] for v in versions] == ["<b>Spring sale</b>: 0 of 10 sent", "<b>Spring sale</b>: 5 of 10 sent",
-                                             "<b>Spring sale</b>\n10 of 10 sent"]
+    assert [v["text"] for v in versions] == [
+        "<b>Spring sale</b>: 0 of 10 sent",
+        "<b>Spring sale</b>: 5 of 10 sent",
+        "<b>Spring sale</b>\n10 of 10 sent",
+    ]
     assert tg.text_of(4242, message_id) == "<b>Spring sale</b>\n10 of 10 sent"
     # The keyboard stayed while the edit had it, and went with the edit that had none.
     assert versions[1]["reply_markup"]["inline_keyboard"][0][0]["text"] == "Pause"
@@ -193,8 +240,10 @@ def claimed(payload: dict) -> Claimed:
 
 
 def test_the_payload_names_the_message_to_replace():
-    assert outbound_message(claimed({"formatted_text": "x", "replace": "1700000000.000100"})).replace == \
-        "1700000000.000100"
+    assert (
+        outbound_message(claimed({"formatted_text": "x", "replace": "1700000000.000100"})).replace
+        == "1700000000.000100"
+    )
     assert outbound_message(claimed({"formatted_text": "x", "replace": 1042})).replace == "1042"
     assert outbound_message(claimed({"formatted_text": "x"})).replace is None
     for wrong in ({"ts": "1"}, ["1"], True, ""):
@@ -211,12 +260,19 @@ def test_the_console_prints_an_edit_as_an_updated_message(tmp_path):
     async def run() -> tuple[str, str]:
         first = await sender.send(OutboundMessage("carl", formatted_text="0 of 10", metadata={"kind": "campaign"}))
         # An edit leaves the chart out, as Slack's and Telegram's edits do.
-        again = await sender.send(OutboundMessage("carl", formatted_text="5 of 10", replace=first,
-                                                  image=Image(str(chart), "Chart", "alt"),
-                                                  metadata={"kind": "campaign"}))
+        again = await sender.send(
+            OutboundMessage(
+                "carl",
+                formatted_text="5 of 10",
+                replace=first,
+                image=Image(str(chart), "Chart", "alt"),
+                metadata={"kind": "campaign"},
+            )
+        )
         return first, again
 
     first, again = asyncio.run(run())
     assert again == first
-    assert printed.getvalue() == ("──── campaign for carl ────\n0 of 10\n\n"
-                                  "(updated) ──── campaign for carl ────\n5 of 10\n\n")
+    assert printed.getvalue() == (
+        "──── campaign for carl ────\n0 of 10\n\n(updated) ──── campaign for carl ────\n5 of 10\n\n"
+    )

@@ -8,8 +8,16 @@ from crm_core.money import format_money, parse_amount
 
 @pytest.mark.parametrize(
     "raw, cents, currency",
-    [("5000", 500000, None), ("5,000.50", 500050, None), ("5.000,50", 500050, None), ("12.5k", 1250000, None),
-     ("€1200", 120000, "EUR"), ("1200 USD", 120000, "USD"), ("1.2m", 120000000, None), ("0.5", 50, None)],
+    [
+        ("5000", 500000, None),
+        ("5,000.50", 500050, None),
+        ("5.000,50", 500050, None),
+        ("12.5k", 1250000, None),
+        ("€1200", 120000, "EUR"),
+        ("1200 USD", 120000, "USD"),
+        ("1.2m", 120000000, None),
+        ("0.5", 50, None),
+    ],
 )
 def test_parse_amount(raw, cents, currency):
     assert parse_amount(raw) == (cents, currency)

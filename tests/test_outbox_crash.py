@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
 from crm_core import outbox
 from crm_core.models import OutboxMessage, OutboxStatus
-
 from tests.fakes.chat_api import FakeChatApi
 from tests.fakes.worker import FAST_WORKER_ENV, wait_until
 
@@ -24,12 +24,21 @@ MESSAGES = 1000
 
 
 def _spawn(database_url: str, api_url: str) -> subprocess.Popen:
-    env = {**os.environ, **FAST_WORKER_ENV,
-           # Leases short enough that the restart picks up the dead worker's rows in two seconds.
-           "CHATCRM_OUTBOX_LEASE": "2", "CHATCRM_RATE_TELEGRAM": "overall=300/s chat=50/s",
-           "CHATCRM_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "tests.fakes.outbox_worker", database_url, api_url],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        **FAST_WORKER_ENV,
+        # Leases short enough that the restart picks up the dead worker's rows in two seconds.
+        "CHATCRM_OUTBOX_LEASE": "2",
+        "CHATCRM_RATE_TELEGRAM": "overall=300/s chat=50/s",
+        "CHATCRM_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.outbox_worker", database_url, api_url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _count(app, status: OutboxStatus) -> int:
@@ -40,8 +49,12 @@ def _count(app, status: OutboxStatus) -> int:
 @pytest.mark.slow
 def test_a_killed_worker_delivers_everything_after_restart(app, database_url, capsys):
     api = FakeChatApi().start()
-    messages = [outbox.NewMessage(f"crash-{i}", "test", "telegram", str(5000 + i % 50),
-                                  {"formatted_text": f"message {i}", "format": "html"}) for i in range(MESSAGES)]
+    messages = [
+        outbox.NewMessage(
+            f"crash-{i}", "test", "telegram", str(5000 + i % 50), {"formatted_text": f"message {i}", "format": "html"}
+        )
+        for i in range(MESSAGES)
+    ]
     with app.uow() as uow:
         assert outbox.enqueue_many(uow, messages) == MESSAGES
     first = second = None
@@ -56,7 +69,9 @@ def test_a_killed_worker_delivers_everything_after_restart(app, database_url, ca
         assert delivered_at_kill < MESSAGES, "killed too late to test anything"
 
         second = _spawn(database_url, api.url)
-        assert wait_until(lambda: _count(app, OutboxStatus.SENT) == MESSAGES, timeout=90), second.stderr.read1().decode()
+        assert wait_until(lambda: _count(app, OutboxStatus.SENT) == MESSAGES, timeout=90), (
+            second.stderr.read1().decode()
+        )
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0
     finally:
@@ -68,9 +83,11 @@ def test_a_killed_worker_delivers_everything_after_restart(app, database_url, ca
     received = api.delivered_keys()
     sent_twice = sum(count - 1 for count in received.values())
     with capsys.disabled():
-        print(f"\n[crash test, {app.engine.dialect.name}] killed after {delivered_at_kill} deliveries with "
-              f"{in_sending} rows in sending; after the restart all {len(received)} delivered, "
-              f"{sent_twice} sent twice")
+        print(
+            f"\n[crash test, {app.engine.dialect.name}] killed after {delivered_at_kill} deliveries with "
+            f"{in_sending} rows in sending; after the restart all {len(received)} delivered, "
+            f"{sent_twice} sent twice"
+        )
     assert set(received) == {m.idempotency_key for m in messages}
     assert sent_twice <= in_sending
     assert max(received.values()) <= 2

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from crm_core import outbox
-from crm_core.models import BlockedRecipient, OutboxMessage, OutboxStatus
 
 from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.rate_limit import PlatformLimits, Rate
+from crm_core import outbox
+from crm_core.models import BlockedRecipient, OutboxMessage, OutboxStatus
 from tests.fakes.chat_api import FakeChatApi
 from tests.fakes.http_sender import HttpSender
 from tests.fakes.worker import WorkerThread, wait_until
@@ -30,8 +30,13 @@ def api():
 
 def make_sender(app, api, *, limits: PlatformLimits = FAST, owner: str | None = None, **settings) -> OutboxSender:
     options = {"lease_seconds": 5.0, "poll_seconds": 0.05, "backoff_seconds": 0.05, **settings}
-    return OutboxSender(app.engine, app.session_factory, {"telegram": HttpSender("telegram", api.url)},
-                        SenderSettings(limits={"telegram": limits}, **options), owner=owner)
+    return OutboxSender(
+        app.engine,
+        app.session_factory,
+        {"telegram": HttpSender("telegram", api.url)},
+        SenderSettings(limits={"telegram": limits}, **options),
+        owner=owner,
+    )
 
 
 def enqueue(app, count: int, conversations: int = 20, prefix: str = "m", start: int = 0) -> list[str]:
@@ -39,9 +44,14 @@ def enqueue(app, count: int, conversations: int = 20, prefix: str = "m", start: 
     with app.uow() as uow:
         for i in range(start, start + count):
             key = f"{prefix}-{i}"
-            outbox.enqueue(uow, idempotency_key=key, kind="test", platform="telegram",
-                           conversation=str(1000 + i % conversations),
-                           payload={"formatted_text": f"message {i}", "format": "html"})
+            outbox.enqueue(
+                uow,
+                idempotency_key=key,
+                kind="test",
+                platform="telegram",
+                conversation=str(1000 + i % conversations),
+                payload={"formatted_text": f"message {i}", "format": "html"},
+            )
             keys.append(key)
     return keys
 
@@ -82,15 +92,27 @@ def test_403_blocks_the_recipient_and_is_not_retried(app, api):
     api.block("666")
     with app.uow() as uow:
         for i in range(3):
-            outbox.enqueue(uow, idempotency_key=f"blocked-{i}", kind="test", platform="telegram", conversation="666",
-                           payload={"formatted_text": f"to the blocker {i}"})
+            outbox.enqueue(
+                uow,
+                idempotency_key=f"blocked-{i}",
+                kind="test",
+                platform="telegram",
+                conversation="666",
+                payload={"formatted_text": f"to the blocker {i}"},
+            )
     enqueue(app, 10, conversations=5)
     with WorkerThread([make_sender(app, api)]):
         assert wait_until(lambda: counts(app).get("sent") == 10 and counts(app).get("blocked") == 3), counts(app)
         # A message enqueued later to the same recipient is blocked at once and never sent.
         with app.uow() as uow:
-            late = outbox.enqueue(uow, idempotency_key="blocked-late", kind="test", platform="telegram",
-                                  conversation="666", payload={"formatted_text": "again"})
+            late = outbox.enqueue(
+                uow,
+                idempotency_key="blocked-late",
+                kind="test",
+                platform="telegram",
+                conversation="666",
+                payload={"formatted_text": "again"},
+            )
             assert late.status is OutboxStatus.BLOCKED
         enqueue(app, 5, conversations=5, prefix="after")
         assert wait_until(lambda: counts(app).get("sent") == 15)
@@ -126,8 +148,14 @@ def test_a_message_fails_after_the_last_attempt(app, api):
 
 def test_an_unreadable_payload_fails_at_once(app, api):
     with app.uow() as uow:
-        outbox.enqueue(uow, idempotency_key="bad", kind="test", platform="telegram", conversation="1",
-                       payload={"buttons": [{"no": "label"}]})
+        outbox.enqueue(
+            uow,
+            idempotency_key="bad",
+            kind="test",
+            platform="telegram",
+            conversation="1",
+            payload={"buttons": [{"no": "label"}]},
+        )
     with WorkerThread([make_sender(app, api)]):
         assert wait_until(lambda: counts(app).get("failed") == 1)
     assert api.requests == []
@@ -144,8 +172,14 @@ def test_the_configured_rates_are_never_exceeded(app, api):
     enqueue(app, 50, conversations=5)
     with app.uow() as uow:
         for i in range(10):
-            outbox.enqueue(uow, idempotency_key=f"group-{i}", kind="test", platform="telegram", conversation="-100",
-                           payload={"formatted_text": "to the group"})
+            outbox.enqueue(
+                uow,
+                idempotency_key=f"group-{i}",
+                kind="test",
+                platform="telegram",
+                conversation="-100",
+                payload={"formatted_text": "to the group"},
+            )
     with WorkerThread([make_sender(app, api, limits=limits)]):
         assert wait_until(lambda: counts(app).get("sent") == 60, timeout=20)
     arrivals = [r.at for r in api.delivered]
@@ -163,8 +197,9 @@ def test_the_configured_rates_are_never_exceeded(app, api):
 def test_rows_left_sending_by_a_crashed_sender_are_sent_when_the_lease_expires(app, api):
     enqueue(app, 5)
     # A sender that claimed them and died: its lease runs out at once.
-    claimed = outbox.claim_due(app.session_factory, owner="crashed", platforms=["telegram"], limit=10,
-                               lease=timedelta(0))
+    claimed = outbox.claim_due(
+        app.session_factory, owner="crashed", platforms=["telegram"], limit=10, lease=timedelta(0)
+    )
     assert len(claimed) == 5 and counts(app) == {"sending": 5}
     with WorkerThread([make_sender(app, api)]):
         assert wait_until(lambda: counts(app).get("sent") == 5)
@@ -209,10 +244,18 @@ def test_sqlite_runs_one_sender_and_postgres_several(app, api):
 def test_enqueue_many_skips_known_keys_and_blocks_blocked_recipients(app):
     with app.uow() as uow:
         outbox.block_recipient(uow.session, "telegram", "666", "blocked by the user")
-        outbox.enqueue(uow, idempotency_key="k-1", kind="test", platform="telegram", conversation="1",
-                       payload={"formatted_text": "first"})
-    messages = [outbox.NewMessage(f"k-{i}", "test", "telegram", "666" if i == 5 else str(i), {"formatted_text": "x"})
-                for i in range(1, 8)]
+        outbox.enqueue(
+            uow,
+            idempotency_key="k-1",
+            kind="test",
+            platform="telegram",
+            conversation="1",
+            payload={"formatted_text": "first"},
+        )
+    messages = [
+        outbox.NewMessage(f"k-{i}", "test", "telegram", "666" if i == 5 else str(i), {"formatted_text": "x"})
+        for i in range(1, 8)
+    ]
     with app.uow() as uow:
         assert outbox.enqueue_many(uow, messages) == 6
         assert outbox.enqueue_many(uow, messages) == 0
@@ -236,8 +279,14 @@ def test_each_postgres_sender_takes_its_share_of_the_overall_rate():
 
 def test_rows_for_a_platform_without_a_sender_wait_and_are_reported(app, api, caplog):
     with app.uow() as uow:
-        outbox.enqueue(uow, idempotency_key="s-1", kind="test", platform="slack", conversation="C1",
-                       payload={"formatted_text": "for Slack"})
+        outbox.enqueue(
+            uow,
+            idempotency_key="s-1",
+            kind="test",
+            platform="slack",
+            conversation="C1",
+            payload={"formatted_text": "for Slack"},
+        )
     enqueue(app, 2)
     with WorkerThread([make_sender(app, api)]):
         assert wait_until(lambda: counts(app).get("sent") == 2)
@@ -247,19 +296,23 @@ def test_rows_for_a_platform_without_a_sender_wait_and_are_reported(app, api, ca
 
 def test_old_sent_rows_are_purged_and_the_rest_kept(app):
     import time_machine
+
     from crm_core.scheduling import JobRun
 
     with time_machine.travel(datetime(2026, 1, 1, tzinfo=UTC), tick=False):
         enqueue(app, 3)
         ids = [r.id for r in rows(app)]
         with app.uow() as uow:
-            uow.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id.in_(ids[:2]))
-                                .values(status=OutboxStatus.SENT))
-            uow.session.execute(sa.update(OutboxMessage).where(OutboxMessage.id == ids[2])
-                                .values(status=OutboxStatus.FAILED))
+            uow.session.execute(
+                sa.update(OutboxMessage).where(OutboxMessage.id.in_(ids[:2])).values(status=OutboxStatus.SENT)
+            )
+            uow.session.execute(
+                sa.update(OutboxMessage).where(OutboxMessage.id == ids[2]).values(status=OutboxStatus.FAILED)
+            )
     enqueue(app, 1, prefix="recent")
     with app.uow() as uow:
-        uow.session.execute(sa.update(OutboxMessage).where(OutboxMessage.idempotency_key == "recent-0")
-                            .values(status=OutboxStatus.SENT))
+        uow.session.execute(
+            sa.update(OutboxMessage).where(OutboxMessage.idempotency_key == "recent-0").values(status=OutboxStatus.SENT)
+        )
     outbox.purge_task(JobRun("system:outbox-purge", datetime.now(UTC), {"keep_days": 30}, app.session_factory))
     assert sorted((r.idempotency_key, r.status) for r in rows(app)) == [("m-2", "failed"), ("recent-0", "sent")]

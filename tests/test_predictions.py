@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 import time_machine
+
 from crm_core import demo
 from crm_core.models import CustomerScore, ModelRun, Product, Role
 from crm_core.predictions import rfm
@@ -56,8 +57,12 @@ def test_a_model_without_signal_is_not_published_and_keeps_old_scores(app):
         for i in range(120):
             customer = customers.create_customer(uow, f"Customer {i}")
             for _ in range(rng.randint(1, 6)):
-                orders.create_order(uow, customer.id, [orders.LineInput(product.id, 1)],
-                                    ordered_at=NOW - timedelta(days=rng.randint(1, 400)))
+                orders.create_order(
+                    uow,
+                    customer.id,
+                    [orders.LineInput(product.id, 1)],
+                    ordered_at=NOW - timedelta(days=rng.randint(1, 400)),
+                )
     with app.uow() as uow:
         run = refresh_scores(uow)
         assert run.roc_auc is not None

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import time_machine
-from crm_core.models import Interaction, MinedRule, MiningRun, Product, Recommendation, RecommendationStatus, Role, User
-from crm_core.services import customers, market_basket, orders
 
 from bot.messages import Tone
+from crm_core.models import Interaction, MinedRule, MiningRun, Product, Recommendation, RecommendationStatus, Role, User
+from crm_core.services import customers, market_basket, orders
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -29,14 +29,26 @@ def shop(app):
         buyers = [customers.create_customer(uow, f"Buyer {i}").id for i in range(40)]
         for i, customer_id in enumerate(buyers):
             skus = ["PRN", "TON", "PAP"] if i < 16 else ["MUG"]
-            orders.create_order(uow, customer_id, [orders.LineInput(ids[s], 1) for s in skus],
-                                ordered_at=NOW - timedelta(days=10 + i % 30))
+            orders.create_order(
+                uow,
+                customer_id,
+                [orders.LineInput(ids[s], 1) for s in skus],
+                ordered_at=NOW - timedelta(days=10 + i % 30),
+            )
         acme = customers.create_customer(uow, "Acme Corp").id
-        orders.create_order(uow, acme, [orders.LineInput(ids["TON"], 2), orders.LineInput(ids["PAP"], 1)],
-                            ordered_at=NOW - timedelta(days=5))
+        orders.create_order(
+            uow,
+            acme,
+            [orders.LineInput(ids["TON"], 2), orders.LineInput(ids["PAP"], 1)],
+            ordered_at=NOW - timedelta(days=5),
+        )
         # An old order outside the mining window must not count.
-        orders.create_order(uow, buyers[-1], [orders.LineInput(ids["MUG"], 1), orders.LineInput(ids["PRN"], 1)],
-                            ordered_at=NOW - timedelta(days=800))
+        orders.create_order(
+            uow,
+            buyers[-1],
+            [orders.LineInput(ids["MUG"], 1), orders.LineInput(ids["PRN"], 1)],
+            ordered_at=NOW - timedelta(days=800),
+        )
     return {"ids": ids, "acme": acme}
 
 
@@ -70,8 +82,10 @@ def test_pitched_logs_an_interaction_and_not_relevant_suppresses(chat, app, shop
     admin = chat.user("Ada", Role.ADMIN)
     chat.say(admin, "/mine")
     printer = shop["ids"]["PRN"]
-    assert chat.say(rep, f"/recommend pitched {shop['acme']} {printer}", from_button=True).reply.text == \
-        "Logged: Printer pitched to Acme Corp."
+    assert (
+        chat.say(rep, f"/recommend pitched {shop['acme']} {printer}", from_button=True).reply.text
+        == "Logged: Printer pitched to Acme Corp."
+    )
     with app.uow() as uow:
         note = uow.session.scalars(sa.select(Interaction).where(Interaction.customer_id == shop["acme"])).one()
         assert note.text == "Pitched Printer (recommended)"
@@ -92,7 +106,9 @@ def test_recommend_before_any_mining_and_viewer_cannot_mine(chat, app, shop):
 
 
 def test_mining_settings_from_env():
-    settings = market_basket.MiningSettings.from_env({"CHATCRM_MINING_MIN_SUPPORT": "0.01", "CHATCRM_MINING_WINDOW_DAYS": "90"})
+    settings = market_basket.MiningSettings.from_env(
+        {"CHATCRM_MINING_MIN_SUPPORT": "0.01", "CHATCRM_MINING_WINDOW_DAYS": "90"}
+    )
     assert settings.min_support == 0.01 and settings.window_days == 90 and settings.min_confidence == 0.3
     with pytest.raises(ValueError, match="CHATCRM_MINING_MIN_LIFT='x' is not a number"):
         market_basket.MiningSettings.from_env({"CHATCRM_MINING_MIN_LIFT": "x"})
@@ -110,8 +126,9 @@ def _outbox(app):
     from crm_core.models import OutboxMessage
 
     with app.uow() as uow:
-        return uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.kind == "recommendation")
-                                   .order_by(OutboxMessage.id)).all()
+        return uow.session.scalars(
+            sa.select(OutboxMessage).where(OutboxMessage.kind == "recommendation").order_by(OutboxMessage.id)
+        ).all()
 
 
 def test_nightly_job_posts_each_rep_once_and_not_again_within_30_days(chat, app, shop):
@@ -123,10 +140,14 @@ def test_nightly_job_posts_each_rep_once_and_not_again_within_30_days(chat, app,
     (message,) = _outbox(app)
     assert (message.platform, message.conversation, message.user_id) == ("console", "rita.rep", rita.id)
     text = message.payload["formatted_text"]
-    assert ("1. Acme Corp bought Toner and Paper; customers who buy Toner and Paper also buy Printer "
-            "(confidence 0.94, lift 2.4): suggest Printer.") in text
+    assert (
+        "1. Acme Corp bought Toner and Paper; customers who buy Toner and Paper also buy Printer "
+        "(confidence 0.94, lift 2.4): suggest Printer."
+    ) in text
     assert [b["command"] for b in message.payload["buttons"]] == [
-        f"/recommend pitched {shop['acme']} {shop['ids']['PRN']}", f"/recommend dismiss {shop['acme']} {shop['ids']['PRN']}"]
+        f"/recommend pitched {shop['acme']} {shop['ids']['PRN']}",
+        f"/recommend dismiss {shop['acme']} {shop['ids']['PRN']}",
+    ]
     with app.uow() as uow:
         run = uow.session.scalars(sa.select(MiningRun)).one()
         assert run.n_recommendations == 1 and run.trigger == "nightly"

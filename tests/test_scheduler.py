@@ -12,16 +12,15 @@ from datetime import time as clock_time
 import pytest
 import sqlalchemy as sa
 import time_machine
+
+from bot.bootstrap import build_app
+from bot.scheduler import LEADER_JOB, TICK_JOB, JobSpec, SchedulerService, SchedulerSettings
 from crm_core import outbox
-from crm_core.models import OutboxMessage, ScheduledJob
+from crm_core.models import DigestFrequency, OutboxMessage, ScheduledJob
 from crm_core.scheduling import Calendar, Interval, JobRun, Once, next_due_time, run_due, schedule, unschedule
 from crm_core.scheduling.leader import LeaderLock
 from crm_core.scheduling.registry import resolve_task
 from crm_core.services import digests
-from crm_core.models import DigestFrequency
-
-from bot.bootstrap import build_app
-from bot.scheduler import LEADER_JOB, TICK_JOB, JobSpec, SchedulerService, SchedulerSettings
 from tests.fakes.worker import WorkerThread, wait_until
 
 BERLIN = "Europe/Berlin"
@@ -34,9 +33,14 @@ FAST = SchedulerSettings(poll_seconds=0.1, lock_ttl_seconds=1.0, standby_seconds
 def note_run(run: JobRun) -> None:
     """Records every execution (a fresh key each time, so a double run would show)."""
     with run.uow() as uow:
-        outbox.enqueue(uow, idempotency_key=f"{run.job_id}|{run.fire_time.isoformat()}|{secrets.token_hex(4)}",
-                       kind="test-run", platform="console", conversation=run.job_id,
-                       payload={"formatted_text": run.fire_time.isoformat()})
+        outbox.enqueue(
+            uow,
+            idempotency_key=f"{run.job_id}|{run.fire_time.isoformat()}|{secrets.token_hex(4)}",
+            kind="test-run",
+            platform="console",
+            conversation=run.job_id,
+            payload={"formatted_text": run.fire_time.isoformat()},
+        )
 
 
 def explode(run: JobRun) -> None:
@@ -86,8 +90,11 @@ def test_a_morning_digest_keeps_its_local_time_across_dst():
     for _ in range(3):
         moment = trigger.next_after(moment)
         times.append(moment)
-    assert times == [datetime(2026, 3, 28, 7, tzinfo=UTC), datetime(2026, 3, 29, 6, tzinfo=UTC),
-                     datetime(2026, 3, 30, 6, tzinfo=UTC)]
+    assert times == [
+        datetime(2026, 3, 28, 7, tzinfo=UTC),
+        datetime(2026, 3, 29, 6, tzinfo=UTC),
+        datetime(2026, 3, 30, 6, tzinfo=UTC),
+    ]
 
 
 def test_weekly_and_monthly_triggers():
@@ -138,8 +145,13 @@ def test_registering_a_job_again_keeps_one_row_and_its_next_run(app):
 def test_a_one_off_that_came_due_while_down_runs_once(app):
     with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False) as traveller:
         with app.uow() as uow:
-            schedule(uow, "once:1", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 13, tzinfo=UTC)),
-                     misfire_grace_seconds=None)
+            schedule(
+                uow,
+                "once:1",
+                "tests.test_scheduler:note_run",
+                Once(datetime(2026, 6, 1, 13, tzinfo=UTC)),
+                misfire_grace_seconds=None,
+            )
         assert run_due(app.session_factory) == []
         traveller.move_to(datetime(2026, 6, 4, 9, tzinfo=UTC))  # three days late
         [outcome] = run_due(app.session_factory)
@@ -153,8 +165,13 @@ def test_missed_recurring_runs_coalesce_into_one(app):
     with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False) as traveller:
         with app.uow() as uow:
             schedule(uow, "hourly", "tests.test_scheduler:note_run", Interval(3600), misfire_grace_seconds=None)
-            schedule(uow, "daily", "tests.test_scheduler:note_run", Calendar(clock_time(8, 0), "UTC"),
-                     misfire_grace_seconds=6 * 3600)
+            schedule(
+                uow,
+                "daily",
+                "tests.test_scheduler:note_run",
+                Calendar(clock_time(8, 0), "UTC"),
+                misfire_grace_seconds=6 * 3600,
+            )
         traveller.move_to(datetime(2026, 6, 4, 10, tzinfo=UTC))  # down for three days
         outcomes = {o.job_id: o for o in run_due(app.session_factory)}
         assert run_due(app.session_factory) == []
@@ -210,8 +227,11 @@ def test_the_next_wake_up_waits_for_a_lease_held_by_another_runner(app):
             schedule(uow, "later", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 13, tzinfo=UTC)))
         assert next_due_time(app.session_factory) == datetime(2026, 6, 1, 11, tzinfo=UTC)
         with app.uow() as uow:
-            uow.session.execute(sa.update(ScheduledJob).where(ScheduledJob.id == "held")
-                                .values(lease_until=datetime(2026, 6, 1, 12, 10, tzinfo=UTC)))
+            uow.session.execute(
+                sa.update(ScheduledJob)
+                .where(ScheduledJob.id == "held")
+                .values(lease_until=datetime(2026, 6, 1, 12, 10, tzinfo=UTC))
+            )
         # Not "now, again and again" while someone else runs it: when its lease ends.
         assert next_due_time(app.session_factory) == datetime(2026, 6, 1, 12, 10, tzinfo=UTC)
 
@@ -286,8 +306,14 @@ def _service(app, **kwargs) -> SchedulerService:
 def test_restarting_five_times_leaves_one_job_per_schedule(app):
     system = [JobSpec("system:nightly", "tests.test_scheduler:note_run", Calendar(clock_time(2, 0), "UTC"))]
     with app.uow() as uow:
-        digests.subscribe(uow, platform="console", conversation="managers", frequency=DigestFrequency.DAILY,
-                          at="08:00", timezone=BERLIN)
+        digests.subscribe(
+            uow,
+            platform="console",
+            conversation="managers",
+            frequency=DigestFrequency.DAILY,
+            at="08:00",
+            timezone=BERLIN,
+        )
         schedule(uow, "once:soon", "tests.test_scheduler:note_run", Once(datetime.now(UTC) + timedelta(seconds=1)))
     for _ in range(5):
         service = _service(app, jobs=system)

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import pytest
+
 from crm_core import search
 from crm_core.services import customers
 
 
 @pytest.fixture
 def seeded(app):
-    names = ["Acme Corp", "Acme Corporation Holdings", "Zoë Müller", "Björn Åberg", "Acton Ltd",
-             "50% Off Shop", "O'Neill & Sons", "North_Wind Traders", "Peak Dental"]
+    names = [
+        "Acme Corp",
+        "Acme Corporation Holdings",
+        "Zoë Müller",
+        "Björn Åberg",
+        "Acton Ltd",
+        "50% Off Shop",
+        "O'Neill & Sons",
+        "North_Wind Traders",
+        "Peak Dental",
+    ]
     ids = {}
     with app.uow() as uow:
         for name in names:
@@ -68,7 +78,7 @@ def test_wildcards_and_quotes_are_literal(app, seeded):
     assert _names(app, "_") == []
     assert _names(app, "50%") == ["50% Off Shop"]
     assert _names(app, "o'neill") == ["O'Neill & Sons"]
-    assert _names(app, '"acme') [0] == "Acme Corp"
+    assert _names(app, '"acme')[0] == "Acme Corp"
     assert _names(app, "north_wind") == ["North_Wind Traders"]
     assert _names(app, "a%c") == _names(app, "a c")
 

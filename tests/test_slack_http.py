@@ -15,10 +15,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 import time_machine
+
 from crm_core import clock
 from crm_core.models import (
-    CustomFieldValue,
     Customer,
+    CustomFieldValue,
     Deal,
     DealStage,
     FieldEntity,
@@ -31,7 +32,6 @@ from crm_core.models import (
     TicketPriority,
 )
 from crm_core.services import custom_fields, customers, deals, users
-
 from tests.fakes.slack_api import RESPONSE_URL
 from tests.slack_support import (  # noqa: F401 - fixtures
     ADMIN,
@@ -68,8 +68,14 @@ def press(slack: SlackServer, message: dict, label: str, **kwargs) -> tuple[str,
     button = buttons(message)[label]
     name, url = slack.new_response_url()
     trigger = new_trigger()
-    ack = slack.post(block_action({"action_id": button["action_id"], "value": button["value"],
-                                   "text": button["text"]}, response_url=url, trigger_id=trigger, **kwargs))
+    ack = slack.post(
+        block_action(
+            {"action_id": button["action_id"], "value": button["value"], "text": button["text"]},
+            response_url=url,
+            trigger_id=trigger,
+            **kwargs,
+        )
+    )
     assert ack.status_code == 200, ack.text
     return trigger, name
 
@@ -137,16 +143,24 @@ def test_new_deal_modal_shows_errors_inline_and_writes_nothing_until_valid(slack
     assert [b["block_id"] for b in view["blocks"] if b["type"] == "input"] == ["title", "amount", "close", "stage"]
     rejected = submit(slack, view, {"title": "Printer fleet", "amount": "lots"})
     assert rejected.status_code == 200
-    assert rejected.json() == {"response_action": "errors",
-                               "errors": {"amount": "'lots' is not an amount (try 5000, 5,000.50 or 12.5k)"}}
+    assert rejected.json() == {
+        "response_action": "errors",
+        "errors": {"amount": "'lots' is not an amount (try 5000, 5,000.50 or 12.5k)"},
+    }
     assert slack.rows(Deal) == 0
-    accepted = submit(slack, view, {"title": "Printer fleet", "amount": "12.5k", "close": "2027-03-31",
-                                    "stage": "proposal"})
+    accepted = submit(
+        slack, view, {"title": "Printer fleet", "amount": "12.5k", "close": "2027-03-31", "stage": "proposal"}
+    )
     assert accepted.status_code == 200 and accepted.text == ""
     with slack.app.uow() as uow:
         deal = uow.session.scalars(sa.select(Deal)).one()
         assert (deal.customer_id, deal.title, deal.amount_cents, deal.stage, deal.expected_close_on.isoformat()) == (
-            acme, "Printer fleet", 1_250_000, DealStage.PROPOSAL, "2027-03-31")
+            acme,
+            "Printer fleet",
+            1_250_000,
+            DealStage.PROPOSAL,
+            "2027-03-31",
+        )
     assert f"Deal #{deal.id}: Printer fleet" in block_texts(slack.answer(press_url))
 
 
@@ -167,8 +181,9 @@ def test_change_stage_from_a_deal_card(slack, acme):
 
 def test_edit_modal_covers_custom_fields(slack, acme):
     with slack.app.uow() as uow:
-        custom_fields.define_field(uow, FieldEntity.CUSTOMER, "tier", FieldType.CHOICE, label="Tier",
-                                   choices=["gold", "silver"])
+        custom_fields.define_field(
+            uow, FieldEntity.CUSTOMER, "tier", FieldType.CHOICE, label="Tier", choices=["gold", "silver"]
+        )
         custom_fields.define_field(uow, FieldEntity.CUSTOMER, "renewal", FieldType.DATE, label="Renewal")
     trigger, press_url = press(slack, slack.ask("/customer acme"), "Edit")
     view = opened_view(slack, trigger)
@@ -249,11 +264,14 @@ def test_app_home_shows_the_users_open_deals_and_assigned_tickets(slack, acme):
         won = deals.create_deal(uow, acme, "Mine, won", owner_id=me)
         deals.change_stage(uow, won.id, DealStage.WON)
         deals.create_deal(uow, acme, "Someone else's", owner_id=None)
-        uow.session.add(Ticket(customer_id=acme, subject="Printer jams", assignee_id=me,
-                               priority=TicketPriority.HIGH))
+        uow.session.add(Ticket(customer_id=acme, subject="Printer jams", assignee_id=me, priority=TicketPriority.HIGH))
         uow.session.add(Ticket(customer_id=acme, subject="Not mine", assignee_id=None))
-    ack = slack.post(event_callback({"type": "app_home_opened", "user": ADMIN, "channel": "DHOME", "tab": "home",
-                                     "event_ts": "1700000000.1"}), content_type="application/json")
+    ack = slack.post(
+        event_callback(
+            {"type": "app_home_opened", "user": ADMIN, "channel": "DHOME", "tab": "home", "event_ts": "1700000000.1"}
+        ),
+        content_type="application/json",
+    )
     assert ack.status_code == 200
     publish = slack.api.wait_for("views.publish")[0]
     assert publish.args["user_id"] == ADMIN
@@ -267,16 +285,27 @@ def test_app_home_shows_the_users_open_deals_and_assigned_tickets(slack, acme):
 
 
 def test_app_home_for_someone_without_a_role(slack):
-    slack.post(event_callback({"type": "app_home_opened", "user": "UNOBODY", "tab": "home"}),
-               content_type="application/json")
+    slack.post(
+        event_callback({"type": "app_home_opened", "user": "UNOBODY", "tab": "home"}), content_type="application/json"
+    )
     view = slack.api.wait_for("views.publish")[0].json_arg("view")
     assert "Ask a chatcrm admin" in block_texts(view)
 
 
 def test_a_direct_message_is_a_command(slack, acme):
-    ack = slack.post(event_callback({"type": "message", "channel_type": "im", "channel": "D42", "user": ADMIN,
-                                     "text": "customer acme", "ts": "1700000100.000200"}),
-                     content_type="application/json")
+    ack = slack.post(
+        event_callback(
+            {
+                "type": "message",
+                "channel_type": "im",
+                "channel": "D42",
+                "user": ADMIN,
+                "text": "customer acme",
+                "ts": "1700000100.000200",
+            }
+        ),
+        content_type="application/json",
+    )
     assert ack.status_code == 200
     post = slack.api.wait_for("chat.postMessage")[0]
     assert post.args["channel"] == "D42" and post.args.get("thread_ts") is None
@@ -284,8 +313,7 @@ def test_a_direct_message_is_a_command(slack, acme):
 
 
 def mention(text: str, ts: str = "1700000200.000300") -> dict:
-    return {"type": "app_mention", "user": ADMIN, "text": f"<@UBOT> {text}", "ts": ts, "channel": "C9",
-            "event_ts": ts}
+    return {"type": "app_mention", "user": ADMIN, "text": f"<@UBOT> {text}", "ts": ts, "channel": "C9", "event_ts": ts}
 
 
 def test_a_mention_is_answered_in_a_thread_and_private_answers_are_ephemeral(slack, acme):
@@ -301,13 +329,19 @@ def test_a_retried_event_takes_effect_once_even_minutes_later(slack, acme):
     body = event_callback(mention(f"note #{acme} Renewal call booked"), event_id="EvRETRY1")
     assert slack.post(body, content_type="application/json").status_code == 200
     slack.api.wait_for("chat.postMessage")
-    retry = slack.post(body, content_type="application/json",
-                       headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    retry = slack.post(
+        body,
+        content_type="application/json",
+        headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"},
+    )
     assert retry.status_code == 200
     with time_machine.travel(clock.utcnow() + timedelta(minutes=4), tick=True):
         # Slack signs every retry afresh; the inbox, not the timestamp, recognises it.
-        late = slack.post(body, content_type="application/json",
-                          headers={**sign(body), "X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"})
+        late = slack.post(
+            body,
+            content_type="application/json",
+            headers={**sign(body), "X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"},
+        )
         assert late.status_code == 200
     # A later, different command is the barrier: once it is answered, the retries were handled too.
     slack.post(event_callback(mention("customer acme", ts="1700000300.000400")), content_type="application/json")
@@ -322,8 +356,14 @@ def test_a_retried_event_takes_effect_once_even_minutes_later(slack, acme):
 def test_concurrent_copies_of_an_event_take_effect_once(slack, acme):
     body = event_callback(mention(f"note #{acme} Sent the contract"), event_id="EvCONCURRENT")
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(lambda n: slack.post(body, content_type="application/json",
-                                                      headers={"X-Slack-Retry-Num": str(n)}).status_code, range(8)))
+        statuses = list(
+            pool.map(
+                lambda n: (
+                    slack.post(body, content_type="application/json", headers={"X-Slack-Retry-Num": str(n)}).status_code
+                ),
+                range(8),
+            )
+        )
     assert statuses == [200] * 8
     slack.api.wait_for("chat.postMessage")
     slack.post(event_callback(mention("customer acme", ts="1700000400.000500")), content_type="application/json")
@@ -380,20 +420,30 @@ def test_a_slow_form_submission_closes_the_modal_in_time_and_answers_later(slack
 
 
 def test_buttons_on_the_app_home_answer_in_the_apps_dm(slack):
-    slack.post(event_callback({"type": "app_home_opened", "user": ADMIN, "tab": "home"}),
-               content_type="application/json")
+    slack.post(
+        event_callback({"type": "app_home_opened", "user": ADMIN, "tab": "home"}), content_type="application/json"
+    )
     home = slack.api.wait_for("views.publish")[0].json_arg("view")
     assert {"New customer", "Help"} <= set(buttons(home))
     help_button = buttons(home)["Help"]
-    slack.post(block_action({"action_id": help_button["action_id"], "value": help_button["value"]},
-                            channel=None, container_type="view"))
+    slack.post(
+        block_action(
+            {"action_id": help_button["action_id"], "value": help_button["value"]}, channel=None, container_type="view"
+        )
+    )
     post = slack.api.wait_for("chat.postMessage")[0]
     assert post.args["channel"] == ADMIN and "chatcrm commands" in block_texts({"blocks": post.json_arg("blocks")})
     # "New customer" opens a modal; the new card goes to the DM too.
     new = buttons(home)["New customer"]
     trigger = new_trigger()
-    slack.post(block_action({"action_id": new["action_id"], "value": new["value"]}, channel=None,
-                            container_type="view", trigger_id=trigger))
+    slack.post(
+        block_action(
+            {"action_id": new["action_id"], "value": new["value"]},
+            channel=None,
+            container_type="view",
+            trigger_id=trigger,
+        )
+    )
     view = opened_view(slack, trigger)
     assert submit(slack, view, {"name": "Globex"}).text == ""
     card = slack.api.wait_for("chat.postMessage", count=2)[1]
@@ -410,8 +460,9 @@ def test_an_expired_response_url_falls_back_to_the_channel(slack, acme):
 
 
 def test_slack_can_verify_the_events_url(slack):
-    body = json.dumps({"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-                       "type": "url_verification"}).encode()
+    body = json.dumps(
+        {"token": "x", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "type": "url_verification"}
+    ).encode()
     response = slack.post(body, content_type="application/json")
     assert response.status_code == 200
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}

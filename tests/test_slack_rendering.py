@@ -30,9 +30,14 @@ def mrkdwn_texts(blocks: list[dict]) -> list[str]:
 
 def test_user_data_is_escaped_everywhere_mrkdwn_is_read():
     reply = Reply(
-        title=EVIL, text=EVIL, fields=(Field(EVIL, EVIL), Field("Notes", EVIL, short=False)),
-        sections=(Section(title=EVIL, text=EVIL, items=(Item(EVIL, EVIL), Item(EVIL, EVIL, Button("Open", "/x"))),
-                          empty=EVIL),),
+        title=EVIL,
+        text=EVIL,
+        fields=(Field(EVIL, EVIL), Field("Notes", EVIL, short=False)),
+        sections=(
+            Section(
+                title=EVIL, text=EVIL, items=(Item(EVIL, EVIL), Item(EVIL, EVIL, Button("Open", "/x"))), empty=EVIL
+            ),
+        ),
         footer=EVIL,
     )
     texts = mrkdwn_texts(reply_blocks(reply))
@@ -67,8 +72,11 @@ def test_splitting_never_cuts_an_entity_in_half():
 def test_buttons_carry_their_command_with_unique_action_ids():
     reply = Reply(
         sections=(Section(items=(Item("Deal 1", button=Button("Change stage", "/deal stage 1", opens_form=True)),)),),
-        buttons=(Button("Log note", "/note #7", Style.PRIMARY, opens_form=True), Button("Open", "/customer #7"),
-                 Button("Too long", "/note #7 " + "x" * 2000)),
+        buttons=(
+            Button("Log note", "/note #7", Style.PRIMARY, opens_form=True),
+            Button("Open", "/customer #7"),
+            Button("Too long", "/note #7 " + "x" * 2000),
+        ),
     )
     blocks = reply_blocks(reply)
     found = buttons({"blocks": blocks})
@@ -84,8 +92,10 @@ def test_buttons_carry_their_command_with_unique_action_ids():
 
 
 def long_list(n: int) -> Reply:
-    items = tuple(Item(f"Deal {i}", f"detail {i}", Button("Change stage", f"/deal stage {i}", opens_form=True))
-                  for i in range(1, n + 1))
+    items = tuple(
+        Item(f"Deal {i}", f"detail {i}", Button("Change stage", f"/deal stage {i}", opens_form=True))
+        for i in range(1, n + 1)
+    )
     return Reply(title="Open deals", sections=(Section(items=items),), footer=f"{n} deals")
 
 
@@ -125,8 +135,9 @@ def test_a_short_reply_is_one_page_and_tones_show():
 
 
 def test_fields_go_ten_to_a_section_and_a_chart_is_mentioned():
-    reply = Reply(fields=tuple(Field(f"F{i}", str(i)) for i in range(23)),
-                  image=Image("/tmp/chart.png", "Pipeline", "bar chart"))
+    reply = Reply(
+        fields=tuple(Field(f"F{i}", str(i)) for i in range(23)), image=Image("/tmp/chart.png", "Pipeline", "bar chart")
+    )
     blocks = reply_blocks(reply)
     assert [len(b["fields"]) for b in blocks if "fields" in b] == [10, 10, 3]
     assert "Pipeline" in block_texts({"blocks": blocks})
@@ -146,8 +157,15 @@ def sample_form(**overrides) -> Form:
         FormInput("close", "Expected close", InputKind.DATE, required=False, initial="2026-12-31"),
         FormInput("stage", "Stage", InputKind.CHOICE, choices=("lead", "won"), initial="won"),
     )
-    return Form(**{"title": "Open a new deal for this customer", "command": "/deal new", "inputs": inputs,
-                   "fixed": {"customer": "#7"}, **overrides})
+    return Form(
+        **{
+            "title": "Open a new deal for this customer",
+            "command": "/deal new",
+            "inputs": inputs,
+            "fixed": {"customer": "#7"},
+            **overrides,
+        }
+    )
 
 
 def test_form_becomes_a_modal_within_slacks_limits():
@@ -158,8 +176,13 @@ def test_form_becomes_a_modal_within_slacks_limits():
     assert FormContext.decode(view["private_metadata"]) == where
     inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
     assert list(inputs) == ["title", "text", "amount", "close", "stage"]
-    assert inputs["text"]["element"] == {"type": "plain_text_input", "action_id": "value", "max_length": 3000,
-                                         "multiline": True, "initial_value": "hello"}
+    assert inputs["text"]["element"] == {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "max_length": 3000,
+        "multiline": True,
+        "initial_value": "hello",
+    }
     assert inputs["amount"]["element"]["type"] == "number_input" and inputs["amount"]["optional"]
     assert inputs["close"]["element"]["initial_date"] == "2026-12-31"
     assert inputs["stage"]["element"]["initial_option"]["value"] == "won"
@@ -176,29 +199,38 @@ def test_form_context_that_cannot_fit_drops_the_response_url_then_refuses():
 
 def test_submitted_values_and_inline_errors():
     view = modal_view(sample_form(), FormContext("/deal new"))
-    state = {"values": {
-        "title": {"value": {"type": "plain_text_input", "value": "Renewal"}},
-        "text": {"value": {"type": "plain_text_input", "value": None}},
-        "close": {"value": {"type": "datepicker", "selected_date": "2027-01-15"}},
-        "stage": {"value": {"type": "static_select", "selected_option": {"value": "lead"}}},
-    }}
+    state = {
+        "values": {
+            "title": {"value": {"type": "plain_text_input", "value": "Renewal"}},
+            "text": {"value": {"type": "plain_text_input", "value": None}},
+            "close": {"value": {"type": "datepicker", "selected_date": "2027-01-15"}},
+            "stage": {"value": {"type": "static_select", "selected_option": {"value": "lead"}}},
+        }
+    }
     assert submitted_values({**view, "state": state}) == {
-        "title": "Renewal", "text": "", "close": "2027-01-15", "stage": "lead"}
-    errors = inline_errors(view, {"amount": "'abc' is not an amount", "customer": "there is no customer #7",
-                                  "": "general problem"})
-    assert errors == {"amount": "'abc' is not an amount",
-                      "title": "Customer: there is no customer #7 General problem"}
+        "title": "Renewal",
+        "text": "",
+        "close": "2027-01-15",
+        "stage": "lead",
+    }
+    errors = inline_errors(
+        view, {"amount": "'abc' is not an amount", "customer": "there is no customer #7", "": "general problem"}
+    )
+    assert errors == {"amount": "'abc' is not an amount", "title": "Customer: there is no customer #7 General problem"}
 
 
-@pytest.mark.parametrize(("typed", "command"), [
-    ("&lt;b&gt; &amp; co", "<b> & co"),
-    ("<@U123ABC|bob> sales", "slack:U123ABC sales"),
-    ("<@W99> admin", "slack:W99 admin"),
-    ("acme email=<mailto:bob@acme.example|bob@acme.example>", "acme email=bob@acme.example"),
-    ("acme phone=<tel:+4930123|+49 30 123>", "acme phone=+49 30 123"),
-    ("see <https://acme.example|acme.example> and <https://x.example>", "see acme.example and https://x.example"),
-    ("in <#C123|sales> ping <!here>", "in #sales ping @here"),
-    ("&lt;!channel&gt; &amp; &lt;https://evil|x&gt;", EVIL),
-])
+@pytest.mark.parametrize(
+    ("typed", "command"),
+    [
+        ("&lt;b&gt; &amp; co", "<b> & co"),
+        ("<@U123ABC|bob> sales", "slack:U123ABC sales"),
+        ("<@W99> admin", "slack:W99 admin"),
+        ("acme email=<mailto:bob@acme.example|bob@acme.example>", "acme email=bob@acme.example"),
+        ("acme phone=<tel:+4930123|+49 30 123>", "acme phone=+49 30 123"),
+        ("see <https://acme.example|acme.example> and <https://x.example>", "see acme.example and https://x.example"),
+        ("in <#C123|sales> ping <!here>", "in #sales ping @here"),
+        ("&lt;!channel&gt; &amp; &lt;https://evil|x&gt;", EVIL),
+    ],
+)
 def test_slack_markup_is_read_back_as_typed(typed, command):
     assert command_text(typed) == command

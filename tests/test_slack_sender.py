@@ -30,8 +30,12 @@ def send(api: FakeSlackApi, message: OutboundMessage) -> str:
 
 
 def test_a_neutral_reply_is_posted_as_escaped_block_kit(slack_api):
-    reply = Reply(title="Digest", text="3 deals for <@U1> & co", fields=(Field("Won", "€12,000.00"),),
-                  buttons=(Button("Open pipeline", "/deal list open", Style.PRIMARY),))
+    reply = Reply(
+        title="Digest",
+        text="3 deals for <@U1> & co",
+        fields=(Field("Won", "€12,000.00"),),
+        buttons=(Button("Open pipeline", "/deal list open", Style.PRIMARY),),
+    )
     ts = send(slack_api, OutboundMessage(conversation="C77", reply=reply, thread="1700000000.000100"))
     post = slack_api.wait_for("chat.postMessage")[0]
     assert post.args["channel"] == "C77" and post.args["thread_ts"] == "1700000000.000100"
@@ -45,8 +49,12 @@ def test_a_neutral_reply_is_posted_as_escaped_block_kit(slack_api):
 
 def test_template_text_is_sent_as_mrkdwn_with_its_buttons(slack_api):
     text = "*Follow up* with <@U123> about Acme: " + "word " * 800  # already mrkdwn, over 3,000 characters
-    send(slack_api, OutboundMessage(conversation="U123", formatted_text=text,
-                                    buttons=(Button("Log note", "/note #1", opens_form=True),)))
+    send(
+        slack_api,
+        OutboundMessage(
+            conversation="U123", formatted_text=text, buttons=(Button("Log note", "/note #1", opens_form=True),)
+        ),
+    )
     post = slack_api.wait_for("chat.postMessage")[0]
     blocks = post.json_arg("blocks")
     sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
@@ -78,15 +86,20 @@ def test_a_chart_is_uploaded_with_files_upload_v2_to_the_fake(slack_api, tmp_pat
     assert result == upload.name  # a chart alone: the file id
     assert slack_api.calls("chat.postMessage") == []
     # Every call went to the fake: the Web API at SLACK_API_URL, the bytes to the URL it handed out.
-    assert [c.method for c in slack_api.calls()] == ["files.getUploadURLExternal", FILE_UPLOAD,
-                                                      "files.completeUploadExternal"]
+    assert [c.method for c in slack_api.calls()] == [
+        "files.getUploadURLExternal",
+        FILE_UPLOAD,
+        "files.completeUploadExternal",
+    ]
 
 
 def test_a_reply_with_a_chart_posts_the_message_then_the_chart(slack_api, tmp_path: Path):
     chart = tmp_path / "c.png"
     chart.write_bytes(PNG)
-    ts = send(slack_api, OutboundMessage(conversation="C5", reply=Reply(text="Morning digest",
-                                                                        image=Image(str(chart), "Chart", "alt"))))
+    ts = send(
+        slack_api,
+        OutboundMessage(conversation="C5", reply=Reply(text="Morning digest", image=Image(str(chart), "Chart", "alt"))),
+    )
     post = slack_api.wait_for("chat.postMessage")[0]
     slack_api.wait_for("files.completeUploadExternal")
     assert ts.endswith(".000100") and post.args["channel"] == "C5"
@@ -96,9 +109,16 @@ def test_an_edit_updates_the_message_with_chat_update_and_leaves_the_chart_out(s
     ts = send(slack_api, OutboundMessage(conversation="C9", formatted_text="*Sale*: 0 of 4 sent"))
     chart = tmp_path / "c.png"
     chart.write_bytes(PNG)
-    again = send(slack_api, OutboundMessage(conversation="C9", formatted_text="*Sale*: 2 of 4 sent", replace=ts,
-                                            buttons=(Button("Pause", "/campaign pause 1"),),
-                                            image=Image(str(chart), "Chart", "alt")))
+    again = send(
+        slack_api,
+        OutboundMessage(
+            conversation="C9",
+            formatted_text="*Sale*: 2 of 4 sent",
+            replace=ts,
+            buttons=(Button("Pause", "/campaign pause 1"),),
+            image=Image(str(chart), "Chart", "alt"),
+        ),
+    )
     assert again == ts
     update = slack_api.wait_for("chat.update")[0]
     assert (update.args["channel"], update.args["ts"], update.args["text"]) == ("C9", ts, "*Sale*: 2 of 4 sent")
@@ -129,8 +149,9 @@ def test_rate_limit_comes_out_with_slacks_retry_after(slack_api):
     assert limited.value.retry_after == 7
 
 
-@pytest.mark.parametrize("error", ["channel_not_found", "account_inactive", "is_archived", "user_not_found",
-                                   "not_in_channel"])
+@pytest.mark.parametrize(
+    "error", ["channel_not_found", "account_inactive", "is_archived", "user_not_found", "not_in_channel"]
+)
 def test_recipients_that_cannot_get_messages_are_unreachable(slack_api, error):
     slack_api.fail("chat.postMessage", error)
     with pytest.raises(RecipientUnreachable, match=error):

@@ -29,21 +29,26 @@ def test_slack_is_off_without_a_bot_token():
 
 
 def test_settings_from_the_environment():
-    settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s",
-                                       "SLACK_API_URL": "http://127.0.0.1:9/api"})
-    assert settings == SlackSettings(bot_token="xoxb-1", signing_secret="s", app_token=None,
-                                     api_url="http://127.0.0.1:9/api/")
+    settings = SlackSettings.from_env(
+        {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": "http://127.0.0.1:9/api"}
+    )
+    assert settings == SlackSettings(
+        bot_token="xoxb-1", signing_secret="s", app_token=None, api_url="http://127.0.0.1:9/api/"
+    )
     assert not settings.socket_mode
     assert SlackSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1"}).api_url == DEFAULT_API_URL == "https://slack.com/api/"
     assert SlackSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1"}).socket_mode
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN is not"),
-    ({"SLACK_BOT_TOKEN": "xapp-1"}, "must be the bot token"),
-    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "app-level token starting with xapp-"),
-    ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_API_URL": "slack.com/api"}, "not an http"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SLACK_APP_TOKEN": "xapp-1"}, "SLACK_BOT_TOKEN is not"),
+        ({"SLACK_BOT_TOKEN": "xapp-1"}, "must be the bot token"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xoxb-2"}, "app-level token starting with xapp-"),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_API_URL": "slack.com/api"}, "not an http"),
+    ],
+)
 def test_wrong_settings_are_named(env, message):
     with pytest.raises(SettingsError, match=message):
         SlackSettings.from_env(env)
@@ -80,7 +85,8 @@ def test_the_shipped_manifest_lists_every_command():
     assert settings["socket_mode_enabled"] is False
     assert shipped["features"]["app_home"]["home_tab_enabled"] is True
     assert {"commands", "chat:write", "files:write", "im:history", "app_mentions:read"} <= set(
-        shipped["oauth_config"]["scopes"]["bot"])
+        shipped["oauth_config"]["scopes"]["bot"]
+    )
 
 
 def test_the_socket_mode_manifest_needs_no_urls():
@@ -94,10 +100,15 @@ def test_the_socket_mode_manifest_needs_no_urls():
 
 
 def test_importing_the_slack_adapter_connects_to_nothing():
-    code = ("import bot.adapters.slack.http, bot.adapters.slack.socket_mode, bot.adapters.slack.sender, "
-            "bot.adapters.slack.manifest, bot.platforms")
-    env = {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "SLACK_API_URL": "http://127.0.0.1:1/api/",
-           "SLACK_BOT_TOKEN": "xoxb-1", "PATH": ""}
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT,
-                            timeout=60)
+    code = (
+        "import bot.adapters.slack.http, bot.adapters.slack.socket_mode, bot.adapters.slack.sender, "
+        "bot.adapters.slack.manifest, bot.platforms"
+    )
+    env = {
+        "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        "SLACK_API_URL": "http://127.0.0.1:1/api/",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "PATH": "",
+    }
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr

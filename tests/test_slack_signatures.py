@@ -8,9 +8,9 @@ import json
 import time
 
 import pytest
+
 from crm_core.models import AuditEntry, Customer, InboundEvent, Interaction
 from crm_core.services import customers
-
 from tests.fakes.slack_api import RESPONSE_URL
 from tests.slack_support import (  # noqa: F401 - fixtures
     ADMIN,
@@ -45,9 +45,13 @@ CASES = {
     "body with a byte appended": lambda body: (sign(body), body + b"&x=1"),
     "wrong secret": lambda body: (sign(body, secret=SIGNING_SECRET[::-1]), body),
     "other signature version": lambda body: (
-        {**sign(body), "X-Slack-Signature": "v1=" + sign(body)["X-Slack-Signature"][3:]}, body),
+        {**sign(body), "X-Slack-Signature": "v1=" + sign(body)["X-Slack-Signature"][3:]},
+        body,
+    ),
     "signature of another timestamp": lambda body: (
-        {**sign(body, timestamp=_now() - 10), "X-Slack-Request-Timestamp": str(_now())}, body),
+        {**sign(body, timestamp=_now() - 10), "X-Slack-Request-Timestamp": str(_now())},
+        body,
+    ),
 }
 
 
@@ -85,10 +89,18 @@ def test_a_badly_signed_slash_command_gets_401_and_changes_nothing(slack, acme, 
 
 @pytest.mark.parametrize("case", ["tampered body", "timestamp an hour old", "no signature"])
 def test_badly_signed_events_and_interactions_get_401_and_change_nothing(slack, acme, case):
-    mention = event_callback({"type": "app_mention", "user": ADMIN, "text": f"<@UBOT> note #{acme} Hacked",
-                              "ts": "1700000000.000100", "channel": "C1"})
-    button = block_action({"action_id": "chatcrm.run.1", "value": f"/note #{acme} Hacked"},
-                          response_url=slack.api.response_url("evil"))
+    mention = event_callback(
+        {
+            "type": "app_mention",
+            "user": ADMIN,
+            "text": f"<@UBOT> note #{acme} Hacked",
+            "ts": "1700000000.000100",
+            "channel": "C1",
+        }
+    )
+    button = block_action(
+        {"action_id": "chatcrm.run.1", "value": f"/note #{acme} Hacked"}, response_url=slack.api.response_url("evil")
+    )
     before = _state(slack)
     for body, content_type in ((mention, "application/json"), (button, "application/x-www-form-urlencoded")):
         headers, sent = CASES[case](body)

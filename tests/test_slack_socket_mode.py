@@ -9,16 +9,16 @@ from collections.abc import Iterator
 from urllib.parse import parse_qsl
 
 import pytest
-from crm_core.models import Interaction, Platform
-from crm_core.services import customers
-from crm_core.services.users import PlatformId
 
 from bot.bootstrap import build_app
 from bot.platforms import platform_services, web_mounts
 from bot.settings import Settings
 from bot.worker import run_services
+from crm_core.models import Interaction, Platform
+from crm_core.services import customers
+from crm_core.services.users import PlatformId
 from tests.fakes.slack_api import FakeSlackApi
-from tests.slack_support import ADMIN, BOT_TOKEN, block_texts, slash_command, slack_api  # noqa: F401
+from tests.slack_support import ADMIN, BOT_TOKEN, block_texts, slack_api, slash_command  # noqa: F401
 
 APP_TOKEN = "xapp-1-A1-test"
 
@@ -71,8 +71,11 @@ def test_the_worker_serves_slack_over_socket_mode(socket_app, slack_api):
         slack_api.wait_for_socket()
         opened = slack_api.calls("apps.connections.open")
         assert len(opened) == 1 and opened[0].token == APP_TOKEN
-        payload = dict(parse_qsl(slash_command("/note", "acme Met them at the fair",
-                                               response_url=slack_api.response_url("sm1")).decode()))
+        payload = dict(
+            parse_qsl(
+                slash_command("/note", "acme Met them at the fair", response_url=slack_api.response_url("sm1")).decode()
+            )
+        )
         ack = slack_api.send_envelope("slash_commands", payload)
         # The envelope is acknowledged with nothing in it; the answer follows via the response_url.
         assert list(ack.args) == ["envelope_id"]
@@ -81,13 +84,21 @@ def test_the_worker_serves_slack_over_socket_mode(socket_app, slack_api):
         with socket_app.uow() as uow:
             assert uow.session.query(Interaction).count() == 1
 
-        home = {"token": "x", "team_id": "T1", "type": "event_callback", "event_id": "EvSOCKET1",
-                "event": {"type": "app_home_opened", "user": ADMIN, "tab": "home"}}
+        home = {
+            "token": "x",
+            "team_id": "T1",
+            "type": "event_callback",
+            "event_id": "EvSOCKET1",
+            "event": {"type": "app_home_opened", "user": ADMIN, "tab": "home"},
+        }
         slack_api.send_envelope("events_api", home)
         view = slack_api.wait_for("views.publish")[0].json_arg("view")
         assert view["type"] == "home" and "Your open deals" in block_texts(view)
         # Web API calls carry the bot token; only apps.connections.open uses the app token.
-        assert {c.token for c in slack_api.calls() if c.method not in ("apps.connections.open", "response_url",
-                                                                         "socket_mode.ack")} == {BOT_TOKEN}
+        assert {
+            c.token
+            for c in slack_api.calls()
+            if c.method not in ("apps.connections.open", "response_url", "socket_mode.ack")
+        } == {BOT_TOKEN}
     finally:
         worker.stop()

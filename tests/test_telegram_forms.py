@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from crm_core.models import FormSession, Interaction, OutboxMessage, Platform, Role, Ticket, TicketPriority
 from crm_core.services import customers, users
-
 from tests.support import rows
 from tests.telegram_rig import SUPPORT_CHAT
 
 
 def _acme_with_owner_on_slack(app) -> int:
     with app.uow() as uow:
-        owner = users.ensure_user(uow, users.PlatformId(Platform.SLACK, "UOWNER"), display_name="Olga Owner",
-                                  role=Role.SALES)
+        owner = users.ensure_user(
+            uow, users.PlatformId(Platform.SLACK, "UOWNER"), display_name="Olga Owner", role=Role.SALES
+        )
         return customers.create_customer(uow, "Acme Corp", {"owner": f"#{owner.id}"}).id
 
 
@@ -47,8 +47,11 @@ def test_ticket_new_asks_for_each_missing_input_in_turn(webhook_rig):
     created = tg.last_sent(900)
     assert "Ticket #1 opened for Acme Corp." in created.text
     [ticket] = rows(rig.app, Ticket)
-    assert (ticket.customer_id, ticket.subject, ticket.priority) == (acme, "Printer <jams> & smokes",
-                                                                      TicketPriority.URGENT)
+    assert (ticket.customer_id, ticket.subject, ticket.priority) == (
+        acme,
+        "Printer <jams> & smokes",
+        TicketPriority.URGENT,
+    )
     assert "Printer &lt;jams&gt; &amp; smokes" in created.text
     assert rows(rig.app, FormSession) == []
     # An urgent ticket tells the customer's owner, where she works (Slack), through the outbox.

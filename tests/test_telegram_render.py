@@ -26,9 +26,12 @@ def _visible(message: str) -> int:
 def test_every_user_string_is_escaped():
     evil = "<b>&amp;</b> <script>"
     reply = Reply(
-        title=evil, text=evil, fields=(Field(evil, evil),),
+        title=evil,
+        text=evil,
+        fields=(Field(evil, evil),),
         sections=(Section(title=evil, text=evil, fields=(Field(evil, evil),), items=(Item(evil, evil),)),),
-        footer=evil, tone=Tone.SUCCESS,
+        footer=evil,
+        tone=Tone.SUCCESS,
     )
     [message] = render_reply(reply).texts
     escaped = "&lt;b&gt;&amp;amp;&lt;/b&gt; &lt;script&gt;"
@@ -70,11 +73,24 @@ def test_a_single_overlong_line_is_cut_at_spaces_and_keeps_its_markup():
 
 
 def test_item_buttons_are_named_after_their_item():
-    reply = Reply(sections=(Section(items=(Item("Acme Corp (#1)", button=Button("Open", "/customer #1")),
-                                           Item("Beta (#2)", button=Button("Open", "/customer #2")))),),
-                  buttons=(Button("A", "/a"), Button("B", "/b"), Button("C", "/c")))
+    reply = Reply(
+        sections=(
+            Section(
+                items=(
+                    Item("Acme Corp (#1)", button=Button("Open", "/customer #1")),
+                    Item("Beta (#2)", button=Button("Open", "/customer #2")),
+                )
+            ),
+        ),
+        buttons=(Button("A", "/a"), Button("B", "/b"), Button("C", "/c")),
+    )
     rows = render_reply(reply).rows
-    assert [[b.label for b in row] for row in rows] == [["Open: Acme Corp (#1)"], ["Open: Beta (#2)"], ["A", "B"], ["C"]]
+    assert [[b.label for b in row] for row in rows] == [
+        ["Open: Acme Corp (#1)"],
+        ["Open: Beta (#2)"],
+        ["A", "B"],
+        ["C"],
+    ]
 
 
 def test_empty_reply_still_says_something():

@@ -31,8 +31,11 @@ def _send(app, fake, *messages: OutboundMessage) -> list[str]:
 
 def test_a_reply_goes_out_as_html_with_an_inline_keyboard(app, fake_telegram):
     long_command = "/customer edit #1 company=" + "Very Long Company Name Group " * 3
-    reply = Reply(title="Reminder: call <Acme>", text="Due today & overdue",
-                  buttons=(Button("Open", "/customer #1"), Button("Edit", long_command, opens_form=True)))
+    reply = Reply(
+        title="Reminder: call <Acme>",
+        text="Due today & overdue",
+        buttons=(Button("Open", "/customer #1"), Button("Edit", long_command, opens_form=True)),
+    )
     [message_id] = _send(app, fake_telegram, OutboundMessage("4242", reply=reply))
     call = fake_telegram.last_sent(4242)
     assert message_id == str(fake_telegram.message(call)["message_id"])
@@ -48,14 +51,19 @@ def test_a_reply_goes_out_as_html_with_an_inline_keyboard(app, fake_telegram):
 def test_pictures_go_with_send_photo_and_templates_as_they_are(app, fake_telegram, tmp_path):
     chart = tmp_path / "chart.png"
     chart.write_bytes(b"\x89PNG\r\n\x1a\nnot really a chart")
-    _send(app, fake_telegram,
-          OutboundMessage("-100200", reply=Reply(title="Digest", image=Image(str(chart), "Pipeline <today>", "bars"))),
-          OutboundMessage("-100200", formatted_text="<b>Hi</b> from a template", buttons=(Button("Go", "/help"),)))
+    _send(
+        app,
+        fake_telegram,
+        OutboundMessage("-100200", reply=Reply(title="Digest", image=Image(str(chart), "Pipeline <today>", "bars"))),
+        OutboundMessage("-100200", formatted_text="<b>Hi</b> from a template", buttons=(Button("Go", "/help"),)),
+    )
     photo, digest, template = fake_telegram.sent(-100200)
     assert photo.method == "sendPhoto" and photo.files["photo"] == chart.read_bytes()
     assert photo["caption"] == "Pipeline &lt;today&gt;"
     assert digest.text == "<b>Digest</b>"
-    assert template.text == "<b>Hi</b> from a template" and template.buttons == [{"text": "Go", "callback_data": "c/help"}]
+    assert template.text == "<b>Hi</b> from a template" and template.buttons == [
+        {"text": "Go", "callback_data": "c/help"}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -90,8 +98,11 @@ def test_blocked_and_unknown_chats_are_unreachable(app, fake_telegram):
 
 def test_an_edit_too_long_for_one_message_is_cut_not_split(app, fake_telegram):
     [message_id] = _send(app, fake_telegram, OutboundMessage("4242", formatted_text="<b>Card</b>"))
-    long_reply = Reply(title="Campaign", sections=(Section(title="Recipients", text="\n".join(
-        f"recipient number {i} <sent>" for i in range(400))),), buttons=(Button("Pause", "/campaign pause 1"),))
+    long_reply = Reply(
+        title="Campaign",
+        sections=(Section(title="Recipients", text="\n".join(f"recipient number {i} <sent>" for i in range(400))),),
+        buttons=(Button("Pause", "/campaign pause 1"),),
+    )
     [again] = _send(app, fake_telegram, OutboundMessage("4242", reply=long_reply, replace=message_id))
     assert again == message_id
     [edit] = fake_telegram.calls_of("editMessageText")
@@ -104,8 +115,9 @@ def test_an_edit_too_long_for_one_message_is_cut_not_split(app, fake_telegram):
     assert fake_telegram.text_of(4242, message_id) == edit.text
 
 
-@pytest.mark.parametrize("failure", [Failure.message_to_edit_not_found(),
-                                     Failure(400, "Bad Request: message can't be edited")])
+@pytest.mark.parametrize(
+    "failure", [Failure.message_to_edit_not_found(), Failure(400, "Bad Request: message can't be edited")]
+)
 def test_a_message_that_cannot_be_edited_is_a_permanent_failure(app, fake_telegram, failure):
     fake_telegram.fail_next("editMessageText", failure)
     with pytest.raises(PermanentFailure):

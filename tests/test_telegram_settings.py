@@ -17,15 +17,24 @@ TOKEN = "123456:ABC"
     "env, message",
     [
         ({}, "TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)"),
-        ({"TELEGRAM_WEBHOOK_SECRET": "has spaces"}, "TELEGRAM_WEBHOOK_SECRET may only hold 1-256 letters, digits, _ and -"),
-        ({"TELEGRAM_WEBHOOK_URL": "http://crm.example/telegram/webhook", "TELEGRAM_WEBHOOK_SECRET": "s"},
-         "TELEGRAM_WEBHOOK_URL='http://crm.example/telegram/webhook' must be an https:// URL (Telegram requires it)"),
-        ({"TELEGRAM_WEBHOOK_URL": "https://crm.example/telegram/webhook"},
-         "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: the webhook needs a secret so nobody "
-         "else can post updates to it"),
-        ({"TELEGRAM_SUPPORT_CHAT_ID": "@support"},
-         "TELEGRAM_SUPPORT_CHAT_ID='@support' is not a chat id: use the group's number, like -1001234567890 "
-         "(see the README for how to find it)"),
+        (
+            {"TELEGRAM_WEBHOOK_SECRET": "has spaces"},
+            "TELEGRAM_WEBHOOK_SECRET may only hold 1-256 letters, digits, _ and -",
+        ),
+        (
+            {"TELEGRAM_WEBHOOK_URL": "http://crm.example/telegram/webhook", "TELEGRAM_WEBHOOK_SECRET": "s"},
+            "TELEGRAM_WEBHOOK_URL='http://crm.example/telegram/webhook' must be an https:// URL (Telegram requires it)",
+        ),
+        (
+            {"TELEGRAM_WEBHOOK_URL": "https://crm.example/telegram/webhook"},
+            "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: the webhook needs a secret so nobody "
+            "else can post updates to it",
+        ),
+        (
+            {"TELEGRAM_SUPPORT_CHAT_ID": "@support"},
+            "TELEGRAM_SUPPORT_CHAT_ID='@support' is not a chat id: use the group's number, like -1001234567890 "
+            "(see the README for how to find it)",
+        ),
         ({"TELEGRAM_API_URL": "ftp://example"}, "TELEGRAM_API_URL='ftp://example' is not an http(s) URL"),
     ],
 )
@@ -58,8 +67,12 @@ def configured(database_url):
 
 def test_which_parts_run_in_each_mode(configured):
     console_only = configured()
-    assert (configured_platforms(console_only), web_mounts(console_only), platform_services(console_only),
-            list(senders(console_only))) == ([], [], [], ["console"])
+    assert (
+        configured_platforms(console_only),
+        web_mounts(console_only),
+        platform_services(console_only),
+        list(senders(console_only)),
+    ) == ([], [], [], ["console"])
 
     polling = configured(TELEGRAM_BOT_TOKEN=TOKEN)
     assert configured_platforms(polling) == ["telegram"]
@@ -67,8 +80,11 @@ def test_which_parts_run_in_each_mode(configured):
     assert [s.name for s in platform_services(polling)] == ["telegram"]
     assert list(senders(polling)) == ["console", "telegram"]
 
-    webhook = configured(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_WEBHOOK_SECRET="s3cret",
-                         TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook")
+    webhook = configured(
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_WEBHOOK_SECRET="s3cret",
+        TELEGRAM_WEBHOOK_URL="https://crm.example/telegram/webhook",
+    )
     [mount] = web_mounts(webhook)
     assert mount.name == "telegram" and [r.path for r in mount.routes] == ["/telegram/webhook"]
     # In webhook mode Telegram refuses getUpdates: the worker does not poll.
@@ -87,4 +103,5 @@ def test_cli_reports_configuration_problems_in_one_line(database_url, monkeypatc
     assert main(["worker"]) == 1
     assert capsys.readouterr().err.strip() == (
         "chatcrm: TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: the webhook needs a secret so "
-        "nobody else can post updates to it")
+        "nobody else can post updates to it"
+    )

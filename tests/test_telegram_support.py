@@ -5,7 +5,6 @@ fake Bot API, on both databases."""
 from __future__ import annotations
 
 from crm_core.models import Direction, Interaction, Ticket, TicketMessage, TicketStatus
-
 from tests.support import rows
 from tests.telegram_rig import SUPPORT_CHAT
 
@@ -56,7 +55,8 @@ def test_customer_message_becomes_a_ticket_relayed_and_answered(webhook_rig):
     # Every message both ways is an interaction on the customer.
     logged = rows(rig.app, Interaction, Interaction.customer_id == ticket.customer_id)
     assert [(i.direction, i.channel, i.ticket_id) for i in logged] == [
-        (Direction.INBOUND, "telegram", ticket.id), (Direction.INBOUND, "telegram", ticket.id),
+        (Direction.INBOUND, "telegram", ticket.id),
+        (Direction.INBOUND, "telegram", ticket.id),
         (Direction.OUTBOUND, "telegram", ticket.id),
     ]
 
@@ -187,19 +187,21 @@ def _deliver_outbox(app, kind: str) -> list[str]:
     """Hand the outbox rows of ``kind`` to the TelegramSender, as the worker's outbox sender does."""
     import asyncio
 
-    from crm_core.models import OutboxMessage
-
     from bot.delivery import OutboundMessage
     from bot.messages import Reply
     from bot.platforms import senders
+    from crm_core.models import OutboxMessage
 
     queued = rows(app, OutboxMessage, OutboxMessage.kind == kind)
     sender = senders(app)["telegram"]
 
     async def deliver() -> list[str]:
         try:
-            return [await sender.send(OutboundMessage(row.conversation, reply=Reply.from_dict(row.payload["reply"])))
-                    for row in queued if row.platform == "telegram"]
+            return [
+                await sender.send(OutboundMessage(row.conversation, reply=Reply.from_dict(row.payload["reply"])))
+                for row in queued
+                if row.platform == "telegram"
+            ]
         finally:
             await sender.close()
 

@@ -4,9 +4,9 @@ bot registers at start, re-delivered updates taking effect once, and /link pairi
 from __future__ import annotations
 
 import sqlalchemy as sa
+
 from crm_core.models import AuditEntry, Identity, InboundEvent, Platform, Role, Ticket, TicketMessage
 from crm_core.services import customers, users
-
 from tests.support import count
 from tests.telegram_rig import SECRET, SUPPORT_CHAT
 
@@ -16,7 +16,9 @@ def test_start_registers_commands_and_the_webhook_with_its_secret(webhook_rig):
     names = [c["command"] for c in tg.commands]
     assert names == [*webhook_rig.app.router.top_level_names(), "cancel"]
     assert {"customer", "note", "deal", "help", "ticket", "link"} <= set(names)
-    assert next(c for c in tg.commands if c["command"] == "ticket")["description"] == "Show a ticket and its conversation"
+    assert (
+        next(c for c in tg.commands if c["command"] == "ticket")["description"] == "Show a ticket and its conversation"
+    )
     assert tg.webhook["url"] == "https://crm.example/telegram/webhook"
     assert tg.webhook["secret_token"] == SECRET
     assert tg.webhook["allowed_updates"] == ["message", "callback_query"]
@@ -51,8 +53,9 @@ def test_bodies_over_one_megabyte_are_refused(webhook_rig):
 
     import httpx
 
-    streamed = httpx.post(f"{rig.base_url}/telegram/webhook", content=chunks(),
-                          headers={"X-Telegram-Bot-Api-Secret-Token": SECRET})
+    streamed = httpx.post(
+        f"{rig.base_url}/telegram/webhook", content=chunks(), headers={"X-Telegram-Bot-Api-Secret-Token": SECRET}
+    )
     assert streamed.status_code == 413
     # Just under the limit is fine (an unknown field is ignored).
     fits = json.dumps({**update, "padding": "x" * (1024 * 1024 - 1000)}).encode()

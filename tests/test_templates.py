@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from bot.messages import Tone
 from crm_core.models import TemplateOverride
 from crm_core.templating import TemplateRefused, render_message, sample_context, validate_override
 from crm_core.templating.sandbox import render_source
-
-from bot.messages import Tone
 
 REMINDER = "followup_reminder"
 
@@ -38,16 +38,19 @@ def test_block_kit_values_are_escaped_inside_json():
     data = sample_context("digest")
     data["followups_overdue"] = [{"rep": 'Quote " and \\ and <@U123>', "count": 1}]
     blocks = render_message(None, "digest", "slack", "en", data).blocks
-    assert blocks[-3]["text"]["text"] == "*Follow-ups overdue*\nQuote \" and \\ and &lt;@U123&gt; 1"
+    assert blocks[-3]["text"]["text"] == '*Follow-ups overdue*\nQuote " and \\ and &lt;@U123&gt; 1'
 
 
-@pytest.mark.parametrize("language, first_line", [
-    ("en", "Reminder: call about the renewal"),
-    ("zh", "提醒：call about the renewal"),
-    ("zh-CN", "提醒：call about the renewal"),
-    ("de", "Reminder: call about the renewal"),  # no German variant: English
-    (None, "Reminder: call about the renewal"),
-])
+@pytest.mark.parametrize(
+    "language, first_line",
+    [
+        ("en", "Reminder: call about the renewal"),
+        ("zh", "提醒：call about the renewal"),
+        ("zh-CN", "提醒：call about the renewal"),
+        ("de", "Reminder: call about the renewal"),  # no German variant: English
+        (None, "Reminder: call about the renewal"),
+    ],
+)
 def test_the_recipients_language_picks_the_variant_with_english_as_fallback(language, first_line):
     assert render_message(None, REMINDER, "console", language, context()).text.splitlines()[0] == first_line
 
@@ -96,16 +99,21 @@ def test_known_sandbox_escapes_are_refused_not_executed(source, tmp_path, monkey
     assert not (tmp_path / "PWNED").exists()
 
 
-@pytest.mark.parametrize("source, reason", [
-    ("{% set l = [] %}{{ l.append(1) }}", "refused: access to attribute 'append' of 'list' object is unsafe"),
-    ("{{ 'x' * 100000000 }}", "refused: that repetition would build a value larger than a message may be"),
-    ("{{ 2 ** 100000 }}", "refused: exponents above 64 are not allowed"),
-    ("{% for i in range(10) %}{{ 'x' * 3000 }}{% endfor %}", "the message would be longer than 20,000 characters"),
-    ("{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
-     "the template runs too long"),
-    ("{{ rep.nmae }}", "the template failed: 'dict object' has no attribute 'nmae'"),
-    ("{% if %}", "the template does not parse (line 1): Expected an expression"),
-])
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        ("{% set l = [] %}{{ l.append(1) }}", "refused: access to attribute 'append' of 'list' object is unsafe"),
+        ("{{ 'x' * 100000000 }}", "refused: that repetition would build a value larger than a message may be"),
+        ("{{ 2 ** 100000 }}", "refused: exponents above 64 are not allowed"),
+        ("{% for i in range(10) %}{{ 'x' * 3000 }}{% endfor %}", "the message would be longer than 20,000 characters"),
+        (
+            "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}",
+            "the template runs too long",
+        ),
+        ("{{ rep.nmae }}", "the template failed: 'dict object' has no attribute 'nmae'"),
+        ("{% if %}", "the template does not parse (line 1): Expected an expression"),
+    ],
+)
 def test_dangerous_or_broken_templates_are_refused_with_a_reason(source, reason):
     with pytest.raises(TemplateRefused) as refused:
         validate_override(REMINDER, "text", source)
@@ -128,7 +136,9 @@ def overrides(app) -> list[tuple[str, str, str]]:
 
 
 def test_an_admin_overrides_shows_and_resets_a_template(chat, app, admin):
-    saved = chat.say(admin, "/template set followup_reminder zh 提醒 {{ rep.name }}：{{ followup.text }}（{{ customer.name }}）").reply
+    saved = chat.say(
+        admin, "/template set followup_reminder zh 提醒 {{ rep.name }}：{{ followup.text }}（{{ customer.name }}）"
+    ).reply
     assert saved.tone is Tone.SUCCESS and saved.title == "Template followup_reminder (zh, text) saved"
     assert saved.sections[0].text == "提醒 Rita Rep：call about the renewal（Acme Corp）"
     assert overrides(app) == [(REMINDER, "zh", "text")]
@@ -150,11 +160,15 @@ def test_an_admin_overrides_shows_and_resets_a_template(chat, app, admin):
 
 
 def test_a_format_specific_override_and_a_body_on_its_own_lines(chat, app, admin):
-    reply = chat.say(admin, "/template set followup_reminder.html en\n<b>{{ followup.text }}</b>\n{{ customer.name }}").reply
+    reply = chat.say(
+        admin, "/template set followup_reminder.html en\n<b>{{ followup.text }}</b>\n{{ customer.name }}"
+    ).reply
     assert reply.tone is Tone.SUCCESS
     with app.uow() as uow:
-        assert render_message(uow.session, REMINDER, "telegram", "en", context("A&B")).text == \
-            "<b>call about the renewal</b>\nA&amp;B"
+        assert (
+            render_message(uow.session, REMINDER, "telegram", "en", context("A&B")).text
+            == "<b>call about the renewal</b>\nA&amp;B"
+        )
         # Slack has no html variant: it keeps the built-in mrkdwn.
         assert render_message(uow.session, REMINDER, "slack", "en", context()).text.startswith(":alarm_clock:")
 
@@ -169,12 +183,16 @@ def test_refused_overrides_are_reported_to_the_author_and_not_stored(chat, app, 
 
 
 def test_a_body_starting_with_a_short_word_is_not_taken_for_a_language(chat, app, admin):
-    assert chat.say(admin, "/template set followup_reminder ok {{ rep.name }}, {{ followup.text }}").reply.tone \
+    assert (
+        chat.say(admin, "/template set followup_reminder ok {{ rep.name }}, {{ followup.text }}").reply.tone
         is Tone.SUCCESS
+    )
     assert overrides(app) == [(REMINDER, "en", "text")]
     with app.uow() as uow:
-        assert render_message(uow.session, REMINDER, "console", "en", context()).text == \
-            "ok Rita Rep, call about the renewal"
+        assert (
+            render_message(uow.session, REMINDER, "console", "en", context()).text
+            == "ok Rita Rep, call about the renewal"
+        )
 
 
 def test_bad_names_formats_and_roles(chat, admin):
@@ -182,22 +200,35 @@ def test_bad_names_formats_and_roles(chat, admin):
 
     assert chat.say(admin, "/template show nothing").reply.text.startswith("There is no template 'nothing'")
     assert chat.say(admin, "/template show digest.pdf").reply.text.startswith("'pdf' is not a template format")
-    assert chat.say(admin, "/template set digest.blocks en [{\"no\": \"type\"}]").reply.text == \
-        'The Block Kit template must give a list of blocks, each with a "type"'
+    assert (
+        chat.say(admin, '/template set digest.blocks en [{"no": "type"}]').reply.text
+        == 'The Block Kit template must give a list of blocks, each with a "type"'
+    )
     manager = chat.user("Mia Manager", Role.MANAGER)
-    assert chat.say(manager, "/template list").reply.text == \
-        "Your role (manager) can't use /template list. Ask an admin if you need it."
+    assert (
+        chat.say(manager, "/template list").reply.text
+        == "Your role (manager) can't use /template list. Ask an admin if you need it."
+    )
     listed = chat.say(admin, "/template list").reply
     assert [i.text for i in listed.sections[0].items] == [
-        "campaign_announcement", "campaign_first_order", "campaign_ticket_resolved", "digest", "followup_reminder",
-        "recommendations", "status_card"]
+        "campaign_announcement",
+        "campaign_first_order",
+        "campaign_ticket_resolved",
+        "digest",
+        "followup_reminder",
+        "recommendations",
+        "status_card",
+    ]
 
 
 def test_an_override_that_breaks_at_send_time_falls_back_to_the_built_in(app, caplog):
     with app.uow() as uow:
         # Stored directly (as if the data had changed since it was checked): it fails on real data.
-        uow.session.add(TemplateOverride(kind=REMINDER, format="text", language="en",
-                                         body="{{ customer.name }} {{ customer.missing_field }}"))
+        uow.session.add(
+            TemplateOverride(
+                kind=REMINDER, format="text", language="en", body="{{ customer.name }} {{ customer.missing_field }}"
+            )
+        )
     caplog.set_level(logging.WARNING)
     with app.uow() as uow:
         text = render_message(uow.session, REMINDER, "console", "en", context()).text
@@ -208,6 +239,6 @@ def test_an_override_that_breaks_at_send_time_falls_back_to_the_built_in(app, ca
 def test_every_shipped_template_renders_its_sample():
     root = Path(__file__).resolve().parents[1] / "templates"
     for path in sorted(root.glob("*/*.j2")):
-        kind, (language, fmt, _) = path.parent.name, path.name.split(".")
+        kind, (_language, fmt, _) = path.parent.name, path.name.split(".")
         rendered = validate_override(kind, fmt, path.read_text(encoding="utf-8"))
         assert rendered.strip(), path

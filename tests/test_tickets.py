@@ -8,15 +8,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from crm_core.models import (
-    CustomerChat, Direction, Interaction, OutboxMessage, Platform, Role, Ticket, TicketMessage, TicketPriority,
-    TicketStatus,
-)
-from crm_core.services import customers, sla, tickets, users
 
 from bot.messages import Tone
 from bot.settings import Settings, SettingsError
-
+from crm_core.models import (
+    CustomerChat,
+    Direction,
+    Interaction,
+    OutboxMessage,
+    Platform,
+    Role,
+    Ticket,
+    TicketMessage,
+    TicketPriority,
+    TicketStatus,
+)
+from crm_core.services import customers, sla, tickets, users
 from tests.support import rows
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -72,8 +79,10 @@ def test_ticket_new_refuses_bad_input_and_writes_nothing(chat, agent, acme, app,
 
 def test_roles_decide_who_may_read_and_write_tickets(chat, acme):
     viewer = chat.user("Vic Viewer", Role.VIEWER)
-    assert chat.say(viewer, "/ticket new acme x").reply.text == \
-        "Your role (viewer) can't use /ticket new. Ask an admin if you need it."
+    assert (
+        chat.say(viewer, "/ticket new acme x").reply.text
+        == "Your role (viewer) can't use /ticket new. Ask an admin if you need it."
+    )
     assert chat.say(viewer, "/ticket list open").reply.title == "Open tickets"
     assert chat.say(chat.stranger(), "/ticket list open").reply.tone is Tone.ERROR
 
@@ -104,11 +113,14 @@ def test_sla_targets_come_from_the_environment(database_url, acme):
         app.close()
 
 
-@pytest.mark.parametrize("value, message", [
-    ("4h", "CHATCRM_SLA_URGENT='4h': write it as <first response>/<resolution>, e.g. 4h/24h"),
-    ("1h/soon", "CHATCRM_SLA_URGENT='1h/soon': 'soon' is not a duration like 30m, 4h or 2d"),
-    ("8h/1h", "CHATCRM_SLA_URGENT='8h/1h': the resolution target is shorter than the first response"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("4h", "CHATCRM_SLA_URGENT='4h': write it as <first response>/<resolution>, e.g. 4h/24h"),
+        ("1h/soon", "CHATCRM_SLA_URGENT='1h/soon': 'soon' is not a duration like 30m, 4h or 2d"),
+        ("8h/1h", "CHATCRM_SLA_URGENT='8h/1h': the resolution target is shorter than the first response"),
+    ],
+)
 def test_bad_sla_settings_stop_the_start(value, message):
     with pytest.raises(SettingsError) as error:
         Settings.from_env({"CHATCRM_SLA_URGENT": value})
@@ -176,8 +188,11 @@ def test_assign_status_and_notes(chat, agent, acme, app):
     noted = chat.say(agent, "/ticket note 1 customer is <angry> & waiting").reply
     assert noted.text == "Internal note added to ticket #1 (Acme Corp does not see it)."
     [note] = rows(app, TicketMessage)
-    assert (note.direction, note.text, note.author.name) == (Direction.INTERNAL, "customer is <angry> & waiting",
-                                                             "Sam Support")
+    assert (note.direction, note.text, note.author.name) == (
+        Direction.INTERNAL,
+        "customer is <angry> & waiting",
+        "Sam Support",
+    )
     [logged] = rows(app, Interaction)
     assert (logged.kind, logged.direction, logged.ticket_id) == ("note", Direction.INTERNAL, 1)
 
@@ -213,8 +228,9 @@ def test_customer_messages_reopen_pending_tickets_and_resolved_ones_start_anew(a
 
 def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, acme, app):
     with app.uow() as uow:
-        uow.session.add(CustomerChat(customer_id=acme, platform=Platform.TELEGRAM, external_id="555",
-                                     conversation="555"))
+        uow.session.add(
+            CustomerChat(customer_id=acme, platform=Platform.TELEGRAM, external_id="555", conversation="555")
+        )
     chat.say(agent, "/ticket new acme broken")
     chat.say(agent, "/ticket status 1 resolved")
     chat.say(agent, "/ticket status 1 open")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from crm_core.models import FieldEntity, FieldType, Identity, Role
-from crm_core.services import custom_fields, users
-
 from bot.args import Kind, arg, opt
 from bot.context import Context
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.models import FieldEntity, FieldType, Identity, Role
+from crm_core.services import custom_fields, users
 
 group = CommandGroup()
 ROLES = ("admin", "manager", "sales", "support", "viewer", "none")

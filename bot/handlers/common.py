@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+from bot.messages import Button, Item, Section
 from crm_core import clock
 from crm_core.models import Deal, FollowUp, Ticket
 from crm_core.money import format_money
 from crm_core.services import tickets
-
-from bot.messages import Button, Item, Section
 
 
 def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
@@ -69,14 +68,21 @@ def rating_text(rating: int) -> str:
 
 def ticket_item(ticket: Ticket, tz: str, with_customer: bool = False) -> Item:
     who = f" · {ticket.customer.name}" if with_customer else ""
-    parts = [str(ticket.status), str(ticket.priority), ticket.assignee.name if ticket.assignee else "unassigned",
-             f"opened {fmt_date(ticket.created_at, tz)}"]
+    parts = [
+        str(ticket.status),
+        str(ticket.priority),
+        ticket.assignee.name if ticket.assignee else "unassigned",
+        f"opened {fmt_date(ticket.created_at, tz)}",
+    ]
     if late := overdue_text(ticket):
         parts.append(late)
     if ticket.rating:
         parts.append(f"rated {ticket.rating}/5")
-    return Item(text=f"#{ticket.id} {ticket.subject}{who}", detail=" · ".join(parts),
-                button=Button("Open", f"/ticket {ticket.id}"))
+    return Item(
+        text=f"#{ticket.id} {ticket.subject}{who}",
+        detail=" · ".join(parts),
+        button=Button("Open", f"/ticket {ticket.id}"),
+    )
 
 
 def followup_item(followup: FollowUp, tz: str, with_customer: bool = False) -> Item:
@@ -90,5 +96,6 @@ def followup_item(followup: FollowUp, tz: str, with_customer: bool = False) -> I
 
 
 def followups_section(followups: list[FollowUp], tz: str, title: str, with_customer: bool = False) -> Section:
-    return Section(title=title, items=tuple(followup_item(f, tz, with_customer) for f in followups),
-                   empty="No open follow-ups.")
+    return Section(
+        title=title, items=tuple(followup_item(f, tz, with_customer) for f in followups), empty="No open follow-ups."
+    )

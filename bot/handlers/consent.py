@@ -3,15 +3,14 @@ customer's consent given outside the chat, e.g. a Slack channel shared with the 
 
 from __future__ import annotations
 
-from crm_core.models import Platform
-from crm_core.services import consent, customers
-
 from bot.args import Kind, arg
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
 from bot.messages import Field, Reply, Request, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.models import Platform
+from crm_core.services import consent, customers
 
 group = CommandGroup()
 PLATFORMS = consent.CONSENT_PLATFORMS
@@ -25,12 +24,20 @@ PLATFORMS = consent.CONSENT_PLATFORMS
 def stop(req: Request, ctx: Context) -> Reply:
     source = "unsubscribe button" if req.from_button else "/stop"
     # In a private chat the person is the customer; in a shared channel, the channel's customers.
-    stopped = consent.opt_out_address(ctx.uow, req.origin.platform, req.origin.conversation, source,
-                                      user_external_id=req.origin.user_external_id if req.origin.is_private else None)
+    stopped = consent.opt_out_address(
+        ctx.uow,
+        req.origin.platform,
+        req.origin.conversation,
+        source,
+        user_external_id=req.origin.user_external_id if req.origin.is_private else None,
+    )
     if stopped.customers == 0:
         return Reply(text="You get no marketing messages from us here.")
-    return Reply(text="Done: you will get no more marketing messages from us here. Your support requests "
-                      "are not affected. To hear from us again, send /start.", tone=Tone.SUCCESS)
+    return Reply(
+        text="Done: you will get no more marketing messages from us here. Your support requests "
+        "are not affected. To hear from us again, send /start.",
+        tone=Tone.SUCCESS,
+    )
 
 
 @group.command(
@@ -43,29 +50,40 @@ def stop(req: Request, ctx: Context) -> Reply:
 def add(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
     channel = req.args["channel"].strip().lstrip("#")
-    if not channel[:1].upper() in "CGD" or not channel.isalnum():
-        return Reply(text=f"{channel!r} is not a Slack channel id (it looks like C0123ABC; find it under the "
-                          "channel's name → About).", tone=Tone.ERROR)
+    if channel[:1].upper() not in "CGD" or not channel.isalnum():
+        return Reply(
+            text=f"{channel!r} is not a Slack channel id (it looks like C0123ABC; find it under the "
+            "channel's name → About).",
+            tone=Tone.ERROR,
+        )
     consent.opt_in(ctx.uow, customer.id, Platform.SLACK.value, channel.upper(), f"admin {ctx.caller.name}")
-    return Reply(text=f"{customer.name} may now get campaign messages in the shared channel {channel.upper()}.",
-                 tone=Tone.SUCCESS)
+    return Reply(
+        text=f"{customer.name} may now get campaign messages in the shared channel {channel.upper()}.",
+        tone=Tone.SUCCESS,
+    )
 
 
 @group.command(
     "consent remove",
     summary="Record that a customer opted out (e.g. by phone or email), on one or every platform",
     permission=Permission.CONSENT_MANAGE,
-    params=[arg("customer", label="Customer"),
-            arg("platform", Kind.CHOICE, choices=PLATFORMS, required=False, label="Platform")],
+    params=[
+        arg("customer", label="Customer"),
+        arg("platform", Kind.CHOICE, choices=PLATFORMS, required=False, label="Platform"),
+    ],
     usage="<customer> [telegram|slack]",
 )
 def remove(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
     chosen = [req.args["platform"]] if "platform" in req.args else list(PLATFORMS)
-    cancelled = sum(consent.opt_out_customer(ctx.uow, customer.id, platform, f"staff {ctx.caller.name}").cancelled
-                    for platform in chosen)
-    return Reply(text=f"{customer.name} opted out on {' and '.join(chosen)}; {cancelled} waiting messages cancelled.",
-                 tone=Tone.SUCCESS)
+    cancelled = sum(
+        consent.opt_out_customer(ctx.uow, customer.id, platform, f"staff {ctx.caller.name}").cancelled
+        for platform in chosen
+    )
+    return Reply(
+        text=f"{customer.name} opted out on {' and '.join(chosen)}; {cancelled} waiting messages cancelled.",
+        tone=Tone.SUCCESS,
+    )
 
 
 @group.command(
@@ -85,5 +103,8 @@ def show(req: Request, ctx: Context) -> Reply:
         else:
             value = f"opted out {fmt_datetime(row.opted_out_at, tz)} ({row.opted_out_source})"
         fields.append(Field(row.platform.capitalize(), value, short=False))
-    return Reply(title=f"Consent of {customer.name}", fields=tuple(fields),
-                 text=None if fields else "No consent recorded: campaigns do not reach this customer.")
+    return Reply(
+        title=f"Consent of {customer.name}",
+        fields=tuple(fields),
+        text=None if fields else "No consent recorded: campaigns do not reach this customer.",
+    )

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from bot.args import Kind, arg, rest
+from bot.context import Context
+from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
+from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
+from bot.roles import Permission
+from bot.router import CommandGroup
 from crm_core import search
 from crm_core.models import FieldEntity, FieldType, ModelRun, Role
 from crm_core.services import custom_fields, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
-
-from bot.args import Kind, arg, rest
-from bot.context import Context
-from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
-from bot.roles import Permission
-from bot.router import CommandGroup
-from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
 
 group = CommandGroup()
 
@@ -37,8 +36,11 @@ def find_customer(req: Request, ctx: Context) -> Reply:
     if len(hits) == 1 or decisive:
         return card_reply(customers.get_card(ctx.uow, top.customer_id, timezone=ctx.caller.timezone), ctx)
     items = tuple(
-        Item(text=f"{hit.name} (#{hit.customer_id})", detail=_match_label(hit),
-             button=Button("Open", f"/customer #{hit.customer_id}"))
+        Item(
+            text=f"{hit.name} (#{hit.customer_id})",
+            detail=_match_label(hit),
+            button=Button("Open", f"/customer #{hit.customer_id}"),
+        )
         for hit in hits
     )
     return Reply(
@@ -80,8 +82,12 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
         Field("Country", c.country or "—"),
         Field("Language / timezone", f"{c.language or '—'} / {c.timezone or '—'}"),
         # Orders carry their currency; the company currency stands in for a customer without any.
-        Field("Lifetime value", money(c.lifetime_value_cents,
-                                      card.recent_orders[0].currency if card.recent_orders else ctx.settings.currency)),
+        Field(
+            "Lifetime value",
+            money(
+                c.lifetime_value_cents, card.recent_orders[0].currency if card.recent_orders else ctx.settings.currency
+            ),
+        ),
         Field("Orders", f"{c.order_count} · last {fmt_date(c.last_order_at, tz)}"),
     ]
     if c.tags:
@@ -98,8 +104,12 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             if run is not None and ctx.caller.role == Role.ADMIN:
                 footer += f" · churn model: ROC AUC {run.roc_auc:.2f} on a time-based holdout (run #{run.id})"
         if score.rfm_segment:
-            fields.append(Field("Segment", f"{score.rfm_segment} (R{score.recency_score} F{score.frequency_score} "
-                                           f"M{score.monetary_score})"))
+            fields.append(
+                Field(
+                    "Segment",
+                    f"{score.rfm_segment} (R{score.recency_score} F{score.frequency_score} M{score.monetary_score})",
+                )
+            )
     sections = [
         Section(
             title=f"Open deals ({len(card.open_deals)})",
@@ -124,7 +134,9 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
         ),
     ]
     if card.followups_due:
-        sections.insert(0, followups_section(card.followups_due, tz, title=f"Follow-ups due today ({len(card.followups_due)})"))
+        sections.insert(
+            0, followups_section(card.followups_due, tz, title=f"Follow-ups due today ({len(card.followups_due)})")
+        )
     if card.recent_orders:
         sections.append(
             Section(
@@ -140,8 +152,10 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             Section(
                 title="Relationships",
                 items=tuple(
-                    Item(text=f"{r.type.replace('_', ' ')} {r.related.name} (#{r.related_customer_id})",
-                         detail=f"since {fmt_date(r.started_on)}")
+                    Item(
+                        text=f"{r.type.replace('_', ' ')} {r.related.name} (#{r.related_customer_id})",
+                        detail=f"since {fmt_date(r.started_on)}",
+                    )
                     for r in card.relationships
                 ),
             )
@@ -174,7 +188,12 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
 )
 def new_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
-    return card_reply(customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note=f"Created {customer.name}.", tone=Tone.SUCCESS)
+    return card_reply(
+        customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
+        ctx,
+        note=f"Created {customer.name}.",
+        tone=Tone.SUCCESS,
+    )
 
 
 def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
@@ -182,18 +201,28 @@ def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
     current = customers.current_values(ctx.uow, customer)
     inputs = [
         FormInput(name=key, label=key.capitalize(), required=key == "name", initial=current.get(key) or None)
-        for key in CORE_FIELDS if key != "kind"
+        for key in CORE_FIELDS
+        if key != "kind"
     ]
     for definition in custom_fields.definitions(ctx.uow, FieldEntity.CUSTOMER):
         kind = {
-            FieldType.NUMBER: InputKind.NUMBER, FieldType.DATE: InputKind.DATE, FieldType.CHOICE: InputKind.CHOICE,
+            FieldType.NUMBER: InputKind.NUMBER,
+            FieldType.DATE: InputKind.DATE,
+            FieldType.CHOICE: InputKind.CHOICE,
         }.get(definition.type, InputKind.TEXT)
         inputs.append(
-            FormInput(name=definition.key, label=definition.label, kind=kind, required=definition.required,
-                      choices=tuple(definition.choices or ()), initial=current.get(definition.key))
+            FormInput(
+                name=definition.key,
+                label=definition.label,
+                kind=kind,
+                required=definition.required,
+                choices=tuple(definition.choices or ()),
+                initial=current.get(definition.key),
+            )
         )
-    return Form(title="Edit customer", command="/customer edit", inputs=tuple(inputs),
-                fixed={"customer": f"#{customer.id}"})
+    return Form(
+        title="Edit customer", command="/customer edit", inputs=tuple(inputs), fixed={"customer": f"#{customer.id}"}
+    )
 
 
 @group.command(
@@ -211,8 +240,14 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
         # A form sends every input; only what actually changed is an edit (and is audited).
         changes = customers.changed_fields(ctx.uow, customer, changes)
         if not changes:
-            return card_reply(customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note="Nothing changed.")
+            return card_reply(
+                customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note="Nothing changed."
+            )
     customers.update_customer(ctx.uow, customer.id, changes)
     names = ", ".join(sorted(changes))
-    return card_reply(customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone), ctx, note=f"Updated {names}.", tone=Tone.SUCCESS)
-
+    return card_reply(
+        customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
+        ctx,
+        note=f"Updated {names}.",
+        tone=Tone.SUCCESS,
+    )

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from crm_core.models import DealStage
-from crm_core.money import format_money, parse_amount
-from crm_core.services import customers, deals
-
 from bot.args import Kind, arg, opt, rest
 from bot.context import Context
+from bot.handlers.common import deal_item, fmt_date, fmt_datetime
 from bot.messages import Button, Field, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
-from bot.handlers.common import deal_item, fmt_date, fmt_datetime
+from crm_core.models import DealStage
+from crm_core.money import format_money, parse_amount
+from crm_core.services import customers, deals
 
 group = CommandGroup()
 STAGES = tuple(s.value for s in DealStage)
@@ -126,7 +125,10 @@ def list_deals(req: Request, ctx: Context) -> Reply:
     total_text = " + ".join(format_money(cents, cur) for cur, cents in sorted(totals.items()))
     return Reply(
         title=title,
-        sections=(Section(items=tuple(deal_item(d, ctx.caller.timezone, with_customer=True) for d in found),
-                          empty="No deals."),),
+        sections=(
+            Section(
+                items=tuple(deal_item(d, ctx.caller.timezone, with_customer=True) for d in found), empty="No deals."
+            ),
+        ),
         footer=f"{len(found)} deal(s) · {total_text} in total" if found else None,
     )

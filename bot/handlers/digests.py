@@ -3,19 +3,18 @@ or see one now (managers and admins)."""
 
 from __future__ import annotations
 
-from crm_core import clock
-from crm_core.errors import ValidationError
-from crm_core.models import DigestFrequency
-from crm_core.scheduling import Calendar, parse_hhmm
-from crm_core.services import digests
-from crm_core.templating import render_message
-
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
 from bot.messages import Button, Image, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import clock
+from crm_core.errors import ValidationError
+from crm_core.models import DigestFrequency
+from crm_core.scheduling import Calendar, parse_hhmm
+from crm_core.services import digests
+from crm_core.templating import render_message
 
 group = CommandGroup()
 FREQUENCIES = tuple(f.value for f in DigestFrequency)
@@ -37,7 +36,9 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
         try:
             clock.zone(word)
         except ValueError:
-            raise ValidationError(f"{word!r} is neither a time (HH:MM), a timezone (Europe/Berlin) nor a weekday") from None
+            raise ValidationError(
+                f"{word!r} is neither a time (HH:MM), a timezone (Europe/Berlin) nor a weekday"
+            ) from None
         tz = word
     return at, tz, weekday
 
@@ -48,8 +49,14 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
     permission=Permission.DIGESTS_MANAGE,
     params=[
         arg("frequency", Kind.CHOICE, choices=FREQUENCIES, label="How often"),
-        rest("options", Kind.TEXT, required=False, label="Time, timezone, weekday", hint="08:00 Europe/Berlin",
-             max_length=100),
+        rest(
+            "options",
+            Kind.TEXT,
+            required=False,
+            label="Time, timezone, weekday",
+            hint="08:00 Europe/Berlin",
+            max_length=100,
+        ),
     ],
     usage="daily|weekly [HH:MM] [timezone] [weekday]",
 )
@@ -57,15 +64,23 @@ def subscribe(req: Request, ctx: Context) -> Reply:
     frequency = DigestFrequency(req.args["frequency"])
     at, tz, weekday = _options(req.args.get("options") or "", ctx.caller.timezone or "UTC")
     subscription = digests.subscribe(
-        ctx.uow, platform=req.origin.platform, conversation=req.origin.conversation, frequency=frequency, at=at,
-        timezone=tz, language=ctx.caller.language, weekday=weekday, user_id=ctx.caller.user_id,
+        ctx.uow,
+        platform=req.origin.platform,
+        conversation=req.origin.conversation,
+        frequency=frequency,
+        at=at,
+        timezone=tz,
+        language=ctx.caller.language,
+        weekday=weekday,
+        user_id=ctx.caller.user_id,
     )
-    trigger = Calendar(parse_hhmm(subscription.at_time), tz,
-                       weekdays=(weekday,) if frequency is DigestFrequency.WEEKLY else None)
+    trigger = Calendar(
+        parse_hhmm(subscription.at_time), tz, weekdays=(weekday,) if frequency is DigestFrequency.WEEKLY else None
+    )
     upcoming = trigger.next_after(clock.utcnow())
     return Reply(
         text=f"This conversation gets the {digests.describe(subscription)} digest; "
-             f"the next one comes {fmt_datetime(upcoming, tz)} {tz}.",
+        f"the next one comes {fmt_datetime(upcoming, tz)} {tz}.",
         buttons=(Button("Show one now", f"/digest now {frequency.value}"),),
         footer="Stop it with /digest unsubscribe.",
         tone=Tone.SUCCESS,
@@ -83,8 +98,11 @@ def unsubscribe(req: Request, ctx: Context) -> Reply:
     frequency = DigestFrequency(req.args["frequency"]) if "frequency" in req.args else None
     removed = digests.unsubscribe(ctx.uow, req.origin.platform, req.origin.conversation, frequency)
     if not removed:
-        return Reply(text="This conversation has no such digest subscription.", tone=Tone.WARNING,
-                     footer="See them with /digest list.")
+        return Reply(
+            text="This conversation has no such digest subscription.",
+            tone=Tone.WARNING,
+            footer="See them with /digest list.",
+        )
     names = " and ".join(s.frequency.value for s in removed)
     return Reply(text=f"This conversation no longer gets the {names} digest.", tone=Tone.SUCCESS)
 
@@ -98,12 +116,17 @@ def list_subscriptions(req: Request, ctx: Context) -> Reply:
     found = digests.list_subscriptions(ctx.uow)
     here = (req.origin.platform, req.origin.conversation)
     items = tuple(
-        Item(text=f"{s.platform}:{s.conversation}" + (" (here)" if (s.platform, s.conversation) == here else ""),
-             detail=f"{digests.describe(s)} · {s.language}")
+        Item(
+            text=f"{s.platform}:{s.conversation}" + (" (here)" if (s.platform, s.conversation) == here else ""),
+            detail=f"{digests.describe(s)} · {s.language}",
+        )
         for s in found
     )
-    return Reply(title="Digest subscriptions", sections=(Section(items=items, empty="None yet."),),
-                 footer="Subscribe a channel with /digest subscribe daily|weekly [HH:MM] [timezone].")
+    return Reply(
+        title="Digest subscriptions",
+        sections=(Section(items=items, empty="None yet."),),
+        footer="Subscribe a channel with /digest subscribe daily|weekly [HH:MM] [timezone].",
+    )
 
 
 @group.command(
@@ -121,11 +144,15 @@ def digest_now(req: Request, ctx: Context) -> Reply:
     name = f"digest-now-{req.origin.platform}-{req.origin.conversation}-{frequency}-{today}"
     chart = digests.draw_chart(digest, dict(ctx.settings.extra), name)
     # The plain-text variant: the adapter escapes and renders it like any reply text.
-    rendered = render_message(ctx.uow.session, digests.DIGEST_TEMPLATE, "console", ctx.caller.language,
-                              digests.digest_context(digest, has_chart=chart is not None))
+    rendered = render_message(
+        ctx.uow.session,
+        digests.DIGEST_TEMPLATE,
+        "console",
+        ctx.caller.language,
+        digests.digest_context(digest, has_chart=chart is not None),
+    )
     image = None
     if chart is not None:
         payload = digests.image_payload(chart, digest)
         image = Image(path=payload["path"], title=payload["title"], alt_text=payload["alt_text"])
     return Reply(text=rendered.text, image=image)
-

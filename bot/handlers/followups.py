@@ -7,12 +7,6 @@ import difflib
 import re
 from zoneinfo import available_timezones
 
-from crm_core import clock
-from crm_core.errors import ValidationError
-from crm_core.models import User
-from crm_core.services import customers, followups, users
-from crm_core.when import split_reference_when_text
-
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime, followups_section
@@ -20,6 +14,11 @@ from bot.handlers.home import HOME_LIST_LIMIT, home_section
 from bot.messages import Button, Reply, Request, Section, Style, Tone
 from bot.roles import Permission, allows
 from bot.router import CommandGroup
+from crm_core import clock
+from crm_core.errors import ValidationError
+from crm_core.models import User
+from crm_core.services import customers, followups, users
+from crm_core.when import split_reference_when_text
 
 group = CommandGroup()
 
@@ -68,9 +67,11 @@ def set_followup(req: Request, ctx: Context) -> Reply:
     due = fmt_datetime(followup.due_at, tz)
     return Reply(
         text=f"Follow-up #{followup.id} set for {due} {tz} ({_in_words((followup.due_at - clock.utcnow()).total_seconds())}): "
-             f"{followup.text} — {customer.name}.",
-        buttons=(Button("Cancel it", f"/followup cancel {followup.id}", Style.DANGER),
-                 Button("My follow-ups", "/followup list")),
+        f"{followup.text} — {customer.name}.",
+        buttons=(
+            Button("Cancel it", f"/followup cancel {followup.id}", Style.DANGER),
+            Button("My follow-ups", "/followup list"),
+        ),
         footer=_timezone_hint(ctx) or f"You will get a reminder in your DM at {due}.",
         tone=Tone.SUCCESS,
     )
@@ -78,7 +79,7 @@ def set_followup(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "followup list",
-    summary="Your open follow-ups (managers: all with \"all\"; \"overdue\" for late ones)",
+    summary='Your open follow-ups (managers: all with "all"; "overdue" for late ones)',
     permission=Permission.FOLLOWUPS,
     params=[arg("scope", Kind.CHOICE, choices=("mine", "overdue", "all"), required=False, label="Which")],
     usage="[mine|overdue|all]",
@@ -141,8 +142,10 @@ def snooze_followup(req: Request, ctx: Context) -> Reply:
         raise ValidationError(f"{req.args['days']!r} is not a number of days (write 1d, 2d, …)", field="days")
     followup = followups.snooze(ctx.uow, req.args["id"], _me(ctx), days=int(days.group(1)))
     tz = ctx.caller.timezone or "UTC"
-    return _changed(f"Follow-up #{followup.id} snoozed until {fmt_datetime(followup.due_at, tz)} {tz}: "
-                    f"{followup.text} — {followup.customer.name}.")
+    return _changed(
+        f"Follow-up #{followup.id} snoozed until {fmt_datetime(followup.due_at, tz)} {tz}: "
+        f"{followup.text} — {followup.customer.name}."
+    )
 
 
 @group.command(
@@ -157,8 +160,11 @@ def set_timezone(req: Request, ctx: Context) -> Reply:
     wanted = (req.args.get("timezone") or "").strip()
     if not wanted:
         local = clock.utcnow().astimezone(clock.zone(me.timezone)).strftime("%Y-%m-%d %H:%M")
-        return Reply(text=f"Your timezone is {me.timezone} (it is {local} there).",
-                     footer="Change it with /tz Area/City, e.g. /tz Asia/Shanghai.", private=True)
+        return Reply(
+            text=f"Your timezone is {me.timezone} (it is {local} there).",
+            footer="Change it with /tz Area/City, e.g. /tz Asia/Shanghai.",
+            private=True,
+        )
     try:
         users.set_timezone(ctx.uow, me, wanted)
     except ValidationError:
@@ -169,12 +175,12 @@ def set_timezone(req: Request, ctx: Context) -> Reply:
     return Reply(text=f"Your timezone is now {me.timezone} (it is {local} there).", tone=Tone.SUCCESS, private=True)
 
 
-
 @home_section(order=20)
 def followups_due_home(ctx: Context) -> Section | None:
     """The App Home's "Follow-ups due": the caller's open follow-ups due by the end of their today."""
     if not allows(ctx.caller.role, Permission.FOLLOWUPS) or ctx.caller.user_id is None:
         return None
     found = followups.due_today(ctx.uow, ctx.caller.user_id, ctx.caller.timezone)
-    return followups_section(found[:HOME_LIST_LIMIT], ctx.caller.timezone, title="Follow-ups due today",
-                             with_customer=True)
+    return followups_section(
+        found[:HOME_LIST_LIMIT], ctx.caller.timezone, title="Follow-ups due today", with_customer=True
+    )

@@ -26,9 +26,7 @@ def show_help(req: Request, ctx: Context) -> Reply:
         if matching:
             return Reply(
                 title=f"/{topic}",
-                sections=tuple(
-                    Section(title=c.usage, text=c.summary) for c in matching
-                ),
+                sections=tuple(Section(title=c.usage, text=c.summary) for c in matching),
             )
     items = tuple(Item(text=c.usage, detail=c.summary) for c in visible)
     footer = None

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from crm_core.models import Ticket, TicketStatus
-from crm_core.services import deals
 
 from bot.context import Context
 from bot.handlers.common import deal_item, ticket_item
 from bot.messages import Button, Reply, Request, Section
 from bot.roles import Permission, allows
 from bot.router import CommandGroup
+from crm_core.models import Ticket, TicketStatus
+from crm_core.services import deals
 
 group = CommandGroup()
 
@@ -80,8 +80,9 @@ def assigned_tickets(ctx: Context) -> Section | None:
     found = list(
         ctx.uow.session.scalars(
             sa.select(Ticket)
-            .where(Ticket.assignee_id == ctx.caller.user_id,
-                   Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
+            .where(
+                Ticket.assignee_id == ctx.caller.user_id, Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING])
+            )
             .order_by(Ticket.resolve_due_at.is_(None), Ticket.resolve_due_at, Ticket.id)
             .limit(HOME_LIST_LIMIT)
         )
@@ -93,8 +94,7 @@ def assigned_tickets(ctx: Context) -> Section | None:
     )
 
 
-@group.command("home", summary="Your open deals, follow-ups due and tickets", permission=Permission.HELP,
-               hidden=True)
+@group.command("home", summary="Your open deals, follow-ups due and tickets", permission=Permission.HELP, hidden=True)
 def home(req: Request, ctx: Context) -> Reply:
     if ctx.caller.user_id is None or ctx.caller.role is None:
         return Reply(

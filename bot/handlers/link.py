@@ -6,15 +6,14 @@ else; ``/link <code>`` sent privately to the bot on the other platform pairs tha
 
 from __future__ import annotations
 
-from crm_core.errors import Forbidden, ValidationError
-from crm_core.models import Platform
-from crm_core.services import link_codes, users
-
 from bot.args import Kind, rest
 from bot.context import Context
 from bot.messages import Field, Reply, Request, Tone
 from bot.roles import Permission, allows
 from bot.router import CommandGroup
+from crm_core.errors import Forbidden, ValidationError
+from crm_core.models import Platform
+from crm_core.services import link_codes, users
 
 group = CommandGroup()
 _MINUTES = int(link_codes.CODE_TTL.total_seconds() // 60)
@@ -33,12 +32,14 @@ def link(req: Request, ctx: Context) -> Reply:
         return _redeem(req, ctx, argument)
     if not req.origin.is_private:
         # A code in a shared channel could be used by anyone reading it.
-        return Reply(text="Ask me for a link code in a private chat with the bot, not here.", tone=Tone.WARNING,
-                     private=True)
+        return Reply(
+            text="Ask me for a link code in a private chat with the bot, not here.", tone=Tone.WARNING, private=True
+        )
     if not argument:
         if ctx.caller.user_id is None:
-            raise ValidationError("the CRM does not know you yet, so there is nothing to link to: "
-                                  "ask an admin for a code (/link <you>)")
+            raise ValidationError(
+                "the CRM does not know you yet, so there is nothing to link to: ask an admin for a code (/link <you>)"
+            )
         user = users.find_user(ctx.uow, f"#{ctx.caller.user_id}")
         title, whom = "Your link code", "you"
     else:
@@ -70,5 +71,6 @@ def _redeem(req: Request, ctx: Context, code: str) -> Reply:
         ctx.uow, code, users.PlatformId(platform, req.origin.user_external_id), req.origin.display_name
     )
     role = f"role {user.role}" if user.role else "no role yet: ask an admin for one"
-    return Reply(text=f"Linked: this {platform} account now acts as {user.name} ({role}).", tone=Tone.SUCCESS,
-                 private=True)
+    return Reply(
+        text=f"Linked: this {platform} account now acts as {user.name} ({role}).", tone=Tone.SUCCESS, private=True
+    )

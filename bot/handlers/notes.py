@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from crm_core.models import InteractionKind
-from crm_core.services import customers, interactions
-
 from bot.args import Kind, arg, opt, rest
 from bot.context import Context
 from bot.messages import Button, Reply, Request, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.models import InteractionKind
+from crm_core.services import customers, interactions
 
 group = CommandGroup()
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from crm_core.predictions.scores import latest_run, refresh_scores
-
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.predictions.scores import latest_run, refresh_scores
 
 group = CommandGroup()
 
@@ -23,37 +22,55 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
         Field("ROC AUC (holdout)", f"{run.roc_auc:.3f}" if run.roc_auc is not None else "—"),
         Field("Brier score", f"{metrics['brier']:.3f}" if "brier" in metrics else "—"),
         Field("Train / test customers", f"{run.train_size} / {run.test_size}"),
-        Field("Train cut-off → test cut-off", f"{fmt_datetime(run.train_cutoff, tz)} → {fmt_datetime(run.test_cutoff, tz)}",
-              short=False),
+        Field(
+            "Train cut-off → test cut-off",
+            f"{fmt_datetime(run.train_cutoff, tz)} → {fmt_datetime(run.test_cutoff, tz)}",
+            short=False,
+        ),
     ]
     sections = []
     if metrics.get("calibration"):
-        sections.append(Section(
-            title="Calibration on the holdout (predicted vs observed churn)",
-            items=tuple(Item(text=f"predicted {p:.0%} → observed {o:.0%}", detail=f"{n} customers")
-                        for p, o, n in metrics["calibration"]),
-        ))
+        sections.append(
+            Section(
+                title="Calibration on the holdout (predicted vs observed churn)",
+                items=tuple(
+                    Item(text=f"predicted {p:.0%} → observed {o:.0%}", detail=f"{n} customers")
+                    for p, o, n in metrics["calibration"]
+                ),
+            )
+        )
     if metrics.get("candidates"):
-        sections.append(Section(
-            title="Candidates (holdout ROC AUC)",
-            items=tuple(Item(text=f"{name}: {auc:.3f}") for name, auc in metrics["candidates"].items()),
-        ))
-    return Reply(title=f"Churn model, run #{run.id}", text=note or run.note, fields=tuple(fields),
-                 sections=tuple(sections),
-                 footer="Trained on one period, tested on the next 90 days it never saw. Published only if AUC ≥ 0.6.")
+        sections.append(
+            Section(
+                title="Candidates (holdout ROC AUC)",
+                items=tuple(Item(text=f"{name}: {auc:.3f}") for name, auc in metrics["candidates"].items()),
+            )
+        )
+    return Reply(
+        title=f"Churn model, run #{run.id}",
+        text=note or run.note,
+        fields=tuple(fields),
+        sections=tuple(sections),
+        footer="Trained on one period, tested on the next 90 days it never saw. Published only if AUC ≥ 0.6.",
+    )
 
 
 @group.command("model", summary="The churn model: holdout ROC AUC and calibration", permission=Permission.MODELS_READ)
 def show_model(req: Request, ctx: Context) -> Reply:
     run = latest_run(ctx.uow)
     if run is None:
-        return Reply(text="No churn model has been trained yet. It trains nightly; an admin can run /model train.",
-                     tone=Tone.WARNING)
+        return Reply(
+            text="No churn model has been trained yet. It trains nightly; an admin can run /model train.",
+            tone=Tone.WARNING,
+        )
     return _run_reply(run, ctx)
 
 
-@group.command("model train", summary="Retrain the churn model and rescore customers now (admin)",
-               permission=Permission.MODELS_TRAIN)
+@group.command(
+    "model train",
+    summary="Retrain the churn model and rescore customers now (admin)",
+    permission=Permission.MODELS_TRAIN,
+)
 def train_model(req: Request, ctx: Context) -> Reply:
     run = refresh_scores(ctx.uow)
     return _run_reply(run, ctx, note=f"Retrained in {run.duration_ms / 1000:.1f} s. {run.note}")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from crm_core.models import InteractionKind, RecommendationStatus
-from crm_core.services import customers, interactions, market_basket
-
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.models import InteractionKind, RecommendationStatus
+from crm_core.services import customers, interactions, market_basket
 
 group = CommandGroup()
 
@@ -23,7 +22,7 @@ def suggestion_item(customer_id: int, suggestion: market_basket.Suggestion, name
     return Item(
         text=f"{names.get(suggestion.product_id, suggestion.product_id)}",
         detail=f"because they bought {because_text(names, suggestion.because)} · "
-               f"confidence {suggestion.confidence:.2f}, lift {suggestion.lift:.1f}",
+        f"confidence {suggestion.confidence:.2f}, lift {suggestion.lift:.1f}",
         button=Button("Log as pitched", f"/recommend pitched {customer_id} {suggestion.product_id}", Style.PRIMARY),
     )
 
@@ -38,20 +37,30 @@ def recommend(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
     run = market_basket.latest_run(ctx.uow)
     if run is None:
-        return Reply(text="No purchase patterns have been mined yet. They are mined nightly; an admin can run /mine.",
-                     tone=Tone.WARNING)
+        return Reply(
+            text="No purchase patterns have been mined yet. They are mined nightly; an admin can run /mine.",
+            tone=Tone.WARNING,
+        )
     suggestions = market_basket.recommend(ctx.uow, customer.id)
     names = market_basket.product_names(
-        ctx.uow, [s.product_id for s in suggestions] + [p for s in suggestions for p in s.because])
+        ctx.uow, [s.product_id for s in suggestions] + [p for s in suggestions for p in s.because]
+    )
     buttons = tuple(
-        Button(f"Not relevant: {names.get(s.product_id, s.product_id)}"[:75],
-               f"/recommend dismiss {customer.id} {s.product_id}", Style.DANGER)
+        Button(
+            f"Not relevant: {names.get(s.product_id, s.product_id)}"[:75],
+            f"/recommend dismiss {customer.id} {s.product_id}",
+            Style.DANGER,
+        )
         for s in suggestions
     )
     return Reply(
         title=f"Suggestions for {customer.name}",
-        sections=(Section(items=tuple(suggestion_item(customer.id, s, names) for s in suggestions),
-                          empty="Nothing to suggest: no rule fits what they bought in the last 180 days."),),
+        sections=(
+            Section(
+                items=tuple(suggestion_item(customer.id, s, names) for s in suggestions),
+                empty="Nothing to suggest: no rule fits what they bought in the last 180 days.",
+            ),
+        ),
         buttons=buttons,
         footer=f"From {run.n_rules} rules mined over {run.n_baskets:,} orders (run #{run.id}).",
     )
@@ -64,8 +73,9 @@ def _feedback(req: Request, ctx: Context, status: RecommendationStatus) -> Reply
         return Reply(text=f"There is no product #{req.args['product_id']}.", tone=Tone.ERROR, private=True)
     market_basket.record_feedback(ctx.uow, customer.id, req.args["product_id"], status)
     if status is RecommendationStatus.PITCHED:
-        interactions.log_interaction(ctx.uow, customer.id, f"Pitched {product_name} (recommended)",
-                                     kind=InteractionKind.NOTE)
+        interactions.log_interaction(
+            ctx.uow, customer.id, f"Pitched {product_name} (recommended)", kind=InteractionKind.NOTE
+        )
         return Reply(text=f"Logged: {product_name} pitched to {customer.name}.", tone=Tone.SUCCESS)
     return Reply(text=f"{product_name} will not be suggested for {customer.name} again.", tone=Tone.SUCCESS)
 
@@ -73,14 +83,24 @@ def _feedback(req: Request, ctx: Context, status: RecommendationStatus) -> Reply
 _FEEDBACK_PARAMS = [arg("customer_id", Kind.INT, label="Customer #"), arg("product_id", Kind.INT, label="Product #")]
 
 
-@group.command("recommend pitched", summary="Log a suggested product as pitched", hidden=True,
-               permission=Permission.NOTES_WRITE, params=_FEEDBACK_PARAMS)
+@group.command(
+    "recommend pitched",
+    summary="Log a suggested product as pitched",
+    hidden=True,
+    permission=Permission.NOTES_WRITE,
+    params=_FEEDBACK_PARAMS,
+)
 def pitched(req: Request, ctx: Context) -> Reply:
     return _feedback(req, ctx, RecommendationStatus.PITCHED)
 
 
-@group.command("recommend dismiss", summary="Never suggest this product for this customer", hidden=True,
-               permission=Permission.NOTES_WRITE, params=_FEEDBACK_PARAMS)
+@group.command(
+    "recommend dismiss",
+    summary="Never suggest this product for this customer",
+    hidden=True,
+    permission=Permission.NOTES_WRITE,
+    params=_FEEDBACK_PARAMS,
+)
 def dismiss(req: Request, ctx: Context) -> Reply:
     return _feedback(req, ctx, RecommendationStatus.NOT_RELEVANT)
 
@@ -98,10 +118,14 @@ def rules(req: Request, ctx: Context) -> Reply:
         return Reply(text="No purchase patterns have been mined yet. An admin can run /mine.", tone=Tone.WARNING)
     product = market_basket.find_product(ctx.uow, req.args["product"]) if req.args.get("product") else None
     found = market_basket.rules_for_product(ctx.uow, product.id if product else None)
-    names = market_basket.product_names(ctx.uow, [r.consequent_id for r in found] + [p for r in found for p in r.antecedent])
+    names = market_basket.product_names(
+        ctx.uow, [r.consequent_id for r in found] + [p for r in found for p in r.antecedent]
+    )
     items = tuple(
-        Item(text=f"{because_text(names, r.antecedent)} → {names.get(r.consequent_id)}",
-             detail=f"confidence {r.confidence:.2f} · lift {r.lift:.1f} · support {r.support:.3f} ({r.count} orders)")
+        Item(
+            text=f"{because_text(names, r.antecedent)} → {names.get(r.consequent_id)}",
+            detail=f"confidence {r.confidence:.2f} · lift {r.lift:.1f} · support {r.support:.3f} ({r.count} orders)",
+        )
         for r in found
     )
     return Reply(
@@ -121,8 +145,12 @@ def mine(req: Request, ctx: Context) -> Reply:
             Field("Frequent itemsets", f"{run.n_itemsets:,}"),
             Field("Rules", f"{run.n_rules:,}"),
             Field("Duration", f"{run.duration_ms / 1000:.2f} s"),
-            Field("Thresholds", f"support {run.min_support}, confidence {run.min_confidence}, lift {run.min_lift}, "
-                                f"max length {run.max_len}, last {run.window_days} days", short=False),
+            Field(
+                "Thresholds",
+                f"support {run.min_support}, confidence {run.min_confidence}, lift {run.min_lift}, "
+                f"max length {run.max_len}, last {run.window_days} days",
+                short=False,
+            ),
         ),
         tone=Tone.SUCCESS,
     )

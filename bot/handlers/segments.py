@@ -8,17 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from crm_core.campaigns.filters import SYNTAX_HELP, FilterError
-from crm_core.errors import ValidationError
-from crm_core.models import Segment
-from crm_core.services import segments
-
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_date, money
 from bot.messages import Button, Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.campaigns.filters import SYNTAX_HELP, FilterError
+from crm_core.errors import ValidationError
+from crm_core.models import Segment
+from crm_core.services import segments
 
 group = CommandGroup()
 SAMPLE_SIZE = 5
@@ -50,15 +49,19 @@ def _segment_reply(ctx: Context, segment: Segment, title: str, tone: Tone = Tone
         sample = segments.sample(ctx.uow, segment, SAMPLE_SIZE, ctx.caller.user_id)
     except ValidationError as exc:
         # Saved filters can go stale (a user or custom field deleted since): say so, don't fail.
-        return Reply(title=title, fields=(*fields, Field("Problem", exc.message, short=False)), tone=Tone.WARNING,
-                     footer=f"Fix it with /segment set {segment.name} <filter>.")
+        return Reply(
+            title=title,
+            fields=(*fields, Field("Problem", exc.message, short=False)),
+            tone=Tone.WARNING,
+            footer=f"Fix it with /segment set {segment.name} <filter>.",
+        )
     fields.append(Field("Customers now", f"{total:,}"))
     tz = ctx.caller.timezone
     items = tuple(
         Item(
             text=c.name,
             detail=f"{c.country or '—'} · LTV {money(c.lifetime_value_cents, ctx.settings.currency)} · "
-                   f"last order {fmt_date(c.last_order_at, tz)}",
+            f"last order {fmt_date(c.last_order_at, tz)}",
             button=Button("Open", f"/customer #{c.id}"),
         )
         for c in sample
@@ -111,10 +114,18 @@ def list_segments(req: Request, ctx: Context) -> Reply:
             size = f"{total:,} customer{'' if total == 1 else 's'}"
         except ValidationError as exc:
             size = f"⚠ {exc.message}"
-        items.append(Item(text=f"{segment.name} · {size}", detail=segment.filter,
-                          button=Button("Show", f"/segment show {segment.name}")))
-    return Reply(title="Segments", sections=(Section(items=tuple(items), empty="No segments yet."),),
-                 footer="Save one with /segment new <name> <filter>, e.g. /segment new vip-de country=DE tag=vip.")
+        items.append(
+            Item(
+                text=f"{segment.name} · {size}",
+                detail=segment.filter,
+                button=Button("Show", f"/segment show {segment.name}"),
+            )
+        )
+    return Reply(
+        title="Segments",
+        sections=(Section(items=tuple(items), empty="No segments yet."),),
+        footer="Save one with /segment new <name> <filter>, e.g. /segment new vip-de country=DE tag=vip.",
+    )
 
 
 @group.command(

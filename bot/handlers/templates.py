@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import re
 
-from crm_core import templating
-from crm_core.errors import ValidationError
-from crm_core.templating import TemplateRefused
-
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import templating
+from crm_core.errors import ValidationError
+from crm_core.templating import TemplateRefused
 
 group = CommandGroup()
 # A language code given before a template body: "en", "zh", "pt-br" (ISO 639-1, optional region),
@@ -70,18 +69,30 @@ def list_templates(req: Request, ctx: Context) -> Reply:
         variants = sorted(p.name.removesuffix(".j2") for p in (directory / kind).glob("*.j2"))
         mine = [f"{o.language}.{o.format}" for o in overrides if o.kind == kind]
         shipped = f"built in: {', '.join(variants)}" if variants else "made from chat"
-        items.append(Item(text=kind, detail=shipped + (f" · overridden: {', '.join(mine)}" if mine and variants
-                                                       else f": {', '.join(mine)}" if mine else "")))
-    return Reply(title="Message templates", sections=(Section(items=tuple(items), empty="No templates found."),),
-                 footer="/template show <name>[.<format>] [lang] · /template set … · /template reset …")
+        items.append(
+            Item(
+                text=kind,
+                detail=shipped
+                + (
+                    f" · overridden: {', '.join(mine)}" if mine and variants else f": {', '.join(mine)}" if mine else ""
+                ),
+            )
+        )
+    return Reply(
+        title="Message templates",
+        sections=(Section(items=tuple(items), empty="No templates found."),),
+        footer="/template show <name>[.<format>] [lang] · /template set … · /template reset …",
+    )
 
 
 @group.command(
     "template show",
     summary="Show a template's source (the override if there is one)",
     permission=Permission.TEMPLATES_MANAGE,
-    params=[arg("name", label="Template", hint="followup_reminder or digest.html", max_length=80),
-            arg("language", required=False, label="Language", hint="en, zh", max_length=10)],
+    params=[
+        arg("name", label="Template", hint="followup_reminder or digest.html", max_length=80),
+        arg("language", required=False, label="Language", hint="en, zh", max_length=10),
+    ],
     usage="<name>[.<format>] [lang]",
 )
 def show_template(req: Request, ctx: Context) -> Reply:
@@ -99,9 +110,16 @@ def show_template(req: Request, ctx: Context) -> Reply:
     "template set",
     summary="Override a template (admins); it is checked and test-rendered first",
     permission=Permission.TEMPLATES_MANAGE,
-    params=[arg("name", label="Template", hint="followup_reminder or digest.html", max_length=80),
-            rest("body", Kind.MULTILINE, label="Language and template", hint="en Reminder: {{ followup.text }}",
-                 max_length=templating.sandbox.MAX_SOURCE_CHARS + 20)],
+    params=[
+        arg("name", label="Template", hint="followup_reminder or digest.html", max_length=80),
+        rest(
+            "body",
+            Kind.MULTILINE,
+            label="Language and template",
+            hint="en Reminder: {{ followup.text }}",
+            max_length=templating.sandbox.MAX_SOURCE_CHARS + 20,
+        ),
+    ],
     usage="<name>[.<format>] [lang] <template text>",
 )
 def set_template(req: Request, ctx: Context) -> Reply:
@@ -111,10 +129,14 @@ def set_template(req: Request, ctx: Context) -> Reply:
     try:
         _row, preview = templating.set_override(ctx.uow.session, kind, fmt, language, body, ctx.caller.user_id)
     except TemplateRefused as exc:
-        return Reply(title=f"Template {kind} ({language}, {fmt}) not saved", text=str(exc)[0].upper() + str(exc)[1:],
-                     footer="Nothing was changed. Templates may use the sample data's fields, filters and "
-                            "{% if %} / {% for %}; names starting with _ are refused.",
-                     tone=Tone.ERROR, private=True)
+        return Reply(
+            title=f"Template {kind} ({language}, {fmt}) not saved",
+            text=str(exc)[0].upper() + str(exc)[1:],
+            footer="Nothing was changed. Templates may use the sample data's fields, filters and "
+            "{% if %} / {% for %}; names starting with _ are refused.",
+            tone=Tone.ERROR,
+            private=True,
+        )
     return Reply(
         title=f"Template {kind} ({language}, {fmt}) saved",
         sections=(Section(title="With the sample data it reads:", text=preview),),
@@ -127,8 +149,10 @@ def set_template(req: Request, ctx: Context) -> Reply:
     "template reset",
     summary="Remove an override: the built-in template applies again",
     permission=Permission.TEMPLATES_MANAGE,
-    params=[arg("name", label="Template", max_length=80),
-            arg("language", required=False, label="Language", max_length=10)],
+    params=[
+        arg("name", label="Template", max_length=80),
+        arg("language", required=False, label="Language", max_length=10),
+    ],
     usage="<name>[.<format>] [lang]",
 )
 def reset_template(req: Request, ctx: Context) -> Reply:

@@ -7,17 +7,16 @@ the customer (in their chat with us) for a 1–5 rating.
 
 from __future__ import annotations
 
-from crm_core import outbox
-from crm_core.errors import Forbidden, NotFound, ValidationError
-from crm_core.models import Direction, Platform, Ticket, TicketMessage, TicketPriority, TicketStatus
-from crm_core.services import customer_chats, customers, sla, tickets, users
-
 from bot.args import Kind, arg, opt, rest, tokenize
 from bot.context import Context
 from bot.handlers.common import clip, fmt_datetime, overdue_text, rating_text, ticket_item
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import outbox
+from crm_core.errors import Forbidden, NotFound, ValidationError
+from crm_core.models import Direction, Platform, Ticket, TicketMessage, TicketPriority, TicketStatus
+from crm_core.services import customer_chats, customers, sla, tickets, users
 
 group = CommandGroup()
 PRIORITIES = tuple(p.value for p in TicketPriority)
@@ -39,8 +38,11 @@ def _due_text(due, done, tz: str) -> str:
 
 def _message_item(message: TicketMessage, tz: str) -> Item:
     who = message.author.name if message.author else "customer"
-    label = {Direction.INBOUND: "customer", Direction.OUTBOUND: f"{who} (answer)",
-             Direction.INTERNAL: f"{who} (internal note)"}[message.direction]
+    label = {
+        Direction.INBOUND: "customer",
+        Direction.OUTBOUND: f"{who} (answer)",
+        Direction.INTERNAL: f"{who} (internal note)",
+    }[message.direction]
     detail = f"{label} · {fmt_datetime(message.created_at, tz)} · {message.channel}"
     if message.delivery_error:
         detail += f" · NOT DELIVERED: {message.delivery_error}"
@@ -76,8 +78,13 @@ def ticket_reply(ticket: Ticket, ctx: Context, note: str | None = None, tone: To
         title=f"Ticket #{ticket.id}: {ticket.subject}",
         text=note,
         fields=tuple(fields),
-        sections=(Section(title=f"Conversation ({total})", items=tuple(_message_item(m, tz) for m in messages),
-                          empty="No messages yet."),),
+        sections=(
+            Section(
+                title=f"Conversation ({total})",
+                items=tuple(_message_item(m, tz) for m in messages),
+                empty="No messages yet.",
+            ),
+        ),
         buttons=tuple(buttons),
         footer=f"Showing the last {len(messages)} of {total} messages." if total > len(messages) else None,
         tone=tone,
@@ -135,13 +142,21 @@ def _notify_owner(ctx: Context, ticket: Ticket) -> None:
             Field("Opened by", ctx.caller.name),
             Field("First response due", fmt_datetime(ticket.first_response_due_at, owner.timezone)),
         ),
-        buttons=(Button("Open ticket", f"/ticket {ticket.id}"), Button("Assign to me", f"/ticket assign {ticket.id} me")),
+        buttons=(
+            Button("Open ticket", f"/ticket {ticket.id}"),
+            Button("Assign to me", f"/ticket assign {ticket.id} me"),
+        ),
         tone=Tone.WARNING,
     )
     outbox.enqueue(
-        ctx.uow, idempotency_key=f"ticket:{ticket.id}:owner-notice", kind="notification",
-        platform=address.platform.value, conversation=address.external_id, payload={"reply": reply.to_dict()},
-        user_id=owner.id, customer_id=ticket.customer_id,
+        ctx.uow,
+        idempotency_key=f"ticket:{ticket.id}:owner-notice",
+        kind="notification",
+        platform=address.platform.value,
+        conversation=address.external_id,
+        payload={"reply": reply.to_dict()},
+        user_id=owner.id,
+        customer_id=ticket.customer_id,
     )
 
 
@@ -161,8 +176,7 @@ def _notify_owner(ctx: Context, ticket: Ticket) -> None:
 def new_ticket(req: Request, ctx: Context) -> Reply:
     customer = _resolve_customer(ctx, req.args["customer"])
     subject, priority = _subject_and_priority(req)
-    ticket = tickets.create_ticket(ctx.uow, customer.id, subject, priority, channel=ctx.platform,
-                                   targets=_targets(ctx))
+    ticket = tickets.create_ticket(ctx.uow, customer.id, subject, priority, channel=ctx.platform, targets=_targets(ctx))
     if priority in (TicketPriority.HIGH, TicketPriority.URGENT):
         _notify_owner(ctx, ticket)
     return ticket_reply(ticket, ctx, note=f"Ticket #{ticket.id} opened for {customer.name}.", tone=Tone.SUCCESS)
@@ -180,8 +194,9 @@ def list_tickets(req: Request, ctx: Context) -> Reply:
     key = scope.lower()
     if key == "mine":
         if ctx.caller.user_id is None:
-            return Reply(text="You have no CRM user, so no tickets of your own. Try /ticket list open.",
-                         tone=Tone.WARNING)
+            return Reply(
+                text="You have no CRM user, so no tickets of your own. Try /ticket list open.", tone=Tone.WARNING
+            )
         found, title = tickets.list_tickets(ctx.uow, assignee_id=ctx.caller.user_id), "Your open tickets"
     elif key == "open":
         found, title = tickets.list_tickets(ctx.uow), "Open tickets"
@@ -191,12 +206,18 @@ def list_tickets(req: Request, ctx: Context) -> Reply:
         found, title = tickets.list_tickets(ctx.uow, open_only=False), "All tickets"
     else:
         customer = customers.resolve_customer(ctx.uow, scope)
-        found, title = tickets.list_tickets(ctx.uow, customer_id=customer.id, open_only=False), f"Tickets of {customer.name}"
+        found, title = (
+            tickets.list_tickets(ctx.uow, customer_id=customer.id, open_only=False),
+            f"Tickets of {customer.name}",
+        )
     late = sum(1 for t in found if tickets.overdue(t))
     return Reply(
         title=title,
-        sections=(Section(items=tuple(ticket_item(t, ctx.caller.timezone, with_customer=True) for t in found),
-                          empty="No tickets."),),
+        sections=(
+            Section(
+                items=tuple(ticket_item(t, ctx.caller.timezone, with_customer=True) for t in found), empty="No tickets."
+            ),
+        ),
         footer=f"{len(found)} ticket(s) · {late} overdue" if found else None,
     )
 
@@ -205,8 +226,10 @@ def list_tickets(req: Request, ctx: Context) -> Reply:
     "ticket assign",
     summary="Give a ticket to someone (me, a user, or nobody)",
     permission=Permission.TICKETS_WRITE,
-    params=[arg("id", Kind.INT, label="Ticket #"), rest("user", Kind.TEXT, label="User", hint="me, a name, email or #id",
-                                                        max_length=200)],
+    params=[
+        arg("id", Kind.INT, label="Ticket #"),
+        rest("user", Kind.TEXT, label="User", hint="me, a name, email or #id", max_length=200),
+    ],
 )
 def assign_ticket(req: Request, ctx: Context) -> Reply:
     reference = req.args["user"].strip()
@@ -234,8 +257,12 @@ def _ask_for_rating(ctx: Context, ticket: Ticket) -> None:
         buttons=tuple(Button(f"{n} ★", f"/rate {ticket.id} {n}") for n in range(1, 6)),
     )
     outbox.enqueue(
-        ctx.uow, idempotency_key=f"ticket:{ticket.id}:rating-request", kind="rating_request",
-        platform=chat.platform.value, conversation=chat.conversation, payload={"reply": reply.to_dict()},
+        ctx.uow,
+        idempotency_key=f"ticket:{ticket.id}:rating-request",
+        kind="rating_request",
+        platform=chat.platform.value,
+        conversation=chat.conversation,
+        payload={"reply": reply.to_dict()},
         customer_id=ticket.customer_id,
     )
 
@@ -296,4 +323,3 @@ def rate_ticket(req: Request, ctx: Context) -> Reply:
     if tickets.rate(ctx.uow, ticket.id, req.args["rating"]):
         return Reply(text=f"Thank you! You rated request #{ticket.id} {rating_text(ticket.rating)}.", tone=Tone.SUCCESS)
     return Reply(text=f"You already rated request #{ticket.id} ({rating_text(ticket.rating)}). Thank you!")
-

@@ -19,8 +19,9 @@ PLATFORMS = ("telegram", "slack")
 
 def customers_of(session: Session, campaign: Campaign) -> sa.Select:
     """The ids of the campaign's segment (every customer for ``segment=all``)."""
-    return segments.customers_query(session, campaign.segment if campaign.segment else "",
-                                    campaign.created_by_id).correlate(None)
+    return segments.customers_query(
+        session, campaign.segment if campaign.segment else "", campaign.created_by_id
+    ).correlate(None)
 
 
 def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | None = None) -> sa.Select:
@@ -29,22 +30,41 @@ def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | Non
         customer_ids = customers_of(session, campaign)
     # The id list is its own query, not correlated with the customers selected here.
     customer_ids = customer_ids.correlate(None)
-    language = (sa.literal(campaign.language, sa.String) if campaign.language != "auto"
-                else sa.func.coalesce(sa.func.nullif(sa.func.lower(Customer.language), ""), "en"))
+    language = (
+        sa.literal(campaign.language, sa.String)
+        if campaign.language != "auto"
+        else sa.func.coalesce(sa.func.nullif(sa.func.lower(Customer.language), ""), "en")
+    )
     parts = []
     for index, platform in enumerate(PLATFORMS):
         chosen = (
-            sa.select(Customer.id.label("customer_id"), Consent.platform.label("platform"),
-                      Consent.conversation.label("conversation"), language.label("language"))
-            .join(Consent, sa.and_(Consent.customer_id == Customer.id, Consent.platform == platform,
-                                   Consent.status == ConsentStatus.OPTED_IN))
+            sa.select(
+                Customer.id.label("customer_id"),
+                Consent.platform.label("platform"),
+                Consent.conversation.label("conversation"),
+                language.label("language"),
+            )
+            .join(
+                Consent,
+                sa.and_(
+                    Consent.customer_id == Customer.id,
+                    Consent.platform == platform,
+                    Consent.status == ConsentStatus.OPTED_IN,
+                ),
+            )
             .where(Customer.id.in_(customer_ids))
         )
         if index:
             other = aliased(Consent)
-            earlier = sa.select(other.id).where(
-                other.customer_id == Customer.id, other.platform.in_(PLATFORMS[:index]),
-                other.status == ConsentStatus.OPTED_IN).exists()
+            earlier = (
+                sa.select(other.id)
+                .where(
+                    other.customer_id == Customer.id,
+                    other.platform.in_(PLATFORMS[:index]),
+                    other.status == ConsentStatus.OPTED_IN,
+                )
+                .exists()
+            )
             chosen = chosen.where(~earlier)
         parts.append(chosen)
     return sa.union_all(*parts)

@@ -59,24 +59,42 @@ def outbox_key(recipient_id: int) -> str:
     return f"campaign:{recipient_id}"
 
 
-def freeze_recipients(uow: UnitOfWork, campaign: Campaign, run: CampaignRun,
-                      customer_ids: sa.Select | None = None, event_keys: dict[int, str] | None = None) -> int:
+def freeze_recipients(
+    uow: UnitOfWork,
+    campaign: Campaign,
+    run: CampaignRun,
+    customer_ids: sa.Select | None = None,
+    event_keys: dict[int, str] | None = None,
+) -> int:
     """Add the run's recipients (crm_core.campaigns.audience.eligible: the segment's, or
     ``customer_ids``', customers with consent), one row each, in one INSERT … SELECT. Returns how many."""
     chosen = eligible(uow.session, campaign, customer_ids).subquery()
     now = utcnow()
-    rows = sa.select(sa.literal(run.id), sa.literal(campaign.id), chosen.c.customer_id, chosen.c.platform,
-                     chosen.c.conversation, chosen.c.language, sa.literal(RecipientStatus.QUEUED.value),
-                     sa.literal(now, type_=CampaignRecipient.created_at.type))
-    uow.session.execute(sa.insert(CampaignRecipient).from_select(
-        ["run_id", "campaign_id", "customer_id", "platform", "conversation", "language", "status", "created_at"],
-        rows))
+    rows = sa.select(
+        sa.literal(run.id),
+        sa.literal(campaign.id),
+        chosen.c.customer_id,
+        chosen.c.platform,
+        chosen.c.conversation,
+        chosen.c.language,
+        sa.literal(RecipientStatus.QUEUED.value),
+        sa.literal(now, type_=CampaignRecipient.created_at.type),
+    )
+    uow.session.execute(
+        sa.insert(CampaignRecipient).from_select(
+            ["run_id", "campaign_id", "customer_id", "platform", "conversation", "language", "status", "created_at"],
+            rows,
+        )
+    )
     if event_keys:
         # Trigger runs: which event each recipient answers (unique per campaign and event).
         for customer_id, key in event_keys.items():
-            uow.session.execute(sa.update(CampaignRecipient).where(CampaignRecipient.run_id == run.id,
-                                                                   CampaignRecipient.customer_id == customer_id)
-                                .values(event_key=key).execution_options(synchronize_session=False))
+            uow.session.execute(
+                sa.update(CampaignRecipient)
+                .where(CampaignRecipient.run_id == run.id, CampaignRecipient.customer_id == customer_id)
+                .values(event_key=key)
+                .execution_options(synchronize_session=False)
+            )
     # (INSERT … SELECT's rowcount is not reported by every driver.)
     return uow.session.scalar(sa.select(sa.func.count()).where(CampaignRecipient.run_id == run.id))
 
@@ -85,20 +103,46 @@ def enqueue_run(uow: UnitOfWork, run: CampaignRun, not_before: datetime) -> int:
     """One outbox row per recipient of the run (blocked recipients are recorded as blocked at once).
     Returns the run's recipient count."""
     r = CampaignRecipient
-    blocked = sa.select(BlockedRecipient.platform).where(
-        BlockedRecipient.platform == r.platform, BlockedRecipient.conversation == r.conversation).exists()
+    blocked = (
+        sa.select(BlockedRecipient.platform)
+        .where(BlockedRecipient.platform == r.platform, BlockedRecipient.conversation == r.conversation)
+        .exists()
+    )
     now = utcnow()
     time_type = OutboxMessage.not_before.type
     rows = sa.select(
-        sa.literal("campaign:") + sa.cast(r.id, sa.String), sa.literal(KIND), r.platform, r.conversation,
+        sa.literal("campaign:") + sa.cast(r.id, sa.String),
+        sa.literal(KIND),
+        r.platform,
+        r.conversation,
         sa.literal(DEFERRED_PAYLOAD, type_=sa.JSON),
         sa.case((blocked, OutboxStatus.BLOCKED.value), else_=OutboxStatus.PENDING.value),
         sa.case((blocked, "recipient is blocked"), else_=sa.null()),
-        sa.literal(0), sa.literal(not_before, type_=time_type), sa.literal(now, type_=time_type), r.customer_id, r.id,
+        sa.literal(0),
+        sa.literal(not_before, type_=time_type),
+        sa.literal(now, type_=time_type),
+        r.customer_id,
+        r.id,
     ).where(r.run_id == run.id)
-    uow.session.execute(sa.insert(OutboxMessage).from_select(
-        ["idempotency_key", "kind", "platform", "conversation", "payload", "status", "last_error", "attempts",
-         "not_before", "created_at", "customer_id", "ref_id"], rows))
+    uow.session.execute(
+        sa.insert(OutboxMessage).from_select(
+            [
+                "idempotency_key",
+                "kind",
+                "platform",
+                "conversation",
+                "payload",
+                "status",
+                "last_error",
+                "attempts",
+                "not_before",
+                "created_at",
+                "customer_id",
+                "ref_id",
+            ],
+            rows,
+        )
+    )
     _refresh_statistics(uow.session, run.recipients)
     return run.recipients
 
@@ -118,18 +162,24 @@ def _refresh_statistics(session: Session, added: int) -> None:
 
 
 def next_run_number(session: Session, campaign_id: int) -> int:
-    return (session.scalar(sa.select(sa.func.max(CampaignRun.number)).where(CampaignRun.campaign_id == campaign_id))
-            or 0) + 1
+    return (
+        session.scalar(sa.select(sa.func.max(CampaignRun.number)).where(CampaignRun.campaign_id == campaign_id)) or 0
+    ) + 1
 
 
 def start_run(uow: UnitOfWork, campaign: Campaign, scheduled_for: datetime) -> CampaignRun | None:
     """Freeze and queue the run for ``scheduled_for``; None when that run exists already."""
-    existing = uow.session.scalars(sa.select(CampaignRun).where(
-        CampaignRun.campaign_id == campaign.id, CampaignRun.scheduled_for == scheduled_for)).one_or_none()
+    existing = uow.session.scalars(
+        sa.select(CampaignRun).where(CampaignRun.campaign_id == campaign.id, CampaignRun.scheduled_for == scheduled_for)
+    ).one_or_none()
     if existing is not None:
         return None
-    run = CampaignRun(campaign_id=campaign.id, number=next_run_number(uow.session, campaign.id),
-                      scheduled_for=scheduled_for, started_at=utcnow())
+    run = CampaignRun(
+        campaign_id=campaign.id,
+        number=next_run_number(uow.session, campaign.id),
+        scheduled_for=scheduled_for,
+        started_at=utcnow(),
+    )
     uow.session.add(run)
     uow.session.flush()
     run.recipients = freeze_recipients(uow, campaign, run)
@@ -179,8 +229,14 @@ def prepare_message(session: Session, row: Claimed) -> dict[str, Any] | Withheld
     context = contexts(session, campaign, [recipient.customer_id], currency).get(recipient.customer_id)
     if context is None:
         return Withheld(OutboxStatus.CANCELLED, "the customer was deleted")
-    target = Recipient(recipient.customer_id, recipient.platform, recipient.conversation, recipient.language,
-                       recipient.event_key, recipient.id)
+    target = Recipient(
+        recipient.customer_id,
+        recipient.platform,
+        recipient.conversation,
+        recipient.language,
+        recipient.event_key,
+        recipient.id,
+    )
     try:
         return CampaignRenderer(session, campaign).payload(target, context)
     except TemplateRefused as exc:
@@ -218,13 +274,22 @@ def settle(uow: UnitOfWork, run_ids: list[int] | None = None) -> int:
     flight. Returns how many recipients were settled."""
     session = uow.session
     r, o = CampaignRecipient, OutboxMessage
-    runs = run_ids if run_ids is not None else list(session.scalars(
-        sa.select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)))
+    runs = (
+        run_ids
+        if run_ids is not None
+        else list(session.scalars(sa.select(CampaignRun.id).where(CampaignRun.status == RunStatus.SENDING)))
+    )
     settled = 0
     for run_id in runs:
         settled += session.execute(
-            sa.update(r).where(r.run_id == run_id, r.status == RecipientStatus.QUEUED, o.ref_id == r.id,
-                               o.kind == KIND, o.status.in_(FINAL))
+            sa.update(r)
+            .where(
+                r.run_id == run_id,
+                r.status == RecipientStatus.QUEUED,
+                o.ref_id == r.id,
+                o.kind == KIND,
+                o.status.in_(FINAL),
+            )
             .values(status=outcome(), sent_at=o.sent_at, error=o.last_error)
             .execution_options(synchronize_session=False)
         ).rowcount

@@ -86,11 +86,11 @@ from sqlalchemy.orm import Session
 from crm_core import clock
 from crm_core.errors import ValidationError
 from crm_core.models import (
-    CustomFieldDefinition,
-    CustomFieldValue,
     Customer,
     CustomerScore,
     CustomerTag,
+    CustomFieldDefinition,
+    CustomFieldValue,
     FieldEntity,
     FieldType,
     Ticket,
@@ -102,7 +102,7 @@ from crm_core.predictions import rfm
 from crm_core.services import custom_fields
 
 SYNTAX_HELP = (
-    "Terms separated by spaces, all must hold: tag=vip country=DE,AT language=en owner=me|none|\"Name\" "
+    'Terms separated by spaces, all must hold: tag=vip country=DE,AT language=en owner=me|none|"Name" '
     "field.<key>=value last_order<90d last_order>=2026-01-01 last_order=never orders>=3 ltv>=1000 "
     "open_ticket=yes rfm=champions churn>=0.5 churn=high. Operators = != < <= > >=; "
     "repeat a key with = (or use a comma list) for either; quote values with spaces; empty or all = everyone."
@@ -111,7 +111,12 @@ MAX_LENGTH = 1000
 
 OPERATORS = ("!=", "<=", ">=", "=", "<", ">")
 _COMPARE: dict[str, Callable[[Any, Any], Any]] = {
-    "=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _EQUALITY = ("=", "!=")
 _ORDERING = ("<", "<=", ">", ">=")
@@ -214,16 +219,18 @@ def _read_values(text: str, i: int, term_start: int, lists: bool) -> tuple[list[
         if i < n and text[i] in _QUOTES:
             end = _quote_end(text, i)
             if end == -1:
-                raise FilterError(text[term_start:].split()[0], term_start + 1,
-                                  f"the quote at character {i + 1} is never closed")
+                raise FilterError(
+                    text[term_start:].split()[0], term_start + 1, f"the quote at character {i + 1} is never closed"
+                )
             values.append(_Raw(text[i + 1 : end], True))
             i = end + 1
             if i < n and not text[i].isspace() and not (lists and text[i] == ","):
                 stop = i
                 while stop < n and not text[stop].isspace():
                     stop += 1
-                raise FilterError(text[term_start:stop], term_start + 1,
-                                  "put a space after the closing quote before the next term")
+                raise FilterError(
+                    text[term_start:stop], term_start + 1, "put a space after the closing quote before the next term"
+                )
         else:
             start = i
             while i < n and not text[i].isspace() and not (lists and text[i] == ","):
@@ -256,12 +263,16 @@ def _tokens(text: str) -> Iterable[tuple[str, str, list[_Raw], str, int]]:
                 stop += 1
             word = text[start:stop]
             if word.lower() == "all":
-                raise FilterError(word, start + 1, "all means every customer and stands alone; "
-                                  "leave it out to combine terms")
+                raise FilterError(
+                    word, start + 1, "all means every customer and stands alone; leave it out to combine terms"
+                )
             if key and key not in _KEYS and not key.startswith("field."):
                 raise _unknown_key(word, start + 1, key)
-            raise FilterError(word, start + 1, f"a term is key, operator and value, e.g. country=DE or ltv>=1000 "
-                              f"(operators: {' '.join(_ALL_OPS)})")
+            raise FilterError(
+                word,
+                start + 1,
+                f"a term is key, operator and value, e.g. country=DE or ltv>=1000 (operators: {' '.join(_ALL_OPS)})",
+            )
         spaced = j > i
         j += len(op)
         # "ltv >= 1000" is one term; "tag= country=DE" is an empty tag, not tag "country=DE".
@@ -291,7 +302,9 @@ def parse(text: str | None) -> Filter:
         if key.startswith("field."):
             spec = _FIELD
             if not _FIELD_KEY.match(key[6:]):
-                raise FilterError(term, position, "field. is followed by a custom field key, e.g. field.industry=retail")
+                raise FilterError(
+                    term, position, "field. is followed by a custom field key, e.g. field.industry=retail"
+                )
         elif key in _KEYS:
             spec = _KEYS[key]
         else:
@@ -483,9 +496,7 @@ def describe(parsed: Filter) -> str:
     """The filter as normalised text (keys lower-case, values canonical); parses back to itself."""
     if not parsed.terms:
         return "all"
-    return " ".join(
-        f"{t.key}{t.op}{','.join(_format_value(t.key, v) for v in t.values)}" for t in parsed.terms
-    )
+    return " ".join(f"{t.key}{t.op}{','.join(_format_value(t.key, v) for v in t.values)}" for t in parsed.terms)
 
 
 # Compiling
@@ -574,8 +585,11 @@ class _Compiler:
         if key == "owner":
             return _compare(Customer.owner_id, op, tuple(self._owner_id(term, v) for v in values))
         if key == "last_order":
-            return sa.or_(*(_last_order(op, v, self.now) for v in values)) if op == "=" else \
-                sa.and_(*(_last_order(op, v, self.now) for v in values))
+            return (
+                sa.or_(*(_last_order(op, v, self.now) for v in values))
+                if op == "="
+                else sa.and_(*(_last_order(op, v, self.now) for v in values))
+            )
         if key == "orders":
             return _compare(Customer.order_count, op, values)
         if key == "ltv":
@@ -624,20 +638,31 @@ class _Compiler:
         if len(exact) == 1:
             return exact[0]
         if exact:
-            raise FilterError(term.text, term.position,
-                              f"several users are called {reference}; use owner=#id ({', '.join(f'#{u}' for u in exact)})")
-        similar = [name for _, name in self._users if name.casefold().startswith(wanted)
-                   or any(word.startswith(wanted) for word in name.casefold().split())]
+            raise FilterError(
+                term.text,
+                term.position,
+                f"several users are called {reference}; use owner=#id ({', '.join(f'#{u}' for u in exact)})",
+            )
+        similar = [
+            name
+            for _, name in self._users
+            if name.casefold().startswith(wanted) or any(word.startswith(wanted) for word in name.casefold().split())
+        ]
         similar = similar or difflib.get_close_matches(reference, [name for _, name in self._users], n=3)
         hint = f"; did you mean {' or '.join(_quote(n) for n in similar[:3])}?" if similar else ""
-        raise FilterError(term.text, term.position, f"no user is called {reference}{hint} (or use owner=me / owner=none)")
+        raise FilterError(
+            term.text, term.position, f"no user is called {reference}{hint} (or use owner=me / owner=none)"
+        )
 
     def _definition(self, term: Term) -> CustomFieldDefinition:
         if self._fields is None:
             self._fields = {
-                d.key: d for d in self.session.scalars(
-                    sa.select(CustomFieldDefinition).where(CustomFieldDefinition.entity == FieldEntity.CUSTOMER)
-                    .order_by(CustomFieldDefinition.key))
+                d.key: d
+                for d in self.session.scalars(
+                    sa.select(CustomFieldDefinition)
+                    .where(CustomFieldDefinition.entity == FieldEntity.CUSTOMER)
+                    .order_by(CustomFieldDefinition.key)
+                )
             }
         key = term.field_key or ""
         if key not in self._fields:
@@ -649,8 +674,9 @@ class _Compiler:
         definition = self._definition(term)
         op = term.op
         if op in _ORDERING and definition.type not in (FieldType.NUMBER, FieldType.DATE):
-            raise FilterError(term.text, term.position,
-                              f"field.{definition.key} is a {definition.type} field: use = or !=")
+            raise FilterError(
+                term.text, term.position, f"field.{definition.key} is a {definition.type} field: use = or !="
+            )
         try:
             values = [custom_fields.parse_value(definition, str(v)) for v in raw_values]
         except ValidationError as exc:
@@ -664,8 +690,9 @@ class _Compiler:
         else:
             column = CustomFieldValue.value_text
         condition = _column_in(column, values) if op in _EQUALITY else _COMPARE[op](column, values[0])
-        found = _exists(CustomFieldValue.definition_id == definition.id, CustomFieldValue.entity_id == Customer.id,
-                        condition)
+        found = _exists(
+            CustomFieldValue.definition_id == definition.id, CustomFieldValue.entity_id == Customer.id, condition
+        )
         return ~found if op == "!=" else found
 
 

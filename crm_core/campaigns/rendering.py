@@ -47,21 +47,33 @@ def _first_name(name: str) -> str:
     return parts[0] if parts else name
 
 
-def contexts(session: Session, campaign: Campaign, customer_ids: Iterable[int],
-             currency: str = "EUR") -> dict[int, dict[str, Any]]:
+def contexts(
+    session: Session, campaign: Campaign, customer_ids: Iterable[int], currency: str = "EUR"
+) -> dict[int, dict[str, Any]]:
     """Template contexts (without ``event``) for many customers, a few queries per ``CHUNK``."""
     ids = list(dict.fromkeys(customer_ids))
     found: dict[int, dict[str, Any]] = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         rows = session.execute(
-            sa.select(Customer.id, Customer.name, Customer.email, Customer.country, Customer.language,
-                      Customer.lifetime_value_cents, Customer.order_count, Customer.last_order_at, User.name)
-            .outerjoin(User, User.id == Customer.owner_id).where(Customer.id.in_(chunk))
+            sa.select(
+                Customer.id,
+                Customer.name,
+                Customer.email,
+                Customer.country,
+                Customer.language,
+                Customer.lifetime_value_cents,
+                Customer.order_count,
+                Customer.last_order_at,
+                User.name,
+            )
+            .outerjoin(User, User.id == Customer.owner_id)
+            .where(Customer.id.in_(chunk))
         ).all()
         tags: dict[int, list[str]] = {}
         for customer_id, tag in session.execute(
-            sa.select(CustomerTag.customer_id, CustomerTag.tag).where(CustomerTag.customer_id.in_(chunk))
+            sa.select(CustomerTag.customer_id, CustomerTag.tag)
+            .where(CustomerTag.customer_id.in_(chunk))
             .order_by(CustomerTag.tag)
         ):
             tags.setdefault(customer_id, []).append(tag)
@@ -69,10 +81,18 @@ def contexts(session: Session, campaign: Campaign, customer_ids: Iterable[int],
         for cid, name, email, country, language, ltv, orders, last_order_at, owner in rows:
             found[cid] = {
                 "customer": {
-                    "id": cid, "name": name, "first_name": _first_name(name), "email": email, "country": country,
-                    "language": language, "ltv": format_money(ltv or 0, currency), "orders": orders or 0,
+                    "id": cid,
+                    "name": name,
+                    "first_name": _first_name(name),
+                    "email": email,
+                    "country": country,
+                    "language": language,
+                    "ltv": format_money(ltv or 0, currency),
+                    "orders": orders or 0,
                     "last_order": last_order_at.date().isoformat() if last_order_at else None,
-                    "last_product": last_products.get(cid), "owner": {"name": owner}, "tags": tags.get(cid, []),
+                    "last_product": last_products.get(cid),
+                    "owner": {"name": owner},
+                    "tags": tags.get(cid, []),
                 },
                 "campaign": {"name": campaign.name},
             }
@@ -82,11 +102,15 @@ def contexts(session: Session, campaign: Campaign, customer_ids: Iterable[int],
 def _last_products(session: Session, customer_ids: Sequence[int]) -> dict[int, str]:
     """Each customer's most recently bought product (latest purchase, then its first line)."""
     ranked = (
-        sa.select(Order.customer_id.label("customer_id"), Product.name.label("product"),
-                  sa.func.row_number().over(partition_by=Order.customer_id,
-                                            order_by=(Order.ordered_at.desc(), Order.id.desc(), OrderLine.id))
-                  .label("rn"))
-        .join(OrderLine, OrderLine.order_id == Order.id).join(Product, Product.id == OrderLine.product_id)
+        sa.select(
+            Order.customer_id.label("customer_id"),
+            Product.name.label("product"),
+            sa.func.row_number()
+            .over(partition_by=Order.customer_id, order_by=(Order.ordered_at.desc(), Order.id.desc(), OrderLine.id))
+            .label("rn"),
+        )
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .join(Product, Product.id == OrderLine.product_id)
         .where(Order.customer_id.in_(customer_ids), Order.kind == OrderKind.PURCHASE)
         .subquery()
     )
@@ -98,8 +122,10 @@ def event_context(session: Session, event_key: str | None) -> dict[str, Any]:
         return {"kind": None, "ticket": None}
     if event_key.startswith("ticket:"):
         ticket = session.get(Ticket, int(event_key.split(":", 1)[1]))
-        return {"kind": "ticket_resolved",
-                "ticket": {"id": ticket.id, "subject": ticket.subject} if ticket is not None else None}
+        return {
+            "kind": "ticket_resolved",
+            "ticket": {"id": ticket.id, "subject": ticket.subject} if ticket is not None else None,
+        }
     return {"kind": event_key, "ticket": None}
 
 
@@ -121,8 +147,9 @@ class CampaignRenderer:
     def render(self, recipient: Recipient, context: dict[str, Any]) -> Rendered:
         key = (recipient.platform, recipient.language)
         if key not in self._renderers:
-            self._renderers[key] = MessageRenderer(self.session, self.campaign.template, recipient.platform,
-                                                   recipient.language, strict=True)
+            self._renderers[key] = MessageRenderer(
+                self.session, self.campaign.template, recipient.platform, recipient.language, strict=True
+            )
         return self._renderers[key]({**context, "event": event_context(self.session, recipient.event_key)})
 
     def payload(self, recipient: Recipient, context: dict[str, Any]) -> dict[str, Any]:

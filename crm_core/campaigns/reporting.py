@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core.campaigns.delivery import outcome
 from crm_core.models import (
     Campaign,
     CampaignRecipient,
@@ -29,7 +30,6 @@ from crm_core.models import (
     OrderKind,
     OutboxMessage,
 )
-from crm_core.campaigns.delivery import outcome
 
 ATTRIBUTION_WINDOW = timedelta(days=14)
 CHUNK = 1000
@@ -79,13 +79,20 @@ def _join():  # noqa: ANN202 - the recipients with their outbox rows
 
 def campaign_report(session: Session, campaign: Campaign, *, attribution: bool = True) -> CampaignReport:
     r, o = CampaignRecipient, OutboxMessage
-    runs = list(session.scalars(sa.select(CampaignRun).where(CampaignRun.campaign_id == campaign.id)
-                                .order_by(CampaignRun.number)))
+    runs = list(
+        session.scalars(
+            sa.select(CampaignRun).where(CampaignRun.campaign_id == campaign.id).order_by(CampaignRun.number)
+        )
+    )
     per_run: dict[int, Counts] = {run.id: Counts(recipients=0) for run in runs}
     # Grouped over a subquery: the outcome expression's parameters would otherwise appear twice,
     # and PostgreSQL does not accept that as the same GROUP BY expression.
-    states = sa.select(r.run_id, outcome().label("state")).select_from(_join()).where(
-        r.campaign_id == campaign.id).subquery()
+    states = (
+        sa.select(r.run_id, outcome().label("state"))
+        .select_from(_join())
+        .where(r.campaign_id == campaign.id)
+        .subquery()
+    )
     for run_id, state, n in session.execute(
         sa.select(states.c.run_id, states.c.state, sa.func.count()).group_by(states.c.run_id, states.c.state)
     ):
@@ -94,10 +101,15 @@ def campaign_report(session: Session, campaign: Campaign, *, attribution: bool =
         setattr(counts, str(state), getattr(counts, str(state)) + n)
     sent_at = sa.func.coalesce(r.sent_at, o.sent_at)
     after = session.execute(
-        sa.select(r.run_id, sa.func.count()).select_from(_join())
+        sa.select(r.run_id, sa.func.count())
+        .select_from(_join())
         .join(Consent, sa.and_(Consent.customer_id == r.customer_id, Consent.platform == r.platform))
-        .where(r.campaign_id == campaign.id, sent_at.is_not(None), Consent.status == ConsentStatus.OPTED_OUT,
-               Consent.opted_out_at >= sent_at)
+        .where(
+            r.campaign_id == campaign.id,
+            sent_at.is_not(None),
+            Consent.status == ConsentStatus.OPTED_OUT,
+            Consent.opted_out_at >= sent_at,
+        )
         .group_by(r.run_id)
     ).all()
     for run_id, n in after:
@@ -119,7 +131,8 @@ def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTIO
     sent_at = sa.func.coalesce(r.sent_at, o.sent_at)
     touches: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
     for customer_id, run_id, when in session.execute(
-        sa.select(r.customer_id, r.run_id, sent_at).select_from(_join())
+        sa.select(r.customer_id, r.run_id, sent_at)
+        .select_from(_join())
         .where(r.campaign_id == campaign_id, sent_at.is_not(None))
     ):
         touches[customer_id].append((when, run_id))
@@ -129,8 +142,9 @@ def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTIO
         chunk = customers[start : start + CHUNK]
         earliest = min(t[0] for c in chunk for t in touches[c])
         for customer_id, ordered_at, total in session.execute(
-            sa.select(Order.customer_id, Order.ordered_at, Order.total_cents)
-            .where(Order.customer_id.in_(chunk), Order.kind == OrderKind.PURCHASE, Order.ordered_at > earliest)
+            sa.select(Order.customer_id, Order.ordered_at, Order.total_cents).where(
+                Order.customer_id.in_(chunk), Order.kind == OrderKind.PURCHASE, Order.ordered_at > earliest
+            )
         ):
             mine = sorted(touches[customer_id])
             # The latest message strictly before the order.

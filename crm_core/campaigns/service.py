@@ -31,7 +31,6 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
     RunStatus,
-    Segment,
     User,
 )
 from crm_core.scheduling import Calendar, Interval, Once
@@ -86,7 +85,9 @@ def split_options(text: str) -> dict[str, str]:
 def _trigger(raw: str) -> tuple[str, timedelta]:
     event, _, delay = raw.partition("+")
     if event not in TRIGGERS:
-        raise ValidationError(f"trigger={raw!r}: the event is one of {', '.join(TRIGGERS)}, e.g. trigger=first_order+3d")
+        raise ValidationError(
+            f"trigger={raw!r}: the event is one of {', '.join(TRIGGERS)}, e.g. trigger=first_order+3d"
+        )
     match = _DELAY.match(delay or "0d")
     if not match:
         raise ValidationError(f"trigger={raw!r}: the delay is days or hours, e.g. +3d or +12h")
@@ -98,15 +99,19 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
     raw = split_options(text)
     missing = [k for k in ("segment", "template") if not raw.get(k)]
     if missing:
-        raise ValidationError(f"missing {' and '.join(k + '=' for k in missing)}; e.g. "
-                              "/campaign new autumn segment=vip template=campaign_announcement at=tomorrow 10:00")
+        raise ValidationError(
+            f"missing {' and '.join(k + '=' for k in missing)}; e.g. "
+            "/campaign new autumn segment=vip template=campaign_announcement at=tomorrow 10:00"
+        )
     segment = raw["segment"].lower()
     if segment != "all":
         segments.get(uow, segment)
     template = raw["template"].lower()
     if not template_exists(uow.session, template):
         campaign_templates = [k for k in kinds(uow.session) if k.startswith("campaign_")]
-        raise ValidationError(f"template={template!r} does not exist (campaign templates: {', '.join(campaign_templates)})")
+        raise ValidationError(
+            f"template={template!r} does not exist (campaign templates: {', '.join(campaign_templates)})"
+        )
     language = (raw.get("lang") or "auto").lower()
     if language != "auto" and not re.match(r"^[a-z]{2}(-[a-z]{2,4})?$", language):
         raise ValidationError(f"lang={language!r}: write auto (each customer's language) or a code such as en or zh")
@@ -141,10 +146,17 @@ def create(uow: UnitOfWork, name: str, options_text: str, user_id: int | None, t
     options = parse_options(uow, options_text, tz)
     segment = None if options.segment == "all" else segments.get(uow, options.segment)
     campaign = Campaign(
-        name=name, segment_id=segment.id if segment else None, template=options.template, language=options.language,
-        starts_at=options.at, repeat=options.repeat, timezone=tz, trigger_event=options.trigger,
+        name=name,
+        segment_id=segment.id if segment else None,
+        template=options.template,
+        language=options.language,
+        starts_at=options.at,
+        repeat=options.repeat,
+        timezone=tz,
+        trigger_event=options.trigger,
         trigger_delay_minutes=int(options.delay.total_seconds() // 60) if options.delay is not None else None,
-        status=CampaignStatus.DRAFT, created_by_id=user_id,
+        status=CampaignStatus.DRAFT,
+        created_by_id=user_id,
     )
     uow.session.add(campaign)
     uow.session.flush()
@@ -181,8 +193,10 @@ def _recipients(session: Session, campaign: Campaign, limit: int | None = None) 
     statement = sa.select(query).order_by(query.c.customer_id)
     if limit is not None:
         statement = statement.limit(limit)
-    return [Recipient(cid, platform, conversation, language) for cid, platform, conversation, language
-            in session.execute(statement)]
+    return [
+        Recipient(cid, platform, conversation, language)
+        for cid, platform, conversation, language in session.execute(statement)
+    ]
 
 
 # -- preview, check, test -------------------------------------------------------------------------
@@ -222,7 +236,9 @@ class RenderFailure:
     failures: int
 
 
-def check_renders(uow: UnitOfWork, campaign: Campaign, currency: str = "EUR", chunk: int = 1000) -> RenderFailure | None:
+def check_renders(
+    uow: UnitOfWork, campaign: Campaign, currency: str = "EUR", chunk: int = 1000
+) -> RenderFailure | None:
     """Render the message of every recipient; the first failure (and how many failed), or None."""
     renderer = CampaignRenderer(uow.session, campaign)
     everyone = _recipients(uow.session, campaign)
@@ -258,9 +274,15 @@ def test_send(uow: UnitOfWork, campaign: Campaign, author: User, currency: str =
     context = contexts(uow.session, campaign, [first.customer_id], currency)[first.customer_id]
     payload = CampaignRenderer(uow.session, campaign).payload(recipient, context)
     payload["buttons"] = []
-    outbox.enqueue(uow, idempotency_key=f"campaign-test:{campaign.id}:{author.id}:{clock.utcnow().isoformat()}",
-                   kind="campaign_test", platform=address.platform.value, conversation=address.external_id,
-                   payload=payload, user_id=author.id)
+    outbox.enqueue(
+        uow,
+        idempotency_key=f"campaign-test:{campaign.id}:{author.id}:{clock.utcnow().isoformat()}",
+        kind="campaign_test",
+        platform=address.platform.value,
+        conversation=address.external_id,
+        payload=payload,
+        user_id=author.id,
+    )
     return first, True
 
 
@@ -280,11 +302,20 @@ def job_id(campaign: Campaign) -> str:
     return f"campaign:{campaign.id}"
 
 
-def start(uow: UnitOfWork, campaign: Campaign, user_id: int | None, *, confirmed: bool = False,
-          confirm_over: int = DEFAULT_CONFIRM_OVER, currency: str = "EUR") -> StartOutcome:
+def start(
+    uow: UnitOfWork,
+    campaign: Campaign,
+    user_id: int | None,
+    *,
+    confirmed: bool = False,
+    confirm_over: int = DEFAULT_CONFIRM_OVER,
+    currency: str = "EUR",
+) -> StartOutcome:
     if campaign.status not in (CampaignStatus.DRAFT,):
-        raise Conflict(f"campaign {campaign.name!r} is {campaign.status}; only a draft can be started "
-                       "(a paused one is resumed with /campaign resume)")
+        raise Conflict(
+            f"campaign {campaign.name!r} is {campaign.status}; only a draft can be started "
+            "(a paused one is resumed with /campaign resume)"
+        )
     size = eligible_count(uow.session, campaign)
     if size == 0 and campaign.trigger_event is None:
         return StartOutcome("nobody")
@@ -304,23 +335,43 @@ def start(uow: UnitOfWork, campaign: Campaign, user_id: int | None, *, confirmed
 def _schedule(uow: UnitOfWork, campaign: Campaign, now: datetime) -> datetime | None:
     args: dict[str, Any] = {"campaign_id": campaign.id}
     if campaign.trigger_event is not None:
-        job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.triggers:scan_task",
-                                  Interval(TRIGGER_SCAN_SECONDS), args=args, misfire_grace_seconds=None)
+        job = scheduling.schedule(
+            uow,
+            job_id(campaign),
+            "crm_core.campaigns.triggers:scan_task",
+            Interval(TRIGGER_SCAN_SECONDS),
+            args=args,
+            misfire_grace_seconds=None,
+        )
         job.next_run_at = now
         return now
     at = clock.as_utc(campaign.starts_at) if campaign.starts_at else now
     if campaign.repeat is None:
         # However late the worker comes back, a one-off campaign is sent (once).
-        job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.delivery:run_task", Once(at), args=args,
-                                  misfire_grace_seconds=None)
+        job = scheduling.schedule(
+            uow,
+            job_id(campaign),
+            "crm_core.campaigns.delivery:run_task",
+            Once(at),
+            args=args,
+            misfire_grace_seconds=None,
+        )
     else:
         local = at.astimezone(clock.zone(campaign.timezone))
-        trigger = (Calendar(local.time().replace(second=0, microsecond=0), campaign.timezone, weekdays=(local.weekday(),))
-                   if campaign.repeat == "weekly" else
-                   Calendar(local.time().replace(second=0, microsecond=0), campaign.timezone, day_of_month=local.day))
+        trigger = (
+            Calendar(local.time().replace(second=0, microsecond=0), campaign.timezone, weekdays=(local.weekday(),))
+            if campaign.repeat == "weekly"
+            else Calendar(local.time().replace(second=0, microsecond=0), campaign.timezone, day_of_month=local.day)
+        )
         # Missed runs coalesce into one; a run more than a day late is skipped rather than sent at night.
-        job = scheduling.schedule(uow, job_id(campaign), "crm_core.campaigns.delivery:run_task", trigger, args=args,
-                                  misfire_grace_seconds=24 * 3600)
+        job = scheduling.schedule(
+            uow,
+            job_id(campaign),
+            "crm_core.campaigns.delivery:run_task",
+            trigger,
+            args=args,
+            misfire_grace_seconds=24 * 3600,
+        )
     job.next_run_at = max(at, now)
     return job.next_run_at
 
@@ -331,12 +382,20 @@ def _outbox_rows(campaign: Campaign) -> sa.ColumnElement[bool]:
     return sa.and_(o.kind == KIND, o.ref_id.in_(ids))
 
 
-def _move(uow: UnitOfWork, campaign: Campaign, from_: tuple[OutboxStatus, ...], to: OutboxStatus,
-          error: str | None, **values: Any) -> int:
+def _move(
+    uow: UnitOfWork,
+    campaign: Campaign,
+    from_: tuple[OutboxStatus, ...],
+    to: OutboxStatus,
+    error: str | None,
+    **values: Any,
+) -> int:
     """Move the campaign's outbox rows in ``from_`` to ``to``; returns how many."""
     return uow.session.execute(
-        sa.update(OutboxMessage).where(_outbox_rows(campaign), OutboxMessage.status.in_(from_))
-        .values(status=to, last_error=error, **values).execution_options(synchronize_session=False)
+        sa.update(OutboxMessage)
+        .where(_outbox_rows(campaign), OutboxMessage.status.in_(from_))
+        .values(status=to, last_error=error, **values)
+        .execution_options(synchronize_session=False)
     ).rowcount
 
 
@@ -351,8 +410,11 @@ def pause(uow: UnitOfWork, campaign: Campaign) -> int:
 def resume(uow: UnitOfWork, campaign: Campaign) -> int:
     if campaign.status is not CampaignStatus.PAUSED:
         raise Conflict(f"campaign {campaign.name!r} is {campaign.status}, not paused")
-    in_flight = uow.session.scalar(sa.select(sa.func.count()).where(
-        CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING))
+    in_flight = uow.session.scalar(
+        sa.select(sa.func.count()).where(
+            CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING
+        )
+    )
     campaign.status = CampaignStatus.SENDING if in_flight else CampaignStatus.SCHEDULED
     ran = uow.session.scalar(sa.select(sa.func.count()).where(CampaignRun.campaign_id == campaign.id))
     if not ran and campaign.repeat is None and campaign.trigger_event is None:

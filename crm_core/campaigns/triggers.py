@@ -43,25 +43,39 @@ def due_events(uow: UnitOfWork, campaign: Campaign, now: datetime) -> dict[int, 
     delay = timedelta(minutes=campaign.trigger_delay_minutes or 0)
     since = as_utc(campaign.started_at) if campaign.started_at else now
     # Only customers the campaign can reach: the others would be found again at every scan.
-    in_segment = customers_of(uow.session, campaign).where(Customer.id.in_(
-        sa.select(Consent.customer_id).where(Consent.status == ConsentStatus.OPTED_IN)))
-    answered = sa.select(CampaignRecipient.event_key).where(CampaignRecipient.campaign_id == campaign.id,
-                                                            CampaignRecipient.event_key.is_not(None))
+    in_segment = customers_of(uow.session, campaign).where(
+        Customer.id.in_(sa.select(Consent.customer_id).where(Consent.status == ConsentStatus.OPTED_IN))
+    )
+    answered = sa.select(CampaignRecipient.event_key).where(
+        CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.event_key.is_not(None)
+    )
     found: dict[int, str] = {}
     if campaign.trigger_event == "first_order":
         rows = uow.session.execute(
-            sa.select(Customer.id).where(Customer.first_order_at >= since, Customer.first_order_at <= now - delay,
-                                         Customer.id.in_(in_segment),
-                                         (sa.literal("first_order:") + sa.cast(Customer.id, sa.String)).not_in(answered))
-            .order_by(Customer.id).limit(SCAN_LIMIT))
+            sa.select(Customer.id)
+            .where(
+                Customer.first_order_at >= since,
+                Customer.first_order_at <= now - delay,
+                Customer.id.in_(in_segment),
+                (sa.literal("first_order:") + sa.cast(Customer.id, sa.String)).not_in(answered),
+            )
+            .order_by(Customer.id)
+            .limit(SCAN_LIMIT)
+        )
         found = {cid: f"first_order:{cid}" for (cid,) in rows}
     elif campaign.trigger_event == "ticket_resolved":
         rows = uow.session.execute(
-            sa.select(Ticket.customer_id, Ticket.id).where(
-                Ticket.resolved_at >= since, Ticket.resolved_at <= now - delay,
-                Ticket.status.in_([TicketStatus.RESOLVED, TicketStatus.CLOSED]), Ticket.customer_id.in_(in_segment),
-                (sa.literal("ticket:") + sa.cast(Ticket.id, sa.String)).not_in(answered))
-            .order_by(Ticket.id).limit(SCAN_LIMIT))
+            sa.select(Ticket.customer_id, Ticket.id)
+            .where(
+                Ticket.resolved_at >= since,
+                Ticket.resolved_at <= now - delay,
+                Ticket.status.in_([TicketStatus.RESOLVED, TicketStatus.CLOSED]),
+                Ticket.customer_id.in_(in_segment),
+                (sa.literal("ticket:") + sa.cast(Ticket.id, sa.String)).not_in(answered),
+            )
+            .order_by(Ticket.id)
+            .limit(SCAN_LIMIT)
+        )
         for customer_id, ticket_id in rows:
             found.setdefault(customer_id, f"ticket:{ticket_id}")
     return found
@@ -73,12 +87,14 @@ def scan(uow: UnitOfWork, campaign: Campaign, now: datetime | None = None) -> Ca
     events = due_events(uow, campaign, now)
     if not events:
         return None
-    run = CampaignRun(campaign_id=campaign.id, number=next_run_number(uow.session, campaign.id), scheduled_for=now,
-                      started_at=now)
+    run = CampaignRun(
+        campaign_id=campaign.id, number=next_run_number(uow.session, campaign.id), scheduled_for=now, started_at=now
+    )
     uow.session.add(run)
     uow.session.flush()
-    run.recipients = freeze_recipients(uow, campaign, run, sa.select(Customer.id).where(Customer.id.in_(list(events))),
-                                       events)
+    run.recipients = freeze_recipients(
+        uow, campaign, run, sa.select(Customer.id).where(Customer.id.in_(list(events))), events
+    )
     enqueue_run(uow, run, not_before=now)
     campaign.status = CampaignStatus.SENDING
     log.info("trigger campaign %s: %d events, %d reachable", campaign.name, len(events), run.recipients)

@@ -45,14 +45,24 @@ def status_context(campaign: Campaign, report: CampaignReport, currency: str, *,
     counts = report.total
     return {
         "campaign": {"name": campaign.name, "status": str(campaign.status), "describe": _describe(campaign)},
-        "run": None if latest is None else {
-            "number": latest.number, "runs": len(report.runs), "recipients": latest.counts.recipients,
+        "run": None
+        if latest is None
+        else {
+            "number": latest.number,
+            "runs": len(report.runs),
+            "recipients": latest.counts.recipients,
             "bar": progress_bar(latest.counts.finished, latest.counts.recipients),
         },
         "counts": {
-            "recipients": counts.recipients, "pending": counts.pending, "sent": counts.sent, "failed": counts.failed,
-            "blocked": counts.blocked, "opted_out": counts.opted_out, "cancelled": counts.cancelled,
-            "opted_out_after": counts.opted_out_after, "orders": counts.orders,
+            "recipients": counts.recipients,
+            "pending": counts.pending,
+            "sent": counts.sent,
+            "failed": counts.failed,
+            "blocked": counts.blocked,
+            "opted_out": counts.opted_out,
+            "cancelled": counts.cancelled,
+            "opted_out_after": counts.opted_out_after,
+            "orders": counts.orders,
             "revenue": format_money(counts.revenue_cents, currency) if counts.orders else None,
         },
         "finished": finished,
@@ -61,16 +71,23 @@ def status_context(campaign: Campaign, report: CampaignReport, currency: str, *,
 
 
 def in_flight(uow: UnitOfWork, campaign: Campaign) -> bool:
-    return uow.session.scalar(sa.select(sa.func.count()).where(
-        CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING)) > 0
+    return (
+        uow.session.scalar(
+            sa.select(sa.func.count()).where(
+                CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING
+            )
+        )
+        > 0
+    )
 
 
 def _key(row: CampaignWatch, version: int) -> str:
     return f"campaign-watch:{row.id}:{version}"
 
 
-def _queue_version(uow: UnitOfWork, row: CampaignWatch, campaign: Campaign, text_context: dict[str, Any],
-                   replace: str | None) -> None:
+def _queue_version(
+    uow: UnitOfWork, row: CampaignWatch, campaign: Campaign, text_context: dict[str, Any], replace: str | None
+) -> None:
     rendered = render_message(uow.session, TEMPLATE, row.platform, row.language, text_context)
     if rendered.text == row.last_text:
         return
@@ -79,12 +96,19 @@ def _queue_version(uow: UnitOfWork, row: CampaignWatch, campaign: Campaign, text
     payload = rendered.payload()
     if replace is not None:
         payload["replace"] = replace
-    outbox.enqueue(uow, idempotency_key=_key(row, row.version), kind=KIND, platform=row.platform,
-                   conversation=row.conversation, payload=payload)
+    outbox.enqueue(
+        uow,
+        idempotency_key=_key(row, row.version),
+        kind=KIND,
+        platform=row.platform,
+        conversation=row.conversation,
+        payload=payload,
+    )
 
 
-def watch(uow: UnitOfWork, campaign: Campaign, platform: str, conversation: str, language: str | None,
-          currency: str = "EUR") -> CampaignWatch | None:
+def watch(
+    uow: UnitOfWork, campaign: Campaign, platform: str, conversation: str, language: str | None, currency: str = "EUR"
+) -> CampaignWatch | None:
     """Post a live card here; None when this platform's messages cannot be edited."""
     if platform not in EDITABLE:
         return None
@@ -104,10 +128,12 @@ def refresh(uow: UnitOfWork, currency: str = "EUR") -> int:
         if campaign is None:
             row.finished = True
             continue
-        first = uow.session.scalars(sa.select(OutboxMessage).where(
-            OutboxMessage.idempotency_key == _key(row, 1))).one_or_none()
-        latest = uow.session.scalars(sa.select(OutboxMessage).where(
-            OutboxMessage.idempotency_key == _key(row, row.version))).one_or_none()
+        first = uow.session.scalars(
+            sa.select(OutboxMessage).where(OutboxMessage.idempotency_key == _key(row, 1))
+        ).one_or_none()
+        latest = uow.session.scalars(
+            sa.select(OutboxMessage).where(OutboxMessage.idempotency_key == _key(row, row.version))
+        ).one_or_none()
         if first is None or first.status in (OutboxStatus.FAILED, OutboxStatus.BLOCKED, OutboxStatus.CANCELLED):
             row.finished = True  # the card never arrived: nothing to edit
             continue
@@ -116,8 +142,9 @@ def refresh(uow: UnitOfWork, currency: str = "EUR") -> int:
         finished = not (in_flight(uow, campaign) or campaign.status is CampaignStatus.SENDING)
         report = campaign_report(uow.session, campaign, attribution=finished)
         before = row.version
-        _queue_version(uow, row, campaign, status_context(campaign, report, currency, finished=finished),
-                       first.platform_message_id)
+        _queue_version(
+            uow, row, campaign, status_context(campaign, report, currency, finished=finished), first.platform_message_id
+        )
         queued += row.version - before
         row.finished = finished
     return queued

@@ -31,7 +31,9 @@ def _columns(header: list[str], mapping: Mapping[str, str], known: set[str]) -> 
     columns: dict[str, int] = {}
     for field, column in mapping.items():
         if field not in known:
-            raise ImportFailed(f"--map {field}=…: {field!r} is not a customer field (fields: {', '.join(sorted(known))})")
+            raise ImportFailed(
+                f"--map {field}=…: {field!r} is not a customer field (fields: {', '.join(sorted(known))})"
+            )
         if column.strip().casefold() not in lowered:
             raise ImportFailed(f"--map {field}={column}: the file has no column {column!r}")
         columns[field] = lowered[column.strip().casefold()]

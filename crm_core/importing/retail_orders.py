@@ -150,7 +150,9 @@ def _read(
     return {number: invoice for number, invoice in invoices.items() if invoice.lines}
 
 
-def _ensure_customers(uow: UnitOfWork, refs: set[str], countries: dict[str, str | None], report: ImportReport) -> dict[str, int]:
+def _ensure_customers(
+    uow: UnitOfWork, refs: set[str], countries: dict[str, str | None], report: ImportReport
+) -> dict[str, int]:
     session = uow.session
     wanted = {f"retail:{ref}": ref for ref in refs}
     ids: dict[str, int] = {}
@@ -164,9 +166,15 @@ def _ensure_customers(uow: UnitOfWork, refs: set[str], countries: dict[str, str 
     now = clock.utcnow()
     new_rows = [
         {
-            "kind": "person", "name": f"Customer {ref}", **text.search_columns(f"Customer {ref}"),
-            "external_ref": f"retail:{ref}", "country": countries.get(ref), "created_at": now, "updated_at": now,
-            "lifetime_value_cents": 0, "order_count": 0,
+            "kind": "person",
+            "name": f"Customer {ref}",
+            **text.search_columns(f"Customer {ref}"),
+            "external_ref": f"retail:{ref}",
+            "country": countries.get(ref),
+            "created_at": now,
+            "updated_at": now,
+            "lifetime_value_cents": 0,
+            "order_count": 0,
         }
         for ref in sorted(refs - set(ids))
     ]
@@ -188,9 +196,15 @@ def _ensure_products(
     now = clock.utcnow()
     skus = sorted({line[1] for invoice in invoices for line in invoice.lines} - set(ids))
     rows = [
-        {"sku": sku, "name": catalogue.names.get(sku, sku)[:300],
-         "price_cents": _cents(catalogue.prices.get(sku, Decimal(0))),
-         "currency": currency, "active": True, "created_at": now, "updated_at": now}
+        {
+            "sku": sku,
+            "name": catalogue.names.get(sku, sku)[:300],
+            "price_cents": _cents(catalogue.prices.get(sku, Decimal(0))),
+            "currency": currency,
+            "active": True,
+            "created_at": now,
+            "updated_at": now,
+        }
         for sku in skus
     ]
     if rows:
@@ -254,18 +268,31 @@ def import_retail_orders(
         order_rows = []
         for invoice in batch:
             total = sum(_cents(price * quantity) for _r, _s, quantity, price in invoice.lines)
-            order_rows.append({
-                "number": invoice.number,
-                "customer_id": customer_ids.get(invoice.customer_ref) if invoice.customer_ref else None,
-                "kind": invoice.kind, "ordered_at": invoice.ordered_at, "currency": currency, "total_cents": total,
-                "country": invoice.country, "source": "import",
-            })
-        order_ids = session.execute(
-            sa.insert(Order).returning(Order.id, sort_by_parameter_order=True), order_rows
-        ).scalars().all()
+            order_rows.append(
+                {
+                    "number": invoice.number,
+                    "customer_id": customer_ids.get(invoice.customer_ref) if invoice.customer_ref else None,
+                    "kind": invoice.kind,
+                    "ordered_at": invoice.ordered_at,
+                    "currency": currency,
+                    "total_cents": total,
+                    "country": invoice.country,
+                    "source": "import",
+                }
+            )
+        order_ids = (
+            session.execute(sa.insert(Order).returning(Order.id, sort_by_parameter_order=True), order_rows)
+            .scalars()
+            .all()
+        )
         line_rows = [
-            {"order_id": order_id, "product_id": product_ids[sku], "quantity": quantity,
-             "unit_price_cents": _cents(price), "line_total_cents": _cents(price * quantity)}
+            {
+                "order_id": order_id,
+                "product_id": product_ids[sku],
+                "quantity": quantity,
+                "unit_price_cents": _cents(price),
+                "line_total_cents": _cents(price * quantity),
+            }
             for order_id, invoice in zip(order_ids, batch, strict=True)
             for _row, sku, quantity, price in invoice.lines
         ]
@@ -277,9 +304,16 @@ def import_retail_orders(
             progress(report.rows, report.rows)
     order_service.refresh_customer_stats(uow, customer_ids.values())
     # Bulk inserts bypass the per-row audit listener; the import itself is one audited action.
-    session.execute(sa.insert(AuditEntry).values(
-        at=clock.utcnow(), actor_user_id=uow.actor.user_id, actor_name=uow.actor.name, platform=uow.actor.platform,
-        action="import", entity_type="orders", entity_id=name[:64],
-        after={"rows": report.rows, "created": report.created, "skipped_rows": len(report.problems)},
-    ))
+    session.execute(
+        sa.insert(AuditEntry).values(
+            at=clock.utcnow(),
+            actor_user_id=uow.actor.user_id,
+            actor_name=uow.actor.name,
+            platform=uow.actor.platform,
+            action="import",
+            entity_type="orders",
+            entity_id=name[:64],
+            after={"rows": report.rows, "created": report.created, "skipped_rows": len(report.problems)},
+        )
+    )
     return report

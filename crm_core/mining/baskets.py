@@ -142,9 +142,7 @@ def encode_baskets(baskets: Iterable[Iterable[Hashable]]) -> EncodedBaskets:
     # One pass over all items: the defaultdict hands out codes in first-appearance order.
     first_seen: defaultdict[Hashable, int] = defaultdict(count().__next__)
     try:
-        codes = np.fromiter(
-            map(first_seen.__getitem__, chain.from_iterable(rows)), dtype=np.int64, count=n_entries
-        )
+        codes = np.fromiter(map(first_seen.__getitem__, chain.from_iterable(rows)), dtype=np.int64, count=n_entries)
     except TypeError:
         raise _unhashable_item_error(rows) from None
     labels = list(first_seen)

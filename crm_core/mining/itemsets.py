@@ -48,7 +48,9 @@ class MinedItemsets:
         return array
 
 
-def mine_itemsets(baskets: Iterable[Iterable[Hashable]], min_support: float | int, max_len: int | None) -> MinedItemsets:
+def mine_itemsets(
+    baskets: Iterable[Iterable[Hashable]], min_support: float | int, max_len: int | None
+) -> MinedItemsets:
     """Check the parameters, encode ``baskets`` and mine all frequent itemsets."""
     check_min_support(min_support)
     check_max_len(max_len)

@@ -253,7 +253,9 @@ def _chunks(pair_end: np.ndarray, n_pairs: int) -> list[tuple[int, int, int, int
     # (Same dtype on both sides: searchsorted would otherwise copy pair_end to a wider type.)
     cuts = np.searchsorted(pair_end, np.arange(PAIR_CHUNK, n_pairs, PAIR_CHUNK, dtype=pair_end.dtype), side="left") + 1
     bounds = sorted({0, *cuts.tolist(), pair_end.size})
-    return [(lo, hi, int(pair_end[lo - 1]) if lo else 0, int(pair_end[hi - 1])) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [
+        (lo, hi, int(pair_end[lo - 1]) if lo else 0, int(pair_end[hi - 1])) for lo, hi in zip(bounds[:-1], bounds[1:])
+    ]
 
 
 def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates):

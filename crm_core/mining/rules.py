@@ -25,7 +25,13 @@ from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.itemsets import Itemset, MinedItemsets, itemset_records, mine_itemsets
 from crm_core.mining.levelwise import Level
-from crm_core.mining.thresholds import check_max_len, check_min_lift, check_min_support, check_unit_interval, ratio_at_least
+from crm_core.mining.thresholds import (
+    check_max_len,
+    check_min_lift,
+    check_min_support,
+    check_unit_interval,
+    ratio_at_least,
+)
 
 
 class Rule(NamedTuple):
@@ -95,7 +101,18 @@ def find_rules(
         # {} -> c: confidence is the support of c, lift is 1.
         singles = levels[0]
         empty_counts = np.full(len(singles), n, dtype=np.int64)
-        blocks.append(_select(singles.items[:, :0], singles.items[:, 0], singles.counts, empty_counts, item_count, n, min_confidence, min_lift))
+        blocks.append(
+            _select(
+                singles.items[:, :0],
+                singles.items[:, 0],
+                singles.counts,
+                empty_counts,
+                item_count,
+                n,
+                min_confidence,
+                min_lift,
+            )
+        )
 
     for length in range(2, len(levels) + 1):
         level: Level = levels[length - 1]
@@ -105,9 +122,20 @@ def find_rules(
         for position in range(length):
             antecedents = np.delete(level.items, position, axis=1)
             # Present by downward closure: every subset of a frequent itemset is frequent.
-            antecedent_counts = parent_level.counts[np.searchsorted(parent_keys, _row_keys(antecedents, len(mined.labels)))]
+            antecedent_counts = parent_level.counts[
+                np.searchsorted(parent_keys, _row_keys(antecedents, len(mined.labels)))
+            ]
             parts.append(
-                _select(antecedents, level.items[:, position], level.counts, antecedent_counts, item_count, n, min_confidence, min_lift)
+                _select(
+                    antecedents,
+                    level.items[:, position],
+                    level.counts,
+                    antecedent_counts,
+                    item_count,
+                    n,
+                    min_confidence,
+                    min_lift,
+                )
             )
         blocks.append(_sorted_block(parts))
     return [block for block in blocks if len(block)]

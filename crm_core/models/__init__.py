@@ -1,5 +1,7 @@
 """All CRM models; importing this package registers every table on ``Base.metadata``."""
 
+# Every session audits its flushes; registering here means no write path can forget it.
+from crm_core import audit as _audit  # noqa: E402
 from crm_core.models.audit import AuditEntry
 from crm_core.models.base import Base, UTCDateTime
 from crm_core.models.campaigns import (
@@ -17,6 +19,7 @@ from crm_core.models.campaigns import (
 from crm_core.models.catalog import Order, OrderKind, OrderLine, Product
 from crm_core.models.chat_state import ButtonCommand, FormSession
 from crm_core.models.custom_fields import CustomFieldDefinition, CustomFieldValue, FieldEntity, FieldType
+from crm_core.models.customer_chats import CustomerChat
 from crm_core.models.customers import (
     Company,
     Customer,
@@ -25,7 +28,6 @@ from crm_core.models.customers import (
     CustomerTag,
     RelationshipType,
 )
-from crm_core.models.customer_chats import CustomerChat
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
 from crm_core.models.digests import DigestFrequency, DigestSubscription
 from crm_core.models.followups import FollowUp, FollowUpStatus
@@ -40,22 +42,71 @@ from crm_core.models.templates import TemplateOverride
 from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.models.users import Identity, Platform, Role, User
 
-# Every session audits its flushes; registering here means no write path can forget it.
-from crm_core import audit as _audit  # noqa: E402
-
 _audit.install()
 
 __all__ = [
-    "AuditEntry", "Base", "UTCDateTime", "Order", "OrderKind", "OrderLine", "Product",
-    "CustomFieldDefinition", "CustomFieldValue", "FieldEntity", "FieldType",
-    "Company", "Customer", "CustomerKind", "CustomerRelationship", "CustomerTag", "RelationshipType",
-    "DEFAULT_PROBABILITY", "PIPELINE", "Deal", "DealStage", "DealStageChange",
-    "Direction", "Interaction", "InteractionKind", "Ticket", "TicketPriority", "TicketStatus",
-    "Identity", "Platform", "Role", "User", "OutboxMessage", "OutboxStatus", "CustomerScore", "ModelRun",
-    "MinedRule", "MiningRun", "Recommendation", "RecommendationStatus",
-    "TicketMessage", "CustomerChat", "ButtonCommand", "FormSession", "LinkCode", "InboundEvent",
-    "BlockedRecipient", "ScheduledJob", "SchedulerLock", "TemplateOverride",
-    "Campaign", "CampaignRecipient", "CampaignRun", "CampaignStatus", "CampaignWatch", "Consent", "ConsentStatus",
-    "RecipientStatus", "RunStatus", "Segment",
-    "DigestFrequency", "DigestSubscription", "FollowUp", "FollowUpStatus",
+    "AuditEntry",
+    "Base",
+    "UTCDateTime",
+    "Order",
+    "OrderKind",
+    "OrderLine",
+    "Product",
+    "CustomFieldDefinition",
+    "CustomFieldValue",
+    "FieldEntity",
+    "FieldType",
+    "Company",
+    "Customer",
+    "CustomerKind",
+    "CustomerRelationship",
+    "CustomerTag",
+    "RelationshipType",
+    "DEFAULT_PROBABILITY",
+    "PIPELINE",
+    "Deal",
+    "DealStage",
+    "DealStageChange",
+    "Direction",
+    "Interaction",
+    "InteractionKind",
+    "Ticket",
+    "TicketPriority",
+    "TicketStatus",
+    "Identity",
+    "Platform",
+    "Role",
+    "User",
+    "OutboxMessage",
+    "OutboxStatus",
+    "CustomerScore",
+    "ModelRun",
+    "MinedRule",
+    "MiningRun",
+    "Recommendation",
+    "RecommendationStatus",
+    "TicketMessage",
+    "CustomerChat",
+    "ButtonCommand",
+    "FormSession",
+    "LinkCode",
+    "InboundEvent",
+    "BlockedRecipient",
+    "ScheduledJob",
+    "SchedulerLock",
+    "TemplateOverride",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignRun",
+    "CampaignStatus",
+    "CampaignWatch",
+    "Consent",
+    "ConsentStatus",
+    "RecipientStatus",
+    "RunStatus",
+    "Segment",
+    "DigestFrequency",
+    "DigestSubscription",
+    "FollowUp",
+    "FollowUpStatus",
 ]

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm_core import text
-
 from crm_core.models.base import Base, Timestamped, enum_column
 from crm_core.models.users import User
 

@@ -75,8 +75,9 @@ class Recommendation(Base):
     because: Mapped[list[int]] = mapped_column(sa.JSON)
     confidence: Mapped[float]
     lift: Mapped[float]
-    status: Mapped[RecommendationStatus] = mapped_column(enum_column(RecommendationStatus),
-                                                         default=RecommendationStatus.POSTED)
+    status: Mapped[RecommendationStatus] = mapped_column(
+        enum_column(RecommendationStatus), default=RecommendationStatus.POSTED
+    )
     posted_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     acted_at: Mapped[datetime | None]

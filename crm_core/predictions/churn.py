@@ -62,12 +62,21 @@ def train(uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC
     session = uow.session
     train_shot = snapshot(session, train_cutoff, HORIZON)
     test_shot = snapshot(session, test_cutoff, HORIZON)
-    run = ModelRun(kind="churn", trained_at=now, train_cutoff=train_cutoff, test_cutoff=test_cutoff,
-                   train_size=len(train_shot.customer_ids), test_size=len(test_shot.customer_ids), metrics={})
+    run = ModelRun(
+        kind="churn",
+        trained_at=now,
+        train_cutoff=train_cutoff,
+        test_cutoff=test_cutoff,
+        train_size=len(train_shot.customer_ids),
+        test_size=len(test_shot.customer_ids),
+        metrics={},
+    )
     session.add(run)
     if not (_usable(train_shot) and _usable(test_shot)):
-        run.note = (f"not enough history to train and test honestly: need {MIN_EXAMPLES}+ customers with orders "
-                    f"before {train_cutoff.date()} and both outcomes in each period")
+        run.note = (
+            f"not enough history to train and test honestly: need {MIN_EXAMPLES}+ customers with orders "
+            f"before {train_cutoff.date()} and both outcomes in each period"
+        )
         run.duration_ms = int((time.perf_counter() - started) * 1000)
         session.flush()
         return ChurnResult(run, {})
@@ -91,8 +100,10 @@ def train(uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC
     run.metrics = {
         "brier": round(float(brier_score_loss(test_shot.y, predicted)), 4),
         "churn_rate_test": round(float(test_shot.y.mean()), 4),
-        "calibration": [[round(float(p), 3), round(float(o), 3), int(c)]
-                        for p, o, c in zip(mean_predicted, observed, counts, strict=False)],
+        "calibration": [
+            [round(float(p), 3), round(float(o), 3), int(c)]
+            for p, o, c in zip(mean_predicted, observed, counts, strict=False)
+        ],
         "candidates": {name: round(auc, 4) for name, auc in scores.items()},
         "features": list(FEATURES),
     }

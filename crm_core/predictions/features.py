@@ -17,8 +17,14 @@ from crm_core.clock import as_utc
 from crm_core.models import Customer, Interaction, Order, OrderKind, Ticket
 
 FEATURES = (
-    "recency_days", "orders_total", "orders_365d", "log_spend_365d", "log_avg_order", "tenure_days",
-    "tickets", "interactions_180d",
+    "recency_days",
+    "orders_total",
+    "orders_365d",
+    "log_spend_365d",
+    "log_avg_order",
+    "tenure_days",
+    "tickets",
+    "interactions_180d",
 )
 
 
@@ -47,20 +53,36 @@ def snapshot(session: Session, cutoff: datetime, horizon: timedelta | None = Non
             sa.func.sum(Order.total_cents),
             sa.func.max(Order.ordered_at),
             sa.func.min(Order.ordered_at),
-        ).where(purchases).group_by(Order.customer_id).order_by(Order.customer_id)
+        )
+        .where(purchases)
+        .group_by(Order.customer_id)
+        .order_by(Order.customer_id)
     ).all()
     if not rows:
         empty = np.zeros(0)
-        return Snapshot(cutoff, np.zeros(0, dtype=int), np.zeros((0, len(FEATURES))), None if horizon is None else empty,
-                        empty, empty, empty)
-    tickets = dict(session.execute(
-        sa.select(Ticket.customer_id, sa.func.count()).where(Ticket.created_at < cutoff).group_by(Ticket.customer_id)
-    ).all())
-    interactions = dict(session.execute(
-        sa.select(Interaction.customer_id, sa.func.count())
-        .where(Interaction.occurred_at < cutoff, Interaction.occurred_at >= cutoff - timedelta(days=180))
-        .group_by(Interaction.customer_id)
-    ).all())
+        return Snapshot(
+            cutoff,
+            np.zeros(0, dtype=int),
+            np.zeros((0, len(FEATURES))),
+            None if horizon is None else empty,
+            empty,
+            empty,
+            empty,
+        )
+    tickets = dict(
+        session.execute(
+            sa.select(Ticket.customer_id, sa.func.count())
+            .where(Ticket.created_at < cutoff)
+            .group_by(Ticket.customer_id)
+        ).all()
+    )
+    interactions = dict(
+        session.execute(
+            sa.select(Interaction.customer_id, sa.func.count())
+            .where(Interaction.occurred_at < cutoff, Interaction.occurred_at >= cutoff - timedelta(days=180))
+            .group_by(Interaction.customer_id)
+        ).all()
+    )
     created = dict(session.execute(sa.select(Customer.id, Customer.created_at)).all())
     ids, features, recency, totals, spend = [], [], [], [], []
     for customer_id, count, count_365, spend_365, spend_all, last, first in rows:
@@ -73,20 +95,39 @@ def snapshot(session: Session, cutoff: datetime, horizon: timedelta | None = Non
         recency.append(recency_days)
         totals.append(count)
         spend.append(spend_all)
-        features.append([
-            recency_days, count, count_365, np.log1p(max(spend_365, 0) / 100),
-            np.log1p(max(spend_all, 0) / 100 / count), (cutoff - start).total_seconds() / 86400,
-            tickets.get(customer_id, 0), interactions.get(customer_id, 0),
-        ])
+        features.append(
+            [
+                recency_days,
+                count,
+                count_365,
+                np.log1p(max(spend_365, 0) / 100),
+                np.log1p(max(spend_all, 0) / 100 / count),
+                (cutoff - start).total_seconds() / 86400,
+                tickets.get(customer_id, 0),
+                interactions.get(customer_id, 0),
+            ]
+        )
     labels = None
     if horizon is not None:
-        bought = set(session.scalars(
-            sa.select(Order.customer_id).distinct().where(
-                Order.kind == OrderKind.PURCHASE, Order.ordered_at >= cutoff, Order.ordered_at < cutoff + horizon)
-        ))
+        bought = set(
+            session.scalars(
+                sa.select(Order.customer_id)
+                .distinct()
+                .where(
+                    Order.kind == OrderKind.PURCHASE, Order.ordered_at >= cutoff, Order.ordered_at < cutoff + horizon
+                )
+            )
+        )
         labels = np.array([0 if customer_id in bought else 1 for customer_id in ids], dtype=int)
-    return Snapshot(cutoff, np.array(ids), np.array(features, dtype=float), labels, np.array(recency),
-                    np.array(totals, dtype=float), np.array(spend, dtype=float))
+    return Snapshot(
+        cutoff,
+        np.array(ids),
+        np.array(features, dtype=float),
+        labels,
+        np.array(recency),
+        np.array(totals, dtype=float),
+        np.array(spend, dtype=float),
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -29,13 +29,23 @@ def refresh_scores(uow: UnitOfWork, now: datetime | None = None) -> ModelRun:
     uow.session.execute(sa.delete(CustomerScore))
     rows = []
     for index, customer_id in enumerate(current.customer_ids.tolist()):
-        risk, run_id = (result.risks.get(customer_id), result.run.id) if result.run.published else \
-            previous.get(customer_id, (None, None))
-        rows.append({
-            "customer_id": customer_id, "churn_risk": risk, "churn_run_id": run_id,
-            "recency_score": int(r[index]), "frequency_score": int(f[index]), "monetary_score": int(m[index]),
-            "rfm_segment": rfm.segment(int(r[index]), int(f[index]), int(m[index])), "scored_at": now,
-        })
+        risk, run_id = (
+            (result.risks.get(customer_id), result.run.id)
+            if result.run.published
+            else previous.get(customer_id, (None, None))
+        )
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "churn_risk": risk,
+                "churn_run_id": run_id,
+                "recency_score": int(r[index]),
+                "frequency_score": int(f[index]),
+                "monetary_score": int(m[index]),
+                "rfm_segment": rfm.segment(int(r[index]), int(f[index]), int(m[index])),
+                "scored_at": now,
+            }
+        )
     if rows:
         uow.session.execute(sa.insert(CustomerScore), rows)
     return result.run
@@ -43,8 +53,12 @@ def refresh_scores(uow: UnitOfWork, now: datetime | None = None) -> ModelRun:
 
 def _previous_risks(uow: UnitOfWork) -> dict[int, tuple[float | None, int | None]]:
     # An unpublished run keeps the last published risks rather than wiping them.
-    return {cid: (risk, run_id) for cid, risk, run_id in uow.session.execute(
-        sa.select(CustomerScore.customer_id, CustomerScore.churn_risk, CustomerScore.churn_run_id))}
+    return {
+        cid: (risk, run_id)
+        for cid, risk, run_id in uow.session.execute(
+            sa.select(CustomerScore.customer_id, CustomerScore.churn_risk, CustomerScore.churn_run_id)
+        )
+    }
 
 
 def latest_run(uow: UnitOfWork, kind: str = "churn", published_only: bool = False) -> ModelRun | None:

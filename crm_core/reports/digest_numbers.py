@@ -161,15 +161,18 @@ def _orders(session: Session, period: Period, currency: str) -> tuple[int, int]:
 
 def _closed_deals(session: Session, period: Period, currency: str) -> tuple[int, int, int]:
     change = DealStageChange
-    counts = dict(session.execute(
-        sa.select(change.to_stage, sa.func.count(sa.distinct(change.deal_id)))
-        .where(change.to_stage.in_([DealStage.WON, DealStage.LOST]), _in(change.changed_at, period))
-        .group_by(change.to_stage)
-    ).all())
+    counts = dict(
+        session.execute(
+            sa.select(change.to_stage, sa.func.count(sa.distinct(change.deal_id)))
+            .where(change.to_stage.in_([DealStage.WON, DealStage.LOST]), _in(change.changed_at, period))
+            .group_by(change.to_stage)
+        ).all()
+    )
     won_ids = sa.select(change.deal_id).where(change.to_stage == DealStage.WON, _in(change.changed_at, period))
     won_cents = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(_in_currency(currency, Deal.amount_cents, Deal.currency)), 0))
-        .where(Deal.id.in_(won_ids))
+        sa.select(sa.func.coalesce(sa.func.sum(_in_currency(currency, Deal.amount_cents, Deal.currency)), 0)).where(
+            Deal.id.in_(won_ids)
+        )
     )
     return int(counts.get(DealStage.WON, 0)), int(won_cents or 0), int(counts.get(DealStage.LOST, 0))
 
@@ -207,16 +210,24 @@ def pipeline_at(session: Session, moment: datetime, currency: str) -> tuple[Stag
     probability = sa.case((deals.c.stage == deals.c.current, deals.c.probability), else_=default_probability)
     amount = _in_currency(currency, deals.c.amount, deals.c.currency)
     rows = session.execute(
-        sa.select(deals.c.stage, sa.func.count(), sa.func.coalesce(sa.func.sum(amount), 0),
-                  sa.func.coalesce(sa.func.sum(amount * probability), 0))
+        sa.select(
+            deals.c.stage,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(amount), 0),
+            sa.func.coalesce(sa.func.sum(amount * probability), 0),
+        )
         .where(deals.c.stage.in_([s.value for s in PIPELINE]))
         .group_by(deals.c.stage)
     ).all()
     found = {str(getattr(stage, "value", stage)): (count, total, weighted) for stage, count, total, weighted in rows}
     return tuple(
-        StageValue(stage.value, int(found.get(stage.value, (0, 0, 0))[0]), int(found.get(stage.value, (0, 0, 0))[1]),
-                   # cents × percent / 100, rounded half up
-                   (int(found.get(stage.value, (0, 0, 0))[2]) + 50) // 100)
+        StageValue(
+            stage.value,
+            int(found.get(stage.value, (0, 0, 0))[0]),
+            int(found.get(stage.value, (0, 0, 0))[1]),
+            # cents × percent / 100, rounded half up
+            (int(found.get(stage.value, (0, 0, 0))[2]) + 50) // 100,
+        )
         for stage in PIPELINE
     )
 
@@ -228,14 +239,19 @@ def _funnel(session: Session, period: Period) -> tuple[FunnelStep, ...]:
         later = aliased(DealStageChange)
         moved_on = (
             sa.select(later.id)
-            .where(later.deal_id == entry.deal_id, later.to_stage.in_(list(FUNNEL[index + 1:])),
-                   later.changed_at >= entry.changed_at, later.changed_at < period.end)
+            .where(
+                later.deal_id == entry.deal_id,
+                later.to_stage.in_(list(FUNNEL[index + 1 :])),
+                later.changed_at >= entry.changed_at,
+                later.changed_at < period.end,
+            )
             .exists()
         )
         entered, moved = session.execute(
-            sa.select(sa.func.count(sa.distinct(entry.deal_id)),
-                      sa.func.count(sa.distinct(sa.case((moved_on, entry.deal_id)))))
-            .where(entry.to_stage == stage, _in(entry.changed_at, period))
+            sa.select(
+                sa.func.count(sa.distinct(entry.deal_id)),
+                sa.func.count(sa.distinct(sa.case((moved_on, entry.deal_id)))),
+            ).where(entry.to_stage == stage, _in(entry.changed_at, period))
         ).one()
         steps.append(FunnelStep(stage.value, FUNNEL[index + 1].value, int(entered), int(moved)))
     return tuple(steps)
@@ -245,12 +261,16 @@ def _tickets(session: Session, period: Period) -> tuple[int, int, int]:
     finished = sa.func.coalesce(Ticket.resolved_at, Ticket.closed_at)
     opened = session.scalar(sa.select(sa.func.count()).where(_in(Ticket.created_at, period))) or 0
     resolved = session.scalar(sa.select(sa.func.count()).where(_in(Ticket.resolved_at, period))) or 0
-    overdue = session.scalar(
-        sa.select(sa.func.count()).where(
-            Ticket.created_at < period.end, Ticket.resolve_due_at < period.end,
-            sa.or_(finished.is_(None), finished >= period.end),
+    overdue = (
+        session.scalar(
+            sa.select(sa.func.count()).where(
+                Ticket.created_at < period.end,
+                Ticket.resolve_due_at < period.end,
+                sa.or_(finished.is_(None), finished >= period.end),
+            )
         )
-    ) or 0
+        or 0
+    )
     return int(opened), int(resolved), int(overdue)
 
 
@@ -265,8 +285,9 @@ def _median_first_response(session: Session, period: Period) -> float | None:
 
 def _satisfaction(session: Session, period: Period) -> tuple[float | None, int]:
     mean, count = session.execute(
-        sa.select(sa.func.avg(Ticket.rating), sa.func.count(Ticket.rating))
-        .where(Ticket.rating.is_not(None), _in(Ticket.rated_at, period))
+        sa.select(sa.func.avg(Ticket.rating), sa.func.count(Ticket.rating)).where(
+            Ticket.rating.is_not(None), _in(Ticket.rated_at, period)
+        )
     ).one()
     return (float(mean) if mean is not None else None), int(count)
 
@@ -292,8 +313,14 @@ def revenue_trend(session: Session, buckets: list[Period], currency: str) -> lis
     if not buckets:
         return []
     columns = [
-        sa.func.coalesce(sa.func.sum(sa.case(
-            (sa.and_(_in(Order.ordered_at, bucket), Order.currency == currency), Order.total_cents), else_=0)), 0)
+        sa.func.coalesce(
+            sa.func.sum(
+                sa.case(
+                    (sa.and_(_in(Order.ordered_at, bucket), Order.currency == currency), Order.total_cents), else_=0
+                )
+            ),
+            0,
+        )
         for bucket in buckets
     ]
     row = session.execute(

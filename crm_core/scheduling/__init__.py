@@ -12,6 +12,17 @@ from crm_core.scheduling.registry import JobRun, RunOutcome, next_due_time, reso
 from crm_core.scheduling.triggers import Calendar, Interval, Once, Trigger, from_spec, parse_hhmm
 
 __all__ = [
-    "JobRun", "RunOutcome", "next_due_time", "resolve_task", "run_due", "schedule", "unschedule",
-    "Calendar", "Interval", "Once", "Trigger", "from_spec", "parse_hhmm",
+    "JobRun",
+    "RunOutcome",
+    "next_due_time",
+    "resolve_task",
+    "run_due",
+    "schedule",
+    "unschedule",
+    "Calendar",
+    "Interval",
+    "Once",
+    "Trigger",
+    "from_spec",
+    "parse_hhmm",
 ]

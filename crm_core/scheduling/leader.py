@@ -95,12 +95,14 @@ class LeaderLock:
             else:
                 with self.engine.begin() as connection:
                     connection.execute(
-                        sa.delete(SchedulerLock).where(SchedulerLock.name == self.name,
-                                                       SchedulerLock.holder == self.holder)
+                        sa.delete(SchedulerLock).where(
+                            SchedulerLock.name == self.name, SchedulerLock.holder == self.holder
+                        )
                     )
         except sa.exc.SQLAlchemyError as exc:
-            log.warning("releasing the %s lock failed (it goes with its connection or expires): %s", self.name,
-                        _reason(exc))
+            log.warning(
+                "releasing the %s lock failed (it goes with its connection or expires): %s", self.name, _reason(exc)
+            )
         finally:
             self._drop_connection()
 
@@ -120,11 +122,15 @@ class LeaderLock:
         assert self._connection is not None
         # pg_locks shows a bigint key as two unsigned 32-bit halves.
         key = advisory_key(self.name) & 0xFFFFFFFFFFFFFFFF
-        return bool(self._connection.execute(
-            sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
-                    "AND granted AND objsubid = 1 AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid)"),
-            {"high": key >> 32, "low": key & 0xFFFFFFFF},
-        ).scalar())
+        return bool(
+            self._connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                    "AND granted AND objsubid = 1 AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid)"
+                ),
+                {"high": key >> 32, "low": key & 0xFFFFFFFF},
+            ).scalar()
+        )
 
     def _drop_connection(self) -> None:
         if self._connection is not None:
@@ -146,8 +152,11 @@ class LeaderLock:
                 sa.select(SchedulerLock.holder, SchedulerLock.expires_at).where(SchedulerLock.name == self.name)
             ).first()
             if row is None:
-                connection.execute(sa.insert(SchedulerLock).values(
-                    name=self.name, holder=self.holder, acquired_at=now, heartbeat_at=now, expires_at=now + self.ttl))
+                connection.execute(
+                    sa.insert(SchedulerLock).values(
+                        name=self.name, holder=self.holder, acquired_at=now, heartbeat_at=now, expires_at=now + self.ttl
+                    )
+                )
                 return True
             holder, expires_at = row
             if holder != self.holder and expires_at > now:
@@ -155,8 +164,9 @@ class LeaderLock:
             if holder != self.holder:
                 log.warning("taking over the %s lock from %s (expired %s)", self.name, holder, expires_at.isoformat())
             connection.execute(
-                sa.update(SchedulerLock).where(SchedulerLock.name == self.name).values(
-                    holder=self.holder, acquired_at=now, heartbeat_at=now, expires_at=now + self.ttl)
+                sa.update(SchedulerLock)
+                .where(SchedulerLock.name == self.name)
+                .values(holder=self.holder, acquired_at=now, heartbeat_at=now, expires_at=now + self.ttl)
             )
             return True
 

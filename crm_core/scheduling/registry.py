@@ -101,8 +101,9 @@ def schedule(
     first = as_utc(trigger.at) if isinstance(trigger, Once) else trigger.next_after(now)
     job = uow.session.get(ScheduledJob, job_id)
     if job is None:
-        job = ScheduledJob(id=job_id, task=task, trigger=spec, args=args or {}, next_run_at=first, run_count=0,
-                           failures=0)
+        job = ScheduledJob(
+            id=job_id, task=task, trigger=spec, args=args or {}, next_run_at=first, run_count=0, failures=0
+        )
         uow.session.add(job)
     elif job.trigger != spec or job.next_run_at is None:
         job.trigger = spec
@@ -176,8 +177,9 @@ def run_due(
     return outcomes
 
 
-def _claim(session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime,
-           lease: timedelta) -> ScheduledJob | None:
+def _claim(
+    session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime, lease: timedelta
+) -> ScheduledJob | None:
     with UnitOfWork(session_factory, SCHEDULER_ACTOR) as uow:
         claimed = uow.session.execute(
             sa.update(ScheduledJob)
@@ -195,8 +197,14 @@ def _claim(session_factory: sessionmaker[Session], job_id: str, fire_time: datet
         return uow.session.get(ScheduledJob, job_id)
 
 
-def _run_one(session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime,
-             lease: timedelta, config: Mapping[str, str]) -> RunOutcome | None:
+def _run_one(
+    session_factory: sessionmaker[Session],
+    job_id: str,
+    fire_time: datetime,
+    now: datetime,
+    lease: timedelta,
+    config: Mapping[str, str],
+) -> RunOutcome | None:
     job = _claim(session_factory, job_id, fire_time, now, lease)
     if job is None:
         return None  # someone else has it, or it changed since we looked
@@ -206,13 +214,25 @@ def _run_one(session_factory: sessionmaker[Session], job_id: str, fire_time: dat
     error = None
     if job.misfire_grace_seconds is not None and late > job.misfire_grace_seconds:
         status = "missed"
-        log.warning("job %s due at %s is %.0fs late (grace %ss): skipped", job_id, latest.isoformat(), late,
-                    job.misfire_grace_seconds)
+        log.warning(
+            "job %s due at %s is %.0fs late (grace %ss): skipped",
+            job_id,
+            latest.isoformat(),
+            late,
+            job.misfire_grace_seconds,
+        )
     else:
         try:
             task = resolve_task(job.task)
-            task(JobRun(job_id=job_id, fire_time=latest, args=dict(job.args or {}),
-                        session_factory=session_factory, config=config))
+            task(
+                JobRun(
+                    job_id=job_id,
+                    fire_time=latest,
+                    args=dict(job.args or {}),
+                    session_factory=session_factory,
+                    config=config,
+                )
+            )
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
             ref = secrets.token_hex(4).upper()
@@ -222,8 +242,14 @@ def _run_one(session_factory: sessionmaker[Session], job_id: str, fire_time: dat
     return RunOutcome(job_id, latest, status, error)
 
 
-def _complete(session_factory: sessionmaker[Session], job: ScheduledJob, fire_time: datetime, latest: datetime,
-              status: str, error: str | None) -> None:
+def _complete(
+    session_factory: sessionmaker[Session],
+    job: ScheduledJob,
+    fire_time: datetime,
+    latest: datetime,
+    status: str,
+    error: str | None,
+) -> None:
     finished = max(utcnow(), latest)
     trigger = from_spec(job.trigger)
     regular = trigger.next_after(finished)
@@ -240,15 +266,29 @@ def _complete(session_factory: sessionmaker[Session], job: ScheduledJob, fire_ti
             done = uow.session.execute(sa.delete(ScheduledJob).where(unchanged)).rowcount
         else:
             done = uow.session.execute(
-                sa.update(ScheduledJob).where(unchanged).values(
-                    next_run_at=next_run, lease_until=None, last_run_at=finished, last_status=status,
-                    last_error=error, failures=failures, run_count=ScheduledJob.run_count + int(ran),
-                ).execution_options(synchronize_session=False)
+                sa.update(ScheduledJob)
+                .where(unchanged)
+                .values(
+                    next_run_at=next_run,
+                    lease_until=None,
+                    last_run_at=finished,
+                    last_status=status,
+                    last_error=error,
+                    failures=failures,
+                    run_count=ScheduledJob.run_count + int(ran),
+                )
+                .execution_options(synchronize_session=False)
             ).rowcount
         if not done:
             uow.session.execute(
-                sa.update(ScheduledJob).where(ScheduledJob.id == job.id).values(
-                    lease_until=None, last_run_at=finished, last_status=status, last_error=error,
+                sa.update(ScheduledJob)
+                .where(ScheduledJob.id == job.id)
+                .values(
+                    lease_until=None,
+                    last_run_at=finished,
+                    last_status=status,
+                    last_error=error,
                     run_count=ScheduledJob.run_count + int(ran),
-                ).execution_options(synchronize_session=False)
+                )
+                .execution_options(synchronize_session=False)
             )

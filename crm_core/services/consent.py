@@ -41,16 +41,18 @@ def consent_of(uow: UnitOfWork, customer_id: int, platform: str) -> Consent | No
     ).one_or_none()
 
 
-def opt_in(uow: UnitOfWork, customer_id: int, platform: str, conversation: str, source: str,
-           now: datetime | None = None) -> Consent:
+def opt_in(
+    uow: UnitOfWork, customer_id: int, platform: str, conversation: str, source: str, now: datetime | None = None
+) -> Consent:
     """Record that the customer may get campaign messages on ``platform`` at ``conversation``."""
     if platform not in CONSENT_PLATFORMS:
         raise ValidationError(f"consent is recorded for {' or '.join(CONSENT_PLATFORMS)}, not {platform}")
     now = now or utcnow()
     row = consent_of(uow, customer_id, platform)
     if row is None:
-        row = Consent(customer_id=customer_id, platform=platform, conversation=conversation,
-                      status=ConsentStatus.OPTED_IN)
+        row = Consent(
+            customer_id=customer_id, platform=platform, conversation=conversation, status=ConsentStatus.OPTED_IN
+        )
         uow.session.add(row)
     elif row.status is ConsentStatus.OPTED_IN and row.conversation == conversation:
         return row
@@ -65,26 +67,41 @@ def opt_in(uow: UnitOfWork, customer_id: int, platform: str, conversation: str, 
 def _cancel_pending(uow: UnitOfWork, customer_ids: list[int], platform: str) -> int:
     o = OutboxMessage
     return uow.session.execute(
-        sa.update(o).where(o.customer_id.in_(customer_ids), o.platform == platform, o.kind.in_(CAMPAIGN_KINDS),
-                           o.status.in_([OutboxStatus.PENDING, OutboxStatus.HELD]))
+        sa.update(o)
+        .where(
+            o.customer_id.in_(customer_ids),
+            o.platform == platform,
+            o.kind.in_(CAMPAIGN_KINDS),
+            o.status.in_([OutboxStatus.PENDING, OutboxStatus.HELD]),
+        )
         .values(status=OutboxStatus.CANCELLED, last_error=OPTED_OUT_ERROR)
         .execution_options(synchronize_session=False)
     ).rowcount
 
 
-def opt_out_customer(uow: UnitOfWork, customer_id: int, platform: str, source: str,
-                     conversation: str | None = None, now: datetime | None = None) -> OptOut:
+def opt_out_customer(
+    uow: UnitOfWork,
+    customer_id: int,
+    platform: str,
+    source: str,
+    conversation: str | None = None,
+    now: datetime | None = None,
+) -> OptOut:
     """Stop campaign messages to a customer on ``platform`` (recorded even without an earlier opt-in,
     so a later import cannot make them reachable by accident)."""
     now = now or utcnow()
     row = consent_of(uow, customer_id, platform)
     if row is None:
         if conversation is None:
-            chat = uow.session.scalars(sa.select(CustomerChat).where(
-                CustomerChat.customer_id == customer_id, CustomerChat.platform == platform)).first()
+            chat = uow.session.scalars(
+                sa.select(CustomerChat).where(
+                    CustomerChat.customer_id == customer_id, CustomerChat.platform == platform
+                )
+            ).first()
             conversation = chat.conversation if chat is not None else ""
-        row = Consent(customer_id=customer_id, platform=platform, conversation=conversation,
-                      status=ConsentStatus.OPTED_OUT)
+        row = Consent(
+            customer_id=customer_id, platform=platform, conversation=conversation, status=ConsentStatus.OPTED_OUT
+        )
         uow.session.add(row)
     if row.status is not ConsentStatus.OPTED_OUT or row.opted_out_at is None:
         row.status, row.opted_out_at, row.opted_out_source = ConsentStatus.OPTED_OUT, now, source[:100]
@@ -92,18 +109,32 @@ def opt_out_customer(uow: UnitOfWork, customer_id: int, platform: str, source: s
     return OptOut(1, _cancel_pending(uow, [customer_id], platform))
 
 
-def opt_out_address(uow: UnitOfWork, platform: str, conversation: str, source: str,
-                    user_external_id: str | None = None, now: datetime | None = None) -> OptOut:
+def opt_out_address(
+    uow: UnitOfWork,
+    platform: str,
+    conversation: str,
+    source: str,
+    user_external_id: str | None = None,
+    now: datetime | None = None,
+) -> OptOut:
     """``/stop`` or the unsubscribe button, from a chat: whoever gets our campaign messages there.
 
     In a private Telegram chat that is the customer behind the chat (by their user id); in a Slack
     shared channel, every customer whose consent points at that channel.
     """
-    customer_ids = set(uow.session.scalars(
-        sa.select(Consent.customer_id).where(Consent.platform == platform, Consent.conversation == conversation)))
+    customer_ids = set(
+        uow.session.scalars(
+            sa.select(Consent.customer_id).where(Consent.platform == platform, Consent.conversation == conversation)
+        )
+    )
     if user_external_id is not None:
-        customer_ids |= set(uow.session.scalars(sa.select(CustomerChat.customer_id).where(
-            CustomerChat.platform == platform, CustomerChat.external_id == user_external_id)))
+        customer_ids |= set(
+            uow.session.scalars(
+                sa.select(CustomerChat.customer_id).where(
+                    CustomerChat.platform == platform, CustomerChat.external_id == user_external_id
+                )
+            )
+        )
     cancelled = 0
     for customer_id in sorted(customer_ids):
         cancelled += opt_out_customer(uow, customer_id, platform, source, conversation=conversation, now=now).cancelled
@@ -112,13 +143,22 @@ def opt_out_address(uow: UnitOfWork, platform: str, conversation: str, source: s
 
 def reachable(session: Session, customer_id: int, platform: str, conversation: str) -> bool:
     """Whether a campaign message may go to this customer at this address now."""
-    return session.scalar(
-        sa.select(sa.func.count()).select_from(Consent).where(
-            Consent.customer_id == customer_id, Consent.platform == platform, Consent.conversation == conversation,
-            Consent.status == ConsentStatus.OPTED_IN)
-    ) > 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(Consent)
+            .where(
+                Consent.customer_id == customer_id,
+                Consent.platform == platform,
+                Consent.conversation == conversation,
+                Consent.status == ConsentStatus.OPTED_IN,
+            )
+        )
+        > 0
+    )
 
 
 def consents_of(uow: UnitOfWork, customer_id: int) -> list[Consent]:
-    return list(uow.session.scalars(
-        sa.select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.platform)))
+    return list(
+        uow.session.scalars(sa.select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.platform))
+    )

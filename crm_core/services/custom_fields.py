@@ -66,8 +66,12 @@ def define_field(
     if exists:
         raise Conflict(f"{entity} already has a field {key!r}")
     definition = CustomFieldDefinition(
-        entity=entity, key=key, label=(label or key.replace("_", " ").capitalize())[:100],
-        type=type_, choices=choices, required=required,
+        entity=entity,
+        key=key,
+        label=(label or key.replace("_", " ").capitalize())[:100],
+        type=type_,
+        choices=choices,
+        required=required,
     )
     uow.session.add(definition)
     uow.session.flush()
@@ -90,7 +94,9 @@ def parse_value(definition: CustomFieldDefinition, raw: str) -> str | float | da
         try:
             return date.fromisoformat(value)
         except ValueError:
-            raise ValidationError(f"{definition.label} must be a date like 2026-12-01, not {raw!r}", field=key) from None
+            raise ValidationError(
+                f"{definition.label} must be a date like 2026-12-01, not {raw!r}", field=key
+            ) from None
     if definition.type is FieldType.CHOICE:
         for choice in definition.choices or []:
             if choice.casefold() == value.casefold():

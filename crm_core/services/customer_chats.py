@@ -40,10 +40,18 @@ def ensure_chat(uow: UnitOfWork, platform_id: PlatformId, conversation: str, dis
     chat = chat_for(uow, platform_id)
     if chat is not None:
         return chat
-    name = (display_name or "").strip()[: customers.MAX_NAME] or f"{platform_id.platform} user {platform_id.external_id}"
+    name = (display_name or "").strip()[
+        : customers.MAX_NAME
+    ] or f"{platform_id.platform} user {platform_id.external_id}"
     customer = customers.create_customer(uow, name)
-    chat = CustomerChat(customer_id=customer.id, platform=platform_id.platform, external_id=platform_id.external_id,
-                        conversation=conversation, display_name=display_name, placeholder=True)
+    chat = CustomerChat(
+        customer_id=customer.id,
+        platform=platform_id.platform,
+        external_id=platform_id.external_id,
+        conversation=conversation,
+        display_name=display_name,
+        placeholder=True,
+    )
     uow.session.add(chat)
     uow.session.flush()
     return chat

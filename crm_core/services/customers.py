@@ -15,13 +15,13 @@ from crm_core.models import (
     Company,
     Customer,
     CustomerKind,
-    FollowUp,
-    FollowUpStatus,
     CustomerRelationship,
     CustomerScore,
     CustomerTag,
     Deal,
     FieldEntity,
+    FollowUp,
+    FollowUpStatus,
     Interaction,
     Order,
     OrderKind,
@@ -153,7 +153,10 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
                     parsed.tags_set = [] if empty else _parse_tags(value)
             elif key in definitions:
                 definition = definitions[key]
-                parsed.custom[definition.id] = (definition, None if empty else custom_fields.parse_value(definition, value))
+                parsed.custom[definition.id] = (
+                    definition,
+                    None if empty else custom_fields.parse_value(definition, value),
+                )
             else:
                 known = ", ".join([*CORE_FIELDS, *definitions])
                 raise ValidationError(f"unknown field {raw_key!r} (fields: {known})", field=key)
@@ -206,7 +209,8 @@ def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None]
     changes = {"name": name, **(fields or {})}
     parsed = _parse_changes(uow, changes)
     missing = [
-        d.label for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)
+        d.label
+        for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)
         if d.required and d.id not in parsed.custom
     ]
     if missing:
@@ -241,8 +245,11 @@ def add_relationship(
     get_customer(uow, customer_id)
     get_customer(uow, related_customer_id)
     relationship = CustomerRelationship(
-        customer_id=customer_id, related_customer_id=related_customer_id, type=type_,
-        started_on=started_on or clock.utcnow().date(), note=note,
+        customer_id=customer_id,
+        related_customer_id=related_customer_id,
+        type=type_,
+        started_on=started_on or clock.utcnow().date(),
+        note=note,
     )
     uow.session.add(relationship)
     uow.session.flush()
@@ -261,13 +268,20 @@ def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | Non
 def current_values(uow: UnitOfWork, customer: Customer) -> dict[str, str]:
     """Every editable field as text, as a form shows it: to tell which submitted values changed."""
     values = {
-        "name": customer.name, "email": customer.email or "", "phone": customer.phone or "",
-        "company": customer.company.name if customer.company else "", "country": customer.country or "",
-        "language": customer.language or "", "timezone": customer.timezone or "",
-        "owner": customer.owner.name if customer.owner else "", "tags": ",".join(customer.tags),
+        "name": customer.name,
+        "email": customer.email or "",
+        "phone": customer.phone or "",
+        "company": customer.company.name if customer.company else "",
+        "country": customer.country or "",
+        "language": customer.language or "",
+        "timezone": customer.timezone or "",
+        "owner": customer.owner.name if customer.owner else "",
+        "tags": ",".join(customer.tags),
         "kind": customer.kind.value,
     }
-    values.update({v.definition.key: v.display for v in custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer.id)})
+    values.update(
+        {v.definition.key: v.display for v in custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer.id)}
+    )
     return values
 
 
@@ -338,9 +352,11 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
     followups_due = list(
         session.scalars(
             sa.select(FollowUp)
-            .where(FollowUp.customer_id == customer_id,
-                   FollowUp.status.in_([FollowUpStatus.PENDING, FollowUpStatus.REMINDED]),
-                   FollowUp.due_at < end_of_today)
+            .where(
+                FollowUp.customer_id == customer_id,
+                FollowUp.status.in_([FollowUpStatus.PENDING, FollowUpStatus.REMINDED]),
+                FollowUp.due_at < end_of_today,
+            )
             .order_by(FollowUp.due_at, FollowUp.id)
         )
     )

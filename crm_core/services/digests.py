@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crm_core import clock, outbox
-from crm_core.errors import ValidationError
 from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW, Counts, campaign_report
+from crm_core.errors import ValidationError
 from crm_core.models import (
     Campaign,
     CampaignRun,
@@ -74,9 +74,11 @@ def subscribe(
     except ValueError as exc:
         raise ValidationError(str(exc)) from None
     subscription = uow.session.scalars(
-        sa.select(DigestSubscription).where(DigestSubscription.platform == platform,
-                                            DigestSubscription.conversation == conversation,
-                                            DigestSubscription.frequency == frequency)
+        sa.select(DigestSubscription).where(
+            DigestSubscription.platform == platform,
+            DigestSubscription.conversation == conversation,
+            DigestSubscription.frequency == frequency,
+        )
     ).one_or_none()
     if subscription is None:
         subscription = DigestSubscription(platform=platform, conversation=conversation, frequency=frequency)
@@ -88,13 +90,20 @@ def subscribe(
     subscription.created_by_id = user_id
     uow.session.flush()
     trigger = Calendar(at_time, timezone, weekdays=(weekday,) if frequency is DigestFrequency.WEEKLY else None)
-    schedule(uow, job_id(subscription.id), SEND_TASK, trigger, args={"subscription_id": subscription.id},
-             misfire_grace_seconds=MISFIRE_GRACE_SECONDS)
+    schedule(
+        uow,
+        job_id(subscription.id),
+        SEND_TASK,
+        trigger,
+        args={"subscription_id": subscription.id},
+        misfire_grace_seconds=MISFIRE_GRACE_SECONDS,
+    )
     return subscription
 
 
-def unsubscribe(uow: UnitOfWork, platform: str, conversation: str,
-                frequency: DigestFrequency | None = None) -> list[DigestSubscription]:
+def unsubscribe(
+    uow: UnitOfWork, platform: str, conversation: str, frequency: DigestFrequency | None = None
+) -> list[DigestSubscription]:
     removed = list_subscriptions(uow, platform=platform, conversation=conversation)
     removed = [s for s in removed if frequency is None or s.frequency is frequency]
     for subscription in removed:
@@ -104,8 +113,9 @@ def unsubscribe(uow: UnitOfWork, platform: str, conversation: str,
     return removed
 
 
-def list_subscriptions(uow: UnitOfWork, *, platform: str | None = None,
-                       conversation: str | None = None) -> list[DigestSubscription]:
+def list_subscriptions(
+    uow: UnitOfWork, *, platform: str | None = None, conversation: str | None = None
+) -> list[DigestSubscription]:
     statement = sa.select(DigestSubscription)
     if platform is not None:
         statement = statement.where(DigestSubscription.platform == platform)
@@ -115,7 +125,7 @@ def list_subscriptions(uow: UnitOfWork, *, platform: str | None = None,
 
 
 def describe(subscription: DigestSubscription) -> str:
-    """"daily at 08:00 Europe/Berlin" / "weekly on monday at 08:00 UTC"."""
+    """ "daily at 08:00 Europe/Berlin" / "weekly on monday at 08:00 UTC"."""
     when = f"at {subscription.at_time} {subscription.timezone}"
     if subscription.frequency is DigestFrequency.WEEKLY:
         return f"weekly on {WEEKDAY_NAMES[subscription.weekday]} {when}"
@@ -143,8 +153,9 @@ AT_RISK_THRESHOLD = 0.6
 AT_RISK_PER_REP = 3
 
 
-def at_risk_by_rep(session: Session, threshold: float = AT_RISK_THRESHOLD,
-                   per_rep: int = AT_RISK_PER_REP) -> list[tuple[str, list[tuple[str, float]]]]:
+def at_risk_by_rep(
+    session: Session, threshold: float = AT_RISK_THRESHOLD, per_rep: int = AT_RISK_PER_REP
+) -> list[tuple[str, list[tuple[str, float]]]]:
     """[(rep name, [(customer name, churn risk), …]), …] for customers at or above ``threshold``."""
     rows = session.execute(
         sa.select(User.name, Customer.name, CustomerScore.churn_risk)
@@ -166,16 +177,20 @@ def campaign_lines(session: Session, period: Period) -> list[tuple[str, Counts]]
     messages could still earn in it (started at most the attribution window before it)."""
     since = period.start - ATTRIBUTION_WINDOW
     found = session.scalars(
-        sa.select(Campaign).where(Campaign.id.in_(
-            sa.select(CampaignRun.campaign_id).where(CampaignRun.started_at >= since,
-                                                     CampaignRun.started_at < period.end)))
+        sa.select(Campaign)
+        .where(
+            Campaign.id.in_(
+                sa.select(CampaignRun.campaign_id).where(
+                    CampaignRun.started_at >= since, CampaignRun.started_at < period.end
+                )
+            )
+        )
         .order_by(Campaign.name)
     ).all()
     return [(campaign.name, campaign_report(session, campaign).total) for campaign in found]
 
 
-def build_digest(session: Session, frequency: DigestFrequency, end_day: date, timezone: str,
-                 currency: str) -> Digest:
+def build_digest(session: Session, frequency: DigestFrequency, end_day: date, timezone: str, currency: str) -> Digest:
     """The digest for the period ending at the local midnight starting ``end_day``."""
     days = PERIOD_DAYS[frequency]
     current = local_days(end_day, days, timezone)
@@ -186,9 +201,16 @@ def build_digest(session: Session, frequency: DigestFrequency, end_day: date, ti
     ]
     trend_values = revenue_trend(session, buckets, currency)
     trend = [(bucket.label.split(" – ")[0][5:], cents) for bucket, cents in zip(buckets, trend_values, strict=True)]
-    return Digest(frequency, timezone, currency, period_numbers(session, current, currency),
-                  period_numbers(session, previous, currency), trend, at_risk_by_rep(session),
-                  campaign_lines(session, current))
+    return Digest(
+        frequency,
+        timezone,
+        currency,
+        period_numbers(session, current, currency),
+        period_numbers(session, previous, currency),
+        trend,
+        at_risk_by_rep(session),
+        campaign_lines(session, current),
+    )
 
 
 def _change(current: int | float, previous: int | float) -> str:
@@ -226,33 +248,63 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
         "timezone": digest.timezone,
         "currency": digest.currency,
         "period": {"label": cur.period.label, "previous_label": prev.period.label},
-        "customers": {"new": cur.new_customers, "previous": prev.new_customers,
-                      "change": _change(cur.new_customers, prev.new_customers)},
+        "customers": {
+            "new": cur.new_customers,
+            "previous": prev.new_customers,
+            "change": _change(cur.new_customers, prev.new_customers),
+        },
         "orders": {
-            "count": cur.orders, "previous": prev.orders, "change": _change(cur.orders, prev.orders),
-            "revenue": money(cur.revenue_cents), "revenue_previous": money(prev.revenue_cents),
+            "count": cur.orders,
+            "previous": prev.orders,
+            "change": _change(cur.orders, prev.orders),
+            "revenue": money(cur.revenue_cents),
+            "revenue_previous": money(prev.revenue_cents),
             "revenue_change": _percent_change(cur.revenue_cents, prev.revenue_cents),
         },
         "deals": {
-            "won": cur.deals_won, "won_previous": prev.deals_won, "won_change": _change(cur.deals_won, prev.deals_won),
-            "won_value": money(cur.won_cents), "lost": cur.deals_lost, "lost_previous": prev.deals_lost,
+            "won": cur.deals_won,
+            "won_previous": prev.deals_won,
+            "won_change": _change(cur.deals_won, prev.deals_won),
+            "won_value": money(cur.won_cents),
+            "lost": cur.deals_lost,
+            "lost_previous": prev.deals_lost,
             "lost_change": _change(cur.deals_lost, prev.deals_lost),
         },
         "pipeline": {
-            "stages": [{"stage": s.stage, "deals": s.deals, "value": money(s.amount_cents),
-                        "weighted": money(s.weighted_cents)} for s in cur.pipeline],
-            "total": money(cur.pipeline_cents), "total_previous": money(prev.pipeline_cents),
-            "weighted": money(cur.weighted_cents), "weighted_previous": money(prev.weighted_cents),
+            "stages": [
+                {
+                    "stage": s.stage,
+                    "deals": s.deals,
+                    "value": money(s.amount_cents),
+                    "weighted": money(s.weighted_cents),
+                }
+                for s in cur.pipeline
+            ],
+            "total": money(cur.pipeline_cents),
+            "total_previous": money(prev.pipeline_cents),
+            "weighted": money(cur.weighted_cents),
+            "weighted_previous": money(prev.weighted_cents),
             "weighted_change": _percent_change(cur.weighted_cents, prev.weighted_cents),
         },
-        "funnel": [{"from": f.from_stage, "to": f.to_stage, "entered": f.entered, "moved_on": f.moved_on,
-                    "rate": "—" if f.rate is None else f"{f.rate:.0%}"} for f in cur.funnel],
+        "funnel": [
+            {
+                "from": f.from_stage,
+                "to": f.to_stage,
+                "entered": f.entered,
+                "moved_on": f.moved_on,
+                "rate": "—" if f.rate is None else f"{f.rate:.0%}",
+            }
+            for f in cur.funnel
+        ],
         "tickets": {
-            "opened": cur.tickets_opened, "opened_previous": prev.tickets_opened,
+            "opened": cur.tickets_opened,
+            "opened_previous": prev.tickets_opened,
             "opened_change": _change(cur.tickets_opened, prev.tickets_opened),
-            "resolved": cur.tickets_resolved, "resolved_previous": prev.tickets_resolved,
+            "resolved": cur.tickets_resolved,
+            "resolved_previous": prev.tickets_resolved,
             "resolved_change": _change(cur.tickets_resolved, prev.tickets_resolved),
-            "overdue": cur.tickets_overdue, "overdue_previous": prev.tickets_overdue,
+            "overdue": cur.tickets_overdue,
+            "overdue_previous": prev.tickets_overdue,
             "median_first_response": format_duration(cur.median_first_response_seconds),
             "median_first_response_previous": format_duration(prev.median_first_response_seconds),
             "satisfaction": "—" if cur.satisfaction is None else f"{cur.satisfaction:.1f}",
@@ -260,11 +312,22 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             "ratings": cur.ratings,
         },
         "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
-        "at_risk": [{"rep": rep, "customers": [{"name": name, "risk": f"{risk:.0%}"} for name, risk in found]}
-                    for rep, found in digest.at_risk],
-        "campaigns": [{"name": name, "sent": c.sent, "failed": c.failed + c.blocked, "pending": c.pending,
-                       "opted_out": c.opted_out + c.opted_out_after, "orders": c.orders,
-                       "revenue": money(c.revenue_cents)} for name, c in digest.campaigns],
+        "at_risk": [
+            {"rep": rep, "customers": [{"name": name, "risk": f"{risk:.0%}"} for name, risk in found]}
+            for rep, found in digest.at_risk
+        ],
+        "campaigns": [
+            {
+                "name": name,
+                "sent": c.sent,
+                "failed": c.failed + c.blocked,
+                "pending": c.pending,
+                "opted_out": c.opted_out + c.opted_out_after,
+                "orders": c.orders,
+                "revenue": money(c.revenue_cents),
+            }
+            for name, c in digest.campaigns
+        ],
         "has_chart": has_chart,
     }
 
@@ -304,12 +367,26 @@ def send_digest(run: JobRun) -> None:
         key = f"digest:{subscription.id}:{digest.current.period.start.isoformat()}"
         if uow.session.scalar(sa.select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)):
             return  # this period's digest is already on its way
-        chart = draw_chart(digest, dict(run.config),
-                           f"digest-{subscription.id}-{subscription.frequency}-{digest.current.period.start.date()}")
-        rendered = render_message(uow.session, DIGEST_TEMPLATE, subscription.platform, subscription.language,
-                                  digest_context(digest, has_chart=chart is not None))
+        chart = draw_chart(
+            digest,
+            dict(run.config),
+            f"digest-{subscription.id}-{subscription.frequency}-{digest.current.period.start.date()}",
+        )
+        rendered = render_message(
+            uow.session,
+            DIGEST_TEMPLATE,
+            subscription.platform,
+            subscription.language,
+            digest_context(digest, has_chart=chart is not None),
+        )
         payload = rendered.payload()
         if chart is not None:
             payload["image"] = image_payload(chart, digest)
-        outbox.enqueue(uow, idempotency_key=key, kind="digest", platform=subscription.platform,
-                       conversation=subscription.conversation, payload=payload)
+        outbox.enqueue(
+            uow,
+            idempotency_key=key,
+            kind="digest",
+            platform=subscription.platform,
+            conversation=subscription.conversation,
+            payload=payload,
+        )

@@ -37,18 +37,27 @@ def job_id(followup_id: int) -> str:
     return f"followup:{followup_id}"
 
 
-def create_followup(uow: UnitOfWork, customer_id: int, user_id: int, due_at: datetime, text: str,
-                    timezone: str = "UTC") -> FollowUp:
+def create_followup(
+    uow: UnitOfWork, customer_id: int, user_id: int, due_at: datetime, text: str, timezone: str = "UTC"
+) -> FollowUp:
     body = " ".join((text or "").split())
     if not body:
-        raise ValidationError("say what to follow up on after the time, e.g. \"call about renewal\"", field="text")
+        raise ValidationError('say what to follow up on after the time, e.g. "call about renewal"', field="text")
     if len(body) > MAX_TEXT:
         raise ValidationError(f"the follow-up text is longer than {MAX_TEXT} characters", field="text")
     if due_at <= clock.utcnow():
         raise ValidationError("that time has already passed; pick a time in the future", field="when")
     customers.get_customer(uow, customer_id)
-    followup = FollowUp(customer_id=customer_id, user_id=user_id, created_by_id=uow.actor.user_id, due_at=due_at,
-                        text=body, timezone=timezone, status=FollowUpStatus.PENDING, snooze_count=0)
+    followup = FollowUp(
+        customer_id=customer_id,
+        user_id=user_id,
+        created_by_id=uow.actor.user_id,
+        due_at=due_at,
+        text=body,
+        timezone=timezone,
+        status=FollowUpStatus.PENDING,
+        snooze_count=0,
+    )
     uow.session.add(followup)
     uow.session.flush()
     _schedule_reminder(uow, followup)
@@ -57,8 +66,14 @@ def create_followup(uow: UnitOfWork, customer_id: int, user_id: int, due_at: dat
 
 def _schedule_reminder(uow: UnitOfWork, followup: FollowUp) -> None:
     # No misfire grace: a reminder that came due while the worker was down is still sent, once.
-    schedule(uow, job_id(followup.id), FIRE_TASK, Once(followup.due_at), args={"followup_id": followup.id},
-             misfire_grace_seconds=None)
+    schedule(
+        uow,
+        job_id(followup.id),
+        FIRE_TASK,
+        Once(followup.due_at),
+        args={"followup_id": followup.id},
+        misfire_grace_seconds=None,
+    )
 
 
 def get_followup(uow: UnitOfWork, followup_id: int) -> FollowUp:
@@ -119,8 +134,14 @@ def snooze(uow: UnitOfWork, followup_id: int, actor: User | None, days: int = 1)
     return followup
 
 
-def list_open(uow: UnitOfWork, *, user_id: int | None = None, customer_id: int | None = None,
-              due_before: datetime | None = None, limit: int = 50) -> list[FollowUp]:
+def list_open(
+    uow: UnitOfWork,
+    *,
+    user_id: int | None = None,
+    customer_id: int | None = None,
+    due_before: datetime | None = None,
+    limit: int = 50,
+) -> list[FollowUp]:
     """Open follow-ups (pending or reminded, not done), earliest first."""
     statement = sa.select(FollowUp).where(FollowUp.status.in_(OPEN))
     if user_id is not None:
@@ -173,7 +194,9 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
             "open_tickets": len(card.open_tickets),
             "last_interaction": (
                 f"{last.occurred_at.astimezone(clock.zone(tz)).strftime('%Y-%m-%d')} · {last.kind} · "
-                f"{' '.join(last.text.split())[:120]}" if last else ""
+                f"{' '.join(last.text.split())[:120]}"
+                if last
+                else ""
             ),
         },
     }
@@ -200,8 +223,13 @@ def fire_followup(run: JobRun) -> None:
         if address is None or not rep.active:
             log.warning("follow-up #%s: %s has no chat account to remind them on", followup.id, rep.name)
             return
-        rendered = render_message(uow.session, REMINDER_TEMPLATE, address.platform.value, rep.language,
-                                  reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")))
+        rendered = render_message(
+            uow.session,
+            REMINDER_TEMPLATE,
+            address.platform.value,
+            rep.language,
+            reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")),
+        )
         outbox.enqueue(
             uow,
             idempotency_key=f"followup:{followup.id}:{followup.due_at.isoformat()}",

@@ -46,8 +46,11 @@ def issue(uow: UnitOfWork, user: User, ttl: timedelta = CODE_TTL) -> str:
         .values(used_at=now, used_by="replaced by a newer code")
     )
     raw = "".join(secrets.choice(ALPHABET) for _ in range(8))
-    uow.session.add(LinkCode(code_hash=_hash(raw), user_id=user.id, created_by_id=uow.actor.user_id,
-                             created_at=now, expires_at=now + ttl))
+    uow.session.add(
+        LinkCode(
+            code_hash=_hash(raw), user_id=user.id, created_by_id=uow.actor.user_id, created_at=now, expires_at=now + ttl
+        )
+    )
     uow.session.flush()
     return f"{raw[:4]}-{raw[4:]}"
 

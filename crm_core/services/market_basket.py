@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from crm_core import text
 from crm_core.clock import as_utc, utcnow
+from crm_core.errors import NotFound, ValidationError
 from crm_core.mining import AssociationRules
 from crm_core.models import (
     MinedRule,
@@ -30,7 +31,6 @@ from crm_core.models import (
     Recommendation,
     RecommendationStatus,
 )
-from crm_core.errors import NotFound, ValidationError
 from crm_core.uow import UnitOfWork
 
 # How far back a purchase counts as "recently bought" for a recommendation.
@@ -86,32 +86,54 @@ def baskets_since(uow: UnitOfWork, since: datetime) -> list[list[int]]:
     return baskets
 
 
-def run_mining(uow: UnitOfWork, settings: MiningSettings = MiningSettings(), *, trigger: str = "nightly",
-               now: datetime | None = None) -> MiningRun:
+def run_mining(
+    uow: UnitOfWork,
+    settings: MiningSettings = MiningSettings(),
+    *,
+    trigger: str = "nightly",
+    now: datetime | None = None,
+) -> MiningRun:
     started = time.perf_counter()
     now = now or utcnow()
-    run = MiningRun(started_at=now, window_days=settings.window_days, min_support=settings.min_support,
-                    min_confidence=settings.min_confidence, min_lift=settings.min_lift, max_len=settings.max_len,
-                    trigger=trigger)
+    run = MiningRun(
+        started_at=now,
+        window_days=settings.window_days,
+        min_support=settings.min_support,
+        min_confidence=settings.min_confidence,
+        min_lift=settings.min_lift,
+        max_len=settings.max_len,
+        trigger=trigger,
+    )
     uow.session.add(run)
     uow.session.flush()
     baskets = baskets_since(uow, now - timedelta(days=settings.window_days))
     run.n_baskets = len(baskets)
     rules = []
     if baskets:
-        model = AssociationRules(settings.min_support, settings.min_confidence, min_lift=settings.min_lift,
-                                 max_len=settings.max_len).fit(baskets)
+        model = AssociationRules(
+            settings.min_support, settings.min_confidence, min_lift=settings.min_lift, max_len=settings.max_len
+        ).fit(baskets)
         rules = model.rules_
         run.n_itemsets = len(model.itemsets_)
     run.n_rules = len(rules)
     # Only the latest rule set is used; keep the table small.
     uow.session.execute(sa.delete(MinedRule).where(MinedRule.run_id != run.id))
     if rules:
-        uow.session.execute(sa.insert(MinedRule), [
-            {"run_id": run.id, "antecedent": sorted(int(i) for i in r.antecedent), "consequent_id": int(r.consequent),
-             "support": r.support, "confidence": r.confidence, "lift": r.lift, "count": r.count}
-            for r in rules
-        ])
+        uow.session.execute(
+            sa.insert(MinedRule),
+            [
+                {
+                    "run_id": run.id,
+                    "antecedent": sorted(int(i) for i in r.antecedent),
+                    "consequent_id": int(r.consequent),
+                    "support": r.support,
+                    "confidence": r.confidence,
+                    "lift": r.lift,
+                    "count": r.count,
+                }
+                for r in rules
+            ],
+        )
     run.duration_ms = int((time.perf_counter() - started) * 1000)
     uow.session.flush()
     return run
@@ -164,8 +186,13 @@ def _aware(value) -> datetime:
     return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
 
 
-def suggestions_for(rules: list[MinedRule], recent: set[int], ever: set[int],
-                    excluded: set[int] = frozenset(), limit: int = MAX_PER_CUSTOMER) -> list[Suggestion]:
+def suggestions_for(
+    rules: list[MinedRule],
+    recent: set[int],
+    ever: set[int],
+    excluded: set[int] = frozenset(),
+    limit: int = MAX_PER_CUSTOMER,
+) -> list[Suggestion]:
     best: dict[int, Suggestion] = {}
     for rule in rules:
         product = rule.consequent_id
@@ -183,7 +210,8 @@ def suggestions_for(rules: list[MinedRule], recent: set[int], ever: set[int],
 def not_relevant(uow: UnitOfWork, customer_ids: list[int] | None = None) -> dict[int, set[int]]:
     """customer id -> products a rep marked "not relevant" for them (never suggested again)."""
     statement = sa.select(Recommendation.customer_id, Recommendation.product_id).where(
-        Recommendation.status == RecommendationStatus.NOT_RELEVANT)
+        Recommendation.status == RecommendationStatus.NOT_RELEVANT
+    )
     if customer_ids is not None:
         statement = statement.where(Recommendation.customer_id.in_(customer_ids))
     result: dict[int, set[int]] = {}
@@ -221,8 +249,12 @@ def find_product(uow: UnitOfWork, reference: str) -> Product:
     if product:
         return product
     pattern = "%" + text.like_escape(ref.lower()) + "%"
-    found = session.scalars(sa.select(Product).where(sa.func.lower(Product.name).like(pattern, escape="\\"))
-                            .order_by(sa.func.length(Product.name), Product.id).limit(6)).all()
+    found = session.scalars(
+        sa.select(Product)
+        .where(sa.func.lower(Product.name).like(pattern, escape="\\"))
+        .order_by(sa.func.length(Product.name), Product.id)
+        .limit(6)
+    ).all()
     if len(found) == 1 or (found and found[0].name.lower() == ref.lower()):
         return found[0]
     if not found:
@@ -235,15 +267,19 @@ def record_feedback(uow: UnitOfWork, customer_id: int, product_id: int, status: 
     """A rep's answer to a suggestion: pitched, or not relevant (never suggested again)."""
     session = uow.session
     recommendation = session.scalars(
-        sa.select(Recommendation).where(Recommendation.customer_id == customer_id,
-                                        Recommendation.product_id == product_id)
-        .order_by(Recommendation.posted_at.desc(), Recommendation.id.desc()).limit(1)
+        sa.select(Recommendation)
+        .where(Recommendation.customer_id == customer_id, Recommendation.product_id == product_id)
+        .order_by(Recommendation.posted_at.desc(), Recommendation.id.desc())
+        .limit(1)
     ).first()
     if recommendation is None:
         suggestion = next((s for s in recommend(uow, customer_id) if s.product_id == product_id), None)
         recommendation = Recommendation(
-            customer_id=customer_id, product_id=product_id, because=list(suggestion.because) if suggestion else [],
-            confidence=suggestion.confidence if suggestion else 0.0, lift=suggestion.lift if suggestion else 0.0,
+            customer_id=customer_id,
+            product_id=product_id,
+            because=list(suggestion.because) if suggestion else [],
+            confidence=suggestion.confidence if suggestion else 0.0,
+            lift=suggestion.lift if suggestion else 0.0,
             owner_id=uow.actor.user_id,
         )
         session.add(recommendation)

@@ -33,9 +33,11 @@ BUTTON_LABELS = {"en": ("Pitched #{n}", "Not relevant #{n}"), "zh": ("已推荐 
 
 
 def _recently_posted(uow: UnitOfWork, since: datetime) -> set[tuple[int, int]]:
-    return set(uow.session.execute(
-        sa.select(Recommendation.customer_id, Recommendation.product_id).where(Recommendation.posted_at >= since)
-    ).all())
+    return set(
+        uow.session.execute(
+            sa.select(Recommendation.customer_id, Recommendation.product_id).where(Recommendation.posted_at >= since)
+        ).all()
+    )
 
 
 def post_recommendations(uow: UnitOfWork, run: MiningRun, now: datetime | None = None) -> int:
@@ -44,8 +46,9 @@ def post_recommendations(uow: UnitOfWork, run: MiningRun, now: datetime | None =
     rules = market_basket.latest_rules(uow)
     if not rules:
         return 0
-    owned = dict(uow.session.execute(
-        sa.select(Customer.id, Customer.owner_id).where(Customer.owner_id.is_not(None))).all())
+    owned = dict(
+        uow.session.execute(sa.select(Customer.id, Customer.owner_id).where(Customer.owner_id.is_not(None))).all()
+    )
     bought = market_basket.purchases(uow, None, now - market_basket.RECENT)
     dismissed = market_basket.not_relevant(uow)
     recent = _recently_posted(uow, now - REPOST_AFTER)
@@ -72,33 +75,62 @@ def post_recommendations(uow: UnitOfWork, run: MiningRun, now: datetime | None =
 
 
 def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chosen, more: int, now: datetime) -> int:
-    names = market_basket.product_names(uow, [s.product_id for _c, s in chosen] + [p for _c, s in chosen for p in s.because])
-    customer_names = dict(uow.session.execute(
-        sa.select(Customer.id, Customer.name).where(Customer.id.in_([c for c, _s in chosen]))).all())
+    names = market_basket.product_names(
+        uow, [s.product_id for _c, s in chosen] + [p for _c, s in chosen for p in s.because]
+    )
+    customer_names = dict(
+        uow.session.execute(sa.select(Customer.id, Customer.name).where(Customer.id.in_([c for c, _s in chosen]))).all()
+    )
     language = (rep.language or "en").split("-")[0]
     pitched, irrelevant = BUTTON_LABELS.get(language, BUTTON_LABELS["en"])
     items, buttons = [], []
     for number, (customer_id, suggestion) in enumerate(chosen, start=1):
         because = [names.get(p, f"#{p}") for p in suggestion.because]
-        items.append({
-            "number": number,
-            "customer": {"id": customer_id, "name": customer_names[customer_id]},
-            "product": names.get(suggestion.product_id, f"#{suggestion.product_id}"),
-            "because": because[0] if len(because) == 1 else ", ".join(because[:-1]) + " and " + because[-1],
-            "confidence": f"{suggestion.confidence:.2f}",
-            "lift": f"{suggestion.lift:.1f}",
-        })
+        items.append(
+            {
+                "number": number,
+                "customer": {"id": customer_id, "name": customer_names[customer_id]},
+                "product": names.get(suggestion.product_id, f"#{suggestion.product_id}"),
+                "because": because[0] if len(because) == 1 else ", ".join(because[:-1]) + " and " + because[-1],
+                "confidence": f"{suggestion.confidence:.2f}",
+                "lift": f"{suggestion.lift:.1f}",
+            }
+        )
         command = f"{customer_id} {suggestion.product_id}"
-        buttons.append({"label": pitched.format(n=number), "command": f"/recommend pitched {command}",
-                        "style": "primary", "opens_form": False})
-        buttons.append({"label": irrelevant.format(n=number), "command": f"/recommend dismiss {command}",
-                        "style": "default", "opens_form": False})
-        uow.session.add(Recommendation(
-            customer_id=customer_id, product_id=suggestion.product_id, run_id=run.id, because=list(suggestion.because),
-            confidence=suggestion.confidence, lift=suggestion.lift, posted_at=now, owner_id=rep.id,
-        ))
-    context = {"rep": {"name": rep.name}, "items": items, "more": more,
-               "run": {"id": run.id, "orders": run.n_baskets, "rules": run.n_rules, "days": run.window_days}}
+        buttons.append(
+            {
+                "label": pitched.format(n=number),
+                "command": f"/recommend pitched {command}",
+                "style": "primary",
+                "opens_form": False,
+            }
+        )
+        buttons.append(
+            {
+                "label": irrelevant.format(n=number),
+                "command": f"/recommend dismiss {command}",
+                "style": "default",
+                "opens_form": False,
+            }
+        )
+        uow.session.add(
+            Recommendation(
+                customer_id=customer_id,
+                product_id=suggestion.product_id,
+                run_id=run.id,
+                because=list(suggestion.because),
+                confidence=suggestion.confidence,
+                lift=suggestion.lift,
+                posted_at=now,
+                owner_id=rep.id,
+            )
+        )
+    context = {
+        "rep": {"name": rep.name},
+        "items": items,
+        "more": more,
+        "run": {"id": run.id, "orders": run.n_baskets, "rules": run.n_rules, "days": run.window_days},
+    }
     rendered = render_message(uow.session, TEMPLATE, address.platform.value, rep.language, context)
     outbox.enqueue(
         uow,
@@ -118,5 +150,11 @@ def nightly_task(run: JobRun) -> None:
     with run.uow() as uow:
         mining = market_basket.run_mining(uow, settings, trigger="nightly", now=run.fire_time)
         posted = post_recommendations(uow, mining, now=run.fire_time)
-    log.info("mining run #%s: %s baskets, %s rules, %s suggestions posted in %s ms",
-             mining.id, mining.n_baskets, mining.n_rules, posted, mining.duration_ms)
+    log.info(
+        "mining run #%s: %s baskets, %s rules, %s suggestions posted in %s ms",
+        mining.id,
+        mining.n_baskets,
+        mining.n_rules,
+        posted,
+        mining.duration_ms,
+    )

@@ -65,7 +65,9 @@ def create(uow: UnitOfWork, name: str, filter_text: str, user_id: int | None) ->
     if _find(uow, name) is not None:
         raise ValidationError(
             f"a segment called {name} already exists: see it with /segment show {name}, "
-            f"or change its filter with /segment set {name} <filter>", field="name")
+            f"or change its filter with /segment set {name} <filter>",
+            field="name",
+        )
     text = _checked_filter(uow.session, filter_text, user_id)
     segment = Segment(name=name, filter=text, created_by_id=user_id)
     uow.session.add(segment)
@@ -99,8 +101,9 @@ def delete(uow: UnitOfWork, name: str) -> None:
         sa.select(Campaign.name).where(Campaign.segment_id == segment.id).order_by(Campaign.name)
     ).all()
     if used_by:
-        raise Conflict(f"segment {segment.name} is used by campaign(s) {', '.join(used_by)}; "
-                       f"change or cancel those first")
+        raise Conflict(
+            f"segment {segment.name} is used by campaign(s) {', '.join(used_by)}; change or cancel those first"
+        )
     uow.session.delete(segment)
     uow.session.flush()
 

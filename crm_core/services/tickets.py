@@ -98,14 +98,20 @@ def _add_message(
 ) -> TicketMessage:
     body = _body(text)
     message = TicketMessage(
-        ticket_id=ticket.id, direction=direction, author_id=uow.actor.user_id, channel=channel, text=body,
-        external_message_id=external_message_id, created_at=clock.utcnow(),
+        ticket_id=ticket.id,
+        direction=direction,
+        author_id=uow.actor.user_id,
+        channel=channel,
+        text=body,
+        external_message_id=external_message_id,
+        created_at=clock.utcnow(),
     )
     uow.session.add(message)
     kind = InteractionKind.NOTE if direction is Direction.INTERNAL else InteractionKind.CHAT
     logged = body if len(body) <= interactions.MAX_TEXT else body[: interactions.MAX_TEXT - 1] + "…"
-    interactions.log_interaction(uow, ticket.customer_id, logged, kind=kind, channel=channel, direction=direction,
-                                 ticket_id=ticket.id)
+    interactions.log_interaction(
+        uow, ticket.customer_id, logged, kind=kind, channel=channel, direction=direction, ticket_id=ticket.id
+    )
     return message
 
 
@@ -181,8 +187,9 @@ def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_mess
         uow.session.flush()
 
 
-def record_delivery(uow: UnitOfWork, message_id: int, *, external_message_id: str | None = None,
-                    error: str | None = None) -> None:
+def record_delivery(
+    uow: UnitOfWork, message_id: int, *, external_message_id: str | None = None, error: str | None = None
+) -> None:
     message = uow.session.get(TicketMessage, message_id)
     if message is not None:
         message.external_message_id = external_message_id or message.external_message_id
@@ -323,7 +330,8 @@ class Satisfaction:
 def satisfaction(uow: UnitOfWork, customer_id: int) -> Satisfaction | None:
     """The customer's average rating over their rated tickets, or None when none is rated."""
     average, count = uow.session.execute(
-        sa.select(sa.func.avg(Ticket.rating), sa.func.count(Ticket.rating))
-        .where(Ticket.customer_id == customer_id, Ticket.rating.is_not(None))
+        sa.select(sa.func.avg(Ticket.rating), sa.func.count(Ticket.rating)).where(
+            Ticket.customer_id == customer_id, Ticket.rating.is_not(None)
+        )
     ).one()
     return Satisfaction(float(average), int(count)) if count else None

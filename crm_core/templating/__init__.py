@@ -7,8 +7,8 @@ result's ``payload()`` goes into the outbox. See ``catalog`` for how a variant i
 
 from crm_core.templating.catalog import (
     DEFAULT_LANGUAGE,
-    MessageRenderer,
     TEMPLATES_ENV,
+    MessageRenderer,
     Rendered,
     Variant,
     current_variant,
@@ -25,7 +25,22 @@ from crm_core.templating.catalog import (
 from crm_core.templating.sandbox import FORMATS, TemplateRefused, escape_mrkdwn
 
 __all__ = [
-    "DEFAULT_LANGUAGE", "MessageRenderer", "TEMPLATES_ENV", "Rendered", "Variant", "current_variant", "kinds", "language_chain",
-    "list_overrides", "render_message", "reset_override", "sample_context", "set_override", "templates_dir",
-    "validate_override", "FORMATS", "TemplateRefused", "escape_mrkdwn",
+    "DEFAULT_LANGUAGE",
+    "MessageRenderer",
+    "TEMPLATES_ENV",
+    "Rendered",
+    "Variant",
+    "current_variant",
+    "kinds",
+    "language_chain",
+    "list_overrides",
+    "render_message",
+    "reset_override",
+    "sample_context",
+    "set_override",
+    "templates_dir",
+    "validate_override",
+    "FORMATS",
+    "TemplateRefused",
+    "escape_mrkdwn",
 ]

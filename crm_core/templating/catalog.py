@@ -51,16 +51,18 @@ TEXT_VARIANTS = {"slack": ("mrkdwn", "text"), "telegram": ("html", "text"), "con
 def templates_dir() -> Path:
     """``$CHATCRM_TEMPLATES_DIR``, else the repository's ``templates/``, else ``./templates``."""
     configured = os.environ.get(TEMPLATES_ENV)
-    candidates = [Path(configured)] if configured else [
-        Path(__file__).resolve().parents[2] / "templates",
-        Path.cwd() / "templates",
-    ]
+    candidates = (
+        [Path(configured)]
+        if configured
+        else [
+            Path(__file__).resolve().parents[2] / "templates",
+            Path.cwd() / "templates",
+        ]
+    )
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(
-        f"no templates folder at {', '.join(str(c) for c in candidates)}; set {TEMPLATES_ENV}"
-    )
+    raise FileNotFoundError(f"no templates folder at {', '.join(str(c) for c in candidates)}; set {TEMPLATES_ENV}")
 
 
 # Admins may create campaign templates of their own from chat (``/template set campaign_spring …``).
@@ -81,8 +83,10 @@ def _check_kind(kind: str, session: Session | None = None, *, creating: bool = F
     kind = kind.strip().lower()
     if kind in kinds(session) or (creating and _CUSTOM_KIND.match(kind)):
         return kind
-    raise NotFound(f"there is no template {kind!r} (templates: {', '.join(kinds(session))}; a new campaign "
-                   f"template is made with /template set {CUSTOM_PREFIX}<name> text en <body>)")
+    raise NotFound(
+        f"there is no template {kind!r} (templates: {', '.join(kinds(session))}; a new campaign "
+        f"template is made with /template set {CUSTOM_PREFIX}<name> text en <body>)"
+    )
 
 
 def _check_format(fmt: str) -> str:
@@ -168,8 +172,9 @@ def _overrides(session: Session | None, kind: str, languages: list[str]) -> dict
     return {(row.language, row.format): row for row in rows}
 
 
-def candidates(session: Session | None, kind: str, formats: tuple[str, ...], language: str | None,
-               *, with_overrides: bool = True) -> list[Variant]:
+def candidates(
+    session: Session | None, kind: str, formats: tuple[str, ...], language: str | None, *, with_overrides: bool = True
+) -> list[Variant]:
     """Every variant that could serve, in the order they are tried."""
     languages = language_chain(language)
     overrides = _overrides(session, kind, languages) if with_overrides else {}
@@ -188,15 +193,21 @@ def candidates(session: Session | None, kind: str, formats: tuple[str, ...], lan
 
 def _render_variant(variant: Variant, context: dict[str, Any], target: str) -> str:
     if variant.origin == "file":
-        text = render_source("", variant.format, context, directory=str(templates_dir()),
-                             name=f"{variant.kind}/{variant.language}.{variant.format}.j2")
+        text = render_source(
+            "",
+            variant.format,
+            context,
+            directory=str(templates_dir()),
+            name=f"{variant.kind}/{variant.language}.{variant.format}.j2",
+        )
     else:
         text = render_source(variant.body, variant.format, context)
     return convert_text(text, target) if variant.format == "text" and target != "text" else text
 
 
-def _first_rendering(variants: list[Variant], context: dict[str, Any], target: str,
-                     strict: bool = False) -> tuple[Variant, str] | None:
+def _first_rendering(
+    variants: list[Variant], context: dict[str, Any], target: str, strict: bool = False
+) -> tuple[Variant, str] | None:
     for variant in variants:
         try:
             return variant, _render_variant(variant, context, target)
@@ -213,8 +224,9 @@ class MessageRenderer:
     override is an error instead of falling back to the shipped file (a campaign must send what
     its author wrote, or nothing)."""
 
-    def __init__(self, session: Session | None, kind: str, platform: str, language: str | None,
-                 *, strict: bool = False):
+    def __init__(
+        self, session: Session | None, kind: str, platform: str, language: str | None, *, strict: bool = False
+    ):
         self.kind, self.platform, self.strict = kind, platform, strict
         self.target = TEXT_FORMAT.get(platform, "text")
         self.variants = candidates(session, kind, TEXT_VARIANTS.get(platform, ("text",)), language)
@@ -223,8 +235,9 @@ class MessageRenderer:
         self.block_variants: dict[str, list[Variant]] = {}
         if platform == "slack":
             for lang in {v.language for v in self.variants}:
-                self.block_variants[lang] = [v for v in candidates(session, kind, ("blocks",), lang)
-                                             if v.language == lang]
+                self.block_variants[lang] = [
+                    v for v in candidates(session, kind, ("blocks",), lang) if v.language == lang
+                ]
 
     def __call__(self, context: dict[str, Any]) -> Rendered:
         chosen = _first_rendering(self.variants, context, self.target, self.strict)
@@ -233,15 +246,17 @@ class MessageRenderer:
         variant, text = chosen
         blocks = None
         if self.platform == "slack":
-            rendered_blocks = _first_rendering(self.block_variants.get(variant.language, []), context, "blocks",
-                                               self.strict)
+            rendered_blocks = _first_rendering(
+                self.block_variants.get(variant.language, []), context, "blocks", self.strict
+            )
             if rendered_blocks is not None:
                 blocks = parse_blocks(rendered_blocks[1])
         return Rendered(format=self.target, text=text, blocks=blocks, source=variant.label)
 
 
-def render_message(session: Session | None, kind: str, platform: str, language: str | None,
-                   context: dict[str, Any]) -> Rendered:
+def render_message(
+    session: Session | None, kind: str, platform: str, language: str | None, context: dict[str, Any]
+) -> Rendered:
     """Render message ``kind`` for ``platform`` in ``language`` (falling back as described above)."""
     return MessageRenderer(session, kind, platform, language)(context)
 
@@ -272,13 +287,15 @@ def validate_override(kind: str, fmt: str, body: str) -> str:
     return rendered
 
 
-def set_override(session: Session, kind: str, fmt: str, language: str, body: str,
-                 user_id: int | None) -> tuple[TemplateOverride, str]:
+def set_override(
+    session: Session, kind: str, fmt: str, language: str, body: str, user_id: int | None
+) -> tuple[TemplateOverride, str]:
     kind, fmt, language = _check_kind(kind, session, creating=True), _check_format(fmt), _check_language(language)
     preview = validate_override(kind, fmt, body)
     row = session.scalars(
-        sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.format == fmt,
-                                          TemplateOverride.language == language)
+        sa.select(TemplateOverride).where(
+            TemplateOverride.kind == kind, TemplateOverride.format == fmt, TemplateOverride.language == language
+        )
     ).one_or_none()
     if row is None:
         row = TemplateOverride(kind=kind, format=fmt, language=language, body=body, updated_by_id=user_id)
@@ -292,8 +309,9 @@ def set_override(session: Session, kind: str, fmt: str, language: str, body: str
 def reset_override(session: Session, kind: str, fmt: str, language: str) -> bool:
     kind, fmt, language = _check_kind(kind, session), _check_format(fmt), _check_language(language)
     row = session.scalars(
-        sa.select(TemplateOverride).where(TemplateOverride.kind == kind, TemplateOverride.format == fmt,
-                                          TemplateOverride.language == language)
+        sa.select(TemplateOverride).where(
+            TemplateOverride.kind == kind, TemplateOverride.format == fmt, TemplateOverride.language == language
+        )
     ).one_or_none()
     if row is None:
         return False
@@ -303,6 +321,10 @@ def reset_override(session: Session, kind: str, fmt: str, language: str) -> bool
 
 
 def list_overrides(session: Session) -> list[TemplateOverride]:
-    return list(session.scalars(
-        sa.select(TemplateOverride).order_by(TemplateOverride.kind, TemplateOverride.language, TemplateOverride.format)
-    ))
+    return list(
+        session.scalars(
+            sa.select(TemplateOverride).order_by(
+                TemplateOverride.kind, TemplateOverride.language, TemplateOverride.format
+            )
+        )
+    )

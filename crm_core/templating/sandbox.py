@@ -80,8 +80,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError("exponents above 64 are not allowed in templates")
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and isinstance(times, int) \
-                        and len(sequence) * times > MAX_OUTPUT_CHARS:
+                if (
+                    isinstance(sequence, str | list | tuple)
+                    and isinstance(times, int)
+                    and len(sequence) * times > MAX_OUTPUT_CHARS
+                ):
                     raise SecurityError("that repetition would build a value larger than a message may be")
         return super().call_binop(context, operator, left, right)
 
@@ -118,7 +121,9 @@ def check_source(source: str, fmt: str) -> None:
         tree = env.parse(source)
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)
-        raise TemplateRefused(f"the template does not parse{f' (line {line})' if line else ''}: {exc.message}") from None
+        raise TemplateRefused(
+            f"the template does not parse{f' (line {line})' if line else ''}: {exc.message}"
+        ) from None
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Name)):
         name = _reached_name(node)
         if name is not None and name.startswith("_"):
@@ -163,8 +168,15 @@ def _compiled(fmt: str, source: str) -> Template:
     return environment(fmt, None).from_string(source)
 
 
-def render_source(source: str, fmt: str, context: Mapping[str, Any], *, directory: str | None = None,
-                  name: str | None = None, max_chars: int = MAX_OUTPUT_CHARS) -> str:
+def render_source(
+    source: str,
+    fmt: str,
+    context: Mapping[str, Any],
+    *,
+    directory: str | None = None,
+    name: str | None = None,
+    max_chars: int = MAX_OUTPUT_CHARS,
+) -> str:
     """Render a template (``name`` from ``directory``, or ``source``) for format ``fmt``.
 
     Raises TemplateRefused with a sentence for the author on any problem.
@@ -212,7 +224,7 @@ def parse_blocks(rendered: str) -> list[dict[str, Any]]:
     if isinstance(value, dict):
         value = value.get("blocks")
     if not isinstance(value, list) or not all(isinstance(b, dict) and "type" in b for b in value):
-        raise TemplateRefused("the Block Kit template must give a list of blocks, each with a \"type\"")
+        raise TemplateRefused('the Block Kit template must give a list of blocks, each with a "type"')
     if len(value) > 50:
         raise TemplateRefused("Slack allows at most 50 blocks in a message")
     return value

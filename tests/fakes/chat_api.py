@@ -112,11 +112,20 @@ class FakeChatApi:
             elif number in b.rate_limit_at:
                 retry = b.rate_limit_at[number]
                 b.paused_until = now + retry
-                status, answer = 429, {"ok": False, "error_code": 429, "description": "Too Many Requests",
-                                       "parameters": {"retry_after": retry}}
+                status, answer = (
+                    429,
+                    {
+                        "ok": False,
+                        "error_code": 429,
+                        "description": "Too Many Requests",
+                        "parameters": {"retry_after": retry},
+                    },
+                )
             elif conversation in b.blocked:
-                status, answer = 403, {"ok": False, "error_code": 403,
-                                       "description": "Forbidden: bot was blocked by the user"}
+                status, answer = (
+                    403,
+                    {"ok": False, "error_code": 403, "description": "Forbidden: bot was blocked by the user"},
+                )
             elif b.fail_next > 0:
                 b.fail_next -= 1
                 status, answer = 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
@@ -156,8 +165,12 @@ class FakeChatApi:
                 # What arrived, for a client in another process (the benchmark runs the fake
                 # apart, so it does not compete with the sender for the GIL).
                 with api._lock:
-                    data = json.dumps([{"at": r.at, "status": r.status, "conversation": r.conversation, "key": r.key}
-                                       for r in api.requests]).encode()
+                    data = json.dumps(
+                        [
+                            {"at": r.at, "status": r.status, "conversation": r.conversation, "key": r.key}
+                            for r in api.requests
+                        ]
+                    ).encode()
                 self.send_response(200 if self.path == "/requests" else 404)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

@@ -203,8 +203,11 @@ class FakeSlackApi:
         """Wait until ``count`` calls of ``method`` (with ``match``-ing args or name) arrived; returns them."""
 
         def matching() -> list[Call]:
-            return [c for c in self._calls if c.method == method
-                    and all((c.name if k == "name" else c.args.get(k)) == v for k, v in match.items())]
+            return [
+                c
+                for c in self._calls
+                if c.method == method and all((c.name if k == "name" else c.args.get(k)) == v for k, v in match.items())
+            ]
 
         with self._changed:
             if not self._changed.wait_for(lambda: len(matching()) >= count, timeout):
@@ -242,8 +245,17 @@ class FakeSlackApi:
 
     # ---- behaviour --------------------------------------------------------------------
 
-    def fail(self, method: str, error: str | None = None, *, status: int = 200, retry_after: float | None = None,
-             times: int | None = 1, body: str | None = None, **extra: Any) -> None:
+    def fail(
+        self,
+        method: str,
+        error: str | None = None,
+        *,
+        status: int = 200,
+        retry_after: float | None = None,
+        times: int | None = 1,
+        body: str | None = None,
+        **extra: Any,
+    ) -> None:
         """Answer the next ``times`` calls of ``method`` (None: all) with ``{"ok": false, "error": error}``.
 
         ``status`` sets the HTTP status (429 with ``retry_after`` sets Retry-After); ``body`` replaces
@@ -264,15 +276,27 @@ class FakeSlackApi:
             if not self._changed.wait_for(lambda: self._socket is not None, timeout):
                 raise AssertionError("no Socket Mode connection arrived")
 
-    def send_envelope(self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool = True,
-                      retry_attempt: int = 0, timeout: float = DEFAULT_TIMEOUT) -> Call:
+    def send_envelope(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool = True,
+        retry_attempt: int = 0,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Call:
         """Push an envelope (``slash_commands``, ``interactive``, ``events_api``) to the connected app;
         returns the app's ack."""
         self.wait_for_socket(timeout)
         envelope_id = str(uuid.uuid4())
-        envelope = {"envelope_id": envelope_id, "type": kind, "payload": payload,
-                    "accepts_response_payload": accepts_response_payload, "retry_attempt": retry_attempt,
-                    "retry_reason": "timeout" if retry_attempt else ""}
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+            "retry_attempt": retry_attempt,
+            "retry_reason": "timeout" if retry_attempt else "",
+        }
         assert self._loop is not None and self._socket is not None
         asyncio.run_coroutine_threadsafe(self._socket.send_json(envelope), self._loop).result(timeout)
         return self.wait_for(SOCKET_ACK, timeout=timeout, envelope_id=envelope_id)[0]
@@ -313,8 +337,9 @@ class FakeSlackApi:
         headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
         if failure.body is not None:
             return web.Response(status=failure.status, text=failure.body, headers=headers)
-        return web.json_response({"ok": False, "error": failure.error, **failure.extra}, status=failure.status,
-                                 headers=headers)
+        return web.json_response(
+            {"ok": False, "error": failure.error, **failure.extra}, status=failure.status, headers=headers
+        )
 
     async def _api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
@@ -337,7 +362,10 @@ class FakeSlackApi:
     @staticmethod
     def _version(args: dict[str, Any]) -> dict[str, Any]:
         blocks = args.get("blocks")
-        return {"text": args.get("text") or "", "blocks": json.loads(blocks) if isinstance(blocks, str) else blocks or []}
+        return {
+            "text": args.get("text") or "",
+            "blocks": json.loads(blocks) if isinstance(blocks, str) else blocks or [],
+        }
 
     def _update(self, args: dict[str, Any]) -> _Failure | None:
         """chat.update on a held message: a new version of it, or the error Slack would answer."""
@@ -357,8 +385,15 @@ class FakeSlackApi:
     def _success(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         ts = f"{1700000000 + next(self._ts)}.000100"
         if method == "auth.test":
-            return {"url": "https://chatcrm-test.slack.com/", "team": "Test", "user": "chatcrm", "team_id": "T1",
-                    "user_id": "UBOT", "bot_id": "BBOT", "is_enterprise_install": False}
+            return {
+                "url": "https://chatcrm-test.slack.com/",
+                "team": "Test",
+                "user": "chatcrm",
+                "team_id": "T1",
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+                "is_enterprise_install": False,
+            }
         if method == "chat.postMessage":
             if self.keep_calls:
                 channel = str(args.get("channel") or "")
@@ -408,8 +443,14 @@ class FakeSlackApi:
     async def _socket_mode(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        await ws.send_json({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"},
-                            "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600}})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "connection_info": {"app_id": "A1"},
+                "debug_info": {"host": "fake-slack", "approximate_connection_time": 3600},
+            }
+        )
         with self._changed:
             self._socket = ws
             self._changed.notify_all()

@@ -73,8 +73,11 @@ class Failure:
 
     @classmethod
     def not_modified(cls) -> Failure:
-        return cls(400, "Bad Request: message is not modified: specified new message content and reply markup "
-                        "are exactly the same as a current content and reply markup of the message")
+        return cls(
+            400,
+            "Bad Request: message is not modified: specified new message content and reply markup "
+            "are exactly the same as a current content and reply markup of the message",
+        )
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.status, "description": self.description}
@@ -210,8 +213,10 @@ class FakeTelegram:
         """Successful sendMessage / sendPhoto calls, to one chat or to all."""
         with self._changed:
             return [
-                c for c in self.calls
-                if c.method in ("sendMessage", "sendPhoto") and c.failure is None
+                c
+                for c in self.calls
+                if c.method in ("sendMessage", "sendPhoto")
+                and c.failure is None
                 and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
             ]
 
@@ -268,8 +273,9 @@ class FakeTelegram:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
         return self._update(message=self._user_message(chat, user, **self._with_command_entity(text)))
 
-    def group_text(self, chat_id: int, user: dict, text: str, reply_to: dict | None = None,
-                   title: str = "Support") -> dict[str, Any]:
+    def group_text(
+        self, chat_id: int, user: dict, text: str, reply_to: dict | None = None, title: str = "Support"
+    ) -> dict[str, Any]:
         chat = {"id": chat_id, "type": "supergroup", "title": title}
         content = self._with_command_entity(text)
         if reply_to is not None:
@@ -286,8 +292,11 @@ class FakeTelegram:
 
     def contact(self, user: dict, phone: str, contact_user_id: int | None = None) -> dict[str, Any]:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
-        contact = {"phone_number": phone, "first_name": user["first_name"],
-                   "user_id": user["id"] if contact_user_id is None else contact_user_id}
+        contact = {
+            "phone_number": phone,
+            "first_name": user["first_name"],
+            "user_id": user["id"] if contact_user_id is None else contact_user_id,
+        }
         return self._update(message=self._user_message(chat, user, contact=contact))
 
     def callback(self, user: dict, message: dict[str, Any], data: str) -> dict[str, Any]:
@@ -347,8 +356,13 @@ class FakeTelegram:
     def _sent_message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
         chat_id = _as_int(params["chat_id"])
         chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
-        message = {"message_id": next(self._ids), "date": next(self._clock), "chat": chat, "from": self._bot_user(),
-                   **content}
+        message = {
+            "message_id": next(self._ids),
+            "date": next(self._clock),
+            "chat": chat,
+            "from": self._bot_user(),
+            **content,
+        }
         if params.get("reply_markup") and "inline_keyboard" in params["reply_markup"]:
             message["reply_markup"] = params["reply_markup"]
         self.messages[(chat_id, message["message_id"])] = message
@@ -356,15 +370,21 @@ class FakeTelegram:
 
     def _result(self, method: str, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         if method == "getMe":
-            return {**self._bot_user(), "can_join_groups": True, "can_read_all_group_messages": False,
-                    "supports_inline_queries": False}
+            return {
+                **self._bot_user(),
+                "can_join_groups": True,
+                "can_read_all_group_messages": False,
+                "supports_inline_queries": False,
+            }
         if method == "sendMessage":
             with self._changed:
                 return self._sent_message(params, text=params["text"])
         if method == "sendPhoto":
             photo = [{"file_id": f"sent-photo-{next(self._ids)}", "file_unique_id": "p", "width": 800, "height": 600}]
             with self._changed:
-                return self._sent_message(params, photo=photo, **({"caption": params["caption"]} if "caption" in params else {}))
+                return self._sent_message(
+                    params, photo=photo, **({"caption": params["caption"]} if "caption" in params else {})
+                )
         if method == "editMessageText":
             return self._edit(params)
         if method == "answerCallbackQuery":

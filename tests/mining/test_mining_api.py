@@ -45,7 +45,7 @@ def test_fit_returns_self_and_learns_attributes():
 def test_reading_results_before_fit_raises_not_fitted():
     model = FrequentItemsets(0.5)
     with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
-        model.itemsets_
+        _ = model.itemsets_
     assert not hasattr(AssociationRules(0.5, 0.5), "rules_")
 
 
@@ -55,7 +55,10 @@ def test_int_min_support_is_a_count_and_float_a_fraction():
     assert FrequentItemsets(0.5).fit(BASKETS).min_count_ == 3  # ceil(2.5)
 
 
-@pytest.mark.parametrize(("fraction", "n", "count"), [(0.07, 100, 7), (0.14, 100, 14), (0.28, 100, 28), (0.001, 9835, 10), (0.001, 100000, 100)])
+@pytest.mark.parametrize(
+    ("fraction", "n", "count"),
+    [(0.07, 100, 7), (0.14, 100, 14), (0.28, 100, 28), (0.001, 9835, 10), (0.001, 100000, 100)],
+)
 def test_fractional_support_uses_the_decimal_value(fraction, n, count):
     # 0.07 * 100 is 7.000000000000001 in floating point; a bare ceil would ask for 8 baskets.
     assert FrequentItemsets(fraction).fit([["a"]] * n).min_count_ == count
@@ -151,7 +154,16 @@ def test_min_confidence_of_the_wrong_type_is_a_type_error():
         AssociationRules(0.1, "high").fit(BASKETS)
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [({"min_lift": -1}, ValueError), ({"min_lift": math.inf}, ValueError), ({"min_lift": "2"}, TypeError), ({"max_len": 0}, ValueError), ({"max_len": 2.5}, TypeError)])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"min_lift": -1}, ValueError),
+        ({"min_lift": math.inf}, ValueError),
+        ({"min_lift": "2"}, TypeError),
+        ({"max_len": 0}, ValueError),
+        ({"max_len": 2.5}, TypeError),
+    ],
+)
 def test_bad_min_lift_or_max_len(kwargs, error):
     name = next(iter(kwargs))
     with pytest.raises(error, match=name):
@@ -191,7 +203,7 @@ def test_non_iterable_baskets_are_a_type_error():
 
 def test_read_baskets_comma_file_trims_drops_empties_and_duplicates(tmp_path):
     path = tmp_path / "orders.csv"
-    path.write_text("milk, bread ,milk\n\n  eggs,,\n\"tea, green\",jam\n", encoding="utf-8")
+    path.write_text('milk, bread ,milk\n\n  eggs,,\n"tea, green",jam\n', encoding="utf-8")
     assert read_baskets(path) == [["milk", "bread"], [], ["eggs"], ["tea, green", "jam"]]
     assert read_baskets(str(path)) == read_baskets(path)
 
@@ -240,7 +252,14 @@ RULES = [
 
 def test_format_json_is_one_array_of_rule_objects():
     decoded = json.loads(format_rules(RULES, "json"))
-    assert decoded[0] == {"antecedent": ["bread", "jam"], "consequent": "butter", "support": 0.2, "confidence": 1.0, "lift": 1.25, "count": 1}
+    assert decoded[0] == {
+        "antecedent": ["bread", "jam"],
+        "consequent": "butter",
+        "support": 0.2,
+        "confidence": 1.0,
+        "lift": 1.25,
+        "count": 1,
+    }
     assert decoded[1]["lift"] == 2.0 / 3.0
     assert json.loads(format_rules([], "json")) == []
 

@@ -49,7 +49,9 @@ def test_groceries_gives_the_410_rules_arules_reports(groceries, groceries_rules
         (("liquor", "red/blush wine"), "bottled beer", 0.001931876, 0.9047619, 11.235269, 19),
     ],
 )
-def test_groceries_rules_match_arules_figures(groceries_rules, antecedent, consequent, support, confidence, lift, count):
+def test_groceries_rules_match_arules_figures(
+    groceries_rules, antecedent, consequent, support, confidence, lift, count
+):
     rule = rules_by_key(groceries_rules.rules_)[(frozenset(antecedent), consequent)]
     assert rule.antecedent == antecedent  # sorted alphabetically
     assert rule.count == count
@@ -73,9 +75,7 @@ def test_groceries_spot_values_by_direct_counting(groceries, groceries_rules):
         assert both / ante >= 0.8 and both >= 10
 
 
-@pytest.mark.parametrize(
-    ("min_support", "min_confidence"), [(0.001, 0.8), (0.005, 0.5), (0.02, 0.3), (0.05, 0.1)]
-)
+@pytest.mark.parametrize(("min_support", "min_confidence"), [(0.001, 0.8), (0.005, 0.5), (0.02, 0.3), (0.05, 0.1)])
 def test_groceries_matches_mlxtend(groceries, min_support, min_confidence):
     expected_sets, frame = mlxtend_itemsets(groceries, min_support)
     model = AssociationRules(min_support, min_confidence).fit(groceries)
@@ -93,7 +93,9 @@ def test_groceries_matches_mlxtend(groceries, min_support, min_confidence):
 # --- T10I4D100K (first 5,000 baskets) -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("min_support", "min_confidence", "max_len"), [(0.01, 0.5, None), (0.004, 0.7, None), (0.004, 0.6, 2)])
+@pytest.mark.parametrize(
+    ("min_support", "min_confidence", "max_len"), [(0.01, 0.5, None), (0.004, 0.7, None), (0.004, 0.6, 2)]
+)
 def test_t10_sample_matches_mlxtend(t10_sample, min_support, min_confidence, max_len):
     expected_sets, frame = mlxtend_itemsets(t10_sample, min_support, max_len)
     model = AssociationRules(min_support, min_confidence, max_len=max_len).fit(t10_sample)

@@ -10,13 +10,12 @@ import getpass
 import sys
 from typing import TextIO
 
-from crm_core.models import Platform, Role
-from crm_core.services import users
-
 from bot.adapters.console.render import render_text
 from bot.bootstrap import App
 from bot.dispatch import FormRejected
 from bot.messages import Form, Origin, Reply, Request
+from crm_core.models import Platform, Role
+from crm_core.services import users
 
 PROMPT = "chatcrm> "
 CONSOLE_ADMIN = "admin"
@@ -38,8 +37,13 @@ def console_identity(app: App, as_user: str | None) -> Origin:
             user = users.ensure_user(uow, users.PlatformId(Platform.CONSOLE, external_id), display_name=name)
             if user.role is None:
                 user.role = Role.ADMIN
-    return Origin(platform=Platform.CONSOLE.value, user_external_id=external_id, conversation="console",
-                  is_private=True, display_name=name)
+    return Origin(
+        platform=Platform.CONSOLE.value,
+        user_external_id=external_id,
+        conversation="console",
+        is_private=True,
+        display_name=name,
+    )
 
 
 def _ask(form: Form, stdin: TextIO, stdout: TextIO) -> dict[str, str] | None:

@@ -148,8 +148,9 @@ class BlockBuilder:
             self._lines(lines)
             lines = []
             text = f"*{escape(item.text)}*" + (f"\n{escape(item.detail)}" if item.detail else "")
-            self.blocks.append({"type": "section", "text": mrkdwn(clip(text, SECTION_TEXT_LIMIT)),
-                                "accessory": element})
+            self.blocks.append(
+                {"type": "section", "text": mrkdwn(clip(text, SECTION_TEXT_LIMIT)), "accessory": element}
+            )
         if part.empty and not (part.items or part.fields or part.text):
             lines.append(f"_{escape(part.empty)}_")
         self._lines(lines)
@@ -211,8 +212,9 @@ class Page:
     has_more: bool
 
 
-def message_page(reply: Reply, page: int = 1, *, more_command: str | None = None,
-                 limit: int = MESSAGE_BLOCK_LIMIT) -> Page:
+def message_page(
+    reply: Reply, page: int = 1, *, more_command: str | None = None, limit: int = MESSAGE_BLOCK_LIMIT
+) -> Page:
     """Page ``page`` of a reply as a message of at most ``limit`` blocks.
 
     With ``more_command`` (a command that can safely run again), a long reply ends in a "More"

@@ -112,8 +112,13 @@ def message_event(body: dict[str, Any]) -> EventRequest | None:
     thread_ts = event.get("thread_ts") or (None if direct else event.get("ts"))
     return EventRequest(
         Request(
-            origin=Origin(platform=PLATFORM, user_external_id=event["user"], conversation=channel,
-                          thread=thread_ts, is_private=direct),
+            origin=Origin(
+                platform=PLATFORM,
+                user_external_id=event["user"],
+                conversation=channel,
+                thread=thread_ts,
+                is_private=direct,
+            ),
             text=text if text.startswith("/") else "/" + text,
             inbox_key=f"msg:{body.get('team_id') or event.get('team')}:{channel}:{event.get('ts')}",
         ),
@@ -126,8 +131,12 @@ def home_opened(body: dict[str, Any]) -> Request | None:
     if event.get("tab", "home") != "home":
         return None
     return Request(
-        origin=Origin(platform=PLATFORM, user_external_id=event["user"],
-                      conversation=event.get("channel") or event["user"], is_private=True),
+        origin=Origin(
+            platform=PLATFORM,
+            user_external_id=event["user"],
+            conversation=event.get("channel") or event["user"],
+            is_private=True,
+        ),
         text=HOME_COMMAND,
         inbox_key=f"event:{body['event_id']}" if body.get("event_id") else None,
     )

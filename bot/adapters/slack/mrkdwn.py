@@ -75,7 +75,7 @@ def _markup(match: re.Match[str]) -> str:
         return label
     for scheme in ("mailto:", "tel:"):
         if target.startswith(scheme):
-            return target[len(scheme):]
+            return target[len(scheme) :]
     return target
 
 

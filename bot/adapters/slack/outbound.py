@@ -26,16 +26,33 @@ from bot.messages import Image, Reply
 log = logging.getLogger("chatcrm.slack")
 
 # The recipient will never get this message: do not retry.
-UNREACHABLE_ERRORS = frozenset({
-    "channel_not_found", "account_inactive", "is_archived", "user_not_found", "not_in_channel",
-    "user_disabled", "cannot_dm_bot", "messages_tab_disabled",
-})
+UNREACHABLE_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "account_inactive",
+        "is_archived",
+        "user_not_found",
+        "not_in_channel",
+        "user_disabled",
+        "cannot_dm_bot",
+        "messages_tab_disabled",
+    }
+)
 # chat.update: this message cannot be edited (gone, not the bot's, too old). Only this message
 # fails; the recipient stays reachable.
 UNEDITABLE_ERRORS = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 # The bot's token is wrong or lacks rights: nothing goes out until an admin fixes the installation.
-AUTH_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
-                         "missing_scope", "no_permission", "not_allowed_token_type"})
+AUTH_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+        "no_permission",
+        "not_allowed_token_type",
+    }
+)
 DEFAULT_RETRY_AFTER = 30.0
 
 
@@ -58,8 +75,10 @@ def delivery_error(exc: Exception) -> DeliveryError:
         if error in AUTH_ERRORS:
             needed = response.get("needed") if error == "missing_scope" else None
             detail = f" (needs scope {needed})" if needed else ""
-            return TemporaryFailure(f"Slack refused the bot token: {error}{detail}. Check SLACK_BOT_TOKEN and "
-                                    "reinstall the app from slack-manifest.yml; messages wait until then.")
+            return TemporaryFailure(
+                f"Slack refused the bot token: {error}{detail}. Check SLACK_BOT_TOKEN and "
+                "reinstall the app from slack-manifest.yml; messages wait until then."
+            )
         if status >= 500:
             return TemporaryFailure(f"Slack answered HTTP {status}")
         return TemporaryFailure(f"Slack error: {error or f'HTTP {status}'}")
@@ -83,15 +102,24 @@ class Destination:
     thread_ts: str | None = None
 
 
-async def post_message(client: AsyncWebClient, channel: str, blocks: list[Block], text: str, *,
-                       thread_ts: str | None = None, ephemeral_for: str | None = None) -> str:
+async def post_message(
+    client: AsyncWebClient,
+    channel: str,
+    blocks: list[Block],
+    text: str,
+    *,
+    thread_ts: str | None = None,
+    ephemeral_for: str | None = None,
+) -> str:
     """chat.postMessage (or chat.postEphemeral for one user); returns the message ts."""
     if ephemeral_for:
-        response = await client.chat_postEphemeral(channel=channel, user=ephemeral_for, blocks=blocks, text=text,
-                                                   thread_ts=thread_ts)
+        response = await client.chat_postEphemeral(
+            channel=channel, user=ephemeral_for, blocks=blocks, text=text, thread_ts=thread_ts
+        )
         return str(response.get("message_ts") or "")
-    response = await client.chat_postMessage(channel=channel, blocks=blocks, text=text, thread_ts=thread_ts,
-                                             unfurl_links=False, unfurl_media=False)
+    response = await client.chat_postMessage(
+        channel=channel, blocks=blocks, text=text, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False
+    )
     return str(response.get("ts") or "")
 
 
@@ -110,8 +138,14 @@ async def post_to_response_url(session: aiohttp.ClientSession | None, url: str, 
 
 async def upload_image(client: AsyncWebClient, channel: str, image: Image, *, thread_ts: str | None = None) -> str:
     """Upload a PNG with files upload v2 and share it in the channel; returns the file id."""
-    response = await client.files_upload_v2(channel=channel, file=image.path, filename=image.path.rsplit("/", 1)[-1],
-                                            title=image.title, alt_txt=image.alt_text, thread_ts=thread_ts)
+    response = await client.files_upload_v2(
+        channel=channel,
+        file=image.path,
+        filename=image.path.rsplit("/", 1)[-1],
+        title=image.title,
+        alt_txt=image.alt_text,
+        thread_ts=thread_ts,
+    )
     files = response.get("files") or [response.get("file") or {}]
     return str(files[0].get("id") or "")
 

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
-
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -78,8 +77,9 @@ class SlackRuntime:
     async def start(self) -> None:
         # One connection pool for every Web API call and response_url answer.
         self.session = aiohttp.ClientSession()
-        self._client = AsyncWebClient(token=self.settings.bot_token, base_url=self.settings.api_url,
-                                      session=self.session, timeout=WEB_API_TIMEOUT)
+        self._client = AsyncWebClient(
+            token=self.settings.bot_token, base_url=self.settings.api_url, session=self.session, timeout=WEB_API_TIMEOUT
+        )
 
     async def close(self, grace: float = 10.0) -> None:
         """Let answers in flight finish (up to ``grace`` seconds), then let go of connections."""
@@ -121,8 +121,9 @@ class SlackRuntime:
         request = inbound.slash_command(body)
         reply = await self.dispatch(request)
         if reply is not None:
-            where = Destination(channel=body.get("channel_id"), user=body["user_id"],
-                                response_url=body.get("response_url"))
+            where = Destination(
+                channel=body.get("channel_id"), user=body["user_id"], response_url=body.get("response_url")
+            )
             await self.answer(request, reply, where, trigger_id=body.get("trigger_id"))
 
     async def button(self, body: dict[str, Any]) -> None:
@@ -134,8 +135,12 @@ class SlackRuntime:
         request = inbound.button_press(body, pressed)
         reply = await self.dispatch(request)
         if reply is not None:
-            where = Destination(channel=request.origin.conversation, user=request.origin.user_external_id,
-                                response_url=body.get("response_url"), thread_ts=request.origin.thread)
+            where = Destination(
+                channel=request.origin.conversation,
+                user=request.origin.user_external_id,
+                response_url=body.get("response_url"),
+                thread_ts=request.origin.thread,
+            )
             await self.answer(request, reply, where, trigger_id=body.get("trigger_id"), page=pressed.page or 1)
 
     async def event(self, body: dict[str, Any]) -> None:
@@ -150,8 +155,9 @@ class SlackRuntime:
             reply = await self.dispatch(found.request) if found else None
             if found is not None and reply is not None:
                 origin = found.request.origin
-                where = Destination(channel=origin.conversation, user=origin.user_external_id,
-                                    thread_ts=found.thread_ts)
+                where = Destination(
+                    channel=origin.conversation, user=origin.user_external_id, thread_ts=found.thread_ts
+                )
                 await self.answer(found.request, reply, where)
 
     async def submit_form(self, body: dict[str, Any], ack: Ack) -> None:
@@ -164,8 +170,12 @@ class SlackRuntime:
             await ack()
             return
         request = inbound.form_submission(body, context)
-        where = Destination(channel=request.origin.conversation, user=request.origin.user_external_id,
-                            response_url=context.response_url, thread_ts=context.thread_ts)
+        where = Destination(
+            channel=request.origin.conversation,
+            user=request.origin.user_external_id,
+            response_url=context.response_url,
+            thread_ts=context.thread_ts,
+        )
         work = asyncio.get_running_loop().run_in_executor(self.executor, self.app.dispatcher.handle, request)
         try:
             reply = await asyncio.wait_for(asyncio.shield(work), FORM_ACK_BUDGET)
@@ -208,8 +218,9 @@ class SlackRuntime:
 
     # ---- outbound -----------------------------------------------------------------------
 
-    async def answer(self, request: Request, reply: Reply, where: Destination, *,
-                     trigger_id: str | None = None, page: int = 1) -> None:
+    async def answer(
+        self, request: Request, reply: Reply, where: Destination, *, trigger_id: str | None = None, page: int = 1
+    ) -> None:
         if reply.form is not None and trigger_id:
             await self.open_form(reply.form, where, trigger_id)
             return
@@ -219,8 +230,14 @@ class SlackRuntime:
         try:
             view = modal_view(form, _context_for(form, where))
         except MetadataTooLong:
-            await self.deliver(Reply(text="That is too much to ask for in a form; please type the whole command.",
-                                     tone=Tone.ERROR, private=True), where)
+            await self.deliver(
+                Reply(
+                    text="That is too much to ask for in a form; please type the whole command.",
+                    tone=Tone.ERROR,
+                    private=True,
+                ),
+                where,
+            )
             return
         try:
             await self.client.views_open(trigger_id=trigger_id, view=view)
@@ -228,11 +245,13 @@ class SlackRuntime:
             if exc.response.get("error") not in EXPIRED_TRIGGER_ERRORS:
                 raise
             # Slack lets a trigger open a modal for 3 seconds only.
-            await self.deliver(Reply(text="The form could not open in time. Please try again.",
-                                     tone=Tone.WARNING, private=True), where)
+            await self.deliver(
+                Reply(text="The form could not open in time. Please try again.", tone=Tone.WARNING, private=True), where
+            )
 
-    async def deliver(self, reply: Reply, where: Destination, *, more_command: str | None = None,
-                      page: int = 1) -> None:
+    async def deliver(
+        self, reply: Reply, where: Destination, *, more_command: str | None = None, page: int = 1
+    ) -> None:
         shown = message_page(reply, page, more_command=more_command)
         posted = False
         if where.response_url:
@@ -245,8 +264,14 @@ class SlackRuntime:
         if not posted and where.channel:
             in_dm = where.channel == where.user or inbound.is_dm(where.channel)
             ephemeral_for = where.user if reply.private and not in_dm else None
-            await post_message(self.client, where.channel, shown.blocks, fallback_text(reply),
-                               thread_ts=where.thread_ts, ephemeral_for=ephemeral_for)
+            await post_message(
+                self.client,
+                where.channel,
+                shown.blocks,
+                fallback_text(reply),
+                thread_ts=where.thread_ts,
+                ephemeral_for=ephemeral_for,
+            )
         if reply.image and where.channel:
             await upload_image(self.client, where.channel, reply.image, thread_ts=where.thread_ts)
 
@@ -266,8 +291,13 @@ class SlackRuntime:
 
 
 def _context_for(form: Form, where: Destination) -> FormContext:
-    return FormContext(command=form.command, fixed=dict(form.fixed), response_url=where.response_url,
-                       channel=where.channel, thread_ts=where.thread_ts)
+    return FormContext(
+        command=form.command,
+        fixed=dict(form.fixed),
+        response_url=where.response_url,
+        channel=where.channel,
+        thread_ts=where.thread_ts,
+    )
 
 
 def _rejected_reply(rejected: FormRejected) -> Reply:

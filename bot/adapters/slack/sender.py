@@ -61,8 +61,12 @@ class SlackSender:
         # Made on first use, inside the worker's event loop (aiohttp sessions belong to one loop).
         if self._client is None:
             self._session = aiohttp.ClientSession()
-            self._client = AsyncWebClient(token=self.settings.bot_token, base_url=self.settings.api_url,
-                                          session=self._session, timeout=WEB_API_TIMEOUT)
+            self._client = AsyncWebClient(
+                token=self.settings.bot_token,
+                base_url=self.settings.api_url,
+                session=self._session,
+                timeout=WEB_API_TIMEOUT,
+            )
         return self._client
 
     async def close(self) -> None:
@@ -104,8 +108,9 @@ class SlackSender:
         blocks, text = self._content(message)
         message_ts = ""
         if blocks:
-            message_ts = await post_message(self.client, message.conversation, blocks, text or " ",
-                                            thread_ts=message.thread)
+            message_ts = await post_message(
+                self.client, message.conversation, blocks, text or " ", thread_ts=message.thread
+            )
         if image is not None:
             file_id = await upload_image(self.client, message.conversation, image, thread_ts=message.thread)
             message_ts = message_ts or file_id

@@ -35,15 +35,21 @@ class SlackSettings:
         app_token = (env.get("SLACK_APP_TOKEN") or "").strip() or None
         if not bot_token:
             if app_token:
-                raise SettingsError("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both "
-                                    "(the bot token, xoxb-…, is under OAuth & Permissions)")
+                raise SettingsError(
+                    "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both "
+                    "(the bot token, xoxb-…, is under OAuth & Permissions)"
+                )
             return None
         if not bot_token.startswith("xoxb-"):
-            raise SettingsError("SLACK_BOT_TOKEN must be the bot token, starting with xoxb- "
-                                "(OAuth & Permissions > Bot User OAuth Token)")
+            raise SettingsError(
+                "SLACK_BOT_TOKEN must be the bot token, starting with xoxb- "
+                "(OAuth & Permissions > Bot User OAuth Token)"
+            )
         if app_token and not app_token.startswith("xapp-"):
-            raise SettingsError("SLACK_APP_TOKEN must be an app-level token starting with xapp- "
-                                "(Basic Information > App-Level Tokens, scope connections:write)")
+            raise SettingsError(
+                "SLACK_APP_TOKEN must be an app-level token starting with xapp- "
+                "(Basic Information > App-Level Tokens, scope connections:write)"
+            )
         api_url = (env.get("SLACK_API_URL") or DEFAULT_API_URL).strip()
         if not api_url.startswith(("http://", "https://")):
             raise SettingsError(f"SLACK_API_URL={api_url!r} is not an http(s) URL")

@@ -25,9 +25,6 @@ import logging
 import re
 from dataclasses import dataclass
 
-from crm_core import inbox
-from crm_core.actor import Actor
-from crm_core.services import link_codes, sla, tickets
 from telegram import (
     BotCommand,
     ForceReply,
@@ -52,6 +49,9 @@ from bot.bootstrap import App
 from bot.dispatch import AlreadyHandled, FormRejected, error_reply, internal_error_reply, new_reference
 from bot.messages import Origin, Reply, Request
 from bot.router import Router
+from crm_core import inbox
+from crm_core.actor import Actor
+from crm_core.services import link_codes, sla, tickets
 
 log = logging.getLogger("chatcrm.telegram")
 
@@ -133,8 +133,11 @@ class TelegramBot:
             log.warning("setMyCommands failed: %s", exc)
         if self.webhook:
             if self.settings.webhook_url:
-                await self.bot.set_webhook(self.settings.webhook_url, secret_token=self.settings.webhook_secret,
-                                           allowed_updates=ALLOWED_UPDATES)
+                await self.bot.set_webhook(
+                    self.settings.webhook_url,
+                    secret_token=self.settings.webhook_secret,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
                 log.info("Telegram webhook registered at %s", self.settings.webhook_url)
             return
         await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
@@ -177,13 +180,18 @@ class TelegramBot:
             log.warning("sending for update %s failed: %s", inbound.update_id, exc)
         except Exception:
             ref = new_reference()
-            log.exception("unhandled error ref=%s telegram update=%s user=%s", ref, inbound.update_id,
-                          inbound.origin.user_external_id)
+            log.exception(
+                "unhandled error ref=%s telegram update=%s user=%s",
+                ref,
+                inbound.update_id,
+                inbound.origin.user_external_id,
+            )
             if (outcome := _OUTCOME.get()) is not None:
                 outcome.failed = True
             try:
-                await self.outgoing.reply(inbound.origin.conversation, internal_error_reply(ref),
-                                          thread=inbound.origin.thread)
+                await self.outgoing.reply(
+                    inbound.origin.conversation, internal_error_reply(ref), thread=inbound.origin.thread
+                )
             except TelegramError:
                 pass
 
@@ -203,8 +211,9 @@ class TelegramBot:
     # -- database steps (run in a worker thread) ----------------------------------------------------
 
     def _uow(self, inbound: Inbound):
-        return self.app.uow(Actor(user_id=None, name=inbound.origin.display_name or inbound.origin.user_external_id,
-                                  platform=PLATFORM))
+        return self.app.uow(
+            Actor(user_id=None, name=inbound.origin.display_name or inbound.origin.user_external_id, platform=PLATFORM)
+        )
 
     def _first_time(self, inbound: Inbound) -> bool:
         with self._uow(inbound) as uow:
@@ -299,8 +308,9 @@ class TelegramBot:
 
     def _record_delivery(self, message_id: int, external_id: int | None, error: str | None) -> None:
         with self.app.uow() as uow:
-            tickets.record_delivery(uow, message_id, error=error,
-                                    external_message_id=str(external_id) if external_id else None)
+            tickets.record_delivery(
+                uow, message_id, error=error, external_message_id=str(external_id) if external_id else None
+            )
 
     # -- handling ------------------------------------------------------------------------------------
 
@@ -341,12 +351,16 @@ class TelegramBot:
             return
         markup = None
         if inbound.origin.is_private:
-            markup = ReplyKeyboardMarkup([[KeyboardButton("Share my phone number", request_contact=True)]],
-                                         resize_keyboard=True, one_time_keyboard=True)
+            markup = ReplyKeyboardMarkup(
+                [[KeyboardButton("Share my phone number", request_contact=True)]],
+                resize_keyboard=True,
+                one_time_keyboard=True,
+            )
         await self._send(inbound, support.greeting(inbound.first_name, self.bot.first_name), markup=markup)
 
-    async def _dispatch(self, inbound: Inbound, *, text: str | None = None, from_button: bool = False,
-                        wants_form: bool = False) -> None:
+    async def _dispatch(
+        self, inbound: Inbound, *, text: str | None = None, from_button: bool = False, wants_form: bool = False
+    ) -> None:
         request = inbound.request(text=text, from_button=from_button, wants_form=wants_form)
         try:
             reply = await asyncio.to_thread(self.app.dispatcher.handle, request)
@@ -375,18 +389,27 @@ class TelegramBot:
     async def _ask(self, inbound: Inbound, question: Question) -> None:
         in_group = not inbound.origin.is_private
         field = question.field
-        buttons = [InlineKeyboardButton(choice[:64], callback_data=callbacks.answer_data(question.session_id,
-                                                                                        question.asked, i))
-                   for i, choice in enumerate(field.choices)]
+        buttons = [
+            InlineKeyboardButton(
+                choice[:64], callback_data=callbacks.answer_data(question.session_id, question.asked, i)
+            )
+            for i, choice in enumerate(field.choices)
+        ]
         rows = [buttons[i : i + CHOICES_PER_ROW] for i in range(0, len(buttons), CHOICES_PER_ROW)]
         extra = []
         if field.initial:
-            extra.append(InlineKeyboardButton("Keep as it is",
-                                              callback_data=callbacks.answer_data(question.session_id, question.asked,
-                                                                                  callbacks.KEEP)))
+            extra.append(
+                InlineKeyboardButton(
+                    "Keep as it is",
+                    callback_data=callbacks.answer_data(question.session_id, question.asked, callbacks.KEEP),
+                )
+            )
         elif not field.required:
-            extra.append(InlineKeyboardButton("Skip", callback_data=callbacks.answer_data(
-                question.session_id, question.asked, callbacks.SKIP)))
+            extra.append(
+                InlineKeyboardButton(
+                    "Skip", callback_data=callbacks.answer_data(question.session_id, question.asked, callbacks.SKIP)
+                )
+            )
         if extra:
             rows.append(extra)
         if rows:
@@ -396,11 +419,13 @@ class TelegramBot:
             markup = ForceReply(selective=True, input_field_placeholder=field.label[:64])
         else:
             markup = None
-        html = render_question(question.form.title, question.number, question.total, field, error=question.error,
-                               in_group=in_group)
+        html = render_question(
+            question.form.title, question.number, question.total, field, error=question.error, in_group=in_group
+        )
         reply_to = inbound.message_id if in_group and not inbound.is_callback else None
-        await self.outgoing.texts(inbound.origin.conversation, [html], markup, thread=inbound.origin.thread,
-                                  reply_to=reply_to)
+        await self.outgoing.texts(
+            inbound.origin.conversation, [html], markup, thread=inbound.origin.thread, reply_to=reply_to
+        )
 
     async def _on_press(self, inbound: Inbound) -> None:
         decoded = await asyncio.to_thread(self._decode, inbound.text)
@@ -422,9 +447,12 @@ class TelegramBot:
             return
         await self.bot.answer_callback_query(inbound.callback_id)
         # The question stays in the chat with its answer instead of its buttons.
-        await self.bot.edit_message_text(f"<b>{escape(chosen.label)}</b>: {escape(chosen.shown)}",
-                                         chat_id=chat_id(inbound.origin.conversation),
-                                         message_id=inbound.message_id, parse_mode=ParseMode.HTML)
+        await self.bot.edit_message_text(
+            f"<b>{escape(chosen.label)}</b>: {escape(chosen.shown)}",
+            chat_id=chat_id(inbound.origin.conversation),
+            message_id=inbound.message_id,
+            parse_mode=ParseMode.HTML,
+        )
         await self._next_step(inbound, chosen.step)
 
     def _is_staff(self, inbound: Inbound) -> bool:
@@ -449,8 +477,9 @@ class TelegramBot:
             await self._send(inbound, support.received_reply(wrote))
         target = self.settings.support_chat_id
         if target is None:
-            log.warning("ticket #%s got a message but TELEGRAM_SUPPORT_CHAT_ID is not set: nobody was told",
-                        wrote.ticket_id)
+            log.warning(
+                "ticket #%s got a message but TELEGRAM_SUPPORT_CHAT_ID is not set: nobody was told", wrote.ticket_id
+            )
             return
         relayed = await self.outgoing.reply(target, support.relay_reply(wrote))
         await asyncio.to_thread(self._record_relay, wrote.message_id, target, relayed.message_id)

@@ -18,12 +18,11 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from bot.messages import Button
 from crm_core import db
 from crm_core.clock import utcnow
 from crm_core.models import ButtonCommand
 from crm_core.uow import UnitOfWork
-
-from bot.messages import Button
 
 LIMIT = 64
 SKIP = "s"
@@ -64,8 +63,11 @@ def answer_data(session_id: int, asked: int, choice: int | str) -> str:
 
 def store(uow: UnitOfWork, rows: list[ButtonCommand]) -> None:
     for row in rows:
-        db.insert_or_ignore(uow.session, ButtonCommand, {"token": row.token, "command": row.command,
-                                                         "opens_form": row.opens_form, "created_at": utcnow()})
+        db.insert_or_ignore(
+            uow.session,
+            ButtonCommand,
+            {"token": row.token, "command": row.command, "opens_form": row.opens_form, "created_at": utcnow()},
+        )
 
 
 def decode(uow: UnitOfWork, data: str) -> Press | Answer | None:

@@ -12,12 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from crm_core.clock import utcnow
-from crm_core.models import FormSession
-from crm_core.uow import UnitOfWork
 
 from bot.adapters.telegram.callbacks import KEEP, SKIP
 from bot.messages import Form, FormInput, InputKind, Origin, Reply
+from crm_core.clock import utcnow
+from crm_core.models import FormSession
+from crm_core.uow import UnitOfWork
 
 # A form left alone this long is forgotten; the next message is an ordinary message again.
 SESSION_TTL = timedelta(hours=1)
@@ -53,8 +53,11 @@ def _load(row: FormSession) -> Form:
 
 
 def _where(origin: Origin) -> sa.ColumnElement[bool]:
-    return sa.and_(FormSession.platform == origin.platform, FormSession.conversation == origin.conversation,
-                   FormSession.user_external_id == origin.user_external_id)
+    return sa.and_(
+        FormSession.platform == origin.platform,
+        FormSession.conversation == origin.conversation,
+        FormSession.user_external_id == origin.user_external_id,
+    )
 
 
 def current(uow: UnitOfWork, origin: Origin) -> FormSession | None:
@@ -86,8 +89,13 @@ def start(
     if not queue:
         return Filled(form, {**form.fixed, **(answers or {})})
     row = FormSession(
-        platform=origin.platform, conversation=origin.conversation, user_external_id=origin.user_external_id,
-        form=_dump(form, errors), answers=dict(answers or {}), queue=queue, asked=1,
+        platform=origin.platform,
+        conversation=origin.conversation,
+        user_external_id=origin.user_external_id,
+        form=_dump(form, errors),
+        answers=dict(answers or {}),
+        queue=queue,
+        asked=1,
         expires_at=utcnow() + SESSION_TTL,
     )
     uow.session.add(row)
@@ -144,7 +152,9 @@ def _interpret(field: FormInput, text: str | None, choice: str | None) -> tuple[
     return value, None
 
 
-def answer(uow: UnitOfWork, row: FormSession, *, text: str | None = None, choice: str | None = None) -> Question | Filled:
+def answer(
+    uow: UnitOfWork, row: FormSession, *, text: str | None = None, choice: str | None = None
+) -> Question | Filled:
     """Take the answer to the current question; the next question, the same one with an error, or the filled form."""
     form = _load(row)
     field = _question(row, form).field

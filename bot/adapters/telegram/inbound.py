@@ -63,8 +63,14 @@ class Inbound:
 
     def request(self, *, text: str | None = None, from_button: bool = False, wants_form: bool = False) -> Request:
         # Telegram can always ask for missing arguments one question at a time.
-        return Request(origin=self.origin, text=text if text is not None else self.text, from_button=from_button,
-                       wants_form=wants_form, can_ask=True, inbox_key=self.key)
+        return Request(
+            origin=self.origin,
+            text=text if text is not None else self.text,
+            from_button=from_button,
+            wants_form=wants_form,
+            can_ask=True,
+            inbox_key=self.key,
+        )
 
 
 def _describe(message: Message) -> str:
@@ -107,8 +113,14 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         message = query.message
         if not query.data or message is None or query.from_user.is_bot:
             return None
-        return Inbound(update.update_id, _origin(message, query.from_user), query.data, query.from_user.first_name,
-                       message_id=message.message_id, callback_id=query.id)
+        return Inbound(
+            update.update_id,
+            _origin(message, query.from_user),
+            query.data,
+            query.from_user.first_name,
+            message_id=message.message_id,
+            callback_id=query.id,
+        )
     message = update.message
     if message is None or message.from_user is None or message.from_user.is_bot:
         return None
@@ -121,8 +133,15 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         "reply_to_text": (replied.text or replied.caption) if replied else None,
     }
     if message.contact is not None:
-        return Inbound(update.update_id, _origin(message, user), "", user.first_name,
-                       contact_phone=message.contact.phone_number, contact_user_id=message.contact.user_id, **common)
+        return Inbound(
+            update.update_id,
+            _origin(message, user),
+            "",
+            user.first_name,
+            contact_phone=message.contact.phone_number,
+            contact_user_id=message.contact.user_id,
+            **common,
+        )
     text = message.text if message.text is not None else _describe(message)
     if not text.strip():
         return None

@@ -9,7 +9,6 @@ import warnings
 from collections.abc import Sequence
 from datetime import timedelta
 
-from crm_core.uow import UnitOfWork
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ParseMode
@@ -19,11 +18,16 @@ from bot.adapters.telegram import callbacks
 from bot.adapters.telegram.render import caption, render_reply
 from bot.delivery import DeliveryError, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Button, Image, Reply
+from crm_core.uow import UnitOfWork
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # editMessageText refusals that no retry can fix: this message fails, the chat stays reachable.
-_UNEDITABLE = ("message to edit not found", "message can't be edited", "there is no text in the message to edit",
-               "message_id_invalid")
+_UNEDITABLE = (
+    "message to edit not found",
+    "message can't be edited",
+    "there is no text in the message to edit",
+    "message_id_invalid",
+)
 
 
 def chat_id(conversation: str) -> int | str:
@@ -77,18 +81,29 @@ class Outgoing:
             await asyncio.to_thread(self._store, stored)
         return InlineKeyboardMarkup(markup)
 
-    async def texts(self, conversation: str, texts: Sequence[str], markup=None, *, thread: str | None = None,
-                    reply_to: int | None = None) -> Message:
+    async def texts(
+        self,
+        conversation: str,
+        texts: Sequence[str],
+        markup=None,
+        *,
+        thread: str | None = None,
+        reply_to: int | None = None,
+    ) -> Message:
         """Send HTML messages in order; the markup goes under the last, the first replies to ``reply_to``."""
         sent: Message | None = None
         for index, text in enumerate(texts):
             last = index == len(texts) - 1
             sent = await self.bot.send_message(
-                chat_id(conversation), text, parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW,
+                chat_id(conversation),
+                text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=_NO_PREVIEW,
                 reply_markup=markup if last else None,
                 message_thread_id=int(thread) if thread else None,
                 reply_parameters=ReplyParameters(reply_to, allow_sending_without_reply=True)
-                if reply_to and index == 0 else None,
+                if reply_to and index == 0
+                else None,
             )
         assert sent is not None
         return sent
@@ -97,9 +112,14 @@ class Outgoing:
         """Replace the text (HTML) and inline keyboard of a message sent earlier; no ``markup`` removes
         the keyboard. False when Telegram says it already reads so ("message is not modified")."""
         try:
-            await self.bot.edit_message_text(text, chat_id=chat_id(conversation), message_id=message_id,
-                                             parse_mode=ParseMode.HTML, link_preview_options=_NO_PREVIEW,
-                                             reply_markup=markup)
+            await self.bot.edit_message_text(
+                text,
+                chat_id=chat_id(conversation),
+                message_id=message_id,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=_NO_PREVIEW,
+                reply_markup=markup,
+            )
         except BadRequest as exc:
             if "message is not modified" in exc.message.lower():
                 return False
@@ -108,12 +128,17 @@ class Outgoing:
 
     async def photo(self, conversation: str, image: Image, *, thread: str | None = None) -> Message:
         with open(image.path, "rb") as picture:
-            return await self.bot.send_photo(chat_id(conversation), picture, caption=caption(image.title),
-                                             parse_mode=ParseMode.HTML,
-                                             message_thread_id=int(thread) if thread else None)
+            return await self.bot.send_photo(
+                chat_id(conversation),
+                picture,
+                caption=caption(image.title),
+                parse_mode=ParseMode.HTML,
+                message_thread_id=int(thread) if thread else None,
+            )
 
-    async def reply(self, conversation: str, reply: Reply, *, thread: str | None = None, reply_to: int | None = None,
-                    markup=None) -> Message:
+    async def reply(
+        self, conversation: str, reply: Reply, *, thread: str | None = None, reply_to: int | None = None, markup=None
+    ) -> Message:
         """Render and send a neutral reply; ``markup`` (e.g. a contact-request keyboard) replaces the buttons."""
         rendered = render_reply(reply)
         if markup is None:

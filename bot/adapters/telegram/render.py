@@ -180,8 +180,9 @@ def keyboard_rows(reply: Reply) -> tuple[tuple[Button, ...], ...]:
     rows: list[tuple[Button, ...]] = []
     item_buttons = [(item, item.button) for section in reply.sections for item in section.items if item.button]
     for item, button in item_buttons[:MAX_ITEM_BUTTONS]:
-        rows.append((Button(f"{button.label}: {_clip(item.text, 40)}", button.command, button.style,
-                            button.opens_form),))
+        rows.append(
+            (Button(f"{button.label}: {_clip(item.text, 40)}", button.command, button.style, button.opens_form),)
+        )
     own = list(reply.buttons)
     for start in range(0, len(own), BUTTONS_PER_ROW):
         rows.append(tuple(own[start : start + BUTTONS_PER_ROW]))
@@ -196,8 +197,9 @@ def caption(text: str) -> str:
     return escape(_clip(text, CAPTION_LIMIT))
 
 
-def render_question(form_title: str, number: int, total: int, field: FormInput, *, error: str | None,
-                    in_group: bool) -> str:
+def render_question(
+    form_title: str, number: int, total: int, field: FormInput, *, error: str | None, in_group: bool
+) -> str:
     """One question of a step-by-step form, as HTML."""
     lines: list[Line] = [(Span(_one_line(form_title), "b"), Span(f" · question {number} of {total}"))]
     if error:

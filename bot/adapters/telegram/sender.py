@@ -69,8 +69,9 @@ class TelegramSender:
                     sent = await out.photo(message.conversation, message.image, thread=message.thread)
                 if message.formatted_text or message.image is None:
                     markup = await out.keyboard([[b] for b in message.buttons])
-                    sent = await out.texts(message.conversation, split_html(message.formatted_text or ""), markup,
-                                           thread=message.thread)
+                    sent = await out.texts(
+                        message.conversation, split_html(message.formatted_text or ""), markup, thread=message.thread
+                    )
         except TelegramError as exc:
             raise delivery_error(exc) from exc
         return str(sent.message_id)

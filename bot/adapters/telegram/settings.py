@@ -46,12 +46,16 @@ class TelegramSettings:
             if not url.startswith("https://"):
                 raise SettingsError(f"TELEGRAM_WEBHOOK_URL={url!r} must be an https:// URL (Telegram requires it)")
             if secret is None:
-                raise SettingsError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
-                                    "the webhook needs a secret so nobody else can post updates to it")
+                raise SettingsError(
+                    "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
+                    "the webhook needs a secret so nobody else can post updates to it"
+                )
         support = value("TELEGRAM_SUPPORT_CHAT_ID")
         if support is not None and not _CHAT_ID.match(support):
-            raise SettingsError(f"TELEGRAM_SUPPORT_CHAT_ID={support!r} is not a chat id: use the group's number, "
-                                "like -1001234567890 (see the README for how to find it)")
+            raise SettingsError(
+                f"TELEGRAM_SUPPORT_CHAT_ID={support!r} is not a chat id: use the group's number, "
+                "like -1001234567890 (see the README for how to find it)"
+            )
         api_url = value("TELEGRAM_API_URL") or DEFAULT_API_URL
         if not api_url.startswith(("https://", "http://")):
             raise SettingsError(f"TELEGRAM_API_URL={api_url!r} is not an http(s) URL")

@@ -11,13 +11,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot.adapters.telegram.inbound import Inbound
+from bot.messages import Button, Field, Reply, Tone
 from crm_core.models import Platform, Ticket, TicketPriority, User
 from crm_core.services import consent, customer_chats, sla, tickets, users
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
-
-from bot.adapters.telegram.inbound import Inbound
-from bot.messages import Button, Field, Reply, Tone
 
 # A staff reply to one of the bot's messages that names a ticket ("Ticket #12 ...") answers it
 # even when the exact relayed copy is not on record (e.g. the later part of a split message).
@@ -57,19 +56,35 @@ def platform_id(inbound: Inbound) -> PlatformId:
 
 
 def customer_wrote(uow: UnitOfWork, inbound: Inbound, targets: Mapping[TicketPriority, sla.Target]) -> CustomerWrote:
-    chat = customer_chats.ensure_chat(uow, platform_id(inbound), inbound.origin.conversation,
-                                      inbound.origin.display_name)
-    incoming = tickets.customer_wrote(uow, chat.customer_id, inbound.text, channel="telegram",
-                                      external_message_id=str(inbound.message_id), targets=targets)
+    chat = customer_chats.ensure_chat(
+        uow, platform_id(inbound), inbound.origin.conversation, inbound.origin.display_name
+    )
+    incoming = tickets.customer_wrote(
+        uow,
+        chat.customer_id,
+        inbound.text,
+        channel="telegram",
+        external_message_id=str(inbound.message_id),
+        targets=targets,
+    )
     ticket = incoming.ticket
-    return CustomerWrote(ticket.id, incoming.message.id, incoming.opened, ticket.customer_id, ticket.customer.name,
-                         ticket.subject, str(ticket.priority), inbound.text)
+    return CustomerWrote(
+        ticket.id,
+        incoming.message.id,
+        incoming.opened,
+        ticket.customer_id,
+        ticket.customer.name,
+        ticket.subject,
+        str(ticket.priority),
+        inbound.text,
+    )
 
 
 def customer_started(uow: UnitOfWork, inbound: Inbound) -> None:
     """/start in a private chat: the customer may now get our campaign messages in this chat."""
-    chat = customer_chats.ensure_chat(uow, platform_id(inbound), inbound.origin.conversation,
-                                      inbound.origin.display_name)
+    chat = customer_chats.ensure_chat(
+        uow, platform_id(inbound), inbound.origin.conversation, inbound.origin.display_name
+    )
     consent.opt_in(uow, chat.customer_id, Platform.TELEGRAM.value, inbound.origin.conversation, "started the bot")
 
 
@@ -89,8 +104,9 @@ def staff_answered(uow: UnitOfWork, inbound: Inbound) -> StaffAnswered | None:
 
 
 def contact_shared(uow: UnitOfWork, inbound: Inbound) -> ContactLinked:
-    chat, matched = customer_chats.link_by_phone(uow, platform_id(inbound), inbound.origin.conversation,
-                                                 inbound.origin.display_name, inbound.contact_phone or "")
+    chat, matched = customer_chats.link_by_phone(
+        uow, platform_id(inbound), inbound.origin.conversation, inbound.origin.display_name, inbound.contact_phone or ""
+    )
     return ContactLinked(chat.customer.name, matched)
 
 
@@ -111,21 +127,26 @@ def relay_reply(wrote: CustomerWrote) -> Reply:
         fields=(Field("From", f"{wrote.customer_name} (customer #{wrote.customer_id})"),),
         text=wrote.text,
         footer="Reply to this message to answer the customer.",
-        buttons=(Button("Assign to me", f"/ticket assign {wrote.ticket_id} me"),
-                 Button("Open ticket", f"/ticket {wrote.ticket_id}")),
+        buttons=(
+            Button("Assign to me", f"/ticket assign {wrote.ticket_id} me"),
+            Button("Open ticket", f"/ticket {wrote.ticket_id}"),
+        ),
     )
 
 
 def received_reply(wrote: CustomerWrote) -> Reply:
-    return Reply(text=f"Thank you, we got your message. Your request number is #{wrote.ticket_id}; "
-                      "we will answer you here.")
+    return Reply(
+        text=f"Thank you, we got your message. Your request number is #{wrote.ticket_id}; we will answer you here."
+    )
 
 
 def delivered_reply(answered: StaffAnswered, error: str | None) -> Reply:
     if error is None:
         return Reply(text=f"Sent to {answered.customer_name} (ticket #{answered.ticket_id}).", tone=Tone.SUCCESS)
-    return Reply(text=f"Not delivered to {answered.customer_name}: {error}. The answer is kept in ticket "
-                      f"#{answered.ticket_id}.", tone=Tone.ERROR)
+    return Reply(
+        text=f"Not delivered to {answered.customer_name}: {error}. The answer is kept in ticket #{answered.ticket_id}.",
+        tone=Tone.ERROR,
+    )
 
 
 def greeting(first_name: str, bot_name: str) -> Reply:
@@ -139,14 +160,17 @@ def greeting(first_name: str, bot_name: str) -> Reply:
 
 CUSTOMER_HINT = Reply(text="Just write your question here in your own words; our team will answer you in this chat.")
 STAFF_HINT = Reply(text="Type /help to see what you can do here, or /ticket list for your tickets.")
-OWN_CONTACT_ONLY = Reply(text="Please share your own phone number with the button under the message box.",
-                         tone=Tone.WARNING)
+OWN_CONTACT_ONLY = Reply(
+    text="Please share your own phone number with the button under the message box.", tone=Tone.WARNING
+)
 
 
 def linked_reply(linked: ContactLinked) -> Reply:
     if linked.matched:
-        return Reply(text=f"Thank you, {linked.customer_name}: we found your customer record and linked this chat "
-                          "to it.", tone=Tone.SUCCESS)
-    return Reply(text="Thank you, we saved your phone number. Write your question whenever you like.",
-                 tone=Tone.SUCCESS)
-
+        return Reply(
+            text=f"Thank you, {linked.customer_name}: we found your customer record and linked this chat to it.",
+            tone=Tone.SUCCESS,
+        )
+    return Reply(
+        text="Thank you, we saved your phone number. Write your question whenever you like.", tone=Tone.SUCCESS
+    )
