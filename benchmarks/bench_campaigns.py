@@ -148,16 +148,19 @@ async def _send_for(sender, seconds: float) -> None:
 
 def send_rate(engine, session_factory, seconds: float, rate: int) -> dict[str, float]:
     from bot.outbox_sender import OutboxSender, SenderSettings
-    from bot.rate_limit import DEFAULT_LIMITS, Rate
+    from bot.adapters.telegram.plugin import LIMITS
+    from bot.rate_limit import Rate
+    from crm_core.campaigns.delivery import KIND, prepare_message
     from tests.fakes.http_sender import HttpSender
 
-    limits = replace(DEFAULT_LIMITS["telegram"], overall=Rate(rate, 1))
+    limits = replace(LIMITS, overall=Rate(rate, 1))
     with fake_api_process() as url:
         sender = OutboxSender(
             engine,
             session_factory,
             {"telegram": HttpSender("telegram", url)},
             SenderSettings(limits={"telegram": limits}, poll_seconds=0.05),
+            preparers={KIND: prepare_message},
         )
         asyncio.run(_send_for(sender, seconds))
         arrivals = [r["at"] for r in _arrivals(url)]

@@ -28,7 +28,7 @@ from bot.messages import Item, Reply, Section
 from bot.platforms import web_mounts
 from bot.settings import Settings
 from bot.web import build_web_app
-from crm_core.models import Platform, Role
+from crm_core.models import Role
 from crm_core.services import users
 from tests.fakes.servers import serve_asgi
 from tests.fakes.telegram_api import FakeTelegram
@@ -82,7 +82,7 @@ def _round(database_url: str, updates: int, customers: int) -> dict[str, list[fl
         try:
             with app.uow() as uow:
                 users.ensure_user(
-                    uow, users.PlatformId(Platform.TELEGRAM, "900"), display_name="Sam", role=Role.SUPPORT
+                    uow, users.PlatformId("telegram", "900"), display_name="Sam", role=Role.SUPPORT
                 )
             staff = fake.user(900, "Sam")
             people = [fake.user(10_000 + n, f"Customer{n}") for n in range(customers)]

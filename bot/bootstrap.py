@@ -1,22 +1,26 @@
-"""The composition root: reads settings once and builds the engine, router, dispatcher and app.
+"""The composition root: reads settings once and builds the plugins, engine, router, dispatcher and app.
 
-Nothing connects to a database or network at import time; ``build_app`` does it, once.
+Nothing connects to a database or network at import time; ``build_app`` does it, once. Everything
+the app serves (commands, permissions, platforms, jobs, outbox kinds, templates) comes from the
+plugins (bot.plugins), chatcrm's own features included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.dispatch import Dispatcher
-from bot.handlers import ALL_GROUPS
+from bot.plugins import Plugins
 from bot.router import Router
 from bot.settings import Settings
-from crm_core import db
+from crm_core import db, platforms
 from crm_core.actor import SYSTEM, Actor
 from crm_core.services import users
+from crm_core.templating import catalog
 from crm_core.uow import UnitOfWork
 
 
@@ -27,6 +31,7 @@ class App:
     session_factory: sessionmaker[Session]
     router: Router
     dispatcher: Dispatcher
+    plugins: Plugins
 
     def uow(self, actor: Actor = SYSTEM) -> UnitOfWork:
         return UnitOfWork(self.session_factory, actor)
@@ -35,27 +40,44 @@ class App:
         self.engine.dispose()
 
 
-def build_router() -> Router:
-    return Router(ALL_GROUPS)
+def load_plugins(settings: Settings, extra: Iterable[object] = ()) -> Plugins:
+    """Load the plugins and record what core must know process-wide: the platforms' traits and the
+    plugins' template folders."""
+    loaded = Plugins.load(settings, extra)
+    for spec in loaded.platforms.values():
+        platforms.register(spec.traits)
+    catalog.add_template_dirs(loaded.template_dirs)
+    return loaded
 
 
-def build_app(settings: Settings | None = None, *, migrate: bool | None = None) -> App:
-    """Connect, check (or, for the SQLite default, apply) migrations, and bootstrap admins.
+def build_router(settings: Settings | None = None, plugins: Plugins | None = None) -> Router:
+    plugins = plugins or load_plugins(settings or Settings.from_env())
+    return Router(plugins.command_groups, plugins.permissions)
 
-    Raises crm_core.db.DatabaseUnavailable or SchemaBehind with a message for the user.
+
+def build_app(
+    settings: Settings | None = None, *, migrate: bool | None = None, plugins: Iterable[object] = ()
+) -> App:
+    """Load the plugins, connect, check (or, for the SQLite default, apply) migrations, and bootstrap admins.
+
+    ``plugins`` are extra plugin objects registered after the installed ones (tests use this).
+    Raises crm_core.db.DatabaseUnavailable or SchemaBehind, bot.plugins.PluginError, or a
+    ValidationError for an admin on an unknown platform, each with a message for the user.
     """
     settings = settings or Settings.from_env()
+    loaded = load_plugins(settings, plugins)
     engine = db.create_engine(settings.database_url)
     db.check_connection(engine)
     db.ensure_schema(engine, auto_upgrade=settings.is_sqlite if migrate is None else migrate)
     factory = db.session_factory(engine)
-    router = build_router()
+    router = build_router(plugins=loaded)
     app = App(
         settings=settings,
         engine=engine,
         session_factory=factory,
         router=router,
-        dispatcher=Dispatcher(router, factory, settings),
+        dispatcher=Dispatcher(router, factory, settings, loaded),
+        plugins=loaded,
     )
     if settings.admins:
         with app.uow() as uow:

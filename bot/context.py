@@ -1,4 +1,4 @@
-"""What a handler gets besides its request: the unit of work, the caller, settings and the router."""
+"""What a handler gets besides its request: the unit of work, the caller, settings, the router and plugins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from bot.plugins import Plugins
     from bot.router import Router
     from bot.settings import Settings
 
@@ -21,6 +22,11 @@ class Context:
     settings: Settings
     router: Router
     platform: str
+    plugins: Plugins
+
+    def can(self, permission: str) -> bool:
+        """Whether the caller's role has this permission (bot.roles.Permission or a plugin's)."""
+        return self.router.permissions.allows(self.caller.role, permission)
 
     @property
     def actor(self) -> Actor:

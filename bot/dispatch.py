@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,15 +20,16 @@ from bot.args import FormErrors, UsageError, parse_form, parse_line
 from bot.context import Context
 from bot.forms import form_for
 from bot.messages import Caller, Origin, Reply, Request, Tone
-from bot.roles import allows
 from bot.router import Command, Router
 from bot.settings import Settings
 from crm_core import inbox
 from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
-from crm_core.models import Platform
 from crm_core.services import users
 from crm_core.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.plugins import Plugins
 
 log = logging.getLogger("chatcrm.dispatch")
 
@@ -65,8 +67,11 @@ def internal_error_reply(ref: str) -> Reply:
 
 
 class Dispatcher:
-    def __init__(self, router: Router, session_factory: sessionmaker[Session], settings: Settings):
+    def __init__(
+        self, router: Router, session_factory: sessionmaker[Session], settings: Settings, plugins: Plugins
+    ):
         self.router = router
+        self.plugins = plugins
         self.session_factory = session_factory
         self.settings = settings
 
@@ -90,7 +95,12 @@ class Dispatcher:
                 request.caller = caller
                 uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
                 ctx = Context(
-                    uow=uow, caller=caller, settings=self.settings, router=self.router, platform=request.origin.platform
+                    uow=uow,
+                    caller=caller,
+                    settings=self.settings,
+                    router=self.router,
+                    platform=request.origin.platform,
+                    plugins=self.plugins,
                 )
                 if route is None:
                     reply = command.handler(replace(request, args={}), ctx)
@@ -148,11 +158,8 @@ class Dispatcher:
         return None
 
     def _caller(self, uow: UnitOfWork, origin: Origin) -> Caller:
-        try:
-            platform_id = users.PlatformId(Platform(origin.platform), origin.user_external_id)
-        except ValueError:
-            platform_id = None
-        user = users.user_for_identity(uow, platform_id) if platform_id else None
+        # The id comes from the platform itself, so it is looked up as it is (no form check).
+        user = users.user_for_identity(uow, users.PlatformId(origin.platform, origin.user_external_id))
         if user is None or not user.active:
             role = self.settings.unknown_role
             return Caller(
@@ -167,7 +174,7 @@ class Dispatcher:
         )
 
     def _run(self, command: Command, arg_text: str, request: Request, ctx: Context) -> Reply:
-        if not allows(ctx.caller.role, command.permission):
+        if not ctx.can(command.permission):
             raise Forbidden(self._denied_message(ctx.caller, command))
         if request.form_values is not None:
             parsed = parse_form(command.params, request.form_values, extra_options=command.extra_options)

@@ -79,7 +79,8 @@ class SenderSettings:
     limits: Mapping[str, PlatformLimits] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SenderSettings:
+    def from_env(cls, env: Mapping[str, str], defaults: Mapping[str, PlatformLimits] | None = None) -> SenderSettings:
+        """The settings from ``CHATCRM_OUTBOX_*``; ``defaults`` are the platforms' declared rate limits."""
         def number(name: str, default: float) -> float:
             return env_number(env, name, default)
 
@@ -93,7 +94,7 @@ class SenderSettings:
             standby_seconds=number("CHATCRM_OUTBOX_STANDBY", cls.standby_seconds),
             lock_ttl_seconds=number("CHATCRM_OUTBOX_LOCK_TTL", cls.lock_ttl_seconds),
             senders=max(int(number("CHATCRM_OUTBOX_SENDERS", cls.senders)), 1),
-            limits=limits_from_env(env),
+            limits=limits_from_env(env, defaults),
         )
 
     def limits_for(self, platform: str, exclusive: bool) -> PlatformLimits:
@@ -168,10 +169,13 @@ class OutboxSender:
         settings: SenderSettings | None = None,
         *,
         owner: str | None = None,
+        preparers: Mapping[str, outbox.Preparer] | None = None,
     ):
         self.engine = engine
         self.session_factory = session_factory
         self.senders = dict(senders)
+        # Deferred outbox kinds (register_outbox_kinds): rows prepared right before they are sent.
+        self.preparers = dict(preparers or {})
         self.settings = settings or SenderSettings()
         self.owner = owner or holder_id()
         self.limiters = {
@@ -392,7 +396,7 @@ class OutboxSender:
         if row.payload.get("deferred"):
             # Rendered now, after re-checking pause and consent; None: not to be sent (recorded).
             try:
-                prepared = await self._record(outbox.prepare, row, self.owner)
+                prepared = await self._record(outbox.prepare, row, self.owner, self.preparers)
             except Exception as exc:  # noqa: BLE001 - a database hiccup or a bug in a preparer
                 log.exception("preparing outbox row %s failed", row.id)
                 await self._record(

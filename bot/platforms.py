@@ -1,9 +1,11 @@
-"""Which platforms are configured, and the web mounts, worker services and outbox senders they contribute.
+"""The platforms the plugins registered, and the web mounts, worker services and outbox senders they contribute.
 
-Adapters are imported only when configured, so a console-only install never loads an SDK.
+Every chat platform is a plugin (``register_platforms``, bot.platform_spec): this module only asks
+the specs, never names a platform. Adapters are imported only when configured, so a console-only
+install never loads an SDK.
 
-The worker always runs the scheduler and the outbox sender, even when no chat platform is
-configured: follow-up reminders and digests for console users are then printed by the
+The worker always runs the scheduler, the outbox sender and the event delivery, even when no chat
+platform is configured: follow-up reminders and digests for console users are then printed by the
 console sender, and rows for a platform this worker has no sender for simply wait (pending)
 until a worker with that platform configured delivers them. Nothing is lost by starting small.
 """
@@ -11,99 +13,56 @@ until a worker with that platform configured delivers them. Nothing is lost by s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from bot.bootstrap import App
 from bot.delivery import PlatformSender
+from bot.rate_limit import PlatformLimits
 from bot.web import WebMount
 from bot.worker import WorkerService
 
-if TYPE_CHECKING:
-    from bot.adapters.slack.settings import SlackSettings
-    from bot.adapters.telegram.settings import TelegramSettings
-
 
 def configured_platforms(app: App) -> list[str]:
-    env = app.settings.extra
-    found = []
-    if env.get("SLACK_BOT_TOKEN"):
-        found.append("slack")
-    if env.get("TELEGRAM_BOT_TOKEN"):
-        found.append("telegram")
-    return found
-
-
-def _slack(app: App) -> SlackSettings | None:
-    from bot.adapters.slack.settings import SlackSettings
-
-    return SlackSettings.from_env(app.settings.extra)
-
-
-def _telegram(app: App) -> TelegramSettings | None:
-    if not app.settings.extra.get("TELEGRAM_BOT_TOKEN"):
-        return None
-    from bot.adapters.telegram.settings import TelegramSettings
-
-    return TelegramSettings.from_env(app.settings.extra)
+    """The chat platforms whose settings connect them (a token is set)."""
+    return [name for name, spec in app.plugins.platforms.items() if spec.configured(app.settings)]
 
 
 def web_mounts(app: App) -> list[WebMount]:
-    """The HTTP endpoints of every configured platform (Slack events, Telegram webhook).
+    """The HTTP endpoints of every configured platform (Slack events, Telegram webhook, …).
 
     Raises SettingsError when a platform is set up for HTTP without its secret.
     """
     mounts: list[WebMount] = []
-    slack = _slack(app)
-    # Slack over HTTP unless it is Socket Mode only (an app token and no signing secret).
-    if slack is not None and (slack.signing_secret or not slack.socket_mode):
-        from bot.adapters.slack.http import SlackWebMount
-
-        mounts.append(SlackWebMount(app, slack))
-    telegram = _telegram(app)
-    if telegram is not None and telegram.webhook_secret:
-        from bot.adapters.telegram.webhook import TelegramWebhook
-
-        mounts.append(TelegramWebhook.build(app, telegram))
+    for name in configured_platforms(app):
+        mounts.extend(app.plugins.platforms[name].web_mounts(app))
     return mounts
 
 
 def senders(app: App) -> dict[str, PlatformSender]:
-    """The outbox's ``PlatformSender`` for each platform, by platform name: the console's always,
-    and Slack's and Telegram's when they are configured."""
-    from bot.adapters.console.sender import ConsoleSender
-
-    found: dict[str, PlatformSender] = {"console": ConsoleSender()}
-    slack = _slack(app)
-    if slack is not None:
-        from bot.adapters.slack.sender import SlackSender
-
-        found[SlackSender.platform] = SlackSender(slack)
-    telegram = _telegram(app)
-    if telegram is not None:
-        from bot.adapters.telegram.sender import TelegramSender
-
-        found["telegram"] = TelegramSender(telegram, app.session_factory)
+    """The outbox's ``PlatformSender`` for each platform that can send now, by platform name."""
+    found: dict[str, PlatformSender] = {}
+    for name, spec in app.plugins.platforms.items():
+        sender = spec.sender(app)
+        if sender is not None:
+            found[name] = sender
     return found
 
 
+def default_limits(app: App) -> dict[str, PlatformLimits]:
+    """Each platform's declared send limits (before CHATCRM_RATE_<PLATFORM> overrides)."""
+    return {name: spec.default_limits for name, spec in app.plugins.platforms.items()}
+
+
 def platform_services(app: App) -> list[WorkerService]:
-    """The chat connections the worker keeps open: Slack Socket Mode, Telegram long polling."""
+    """The chat connections the worker keeps open (Socket Mode, long polling, …)."""
     services: list[WorkerService] = []
-    slack = _slack(app)
-    if slack is not None and slack.socket_mode:
-        from bot.adapters.slack.socket_mode import SlackSocketModeService
-
-        services.append(SlackSocketModeService(app, slack))
-    telegram = _telegram(app)
-    if telegram is not None and not telegram.uses_webhook:
-        from bot.adapters.telegram.adapter import TelegramBot
-
-        services.append(TelegramBot(app, telegram, webhook=False))
+    for name in configured_platforms(app):
+        services.extend(app.plugins.platforms[name].services(app))
     return services
 
 
 def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | None = None) -> list[WorkerService]:
-    """What ``chatcrm worker`` runs: the chat connections, then the scheduler and the outbox sender."""
+    """What ``chatcrm worker`` runs: the chat connections, then the scheduler, the outbox sender and
+    the delivery of domain events to the plugins' ``on_event``."""
     from bot.outbox_sender import OutboxSender, SenderSettings
     from bot.scheduler import SchedulerService, SchedulerSettings
 
@@ -112,7 +71,8 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         app.engine,
         app.session_factory,
         senders(app) if platform_senders is None else platform_senders,
-        SenderSettings.from_env(env),
+        SenderSettings.from_env(env, default_limits(app)),
+        preparers=app.plugins.preparers,
     )
     scheduler = SchedulerService(
         app.engine,
@@ -120,5 +80,6 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         SchedulerSettings.from_env(env),
         config={**env, "CHATCRM_CURRENCY": app.settings.currency},
         on_ran=sender.wake,
+        jobs=list(app.plugins.jobs.values()),
     )
     return [*platform_services(app), scheduler, sender]

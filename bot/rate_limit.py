@@ -1,7 +1,8 @@
 """Send rates per platform: configuration and the limiter the outbox sender waits on.
 
-Defaults follow the platforms' published limits: Telegram 30 messages/s overall, 1/s per chat
-and 20/min per group (negative chat ids); Slack 1 message/s per channel. Override them with
+Each platform declares its default limits in its ``PlatformSpec`` (the platforms' published
+limits: Telegram 30 messages/s overall, 1/s per chat and 20/min per group; Slack 1 message/s per
+channel). Override them with
 ``CHATCRM_RATE_<PLATFORM>``, e.g. ``CHATCRM_RATE_TELEGRAM="overall=30/s chat=1/s group=20/min"``
 (``none`` lifts a limit).
 
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field, replace
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*(?:\.\d+)?)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
-# Conversations whose id starts with this are groups (Telegram's negative chat ids).
+# By default conversations whose id starts with this are groups (Telegram's negative chat ids);
+# a platform's limits may name another prefix.
 GROUP_PREFIX = "-"
 
 
@@ -67,9 +69,10 @@ class PlatformLimits:
     per_chat: Rate | None = None
     # For group conversations; None means the per-chat rate applies.
     per_group: Rate | None = None
+    group_prefix: str = GROUP_PREFIX
 
     def for_conversation(self, conversation: str) -> Rate | None:
-        if conversation.startswith(GROUP_PREFIX) and self.per_group is not None:
+        if self.per_group is not None and conversation.startswith(self.group_prefix):
             return self.per_group
         return self.per_chat
 
@@ -78,13 +81,6 @@ class PlatformLimits:
         if self.per_group:
             parts.append(f"group={self.per_group}")
         return " ".join(parts)
-
-
-DEFAULT_LIMITS: dict[str, PlatformLimits] = {
-    "telegram": PlatformLimits(overall=Rate(30, 1), per_chat=Rate(1, 1), per_group=Rate(20, 60)),
-    "slack": PlatformLimits(per_chat=Rate(1, 1)),
-    "console": PlatformLimits(),
-}
 
 
 def parse_limits(raw: str, base: PlatformLimits | None = None) -> PlatformLimits:
@@ -101,13 +97,17 @@ def parse_limits(raw: str, base: PlatformLimits | None = None) -> PlatformLimits
     return limits
 
 
-def limits_from_env(env: Mapping[str, str], platforms: list[str] | None = None) -> dict[str, PlatformLimits]:
-    result = dict(DEFAULT_LIMITS)
+def limits_from_env(
+    env: Mapping[str, str], defaults: Mapping[str, PlatformLimits] | None = None, platforms: list[str] | None = None
+) -> dict[str, PlatformLimits]:
+    """The platforms' declared default limits (``defaults``), overridden by ``CHATCRM_RATE_<PLATFORM>``."""
+    defaults = defaults or {}
+    result = dict(defaults)
     for key, value in env.items():
         if key.startswith("CHATCRM_RATE_"):
             platform = key.removeprefix("CHATCRM_RATE_").lower()
             try:
-                result[platform] = parse_limits(value, DEFAULT_LIMITS.get(platform))
+                result[platform] = parse_limits(value, defaults.get(platform))
             except ValueError as exc:
                 raise ValueError(f"{key}: {exc}") from None
     for platform in platforms or ():

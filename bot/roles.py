@@ -1,18 +1,28 @@
-"""The role table: which role may do what. The one place permissions are decided.
+"""Permissions and the role table: which role may do what. The one place permissions are decided.
 
-Every command names a permission; a role not listed for it is refused (deny by default).
-Someone the CRM does not know gets the role set by ``CHATCRM_UNKNOWN_ROLE`` (default: none,
-which allows only /help).
+Every command names a permission; a role not granted it is refused (deny by default). The
+grants come from the ``register_permissions`` hook: chatcrm's own are below (this module is a
+built-in plugin), and a plugin adds its permissions and says which roles get them. ``admin`` has
+every permission. Someone the CRM does not know gets the role set by ``CHATCRM_UNKNOWN_ROLE``
+(default: none, which allows only what is granted to ``anyone``: /help and opting out).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
+from bot.hookspecs import hookimpl
+from bot.plugin_types import PermissionGrant
 from crm_core.models import Role
+
+# The pseudo-role of someone with no role (unknown to the CRM, or given none).
+ANYONE = "anyone"
 
 
 class Permission(enum.StrEnum):
+    """chatcrm's own permissions. Plugins name theirs as plain strings ("quotes.create")."""
+
     HELP = "help"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
@@ -35,20 +45,38 @@ class Permission(enum.StrEnum):
     CAMPAIGNS_DRAFT = "campaigns.draft"
     # Start, confirm, pause, resume and cancel campaigns: managers and admins only.
     CAMPAIGNS_RUN = "campaigns.run"
-    # Record a customer's consent (a Slack shared channel) or their opt-out given elsewhere.
+    # Record a customer's consent (a shared channel) or their opt-out given elsewhere.
     CONSENT_MANAGE = "consent.manage"
     # Anyone, customers included, may stop campaign messages to themselves.
     OPT_OUT = "opt_out"
 
 
-_VIEWER = {
-    Permission.HELP,
-    Permission.CUSTOMERS_READ,
-    Permission.DEALS_READ,
-    Permission.TICKETS_READ,
-    Permission.PROFILE,
-    Permission.OPT_OUT,
+_DESCRIPTIONS = {
+    Permission.HELP: "see the commands you can use",
+    Permission.CUSTOMERS_READ: "look up customers and their cards",
+    Permission.CUSTOMERS_WRITE: "create and edit customers",
+    Permission.NOTES_WRITE: "log notes, calls and meetings",
+    Permission.DEALS_READ: "see deals and the pipeline",
+    Permission.DEALS_WRITE: "create deals and move them through stages",
+    Permission.USERS_MANAGE: "give roles and link chat accounts",
+    Permission.FIELDS_MANAGE: "define custom fields",
+    Permission.MODELS_READ: "see churn scores and RFM segments",
+    Permission.MODELS_TRAIN: "train the churn model",
+    Permission.MINING_RUN: "mine association rules",
+    Permission.TICKETS_READ: "see support tickets",
+    Permission.TICKETS_WRITE: "open, assign and answer tickets",
+    Permission.PROFILE: "change your own settings",
+    Permission.FOLLOWUPS: "set follow-up reminders",
+    Permission.DIGESTS_MANAGE: "subscribe channels to digests",
+    Permission.TEMPLATES_MANAGE: "edit message templates",
+    Permission.CAMPAIGNS_DRAFT: "build segments and draft campaigns",
+    Permission.CAMPAIGNS_RUN: "start, pause and cancel campaigns",
+    Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
+    Permission.OPT_OUT: "stop marketing messages to yourself",
 }
+
+_ANYONE = {Permission.HELP, Permission.OPT_OUT}
+_VIEWER = _ANYONE | {Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ, Permission.PROFILE}
 _SALES = _VIEWER | {
     Permission.CUSTOMERS_WRITE,
     Permission.NOTES_WRITE,
@@ -56,24 +84,55 @@ _SALES = _VIEWER | {
     Permission.FOLLOWUPS,
     Permission.CAMPAIGNS_DRAFT,
 }
-_SUPPORT = _VIEWER | {
-    Permission.CUSTOMERS_WRITE,
-    Permission.NOTES_WRITE,
-    Permission.TICKETS_WRITE,
-    Permission.FOLLOWUPS,
-}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE, Permission.FOLLOWUPS}
 _MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
 
-ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
-    None: frozenset({Permission.HELP, Permission.OPT_OUT}),
-    Role.VIEWER: frozenset(_VIEWER),
-    Role.SALES: frozenset(_SALES),
-    Role.SUPPORT: frozenset(_SUPPORT),
-    Role.MANAGER: frozenset(_MANAGER),
-    Role.ADMIN: frozenset(Permission),
+_BUILTIN_ROLES: dict[str, set[Permission]] = {
+    ANYONE: _ANYONE,
+    Role.VIEWER.value: _VIEWER,
+    Role.SALES.value: _SALES,
+    Role.SUPPORT.value: _SUPPORT,
+    Role.MANAGER.value: _MANAGER,
 }
 
 
-def allows(role: Role | str | None, permission: Permission) -> bool:
-    key = Role(role) if role else None
-    return permission in ROLE_PERMISSIONS.get(key, frozenset())
+@hookimpl
+def register_permissions() -> list[PermissionGrant]:
+    return [
+        PermissionGrant(
+            permission.value,
+            _DESCRIPTIONS[permission],
+            roles=[role for role, granted in _BUILTIN_ROLES.items() if permission in granted],
+        )
+        for permission in Permission
+    ]
+
+
+class PermissionTable:
+    """Which role has which permission, from every plugin's grants. Admins have every permission."""
+
+    def __init__(self, grants: Iterable[PermissionGrant]):
+        self.descriptions: dict[str, str] = {}
+        self._by_role: dict[str, set[str]] = {}
+        known_roles = {role.value for role in Role} | {ANYONE}
+        for grant in grants:
+            self.descriptions.setdefault(grant.permission, grant.description)
+            for role in grant.roles:
+                if role not in known_roles:
+                    raise ValueError(f"permission {grant.permission!r} is granted to an unknown role {role!r}")
+                self._by_role.setdefault(role, set()).add(grant.permission)
+        self._by_role[Role.ADMIN.value] = set(self.descriptions)
+        # Whatever anyone may do, every role may do.
+        for role in known_roles:
+            self._by_role.setdefault(role, set()).update(self._by_role.get(ANYONE, set()))
+
+    def names(self) -> set[str]:
+        return set(self.descriptions)
+
+    def allows(self, role: Role | str | None, permission: str) -> bool:
+        key = str(role.value if isinstance(role, Role) else role) if role else ANYONE
+        return str(permission) in self._by_role.get(key, set())
+
+    def granted(self, role: Role | str | None) -> set[str]:
+        key = str(role.value if isinstance(role, Role) else role) if role else ANYONE
+        return set(self._by_role.get(key, set()))

@@ -1,7 +1,7 @@
 """Commands and how a command line finds its handler.
 
-Handler modules declare their commands on a ``CommandGroup``; the router collects the groups,
-finds the command for a line (``/customer new ...`` before ``/customer ...``), and knows the
+Handler modules declare their commands on a ``CommandGroup`` and contribute it through the
+``register_commands`` hook; the router collects the groups from every plugin, findss the command for a line (``/customer new ...`` before ``/customer ...``), and knows the
 usage line and permission of each.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.args import Param, Token, UsageError, tokenize
 from bot.messages import Form, Reply
-from bot.roles import Permission, allows
+from bot.roles import Permission, PermissionTable
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -31,7 +31,8 @@ class Command:
     path: tuple[str, ...]
     handler: Handler
     summary: str
-    permission: Permission
+    # A bot.roles.Permission or a permission a plugin registered ("quotes.create").
+    permission: Permission | str
     params: tuple[Param, ...] = ()
     # Accept key=value pairs it does not declare (e.g. field=value edits).
     extra_options: bool = False
@@ -69,7 +70,7 @@ class CommandGroup:
         path: str,
         *,
         summary: str,
-        permission: Permission,
+        permission: Permission | str,
         params: Iterable[Param] = (),
         extra_options: bool = False,
         usage: str | None = None,
@@ -105,7 +106,8 @@ class Route:
 
 
 class Router:
-    def __init__(self, groups: Iterable[CommandGroup]):
+    def __init__(self, groups: Iterable[CommandGroup], permissions: PermissionTable):
+        self.permissions = permissions
         self._commands: dict[tuple[str, ...], Command] = {}
         for group in groups:
             for command in group.commands:
@@ -152,7 +154,7 @@ class Router:
         return Route(best, _after(text, tokens, offset + best_len))
 
     def visible_to(self, role: str | None) -> list[Command]:
-        return [c for c in self.commands if not c.hidden and allows(role, c.permission)]
+        return [c for c in self.commands if not c.hidden and self.permissions.allows(role, c.permission)]
 
 
 def _after(text: str, tokens: list[Token], count: int) -> str:

@@ -28,17 +28,17 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.plugin_types import JobDefinition
 from bot.settings import env_number
 from crm_core.clock import utcnow
-from crm_core.scheduling import Calendar, Interval, Trigger, next_due_time, parse_hhmm, run_due, schedule
+from crm_core.scheduling import next_due_time, run_due, schedule
 from crm_core.scheduling.leader import LeaderLock, holder_id
 from crm_core.uow import UnitOfWork
 
@@ -48,56 +48,6 @@ TICK_JOB = "chatcrm:tick"
 WAKE_JOB = "chatcrm:wake"
 LEADER_JOB = "chatcrm:leader"
 LOCK_NAME = "scheduler"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """A recurring job the system always has (registered, idempotently, whenever a scheduler leads)."""
-
-    id: str
-    task: str
-    trigger: Trigger
-    args: dict[str, Any] = field(default_factory=dict)
-    misfire_grace_seconds: int | None = None
-
-
-def system_jobs(config: Mapping[str, str]) -> list[JobSpec]:
-    """The built-in recurring jobs. Features with a nightly or periodic job add theirs here."""
-    keep_days = int(config.get("CHATCRM_OUTBOX_KEEP_DAYS", "30"))
-    mining_at = parse_hhmm(config.get("CHATCRM_MINING_AT", "02:00"))
-    # The churn model trains half an hour after mining, so the two heavy jobs do not coincide.
-    scoring_at = time((mining_at.hour + (mining_at.minute + 30) // 60) % 24, (mining_at.minute + 30) % 60)
-    timezone = config.get("CHATCRM_TIMEZONE", "UTC")
-    night = 6 * 3600
-    return [
-        JobSpec(
-            "system:outbox-purge",
-            "crm_core.outbox:purge_task",
-            Calendar(time(3, 30)),
-            args={"keep_days": keep_days},
-            misfire_grace_seconds=24 * 3600,
-        ),
-        JobSpec("system:inbox-prune", "crm_core.inbox:prune_task", Interval(3600), misfire_grace_seconds=3600),
-        JobSpec(
-            "mining:nightly",
-            "crm_core.services.recommendation_digest:nightly_task",
-            Calendar(mining_at, timezone),
-            misfire_grace_seconds=night,
-        ),
-        # Settles campaign runs and refreshes live status cards.
-        JobSpec(
-            "campaigns:tick",
-            "crm_core.campaigns.delivery:tick_task",
-            Interval(max(int(float(config.get("CHATCRM_CAMPAIGN_TICK", "5"))), 1)),
-            misfire_grace_seconds=60,
-        ),
-        JobSpec(
-            "predictions:nightly",
-            "crm_core.predictions.scores:nightly_task",
-            Calendar(scoring_at, timezone),
-            misfire_grace_seconds=night,
-        ),
-    ]
 
 
 @dataclass(frozen=True)
@@ -155,7 +105,7 @@ class SchedulerService:
         settings: SchedulerSettings | None = None,
         *,
         config: Mapping[str, str] | None = None,
-        jobs: Sequence[JobSpec] | None = None,
+        jobs: Sequence[JobDefinition] = (),
         on_ran: Callable[[], None] | None = None,
         holder: str | None = None,
     ):
@@ -163,7 +113,10 @@ class SchedulerService:
         self.session_factory = session_factory
         self.settings = settings or SchedulerSettings()
         self.config = dict(config or {})
-        self.jobs = list(system_jobs(self.config) if jobs is None else jobs)
+        # Every task the plugins registered, by name; those with a trigger are also recurring jobs
+        # this scheduler keeps registered while it leads (id = the task's name).
+        self.jobs = list(jobs)
+        self.tasks = {job.name: job.function for job in self.jobs}
         self.on_ran = on_ran
         self.id = f"scheduler-{secrets.token_hex(4)}"
         self.lock = LeaderLock(
@@ -281,14 +234,16 @@ class SchedulerService:
 
     def _register_jobs(self) -> None:
         with UnitOfWork(self.session_factory) as uow:
-            for spec in self.jobs:
+            for job in self.jobs:
+                if job.trigger is None:
+                    continue
                 schedule(
                     uow,
-                    spec.id,
-                    spec.task,
-                    spec.trigger,
-                    args=spec.args,
-                    misfire_grace_seconds=spec.misfire_grace_seconds,
+                    job.name,
+                    job.name,
+                    job.trigger,
+                    args=job.args,
+                    misfire_grace_seconds=job.misfire_grace_seconds,
                 )
 
     # Called from APScheduler's executor threads
@@ -299,7 +254,10 @@ class SchedulerService:
             if not self.lock.held:
                 return 0
             outcomes = run_due(
-                self.session_factory, lease=timedelta(seconds=self.settings.job_lease_seconds), config=self.config
+                self.session_factory,
+                tasks=self.tasks,
+                lease=timedelta(seconds=self.settings.job_lease_seconds),
+                config=self.config,
             )
             self.ticks += 1
             self.runs += len(outcomes)

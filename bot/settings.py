@@ -36,6 +36,14 @@ def _role(value: str | None, name: str) -> Role | None:
         raise SettingsError(f"{name}={value!r} is not a role ({', '.join(r.value for r in Role)} or none)") from None
 
 
+def _plugin_modules(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if not all(piece.isidentifier() for piece in name.split(".")):
+            raise SettingsError(f"CHATCRM_PLUGINS: {name!r} is not a module path (write e.g. mycompany.crm_plugin)")
+    return names
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -46,6 +54,8 @@ class Settings:
     max_input_chars: int = 4000
     currency: str = "EUR"
     log_level: str = "INFO"
+    # CHATCRM_PLUGINS: modules to load as plugins besides the installed (entry-point) ones.
+    plugins: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -72,5 +82,7 @@ class Settings:
             unknown_role=_role(env.get("CHATCRM_UNKNOWN_ROLE"), "CHATCRM_UNKNOWN_ROLE"),
             currency=currency,
             log_level=env.get("CHATCRM_LOG_LEVEL", "INFO").upper(),
-            extra={k: v for k, v in env.items() if k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
+            plugins=_plugin_modules(env.get("CHATCRM_PLUGINS", "")),
+            # Every variable: platform plugins read their own (SLACK_*, TELEGRAM_*, a new platform's).
+            extra=dict(env),
         )

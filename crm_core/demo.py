@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock
+from crm_core import clock, platforms
 from crm_core.actor import Actor
 from crm_core.models import (
     DEFAULT_PROBABILITY,
@@ -37,7 +37,6 @@ from crm_core.models import (
     Order,
     OrderKind,
     OrderLine,
-    Platform,
     Product,
     RelationshipType,
     Role,
@@ -368,10 +367,9 @@ def _users(session) -> list[User]:
         user = session.scalars(sa.select(User).where(User.email == email)).one_or_none()
         if user is None:
             user = User(name=name, email=email, role=role, timezone=tz, language=language)
-            # A console identity per demo user: `chatcrm console --as maria` works out of the box.
-            user.identities.append(
-                Identity(platform=Platform.CONSOLE, external_id=email.split("@")[0], display_name=name)
-            )
+            # An identity on each local platform (the console): `chatcrm console --as maria` works out of the box.
+            for platform in (p for p in platforms.names() if platforms.traits(p).local):
+                user.identities.append(Identity(platform=platform, external_id=email.split("@")[0], display_name=name))
             session.add(user)
         staff.append(user)
     session.flush()
@@ -650,7 +648,7 @@ def _tickets(session, rng: random.Random, people: list[Customer], agents: list[U
                 status=status,
                 priority=priority,
                 assignee_id=rng.choice(agents).id if rng.random() < 0.8 else None,
-                channel=rng.choice(["telegram", "slack", "email"]),
+                channel=rng.choice(["chat", "email", "phone"]),
                 created_at=opened,
                 updated_at=resolved or responded or opened,
                 first_response_due_at=first_due,
@@ -679,7 +677,7 @@ def _interactions(session, rng: random.Random, people: list[Customer], staff: li
                     user_id=(customer.owner_id or rng.choice(staff).id),
                     kind=kind,
                     direction=Direction.OUTBOUND if kind is not InteractionKind.NOTE else Direction.INTERNAL,
-                    channel={"call": "phone", "email": "email"}.get(kind.value, "slack"),
+                    channel={"call": "phone", "email": "email"}.get(kind.value, "chat"),
                     text=rng.choice(NOTES),
                     occurred_at=now - timedelta(days=rng.randint(0, 300), hours=rng.randint(0, 23)),
                 )

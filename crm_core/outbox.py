@@ -18,15 +18,15 @@ that causes the message. The worker's outbox sender (bot.outbox_sender) then:
 
 Every completion is conditional on the row still being ``sending`` under the caller's claim.
 
-Some kinds are rendered at the last moment (``DEFERRED_KINDS``: campaigns, whose rows are queued
-by the hundred thousand and must honour an opt-out or a pause that happens after queueing): the
-sender calls ``prepare`` for them right before sending.
+Some kinds are rendered at the last moment (deferred kinds, contributed by plugins through the
+``register_outbox_kinds`` hook: campaigns, whose rows are queued by the hundred thousand and must
+honour an opt-out or a pause that happens after queueing): the sender calls ``prepare`` with the
+preparers by kind right before sending.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -308,9 +308,9 @@ def _blocked_among(session: Session, rows: Sequence[OutboxMessage]) -> set[tuple
     return {(p, c) for p, c in found}
 
 
-# Kinds whose payload is made right before sending: "module:function" taking (session, Claimed)
-# and returning the payload, or a ``Withheld`` saying why the row is not to be sent now.
-DEFERRED_KINDS = {"campaign": "crm_core.campaigns.delivery:prepare_message"}
+# A deferred kind's preparer: (session, Claimed) -> the payload, or a ``Withheld`` saying why the
+# row is not to be sent now.
+Preparer = Callable[[Session, "Claimed"], "dict[str, Any] | Withheld"]
 
 
 @dataclass(frozen=True)
@@ -321,12 +321,9 @@ class Withheld:
     reason: str
 
 
-def _preparer(kind: str):  # noqa: ANN202 - a DEFERRED_KINDS function
-    module, _, name = DEFERRED_KINDS[kind].partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def prepare(session_factory: sessionmaker[Session], row: Claimed, owner: str) -> Claimed | None:
+def prepare(
+    session_factory: sessionmaker[Session], row: Claimed, owner: str, preparers: Mapping[str, Preparer]
+) -> Claimed | None:
     """For a deferred row: its payload as of now, or None when it is not to be sent (its new status
     is written here, or it is no longer ours). Other rows come back unchanged."""
     if not row.payload.get("deferred"):
@@ -335,10 +332,11 @@ def prepare(session_factory: sessionmaker[Session], row: Claimed, owner: str) ->
         still_ours = session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage).where(_held(row.id, owner)))
         if not still_ours:
             return None
-        if row.kind not in DEFERRED_KINDS:
+        preparer = preparers.get(row.kind)
+        if preparer is None:
             outcome: dict[str, Any] | Withheld = Withheld(OutboxStatus.FAILED, f"no preparer for kind {row.kind!r}")
         else:
-            outcome = _preparer(row.kind)(session, row)
+            outcome = preparer(session, row)
         if isinstance(outcome, Withheld):
             values: dict[str, Any] = {"status": outcome.status, "lease_until": None, "last_error": outcome.reason[:500]}
             if outcome.status is OutboxStatus.HELD:

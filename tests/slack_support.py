@@ -28,7 +28,7 @@ from bot.bootstrap import App, build_app
 from bot.platforms import web_mounts
 from bot.settings import Settings
 from bot.web import build_web_app
-from crm_core.models import Base, Platform
+from crm_core.models import Base
 from crm_core.services.users import PlatformId
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlackApi
 
@@ -295,7 +295,7 @@ def slack_api() -> Iterator[FakeSlackApi]:
 @pytest.fixture
 def slack(database_url: str, slack_api: FakeSlackApi) -> Iterator[SlackServer]:
     settings = Settings(
-        database_url=database_url, admins=(PlatformId(Platform.SLACK, ADMIN),), extra=slack_env(slack_api)
+        database_url=database_url, admins=(PlatformId("slack", ADMIN),), extra=slack_env(slack_api)
     )
     app = build_app(settings)
     server = SlackServer(app, slack_api).start()

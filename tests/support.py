@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bot.adapters.console.render import render_text
 from bot.bootstrap import App
 from bot.messages import Origin, Reply, Request
-from crm_core.models import Platform, Role
+from crm_core.models import Role
 from crm_core.services import users
 
 
@@ -27,21 +27,21 @@ class Chat:
     def __init__(self, app: App):
         self.app = app
 
-    def user(self, name: str, role: Role | None, platform: Platform = Platform.CONSOLE) -> Origin:
+    def user(self, name: str, role: Role | None, platform: str = "console") -> Origin:
         """A CRM user with a role and a chat identity; returns the Origin to speak as them."""
         external_id = name.lower().replace(" ", ".")
         with self.app.uow() as uow:
             users.ensure_user(uow, users.PlatformId(platform, external_id), display_name=name, role=role)
         return Origin(
-            platform=platform.value,
+            platform=platform,
             user_external_id=external_id,
             conversation=f"dm-{external_id}",
             is_private=True,
             display_name=name,
         )
 
-    def stranger(self, external_id: str = "U404", platform: Platform = Platform.SLACK) -> Origin:
-        return Origin(platform=platform.value, user_external_id=external_id, conversation="C1", display_name="Stranger")
+    def stranger(self, external_id: str = "U404", platform: str = "slack") -> Origin:
+        return Origin(platform=platform, user_external_id=external_id, conversation="C1", display_name="Stranger")
 
     def say(self, origin: Origin, text: str, **request_fields) -> Said:
         return Said(self.app.dispatcher.handle(Request(origin=origin, text=text, **request_fields)))

@@ -14,7 +14,7 @@ from bot.bootstrap import App, build_app
 from bot.platforms import web_mounts, worker_services
 from bot.settings import Settings
 from bot.web import build_web_app
-from crm_core.models import Platform, Role
+from crm_core.models import Role
 from crm_core.services import users
 from tests.fakes.servers import run_worker, serve_asgi
 from tests.fakes.telegram_api import FakeTelegram
@@ -47,7 +47,7 @@ class Rig:
     def staff(self, tg_id: int, name: str, role: Role = Role.SUPPORT) -> dict[str, Any]:
         """A CRM user linked to a Telegram account; returns the Telegram user."""
         with self.app.uow() as uow:
-            users.ensure_user(uow, users.PlatformId(Platform.TELEGRAM, str(tg_id)), display_name=name, role=role)
+            users.ensure_user(uow, users.PlatformId("telegram", str(tg_id)), display_name=name, role=role)
         first, _, last = name.partition(" ")
         return self.fake.user(tg_id, first, last or None)
 

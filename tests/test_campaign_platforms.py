@@ -29,7 +29,7 @@ def test_opt_in_campaign_unsubscribe_and_live_status_on_telegram(webhook_rig):
     rig.send(tg.private_text(manager, "/campaign start hello"))
     assert "started" in tg.last_sent(700).text
     # The run is frozen before the worker comes up, so the status card is asked for while it is in flight.
-    scheduling.run_due(rig.app.session_factory)
+    scheduling.run_due(rig.app.session_factory, tasks=rig.app.plugins.tasks)
     rig.send(tg.private_text(manager, "/campaign status hello"))
     assert "live card below" in tg.last_sent(700).text
 

@@ -78,7 +78,7 @@ def deliver(app, owner: str = "test-sender") -> list[outbox.Claimed]:
         if not claimed:
             return sent
         for row in claimed:
-            prepared = outbox.prepare(app.session_factory, row, owner)
+            prepared = outbox.prepare(app.session_factory, row, owner, app.plugins.preparers)
             if prepared is None:
                 continue
             outbox.mark_sent(app.session_factory, prepared.id, owner, f"m{prepared.id}")
@@ -87,7 +87,7 @@ def deliver(app, owner: str = "test-sender") -> list[outbox.Claimed]:
 
 def _run_due(app, when: datetime) -> None:
     with time_machine.travel(when, tick=False):
-        scheduling.run_due(app.session_factory)
+        scheduling.run_due(app.session_factory, tasks=app.plugins.tasks)
 
 
 def _settle(app) -> None:
@@ -172,10 +172,10 @@ def test_opted_out_customers_get_nothing_even_after_queueing(app, chat, people):
 def test_stop_from_a_customer_chat_opts_out_and_is_recorded(app, chat):
     customer = _customer(app, "Telly", telegram="3001")
     with app.uow() as uow:
-        from crm_core.models import CustomerChat, Platform
+        from crm_core.models import CustomerChat
 
         uow.session.add(
-            CustomerChat(customer_id=customer, platform=Platform.TELEGRAM, external_id="3001", conversation="3001")
+            CustomerChat(customer_id=customer, platform="telegram", external_id="3001", conversation="3001")
         )
     from bot.messages import Origin
 
@@ -240,7 +240,7 @@ def test_pause_holds_waiting_messages_and_resume_sends_them(app, chat, people):
         app.session_factory, owner="s", platforms=["telegram"], limit=2, lease=timedelta(minutes=1)
     )
     assert "paused" in chat.say(people["manager"], "/campaign pause paused").text
-    assert [outbox.prepare(app.session_factory, row, "s") for row in claimed] == [None, None]
+    assert [outbox.prepare(app.session_factory, row, "s", app.plugins.preparers) for row in claimed] == [None, None]
     assert deliver(app) == []
     assert count(app, OutboxMessage, OutboxMessage.status == OutboxStatus.HELD) == 5
     chat.say(people["manager"], "/campaign resume paused")

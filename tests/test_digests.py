@@ -27,7 +27,6 @@ from crm_core.models import (
     Order,
     OrderKind,
     OutboxMessage,
-    Platform,
     Role,
     ScheduledJob,
     Ticket,
@@ -373,7 +372,7 @@ def test_digest_now_replies_with_the_numbers_and_the_chart(chat, app, manager, f
 
 def test_the_scheduled_digest_arrives_once_at_its_local_time(chat, app, manager, fixture_data, media):
     api = FakeChatApi().start()
-    group = chat.user("Mia Manager", Role.MANAGER, platform=Platform.TELEGRAM)
+    group = chat.user("Mia Manager", Role.MANAGER, platform="telegram")
     try:
         with time_machine.travel(utc(9, 12), tick=True) as traveller:
             reply = chat.say(

@@ -14,7 +14,7 @@ import time_machine
 
 from bot.adapters.console.sender import ConsoleSender
 from bot.messages import Tone
-from crm_core.models import FollowUp, FollowUpStatus, OutboxMessage, Platform, Role, ScheduledJob, User
+from crm_core.models import FollowUp, FollowUpStatus, OutboxMessage, Role, ScheduledJob, User
 from crm_core.services import customers, users
 from crm_core.services import followups as followups_service
 from tests.fakes.chat_api import FakeChatApi
@@ -35,9 +35,9 @@ def api():
 
 @pytest.fixture
 def rep(chat, app):
-    origin = chat.user("Rita Rep", Role.SALES, platform=Platform.TELEGRAM)
+    origin = chat.user("Rita Rep", Role.SALES, platform="telegram")
     with app.uow() as uow:
-        user = users.user_for_identity(uow, users.PlatformId(Platform.TELEGRAM, origin.user_external_id))
+        user = users.user_for_identity(uow, users.PlatformId("telegram", origin.user_external_id))
         users.set_timezone(uow, user, BERLIN)
     return origin
 

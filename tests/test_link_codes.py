@@ -11,20 +11,20 @@ import sqlalchemy as sa
 import time_machine
 
 from bot.messages import Tone
-from crm_core.models import Identity, LinkCode, Platform, Role
+from crm_core.models import Identity, LinkCode, Role
 from crm_core.services import users
 
 T0 = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 
 
 def _telegram(chat, external_id: str = "4242", private: bool = True):
-    origin = chat.stranger(external_id, platform=Platform.TELEGRAM)
+    origin = chat.stranger(external_id, platform="telegram")
     return replace(origin, is_private=private, conversation=external_id if private else "-100123")
 
 
 def _who(app, external_id: str = "4242") -> str | None:
     with app.uow() as uow:
-        user = users.user_for_identity(uow, users.PlatformId(Platform.TELEGRAM, external_id))
+        user = users.user_for_identity(uow, users.PlatformId("telegram", external_id))
         return user.name if user else None
 
 
@@ -109,14 +109,14 @@ def test_someone_unknown_gets_no_code(chat):
 
 def test_linking_moves_an_account_from_a_placeholder_user(chat, app):
     with app.uow() as uow:
-        users.ensure_user(uow, users.PlatformId(Platform.TELEGRAM, "4242"), display_name="telegram:4242")
+        users.ensure_user(uow, users.PlatformId("telegram", "4242"), display_name="telegram:4242")
     code = chat.say(chat.user("Maria", Role.SUPPORT), "/link").reply.text
     chat.say(_telegram(chat), f"/link {code}")
     assert _who(app) == "Maria"
     with app.uow() as uow:
         assert (
             uow.session.scalar(
-                sa.select(sa.func.count()).select_from(Identity).where(Identity.platform == Platform.TELEGRAM)
+                sa.select(sa.func.count()).select_from(Identity).where(Identity.platform == "telegram")
             )
             == 1
         )

@@ -14,12 +14,22 @@ import sqlalchemy as sa
 import time_machine
 
 from bot.bootstrap import build_app
-from bot.scheduler import LEADER_JOB, TICK_JOB, JobSpec, SchedulerService, SchedulerSettings
+from bot.plugin_types import JobDefinition
+from bot.scheduler import LEADER_JOB, TICK_JOB, SchedulerService, SchedulerSettings
 from crm_core import outbox
 from crm_core.models import DigestFrequency, OutboxMessage, ScheduledJob
-from crm_core.scheduling import Calendar, Interval, JobRun, Once, next_due_time, run_due, schedule, unschedule
+from crm_core.scheduling import (
+    Calendar,
+    Interval,
+    JobRun,
+    Once,
+    check_task_name,
+    next_due_time,
+    run_due,
+    schedule,
+    unschedule,
+)
 from crm_core.scheduling.leader import LeaderLock
-from crm_core.scheduling.registry import resolve_task
 from crm_core.services import digests
 from tests.fakes.worker import WorkerThread, wait_until
 
@@ -50,6 +60,10 @@ def explode(run: JobRun) -> None:
 def slow_note(run: JobRun) -> None:
     time.sleep(0.3)
     note_run(run)
+
+
+# The tasks these tests schedule, by stable name, as a plugin's register_jobs would give them.
+TASKS = {"test.note_run": note_run, "test.explode": explode, "test.slow_note": slow_note}
 
 
 def runs_of(app, job_id: str | None = None) -> list[str]:
@@ -111,14 +125,20 @@ def test_bad_triggers_and_tasks_are_refused():
         Calendar(clock_time(8, 0), "Mars/Olympus")
     with pytest.raises(ValueError, match="weekdays"):
         Calendar(clock_time(8, 0), weekdays=(7,))
-    with pytest.raises(ValueError, match="not a task reference"):
-        resolve_task("os.system")
-    with pytest.raises(ValueError, match="cannot be imported"):
-        resolve_task("no_such_module:task")
-    # Only functions defined in the named module: no re-exported builtins, no attributes of objects.
-    with pytest.raises(ValueError, match="not a function defined in"):
-        resolve_task("tests.test_scheduler:datetime")
-    assert resolve_task("tests.test_scheduler:note_run") is note_run
+    # Tasks are stored by stable name only: never a module path a row could point anywhere.
+    for bad in ("os.system:run", "test.note_run", "single", "Upper.case", ""):
+        with pytest.raises(ValueError, match="not a task name"):
+            check_task_name(bad)
+    assert check_task_name("test.note_run") == "test.note_run"
+
+
+def test_a_job_whose_task_is_not_installed_fails_with_a_clear_error(app):
+    with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False):
+        with app.uow() as uow:
+            schedule(uow, "orphan", "gone.plugin_task", Once(datetime(2026, 6, 1, 11, tzinfo=UTC)))
+        [outcome] = run_due(app.session_factory, tasks=TASKS)
+    assert outcome.status == "failed"
+    assert "no installed plugin registers the task 'gone.plugin_task'" in outcome.error
 
 
 # The registry
@@ -127,16 +147,16 @@ def test_bad_triggers_and_tasks_are_refused():
 def test_registering_a_job_again_keeps_one_row_and_its_next_run(app):
     with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False) as traveller:
         with app.uow() as uow:
-            schedule(uow, "report:daily", "tests.test_scheduler:note_run", Calendar(clock_time(8, 0), BERLIN))
+            schedule(uow, "report:daily", "test.note_run", Calendar(clock_time(8, 0), BERLIN))
         first = job(app, "report:daily").next_run_at
         assert first == datetime(2026, 6, 2, 6, tzinfo=UTC)
         traveller.move_to(datetime(2026, 6, 3, 12, tzinfo=UTC))
         with app.uow() as uow:
             # Re-registered after a restart: the run missed meanwhile is kept, not skipped.
-            schedule(uow, "report:daily", "tests.test_scheduler:note_run", Calendar(clock_time(8, 0), BERLIN))
+            schedule(uow, "report:daily", "test.note_run", Calendar(clock_time(8, 0), BERLIN))
         assert job(app, "report:daily").next_run_at == first
         with app.uow() as uow:
-            schedule(uow, "report:daily", "tests.test_scheduler:note_run", Calendar(clock_time(9, 0), BERLIN))
+            schedule(uow, "report:daily", "test.note_run", Calendar(clock_time(9, 0), BERLIN))
         assert job(app, "report:daily").next_run_at == datetime(2026, 6, 4, 7, tzinfo=UTC)
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(ScheduledJob)) == 1
@@ -148,15 +168,15 @@ def test_a_one_off_that_came_due_while_down_runs_once(app):
             schedule(
                 uow,
                 "once:1",
-                "tests.test_scheduler:note_run",
+                "test.note_run",
                 Once(datetime(2026, 6, 1, 13, tzinfo=UTC)),
                 misfire_grace_seconds=None,
             )
-        assert run_due(app.session_factory) == []
+        assert run_due(app.session_factory, tasks=TASKS) == []
         traveller.move_to(datetime(2026, 6, 4, 9, tzinfo=UTC))  # three days late
-        [outcome] = run_due(app.session_factory)
+        [outcome] = run_due(app.session_factory, tasks=TASKS)
         assert outcome.status == "ok" and outcome.fire_time == datetime(2026, 6, 1, 13, tzinfo=UTC)
-        assert run_due(app.session_factory) == []
+        assert run_due(app.session_factory, tasks=TASKS) == []
     assert runs_of(app) == ["once:1"]
     assert job(app, "once:1") is None, "a one-off that ran is removed"
 
@@ -164,17 +184,17 @@ def test_a_one_off_that_came_due_while_down_runs_once(app):
 def test_missed_recurring_runs_coalesce_into_one(app):
     with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False) as traveller:
         with app.uow() as uow:
-            schedule(uow, "hourly", "tests.test_scheduler:note_run", Interval(3600), misfire_grace_seconds=None)
+            schedule(uow, "hourly", "test.note_run", Interval(3600), misfire_grace_seconds=None)
             schedule(
                 uow,
                 "daily",
-                "tests.test_scheduler:note_run",
+                "test.note_run",
                 Calendar(clock_time(8, 0), "UTC"),
                 misfire_grace_seconds=6 * 3600,
             )
         traveller.move_to(datetime(2026, 6, 4, 10, tzinfo=UTC))  # down for three days
-        outcomes = {o.job_id: o for o in run_due(app.session_factory)}
-        assert run_due(app.session_factory) == []
+        outcomes = {o.job_id: o for o in run_due(app.session_factory, tasks=TASKS)}
+        assert run_due(app.session_factory, tasks=TASKS) == []
         # 69 missed hourly runs and 3 missed daily ones: one run each, for the latest time that
         # came due (so a digest covers the right day); the daily one's 08:00 today is two hours
         # ago, within its grace of six.
@@ -184,7 +204,7 @@ def test_missed_recurring_runs_coalesce_into_one(app):
         assert job(app, "daily").next_run_at == datetime(2026, 6, 5, 8, tzinfo=UTC)
         # Down until after the grace: the missed run is skipped, the next comes at its time.
         traveller.move_to(datetime(2026, 6, 5, 15, tzinfo=UTC))
-        outcomes = {o.job_id: o for o in run_due(app.session_factory)}
+        outcomes = {o.job_id: o for o in run_due(app.session_factory, tasks=TASKS)}
         assert outcomes["daily"].status == "missed"
         assert job(app, "daily").next_run_at == datetime(2026, 6, 6, 8, tzinfo=UTC)
     assert sorted(runs_of(app)) == ["daily", "hourly", "hourly"]
@@ -193,11 +213,11 @@ def test_missed_recurring_runs_coalesce_into_one(app):
 def test_a_failing_job_is_retried_with_backoff_then_waits_for_its_next_time(app, caplog):
     with time_machine.travel(datetime(2026, 6, 1, 8, tzinfo=UTC), tick=False) as traveller:
         with app.uow() as uow:
-            schedule(uow, "broken", "tests.test_scheduler:explode", Calendar(clock_time(8, 0), "UTC"))
+            schedule(uow, "broken", "test.explode", Calendar(clock_time(8, 0), "UTC"))
         traveller.move_to(datetime(2026, 6, 2, 8, tzinfo=UTC))
         waits = []
         for _ in range(4):
-            [outcome] = run_due(app.session_factory)
+            [outcome] = run_due(app.session_factory, tasks=TASKS)
             assert outcome.status == "failed" and "RuntimeError: boom" in outcome.error
             waits.append(job(app, "broken").next_run_at - datetime.now(UTC))
             traveller.move_to(job(app, "broken").next_run_at)
@@ -210,21 +230,21 @@ def test_a_failing_job_is_retried_with_backoff_then_waits_for_its_next_time(app,
 def test_a_run_interrupted_by_a_crash_is_retried_after_its_lease(app):
     with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False) as traveller:
         with app.uow() as uow:
-            schedule(uow, "once:2", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 12, tzinfo=UTC)))
+            schedule(uow, "once:2", "test.note_run", Once(datetime(2026, 6, 1, 12, tzinfo=UTC)))
         # A runner claimed it and died before finishing.
         with app.uow() as uow:
             uow.session.execute(sa.update(ScheduledJob).values(lease_until=datetime(2026, 6, 1, 12, 10, tzinfo=UTC)))
-        assert run_due(app.session_factory) == []
+        assert run_due(app.session_factory, tasks=TASKS) == []
         traveller.move_to(datetime(2026, 6, 1, 12, 11, tzinfo=UTC))
-        assert [o.status for o in run_due(app.session_factory)] == ["ok"]
+        assert [o.status for o in run_due(app.session_factory, tasks=TASKS)] == ["ok"]
     assert runs_of(app) == ["once:2"]
 
 
 def test_the_next_wake_up_waits_for_a_lease_held_by_another_runner(app):
     with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False):
         with app.uow() as uow:
-            schedule(uow, "held", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 11, tzinfo=UTC)))
-            schedule(uow, "later", "tests.test_scheduler:note_run", Once(datetime(2026, 6, 1, 13, tzinfo=UTC)))
+            schedule(uow, "held", "test.note_run", Once(datetime(2026, 6, 1, 11, tzinfo=UTC)))
+            schedule(uow, "later", "test.note_run", Once(datetime(2026, 6, 1, 13, tzinfo=UTC)))
         assert next_due_time(app.session_factory) == datetime(2026, 6, 1, 11, tzinfo=UTC)
         with app.uow() as uow:
             uow.session.execute(
@@ -239,9 +259,9 @@ def test_the_next_wake_up_waits_for_a_lease_held_by_another_runner(app):
 def test_two_runners_at_once_run_a_job_once(app):
     with app.uow() as uow:
         for i in range(5):
-            schedule(uow, f"race:{i}", "tests.test_scheduler:slow_note", Once(datetime.now(UTC)))
+            schedule(uow, f"race:{i}", "test.slow_note", Once(datetime.now(UTC)))
     results = []
-    threads = [threading.Thread(target=lambda: results.append(run_due(app.session_factory))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(run_due(app.session_factory, tasks=TASKS))) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -252,10 +272,10 @@ def test_two_runners_at_once_run_a_job_once(app):
 
 def test_unschedule_removes_the_job(app):
     with app.uow() as uow:
-        schedule(uow, "gone", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
+        schedule(uow, "gone", "test.note_run", Once(datetime.now(UTC)))
         assert unschedule(uow, "gone") is True
         assert unschedule(uow, "gone") is False
-    assert run_due(app.session_factory) == []
+    assert run_due(app.session_factory, tasks=TASKS) == []
 
 
 # The leader lock
@@ -300,11 +320,15 @@ def test_a_dead_leader_is_replaced(app):
 
 
 def _service(app, **kwargs) -> SchedulerService:
+    kwargs.setdefault("jobs", [JobDefinition(name, function) for name, function in TASKS.items()])
     return SchedulerService(app.engine, app.session_factory, kwargs.pop("settings", FAST), **kwargs)
 
 
 def test_restarting_five_times_leaves_one_job_per_schedule(app):
-    system = [JobSpec("system:nightly", "tests.test_scheduler:note_run", Calendar(clock_time(2, 0), "UTC"))]
+    system = [
+        JobDefinition("test.nightly", note_run, trigger=Calendar(clock_time(2, 0), "UTC")),
+        *(JobDefinition(name, function) for name, function in TASKS.items()),
+    ]
     with app.uow() as uow:
         digests.subscribe(
             uow,
@@ -314,7 +338,7 @@ def test_restarting_five_times_leaves_one_job_per_schedule(app):
             at="08:00",
             timezone=BERLIN,
         )
-        schedule(uow, "once:soon", "tests.test_scheduler:note_run", Once(datetime.now(UTC) + timedelta(seconds=1)))
+        schedule(uow, "once:soon", "test.note_run", Once(datetime.now(UTC) + timedelta(seconds=1)))
     for _ in range(5):
         service = _service(app, jobs=system)
         with WorkerThread([service]) as worker:
@@ -343,7 +367,7 @@ def test_a_second_worker_stands_by_and_does_not_double_fire(app):
                 assert first.is_leader and not second.is_leader
                 with app.uow() as uow:
                     for i in range(5):
-                        schedule(uow, f"both:{i}", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
+                        schedule(uow, f"both:{i}", "test.note_run", Once(datetime.now(UTC)))
                 assert wait_until(lambda: len(runs_of(app)) == 5)
                 time.sleep(0.3)
                 assert sorted(runs_of(app)) == [f"both:{i}" for i in range(5)]
@@ -352,7 +376,7 @@ def test_a_second_worker_stands_by_and_does_not_double_fire(app):
                 one.stop()
                 assert wait_until(lambda: second.is_leader)
                 with app.uow() as uow:
-                    schedule(uow, "after", "tests.test_scheduler:note_run", Once(datetime.now(UTC)))
+                    schedule(uow, "after", "test.note_run", Once(datetime.now(UTC)))
                 assert wait_until(lambda: runs_of(app, "after") == ["after"])
             finally:
                 standby.stop()
@@ -369,7 +393,7 @@ def test_the_wake_job_runs_a_job_at_its_time_not_at_the_next_poll(app):
         wait_until(lambda: service.runs == 0 and service.apscheduler is not None)
         due = datetime.now(UTC) + timedelta(seconds=1)
         with app.uow() as uow:
-            schedule(uow, "precise", "tests.test_scheduler:note_run", Once(due))
+            schedule(uow, "precise", "test.note_run", Once(due))
         # Registered by another process, the scheduler learns of it at a tick; tell it now.
         service.apscheduler.modify_job(TICK_JOB, next_run_time=datetime.now(UTC))
         assert wait_until(lambda: runs_of(app, "precise") == ["precise"], timeout=5)

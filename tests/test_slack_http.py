@@ -26,7 +26,6 @@ from crm_core.models import (
     FieldType,
     InboundEvent,
     Interaction,
-    Platform,
     Role,
     Ticket,
     TicketPriority,
@@ -60,7 +59,7 @@ def acme(slack: SlackServer) -> int:
 
 def admin_id(slack: SlackServer) -> int:
     with slack.app.uow() as uow:
-        return users.user_for_identity(uow, users.PlatformId(Platform.SLACK, ADMIN)).id
+        return users.user_for_identity(uow, users.PlatformId("slack", ADMIN)).id
 
 
 def press(slack: SlackServer, message: dict, label: str, **kwargs) -> tuple[str, str]:
@@ -236,7 +235,7 @@ def test_role_by_mention_makes_a_slack_user_a_sales_rep(slack, acme):
     granted = slack.ask("/role <@UBOB42|bob> sales")
     assert "is now sales" in block_texts(granted)
     with slack.app.uow() as uow:
-        bob = users.user_for_identity(uow, users.PlatformId(Platform.SLACK, "UBOB42"))
+        bob = users.user_for_identity(uow, users.PlatformId("slack", "UBOB42"))
         assert bob.role == Role.SALES
     assert slack.ask("/customer acme", user="UBOB42")["blocks"][0]["text"]["text"] == "Acme Corp"
 

@@ -14,7 +14,7 @@ from bot.bootstrap import build_app
 from bot.platforms import platform_services, web_mounts
 from bot.settings import Settings
 from bot.worker import run_services
-from crm_core.models import Interaction, Platform
+from crm_core.models import Interaction
 from crm_core.services import customers
 from crm_core.services.users import PlatformId
 from tests.fakes.slack_api import FakeSlackApi
@@ -53,7 +53,7 @@ class Worker:
 @pytest.fixture
 def socket_app(database_url, slack_api: FakeSlackApi) -> Iterator:
     extra = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": slack_api.base_url}
-    app = build_app(Settings(database_url=database_url, admins=(PlatformId(Platform.SLACK, ADMIN),), extra=extra))
+    app = build_app(Settings(database_url=database_url, admins=(PlatformId("slack", ADMIN),), extra=extra))
     with app.uow() as uow:
         customers.create_customer(uow, "Acme Corp")
     yield app

@@ -3,7 +3,7 @@ in Telegram, kept in the database between webhook requests; /cancel leaves it.""
 
 from __future__ import annotations
 
-from crm_core.models import FormSession, Interaction, OutboxMessage, Platform, Role, Ticket, TicketPriority
+from crm_core.models import FormSession, Interaction, OutboxMessage, Role, Ticket, TicketPriority
 from crm_core.services import customers, users
 from tests.support import rows
 from tests.telegram_rig import SUPPORT_CHAT
@@ -12,7 +12,7 @@ from tests.telegram_rig import SUPPORT_CHAT
 def _acme_with_owner_on_slack(app) -> int:
     with app.uow() as uow:
         owner = users.ensure_user(
-            uow, users.PlatformId(Platform.SLACK, "UOWNER"), display_name="Olga Owner", role=Role.SALES
+            uow, users.PlatformId("slack", "UOWNER"), display_name="Olga Owner", role=Role.SALES
         )
         return customers.create_customer(uow, "Acme Corp", {"owner": f"#{owner.id}"}).id
 

@@ -16,7 +16,6 @@ from crm_core.models import (
     Direction,
     Interaction,
     OutboxMessage,
-    Platform,
     Role,
     Ticket,
     TicketMessage,
@@ -229,7 +228,7 @@ def test_customer_messages_reopen_pending_tickets_and_resolved_ones_start_anew(a
 def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, acme, app):
     with app.uow() as uow:
         uow.session.add(
-            CustomerChat(customer_id=acme, platform=Platform.TELEGRAM, external_id="555", conversation="555")
+            CustomerChat(customer_id=acme, platform="telegram", external_id="555", conversation="555")
         )
     chat.say(agent, "/ticket new acme broken")
     chat.say(agent, "/ticket status 1 resolved")
@@ -239,7 +238,7 @@ def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, ac
     assert (request.kind, request.platform, request.conversation) == ("rating_request", "telegram", "555")
     assert [b["command"] for b in request.payload["reply"]["buttons"]] == [f"/rate 1 {n}" for n in range(1, 6)]
 
-    customer = chat.stranger("555", platform=Platform.TELEGRAM)
+    customer = chat.stranger("555", platform="telegram")
     assert chat.say(agent, "/rate 1 5").reply.text == "You can only rate your own requests."
     assert chat.say(customer, "/rate 1 9").reply.text == "A rating is a number from 1 to 5."
     assert chat.say(customer, "/rate 1 3").reply.tone is Tone.SUCCESS
@@ -252,8 +251,8 @@ def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, ac
 
 def test_a_new_high_ticket_notifies_the_owner_where_they_work(chat, agent, app):
     with app.uow() as uow:
-        owner = users.ensure_user(uow, users.PlatformId(Platform.TELEGRAM, "777"), display_name="Olga", role=Role.SALES)
-        users.link_identity(uow, owner, users.PlatformId(Platform.SLACK, "UOLGA"))
+        owner = users.ensure_user(uow, users.PlatformId("telegram", "777"), display_name="Olga", role=Role.SALES)
+        users.link_identity(uow, owner, users.PlatformId("slack", "UOLGA"))
         customers.create_customer(uow, "Acme Corp", {"owner": "Olga"})
     chat.say(agent, "/ticket new acme minor thing")
     assert rows(app, OutboxMessage) == []
@@ -265,6 +264,6 @@ def test_a_new_high_ticket_notifies_the_owner_where_they_work(chat, agent, app):
     # The owner opening one herself is not told about it.
     with app.uow() as uow:
         users.grant_role(uow, users.find_user(uow, "Olga"), Role.SUPPORT)
-    olga = chat.stranger("777", platform=Platform.TELEGRAM)
+    olga = chat.stranger("777", platform="telegram")
     assert chat.say(olga, "/ticket new acme another high").reply.tone is Tone.SUCCESS
     assert len(rows(app, OutboxMessage)) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.args import Kind, arg, opt
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -112,3 +113,8 @@ def new_field(req: Request, ctx: Context) -> Reply:
         f"Set it with /customer edit <id> {definition.key}=…",
         tone=Tone.SUCCESS,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

@@ -9,13 +9,18 @@ from __future__ import annotations
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
+from bot.plugin_types import JobDefinition, OutboxKind
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.campaigns import delivery as campaign_delivery
 from crm_core.campaigns import reporting, service, watch
+from crm_core.campaigns import triggers as campaign_triggers
 from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW
 from crm_core.models import CampaignStatus, User
 from crm_core.money import format_money
+from crm_core.scheduling import Interval
 
 group = CommandGroup()
 NAME = arg("name", Kind.TEXT, label="Campaign", max_length=60)
@@ -329,3 +334,35 @@ def list_campaigns(req: Request, ctx: Context) -> Reply:
         sections=(Section(items=items, empty="None yet."),),
         footer=f"Draft one: /campaign new {NEW_USAGE}",
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]
+
+
+@hookimpl
+def register_jobs(settings) -> list[JobDefinition]:
+    tick = max(int(float(settings.extra.get("CHATCRM_CAMPAIGN_TICK", "5"))), 1)
+    return [
+        JobDefinition("campaigns.run", campaign_delivery.run_task, "freeze a campaign run's recipients and queue them"),
+        JobDefinition("campaigns.scan_triggers", campaign_triggers.scan_task, "send trigger campaigns for new events"),
+        JobDefinition(
+            "campaigns.tick",
+            campaign_delivery.tick_task,
+            "settle campaign runs and refresh live status cards",
+            trigger=Interval(tick),
+            misfire_grace_seconds=60,
+        ),
+    ]
+
+
+@hookimpl
+def register_outbox_kinds() -> list[OutboxKind]:
+    return [
+        OutboxKind(
+            campaign_delivery.KIND,
+            campaign_delivery.prepare_message,
+            "campaign messages, rendered right before sending after pause, cancel and consent are checked",
+        )
+    ]

@@ -3,17 +3,19 @@ customer's consent given outside the chat, e.g. a Slack channel shared with the 
 
 from __future__ import annotations
 
-from bot.args import Kind, arg
+import re
+
+from bot.args import arg
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
+from bot.hookspecs import hookimpl
 from bot.messages import Field, Reply, Request, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core.models import Platform
+from crm_core import platforms
 from crm_core.services import consent, customers
 
 group = CommandGroup()
-PLATFORMS = consent.CONSENT_PLATFORMS
 
 
 @group.command(
@@ -42,23 +44,37 @@ def stop(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "consent add",
-    summary="Record a customer's consent to messages in a Slack channel shared with them (admins)",
+    summary="Record a customer's consent to messages in a channel shared with them (admins)",
     permission=Permission.CONSENT_MANAGE,
-    params=[arg("customer", label="Customer"), arg("channel", label="Slack channel id", hint="C0123ABC")],
-    usage="<customer> <slack channel id>",
+    params=[
+        arg("customer", label="Customer"),
+        arg("channel", label="Shared channel id", hint="C0123ABC"),
+        arg("platform", required=False, label="Platform"),
+    ],
+    usage="<customer> <shared channel id> [platform]",
 )
 def add(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
-    channel = req.args["channel"].strip().lstrip("#")
-    if channel[:1].upper() not in "CGD" or not channel.isalnum():
+    offered = platforms.shared_conversation_platforms()
+    if "platform" in req.args:
+        platform = platforms.validate(req.args["platform"])
+        if platform not in offered:
+            return Reply(text=f"Consent for shared channels is not recorded on {platform}.", tone=Tone.ERROR)
+    elif len(offered) == 1:
+        platform = offered[0]
+    else:
+        return Reply(text=f"Name the platform: {' or '.join(offered) or 'none is installed'}.", tone=Tone.ERROR)
+    traits = platforms.traits(platform)
+    channel = req.args["channel"].strip().lstrip("#").upper()
+    if not re.match(traits.shared_conversation_pattern or "", channel):
         return Reply(
-            text=f"{channel!r} is not a Slack channel id (it looks like C0123ABC; find it under the "
-            "channel's name → About).",
+            text=f"{channel!r} is not a {traits.display} channel id (it looks like "
+            f"{traits.shared_conversation_example}; find it under the channel's name → About).",
             tone=Tone.ERROR,
         )
-    consent.opt_in(ctx.uow, customer.id, Platform.SLACK.value, channel.upper(), f"admin {ctx.caller.name}")
+    consent.opt_in(ctx.uow, customer.id, platform, channel, f"admin {ctx.caller.name}")
     return Reply(
-        text=f"{customer.name} may now get campaign messages in the shared channel {channel.upper()}.",
+        text=f"{customer.name} may now get campaign messages in the shared channel {channel}.",
         tone=Tone.SUCCESS,
     )
 
@@ -69,13 +85,13 @@ def add(req: Request, ctx: Context) -> Reply:
     permission=Permission.CONSENT_MANAGE,
     params=[
         arg("customer", label="Customer"),
-        arg("platform", Kind.CHOICE, choices=PLATFORMS, required=False, label="Platform"),
+        arg("platform", required=False, label="Platform"),
     ],
-    usage="<customer> [telegram|slack]",
+    usage="<customer> [platform]",
 )
 def remove(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
-    chosen = [req.args["platform"]] if "platform" in req.args else list(PLATFORMS)
+    chosen = [platforms.validate(req.args["platform"])] if "platform" in req.args else platforms.consent_platforms()
     cancelled = sum(
         consent.opt_out_customer(ctx.uow, customer.id, platform, f"staff {ctx.caller.name}").cancelled
         for platform in chosen
@@ -108,3 +124,8 @@ def show(req: Request, ctx: Context) -> Reply:
         fields=tuple(fields),
         text=None if fields else "No consent recorded: campaigns do not reach this customer.",
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

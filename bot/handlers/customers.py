@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -251,3 +252,8 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
         note=f"Updated {names}.",
         tone=Tone.SUCCESS,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.args import Kind, arg, opt, rest
 from bot.context import Context
 from bot.handlers.common import deal_item, fmt_date, fmt_datetime
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -132,3 +133,8 @@ def list_deals(req: Request, ctx: Context) -> Reply:
         ),
         footer=f"{len(found)} deal(s) · {total_text} in total" if found else None,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

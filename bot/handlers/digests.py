@@ -6,7 +6,9 @@ from __future__ import annotations
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Image, Item, Reply, Request, Section, Tone
+from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import clock
@@ -14,6 +16,7 @@ from crm_core.errors import ValidationError
 from crm_core.models import DigestFrequency
 from crm_core.scheduling import Calendar, parse_hhmm
 from crm_core.services import digests
+from crm_core.services import digests as digest_service
 from crm_core.templating import render_message
 
 group = CommandGroup()
@@ -156,3 +159,17 @@ def digest_now(req: Request, ctx: Context) -> Reply:
         payload = digests.image_payload(chart, digest)
         image = Image(path=payload["path"], title=payload["title"], alt_text=payload["alt_text"])
     return Reply(text=rendered.text, image=image)
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]
+
+
+@hookimpl
+def register_jobs() -> list[JobDefinition]:
+    return [
+        JobDefinition(
+            digest_service.SEND_TASK, digest_service.send_digest, "send a subscribed channel its daily or weekly digest"
+        )
+    ]

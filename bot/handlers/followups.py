@@ -11,13 +11,16 @@ from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime, followups_section
 from bot.handlers.home import HOME_LIST_LIMIT, home_section
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Reply, Request, Section, Style, Tone
-from bot.roles import Permission, allows
+from bot.plugin_types import JobDefinition
+from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import clock
 from crm_core.errors import ValidationError
 from crm_core.models import User
 from crm_core.services import customers, followups, users
+from crm_core.services import followups as followup_service
 from crm_core.when import split_reference_when_text
 
 group = CommandGroup()
@@ -88,7 +91,7 @@ def list_followups(req: Request, ctx: Context) -> Reply:
     scope = req.args.get("scope", "mine")
     tz = ctx.caller.timezone or "UTC"
     if scope == "all":
-        if not allows(ctx.caller.role, Permission.DIGESTS_MANAGE):
+        if not ctx.can(Permission.DIGESTS_MANAGE):
             return Reply(text="Only managers and admins can see everyone's follow-ups.", tone=Tone.ERROR, private=True)
         found = followups.list_open(ctx.uow, limit=100)
         title = "All open follow-ups"
@@ -178,9 +181,23 @@ def set_timezone(req: Request, ctx: Context) -> Reply:
 @home_section(order=20)
 def followups_due_home(ctx: Context) -> Section | None:
     """The App Home's "Follow-ups due": the caller's open follow-ups due by the end of their today."""
-    if not allows(ctx.caller.role, Permission.FOLLOWUPS) or ctx.caller.user_id is None:
+    if not ctx.can(Permission.FOLLOWUPS) or ctx.caller.user_id is None:
         return None
     found = followups.due_today(ctx.uow, ctx.caller.user_id, ctx.caller.timezone)
     return followups_section(
         found[:HOME_LIST_LIMIT], ctx.caller.timezone, title="Follow-ups due today", with_customer=True
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]
+
+
+@hookimpl
+def register_jobs() -> list[JobDefinition]:
+    return [
+        JobDefinition(
+            followup_service.FIRE_TASK, followup_service.fire_followup, "remind a rep of a follow-up when it is due"
+        )
+    ]

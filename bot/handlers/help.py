@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.args import rest
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -39,3 +40,8 @@ def show_help(req: Request, ctx: Context) -> Reply:
         footer=footer or "Commands also work as /crm <command>. Arguments with spaces go in quotes.",
         private=True,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

@@ -21,8 +21,9 @@ import sqlalchemy as sa
 
 from bot.context import Context
 from bot.handlers.common import deal_item, ticket_item
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Reply, Request, Section
-from bot.roles import Permission, allows
+from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core.models import Ticket, TicketStatus
 from crm_core.services import deals
@@ -61,7 +62,7 @@ def home_sections() -> list[HomeSectionProvider]:
 
 @home_section(order=10)
 def open_deals(ctx: Context) -> Section | None:
-    if not allows(ctx.caller.role, Permission.DEALS_READ):
+    if not ctx.can(Permission.DEALS_READ):
         return None
     found = deals.list_deals(ctx.uow, owner_id=ctx.caller.user_id, open_only=True, limit=HOME_LIST_LIMIT + 1)
     shown = found[:HOME_LIST_LIMIT]
@@ -75,7 +76,7 @@ def open_deals(ctx: Context) -> Section | None:
 
 @home_section(order=30)
 def assigned_tickets(ctx: Context) -> Section | None:
-    if not allows(ctx.caller.role, Permission.TICKETS_READ):
+    if not ctx.can(Permission.TICKETS_READ):
         return None
     found = list(
         ctx.uow.session.scalars(
@@ -106,7 +107,7 @@ def home(req: Request, ctx: Context) -> Reply:
         )
     sections = tuple(s for s in (provider(ctx) for provider in home_sections()) if s is not None)
     buttons = []
-    if allows(ctx.caller.role, Permission.CUSTOMERS_WRITE):
+    if ctx.can(Permission.CUSTOMERS_WRITE):
         buttons.append(Button("New customer", "/customer new", opens_form=True))
     buttons.append(Button("Help", "/help"))
     return Reply(
@@ -116,3 +117,8 @@ def home(req: Request, ctx: Context) -> Reply:
         footer="Find a customer with /customer <name>.",
         private=True,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

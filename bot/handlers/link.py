@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from bot.args import Kind, rest
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Field, Reply, Request, Tone
-from bot.roles import Permission, allows
+from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import platforms
 from crm_core.errors import Forbidden, ValidationError
-from crm_core.models import Platform
 from crm_core.services import link_codes, users
 
 group = CommandGroup()
@@ -43,7 +44,7 @@ def link(req: Request, ctx: Context) -> Reply:
         user = users.find_user(ctx.uow, f"#{ctx.caller.user_id}")
         title, whom = "Your link code", "you"
     else:
-        if not allows(ctx.caller.role, Permission.USERS_MANAGE):
+        if not ctx.can(Permission.USERS_MANAGE):
             raise Forbidden("only admins can make link codes for other users; use /link on its own for yours")
         user = users.find_user(ctx.uow, argument)
         title, whom = f"Link code for {user.name}", "them"
@@ -63,10 +64,9 @@ def _redeem(req: Request, ctx: Context, code: str) -> Reply:
         withdrawn = link_codes.withdraw(ctx.uow, code, "withdrawn: posted in a shared chat")
         gone = " Others may have seen this one, so it no longer works: get a new code with /link." if withdrawn else ""
         return Reply(text=f"Send link codes to me in a private chat, not here.{gone}", tone=Tone.ERROR, private=True)
-    try:
-        platform = Platform(req.origin.platform)
-    except ValueError:
-        raise ValidationError(f"accounts on {req.origin.platform} cannot be linked") from None
+    if platforms.get(req.origin.platform) is None:
+        raise ValidationError(f"accounts on {req.origin.platform} cannot be linked")
+    platform = req.origin.platform
     user = link_codes.redeem(
         ctx.uow, code, users.PlatformId(platform, req.origin.user_external_id), req.origin.display_name
     )
@@ -74,3 +74,8 @@ def _redeem(req: Request, ctx: Context, code: str) -> Reply:
     return Reply(
         text=f"Linked: this {platform} account now acts as {user.name} ({role}).", tone=Tone.SUCCESS, private=True
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

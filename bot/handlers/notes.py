@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.args import Kind, arg, opt, rest
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Reply, Request, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -33,3 +34,8 @@ def add_note(req: Request, ctx: Context) -> Reply:
         buttons=(Button("Open card", f"/customer #{customer.id}"),),
         tone=Tone.SUCCESS,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
+from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section, Tone
+from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core.predictions.scores import latest_run, refresh_scores
+from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 
 group = CommandGroup()
 
@@ -74,3 +79,32 @@ def show_model(req: Request, ctx: Context) -> Reply:
 def train_model(req: Request, ctx: Context) -> Reply:
     run = refresh_scores(ctx.uow)
     return _run_reply(run, ctx, note=f"Retrained in {run.duration_ms / 1000:.1f} s. {run.note}")
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]
+
+
+def score_nightly(run: JobRun) -> None:
+    """Retrain the churn model and refresh every customer's scores."""
+    from crm_core.predictions.scores import nightly_task
+
+    nightly_task(run)
+
+
+@hookimpl
+def register_jobs(settings) -> list[JobDefinition]:
+    env = settings.extra
+    mining_at = parse_hhmm(env.get("CHATCRM_MINING_AT", "02:00"))
+    # The churn model trains half an hour after mining, so the two heavy jobs do not coincide.
+    minutes = (mining_at.hour * 60 + mining_at.minute + 30) % (24 * 60)
+    return [
+        JobDefinition(
+            "predictions.nightly",
+            score_nightly,
+            "retrain the churn model and refresh scores",
+            trigger=Calendar(time(minutes // 60, minutes % 60), env.get("CHATCRM_TIMEZONE", "UTC")),
+            misfire_grace_seconds=6 * 3600,
+        )
+    ]

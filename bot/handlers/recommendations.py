@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
+from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core.models import InteractionKind, RecommendationStatus
+from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 from crm_core.services import customers, interactions, market_basket
 
 group = CommandGroup()
@@ -154,3 +157,30 @@ def mine(req: Request, ctx: Context) -> Reply:
         ),
         tone=Tone.SUCCESS,
     )
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]
+
+
+def mine_nightly(run: JobRun) -> None:
+    """Mine the order history and post each rep their customers' recommendations."""
+    # Imported here: the miner's numeric stack is loaded by the job, not by every process start.
+    from crm_core.services.recommendation_digest import nightly_task
+
+    nightly_task(run)
+
+
+@hookimpl
+def register_jobs(settings) -> list[JobDefinition]:
+    env = settings.extra
+    return [
+        JobDefinition(
+            "mining.nightly",
+            mine_nightly,
+            "mine association rules from the orders and post recommendations to reps",
+            trigger=Calendar(parse_hhmm(env.get("CHATCRM_MINING_AT", "02:00")), env.get("CHATCRM_TIMEZONE", "UTC")),
+            misfire_grace_seconds=6 * 3600,
+        )
+    ]

@@ -11,6 +11,7 @@ from functools import wraps
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_date, money
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -152,3 +153,8 @@ def delete_segment(req: Request, ctx: Context) -> Reply:
     segment = segments.get(ctx.uow, req.args["name"])
     segments.delete(ctx.uow, segment.name)
     return Reply(text=f"Segment {segment.name} deleted (its filter was: {segment.filter}).", tone=Tone.SUCCESS)
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

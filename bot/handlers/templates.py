@@ -14,6 +14,7 @@ import re
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -161,3 +162,8 @@ def reset_template(req: Request, ctx: Context) -> Reply:
     if not templating.reset_override(ctx.uow.session, kind, fmt, language):
         raise ValidationError(f"{kind} ({language}, {fmt}) has no override; it already is the built-in one")
     return Reply(text=f"Template {kind} ({language}, {fmt}) is the built-in one again.", tone=Tone.SUCCESS)
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

@@ -10,12 +10,13 @@ from __future__ import annotations
 from bot.args import Kind, arg, opt, rest, tokenize
 from bot.context import Context
 from bot.handlers.common import clip, fmt_datetime, overdue_text, rating_text, ticket_item
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
-from crm_core.models import Direction, Platform, Ticket, TicketMessage, TicketPriority, TicketStatus
+from crm_core.models import Direction, Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.services import customer_chats, customers, sla, tickets, users
 
 group = CommandGroup()
@@ -313,7 +314,7 @@ def rate_ticket(req: Request, ctx: Context) -> Reply:
     ticket = tickets.get_ticket(ctx.uow, req.args["ticket"])
     try:
         chat = customer_chats.chat_for(
-            ctx.uow, users.PlatformId(Platform(req.origin.platform), req.origin.user_external_id)
+            ctx.uow, users.PlatformId(req.origin.platform, req.origin.user_external_id)
         )
     except ValueError:
         chat = None
@@ -323,3 +324,8 @@ def rate_ticket(req: Request, ctx: Context) -> Reply:
     if tickets.rate(ctx.uow, ticket.id, req.args["rating"]):
         return Reply(text=f"Thank you! You rated request #{ticket.id} {rating_text(ticket.rating)}.", tone=Tone.SUCCESS)
     return Reply(text=f"You already rated request #{ticket.id} ({rating_text(ticket.rating)}). Thank you!")
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]

@@ -1,7 +1,7 @@
 """Who a campaign reaches: the customers of its segment with consent, each on one platform.
 
-A customer who opted in on several platforms is reached on the first of ``PLATFORMS``
-(Telegram, then Slack). Both the start-time checks and the freezing of a run's recipients use
+A customer who opted in on several platforms is reached on the one its platform declaration
+prefers (``campaign_priority``, crm_core.platforms). Both the start-time checks and the freezing of a run's recipients use
 ``eligible``, so what a manager is told before starting is what the run freezes.
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from crm_core import platforms
 from crm_core.models import Campaign, Consent, ConsentStatus, Customer
 from crm_core.services import segments
-
-# Platforms a campaign reaches customers on, in order of preference.
-PLATFORMS = ("telegram", "slack")
 
 
 def customers_of(session: Session, campaign: Campaign) -> sa.Select:
@@ -36,7 +34,8 @@ def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | Non
         else sa.func.coalesce(sa.func.nullif(sa.func.lower(Customer.language), ""), "en")
     )
     parts = []
-    for index, platform in enumerate(PLATFORMS):
+    preferred = platforms.campaign_platforms()
+    for index, platform in enumerate(preferred):
         chosen = (
             sa.select(
                 Customer.id.label("customer_id"),
@@ -60,13 +59,21 @@ def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | Non
                 sa.select(other.id)
                 .where(
                     other.customer_id == Customer.id,
-                    other.platform.in_(PLATFORMS[:index]),
+                    other.platform.in_(preferred[:index]),
                     other.status == ConsentStatus.OPTED_IN,
                 )
                 .exists()
             )
             chosen = chosen.where(~earlier)
         parts.append(chosen)
+    if not parts:
+        # No installed platform reaches customers: the same columns, no rows.
+        return sa.select(
+            Customer.id.label("customer_id"),
+            sa.literal("", sa.String).label("platform"),
+            sa.literal("", sa.String).label("conversation"),
+            language.label("language"),
+        ).where(sa.false())
     return sa.union_all(*parts)
 
 

@@ -338,7 +338,7 @@ def _schedule(uow: UnitOfWork, campaign: Campaign, now: datetime) -> datetime | 
         job = scheduling.schedule(
             uow,
             job_id(campaign),
-            "crm_core.campaigns.triggers:scan_task",
+            "campaigns.scan_triggers",
             Interval(TRIGGER_SCAN_SECONDS),
             args=args,
             misfire_grace_seconds=None,
@@ -351,7 +351,7 @@ def _schedule(uow: UnitOfWork, campaign: Campaign, now: datetime) -> datetime | 
         job = scheduling.schedule(
             uow,
             job_id(campaign),
-            "crm_core.campaigns.delivery:run_task",
+            "campaigns.run",
             Once(at),
             args=args,
             misfire_grace_seconds=None,
@@ -367,7 +367,7 @@ def _schedule(uow: UnitOfWork, campaign: Campaign, now: datetime) -> datetime | 
         job = scheduling.schedule(
             uow,
             job_id(campaign),
-            "crm_core.campaigns.delivery:run_task",
+            "campaigns.run",
             trigger,
             args=args,
             misfire_grace_seconds=24 * 3600,

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import outbox
+from crm_core import outbox, platforms
 from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW, CampaignReport, campaign_report, progress_bar
 from crm_core.models import (
     Campaign,
@@ -30,8 +30,6 @@ from crm_core.uow import UnitOfWork
 
 TEMPLATE = "status_card"
 KIND = "campaign_status"
-# Platforms whose messages can be edited.
-EDITABLE = ("slack", "telegram")
 
 
 def _describe(campaign: Campaign) -> str:
@@ -110,7 +108,7 @@ def watch(
     uow: UnitOfWork, campaign: Campaign, platform: str, conversation: str, language: str | None, currency: str = "EUR"
 ) -> CampaignWatch | None:
     """Post a live card here; None when this platform's messages cannot be edited."""
-    if platform not in EDITABLE:
+    if platform not in platforms.editable_platforms():
         return None
     row = CampaignWatch(campaign_id=campaign.id, platform=platform, conversation=conversation, language=language)
     uow.session.add(row)

@@ -12,9 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.clock import utcnow
-from crm_core.models.base import Base, enum_column
+from crm_core.models.base import Base
 from crm_core.models.customers import Customer
-from crm_core.models.users import Platform
 
 
 class CustomerChat(Base):
@@ -23,7 +22,7 @@ class CustomerChat(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id", ondelete="CASCADE"), index=True)
-    platform: Mapped[Platform] = mapped_column(enum_column(Platform))
+    platform: Mapped[str] = mapped_column(sa.String(20))
     # The platform's id of the person (Telegram user id).
     external_id: Mapped[str] = mapped_column(sa.String(64))
     # Where to write to them (for a Telegram private chat, the same number as the user id).

@@ -50,8 +50,8 @@ class Ticket(Timestamped, Base):
     priority: Mapped[TicketPriority] = mapped_column(enum_column(TicketPriority), default=TicketPriority.NORMAL)
     assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-    # The platform the ticket came in on (telegram, slack, console, email, ...).
-    channel: Mapped[str] = mapped_column(sa.String(20), default="console")
+    # Where the ticket came in: a chat platform's name, "email", "phone", ... (the actor's platform by default).
+    channel: Mapped[str] = mapped_column(sa.String(20), default="chat")
     first_response_due_at: Mapped[datetime | None]
     resolve_due_at: Mapped[datetime | None]
     first_responded_at: Mapped[datetime | None]

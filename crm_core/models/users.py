@@ -1,4 +1,4 @@
-"""CRM users, their roles, and the chat identities (Slack, Telegram, console) that map to them."""
+"""CRM users, their roles, and the chat identities (one per platform account) that map to them."""
 
 from __future__ import annotations
 
@@ -18,12 +18,6 @@ class Role(enum.StrEnum):
     SALES = "sales"
     SUPPORT = "support"
     VIEWER = "viewer"
-
-
-class Platform(enum.StrEnum):
-    SLACK = "slack"
-    TELEGRAM = "telegram"
-    CONSOLE = "console"
 
 
 class User(Timestamped, Base):
@@ -52,7 +46,8 @@ class Identity(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    platform: Mapped[Platform] = mapped_column(enum_column(Platform))
+    # A registered platform's name (crm_core.platforms); VARCHAR(20) as when it was a closed enum.
+    platform: Mapped[str] = mapped_column(sa.String(20))
     external_id: Mapped[str] = mapped_column(sa.String(64))
     display_name: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

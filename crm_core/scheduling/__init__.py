@@ -1,21 +1,33 @@
 """Scheduling: the job registry (what runs when), triggers, and the leader lock.
 
 APScheduler only fires the worker's ticks (bot.scheduler); everything that is scheduled lives
-in the ``scheduled_jobs`` table through this package. To add a recurring job, write a
-module-level function taking a ``JobRun`` and register it, e.g.::
+in the ``scheduled_jobs`` table through this package. A task is a function taking a ``JobRun``,
+contributed under a stable name by a plugin's ``register_jobs`` hook; code then schedules it by
+that name, e.g.::
 
-    schedule(uow, "mining:nightly", "crm_core.mining.jobs:nightly", Calendar(time(2, 0)),
-             misfire_grace_seconds=6 * 3600)
+    schedule(uow, "followup:12", "followups.fire", Once(when), args={"followup_id": 12})
 """
 
-from crm_core.scheduling.registry import JobRun, RunOutcome, next_due_time, resolve_task, run_due, schedule, unschedule
+from crm_core.scheduling.registry import (
+    JobRun,
+    RunOutcome,
+    Task,
+    UnknownTask,
+    check_task_name,
+    next_due_time,
+    run_due,
+    schedule,
+    unschedule,
+)
 from crm_core.scheduling.triggers import Calendar, Interval, Once, Trigger, from_spec, parse_hhmm
 
 __all__ = [
     "JobRun",
     "RunOutcome",
     "next_due_time",
-    "resolve_task",
+    "Task",
+    "UnknownTask",
+    "check_task_name",
     "run_due",
     "schedule",
     "unschedule",

@@ -1,7 +1,9 @@
 """The scheduled-job registry: register what should run when, and run what is due.
 
-A job is a row naming a module-level task function (``"crm_core.services.digests:send_digest"``)
-with JSON arguments and a trigger. ``schedule`` upserts by id, so registering a job on every
+A job is a row naming a task by its stable name (``"digests.send"``) with JSON arguments and a
+trigger. Tasks are contributed by plugins (the ``register_jobs`` hook; the built-in features are
+plugins too) and handed to ``run_due`` as a name -> function mapping, so a stored schedule never
+names a Python module and survives code moving around. ``schedule`` upserts by id, so registering a job on every
 start (or re-subscribing a channel) leaves one row per schedule. ``run_due`` is what the
 scheduler's tick calls; it runs each due job once for its time:
 
@@ -18,8 +20,8 @@ through the outbox with idempotency keys, so a retried run does not send twice.
 
 from __future__ import annotations
 
-import importlib
 import logging
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,19 +64,19 @@ class JobRun:
 Task = Callable[[JobRun], None]
 
 
-def resolve_task(reference: str) -> Task:
-    """``"package.module:function"`` -> the module-level function; ValueError when it is not one."""
-    module_name, sep, name = reference.partition(":")
-    if not sep or not module_name or not name.isidentifier():
-        raise ValueError(f"{reference!r} is not a task reference (write it as package.module:function)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"task module {module_name!r} cannot be imported: {exc}") from None
-    function = getattr(module, name, None)
-    if not callable(function) or getattr(function, "__module__", None) != module.__name__:
-        raise ValueError(f"{reference!r} is not a function defined in {module_name}")
-    return function
+# A task's stable name: dotted lowercase words ("digests.send", "quotes.expire").
+TASK_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def check_task_name(task: str) -> str:
+    """The name if it has a task name's form; ValueError otherwise."""
+    if not TASK_NAME.match(task or ""):
+        raise ValueError(f"{task!r} is not a task name (dotted lowercase words, e.g. digests.send)")
+    return task
+
+
+class UnknownTask(LookupError):
+    """A stored job names a task no installed plugin registers (a plugin was removed or renamed it)."""
 
 
 def schedule(
@@ -95,7 +97,7 @@ def schedule(
     """
     if not job_id or len(job_id) > 100:
         raise ValidationError("a job id is 1 to 100 characters")
-    resolve_task(task)
+    check_task_name(task)
     spec = trigger.to_spec()
     now = utcnow()
     first = as_utc(trigger.at) if isinstance(trigger, Once) else trigger.next_after(now)
@@ -151,6 +153,7 @@ class RunOutcome:
 def run_due(
     session_factory: sessionmaker[Session],
     *,
+    tasks: Mapping[str, Task],
     now: datetime | None = None,
     limit: int = 100,
     lease: timedelta = DEFAULT_LEASE,
@@ -171,7 +174,7 @@ def run_due(
         ).all()
     outcomes = []
     for job_id, fire_time in due:
-        outcome = _run_one(session_factory, job_id, fire_time, now, lease, config or {})
+        outcome = _run_one(session_factory, tasks, job_id, fire_time, now, lease, config or {})
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
@@ -199,6 +202,7 @@ def _claim(
 
 def _run_one(
     session_factory: sessionmaker[Session],
+    tasks: Mapping[str, Task],
     job_id: str,
     fire_time: datetime,
     now: datetime,
@@ -223,7 +227,9 @@ def _run_one(
         )
     else:
         try:
-            task = resolve_task(job.task)
+            task = tasks.get(job.task)
+            if task is None:
+                raise UnknownTask(f"no installed plugin registers the task {job.task!r}")
             task(
                 JobRun(
                     job_id=job_id,

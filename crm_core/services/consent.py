@@ -16,16 +16,16 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import platforms
 from crm_core.clock import utcnow
 from crm_core.errors import ValidationError
-from crm_core.models import Consent, ConsentStatus, CustomerChat, OutboxMessage, OutboxStatus, Platform
+from crm_core.models import Consent, ConsentStatus, CustomerChat, OutboxMessage, OutboxStatus
 from crm_core.outbox import unblock_recipient
 from crm_core.uow import UnitOfWork
 
 # The outbox kinds consent governs: messages the customer did not ask for.
 CAMPAIGN_KINDS = ("campaign",)
 OPTED_OUT_ERROR = "opted out"
-CONSENT_PLATFORMS = (Platform.TELEGRAM.value, Platform.SLACK.value)
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,9 @@ def opt_in(
     uow: UnitOfWork, customer_id: int, platform: str, conversation: str, source: str, now: datetime | None = None
 ) -> Consent:
     """Record that the customer may get campaign messages on ``platform`` at ``conversation``."""
-    if platform not in CONSENT_PLATFORMS:
-        raise ValidationError(f"consent is recorded for {' or '.join(CONSENT_PLATFORMS)}, not {platform}")
+    allowed = platforms.consent_platforms()
+    if platform not in allowed:
+        raise ValidationError(f"consent is recorded for {' or '.join(allowed) or 'no installed platform'}, not {platform}")
     now = now or utcnow()
     row = consent_of(uow, customer_id, platform)
     if row is None:

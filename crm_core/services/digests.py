@@ -42,7 +42,7 @@ from crm_core.uow import UnitOfWork
 log = logging.getLogger("chatcrm.digests")
 
 DIGEST_TEMPLATE = "digest"
-SEND_TASK = "crm_core.services.digests:send_digest"
+SEND_TASK = "digests.send"
 # A digest that could not go out at its time (worker down) is still sent within six hours;
 # later than that it would be stale, and the next one comes at its own time.
 MISFIRE_GRACE_SECONDS = 6 * 3600

@@ -28,7 +28,7 @@ log = logging.getLogger("chatcrm.followups")
 
 MAX_TEXT = 1000
 REMINDER_TEMPLATE = "followup_reminder"
-FIRE_TASK = "crm_core.services.followups:fire_followup"
+FIRE_TASK = "followups.fire"
 BUTTON_LABELS = {"en": ("Done", "Snooze 1 day"), "zh": ("完成", "推迟一天")}
 OPEN = (FollowUpStatus.PENDING, FollowUpStatus.REMINDED)
 

@@ -7,36 +7,58 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from crm_core import clock, text
+from crm_core import clock, platforms, text
 from crm_core.errors import NotFound, ValidationError
-from crm_core.models import Identity, Platform, Role, User
+from crm_core.models import Identity, Role, User
 from crm_core.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
 class PlatformId:
-    platform: Platform
+    # A platform's name (crm_core.platforms); checked against the installed platforms by ``check``.
+    platform: str
     external_id: str
 
     def __str__(self) -> str:
         return f"{self.platform}:{self.external_id}"
 
 
-def parse_platform_id(raw: str) -> PlatformId:
-    """``"slack:U123"`` or ``"telegram:456"`` -> PlatformId; raises ValidationError otherwise."""
+def _examples() -> str:
+    found = [f"{t.name}:{t.identity_example}" for t in map(platforms.traits, platforms.names())]
+    return " or ".join(found) or "platform:id"
+
+
+def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
+    """``"<platform>:<id>"`` -> PlatformId; raises ValidationError otherwise.
+
+    With ``check`` the platform must be installed and the id must look like one of its ids; settings
+    are parsed before the platforms are loaded, so they check the form only and are checked later.
+    """
     platform, sep, external_id = raw.strip().partition(":")
-    if not sep or not external_id.strip():
-        raise ValidationError(f"{raw!r} is not a platform identity (write it as slack:U123 or telegram:456)")
-    try:
-        return PlatformId(Platform(platform.strip().lower()), external_id.strip())
-    except ValueError:
-        known = ", ".join(p.value for p in Platform)
-        raise ValidationError(f"unknown platform {platform!r} in {raw!r} (known: {known})") from None
+    platform, external_id = platform.strip().lower(), external_id.strip()
+    if not sep or not external_id or not platforms.NAME.match(platform):
+        raise ValidationError(f"{raw!r} is not a platform identity (write it as {_examples()})")
+    found = PlatformId(platform, external_id)
+    return check_platform_id(found, raw) if check else found
+
+
+def check_platform_id(found: PlatformId, raw: str | None = None) -> PlatformId:
+    """The identity if its platform is installed and the id has that platform's form; else ValidationError."""
+    shown = raw or str(found)
+    if platforms.get(found.platform) is None:
+        known = ", ".join(platforms.names()) or "none is installed"
+        raise ValidationError(f"unknown platform {found.platform!r} in {shown!r} (known: {known})")
+    traits = platforms.traits(found.platform)
+    if not traits.valid_identity(found.external_id):
+        raise ValidationError(
+            f"{found.external_id!r} is not a {traits.display} id (it looks like {traits.identity_example})"
+        )
+    return found
 
 
 def parse_admins(raw: str) -> list[PlatformId]:
-    """The ``CHATCRM_ADMINS`` list: comma-separated platform identities."""
-    return [parse_platform_id(part) for part in raw.split(",") if part.strip()]
+    """The ``CHATCRM_ADMINS`` list: comma-separated platform identities (form only; see parse_platform_id)."""
+    return [parse_platform_id(part, check=False) for part in raw.split(",") if part.strip()]
 
 
 def user_for_identity(uow: UnitOfWork, platform_id: PlatformId) -> User | None:
@@ -69,8 +91,10 @@ def ensure_user(
 
 
 def bootstrap_admins(uow: UnitOfWork, admins: list[PlatformId]) -> list[User]:
-    """Make each listed identity an admin (creating the user if needed). Idempotent."""
-    return [ensure_user(uow, platform_id, role=Role.ADMIN) for platform_id in admins]
+    """Make each listed identity an admin (creating the user if needed). Idempotent.
+
+    ValidationError when an identity's platform is not installed or its id has the wrong form."""
+    return [ensure_user(uow, check_platform_id(platform_id), role=Role.ADMIN) for platform_id in admins]
 
 
 def parse_role(raw: str) -> Role:
@@ -153,14 +177,11 @@ def link_identity(uow: UnitOfWork, user: User, platform_id: PlatformId, display_
     return user
 
 
-# Where a user "works", for direct messages: Slack first, then Telegram, then the console.
-DM_PREFERENCE = (Platform.SLACK, Platform.TELEGRAM, Platform.CONSOLE)
-
-
-def dm_address(user: User, prefer: tuple[Platform, ...] = DM_PREFERENCE) -> PlatformId | None:
-    """The platform identity to DM a user on (a Slack user id or Telegram chat id is its own DM)."""
+def dm_address(user: User, prefer: tuple[str, ...] | None = None) -> PlatformId | None:
+    """The platform identity to DM a user on: where they "work", by the platforms' declared DM
+    preference (a chat user id is its own DM conversation on the platforms that allow DMs)."""
     by_platform = {identity.platform: identity for identity in user.identities}
-    for platform in prefer:
+    for platform in prefer if prefer is not None else platforms.dm_platforms():
         if platform in by_platform:
             return PlatformId(platform, by_platform[platform].external_id)
     return None

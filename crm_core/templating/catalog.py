@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import platforms
 from crm_core.errors import NotFound, ValidationError
 from crm_core.models import TemplateOverride
 from crm_core.templating.sandbox import (
@@ -43,9 +44,6 @@ log = logging.getLogger("chatcrm.templates")
 
 TEMPLATES_ENV = "CHATCRM_TEMPLATES_DIR"
 DEFAULT_LANGUAGE = "en"
-# The format a platform's message text is in, and the variants that can give it, best first.
-TEXT_FORMAT = {"slack": "mrkdwn", "telegram": "html", "console": "text"}
-TEXT_VARIANTS = {"slack": ("mrkdwn", "text"), "telegram": ("html", "text"), "console": ("text",)}
 
 
 def templates_dir() -> Path:
@@ -65,6 +63,34 @@ def templates_dir() -> Path:
     raise FileNotFoundError(f"no templates folder at {', '.join(str(c) for c in candidates)}; set {TEMPLATES_ENV}")
 
 
+# Template folders contributed by plugins (the register_templates hook), searched after the
+# built-in one. Process-wide like the platform registry: rendering runs deep in scheduled tasks.
+_extra_dirs: list[Path] = []
+
+
+def add_template_dirs(paths: list[str | Path]) -> None:
+    """Search these folders too (after the built-in one); adding a folder twice is a no-op."""
+    for raw in paths:
+        path = Path(raw).resolve()
+        if not path.is_dir():
+            raise FileNotFoundError(f"template folder {path} does not exist")
+        if path not in _extra_dirs:
+            _extra_dirs.append(path)
+
+
+def template_dirs() -> list[Path]:
+    """Every template folder, the built-in one first."""
+    return [templates_dir(), *_extra_dirs]
+
+
+def kind_dir(kind: str) -> Path:
+    """The folder that holds a kind's templates (the built-in one when no folder has it)."""
+    for directory in template_dirs():
+        if (directory / kind).is_dir():
+            return directory
+    return templates_dir()
+
+
 # Admins may create campaign templates of their own from chat (``/template set campaign_spring …``).
 CUSTOM_PREFIX = "campaign_"
 _CUSTOM_KIND = re.compile(r"^campaign_[a-z0-9_]{1,50}$")
@@ -73,7 +99,9 @@ CUSTOM_SAMPLE_KIND = "campaign_announcement"
 
 def kinds(session: Session | None = None) -> list[str]:
     """The shipped template kinds, plus (given a session) campaign templates created from chat."""
-    found = {p.name for p in templates_dir().iterdir() if p.is_dir() and not p.name.startswith(".")}
+    found = {
+        p.name for directory in template_dirs() for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
+    }
     if session is not None:
         found |= set(session.scalars(sa.select(TemplateOverride.kind).distinct()))
     return sorted(found)
@@ -122,7 +150,8 @@ def sample_context(kind: str) -> dict[str, Any]:
     kind = kind.strip().lower()
     if kind not in kinds() and _CUSTOM_KIND.match(kind):
         kind = CUSTOM_SAMPLE_KIND  # a campaign template made from chat gets a campaign's data
-    return _sample(str(templates_dir()), _check_kind(kind))
+    kind = _check_kind(kind)
+    return _sample(str(kind_dir(kind)), kind)
 
 
 @dataclass(frozen=True)
@@ -157,7 +186,7 @@ class Rendered:
 
 
 def _file_variant(kind: str, language: str, fmt: str) -> Variant | None:
-    path = template_path(templates_dir(), kind, language, fmt)
+    path = template_path(kind_dir(kind), kind, language, fmt)
     if not path.exists():
         return None
     return Variant(kind, language, fmt, "file", path.read_text(encoding="utf-8"))
@@ -197,7 +226,7 @@ def _render_variant(variant: Variant, context: dict[str, Any], target: str) -> s
             "",
             variant.format,
             context,
-            directory=str(templates_dir()),
+            directory=str(kind_dir(variant.kind)),
             name=f"{variant.kind}/{variant.language}.{variant.format}.j2",
         )
     else:
@@ -228,15 +257,19 @@ class MessageRenderer:
         self, session: Session | None, kind: str, platform: str, language: str | None, *, strict: bool = False
     ):
         self.kind, self.platform, self.strict = kind, platform, strict
-        self.target = TEXT_FORMAT.get(platform, "text")
-        self.variants = candidates(session, kind, TEXT_VARIANTS.get(platform, ("text",)), language)
+        # The platform declares its text format, the template variants that can give it, and any
+        # richer layout (Slack's blocks) it takes besides the text.
+        traits = platforms.traits(platform)
+        self.target = traits.text_format
+        self.layout = traits.layout_format
+        self.variants = candidates(session, kind, traits.template_variants, language)
         if not self.variants:
             raise FileNotFoundError(f"no template for {kind!r} in {templates_dir()}")
         self.block_variants: dict[str, list[Variant]] = {}
-        if platform == "slack":
+        if self.layout:
             for lang in {v.language for v in self.variants}:
                 self.block_variants[lang] = [
-                    v for v in candidates(session, kind, ("blocks",), lang) if v.language == lang
+                    v for v in candidates(session, kind, (self.layout,), lang) if v.language == lang
                 ]
 
     def __call__(self, context: dict[str, Any]) -> Rendered:
@@ -245,9 +278,9 @@ class MessageRenderer:
             raise TemplateRefused(f"every variant of the {self.kind!r} template failed")
         variant, text = chosen
         blocks = None
-        if self.platform == "slack":
+        if self.layout:
             rendered_blocks = _first_rendering(
-                self.block_variants.get(variant.language, []), context, "blocks", self.strict
+                self.block_variants.get(variant.language, []), context, self.layout, self.strict
             )
             if rendered_blocks is not None:
                 blocks = parse_blocks(rendered_blocks[1])

@@ -10,11 +10,12 @@ import getpass
 import sys
 from typing import TextIO
 
+from bot.adapters.console.plugin import TRAITS
 from bot.adapters.console.render import render_text
 from bot.bootstrap import App
 from bot.dispatch import FormRejected
 from bot.messages import Form, Origin, Reply, Request
-from crm_core.models import Platform, Role
+from crm_core.models import Role
 from crm_core.services import users
 
 PROMPT = "chatcrm> "
@@ -26,19 +27,19 @@ def console_identity(app: App, as_user: str | None) -> Origin:
     with app.uow() as uow:
         if as_user:
             user = users.find_user(uow, as_user)
-            existing = [i.external_id for i in user.identities if i.platform == Platform.CONSOLE]
+            existing = [i.external_id for i in user.identities if i.platform == TRAITS.name]
             external_id = existing[0] if existing else f"user-{user.id}"
             if not existing:
-                users.link_identity(uow, user, users.PlatformId(Platform.CONSOLE, external_id))
+                users.link_identity(uow, user, users.PlatformId(TRAITS.name, external_id))
             name = user.name
         else:
             external_id = CONSOLE_ADMIN
             name = f"Console admin ({getpass.getuser()})"
-            user = users.ensure_user(uow, users.PlatformId(Platform.CONSOLE, external_id), display_name=name)
+            user = users.ensure_user(uow, users.PlatformId(TRAITS.name, external_id), display_name=name)
             if user.role is None:
                 user.role = Role.ADMIN
     return Origin(
-        platform=Platform.CONSOLE.value,
+        platform=TRAITS.name,
         user_external_id=external_id,
         conversation="console",
         is_private=True,

@@ -287,7 +287,7 @@ class SlackRuntime:
             return request.text  # an unknown command is answered with /help
         permission = route.command.permission
         # Permissions are named "<area>.read" / "<area>.write"; re-running a write would repeat it.
-        return request.text if permission is Permission.HELP or permission.value.endswith(".read") else None
+        return request.text if permission == Permission.HELP or str(permission).endswith(".read") else None
 
 
 def _context_for(form: Form, where: Destination) -> FormContext:

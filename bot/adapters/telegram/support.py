@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bot.adapters.telegram.inbound import Inbound
 from bot.messages import Button, Field, Reply, Tone
-from crm_core.models import Platform, Ticket, TicketPriority, User
+from crm_core.models import Ticket, TicketPriority, User
 from crm_core.services import consent, customer_chats, sla, tickets, users
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
@@ -52,7 +52,7 @@ class ContactLinked:
 
 
 def platform_id(inbound: Inbound) -> PlatformId:
-    return PlatformId(Platform.TELEGRAM, inbound.origin.user_external_id)
+    return PlatformId("telegram", inbound.origin.user_external_id)
 
 
 def customer_wrote(uow: UnitOfWork, inbound: Inbound, targets: Mapping[TicketPriority, sla.Target]) -> CustomerWrote:
@@ -85,7 +85,7 @@ def customer_started(uow: UnitOfWork, inbound: Inbound) -> None:
     chat = customer_chats.ensure_chat(
         uow, platform_id(inbound), inbound.origin.conversation, inbound.origin.display_name
     )
-    consent.opt_in(uow, chat.customer_id, Platform.TELEGRAM.value, inbound.origin.conversation, "started the bot")
+    consent.opt_in(uow, chat.customer_id, "telegram", inbound.origin.conversation, "started the bot")
 
 
 def staff_answered(uow: UnitOfWork, inbound: Inbound) -> StaffAnswered | None:
@@ -99,7 +99,7 @@ def staff_answered(uow: UnitOfWork, inbound: Inbound) -> StaffAnswered | None:
         return None
     chat = customer_chats.chat_of_customer(uow, ticket.customer_id)
     message = tickets.answer(uow, ticket.id, inbound.text, channel="telegram")
-    conversation = chat.conversation if chat is not None and chat.platform is Platform.TELEGRAM else None
+    conversation = chat.conversation if chat is not None and chat.platform == "telegram" else None
     return StaffAnswered(ticket.id, message.id, ticket.customer.name, conversation, inbound.text)
 
 
