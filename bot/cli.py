@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+from bot.plugins import PluginError
 from bot.settings import Settings, SettingsError
 from crm_core import db, demo
 from crm_core.actor import Actor
@@ -82,14 +83,15 @@ def cmd_web(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
         mounts = web_mounts(app)
-        if not mounts:
+        plugin_routes = app.plugins.routes(app)
+        if not mounts and not plugin_routes:
             print(
                 "chatcrm web: no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
                 "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README.",
                 file=sys.stderr,
             )
             return 2
-        uvicorn.run(build_web_app(app, mounts), host=args.host, port=args.port, log_config=None)
+        uvicorn.run(build_web_app(app, mounts, plugin_routes), host=args.host, port=args.port, log_config=None)
         return 0
     finally:
         app.close()
@@ -233,6 +235,28 @@ def _support(raw: str) -> float | int:
         ) from None
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List every plugin (built-in, installed, CHATCRM_PLUGINS): name, version, source and hooks."""
+    from bot.bootstrap import load_plugins
+
+    loaded = load_plugins(Settings.from_env())
+    if args.format == "json":
+        import json
+
+        print(json.dumps([info.__dict__ for info in loaded.infos], indent=2, default=list))
+        return 0
+    width = max(len(info.name) for info in loaded.infos)
+    for info in loaded.infos:
+        print(f"{info.name:<{width}}  {info.version:<8}  {info.source:<15}  {', '.join(info.hooks) or '-'}")
+    counts = (
+        f"{len(loaded.infos)} plugins: {sum(len(g.commands) for g in loaded.command_groups)} commands, "
+        f"{len(loaded.platforms)} platforms ({', '.join(loaded.platforms)}), {len(loaded.jobs)} jobs, "
+        f"{len(loaded.outbox_kinds)} deferred outbox kinds"
+    )
+    print(counts, file=sys.stderr)
+    return 0
+
+
 def cmd_mine(args: argparse.Namespace) -> int:
     """Mine rules from a basket file; needs no database (analysts compare it with other tools)."""
     from crm_core.mining import AssociationRules, format_rules, read_baskets
@@ -296,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     miner.add_argument("--format", choices=["table", "csv", "json"], default="table")
     miner.set_defaults(func=cmd_mine)
 
+    plugins = sub.add_parser("plugins", help="list the loaded plugins, their versions and the hooks they implement")
+    plugins.add_argument("--format", choices=["table", "json"], default="table")
+    plugins.set_defaults(func=cmd_plugins)
+
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")
     seed.set_defaults(func=cmd_demo)
@@ -307,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _configure_logging(Settings.from_env())
         return args.func(args)
-    except (db.DatabaseUnavailable, db.SchemaBehind, SettingsError) as exc:
+    except (db.DatabaseUnavailable, db.SchemaBehind, SettingsError, PluginError) as exc:
         print(f"chatcrm: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

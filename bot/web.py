@@ -1,7 +1,7 @@
 """The HTTP side of chatcrm (``chatcrm web``): one ASGI app serving every configured platform.
 
-Each platform adapter contributes a ``WebMount`` (its routes plus start/stop hooks); this module
-adds ``GET /healthz`` and runs them under uvicorn.
+Each configured platform contributes a ``WebMount`` (its routes plus start/stop hooks), and any
+plugin may add routes through the ``register_routes`` hook; this module adds ``GET /healthz``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class WebMount(Protocol):
     async def shutdown(self) -> None: ...
 
 
-def build_web_app(app: App, mounts: Sequence[WebMount]) -> Starlette:
+def build_web_app(app: App, mounts: Sequence[WebMount], extra_routes: Sequence[BaseRoute] | None = None) -> Starlette:
+    """The ASGI app: /healthz, the platforms' mounts, and the plugins' routes (``register_routes``)."""
     async def healthz(_request: Request) -> JSONResponse:
         try:
             with app.engine.connect() as connection:
@@ -54,4 +55,8 @@ def build_web_app(app: App, mounts: Sequence[WebMount]) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz, methods=["GET"])]
     for mount in mounts:
         routes.extend(mount.routes)
-    return Starlette(routes=routes, lifespan=lifespan)
+    routes.extend(app.plugins.routes(app) if extra_routes is None else extra_routes)
+    web = Starlette(routes=routes, lifespan=lifespan)
+    # Plugin routes reach the composition root (units of work, settings) through the request.
+    web.state.chatcrm = app
+    return web

@@ -161,6 +161,8 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
                 ),
             )
         )
+    # Sections plugins add through the card_sections hook (a failing plugin is logged and left out).
+    sections.extend(ctx.plugins.card_sections(c, ctx))
     ref = f"#{c.id}"
     return Reply(
         title=f"{c.name}" + (" · account" if c.kind == "account" else ""),
