@@ -70,6 +70,9 @@ class PlatformTraits:
         return bool(re.match(self.identity_pattern, external_id))
 
 
+# Render "for no platform in particular": plain text, escaped by whoever shows it.
+PLAIN = "plain"
+
 _lock = threading.Lock()
 _registry: dict[str, PlatformTraits] = {}
 

@@ -51,3 +51,32 @@ def test_importing_the_packages_connects_to_nothing():
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr
+
+
+def _string_constants(path: Path) -> set[str]:
+    """String literals in code, docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return {
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    }
+
+
+def test_no_core_module_names_a_platform():
+    """Core asks the platforms' declarations (crm_core.platforms); only a platform's own folder names it.
+    Migrations are history and are left out."""
+    names = {"slack", "telegram", "console"}
+    core = [
+        p
+        for p in sorted((ROOT / "crm_core").rglob("*.py")) + sorted((ROOT / "bot").rglob("*.py"))
+        if "migrations" not in p.parts and "adapters" not in p.parts and p.name != "cli.py"
+    ]
+    offenders = {str(p.relative_to(ROOT)): sorted(_string_constants(p) & names) for p in core}
+    assert {path: found for path, found in offenders.items() if found} == {}

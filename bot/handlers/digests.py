@@ -11,7 +11,7 @@ from bot.messages import Button, Image, Item, Reply, Request, Section, Tone
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import clock
+from crm_core import clock, platforms
 from crm_core.errors import ValidationError
 from crm_core.models import DigestFrequency
 from crm_core.scheduling import Calendar, parse_hhmm
@@ -150,7 +150,7 @@ def digest_now(req: Request, ctx: Context) -> Reply:
     rendered = render_message(
         ctx.uow.session,
         digests.DIGEST_TEMPLATE,
-        "console",
+        platforms.PLAIN,
         ctx.caller.language,
         digests.digest_context(digest, has_chart=chart is not None),
     )
