@@ -6,23 +6,30 @@ and a non-zero exit code, never a traceback.
 
 from __future__ import annotations
 
+# Only the standard library's cheapest modules at the top: `chatcrm --help`, `chatcrm mine` and a console pipe
+# start as whole processes many times a day, and each command imports what it uses (SQLAlchemy, the SDKs,
+# the handlers) in its own function. tests/test_startup.py keeps it so.
 import argparse
-import contextlib
-import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
-
-from bot.plugins import PluginError
-from bot.settings import Settings, SettingsError
-from crm_core import db, demo
-from crm_core.actor import Actor
-
-log = logging.getLogger("chatcrm")
+from collections.abc import Sequence  # a cheap alias of the always-loaded _collections_abc, for annotations
 
 
-def _configure_logging(settings: Settings | None = None) -> None:
-    level = getattr(logging, (settings.log_level if settings else "INFO"), logging.INFO)
+def _log_level(args: argparse.Namespace) -> str:
+    """The configured log level. A command that uses the CRM's settings reads and checks all of them first, so a
+    bad setting fails before any work; one that declares ``uses_settings=False`` (``mine``) reads only
+    CHATCRM_LOG_LEVEL, since checking the settings loads the models and with them SQLAlchemy."""
+    if not getattr(args, "uses_settings", True):
+        return os.environ.get("CHATCRM_LOG_LEVEL", "INFO").upper()
+    from bot.settings import Settings
+
+    return Settings.from_env().log_level
+
+
+def _configure_logging(log_level: str = "INFO") -> None:
+    import logging
+
+    level = getattr(logging, log_level, logging.INFO)
     handler: logging.Handler
     log_file = os.environ.get("CHATCRM_LOG_FILE")
     handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
@@ -38,6 +45,7 @@ def _configure_logging(settings: Settings | None = None) -> None:
 
 def _app(args: argparse.Namespace, *, migrate: bool | None = None):
     from bot.bootstrap import build_app
+    from bot.settings import Settings
 
     return build_app(Settings.from_env(), migrate=migrate)
 
@@ -56,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data
     with the scheduler and outbox sender running beside it (reminders pop up in the console)."""
     from bot.platforms import configured_platforms
+    from crm_core import demo
 
     app = _app(args)
     try:
@@ -68,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print("Seeding the demo data set (first start only)…", file=sys.stderr)
                 print(demo.seed(uow).describe(), file=sys.stderr)
                 print(demo.prime(uow), file=sys.stderr)
-        with _background_worker(app):
+        with _BackgroundWorker(app):
             return run_console(app, as_user=args.as_user)
     finally:
         app.close()
@@ -122,43 +131,54 @@ def _run_worker(app) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _background_worker(app) -> Iterator[None]:
+class _BackgroundWorker:
     """The worker's scheduler and outbox sender in a thread beside the console (``make run``),
-    so a follow-up set in the console pops up in it when due."""
-    import asyncio
-    import threading
+    so a follow-up set in the console pops up in it when due. A class rather than a
+    ``contextlib.contextmanager`` so this module imports nothing beyond argparse, os and sys."""
 
-    from bot.platforms import worker_services
-    from bot.worker import run_services
+    def __init__(self, app) -> None:
+        import threading
 
-    ready: dict[str, object] = {}
-    # Its start/stop and per-job lines would interleave with the console's own output.
-    for name in ("chatcrm.worker", "chatcrm.scheduler", "chatcrm.outbox", "chatcrm.leader"):
-        logging.getLogger(name).setLevel(max(logging.getLogger().level, logging.WARNING))
+        self.app = app
+        self.ready: dict[str, object] = {}
+        self.thread = threading.Thread(target=self._serve, name="chatcrm-worker", daemon=True)
 
-    def serve() -> None:
+    def __enter__(self) -> None:
+        import logging
+
+        from bot.platforms import worker_services
+        from bot.worker import run_services
+
+        self.services, self.run_services = worker_services, run_services
+        # Its start/stop and per-job lines would interleave with the console's own output.
+        for name in ("chatcrm.worker", "chatcrm.scheduler", "chatcrm.outbox", "chatcrm.leader"):
+            logging.getLogger(name).setLevel(max(logging.getLogger().level, logging.WARNING))
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import asyncio
+        import logging
+
         async def main() -> None:
-            ready["loop"], ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
-            await run_services(worker_services(app), ready["stop"])  # type: ignore[arg-type]
+            self.ready["loop"], self.ready["stop"] = asyncio.get_running_loop(), asyncio.Event()
+            await self.run_services(self.services(self.app), self.ready["stop"])  # type: ignore[arg-type]
 
         try:
             asyncio.run(main())
         except Exception:  # noqa: BLE001 - the console keeps working without reminders
-            log.exception("the background worker stopped")
+            logging.getLogger("chatcrm").exception("the background worker stopped")
 
-    thread = threading.Thread(target=serve, name="chatcrm-worker", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        loop, stop = ready.get("loop"), ready.get("stop")
+    def __exit__(self, *exc_info: object) -> None:
+        loop, stop = self.ready.get("loop"), self.ready.get("stop")
         if loop is not None and stop is not None:
             loop.call_soon_threadsafe(stop.set)  # type: ignore[attr-defined]
-        thread.join(timeout=15)
+        self.thread.join(timeout=15)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
+    from bot.settings import Settings
+    from crm_core import db
+
     settings = Settings.from_env()
     engine = db.create_engine(settings.database_url)
     try:
@@ -178,6 +198,8 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from crm_core import demo
+
     app = _app(args)
     try:
         with app.uow(demo.DEMO_ACTOR) as uow:
@@ -192,6 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from bot.progress import ProgressBar
+    from crm_core.actor import Actor
     from crm_core.importing.customers_csv import import_customers
     from crm_core.importing.retail_orders import ImportFailed, import_retail_orders
 
@@ -238,6 +261,7 @@ def _support(raw: str) -> float | int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     """List every plugin (built-in, installed, CHATCRM_PLUGINS): name, version, source and hooks."""
     from bot.bootstrap import load_plugins
+    from bot.settings import Settings
 
     loaded = load_plugins(Settings.from_env())
     if args.format == "json":
@@ -318,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     miner.add_argument("--min-confidence", type=float, required=True)
     miner.add_argument("--max-len", type=int, help="longest itemset (default: no limit)")
     miner.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    miner.set_defaults(func=cmd_mine)
+    # Mining a file needs no database and no CRM settings (see _log_level).
+    miner.set_defaults(func=cmd_mine, uses_settings=False)
 
     plugins = sub.add_parser("plugins", help="list the loaded plugins, their versions and the hooks they implement")
     plugins.add_argument("--format", choices=["table", "json"], default="table")
@@ -332,10 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The base of DatabaseUnavailable, SchemaBehind and SettingsError, from a module that imports nothing.
+    from crm_core.errors import SetupError
+
     try:
-        _configure_logging(Settings.from_env())
+        _configure_logging(_log_level(args))
         return args.func(args)
-    except (db.DatabaseUnavailable, db.SchemaBehind, SettingsError, PluginError) as exc:
+    except SetupError as exc:
         print(f"chatcrm: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

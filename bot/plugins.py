@@ -28,6 +28,7 @@ import pluggy
 from bot import hookspecs
 from bot.plugin_types import JobDefinition, OutboxKind
 from bot.roles import PermissionTable
+from crm_core.errors import SetupError
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -51,7 +52,7 @@ DISTRIBUTION = "chatcrm"
 hookimpl = hookspecs.hookimpl
 
 
-class PluginError(Exception):
+class PluginError(SetupError):
     """A plugin cannot be loaded or contradicts another; the message names the plugin."""
 
 

@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
+from crm_core.errors import SetupError
 from crm_core.models import Role
 from crm_core.services import sla
 from crm_core.services.users import PlatformId, parse_admins
 
 
-class SettingsError(Exception):
+class SettingsError(SetupError):
     """A configuration value is wrong; the message names the variable."""
 
 

@@ -17,15 +17,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_core.errors import SetupError
+
 DEFAULT_DATABASE_URL = "sqlite:///chatcrm.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(SetupError):
     """The database cannot be reached; the message names the URL with its password masked."""
 
 
-class SchemaBehind(Exception):
+class SchemaBehind(SetupError):
     """The database schema is older than the code; the message names the command to run."""
 
 

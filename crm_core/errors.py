@@ -35,3 +35,12 @@ class Conflict(CrmError):
 
 class Forbidden(CrmError):
     """The actor's role does not allow this."""
+
+
+class SetupError(Exception):
+    """chatcrm cannot start as configured (the database is unreachable or behind, a setting is wrong).
+
+    Not a ``CrmError``: it is for the operator at a terminal, and ``chatcrm`` prints it as one line
+    without a traceback. Kept in this module, which imports nothing, so the command line can catch it
+    without loading SQLAlchemy first.
+    """
