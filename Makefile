@@ -1,4 +1,4 @@
-# The two commands a newcomer needs: `make run` and `make test`.
+# The two commands a newcomer needs: `make run` and `make test` (`make lint` and `make typecheck` check style and types).
 # Both create .venv on first use and reinstall only when pyproject.toml changes.
 
 PYTHON ?= python3
@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean
+.PHONY: run test lint typecheck bench venv clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,16 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Style: ruff's lint rules and its formatter (pyproject.toml [tool.ruff]); fix with
+# `ruff format . && ruff check --fix .`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Types: mypy over bot and crm_core (pyproject.toml [tool.mypy]).
+typecheck: $(STAMP)
+	$(BIN)/mypy bot crm_core
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared_data import shared_file
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -154,17 +156,13 @@ def test_import_orders_prints_a_report(tmp_path):
     assert failed.returncode == 1 and "nothing was imported" in failed.stderr
 
 
-GROCERIES = ROOT.parent / "shared" / "data" / "groceries.csv"
-
-
-@pytest.mark.skipif(not GROCERIES.exists(), reason="the Groceries data set is not available")
 def test_mine_a_basket_file_as_json():
     import json
 
     result = chatcrm(
         "mine",
         "--baskets",
-        str(GROCERIES),
+        str(shared_file("groceries.csv")),
         "--min-support",
         "0.001",
         "--min-confidence",

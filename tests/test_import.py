@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,9 +11,9 @@ import sqlalchemy as sa
 from crm_core.importing.customers_csv import import_customers
 from crm_core.importing.retail_orders import ImportFailed, import_retail_orders
 from crm_core.models import AuditEntry, Customer, Order, OrderKind, OrderLine, Product
+from tests.shared_data import shared_file
 
-SHARED = Path(os.environ.get("CHATCRM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SAMPLE = SHARED / "online_retail_sample.csv"
+SAMPLE_NAME = "online_retail_sample.csv"
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
 
 
@@ -24,15 +22,15 @@ def _count(app, model, *where) -> int:
         return uow.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
 
 
-@pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is not available")
 def test_sample_file_imports_and_reimport_changes_nothing(app):
-    rows = list(csv.DictReader(SAMPLE.open(encoding="utf-8")))
+    sample = shared_file(SAMPLE_NAME)
+    rows = list(csv.DictReader(sample.open(encoding="utf-8")))
     invoices = {r["InvoiceNo"] for r in rows}
     cancellations = {r["InvoiceNo"] for r in rows if r["InvoiceNo"].startswith("C")}
     anonymous = {r["InvoiceNo"] for r in rows if not r["CustomerID"]}
     customers = {r["CustomerID"] for r in rows if r["CustomerID"]}
     with app.uow() as uow:
-        report = import_retail_orders(uow, SAMPLE, currency="GBP")
+        report = import_retail_orders(uow, sample, currency="GBP")
     assert report.rows == len(rows) and report.problems == []
     assert report.created == {
         "customers": len(customers),
@@ -55,7 +53,7 @@ def test_sample_file_imports_and_reimport_changes_nothing(app):
     assert {ref.removeprefix("retail:"): v for ref, v in stored.items()} == expected
     before = {m.__name__: _count(app, m) for m in (Customer, Product, Order, OrderLine)}
     with app.uow() as uow:
-        again = import_retail_orders(uow, SAMPLE, currency="GBP")
+        again = import_retail_orders(uow, sample, currency="GBP")
     assert again.created == {} and again.unchanged == {"orders": len(invoices)}
     assert {m.__name__: _count(app, m) for m in (Customer, Product, Order, OrderLine)} == before
     assert _count(app, AuditEntry, AuditEntry.action == "import") == 2

@@ -1,34 +1,17 @@
 """Fixtures for the mining tests: the shared benchmark data sets.
 
-The data files live outside the repository, in ``shared/data`` next to the repository
-root (``/work/main/../shared/data`` for the main checkout; a worktree beside it has the
-same parent). If a file is not there, ``$CHATCRM_SHARED_DATA/<file>`` is tried. Tests that
-need a file skip, naming the places they looked, when it is in neither.
+The data files live outside the repository; tests.shared_data finds them
+(``$CHATCRM_SHARED_DATA``, else ``shared/data`` beside the repository root). Tests that need a
+file skip, naming the path they tried, when it is not there.
 """
 
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def shared_file(name: str) -> Path:
-    candidates = [REPO_ROOT.parent / "shared" / "data" / name]
-    override = os.environ.get("CHATCRM_SHARED_DATA")
-    if override:
-        candidates.append(Path(override) / name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    pytest.skip(
-        f"shared data file {name} not found (looked at {', '.join(map(str, candidates))}); "
-        f"put the data sets in <repo>/../shared/data or set CHATCRM_SHARED_DATA"
-    )
+from tests.shared_data import shared_file
 
 
 @pytest.fixture(scope="session")
