@@ -79,7 +79,8 @@ def test_bad_database_url_and_bad_setting_are_one_line():
     result = chatcrm("console", env={"CHATCRM_ADMINS": "slack"})
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        "chatcrm: CHATCRM_ADMINS: 'slack' is not a platform identity (write it as slack:U123 or telegram:456)"
+        # Settings are read before the platform plugins load, so the form is described, not examples.
+        "chatcrm: CHATCRM_ADMINS: 'slack' is not a platform identity (write it as <platform>:<user id>)"
     )
 
 

@@ -25,7 +25,7 @@ class PlatformId:
 
 def _examples() -> str:
     found = [f"{t.name}:{t.identity_example}" for t in map(platforms.traits, platforms.names())]
-    return " or ".join(found) or "platform:id"
+    return " or ".join(found) or "<platform>:<user id>"
 
 
 def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
