@@ -147,8 +147,8 @@ async def _send_for(sender, seconds: float) -> None:
 
 
 def send_rate(engine, session_factory, seconds: float, rate: int) -> dict[str, float]:
-    from bot.adapters.telegram.plugin import LIMITS
     from bot.outbox_sender import OutboxSender, SenderSettings
+    from bot.adapters.telegram.plugin import LIMITS
     from bot.rate_limit import Rate
     from crm_core.campaigns.delivery import KIND, prepare_message
     from tests.fakes.http_sender import HttpSender

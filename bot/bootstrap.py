@@ -55,7 +55,9 @@ def build_router(settings: Settings | None = None, plugins: Plugins | None = Non
     return Router(plugins.command_groups, plugins.permissions)
 
 
-def build_app(settings: Settings | None = None, *, migrate: bool | None = None, plugins: Iterable[object] = ()) -> App:
+def build_app(
+    settings: Settings | None = None, *, migrate: bool | None = None, plugins: Iterable[object] = ()
+) -> App:
     """Load the plugins, connect, check (or, for the SQLite default, apply) migrations, and bootstrap admins.
 
     ``plugins`` are extra plugin objects registered after the installed ones (tests use this).

@@ -67,7 +67,9 @@ def internal_error_reply(ref: str) -> Reply:
 
 
 class Dispatcher:
-    def __init__(self, router: Router, session_factory: sessionmaker[Session], settings: Settings, plugins: Plugins):
+    def __init__(
+        self, router: Router, session_factory: sessionmaker[Session], settings: Settings, plugins: Plugins
+    ):
         self.router = router
         self.plugins = plugins
         self.session_factory = session_factory

@@ -81,7 +81,6 @@ class SenderSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], defaults: Mapping[str, PlatformLimits] | None = None) -> SenderSettings:
         """The settings from ``CHATCRM_OUTBOX_*``; ``defaults`` are the platforms' declared rate limits."""
-
         def number(name: str, default: float) -> float:
             return env_number(env, name, default)
 

@@ -84,12 +84,7 @@ _SALES = _VIEWER | {
     Permission.FOLLOWUPS,
     Permission.CAMPAIGNS_DRAFT,
 }
-_SUPPORT = _VIEWER | {
-    Permission.CUSTOMERS_WRITE,
-    Permission.NOTES_WRITE,
-    Permission.TICKETS_WRITE,
-    Permission.FOLLOWUPS,
-}
+_SUPPORT = _VIEWER | {Permission.CUSTOMERS_WRITE, Permission.NOTES_WRITE, Permission.TICKETS_WRITE, Permission.FOLLOWUPS}
 _MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
 
 _BUILTIN_ROLES: dict[str, set[Permission]] = {

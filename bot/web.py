@@ -32,7 +32,6 @@ class WebMount(Protocol):
 
 def build_web_app(app: App, mounts: Sequence[WebMount], extra_routes: Sequence[BaseRoute] | None = None) -> Starlette:
     """The ASGI app: /healthz, the platforms' mounts, and the plugins' routes (``register_routes``)."""
-
     async def healthz(_request: Request) -> JSONResponse:
         try:
             with app.engine.connect() as connection:

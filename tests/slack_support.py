@@ -294,7 +294,9 @@ def slack_api() -> Iterator[FakeSlackApi]:
 
 @pytest.fixture
 def slack(database_url: str, slack_api: FakeSlackApi) -> Iterator[SlackServer]:
-    settings = Settings(database_url=database_url, admins=(PlatformId("slack", ADMIN),), extra=slack_env(slack_api))
+    settings = Settings(
+        database_url=database_url, admins=(PlatformId("slack", ADMIN),), extra=slack_env(slack_api)
+    )
     app = build_app(settings)
     server = SlackServer(app, slack_api).start()
     try:

@@ -162,10 +162,7 @@ def test_unexpected_error_gets_a_reference_logs_it_and_rolls_back(app, caplog):
         raise RuntimeError("disk on fire")
 
     dispatcher = Dispatcher(
-        Router([*app.plugins.command_groups, boom], app.router.permissions),
-        app.session_factory,
-        app.settings,
-        app.plugins,
+        Router([*app.plugins.command_groups, boom], app.router.permissions), app.session_factory, app.settings, app.plugins
     )
     chat = Chat(app)
     origin = chat.stranger()

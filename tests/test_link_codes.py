@@ -115,6 +115,8 @@ def test_linking_moves_an_account_from_a_placeholder_user(chat, app):
     assert _who(app) == "Maria"
     with app.uow() as uow:
         assert (
-            uow.session.scalar(sa.select(sa.func.count()).select_from(Identity).where(Identity.platform == "telegram"))
+            uow.session.scalar(
+                sa.select(sa.func.count()).select_from(Identity).where(Identity.platform == "telegram")
+            )
             == 1
         )

@@ -261,9 +261,7 @@ def test_two_runners_at_once_run_a_job_once(app):
         for i in range(5):
             schedule(uow, f"race:{i}", "test.slow_note", Once(datetime.now(UTC)))
     results = []
-    threads = [
-        threading.Thread(target=lambda: results.append(run_due(app.session_factory, tasks=TASKS))) for _ in range(3)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(run_due(app.session_factory, tasks=TASKS))) for _ in range(3)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -11,7 +11,9 @@ from tests.telegram_rig import SUPPORT_CHAT
 
 def _acme_with_owner_on_slack(app) -> int:
     with app.uow() as uow:
-        owner = users.ensure_user(uow, users.PlatformId("slack", "UOWNER"), display_name="Olga Owner", role=Role.SALES)
+        owner = users.ensure_user(
+            uow, users.PlatformId("slack", "UOWNER"), display_name="Olga Owner", role=Role.SALES
+        )
         return customers.create_customer(uow, "Acme Corp", {"owner": f"#{owner.id}"}).id
 
 

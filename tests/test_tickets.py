@@ -227,7 +227,9 @@ def test_customer_messages_reopen_pending_tickets_and_resolved_ones_start_anew(a
 
 def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, acme, app):
     with app.uow() as uow:
-        uow.session.add(CustomerChat(customer_id=acme, platform="telegram", external_id="555", conversation="555"))
+        uow.session.add(
+            CustomerChat(customer_id=acme, platform="telegram", external_id="555", conversation="555")
+        )
     chat.say(agent, "/ticket new acme broken")
     chat.say(agent, "/ticket status 1 resolved")
     chat.say(agent, "/ticket status 1 open")

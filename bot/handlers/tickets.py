@@ -313,7 +313,9 @@ def note_ticket(req: Request, ctx: Context) -> Reply:
 def rate_ticket(req: Request, ctx: Context) -> Reply:
     ticket = tickets.get_ticket(ctx.uow, req.args["ticket"])
     try:
-        chat = customer_chats.chat_for(ctx.uow, users.PlatformId(req.origin.platform, req.origin.user_external_id))
+        chat = customer_chats.chat_for(
+            ctx.uow, users.PlatformId(req.origin.platform, req.origin.user_external_id)
+        )
     except ValueError:
         chat = None
     # The buttons went to the customer's own chat; anyone else pressing or typing this is refused.

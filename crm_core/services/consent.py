@@ -47,9 +47,7 @@ def opt_in(
     """Record that the customer may get campaign messages on ``platform`` at ``conversation``."""
     allowed = platforms.consent_platforms()
     if platform not in allowed:
-        raise ValidationError(
-            f"consent is recorded for {' or '.join(allowed) or 'no installed platform'}, not {platform}"
-        )
+        raise ValidationError(f"consent is recorded for {' or '.join(allowed) or 'no installed platform'}, not {platform}")
     now = now or utcnow()
     row = consent_of(uow, customer_id, platform)
     if row is None:

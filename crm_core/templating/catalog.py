@@ -100,10 +100,7 @@ CUSTOM_SAMPLE_KIND = "campaign_announcement"
 def kinds(session: Session | None = None) -> list[str]:
     """The shipped template kinds, plus (given a session) campaign templates created from chat."""
     found = {
-        p.name
-        for directory in template_dirs()
-        for p in directory.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
+        p.name for directory in template_dirs() for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")
     }
     if session is not None:
         found |= set(session.scalars(sa.select(TemplateOverride.kind).distinct()))

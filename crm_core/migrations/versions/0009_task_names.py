@@ -30,13 +30,7 @@ RENAMED = {
     "crm_core.services.recommendation_digest:nightly_task": "mining.nightly",
     "crm_core.predictions.scores:nightly_task": "predictions.nightly",
 }
-OLD_SYSTEM_JOBS = (
-    "system:outbox-purge",
-    "system:inbox-prune",
-    "mining:nightly",
-    "campaigns:tick",
-    "predictions:nightly",
-)
+OLD_SYSTEM_JOBS = ("system:outbox-purge", "system:inbox-prune", "mining:nightly", "campaigns:tick", "predictions:nightly")
 
 jobs = sa.table("scheduled_jobs", sa.column("id", sa.String), sa.column("task", sa.String))
 
