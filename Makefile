@@ -21,6 +21,8 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	# The example plugin's own suite, through the testing kit (chatcrm.testing) as a plugin author runs it.
+	PYTHONPATH=examples/plugins/chatcrm-example $(BIN)/python -m pytest -q examples/plugins/chatcrm-example/tests
 
 # Style: ruff's lint rules and its formatter (pyproject.toml [tool.ruff]); fix with
 # `ruff format . && ruff check --fix .`.
