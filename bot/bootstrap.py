@@ -44,6 +44,8 @@ def load_plugins(settings: Settings, extra: Iterable[object] = ()) -> Plugins:
     """Load the plugins and record what core must know process-wide: the platforms' traits and the
     plugins' template folders."""
     loaded = Plugins.load(settings, extra)
+    if settings.templates_dir:
+        catalog.use_templates_dir(settings.templates_dir)
     for spec in loaded.platforms.values():
         platforms.register(spec.traits)
     catalog.add_template_dirs(loaded.template_dirs)

@@ -76,7 +76,7 @@ def register_jobs(settings: Settings) -> Iterable[JobDefinition]:
 
 
 @hookspec
-def register_outbox_kinds() -> Iterable[OutboxKind]:
+def register_outbox_kinds(settings: Settings) -> Iterable[OutboxKind]:
     """Deferred outbox kinds: return ``OutboxKind`` objects.
 
     Rows of a deferred kind are queued without their text and prepared by the kind's function right

@@ -55,6 +55,8 @@ class Settings:
     max_input_chars: int = 4000
     currency: str = "EUR"
     log_level: str = "INFO"
+    # CHATCRM_TEMPLATES_DIR: a template folder used instead of the built-in one.
+    templates_dir: str | None = None
     # CHATCRM_PLUGINS: modules to load as plugins besides the installed (entry-point) ones.
     plugins: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -84,6 +86,7 @@ class Settings:
             currency=currency,
             log_level=env.get("CHATCRM_LOG_LEVEL", "INFO").upper(),
             plugins=_plugin_modules(env.get("CHATCRM_PLUGINS", "")),
+            templates_dir=env.get("CHATCRM_TEMPLATES_DIR") or None,
             # Every variable: platform plugins read their own (SLACK_*, TELEGRAM_*, a new platform's).
             extra=dict(env),
         )

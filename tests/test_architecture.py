@@ -80,3 +80,28 @@ def test_no_core_module_names_a_platform():
     ]
     offenders = {str(p.relative_to(ROOT)): sorted(_string_constants(p) & names) for p in core}
     assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def _reads_environment(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "putenv"):
+            if isinstance(node.value, ast.Name) and node.value.id == "os":
+                return True
+        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            if any(alias.name in ("environ", "getenv") for alias in node.names):
+                return True
+    return False
+
+
+def test_only_settings_and_the_cli_read_the_environment():
+    """Settings are read once (bot.settings, for the CLI) and passed in. Alembic's env.py is Alembic's
+    own entry point (``alembic upgrade`` run by hand) and is the one exception."""
+    allowed = {"bot/settings.py", "bot/cli.py", "crm_core/migrations/env.py"}
+    readers = {
+        str(p.relative_to(ROOT))
+        for folder in ("bot", "crm_core")
+        for p in (ROOT / folder).rglob("*.py")
+        if _reads_environment(p)
+    }
+    assert readers - allowed == set()

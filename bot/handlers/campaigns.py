@@ -6,6 +6,8 @@ confirming a large one, pausing, resuming and cancelling are for managers and ad
 
 from __future__ import annotations
 
+import functools
+
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
@@ -358,11 +360,12 @@ def register_jobs(settings) -> list[JobDefinition]:
 
 
 @hookimpl
-def register_outbox_kinds() -> list[OutboxKind]:
+def register_outbox_kinds(settings) -> list[OutboxKind]:
     return [
         OutboxKind(
             campaign_delivery.KIND,
-            campaign_delivery.prepare_message,
+            # Campaign messages show money in the company currency (CHATCRM_CURRENCY).
+            functools.partial(campaign_delivery.prepare_message, currency=settings.currency),
             "campaign messages, rendered right before sending after pause, cancel and consent are checked",
         )
     ]

@@ -17,7 +17,6 @@ it goes out, and settle what happened.
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime
 from typing import Any
 
@@ -212,7 +211,7 @@ def run_task(run: JobRun) -> None:
 # -- right before sending -------------------------------------------------------------------------
 
 
-def prepare_message(session: Session, row: Claimed) -> dict[str, Any] | Withheld:
+def prepare_message(session: Session, row: Claimed, currency: str = "EUR") -> dict[str, Any] | Withheld:
     """The payload of a campaign row, rendered now; or why it is not to be sent."""
     recipient = session.get(CampaignRecipient, _recipient_id(row))
     if recipient is None:
@@ -224,8 +223,6 @@ def prepare_message(session: Session, row: Claimed) -> dict[str, Any] | Withheld
         return Withheld(OutboxStatus.HELD, "campaign paused")
     if not consent.reachable(session, recipient.customer_id, recipient.platform, recipient.conversation):
         return Withheld(OutboxStatus.CANCELLED, OPTED_OUT_ERROR)
-    # The sender has no settings object here; the currency is the process's CHATCRM_CURRENCY.
-    currency = os.environ.get("CHATCRM_CURRENCY", "EUR").strip().upper() or "EUR"
     context = contexts(session, campaign, [recipient.customer_id], currency).get(recipient.customer_id)
     if context is None:
         return Withheld(OutboxStatus.CANCELLED, "the customer was deleted")

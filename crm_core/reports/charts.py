@@ -7,7 +7,6 @@ safe in the scheduler's worker thread.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ MEDIA_ENV = "CHATCRM_MEDIA_DIR"
 def media_dir(config: dict[str, str] | None = None) -> Path:
     """Where charts are written: ``CHATCRM_MEDIA_DIR``, else ``chatcrm-media`` in the temp folder
     (a chart only has to live until it is sent)."""
-    configured = (config or {}).get(MEDIA_ENV) or os.environ.get(MEDIA_ENV)
+    configured = (config or {}).get(MEDIA_ENV)
     path = Path(configured) if configured else Path(tempfile.gettempdir()) / "chatcrm-media"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -9,7 +9,6 @@ whose consequent they never bought, ranked by confidence × lift.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,8 +46,8 @@ class MiningSettings:
     max_len: int | None = 4
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> MiningSettings:
-        env = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> MiningSettings:
+        """From the CHATCRM_MINING_* settings (the process settings' mapping, read by bot.settings)."""
 
         def number(name: str, default, kind=float):
             raw = env.get(name)

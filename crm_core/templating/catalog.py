@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -46,9 +45,19 @@ TEMPLATES_ENV = "CHATCRM_TEMPLATES_DIR"
 DEFAULT_LANGUAGE = "en"
 
 
+# The folder set by CHATCRM_TEMPLATES_DIR (read by bot.settings, handed over by the composition root).
+_configured_dir: Path | None = None
+
+
+def use_templates_dir(path: str | Path | None) -> None:
+    """Use this folder instead of the built-in ``templates/`` (None: back to the built-in one)."""
+    global _configured_dir
+    _configured_dir = Path(path) if path else None
+
+
 def templates_dir() -> Path:
-    """``$CHATCRM_TEMPLATES_DIR``, else the repository's ``templates/``, else ``./templates``."""
-    configured = os.environ.get(TEMPLATES_ENV)
+    """The configured folder (``CHATCRM_TEMPLATES_DIR``), else the repository's ``templates/``, else ``./templates``."""
+    configured = _configured_dir
     candidates = (
         [Path(configured)]
         if configured
