@@ -49,6 +49,7 @@ from bot.settings import env_number
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.outbox import Claimed
+from crm_core.outbox_payload import MessagePayload, PayloadError
 from crm_core.scheduling.leader import LeaderLock, holder_id
 
 log = logging.getLogger("chatcrm.outbox")
@@ -118,39 +119,30 @@ class UnreadablePayload(Exception):
 
 
 def outbound_message(row: Claimed) -> OutboundMessage:
-    """The ``OutboundMessage`` an outbox row describes (see crm_core.models.outbox for the payload)."""
-    payload = row.payload
+    """The ``OutboundMessage`` an outbox row describes (the contract: crm_core.outbox_payload)."""
     try:
-        buttons = tuple(
-            Button(b["label"], b["command"], Style(b.get("style", "default")), bool(b.get("opens_form", False)))
-            for b in payload.get("buttons", ())
-        )
-        image = Image(**payload["image"]) if payload.get("image") else None
-        reply = Reply.from_dict(payload["reply"]) if payload.get("reply") else None
-        # An edit of an earlier message: its platform message id (a string; a Telegram number will do).
-        replace_id = payload.get("replace")
-        if replace_id is not None and (
-            isinstance(replace_id, bool) or not isinstance(replace_id, str | int) or replace_id == ""
-        ):
-            raise ValueError(f"replace must be a platform message id, not {replace_id!r}")
-    except (KeyError, TypeError, ValueError) as exc:
+        payload = MessagePayload.from_json(row.payload)
+        reply = Reply.from_dict(payload.reply) if payload.reply is not None else None
+        buttons = tuple(Button(b.label, b.command, Style(b.style), b.opens_form) for b in payload.buttons)
+    except (PayloadError, KeyError, TypeError, ValueError) as exc:
         raise UnreadablePayload(f"unreadable payload: {type(exc).__name__}: {exc}") from None
-    if reply is None and not payload.get("formatted_text") and not payload.get("blocks"):
-        raise UnreadablePayload("the payload has neither a reply nor text")
+    if payload.deferred is not None:
+        raise UnreadablePayload(f"a deferred {payload.deferred!r} row was not prepared")
+    image = payload.image
     return OutboundMessage(
         conversation=row.conversation,
         reply=reply,
-        formatted_text=payload.get("formatted_text"),
-        blocks=payload.get("blocks"),
+        formatted_text=payload.formatted_text,
+        blocks=payload.blocks,
         buttons=buttons,
-        image=image,
-        thread=payload.get("thread"),
-        replace=str(replace_id) if replace_id is not None else None,
+        image=Image(image.path, image.title, image.alt_text) if image is not None else None,
+        thread=payload.thread,
+        replace=payload.replace,
         metadata={
             "outbox_id": row.id,
             "idempotency_key": row.idempotency_key,
             "kind": row.kind,
-            "format": payload.get("format"),
+            "format": payload.format,
             "attempt": row.attempts,
         },
     )

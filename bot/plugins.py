@@ -98,7 +98,9 @@ class Plugins:
         self.command_groups: list[CommandGroup] = list(_flatten(hook.register_commands()))
         self.permissions = PermissionTable(_flatten(hook.register_permissions()))
         self.jobs: dict[str, JobDefinition] = _unique(_flatten(hook.register_jobs(settings=settings)), "job")
-        self.outbox_kinds: dict[str, OutboxKind] = _unique(_flatten(hook.register_outbox_kinds(settings=settings)), "outbox kind")
+        self.outbox_kinds: dict[str, OutboxKind] = _unique(
+            _flatten(hook.register_outbox_kinds(settings=settings)), "outbox kind"
+        )
         self.platforms: dict[str, PlatformSpec] = _unique(
             _flatten(hook.register_platforms(settings=settings)), "platform"
         )

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from crm_core.clock import utcnow
 from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
+from crm_core.outbox_payload import MessagePayload
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -58,15 +59,18 @@ def enqueue(
     kind: str,
     platform: str,
     conversation: str,
-    payload: dict[str, Any],
+    payload: MessagePayload | Mapping[str, Any],
     not_before: datetime | None = None,
     user_id: int | None = None,
     customer_id: int | None = None,
 ) -> OutboxMessage:
     """Add a message in the caller's transaction. Enqueuing the same key twice returns the first row.
 
-    A message to a recipient known to be unreachable is stored as ``blocked`` and never sent.
+    ``payload`` follows the contract of crm_core.outbox_payload (typed, or its stored form, which is
+    checked here: a malformed payload raises PayloadError instead of failing at send time). A
+    message to a recipient known to be unreachable is stored as ``blocked`` and never sent.
     """
+    stored = MessagePayload.coerce(payload).to_json()
     existing = uow.session.scalars(
         sa.select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)
     ).one_or_none()
@@ -78,7 +82,7 @@ def enqueue(
         kind=kind,
         platform=platform,
         conversation=conversation,
-        payload=payload,
+        payload=stored,
         status=OutboxStatus.BLOCKED if blocked else OutboxStatus.PENDING,
         last_error="recipient is blocked" if blocked else None,
         not_before=not_before or utcnow(),
@@ -98,7 +102,7 @@ class NewMessage:
     kind: str
     platform: str
     conversation: str
-    payload: dict[str, Any]
+    payload: MessagePayload | Mapping[str, Any]
     not_before: datetime | None = None
     user_id: int | None = None
     customer_id: int | None = None
@@ -138,7 +142,7 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
                 "kind": m.kind,
                 "platform": m.platform,
                 "conversation": m.conversation,
-                "payload": m.payload,
+                "payload": MessagePayload.coerce(m.payload).to_json(),
                 "status": OutboxStatus.BLOCKED if is_blocked_ else OutboxStatus.PENDING,
                 "last_error": "recipient is blocked" if is_blocked_ else None,
                 "attempts": 0,

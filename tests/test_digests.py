@@ -283,7 +283,7 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
 def test_the_chart_is_a_png_and_the_cli_does_not_load_matplotlib(app, fixture_data, media):
     with app.uow() as uow:
         digest = digests.build_digest(uow.session, DigestFrequency.WEEKLY, date(2026, 6, 10), BERLIN, "EUR")
-    path = digests.draw_chart(digest, None, "weekly test")
+    path = digests.draw_chart(digest, {"CHATCRM_MEDIA_DIR": str(media)}, "weekly test")
     assert path == media / "digests" / "weekly-test.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code = "import sys, bot.cli, bot.platforms, bot.handlers; sys.exit('matplotlib' in sys.modules)"

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from bot.adapters.slack.plugin import LIMITS as SLACK_LIMITS
+from bot.adapters.telegram.plugin import LIMITS as TELEGRAM_LIMITS
 from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.rate_limit import PlatformLimits, Rate
 from crm_core import outbox
@@ -147,14 +149,17 @@ def test_a_message_fails_after_the_last_attempt(app, api):
 
 
 def test_an_unreadable_payload_fails_at_once(app, api):
+    # enqueue refuses such a payload (tests/test_outbox_payload.py); a row written around it (an old
+    # release, a hand-made INSERT) still fails at once instead of being retried.
     with app.uow() as uow:
-        outbox.enqueue(
-            uow,
-            idempotency_key="bad",
-            kind="test",
-            platform="telegram",
-            conversation="1",
-            payload={"buttons": [{"no": "label"}]},
+        uow.session.add(
+            OutboxMessage(
+                idempotency_key="bad",
+                kind="test",
+                platform="telegram",
+                conversation="1",
+                payload={"buttons": [{"no": "label"}]},
+            )
         )
     with WorkerThread([make_sender(app, api)]):
         assert wait_until(lambda: counts(app).get("failed") == 1)
@@ -266,12 +271,16 @@ def test_enqueue_many_skips_known_keys_and_blocks_blocked_recipients(app):
 
 
 def test_each_postgres_sender_takes_its_share_of_the_overall_rate():
-    settings = SenderSettings.from_env({"CHATCRM_OUTBOX_SENDERS": "3", "CHATCRM_RATE_TELEGRAM": "overall=30/s"})
+    # The platforms' declared limits (their plugins' specs), overridden by CHATCRM_RATE_*.
+    declared = {"telegram": TELEGRAM_LIMITS, "slack": SLACK_LIMITS}
+    settings = SenderSettings.from_env(
+        {"CHATCRM_OUTBOX_SENDERS": "3", "CHATCRM_RATE_TELEGRAM": "overall=30/s"}, declared
+    )
     assert settings.limits_for("telegram", exclusive=False).overall == Rate(10, 1)
     assert settings.limits_for("telegram", exclusive=False).per_chat == Rate(1, 1)
     assert settings.limits_for("telegram", exclusive=True).overall == Rate(30, 1)
     assert settings.limits_for("slack", exclusive=False).overall is None
-    two = SenderSettings.from_env({"CHATCRM_OUTBOX_SENDERS": "2", "CHATCRM_RATE_SLACK": "overall=1/s"})
+    two = SenderSettings.from_env({"CHATCRM_OUTBOX_SENDERS": "2", "CHATCRM_RATE_SLACK": "overall=1/s"}, declared)
     assert two.limits_for("slack", exclusive=False).overall == Rate(1, 2)
     with pytest.raises(ValueError, match="CHATCRM_RATE_TELEGRAM"):
         SenderSettings.from_env({"CHATCRM_RATE_TELEGRAM": "overall=fast"})

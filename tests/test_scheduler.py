@@ -126,7 +126,7 @@ def test_bad_triggers_and_tasks_are_refused():
     with pytest.raises(ValueError, match="weekdays"):
         Calendar(clock_time(8, 0), weekdays=(7,))
     # Tasks are stored by stable name only: never a module path a row could point anywhere.
-    for bad in ("os.system:run", "test.note_run", "single", "Upper.case", ""):
+    for bad in ("os.system:run", "tests.test_scheduler:note_run", "single", "Upper.case", ""):
         with pytest.raises(ValueError, match="not a task name"):
             check_task_name(bad)
     assert check_task_name("test.note_run") == "test.note_run"
@@ -224,7 +224,7 @@ def test_a_failing_job_is_retried_with_backoff_then_waits_for_its_next_time(app,
         assert waits[:3] == [timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=4)]
         # After three retries it waits for tomorrow 08:00.
         assert job(app, "broken").next_run_at == datetime(2026, 6, 3, 8, tzinfo=UTC)
-    assert "job broken (tests.test_scheduler:explode) failed ref=" in caplog.text
+    assert "job broken (test.explode) failed ref=" in caplog.text
 
 
 def test_a_run_interrupted_by_a_crash_is_retried_after_its_lease(app):
@@ -349,7 +349,7 @@ def test_restarting_five_times_leaves_one_job_per_schedule(app):
     with app.uow() as uow:
         ids = set(uow.session.scalars(sa.select(ScheduledJob.id)))
     # One row per schedule (the one-off is gone if it already ran during the restarts).
-    assert ids - {"once:soon"} == {"digest:1", "system:nightly"}
+    assert ids - {"once:soon"} == {"digest:1", "test.nightly"}
     # Run once more past the one-off's time: it fires exactly once over all the restarts.
     service = _service(app, jobs=system)
     with WorkerThread([service]):
@@ -360,7 +360,7 @@ def test_restarting_five_times_leaves_one_job_per_schedule(app):
 def test_a_second_worker_stands_by_and_does_not_double_fire(app):
     other = build_app(app.settings)
     try:
-        first, second = _service(app, jobs=[]), _service(other, jobs=[])
+        first, second = _service(app), _service(other)
         with WorkerThread([first]) as one:
             assert one.call(first.wait_until_leading(8))
             standby = WorkerThread([second]).start()
@@ -389,7 +389,7 @@ def test_a_second_worker_stands_by_and_does_not_double_fire(app):
 
 def test_the_wake_job_runs_a_job_at_its_time_not_at_the_next_poll(app):
     slow_poll = SchedulerSettings(poll_seconds=30, lock_ttl_seconds=1.0, standby_seconds=0.1)
-    service = _service(app, jobs=[], settings=slow_poll)
+    service = _service(app, settings=slow_poll)
     with WorkerThread([service]) as worker:
         assert worker.call(service.wait_until_leading(8))
         wait_until(lambda: service.runs == 0 and service.apscheduler is not None)

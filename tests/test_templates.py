@@ -55,16 +55,23 @@ def test_the_recipients_language_picks_the_variant_with_english_as_fallback(lang
     assert render_message(None, REMINDER, "console", language, context()).text.splitlines()[0] == first_line
 
 
-def test_the_templates_folder_can_be_moved(tmp_path, monkeypatch):
+def test_the_templates_folder_can_be_moved(tmp_path):
+    from bot.settings import Settings
+    from crm_core.templating import catalog
+
     folder = tmp_path / "mine" / REMINDER
     folder.mkdir(parents=True)
     (folder / "en.text.j2").write_text("Hey {{ rep.name }}: {{ followup.text }}")
     data = context()
-    monkeypatch.setenv("CHATCRM_TEMPLATES_DIR", str(tmp_path / "mine"))
-    assert render_message(None, REMINDER, "telegram", "en", data).text == "Hey Rita Rep: call about the renewal"
-    monkeypatch.setenv("CHATCRM_TEMPLATES_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(FileNotFoundError, match="set CHATCRM_TEMPLATES_DIR"):
-        render_message(None, REMINDER, "console", "en", data)
+    assert Settings.from_env({"CHATCRM_TEMPLATES_DIR": str(tmp_path / "mine")}).templates_dir == str(tmp_path / "mine")
+    try:
+        catalog.use_templates_dir(tmp_path / "mine")
+        assert render_message(None, REMINDER, "telegram", "en", data).text == "Hey Rita Rep: call about the renewal"
+        catalog.use_templates_dir(tmp_path / "nowhere")
+        with pytest.raises(FileNotFoundError, match="set CHATCRM_TEMPLATES_DIR"):
+            render_message(None, REMINDER, "console", "en", data)
+    finally:
+        catalog.use_templates_dir(None)
 
 
 # The sandbox

@@ -157,7 +157,7 @@ def digest_now(req: Request, ctx: Context) -> Reply:
     image = None
     if chart is not None:
         payload = digests.image_payload(chart, digest)
-        image = Image(path=payload["path"], title=payload["title"], alt_text=payload["alt_text"])
+        image = Image(path=payload.path, title=payload.title, alt_text=payload.alt_text)
     return Reply(text=rendered.text, image=image)
 
 

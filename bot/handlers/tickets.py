@@ -17,6 +17,7 @@ from bot.router import CommandGroup
 from crm_core import outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import Direction, Ticket, TicketMessage, TicketPriority, TicketStatus
+from crm_core.outbox_payload import MessagePayload
 from crm_core.services import customer_chats, customers, sla, tickets, users
 
 group = CommandGroup()
@@ -153,9 +154,9 @@ def _notify_owner(ctx: Context, ticket: Ticket) -> None:
         ctx.uow,
         idempotency_key=f"ticket:{ticket.id}:owner-notice",
         kind="notification",
-        platform=address.platform.value,
+        platform=address.platform,
         conversation=address.external_id,
-        payload={"reply": reply.to_dict()},
+        payload=MessagePayload(reply=reply.to_dict()),
         user_id=owner.id,
         customer_id=ticket.customer_id,
     )
@@ -261,9 +262,9 @@ def _ask_for_rating(ctx: Context, ticket: Ticket) -> None:
         ctx.uow,
         idempotency_key=f"ticket:{ticket.id}:rating-request",
         kind="rating_request",
-        platform=chat.platform.value,
+        platform=chat.platform,
         conversation=chat.conversation,
-        payload={"reply": reply.to_dict()},
+        payload=MessagePayload(reply=reply.to_dict()),
         customer_id=ticket.customer_id,
     )
 

@@ -38,6 +38,7 @@ from crm_core.models import (
     RunStatus,
 )
 from crm_core.outbox import Claimed, Withheld
+from crm_core.outbox_payload import MessagePayload
 from crm_core.scheduling import JobRun
 from crm_core.services import consent
 from crm_core.services.consent import OPTED_OUT_ERROR
@@ -48,7 +49,7 @@ log = logging.getLogger("chatcrm.campaigns")
 
 KIND = "campaign"
 # The outbox payload of a campaign row until the sender renders it.
-DEFERRED_PAYLOAD = {"deferred": KIND}
+DEFERRED_PAYLOAD = MessagePayload(deferred=KIND).to_json()
 FINAL = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.BLOCKED, OutboxStatus.CANCELLED)
 IN_FLIGHT = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD)
 CAMPAIGN_CANCELLED = "campaign cancelled"
@@ -235,7 +236,7 @@ def prepare_message(session: Session, row: Claimed, currency: str = "EUR") -> di
         recipient.id,
     )
     try:
-        return CampaignRenderer(session, campaign).payload(target, context)
+        return CampaignRenderer(session, campaign).payload(target, context).to_json()
     except TemplateRefused as exc:
         return Withheld(OutboxStatus.FAILED, f"the template failed for this recipient: {exc}")
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.models import Campaign, Customer, CustomerTag, Order, OrderKind, OrderLine, Product, Ticket, User
 from crm_core.money import format_money
+from crm_core.outbox_payload import MessagePayload, PayloadButton
 from crm_core.templating import MessageRenderer, Rendered, TemplateRefused, kinds
 
 CHUNK = 1000
@@ -129,10 +130,10 @@ def event_context(session: Session, event_key: str | None) -> dict[str, Any]:
     return {"kind": event_key, "ticket": None}
 
 
-def buttons(language: str) -> list[dict[str, Any]]:
+def buttons(language: str) -> tuple[PayloadButton, ...]:
     """Under every campaign message: the unsubscribe button (``/stop`` works typed, too)."""
     label = UNSUBSCRIBE_LABEL.get(language.split("-")[0], UNSUBSCRIBE_LABEL["en"])
-    return [{"label": label, "command": UNSUBSCRIBE_COMMAND, "style": "default", "opens_form": False}]
+    return (PayloadButton(label, UNSUBSCRIBE_COMMAND),)
 
 
 class CampaignRenderer:
@@ -152,9 +153,9 @@ class CampaignRenderer:
             )
         return self._renderers[key]({**context, "event": event_context(self.session, recipient.event_key)})
 
-    def payload(self, recipient: Recipient, context: dict[str, Any]) -> dict[str, Any]:
-        """The outbox payload for this recipient: the message and its unsubscribe button."""
-        return {**self.render(recipient, context).payload(), "buttons": buttons(recipient.language)}
+    def payload(self, recipient: Recipient, context: dict[str, Any], *, unsubscribe: bool = True) -> MessagePayload:
+        """The outbox payload for this recipient: the message and (unless a test send) its unsubscribe button."""
+        return self.render(recipient, context).payload(buttons=buttons(recipient.language) if unsubscribe else ())
 
 
 _TAG = re.compile(r"<[^>]+>")

@@ -270,15 +270,14 @@ def test_send(uow: UnitOfWork, campaign: Campaign, author: User, currency: str =
     address = users.dm_address(author)
     if address is None:
         return first, False
-    recipient = Recipient(first.customer_id, address.platform.value, address.external_id, first.language)
+    recipient = Recipient(first.customer_id, address.platform, address.external_id, first.language)
     context = contexts(uow.session, campaign, [first.customer_id], currency)[first.customer_id]
-    payload = CampaignRenderer(uow.session, campaign).payload(recipient, context)
-    payload["buttons"] = []
+    payload = CampaignRenderer(uow.session, campaign).payload(recipient, context, unsubscribe=False)
     outbox.enqueue(
         uow,
         idempotency_key=f"campaign-test:{campaign.id}:{author.id}:{clock.utcnow().isoformat()}",
         kind="campaign_test",
-        platform=address.platform.value,
+        platform=address.platform,
         conversation=address.external_id,
         payload=payload,
         user_id=author.id,

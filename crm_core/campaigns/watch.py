@@ -91,9 +91,7 @@ def _queue_version(
         return
     row.version += 1
     row.last_text = rendered.text
-    payload = rendered.payload()
-    if replace is not None:
-        payload["replace"] = replace
+    payload = rendered.payload(replace=replace)
     outbox.enqueue(
         uow,
         idempotency_key=_key(row, row.version),

@@ -46,8 +46,8 @@ class OutboxMessage(Base):
     kind: Mapped[str] = mapped_column(sa.String(40))
     platform: Mapped[str] = mapped_column(sa.String(20))
     conversation: Mapped[str] = mapped_column(sa.String(100))
-    # What to send, in the shape of bot.delivery.OutboundMessage: {"reply": {...}} for a neutral
-    # reply, or {"formatted_text": ..., "blocks": ..., "buttons": [...], "image": {...}}.
+    # What to send: crm_core.outbox_payload.MessagePayload.to_json() ({"v": 1, ...}), a neutral
+    # reply or text in the platform's format, with buttons and an image; see that module.
     # Optional "replace": the platform_message_id of an earlier sent row to the same conversation
     # (a Slack ts, a Telegram message id): that message is edited in place (Slack chat.update,
     # Telegram editMessageText, text clipped to one message) instead of a new one being posted,

@@ -33,6 +33,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.money import format_money
+from crm_core.outbox_payload import PayloadImage
 from crm_core.reports.charts import chart_path, draw_digest_chart
 from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm, schedule, unschedule
@@ -347,12 +348,12 @@ def draw_chart(digest: Digest, config: dict[str, str] | None, name: str) -> Path
         return None
 
 
-def image_payload(path: Path, digest: Digest) -> dict[str, str]:
-    return {
-        "path": str(path),
-        "title": f"Digest {digest.current.period.label}",
-        "alt_text": f"Revenue trend and open pipeline by stage, {digest.current.period.label}",
-    }
+def image_payload(path: Path, digest: Digest) -> PayloadImage:
+    return PayloadImage(
+        path=str(path),
+        title=f"Digest {digest.current.period.label}",
+        alt_text=f"Revenue trend and open pipeline by stage, {digest.current.period.label}",
+    )
 
 
 def send_digest(run: JobRun) -> None:
@@ -379,9 +380,7 @@ def send_digest(run: JobRun) -> None:
             subscription.language,
             digest_context(digest, has_chart=chart is not None),
         )
-        payload = rendered.payload()
-        if chart is not None:
-            payload["image"] = image_payload(chart, digest)
+        payload = rendered.payload(image=image_payload(chart, digest) if chart is not None else None)
         outbox.enqueue(
             uow,
             idempotency_key=key,

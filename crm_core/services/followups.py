@@ -19,6 +19,7 @@ from crm_core import clock, outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_money
+from crm_core.outbox_payload import PayloadButton
 from crm_core.scheduling import JobRun, Once, schedule, unschedule
 from crm_core.services import customers, users
 from crm_core.templating import render_message
@@ -202,12 +203,12 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
     }
 
 
-def _buttons(followup: FollowUp, language: str) -> list[dict[str, Any]]:
+def _buttons(followup: FollowUp, language: str) -> tuple[PayloadButton, ...]:
     done, later = BUTTON_LABELS.get(language.split("-")[0], BUTTON_LABELS["en"])
-    return [
-        {"label": done, "command": f"/followup done {followup.id}", "style": "primary", "opens_form": False},
-        {"label": later, "command": f"/followup snooze {followup.id} 1d", "style": "default", "opens_form": False},
-    ]
+    return (
+        PayloadButton(done, f"/followup done {followup.id}", "primary"),
+        PayloadButton(later, f"/followup snooze {followup.id} 1d"),
+    )
 
 
 def fire_followup(run: JobRun) -> None:
@@ -226,7 +227,7 @@ def fire_followup(run: JobRun) -> None:
         rendered = render_message(
             uow.session,
             REMINDER_TEMPLATE,
-            address.platform.value,
+            address.platform,
             rep.language,
             reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")),
         )
@@ -234,9 +235,9 @@ def fire_followup(run: JobRun) -> None:
             uow,
             idempotency_key=f"followup:{followup.id}:{followup.due_at.isoformat()}",
             kind="reminder",
-            platform=address.platform.value,
+            platform=address.platform,
             conversation=address.external_id,
-            payload={**rendered.payload(), "buttons": _buttons(followup, rep.language)},
+            payload=rendered.payload(buttons=_buttons(followup, rep.language)),
             user_id=rep.id,
             customer_id=followup.customer_id,
         )

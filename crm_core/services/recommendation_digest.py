@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.models import Customer, MiningRun, Recommendation, User
+from crm_core.outbox_payload import PayloadButton
 from crm_core.scheduling import JobRun
 from crm_core.services import market_basket, users
 from crm_core.templating import render_message
@@ -97,22 +98,8 @@ def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chos
             }
         )
         command = f"{customer_id} {suggestion.product_id}"
-        buttons.append(
-            {
-                "label": pitched.format(n=number),
-                "command": f"/recommend pitched {command}",
-                "style": "primary",
-                "opens_form": False,
-            }
-        )
-        buttons.append(
-            {
-                "label": irrelevant.format(n=number),
-                "command": f"/recommend dismiss {command}",
-                "style": "default",
-                "opens_form": False,
-            }
-        )
+        buttons.append(PayloadButton(pitched.format(n=number), f"/recommend pitched {command}", "primary"))
+        buttons.append(PayloadButton(irrelevant.format(n=number), f"/recommend dismiss {command}"))
         uow.session.add(
             Recommendation(
                 customer_id=customer_id,
@@ -131,14 +118,14 @@ def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chos
         "more": more,
         "run": {"id": run.id, "orders": run.n_baskets, "rules": run.n_rules, "days": run.window_days},
     }
-    rendered = render_message(uow.session, TEMPLATE, address.platform.value, rep.language, context)
+    rendered = render_message(uow.session, TEMPLATE, address.platform, rep.language, context)
     outbox.enqueue(
         uow,
         idempotency_key=f"recommendations:{run.id}:{rep.id}",
         kind="recommendation",
-        platform=address.platform.value,
+        platform=address.platform,
         conversation=address.external_id,
-        payload={**rendered.payload(), "buttons": buttons},
+        payload=rendered.payload(buttons=tuple(buttons)),
         user_id=rep.id,
     )
     return len(chosen)

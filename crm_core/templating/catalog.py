@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from crm_core import platforms
 from crm_core.errors import NotFound, ValidationError
 from crm_core.models import TemplateOverride
+from crm_core.outbox_payload import MessagePayload, PayloadButton, PayloadImage
 from crm_core.templating.sandbox import (
     FORMATS,
     TemplateRefused,
@@ -190,11 +191,21 @@ class Rendered:
     blocks: list[dict[str, Any]] | None = None
     source: str = ""
 
-    def payload(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"formatted_text": self.text, "format": self.format}
-        if self.blocks is not None:
-            data["blocks"] = self.blocks
-        return data
+    def payload(
+        self,
+        buttons: tuple[PayloadButton, ...] = (),
+        image: PayloadImage | None = None,
+        replace: str | None = None,
+    ) -> MessagePayload:
+        """The outbox payload of this message, with buttons below it, a picture or an edit target."""
+        return MessagePayload(
+            formatted_text=self.text,
+            format=self.format,
+            blocks=self.blocks,
+            buttons=buttons,
+            image=image,
+            replace=replace,
+        )
 
 
 def _file_variant(kind: str, language: str, fmt: str) -> Variant | None:

@@ -27,6 +27,7 @@ import markupsafe
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from crm_core.markup import escape_mrkdwn
 from crm_core.money import format_money
 
 FORMATS = ("text", "mrkdwn", "blocks", "html")
@@ -39,10 +40,6 @@ _TEMPLATE_CODE = ("<template>",)
 
 class TemplateRefused(Exception):
     """A template that must not be stored or rendered; ``str()`` is a sentence for its author."""
-
-
-def escape_mrkdwn(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def escape_blocks(text: str) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from crm_core.markup import escape_mrkdwn, unescape_mrkdwn
+
 SECTION_TEXT_LIMIT = 3000
 FIELD_TEXT_LIMIT = 2000
 PLAIN_TEXT_LIMIT = 150
@@ -23,13 +25,9 @@ _MARKUP = re.compile(r"<([^<>]*)>")
 _ENTITY_TAIL = re.compile(r"&[a-z]{0,4}$")
 
 
-def escape(text: str) -> str:
-    """User data made literal in mrkdwn: no links, no mentions, no entities."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+# User data made literal in mrkdwn: the one rule in crm_core.markup, shared with the templates.
+escape = escape_mrkdwn
+unescape = unescape_mrkdwn
 
 
 def clip(text: str, limit: int) -> str:

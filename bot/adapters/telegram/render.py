@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from bot.messages import Button, Field, FormInput, InputKind, Reply, Section, Tone
+from crm_core.markup import escape_html
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -40,8 +41,8 @@ class RenderedReply:
     rows: tuple[tuple[Button, ...], ...]
 
 
-def escape(text: str) -> str:
-    return html.escape(text, quote=False)
+# The one HTML escaping rule, shared with the templates (crm_core.markup).
+escape = escape_html
 
 
 def utf16_len(text: str) -> int:
