@@ -248,6 +248,47 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """``chatcrm events tail``: the latest domain events, one per line; ``--follow`` keeps printing new ones."""
+    import json
+    import time
+
+    from crm_core import events
+
+    settings = Settings.from_env()
+    engine = db.create_engine(settings.database_url)
+    try:
+        db.check_connection(engine)
+        db.ensure_schema(engine, auto_upgrade=settings.is_sqlite)
+        factory = db.session_factory(engine)
+
+        def show(batch: list[events.Event]) -> None:
+            for event in batch:
+                actor = f"{event.actor.name}@{event.actor.platform}"
+                payload = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+                when = event.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                print(
+                    f"{event.id} {when} {event.type} {event.entity_type}:{event.entity_id} {actor} {payload}",
+                    flush=True,
+                )
+
+        with factory() as session:
+            latest = events.recent(session, args.limit, args.type)
+        show(latest)
+        # Nothing shown means no event of that type exists yet: following from 0 shows only new ones.
+        last_id = latest[-1].id if latest else 0
+        while args.follow:
+            time.sleep(1.0)
+            with factory() as session:
+                batch = events.after(session, last_id, 500, args.type)
+            show(batch)
+            if batch:
+                last_id = batch[-1].id
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _support(raw: str) -> float | int:
     """A fraction of baskets ("0.001") or an absolute count ("10")."""
     try:
@@ -348,6 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list the loaded plugins, their versions and the hooks they implement")
     plugins.add_argument("--format", choices=["table", "json"], default="table")
     plugins.set_defaults(func=cmd_plugins)
+
+    events_parser = sub.add_parser("events", help="domain events: tail shows the latest")
+    events_parser.add_argument("action", choices=["tail"])
+    events_parser.add_argument("--limit", type=int, default=20, help="how many of the latest (default 20)")
+    events_parser.add_argument("--type", metavar="PREFIX", help="only types starting with this, e.g. deal or deal.won")
+    events_parser.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    events_parser.set_defaults(func=cmd_events)
 
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")

@@ -63,8 +63,10 @@ def platform_services(app: App) -> list[WorkerService]:
 def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | None = None) -> list[WorkerService]:
     """What ``chatcrm worker`` runs: the chat connections, then the scheduler, the outbox sender and
     the delivery of domain events to the plugins' ``on_event``."""
+    from bot.event_worker import EventWorkerService
     from bot.outbox_sender import OutboxSender, SenderSettings
     from bot.scheduler import SchedulerService, SchedulerSettings
+    from bot.settings import env_number
 
     env = app.settings.extra
     sender = OutboxSender(
@@ -82,4 +84,12 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         on_ran=sender.wake,
         jobs=list(app.plugins.jobs.values()),
     )
-    return [*platform_services(app), scheduler, sender]
+    # Each plugin's on_event is a listener of its own (own cursor, own retries), so one failing
+    # plugin never holds up another.
+    listeners = app.plugins.event_listeners(app)
+    events = EventWorkerService(
+        app.session_factory,
+        lambda: listeners,
+        poll_seconds=env_number(env, "CHATCRM_EVENTS_POLL", 1.0),
+    )
+    return [*platform_services(app), scheduler, sender, events]

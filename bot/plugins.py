@@ -187,7 +187,7 @@ class Plugins:
         own delivery cursor and a failing one never holds up another."""
         listeners: dict[str, Callable[[Event], Any]] = {}
         for impl in self.manager.hook.on_event.get_hookimpls():
-            listeners[impl.plugin_name] = functools.partial(_call_listener, impl, app)
+            listeners[f"plugin:{impl.plugin_name}"] = functools.partial(_call_listener, impl, app)
         return listeners
 
     def hooks_of(self, name: str) -> tuple[str, ...]:

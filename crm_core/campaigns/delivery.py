@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import events
 from crm_core.campaigns.audience import eligible
 from crm_core.campaigns.rendering import CampaignRenderer, Recipient, contexts
 from crm_core.clock import utcnow
@@ -185,8 +186,34 @@ def start_run(uow: UnitOfWork, campaign: Campaign, scheduled_for: datetime) -> C
     run.recipients = freeze_recipients(uow, campaign, run)
     enqueue_run(uow, run, not_before=utcnow())
     campaign.status = CampaignStatus.SENDING
+    emit_started(uow, campaign, run)
     log.info("campaign %s run %s: %s recipients queued", campaign.name, run.number, run.recipients)
     return run
+
+
+def _run_facts(campaign: Campaign, run: CampaignRun) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign.id,
+        "campaign": campaign.name,
+        "run_id": run.id,
+        "run_number": run.number,
+        "recipients": run.recipients,
+    }
+
+
+def emit_started(uow: UnitOfWork, campaign: Campaign, run: CampaignRun) -> None:
+    """campaign.started, in the transaction that froze and queued the run."""
+    events.emit(
+        uow,
+        "campaign.started",
+        entity_type="campaign",
+        entity_id=campaign.id,
+        payload={
+            **_run_facts(campaign, run),
+            "scheduled_for": run.scheduled_for.isoformat(),
+            "trigger": campaign.trigger_event,
+        },
+    )
 
 
 def locked_campaign(uow: UnitOfWork, campaign_id: int) -> Campaign | None:
@@ -307,6 +334,33 @@ def _finish_run(session: Session, run_id: int) -> None:
     if campaign.status is CampaignStatus.SENDING:
         recurring = campaign.repeat is not None or campaign.trigger_event is not None
         campaign.status = CampaignStatus.SCHEDULED if recurring else CampaignStatus.DONE
+    outcomes = dict(
+        session.execute(
+            sa.select(CampaignRecipient.status, sa.func.count())
+            .where(CampaignRecipient.run_id == run.id)
+            .group_by(CampaignRecipient.status)
+        ).all()
+    )
+    events.emit(
+        session,
+        "campaign.finished",
+        entity_type="campaign",
+        entity_id=campaign.id,
+        payload={
+            **_run_facts(campaign, run),
+            "status": str(run.status),
+            **{
+                status.value: outcomes.get(status, 0)
+                for status in (
+                    RecipientStatus.SENT,
+                    RecipientStatus.FAILED,
+                    RecipientStatus.BLOCKED,
+                    RecipientStatus.OPTED_OUT,
+                    RecipientStatus.CANCELLED,
+                )
+            },
+        },
+    )
 
 
 def tick_task(run: JobRun) -> None:

@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from crm_core.campaigns.audience import customers_of
-from crm_core.campaigns.delivery import enqueue_run, freeze_recipients, locked_campaign, next_run_number
+from crm_core.campaigns.delivery import (
+    emit_started,
+    enqueue_run,
+    freeze_recipients,
+    locked_campaign,
+    next_run_number,
+)
 from crm_core.clock import as_utc, utcnow
 from crm_core.models import (
     Campaign,
@@ -97,6 +103,7 @@ def scan(uow: UnitOfWork, campaign: Campaign, now: datetime | None = None) -> Ca
     )
     enqueue_run(uow, run, not_before=now)
     campaign.status = CampaignStatus.SENDING
+    emit_started(uow, campaign, run)
     log.info("trigger campaign %s: %d events, %d reachable", campaign.name, len(events), run.recipients)
     return run
 

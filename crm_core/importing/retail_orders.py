@@ -21,7 +21,7 @@ from typing import TextIO
 
 import sqlalchemy as sa
 
-from crm_core import clock, text
+from crm_core import clock, events, text
 from crm_core.importing.countries import country_code
 from crm_core.importing.report import ImportReport, Progress
 from crm_core.models import AuditEntry, Customer, Order, OrderKind, OrderLine, Product
@@ -315,5 +315,27 @@ def import_retail_orders(
             entity_id=name[:64],
             after={"rows": report.rows, "created": report.created, "skipped_rows": len(report.problems)},
         )
+    )
+    # One event for the whole import, not one per order: a 500,000-row file would otherwise
+    # flood every listener with tens of thousands of events that all say "an order came in".
+    events.emit(
+        uow,
+        "order.imported",
+        entity_type="order_import",
+        entity_id=name[:100],
+        payload={
+            "source": name,
+            "currency": currency,
+            "rows": report.rows,
+            "orders": report.created.get("orders", 0),
+            "cancellations": report.created.get("cancellations", 0),
+            "order_lines": report.created.get("order lines", 0),
+            "customers": report.created.get("customers", 0),
+            "products": report.created.get("products", 0),
+            "already_there": report.unchanged.get("orders", 0),
+            "skipped_rows": len(report.problems),
+            "first_ordered_at": fresh[0].ordered_at.isoformat() if fresh else None,
+            "last_ordered_at": fresh[-1].ordered_at.isoformat() if fresh else None,
+        },
     )
     return report

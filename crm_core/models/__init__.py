@@ -30,6 +30,7 @@ from crm_core.models.customers import (
 )
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
 from crm_core.models.digests import DigestFrequency, DigestSubscription
+from crm_core.models.events import DomainEvent, EventCursor, EventDeadLetter
 from crm_core.models.followups import FollowUp, FollowUpStatus
 from crm_core.models.inbox import InboundEvent
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
@@ -108,4 +109,7 @@ __all__ = [
     "DigestSubscription",
     "FollowUp",
     "FollowUpStatus",
+    "DomainEvent",
+    "EventCursor",
+    "EventDeadLetter",
 ]

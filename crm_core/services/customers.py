@@ -9,7 +9,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from crm_core import clock, search, text
+from crm_core import clock, events, search, text
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.models import (
     Company,
@@ -217,6 +217,8 @@ def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None]
         raise ValidationError(f"required field(s) missing: {', '.join(missing)}")
     customer = Customer(name=parsed.core.pop("name"))
     _apply(uow, customer, parsed)
+    _reload_references(uow, customer)
+    events.emit(uow, "customer.created", entity_type="customer", entity_id=customer.id, payload=_created(customer))
     return customer
 
 
@@ -228,8 +230,47 @@ def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str
     for definition, value in parsed.custom.values():
         if definition.required and value is None:
             raise ValidationError(f"{definition.label} is required and cannot be cleared", field=definition.key)
+    before = current_values(uow, customer)
     _apply(uow, customer, parsed)
+    _reload_references(uow, customer)
+    after = current_values(uow, customer)
+    changes = {
+        key: {"old": before.get(key) or None, "new": after.get(key) or None}
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key, "") != after.get(key, "")
+    }
+    if changes:
+        events.emit(
+            uow,
+            "customer.updated",
+            entity_type="customer",
+            entity_id=customer.id,
+            payload={"customer_id": customer.id, "name": customer.name, "changes": changes},
+        )
     return customer
+
+
+def _reload_references(uow: UnitOfWork, customer: Customer) -> None:
+    # Setting owner_id / company_id does not update the loaded relationships, and new tags sit at the
+    # end of the list until it is read again in order: read them afresh.
+    uow.session.expire(customer, ["owner", "company", "tag_rows"])
+
+
+def _created(customer: Customer) -> dict[str, object]:
+    """The customer.created payload (crm_core.events.EVENT_TYPES)."""
+    return {
+        "customer_id": customer.id,
+        "name": customer.name,
+        "kind": customer.kind.value,
+        "email": customer.email,
+        "phone": customer.phone,
+        "company": customer.company.name if customer.company else None,
+        "country": customer.country,
+        "language": customer.language,
+        "owner_id": customer.owner_id,
+        "owner": customer.owner.name if customer.owner else None,
+        "tags": customer.tags,
+    }
 
 
 def add_relationship(

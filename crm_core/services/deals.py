@@ -6,7 +6,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from crm_core import clock
+from crm_core import clock, events
 from crm_core.errors import NotFound, ValidationError
 from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange
 from crm_core.services.customers import get_customer
@@ -83,6 +83,21 @@ def create_deal(
     uow.session.flush()
     uow.session.add(DealStageChange(deal_id=deal.id, from_stage=None, to_stage=stage, changed_by_id=uow.actor.user_id))
     uow.session.flush()
+    uow.session.expire(deal, ["owner", "customer"])  # loaded afresh for the event
+    events.emit(
+        uow,
+        "deal.created",
+        entity_type="deal",
+        entity_id=deal.id,
+        payload={
+            **_facts(deal),
+            "stage": stage.value,
+            "probability": deal.probability,
+            "expected_close_on": deal.expected_close_on.isoformat() if deal.expected_close_on else None,
+        },
+    )
+    if not stage.is_open:
+        _emit_outcome(uow, deal, None)
     return deal
 
 
@@ -90,8 +105,9 @@ def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | 
     deal = get_deal(uow, deal_id)
     if deal.stage == stage:
         raise ValidationError(f"deal #{deal.id} is already in {stage}", field="stage")
+    previous = deal.stage
     uow.session.add(
-        DealStageChange(deal_id=deal.id, from_stage=deal.stage, to_stage=stage, changed_by_id=uow.actor.user_id)
+        DealStageChange(deal_id=deal.id, from_stage=previous, to_stage=stage, changed_by_id=uow.actor.user_id)
     )
     deal.stage = stage
     deal.probability = DEFAULT_PROBABILITY[stage]
@@ -99,7 +115,43 @@ def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | 
     if stage is DealStage.LOST:
         deal.lost_reason = (reason or "").strip()[:500] or None
     uow.session.flush()
+    events.emit(
+        uow,
+        "deal.stage_changed",
+        entity_type="deal",
+        entity_id=deal.id,
+        payload={
+            **_facts(deal),
+            "from_stage": previous.value,
+            "to_stage": stage.value,
+            "probability": deal.probability,
+        },
+    )
+    if not stage.is_open:
+        _emit_outcome(uow, deal, previous)
     return deal
+
+
+def _facts(deal: Deal) -> dict[str, object]:
+    """What every deal event says about the deal (crm_core.events.EVENT_TYPES)."""
+    return {
+        "deal_id": deal.id,
+        "customer_id": deal.customer_id,
+        "customer": deal.customer.name,
+        "title": deal.title,
+        "amount": events.decimal_amount(deal.amount_cents),
+        "currency": deal.currency,
+        "owner_id": deal.owner_id,
+        "owner": deal.owner.name if deal.owner else None,
+    }
+
+
+def _emit_outcome(uow: UnitOfWork, deal: Deal, previous: DealStage | None) -> None:
+    """deal.won / deal.lost for a deal that has just closed."""
+    payload: dict[str, object] = {**_facts(deal), "from_stage": previous.value if previous else None}
+    if deal.stage is DealStage.LOST:
+        payload["reason"] = deal.lost_reason
+    events.emit(uow, f"deal.{deal.stage.value}", entity_type="deal", entity_id=deal.id, payload=payload)
 
 
 def list_deals(

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import clock, outbox
+from crm_core import clock, events, outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_money
@@ -221,6 +221,22 @@ def fire_followup(run: JobRun) -> None:
         address = users.dm_address(rep)
         followup.status = FollowUpStatus.REMINDED
         followup.reminded_at = clock.utcnow()
+        events.emit(
+            uow,
+            "followup.due",
+            entity_type="followup",
+            entity_id=followup.id,
+            payload={
+                "followup_id": followup.id,
+                "customer_id": followup.customer_id,
+                "customer": followup.customer.name,
+                "user_id": rep.id,
+                "user": rep.name,
+                "due_at": followup.due_at.isoformat(),
+                "text": followup.text,
+                "snoozed": followup.snooze_count,
+            },
+        )
         if address is None or not rep.active:
             log.warning("follow-up #%s: %s has no chat account to remind them on", followup.id, rep.name)
             return

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from crm_core import clock
+from crm_core import clock, events
 from crm_core.errors import ValidationError
 from crm_core.models import Direction, Interaction, InteractionKind
 from crm_core.services.customers import get_customer
@@ -30,7 +30,7 @@ def log_interaction(
         raise ValidationError("the note is empty: write some text after the customer", field="text")
     if len(body) > MAX_TEXT:
         raise ValidationError(f"the note is longer than {MAX_TEXT} characters", field="text")
-    get_customer(uow, customer_id)
+    customer = get_customer(uow, customer_id)
     interaction = Interaction(
         customer_id=customer_id,
         user_id=uow.actor.user_id,
@@ -43,6 +43,23 @@ def log_interaction(
     )
     uow.session.add(interaction)
     uow.session.flush()
+    events.emit(
+        uow,
+        "note.created",
+        entity_type="interaction",
+        entity_id=interaction.id,
+        payload={
+            "interaction_id": interaction.id,
+            "customer_id": customer.id,
+            "customer": customer.name,
+            "kind": str(interaction.kind),
+            "direction": str(interaction.direction),
+            "channel": interaction.channel,
+            "text": interaction.text,
+            "user_id": interaction.user_id,
+            "ticket_id": interaction.ticket_id,
+        },
+    )
     return interaction
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock
+from crm_core import clock, events
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.models import (
     Direction,
@@ -69,7 +69,7 @@ def create_ticket(
     channel: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
 ) -> Ticket:
-    customers.get_customer(uow, customer_id)
+    customer = customers.get_customer(uow, customer_id)
     now = clock.utcnow()
     first_due, resolve_due = sla.due_times(priority, now, targets)
     ticket = Ticket(
@@ -85,7 +85,41 @@ def create_ticket(
     )
     uow.session.add(ticket)
     uow.session.flush()
+    events.emit(
+        uow,
+        "ticket.created",
+        entity_type="ticket",
+        entity_id=ticket.id,
+        payload={
+            "ticket_id": ticket.id,
+            "customer_id": customer.id,
+            "customer": customer.name,
+            "subject": ticket.subject,
+            "priority": str(ticket.priority),
+            "channel": ticket.channel,
+        },
+    )
     return ticket
+
+
+def _facts(ticket: Ticket) -> dict[str, object]:
+    """What every ticket event says about the ticket (crm_core.events.EVENT_TYPES)."""
+    return {
+        "ticket_id": ticket.id,
+        "customer_id": ticket.customer_id,
+        "customer": ticket.customer.name,
+        "subject": ticket.subject,
+    }
+
+
+def _emit_status_changed(uow: UnitOfWork, ticket: Ticket, previous: TicketStatus) -> None:
+    events.emit(
+        uow,
+        "ticket.status_changed",
+        entity_type="ticket",
+        entity_id=ticket.id,
+        payload={**_facts(ticket), "from_status": str(previous), "to_status": str(ticket.status)},
+    )
 
 
 def _add_message(
@@ -153,6 +187,7 @@ def customer_wrote(
     elif ticket.status is TicketStatus.PENDING:
         # Pending means "waiting for the customer": they answered, so it is ours again.
         ticket.status = TicketStatus.OPEN
+        _emit_status_changed(uow, ticket, TicketStatus.PENDING)
     message = _add_message(uow, ticket, text, Direction.INBOUND, channel, external_message_id)
     uow.session.flush()
     return Incoming(ticket, message, opened)
@@ -209,9 +244,23 @@ def assign(uow: UnitOfWork, ticket_id: int, user: User | None) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
     if user is not None and not user.active:
         raise ValidationError(f"{user.name} is not an active user", field="user")
+    previous = ticket.assignee_id
     ticket.assignee_id = user.id if user else None
     uow.session.flush()
     uow.session.refresh(ticket, ["assignee"])
+    if ticket.assignee_id != previous:
+        events.emit(
+            uow,
+            "ticket.assigned",
+            entity_type="ticket",
+            entity_id=ticket.id,
+            payload={
+                **_facts(ticket),
+                "previous_assignee_id": previous,
+                "assignee_id": ticket.assignee_id,
+                "assignee": user.name if user else None,
+            },
+        )
     return ticket
 
 
@@ -229,8 +278,10 @@ def set_status(uow: UnitOfWork, ticket_id: int, status: TicketStatus) -> Ticket:
         # Reopened: the ticket is live again; earlier rating stays as it was given.
         ticket.resolved_at = None
         ticket.closed_at = None
+    previous = ticket.status
     ticket.status = status
     uow.session.flush()
+    _emit_status_changed(uow, ticket, previous)
     return ticket
 
 
@@ -247,7 +298,16 @@ def rate(uow: UnitOfWork, ticket_id: int, rating: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     uow.session.refresh(ticket)
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return False
+    events.emit(
+        uow,
+        "ticket.rated",
+        entity_type="ticket",
+        entity_id=ticket.id,
+        payload={**_facts(ticket), "rating": rating, "assignee_id": ticket.assignee_id},
+    )
+    return True
 
 
 @dataclass(frozen=True)
