@@ -253,7 +253,8 @@ def cmd_events(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from crm_core import events
+    from bot.settings import Settings
+    from crm_core import db, events
 
     settings = Settings.from_env()
     engine = db.create_engine(settings.database_url)
