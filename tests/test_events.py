@@ -28,7 +28,6 @@ from crm_core.models import (
     DomainEvent,
     EventCursor,
     EventDeadLetter,
-    Platform,
     Role,
     TicketStatus,
 )
@@ -158,14 +157,14 @@ def test_ticket_created_assigned_status_changed_rated_and_notes(chat, app, acme)
     agent = chat.user("Sam Support", Role.SUPPORT)
     with app.uow() as uow:
         uow.session.add(
-            CustomerChat(customer_id=acme, platform=Platform.TELEGRAM, external_id="555", conversation="555")
+            CustomerChat(customer_id=acme, platform="telegram", external_id="555", conversation="555")
         )
     chat.say(agent, '/ticket new acme "printer jams" high')
     chat.say(agent, "/ticket assign 1 me")
     chat.say(agent, "/ticket assign 1 me")  # no change, no event
     chat.say(agent, "/ticket note 1 checked the toner")
     chat.say(agent, "/ticket status 1 resolved")
-    customer = chat.stranger("555", platform=Platform.TELEGRAM)
+    customer = chat.stranger("555", platform="telegram")
     chat.say(customer, "/rate 1 4")
     chat.say(customer, "/rate 1 1")  # only the first rating counts
     agent_id = only(app, "ticket.created").actor.user_id
@@ -224,8 +223,8 @@ def test_followup_due_when_the_reminder_fires(chat, app, rep, acme):
         chat.say(rep, "/followup acme in 1h call back")
     assert payloads(app, "followup.due") == []
     with time_machine.travel(NOW + timedelta(hours=1), tick=False):
-        scheduling.run_due(app.session_factory)
-        scheduling.run_due(app.session_factory)  # fired once
+        scheduling.run_due(app.session_factory, tasks=app.plugins.tasks)
+        scheduling.run_due(app.session_factory, tasks=app.plugins.tasks)  # fired once
     event = only(app, "followup.due")
     assert (event.entity_type, event.actor.name) == ("followup", "scheduler")
     assert dict(event.payload) == {
@@ -312,7 +311,7 @@ def test_a_campaign_run_emits_started_and_finished(app, chat):
         assert "started" in chat.say(manager, "/campaign start autumn").text
         assert payloads(app, "campaign.started") == []  # scheduled, not run yet
     with time_machine.travel(NOW + timedelta(seconds=1), tick=False):
-        scheduling.run_due(app.session_factory)
+        scheduling.run_due(app.session_factory, tasks=app.plugins.tasks)
     started = only(app, "campaign.started")
     facts = {"campaign_id": 1, "campaign": "autumn", "run_id": 1, "run_number": 1, "recipients": 2}
     assert dict(started.payload) == {
