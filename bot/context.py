@@ -1,4 +1,5 @@
-"""What a handler gets besides its request: the unit of work, the caller, settings and the router."""
+"""What a handler gets besides its request: the unit of work, the caller, settings, the router and,
+where customers write to us, the support desk."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from bot.desk import SupportDesk
     from bot.router import Router
     from bot.settings import Settings
 
@@ -21,6 +23,8 @@ class Context:
     settings: Settings
     router: Router
     platform: str
+    # Set when the request comes from a platform where customers write to us (see bot.desk).
+    desk: SupportDesk | None = None
 
     @property
     def actor(self) -> Actor:

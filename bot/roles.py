@@ -2,7 +2,9 @@
 
 Every command names a permission; a role not listed for it is refused (deny by default).
 Someone the CRM does not know gets the role set by ``CHATCRM_UNKNOWN_ROLE`` (default: none,
-which allows only /help).
+which allows only /help and the like), except where customers write to us (a platform with a
+support desk, or someone whose customer chat the CRM knows): there they are a ``customer``, who
+may write (their messages become tickets), /start, /help, /link, /rate, /stop and /cancel.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from crm_core.models import Role
 
 
 class Permission(enum.StrEnum):
+    # Help, /link, /rate, /start, /cancel: everyone, customers included.
     HELP = "help"
+    # Your CRM account (/whoami, the Home tab): everyone but customers, who have none.
+    ACCOUNT = "account"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
     NOTES_WRITE = "notes.write"
@@ -43,6 +48,7 @@ class Permission(enum.StrEnum):
 
 _VIEWER = {
     Permission.HELP,
+    Permission.ACCOUNT,
     Permission.CUSTOMERS_READ,
     Permission.DEALS_READ,
     Permission.TICKETS_READ,
@@ -65,7 +71,8 @@ _SUPPORT = _VIEWER | {
 _MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
 
 ROLE_PERMISSIONS: dict[Role | None, frozenset[Permission]] = {
-    None: frozenset({Permission.HELP, Permission.OPT_OUT}),
+    None: frozenset({Permission.HELP, Permission.ACCOUNT, Permission.OPT_OUT}),
+    Role.CUSTOMER: frozenset({Permission.HELP, Permission.OPT_OUT}),
     Role.VIEWER: frozenset(_VIEWER),
     Role.SALES: frozenset(_SALES),
     Role.SUPPORT: frozenset(_SUPPORT),

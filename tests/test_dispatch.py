@@ -73,8 +73,10 @@ def test_viewer_cannot_write(chat, app):
 
 def test_every_permission_belongs_to_admin_and_the_table_denies_by_default():
     assert ROLE_PERMISSIONS[Role.ADMIN] == frozenset(Permission)
-    # Someone unknown may ask for help and stop marketing messages to themselves, nothing else.
-    assert ROLE_PERMISSIONS[None] == frozenset({Permission.HELP, Permission.OPT_OUT})
+    # Someone unknown may ask for help, see who they are and stop marketing messages to themselves, nothing
+    # else; a customer the same, except that they have no CRM account to look at.
+    assert ROLE_PERMISSIONS[None] == frozenset({Permission.HELP, Permission.ACCOUNT, Permission.OPT_OUT})
+    assert ROLE_PERMISSIONS[Role.CUSTOMER] == frozenset({Permission.HELP, Permission.OPT_OUT})
     for command in Router(ALL_GROUPS).commands:
         assert isinstance(command.permission, Permission), command.name
 

@@ -15,6 +15,7 @@ from bot.handlers import (
     predictions,
     recommendations,
     segments,
+    support,
     templates,
     tickets,
 )
@@ -25,6 +26,7 @@ ALL_GROUPS = (
     notes.group,
     deals.group,
     tickets.group,
+    support.group,
     followups.group,
     link.group,
     recommendations.group,
