@@ -116,7 +116,7 @@ class Dispatcher:
             with UnitOfWork(self.session_factory) as uow:
                 # Insert-first, in this request's transaction: a rolled-back attempt leaves no key.
                 self._record_once(uow, request)
-                if route is not None and _leaves_form(request, route.command):
+                if _leaves_form(request, route.command if route else None):
                     conversation.cancel(uow, request.origin)
                 ctx = self._context(uow, request, desk)
                 if ctx.caller.role == Role.CUSTOMER and (
@@ -317,9 +317,11 @@ class Dispatcher:
         return f"Your role ({caller.role}) can't use /{command.name}. Ask an admin if you need it."
 
 
-def _leaves_form(request: Request, command: Command) -> bool:
-    """Typing a new command (not a button, a form submission or /cancel) leaves a form in progress."""
-    return request.form_values is None and not request.from_button and command.path != ("cancel",)
+def _leaves_form(request: Request, command: Command | None) -> bool:
+    """Typing a new command, even an unknown one (not a button, a form submission or /cancel), leaves a
+    form in progress."""
+    typed = request.form_values is None and not request.from_button
+    return typed and (command is None or command.path != ("cancel",))
 
 
 def _sentence(message: str) -> str:
