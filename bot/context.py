@@ -1,4 +1,5 @@
-"""What a handler gets besides its request: the unit of work, the caller, settings, the router and plugins."""
+"""What a handler gets besides its request: the unit of work, the caller, settings, the router, the
+plugins and, where customers write to us, the support desk."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
+    from bot.desk import SupportDesk
     from bot.plugins import Plugins
     from bot.router import Router
     from bot.settings import Settings
@@ -23,6 +25,8 @@ class Context:
     router: Router
     platform: str
     plugins: Plugins
+    # Set when the request comes from a platform where customers write to us (see bot.desk).
+    desk: SupportDesk | None = None
 
     def can(self, permission: str) -> bool:
         """Whether the caller's role has this permission (bot.roles.Permission or a plugin's)."""

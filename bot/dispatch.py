@@ -1,10 +1,15 @@
-"""The dispatcher: one inbound request in, one reply out, in one transaction.
+"""The dispatcher: one inbound request in, one reply (or outcome) out, in one transaction.
 
 It resolves who is asking, finds the command, checks the role, parses the arguments (or asks
 for missing ones with a form), runs the handler inside a unit of work, and turns every failure
 into a short message: a user error gets the usage line; anything unexpected gets
 "something went wrong (ref ...)" while the traceback is logged under that reference. Any
 failure rolls the transaction back, so nothing half-written stays in the database.
+
+Besides commands (``handle``), it takes what is not a command (``handle_event``: a plain message,
+a shared contact), which the listeners of handler modules turn into messages to send; an adapter
+sends them and tells the dispatcher how that went (``report``). On platforms without modals it
+drives the step-by-step forms of ``bot.conversation`` (``ask``, ``advance``, ``choose``).
 """
 
 from __future__ import annotations
@@ -16,16 +21,31 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import conversation
 from bot.args import FormErrors, UsageError, parse_form, parse_line
 from bot.context import Context
+from bot.conversation import Chosen, Filled, Question, Stale
+from bot.desk import SupportDesk
 from bot.forms import form_for
-from bot.messages import Caller, Origin, Reply, Request, Tone
+from bot.messages import (
+    Caller,
+    Destination,
+    Form,
+    Origin,
+    Outcome,
+    Outgoing,
+    Reply,
+    Request,
+    RequestKind,
+    Tone,
+)
 from bot.router import Command, Router
 from bot.settings import Settings
 from crm_core import inbox
 from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
-from crm_core.services import users
+from crm_core.models import Role
+from crm_core.services import customer_chats, users
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -58,6 +78,16 @@ def error_reply(message: str, usage: str | None = None) -> Reply:
     return Reply(text=message, footer=f"Usage: {usage}" if usage else None, tone=Tone.ERROR, private=True)
 
 
+# What a customer is told when they type a command that is not for them: writing is what counts.
+CUSTOMER_HINT = Reply(text="Just write your question here in your own words; our team will answer you in this chat.")
+
+
+def reply_to_sender(request: Request, reply: Reply, what: str = "reply") -> Outgoing:
+    """An answer to the person who sent ``request``, in the same conversation and thread."""
+    origin = request.origin
+    return Outgoing(Destination(origin.platform, origin.conversation, origin.thread), reply, request.key_for(what))
+
+
 def internal_error_reply(ref: str) -> Reply:
     return Reply(
         text=f"Something went wrong (ref {ref}). It has been logged; tell an admin the reference if it keeps happening.",
@@ -73,9 +103,10 @@ class Dispatcher:
         self.session_factory = session_factory
         self.settings = settings
 
-    def handle(self, request: Request) -> Reply:
-        """Run one request. With a form submission, invalid inputs raise FormRejected instead of replying;
-        a request whose ``inbox_key`` was handled before raises AlreadyHandled and changes nothing."""
+    def handle(self, request: Request, *, desk: SupportDesk | None = None) -> Reply:
+        """Run one command. With a form submission, invalid inputs raise FormRejected instead of replying;
+        a request whose ``inbox_key`` was handled before raises AlreadyHandled and changes nothing.
+        ``desk``: the request comes from a platform where customers write to us (see bot.desk)."""
         too_long = self._too_long(request)
         if too_long:
             return self._answer_once(request, error_reply(too_long))
@@ -89,17 +120,14 @@ class Dispatcher:
             with UnitOfWork(self.session_factory) as uow:
                 # Insert-first, in this request's transaction: a rolled-back attempt leaves no key.
                 self._record_once(uow, request)
-                caller = self._caller(uow, request.origin)
-                request.caller = caller
-                uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
-                ctx = Context(
-                    uow=uow,
-                    caller=caller,
-                    settings=self.settings,
-                    router=self.router,
-                    platform=request.origin.platform,
-                    plugins=self.plugins,
-                )
+                if _leaves_form(request, route.command if route else None):
+                    conversation.cancel(uow, request.origin)
+                ctx = self._context(uow, request, desk)
+                if ctx.caller.role == Role.CUSTOMER and (
+                    route is None or not self.router.permissions.allows(Role.CUSTOMER, command.permission)
+                ):
+                    # A customer pressing a button of a staff message (in a shared group) is ignored.
+                    return Reply() if request.from_button else CUSTOMER_HINT
                 if route is None:
                     reply = command.handler(replace(request, args={}), ctx)
                     return replace(
@@ -136,6 +164,93 @@ class Dispatcher:
             )
             return internal_error_reply(ref)
 
+    def handle_event(self, request: Request, *, desk: SupportDesk | None = None) -> Outcome:
+        """Take what is not a command: a plain message or a shared contact. A message from someone
+        answering a form's question is their answer (``Outcome.step``); anything else goes to the
+        handler modules' listeners. User errors become a message to the sender; anything else raises
+        (the adapter logs it and lets the platform deliver the request again). A request whose
+        ``inbox_key`` was handled before raises AlreadyHandled."""
+        assert request.kind is not RequestKind.COMMAND, "commands go to handle()"
+        try:
+            with UnitOfWork(self.session_factory) as uow:
+                self._record_once(uow, request)
+                if request.kind is RequestKind.MESSAGE:
+                    row = conversation.current(uow, request.origin)
+                    if row is not None:
+                        return Outcome(step=conversation.answer(uow, row, text=request.text))
+                ctx = self._context(uow, request, desk)
+                for listener in self.router.listeners(request.kind):
+                    outcome = listener(request, ctx)
+                    if outcome is not None:
+                        return outcome
+                return Outcome()
+        except CrmError as exc:
+            reply = self._answer_once(request, error_reply(_sentence(exc.message)))
+            return Outcome(sends=(reply_to_sender(request, reply, "error"),))
+
+    def report(self, sent: Outgoing, *, message_id: str | None = None, error: str | None = None) -> list[Outgoing]:
+        """How sending ``sent`` went: the platform's id of the message, or why it failed. Writes down what
+        its ``after`` asks for and returns what to send about it in turn (e.g. "Sent to …")."""
+        if sent.after is None:
+            return []
+        recorder = self.router.recorder(sent.after.kind)
+        if recorder is None:
+            log.warning("nothing records %r sends (message %s)", sent.after.kind, sent.key)
+            return []
+        with UnitOfWork(self.session_factory) as uow:
+            return list(recorder(uow, sent, message_id, error))
+
+    # -- step-by-step forms (bot.conversation) -------------------------------------------------------
+
+    def ask(self, origin: Origin, form: Form, *, desk: SupportDesk | None = None) -> Question | Reply:
+        """Begin asking ``form`` one question at a time (replacing a form in progress): the first question,
+        or, when nothing needs asking, the reply of the submitted form."""
+        with UnitOfWork(self.session_factory) as uow:
+            step = conversation.start(uow, origin, form)
+        return self.advance(origin, step, desk=desk)
+
+    def advance(self, origin: Origin, step: Question | Filled, *, desk: SupportDesk | None = None) -> Question | Reply:
+        """The next thing to show for a form step: the question itself, or, for a filled form, the reply of
+        its command (inputs it got wrong are asked again; a reply asking for another form starts that)."""
+        while isinstance(step, Filled):
+            submitted = Request(origin=origin, text=step.form.command, form_values=step.values, can_ask=True)
+            try:
+                reply = self.handle(submitted, desk=desk)
+            except FormRejected as rejected:
+                with UnitOfWork(self.session_factory) as uow:
+                    question = conversation.restart_with_errors(uow, origin, step, rejected.errors)
+                return question or error_reply("; ".join(rejected.errors.values()))
+            if reply.form is None:
+                return reply
+            with UnitOfWork(self.session_factory) as uow:
+                step = conversation.start(uow, origin, reply.form)
+        return step
+
+    def choose(self, request: Request, session_id: int, asked: int, choice: str) -> Chosen | Stale:
+        """A choice pressed under question ``asked`` of form session ``session_id``; AlreadyHandled for a
+        repeated delivery."""
+        origin = request.origin
+        actor = Actor(user_id=None, name=origin.display_name or origin.user_external_id, platform=origin.platform)
+        with UnitOfWork(self.session_factory, actor) as uow:
+            self._record_once(uow, request)
+            return conversation.choose(uow, request.origin, session_id, asked, choice)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _context(self, uow: UnitOfWork, request: Request, desk: SupportDesk | None) -> Context:
+        caller = self._caller(uow, request.origin, desk)
+        request.caller = caller
+        uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
+        return Context(
+            uow=uow,
+            caller=caller,
+            settings=self.settings,
+            router=self.router,
+            platform=request.origin.platform,
+            plugins=self.plugins,
+            desk=desk,
+        )
+
     @staticmethod
     def _record_once(uow: UnitOfWork, request: Request) -> None:
         if request.inbox_key is not None and not inbox.first_time(uow, request.origin.platform, request.inbox_key):
@@ -155,10 +270,21 @@ class Dispatcher:
             return f"That is too long ({size:,} characters; the limit is {limit:,}). Please shorten it."
         return None
 
-    def _caller(self, uow: UnitOfWork, origin: Origin) -> Caller:
+    def _caller(self, uow: UnitOfWork, origin: Origin, desk: SupportDesk | None = None) -> Caller:
+        """Staff (an active CRM user) with their role; else a customer, where customers write to us (a
+        support desk) or whose chat the CRM knows; else someone unknown, with CHATCRM_UNKNOWN_ROLE."""
         # The id comes from the platform itself, so it is looked up as it is (no form check).
-        user = users.user_for_identity(uow, users.PlatformId(origin.platform, origin.user_external_id))
+        platform_id = users.PlatformId(origin.platform, origin.user_external_id)
+        user = users.user_for_identity(uow, platform_id)
         if user is None or not user.active:
+            chat = customer_chats.chat_for(uow, platform_id) if platform_id else None
+            if chat is not None or desk is not None:
+                return Caller(
+                    user_id=None,
+                    name=origin.display_name or origin.user_external_id,
+                    role=Role.CUSTOMER.value,
+                    customer_id=chat.customer_id if chat is not None else None,
+                )
             role = self.settings.unknown_role
             return Caller(
                 user_id=None, name=origin.display_name or origin.user_external_id, role=role.value if role else None
@@ -192,6 +318,13 @@ class Dispatcher:
         if caller.user_id is None or caller.role is None:
             return f"You can't use /{command.name} yet: ask a chatcrm admin to give you a role (/role)."
         return f"Your role ({caller.role}) can't use /{command.name}. Ask an admin if you need it."
+
+
+def _leaves_form(request: Request, command: Command | None) -> bool:
+    """Typing a new command, even an unknown one (not a button, a form submission or /cancel), leaves a
+    form in progress."""
+    typed = request.form_values is None and not request.from_button
+    return typed and (command is None or command.path != ("cancel",))
 
 
 def _sentence(message: str) -> str:

@@ -8,6 +8,7 @@ button press comes back to the router exactly like a typed command.
 from __future__ import annotations
 
 import enum
+import secrets
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -119,6 +120,16 @@ class Reply:
     tone: Tone = Tone.INFO
     # Only the person who asked sees it (Slack ephemeral); platforms without that ignore it.
     private: bool = False
+    # Offer a button that shares the recipient's own phone number, with this label (Telegram's
+    # contact-request keyboard); platforms without one ignore it.
+    share_phone_button: str | None = None
+    # Take such an offer away again (the number was shared).
+    hide_share_phone: bool = False
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to show (the dispatcher's answer to a press that is ignored): adapters send nothing."""
+        return self == Reply()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, for storing a reply in the outbox."""
@@ -161,6 +172,8 @@ class Reply:
             else None,
             tone=Tone(data.get("tone", "info")),
             private=bool(data.get("private", False)),
+            share_phone_button=data.get("share_phone_button"),
+            hide_share_phone=bool(data.get("hide_share_phone", False)),
         )
 
 
@@ -173,6 +186,8 @@ class Caller:
     role: str | None
     timezone: str = "UTC"
     language: str = "en"
+    # For a customer (role "customer") whose chat the CRM knows: their customer record.
+    customer_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -187,11 +202,54 @@ class Origin:
     thread: str | None = None
     is_private: bool = False
     display_name: str | None = None
+    # What to call the person in a greeting ("Hello Carla!"), when the platform knows it.
+    first_name: str | None = None
+
+
+class RequestKind(enum.StrEnum):
+    """What arrived: a command for the router, or something a person did that is not a command."""
+
+    # A command line, typed or carried by a button or a submitted form.
+    COMMAND = "command"
+    # A plain message (not a command): a customer writing to us, a staff reply, an answer to a question.
+    MESSAGE = "message"
+    # Someone shared a phone contact (``Request.contact``).
+    CONTACT = "contact"
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """The message a plain message replies to."""
+
+    # The platform's id of that message (Telegram message_id, Slack ts).
+    message_id: str
+    # True when that message is one the bot sent.
+    from_bot: bool = False
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a message carried besides text (the text already describes it in words)."""
+
+    # photo, file, sticker, voice, video, audio, location
+    kind: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A shared phone contact."""
+
+    phone: str
+    # The platform's id of the person whose contact it is, when it is someone on the platform.
+    user_external_id: str | None = None
 
 
 @dataclass
 class Request:
-    """One command, typed or from a button or form, ready for the router."""
+    """One thing that arrived for the bot: a command (typed or from a button or form), a plain
+    message or a shared contact, ready for the dispatcher."""
 
     origin: Origin
     # The command line as typed or as carried by a button: "/customer acme".
@@ -214,3 +272,66 @@ class Request:
     # (Slack event_id or trigger_id, Telegram update_id): the dispatcher records it in the inbox
     # in the request's own transaction and raises AlreadyHandled for a repeat.
     inbox_key: str | None = None
+    kind: RequestKind = RequestKind.COMMAND
+    # The platform's id of the message that carried this request, if any.
+    message_id: str | None = None
+    # For a plain message: the message it replies to, and what it carried besides text.
+    reply_to: MessageRef | None = None
+    attachments: tuple[Attachment, ...] = ()
+    # For RequestKind.CONTACT.
+    contact: Contact | None = None
+
+    def key_for(self, what: str) -> str:
+        """A stable key for a message sent because of this request: the same each time the same delivery
+        is handled (it is built from the delivery's inbox key, or the platform's message id)."""
+        delivery = self.inbox_key or self.message_id
+        if delivery is None:
+            # Nothing identifies the delivery (a test, a console line): the key is only unique.
+            delivery = f"once-{secrets.token_hex(8)}"
+        return f"{self.origin.platform}:{self.origin.conversation}:{delivery}:{what}"
+
+
+# -- what goes out ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a message goes: a conversation on a platform, optionally in a thread or answering a message."""
+
+    platform: str
+    conversation: str
+    thread: str | None = None
+    # The platform's id of a message this one answers (shown as a reply to it).
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class AfterSend:
+    """What to write down once a message was sent (or finally failed), handed back to the dispatcher's
+    ``report`` with the outcome. ``kind`` names the recorder a handler module registered; ``ref`` is the
+    row it is about (e.g. a ticket message); ``notify`` is where to tell someone about the outcome."""
+
+    kind: str
+    ref: int
+    notify: Destination | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to send: where, what, and a key that is the same every time the same cause is
+    handled again, so a repeat can be recognised (and, with an outbox, sent once)."""
+
+    to: Destination
+    reply: Reply
+    key: str
+    after: AfterSend | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What handling a plain message or a shared contact produced: the messages to send, in order,
+    or (``step``) a question of a form in progress to ask the sender, or the filled form to submit."""
+
+    sends: tuple[Outgoing, ...] = ()
+    # A bot.conversation.Question or Filled (typed loosely: that module builds on this one).
+    step: Any = None

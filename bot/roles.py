@@ -4,7 +4,10 @@ Every command names a permission; a role not granted it is refused (deny by defa
 grants come from the ``register_permissions`` hook: chatcrm's own are below (this module is a
 built-in plugin), and a plugin adds its permissions and says which roles get them. ``admin`` has
 every permission. Someone the CRM does not know gets the role set by ``CHATCRM_UNKNOWN_ROLE``
-(default: none, which allows only what is granted to ``anyone``: /help and opting out).
+(default: none, which allows only what is granted to ``anyone``: /help, /whoami and opting out),
+except where customers write to us (a platform with a support desk, or someone whose customer
+chat the CRM knows): there they are a ``customer``, who may write (their messages become
+tickets), /start, /help, /link, /rate, /stop and /cancel.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterable
 
 from bot.hookspecs import hookimpl
 from bot.plugin_types import PermissionGrant
-from crm_core.models import Role
+from crm_core.models import STAFF_ROLES, Role
 
 # The pseudo-role of someone with no role (unknown to the CRM, or given none).
 ANYONE = "anyone"
@@ -23,7 +26,10 @@ ANYONE = "anyone"
 class Permission(enum.StrEnum):
     """chatcrm's own permissions. Plugins name theirs as plain strings ("quotes.create")."""
 
+    # Help, /link, /rate, /start, /cancel: everyone, customers included.
     HELP = "help"
+    # Your CRM account (/whoami, the Home tab): everyone but customers, who have none.
+    ACCOUNT = "account"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
     NOTES_WRITE = "notes.write"
@@ -53,6 +59,7 @@ class Permission(enum.StrEnum):
 
 _DESCRIPTIONS = {
     Permission.HELP: "see the commands you can use",
+    Permission.ACCOUNT: "see your own CRM account (/whoami, the Home tab)",
     Permission.CUSTOMERS_READ: "look up customers and their cards",
     Permission.CUSTOMERS_WRITE: "create and edit customers",
     Permission.NOTES_WRITE: "log notes, calls and meetings",
@@ -75,7 +82,8 @@ _DESCRIPTIONS = {
     Permission.OPT_OUT: "stop marketing messages to yourself",
 }
 
-_ANYONE = {Permission.HELP, Permission.OPT_OUT}
+_CUSTOMER = {Permission.HELP, Permission.OPT_OUT}
+_ANYONE = _CUSTOMER | {Permission.ACCOUNT}
 _VIEWER = _ANYONE | {Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ, Permission.PROFILE}
 _SALES = _VIEWER | {
     Permission.CUSTOMERS_WRITE,
@@ -94,6 +102,8 @@ _MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAG
 
 _BUILTIN_ROLES: dict[str, set[Permission]] = {
     ANYONE: _ANYONE,
+    # Customers writing to us have no CRM account to look at.
+    Role.CUSTOMER.value: _CUSTOMER,
     Role.VIEWER.value: _VIEWER,
     Role.SALES.value: _SALES,
     Role.SUPPORT.value: _SUPPORT,
@@ -127,8 +137,8 @@ class PermissionTable:
                     raise ValueError(f"permission {grant.permission!r} is granted to an unknown role {role!r}")
                 self._by_role.setdefault(role, set()).add(grant.permission)
         self._by_role[Role.ADMIN.value] = set(self.descriptions)
-        # Whatever anyone may do, every role may do.
-        for role in known_roles:
+        # Whatever anyone may do, every staff role may do (customers get only what is granted to them).
+        for role in {r.value for r in STAFF_ROLES}:
             self._by_role.setdefault(role, set()).update(self._by_role.get(ANYONE, set()))
 
     def names(self) -> set[str]:

@@ -1,26 +1,35 @@
 """Commands and how a command line finds its handler.
 
 Handler modules declare their commands on a ``CommandGroup`` and contribute it through the
-``register_commands`` hook; the router collects the groups from every plugin, findss the command for a line (``/customer new ...`` before ``/customer ...``), and knows the
-usage line and permission of each.
+``register_commands`` hook; the router collects the groups from every plugin, finds the command
+for a line (``/customer new ...`` before ``/customer ...``), and knows the usage line and
+permission of each. A group may also listen for what is not a command (a plain message, a shared
+contact: ``RequestKind``) and record how sending a message it asked for went (``after_send``, by
+the ``AfterSend.kind`` it put on the message).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.args import Param, Token, UsageError, tokenize
-from bot.messages import Form, Reply
+from bot.messages import Form, Outcome, Outgoing, Reply, RequestKind
 from bot.roles import Permission, PermissionTable
 
 if TYPE_CHECKING:
     from bot.context import Context
     from bot.messages import Request
+    from crm_core.uow import UnitOfWork
 
 Handler = Callable[["Request", "Context"], Reply]
 FormBuilder = Callable[["Request", "Context", dict[str, str]], Form]
+# Handles a request that is not a command; None leaves it to the next listener.
+Listener = Callable[["Request", "Context"], Outcome | None]
+# Writes down how sending a message went (the platform's message id, or why it failed) and
+# returns what to send about it in turn.
+Recorder = Callable[["UnitOfWork", Outgoing, str | None, str | None], Sequence[Outgoing]]
 
 # Commands may be written "/crm customer acme" (one Slack command for everything) or "/customer acme".
 UMBRELLA = "crm"
@@ -64,6 +73,26 @@ class CommandGroup:
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
+        self.listeners: list[tuple[RequestKind, Listener]] = []
+        self.recorders: dict[str, Recorder] = {}
+
+    def listen(self, kind: RequestKind) -> Callable[[Listener], Listener]:
+        """Register a handler for requests of ``kind`` that are not commands (plain messages, contacts)."""
+
+        def register(listener: Listener) -> Listener:
+            self.listeners.append((kind, listener))
+            return listener
+
+        return register
+
+    def after_send(self, kind: str) -> Callable[[Recorder], Recorder]:
+        """Register what to write down when a message carrying ``AfterSend(kind, …)`` was sent or failed."""
+
+        def register(recorder: Recorder) -> Recorder:
+            self.recorders[kind] = recorder
+            return recorder
+
+        return register
 
     def command(
         self,
@@ -109,11 +138,26 @@ class Router:
     def __init__(self, groups: Iterable[CommandGroup], permissions: PermissionTable):
         self.permissions = permissions
         self._commands: dict[tuple[str, ...], Command] = {}
+        self._listeners: dict[RequestKind, list[Listener]] = {}
+        self._recorders: dict[str, Recorder] = {}
         for group in groups:
             for command in group.commands:
                 if command.path in self._commands:
                     raise ValueError(f"command /{command.name} is registered twice")
                 self._commands[command.path] = command
+            for kind, listener in group.listeners:
+                self._listeners.setdefault(kind, []).append(listener)
+            for name, recorder in group.recorders.items():
+                if name in self._recorders:
+                    raise ValueError(f"after-send recorder {name!r} is registered twice")
+                self._recorders[name] = recorder
+
+    def listeners(self, kind: RequestKind) -> list[Listener]:
+        """The handlers of ``kind`` requests, in the order their groups were given."""
+        return self._listeners.get(kind, [])
+
+    def recorder(self, kind: str) -> Recorder | None:
+        return self._recorders.get(kind)
 
     @property
     def commands(self) -> list[Command]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
 from crm_core.errors import SetupError
-from crm_core.models import Role
+from crm_core.models import STAFF_ROLES, Role
 from crm_core.services import sla
 from crm_core.services.users import PlatformId, parse_admins
 
@@ -32,9 +32,13 @@ def _role(value: str | None, name: str) -> Role | None:
     if not value or value.strip().lower() in ("", "none"):
         return None
     try:
-        return Role(value.strip().lower())
+        role = Role(value.strip().lower())
     except ValueError:
-        raise SettingsError(f"{name}={value!r} is not a role ({', '.join(r.value for r in Role)} or none)") from None
+        role = None
+    if role not in STAFF_ROLES:
+        known = ", ".join(r.value for r in STAFF_ROLES)
+        raise SettingsError(f"{name}={value!r} is not a role ({known} or none)") from None
+    return role
 
 
 def _plugin_modules(raw: str) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
 """The layers of design.md hold: crm_core never imports the bot layer or a chat SDK; handlers never
-import an SDK or an adapter; nothing connects at import time."""
+import an SDK or an adapter; adapters reach the CRM through the bot core, never crm_core.services;
+the Telegram adapter keeps no support workflow of its own; nothing connects at import time."""
 
 from __future__ import annotations
 
@@ -38,6 +39,27 @@ def test_crm_core_imports_neither_bot_nor_sdks():
 
 def test_handlers_import_no_sdk_and_no_adapter():
     assert _offenders("bot/handlers", (*SDKS, "bot.adapters")) == {}
+
+
+def test_adapters_go_through_the_core_not_the_services():
+    assert _offenders("bot/adapters", ("crm_core.services",)) == {}
+
+
+def test_the_telegram_adapter_holds_no_customer_allow_list_or_support_flow():
+    folder = ROOT / "bot" / "adapters" / "telegram"
+    assert not (folder / "support.py").exists() and not (folder / "conversation.py").exists()
+    source = "\n".join(path.read_text(encoding="utf-8") for path in folder.rglob("*.py"))
+    assert "CUSTOMER_COMMANDS" not in source
+
+
+def test_the_neutral_support_flow_names_no_platform():
+    for path in (ROOT / "bot" / "handlers" / "support.py", ROOT / "crm_core" / "services" / "support_inbox.py"):
+        text = path.read_text(encoding="utf-8").lower()
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        literals = {n.value.lower() for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        assert not any("telegram" in value or "slack" in value for value in literals), path
+        assert "platform.telegram" not in code and "platform.slack" not in code, path
 
 
 def test_importing_the_packages_connects_to_nothing():

@@ -73,8 +73,10 @@ def test_viewer_cannot_write(chat, app):
 def test_every_permission_belongs_to_admin_and_the_table_denies_by_default(app):
     table = app.router.permissions
     assert table.granted(Role.ADMIN) >= {p.value for p in Permission}
-    # Someone unknown may ask for help and stop marketing messages to themselves, nothing else.
-    assert table.granted(None) == {Permission.HELP, Permission.OPT_OUT}
+    # Someone unknown may ask for help, see who they are and stop marketing messages to themselves, nothing
+    # else; a customer the same, except that they have no CRM account to look at.
+    assert table.granted(None) == {Permission.HELP, Permission.ACCOUNT, Permission.OPT_OUT}
+    assert table.granted(Role.CUSTOMER) == {Permission.HELP, Permission.OPT_OUT}
     for command in app.router.commands:
         assert str(command.permission) in table.names(), command.name
 

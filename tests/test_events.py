@@ -156,9 +156,7 @@ def test_deal_created_stage_changed_won_and_lost(chat, app, rep, acme):
 def test_ticket_created_assigned_status_changed_rated_and_notes(chat, app, acme):
     agent = chat.user("Sam Support", Role.SUPPORT)
     with app.uow() as uow:
-        uow.session.add(
-            CustomerChat(customer_id=acme, platform="telegram", external_id="555", conversation="555")
-        )
+        uow.session.add(CustomerChat(customer_id=acme, platform="telegram", external_id="555", conversation="555"))
     chat.say(agent, '/ticket new acme "printer jams" high')
     chat.say(agent, "/ticket assign 1 me")
     chat.say(agent, "/ticket assign 1 me")  # no change, no event

@@ -38,7 +38,7 @@ def grant_role(req: Request, ctx: Context) -> Reply:
     return Reply(text=f"{user.name} (#{user.id}) is now {role or 'without a role'}.", tone=Tone.SUCCESS)
 
 
-@group.command("whoami", summary="Your CRM user, role and linked chat accounts", permission=Permission.HELP)
+@group.command("whoami", summary="Your CRM user, role and linked chat accounts", permission=Permission.ACCOUNT)
 def whoami(req: Request, ctx: Context) -> Reply:
     caller = ctx.caller
     if caller.user_id is None:

@@ -1,13 +1,17 @@
-"""/help: the commands the caller's role may use, with their usage."""
+"""/help: the commands the caller's role may use, with their usage (for a customer: the greeting, since
+what they can do is write to us); /cancel: leave a form that is being asked one question at a time."""
 
 from __future__ import annotations
 
+from bot import conversation
 from bot.args import rest
 from bot.context import Context
+from bot.handlers.support import greeting
 from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.models import Role
 
 group = CommandGroup()
 
@@ -20,6 +24,8 @@ group = CommandGroup()
     usage="[command]",
 )
 def show_help(req: Request, ctx: Context) -> Reply:
+    if ctx.caller.role == Role.CUSTOMER:
+        return greeting(req, ctx)
     topic = (req.args.get("topic") or "").strip().lstrip("/").lower()
     visible = ctx.router.visible_to(ctx.caller.role)
     if topic:
@@ -40,6 +46,12 @@ def show_help(req: Request, ctx: Context) -> Reply:
         footer=footer or "Commands also work as /crm <command>. Arguments with spaces go in quotes.",
         private=True,
     )
+
+
+@group.command("cancel", summary="Stop the questions of a command in progress", permission=Permission.HELP, hidden=True)
+def cancel(req: Request, ctx: Context) -> Reply:
+    cancelled = conversation.cancel(ctx.uow, req.origin)
+    return Reply(text="Cancelled." if cancelled else "There is nothing to cancel.")
 
 
 @hookimpl

@@ -95,7 +95,9 @@ def assigned_tickets(ctx: Context) -> Section | None:
     )
 
 
-@group.command("home", summary="Your open deals, follow-ups due and tickets", permission=Permission.HELP, hidden=True)
+@group.command(
+    "home", summary="Your open deals, follow-ups due and tickets", permission=Permission.ACCOUNT, hidden=True
+)
 def home(req: Request, ctx: Context) -> Reply:
     if ctx.caller.user_id is None or ctx.caller.role is None:
         return Reply(

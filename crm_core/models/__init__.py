@@ -41,7 +41,7 @@ from crm_core.models.predictions import CustomerScore, ModelRun
 from crm_core.models.scheduling import ScheduledJob, SchedulerLock
 from crm_core.models.templates import TemplateOverride
 from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
-from crm_core.models.users import Identity, Role, User
+from crm_core.models.users import STAFF_ROLES, Identity, Role, User
 
 _audit.install()
 
@@ -76,6 +76,7 @@ __all__ = [
     "TicketStatus",
     "Identity",
     "Role",
+    "STAFF_ROLES",
     "User",
     "OutboxMessage",
     "OutboxStatus",

@@ -18,6 +18,13 @@ class Role(enum.StrEnum):
     SALES = "sales"
     SUPPORT = "support"
     VIEWER = "viewer"
+    # Someone outside the company writing to us (a customer's chat), never a user's stored role:
+    # the dispatcher gives it to a caller who is not staff on a platform customers write to.
+    CUSTOMER = "customer"
+
+
+# The roles a user can be granted (/role, CHATCRM_UNKNOWN_ROLE).
+STAFF_ROLES = (Role.ADMIN, Role.MANAGER, Role.SALES, Role.SUPPORT, Role.VIEWER)
 
 
 class User(Timestamped, Base):

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, platforms, text
 from crm_core.errors import NotFound, ValidationError
-from crm_core.models import Identity, Role, User
+from crm_core.models import STAFF_ROLES, Identity, Role, User
 from crm_core.uow import UnitOfWork
 
 
@@ -98,11 +98,15 @@ def bootstrap_admins(uow: UnitOfWork, admins: list[PlatformId]) -> list[User]:
 
 
 def parse_role(raw: str) -> Role:
+    """A role a user may be granted; "customer" is not one (customers are not users)."""
     try:
-        return Role(raw.strip().lower())
+        role = Role(raw.strip().lower())
     except ValueError:
-        known = ", ".join(r.value for r in Role)
+        role = None
+    if role not in STAFF_ROLES:
+        known = ", ".join(r.value for r in STAFF_ROLES)
         raise ValidationError(f"unknown role {raw!r} (roles: {known})", field="role") from None
+    return role
 
 
 def find_user(uow: UnitOfWork, reference: str) -> User:

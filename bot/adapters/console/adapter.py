@@ -15,8 +15,7 @@ from bot.adapters.console.render import render_text
 from bot.bootstrap import App
 from bot.dispatch import FormRejected
 from bot.messages import Form, Origin, Reply, Request
-from crm_core.models import Role
-from crm_core.services import users
+from bot.operator import local_operator
 
 PROMPT = "chatcrm> "
 CONSOLE_ADMIN = "admin"
@@ -24,20 +23,7 @@ CONSOLE_ADMIN = "admin"
 
 def console_identity(app: App, as_user: str | None) -> Origin:
     """The console's identity: an admin by default, or an existing CRM user with ``--as``."""
-    with app.uow() as uow:
-        if as_user:
-            user = users.find_user(uow, as_user)
-            existing = [i.external_id for i in user.identities if i.platform == TRAITS.name]
-            external_id = existing[0] if existing else f"user-{user.id}"
-            if not existing:
-                users.link_identity(uow, user, users.PlatformId(TRAITS.name, external_id))
-            name = user.name
-        else:
-            external_id = CONSOLE_ADMIN
-            name = f"Console admin ({getpass.getuser()})"
-            user = users.ensure_user(uow, users.PlatformId(TRAITS.name, external_id), display_name=name)
-            if user.role is None:
-                user.role = Role.ADMIN
+    external_id, name = local_operator(app, TRAITS.name, as_user, CONSOLE_ADMIN, f"Console admin ({getpass.getuser()})")
     return Origin(
         platform=TRAITS.name,
         user_external_id=external_id,

@@ -5,14 +5,17 @@ either registers the webhook (setWebhook with the secret, when TELEGRAM_WEBHOOK_
 starts long polling. In polling mode this object is the worker's ``WorkerService``; in webhook
 mode ``bot.adapters.telegram.webhook`` feeds it one update per HTTP request.
 
-Every update goes through ``_on_update``:
-- commands and button presses become ``Request``s for the dispatcher (staff only, except the
-  few a customer needs: /start, /help, /link, /rate, /stop); /start from a customer in a
-  private chat also opts them in to campaign messages; a reply asking for a form starts a
-  step-by-step conversation;
-- a plain message answers the form in progress, or is a staff reply to a relayed customer
-  message (in the support chat), or, privately from a customer, goes into their ticket;
-- a shared contact links the customer's chat to their record by phone number.
+Every update goes through ``_on_update``, which only translates and sends; what an update means
+is decided by the platform-neutral core:
+- commands and button presses become command ``Request``s for the dispatcher, which knows who is
+  staff and who is a customer (role "customer": anyone not linked as staff, since anyone can write
+  to a bot); a reply asking for a form is asked one question at a time (``bot.conversation``),
+  rendered here as inline keyboards for choices and ForceReply prompts in groups;
+- a plain message or a shared contact becomes a message / contact ``Request``; the dispatcher's
+  answer is the messages to send (a customer's message: thanks and a relay to the support chat;
+  a staff reply there: the answer to the customer), which are sent here, and how each send went
+  is reported back (``Dispatcher.report``) so the CRM records it.
+The support desk (``bot.desk``) tells the core which chat is the support chat.
 Database work runs in worker threads (SQLAlchemy is synchronous), sending happens after the
 transaction committed. Each update's inbox row is written in the transaction of its effect.
 """
@@ -25,39 +28,27 @@ import logging
 import re
 from dataclasses import dataclass
 
-from telegram import (
-    BotCommand,
-    ForceReply,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
-    ReplyKeyboardRemove,
-    Update,
-)
+from telegram import BotCommand, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 
-from bot.adapters.telegram import callbacks, conversation, support
-from bot.adapters.telegram.conversation import Filled, Question
+from bot.adapters.telegram import callbacks
 from bot.adapters.telegram.inbound import PLATFORM, Inbound, from_update
 from bot.adapters.telegram.outgoing import Outgoing, chat_id, delivery_error
 from bot.adapters.telegram.render import escape, render_question
 from bot.adapters.telegram.settings import TelegramSettings
 from bot.bootstrap import App
-from bot.dispatch import AlreadyHandled, FormRejected, error_reply, internal_error_reply, new_reference
-from bot.messages import Origin, Reply, Request
+from bot.conversation import Question, Stale
+from bot.desk import SupportDesk
+from bot.dispatch import AlreadyHandled, internal_error_reply, new_reference
+from bot.messages import Destination, Reply
+from bot.messages import Outgoing as Send
 from bot.router import Router
-from crm_core import inbox
-from crm_core.actor import Actor
-from crm_core.services import link_codes, sla, tickets
 
 log = logging.getLogger("chatcrm.telegram")
 
 ALLOWED_UPDATES = ["message", "callback_query"]
-# What someone who is not (yet) linked to a CRM user may run besides /start, /help and /cancel.
-CUSTOMER_COMMANDS = frozenset({"link", "rate", "stop"})
 CHOICES_PER_ROW = 3
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 
@@ -70,18 +61,6 @@ class _Outcome:
 
 
 _OUTCOME: contextvars.ContextVar[_Outcome | None] = contextvars.ContextVar("telegram_outcome", default=None)
-
-
-@dataclass(frozen=True)
-class _Stale:
-    """A press of an answer button under a question that is no longer the open one."""
-
-
-@dataclass(frozen=True)
-class _Chosen:
-    step: Question | Filled
-    label: str
-    shown: str
 
 
 def bot_commands(router: Router) -> list[BotCommand]:
@@ -116,11 +95,19 @@ class TelegramBot:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self.outgoing = Outgoing(self.application.bot, app.session_factory)
-        self.targets = sla.targets_from_env(app.settings.extra)
 
     @property
     def bot(self):
         return self.application.bot
+
+    @property
+    def desk(self) -> SupportDesk:
+        """Customers write to this bot; their messages are relayed to TELEGRAM_SUPPORT_CHAT_ID."""
+        room = self.settings.support_chat_id
+        return SupportDesk(
+            staff_room=Destination(PLATFORM, room) if room is not None else None,
+            bot_name=self.bot.first_name or "chatcrm",
+        )
 
     # -- run --------------------------------------------------------------------------------------
 
@@ -201,190 +188,42 @@ class TelegramBot:
     async def _route(self, inbound: Inbound) -> None:
         if inbound.is_callback:
             await self._on_press(inbound)
-        elif inbound.contact_phone is not None:
-            await self._on_contact(inbound)
         elif inbound.is_command:
-            await self._on_command(inbound)
+            await self._dispatch(inbound)
         else:
-            await self._on_text(inbound)
+            await self._on_event(inbound)
 
-    # -- database steps (run in a worker thread) ----------------------------------------------------
-
-    def _uow(self, inbound: Inbound):
-        return self.app.uow(
-            Actor(user_id=None, name=inbound.origin.display_name or inbound.origin.user_external_id, platform=PLATFORM)
-        )
-
-    def _first_time(self, inbound: Inbound) -> bool:
-        with self._uow(inbound) as uow:
-            return inbox.first_time(uow, PLATFORM, inbound.key)
-
-    def _before_command(self, inbound: Inbound) -> bool:
-        """Whether the sender is staff; typing a new command also leaves a form in progress (unless the
-        command is a re-delivery, whose first delivery may be what started that form)."""
-        with self._uow(inbound) as uow:
-            if inbound.command != "cancel" and not inbox.seen(uow, PLATFORM, inbound.key):
-                conversation.cancel(uow, inbound.origin)
-            return support.staff_user(uow, inbound) is not None
-
-    def _customer_started(self, inbound: Inbound) -> bool:
-        """A customer's /start: their chat (a placeholder customer on first contact) and their consent
-        to campaign messages here. False for a re-delivered update."""
-        with self._uow(inbound) as uow:
-            if not inbox.first_time(uow, PLATFORM, inbound.key):
-                return False
-            support.customer_started(uow, inbound)
-            return True
-
-    def _cancel(self, inbound: Inbound) -> bool | None:
-        with self._uow(inbound) as uow:
-            if not inbox.first_time(uow, PLATFORM, inbound.key):
-                return None
-            return conversation.cancel(uow, inbound.origin)
-
-    def _start_form(self, origin: Origin, form) -> Question | Filled:
-        with self.app.uow() as uow:
-            return conversation.start(uow, origin, form)
-
-    def _submit(self, origin: Origin, filled: Filled) -> Reply | Question:
-        request = Request(origin=origin, text=filled.form.command, form_values=filled.values, can_ask=True)
-        try:
-            return self.app.dispatcher.handle(request)
-        except FormRejected as rejected:
-            with self.app.uow() as uow:
-                question = conversation.restart_with_errors(uow, origin, filled, rejected.errors)
-            return question or error_reply("; ".join(rejected.errors.values()))
-
-    def _decode(self, data: str):
-        with self.app.uow() as uow:
-            return callbacks.decode(uow, data)
-
-    def _take_choice(self, inbound: Inbound, chosen: callbacks.Answer) -> _Chosen | _Stale | None:
-        with self._uow(inbound) as uow:
-            if not inbox.first_time(uow, PLATFORM, inbound.key):
-                return None
-            row = conversation.current(uow, inbound.origin)
-            if row is None or row.id != chosen.session_id or row.asked != chosen.asked:
-                return _Stale()
-            field = conversation.question_of(row).field
-            if chosen.choice == callbacks.SKIP:
-                shown = "(skipped)"
-            elif chosen.choice == callbacks.KEEP:
-                shown = field.initial or ""
-            else:
-                index = int(chosen.choice)
-                shown = field.choices[index] if 0 <= index < len(field.choices) else "?"
-            return _Chosen(conversation.answer(uow, row, choice=chosen.choice), field.label, shown)
-
-    def _take_text(self, inbound: Inbound):
-        """What a plain message is, with its effect written: a form answer, a staff answer, a customer's message."""
-        with self._uow(inbound) as uow:
-            if not inbox.first_time(uow, PLATFORM, inbound.key):
-                return None
-            row = conversation.current(uow, inbound.origin)
-            if row is not None:
-                return conversation.answer(uow, row, text=inbound.text)
-            user = support.staff_user(uow, inbound)
-            if user is not None:
-                uow.act_as(Actor(user_id=user.id, name=user.name, platform=PLATFORM))
-                if inbound.origin.conversation == self.settings.support_chat_id:
-                    return support.staff_answered(uow, inbound)
-                return support.STAFF_HINT if inbound.origin.is_private else None
-            if inbound.origin.is_private:
-                return support.customer_wrote(uow, inbound, self.targets)
-            return None
-
-    def _take_contact(self, inbound: Inbound) -> support.ContactLinked | Reply | None:
-        with self._uow(inbound) as uow:
-            if not inbox.first_time(uow, PLATFORM, inbound.key):
-                return None
-            if support.staff_user(uow, inbound) is not None:
-                return Reply(text="You are linked as staff; there is nothing to do with your number here.")
-            return support.contact_shared(uow, inbound)
-
-    def _record_relay(self, message_id: int, conversation_id: str, relay_id: int) -> None:
-        with self.app.uow() as uow:
-            tickets.record_relay(uow, message_id, conversation_id, str(relay_id))
-
-    def _record_delivery(self, message_id: int, external_id: int | None, error: str | None) -> None:
-        with self.app.uow() as uow:
-            tickets.record_delivery(
-                uow, message_id, error=error, external_message_id=str(external_id) if external_id else None
-            )
-
-    # -- handling ------------------------------------------------------------------------------------
+    # -- commands and forms ---------------------------------------------------------------------------
 
     async def _send(self, inbound: Inbound, reply: Reply, **kwargs) -> None:
         await self.outgoing.reply(inbound.origin.conversation, reply, thread=inbound.origin.thread, **kwargs)
-
-    async def _on_command(self, inbound: Inbound) -> None:
-        name = inbound.command
-        if name == "cancel":
-            cancelled = await asyncio.to_thread(self._cancel, inbound)
-            if cancelled is not None:
-                await self._send(inbound, Reply(text="Cancelled." if cancelled else "There is nothing to cancel."))
-            return
-        staff = await asyncio.to_thread(self._before_command, inbound)
-        if name == "start":
-            # t.me/<bot>?start=<code> deep links carry a link code.
-            if inbound.argument and link_codes.looks_like_code(inbound.argument):
-                await self._dispatch(inbound, text=f"/link {inbound.argument}")
-            elif staff:
-                await self._dispatch(inbound, text="/help")
-            else:
-                if inbound.origin.is_private and await asyncio.to_thread(self._customer_started, inbound):
-                    await self._greet(inbound, dedupe=False)
-                elif not inbound.origin.is_private:
-                    await self._greet(inbound)
-            return
-        if not staff and name not in CUSTOMER_COMMANDS:
-            if await asyncio.to_thread(self._first_time, inbound):
-                if name == "help":
-                    await self._greet(inbound, dedupe=False)
-                else:
-                    await self._send(inbound, support.CUSTOMER_HINT)
-            return
-        await self._dispatch(inbound)
-
-    async def _greet(self, inbound: Inbound, *, dedupe: bool = True) -> None:
-        if dedupe and not await asyncio.to_thread(self._first_time, inbound):
-            return
-        markup = None
-        if inbound.origin.is_private:
-            markup = ReplyKeyboardMarkup(
-                [[KeyboardButton("Share my phone number", request_contact=True)]],
-                resize_keyboard=True,
-                one_time_keyboard=True,
-            )
-        await self._send(inbound, support.greeting(inbound.first_name, self.bot.first_name), markup=markup)
 
     async def _dispatch(
         self, inbound: Inbound, *, text: str | None = None, from_button: bool = False, wants_form: bool = False
     ) -> None:
         request = inbound.request(text=text, from_button=from_button, wants_form=wants_form)
         try:
-            reply = await asyncio.to_thread(self.app.dispatcher.handle, request)
+            reply = await asyncio.to_thread(self.app.dispatcher.handle, request, desk=self.desk)
         except AlreadyHandled:
             return
         await self._deliver(inbound, reply)
 
     async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
         if reply.form is not None:
-            step = await asyncio.to_thread(self._start_form, inbound.origin, reply.form)
-            await self._next_step(inbound, step)
+            step = await asyncio.to_thread(self.app.dispatcher.ask, inbound.origin, reply.form, desk=self.desk)
+            await self._show(inbound, step)
+            return
+        if reply.is_empty:
             return
         # In a group, answer the message that asked, so the right person sees it is theirs.
         reply_to = None if inbound.origin.is_private or inbound.is_callback else inbound.message_id
         await self._send(inbound, reply, reply_to=reply_to)
 
-    async def _next_step(self, inbound: Inbound, step: Question | Filled) -> None:
-        while isinstance(step, Filled):
-            outcome = await asyncio.to_thread(self._submit, inbound.origin, step)
-            if isinstance(outcome, Reply):
-                await self._deliver(inbound, outcome)
-                return
-            step = outcome
-        await self._ask(inbound, step)
+    async def _show(self, inbound: Inbound, step: Question | Reply) -> None:
+        if isinstance(step, Question):
+            await self._ask(inbound, step)
+        else:
+            await self._deliver(inbound, step)
 
     async def _ask(self, inbound: Inbound, question: Question) -> None:
         in_group = not inbound.origin.is_private
@@ -427,6 +266,10 @@ class TelegramBot:
             inbound.origin.conversation, [html], markup, thread=inbound.origin.thread, reply_to=reply_to
         )
 
+    def _decode(self, data: str):
+        with self.app.uow() as uow:
+            return callbacks.decode(uow, data)
+
     async def _on_press(self, inbound: Inbound) -> None:
         decoded = await asyncio.to_thread(self._decode, inbound.text)
         if decoded is None:
@@ -434,15 +277,15 @@ class TelegramBot:
             return
         if isinstance(decoded, callbacks.Press):
             await self.bot.answer_callback_query(inbound.callback_id)
-            name = decoded.command.split()[0].lstrip("/").split("@")[0].lower() if decoded.command.split() else ""
-            if name not in CUSTOMER_COMMANDS and not await asyncio.to_thread(self._is_staff, inbound):
-                return
             await self._dispatch(inbound, text=decoded.command, from_button=True, wants_form=decoded.opens_form)
             return
-        chosen = await asyncio.to_thread(self._take_choice, inbound, decoded)
-        if chosen is None:
+        try:
+            chosen = await asyncio.to_thread(
+                self.app.dispatcher.choose, inbound.request(), decoded.session_id, decoded.asked, decoded.choice
+            )
+        except AlreadyHandled:
             return
-        if isinstance(chosen, _Stale):
+        if isinstance(chosen, Stale):
             await self.bot.answer_callback_query(inbound.callback_id, "That question is no longer open.")
             return
         await self.bot.answer_callback_query(inbound.callback_id)
@@ -453,60 +296,42 @@ class TelegramBot:
             message_id=inbound.message_id,
             parse_mode=ParseMode.HTML,
         )
-        await self._next_step(inbound, chosen.step)
+        step = await asyncio.to_thread(self.app.dispatcher.advance, inbound.origin, chosen.step, desk=self.desk)
+        await self._show(inbound, step)
 
-    def _is_staff(self, inbound: Inbound) -> bool:
-        with self.app.uow() as uow:
-            return support.staff_user(uow, inbound) is not None
+    # -- plain messages and shared contacts ---------------------------------------------------------------
 
-    async def _on_text(self, inbound: Inbound) -> None:
-        outcome = await asyncio.to_thread(self._take_text, inbound)
-        if outcome is None:
+    async def _on_event(self, inbound: Inbound) -> None:
+        try:
+            outcome = await asyncio.to_thread(self.app.dispatcher.handle_event, inbound.request(), desk=self.desk)
+        except AlreadyHandled:
             return
-        if isinstance(outcome, Question | Filled):
-            await self._next_step(inbound, outcome)
-        elif isinstance(outcome, support.CustomerWrote):
-            await self._relay(inbound, outcome)
-        elif isinstance(outcome, support.StaffAnswered):
-            await self._answer_customer(inbound, outcome)
-        else:
-            await self._send(inbound, outcome)
+        if outcome.step is not None:
+            step = await asyncio.to_thread(self.app.dispatcher.advance, inbound.origin, outcome.step, desk=self.desk)
+            await self._show(inbound, step)
+        await self._perform(list(outcome.sends))
 
-    async def _relay(self, inbound: Inbound, wrote: support.CustomerWrote) -> None:
-        if wrote.opened:
-            await self._send(inbound, support.received_reply(wrote))
-        target = self.settings.support_chat_id
-        if target is None:
-            log.warning(
-                "ticket #%s got a message but TELEGRAM_SUPPORT_CHAT_ID is not set: nobody was told", wrote.ticket_id
+    async def _perform(self, sends: list[Send]) -> None:
+        """Send each message in order and report how it went; what the report asks to send follows."""
+        while sends:
+            item = sends.pop(0)
+            message_id, error = await self._send_one(item)
+            if item.after is not None:
+                sends.extend(
+                    await asyncio.to_thread(self.app.dispatcher.report, item, message_id=message_id, error=error)
+                )
+
+    async def _send_one(self, item: Send) -> tuple[str | None, str | None]:
+        """(the sent message's id, None) or (None, why it was not sent)."""
+        to = item.to
+        if to.platform != PLATFORM:
+            log.warning("message %s is for %s, which this Telegram bot cannot send to", item.key, to.platform)
+            return None, f"it is on {to.platform}, which this bot cannot send to"
+        try:
+            sent = await self.outgoing.reply(
+                to.conversation, item.reply, thread=to.thread, reply_to=int(to.reply_to) if to.reply_to else None
             )
-            return
-        relayed = await self.outgoing.reply(target, support.relay_reply(wrote))
-        await asyncio.to_thread(self._record_relay, wrote.message_id, target, relayed.message_id)
-
-    async def _answer_customer(self, inbound: Inbound, answered: support.StaffAnswered) -> None:
-        error: str | None = None
-        sent_id: int | None = None
-        if answered.customer_conversation is None:
-            error = "the customer has no Telegram chat with us"
-        else:
-            try:
-                sent = await self.outgoing.reply(answered.customer_conversation, Reply(text=answered.text))
-                sent_id = sent.message_id
-            except TelegramError as exc:
-                error = str(delivery_error(exc))
-        await asyncio.to_thread(self._record_delivery, answered.message_id, sent_id, error)
-        await self._send(inbound, support.delivered_reply(answered, error), reply_to=inbound.message_id)
-
-    async def _on_contact(self, inbound: Inbound) -> None:
-        if not inbound.origin.is_private:
-            return
-        if str(inbound.contact_user_id) != inbound.origin.user_external_id:
-            if await asyncio.to_thread(self._first_time, inbound):
-                await self._send(inbound, support.OWN_CONTACT_ONLY)
-            return
-        outcome = await asyncio.to_thread(self._take_contact, inbound)
-        if outcome is None:
-            return
-        reply = support.linked_reply(outcome) if isinstance(outcome, support.ContactLinked) else outcome
-        await self._send(inbound, reply, markup=ReplyKeyboardRemove())
+        except TelegramError as exc:
+            log.warning("message %s to %s not sent: %s", item.key, to.conversation, exc)
+            return None, str(delivery_error(exc))
+        return str(sent.message_id), None

@@ -18,6 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from bot.conversation import KEEP, SKIP
 from bot.messages import Button
 from crm_core import db
 from crm_core.clock import utcnow
@@ -25,8 +26,7 @@ from crm_core.models import ButtonCommand
 from crm_core.uow import UnitOfWork
 
 LIMIT = 64
-SKIP = "s"
-KEEP = "k"
+__all__ = ["KEEP", "SKIP", "Answer", "Press", "answer_data", "decode", "encode", "store"]
 _ANSWER = re.compile(r"^a(\d{1,18})\.(\d{1,9})\.(\d{1,3}|s|k)$")
 
 

@@ -1,5 +1,6 @@
-"""Translate in: a Telegram ``Update`` as an ``Inbound`` (who, where, what), and commands and button
-presses as neutral ``Request``s for the dispatcher.
+"""Translate in: a Telegram ``Update`` as an ``Inbound`` (who, where, what), and that as a neutral
+``Request`` for the dispatcher: a command (typed or a button press), a plain message (with the
+message it replies to and what it carries), or a shared contact.
 
 Only new messages and callback queries matter; edits, channel posts, service messages and
 anything a bot sent are ignored. A message without text (a photo, a file) is described in words
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from telegram import Message, Update
 from telegram.constants import ChatType
 
-from bot.messages import Origin, Request
+from bot.messages import Attachment, Contact, MessageRef, Origin, Request, RequestKind
 
 PLATFORM = "telegram"
 
@@ -24,15 +25,12 @@ class Inbound:
     origin: Origin
     # The message text (or caption, or a description of an attachment); a button's payload for presses.
     text: str
-    first_name: str
     message_id: int | None = None
     # For a reply: the message replied to.
-    reply_to_message_id: int | None = None
-    reply_to_bot: bool = False
-    reply_to_text: str | None = None
+    reply_to: MessageRef | None = None
+    attachments: tuple[Attachment, ...] = ()
     # A shared contact.
-    contact_phone: str | None = None
-    contact_user_id: int | None = None
+    contact: Contact | None = None
     # A button press.
     callback_id: str | None = None
 
@@ -47,21 +45,16 @@ class Inbound:
 
     @property
     def is_command(self) -> bool:
-        return not self.is_callback and self.contact_phone is None and self.text.startswith("/")
-
-    @property
-    def command(self) -> str | None:
-        """The command word: ``/Ticket@chatcrm_bot new`` -> ``ticket``."""
-        if not self.is_command:
-            return None
-        return self.text.split()[0][1:].split("@", 1)[0].lower()
-
-    @property
-    def argument(self) -> str:
-        parts = self.text.split(maxsplit=1)
-        return parts[1].strip() if len(parts) > 1 else ""
+        return not self.is_callback and self.contact is None and self.text.startswith("/")
 
     def request(self, *, text: str | None = None, from_button: bool = False, wants_form: bool = False) -> Request:
+        """The neutral request: a command for a typed command or a button press, else a message or contact."""
+        if self.contact is not None:
+            kind = RequestKind.CONTACT
+        elif self.is_command or self.is_callback:
+            kind = RequestKind.COMMAND
+        else:
+            kind = RequestKind.MESSAGE
         # Telegram can always ask for missing arguments one question at a time.
         return Request(
             origin=self.origin,
@@ -70,28 +63,45 @@ class Inbound:
             wants_form=wants_form,
             can_ask=True,
             inbox_key=self.key,
+            kind=kind,
+            message_id=str(self.message_id) if self.message_id is not None else None,
+            reply_to=self.reply_to,
+            attachments=self.attachments,
+            contact=self.contact,
         )
 
 
-def _describe(message: Message) -> str:
+def _attachment(message: Message) -> Attachment | None:
+    if message.photo:
+        return Attachment("photo")
+    if message.document:
+        return Attachment("file", message.document.file_name)
+    if message.sticker:
+        return Attachment("sticker", message.sticker.emoji)
+    if message.voice:
+        return Attachment("voice")
+    if message.video or message.video_note:
+        return Attachment("video")
+    if message.audio:
+        return Attachment("audio")
+    if message.location:
+        return Attachment("location", f"{message.location.latitude:.5f}, {message.location.longitude:.5f}")
+    return None
+
+
+def _describe(message: Message, attachment: Attachment | None) -> str:
     """Words for what a message holds, with its caption."""
     caption = message.caption or ""
-    if message.photo:
-        kind = "[photo]"
-    elif message.document:
-        kind = f"[file: {message.document.file_name or 'unnamed'}]"
-    elif message.sticker:
-        kind = f"[sticker {message.sticker.emoji or ''}]".replace(" ]", "]")
-    elif message.voice:
-        kind = "[voice message]"
-    elif message.video or message.video_note:
-        kind = "[video]"
-    elif message.audio:
-        kind = "[audio]"
-    elif message.location:
-        kind = f"[location {message.location.latitude:.5f}, {message.location.longitude:.5f}]"
-    else:
+    if attachment is None:
         return caption
+    if attachment.kind == "file":
+        kind = f"[file: {attachment.name or 'unnamed'}]"
+    elif attachment.kind == "voice":
+        kind = "[voice message]"
+    elif attachment.kind in ("sticker", "location"):
+        kind = f"[{attachment.kind} {attachment.name or ''}]".replace(" ]", "]")
+    else:
+        kind = f"[{attachment.kind}]"
     return f"{kind} {caption}".strip()
 
 
@@ -104,6 +114,7 @@ def _origin(message: Message, user) -> Origin:
         thread=str(thread) if thread else None,
         is_private=message.chat.type == ChatType.PRIVATE,
         display_name=user.full_name,
+        first_name=user.first_name,
     )
 
 
@@ -117,7 +128,6 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
             update.update_id,
             _origin(message, query.from_user),
             query.data,
-            query.from_user.first_name,
             message_id=message.message_id,
             callback_id=query.id,
         )
@@ -126,23 +136,35 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         return None
     user = message.from_user
     replied = message.reply_to_message
-    common = {
-        "message_id": message.message_id,
-        "reply_to_message_id": replied.message_id if replied else None,
-        "reply_to_bot": bool(replied and replied.from_user and bot_id is not None and replied.from_user.id == bot_id),
-        "reply_to_text": (replied.text or replied.caption) if replied else None,
-    }
+    reply_to = None
+    if replied is not None:
+        reply_to = MessageRef(
+            str(replied.message_id),
+            from_bot=bool(replied.from_user and bot_id is not None and replied.from_user.id == bot_id),
+            text=replied.text or replied.caption,
+        )
     if message.contact is not None:
+        contact = Contact(
+            message.contact.phone_number,
+            str(message.contact.user_id) if message.contact.user_id is not None else None,
+        )
         return Inbound(
             update.update_id,
             _origin(message, user),
             "",
-            user.first_name,
-            contact_phone=message.contact.phone_number,
-            contact_user_id=message.contact.user_id,
-            **common,
+            message_id=message.message_id,
+            reply_to=reply_to,
+            contact=contact,
         )
-    text = message.text if message.text is not None else _describe(message)
+    attachment = _attachment(message)
+    text = message.text if message.text is not None else _describe(message, attachment)
     if not text.strip():
         return None
-    return Inbound(update.update_id, _origin(message, user), text, user.first_name, **common)
+    return Inbound(
+        update.update_id,
+        _origin(message, user),
+        text,
+        message_id=message.message_id,
+        reply_to=reply_to,
+        attachments=(attachment,) if attachment is not None else (),
+    )

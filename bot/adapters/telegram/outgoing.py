@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Message, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    LinkPreviewOptions,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
@@ -139,8 +149,18 @@ class Outgoing:
     async def reply(
         self, conversation: str, reply: Reply, *, thread: str | None = None, reply_to: int | None = None, markup=None
     ) -> Message:
-        """Render and send a neutral reply; ``markup`` (e.g. a contact-request keyboard) replaces the buttons."""
+        """Render and send a neutral reply; ``markup`` replaces its buttons. A reply offering to share the
+        recipient's phone number gets Telegram's contact-request keyboard (one taking that offer back
+        removes it)."""
         rendered = render_reply(reply)
+        if markup is None and reply.share_phone_button:
+            markup = ReplyKeyboardMarkup(
+                [[KeyboardButton(reply.share_phone_button[:64], request_contact=True)]],
+                resize_keyboard=True,
+                one_time_keyboard=True,
+            )
+        elif markup is None and reply.hide_share_phone:
+            markup = ReplyKeyboardRemove()
         if markup is None:
             markup = await self.keyboard(rendered.rows)
         if reply.image is not None:

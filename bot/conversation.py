@@ -1,8 +1,10 @@
 """Step-by-step forms: a ``Form`` asked one input at a time in a chat, ``/cancel`` to leave.
 
-The state (the form, answers so far, what is left to ask) is a ``FormSession`` row per person
-and chat, so it survives webhook requests, restarts and several processes. Nothing here talks
-to Telegram: the adapter renders the ``Question`` and submits the ``Filled`` form.
+For any platform without modals (Telegram, a terminal, a future WhatsApp): the state (the form,
+answers so far, what is left to ask) is a ``FormSession`` row per person and chat, so it survives
+webhook requests, restarts and several processes. Nothing here knows a platform: an adapter renders
+the ``Question`` (buttons for choices, a free-text prompt otherwise) and hands answers back as text or
+as a choice token; the dispatcher submits the ``Filled`` form (``Dispatcher.advance``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bot.adapters.telegram.callbacks import KEEP, SKIP
 from bot.messages import Form, FormInput, InputKind, Origin, Reply
 from crm_core.clock import utcnow
 from crm_core.models import FormSession
@@ -22,6 +23,9 @@ from crm_core.uow import UnitOfWork
 # A form left alone this long is forgotten; the next message is an ordinary message again.
 SESSION_TTL = timedelta(hours=1)
 REQUIRED = "This one is required."
+# Choice tokens besides a choice's index: skip an optional input, keep the current value.
+SKIP = "s"
+KEEP = "k"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,20 @@ class Question:
 class Filled:
     form: Form
     values: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A choice taken for the open question: what comes next, and the answer in words (to show it)."""
+
+    step: Question | Filled
+    label: str
+    shown: str
+
+
+@dataclass(frozen=True)
+class Stale:
+    """A choice for a question that is no longer the open one (an old button)."""
 
 
 def _dump(form: Form, errors: dict[str, str] | None = None) -> dict[str, Any]:
@@ -123,6 +141,22 @@ def _question(row: FormSession, form: Form, error: str | None = None) -> Questio
 
 def question_of(row: FormSession) -> Question:
     return _question(row, _load(row))
+
+
+def choose(uow: UnitOfWork, origin: Origin, session_id: int, asked: int, choice: str) -> Chosen | Stale:
+    """A choice (an index, SKIP or KEEP) for question number ``asked`` of form session ``session_id``."""
+    row = current(uow, origin)
+    if row is None or row.id != session_id or row.asked != asked:
+        return Stale()
+    field = question_of(row).field
+    if choice == SKIP:
+        shown = "(skipped)"
+    elif choice == KEEP:
+        shown = field.initial or ""
+    else:
+        index = int(choice)
+        shown = field.choices[index] if 0 <= index < len(field.choices) else "?"
+    return Chosen(answer(uow, row, choice=choice), field.label, shown)
 
 
 def _interpret(field: FormInput, text: str | None, choice: str | None) -> tuple[str | None, str | None]:

@@ -1,0 +1,128 @@
+"""The support inbox: customers writing to us in a chat and staff answering them, on any platform.
+
+A customer's message goes into their open ticket (or opens one); the first time someone writes,
+a placeholder customer stands for them until they share a phone number that finds their record.
+A staff answer is a ticket message on its way out; where the copy of a customer's message was
+relayed to, and whether an answer reached the customer, is written down once the chat platform
+said so. The chat side (what is sent where) lives in ``bot/handlers/support.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from crm_core.models import CustomerChat, Ticket, TicketMessage, TicketPriority
+from crm_core.services import consent, customer_chats, sla, tickets
+from crm_core.services.users import PlatformId
+from crm_core.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class CustomerWrote:
+    ticket_id: int
+    # The ticket message the customer's words were stored as.
+    message_id: int
+    # True when this message opened the ticket.
+    opened: bool
+    customer_id: int
+    customer_name: str
+    subject: str
+    priority: str
+
+
+@dataclass(frozen=True)
+class StaffAnswered:
+    ticket_id: int
+    message_id: int
+    customer_name: str
+    # The customer's chat on the platform the answer was given on; None when they have none there.
+    customer_chat: CustomerChat | None
+
+
+@dataclass(frozen=True)
+class ContactLinked:
+    customer_name: str
+    # True when the number found an existing customer record.
+    matched: bool
+
+
+def customer_wrote(
+    uow: UnitOfWork,
+    who: PlatformId,
+    conversation: str,
+    display_name: str | None,
+    text: str,
+    *,
+    external_message_id: str | None = None,
+    targets: Mapping[TicketPriority, sla.Target] | None = None,
+) -> CustomerWrote:
+    """A customer's message in their own chat with us: into their open ticket, or opening one."""
+    chat = customer_chats.ensure_chat(uow, who, conversation, display_name)
+    incoming = tickets.customer_wrote(
+        uow,
+        chat.customer_id,
+        text,
+        channel=who.platform,
+        external_message_id=external_message_id,
+        targets=targets,
+    )
+    ticket = incoming.ticket
+    return CustomerWrote(
+        ticket.id,
+        incoming.message.id,
+        incoming.opened,
+        ticket.customer_id,
+        ticket.customer.name,
+        ticket.subject,
+        str(ticket.priority),
+    )
+
+
+def customer_started(uow: UnitOfWork, who: PlatformId, conversation: str, display_name: str | None) -> None:
+    """A customer started a private chat with the bot: they may now get campaign messages there."""
+    chat = customer_chats.ensure_chat(uow, who, conversation, display_name)
+    consent.opt_in(uow, chat.customer_id, who.platform, conversation, "started the bot")
+
+
+def ticket_of_relay(uow: UnitOfWork, conversation: str, relay_message_id: str) -> Ticket | None:
+    """The ticket whose customer message was relayed as this message of the staff conversation."""
+    return tickets.ticket_for_relay(uow, conversation, relay_message_id)
+
+
+def find_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket | None:
+    return uow.session.get(Ticket, ticket_id)
+
+
+def staff_answered(uow: UnitOfWork, ticket_id: int, text: str, *, channel: str) -> StaffAnswered:
+    """The acting staff member's answer to a ticket's customer, given on ``channel`` (a platform)."""
+    ticket = tickets.get_ticket(uow, ticket_id)
+    message = tickets.answer(uow, ticket.id, text, channel=channel)
+    chat = customer_chats.chat_of_customer(uow, ticket.customer_id)
+    reachable = chat if chat is not None and chat.platform == channel else None
+    return StaffAnswered(ticket.id, message.id, ticket.customer.name, reachable)
+
+
+def contact_shared(
+    uow: UnitOfWork, who: PlatformId, conversation: str, display_name: str | None, phone: str
+) -> ContactLinked:
+    """A customer shared their own phone number: link their chat to the customer with that number."""
+    chat, matched = customer_chats.link_by_phone(uow, who, conversation, display_name, phone)
+    return ContactLinked(chat.customer.name, matched)
+
+
+def relayed(uow: UnitOfWork, message_id: int, conversation: str, relay_message_id: str) -> None:
+    """The copy of a customer's message reached the staff conversation as ``relay_message_id``."""
+    tickets.record_relay(uow, message_id, conversation, relay_message_id)
+
+
+def answer_delivered(
+    uow: UnitOfWork, message_id: int, *, external_message_id: str | None = None, error: str | None = None
+) -> StaffAnswered | None:
+    """How sending an answer to the customer went; the answer as it stands (None if it is gone)."""
+    tickets.record_delivery(uow, message_id, external_message_id=external_message_id, error=error)
+    message = uow.session.get(TicketMessage, message_id)
+    if message is None:
+        return None
+    ticket = tickets.get_ticket(uow, message.ticket_id)
+    return StaffAnswered(ticket.id, message.id, ticket.customer.name, None)
