@@ -13,6 +13,7 @@ until a worker with that platform configured delivers them. Nothing is lost by s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 
 from bot.bootstrap import App
 from bot.delivery import PlatformSender
@@ -91,5 +92,7 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         app.session_factory,
         lambda: listeners,
         poll_seconds=env_number(env, "CHATCRM_EVENTS_POLL", 1.0),
+        # Renewed with every event delivered; a worker killed mid-delivery holds it this long at most.
+        lease=timedelta(seconds=env_number(env, "CHATCRM_EVENTS_LEASE", 30.0)),
     )
     return [*platform_services(app), scheduler, sender, events]
