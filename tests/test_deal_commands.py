@@ -49,6 +49,11 @@ def test_new_deal_with_amount_close_and_stage(chat, rep, app):
         ("/deal new acme Big stage=won", "Stage must be one of lead, qualified, proposal, negotiation, not 'won'."),
         ("/deal new nobody Big", "No customer matches 'nobody'."),
         ("/deal new acme", "Missing <title>."),
+        (
+            '/deal new acme "With field" win_reason=price',
+            "Unknown option win_reason= (options: amount=, close=, stage=).",
+        ),
+        ('/deal new acme "With field" extra words', "Unexpected 'extra words' after the quoted title."),
     ],
 )
 def test_new_deal_bad_input_writes_nothing(chat, rep, app, line, message):

@@ -55,7 +55,14 @@ def _in_words(seconds: float) -> str:
     permission=Permission.FOLLOWUPS,
     params=[
         arg("customer", label="Customer", hint="name, email or #id", max_length=200),
-        rest("details", Kind.TEXT, label="When and what", hint="tomorrow 9:00 call about the renewal", max_length=1200),
+        rest(
+            "details",
+            Kind.TEXT,
+            verbatim=True,
+            label="When and what",
+            hint="tomorrow 9:00 call about the renewal",
+            max_length=1200,
+        ),
     ],
     usage="<customer> <when> <text>",
     form_title="New follow-up",
