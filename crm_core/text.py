@@ -6,6 +6,8 @@ import re
 import unicodedata
 
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# Opening quote -> closing quote, straight and typographic (phones turn "x" into “x”).
+QUOTES = {'"': '"', "'": "'", "“": "”", "”": "”", "„": "“", "‘": "’", "’": "’", "«": "»"}
 
 # Name tokens shorter than this get no typo keys: one edit in a 3-letter word is another word.
 TYPO_MIN_LENGTH = 4
@@ -87,3 +89,11 @@ def looks_like_phone(query: str) -> bool:
 
 def normalize_email(email: str | None) -> str | None:
     return email.strip().lower() if email and email.strip() else None
+
+
+def unquote(value: str) -> str:
+    """``"tomorrow 10:00"`` -> ``tomorrow 10:00``: a value wrapped in a pair of quotes, without them."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] in QUOTES and value[-1] in (QUOTES[value[0]], '"'):
+        return value[1:-1].strip()
+    return value

@@ -36,8 +36,9 @@ from crm_core.models import (
 from crm_core.scheduling import Calendar, Interval, Once
 from crm_core.services import segments, users
 from crm_core.templating import TemplateRefused, kinds
+from crm_core.text import unquote
 from crm_core.uow import UnitOfWork
-from crm_core.when import EXAMPLES, parse_when
+from crm_core.when import EXAMPLES, parse_when_text
 
 DEFAULT_CONFIRM_OVER = 1000
 REPEATS = ("weekly", "monthly")
@@ -79,7 +80,8 @@ def split_options(text: str) -> dict[str, str]:
             raise ValidationError(f"{key!r} is not an option (options: {', '.join(OPTION_KEYS)})")
         else:
             found[current] = f"{found[current]} {word}".strip()
-    return found
+    # at="tomorrow 10:00": quotes group the words of a value and are not part of it.
+    return {key: unquote(value) for key, value in found.items()}
 
 
 def _trigger(raw: str) -> tuple[str, timedelta]:
@@ -130,8 +132,8 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
         if raw["at"].lower() == "now":
             at = now or clock.utcnow()
         else:
-            parsed = parse_when(raw["at"].split(), tz, now)
-            if parsed is None or parsed.words != len(raw["at"].split()):
+            parsed = parse_when_text(raw["at"], tz, now)
+            if parsed is None:
                 raise ValidationError(f"at={raw['at']!r} is not a time I understand (e.g. now, {EXAMPLES})")
             at = parsed.at
     return Options(segment, template, at, repeat, language, trigger, delay)
