@@ -86,6 +86,15 @@ def test_stage_changes_are_recorded_and_lost_keeps_reason(chat, rep, app):
     assert chat.say(rep, "/deal stage x won").reply.text == "Deal # must be a number, not 'x'."
 
 
+def test_a_deal_that_leaves_lost_drops_its_lost_reason(chat, rep, app):
+    chat.say(rep, "/deal new acme Printers")
+    assert chat.say(rep, '/deal stage 1 lost "Budget cut"').reply.tone is Tone.SUCCESS
+    won = chat.say(rep, "/deal stage 1 won").reply
+    assert "Lost because" not in {f.label for f in won.fields}
+    assert "Budget cut" not in chat.say(rep, "/deal 1").text
+    assert _deal(app, 1).lost_reason is None
+
+
 def test_stage_button_opens_a_form_with_stage_choices(chat, rep):
     chat.say(rep, "/deal new acme Printers")
     form = chat.say(rep, "/deal stage 1", from_button=True, wants_form=True).reply.form

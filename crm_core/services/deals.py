@@ -96,8 +96,8 @@ def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | 
     deal.stage = stage
     deal.probability = DEFAULT_PROBABILITY[stage]
     deal.closed_at = None if stage.is_open else clock.utcnow()
-    if stage is DealStage.LOST:
-        deal.lost_reason = (reason or "").strip()[:500] or None
+    # A lost reason belongs to the lost stage: a deal that leaves it (won again, reopened) drops it.
+    deal.lost_reason = ((reason or "").strip()[:500] or None) if stage is DealStage.LOST else None
     uow.session.flush()
     return deal
 
