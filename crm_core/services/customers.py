@@ -206,6 +206,10 @@ def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
 
 
 def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None] | None = None) -> Customer:
+    given = {key.strip().lower(): value for key, value in (fields or {}).items()}
+    if "name" in given:
+        # Otherwise name=foo would silently replace the name given first.
+        raise ValidationError(f"the name is given twice: {name!r} and {given['name']!r}", field="name")
     changes = {"name": name, **(fields or {})}
     parsed = _parse_changes(uow, changes)
     missing = [
