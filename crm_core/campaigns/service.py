@@ -35,7 +35,8 @@ from crm_core.models import (
 )
 from crm_core.scheduling import Calendar, Interval, Once
 from crm_core.services import segments, users
-from crm_core.templating import TemplateRefused, kinds
+from crm_core.templating import TemplateRefused, kinds, languages
+from crm_core.templating.catalog import CUSTOM_PREFIX
 from crm_core.text import unquote
 from crm_core.uow import UnitOfWork
 from crm_core.when import EXAMPLES, parse_when_text
@@ -109,14 +110,19 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
     if segment != "all":
         segments.get(uow, segment)
     template = raw["template"].lower()
+    campaign_templates = ", ".join(k for k in kinds(uow.session) if k.startswith(CUSTOM_PREFIX))
     if not template_exists(uow.session, template):
-        campaign_templates = [k for k in kinds(uow.session) if k.startswith("campaign_")]
-        raise ValidationError(
-            f"template={template!r} does not exist (campaign templates: {', '.join(campaign_templates)})"
-        )
+        raise ValidationError(f"template={template!r} does not exist (campaign templates: {campaign_templates})")
+    if not template.startswith(CUSTOM_PREFIX):
+        raise ValidationError(f"{template!r} is not a campaign template (campaign templates: {campaign_templates})")
     language = (raw.get("lang") or "auto").lower()
     if language != "auto" and not re.match(r"^[a-z]{2}(-[a-z]{2,4})?$", language):
         raise ValidationError(f"lang={language!r}: write auto (each customer's language) or a code such as en or zh")
+    available = languages(uow.session, template)
+    if language != "auto" and language not in available and language.split("-")[0] not in available:
+        raise ValidationError(
+            f"there is no {template} template in {language!r} (languages: auto, {', '.join(available)})"
+        )
     repeat = (raw.get("repeat") or "").lower() or None
     if repeat is not None and repeat not in REPEATS:
         raise ValidationError(f"repeat={repeat!r}: write repeat=weekly or repeat=monthly")
@@ -136,6 +142,9 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
             if parsed is None:
                 raise ValidationError(f"at={raw['at']!r} is not a time I understand (e.g. now, {EXAMPLES})")
             at = parsed.at
+            # A one-off time in the past would send at once, which is what at=now is for.
+            if at < (now or clock.utcnow()):
+                raise ValidationError(f"at={raw['at']} is in the past: give a time from now on, or at=now")
     return Options(segment, template, at, repeat, language, trigger, delay)
 
 

@@ -110,6 +110,19 @@ def kinds(session: Session | None = None) -> list[str]:
     return sorted(found)
 
 
+def languages(session: Session | None, kind: str) -> list[str]:
+    """The languages ``kind`` has a template in: shipped files and (given a session) admin overrides."""
+    found = {
+        path.name.split(".")[0]
+        for directory in template_dirs()
+        if (directory / kind).is_dir()
+        for path in (directory / kind).glob("*.j2")
+    }
+    if session is not None:
+        found |= set(session.scalars(sa.select(TemplateOverride.language).where(TemplateOverride.kind == kind)))
+    return sorted(found)
+
+
 def _check_kind(kind: str, session: Session | None = None, *, creating: bool = False) -> str:
     kind = kind.strip().lower()
     if kind in kinds(session) or (creating and _CUSTOM_KIND.match(kind)):
