@@ -208,6 +208,11 @@ def _file_variant(kind: str, language: str, fmt: str) -> Variant | None:
     return Variant(kind, language, fmt, "file", path.read_text(encoding="utf-8"))
 
 
+def has_built_in(kind: str, language: str, fmt: str) -> bool:
+    """Whether a template file ships for exactly this kind, language and format."""
+    return _file_variant(kind, language, fmt) is not None
+
+
 def _overrides(session: Session | None, kind: str, languages: list[str]) -> dict[tuple[str, str], TemplateOverride]:
     if session is None:
         return {}
