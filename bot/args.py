@@ -89,10 +89,19 @@ class Param:
     positional: bool = True
     # Takes the rest of the line (only the last positional parameter).
     greedy: bool = False
+    # A greedy parameter read by its handler as typed (a filter, "when and what"): quotes and
+    # key=value words stay in it. Free text (MULTILINE) is always verbatim.
+    verbatim: bool = False
+    # An option that may also be the last bare word after the greedy text: "printer jams high".
+    trailing: bool = False
     choices: tuple[str, ...] = ()
     label: str | None = None
     hint: str | None = None
     max_length: int = 1000
+
+    @property
+    def keeps_text(self) -> bool:
+        return self.verbatim or self.kind is Kind.MULTILINE
 
     @property
     def display(self) -> str:
@@ -151,6 +160,8 @@ def parse_line(params: tuple[Param, ...], text: str, *, extra_options: bool = Fa
     args: dict[str, Any] = {}
     extra: dict[str, str] = {}
     remaining: list[Token] = []
+    # Undeclared key=value words: an error, unless they fall in text read as typed.
+    unknown: list[tuple[Token, str]] = []
     for token in tokens:
         match = None if token.quoted else _OPTION.match(token.value)
         if match and (match.group(1) in options or extra_options):
@@ -160,23 +171,21 @@ def parse_line(params: tuple[Param, ...], text: str, *, extra_options: bool = Fa
             else:
                 extra[key.lower()] = match.group(2)
             continue
+        if match:
+            unknown.append((token, match.group(1)))
         remaining.append(token)
+    greedy = next((i for i, p in enumerate(positional) if p.greedy and p.keeps_text), None)
+    for token, key in unknown:
+        if greedy is not None and remaining.index(token) >= greedy:
+            continue
+        allowed = ", ".join(f"{name}=" for name in options) or "none"
+        raise UsageError(f"unknown option {key}= (options: {allowed})", key)
     index = 0
     for param in positional:
         if index >= len(remaining):
             break
         if param.greedy:
-            chunk = remaining[index:]
-            first, last = chunk[0], chunk[-1]
-            options_inside = any(first.start < t.start < last.end and t not in chunk for t in tokens)
-            if len(chunk) == 1 and first.quoted:
-                raw = first.value
-            elif options_inside:
-                raw = " ".join(t.value for t in chunk)
-            else:
-                # The text as typed: keeps the user's spacing, quotes and line breaks.
-                raw = text[first.start : last.end]
-            args[param.name] = convert(param, raw)
+            args[param.name] = convert(param, _greedy_text(param, remaining[index:], tokens, text, options, args))
             index = len(remaining)
             break
         args[param.name] = convert(param, remaining[index].value)
@@ -186,6 +195,41 @@ def parse_line(params: tuple[Param, ...], text: str, *, extra_options: bool = Fa
         raise UsageError(f"unexpected {unexpected!r}")
     missing = [p for p in params if p.required and p.name not in args]
     return Parsed(args, extra, missing)
+
+
+def _greedy_text(
+    param: Param, chunk: list[Token], tokens: list[Token], text: str, options: dict[str, Param], args: dict[str, Any]
+) -> str:
+    """The value of a greedy parameter; may also fill a trailing option (``args``) from its last word."""
+    first = chunk[0]
+    trailing = next((p for p in options.values() if p.trailing and p.name not in args), None)
+    if not param.keeps_text and first.quoted and len(chunk) > 1:
+        # Quotes delimit: "Bad prio" critical is the subject "Bad prio" and then one more word.
+        after = chunk[1:]
+        if trailing is not None and len(after) == 1 and not after[0].quoted:
+            args[trailing.name] = convert(trailing, after[0].value)
+            return first.value
+        words = " ".join(t.value for t in after)
+        raise UsageError(f"unexpected {words!r} after the quoted {param.display.lower()}", param.name)
+    if (
+        trailing is not None
+        and not param.keeps_text
+        and len(chunk) >= 2
+        and not chunk[-1].quoted
+        and chunk[-1].value.lower() in trailing.choices
+    ):
+        args[trailing.name] = chunk[-1].value.lower()
+        chunk = chunk[:-1]
+        if len(chunk) == 1 and chunk[0].quoted:
+            return chunk[0].value
+    first, last = chunk[0], chunk[-1]
+    if len(chunk) == 1 and first.quoted:
+        return first.value
+    if any(first.start < t.start < last.end and t not in chunk for t in tokens):
+        # Options were typed inside the text: join the words around them.
+        return " ".join(t.value for t in chunk)
+    # The text as typed: keeps the user's spacing, quotes and line breaks.
+    return text[first.start : last.end]
 
 
 def parse_form(params: tuple[Param, ...], values: dict[str, str], *, extra_options: bool = False) -> Parsed:

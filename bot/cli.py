@@ -407,12 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The base of DatabaseUnavailable, SchemaBehind and SettingsError, from a module that imports nothing.
-    from crm_core.errors import SetupError
+    from crm_core.errors import CrmError, SetupError
 
     try:
         _configure_logging(_log_level(args))
         return args.func(args)
     except SetupError as exc:
+        print(f"chatcrm: {exc}", file=sys.stderr)
+        return 1
+    except CrmError as exc:
+        # A user error from the core (console --as ghost: no such user) is one line, not a traceback.
         print(f"chatcrm: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -57,6 +57,12 @@ def create_engine(url: str, **kwargs) -> Engine:
         parsed = make_url(url)
     except sa.exc.ArgumentError as exc:
         raise DatabaseUnavailable(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    # Every query is written and tested for these two only; any other URL fails here, in one line.
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseUnavailable(
+            f"DATABASE_URL {mask_url(url)}: {parsed.get_backend_name()} is not supported; "
+            "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         _configure_sqlite(engine)

@@ -1,14 +1,34 @@
-"""Pure string helpers shared by models and search: name normalisation, typo keys, phone keys."""
+"""Pure string helpers shared by models, services and search: checking text input, name normalisation,
+typo keys, phone keys."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
+from crm_core.errors import ValidationError
+
+# C0 control characters and DEL, except tab, line feed and carriage return. PostgreSQL refuses NUL in
+# text; SQLite stores it and then truncates it in some tools; nobody types one on purpose.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+# Opening quote -> closing quote, straight and typographic (phones turn "x" into “x”).
+QUOTES = {'"': '"', "'": "'", "“": "”", "”": "”", "„": "“", "‘": "’", "’": "’", "«": "»"}
 
 # Name tokens shorter than this get no typo keys: one edit in a 3-letter word is another word.
 TYPO_MIN_LENGTH = 4
+
+
+def check_text(value: str, what: str, field: str | None = None) -> str:
+    """``value`` unchanged, or ValidationError if it holds a control character (a NUL byte, an escape).
+
+    The one check every service applies to text a person typed, so both databases see the same input.
+    """
+    found = _CONTROL.search(value)
+    if found:
+        code = f"U+{ord(found.group()):04X}"
+        raise ValidationError(f"the {what} contains a control character ({code}); remove it", field=field)
+    return value
 
 
 def normalize(text: str) -> str:
@@ -87,3 +107,11 @@ def looks_like_phone(query: str) -> bool:
 
 def normalize_email(email: str | None) -> str | None:
     return email.strip().lower() if email and email.strip() else None
+
+
+def unquote(value: str) -> str:
+    """``"tomorrow 10:00"`` -> ``tomorrow 10:00``: a value wrapped in a pair of quotes, without them."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] in QUOTES and value[-1] in (QUOTES[value[0]], '"'):
+        return value[1:-1].strip()
+    return value

@@ -9,6 +9,7 @@ occurs twice (autumn) means the first. A day without a time means 09:00.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -54,6 +55,7 @@ _UNITS = {
     "weeks": "weeks",
 }
 _DURATION_PART = re.compile(r"(\d{1,4})\s*([a-z]+)")
+_ISO_DAY = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
 _TIME = re.compile(r"^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$")
 # The most a follow-up may lie ahead.
 HORIZON = timedelta(days=5 * 366)
@@ -116,6 +118,21 @@ def _with_time(words: list[str], start: int) -> tuple[time, int]:
     return DEFAULT_TIME, start
 
 
+def _iso_day(word: str) -> date | None:
+    """``2026-12-01`` -> that day; a day that does not exist (2026-02-30) is an error, not "no date here"."""
+    match = _ISO_DAY.match(word)
+    if not match:
+        return None
+    year, month, day = (int(part) for part in match.groups())
+    try:
+        return date(year, month, day)
+    except ValueError:
+        if 1 <= month <= 12 and day >= 1:
+            days = calendar.monthrange(year, month)[1]
+            raise ValidationError(f"there is no {word}: {calendar.month_name[month]} {year} has {days} days") from None
+        raise ValidationError(f"there is no {word}: write a date as YYYY-MM-DD") from None
+
+
 def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> ParsedWhen | None:
     """Read a when-expression from the start of ``words``; None if they do not start with one."""
     if not words:
@@ -149,10 +166,7 @@ def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> P
         ahead = (WEEKDAYS[first] - local_now.weekday()) % 7 or 7
         day = local_now.date() + timedelta(days=ahead)
     if day is None:
-        try:
-            day = date.fromisoformat(first)
-        except ValueError:
-            day = None
+        day = _iso_day(first)
     if day is not None:
         at_time, used = _with_time(words, start)
         return ParsedWhen(local_instant(day, at_time, tz_name), used)
@@ -163,6 +177,13 @@ def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> P
             today if today > now else local_instant(local_now.date() + timedelta(days=1), at_time, tz_name), 1
         )
     return None
+
+
+def parse_when_text(text: str, tz_name: str, now: datetime | None = None) -> ParsedWhen | None:
+    """The whole of ``text`` as a when-expression ("tomorrow 9:00"); None if it is not exactly one."""
+    words = text.split()
+    parsed = parse_when(words, tz_name, now)
+    return parsed if parsed is not None and parsed.words == len(words) else None
 
 
 def split_reference_when_text(

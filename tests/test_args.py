@@ -19,15 +19,70 @@ def test_straight_and_typographic_quotes(quoted):
     assert parse_line(NOTE, f"{quoted} hi").args["customer"] == "Acme Corp"
 
 
-def test_declared_options_anywhere_and_undeclared_stay_text():
-    params = (
-        arg("customer"),
-        rest("title", Kind.TEXT),
-        opt("amount"),
-        opt("stage", Kind.CHOICE, choices=("lead", "won")),
-    )
-    parsed = parse_line(params, "acme amount=5k Big deal x=1 stage=w")
-    assert parsed.args == {"customer": "acme", "title": "Big deal x=1", "amount": "5k", "stage": "won"}
+DEAL = (
+    arg("customer"),
+    rest("title", Kind.TEXT),
+    opt("amount"),
+    opt("stage", Kind.CHOICE, choices=("lead", "won")),
+)
+
+
+def test_declared_options_anywhere():
+    parsed = parse_line(DEAL, "acme amount=5k Big deal stage=w")
+    assert parsed.args == {"customer": "acme", "title": "Big deal", "amount": "5k", "stage": "won"}
+
+
+@pytest.mark.parametrize("line", ["acme Big deal x=1", 'acme "Big deal" x=1', "x=1 acme Big"])
+def test_an_unknown_option_is_named_with_the_allowed_ones(line):
+    with pytest.raises(UsageError) as error:
+        parse_line(DEAL, line)
+    assert error.value.message == "unknown option x= (options: amount=, stage=)"
+
+
+def test_quotes_keep_an_equals_sign_as_text():
+    assert parse_line(DEAL, 'acme "Big deal x=1"').args["title"] == "Big deal x=1"
+
+
+def test_free_text_keeps_equals_signs():
+    assert parse_line((arg("customer"), rest("text")), "acme price=100 agreed").args["text"] == "price=100 agreed"
+    verbatim = (arg("name"), rest("filter", Kind.TEXT, verbatim=True))
+    assert parse_line(verbatim, 'vip country=DE name="A B"').args["filter"] == 'country=DE name="A B"'
+
+
+TICKET = (
+    arg("customer"),
+    rest("subject", Kind.TEXT),
+    opt("priority", Kind.CHOICE, choices=("low", "high"), trailing=True),
+)
+
+
+@pytest.mark.parametrize(
+    "line, args",
+    [
+        ('acme "Bad prio" high', {"customer": "acme", "subject": "Bad prio", "priority": "high"}),
+        ("acme printer jams high", {"customer": "acme", "subject": "printer jams", "priority": "high"}),
+        ('acme "printer high"', {"customer": "acme", "subject": "printer high"}),
+        ("acme low", {"customer": "acme", "subject": "low"}),
+        ("acme printer jams priority=low", {"customer": "acme", "subject": "printer jams", "priority": "low"}),
+    ],
+)
+def test_a_quoted_greedy_value_ends_at_its_quote(line, args):
+    assert parse_line(TICKET, line).args == args
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('acme "Bad prio" critical', "Priority must be one of low, high, not 'critical'"),
+        ('acme "Bad prio" very high', "unexpected 'very high' after the quoted subject"),
+        ('acme "Big deal" more words', "unexpected 'more words' after the quoted title"),
+    ],
+)
+def test_words_after_a_quoted_greedy_value(line, message):
+    params = TICKET if "prio" in line else DEAL
+    with pytest.raises(UsageError) as error:
+        parse_line(params, line)
+    assert error.value.message == message
 
 
 def test_extra_options_and_quoted_values():

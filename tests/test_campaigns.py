@@ -379,11 +379,22 @@ def test_bad_input_gets_a_clear_message_and_writes_nothing(app, chat, people):
         "/campaign new x segment=s template=campaign_announcement colour=red": "not an option",
         "/campaign new BAD! segment=s template=campaign_announcement at=now": "not a campaign name",
         "/campaign start nosuch": "no campaign",
+        "/campaign new x segment=s template=campaign_announcement at=2026-02-30 10:00": "there is no 2026-02-30",
     }
     for line, expected in cases.items():
         said = chat.say(people["manager"], line).text
         assert expected.lower() in said.lower(), (line, said)
     assert count(app, Campaign) == 0
+
+
+@pytest.mark.parametrize("at", ['at="tomorrow 10:00"', "at='tomorrow 10:00'", "at=“tomorrow 10:00”"])
+def test_a_quoted_time_is_read(app, chat, people, at):
+    _segment(app, "s", "all")
+    with time_machine.travel(NOW, tick=False):
+        said = chat.say(people["manager"], f"/campaign new q segment=s template=campaign_announcement {at}")
+    assert "drafted" in said.text, said.text
+    [campaign] = rows(app, Campaign)
+    assert campaign.starts_at == datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 
 
 def test_an_admin_makes_a_campaign_template_from_chat_and_a_campaign_uses_it(app, chat, people):

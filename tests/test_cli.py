@@ -191,3 +191,19 @@ def test_mine_reports_bad_input(tmp_path):
         "mine", "--baskets", str(baskets), "--min-support", "1", "--min-confidence", "0.5", "--format", "csv", env={}
     )
     assert ok.returncode == 0 and ok.stdout.splitlines()[0].startswith("antecedent")
+
+
+def test_console_as_an_unknown_user_is_one_line(database_url):
+    result = chatcrm("console", "--as", "ghost", env={"DATABASE_URL": database_url})
+    assert result.returncode == 1
+    assert result.stderr == "chatcrm: no user called 'ghost'\n"
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "oracle://scott:tiger@db/x"])
+def test_an_unsupported_database_is_one_line(url):
+    result = chatcrm("db", "status", env={"DATABASE_URL": url})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "is not supported; use sqlite:///path/to/file.db or postgresql://user@host/dbname" in lines[0]
+    assert "tiger" not in result.stderr

@@ -109,7 +109,7 @@ def test_customer_new_with_fields_and_custom_fields(chat, app):
     "line, message",
     [
         ("/customer new Bob email=not-an-email", "'not-an-email' is not an email address."),
-        ("/customer new Bob country=Germany", "Country is a two-letter code such as DE or GB."),
+        ("/customer new Bob country=Germany", "'Germany' is not an ISO 3166 country code (e.g. DE, GB, US)."),
         (
             "/customer new Bob timezone=Mars/Base",
             "Unknown timezone 'Mars/Base' (use an IANA name such as Europe/Berlin).",
@@ -194,7 +194,7 @@ def test_form_with_invalid_inputs_is_rejected_inline(chat, rep, acme, app):
         chat.say(rep, "/customer edit", form_values={"customer": f"#{acme}", "email": "nope", "country": "Narnia"})
     assert rejected.value.errors == {
         "email": "'nope' is not an email address",
-        "country": "country is a two-letter code such as DE or GB",
+        "country": "'Narnia' is not an ISO 3166 country code (e.g. DE, GB, US)",
     }
     with app.uow() as uow:
         assert customers.get_customer(uow, acme).email == "buy@acme.example"

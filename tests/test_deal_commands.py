@@ -49,6 +49,11 @@ def test_new_deal_with_amount_close_and_stage(chat, rep, app):
         ("/deal new acme Big stage=won", "Stage must be one of lead, qualified, proposal, negotiation, not 'won'."),
         ("/deal new nobody Big", "No customer matches 'nobody'."),
         ("/deal new acme", "Missing <title>."),
+        (
+            '/deal new acme "With field" win_reason=price',
+            "Unknown option win_reason= (options: amount=, close=, stage=).",
+        ),
+        ('/deal new acme "With field" extra words', "Unexpected 'extra words' after the quoted title."),
     ],
 )
 def test_new_deal_bad_input_writes_nothing(chat, rep, app, line, message):
@@ -79,6 +84,15 @@ def test_stage_changes_are_recorded_and_lost_keeps_reason(chat, rep, app):
     assert chat.say(rep, "/deal stage 1 lost").reply.text == "Deal #1 is already in lost."
     assert chat.say(rep, "/deal stage 99 won").reply.text == "There is no deal #99."
     assert chat.say(rep, "/deal stage x won").reply.text == "Deal # must be a number, not 'x'."
+
+
+def test_a_deal_that_leaves_lost_drops_its_lost_reason(chat, rep, app):
+    chat.say(rep, "/deal new acme Printers")
+    assert chat.say(rep, '/deal stage 1 lost "Budget cut"').reply.tone is Tone.SUCCESS
+    won = chat.say(rep, "/deal stage 1 won").reply
+    assert "Lost because" not in {f.label for f in won.fields}
+    assert "Budget cut" not in chat.say(rep, "/deal 1").text
+    assert _deal(app, 1).lost_reason is None
 
 
 def test_stage_button_opens_a_form_with_stage_choices(chat, rep):

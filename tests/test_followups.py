@@ -115,8 +115,22 @@ def test_a_multi_word_customer_needs_no_quotes(chat, app, rep, acme):
 
 
 @pytest.mark.parametrize(
+    "line",
+    ['/followup acme "tomorrow 9:00" call about the renewal', "/followup acme “tomorrow 9:00” call about the renewal"],
+)
+def test_a_quoted_time_is_read(chat, app, rep, acme, line):
+    with time_machine.travel(FRIDAY_10_BERLIN, tick=False):
+        reply = chat.say(rep, line).reply
+    assert reply.tone is Tone.SUCCESS, reply.text
+    [followup] = followups(app)
+    assert (followup.due_at, followup.text) == (datetime(2026, 3, 28, 8, 0, tzinfo=UTC), "call about the renewal")
+
+
+@pytest.mark.parametrize(
     "line, message",
     [
+        ("/followup acme 2026-02-30 10:00 x", "There is no 2026-02-30: February 2026 has 28 days"),
+        ('/followup acme "tomorrow at noon" x', "'tomorrow at noon' is not a time I understand"),
         ("/followup acme call about the renewal", "I could not find when: write it as in 3d, in 2h, tomorrow 9:00"),
         ("/followup acme 2020-01-01 10:00 too late", "That time has already passed"),
         ("/followup zebra tomorrow 9:00 call", "No customer matches 'zebra'"),

@@ -123,7 +123,7 @@ def test_customer_list_with_mapping_updates_by_email_and_skips_bad_rows(app, tmp
         report = import_customers(uow, path, mapping)
     assert report.created == {"customers": 2}
     assert [(p.row, p.reason) for p in report.problems] == [
-        (3, "country is a two-letter code such as DE or GB"),
+        (3, "'Germany' is not an ISO 3166 country code (e.g. DE, GB, US)"),
         (4, "a customer needs a name"),
     ]
     path.write_text(

@@ -166,6 +166,14 @@ def test_an_admin_overrides_shows_and_resets_a_template(chat, app, admin):
     assert again.text == "Followup_reminder (zh, text) has no override; it already is the built-in one."
 
 
+def test_resetting_a_template_without_a_built_in_version_says_it_is_deleted(chat, app, admin):
+    assert chat.say(admin, "/template set campaign_spring zh 春季 {{ customer.name }}").reply.tone is Tone.SUCCESS
+    reply = chat.say(admin, "/template reset campaign_spring.text zh").reply
+    assert reply.tone is Tone.SUCCESS
+    assert reply.text == "Template campaign_spring (zh, text) deleted: campaign_spring now has no text template in zh."
+    assert overrides(app) == []
+
+
 def test_a_format_specific_override_and_a_body_on_its_own_lines(chat, app, admin):
     reply = chat.say(
         admin, "/template set followup_reminder.html en\n<b>{{ followup.text }}</b>\n{{ customer.name }}"

@@ -53,6 +53,7 @@ def _confirm_over(ctx: Context) -> int:
         rest(
             "options",
             Kind.TEXT,
+            verbatim=True,
             label="Options",
             hint="segment=vip template=campaign_announcement at=now",
             max_length=500,

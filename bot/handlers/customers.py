@@ -186,7 +186,8 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     permission=Permission.CUSTOMERS_WRITE,
     params=[arg("name", label="Name", max_length=200)],
     extra_options=True,
-    usage="<name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [owner=…] [tags=a,b] [field=value …]",
+    usage="<name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [timezone=…] [owner=…] [tags=a,b] "
+    "[field=value …]",
     form_title="New customer",
 )
 def new_customer(req: Request, ctx: Context) -> Reply:

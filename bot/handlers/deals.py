@@ -29,7 +29,7 @@ def _deal_reply(deal, ctx: Context, note: str | None = None, tone: Tone = Tone.I
     )
     if deal.closed_at:
         fields += (Field("Closed", fmt_datetime(deal.closed_at, tz)),)
-    if deal.lost_reason:
+    if deal.lost_reason and deal.stage is DealStage.LOST:
         fields += (Field("Lost because", deal.lost_reason, short=False),)
     buttons = (Button("Open customer", f"/customer #{deal.customer_id}"),)
     if deal.stage.is_open:

@@ -55,6 +55,7 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
         rest(
             "options",
             Kind.TEXT,
+            verbatim=True,
             required=False,
             label="Time, timezone, weekday",
             hint="08:00 Europe/Berlin",

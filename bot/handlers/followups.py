@@ -7,7 +7,7 @@ import difflib
 import re
 from zoneinfo import available_timezones
 
-from bot.args import Kind, arg, rest
+from bot.args import Kind, arg, rest, tokenize
 from bot.context import Context
 from bot.handlers.common import fmt_datetime, followups_section
 from bot.handlers.home import HOME_LIST_LIMIT, home_section
@@ -21,7 +21,7 @@ from crm_core.errors import ValidationError
 from crm_core.models import User
 from crm_core.services import customers, followups, users
 from crm_core.services import followups as followup_service
-from crm_core.when import split_reference_when_text
+from crm_core.when import EXAMPLES, parse_when_text, split_reference_when_text
 
 group = CommandGroup()
 
@@ -55,7 +55,14 @@ def _in_words(seconds: float) -> str:
     permission=Permission.FOLLOWUPS,
     params=[
         arg("customer", label="Customer", hint="name, email or #id", max_length=200),
-        rest("details", Kind.TEXT, label="When and what", hint="tomorrow 9:00 call about the renewal", max_length=1200),
+        rest(
+            "details",
+            Kind.TEXT,
+            verbatim=True,
+            label="When and what",
+            hint="tomorrow 9:00 call about the renewal",
+            max_length=1200,
+        ),
     ],
     usage="<customer> <when> <text>",
     form_title="New follow-up",
@@ -63,8 +70,20 @@ def _in_words(seconds: float) -> str:
 def set_followup(req: Request, ctx: Context) -> Reply:
     me = _me(ctx)
     tz = ctx.caller.timezone or "UTC"
-    words = [req.args["customer"], *req.args["details"].split()]
-    reference, when, text = split_reference_when_text(words, tz)
+    details = req.args["details"]
+    tokens = tokenize(details)
+    if tokens and tokens[0].quoted:
+        # "tomorrow 9:00" call …: the quoted words are the whole time.
+        reference, text = req.args["customer"], details[tokens[0].end :].strip()
+        when = parse_when_text(tokens[0].value, tz)
+        if when is None:
+            raise ValidationError(f"{tokens[0].value!r} is not a time I understand: write it as {EXAMPLES}")
+        rest_tokens = tokenize(text)
+        if len(rest_tokens) == 1 and rest_tokens[0].quoted:
+            text = rest_tokens[0].value
+    else:
+        words = [req.args["customer"], *details.split()]
+        reference, when, text = split_reference_when_text(words, tz)
     customer = customers.resolve_customer(ctx.uow, reference)
     followup = followups.create_followup(ctx.uow, customer.id, me.id, when.at, text, timezone=tz)
     due = fmt_datetime(followup.due_at, tz)

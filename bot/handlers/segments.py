@@ -24,7 +24,14 @@ group = CommandGroup()
 SAMPLE_SIZE = 5
 
 _NAME = arg("name", label="Segment name", hint="vip-de", max_length=60)
-_FILTER = rest("filter", Kind.TEXT, label="Filter", hint="country=DE tag=vip ltv>=1000 last_order<90d", max_length=1000)
+_FILTER = rest(
+    "filter",
+    Kind.TEXT,
+    verbatim=True,
+    label="Filter",
+    hint="country=DE tag=vip ltv>=1000 last_order<90d",
+    max_length=1000,
+)
 
 
 def _filter_errors_explained(handler: Callable[[Request, Context], Reply]) -> Callable[[Request, Context], Reply]:

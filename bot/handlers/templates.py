@@ -161,6 +161,12 @@ def reset_template(req: Request, ctx: Context) -> Reply:
     language = req.args.get("language") or "en"
     if not templating.reset_override(ctx.uow.session, kind, fmt, language):
         raise ValidationError(f"{kind} ({language}, {fmt}) has no override; it already is the built-in one")
+    if not templating.has_built_in(kind, language, fmt):
+        # A template made from chat (campaign_spring) or a language no file ships: nothing to go back to.
+        return Reply(
+            text=f"Template {kind} ({language}, {fmt}) deleted: {kind} now has no {fmt} template in {language}.",
+            tone=Tone.SUCCESS,
+        )
     return Reply(text=f"Template {kind} ({language}, {fmt}) is the built-in one again.", tone=Tone.SUCCESS)
 
 

@@ -7,7 +7,7 @@ the customer (in their chat with us) for a 1–5 rating.
 
 from __future__ import annotations
 
-from bot.args import Kind, arg, opt, rest, tokenize
+from bot.args import Kind, arg, opt, rest
 from bot.context import Context
 from bot.handlers.common import clip, fmt_datetime, overdue_text, rating_text, ticket_item
 from bot.hookspecs import hookimpl
@@ -24,7 +24,6 @@ group = CommandGroup()
 PRIORITIES = tuple(p.value for p in TicketPriority)
 STATUSES = tuple(s.value for s in TicketStatus)
 THREAD_LENGTH = 20
-_QUOTE_PAIRS = (('"', '"'), ("'", "'"), ("“", "”"), ("„", "“"), ("«", "»"), ("‘", "’"))
 
 
 def _targets(ctx: Context) -> dict[TicketPriority, sla.Target]:
@@ -104,22 +103,8 @@ def show_ticket(req: Request, ctx: Context) -> Reply:
 
 
 def _subject_and_priority(req: Request) -> tuple[str, TicketPriority]:
-    """``printer jams high`` ends with a priority; typed lines may give it without quotes or priority=."""
-    subject = req.args["subject"]
-    # The parser unwraps a subject given as one quoted string: "printer high" is all subject.
-    quoted = any(f"{opening}{subject}{closing}" in req.text for opening, closing in _QUOTE_PAIRS)
-    if "priority" in req.args or req.form_values is not None or quoted:
-        return subject, TicketPriority(req.args.get("priority") or TicketPriority.NORMAL)
-    tokens = tokenize(subject)
-    if len(tokens) >= 2 and not tokens[-1].quoted and tokens[-1].value.lower() in PRIORITIES:
-        priority = TicketPriority(tokens[-1].value.lower())
-        subject = subject[: tokens[-1].start].strip()
-        tokens = tokens[:-1]
-    else:
-        priority = TicketPriority.NORMAL
-    if len(tokens) == 1 and tokens[0].quoted:
-        subject = tokens[0].value
-    return subject, priority
+    """``printer jams high`` ends with a priority: the parser reads it as the trailing priority option."""
+    return req.args["subject"], TicketPriority(req.args.get("priority") or TicketPriority.NORMAL)
 
 
 def _resolve_customer(ctx: Context, reference: str):
@@ -170,7 +155,7 @@ def _notify_owner(ctx: Context, ticket: Ticket) -> None:
         arg("customer", label="Customer", hint="name, email, phone or #id"),
         # No parser limit: the service says how long a subject may be, in its own words.
         rest("subject", Kind.TEXT, label="Subject"),
-        opt("priority", Kind.CHOICE, choices=PRIORITIES, label="Priority"),
+        opt("priority", Kind.CHOICE, choices=PRIORITIES, label="Priority", trailing=True),
     ],
     usage="<customer> <subject> [low|normal|high|urgent]",
     form_title="New ticket",

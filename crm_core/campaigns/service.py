@@ -35,9 +35,11 @@ from crm_core.models import (
 )
 from crm_core.scheduling import Calendar, Interval, Once
 from crm_core.services import segments, users
-from crm_core.templating import TemplateRefused, kinds
+from crm_core.templating import TemplateRefused, kinds, languages
+from crm_core.templating.catalog import CUSTOM_PREFIX
+from crm_core.text import unquote
 from crm_core.uow import UnitOfWork
-from crm_core.when import EXAMPLES, parse_when
+from crm_core.when import EXAMPLES, parse_when_text
 
 DEFAULT_CONFIRM_OVER = 1000
 REPEATS = ("weekly", "monthly")
@@ -79,7 +81,8 @@ def split_options(text: str) -> dict[str, str]:
             raise ValidationError(f"{key!r} is not an option (options: {', '.join(OPTION_KEYS)})")
         else:
             found[current] = f"{found[current]} {word}".strip()
-    return found
+    # at="tomorrow 10:00": quotes group the words of a value and are not part of it.
+    return {key: unquote(value) for key, value in found.items()}
 
 
 def _trigger(raw: str) -> tuple[str, timedelta]:
@@ -107,14 +110,19 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
     if segment != "all":
         segments.get(uow, segment)
     template = raw["template"].lower()
+    campaign_templates = ", ".join(k for k in kinds(uow.session) if k.startswith(CUSTOM_PREFIX))
     if not template_exists(uow.session, template):
-        campaign_templates = [k for k in kinds(uow.session) if k.startswith("campaign_")]
-        raise ValidationError(
-            f"template={template!r} does not exist (campaign templates: {', '.join(campaign_templates)})"
-        )
+        raise ValidationError(f"template={template!r} does not exist (campaign templates: {campaign_templates})")
+    if not template.startswith(CUSTOM_PREFIX):
+        raise ValidationError(f"{template!r} is not a campaign template (campaign templates: {campaign_templates})")
     language = (raw.get("lang") or "auto").lower()
     if language != "auto" and not re.match(r"^[a-z]{2}(-[a-z]{2,4})?$", language):
         raise ValidationError(f"lang={language!r}: write auto (each customer's language) or a code such as en or zh")
+    available = languages(uow.session, template)
+    if language != "auto" and language not in available and language.split("-")[0] not in available:
+        raise ValidationError(
+            f"there is no {template} template in {language!r} (languages: auto, {', '.join(available)})"
+        )
     repeat = (raw.get("repeat") or "").lower() or None
     if repeat is not None and repeat not in REPEATS:
         raise ValidationError(f"repeat={repeat!r}: write repeat=weekly or repeat=monthly")
@@ -130,10 +138,13 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
         if raw["at"].lower() == "now":
             at = now or clock.utcnow()
         else:
-            parsed = parse_when(raw["at"].split(), tz, now)
-            if parsed is None or parsed.words != len(raw["at"].split()):
+            parsed = parse_when_text(raw["at"], tz, now)
+            if parsed is None:
                 raise ValidationError(f"at={raw['at']!r} is not a time I understand (e.g. now, {EXAMPLES})")
             at = parsed.at
+            # A one-off time in the past would send at once, which is what at=now is for.
+            if at < (now or clock.utcnow()):
+                raise ValidationError(f"at={raw['at']} is in the past: give a time from now on, or at=now")
     return Options(segment, template, at, repeat, language, trigger, delay)
 
 

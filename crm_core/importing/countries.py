@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+from crm_core.iso_countries import is_country_code
 
 COUNTRY_CODES = {
     "united kingdom": "GB",
@@ -57,6 +57,6 @@ def country_code(name: str | None) -> str | None:
     """ISO code for a country name or code; None for unknown or deliberately vague ones
     ("Unspecified", "European Community", "Channel Islands")."""
     value = (name or "").strip()
-    if re.fullmatch(r"[A-Za-z]{2}", value):
+    if is_country_code(value):
         return value.upper()
     return COUNTRY_CODES.get(value.casefold())

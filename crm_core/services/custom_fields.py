@@ -9,11 +9,26 @@ from datetime import date
 import sqlalchemy as sa
 
 from crm_core.errors import Conflict, ValidationError
-from crm_core.models import CustomFieldDefinition, CustomFieldValue, FieldEntity, FieldType
+from crm_core.models import Customer, CustomFieldDefinition, CustomFieldValue, Deal, FieldEntity, FieldType, Ticket
 from crm_core.uow import UnitOfWork
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 MAX_TEXT = 1000
+
+
+_MODELS: dict[FieldEntity, type] = {FieldEntity.CUSTOMER: Customer, FieldEntity.DEAL: Deal, FieldEntity.TICKET: Ticket}
+
+
+def core_keys(entity: FieldEntity) -> set[str]:
+    """Names a custom field of ``entity`` may not take: the model's columns and relationships (``owner_id``
+    and ``owner``, ``amount_cents`` and ``amount``), and its public properties (a customer's ``tags``). Read from the model, so a new column
+    is reserved without anyone remembering to list it."""
+    model = _MODELS[entity]
+    keys = set(sa.inspect(model).attrs.keys())
+    # owner_id is set as owner=, amount_cents as amount=.
+    keys |= {key.removesuffix("_id").removesuffix("_cents") for key in keys if key.endswith(("_id", "_cents"))}
+    keys |= {name for name, value in vars(model).items() if isinstance(value, property) and not name.startswith("_")}
+    return keys
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,8 @@ def define_field(
         raise ValidationError(
             f"{key!r} is not a field key: use lower-case letters, digits and _, starting with a letter", field="key"
         )
+    if key in core_keys(entity):
+        raise ValidationError(f"{key!r} is a built-in field of a {entity}: pick another key", field="key")
     if type_ is FieldType.CHOICE:
         choices = [c.strip() for c in (choices or []) if c.strip()]
         if len(choices) < 2:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, events, search, text
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.iso_countries import is_country_code
 from crm_core.models import (
     Company,
     Customer,
@@ -36,7 +37,6 @@ from crm_core.uow import UnitOfWork
 
 MAX_NAME = 200
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z]{2})?$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,49}$")
 # Values that mean "clear this field".
@@ -106,6 +106,7 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
         value = (raw_value or "").strip()
         empty = value.lower() in _EMPTY
         try:
+            text.check_text(value, key, field=key)
             if key == "name":
                 if empty:
                     raise ValidationError("a customer needs a name", field="name")
@@ -123,8 +124,10 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
             elif key == "company":
                 parsed.core["company"] = None if empty else value[:MAX_NAME]
             elif key == "country":
-                if not empty and not _COUNTRY.match(value):
-                    raise ValidationError("country is a two-letter code such as DE or GB", field="country")
+                if not empty and not is_country_code(value):
+                    raise ValidationError(
+                        f"{value!r} is not an ISO 3166 country code (e.g. DE, GB, US)", field="country"
+                    )
                 parsed.core["country"] = None if empty else value.upper()
             elif key == "language":
                 if not empty and not _LANGUAGE.match(value):
@@ -206,6 +209,10 @@ def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
 
 
 def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None] | None = None) -> Customer:
+    given = {key.strip().lower(): value for key, value in (fields or {}).items()}
+    if "name" in given:
+        # Otherwise name=foo would silently replace the name given first.
+        raise ValidationError(f"the name is given twice: {name!r} and {given['name']!r}", field="name")
     changes = {"name": name, **(fields or {})}
     parsed = _parse_changes(uow, changes)
     missing = [

@@ -6,7 +6,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from crm_core import clock, events
+from crm_core import clock, events, text
 from crm_core.errors import NotFound, ValidationError
 from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange
 from crm_core.services.customers import get_customer
@@ -60,7 +60,7 @@ def create_deal(
     probability: int | None = None,
     owner_id: int | None = None,
 ) -> Deal:
-    title = (title or "").strip()
+    title = text.check_text((title or "").strip(), "title", field="title")
     if not title:
         raise ValidationError("a deal needs a title", field="title")
     if len(title) > MAX_TITLE:
@@ -112,8 +112,9 @@ def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | 
     deal.stage = stage
     deal.probability = DEFAULT_PROBABILITY[stage]
     deal.closed_at = None if stage.is_open else clock.utcnow()
-    if stage is DealStage.LOST:
-        deal.lost_reason = (reason or "").strip()[:500] or None
+    # A lost reason belongs to the lost stage: a deal that leaves it (won again, reopened) drops it.
+    text.check_text(reason or "", "reason", field="reason")
+    deal.lost_reason = ((reason or "").strip()[:500] or None) if stage is DealStage.LOST else None
     uow.session.flush()
     events.emit(
         uow,

@@ -23,6 +23,7 @@ from crm_core.outbox_payload import PayloadButton
 from crm_core.scheduling import JobRun, Once, schedule, unschedule
 from crm_core.services import customers, users
 from crm_core.templating import render_message
+from crm_core.text import check_text
 from crm_core.uow import UnitOfWork
 
 log = logging.getLogger("chatcrm.followups")
@@ -41,7 +42,7 @@ def job_id(followup_id: int) -> str:
 def create_followup(
     uow: UnitOfWork, customer_id: int, user_id: int, due_at: datetime, text: str, timezone: str = "UTC"
 ) -> FollowUp:
-    body = " ".join((text or "").split())
+    body = check_text(" ".join((text or "").split()), "follow-up text", field="text")
     if not body:
         raise ValidationError('say what to follow up on after the time, e.g. "call about renewal"', field="text")
     if len(body) > MAX_TEXT:

@@ -10,6 +10,7 @@ from crm_core import clock, events
 from crm_core.errors import ValidationError
 from crm_core.models import Direction, Interaction, InteractionKind
 from crm_core.services.customers import get_customer
+from crm_core.text import check_text
 from crm_core.uow import UnitOfWork
 
 MAX_TEXT = 4000
@@ -25,7 +26,7 @@ def log_interaction(
     occurred_at: datetime | None = None,
     ticket_id: int | None = None,
 ) -> Interaction:
-    body = (text or "").strip()
+    body = check_text((text or "").strip(), "note", field="text")
     if not body:
         raise ValidationError("the note is empty: write some text after the customer", field="text")
     if len(body) > MAX_TEXT:

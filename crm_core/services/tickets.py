@@ -25,6 +25,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.services import customers, interactions, sla
+from crm_core.text import check_text
 from crm_core.uow import UnitOfWork
 
 MAX_SUBJECT = 300
@@ -43,7 +44,7 @@ def get_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket:
 
 
 def _subject(raw: str) -> str:
-    subject = " ".join((raw or "").split())
+    subject = check_text(" ".join((raw or "").split()), "subject", field="subject")
     if not subject:
         raise ValidationError("a ticket needs a subject", field="subject")
     if len(subject) > MAX_SUBJECT:
@@ -208,6 +209,7 @@ def answer(
 def add_note(uow: UnitOfWork, ticket_id: int, text: str) -> TicketMessage:
     """An internal note on the ticket; the customer never sees it."""
     ticket = get_ticket(uow, ticket_id)
+    check_text(text, "note", field="text")
     message = _add_message(uow, ticket, text, Direction.INTERNAL, uow.actor.platform)
     uow.session.flush()
     return message

@@ -120,6 +120,19 @@ def kinds(session: Session | None = None) -> list[str]:
     return sorted(found)
 
 
+def languages(session: Session | None, kind: str) -> list[str]:
+    """The languages ``kind`` has a template in: shipped files and (given a session) admin overrides."""
+    found = {
+        path.name.split(".")[0]
+        for directory in template_dirs()
+        if (directory / kind).is_dir()
+        for path in (directory / kind).glob("*.j2")
+    }
+    if session is not None:
+        found |= set(session.scalars(sa.select(TemplateOverride.language).where(TemplateOverride.kind == kind)))
+    return sorted(found)
+
+
 def _check_kind(kind: str, session: Session | None = None, *, creating: bool = False) -> str:
     kind = kind.strip().lower()
     if kind in kinds(session) or (creating and _CUSTOM_KIND.match(kind)):
@@ -213,6 +226,11 @@ def _file_variant(kind: str, language: str, fmt: str) -> Variant | None:
     if not path.exists():
         return None
     return Variant(kind, language, fmt, "file", path.read_text(encoding="utf-8"))
+
+
+def has_built_in(kind: str, language: str, fmt: str) -> bool:
+    """Whether a template file ships for exactly this kind, language and format."""
+    return _file_variant(kind, language, fmt) is not None
 
 
 def _overrides(session: Session | None, kind: str, languages: list[str]) -> dict[tuple[str, str], TemplateOverride]:
