@@ -274,10 +274,11 @@ class EventLog:
         query = sa.select(model).where(model.id > marker)
         if types:
             query = query.where(model.type.in_(types))
+        from crm_core.events import Event
+
         with self.app.uow() as uow:
-            found = list(uow.session.scalars(query.order_by(model.id)))
-            uow.session.expunge_all()
-        return found
+            # What a listener would be handed (crm_core.events.Event), not the ORM rows.
+            return [Event.from_row(row) for row in uow.session.scalars(query.order_by(model.id))]
 
     def types(self, marker: int = 0) -> list[str]:
         return [event.type for event in self.since(marker)]

@@ -125,6 +125,27 @@ def on_event(event, app: App) -> None:
 
 
 @hookimpl
+def register_jobs(settings) -> list:
+    """Every morning at 09:00: remind reps of quotes that led to no order within a week."""
+    from datetime import time
+
+    from chatcrm import JobDefinition
+    from chatcrm_example.quote_followups import DAYS_SETTING, remind_stale_quotes
+    from crm_core.scheduling import Calendar
+
+    return [
+        JobDefinition(
+            "example.quote_followups",
+            remind_stale_quotes,
+            "remind reps of quotes with no order a week later",
+            trigger=Calendar(time(9, 0), settings.extra.get("CHATCRM_TIMEZONE", "UTC")),
+            args={"days": int(settings.extra.get(DAYS_SETTING, "7"))},
+            misfire_grace_seconds=6 * 3600,
+        )
+    ]
+
+
+@hookimpl
 def register_routes(app: App) -> list[BaseRoute]:
     from chatcrm_example.web import routes
 
