@@ -364,7 +364,7 @@ def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:
 def _update_held(session_factory: sessionmaker[Session], message_id: int, owner: str, **values: Any) -> bool:
     with session_factory() as session, session.begin():
         return (
-            session.execute(
+            session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
                 sa.update(OutboxMessage)
                 .where(_held(message_id, owner))
                 .values(**values)
@@ -418,7 +418,7 @@ def release(session_factory: sessionmaker[Session], message_ids: Iterable[int], 
         return 0
     o = OutboxMessage
     with session_factory() as session, session.begin():
-        return session.execute(
+        return session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(o)
             .where(o.id.in_(ids), o.status == OutboxStatus.SENDING, o.claimed_by == owner)
             .values(status=OutboxStatus.PENDING, lease_until=None, claimed_by=None, attempts=o.attempts - 1)
@@ -506,7 +506,7 @@ def block_recipient(session: Session, platform: str, conversation: str, reason: 
         session.add(BlockedRecipient(platform=platform, conversation=conversation, reason=reason[:500]))
         session.flush()
     o = OutboxMessage
-    return session.execute(
+    return session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         sa.update(o)
         .where(o.platform == platform, o.conversation == conversation, o.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.BLOCKED, last_error="recipient is blocked")

@@ -306,7 +306,7 @@ def settle(uow: UnitOfWork, run_ids: list[int] | None = None) -> int:
     )
     settled = 0
     for run_id in runs:
-        settled += session.execute(
+        settled += session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(r)
             .where(
                 r.run_id == run_id,

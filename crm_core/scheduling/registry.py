@@ -184,7 +184,7 @@ def _claim(
     session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime, lease: timedelta
 ) -> ScheduledJob | None:
     with UnitOfWork(session_factory, SCHEDULER_ACTOR) as uow:
-        claimed = uow.session.execute(
+        claimed = uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(ScheduledJob)
             .where(
                 ScheduledJob.id == job_id,
@@ -269,9 +269,9 @@ def _complete(
         unchanged = (ScheduledJob.id == job.id) & (ScheduledJob.next_run_at == fire_time)
         ran = status != "missed"
         if next_run is None and status != "failed":
-            done = uow.session.execute(sa.delete(ScheduledJob).where(unchanged)).rowcount
+            done = uow.session.execute(sa.delete(ScheduledJob).where(unchanged)).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
         else:
-            done = uow.session.execute(
+            done = uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
                 sa.update(ScheduledJob)
                 .where(unchanged)
                 .values(

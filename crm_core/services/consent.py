@@ -69,7 +69,7 @@ def opt_in(
 
 def _cancel_pending(uow: UnitOfWork, customer_ids: list[int], platform: str) -> int:
     o = OutboxMessage
-    return uow.session.execute(
+    return uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         sa.update(o)
         .where(
             o.customer_id.in_(customer_ids),
