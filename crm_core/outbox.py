@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -123,7 +123,8 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
     def flush() -> int:
         if not batch:
             return 0
-        table = OutboxMessage.__table__
+        # Declarative models map a Table; SQLAlchemy types __table__ as the wider FromClause.
+        table = cast(sa.Table, OutboxMessage.__table__)
         keys = [row["idempotency_key"] for row in batch]
         known = set(session.scalars(sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(keys))))
         fresh = [row for row in batch if row["idempotency_key"] not in known]

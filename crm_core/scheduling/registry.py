@@ -174,6 +174,7 @@ def run_due(
         ).all()
     outcomes = []
     for job_id, fire_time in due:
+        assert fire_time is not None, "due jobs were selected by next_run_at <= now"
         outcome = _run_one(session_factory, tasks, job_id, fire_time, now, lease, config or {})
         if outcome is not None:
             outcomes.append(outcome)

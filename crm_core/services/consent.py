@@ -147,7 +147,7 @@ def opt_out_address(
 def reachable(session: Session, customer_id: int, platform: str, conversation: str) -> bool:
     """Whether a campaign message may go to this customer at this address now."""
     return (
-        session.scalar(
+        session.execute(
             sa.select(sa.func.count())
             .select_from(Consent)
             .where(
@@ -156,7 +156,7 @@ def reachable(session: Session, customer_id: int, platform: str, conversation: s
                 Consent.conversation == conversation,
                 Consent.status == ConsentStatus.OPTED_IN,
             )
-        )
+        ).scalar_one()
         > 0
     )
 
