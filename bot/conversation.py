@@ -89,7 +89,7 @@ def current(uow: UnitOfWork, origin: Origin) -> FormSession | None:
 
 
 def cancel(uow: UnitOfWork, origin: Origin) -> bool:
-    return uow.session.execute(sa.delete(FormSession).where(_where(origin))).rowcount > 0
+    return uow.session.execute(sa.delete(FormSession).where(_where(origin))).rowcount > 0  # type: ignore[attr-defined]  # DML returns a CursorResult
 
 
 def start(

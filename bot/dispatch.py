@@ -114,7 +114,9 @@ class Dispatcher:
             route = self.router.route(request.text)
         except UsageError as exc:
             return self._answer_once(request, error_reply(f"I could not read that command: {exc.message}."))
+        # An unknown command is answered with the help listing (when a help command is registered).
         command = route.command if route else self.router.get("help")
+        usage = command.usage if command else None
         arg_text = route.arg_text if route else ""
         try:
             with UnitOfWork(self.session_factory) as uow:
@@ -124,31 +126,34 @@ class Dispatcher:
                     conversation.cancel(uow, request.origin)
                 ctx = self._context(uow, request, desk)
                 if ctx.caller.role == Role.CUSTOMER and (
-                    route is None or not self.router.permissions.allows(Role.CUSTOMER, command.permission)
+                    route is None or not self.router.permissions.allows(Role.CUSTOMER, route.command.permission)
                 ):
                     # A customer pressing a button of a staff message (in a shared group) is ignored.
                     return Reply() if request.from_button else CUSTOMER_HINT
                 if route is None:
+                    unknown = f"I don't know {request.text.split()[0]!r}."
+                    if command is None:
+                        return error_reply(unknown)
                     reply = command.handler(replace(request, args={}), ctx)
                     return replace(
                         reply,
-                        title=f"I don't know {request.text.split()[0]!r}. Here is what you can use:",
+                        title=f"{unknown} Here is what you can use:",
                         tone=Tone.WARNING,
                         private=True,
                     )
-                return self._run(command, arg_text, request, ctx)
+                return self._run(route.command, arg_text, request, ctx)
         except AlreadyHandled:
             raise
         except FormErrors as exc:
             if request.form_values is not None:
                 raise FormRejected(exc.errors) from None
-            return error_reply(exc.message, command.usage)
+            return error_reply(exc.message, usage)
         except UsageError as exc:
-            return error_reply(f"{_sentence(exc.message)}", command.usage)
+            return error_reply(f"{_sentence(exc.message)}", usage)
         except ValidationError as exc:
             if request.form_values is not None and exc.errors:
                 raise FormRejected(exc.errors) from None
-            return error_reply(_sentence(exc.message), command.usage)
+            return error_reply(_sentence(exc.message), usage)
         except Forbidden as exc:
             return error_reply(_sentence(exc.message))
         except CrmError as exc:

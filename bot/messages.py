@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -136,16 +137,19 @@ class Reply:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Reply:
-        def button(d: dict | None) -> Button | None:
-            return None if d is None else Button(**{**d, "style": Style(d.get("style", "default"))})
+    def from_dict(cls, data: Mapping[str, Any]) -> Reply:
+        def button(d: dict) -> Button:
+            return Button(**{**d, "style": Style(d.get("style", "default"))})
+
+        def item_button(d: dict | None) -> Button | None:
+            return None if d is None else button(d)
 
         def section(d: dict) -> Section:
             return Section(
                 title=d.get("title"),
                 text=d.get("text"),
                 fields=tuple(Field(**f) for f in d.get("fields", ())),
-                items=tuple(Item(i["text"], i.get("detail"), button(i.get("button"))) for i in d.get("items", ())),
+                items=tuple(Item(i["text"], i.get("detail"), item_button(i.get("button"))) for i in d.get("items", ())),
                 empty=d.get("empty"),
             )
 

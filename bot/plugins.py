@@ -21,7 +21,7 @@ import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import pluggy
 
@@ -179,7 +179,8 @@ class Plugins:
                 continue
             if result is None:
                 continue
-            found.extend([result] if _is_section(result) else list(result))
+            # pluggy types a hook's result as object; the hook contract says a Section or an iterable of them.
+            found.extend([result] if _is_section(result) else list(cast("Iterable[Section]", result)))
         return found
 
     def event_listeners(self, app: App) -> dict[str, Callable[[Event], Any]]:
@@ -225,7 +226,7 @@ def _unique(items: Iterable[Any], what: str) -> dict[str, Any]:
     return found
 
 
-def _is_section(value: object) -> bool:
+def _is_section(value: object) -> TypeGuard[Section]:
     from bot.messages import Section
 
     return isinstance(value, Section)

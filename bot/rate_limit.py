@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d*(?:\.\d+)?)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
 _UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
@@ -93,7 +94,9 @@ def parse_limits(raw: str, base: PlatformLimits | None = None) -> PlatformLimits
         key, sep, value = part.partition("=")
         if not sep or key.lower() not in keys:
             raise ValueError(f"{part!r}: write overall=…, chat=… or group=…")
-        limits = replace(limits, **{keys[key.lower()]: parse_rate(value)})
+        # Any: the field is one of the three Rate | None fields named in ``keys``.
+        change: dict[str, Any] = {keys[key.lower()]: parse_rate(value)}
+        limits = replace(limits, **change)
     return limits
 
 

@@ -188,9 +188,12 @@ class Router:
         best: Command | None = None
         best_len = 0
         for length in range(1, 4):
-            if offset + length > len(tokens) or any(w is None for w in words[offset : offset + length]):
+            if offset + length > len(tokens):
                 break
-            command = self._commands.get(tuple(words[offset : offset + length]))
+            key = tuple(w for w in words[offset : offset + length] if w is not None)
+            if len(key) < length:  # a quoted word ends the command path
+                break
+            command = self._commands.get(key)
             if command:
                 best, best_len = command, length
         if best is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -34,7 +34,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _entity_type(obj: Base) -> str:
-    return obj.__table__.name
+    # Declarative models map a Table; SQLAlchemy types __table__ as the wider FromClause.
+    return cast(sa.Table, obj.__table__).name
 
 
 def _entity_id(obj: Base) -> str:

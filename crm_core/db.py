@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from alembic import command
@@ -18,6 +19,9 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.errors import SetupError
+
+if TYPE_CHECKING:
+    from crm_core.models.base import Base
 
 DEFAULT_DATABASE_URL = "sqlite:///chatcrm.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -90,17 +94,20 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def insert_or_ignore(session: Session, model: type, values: dict) -> bool:
+def insert_or_ignore(session: Session, model: type[Base], values: dict) -> bool:
     """INSERT a row unless it clashes with a unique key (ON CONFLICT DO NOTHING, on both databases);
     True when the row went in. Safe against concurrent inserts of the same key, unlike select-then-insert."""
     dialect = session.get_bind().dialect.name
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if insert is None:  # pragma: no cover - only the two supported databases exist
+    statement: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(model).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(model).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two supported databases exist
         raise RuntimeError(f"insert_or_ignore does not support {dialect}")
     # RETURNING, not rowcount: psycopg does not always report a rowcount for this statement.
     primary_key = sa.inspect(model).primary_key[0]
-    statement = insert(model).values(**values).on_conflict_do_nothing().returning(primary_key)
-    return session.execute(statement).first() is not None
+    return session.execute(statement.returning(primary_key)).first() is not None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -148,6 +155,7 @@ class SchemaStatus:
 
 def schema_status(engine: Engine) -> SchemaStatus:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "crm_core ships its migrations, so there is a head revision"
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     return SchemaStatus(current=current, head=head)

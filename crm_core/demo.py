@@ -657,7 +657,7 @@ def _tickets(session, rng: random.Random, people: list[Customer], agents: list[U
                 resolved_at=resolved,
                 closed_at=resolved + timedelta(days=2) if status is TicketStatus.CLOSED and resolved else None,
                 rating=rating,
-                rated_at=resolved + timedelta(hours=3) if rating else None,
+                rated_at=resolved + timedelta(hours=3) if rating and resolved else None,
             )
         )
         count += 1

@@ -39,7 +39,7 @@ def seen(uow: UnitOfWork, platform: str, key: str) -> bool:
 def prune(uow: UnitOfWork, older_than: datetime) -> int:
     """Forget events received before ``older_than`` (platforms stop re-delivering after a day or so)."""
     result = uow.session.execute(sa.delete(InboundEvent).where(InboundEvent.received_at < older_than))
-    return result.rowcount
+    return result.rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
 
 
 # Slack retries an event for about an hour and Telegram re-sends an update for a day at most.

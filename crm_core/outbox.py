@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -123,7 +123,8 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
     def flush() -> int:
         if not batch:
             return 0
-        table = OutboxMessage.__table__
+        # Declarative models map a Table; SQLAlchemy types __table__ as the wider FromClause.
+        table = cast(sa.Table, OutboxMessage.__table__)
         keys = [row["idempotency_key"] for row in batch]
         known = set(session.scalars(sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(keys))))
         fresh = [row for row in batch if row["idempotency_key"] not in known]
@@ -364,7 +365,7 @@ def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:
 def _update_held(session_factory: sessionmaker[Session], message_id: int, owner: str, **values: Any) -> bool:
     with session_factory() as session, session.begin():
         return (
-            session.execute(
+            session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
                 sa.update(OutboxMessage)
                 .where(_held(message_id, owner))
                 .values(**values)
@@ -418,7 +419,7 @@ def release(session_factory: sessionmaker[Session], message_ids: Iterable[int], 
         return 0
     o = OutboxMessage
     with session_factory() as session, session.begin():
-        return session.execute(
+        return session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(o)
             .where(o.id.in_(ids), o.status == OutboxStatus.SENDING, o.claimed_by == owner)
             .values(status=OutboxStatus.PENDING, lease_until=None, claimed_by=None, attempts=o.attempts - 1)
@@ -506,7 +507,7 @@ def block_recipient(session: Session, platform: str, conversation: str, reason: 
         session.add(BlockedRecipient(platform=platform, conversation=conversation, reason=reason[:500]))
         session.flush()
     o = OutboxMessage
-    return session.execute(
+    return session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         sa.update(o)
         .where(o.platform == platform, o.conversation == conversation, o.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.BLOCKED, last_error="recipient is blocked")

@@ -170,11 +170,11 @@ def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> P
     if day is not None:
         at_time, used = _with_time(words, start)
         return ParsedWhen(local_instant(day, at_time, tz_name), used)
-    at_time = parse_time_of_day(first)
-    if at_time is not None:
-        today = local_instant(local_now.date(), at_time, tz_name)
+    time_only = parse_time_of_day(first)
+    if time_only is not None:
+        today = local_instant(local_now.date(), time_only, tz_name)
         return ParsedWhen(
-            today if today > now else local_instant(local_now.date() + timedelta(days=1), at_time, tz_name), 1
+            today if today > now else local_instant(local_now.date() + timedelta(days=1), time_only, tz_name), 1
         )
     return None
 

@@ -126,6 +126,7 @@ def preview(req: Request, ctx: Context) -> Reply:
 def test(req: Request, ctx: Context) -> Reply:
     campaign = service.get(ctx.uow, req.args["name"])
     author = ctx.uow.session.get(User, ctx.caller.user_id)
+    assert author is not None, "only a known CRM user holds the campaign permission"
     shown, queued = service.test_send(ctx.uow, campaign, author, _currency(ctx))
     if queued:
         return Reply(
@@ -147,6 +148,7 @@ def _start_reply(campaign, outcome: service.StartOutcome, ctx: Context) -> Reply
         )
     if outcome.state == "template_failed":
         failure = outcome.failure
+        assert failure is not None, "a template_failed outcome names the failure"
         return Reply(
             text=f"Not started: the template {campaign.template} fails for {failure.customer_name} "
             f"(#{failure.customer_id}): {failure.reason}",
@@ -307,7 +309,7 @@ def status(req: Request, ctx: Context) -> Reply:
         )
         if live is not None:
             footer = "A live card below updates every few seconds until the run finishes."
-    buttons = ()
+    buttons: tuple[Button, ...] = ()
     if campaign.status in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED):
         buttons = (Button("Pause", f"/campaign pause {campaign.name}"),)
     elif campaign.status is CampaignStatus.PAUSED:

@@ -239,7 +239,7 @@ def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
 )
 def edit_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
-    changes = dict(req.extra)
+    changes: dict[str, str | None] = dict(req.extra)
     if req.form_values is not None:
         # A form sends every input; only what actually changed is an edit (and is audited).
         changes = customers.changed_fields(ctx.uow, customer, changes)

@@ -19,7 +19,7 @@ STAGES = tuple(s.value for s in DealStage)
 
 def _deal_reply(deal, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:
     tz = ctx.caller.timezone
-    fields = (
+    fields: tuple[Field, ...] = (
         Field("Customer", f"{deal.customer.name} (#{deal.customer_id})"),
         Field("Stage", deal.stage.value),
         Field("Amount", format_money(deal.amount_cents, deal.currency)),
@@ -31,7 +31,7 @@ def _deal_reply(deal, ctx: Context, note: str | None = None, tone: Tone = Tone.I
         fields += (Field("Closed", fmt_datetime(deal.closed_at, tz)),)
     if deal.lost_reason and deal.stage is DealStage.LOST:
         fields += (Field("Lost because", deal.lost_reason, short=False),)
-    buttons = (Button("Open customer", f"/customer #{deal.customer_id}"),)
+    buttons: tuple[Button, ...] = (Button("Open customer", f"/customer #{deal.customer_id}"),)
     if deal.stage.is_open:
         buttons = (Button("Change stage", f"/deal stage {deal.id}", opens_form=True), *buttons)
     return Reply(title=f"Deal #{deal.id}: {deal.title}", text=note, fields=fields, buttons=buttons, tone=tone)

@@ -38,7 +38,7 @@ ISO_639_1 = frozenset(
 
 def _is_language(word: str) -> bool:
     match = _LANGUAGE.match(word)
-    return bool(match) and match.group(1) in ISO_639_1
+    return match is not None and match.group(1) in ISO_639_1
 
 
 def _name(raw: str) -> tuple[str, str]:

@@ -305,7 +305,10 @@ def rate_ticket(req: Request, ctx: Context) -> Reply:
     # The buttons went to the customer's own chat; anyone else pressing or typing this is refused.
     if chat is None or chat.customer_id != ticket.customer_id:
         raise Forbidden("you can only rate your own requests")
-    if tickets.rate(ctx.uow, ticket.id, req.args["rating"]):
+    stored = tickets.rate(ctx.uow, ticket.id, req.args["rating"])
+    # rate() refreshes the ticket: it now has this rating, or the one given before.
+    assert ticket.rating is not None
+    if stored:
         return Reply(text=f"Thank you! You rated request #{ticket.id} {rating_text(ticket.rating)}.", tone=Tone.SUCCESS)
     return Reply(text=f"You already rated request #{ticket.id} ({rating_text(ticket.rating)}). Thank you!")
 

@@ -22,7 +22,9 @@ def customers_of(session: Session, campaign: Campaign) -> sa.Select:
     ).correlate(None)
 
 
-def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | None = None) -> sa.Select:
+def eligible(
+    session: Session, campaign: Campaign, customer_ids: sa.Select | None = None
+) -> sa.Select | sa.CompoundSelect:
     """(customer_id, platform, conversation, language) of everyone the campaign may reach now."""
     if customer_ids is None:
         customer_ids = customers_of(session, campaign)
@@ -78,4 +80,4 @@ def eligible(session: Session, campaign: Campaign, customer_ids: sa.Select | Non
 
 
 def eligible_count(session: Session, campaign: Campaign) -> int:
-    return session.scalar(sa.select(sa.func.count()).select_from(eligible(session, campaign).subquery()))
+    return session.execute(sa.select(sa.func.count()).select_from(eligible(session, campaign).subquery())).scalar_one()

@@ -97,7 +97,7 @@ def freeze_recipients(
                 .execution_options(synchronize_session=False)
             )
     # (INSERT … SELECT's rowcount is not reported by every driver.)
-    return uow.session.scalar(sa.select(sa.func.count()).where(CampaignRecipient.run_id == run.id))
+    return uow.session.execute(sa.select(sa.func.count()).where(CampaignRecipient.run_id == run.id)).scalar_one()
 
 
 def enqueue_run(uow: UnitOfWork, run: CampaignRun, not_before: datetime) -> int:
@@ -306,7 +306,7 @@ def settle(uow: UnitOfWork, run_ids: list[int] | None = None) -> int:
     )
     settled = 0
     for run_id in runs:
-        settled += session.execute(
+        settled += session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(r)
             .where(
                 r.run_id == run_id,
@@ -329,6 +329,7 @@ def _finish_run(session: Session, run_id: int) -> None:
     if run is None or run.status is not RunStatus.SENDING:
         return
     campaign = session.get(Campaign, run.campaign_id)
+    assert campaign is not None, "a run's campaign exists (foreign key)"
     run.status = RunStatus.CANCELLED if campaign.status is CampaignStatus.CANCELLED else RunStatus.DONE
     run.finished_at = utcnow()
     if campaign.status is CampaignStatus.SENDING:

@@ -502,7 +502,7 @@ def describe(parsed: Filter) -> str:
 # Compiling
 
 
-def _column_in(column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
+def _column_in(column: sa.SQLColumnExpression[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
     """``column`` is one of ``values``, where None means NULL."""
     values = list(values)
     known = [v for v in values if v is not None]
@@ -514,7 +514,7 @@ def _column_in(column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.Colum
     return sa.or_(*clauses)
 
 
-def _not_in(column: sa.ColumnElement[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
+def _not_in(column: sa.SQLColumnExpression[Any], values: Iterable[Any]) -> sa.ColumnElement[bool]:
     """``column`` is none of ``values``; NULL counts as "not any of them" unless None is listed."""
     values = list(values)
     known = [v for v in values if v is not None]
@@ -528,7 +528,7 @@ def _exists(*where: sa.ColumnElement[bool]) -> sa.Exists:
     return sa.exists().where(*where)
 
 
-def _compare(column: sa.ColumnElement[Any], op: str, values: tuple[Any, ...]) -> sa.ColumnElement[bool]:
+def _compare(column: sa.SQLColumnExpression[Any], op: str, values: tuple[Any, ...]) -> sa.ColumnElement[bool]:
     if op == "=":
         return _column_in(column, values)
     if op == "!=":
@@ -682,7 +682,7 @@ class _Compiler:
         except ValidationError as exc:
             raise FilterError(term.text, term.position, exc.message) from None
         if definition.type is FieldType.NUMBER:
-            column: sa.ColumnElement[Any] = CustomFieldValue.value_number
+            column: sa.SQLColumnExpression[Any] = CustomFieldValue.value_number
         elif definition.type is FieldType.DATE:
             column = CustomFieldValue.value_date
         elif definition.type is FieldType.TEXT:

@@ -141,12 +141,13 @@ def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTIO
     for start in range(0, len(customers), CHUNK):
         chunk = customers[start : start + CHUNK]
         earliest = min(t[0] for c in chunk for t in touches[c])
-        for customer_id, ordered_at, total in session.execute(
+        for buyer_id, ordered_at, total in session.execute(
             sa.select(Order.customer_id, Order.ordered_at, Order.total_cents).where(
                 Order.customer_id.in_(chunk), Order.kind == OrderKind.PURCHASE, Order.ordered_at > earliest
             )
         ):
-            mine = sorted(touches[customer_id])
+            assert buyer_id is not None, "matched by customer_id IN (...)"
+            mine = sorted(touches[buyer_id])
             # The latest message strictly before the order.
             index = bisect.bisect_left(mine, (ordered_at,)) - 1
             if index < 0:

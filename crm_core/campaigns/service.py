@@ -401,7 +401,7 @@ def _move(
     **values: Any,
 ) -> int:
     """Move the campaign's outbox rows in ``from_`` to ``to``; returns how many."""
-    return uow.session.execute(
+    return uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         sa.update(OutboxMessage)
         .where(_outbox_rows(campaign), OutboxMessage.status.in_(from_))
         .values(status=to, last_error=error, **values)

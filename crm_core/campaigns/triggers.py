@@ -70,7 +70,7 @@ def due_events(uow: UnitOfWork, campaign: Campaign, now: datetime) -> dict[int, 
         )
         found = {cid: f"first_order:{cid}" for (cid,) in rows}
     elif campaign.trigger_event == "ticket_resolved":
-        rows = uow.session.execute(
+        resolved = uow.session.execute(
             sa.select(Ticket.customer_id, Ticket.id)
             .where(
                 Ticket.resolved_at >= since,
@@ -82,7 +82,7 @@ def due_events(uow: UnitOfWork, campaign: Campaign, now: datetime) -> dict[int, 
             .order_by(Ticket.id)
             .limit(SCAN_LIMIT)
         )
-        for customer_id, ticket_id in rows:
+        for customer_id, ticket_id in resolved:
             found.setdefault(customer_id, f"ticket:{ticket_id}")
     return found
 

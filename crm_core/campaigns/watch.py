@@ -70,11 +70,11 @@ def status_context(campaign: Campaign, report: CampaignReport, currency: str, *,
 
 def in_flight(uow: UnitOfWork, campaign: Campaign) -> bool:
     return (
-        uow.session.scalar(
+        uow.session.execute(
             sa.select(sa.func.count()).where(
                 CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING
             )
-        )
+        ).scalar_one()
         > 0
     )
 

@@ -162,6 +162,7 @@ def _ensure_customers(
         for external_ref, customer_id in session.execute(
             sa.select(Customer.external_ref, Customer.id).where(Customer.external_ref.in_(chunk))
         ):
+            assert external_ref is not None, "matched by external_ref IN (...)"
             ids[wanted[external_ref]] = customer_id
     now = clock.utcnow()
     new_rows = [
@@ -183,6 +184,7 @@ def _ensure_customers(
             sa.insert(Customer).returning(Customer.external_ref, Customer.id, sort_by_parameter_order=True), new_rows
         )
         for external_ref, customer_id in inserted:
+            assert external_ref is not None, "every new row has an external_ref"
             ids[wanted[external_ref]] = customer_id
         report.count("created", "customers", len(new_rows))
     return ids

@@ -13,10 +13,10 @@ from __future__ import annotations
 import csv
 import os
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain, count
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -51,6 +51,11 @@ class EncodedBaskets:
         return np.bincount(self.codes, minlength=self.n_items).astype(np.int64, copy=False)
 
 
+def _label_at(labels: Sequence[Hashable]) -> Callable[[int], Any]:
+    # Any: labels may or may not be orderable among themselves; sorting tries, and a TypeError is caught.
+    return labels.__getitem__
+
+
 def label_order(labels: Sequence[Hashable]) -> list[int]:
     """Indices of ``labels`` in the order items are reported in.
 
@@ -61,7 +66,7 @@ def label_order(labels: Sequence[Hashable]) -> list[int]:
     """
     indices = range(len(labels))
     try:
-        return sorted(indices, key=labels.__getitem__)
+        return sorted(indices, key=_label_at(labels))
     except TypeError:
         pass
     by_type: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -69,10 +74,10 @@ def label_order(labels: Sequence[Hashable]) -> list[int]:
         kind = type(labels[i])
         by_type[(kind.__module__, kind.__qualname__)].append(i)
     ordered: list[int] = []
-    for kind in sorted(by_type):
-        group = by_type[kind]
+    for type_name in sorted(by_type):
+        group = by_type[type_name]
         try:
-            ordered.extend(sorted(group, key=labels.__getitem__))
+            ordered.extend(sorted(group, key=_label_at(labels)))
         except TypeError:
             ordered.extend(sorted(group, key=lambda i: repr(labels[i])))
     return ordered

@@ -27,7 +27,7 @@ class Itemset(NamedTuple):
     """A frequent itemset: its items (in label order), basket count and support (count / baskets)."""
 
     items: tuple[Hashable, ...]
-    count: int
+    count: int  # type: ignore[assignment]  # public field name; shadowing tuple.count is intended
     support: float
 
 

@@ -196,6 +196,7 @@ def _pair_step(
     # Each entry pairs with the entries after it in its row: give every entry its row's end
     # (and basket, in the same repeat call).
     if carry_baskets:
+        assert occurrences.row_baskets is not None  # carry_baskets checked it
         entry_type = _int_type(max(n_entries, int(occurrences.row_baskets.max()) + 1))
         per_row = np.empty((row_sizes.size, 2), dtype=entry_type)
         np.cumsum(row_sizes, out=per_row[:, 0])
@@ -312,13 +313,13 @@ def _frequent(candidates: np.ndarray, counts: np.ndarray | None, n_candidates: i
     is_frequent = seen_counts >= min_count
     frequent_ids = seen[is_frequent].astype(np.int64)
 
-    def new_column(ids: np.ndarray) -> np.ndarray:
+    def searched_column(ids: np.ndarray) -> np.ndarray:
         # Only called when some candidate is frequent, so frequent_ids is not empty.
         position = np.searchsorted(frequent_ids, ids)
         position[position == frequent_ids.size] = 0
         return np.where(frequent_ids[position] == ids, position, -1)
 
-    return frequent_ids, seen_counts[is_frequent].astype(np.int64), new_column
+    return frequent_ids, seen_counts[is_frequent].astype(np.int64), searched_column
 
 
 # --- bitsets ---------------------------------------------------------------------------------
@@ -326,6 +327,7 @@ def _frequent(candidates: np.ndarray, counts: np.ndarray | None, n_candidates: i
 
 def _bitsets_from(occurrences: _Occurrences, n_sets: int, n_words: int) -> np.ndarray:
     """The (n_sets, n_words) uint64 bitsets of the itemsets in an occurrence list."""
+    assert occurrences.row_baskets is not None, "called only while the occurrence list carries its baskets"
     baskets = np.repeat(occurrences.row_baskets.astype(np.int64), occurrences.row_sizes)
     bits = np.zeros(n_sets * n_words, dtype=np.uint64)
     # Each (itemset, basket) bit is set once, so OR-ing them in is exact.

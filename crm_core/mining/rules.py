@@ -42,7 +42,7 @@ class Rule(NamedTuple):
     support: float
     confidence: float
     lift: float
-    count: int
+    count: int  # type: ignore[assignment]  # public field name; shadowing tuple.count is intended
 
 
 @dataclass(frozen=True, eq=False)

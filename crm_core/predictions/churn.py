@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.calibration import calibration_curve
@@ -34,7 +35,15 @@ MIN_AUC = 0.6
 MIN_EXAMPLES = 30
 
 
-def _candidates() -> dict[str, object]:
+class _Classifier(Protocol):
+    """What churn needs of a scikit-learn classifier (sklearn ships no type hints)."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Any: ...
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+
+def _candidates() -> dict[str, _Classifier]:
     return {
         "logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
         "gradient-boosted trees": HistGradientBoostingClassifier(
@@ -80,6 +89,7 @@ def train(uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC
         run.duration_ms = int((time.perf_counter() - started) * 1000)
         session.flush()
         return ChurnResult(run, {})
+    assert train_shot.y is not None and test_shot.y is not None, "_usable checked both are labelled"
     scores: dict[str, float] = {}
     predictions: dict[str, np.ndarray] = {}
     for name, model in _candidates().items():

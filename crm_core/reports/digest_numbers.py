@@ -279,7 +279,8 @@ def _median_first_response(session: Session, period: Period) -> float | None:
     pairs = session.execute(
         sa.select(Ticket.created_at, Ticket.first_responded_at).where(_in(Ticket.first_responded_at, period))
     ).all()
-    durations = [(answered - opened).total_seconds() for opened, answered in pairs]
+    # (The period filter already leaves out tickets without a first response.)
+    durations = [(answered - opened).total_seconds() for opened, answered in pairs if answered is not None]
     return statistics.median(durations) if durations else None
 
 

@@ -174,6 +174,7 @@ def run_due(
         ).all()
     outcomes = []
     for job_id, fire_time in due:
+        assert fire_time is not None, "due jobs were selected by next_run_at <= now"
         outcome = _run_one(session_factory, tasks, job_id, fire_time, now, lease, config or {})
         if outcome is not None:
             outcomes.append(outcome)
@@ -184,7 +185,7 @@ def _claim(
     session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime, lease: timedelta
 ) -> ScheduledJob | None:
     with UnitOfWork(session_factory, SCHEDULER_ACTOR) as uow:
-        claimed = uow.session.execute(
+        claimed = uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(ScheduledJob)
             .where(
                 ScheduledJob.id == job_id,
@@ -269,9 +270,9 @@ def _complete(
         unchanged = (ScheduledJob.id == job.id) & (ScheduledJob.next_run_at == fire_time)
         ran = status != "missed"
         if next_run is None and status != "failed":
-            done = uow.session.execute(sa.delete(ScheduledJob).where(unchanged)).rowcount
+            done = uow.session.execute(sa.delete(ScheduledJob).where(unchanged)).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
         else:
-            done = uow.session.execute(
+            done = uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
                 sa.update(ScheduledJob)
                 .where(unchanged)
                 .values(

@@ -69,7 +69,7 @@ def opt_in(
 
 def _cancel_pending(uow: UnitOfWork, customer_ids: list[int], platform: str) -> int:
     o = OutboxMessage
-    return uow.session.execute(
+    return uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         sa.update(o)
         .where(
             o.customer_id.in_(customer_ids),
@@ -147,7 +147,7 @@ def opt_out_address(
 def reachable(session: Session, customer_id: int, platform: str, conversation: str) -> bool:
     """Whether a campaign message may go to this customer at this address now."""
     return (
-        session.scalar(
+        session.execute(
             sa.select(sa.func.count())
             .select_from(Consent)
             .where(
@@ -156,7 +156,7 @@ def reachable(session: Session, customer_id: int, platform: str, conversation: s
                 Consent.conversation == conversation,
                 Consent.status == ConsentStatus.OPTED_IN,
             )
-        )
+        ).scalar_one()
         > 0
     )
 

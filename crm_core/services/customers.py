@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -78,11 +79,14 @@ def _company(uow: UnitOfWork, name: str) -> Company:
 
 @dataclass
 class _Parsed:
-    core: dict[str, object] = field(default_factory=dict)
+    # Column values as parsed: text, an owner id, a CustomerKind, or None to clear.
+    core: dict[str, Any] = field(default_factory=dict)
     tags_set: list[str] | None = None
     tags_add: list[str] = field(default_factory=list)
     tags_remove: list[str] = field(default_factory=list)
-    custom: dict[int, tuple[custom_fields.CustomFieldDefinition, object]] = field(default_factory=dict)
+    custom: dict[int, tuple[custom_fields.CustomFieldDefinition, str | float | date | None]] = field(
+        default_factory=dict
+    )
 
 
 def _parse_tags(raw: str) -> list[str]:
@@ -241,18 +245,18 @@ def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str
     _apply(uow, customer, parsed)
     _reload_references(uow, customer)
     after = current_values(uow, customer)
-    changes = {
+    diff = {
         key: {"old": before.get(key) or None, "new": after.get(key) or None}
         for key in sorted(before.keys() | after.keys())
         if before.get(key, "") != after.get(key, "")
     }
-    if changes:
+    if diff:
         events.emit(
             uow,
             "customer.updated",
             entity_type="customer",
             entity_id=customer.id,
-            payload={"customer_id": customer.id, "name": customer.name, "changes": changes},
+            payload={"customer_id": customer.id, "name": customer.name, "changes": diff},
         )
     return customer
 

@@ -169,6 +169,7 @@ def at_risk_by_rep(
     for rep, customer, risk in rows:
         found = grouped.setdefault(rep, [])
         if len(found) < per_rep:
+            assert risk is not None, "selected by churn_risk >= threshold"
             found.append((customer, risk))
     return list(grouped.items())
 

@@ -76,7 +76,7 @@ def redeem(uow: UnitOfWork, code: str, platform_id: users.PlatformId, display_na
         .where(LinkCode.id == row.id, LinkCode.used_at.is_(None))
         .values(used_at=clock.utcnow(), used_by=str(platform_id))
     )
-    if claimed.rowcount != 1:
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]  # DML returns a CursorResult
         raise ValidationError("that code has already been used; ask for a new one with /link")
     user = row.user
     if not user.active:

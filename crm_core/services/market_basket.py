@@ -10,9 +10,10 @@ whose consequent they never bought, ranked by confidence × lift.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -123,8 +124,9 @@ def run_mining(
             [
                 {
                     "run_id": run.id,
-                    "antecedent": sorted(int(i) for i in r.antecedent),
-                    "consequent_id": int(r.consequent),
+                    # The miner is generic over hashable items; these baskets hold product ids.
+                    "antecedent": sorted(int(cast(int, i)) for i in r.antecedent),
+                    "consequent_id": int(cast(int, r.consequent)),
                     "support": r.support,
                     "confidence": r.confidence,
                     "lift": r.lift,
@@ -173,6 +175,7 @@ def purchases(uow: UnitOfWork, customer_ids: list[int] | None, since: datetime) 
         statement = statement.where(Order.customer_id.in_(customer_ids))
     result: dict[int, tuple[set[int], set[int]]] = {}
     for customer_id, product_id, last in uow.session.execute(statement):
+        assert customer_id is not None, "the query keeps only orders with a customer"
         recent, ever = result.setdefault(customer_id, (set(), set()))
         ever.add(product_id)
         if _aware(last) >= since:
@@ -189,7 +192,7 @@ def suggestions_for(
     rules: list[MinedRule],
     recent: set[int],
     ever: set[int],
-    excluded: set[int] = frozenset(),
+    excluded: Set[int] = frozenset(),
     limit: int = MAX_PER_CUSTOMER,
 ) -> list[Suggestion]:
     best: dict[int, Suggestion] = {}

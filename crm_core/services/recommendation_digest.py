@@ -65,7 +65,7 @@ def post_recommendations(uow: UnitOfWork, run: MiningRun, now: datetime | None =
     for owner_id, found in sorted(per_rep.items()):
         rep = uow.session.get(User, owner_id)
         address = users.dm_address(rep) if rep is not None and rep.active else None
-        if address is None:
+        if rep is None or address is None:
             log.info("no chat account for %s: %d suggestions not posted", rep.name if rep else owner_id, len(found))
             continue
         found.sort(key=lambda pair: (-pair[1].score, pair[0], pair[1].product_id))

@@ -115,7 +115,7 @@ def _where(session: Session, segment: Segment | str, caller_user_id: int | None)
 
 def customers_query(
     session: Session, segment_or_filter_text: Segment | str, caller_user_id: int | None = None
-) -> sa.Select[tuple[int]]:
+) -> sa.Select[int]:
     """``SELECT customers.id WHERE <filter>``: usable as a subquery or in ``INSERT ... SELECT``."""
     return sa.select(Customer.id).where(_where(session, segment_or_filter_text, caller_user_id))
 

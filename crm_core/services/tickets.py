@@ -300,7 +300,7 @@ def rate(uow: UnitOfWork, ticket_id: int, rating: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     uow.session.refresh(ticket)
-    if result.rowcount != 1:
+    if result.rowcount != 1:  # type: ignore[attr-defined]  # DML returns a CursorResult
         return False
     events.emit(
         uow,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -78,7 +79,7 @@ def templates_dir() -> Path:
 _extra_dirs: list[Path] = []
 
 
-def add_template_dirs(paths: list[str | Path]) -> None:
+def add_template_dirs(paths: Iterable[str | Path]) -> None:
     """Search these folders too (after the built-in one); adding a folder twice is a no-op."""
     for raw in paths:
         path = Path(raw).resolve()

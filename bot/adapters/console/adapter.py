@@ -79,6 +79,7 @@ def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin,
 
 def _fill_form(app: App, origin: Origin, reply: Reply, stdin: TextIO, stdout: TextIO) -> None:
     form = reply.form
+    assert form is not None, "called only for a reply that carries a form"
     values = _ask(form, stdin, stdout)
     while values is not None:
         try:

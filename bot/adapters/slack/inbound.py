@@ -27,7 +27,7 @@ def _trigger_key(trigger_id: str | None) -> str | None:
 
 
 def is_dm(channel: str | None) -> bool:
-    return bool(channel) and channel.startswith("D")
+    return channel is not None and channel.startswith("D")
 
 
 def slash_command(body: dict[str, Any]) -> Request:

@@ -127,7 +127,9 @@ class TelegramBot:
                 )
                 log.info("Telegram webhook registered at %s", self.settings.webhook_url)
             return
-        await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        updater = self.application.updater
+        assert updater is not None, "polling mode builds its application with an updater"
+        await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         await self.application.start()
         log.info("Telegram long polling started as @%s", self.bot.username)
 
@@ -252,7 +254,7 @@ class TelegramBot:
         if extra:
             rows.append(extra)
         if rows:
-            markup = InlineKeyboardMarkup(rows)
+            markup: InlineKeyboardMarkup | ForceReply | None = InlineKeyboardMarkup(rows)
         elif in_group:
             # In groups the bot only sees replies to its own messages: make answering one easy.
             markup = ForceReply(selective=True, input_field_placeholder=field.label[:64])

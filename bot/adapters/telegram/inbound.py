@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram import Message, Update
+from telegram import MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 
 from bot.messages import Attachment, Contact, MessageRef, Origin, Request, RequestKind
@@ -105,8 +105,9 @@ def _describe(message: Message, attachment: Attachment | None) -> str:
     return f"{kind} {caption}".strip()
 
 
-def _origin(message: Message, user) -> Origin:
-    thread = message.message_thread_id if message.is_topic_message else None
+def _origin(message: MaybeInaccessibleMessage, user) -> Origin:
+    # A button under a message Telegram no longer shows comes with an InaccessibleMessage: no thread.
+    thread = message.message_thread_id if isinstance(message, Message) and message.is_topic_message else None
     return Origin(
         platform=PLATFORM,
         user_external_id=str(user.id),
