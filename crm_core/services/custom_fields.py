@@ -21,10 +21,10 @@ _MODELS: dict[FieldEntity, type] = {FieldEntity.CUSTOMER: Customer, FieldEntity.
 
 def core_keys(entity: FieldEntity) -> set[str]:
     """Names a custom field of ``entity`` may not take: the model's columns and relationships (``owner_id``
-    and ``owner``, ``amount_cents`` and ``amount``), and its public properties (a customer's ``tags``). Read from the model, so a new column
-    is reserved without anyone remembering to list it."""
+    and ``owner``, ``amount_cents`` and ``amount``), and its public properties (a customer's ``tags``).
+    Read from the model, so a new column is reserved without anyone remembering to list it."""
     model = _MODELS[entity]
-    keys = set(sa.inspect(model).attrs.keys())
+    keys: set[str] = set(sa.inspect(model).attrs.keys())
     # owner_id is set as owner=, amount_cents as amount=.
     keys |= {key.removesuffix("_id").removesuffix("_cents") for key in keys if key.endswith(("_id", "_cents"))}
     keys |= {name for name, value in vars(model).items() if isinstance(value, property) and not name.startswith("_")}
