@@ -10,10 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_core.errors import SetupError
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from crm_core.models.base import Base
 
 DEFAULT_DATABASE_URL = "sqlite:///chatcrm.db"
@@ -135,7 +133,10 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
     return not (reflected and compare_to is None and name and name.startswith(HAND_MADE_PREFIXES))
 
 
+# Alembic is imported where migrations are read or run, not by every process that imports crm_core.db.
 def alembic_config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine is not None:
@@ -154,6 +155,9 @@ class SchemaStatus:
 
 
 def schema_status(engine: Engine) -> SchemaStatus:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "crm_core ships its migrations, so there is a head revision"
     with engine.connect() as connection:
@@ -162,6 +166,8 @@ def schema_status(engine: Engine) -> SchemaStatus:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
 
 

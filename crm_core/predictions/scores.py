@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from crm_core.clock import utcnow
 from crm_core.models import CustomerScore, ModelRun
-from crm_core.predictions import churn, rfm
+from crm_core.predictions import rfm
 from crm_core.predictions.features import snapshot
 from crm_core.scheduling import JobRun
 from crm_core.uow import UnitOfWork
@@ -19,6 +19,9 @@ log = logging.getLogger("chatcrm.predictions")
 
 def refresh_scores(uow: UnitOfWork, now: datetime | None = None) -> ModelRun:
     """Train and evaluate the churn model, then replace every customer's scores. One transaction."""
+    # scikit-learn is imported by the training, not by every process that can show a score.
+    from crm_core.predictions import churn
+
     now = now or utcnow()
     result = churn.train(uow, now)
     current = snapshot(uow.session, now)
