@@ -152,3 +152,16 @@ def chat(app):
     from tests.support import Chat
 
     return Chat(app)
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """``chatcrm`` commands run in-process (``bot.cli.main``) point the root logger at the stderr pytest
+    captured for that test; put the root logger back so later tests never log to a closed stream."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
