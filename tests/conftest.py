@@ -253,3 +253,42 @@ def chat(app):
     from tests.support import Chat
 
     return Chat(app)
+
+
+# -- order -------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Slow tests (the crash tests, minutes of real worker processes) run first, in their usual
+    order: under pytest-xdist the short tests then fill the other worker around them, instead of
+    one crash test starting last and running on alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# -- figures a test measures, shown at the end of the run -------------------------------------
+
+_reports: list[str] = []
+
+
+@pytest.fixture
+def report(request):
+    """``report(text)``: a figure the test measured (crash-test counts, timings), printed in the
+    run's summary. Kept with the test's report, so it shows under pytest-xdist too, where what a
+    test prints is not."""
+
+    def add(text: str) -> None:
+        request.node.user_properties.append(("report", text))
+
+    return add
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "call":
+        _reports.extend(text for name, text in report.user_properties if name == "report")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _reports:
+        terminalreporter.section("measured")
+        for text in _reports:
+            terminalreporter.write_line(text)
