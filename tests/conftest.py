@@ -134,6 +134,11 @@ class ReusedPgDatabase:
         with self.pg_admin.connect() as connection:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             connection.exec_driver_sql(f'CREATE DATABASE "{self.name}" TEMPLATE "{self.template}"')
+            # A commit need not wait for its WAL to reach the disk: what other connections see is the
+            # same, only a crash of the PostgreSQL server itself could lose the last commits, and
+            # no test crashes the server (the crash tests kill our processes). Every connection
+            # to this database, worker subprocesses' included, gets it.
+            connection.exec_driver_sql(f'ALTER DATABASE "{self.name}" SET synchronous_commit = off')
 
     def checkout(self) -> str:
         """The database's URL, empty and with the template's schema."""
