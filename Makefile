@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The suite runs on every core (pytest-xdist); `make test PYTEST_XDIST=` runs it in one process.
+PYTEST_XDIST ?= -n auto
 
 .PHONY: run test lint typecheck bench venv clean
 
@@ -20,7 +22,7 @@ run: $(STAMP)
 	$(BIN)/chatcrm run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	# The example plugin's own suite, through the testing kit (chatcrm.testing) as a plugin author runs it.
 	PYTHONPATH=examples/plugins/chatcrm-example $(BIN)/python -m pytest -q examples/plugins/chatcrm-example/tests
 

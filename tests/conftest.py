@@ -1,10 +1,19 @@
 """Test fixtures: every database test runs on SQLite and on PostgreSQL, each in its own database.
 
-A migrated template is built once per session (a SQLite file; a PostgreSQL template database)
-and every test gets a fresh copy, so tests never share state and never pay for migrations.
-PostgreSQL comes from ``TEST_DATABASE_URL`` or a server on 127.0.0.1:5432; without one the
-PostgreSQL variants are skipped with the reason shown, unless ``CHATCRM_REQUIRE_POSTGRES=1``
-(set by .ci/run) makes that an error.
+A migrated template is built once per session (a SQLite file; a PostgreSQL template database),
+so tests never pay for migrations, and every test starts from an empty migrated database:
+
+- SQLite: a fresh copy of the template file.
+- PostgreSQL: this process's own database (a copy of the template), emptied before each test
+  (every row deleted, every sequence restarted), which leaves it as a fresh copy would be. Creating
+  and dropping a database per test cost 1-3 s on this machine (both write and sync the whole
+  database); emptying costs a few milliseconds. If a test changed the schema (or the emptying
+  fails), the database is dropped and copied from the template again.
+
+Names carry the process id, so pytest-xdist workers never share a database. PostgreSQL comes from
+``TEST_DATABASE_URL`` or a server on 127.0.0.1:5432; without one the PostgreSQL variants are
+skipped with the reason shown, unless ``CHATCRM_REQUIRE_POSTGRES=1`` (set by .ci/run) makes that
+an error.
 """
 
 from __future__ import annotations
@@ -87,22 +96,119 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
-def fresh_database(kind: str, tmp_path: Path, sqlite_template: Path, pg_admin, pg_template) -> Iterator[str]:
+# The schema as PostgreSQL's catalogue has it: tables, their columns, types and nullability.
+_SCHEMA_FINGERPRINT = """
+    SELECT md5(string_agg(c.relname || '.' || a.attname || ':' || a.atttypid::text || ':' || a.attnotnull::text,
+                          ',' ORDER BY c.relname, a.attnum))
+    FROM pg_class c
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid
+    WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S') AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+class ReusedPgDatabase:
+    """This process's PostgreSQL test database, a copy of the template emptied before each use."""
+
+    def __init__(self, pg_admin: sa.Engine, template: str, name: str | None = None):
+        self.pg_admin = pg_admin
+        self.template = template
+        self.name = name or f"chatcrm_t_{os.getpid()}"
+        self.url = _pg_url_for(self.name)
+        # One connection of ours stays open on the database between tests, so emptying it costs no
+        # connection set-up; pre-ping replaces it if it was closed.
+        self.engine = sa.create_engine(self.url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        with pg_admin.connect() as connection:
+            # Emptying turns foreign keys off for its transaction (session_replication_role), which
+            # takes a superuser; without one every test gets a new copy, as it would by default.
+            self.can_empty = bool(
+                connection.exec_driver_sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").scalar()
+            )
+        self._recreate()
+        with self.engine.connect() as connection:
+            self.fingerprint = connection.exec_driver_sql(_SCHEMA_FINGERPRINT).scalar()
+        self.used = False
+
+    def _recreate(self) -> None:
+        self.engine.dispose()
+        with self.pg_admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+            connection.exec_driver_sql(f'CREATE DATABASE "{self.name}" TEMPLATE "{self.template}"')
+            # A commit need not wait for its WAL to reach the disk: what other connections see is the
+            # same, only a crash of the PostgreSQL server itself could lose the last commits, and
+            # no test crashes the server (the crash tests kill our processes). Every connection
+            # to this database, worker subprocesses' included, gets it.
+            connection.exec_driver_sql(f'ALTER DATABASE "{self.name}" SET synchronous_commit = off')
+
+    def checkout(self) -> str:
+        """The database's URL, empty and with the template's schema."""
+        if self.used and not (self.can_empty and self._empty()):
+            self._recreate()
+        self.used = True
+        return self.url
+
+    def _empty(self) -> bool:
+        """Delete every row and restart every sequence; False if the schema is not the template's
+        any more (a test renamed a table and failed before renaming it back) or emptying failed."""
+        try:
+            with self.engine.begin() as connection:
+                # Connections a test left behind (a killed worker's, a leaked pool) go, as DROP ... FORCE
+                # would make them: none may hold a lock or write after this.
+                connection.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                if connection.exec_driver_sql(_SCHEMA_FINGERPRINT).scalar() != self.fingerprint:
+                    return False
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '10s'")
+                connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                tables = connection.exec_driver_sql(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                ).scalars()
+                sequences = connection.exec_driver_sql(
+                    "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+                ).scalars()
+                statements = [f'DELETE FROM "{table}"' for table in tables]
+                statements += [f'ALTER SEQUENCE "{sequence}" RESTART' for sequence in sequences]
+                connection.exec_driver_sql("; ".join(statements))
+            return True
+        except sa.exc.DBAPIError:
+            return False
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        with self.pg_admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_admin, pg_template) -> Iterator[ReusedPgDatabase | None]:
+    if pg_admin is None:
+        yield None
+        return
+    database = ReusedPgDatabase(pg_admin, pg_template)
+    yield database
+    database.drop()
+
+
+def fresh_database(kind: str, tmp_path: Path, sqlite_template: Path, pg_database) -> Iterator[str]:
     if kind == "sqlite":
         path = tmp_path / "chatcrm.db"
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
-    yield from _temporary_pg_database(pg_admin, "chatcrm_t", template=pg_template)
+    if pg_database is None:
+        pytest.skip(pg_admin_skip_reason())
+    yield pg_database.checkout()
 
 
-def _temporary_pg_database(pg_admin, prefix: str, template: str | None = None) -> Iterator[str]:
-    """A PostgreSQL database of its own (a copy of ``template``, or empty), dropped afterwards."""
+def _temporary_pg_database(pg_admin, prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own, dropped afterwards."""
     if pg_admin is None:
         pytest.skip(pg_admin_skip_reason())
     name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     with pg_admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
         yield _pg_url_for(name)
     finally:
@@ -115,9 +221,9 @@ def pg_admin_skip_reason() -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path, sqlite_template, pg_admin, pg_template) -> Iterator[str]:
-    """A migrated, empty database of its own for this test, on SQLite and on PostgreSQL."""
-    yield from fresh_database(request.param, tmp_path, sqlite_template, pg_admin, pg_template)
+def database_url(request, tmp_path, sqlite_template, pg_database) -> Iterator[str]:
+    """A migrated, empty database for this test alone, on SQLite and on PostgreSQL."""
+    yield from fresh_database(request.param, tmp_path, sqlite_template, pg_database)
 
 
 @pytest.fixture
@@ -165,3 +271,42 @@ def _logging_left_as_found() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+# -- order -------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Slow tests (the crash tests, minutes of real worker processes) run first, in their usual
+    order: under pytest-xdist the short tests then fill the other worker around them, instead of
+    one crash test starting last and running on alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# -- figures a test measures, shown at the end of the run -------------------------------------
+
+_reports: list[str] = []
+
+
+@pytest.fixture
+def report(request):
+    """``report(text)``: a figure the test measured (crash-test counts, timings), printed in the
+    run's summary. Kept with the test's report, so it shows under pytest-xdist too, where what a
+    test prints is not."""
+
+    def add(text: str) -> None:
+        request.node.user_properties.append(("report", text))
+
+    return add
+
+
+def pytest_runtest_logreport(report) -> None:
+    if report.when == "call":
+        _reports.extend(text for name, text in report.user_properties if name == "report")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _reports:
+        terminalreporter.section("measured")
+        for text in _reports:
+            terminalreporter.write_line(text)

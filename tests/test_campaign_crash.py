@@ -338,7 +338,7 @@ KILLS = 3
 
 @pytest.mark.slow
 def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(
-    app, database_url, chat, manager, telegram, tmp_path, capsys
+    app, database_url, chat, manager, telegram, tmp_path, report
 ):
     rng = random.Random(SEED)
     started = time.monotonic()
@@ -417,17 +417,16 @@ def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(
     duplicates = sum(n - 1 for n in by_chat.values())
     customer_of = {chat_id: cid for cid, chat_id in chats.items()}
     late_sends = [a for a in arrivals if customer_of.get(a.chat) in late and a.at > late[customer_of[a.chat]]]
-    with capsys.disabled():
-        print(
-            f"\n[campaign crash test, {app.engine.dialect.name}] {consenting:,} recipients, {KILLS} kills after "
-            f"{', '.join(str(n) for n in kill_at)} messages; rows in sending at each kill: "
-            f"{', '.join(str(len(s)) for s in sending_at_kill)} (total {len(in_doubt)}); sent twice: {duplicates}; "
-            f"opted out during the run: {len(late)}, of them sending at the opt-out: {len(allowed_late)}, "
-            f"received after their opt-out: {len(late_sends)}; sending {times[-1] - times[0]:.1f} s "
-            f"({len(times) / (times[-1] - times[0]):.0f}/s), first message {times[0] - started:.1f} s after the "
-            f"start, sending again {', '.join(f'{r:.1f}' for r in resumed)} s after each kill; "
-            f"setup {setup_seconds:.1f} s, total {elapsed:.1f} s"
-        )
+    report(
+        f"[campaign crash test, {app.engine.dialect.name}] {consenting:,} recipients, {KILLS} kills after "
+        f"{', '.join(str(n) for n in kill_at)} messages; rows in sending at each kill: "
+        f"{', '.join(str(len(s)) for s in sending_at_kill)} (total {len(in_doubt)}); sent twice: {duplicates}; "
+        f"opted out during the run: {len(late)}, of them sending at the opt-out: {len(allowed_late)}, "
+        f"received after their opt-out: {len(late_sends)}; sending {times[-1] - times[0]:.1f} s "
+        f"({len(times) / (times[-1] - times[0]):.0f}/s), first message {times[0] - started:.1f} s after the "
+        f"start, sending again {', '.join(f'{r:.1f}' for r in resumed)} s after each kill; "
+        f"setup {setup_seconds:.1f} s, total {elapsed:.1f} s"
+    )
 
     # Nobody outside the segment, and nobody who opted out before the start, got anything.
     assert not set(by_chat) & set(outsiders.values())
@@ -477,7 +476,7 @@ TELEGRAM_DEFAULT_RATE = "overall=30/s chat=1/s group=20/min"
 
 @pytest.mark.slow
 def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
-    app, database_url, chat, manager, telegram, tmp_path, capsys
+    app, database_url, chat, manager, telegram, tmp_path, report
 ):
     chats = populate(app, PAUSE_RECIPIENTS)
     chat.say(manager, "/campaign new pausing segment=all template=campaign_announcement at=now")
@@ -501,12 +500,11 @@ def test_pause_stops_sending_within_a_second_and_resume_sends_the_rest_once(
         worker.start()
         assert "resumed" in chat.say(manager, "/campaign resume pausing").text
         worker.settle(app, timeout=120)
-    with capsys.disabled():
-        print(
-            f"\n[campaign pause, {app.engine.dialect.name}] {len(before_resume)} sent before the pause took hold, "
-            f"{len(after_pause)} of them after the pause committed; the last {max(last - paused_at, 0):.3f} s "
-            f"after it; {held} held, sent after resuming"
-        )
+    report(
+        f"[campaign pause, {app.engine.dialect.name}] {len(before_resume)} sent before the pause took hold, "
+        f"{len(after_pause)} of them after the pause committed; the last {max(last - paused_at, 0):.3f} s "
+        f"after it; {held} held, sent after resuming"
+    )
     assert held > 0 and last - paused_at < 1.0
     by_chat = Counter(a.chat for a in telegram.received())
     assert set(by_chat) == set(chats.values()) and set(by_chat.values()) == {1}
@@ -520,7 +518,7 @@ WEEKLY_RECIPIENTS = 300
 
 @pytest.mark.slow
 def test_a_weekly_campaign_sends_each_run_once_across_kills(
-    app, database_url, chat, manager, telegram, tmp_path, capsys
+    app, database_url, chat, manager, telegram, tmp_path, report
 ):
     chats = populate(app, WEEKLY_RECIPIENTS)
     chat.say(manager, "/campaign new weekly segment=all template=campaign_announcement at=now repeat=weekly")
@@ -578,12 +576,11 @@ def test_a_weekly_campaign_sends_each_run_once_across_kills(
         Counter(a.chat for a in arrivals if a.at >= second_started),
     ]
     duplicates = [sum(n - 1 for n in run.values()) for run in received]
-    with capsys.disabled():
-        print(
-            f"\n[weekly campaign, {app.engine.dialect.name}] {len(runs)} runs of {WEEKLY_RECIPIENTS}, each killed "
-            f"once: rows in sending at the kills {', '.join(str(n) for n in kills)}; sent twice "
-            f"{', '.join(str(d) for d in duplicates)}"
-        )
+    report(
+        f"[weekly campaign, {app.engine.dialect.name}] {len(runs)} runs of {WEEKLY_RECIPIENTS}, each killed "
+        f"once: rows in sending at the kills {', '.join(str(n) for n in kills)}; sent twice "
+        f"{', '.join(str(d) for d in duplicates)}"
+    )
     assert [(r.number, str(r.status), r.recipients) for r in runs] == [
         (1, "done", WEEKLY_RECIPIENTS),
         (2, "done", WEEKLY_RECIPIENTS),

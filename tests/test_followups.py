@@ -58,8 +58,11 @@ def reminders(app) -> list[OutboxMessage]:
         return list(uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.kind == "reminder")))
 
 
-def wait_ticks(worker, count: int = 3, timeout: float = 10.0) -> None:
-    """Wait (real time) until the leading scheduler has looked at the registry ``count`` more times."""
+def wait_ticks(worker, count: int = 3, timeout: float = 30.0) -> None:
+    """Wait (real time) until the leading scheduler has looked at the registry ``count`` more times.
+
+    Generous: a tick right after the clock jumped a day runs that day's jobs, which on a busy
+    machine (another pytest-xdist worker beside it) took longer than 10 s."""
     service = scheduler_of(worker)
     deadline = time.monotonic() + timeout
     while not service.is_leader and time.monotonic() < deadline:

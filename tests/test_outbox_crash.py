@@ -47,7 +47,7 @@ def _count(app, status: OutboxStatus) -> int:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_delivers_everything_after_restart(app, database_url, capsys):
+def test_a_killed_worker_delivers_everything_after_restart(app, database_url, report):
     api = FakeChatApi().start()
     messages = [
         outbox.NewMessage(
@@ -82,12 +82,11 @@ def test_a_killed_worker_delivers_everything_after_restart(app, database_url, ca
         api.close()
     received = api.delivered_keys()
     sent_twice = sum(count - 1 for count in received.values())
-    with capsys.disabled():
-        print(
-            f"\n[crash test, {app.engine.dialect.name}] killed after {delivered_at_kill} deliveries with "
-            f"{in_sending} rows in sending; after the restart all {len(received)} delivered, "
-            f"{sent_twice} sent twice"
-        )
+    report(
+        f"[crash test, {app.engine.dialect.name}] killed after {delivered_at_kill} deliveries with "
+        f"{in_sending} rows in sending; after the restart all {len(received)} delivered, "
+        f"{sent_twice} sent twice"
+    )
     assert set(received) == {m.idempotency_key for m in messages}
     assert sent_twice <= in_sending
     assert max(received.values()) <= 2

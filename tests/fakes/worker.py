@@ -14,13 +14,19 @@ from bot.worker import WorkerService, run_services
 T = TypeVar("T")
 
 
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    """Poll ``predicate`` (real time) until it holds or ``timeout`` seconds pass; its last answer."""
+def wait_until(predicate, timeout: float = 15.0, longest_pause: float = 0.1) -> bool:
+    """Poll ``predicate`` (real time) until it holds or ``timeout`` seconds pass; its last answer.
+
+    The pauses between polls grow from 10 ms to ``longest_pause``: a quick condition is seen at
+    once, and a long wait does not compete with the code under test many times a second (most
+    predicates query the database, and on SQLite every transaction takes the one write lock)."""
     deadline = time.monotonic() + timeout
+    pause = 0.01
     while time.monotonic() < deadline:
         if predicate():
             return True
-        time.sleep(0.01)
+        time.sleep(pause)
+        pause = min(pause * 1.5, longest_pause)
     return bool(predicate())
 
 
