@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # The suite runs on every core (pytest-xdist); `make test PYTEST_XDIST=` runs it in one process.
 PYTEST_XDIST ?= -n auto
 
-.PHONY: run test lint typecheck bench venv clean
+.PHONY: run test test-crash lint typecheck bench venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	# The example plugin's own suite, through the testing kit (chatcrm.testing) as a plugin author runs it.
 	PYTHONPATH=examples/plugins/chatcrm-example $(BIN)/python -m pytest -q examples/plugins/chatcrm-example/tests
+
+# The crash tests at full size (a 10,000-recipient campaign killed three times), before a release.
+test-crash: $(STAMP)
+	CHATCRM_CRASH_RECIPIENTS=10000 $(BIN)/python -m pytest $(PYTEST_XDIST) -m slow $(PYTEST_ARGS)
 
 # Style: ruff's lint rules and its formatter (pyproject.toml [tool.ruff]); fix with
 # `ruff format . && ruff check --fix .`.
