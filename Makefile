@@ -6,7 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The suite runs on every core (pytest-xdist); `make test PYTEST_XDIST=` runs it in one process.
-PYTEST_XDIST ?= -n auto
+# loadgroup hands out one test at a time (each its own group unless marked xdist_group), so the
+# crash tests, which run first, spread over the workers; plain `load` sends the first quarter of
+# the suite to one worker in one chunk, and all the crash tests ran there one after the other.
+PYTEST_XDIST ?= -n auto --dist loadgroup
 
 .PHONY: run test test-crash lint typecheck bench venv clean
 
