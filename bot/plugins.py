@@ -101,8 +101,9 @@ class Plugins:
         self.outbox_kinds: dict[str, OutboxKind] = _unique(
             _flatten(hook.register_outbox_kinds(settings=settings)), "outbox kind"
         )
-        self.platforms: dict[str, PlatformSpec] = _unique(
-            _flatten(hook.register_platforms(settings=settings)), "platform"
+        # By name, so everything that walks the platforms (senders, services) does so in a stable order.
+        self.platforms: dict[str, PlatformSpec] = dict(
+            sorted(_unique(_flatten(hook.register_platforms(settings=settings)), "platform").items())
         )
         self.template_dirs: list[str] = [str(path) for path in _flatten(hook.register_templates())]
         self._check()

@@ -46,8 +46,8 @@ def test_help_lists_what_the_role_may_use(chat):
     admin_usages = [i.text for i in chat.say(admin, "/help").reply.sections[0].items]
     assert "/role <user> <admin|manager|sales|support|viewer|none>" in admin_usages
     assert (
-        "/customer new <name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [owner=…] [tags=a,b] [field=value …]"
-        in admin_usages
+        "/customer new <name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [timezone=…] [owner=…] "
+        "[tags=a,b] [field=value …]" in admin_usages
     )
 
 
