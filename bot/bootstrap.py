@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.dispatch import Dispatcher
-from bot.plugins import Plugins
+from bot.plugins import PluginError, Plugins
 from bot.router import Router
 from bot.settings import Settings
 from crm_core import db, platforms
@@ -54,7 +54,10 @@ def load_plugins(settings: Settings, extra: Iterable[object] = ()) -> Plugins:
 
 def build_router(settings: Settings | None = None, plugins: Plugins | None = None) -> Router:
     plugins = plugins or load_plugins(settings or Settings.from_env())
-    return Router(plugins.command_groups, plugins.permissions)
+    try:
+        return Router(plugins.command_groups, plugins.permissions)
+    except ValueError as exc:  # two plugins registered the same command
+        raise PluginError(str(exc)) from None
 
 
 def build_app(settings: Settings | None = None, *, migrate: bool | None = None, plugins: Iterable[object] = ()) -> App:

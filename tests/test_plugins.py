@@ -146,7 +146,7 @@ def test_plugin_errors_are_named(settings):
     clash.command("customer", summary="mine", permission="help")(lambda req, ctx: Reply(text="x"))
     plugin = types.SimpleNamespace(register_commands=hookimpl(lambda: [clash]))
     plugin.__name__ = "clashing"
-    with pytest.raises(ValueError, match="/customer is registered twice"):
+    with pytest.raises(PluginError, match="/customer is registered twice"):
         build_app(settings, plugins=[plugin])
     unknown = CommandGroup()
     unknown.command("secret", summary="x", permission="secrets.read")(lambda req, ctx: Reply(text="x"))
