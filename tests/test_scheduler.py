@@ -398,7 +398,9 @@ def test_the_wake_job_runs_a_job_at_its_time_not_at_the_next_poll(app):
             schedule(uow, "precise", "test.note_run", Once(due))
         # Registered by another process, the scheduler learns of it at a tick; tell it now.
         service.apscheduler.modify_job(TICK_JOB, next_run_time=datetime.now(UTC))
-        assert wait_until(lambda: runs_of(app, "precise") == ["precise"], timeout=5)
+        assert wait_until(lambda: runs_of(app, "precise") == ["precise"], timeout=20)
     with app.uow() as uow:
         fired = uow.session.scalar(sa.select(OutboxMessage.created_at).where(OutboxMessage.kind == "test-run"))
-    assert due <= fired < due + timedelta(seconds=1)
+    # At its time, not at the next poll 30 s later. The margin allows for a machine busy with the crash
+    # tests running beside this one (seen: over 4 s late under xdist on 2 cores).
+    assert due <= fired < due + timedelta(seconds=10)
