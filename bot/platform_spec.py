@@ -48,8 +48,6 @@ class PlatformSpec:
     sender: Callable[[App], PlatformSender | None] = _no_sender
     # The connections `chatcrm worker` keeps open (Socket Mode, long polling).
     services: Callable[[App], Sequence[WorkerService]] = _nothing
-    # The settings it reads, for `chatcrm plugins` and the README ("SLACK_BOT_TOKEN", …).
-    settings_names: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

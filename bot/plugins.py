@@ -192,12 +192,6 @@ class Plugins:
             listeners[f"plugin:{impl.plugin_name}"] = functools.partial(_call_listener, impl, app)
         return listeners
 
-    def hooks_of(self, name: str) -> tuple[str, ...]:
-        plugin = self.manager.get_plugin(name)
-        if plugin is None:
-            return ()
-        return tuple(sorted(caller.name for caller in self.manager.get_hookcallers(plugin) or ()))
-
 
 def _register(manager: pluggy.PluginManager, plugin: object, name: str, version: str, source: str) -> PluginInfo:
     if manager.get_plugin(name) is not None or manager.is_registered(plugin):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from crm_core.errors import ValidationError
 
@@ -56,7 +56,6 @@ class PlatformTraits:
     local: bool = False
     # A human name for help texts ("Slack").
     label: str = ""
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):

@@ -47,7 +47,7 @@ class DomainEvent(Base):
     entity_type: Mapped[str] = mapped_column(sa.String(40))
     entity_id: Mapped[str] = mapped_column(sa.String(100))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # {"user_id": 3, "name": "Rita Rep", "platform": "slack"}: who made the change.
+    # {"user_id": 3, "name": "Rita Rep", "platform": <the platform's name>}: who made the change.
     actor: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
     payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
 

@@ -79,6 +79,5 @@ def register_platforms() -> list[PlatformSpec]:
             web_mounts=_web_mounts,
             sender=_sender,
             services=_services,
-            settings_names=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"),
         )
     ]

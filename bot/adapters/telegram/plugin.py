@@ -77,12 +77,5 @@ def register_platforms() -> list[PlatformSpec]:
             web_mounts=_web_mounts,
             sender=_sender,
             services=_services,
-            settings_names=(
-                "TELEGRAM_BOT_TOKEN",
-                "TELEGRAM_WEBHOOK_SECRET",
-                "TELEGRAM_WEBHOOK_URL",
-                "TELEGRAM_SUPPORT_CHAT_ID",
-                "TELEGRAM_API_URL",
-            ),
         )
     ]
