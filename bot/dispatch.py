@@ -144,20 +144,20 @@ class Dispatcher:
                 return self._run(route.command, arg_text, request, ctx)
         except AlreadyHandled:
             raise
+        # A refusal or a user error is this delivery's answer: it uses up the inbox key (the transaction
+        # that held it was rolled back), so a redelivery is not answered again.
         except FormErrors as exc:
             if request.form_values is not None:
                 raise FormRejected(exc.errors) from None
-            return error_reply(exc.message, usage)
+            return self._answer_once(request, error_reply(exc.message, usage))
         except UsageError as exc:
-            return error_reply(f"{_sentence(exc.message)}", usage)
+            return self._answer_once(request, error_reply(f"{_sentence(exc.message)}", usage))
         except ValidationError as exc:
             if request.form_values is not None and exc.errors:
                 raise FormRejected(exc.errors) from None
-            return error_reply(_sentence(exc.message), usage)
-        except Forbidden as exc:
-            return error_reply(_sentence(exc.message))
-        except CrmError as exc:
-            return error_reply(_sentence(exc.message))
+            return self._answer_once(request, error_reply(_sentence(exc.message), usage))
+        except CrmError as exc:  # Forbidden included
+            return self._answer_once(request, error_reply(_sentence(exc.message)))
         except Exception:
             ref = new_reference()
             log.exception(

@@ -25,7 +25,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.services import customers, interactions, sla
-from crm_core.text import check_text
+from crm_core.text import check_text, clip
 from crm_core.uow import UnitOfWork
 
 MAX_SUBJECT = 300
@@ -57,7 +57,10 @@ def _body(raw: str) -> str:
     if not body:
         raise ValidationError("the message is empty", field="text")
     if len(body) > MAX_MESSAGE:
-        raise ValidationError(f"the message is longer than {MAX_MESSAGE} characters", field="text")
+        raise ValidationError(
+            f"that is too long ({len(body):,} characters; the limit is {MAX_MESSAGE:,}); please shorten it",
+            field="text",
+        )
     return body
 
 
@@ -176,7 +179,9 @@ def customer_wrote(
     external_message_id: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
 ) -> Incoming:
-    """A message from the customer: appended to their open ticket, or opening a new one."""
+    """A message from the customer: appended to their open ticket, or opening a new one. A message over
+    MAX_MESSAGE characters is kept cut to that, with a note saying so (the stored text is the message's)."""
+    text = clip(text, MAX_MESSAGE)
     ticket = open_ticket_of(uow, customer_id)
     opened = ticket is None
     if ticket is None:
