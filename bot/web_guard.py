@@ -99,4 +99,3 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def _answer(scope: Scope, receive: Receive, send: Send, status: int, body: dict[str, str]) -> None:
     await JSONResponse(body, status_code=status)(scope, receive, send)
-

@@ -108,7 +108,10 @@ SLACK_SIGNED_MALFORMED = {
     f"JSON nested {DEEP:,} deep": ("application/json", b"[" * DEEP + b"]" * DEEP),
     f"a form payload nested {DEEP:,} deep": (FORM, b"payload=" + b"%5B" * DEEP),
     "a form payload that is not JSON": (FORM, b"payload=%7Bnot-json"),
-    "block actions that are a number": (FORM, b"payload=" + json.dumps({"type": "block_actions", "actions": 5}).encode()),
+    "block actions that are a number": (
+        FORM,
+        b"payload=" + json.dumps({"type": "block_actions", "actions": 5}).encode(),
+    ),
     "an event that is a string": ("application/json", json.dumps({"type": "event_callback", "event": "type"}).encode()),
     "an event whose text is a list": (
         "application/json",
@@ -157,8 +160,9 @@ def test_a_refused_slack_command_is_not_answered_again_when_slack_redelivers_it(
     assert "Your role (viewer) can't use /note" in json.dumps(slack.answer(name))
     assert count(slack.app, InboundEvent) == 1  # the refusal kept the delivery's key
     # Slack redelivers the same command (same trigger): acknowledged, and not answered again.
-    redelivery = slash_command("/note", "acme Called", user="UVIEWER", response_url=slack.api.response_url(name),
-                               trigger_id=trigger)
+    redelivery = slash_command(
+        "/note", "acme Called", user="UVIEWER", response_url=slack.api.response_url(name), trigger_id=trigger
+    )
     assert slack.post(redelivery).status_code == 200
     deadline = time.monotonic() + 10
     while not any("was handled before" in r.getMessage() for r in caplog.records):
@@ -283,9 +287,10 @@ def test_a_staff_answer_over_10000_characters_gets_a_short_refusal(webhook_rig):
     rig.send(tg.private_text(rig.customer(555, "Carla"), "Help!"))
     relay = tg.last_sent(SUPPORT_CHAT)
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "y" * 10_001, reply_to=tg.message(relay)))
-    assert "That is too long (10,001 characters; the limit is 10,000); please shorten it." in tg.last_sent(
-        SUPPORT_CHAT
-    ).text
+    assert (
+        "That is too long (10,001 characters; the limit is 10,000); please shorten it."
+        in tg.last_sent(SUPPORT_CHAT).text
+    )
     assert count(rig.app, TicketMessage) == 1
     assert len(tg.sent(555)) == 1  # only the first thanks: nothing of the answer reached the customer
 
@@ -295,3 +300,13 @@ def test_a_staff_command_over_the_input_limit_still_gets_its_short_refusal(webho
     sam = rig.staff(900, "Sam Support")
     rig.send(tg.private_text(sam, "/note acme " + "z" * 5000))
     assert "That is too long (5,011 characters; the limit is 4,000). Please shorten it." in tg.last_sent(900).text
+
+
+def test_control_characters_in_a_customer_message_and_name_are_dropped_not_refused(webhook_rig):
+    # PostgreSQL cannot store a NUL; a customer cannot be asked to remove one from their profile name.
+    rig, tg = webhook_rig, webhook_rig.fake
+    rig.send(tg.private_text(tg.user(555, "Ca\x00rla", "\x1b[31m"), "My printer\x00 is\x07 on fire"))
+    [message] = rows(rig.app, TicketMessage)
+    assert message.text == "My printer is on fire"
+    assert "we got your message" in tg.last_sent(555).text
+    assert "Carla [31m" in tg.last_sent(SUPPORT_CHAT).text

@@ -28,7 +28,10 @@ async def _echo_size(request: Request) -> JSONResponse:
 @pytest.fixture
 def plugin_web(database_url):
     app = build_app(Settings(database_url=database_url))
-    routes = [Route("/plugins/x/broken", _broken, methods=["GET"]), Route("/plugins/x/echo", _echo_size, methods=["POST"])]
+    routes = [
+        Route("/plugins/x/broken", _broken, methods=["GET"]),
+        Route("/plugins/x/echo", _echo_size, methods=["POST"]),
+    ]
     try:
         with serve_asgi(build_web_app(app, [], routes)) as base_url, httpx.Client(base_url=base_url) as client:
             yield client
@@ -62,8 +65,18 @@ def test_plugin_routes_get_the_body_limit_declared_or_streamed(plugin_web):
 
 @pytest.mark.parametrize(
     ("text", "number"),
-    [("0", 0), ("1700000000", 1700000000), ("²", None), ("١٢", None), ("+1", None), ("1_0", None), (" 1", None),
-     ("9" * 309, None), ("", None), (None, None)],
+    [
+        ("0", 0),
+        ("1700000000", 1700000000),
+        ("²", None),
+        ("١٢", None),
+        ("+1", None),
+        ("1_0", None),
+        (" 1", None),
+        ("9" * 309, None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_ascii_int_reads_only_plain_ascii_digits(text, number):
     assert ascii_int(text) == number

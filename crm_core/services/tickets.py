@@ -25,7 +25,7 @@ from crm_core.models import (
     User,
 )
 from crm_core.services import customers, interactions, sla
-from crm_core.text import check_text, clip
+from crm_core.text import check_text, clip, without_control
 from crm_core.uow import UnitOfWork
 
 MAX_SUBJECT = 300
@@ -180,8 +180,9 @@ def customer_wrote(
     targets: Mapping[TicketPriority, sla.Target] | None = None,
 ) -> Incoming:
     """A message from the customer: appended to their open ticket, or opening a new one. A message over
-    MAX_MESSAGE characters is kept cut to that, with a note saying so (the stored text is the message's)."""
-    text = clip(text, MAX_MESSAGE)
+    MAX_MESSAGE characters is kept cut to that, with a note saying so, and control characters (which a
+    customer cannot be asked to remove) are dropped; the stored text is the message's."""
+    text = clip(without_control(text), MAX_MESSAGE)
     ticket = open_ticket_of(uow, customer_id)
     opened = ticket is None
     if ticket is None:
