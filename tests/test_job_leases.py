@@ -160,4 +160,3 @@ def test_the_heartbeat_stops_when_another_runner_took_the_job_over(app):
 def test_a_job_definition_refuses_a_lease_that_is_not_positive():
     with pytest.raises(ValueError, match="lease_seconds"):
         JobDefinition("test.note", note, lease_seconds=0)
-
