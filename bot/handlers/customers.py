@@ -7,6 +7,7 @@ from bot.context import Context
 from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
+from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import search
@@ -21,21 +22,24 @@ group = CommandGroup()
     "customer",
     summary="Find a customer by name, email, phone or #id and show the card",
     permission=Permission.CUSTOMERS_READ,
-    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200)],
+    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200), PAGE_OPTION],
 )
 def find_customer(req: Request, ctx: Context) -> Reply:
     query = req.args["query"]
-    hits = search.search_customers(ctx.uow.session, query)
-    if not hits:
+    number = page_number(req)
+    page = search.search_page(ctx.uow.session, query, number)
+    hits = page.items
+    if not page.total:
         return Reply(
             text=f"No customer matches {query!r}.",
             footer="Try part of the name, an email, a phone number or #id, or create one: /customer new <name>",
             tone=Tone.WARNING,
         )
-    top = hits[0]
-    decisive = top.match >= search.MatchKind.EXACT_NAME and (len(hits) == 1 or hits[1].match < top.match)
-    if len(hits) == 1 or decisive:
-        return card_reply(customers.get_card(ctx.uow, top.customer_id, timezone=ctx.caller.timezone), ctx)
+    if number == 1:
+        top = hits[0]
+        decisive = top.match >= search.MatchKind.EXACT_NAME and (len(hits) == 1 or hits[1].match < top.match)
+        if len(hits) == 1 or decisive:
+            return card_reply(customers.get_card(ctx.uow, top.customer_id, timezone=ctx.caller.timezone), ctx)
     items = tuple(
         Item(
             text=f"{hit.name} (#{hit.customer_id})",
@@ -45,9 +49,12 @@ def find_customer(req: Request, ctx: Context) -> Reply:
         for hit in hits
     )
     return Reply(
-        title=f"{len(hits)} customers match {query!r}",
-        sections=(Section(items=items),),
-        footer="Open one, or narrow the search.",
+        title=f"{page.total:,} customers match {query!r}",
+        sections=(Section(items=items, empty="No more matches."),),
+        buttons=more_button(req, page),
+        footer=f"{position(page, 'matches')}. Open one, or narrow the search."
+        if page.has_more or number > 1
+        else "Open one, or narrow the search.",
     )
 
 
