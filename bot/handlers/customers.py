@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
@@ -11,7 +13,7 @@ from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import search
-from crm_core.models import FieldEntity, FieldType, ModelRun, Role
+from crm_core.models import Customer, FieldEntity, FieldType, ModelRun, Role
 from crm_core.services import custom_fields, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
@@ -199,11 +201,29 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
 )
 def new_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
-    return card_reply(
-        customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
+    return _with_look_alikes(
         ctx,
-        note=f"Created {customer.name}.",
-        tone=Tone.SUCCESS,
+        customer,
+        card_reply(
+            customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
+            ctx,
+            note=f"Created {customer.name}.",
+            tone=Tone.SUCCESS,
+        ),
+    )
+
+
+def _with_look_alikes(ctx: Context, customer: Customer, reply: Reply) -> Reply:
+    """Warn when another customer has the same name or phone, with a button to open each."""
+    similar = customers.look_alikes(ctx.uow, customer)
+    if not similar:
+        return reply
+    listed = "; ".join(f"{s.name} (#{s.customer_id}, same {s.why})" for s in similar)
+    return replace(
+        reply,
+        text=f"{reply.text} Possible duplicate of {listed}: open it to check, or merge them.",
+        tone=Tone.WARNING,
+        buttons=tuple(Button(f"Open #{s.customer_id}", f"/customer #{s.customer_id}") for s in similar) + reply.buttons,
     )
 
 
@@ -256,12 +276,14 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
             )
     customers.update_customer(ctx.uow, customer.id, changes)
     names = ", ".join(sorted(changes))
-    return card_reply(
+    reply = card_reply(
         customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
         ctx,
         note=f"Updated {names}.",
         tone=Tone.SUCCESS,
     )
+    # A new name or phone may be another customer's: say so, as on creation.
+    return _with_look_alikes(ctx, customer, reply) if {"name", "phone"} & set(changes) else reply
 
 
 @hookimpl
