@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import selectinload
 
 from bot.api.auth import Principal, need, unit_of_work
+from bot.api import etags
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.api.problems import Problem
@@ -126,8 +127,7 @@ def render_many(uow: UnitOfWork, rows: Sequence[Customer]) -> list[CustomerOut]:
 
 def _one(uow: UnitOfWork, customer_id: int, *, lock: bool = False) -> CustomerOut:
     if lock:
-        # Held to the end of the transaction: an If-Match check and the change it guards are one step.
-        uow.session.get(Customer, customer_id, with_for_update=True)
+        etags.lock(uow.session, Customer, customer_id)
     customer = customers.get_customer(uow, customer_id)
     return render(customer, custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer.id))
 

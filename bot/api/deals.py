@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import Principal, app_of, need, unit_of_work
+from bot.api import etags
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.roles import Permission
@@ -84,7 +85,7 @@ def render(deal: Deal) -> DealOut:
 
 def _one(uow: UnitOfWork, deal_id: int, *, lock: bool = False) -> DealOut:
     if lock:
-        uow.session.get(Deal, deal_id, with_for_update=True)
+        etags.lock(uow.session, Deal, deal_id)
     return render(deals.get_deal(uow, deal_id))
 
 
