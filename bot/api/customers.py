@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import selectinload
 
-from bot.api.auth import Principal, need, unit_of_work
 from bot.api import etags
+from bot.api.auth import Principal, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.api.problems import Problem

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.api import etags
+from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.roles import Permission
