@@ -8,7 +8,10 @@ written right after each send (so at a crash at most the rows in ``sending`` are
 - sent: ``sent`` with the platform's message id;
 - ``RateLimited``: the whole platform pauses for ``retry_after`` and the row goes back to
   pending for after the pause (not counted as an attempt); nothing is dropped;
-- ``RecipientUnreachable``: the row and every other row to that recipient are ``blocked``;
+- ``RecipientUnreachable``: the row and every other row to that recipient are ``blocked``, and
+  the customers there are opted out of campaigns (crm_core.services.reachability);
+- ``ChatMoved`` (a Telegram group became a supergroup): the new chat id replaces the old one
+  everywhere it is kept, and the row (with the others held for that chat) is sent there;
 - ``PermanentFailure`` (this one message can never go out, e.g. the message it should edit is
   gone): ``failed`` at once, without retries; the conversation is not blocked;
 - ``TemporaryFailure`` or anything unexpected: retried with exponential backoff, ``failed``
@@ -36,6 +39,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import (
+    ChatMoved,
     OutboundMessage,
     PermanentFailure,
     PlatformSender,
@@ -51,6 +55,7 @@ from crm_core.clock import utcnow
 from crm_core.outbox import Claimed
 from crm_core.outbox_payload import MessagePayload, PayloadError
 from crm_core.scheduling.leader import LeaderLock, holder_id
+from crm_core.services import reachability
 
 log = logging.getLogger("chatcrm.outbox")
 # A deferred (campaign) row is rendered and re-checked (pause, cancel, consent) before it waits its
@@ -429,13 +434,20 @@ class OutboxSender:
             await self._record(
                 outbox.release_rate_limited, row.id, self.owner, utcnow() + timedelta(seconds=exc.retry_after), str(exc)
             )
+        except ChatMoved as exc:
+            log.warning("%s:%s moved to %s; sending there", row.platform, row.conversation, exc.conversation)
+            await self._record(reachability.resend_moved, row, self.owner, exc.conversation)
+            # The others held for the old id were moved too: hand them back, to be claimed for the new one.
+            siblings = {queue.popleft().id for _ in range(len(queue))}
+            await self._record(outbox.release, siblings, self.owner)
+            self._held -= siblings
         except RecipientUnreachable as exc:
             log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
-            await self._record(outbox.mark_blocked, row, self.owner, str(exc) or "unreachable")
+            await self._record(reachability.mark_blocked, row, self.owner, str(exc) or "unreachable")
             # Its other rows we already hold are not sent either.
             while queue:
                 sibling = queue.popleft()
-                await self._record(outbox.mark_blocked, sibling, self.owner, "recipient is blocked")
+                await self._record(reachability.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
         except PermanentFailure as exc:
             log.warning(

@@ -14,7 +14,9 @@ is decided by the platform-neutral core:
 - a plain message or a shared contact becomes a message / contact ``Request``; the dispatcher's
   answer is the messages to send (a customer's message: thanks and a relay to the support chat;
   a staff reply there: the answer to the customer), which are sent here, and how each send went
-  is reported back (``Dispatcher.report``) so the CRM records it.
+  is reported back (``Dispatcher.report``) so the CRM records it. A recipient found unreachable
+  (403, "chat not found") is blocked and opted out, and a group that moved to a supergroup id is
+  followed there (crm_core.services.reachability), as the outbox sender does.
 The support desk (``bot.desk``) tells the core which chat is the support chat.
 Database work runs in worker threads (SQLAlchemy is synchronous), sending happens after the
 transaction committed. Each update's inbox row is written in the transaction of its effect.
@@ -26,7 +28,7 @@ import asyncio
 import contextvars
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from telegram import BotCommand, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
@@ -40,6 +42,7 @@ from bot.adapters.telegram.render import escape, render_question
 from bot.adapters.telegram.settings import TelegramSettings
 from bot.bootstrap import App
 from bot.conversation import Question, Stale
+from bot.delivery import ChatMoved, RecipientUnreachable
 from bot.desk import SupportDesk
 from bot.dispatch import AlreadyHandled, internal_error_reply, new_reference
 from bot.messages import Destination, Reply
@@ -167,6 +170,8 @@ class TelegramBot:
         except TelegramError as exc:
             # What had to be saved is saved; a message did not go out (blocked, rate limited, ...).
             log.warning("sending for update %s failed: %s", inbound.update_id, exc)
+            # The answers of _route go to the chat the update came from.
+            await self._unreachable(Destination(PLATFORM, inbound.origin.conversation), delivery_error(exc))
         except Exception:
             ref = new_reference()
             log.exception(
@@ -317,23 +322,40 @@ class TelegramBot:
         """Send each message in order and report how it went; what the report asks to send follows."""
         while sends:
             item = sends.pop(0)
-            message_id, error = await self._send_one(item)
+            # ``item`` as sent: to the new id if its chat moved meanwhile.
+            item, message_id, error = await self._send_one(item)
             if item.after is not None:
                 sends.extend(
                     await asyncio.to_thread(self.app.dispatcher.report, item, message_id=message_id, error=error)
                 )
 
-    async def _send_one(self, item: Send) -> tuple[str | None, str | None]:
-        """(the sent message's id, None) or (None, why it was not sent)."""
+    async def _send_one(self, item: Send, *, moved: bool = False) -> tuple[Send, str | None, str | None]:
+        """(the message as sent, its id, None) or (the message, None, why it was not sent)."""
         to = item.to
         if to.platform != PLATFORM:
             log.warning("message %s is for %s, which this Telegram bot cannot send to", item.key, to.platform)
-            return None, f"it is on {to.platform}, which this bot cannot send to"
+            return item, None, f"it is on {to.platform}, which this bot cannot send to"
         try:
             sent = await self.outgoing.reply(
                 to.conversation, item.reply, thread=to.thread, reply_to=int(to.reply_to) if to.reply_to else None
             )
         except TelegramError as exc:
             log.warning("message %s to %s not sent: %s", item.key, to.conversation, exc)
-            return None, str(delivery_error(exc))
-        return str(sent.message_id), None
+            error = delivery_error(exc)
+            if isinstance(error, ChatMoved) and not moved:
+                await self._unreachable(to, error)
+                return await self._send_one(replace(item, to=replace(to, conversation=error.conversation)), moved=True)
+            await self._unreachable(to, error)
+            return item, None, str(error)
+        return item, str(sent.message_id), None
+
+    async def _unreachable(self, to: Destination, error: Exception) -> None:
+        """Record what a failed send says about its chat: unreachable (blocked and opted out) or
+        moved (the new id replaces the old everywhere, the support chat setting included)."""
+        if isinstance(error, ChatMoved):
+            await asyncio.to_thread(self.app.dispatcher.chat_moved, to, error.conversation)
+            if self.settings.support_chat_id == to.conversation:
+                # Until TELEGRAM_SUPPORT_CHAT_ID is updated (the log says so), this process follows the move.
+                self.settings = replace(self.settings, support_chat_id=error.conversation)
+        elif isinstance(error, RecipientUnreachable):
+            await asyncio.to_thread(self.app.dispatcher.unreachable, to, str(error))
