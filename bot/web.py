@@ -2,8 +2,8 @@
 
 Each configured platform contributes a ``WebMount`` (its routes plus start/stop hooks), and any
 plugin may add routes through the ``register_routes`` hook; this module adds ``GET /healthz``.
-Every route runs inside ``bot.web_guard.WebGuard`` (a body size limit, and a logged 500 with a
-reference for an error a route lets escape).
+Every route runs inside ``bot.web_guard.WebGuard`` (a logged 500 with a reference for an error a
+route lets escape).
 """
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
-"""The guard around every HTTP route of ``chatcrm web``: a body size limit and a safety net.
+"""The guard around every HTTP route of ``chatcrm web``, and what routes share to read hostile input.
 
-- No request body may exceed ``MAX_BODY_BYTES``: a larger declared Content-Length gets 413 before
-  anything is read, and a body that grows past the limit while it arrives (no Content-Length, or a
-  chunked one) stops being read and gets 413 too. This holds for plugin routes as well.
-- Any exception a route lets escape is logged with a reference and answered with a 500 that
-  carries the reference and no traceback. Hostile input must never get here: each route turns bad
-  headers and bodies into a 4xx itself (the tests of hostile input check that this net stays
-  unused); the net is for our own bugs.
-
-``ascii_int`` is the one way routes read a number from a header: ``str.isdigit`` accepts "²"
-and "٣", which ``int`` then refuses, and 400 digits overflow a float comparison.
+- ``WebGuard``: any exception a route lets escape is logged with a reference and answered with a
+  500 that carries the reference and no traceback. Hostile input must never get here: each route
+  turns bad headers and bodies into a 4xx itself (the tests of hostile input check that this net
+  stays unused); the net is for our own bugs.
+- ``read_body``: a request body up to a limit, or None when it is larger, whether declared
+  (Content-Length) or arriving without one; the route answers 413. Limits are per route (the HTTP
+  API has its own, and a larger one for bulk endpoints).
+- ``ascii_int``: the one way routes read a number from a header: ``str.isdigit`` accepts "²"
+  and "٣", which ``int`` then refuses, and 400 digits overflow a float comparison.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,41 +36,30 @@ def ascii_int(text: str | None, max_digits: int = 18) -> int | None:
     return int(text)
 
 
-class BodyTooLarge(Exception):
-    """The request body grew past MAX_BODY_BYTES while it was being read."""
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The body, or None if it is (or is declared) larger than ``limit`` bytes: then nothing more is read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (ascii_int(declared) or 0) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 class WebGuard:
-    """ASGI middleware: 413 for bodies over the limit, and a logged, referenced 500 for any escaped error."""
+    """ASGI middleware: a logged, referenced 500 for any error a route lets escape."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, app: ASGIApp):
         self.app = app
-        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _header(scope, b"content-length")
-        if declared is not None:
-            size = ascii_int(declared)
-            if size is None:
-                await _answer(scope, receive, send, 400, {"error": "bad Content-Length"})
-                return
-            if size > self.max_body_bytes:
-                await _answer(scope, receive, send, 413, {"error": "request too large"})
-                return
-        received = 0
         started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge()
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -79,23 +68,9 @@ class WebGuard:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _answer(scope, receive, send, 413, {"error": "request too large"})
+            await self.app(scope, receive, tracking_send)
         except Exception:
             ref = new_reference()
             log.exception("unhandled error ref=%s in %s %s", ref, scope.get("method"), scope.get("path"))
             if not started:
-                await _answer(scope, receive, send, 500, {"error": "internal error", "ref": ref})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def _answer(scope: Scope, receive: Receive, send: Send, status: int, body: dict[str, str]) -> None:
-    await JSONResponse(body, status_code=status)(scope, receive, send)
+                await JSONResponse({"error": "internal error", "ref": ref}, status_code=500)(scope, receive, send)

@@ -1,6 +1,7 @@
-"""The guard around every route of ``chatcrm web``, plugin routes included: bodies over 1 MiB get 413
-(declared or streamed), and an error a route lets escape is logged with a reference and answered
-with a 500 that shows the reference and no traceback."""
+"""The guard around every route of ``chatcrm web``, plugin routes included: an error a route lets
+escape is logged with a reference and answered with a 500 that shows the reference and no
+traceback. And what routes share to read hostile input: ``read_body`` (a size limit, declared or
+streamed) and ``ascii_int``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from starlette.routing import Route
 from bot.bootstrap import build_app
 from bot.settings import Settings
 from bot.web import build_web_app
-from bot.web_guard import MAX_BODY_BYTES, ascii_int
+from bot.web_guard import MAX_BODY_BYTES, ascii_int, read_body
 from tests.fakes.servers import serve_asgi
 
 
@@ -22,7 +23,10 @@ async def _broken(_request: Request) -> JSONResponse:
 
 
 async def _echo_size(request: Request) -> JSONResponse:
-    return JSONResponse({"size": len(await request.body())})
+    body = await read_body(request)
+    if body is None:
+        return JSONResponse({"error": "too large"}, status_code=413)
+    return JSONResponse({"size": len(body)})
 
 
 @pytest.fixture
@@ -52,7 +56,7 @@ def test_an_error_escaping_a_route_is_a_500_with_a_reference_and_no_traceback(pl
     assert plugin_web.post("/plugins/x/echo", content=b"abc").json() == {"size": 3}
 
 
-def test_plugin_routes_get_the_body_limit_declared_or_streamed(plugin_web):
+def test_read_body_refuses_bodies_over_the_limit_declared_or_streamed(plugin_web):
     assert plugin_web.post("/plugins/x/echo", content=b"x" * MAX_BODY_BYTES).json() == {"size": MAX_BODY_BYTES}
     assert plugin_web.post("/plugins/x/echo", content=b"x" * (MAX_BODY_BYTES + 1)).status_code == 413
 

@@ -11,7 +11,7 @@ and even its error handler, index into the payload) fails inside bolt, whose ans
 500: here bolt's errors are raised out of it, and the kinds of error a payload of the wrong shape
 raises get 400, logged with a reference and the traceback (so a bug of ours raising the same kinds
 is still seen). Anything else (the network, the database) is left to ``bot.web_guard``'s 500.
-The body size limit (413) is ``bot.web_guard``'s too.
+A body over 1 MiB gets 413, declared or not.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from bot.adapters.slack.runtime import SlackRuntime
 from bot.adapters.slack.settings import SlackSettings
 from bot.bootstrap import App
 from bot.dispatch import new_reference
-from bot.web_guard import ascii_int
+from bot.web_guard import ascii_int, read_body
 
 log = logging.getLogger("chatcrm.slack")
 
@@ -83,7 +83,9 @@ class SlackWebMount:
         await self.runtime.close()
 
     async def events(self, request: Request) -> Response:
-        body = await request.body()
+        body = await read_body(request)
+        if body is None:
+            return JSONResponse({"error": "request too large"}, status_code=413)
         if not signature_ok(self.signing_secret.encode(), body, request.headers):
             return JSONResponse({"error": "invalid signature"}, status_code=401)
         if self._bolt is None:

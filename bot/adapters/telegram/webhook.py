@@ -2,7 +2,7 @@
 
 Checks come before any work: the secret token header must match TELEGRAM_WEBHOOK_SECRET
 (compared in constant time; wrong or missing -> 403, nothing read or processed), and the body
-may not exceed 1 MB (413, also when it arrives without a Content-Length: ``bot.web_guard``).
+may not exceed 1 MiB (413, also when it arrives without a Content-Length).
 A body that is not UTF-8 JSON (or is nested too deep to parse), or not shaped like an update in
 the fields chatcrm reads (``update_shape``), gets 400: no 5xx for what Telegram would never send.
 The update is processed, and its effect committed, before the 200; when processing failed the
@@ -23,6 +23,7 @@ from bot.adapters.telegram.adapter import TelegramBot
 from bot.adapters.telegram.settings import TelegramSettings
 from bot.adapters.telegram.update_shape import looks_like_update
 from bot.bootstrap import App
+from bot.web_guard import read_body
 
 PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -54,7 +55,9 @@ class TelegramWebhook:
         given = request.headers.get(SECRET_HEADER, "").encode("latin-1", "replace")
         if not hmac.compare_digest(given, self._secret):
             return PlainTextResponse("forbidden", status_code=403)
-        body = await request.body()
+        body = await read_body(request)
+        if body is None:
+            return PlainTextResponse("body too large", status_code=413)
         try:
             update = json.loads(body.decode("utf-8"))
         except (ValueError, RecursionError):
