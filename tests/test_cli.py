@@ -148,6 +148,11 @@ def test_import_orders_prints_a_report(tmp_path):
         "Created: 1 customers, 1 products, 1 orders, 1 order lines.",
         "Skipped 1 malformed row(s):",
         "  row 3: Quantity 'x' is not a number",
+        f"Every problem is listed in {tmp_path / 'orders.errors.csv'}.",
+    ]
+    assert (tmp_path / "orders.errors.csv").read_text(encoding="utf-8").splitlines() == [
+        "row,column,value,reason",
+        "3,Quantity,x,Quantity 'x' is not a number",
     ]
     missing = chatcrm("import", "orders", str(tmp_path / "nope.csv"), env=env)
     assert missing.returncode == 1 and missing.stderr.strip().endswith("no such file: " + str(tmp_path / "nope.csv"))
