@@ -227,9 +227,13 @@ def cmd_import(args: argparse.Namespace) -> int:
         mapping = {**loaded.columns, **mapping_file.parse_pairs(args.map or [])}
         option = {**loaded.options, **{k: v for k in mapping_file.OPTIONS if (v := getattr(args, k, None))}}
         if args.source is None and args.from_db is None:
-            raise ImportFailed("give a file (CSV or .xlsx), or --from-db URL --query \"SELECT …\"")
+            raise ImportFailed('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"')
         table = open_table(
-            args.source, sep=option.get("sep"), sheet=option.get("sheet"), from_db=args.from_db, query=option.get("query")
+            args.source,
+            sep=option.get("sep"),
+            sheet=option.get("sheet"),
+            from_db=args.from_db,
+            query=option.get("query"),
         )
     except ImportFailed as exc:
         print(f"chatcrm import: {where}: {exc}; nothing was imported.", file=sys.stderr)
@@ -364,7 +368,7 @@ def _add_import_parser(sub) -> None:
         metavar="FIELD=COLUMN",
         help="take a CRM field from a differently named column (repeatable)",
     )
-    importer.add_argument("--mapping", metavar="FILE", help="a TOML (or YAML) mapping file: [columns] field = \"Column\"")
+    importer.add_argument("--mapping", metavar="FILE", help='a TOML (or YAML) mapping file: [columns] field = "Column"')
     importer.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
     importer.add_argument("--currency", help="currency of prices and amounts without one (default CHATCRM_CURRENCY)")
     importer.set_defaults(func=cmd_import)

@@ -62,10 +62,10 @@ def resolve(table: Table, fields: Sequence[FieldSpec], mapping: Mapping[str, str
         if spec.name in columns:
             continue
         for name in (spec.name, *spec.aliases):
-            index = by_key.get(_key(name))
-            if index is not None and index not in taken:
-                columns[spec.name] = index
-                taken.add(index)
+            found = by_key.get(_key(name))
+            if found is not None and found not in taken:
+                columns[spec.name] = found
+                taken.add(found)
                 break
     for spec in fields:
         if spec.required and spec.name not in columns:

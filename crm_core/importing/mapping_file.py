@@ -32,9 +32,11 @@ def _parse(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
-            import yaml
+            import yaml  # type: ignore[import-untyped]
         except ImportError:
-            raise ImportFailed(f"{path.name}: YAML mapping files need PyYAML (pip install pyyaml); or use TOML") from None
+            raise ImportFailed(
+                f"{path.name}: YAML mapping files need PyYAML (pip install pyyaml); or use TOML"
+            ) from None
         try:
             return yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -54,7 +56,7 @@ def load(path: str | Path) -> MappingFile:
         raise ImportFailed(f"{path.name}: expected a table with [columns] (see the README)")
     columns = data.get("columns", {})
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-        raise ImportFailed(f"{path.name}: [columns] maps CRM fields to column names, e.g. name = \"Full Name\"")
+        raise ImportFailed(f'{path.name}: [columns] maps CRM fields to column names, e.g. name = "Full Name"')
     unknown = sorted(set(data) - {"columns", *OPTIONS})
     if unknown:
         raise ImportFailed(f"{path.name}: unknown key(s) {', '.join(unknown)} (known: columns, {', '.join(OPTIONS)})")

@@ -12,14 +12,18 @@ from crm_core.importing.table import ImportFailed, Table, cell_text
 def xlsx_table(path: Path, *, sheet: str | None = None) -> Table:
     import openpyxl  # only when an Excel file is imported: it is not small
 
+    # An open file rather than the path: openpyxl refuses a path whose name does not end in .xlsx.
+    handle = path.open("rb")
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - zipfile, XML and openpyxl errors all mean "not a workbook"
+        handle.close()
         raise ImportFailed(f"{path.name} is not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
     notes = []
     if sheet is not None:
         if sheet not in workbook.sheetnames:
             workbook.close()
+            handle.close()
             raise ImportFailed(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(workbook.sheetnames)}")
         worksheet = workbook[sheet]
     else:
@@ -35,6 +39,7 @@ def xlsx_table(path: Path, *, sheet: str | None = None) -> Table:
             break
     if not header:
         workbook.close()
+        handle.close()
         raise ImportFailed(f"the sheet {worksheet.title!r} is empty")
     while header and not header[-1]:
         header.pop()
@@ -46,6 +51,7 @@ def xlsx_table(path: Path, *, sheet: str | None = None) -> Table:
                 yield number, [cell_text(v) for v in values]
         finally:
             workbook.close()
+            handle.close()
 
     total = max_row - header_row if isinstance(max_row, int) and max_row > header_row else None
     return Table(path.name, header, rows(), total, notes)

@@ -162,9 +162,9 @@ def _read(rows: Iterator[Row], report: ImportReport, catalogue: _Catalogue) -> d
 
 def _culprit(row: Row, message: str) -> tuple[str, str]:
     """The column and value a problem message starts with, for the error report."""
-    for field, column in row.columns.items():
+    for name, column in row.columns.items():
         if message.startswith(column + " "):
-            return column, row.values.get(field, "")
+            return column, row.values.get(name, "")
     return "", ""
 
 

@@ -30,8 +30,8 @@ def reject(report: ImportReport, row: Row, error: Exception, field: str | None =
             report.problem(row.number, message, row.columns.get(name, name), row.values.get(name, ""))
         return
     message = error.message if isinstance(error, CrmError) else str(error)
-    name = field or (error.field if isinstance(error, ValidationError) else None)
-    report.problem(row.number, message, row.columns.get(name or "", ""), row.values.get(name or "", ""))
+    name = field or (error.field if isinstance(error, ValidationError) else None) or ""
+    report.problem(row.number, message, row.columns.get(name, ""), row.values.get(name, ""))
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,7 @@ def mapper(kind: str) -> Mapper:
     return found
 
 
-def _rows(
-    table: Table, fields: dict[str, int], report: ImportReport, progress: Progress | None
-) -> Iterator[Row]:
+def _rows(table: Table, fields: dict[str, int], report: ImportReport, progress: Progress | None) -> Iterator[Row]:
     width = len(table.header)
     names = {field: table.header[index] for field, index in fields.items()}
     for number, cells in table.rows:

@@ -27,10 +27,10 @@ def open_table(
 ) -> Table:
     if from_db is not None:
         if not query:
-            raise ImportFailed("--from-db needs --query \"SELECT …\"")
+            raise ImportFailed('--from-db needs --query "SELECT …"')
         return sql_table(from_db, query)
     if path is None:
-        raise ImportFailed("give a file (CSV or .xlsx), or --from-db URL --query \"SELECT …\"")
+        raise ImportFailed('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"')
     path = Path(path)
     if not path.is_file():
         raise ImportFailed(f"no such file: {path}")
