@@ -222,6 +222,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from crm_core.importing.table import ImportFailed
 
     where = args.source or "the query"
+    if args.source and not os.path.isfile(args.source):
+        print(f"chatcrm import: no such file: {args.source}", file=sys.stderr)
+        return 1
     try:
         loaded = mapping_file.load(args.mapping) if args.mapping else mapping_file.MappingFile()
         mapping = {**loaded.columns, **mapping_file.parse_pairs(args.map or [])}
@@ -256,6 +259,27 @@ def cmd_import(args: argparse.Namespace) -> int:
     if report.problems:
         report.write_errors(error_report_path(args.source, args.kind))
     print(report.summary())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``chatcrm export KIND [--filter F] [--format F] [--out FILE]``; see crm_core.exporting."""
+    from crm_core.actor import Actor
+    from crm_core.exporting.lists import ExportFailed
+    from crm_core.exporting.run import export, pick_format
+
+    fmt = pick_format(args.format, args.out)
+    app = _app(args)
+    try:
+        with app.uow(Actor(user_id=None, name=f"export {args.kind}", platform="cli")) as uow:
+            count = export(uow, args.kind, fmt=fmt, out=args.out, customer_filter=args.filter)
+    except ExportFailed as exc:
+        print(f"chatcrm export: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        app.close()
+    if args.out:
+        print(f"Exported {count:,} {args.kind} rows to {args.out} ({fmt}).", file=sys.stderr)
     return 0
 
 
@@ -374,6 +398,17 @@ def _add_import_parser(sub) -> None:
     importer.set_defaults(func=cmd_import)
 
 
+def _add_export_parser(sub) -> None:
+    exporter = sub.add_parser("export", help="export customers, deals, tickets, orders, interactions or the audit log")
+    exporter.add_argument("kind", choices=["customers", "deals", "tickets", "orders", "interactions", "audit"])
+    exporter.add_argument("--filter", help='a segment filter, e.g. "country=DE tag=vip" (customers and their records)')
+    exporter.add_argument(
+        "--format", choices=["csv", "xlsx", "json", "jsonl", "parquet"], help="default: from --out, else csv"
+    )
+    exporter.add_argument("--out", metavar="FILE", help="default: standard output (csv, json, jsonl)")
+    exporter.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatcrm", description="A CRM that lives in your team's chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -399,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     database.set_defaults(func=cmd_db)
 
     _add_import_parser(sub)
+    _add_export_parser(sub)
 
     miner = sub.add_parser("mine", help="mine association rules from a file of baskets (one per line)")
     miner.add_argument("--baskets", required=True, help="file with one basket per line")

@@ -47,7 +47,14 @@ FIELDS = (
 # A retail invoice (536365, C536379 for a cancellation) or a prefixed number (SO-000042, DEMO-000001);
 # the retail data's "A563185" bad-debt adjustments are neither and are reported.
 _INVOICE = re.compile(r"^(C?\d{1,20}|[A-Za-z][A-Za-z0-9]*[-/.][\w\-/.]{1,56})$")
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+)
 BATCH = 2000
 __all__ = ["ImportFailed", "import_retail_orders", "MAPPER"]
 

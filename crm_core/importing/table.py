@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 
 
 class ImportFailed(Exception):
@@ -36,8 +37,11 @@ def cell_text(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    isoformat = getattr(value, "isoformat", None)
-    if isoformat is not None:
-        # datetime (with a space, as spreadsheets and retail exports write it) or date
-        return isoformat(sep=" ") if hasattr(value, "hour") and hasattr(value, "date") else isoformat()
+    if isinstance(value, datetime):
+        # Spreadsheets store a date as a datetime at midnight: give back the date the user typed.
+        if value.time() == time(0) and value.tzinfo is None:
+            return value.date().isoformat()
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
     return str(value).strip()
