@@ -15,6 +15,7 @@ order (SQLite and PostgreSQL sort text differently) and computed in one pass ove
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -44,11 +45,18 @@ class TableSpec:
 
     def table(self) -> sa.Table:
         """A Core table of these columns, typed so each database converts values the same way."""
-        return sa.Table(
-            self.name,
-            sa.MetaData(),
-            *(sa.Column(name, _TYPES[kind](), primary_key=name in self.primary_key) for name, kind in self.columns),
-        )
+        return _table(self)
+
+
+@functools.lru_cache(maxsize=512)
+def _table(spec: TableSpec) -> sa.Table:
+    # One Table object per spec: SQLAlchemy caches compiled statements per table object, and
+    # building a new one for every read made each statement compile afresh.
+    return sa.Table(
+        spec.name,
+        sa.MetaData(),
+        *(sa.Column(name, _TYPES[kind](), primary_key=name in spec.primary_key) for name, kind in spec.columns),
+    )
 
 
 def _kind(column_type: sa.types.TypeEngine) -> str:

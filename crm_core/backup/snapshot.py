@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from crm_core import db
 from crm_core.backup.rows import Checksum, encode, select_rows, specs_of
-from crm_core.backup.sealed import BackupError
+from crm_core.backup.sealed import CHUNK_SIZE, BackupError
 from crm_core.backup.stream import FORMAT, RecordWriter
 from crm_core.clock import utcnow
 from crm_core.models import Base
@@ -101,13 +101,16 @@ def snapshot(engine: Engine) -> Iterator[sa.Connection]:
         yield connection
 
 
-def write_backup(engine: Engine, out: BinaryIO, secret: bytes, progress: Progress | None = None) -> dict[str, Any]:
-    """Write a backup of the whole database to ``out``; returns its manifest."""
+def write_backup(
+    engine: Engine, out: BinaryIO, secret: bytes, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE
+) -> dict[str, Any]:
+    """Write a backup of the whole database to ``out``; returns its manifest. ``progress(table,
+    rows)`` is called after each table, inside the snapshot."""
     from alembic.runtime.migration import MigrationContext
 
     head = head_revision()
     specs = specs_of(Base.metadata)
-    writer = RecordWriter(out, secret)
+    writer = RecordWriter(out, secret, chunk_size=chunk_size)
     with snapshot(engine) as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
         if revision != head:
@@ -142,7 +145,9 @@ def write_backup(engine: Engine, out: BinaryIO, secret: bytes, progress: Progres
     return manifest
 
 
-def backup_to_file(engine: Engine, path: str | Path, secret: bytes, progress: Progress | None = None) -> BackupSummary:
+def backup_to_file(
+    engine: Engine, path: str | Path, secret: bytes, progress: Progress | None = None, chunk_size: int = CHUNK_SIZE
+) -> BackupSummary:
     """Write the backup to ``path``, readable by its owner only. It is written under a temporary
     name and renamed when complete, so an interrupted backup never looks like a finished one."""
     path = Path(path)
@@ -150,7 +155,7 @@ def backup_to_file(engine: Engine, path: str | Path, secret: bytes, progress: Pr
     descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(descriptor, "wb") as out:
-            manifest = write_backup(engine, out, secret, progress)
+            manifest = write_backup(engine, out, secret, progress, chunk_size)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, path)

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
-from crm_core.backup.sealed import DamagedBackup, SealedWriter, open_sealed
+from crm_core.backup.sealed import CHUNK_SIZE, DamagedBackup, SealedWriter, open_sealed
 
 FORMAT = "chatcrm-backup"
 
@@ -26,8 +26,8 @@ FORMAT = "chatcrm-backup"
 class RecordWriter:
     """Lines in, compressed and sealed bytes out."""
 
-    def __init__(self, out: BinaryIO, secret: bytes, level: int = 6) -> None:
-        self._sealed = SealedWriter(out, secret)
+    def __init__(self, out: BinaryIO, secret: bytes, level: int = 6, chunk_size: int = CHUNK_SIZE) -> None:
+        self._sealed = SealedWriter(out, secret, chunk_size)
         self._compressor = zlib.compressobj(level)
         self._pending: list[bytes] = []
         self._pending_size = 0
