@@ -185,6 +185,8 @@ class Gate:
         status = 0
         kept: dict[str, str] = {}
         chunks: list[bytes] = []
+        # The answer is held back until it is stored: a client retrying the moment it reads the
+        # first answer must get the replay, not "still being served".
         held: list[Message] = []
 
         async def capture(message: Message) -> None:
@@ -196,8 +198,6 @@ class Gate:
                         kept[name.decode("latin-1").lower()] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            # Held back until the outcome is stored: a client retrying the moment it has its answer
-            # must find the key finished (a replay), not still in progress (409).
             held.append(message)
 
         try:
