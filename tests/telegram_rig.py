@@ -85,7 +85,7 @@ def webhook_rig_with(database_url: str, fake: FakeTelegram, **env: str) -> Itera
         ),
     )
     try:
-        with serve_asgi(build_web_app(app, web_mounts(app)), no_delay=True) as base_url:
+        with serve_asgi(build_web_app(app, web_mounts(app))) as base_url:
             yield Rig(app, fake, base_url)
     finally:
         app.close()

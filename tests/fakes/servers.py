@@ -20,15 +20,13 @@ from bot.worker import WorkerService, run_services
 
 
 @contextlib.contextmanager
-def serve_asgi(asgi_app, startup_timeout: float = 20.0, *, no_delay: bool = False) -> Iterator[str]:
+def serve_asgi(asgi_app, startup_timeout: float = 20.0) -> Iterator[str]:
     """Serve ``asgi_app`` (lifespan included) on 127.0.0.1; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if no_delay:
-        # Accepted connections inherit it: without it every response waits ~40 ms for a delayed ACK
-        # (uvicorn sets it itself only on sockets it binds; production binds its own). Opt-in (the
-        # Telegram rig): a faster client once exposed a race in the HTTP API's idempotency (fixed).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Accepted connections inherit it: without it every response waits ~40 ms for a delayed ACK
+    # (uvicorn sets it itself only on sockets it binds; production binds its own).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(asgi_app, lifespan="on", log_config=None, log_level="warning")
