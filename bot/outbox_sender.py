@@ -66,6 +66,8 @@ log = logging.getLogger("chatcrm.outbox")
 # ready (Telegram's 30/s: 7), so a pause or an opt-out holds within about that long, not the
 # `concurrency` rows' worth (a second and more) it would otherwise be.
 READY_AHEAD_SECONDS = 0.25
+# The lease of rows ``send_now`` claims: a few sends' worth, so a crash delays them this long at most.
+SEND_NOW_LEASE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -320,13 +322,17 @@ class OutboxSender:
         self, platforms: list[str], limit: int, *, priority: int | None = None, ids: list[int] | None = None
     ) -> list[Claimed]:
         caps, group_caps = self._caps()
+        lease = self.settings.lease_seconds
+        if ids is not None:
+            # Sent at once and not renewed: if this process dies, the worker takes them over soon.
+            lease = min(lease, SEND_NOW_LEASE_SECONDS)
         return await asyncio.to_thread(
             outbox.claim_due,
             self.session_factory,
             owner=self.owner,
             platforms=platforms,
             limit=limit,
-            lease=timedelta(seconds=self.settings.lease_seconds),
+            lease=timedelta(seconds=lease),
             caps=caps,
             group_caps=group_caps,
             priority=priority,
@@ -349,9 +355,13 @@ class OutboxSender:
     async def _send_queue(self, queue: deque[Claimed]) -> list[int]:
         more: list[int] = []
         while queue:
+            if self.limiters[queue[0].platform].paused_for() > 0:
+                # Rate limited meanwhile: the worker sends the rest after the pause.
+                await self._record(outbox.release, [r.id for r in queue], self.owner)
+                break
             row = queue.popleft()
             try:
-                more += await self._deliver(row, queue)
+                more += await self._deliver(row, queue, paced=False)
             except Exception:  # noqa: BLE001 - its lease brings it back to the worker
                 log.exception("outbox row %s: recording the outcome failed; its lease will bring it back", row.id)
         return more
@@ -463,9 +473,10 @@ class OutboxSender:
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc))
             return None
 
-    async def _deliver(self, row: Claimed, queue: deque[Claimed]) -> list[int]:
+    async def _deliver(self, row: Claimed, queue: deque[Claimed], *, paced: bool = True) -> list[int]:
         """Send one row and record what happened (the caller forgets the row afterwards); the ids of
-        rows its recorder queued in turn."""
+        rows its recorder queued in turn. ``paced=False`` (``send_now``): no waiting for the rate
+        limiter's slot, as an answer given in person would not wait; a 429 still pauses the platform."""
         sender = self.senders[row.platform]
         limiter = self.limiters[row.platform]
         ahead = self._ready_ahead.get(row.platform) if row.payload.get("deferred") else None
@@ -473,7 +484,7 @@ class OutboxSender:
             ready = await self._ready(row)
             if ready is None:
                 return []
-            slot = await limiter.acquire(row.conversation)
+            slot = await limiter.acquire(row.conversation) if paced else None
         row, message = ready
         final_error: str | None = None
         more: list[int] = []
@@ -527,7 +538,8 @@ class OutboxSender:
             else:
                 await self._record(outbox.mark_sent, row.id, self.owner, message_id)
         finally:
-            limiter.release(slot)
+            if slot is not None:
+                limiter.release(slot)
         if final_error is not None:
             more += await self._failed(row, final_error)
         return more
