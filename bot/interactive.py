@@ -88,13 +88,18 @@ class OutboxQueue:
 
     def __init__(self) -> None:
         self.ids: list[int] = []
+        # Whether the request's transaction marked its delivery done (nothing left to mark).
+        self.done = False
 
     def add(self, uow: UnitOfWork, sends: Iterable[Outgoing]) -> None:
+        """Queue ``sends`` in the transaction that marks the request done."""
         self.ids.extend(enqueue(uow, sends))
+        self.done = True
 
     def reset(self) -> None:
         """The transaction rolled back: its rows are gone."""
         self.ids.clear()
+        self.done = False
 
 
 class AfterSendRecorder:

@@ -235,8 +235,9 @@ class TelegramBot:
             except TelegramError as exc:
                 # What had to be saved is saved; a question or button answer did not go out.
                 log.warning("sending for update %s failed: %s", inbound.update_id, exc)
-        # Done, if nothing marked it so (an ignored update, a press of a dead button).
-        await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, claim.key)
+        if not queue.done:
+            # Done, if nothing marked it so (an ignored update, a repeat, a press of a dead button).
+            await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, claim.key)
         if queue.ids:
             await self.interactive.send_now(queue.ids)
 
