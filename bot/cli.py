@@ -93,7 +93,9 @@ def cmd_web(args: argparse.Namespace) -> int:
     try:
         mounts = web_mounts(app)
         plugin_routes = app.plugins.routes(app)
-        if not mounts and not plugin_routes:
+        # The built-in REST API is always there; on its own it is not yet a reason to serve (tokens are
+        # made in chat), so without a platform or another plugin's routes web still says what is missing.
+        if not mounts and all(str(getattr(route, "path", "")).startswith("/api/") for route in plugin_routes):
             print(
                 "chatcrm web: no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
                 "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README.",

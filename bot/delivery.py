@@ -33,6 +33,15 @@ class RecipientUnreachable(DeliveryError):
     """The recipient can never get messages (blocked the bot, left, deactivated): do not retry."""
 
 
+class ChatMoved(DeliveryError):
+    """The chat has a new id (a Telegram group upgraded to a supergroup): nothing was sent; send
+    it to ``conversation`` instead, and write to that id from now on."""
+
+    def __init__(self, conversation: str, detail: str = ""):
+        super().__init__(f"chat moved to {conversation} {detail}".strip())
+        self.conversation = conversation
+
+
 class TemporaryFailure(DeliveryError):
     """A failure worth retrying later (network error, 5xx)."""
 

@@ -46,7 +46,7 @@ from crm_core import inbox
 from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
 from crm_core.models import Role
-from crm_core.services import customer_chats, users
+from crm_core.services import customer_chats, reachability, users
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -259,6 +259,17 @@ class Dispatcher:
             return []
         with UnitOfWork(self.session_factory) as uow:
             return list(recorder(uow, sent, message_id, error))
+
+    def unreachable(self, to: Destination, reason: str) -> None:
+        """A send to ``to`` was refused for good (blocked the bot, chat not found): block the chat and
+        opt out the customers there, in one transaction (crm_core.services.reachability)."""
+        with UnitOfWork(self.session_factory) as uow:
+            reachability.recipient_unreachable(uow, to.platform, to.conversation, reason)
+
+    def chat_moved(self, to: Destination, new_conversation: str) -> None:
+        """The chat ``to`` has a new id (a group became a supergroup): move every reference to it."""
+        with UnitOfWork(self.session_factory) as uow:
+            reachability.chat_moved(uow, to.platform, to.conversation, new_conversation)
 
     # -- step-by-step forms (bot.conversation) -------------------------------------------------------
 

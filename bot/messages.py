@@ -38,6 +38,9 @@ class Button:
     # True: ask for the command's remaining arguments in a form (Slack modal, Telegram
     # step-by-step questions) instead of running it directly.
     opens_form: bool = False
+    # True: the "More" button of a paged list; its command shows the next page (the console
+    # runs it for /more).
+    next_page: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ written right after each send (so at a crash at most the rows in ``sending`` are
 - sent: ``sent`` with the platform's message id;
 - ``RateLimited``: the whole platform pauses for ``retry_after`` and the row goes back to
   pending for after the pause (not counted as an attempt); nothing is dropped;
-- ``RecipientUnreachable``: the row and every other row to that recipient are ``blocked``;
+- ``RecipientUnreachable``: the row and every other row to that recipient are ``blocked``, and
+  the customers there are opted out of campaigns (crm_core.services.reachability);
+- ``ChatMoved`` (a Telegram group became a supergroup): the new chat id replaces the old one
+  everywhere it is kept, and the row (with the others held for that chat) is sent there;
 - ``PermanentFailure`` (this one message can never go out, e.g. the message it should edit is
   gone): ``failed`` at once, without retries; the conversation is not blocked;
 - ``TemporaryFailure`` or anything unexpected: retried with exponential backoff, ``failed``
@@ -33,7 +36,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -42,6 +45,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import (
+    ChatMoved,
     OutboundMessage,
     PermanentFailure,
     PlatformSender,
@@ -59,6 +63,7 @@ from crm_core.models.outbox import OutboxStatus
 from crm_core.outbox import Claimed
 from crm_core.outbox_payload import MessagePayload, PayloadError
 from crm_core.scheduling.leader import LeaderLock, holder_id
+from crm_core.services import reachability
 
 log = logging.getLogger("chatcrm.outbox")
 # A deferred (campaign) row is rendered and re-checked (pause, cancel, consent) before it waits its
@@ -181,6 +186,7 @@ class OutboxSender:
         owner: str | None = None,
         preparers: Mapping[str, outbox.Preparer] | None = None,
         after: AfterSendRecorder | None = None,
+        on_moved: Callable[[str, str, str], None] | None = None,
     ):
         self.engine = engine
         self.session_factory = session_factory
@@ -189,6 +195,8 @@ class OutboxSender:
         self.preparers = dict(preparers or {})
         # Records what sent (or finally failed) rows with an ``after`` mean (bot.interactive).
         self.after = after
+        # Told (platform, old id, new id) when a chat moved, e.g. to follow a configured support chat.
+        self.on_moved = on_moved
         self.settings = settings or SenderSettings()
         self.owner = owner or holder_id()
         self.limiters = {
@@ -496,14 +504,25 @@ class OutboxSender:
             await self._record(
                 outbox.release_rate_limited, row.id, self.owner, utcnow() + timedelta(seconds=exc.retry_after), str(exc)
             )
+        except ChatMoved as exc:
+            log.warning("%s:%s moved to %s; sending there", row.platform, row.conversation, exc.conversation)
+            await self._record(reachability.resend_moved, row, self.owner, exc.conversation)
+            # The others held for the old id were moved too: hand them back, to be claimed for the new one.
+            siblings = {queue.popleft().id for _ in range(len(queue))}
+            await self._record(outbox.release, siblings, self.owner)
+            self._held -= siblings
+            if self.on_moved is not None:
+                self.on_moved(row.platform, row.conversation, exc.conversation)
+            # Sent next to the new id (send_now sends them itself; the loop is woken).
+            more += [row.id, *sorted(siblings)]
         except RecipientUnreachable as exc:
             log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
-            await self._record(outbox.mark_blocked, row, self.owner, str(exc) or "unreachable")
+            await self._record(reachability.mark_blocked, row, self.owner, str(exc) or "unreachable")
             final_error = str(exc) or "unreachable"
             # Its other rows we already hold are not sent either.
             while queue:
                 sibling = queue.popleft()
-                await self._record(outbox.mark_blocked, sibling, self.owner, "recipient is blocked")
+                await self._record(reachability.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
                 more += await self._failed(sibling, "the recipient is blocked")
         except PermanentFailure as exc:

@@ -39,10 +39,16 @@ class JobDefinition:
     args: dict[str, Any] = field(default_factory=dict)
     # How late a recurring run may still start (None: however late).
     misfire_grace_seconds: int | None = None
+    # A run's lease: about its expected run time (renewed every third of it while it runs, so a
+    # longer run keeps it); a runner killed mid-run is retried after this long. None: the
+    # scheduler's default (CHATCRM_SCHEDULER_JOB_LEASE, 60 s).
+    lease_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if not DOTTED_NAME.match(self.name):
             raise ValueError(f"job name {self.name!r}: use dotted lowercase words, e.g. quotes.expire")
+        if self.lease_seconds is not None and not self.lease_seconds > 0:
+            raise ValueError(f"job {self.name}: lease_seconds must be positive")
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,8 @@ class Permission(enum.StrEnum):
     CONSENT_MANAGE = "consent.manage"
     # Anyone, customers included, may stop campaign messages to themselves.
     OPT_OUT = "opt_out"
+    # Make and revoke your own personal access tokens for the REST API (/token).
+    API_TOKENS = "api.tokens"
 
 
 _DESCRIPTIONS = {
@@ -80,11 +82,18 @@ _DESCRIPTIONS = {
     Permission.CAMPAIGNS_RUN: "start, pause and cancel campaigns",
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
+    Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}
 _ANYONE = _CUSTOMER | {Permission.ACCOUNT}
-_VIEWER = _ANYONE | {Permission.CUSTOMERS_READ, Permission.DEALS_READ, Permission.TICKETS_READ, Permission.PROFILE}
+_VIEWER = _ANYONE | {
+    Permission.CUSTOMERS_READ,
+    Permission.DEALS_READ,
+    Permission.TICKETS_READ,
+    Permission.PROFILE,
+    Permission.API_TOKENS,
+}
 _SALES = _VIEWER | {
     Permission.CUSTOMERS_WRITE,
     Permission.NOTES_WRITE,

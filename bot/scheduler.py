@@ -5,7 +5,8 @@ Exactly one scheduler runs per database. Each worker tries the leader lock
 gets it starts an APScheduler 3 ``AsyncIOScheduler`` with a fixed set of jobs:
 
 - ``chatcrm:tick`` every ``poll`` seconds: run the due rows of the scheduled-job registry
-  (crm_core.scheduling.run_due: follow-up reminders, digests, and whatever others register);
+  (crm_core.scheduling.run_due: follow-up reminders, digests, and whatever others register), each
+  under its task's own lease (``JobDefinition.lease_seconds``), renewed while it runs;
 - ``chatcrm:wake``, a one-off re-set after every tick to the earliest ``next_run_at``, so a
   reminder due at 09:00:00 runs then rather than at the next poll;
 - ``chatcrm:leader`` renews (SQLite) or checks (PostgreSQL) the lock; on losing it the
@@ -58,8 +59,9 @@ class SchedulerSettings:
     lock_ttl_seconds: float = 30.0
     # How often a standby tries to take over.
     standby_seconds: float = 5.0
-    # How long a job run may take before another runner may retry it.
-    job_lease_seconds: float = 600.0
+    # A job run's lease unless its task declares one (JobDefinition.lease_seconds); renewed while
+    # the run lasts, so it bounds how long a run killed with its worker waits to be retried.
+    job_lease_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SchedulerSettings:
@@ -117,6 +119,9 @@ class SchedulerService:
         # this scheduler keeps registered while it leads (id = the task's name).
         self.jobs = list(jobs)
         self.tasks = {job.name: job.function for job in self.jobs}
+        self.leases = {
+            job.name: timedelta(seconds=job.lease_seconds) for job in self.jobs if job.lease_seconds is not None
+        }
         self.on_ran = on_ran
         self.id = f"scheduler-{secrets.token_hex(4)}"
         self.lock = LeaderLock(
@@ -257,6 +262,7 @@ class SchedulerService:
                 self.session_factory,
                 tasks=self.tasks,
                 lease=timedelta(seconds=self.settings.job_lease_seconds),
+                leases=self.leases,
                 config=self.config,
             )
             self.ticks += 1

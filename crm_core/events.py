@@ -108,6 +108,16 @@ _BUILTIN_TYPES = [
         },
     ),
     _builtin(
+        "customer.merged",
+        "another customer record was merged into this one (a duplicate, or a chat's placeholder found by "
+        "phone) and deleted; what hung off it now belongs to this customer",
+        {
+            "customer_id": "the kept customer's id",
+            "merged_id": "the deleted customer's id (events before this one name it)",
+            "name": "the kept customer's name",
+        },
+    ),
+    _builtin(
         "customer.erased",
         "a customer's personal data was erased on request; subscribers delete their copies",
         {"customer_id": "the erased customer's id"},

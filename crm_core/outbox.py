@@ -12,9 +12,10 @@ that causes the message. The worker's outbox sender (bot.outbox_sender) then:
    in memory past its lease.
 2. after each send exactly one of: ``mark_sent`` (platform message id kept), ``release_rate_limited``
    (back to pending after the platform's retry_after; not counted as an attempt),
-   ``retry_or_fail`` (exponential backoff, ``failed`` after the last attempt) or ``mark_blocked``
-   (the recipient is remembered; its other pending rows are blocked too and later ones are
-   blocked on enqueue).
+   ``retry_or_fail`` (exponential backoff, ``failed`` after the last attempt) or, for an
+   unreachable recipient, crm_core.services.reachability.mark_blocked (``block_held`` and
+   ``block_recipient``: the recipient is remembered, its other pending rows are blocked too and
+   later ones are blocked on enqueue; its customers are opted out of campaigns).
 
 Every completion is conditional on the row still being ``sending`` under the caller's claim.
 
@@ -523,17 +524,38 @@ def mark_failed(session_factory: sessionmaker[Session], message_id: int, owner: 
     )
 
 
-def mark_blocked(session_factory: sessionmaker[Session], message: Claimed, owner: str, reason: str) -> int:
-    """The recipient is unreachable: block this row, remember the recipient, and block its other
-    pending rows. Returns how many other rows were blocked."""
-    with session_factory() as session, session.begin():
-        session.execute(
+def block_held(session: Session, message_id: int, owner: str, reason: str) -> bool:
+    """Block a row the caller holds (in the caller's transaction). The recipient itself is blocked
+    by ``block_recipient``; crm_core.services.reachability.mark_blocked does both, and opts out."""
+    return (
+        session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(OutboxMessage)
-            .where(_held(message.id, owner))
+            .where(_held(message_id, owner))
             .values(status=OutboxStatus.BLOCKED, lease_until=None, last_error=reason[:500])
             .execution_options(synchronize_session=False)
-        )
-        return block_recipient(session, message.platform, message.conversation, reason)
+        ).rowcount
+        == 1
+    )
+
+
+def requeue_held(session: Session, message_id: int, owner: str, *, conversation: str, note: str) -> bool:
+    """Put a held row back to pending for another conversation (its chat moved): not an attempt."""
+    return (
+        session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
+            sa.update(OutboxMessage)
+            .where(_held(message_id, owner))
+            .values(
+                status=OutboxStatus.PENDING,
+                conversation=conversation,
+                lease_until=None,
+                claimed_by=None,
+                attempts=OutboxMessage.attempts - 1,
+                last_error=note[:500],
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def block_recipient(session: Session, platform: str, conversation: str, reason: str) -> int:

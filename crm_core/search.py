@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from crm_core import text
+from crm_core import paging, text
 from crm_core.models import Customer
 
 MAX_RESULTS = 10
@@ -78,6 +78,46 @@ def search_customers(session: Session, query: str, limit: int = MAX_RESULTS) -> 
             if exact_found or collect(stage(session, normalized, limit, exclude=set(hits))):
                 break
     return _ranked(hits, limit)
+
+
+def search_page(session: Session, query: str, number: int = 1, size: int = MAX_RESULTS) -> paging.Page[SearchHit]:
+    """Page ``number`` of ``search_customers``, and how many customers match in all.
+
+    The staged search reads only as far as this page (and one more hit, to know there is more).
+    The total is counted only when there is more than this page: the matches of the best kind
+    found (id, email or phone; else the exact name; else a word of the name starting with the
+    query), which is what the search pages through; typo matches come after those, and are
+    counted once the last page shows them.
+    """
+    number = max(1, number)
+    start = paging.offset(number, size)
+    hits = search_customers(session, query, limit=start + size + 1)
+    items = hits[start : start + size]
+    if len(hits) <= start + size:
+        return paging.Page(items, number, size, len(hits))
+    return paging.Page(items, number, size, max(_count_matches(session, query), start + size + 1))
+
+
+def _count_matches(session: Session, query: str) -> int:
+    def count(where: sa.ColumnElement[bool]) -> int:
+        return session.scalar(sa.select(sa.func.count()).select_from(Customer).where(where)) or 0
+
+    query = query.strip()
+    exact: list[sa.ColumnElement[bool]] = []
+    if id_match := re.fullmatch(r"#?(\d{1,9})", query):
+        exact.append(Customer.id == int(id_match.group(1)))
+    if "@" in query:
+        exact.append(Customer.email == text.normalize_email(query))
+    elif text.looks_like_phone(query) and (key := text.phone_key(query)):
+        exact.append(Customer.phone_key == key)
+    normalized = text.normalize(query)
+    if normalized:
+        exact.append(Customer.search_name == normalized)
+    found = count(sa.or_(*exact)) if exact else 0
+    if found or not normalized:
+        return found
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    return count(_sqlite_word_prefix_where(normalized) if sqlite else _pg_word_prefix_where(normalized))
 
 
 def _ranked(hits: dict[int, SearchHit], limit: int) -> list[SearchHit]:
@@ -156,10 +196,18 @@ def _fts_phrase(normalized: str) -> str:
     return '"' + normalized + '"'
 
 
-def _fts_candidates(session: Session, match: str, limit: int, exclude: set[int]):
+def _fts_where(match: str) -> sa.ColumnElement[bool]:
     fts = sa.table("customer_fts", sa.column("rowid"))
     matched = sa.select(fts.c.rowid).where(sa.text("customer_fts MATCH :match").bindparams(match=match))
-    return _candidates(session, Customer.id.in_(matched.scalar_subquery()), limit, exclude)
+    return Customer.id.in_(matched.scalar_subquery())
+
+
+def _fts_candidates(session: Session, match: str, limit: int, exclude: set[int]):
+    return _candidates(session, _fts_where(match), limit, exclude)
+
+
+def _sqlite_word_prefix_where(normalized: str) -> sa.ColumnElement[bool]:
+    return _fts_where(f"search_name : {_fts_phrase(normalized)} *")
 
 
 def _sqlite_name_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
@@ -168,7 +216,7 @@ def _sqlite_name_prefix(session: Session, normalized: str, limit: int, exclude: 
 
 
 def _sqlite_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    rows = _fts_candidates(session, f"search_name : {_fts_phrase(normalized)} *", limit, exclude)
+    rows = _candidates(session, _sqlite_word_prefix_where(normalized), limit, exclude)
     return _rows_to_hits(rows, MatchKind.WORD_PREFIX)
 
 
@@ -195,14 +243,17 @@ def _pg_name_prefix(session: Session, normalized: str, limit: int, exclude: set[
     return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.NAME_PREFIX)
 
 
-def _pg_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+def _pg_word_prefix_where(normalized: str) -> sa.ColumnElement[bool]:
     escaped = text.like_escape(normalized)
     # The first condition is what the trigram index answers; the second keeps word starts only.
-    where = sa.and_(
+    return sa.and_(
         Customer.search_name.like("%" + escaped + "%", escape="\\"),
         (sa.literal(" ") + Customer.search_name).like("% " + escaped + "%", escape="\\"),
     )
-    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.WORD_PREFIX)
+
+
+def _pg_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    return _rows_to_hits(_candidates(session, _pg_word_prefix_where(normalized), limit, exclude), MatchKind.WORD_PREFIX)
 
 
 def _pg_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:

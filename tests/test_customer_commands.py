@@ -81,7 +81,7 @@ def test_no_match_says_so_with_a_hint(chat, rep, acme):
 def test_customer_without_query_gets_usage(chat, rep):
     reply = chat.say(rep, "/customer").reply
     assert reply.tone is Tone.ERROR
-    assert reply.footer == "Usage: /customer <query>"
+    assert reply.footer == "Usage: /customer <query> [page=…]"
 
 
 def test_customer_new_with_fields_and_custom_fields(chat, app):

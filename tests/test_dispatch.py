@@ -56,7 +56,7 @@ def test_help_on_one_command(chat):
     reply = chat.say(rep, "/help deal").reply
     assert [s.title for s in reply.sections] == [
         "/deal <id>",
-        "/deal list [mine|open|all|<customer>] [stage=…]",
+        "/deal list [mine|open|all|<customer>] [stage=…] [page=…]",
         "/deal new <customer> <title> [amount=…] [close=…] [stage=…]",
         "/deal stage <id> <lead|qualified|proposal|negotiation|won|lost> [reason]",
     ]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
+from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import search
-from crm_core.models import FieldEntity, FieldType, ModelRun, Role
+from crm_core.models import Customer, FieldEntity, FieldType, ModelRun, Role
 from crm_core.services import custom_fields, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
@@ -21,21 +24,24 @@ group = CommandGroup()
     "customer",
     summary="Find a customer by name, email, phone or #id and show the card",
     permission=Permission.CUSTOMERS_READ,
-    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200)],
+    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200), PAGE_OPTION],
 )
 def find_customer(req: Request, ctx: Context) -> Reply:
     query = req.args["query"]
-    hits = search.search_customers(ctx.uow.session, query)
-    if not hits:
+    number = page_number(req)
+    page = search.search_page(ctx.uow.session, query, number)
+    hits = page.items
+    if not page.total:
         return Reply(
             text=f"No customer matches {query!r}.",
             footer="Try part of the name, an email, a phone number or #id, or create one: /customer new <name>",
             tone=Tone.WARNING,
         )
-    top = hits[0]
-    decisive = top.match >= search.MatchKind.EXACT_NAME and (len(hits) == 1 or hits[1].match < top.match)
-    if len(hits) == 1 or decisive:
-        return card_reply(customers.get_card(ctx.uow, top.customer_id, timezone=ctx.caller.timezone), ctx)
+    if number == 1:
+        top = hits[0]
+        decisive = top.match >= search.MatchKind.EXACT_NAME and (len(hits) == 1 or hits[1].match < top.match)
+        if len(hits) == 1 or decisive:
+            return card_reply(customers.get_card(ctx.uow, top.customer_id, timezone=ctx.caller.timezone), ctx)
     items = tuple(
         Item(
             text=f"{hit.name} (#{hit.customer_id})",
@@ -45,9 +51,12 @@ def find_customer(req: Request, ctx: Context) -> Reply:
         for hit in hits
     )
     return Reply(
-        title=f"{len(hits)} customers match {query!r}",
-        sections=(Section(items=items),),
-        footer="Open one, or narrow the search.",
+        title=f"{page.total:,} customers match {query!r}",
+        sections=(Section(items=items, empty="No more matches."),),
+        buttons=more_button(req, page),
+        footer=f"{position(page, 'matches')}. Open one, or narrow the search."
+        if page.has_more or number > 1
+        else "Open one, or narrow the search.",
     )
 
 
@@ -192,11 +201,29 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
 )
 def new_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
-    return card_reply(
-        customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
+    return _with_look_alikes(
         ctx,
-        note=f"Created {customer.name}.",
-        tone=Tone.SUCCESS,
+        customer,
+        card_reply(
+            customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
+            ctx,
+            note=f"Created {customer.name}.",
+            tone=Tone.SUCCESS,
+        ),
+    )
+
+
+def _with_look_alikes(ctx: Context, customer: Customer, reply: Reply) -> Reply:
+    """Warn when another customer has the same name or phone, with a button to open each."""
+    similar = customers.look_alikes(ctx.uow, customer)
+    if not similar:
+        return reply
+    listed = "; ".join(f"{s.name} (#{s.customer_id}, same {s.why})" for s in similar)
+    return replace(
+        reply,
+        text=f"{reply.text} Possible duplicate of {listed}: open it to check, or merge them.",
+        tone=Tone.WARNING,
+        buttons=tuple(Button(f"Open #{s.customer_id}", f"/customer #{s.customer_id}") for s in similar) + reply.buttons,
     )
 
 
@@ -249,12 +276,14 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
             )
     customers.update_customer(ctx.uow, customer.id, changes)
     names = ", ".join(sorted(changes))
-    return card_reply(
+    reply = card_reply(
         customers.get_card(ctx.uow, customer.id, timezone=ctx.caller.timezone),
         ctx,
         note=f"Updated {names}.",
         tone=Tone.SUCCESS,
     )
+    # A new name or phone may be another customer's: say so, as on creation.
+    return _with_look_alikes(ctx, customer, reply) if {"name", "phone"} & set(changes) else reply
 
 
 @hookimpl

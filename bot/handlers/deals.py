@@ -7,6 +7,7 @@ from bot.context import Context
 from bot.handlers.common import deal_item, fmt_date, fmt_datetime
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Reply, Request, Section, Tone
+from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core.models import DealStage
@@ -99,39 +100,42 @@ def move_deal(req: Request, ctx: Context) -> Reply:
     params=[
         rest("scope", Kind.TEXT, required=False, label="mine | open | all | <customer>", max_length=200),
         opt("stage", Kind.CHOICE, choices=STAGES),
+        PAGE_OPTION,
     ],
-    usage="[mine|open|all|<customer>] [stage=…]",
+    usage="[mine|open|all|<customer>] [stage=…] [page=…]",
 )
 def list_deals(req: Request, ctx: Context) -> Reply:
     scope = (req.args.get("scope") or "mine").strip()
     stage = DealStage(req.args["stage"]) if "stage" in req.args else None
     open_only = stage is None and scope.lower() != "all"
+    number = page_number(req)
     if scope.lower() == "mine":
         if ctx.caller.user_id is None:
             return Reply(text="You have no CRM user, so no deals of your own. Try /deal list open.", tone=Tone.WARNING)
-        found = deals.list_deals(ctx.uow, owner_id=ctx.caller.user_id, stage=stage, open_only=open_only)
+        found = deals.deal_page(ctx.uow, number, owner_id=ctx.caller.user_id, stage=stage, open_only=open_only)
         title = "Your open deals" if open_only else "Your deals"
     elif scope.lower() in ("open", "all"):
-        found = deals.list_deals(ctx.uow, stage=stage, open_only=open_only)
+        found = deals.deal_page(ctx.uow, number, stage=stage, open_only=open_only)
         title = "Open deals" if open_only else "All deals"
     else:
         customer = customers.resolve_customer(ctx.uow, scope)
-        found = deals.list_deals(ctx.uow, customer_id=customer.id, stage=stage, open_only=False)
+        found = deals.deal_page(ctx.uow, number, customer_id=customer.id, stage=stage, open_only=False)
         title = f"Deals of {customer.name}"
     if stage is not None:
         title += f" in {stage}"
-    totals: dict[str, int] = {}
-    for deal in found:
-        totals[deal.currency] = totals.get(deal.currency, 0) + deal.amount_cents
-    total_text = " + ".join(format_money(cents, cur) for cur, cents in sorted(totals.items()))
+    # Count and amounts cover every matching deal, not only this page.
+    page = found.page
+    total_text = " + ".join(format_money(cents, cur) for cur, cents in sorted(found.totals.items()))
     return Reply(
         title=title,
         sections=(
             Section(
-                items=tuple(deal_item(d, ctx.caller.timezone, with_customer=True) for d in found), empty="No deals."
+                items=tuple(deal_item(d, ctx.caller.timezone, with_customer=True) for d in page.items),
+                empty="No deals.",
             ),
         ),
-        footer=f"{len(found)} deal(s) · {total_text} in total" if found else None,
+        buttons=more_button(req, page),
+        footer=f"{position(page, 'deal(s)')} · {total_text} in total" if page.total else None,
     )
 
 

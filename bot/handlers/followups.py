@@ -13,6 +13,7 @@ from bot.handlers.common import fmt_datetime, followups_section
 from bot.handlers.home import HOME_LIST_LIMIT, home_section
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Reply, Request, Section, Style, Tone
+from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -103,25 +104,33 @@ def set_followup(req: Request, ctx: Context) -> Reply:
     "followup list",
     summary='Your open follow-ups (managers: all with "all"; "overdue" for late ones)',
     permission=Permission.FOLLOWUPS,
-    params=[arg("scope", Kind.CHOICE, choices=("mine", "overdue", "all"), required=False, label="Which")],
-    usage="[mine|overdue|all]",
+    params=[
+        arg("scope", Kind.CHOICE, choices=("mine", "overdue", "all"), required=False, label="Which"),
+        PAGE_OPTION,
+    ],
+    usage="[mine|overdue|all] [page=…]",
 )
 def list_followups(req: Request, ctx: Context) -> Reply:
     scope = req.args.get("scope", "mine")
     tz = ctx.caller.timezone or "UTC"
+    number = page_number(req)
     if scope == "all":
         if not ctx.can(Permission.DIGESTS_MANAGE):
             return Reply(text="Only managers and admins can see everyone's follow-ups.", tone=Tone.ERROR, private=True)
-        found = followups.list_open(ctx.uow, limit=100)
+        page = followups.open_page(ctx.uow, number)
         title = "All open follow-ups"
     else:
         me = _me(ctx)
-        found = followups.list_open(ctx.uow, user_id=me.id, due_before=clock.utcnow() if scope == "overdue" else None)
+        due_before = clock.utcnow() if scope == "overdue" else None
+        page = followups.open_page(ctx.uow, number, user_id=me.id, due_before=due_before)
         title = "Your overdue follow-ups" if scope == "overdue" else "Your open follow-ups"
     return Reply(
         title=title,
-        sections=(followups_section(found, tz, title="", with_customer=True),),
-        footer=f"{len(found)} open · times in {tz}" if found else "Set one with /followup <customer> <when> <text>.",
+        sections=(followups_section(page.items, tz, title="", with_customer=True),),
+        buttons=more_button(req, page),
+        footer=f"{position(page, 'open')} · times in {tz}"
+        if page.total
+        else "Set one with /followup <customer> <when> <text>.",
     )
 
 

@@ -12,6 +12,7 @@ from bot.context import Context
 from bot.handlers.common import clip, fmt_datetime, overdue_text, rating_text, ticket_item
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
+from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import outbox
@@ -173,39 +174,45 @@ def new_ticket(req: Request, ctx: Context) -> Reply:
     "ticket list",
     summary="List tickets: yours (default), all open, overdue, everything, or a customer's",
     permission=Permission.TICKETS_READ,
-    params=[rest("scope", Kind.TEXT, required=False, label="mine | open | overdue | all | <customer>", max_length=200)],
-    usage="[mine|open|overdue|all|<customer>]",
+    params=[
+        rest("scope", Kind.TEXT, required=False, label="mine | open | overdue | all | <customer>", max_length=200),
+        PAGE_OPTION,
+    ],
+    usage="[mine|open|overdue|all|<customer>] [page=…]",
 )
 def list_tickets(req: Request, ctx: Context) -> Reply:
     scope = (req.args.get("scope") or "mine").strip()
     key = scope.lower()
+    number = page_number(req)
     if key == "mine":
         if ctx.caller.user_id is None:
             return Reply(
                 text="You have no CRM user, so no tickets of your own. Try /ticket list open.", tone=Tone.WARNING
             )
-        found, title = tickets.list_tickets(ctx.uow, assignee_id=ctx.caller.user_id), "Your open tickets"
+        found, title = tickets.ticket_page(ctx.uow, number, assignee_id=ctx.caller.user_id), "Your open tickets"
     elif key == "open":
-        found, title = tickets.list_tickets(ctx.uow), "Open tickets"
+        found, title = tickets.ticket_page(ctx.uow, number), "Open tickets"
     elif key == "overdue":
-        found, title = tickets.list_tickets(ctx.uow, overdue_only=True), "Overdue tickets"
+        found, title = tickets.ticket_page(ctx.uow, number, overdue_only=True), "Overdue tickets"
     elif key == "all":
-        found, title = tickets.list_tickets(ctx.uow, open_only=False), "All tickets"
+        found, title = tickets.ticket_page(ctx.uow, number, open_only=False), "All tickets"
     else:
         customer = customers.resolve_customer(ctx.uow, scope)
         found, title = (
-            tickets.list_tickets(ctx.uow, customer_id=customer.id, open_only=False),
+            tickets.ticket_page(ctx.uow, number, customer_id=customer.id, open_only=False),
             f"Tickets of {customer.name}",
         )
-    late = sum(1 for t in found if tickets.overdue(t))
+    page = found.page
     return Reply(
         title=title,
         sections=(
             Section(
-                items=tuple(ticket_item(t, ctx.caller.timezone, with_customer=True) for t in found), empty="No tickets."
+                items=tuple(ticket_item(t, ctx.caller.timezone, with_customer=True) for t in page.items),
+                empty="No tickets.",
             ),
         ),
-        footer=f"{len(found)} ticket(s) · {late} overdue" if found else None,
+        buttons=more_button(req, page),
+        footer=f"{position(page, 'ticket(s)')} · {found.overdue} overdue" if page.total else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 # Every session audits its flushes; registering here means no write path can forget it.
 from crm_core import audit as _audit  # noqa: E402
+from crm_core.models.api import ApiToken, IdempotentRequest
 from crm_core.models.audit import AuditEntry
 from crm_core.models.base import Base, UTCDateTime
 from crm_core.models.campaigns import (
@@ -46,6 +47,8 @@ from crm_core.models.users import STAFF_ROLES, Identity, Role, User
 _audit.install()
 
 __all__ = [
+    "ApiToken",
+    "IdempotentRequest",
     "AuditEntry",
     "Base",
     "UTCDateTime",

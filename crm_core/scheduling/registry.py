@@ -8,7 +8,10 @@ start (or re-subscribing a channel) leaves one row per schedule. ``run_due`` is 
 scheduler's tick calls; it runs each due job once for its time:
 
 - the job is claimed with a lease (a conditional UPDATE): two runners cannot both run it, and a
-  runner that dies mid-run leaves a lease that expires, after which the run is retried;
+  runner that dies mid-run leaves a lease that expires, after which the run is retried. The lease
+  is the task's own (about its expected run time; ``DEFAULT_LEASE`` unless the task declares one)
+  and a heartbeat renews it every third of it while the task runs (crm_core.scheduling.heartbeat),
+  so a slow run keeps its job and a crashed one is retried within about a lease;
 - a run later than ``misfire_grace_seconds`` is skipped ("missed"); None means however late,
   so a one-off that came due while the worker was down runs once after restart;
 - missed recurring runs coalesce: after a run, the next time is the first one after *now*;
@@ -35,13 +38,15 @@ from crm_core.actor import Actor
 from crm_core.clock import as_utc, utcnow
 from crm_core.errors import ValidationError
 from crm_core.models import ScheduledJob
+from crm_core.scheduling.heartbeat import LeaseHeartbeat
 from crm_core.scheduling.triggers import Once, Trigger, from_spec
 from crm_core.uow import UnitOfWork
 
 log = logging.getLogger("chatcrm.scheduler")
 
 SCHEDULER_ACTOR = Actor(user_id=None, name="scheduler", platform="system")
-DEFAULT_LEASE = timedelta(minutes=10)
+# How long a claimed run is its runner's before another may retry it, unless renewed.
+DEFAULT_LEASE = timedelta(seconds=60)
 MAX_RETRIES = 3
 RETRY_DELAY = timedelta(minutes=1)
 
@@ -158,8 +163,11 @@ def run_due(
     limit: int = 100,
     lease: timedelta = DEFAULT_LEASE,
     config: Mapping[str, str] | None = None,
+    leases: Mapping[str, timedelta] | None = None,
 ) -> list[RunOutcome]:
-    """Run every job due at ``now`` (default: the clock), each once; returns what happened."""
+    """Run every job due at ``now`` (default: the clock), each once; returns what happened.
+
+    Each run is leased for ``leases[task]`` (the task's expected run time), else ``lease``."""
     now = now or utcnow()
     with session_factory() as session:
         due = session.execute(
@@ -175,16 +183,24 @@ def run_due(
     outcomes = []
     for job_id, fire_time in due:
         assert fire_time is not None, "due jobs were selected by next_run_at <= now"
-        outcome = _run_one(session_factory, tasks, job_id, fire_time, now, lease, config or {})
+        outcome = _run_one(session_factory, tasks, job_id, fire_time, now, lease, leases or {}, config or {})
         if outcome is not None:
             outcomes.append(outcome)
     return outcomes
 
 
 def _claim(
-    session_factory: sessionmaker[Session], job_id: str, fire_time: datetime, now: datetime, lease: timedelta
-) -> ScheduledJob | None:
+    session_factory: sessionmaker[Session],
+    job_id: str,
+    fire_time: datetime,
+    now: datetime,
+    lease: timedelta,
+    leases: Mapping[str, timedelta],
+) -> tuple[ScheduledJob, datetime] | None:
+    """The job and the end of our lease on it, or None when another runner has it."""
     with UnitOfWork(session_factory, SCHEDULER_ACTOR) as uow:
+        task = uow.session.scalar(sa.select(ScheduledJob.task).where(ScheduledJob.id == job_id))
+        until = now + leases.get(task or "", lease)
         claimed = uow.session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
             sa.update(ScheduledJob)
             .where(
@@ -193,12 +209,13 @@ def _claim(
                 ScheduledJob.next_run_at == fire_time,
                 sa.or_(ScheduledJob.lease_until.is_(None), ScheduledJob.lease_until < now),
             )
-            .values(lease_until=now + lease)
+            .values(lease_until=until)
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
             return None
-        return uow.session.get(ScheduledJob, job_id)
+        job = uow.session.get(ScheduledJob, job_id)
+        return (job, until) if job is not None else None
 
 
 def _run_one(
@@ -208,11 +225,13 @@ def _run_one(
     fire_time: datetime,
     now: datetime,
     lease: timedelta,
+    leases: Mapping[str, timedelta],
     config: Mapping[str, str],
 ) -> RunOutcome | None:
-    job = _claim(session_factory, job_id, fire_time, now, lease)
-    if job is None:
+    claim = _claim(session_factory, job_id, fire_time, now, lease, leases)
+    if claim is None:
         return None  # someone else has it, or it changed since we looked
+    job, until = claim
     # Missed runs coalesce into one, for the latest time that came due; lateness is judged by it.
     latest = from_spec(job.trigger).latest_due(fire_time, now)
     late = (now - latest).total_seconds()
@@ -231,15 +250,17 @@ def _run_one(
             task = tasks.get(job.task)
             if task is None:
                 raise UnknownTask(f"no installed plugin registers the task {job.task!r}")
-            task(
-                JobRun(
-                    job_id=job_id,
-                    fire_time=latest,
-                    args=dict(job.args or {}),
-                    session_factory=session_factory,
-                    config=config,
-                )
+            run = JobRun(
+                job_id=job_id,
+                fire_time=latest,
+                args=dict(job.args or {}),
+                session_factory=session_factory,
+                config=config,
             )
+            # Stopped before the run is recorded (and on a BaseException: a dying runner's lease
+            # must run out, not be kept alive by a leftover thread).
+            with LeaseHeartbeat(session_factory, job_id, until, leases.get(job.task, lease)):
+                task(run)
             status = "ok"
         except Exception as exc:  # noqa: BLE001 - a failing job must not stop the scheduler
             ref = secrets.token_hex(4).upper()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -136,17 +137,24 @@ def _row_value(definition: CustomFieldDefinition, row: CustomFieldValue) -> str 
 
 
 def values_for(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> list[FieldValue]:
+    return values_for_many(uow, entity, [entity_id]).get(entity_id, [])
+
+
+def values_for_many(uow: UnitOfWork, entity: FieldEntity, entity_ids: Sequence[int]) -> dict[int, list[FieldValue]]:
+    """The custom field values of several records in one query (a page of an API list), by record id."""
+    if not entity_ids:
+        return {}
     rows = uow.session.execute(
         sa.select(CustomFieldDefinition, CustomFieldValue)
         .join(CustomFieldValue, CustomFieldValue.definition_id == CustomFieldDefinition.id)
-        .where(CustomFieldDefinition.entity == entity, CustomFieldValue.entity_id == entity_id)
+        .where(CustomFieldDefinition.entity == entity, CustomFieldValue.entity_id.in_(list(entity_ids)))
         .order_by(CustomFieldDefinition.key)
     ).all()
-    result = []
+    result: dict[int, list[FieldValue]] = {}
     for definition, row in rows:
         value = _row_value(definition, row)
         if value is not None:
-            result.append(FieldValue(definition, value))
+            result.setdefault(row.entity_id, []).append(FieldValue(definition, value))
     return result
 
 

@@ -2,7 +2,7 @@
 
 Someone unknown who writes to the bot gets a placeholder customer named after their chat
 profile. Sharing their phone number later links the chat to the customer with that number
-(moving the placeholder's tickets and interactions over), or puts the number on the placeholder.
+(merging the placeholder into it: its consent, tickets, interactions and the rest move over), or puts the number on the placeholder.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging
 import sqlalchemy as sa
 
 from crm_core import text
-from crm_core.models import Customer, CustomerChat, Deal, Interaction, Order, Ticket
-from crm_core.services import customers
+from crm_core.models import Customer, CustomerChat
+from crm_core.services import customer_merge, customers
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
 
@@ -83,22 +83,8 @@ def link_by_phone(
     uow.session.flush()
     uow.session.expire(chat, ["customer"])
     if was_placeholder:
-        _move_history(uow, previous, match.id)
+        # Everything the placeholder gathered (the opt-in of /start, tickets, notes, tags...) is
+        # the real customer's; the emptied placeholder is deleted, audited.
+        customer_merge.merge(uow, match.id, previous)
     log.info("chat %s linked to customer #%s by phone (was #%s)", platform_id, match.id, previous)
     return chat, True
-
-
-def _move_history(uow: UnitOfWork, placeholder_id: int, customer_id: int) -> None:
-    """Give the placeholder's tickets and interactions to the real customer; drop it if that was all it had."""
-    session = uow.session
-    for ticket in session.scalars(sa.select(Ticket).where(Ticket.customer_id == placeholder_id)):
-        ticket.customer_id = customer_id
-    for interaction in session.scalars(sa.select(Interaction).where(Interaction.customer_id == placeholder_id)):
-        interaction.customer_id = customer_id
-    session.flush()
-    still_used = any(
-        session.scalar(sa.select(sa.func.count()).select_from(model).where(model.customer_id == placeholder_id))
-        for model in (CustomerChat, Deal, Order)
-    )
-    if not still_used:
-        session.delete(customers.get_customer(uow, placeholder_id))

@@ -187,6 +187,38 @@ def _check_unique_email(uow: UnitOfWork, email: str | None, customer_id: int | N
         raise Conflict(f"{clash.name} (#{clash.id}) already has the email {email}")
 
 
+@dataclass(frozen=True)
+class LookAlike:
+    """Another customer that may be the same one: same name (as search normalises it) or phone."""
+
+    customer_id: int
+    name: str
+    # "same name", "same phone" or "same name and phone"
+    why: str
+
+
+def look_alikes(uow: UnitOfWork, customer: Customer, limit: int = 3) -> list[LookAlike]:
+    """Other customers with this customer's normalised name or phone number, oldest first.
+
+    Unlike a duplicate email these are allowed (two "Anna Schmidt"s, a switchboard number), so
+    creating one is not refused; the chat warns and links to them instead.
+    """
+    same_name = Customer.search_name == customer.search_name
+    same_phone = Customer.phone_key == customer.phone_key if customer.phone_key else sa.false()
+    rows = uow.session.execute(
+        sa.select(Customer.id, Customer.name, same_name.label("by_name"), same_phone.label("by_phone"))
+        .where(Customer.id != customer.id, sa.or_(same_name, same_phone))
+        .order_by(Customer.id)
+        .limit(limit)
+    ).all()
+    return [
+        LookAlike(
+            row.id, row.name, " and ".join(w for w, hit in (("name", row.by_name), ("phone", row.by_phone)) if hit)
+        )
+        for row in rows
+    ]
+
+
 def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
     _check_unique_email(uow, parsed.core.get("email"), customer.id)
     for key, value in parsed.core.items():

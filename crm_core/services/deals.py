@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
 
-from crm_core import clock, events, text
+from crm_core import clock, events, paging, text
 from crm_core.errors import NotFound, ValidationError
 from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange
 from crm_core.services.customers import get_customer
@@ -155,15 +156,13 @@ def _emit_outcome(uow: UnitOfWork, deal: Deal, previous: DealStage | None) -> No
     events.emit(uow, f"deal.{deal.stage.value}", entity_type="deal", entity_id=deal.id, payload=payload)
 
 
-def list_deals(
-    uow: UnitOfWork,
+def _deals_matching(
     *,
     owner_id: int | None = None,
     customer_id: int | None = None,
     stage: DealStage | None = None,
     open_only: bool = True,
-    limit: int = 50,
-) -> list[Deal]:
+) -> sa.Select[Deal]:
     statement = sa.select(Deal)
     if owner_id is not None:
         statement = statement.where(Deal.owner_id == owner_id)
@@ -173,5 +172,43 @@ def list_deals(
         statement = statement.where(Deal.stage == stage)
     elif open_only:
         statement = statement.where(Deal.stage.not_in([DealStage.WON, DealStage.LOST]))
-    statement = statement.order_by(Deal.expected_close_on.is_(None), Deal.expected_close_on, Deal.id).limit(limit)
-    return list(uow.session.scalars(statement))
+    return statement.order_by(Deal.expected_close_on.is_(None), Deal.expected_close_on, Deal.id)
+
+
+def list_deals(
+    uow: UnitOfWork,
+    *,
+    owner_id: int | None = None,
+    customer_id: int | None = None,
+    stage: DealStage | None = None,
+    open_only: bool = True,
+    limit: int = 50,
+) -> list[Deal]:
+    statement = _deals_matching(owner_id=owner_id, customer_id=customer_id, stage=stage, open_only=open_only)
+    return list(uow.session.scalars(statement.limit(limit)))
+
+
+@dataclass(frozen=True)
+class DealPage:
+    page: paging.Page[Deal]
+    # Amount of every matching deal (all pages), in cents per currency.
+    totals: dict[str, int]
+
+
+def deal_page(
+    uow: UnitOfWork,
+    number: int = 1,
+    *,
+    owner_id: int | None = None,
+    customer_id: int | None = None,
+    stage: DealStage | None = None,
+    open_only: bool = True,
+    size: int = paging.PAGE_SIZE,
+) -> DealPage:
+    """One page of matching deals, and the count and amounts of all of them (SQL aggregates)."""
+    statement = _deals_matching(owner_id=owner_id, customer_id=customer_id, stage=stage, open_only=open_only)
+    matching = statement.order_by(None).subquery()
+    sums = uow.session.execute(
+        sa.select(matching.c.currency, sa.func.sum(matching.c.amount_cents)).group_by(matching.c.currency)
+    ).all()
+    return DealPage(paging.fetch(uow.session, statement, number, size), {cur: int(cents or 0) for cur, cents in sums})

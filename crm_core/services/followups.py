@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import clock, events, outbox
+from crm_core import clock, events, outbox, paging
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_money
@@ -136,6 +136,19 @@ def snooze(uow: UnitOfWork, followup_id: int, actor: User | None, days: int = 1)
     return followup
 
 
+def _open_matching(
+    *, user_id: int | None = None, customer_id: int | None = None, due_before: datetime | None = None
+) -> sa.Select[FollowUp]:
+    statement = sa.select(FollowUp).where(FollowUp.status.in_(OPEN))
+    if user_id is not None:
+        statement = statement.where(FollowUp.user_id == user_id)
+    if customer_id is not None:
+        statement = statement.where(FollowUp.customer_id == customer_id)
+    if due_before is not None:
+        statement = statement.where(FollowUp.due_at < due_before)
+    return statement.order_by(FollowUp.due_at, FollowUp.id)
+
+
 def list_open(
     uow: UnitOfWork,
     *,
@@ -145,14 +158,20 @@ def list_open(
     limit: int = 50,
 ) -> list[FollowUp]:
     """Open follow-ups (pending or reminded, not done), earliest first."""
-    statement = sa.select(FollowUp).where(FollowUp.status.in_(OPEN))
-    if user_id is not None:
-        statement = statement.where(FollowUp.user_id == user_id)
-    if customer_id is not None:
-        statement = statement.where(FollowUp.customer_id == customer_id)
-    if due_before is not None:
-        statement = statement.where(FollowUp.due_at < due_before)
-    return list(uow.session.scalars(statement.order_by(FollowUp.due_at, FollowUp.id).limit(limit)))
+    statement = _open_matching(user_id=user_id, customer_id=customer_id, due_before=due_before)
+    return list(uow.session.scalars(statement.limit(limit)))
+
+
+def open_page(
+    uow: UnitOfWork,
+    number: int = 1,
+    *,
+    user_id: int | None = None,
+    due_before: datetime | None = None,
+    size: int = paging.PAGE_SIZE,
+) -> paging.Page[FollowUp]:
+    """One page of ``list_open``, and how many open follow-ups match in all."""
+    return paging.fetch(uow.session, _open_matching(user_id=user_id, due_before=due_before), number, size)
 
 
 def due_today(uow: UnitOfWork, user_id: int, tz_name: str) -> list[FollowUp]:

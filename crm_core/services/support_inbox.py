@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm_core.models import CustomerChat, Ticket, TicketMessage, TicketPriority
-from crm_core.services import consent, customer_chats, sla, tickets
+from crm_core.services import consent, customer_chats, reachability, sla, tickets
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
 
@@ -59,6 +59,8 @@ def customer_wrote(
 ) -> CustomerWrote:
     """A customer's message in their own chat with us: into their open ticket, or opening one."""
     chat = customer_chats.ensure_chat(uow, who, conversation, display_name)
+    # They can be written to again (if they had blocked the bot); their consent is not changed.
+    reachability.recipient_wrote(uow, who.platform, conversation)
     incoming = tickets.customer_wrote(
         uow,
         chat.customer_id,
@@ -108,6 +110,7 @@ def contact_shared(
 ) -> ContactLinked:
     """A customer shared their own phone number: link their chat to the customer with that number."""
     chat, matched = customer_chats.link_by_phone(uow, who, conversation, display_name, phone)
+    reachability.recipient_wrote(uow, who.platform, conversation)
     return ContactLinked(chat.customer.name, matched)
 
 

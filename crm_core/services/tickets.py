@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock, events
+from crm_core import clock, events, paging
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.models import (
     Direction,
@@ -341,17 +341,14 @@ def _overdue_clause(now: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-def list_tickets(
-    uow: UnitOfWork,
+def _tickets_matching(
+    now: datetime,
     *,
     assignee_id: int | None = None,
     customer_id: int | None = None,
     open_only: bool = True,
     overdue_only: bool = False,
-    limit: int = 50,
-) -> list[Ticket]:
-    """Tickets, open ones first, then most urgent, then the earliest due."""
-    now = clock.utcnow()
+) -> sa.Select[Ticket]:
     statement = sa.select(Ticket)
     if assignee_id is not None:
         statement = statement.where(Ticket.assignee_id == assignee_id)
@@ -363,8 +360,52 @@ def list_tickets(
         statement = statement.where(Ticket.status.in_(OPEN_STATUSES))
     rank = sa.case({p.value: r for p, r in PRIORITY_RANK.items()}, value=Ticket.priority, else_=9)
     is_closed = sa.case((Ticket.status.in_(OPEN_STATUSES), 0), else_=1)
-    statement = statement.order_by(is_closed, rank, Ticket.resolve_due_at, Ticket.id.desc()).limit(limit)
-    return list(uow.session.scalars(statement))
+    return statement.order_by(is_closed, rank, Ticket.resolve_due_at, Ticket.id.desc())
+
+
+def list_tickets(
+    uow: UnitOfWork,
+    *,
+    assignee_id: int | None = None,
+    customer_id: int | None = None,
+    open_only: bool = True,
+    overdue_only: bool = False,
+    limit: int = 50,
+) -> list[Ticket]:
+    """Tickets, open ones first, then most urgent, then the earliest due."""
+    statement = _tickets_matching(
+        clock.utcnow(), assignee_id=assignee_id, customer_id=customer_id, open_only=open_only, overdue_only=overdue_only
+    )
+    return list(uow.session.scalars(statement.limit(limit)))
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    page: paging.Page[Ticket]
+    # Overdue tickets among all the matching ones (every page).
+    overdue: int
+
+
+def ticket_page(
+    uow: UnitOfWork,
+    number: int = 1,
+    *,
+    assignee_id: int | None = None,
+    customer_id: int | None = None,
+    open_only: bool = True,
+    overdue_only: bool = False,
+    size: int = paging.PAGE_SIZE,
+) -> TicketPage:
+    """One page of tickets in the order of ``list_tickets``, and counts over all of them."""
+    now = clock.utcnow()
+    statement = _tickets_matching(
+        now, assignee_id=assignee_id, customer_id=customer_id, open_only=open_only, overdue_only=overdue_only
+    )
+    page = paging.fetch(uow.session, statement, number, size)
+    late = uow.session.scalar(
+        sa.select(sa.func.count()).select_from(statement.where(_overdue_clause(now)).order_by(None).subquery())
+    )
+    return TicketPage(page, int(late or 0))
 
 
 def thread(uow: UnitOfWork, ticket_id: int, limit: int = 20) -> tuple[list[TicketMessage], int]:

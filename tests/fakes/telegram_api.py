@@ -12,7 +12,8 @@ What it does:
   multipart or JSON body that a client sent;
 - fails on request like Telegram does: ``fail_next(method, Failure.rate_limited(7))`` (429 with
   ``retry_after``), ``blocked_chats`` (403 "bot was blocked by the user"), ``unknown_chats``
-  (400 "chat not found"), or any status with ``Failure(status, description)``;
+  (400 "chat not found"), ``migrated_chats`` (a group upgraded to a supergroup: 400 with
+  ``migrate_to_chat_id``), or any status with ``Failure(status, description)``;
 - edits the bot's messages with editMessageText like Telegram: 400 "message to edit not found"
   for an id it does not hold, "message is not modified" when the text and inline keyboard are
   already what they would become; ``text_of(chat, id)`` is a message's text now and
@@ -62,6 +63,14 @@ class Failure:
     @classmethod
     def chat_not_found(cls) -> Failure:
         return cls(400, "Bad Request: chat not found")
+
+    @classmethod
+    def migrated(cls, new_chat_id: int) -> Failure:
+        return cls(
+            400,
+            "Bad Request: group chat was upgraded to a supergroup chat",
+            {"migrate_to_chat_id": new_chat_id},
+        )
 
     @classmethod
     def server_error(cls) -> Failure:
@@ -120,6 +129,8 @@ class FakeTelegram:
         self.calls: list[Call] = []
         self.blocked_chats: set[int] = set()
         self.unknown_chats: set[int] = set()
+        # Old group id -> the supergroup it became.
+        self.migrated_chats: dict[int, int] = {}
         self.webhook: dict[str, Any] = {}
         self.commands: list[dict[str, Any]] = []
         self._failures: dict[str, list[Failure]] = {}
@@ -348,6 +359,8 @@ class FakeTelegram:
             return Failure.blocked()
         if chat_id in self.unknown_chats:
             return Failure.chat_not_found()
+        if chat_id in self.migrated_chats:
+            return Failure.migrated(self.migrated_chats[chat_id])
         return None
 
     def _bot_user(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Run chatcrm on a terminal: an interactive prompt, or one command per line when piped.
 
 ``echo "/customer acme" | chatcrm console`` prints the card as plain text. On a terminal, a
-reply that asks for a form prompts for each input in turn.
+reply that asks for a form prompts for each input in turn. ``/more`` shows the next page of the
+last list (what its *More* button runs on Slack and Telegram).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from typing import TextIO
 
 from bot.adapters.console.plugin import TRAITS
-from bot.adapters.console.render import render_text
+from bot.adapters.console.render import MORE_COMMAND, render_text
 from bot.bootstrap import App
 from bot.dispatch import FormRejected
 from bot.messages import Form, Origin, Reply, Request
@@ -49,9 +50,15 @@ def _ask(form: Form, stdin: TextIO, stdout: TextIO) -> dict[str, str] | None:
     return values
 
 
+def _next_page(reply: Reply) -> str | None:
+    return next((b.command for b in reply.buttons if b.next_page), None)
+
+
 def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     origin = console_identity(app, as_user)
     interactive = stdin.isatty()
+    # The next page of the last list shown, for /more.
+    more: str | None = None
     if interactive:
         stdout.write(f"chatcrm console as {origin.display_name}. Type /help, or exit to leave.\n")
     while True:
@@ -67,7 +74,14 @@ def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin,
         if line in ("exit", "quit", "/exit", "/quit"):
             break
         text = line if line.startswith("/") else "/" + line
+        if text.lower() == MORE_COMMAND:
+            if more is None:
+                stdout.write("Nothing more to show: /more continues the last list that had a More button.\n")
+                stdout.write("" if interactive else "\n")
+                continue
+            text = more
         reply = app.dispatcher.handle(Request(origin=origin, text=text, can_ask=interactive))
+        more = _next_page(reply) or (None if text == more else more)
         stdout.write(render_text(reply) + "\n")
         if interactive and reply.form:
             _fill_form(app, origin, reply, stdin, stdout)

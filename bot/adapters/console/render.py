@@ -7,7 +7,13 @@ from bot.messages import Button, Form, Reply, Section, Tone
 _TONE_MARK = {Tone.ERROR: "✗ ", Tone.WARNING: "! ", Tone.SUCCESS: "✓ ", Tone.INFO: ""}
 
 
+# Typed in the console for the "More" button of the last list (see adapter.py).
+MORE_COMMAND = "/more"
+
+
 def button_hint(button: Button) -> str:
+    if button.next_page:
+        return f"[{button.label}: {MORE_COMMAND}]"
     return f"[{button.label}: {button.command}{' …' if button.opens_form else ''}]"
 
 

@@ -25,7 +25,10 @@ is decided by the platform-neutral core:
 - a plain message or a shared contact becomes a message / contact ``Request``; the dispatcher's
   answer is the messages to send (a customer's message: thanks and a relay to the support chat;
   a staff reply there: the answer to the customer), which are queued in the outbox, and how each
-  send went is recorded when the sender marks it sent or failed (the relay's message id).
+  send went is recorded when the sender marks it sent or failed (the relay's message id). A
+  recipient found unreachable (403, "chat not found") is blocked and opted out, and a group that
+  moved to a supergroup id is followed there (crm_core.services.reachability): by the outbox
+  sender, and here for what is sent directly.
 The support desk (``bot.desk``) tells the core which chat is the support chat.
 Database work runs in worker threads (SQLAlchemy is synchronous), sending happens after the
 transaction committed.
@@ -38,6 +41,7 @@ import contextlib
 import json
 import logging
 import re
+from dataclasses import replace
 
 import sqlalchemy as sa
 from telegram import BotCommand, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -55,6 +59,7 @@ from bot.adapters.telegram.sender import TelegramSender
 from bot.adapters.telegram.settings import TelegramSettings
 from bot.bootstrap import App
 from bot.conversation import Question, Stale
+from bot.delivery import ChatMoved, RecipientUnreachable
 from bot.desk import SupportDesk
 from bot.dispatch import AlreadyHandled, internal_error_reply, reply_to_sender
 from bot.inbox_runner import InboxRunner, InboxSettings
@@ -113,6 +118,7 @@ class TelegramBot:
             {PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
             SenderSettings.from_env(env, {PLATFORM: LIMITS}),
             after=AfterSendRecorder(app.session_factory, app.router.recorder),
+            on_moved=self._moved,
         )
         self._initialized = asyncio.Lock()
         self._polling: asyncio.Task | None = None
@@ -235,6 +241,8 @@ class TelegramBot:
             except TelegramError as exc:
                 # What had to be saved is saved; a question or button answer did not go out.
                 log.warning("sending for update %s failed: %s", inbound.update_id, exc)
+                # What _route sends directly goes to the chat the update came from.
+                await self._unreachable(Destination(PLATFORM, inbound.origin.conversation), delivery_error(exc))
         if not queue.done:
             # Done, if nothing marked it so (an ignored update, a repeat, a press of a dead button).
             await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, claim.key)
@@ -393,3 +401,17 @@ class TelegramBot:
         if outcome.step is not None:
             step = await asyncio.to_thread(self.app.dispatcher.advance, inbound.origin, outcome.step, desk=self.desk)
             await self._show(inbound, step)
+
+    def _moved(self, _platform: str, old: str, new: str) -> None:
+        if self.settings.support_chat_id == old:
+            # Until TELEGRAM_SUPPORT_CHAT_ID is updated (the log says so), this process follows the move.
+            self.settings = replace(self.settings, support_chat_id=new)
+
+    async def _unreachable(self, to: Destination, error: Exception) -> None:
+        """Record what a failed send says about its chat: unreachable (blocked and opted out) or
+        moved (the new id replaces the old everywhere, the support chat setting included)."""
+        if isinstance(error, ChatMoved):
+            await asyncio.to_thread(self.app.dispatcher.chat_moved, to, error.conversation)
+            self._moved(PLATFORM, to.conversation, error.conversation)
+        elif isinstance(error, RecipientUnreachable):
+            await asyncio.to_thread(self.app.dispatcher.unreachable, to, str(error))

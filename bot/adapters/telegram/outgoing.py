@@ -22,11 +22,18 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.adapters.telegram import callbacks
 from bot.adapters.telegram.render import caption, render_reply
-from bot.delivery import DeliveryError, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
+from bot.delivery import (
+    ChatMoved,
+    DeliveryError,
+    PermanentFailure,
+    RateLimited,
+    RecipientUnreachable,
+    TemporaryFailure,
+)
 from bot.messages import Button, Image, Reply
 from crm_core.uow import UnitOfWork
 
@@ -53,6 +60,9 @@ def delivery_error(exc: TelegramError) -> DeliveryError:
             wait = exc.retry_after
         seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
         return RateLimited(seconds, exc.message)
+    if isinstance(exc, ChatMigrated):
+        # A group upgraded to a supergroup (400 with migrate_to_chat_id): same chat, new id.
+        return ChatMoved(str(exc.new_chat_id), exc.message)
     if isinstance(exc, Forbidden):
         # Blocked by the user, user deactivated, bot kicked from the group: it will not get better.
         return RecipientUnreachable(exc.message)

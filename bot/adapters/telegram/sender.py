@@ -5,7 +5,8 @@ pre-formatted template text is sent as it is. A message with ``replace`` edits t
 message with editMessageText instead: one message, so text past 4,096 characters is cut (at a
 line, ending in "…") rather than split; no picture. Failures come back as the delivery errors the
 outbox sender acts on: 429 -> RateLimited(retry_after), 403 (blocked, deactivated) and
-400 "chat not found" -> RecipientUnreachable, 400 "message to edit not found" (and other
+400 "chat not found" -> RecipientUnreachable, a group upgraded to a supergroup (400 with
+``migrate_to_chat_id``) -> ChatMoved(new id), 400 "message to edit not found" (and other
 messages that cannot be edited) -> PermanentFailure, anything else -> TemporaryFailure. An edit
 Telegram answers "message is not modified" has nothing left to do: it counts as sent.
 """

@@ -1,0 +1,83 @@
+"""Who is calling the API and what they may do.
+
+The gate (``bot.api.gate``) recognises the bearer token and puts a ``Principal`` on the request; the
+endpoints ask for it with ``Depends(need(permission))``, which answers 403 unless the user's role
+(from ``bot.roles``, the table chat uses) has the permission *and* the token's scopes include it. A
+token with no scopes has all of its user's permissions; a ``…write`` scope includes its ``…read``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from bot.api.problems import Problem
+from bot.bootstrap import App
+from crm_core.actor import Actor
+from crm_core.uow import UnitOfWork
+
+# Declares the scheme in the OpenAPI document (the gate does the checking, before any endpoint runs).
+bearer = HTTPBearer(auto_error=False, description="A personal access token from /token new (crm_…)")
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: int
+    token_name: str
+    user_id: int
+    user_name: str
+    role: str | None
+    # Permission names; empty: everything the role allows.
+    scopes: tuple[str, ...]
+    timezone: str = "UTC"
+
+    @property
+    def actor(self) -> Actor:
+        # The token's name is the channel: the audit log and interactions show "api:erp-sync".
+        return Actor(user_id=self.user_id, name=self.user_name, platform=f"api:{self.token_name}")
+
+
+def scopes_allow(scopes: tuple[str, ...], permission: str) -> bool:
+    if not scopes or permission in scopes:
+        return True
+    area, _, kind = permission.rpartition(".")
+    return kind == "read" and f"{area}.write" in scopes
+
+
+def app_of(request: Request) -> App:
+    app: App = request.app.state.chatcrm
+    return app
+
+
+def principal(request: Request, _credentials: object = Depends(bearer)) -> Principal:
+    found = getattr(request.state, "principal", None)
+    if not isinstance(found, Principal):  # the gate lets no request without one through; belt and braces
+        raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def allowed(app: App, who: Principal, permission: str) -> bool:
+    return app.plugins.permissions.allows(who.role, permission) and scopes_allow(who.scopes, permission)
+
+
+@functools.cache
+def need(permission: str) -> Callable[..., Principal]:
+    """A dependency: the caller, if their role and token allow ``permission``; 403 otherwise."""
+
+    def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+        if not allowed(app_of(request), who, permission):
+            raise Problem(403, f"this token may not do that (it needs {permission.replace('.', ':')})")
+        return who
+
+    check.__name__ = f"need_{permission.replace('.', '_')}"
+    return check
+
+
+def unit_of_work(request: Request, who: Principal = Depends(principal)) -> Iterator[UnitOfWork]:
+    """One transaction per request, acting as the token's user: commits when the endpoint returns."""
+    with app_of(request).uow(who.actor) as uow:
+        yield uow
