@@ -2,8 +2,8 @@
 processing state; outbox rows get a priority (interactive before bulk) and what to record after
 sending.
 
-Revision ID: 0012_durable_inbox
-Revises: 0011_api_tokens
+Revision ID: 0013_durable_inbox
+Revises: 0012_external_refs
 Create Date: 2026-12-02 14:00:00
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_durable_inbox"
-down_revision = "0011_api_tokens"
+revision = "0013_durable_inbox"
+down_revision = "0012_external_refs"
 branch_labels = None
 depends_on = None
 
