@@ -322,3 +322,26 @@ def test_a_429_and_a_500_on_every_send_delay_but_lose_nothing(database_url):
     assert max(tg.attempts.values()) == 3
     [answer] = rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)
     assert answer.external_message_id is not None and answer.delivery_error is None
+
+
+def test_staff_are_told_when_an_answer_finally_failed(database_url):
+    from bot.adapters.telegram.sender import TelegramSender
+    from bot.adapters.telegram.settings import TelegramSettings
+
+    retries = {"CHATCRM_OUTBOX_MAX_ATTEMPTS": "2", "CHATCRM_OUTBOX_BACKOFF": "0.05"}
+    with QuietTelegram() as tg, webhook_rig_with(database_url, tg, **retries) as rig:
+        sam = _staff(rig.app)
+        rig.send(tg.private_text(rig.customer(555, "Carla Customer"), "Hello"))
+        relay = tg.last_sent(SUPPORT_CHAT)
+        # Telegram fails the answer on both attempts: the web's, then the worker's retry.
+        tg.fail_next("sendMessage", Failure.server_error(), times=2)
+        rig.send(tg.group_text(SUPPORT_CHAT, sam, "It ships today", reply_to=tg.message(relay)))
+        assert not any("Sent to" in t or "Not delivered" in t for t in _texts(tg, SUPPORT_CHAT))
+        sender = TelegramSender(TelegramSettings.from_env(rig.app.settings.extra), rig.app.session_factory)
+        with chat_worker(rig.app, {"telegram": sender}, **retries):
+            assert tg.wait_for(lambda: len(tg.sent(SUPPORT_CHAT)) == 2, timeout=30)
+    notice = tg.last_sent(SUPPORT_CHAT)
+    assert "Not delivered to Carla Customer" in notice.text and "Internal Server Error" in notice.text
+    [answer] = rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)
+    assert "Internal Server Error" in answer.delivery_error
+    assert [c.text for c in tg.sent(555)] == [tg.sent(555)[0].text]
