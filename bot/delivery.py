@@ -67,6 +67,8 @@ class OutboundMessage:
     # Edit this earlier message (its platform message id, as ``send`` returned it) in the same
     # conversation instead of posting a new one. Images are not edited: an edit leaves them out.
     replace: str | None = None
+    # Show it as an answer to this earlier message (its platform id), where the platform can.
+    reply_to: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -189,3 +189,15 @@ def dm_address(user: User, prefer: tuple[str, ...] | None = None) -> PlatformId 
         if platform in by_platform:
             return PlatformId(platform, by_platform[platform].external_id)
     return None
+
+
+def admin_identities(uow: UnitOfWork) -> list[Identity]:
+    """The chat accounts of every active admin (where to report what needs an admin's eyes)."""
+    return list(
+        uow.session.scalars(
+            sa.select(Identity)
+            .join(User, User.id == Identity.user_id)
+            .where(User.role == Role.ADMIN, User.active.is_(True))
+            .order_by(Identity.id)
+        )
+    )
