@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -45,6 +46,7 @@ from bot.delivery import (
     PlatformSender,
     RateLimited,
     RecipientUnreachable,
+    RetryPolicy,
     TemporaryFailure,
 )
 from bot.messages import Button, Image, Reply, Style
@@ -168,6 +170,7 @@ class OutboxSender:
         *,
         owner: str | None = None,
         preparers: Mapping[str, outbox.Preparer] | None = None,
+        retries: Mapping[str, RetryPolicy] | None = None,
     ):
         self.engine = engine
         self.session_factory = session_factory
@@ -175,6 +178,8 @@ class OutboxSender:
         # Deferred outbox kinds (register_outbox_kinds): rows prepared right before they are sent.
         self.preparers = dict(preparers or {})
         self.settings = settings or SenderSettings()
+        # Platforms that retry otherwise than the settings say (PlatformSpec.retry: webhooks).
+        self.retries = dict(retries or {})
         self.owner = owner or holder_id()
         self.limiters = {
             platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
@@ -385,6 +390,20 @@ class OutboxSender:
             # Room for more: look for due rows without waiting for the poll.
             self._wake.set()
 
+    def _retry(self, platform: str) -> dict[str, Any]:
+        """``retry_or_fail``'s policy arguments for a row of ``platform``."""
+        policy = self.retries.get(platform)
+        if policy is None:
+            return {
+                "max_attempts": self.settings.max_attempts,
+                "base": timedelta(seconds=self.settings.backoff_seconds),
+            }
+        return {
+            "max_attempts": policy.max_attempts,
+            "base": timedelta(seconds=policy.backoff_seconds),
+            "cap": timedelta(seconds=policy.max_backoff_seconds),
+        }
+
     async def _record(self, outcome, *args, **kwargs):  # noqa: ANN001, ANN202 - any crm_core.outbox writer
         return await asyncio.to_thread(outcome, self.session_factory, *args, **kwargs)
 
@@ -402,8 +421,7 @@ class OutboxSender:
                     row,
                     self.owner,
                     f"preparing failed: {type(exc).__name__}: {exc}",
-                    max_attempts=self.settings.max_attempts,
-                    base=timedelta(seconds=self.settings.backoff_seconds),
+                    **self._retry(row.platform),
                 )
                 return None
             if prepared is None:
@@ -466,8 +484,7 @@ class OutboxSender:
                 row,
                 self.owner,
                 f"{type(exc).__name__}: {exc}",
-                max_attempts=self.settings.max_attempts,
-                base=timedelta(seconds=self.settings.backoff_seconds),
+                **self._retry(row.platform),
             )
             log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
         else:

@@ -17,7 +17,7 @@ from crm_core.platforms import PlatformTraits
 
 if TYPE_CHECKING:
     from bot.bootstrap import App
-    from bot.delivery import PlatformSender
+    from bot.delivery import PlatformSender, RetryPolicy
     from bot.settings import Settings
     from bot.web import WebMount
     from bot.worker import WorkerService
@@ -48,6 +48,8 @@ class PlatformSpec:
     sender: Callable[[App], PlatformSender | None] = _no_sender
     # The connections `chatcrm worker` keeps open (Socket Mode, long polling).
     services: Callable[[App], Sequence[WorkerService]] = _nothing
+    # How its temporary failures are retried; None: the outbox's settings (CHATCRM_OUTBOX_*).
+    retry: RetryPolicy | None = None
 
     @property
     def name(self) -> str:

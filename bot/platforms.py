@@ -76,6 +76,7 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         senders(app) if platform_senders is None else platform_senders,
         SenderSettings.from_env(env, default_limits(app)),
         preparers=app.plugins.preparers,
+        retries={name: spec.retry for name, spec in app.plugins.platforms.items() if spec.retry is not None},
     )
     scheduler = SchedulerService(
         app.engine,

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from crm_core import platforms as crm_platforms
 from crm_core.clock import utcnow
 from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.outbox_payload import MessagePayload
@@ -230,6 +231,23 @@ def claim_due(
         )
         .exists()
     )
+    eligible = [_due(now, owner), o.platform.in_(list(platforms)), ~busy]
+    ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
+    if ordered:
+        # Strict order (PlatformTraits.ordered): only the head of a conversation may go; a row
+        # backing off (pending, not yet due) holds back every later row of its conversation.
+        earlier = aliased(OutboxMessage)
+        waiting = (
+            sa.select(earlier.id)
+            .where(
+                earlier.platform == o.platform,
+                earlier.conversation == o.conversation,
+                earlier.id < o.id,
+                earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD]),
+            )
+            .exists()
+        )
+        eligible.append(sa.or_(o.platform.not_in(ordered), ~waiting))
     candidates = (
         sa.select(
             o.id,
@@ -238,7 +256,7 @@ def claim_due(
             o.not_before,
             _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"),
         )
-        .where(_due(now, owner), o.platform.in_(list(platforms)), ~busy)
+        .where(*eligible)
         .order_by(o.not_before, o.id)
         .limit(CLAIM_CANDIDATES)
         .subquery()
@@ -455,6 +473,7 @@ def retry_or_fail(
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     base: timedelta = DEFAULT_BACKOFF,
+    cap: timedelta = MAX_BACKOFF,
     now: datetime | None = None,
 ) -> OutboxStatus:
     """After a temporary failure: pending again after the backoff, or failed after the last attempt."""
@@ -476,7 +495,7 @@ def retry_or_fail(
         status=OutboxStatus.PENDING,
         lease_until=None,
         claimed_by=None,
-        not_before=now + backoff(message.attempts, base),
+        not_before=now + backoff(message.attempts, base, cap),
         last_error=error[:500],
     )
     return OutboxStatus.PENDING
