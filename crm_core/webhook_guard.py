@@ -58,6 +58,14 @@ def is_public(address: str) -> bool:
     )
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def check_url(url: str, *, allow_private: bool = False, resolver: Resolver = resolve) -> Target:
     """The URL's target if it may be called; UnsafeUrl (a ValidationError on ``url``) otherwise."""
     url = (url or "").strip()
@@ -80,7 +88,8 @@ def check_url(url: str, *, allow_private: bool = False, resolver: Resolver = res
     if allow_private:
         return Target(url, host, port)
     try:
-        addresses = resolver(host, port)
+        # An address written in the URL is the address; only names are looked up.
+        addresses = [str(ipaddress.ip_address(host))] if _is_address(host) else resolver(host, port)
     except (OSError, UnicodeError) as exc:
         raise UnsafeUrl(f"{host} does not resolve ({exc})") from None
     if not addresses:

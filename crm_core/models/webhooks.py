@@ -42,7 +42,7 @@ class WebhookEndpoint(Base):
     failing_since: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    owner: Mapped[User | None] = relationship(lazy="joined")
+    owner: Mapped[User | None] = relationship()
 
 
 class WebhookAttempt(Base):

@@ -294,8 +294,9 @@ def record_attempt(
     window: timedelta = RETRY_WINDOW,
     now: datetime | None = None,
 ) -> bool:
-    """Keep the attempt; returns True when it disabled the endpoint (failing for ``window`` without a
-    success). A test message's failure never disables an endpoint."""
+    """Keep the attempt; returns True when the attempt failed and the endpoint is disabled (by this
+    failure, ``window`` after the first one without a success, or meanwhile): not to be retried. A
+    test message's failure never disables an endpoint."""
     now = now or utcnow()
     with UnitOfWork(session_factory) as uow:
         session = uow.session
@@ -317,11 +318,13 @@ def record_attempt(
         if attempt.delivered:
             endpoint.failing_since = None
             return False
+        if not endpoint.enabled:
+            return True
         if attempt.event_type == TEST_EVENT:
             return False
         if endpoint.failing_since is None:
             endpoint.failing_since = now
-        if not endpoint.enabled or now - endpoint.failing_since < window:
+        if now - endpoint.failing_since < window:
             return False
         _disable(uow, endpoint, now, attempt)
         return True
@@ -333,14 +336,14 @@ def _disable(uow: UnitOfWork, endpoint: WebhookEndpoint, now: datetime, attempt:
     endpoint.enabled = False
     endpoint.disabled_at = now
     endpoint.disabled_reason = f"every delivery failed for {hours} hours (last: {last})"[:500]
-    cancelled = _cancel_waiting(uow.session, endpoint.id, "the webhook was disabled")
+    _cancel_waiting(uow.session, endpoint.id, "the webhook was disabled")
     owner = endpoint.owner
     address = users.dm_address(owner) if owner is not None else None
     if address is None:
         return
     text = (
         f"Webhook #{endpoint.id} ({endpoint.url}) is disabled: {endpoint.disabled_reason}. "
-        f"{cancelled} waiting messages were dropped. Fix the receiver, then add it again with /webhook add."
+        "The events waiting for it were dropped. Fix the receiver, then add it again with /webhook add."
     )
     outbox.enqueue(
         uow,

@@ -93,8 +93,8 @@ class WebhookSender:
         if attempt.delivered:
             return message_id
         if disabled:
-            log.warning("webhook #%s failed for too long and was disabled; its owner is told", endpoint_id)
-            raise PermanentFailure(f"webhook #{endpoint_id} was disabled: {error}")
+            log.warning("webhook #%s is disabled (failing for too long); not retrying %s", endpoint_id, message_id)
+            raise PermanentFailure(f"webhook #{endpoint_id} is disabled: {error}")
         raise TemporaryFailure(error or "not delivered")
 
     async def _post(
