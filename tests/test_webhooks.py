@@ -26,7 +26,7 @@ from bot.delivery import OutboundMessage, TemporaryFailure
 from bot.platforms import senders
 from bot.settings import Settings
 from bot.web import build_web_app
-from crm_core import clock
+from crm_core import clock, webhooks
 from crm_core.event_delivery import EventDispatcher
 from crm_core.models import (
     AuditEntry,
@@ -37,7 +37,7 @@ from crm_core.models import (
     WebhookAttempt,
     WebhookEndpoint,
 )
-from crm_core.services import customers, deals, tickets, webhooks
+from crm_core.services import customers, deals, tickets
 from crm_core.webhook_guard import UnsafeUrl, check_url
 from tests.fakes.servers import serve_asgi
 from tests.fakes.worker import FAST_WORKER_ENV, chat_worker, wait_until

@@ -1,5 +1,5 @@
 """``/webhooks``: outgoing webhook endpoints for admins (list, create, delete, send a test), through
-``crm_core.services.webhooks`` as ``/webhook`` in chat does. The signing secret is in the answer to
+``crm_core.webhooks`` as ``/webhook`` in chat does. The signing secret is in the answer to
 the POST that creates an endpoint, and nowhere else afterwards."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.roles import Permission
+from crm_core import webhooks
 from crm_core.models import WebhookAttempt, WebhookEndpoint
-from crm_core.services import users, webhooks
+from crm_core.services import users
 from crm_core.uow import UnitOfWork
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])

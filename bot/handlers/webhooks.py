@@ -13,9 +13,9 @@ from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import platforms
+from crm_core import platforms, webhooks
 from crm_core.models import WebhookEndpoint
-from crm_core.services import users, webhooks
+from crm_core.services import users
 
 group = CommandGroup()
 

@@ -15,10 +15,10 @@ from bot.delivery import RetryPolicy
 from bot.hookspecs import hookimpl
 from bot.platform_spec import PlatformSpec
 from bot.plugin_types import JobDefinition
+from crm_core import webhooks
 from crm_core.events import Event
 from crm_core.platforms import PlatformTraits
 from crm_core.scheduling import Calendar, JobRun
-from crm_core.services import webhooks
 
 TRAITS = PlatformTraits(name=webhooks.PLATFORM, label="Webhooks", text_format="text", chat=False, ordered=True)
 # 30 s doubling up to 4 h: 15 attempts spread over about 24 hours (RETRY.total_seconds()).

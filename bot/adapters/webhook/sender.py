@@ -8,7 +8,7 @@ Only a 2xx answer counts; the timeout is 10 s for the whole exchange; redirects 
 Before every POST the URL goes through the SSRF guard again (DNS may have changed since the URL
 was added) and the request is sent to the address the guard checked, with the host name kept for
 the Host header and TLS (SNI and certificate check): a name that resolves elsewhere a moment later
-gains nothing. Every attempt is recorded (crm_core.services.webhooks.record_attempt); a failure is
+gains nothing. Every attempt is recorded (crm_core.webhooks.record_attempt); a failure is
 a ``TemporaryFailure`` for the outbox to retry, or a ``PermanentFailure`` once the endpoint is gone
 or disabled.
 """
@@ -25,8 +25,8 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.delivery import OutboundMessage, PermanentFailure, TemporaryFailure
+from crm_core import webhooks
 from crm_core.clock import utcnow
-from crm_core.services import webhooks
 from crm_core.webhook_guard import Resolver, Target, UnsafeUrl, check_url, resolve
 
 log = logging.getLogger("chatcrm.webhooks")
