@@ -52,6 +52,24 @@ class PermanentFailure(DeliveryError):
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How a platform's temporary failures are retried when its spec asks for other than the
+    outbox's defaults (webhooks retry for about a day): wait ``backoff_seconds``, doubling up to
+    ``max_backoff_seconds``; the row fails after ``max_attempts``."""
+
+    max_attempts: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+
+    def total_seconds(self) -> float:
+        """The longest a row is retried: the sum of the waits between its attempts."""
+        waits = (
+            min(self.backoff_seconds * 2 ** (n - 1), self.max_backoff_seconds) for n in range(1, self.max_attempts)
+        )
+        return sum(waits)
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One message to one conversation. Either a neutral ``reply`` for the adapter to render, or
     ``formatted_text`` already in the platform's format (mrkdwn, Telegram HTML, plain) from a template."""

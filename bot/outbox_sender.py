@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -51,6 +52,7 @@ from bot.delivery import (
     PlatformSender,
     RateLimited,
     RecipientUnreachable,
+    RetryPolicy,
     TemporaryFailure,
 )
 from bot.interactive import AfterSendRecorder
@@ -187,6 +189,7 @@ class OutboxSender:
         preparers: Mapping[str, outbox.Preparer] | None = None,
         after: AfterSendRecorder | None = None,
         on_moved: Callable[[str, str, str], None] | None = None,
+        retries: Mapping[str, RetryPolicy] | None = None,
     ):
         self.engine = engine
         self.session_factory = session_factory
@@ -198,6 +201,8 @@ class OutboxSender:
         # Told (platform, old id, new id) when a chat moved, e.g. to follow a configured support chat.
         self.on_moved = on_moved
         self.settings = settings or SenderSettings()
+        # Platforms that retry otherwise than the settings say (PlatformSpec.retry: webhooks).
+        self.retries = dict(retries or {})
         self.owner = owner or holder_id()
         self.limiters = {
             platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
@@ -451,6 +456,20 @@ class OutboxSender:
             # Room for more: look for due rows without waiting for the poll.
             self._wake.set()
 
+    def _retry(self, platform: str) -> dict[str, Any]:
+        """``retry_or_fail``'s policy arguments for a row of ``platform``."""
+        policy = self.retries.get(platform)
+        if policy is None:
+            return {
+                "max_attempts": self.settings.max_attempts,
+                "base": timedelta(seconds=self.settings.backoff_seconds),
+            }
+        return {
+            "max_attempts": policy.max_attempts,
+            "base": timedelta(seconds=policy.backoff_seconds),
+            "cap": timedelta(seconds=policy.max_backoff_seconds),
+        }
+
     async def _record(self, outcome, *args, **kwargs):  # noqa: ANN001, ANN202 - any crm_core.outbox writer
         return await asyncio.to_thread(outcome, self.session_factory, *args, **kwargs)
 
@@ -468,8 +487,7 @@ class OutboxSender:
                     row,
                     self.owner,
                     f"preparing failed: {type(exc).__name__}: {exc}",
-                    max_attempts=self.settings.max_attempts,
-                    base=timedelta(seconds=self.settings.backoff_seconds),
+                    **self._retry(row.platform),
                 )
                 return None
             if prepared is None:
@@ -543,8 +561,7 @@ class OutboxSender:
                 row,
                 self.owner,
                 f"{type(exc).__name__}: {exc}",
-                max_attempts=self.settings.max_attempts,
-                base=timedelta(seconds=self.settings.backoff_seconds),
+                **self._retry(row.platform),
             )
             log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
             if status is OutboxStatus.FAILED:

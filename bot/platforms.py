@@ -92,6 +92,7 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         SenderSettings.from_env(env, default_limits(app)),
         preparers=app.plugins.preparers,
         after=AfterSendRecorder(app.session_factory, app.router.recorder),
+        retries={name: spec.retry for name, spec in app.plugins.platforms.items() if spec.retry is not None},
     )
     scheduler = SchedulerService(
         app.engine,

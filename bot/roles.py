@@ -59,6 +59,8 @@ class Permission(enum.StrEnum):
     OPT_OUT = "opt_out"
     # Make and revoke your own personal access tokens for the REST API (/token).
     API_TOKENS = "api.tokens"
+    # Add, list, test and remove outgoing webhooks (/webhook, /api/v1/webhooks): admins only.
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 _DESCRIPTIONS = {
@@ -86,6 +88,7 @@ _DESCRIPTIONS = {
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
+    Permission.WEBHOOKS_MANAGE: "add, test and remove outgoing webhooks",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}

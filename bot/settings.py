@@ -49,6 +49,15 @@ def _plugin_modules(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={raw!r}: write 1 or 0")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -63,6 +72,9 @@ class Settings:
     templates_dir: str | None = None
     # CHATCRM_PLUGINS: modules to load as plugins besides the installed (entry-point) ones.
     plugins: tuple[str, ...] = ()
+    # CHATCRM_WEBHOOK_ALLOW_PRIVATE=1: webhook URLs may be http:// and reach private, loopback and
+    # link-local addresses (tests, on-premises receivers); otherwise https to public addresses only.
+    webhook_allow_private: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
     # CHATCRM_SECRET_KEY: what backups are encrypted with (crm_core.secret_key); never shown in a repr.
     secret_key: str | None = field(default=None, repr=False)
@@ -102,6 +114,7 @@ class Settings:
             log_level=env.get("CHATCRM_LOG_LEVEL", "INFO").upper(),
             plugins=_plugin_modules(env.get("CHATCRM_PLUGINS", "")),
             templates_dir=env.get("CHATCRM_TEMPLATES_DIR") or None,
+            webhook_allow_private=_flag(env, "CHATCRM_WEBHOOK_ALLOW_PRIVATE"),
             # Every variable: platform plugins read their own (SLACK_*, TELEGRAM_*, a new platform's).
             extra=dict(env),
             secret_key=env.get("CHATCRM_SECRET_KEY") or None,

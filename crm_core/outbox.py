@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from crm_core import platforms as crm_platforms
 from crm_core.clock import utcnow
 from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.outbox_payload import MessagePayload
@@ -251,6 +252,23 @@ def claim_due(
         only.append(o.priority == priority)
     if ids is not None:
         only.append(o.id.in_(list(ids)))
+    eligible = [_due(now, owner), *only, ~busy]
+    ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
+    if ordered:
+        # Strict order (PlatformTraits.ordered): only the head of a conversation may go; a row
+        # backing off (pending, not yet due) holds back every later row of its conversation.
+        earlier = aliased(OutboxMessage)
+        waiting = (
+            sa.select(earlier.id)
+            .where(
+                earlier.platform == o.platform,
+                earlier.conversation == o.conversation,
+                earlier.id < o.id,
+                earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD]),
+            )
+            .exists()
+        )
+        eligible.append(sa.or_(o.platform.not_in(ordered), ~waiting))
     candidates = (
         sa.select(
             o.id,
@@ -259,7 +277,7 @@ def claim_due(
             o.not_before,
             _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"),
         )
-        .where(_due(now, owner), *only, ~busy)
+        .where(*eligible)
         .order_by(o.not_before, o.id)
         .limit(CLAIM_CANDIDATES)
         .subquery()
@@ -490,6 +508,7 @@ def retry_or_fail(
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     base: timedelta = DEFAULT_BACKOFF,
+    cap: timedelta = MAX_BACKOFF,
     now: datetime | None = None,
 ) -> OutboxStatus:
     """After a temporary failure: pending again after the backoff, or failed after the last attempt."""
@@ -511,7 +530,7 @@ def retry_or_fail(
         status=OutboxStatus.PENDING,
         lease_until=None,
         claimed_by=None,
-        not_before=now + backoff(message.attempts, base),
+        not_before=now + backoff(message.attempts, base, cap),
         last_error=error[:500],
     )
     return OutboxStatus.PENDING

@@ -43,11 +43,14 @@ from crm_core.models.scheduling import ScheduledJob, SchedulerLock
 from crm_core.models.templates import TemplateOverride
 from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.models.users import STAFF_ROLES, Identity, Role, User
+from crm_core.models.webhooks import WebhookAttempt, WebhookEndpoint
 
 _audit.install()
 
 __all__ = [
     "ApiToken",
+    "WebhookAttempt",
+    "WebhookEndpoint",
     "IdempotentRequest",
     "AuditEntry",
     "Base",

@@ -45,7 +45,7 @@ def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
 def check_platform_id(found: PlatformId, raw: str | None = None) -> PlatformId:
     """The identity if its platform is installed and the id has that platform's form; else ValidationError."""
     shown = raw or str(found)
-    if platforms.get(found.platform) is None:
+    if found.platform not in platforms.names():
         known = ", ".join(platforms.names()) or "none is installed"
         raise ValidationError(f"unknown platform {found.platform!r} in {shown!r} (known: {known})")
     traits = platforms.traits(found.platform)
