@@ -6,15 +6,24 @@ from dataclasses import replace
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
-from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
+from bot.handlers.common import (
+    clip,
+    custom_field_inputs,
+    deal_item,
+    fmt_date,
+    followups_section,
+    form_with_fields,
+    money,
+    ticket_item,
+)
 from bot.hookspecs import hookimpl
-from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
+from bot.messages import Button, Field, Form, FormInput, Item, Reply, Request, Section, Style, Tone
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import search
-from crm_core.models import Customer, FieldEntity, FieldType, ModelRun, Role
-from crm_core.services import custom_fields, customers, tickets
+from crm_core.models import Customer, FieldEntity, ModelRun, Role
+from crm_core.services import customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 group = CommandGroup()
@@ -189,15 +198,18 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     )
 
 
+_NEW_CUSTOMER = [arg("name", label="Name", max_length=200)]
+
+
 @group.command(
     "customer new",
     summary="Create a customer",
     permission=Permission.CUSTOMERS_WRITE,
-    params=[arg("name", label="Name", max_length=200)],
+    params=_NEW_CUSTOMER,
     extra_options=True,
     usage="<name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [timezone=…] [owner=…] [tags=a,b] "
     "[field=value …]",
-    form_title="New customer",
+    form=form_with_fields(FieldEntity.CUSTOMER, "New customer", "/customer new", _NEW_CUSTOMER),
 )
 def new_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
@@ -235,22 +247,7 @@ def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
         for key in CORE_FIELDS
         if key != "kind"
     ]
-    for definition in custom_fields.definitions(ctx.uow, FieldEntity.CUSTOMER):
-        kind = {
-            FieldType.NUMBER: InputKind.NUMBER,
-            FieldType.DATE: InputKind.DATE,
-            FieldType.CHOICE: InputKind.CHOICE,
-        }.get(definition.type, InputKind.TEXT)
-        inputs.append(
-            FormInput(
-                name=definition.key,
-                label=definition.label,
-                kind=kind,
-                required=definition.required,
-                choices=tuple(definition.choices or ()),
-                initial=current.get(definition.key),
-            )
-        )
+    inputs.extend(custom_field_inputs(ctx.uow, FieldEntity.CUSTOMER, current))
     return Form(
         title="Edit customer", command="/customer edit", inputs=tuple(inputs), fixed={"customer": f"#{customer.id}"}
     )

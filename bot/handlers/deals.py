@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from bot.args import Kind, arg, opt, rest
 from bot.context import Context
-from bot.handlers.common import deal_item, fmt_date, fmt_datetime
+from bot.handlers.common import custom_field_rows, deal_item, fmt_date, fmt_datetime, form_with_fields
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Reply, Request, Section, Tone
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core.models import DealStage
+from crm_core.models import DealStage, FieldEntity
 from crm_core.money import format_money, parse_amount
 from crm_core.services import customers, deals
 
@@ -32,6 +32,7 @@ def _deal_reply(deal, ctx: Context, note: str | None = None, tone: Tone = Tone.I
         fields += (Field("Closed", fmt_datetime(deal.closed_at, tz)),)
     if deal.lost_reason and deal.stage is DealStage.LOST:
         fields += (Field("Lost because", deal.lost_reason, short=False),)
+    fields += custom_field_rows(ctx.uow, FieldEntity.DEAL, deal.id)
     buttons: tuple[Button, ...] = (Button("Open customer", f"/customer #{deal.customer_id}"),)
     if deal.stage.is_open:
         buttons = (Button("Change stage", f"/deal stage {deal.id}", opens_form=True), *buttons)
@@ -48,18 +49,24 @@ def show_deal(req: Request, ctx: Context) -> Reply:
     return _deal_reply(deals.get_deal(ctx.uow, req.args["id"]), ctx)
 
 
+_NEW_DEAL = [
+    arg("customer", label="Customer", hint="name, email or #id"),
+    rest("title", Kind.TEXT, label="Title", max_length=200),
+    opt("amount", Kind.MONEY, label="Amount", hint="e.g. 12000, 12.5k or 9,500.00 USD"),
+    opt("close", Kind.DATE, label="Expected close", hint="YYYY-MM-DD"),
+    opt("stage", Kind.CHOICE, choices=STAGES[:4], label="Stage"),
+]
+
+
 @group.command(
     "deal new",
-    summary="Open a deal for a customer",
+    summary="Open a deal for a customer (custom deal fields as field=value)",
     permission=Permission.DEALS_WRITE,
-    params=[
-        arg("customer", label="Customer", hint="name, email or #id"),
-        rest("title", Kind.TEXT, label="Title", max_length=200),
-        opt("amount", Kind.MONEY, label="Amount", hint="e.g. 12000, 12.5k or 9,500.00 USD"),
-        opt("close", Kind.DATE, label="Expected close", hint="YYYY-MM-DD"),
-        opt("stage", Kind.CHOICE, choices=STAGES[:4], label="Stage"),
-    ],
-    form_title="New deal",
+    params=_NEW_DEAL,
+    # Custom deal fields come as key=value; the service refuses keys that are not fields.
+    extra_options=True,
+    usage="<customer> <title> [amount=…] [close=YYYY-MM-DD] [stage=…] [field=value …]",
+    form=form_with_fields(FieldEntity.DEAL, "New deal", "/deal new", _NEW_DEAL),
 )
 def new_deal(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
@@ -72,6 +79,7 @@ def new_deal(req: Request, ctx: Context) -> Reply:
         currency=currency or ctx.settings.currency,
         stage=DealStage(req.args.get("stage", DealStage.LEAD)),
         expected_close_on=deals.parse_close_date(req.args["close"]) if "close" in req.args else None,
+        fields=req.extra,
     )
     return _deal_reply(deal, ctx, note=f"Deal #{deal.id} opened for {customer.name}.", tone=Tone.SUCCESS)
 

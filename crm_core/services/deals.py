@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -9,11 +10,14 @@ import sqlalchemy as sa
 
 from crm_core import clock, events, paging, text
 from crm_core.errors import NotFound, ValidationError
-from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange
+from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange, FieldEntity
+from crm_core.services import custom_fields
 from crm_core.services.customers import get_customer
 from crm_core.uow import UnitOfWork
 
 MAX_TITLE = 200
+# What /deal new takes as key=value besides custom fields (named in the unknown-option message).
+CREATE_OPTIONS = ("amount", "close", "stage")
 
 
 def parse_stage(raw: str) -> DealStage:
@@ -60,7 +64,13 @@ def create_deal(
     expected_close_on: date | None = None,
     probability: int | None = None,
     owner_id: int | None = None,
+    fields: Mapping[str, str | None] | None = None,
 ) -> Deal:
+    """Open a deal. ``fields``: custom field values as typed (key -> text); required ones must be among
+    them. Callers that take no custom fields (imports, demo data) leave it None and skip that check."""
+    custom = custom_fields.parse_changes(uow, FieldEntity.DEAL, fields or {}, options=CREATE_OPTIONS)
+    if fields is not None:
+        custom_fields.check_required(uow, FieldEntity.DEAL, custom, creating=True)
     title = text.check_text((title or "").strip(), "title", field="title")
     if not title:
         raise ValidationError("a deal needs a title", field="title")
@@ -82,6 +92,7 @@ def create_deal(
     )
     uow.session.add(deal)
     uow.session.flush()
+    custom_fields.apply_changes(uow, custom, deal.id)
     uow.session.add(DealStageChange(deal_id=deal.id, from_stage=None, to_stage=stage, changed_by_id=uow.actor.user_id))
     uow.session.flush()
     uow.session.expire(deal, ["owner", "customer"])  # loaded afresh for the event
