@@ -12,7 +12,7 @@ from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reques
 from crm_core import clock
 from crm_core.models import Deal, FieldEntity, FieldType, FollowUp, Ticket
 from crm_core.money import format_money
-from crm_core.services import custom_fields, tickets
+from crm_core.services import custom_fields, deals, tickets
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -43,9 +43,21 @@ def clip(text: str, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def deal_close_text(deal: Deal, tz: str) -> str:
+    """ "2027-01-31", or with a warning when the deal is still open past that day (in ``tz``)."""
+    if deal.expected_close_on is None:
+        return "—"
+    if deals.is_overdue(deal, clock.today_in(tz)):
+        return f"⚠ OVERDUE: was to close {fmt_date(deal.expected_close_on)}"
+    return fmt_date(deal.expected_close_on)
+
+
 def deal_item(deal: Deal, tz: str, with_customer: bool = False) -> Item:
     who = f" · {deal.customer.name}" if with_customer else ""
-    close = f" · closes {fmt_date(deal.expected_close_on)}" if deal.expected_close_on else ""
+    close = ""
+    if deal.expected_close_on:
+        late = deals.is_overdue(deal, clock.today_in(tz))
+        close = f" · {deal_close_text(deal, tz)}" if late else f" · closes {fmt_date(deal.expected_close_on)}"
     owner = f" · {deal.owner.name}" if deal.owner else ""
     return Item(
         text=f"#{deal.id} {deal.title}{who}",
