@@ -55,7 +55,8 @@ def test_edit_changes_every_field_at_once_and_tells_the_world(chat, rep, app):
         "title": {"old": "Printers", "new": "Fleet v2"},
     }
     # close= clears the date, owner=nobody unassigns; unchanged values are no change.
-    cleared = chat.say(rep, '/deal edit 1 close= owner=nobody title="Fleet v2"').reply
+    sam = chat.user("Sam Sales", Role.SALES)  # the owner now
+    cleared = chat.say(sam, '/deal edit 1 close= owner=nobody title="Fleet v2"').reply
     assert cleared.text == "Updated close, owner."
     assert (_fields(cleared)["Expected close"], _fields(cleared)["Owner"]) == ("—", "unassigned")
 

@@ -32,7 +32,7 @@ from crm_core.models import (
     TicketStatus,
     User,
 )
-from crm_core.services import custom_fields, users
+from crm_core.services import custom_fields, ownership, users
 from crm_core.services.custom_fields import FieldValue
 from crm_core.uow import UnitOfWork
 
@@ -262,6 +262,7 @@ def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str
     if not changes:
         raise ValidationError("nothing to change: give field=value pairs")
     customer = get_customer(uow, customer_id)
+    ownership.check_customer(uow, customer)
     parsed = _parse_changes(uow, changes)
     custom_fields.check_required(uow, FieldEntity.CUSTOMER, parsed.custom, creating=False)
     before = current_values(uow, customer)

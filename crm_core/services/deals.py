@@ -13,7 +13,7 @@ from crm_core import clock, events, paging, text
 from crm_core.errors import CrmError, NotFound, ValidationError
 from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange, FieldEntity, User
 from crm_core.money import parse_amount
-from crm_core.services import custom_fields, users
+from crm_core.services import custom_fields, ownership, users
 from crm_core.services.customers import get_customer
 from crm_core.uow import UnitOfWork
 
@@ -122,6 +122,7 @@ def create_deal(
 
 def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | None = None) -> Deal:
     deal = get_deal(uow, deal_id)
+    ownership.check_deal(uow, deal)
     if deal.stage == stage:
         raise ValidationError(f"deal #{deal.id} is already in {stage}", field="stage")
     previous = deal.stage
@@ -202,6 +203,7 @@ def update_deal(uow: UnitOfWork, deal_id: int, changes: Mapping[str, str | None]
     if not changes:
         raise ValidationError("nothing to change: give field=value pairs, e.g. amount=12k close=2027-01-31")
     deal = get_deal(uow, deal_id)
+    ownership.check_deal(uow, deal)
     given = {key.strip().lower(): (value or "").strip() for key, value in changes.items()}
     core = {key: given.pop(key) for key in EDIT_FIELDS if key in given}
     errors: dict[str, str] = {}

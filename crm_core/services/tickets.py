@@ -25,7 +25,7 @@ from crm_core.models import (
     TicketStatus,
     User,
 )
-from crm_core.services import custom_fields, customers, interactions, sla
+from crm_core.services import custom_fields, customers, interactions, ownership, sla
 from crm_core.text import check_text
 from crm_core.uow import UnitOfWork
 
@@ -254,6 +254,7 @@ def ticket_for_relay(uow: UnitOfWork, conversation: str, relay_message_id: str) 
 
 def assign(uow: UnitOfWork, ticket_id: int, user: User | None) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
     if user is not None and not user.active:
         raise ValidationError(f"{user.name} is not an active user", field="user")
     previous = ticket.assignee_id
@@ -286,6 +287,7 @@ def update_ticket(uow: UnitOfWork, ticket_id: int, changes: Mapping[str, str | N
     if not changes:
         raise ValidationError("nothing to change: give field=value pairs, e.g. subject=…")
     ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
     given = {key.strip().lower(): value for key, value in changes.items()}
     subject = _subject(given.pop("subject") or "") if "subject" in given else None
     custom = custom_fields.parse_changes(uow, FieldEntity.TICKET, given, options=EDIT_FIELDS)
@@ -311,6 +313,7 @@ def update_ticket(uow: UnitOfWork, ticket_id: int, changes: Mapping[str, str | N
 
 def set_status(uow: UnitOfWork, ticket_id: int, status: TicketStatus) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
     if ticket.status is status:
         raise Conflict(f"ticket #{ticket.id} is already {status}")
     now = clock.utcnow()
