@@ -22,8 +22,9 @@ from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import search
+from crm_core.errors import ValidationError
 from crm_core.models import Customer, FieldEntity, ModelRun, Role
-from crm_core.services import customers, tickets
+from crm_core.services import customer_merge, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 group = CommandGroup()
@@ -281,6 +282,56 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
     )
     # A new name or phone may be another customer's: say so, as on creation.
     return _with_look_alikes(ctx, customer, reply) if {"name", "phone"} & set(changes) else reply
+
+
+def _listing(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in sorted(counts.items())) or "nothing"
+
+
+@group.command(
+    "customer merge",
+    summary="Merge a duplicate customer into another (asks to confirm): everything moves, the duplicate goes",
+    permission=Permission.CUSTOMERS_MERGE,
+    params=[arg("keep", label="Customer to keep"), arg("other", label="Duplicate to merge into it")],
+    usage="<keep> <other>",
+)
+def merge_customers(req: Request, ctx: Context) -> Reply:
+    keep = customers.resolve_customer(ctx.uow, req.args["keep"])
+    other = customers.resolve_customer(ctx.uow, req.args["other"])
+    if keep.id == other.id:
+        raise ValidationError(f"both name {keep.name} (#{keep.id}): give two different customers")
+    moves = customer_merge.what_moves(ctx.uow, other.id)
+    return Reply(
+        title=f"Merge {other.name} (#{other.id}) into {keep.name} (#{keep.id})?",
+        text=f"{keep.name} gets everything of {other.name}: {_listing(moves)}, with their consents, tags and "
+        f"custom fields (where {keep.name} has none). {other.name} (#{other.id}) is then deleted. "
+        "This cannot be undone.",
+        buttons=(
+            Button("Merge", f"/customer merge confirm {keep.id} {other.id}", Style.DANGER),
+            Button(f"Open #{other.id}", f"/customer #{other.id}"),
+        ),
+        footer=f"Or type /customer merge confirm {keep.id} {other.id}",
+        tone=Tone.WARNING,
+    )
+
+
+@group.command(
+    "customer merge confirm",
+    summary="Merge now (the button under /customer merge)",
+    permission=Permission.CUSTOMERS_MERGE,
+    params=[arg("keep", Kind.INT, label="Customer # to keep"), arg("other", Kind.INT, label="Customer # to merge")],
+    hidden=True,
+)
+def confirm_merge(req: Request, ctx: Context) -> Reply:
+    other = customers.get_customer(ctx.uow, req.args["other"])
+    other_name = other.name
+    moved = customer_merge.merge(ctx.uow, req.args["keep"], other.id)
+    return card_reply(
+        customers.get_card(ctx.uow, req.args["keep"], timezone=ctx.caller.timezone),
+        ctx,
+        note=f"Merged {other_name} (#{req.args['other']}) into this customer: moved {_listing(moved)}.",
+        tone=Tone.SUCCESS,
+    )
 
 
 @hookimpl
