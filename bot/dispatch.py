@@ -311,7 +311,15 @@ class Dispatcher:
     def _context(self, uow: UnitOfWork, request: Request, desk: SupportDesk | None) -> Context:
         caller = self._caller(uow, request.origin, desk)
         request.caller = caller
-        uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
+        uow.act_as(
+            Actor(
+                user_id=caller.user_id,
+                name=caller.name,
+                platform=request.origin.platform,
+                role=caller.role,
+                edit_scope=self.settings.edit_scope,
+            )
+        )
         return Context(
             uow=uow,
             caller=caller,

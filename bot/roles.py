@@ -32,6 +32,8 @@ class Permission(enum.StrEnum):
     ACCOUNT = "account"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
+    # Merge duplicate customers (/customer merge): managers and admins.
+    CUSTOMERS_MERGE = "customers.merge"
     NOTES_WRITE = "notes.write"
     DEALS_READ = "deals.read"
     DEALS_WRITE = "deals.write"
@@ -68,6 +70,7 @@ _DESCRIPTIONS = {
     Permission.ACCOUNT: "see your own CRM account (/whoami, the Home tab)",
     Permission.CUSTOMERS_READ: "look up customers and their cards",
     Permission.CUSTOMERS_WRITE: "create and edit customers",
+    Permission.CUSTOMERS_MERGE: "merge duplicate customers into one",
     Permission.NOTES_WRITE: "log notes, calls and meetings",
     Permission.DEALS_READ: "see deals and the pipeline",
     Permission.DEALS_WRITE: "create deals and move them through stages",
@@ -113,7 +116,11 @@ _SUPPORT = _VIEWER | {
     Permission.TICKETS_WRITE,
     Permission.FOLLOWUPS,
 }
-_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
+_MANAGER = (
+    _SALES
+    | _SUPPORT
+    | {Permission.CUSTOMERS_MERGE, Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
+)
 
 _BUILTIN_ROLES: dict[str, set[Permission]] = {
     ANYONE: _ANYONE,

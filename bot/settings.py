@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from crm_core.actor import EditScope
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
 from crm_core.errors import SetupError
 from crm_core.models import STAFF_ROLES, Role
@@ -67,6 +68,8 @@ class Settings:
     # Longest command line accepted from chat.
     max_input_chars: int = 4000
     currency: str = "EUR"
+    # CHATCRM_EDIT_SCOPE: reps change only their own and unassigned records (own), or everything (all).
+    edit_scope: EditScope = EditScope.OWN
     log_level: str = "INFO"
     # CHATCRM_TEMPLATES_DIR: a template folder used instead of the built-in one.
     templates_dir: str | None = None
@@ -106,11 +109,17 @@ class Settings:
             raise SettingsError(
                 f"CHATCRM_BACKUP_KEEP={env.get('CHATCRM_BACKUP_KEEP')!r} is not a whole number of 1 or more"
             )
+        raw_scope = env.get("CHATCRM_EDIT_SCOPE", "own").strip().lower()
+        try:
+            edit_scope = EditScope(raw_scope)
+        except ValueError:
+            raise SettingsError(f"CHATCRM_EDIT_SCOPE={raw_scope!r} is not own or all") from None
         return cls(
             database_url=normalize_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             admins=admins,
             unknown_role=_role(env.get("CHATCRM_UNKNOWN_ROLE"), "CHATCRM_UNKNOWN_ROLE"),
             currency=currency,
+            edit_scope=edit_scope,
             log_level=env.get("CHATCRM_LOG_LEVEL", "INFO").upper(),
             plugins=_plugin_modules(env.get("CHATCRM_PLUGINS", "")),
             templates_dir=env.get("CHATCRM_TEMPLATES_DIR") or None,
