@@ -59,6 +59,9 @@ class Permission(enum.StrEnum):
     OPT_OUT = "opt_out"
     # Make and revoke your own personal access tokens for the REST API (/token).
     API_TOKENS = "api.tokens"
+    # Data subject requests (GDPR): everything about a customer as a file, and erasure. Admins only.
+    CUSTOMERS_EXPORT = "customers.export"
+    CUSTOMERS_ERASE = "customers.erase"
 
 
 _DESCRIPTIONS = {
@@ -86,6 +89,8 @@ _DESCRIPTIONS = {
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
+    Permission.CUSTOMERS_EXPORT: "export everything held about a customer (a data subject access request)",
+    Permission.CUSTOMERS_ERASE: "erase a customer's personal data on request",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}

@@ -288,4 +288,7 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    return [group]
+    from bot.handlers import data_requests
+
+    # /customer export and /customer erase live in their own module (data subject requests).
+    return [group, data_requests.group]
