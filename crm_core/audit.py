@@ -15,9 +15,9 @@ Two kinds of deletion never pass through the flush, and are caught where they ha
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any, cast
 
 import sqlalchemy as sa

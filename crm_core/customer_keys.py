@@ -26,7 +26,7 @@ import base64
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -51,7 +51,7 @@ _CACHE = "customer_data_keys"
 
 _PLAIN, _WRAPPED = b"\x00", b"\x01"
 
-_customers_key = CustomerKey.__table__
+_customers_key = cast(sa.Table, CustomerKey.__table__)
 
 
 class KeyUnavailable(SetupError):

@@ -35,6 +35,7 @@ from crm_core.models import (
     Segment,
 )
 from crm_core.services import consent, customers, deals, followups, interactions, orders, tickets
+from tests.slack_support import slack, slack_api  # noqa: F401 - fixtures
 from tests.support import Chat
 
 NAME = "Zebulon Quackenbush"
@@ -271,3 +272,55 @@ def test_personal_audit_fields_name_real_columns():
     for table, (columns, _resolve) in PERSONAL_FIELDS.items():
         assert table in Base.metadata.tables, table
         assert columns <= set(Base.metadata.tables[table].columns.keys()), table
+
+
+# -- the file reaches the admin privately, on every platform ----------------------------------------
+
+
+def _customer(app, name: str = "Petra Private", email: str = "petra@private.example") -> int:
+    with app.uow() as uow:
+        return customers.create_customer(uow, name, {"email": email}).id
+
+
+def test_slack_uploads_the_export_into_the_admins_direct_messages(slack):
+    from tests.fakes.slack_api import FILE_UPLOAD
+    from tests.slack_support import ADMIN
+
+    customer_id = _customer(slack.app)
+    answer = slack.ask(f"/customer export #{customer_id}", channel="C1")
+    assert answer["response_type"] == "ephemeral"
+    opened = slack.api.wait_for("conversations.open")[0]
+    assert opened.args["users"] == ADMIN
+    upload = slack.api.wait_for(FILE_UPLOAD)[0]
+    assert json.loads(upload.body)["customer"]["email"] == "petra@private.example"
+    complete = slack.api.wait_for("files.completeUploadExternal")[0]
+    # Into the DM conversations.open gave, never the channel the command was typed in.
+    assert complete.args["channel_id"] == "D" + ADMIN.lstrip("UW")
+    assert complete.json_arg("files")[0]["title"] == f"Data of customer #{customer_id}"
+
+
+def test_telegram_sends_the_export_as_a_document_to_the_admins_own_chat(webhook_rig):
+    rig, tg = webhook_rig, webhook_rig.fake
+    admin = rig.staff(4242, "Ada Admin", Role.ADMIN)
+    customer_id = _customer(rig.app)
+    # Typed in a group: the file still goes to the admin's private chat with the bot.
+    rig.send(tg.group_text(-100500, admin, f"/customer export #{customer_id}"))
+    assert tg.wait_for(lambda: tg.calls_of("sendDocument"))
+    [document] = tg.calls_of("sendDocument")
+    assert str(document["chat_id"]) == "4242" and document["document:filename"] == f"customer-{customer_id}-data.json"
+    assert json.loads(document.files["document"])["customer"]["name"] == "Petra Private"
+
+
+def test_the_console_writes_the_export_into_the_working_directory(app, tmp_path, monkeypatch):
+    import io
+
+    from bot.adapters.console.adapter import run_console
+
+    customer_id = _customer(app)
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    run_console(app, stdin=io.StringIO(f"/customer export #{customer_id}\n"), stdout=out)
+    saved = tmp_path / f"customer-{customer_id}-data.json"
+    assert f"saved to {saved}" in out.getvalue(), out.getvalue()
+    assert json.loads(saved.read_text(encoding="utf-8"))["customer"]["name"] == "Petra Private"
+    assert saved.stat().st_mode & 0o777 == 0o600

@@ -73,7 +73,9 @@ def list_fields(req: Request, ctx: Context) -> Reply:
                 title=f"{entity.capitalize()} fields",
                 items=tuple(
                     Item(
-                        text=f"{d.key} ({d.type})" + (" · required" if d.required else "") + (" · personal" if d.personal else ""),
+                        text=f"{d.key} ({d.type})"
+                        + (" · required" if d.required else "")
+                        + (" · personal" if d.personal else ""),
                         detail=d.label + (f" · {', '.join(d.choices)}" if d.choices else ""),
                     )
                     for d in defs

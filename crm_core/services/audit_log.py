@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-
 from sqlalchemy.orm import Session
 
 from crm_core import customer_keys

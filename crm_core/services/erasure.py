@@ -49,8 +49,8 @@ from crm_core.models import (
     Interaction,
     OutboxMessage,
     OutboxStatus,
-    Recommendation,
     RecipientStatus,
+    Recommendation,
     Ticket,
     TicketMessage,
 )
@@ -296,9 +296,15 @@ def erase(uow: UnitOfWork, customer_id: int, reason: str | None = None) -> Erasu
 
     # The reason is kept, but not a copy of what was erased (an admin may have named the person in it).
     audit.record(
-        uow, "erase", "customers", str(customer_id), {"reason": _scrub_payload(reason, strings, name), "pseudonym": name}
+        uow,
+        "erase",
+        "customers",
+        str(customer_id),
+        {"reason": _scrub_payload(reason, strings, name), "pseudonym": name},
     )
-    events.emit(uow, "customer.erased", entity_type="customer", entity_id=customer_id, payload={"customer_id": customer_id})
+    events.emit(
+        uow, "customer.erased", entity_type="customer", entity_id=customer_id, payload={"customer_id": customer_id}
+    )
     # Last: every audit entry above about them was sealed with this key.
     customer_keys.shred(session, customer_id)
     return Erasure(customer_id, name, counts)

@@ -97,9 +97,7 @@ def _audit_about(uow: UnitOfWork, customer_id: int, owned: dict[str, list[int]])
     conditions = [sa.and_(AuditEntry.entity_type == "customers", AuditEntry.entity_id == str(customer_id))]
     for table, ids in owned.items():
         if ids:
-            conditions.append(
-                sa.and_(AuditEntry.entity_type == table, AuditEntry.entity_id.in_([str(i) for i in ids]))
-            )
+            conditions.append(sa.and_(AuditEntry.entity_type == table, AuditEntry.entity_id.in_([str(i) for i in ids])))
     entries = uow.session.scalars(sa.select(AuditEntry).where(sa.or_(*conditions)).order_by(AuditEntry.id))
     result = []
     for entry in entries:
@@ -167,7 +165,9 @@ def export_customer(uow: UnitOfWork, customer_id: int) -> dict[str, Any]:
         sa.select(TicketMessage).where(TicketMessage.ticket_id.in_([t.id for t in tickets])).order_by(TicketMessage.id)
     ).all()
     stage_changes = session.scalars(
-        sa.select(DealStageChange).where(DealStageChange.deal_id.in_([d.id for d in deals])).order_by(DealStageChange.id)
+        sa.select(DealStageChange)
+        .where(DealStageChange.deal_id.in_([d.id for d in deals]))
+        .order_by(DealStageChange.id)
     ).all()
     received = session.execute(
         sa.select(CampaignRecipient, Campaign.name, Campaign.template)
@@ -225,7 +225,9 @@ def export_customer(uow: UnitOfWork, customer_id: int) -> dict[str, Any]:
             definition.key: {
                 "label": definition.label,
                 "personal": definition.personal,
-                "value": _plain(next((v for v in (row.value_text, row.value_number, row.value_date) if v is not None), None)),
+                "value": _plain(
+                    next((v for v in (row.value_text, row.value_number, row.value_date) if v is not None), None)
+                ),
             }
             for definition, row in custom
         },
@@ -259,18 +261,14 @@ def export_customer(uow: UnitOfWork, customer_id: int) -> dict[str, Any]:
             }
             for d in deals
         ],
-        "tickets": [
-            {**_row(t), "messages": [_row(m) for m in messages if m.ticket_id == t.id]} for t in tickets
-        ],
+        "tickets": [{**_row(t), "messages": [_row(m) for m in messages if m.ticket_id == t.id]} for t in tickets],
         "interactions": [_row(i) for i in interactions],
         "campaign_messages": [
             {**_row(recipient), "campaign": name, "template": template} for recipient, name, template in received
         ],
         "messages_sent": [_row(m, skip=("claimed_by", "lease_until", "idempotency_key")) for m in outbox],
         "scores": _row(score) if score is not None else None,
-        "recommendations": [
-            {**_row(r), "product": r.product.name, "sku": r.product.sku} for r in recommendations
-        ],
+        "recommendations": [{**_row(r), "product": r.product.name, "sku": r.product.sku} for r in recommendations],
         "follow_ups": [_row(f) for f in followups],
         "relationships": [
             {**_row(r), "other": _name(uow, r.related_customer_id if r.customer_id == customer_id else r.customer_id)}
