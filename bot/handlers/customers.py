@@ -336,4 +336,7 @@ def confirm_merge(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    return [group]
+    from bot.handlers import data_requests
+
+    # /customer export and /customer erase live in their own module (data subject requests).
+    return [group, data_requests.group]
