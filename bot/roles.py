@@ -57,6 +57,10 @@ class Permission(enum.StrEnum):
     OPT_OUT = "opt_out"
     # Make and revoke your own personal access tokens for the REST API (/token).
     API_TOKENS = "api.tokens"
+    # Record orders and edit the product catalogue (an ERP or shop pushing them over the API).
+    ORDERS_WRITE = "orders.write"
+    # Read the audit log: admins only (granted to no other role).
+    AUDIT_READ = "audit.read"
 
 
 _DESCRIPTIONS = {
@@ -83,6 +87,8 @@ _DESCRIPTIONS = {
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
+    Permission.ORDERS_WRITE: "record orders and edit products",
+    Permission.AUDIT_READ: "read the audit log",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}
@@ -107,7 +113,16 @@ _SUPPORT = _VIEWER | {
     Permission.TICKETS_WRITE,
     Permission.FOLLOWUPS,
 }
-_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
+_MANAGER = (
+    _SALES
+    | _SUPPORT
+    | {
+        Permission.MODELS_READ,
+        Permission.DIGESTS_MANAGE,
+        Permission.CAMPAIGNS_RUN,
+        Permission.ORDERS_WRITE,
+    }
+)
 
 _BUILTIN_ROLES: dict[str, set[Permission]] = {
     ANYONE: _ANYONE,

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from bot.api import customers, deals, problems, tickets
+from bot.api import (
+    admin,
+    campaigns,
+    companies,
+    customers,
+    deals,
+    followups,
+    insights,
+    orders,
+    problems,
+    products,
+    segments,
+    tickets,
+)
 from bot.api.config import ApiConfig
 from bot.api.gate import Gate
 from bot.bootstrap import App
@@ -33,7 +46,19 @@ def build_api(app: App, config: ApiConfig | None = None) -> FastAPI:
     )
     api.state.chatcrm = app
     problems.install(api)
-    for router in (customers.router, deals.router, tickets.router):
+    for router in (
+        customers.router,
+        companies.router,
+        deals.router,
+        tickets.router,
+        followups.router,
+        products.router,
+        orders.router,
+        segments.router,
+        campaigns.router,
+        insights.router,
+        admin.router,
+    ):
         api.include_router(router)
-    api.add_middleware(Gate, app=app, config=config)
+    api.add_middleware(Gate, app=app, config=config, bulk_paths=frozenset({orders.BULK_PATH}))
     return api

@@ -258,6 +258,23 @@ def patch_customer(
     return with_etag(response, _one(uow, customer_id))
 
 
+@router.delete(
+    "/{customer_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a customer with their deals, tickets, notes and follow-ups (orders stay, anonymous)",
+)
+def delete_customer(
+    customer_id: int,
+    if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
+    _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
+    uow: UnitOfWork = Depends(unit_of_work),
+) -> Response:
+    check_if_match(if_match, _one(uow, customer_id, lock=True))
+    customers.delete_customer(uow, customer_id)
+    return Response(status_code=204)
+
+
 @router.get(
     "/{customer_id}/interactions", response_model=Page[InteractionOut], summary="A customer's notes and interactions"
 )

@@ -24,14 +24,14 @@ import sqlalchemy as sa
 from crm_core import clock, events, text
 from crm_core.importing.countries import country_code
 from crm_core.importing.report import ImportReport, Progress
-from crm_core.models import AuditEntry, Customer, Order, OrderKind, OrderLine, Product
+from crm_core.models import Customer, Order, OrderKind, Product
 from crm_core.services import orders as order_service
 from crm_core.uow import UnitOfWork
 
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
 _INVOICE = re.compile(r"^C?\d{1,20}$")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
-BATCH = 2000
+BATCH = order_service.BATCH
 
 
 class ImportFailed(Exception):
@@ -267,56 +267,34 @@ def import_retail_orders(
     fresh.sort(key=lambda i: (i.ordered_at, i.number))
     for start in range(0, len(fresh), BATCH):
         batch = fresh[start : start + BATCH]
-        order_rows = []
-        for invoice in batch:
-            total = sum(_cents(price * quantity) for _r, _s, quantity, price in invoice.lines)
-            order_rows.append(
-                {
-                    "number": invoice.number,
-                    "customer_id": customer_ids.get(invoice.customer_ref) if invoice.customer_ref else None,
-                    "kind": invoice.kind,
-                    "ordered_at": invoice.ordered_at,
-                    "currency": currency,
-                    "total_cents": total,
-                    "country": invoice.country,
-                    "source": "import",
-                }
-            )
-        order_ids = (
-            session.execute(sa.insert(Order).returning(Order.id, sort_by_parameter_order=True), order_rows)
-            .scalars()
-            .all()
+        order_service.insert_many(
+            uow,
+            [
+                order_service.NewOrder(
+                    number=invoice.number,
+                    customer_id=customer_ids.get(invoice.customer_ref) if invoice.customer_ref else None,
+                    kind=invoice.kind,
+                    ordered_at=invoice.ordered_at,
+                    currency=currency,
+                    country=invoice.country,
+                    lines=[
+                        order_service.NewLine(product_ids[sku], quantity, _cents(price), _cents(price * quantity))
+                        for _row, sku, quantity, price in invoice.lines
+                    ],
+                )
+                for invoice in batch
+            ],
+            source="import",
         )
-        line_rows = [
-            {
-                "order_id": order_id,
-                "product_id": product_ids[sku],
-                "quantity": quantity,
-                "unit_price_cents": _cents(price),
-                "line_total_cents": _cents(price * quantity),
-            }
-            for order_id, invoice in zip(order_ids, batch, strict=True)
-            for _row, sku, quantity, price in invoice.lines
-        ]
-        session.execute(sa.insert(OrderLine), line_rows)
         report.count("created", "orders", sum(1 for i in batch if i.kind is OrderKind.PURCHASE))
         report.count("created", "cancellations", sum(1 for i in batch if i.kind is OrderKind.CANCELLATION))
-        report.count("created", "order lines", len(line_rows))
+        report.count("created", "order lines", sum(len(i.lines) for i in batch))
         if progress:
             progress(report.rows, report.rows)
     order_service.refresh_customer_stats(uow, customer_ids.values())
     # Bulk inserts bypass the per-row audit listener; the import itself is one audited action.
-    session.execute(
-        sa.insert(AuditEntry).values(
-            at=clock.utcnow(),
-            actor_user_id=uow.actor.user_id,
-            actor_name=uow.actor.name,
-            platform=uow.actor.platform,
-            action="import",
-            entity_type="orders",
-            entity_id=name[:64],
-            after={"rows": report.rows, "created": report.created, "skipped_rows": len(report.problems)},
-        )
+    order_service.audit_bulk(
+        uow, name, {"rows": report.rows, "created": report.created, "skipped_rows": len(report.problems)}
     )
     # One event for the whole import, not one per order: a 500,000-row file would otherwise
     # flood every listener with tens of thousands of events that all say "an order came in".

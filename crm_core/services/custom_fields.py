@@ -177,3 +177,13 @@ def set_value(
     row.value_text = value if isinstance(value, str) else None
     row.value_number = value if isinstance(value, float) else None
     row.value_date = value if isinstance(value, date) else None
+
+
+def clear_values(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> None:
+    """Remove every custom field value of a record being deleted (they have no foreign key to it)."""
+    for row in uow.session.scalars(
+        sa.select(CustomFieldValue)
+        .join(CustomFieldDefinition, CustomFieldValue.definition_id == CustomFieldDefinition.id)
+        .where(CustomFieldDefinition.entity == entity, CustomFieldValue.entity_id == entity_id)
+    ):
+        uow.session.delete(row)
