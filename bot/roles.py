@@ -47,6 +47,8 @@ class Permission(enum.StrEnum):
     FOLLOWUPS = "followups"
     DIGESTS_MANAGE = "digests.manage"
     TEMPLATES_MANAGE = "templates.manage"
+    # Admins only: the log shows every change, with values, to any record.
+    AUDIT_READ = "audit.read"
     # Build segments and draft, preview, test and watch campaigns.
     CAMPAIGNS_DRAFT = "campaigns.draft"
     # Start, confirm, pause, resume and cancel campaigns: managers and admins only.
@@ -59,8 +61,6 @@ class Permission(enum.StrEnum):
     API_TOKENS = "api.tokens"
     # Record orders and edit the product catalogue (an ERP or shop pushing them over the API).
     ORDERS_WRITE = "orders.write"
-    # Read the audit log: admins only (granted to no other role).
-    AUDIT_READ = "audit.read"
 
 
 _DESCRIPTIONS = {
@@ -82,13 +82,13 @@ _DESCRIPTIONS = {
     Permission.FOLLOWUPS: "set follow-up reminders",
     Permission.DIGESTS_MANAGE: "subscribe channels to digests",
     Permission.TEMPLATES_MANAGE: "edit message templates",
+    Permission.AUDIT_READ: "read the audit log",
     Permission.CAMPAIGNS_DRAFT: "build segments and draft campaigns",
     Permission.CAMPAIGNS_RUN: "start, pause and cancel campaigns",
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
     Permission.ORDERS_WRITE: "record orders and edit products",
-    Permission.AUDIT_READ: "read the audit log",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}

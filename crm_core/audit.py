@@ -103,6 +103,12 @@ def _write(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
         connection.execute(sa.insert(AuditEntry), rows)
 
 
+def record(session: Session, actor: Actor, action: str, entity_type: str, entity_id: str, after: dict) -> None:
+    """One entry written by hand, for a bulk write whose rows bypass the flush (an import, a bulk API
+    request): the write as a whole is the audited action."""
+    _write(session.connection(), [_entry(actor, action, entity_type, entity_id[:64], None, after)])
+
+
 # Rows audited by a cascade this flush, as (table, id): the flush itself may delete some of
 # them too (a child deleted through the ORM after its parent), and one entry is enough.
 _ALREADY_AUDITED = "audit_cascaded"

@@ -17,7 +17,7 @@ from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.roles import Permission
 from crm_core.errors import NotFound
 from crm_core.models import AuditEntry, Role, User
-from crm_core.services import users
+from crm_core.services import audit_log, users
 from crm_core.uow import UnitOfWork
 
 router = APIRouter(tags=["admin"])
@@ -78,19 +78,11 @@ def list_audit(
     customer_id: int | None = Query(None, description="Changes to this customer's record"),
     user_id: int | None = Query(None, description="Changes made by this user"),
     since: AwareDatetime | None = Query(None, description="At or after this time (with a UTC offset)"),
-    action: str | None = Query(None, max_length=20, description="create, update, delete or import"),
+    action: Literal["create", "update", "delete", "import"] | None = Query(None),
     _who: Principal = Depends(need(Permission.AUDIT_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> Any:
-    statement = sa.select(AuditEntry)
-    if customer_id is not None:
-        statement = statement.where(AuditEntry.entity_type == "customers", AuditEntry.entity_id == str(customer_id))
-    if user_id is not None:
-        statement = statement.where(AuditEntry.actor_user_id == user_id)
-    if since is not None:
-        statement = statement.where(AuditEntry.at >= since)
-    if action is not None:
-        statement = statement.where(AuditEntry.action == action)
+    statement = audit_log.matching(audit_log.AuditFilter(customer_id, user_id, since, action))
     return paginate(
         uow.session,
         statement,

@@ -22,6 +22,8 @@ class Company(Timestamped, Base):
     name_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     domain: Mapped[str | None] = mapped_column(sa.String(200))
     country: Mapped[str | None] = mapped_column(sa.String(2))
+    # Its id in the system it was imported from, so re-running an import updates it (chatcrm import).
+    external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
 
 
 class CustomerKind(enum.StrEnum):

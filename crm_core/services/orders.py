@@ -6,16 +6,15 @@ transaction; ``refresh_customer_stats`` recomputes them from the orders for bulk
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import clock, events
+from crm_core import audit, clock, events
 from crm_core.errors import Conflict, NotFound, ValidationError
-from crm_core.models import AuditEntry, Customer, Order, OrderKind, OrderLine, Product
+from crm_core.models import Customer, Order, OrderKind, OrderLine, Product
 from crm_core.services import products
 from crm_core.uow import UnitOfWork
 
@@ -156,7 +155,7 @@ class NewOrder:
 
 def insert_many(uow: UnitOfWork, orders: Sequence[NewOrder], *, source: str) -> list[int]:
     """Insert orders and their lines with two multi-row INSERTs per ``BATCH`` orders: no ORM objects
-    and no audit entry per row (the caller audits the whole write once, with ``audit_bulk``) and no
+    and no audit entry per row (the caller audits the whole write once, ``audit.record``) and no
     stats refresh (the caller refreshes its customers once). Returns the new ids in input order."""
     session = uow.session
     ids: list[int] = []
@@ -195,22 +194,6 @@ def insert_many(uow: UnitOfWork, orders: Sequence[NewOrder], *, source: str) -> 
             session.execute(sa.insert(OrderLine), line_rows)
         ids.extend(batch_ids)
     return ids
-
-
-def audit_bulk(uow: UnitOfWork, entity_id: str, after: Mapping[str, Any]) -> None:
-    """One audit entry for a bulk write (its rows bypass the per-row audit listener)."""
-    uow.session.execute(
-        sa.insert(AuditEntry).values(
-            at=clock.utcnow(),
-            actor_user_id=uow.actor.user_id,
-            actor_name=uow.actor.name,
-            platform=uow.actor.platform,
-            action="import",
-            entity_type="orders",
-            entity_id=entity_id[:64],
-            after=dict(after),
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -338,7 +321,14 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
     refresh_customer_stats(uow, {o.customer_id for o in new_orders if o.customer_id is not None})
     if new_orders:
         kinds = [o.kind for o in new_orders]
-        audit_bulk(uow, source, {"orders": len(new_orders), "order lines": result.lines, "unchanged": len(existing)})
+        audit.record(
+            uow.session,
+            uow.actor,
+            "import",
+            "orders",
+            source,
+            {"orders": len(new_orders), "order lines": result.lines, "unchanged": len(existing)},
+        )
         events.emit(
             uow,
             "order.imported",
