@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from bot.api.auth import Principal, need, unit_of_work
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.errors import NotFound
 from crm_core.models import AuditEntry, Role, User
@@ -75,8 +76,8 @@ def list_audit(
     request: Request,
     response: Response,
     page: PageParams = Depends(page_params),
-    customer_id: int | None = Query(None, description="Changes to this customer's record"),
-    user_id: int | None = Query(None, description="Changes made by this user"),
+    customer_id: Id | None = Query(None, description="Changes to this customer's record"),
+    user_id: Id | None = Query(None, description="Changes made by this user"),
     since: AwareDatetime | None = Query(None, description="At or after this time (with a UTC offset)"),
     action: Literal["create", "update", "delete", "import"] | None = Query(None),
     _who: Principal = Depends(need(Permission.AUDIT_READ)),
@@ -111,7 +112,7 @@ def list_users(
 
 @router.patch("/users/{user_id}", response_model=UserOut, summary="Give a user another role (as /role)")
 def patch_user(
-    user_id: int,
+    user_id: Id,
     body: UserPatch,
     _who: Principal = Depends(need(Permission.USERS_MANAGE)),
     uow: UnitOfWork = Depends(unit_of_work),

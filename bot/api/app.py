@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
 from bot.api import (
@@ -60,5 +62,18 @@ def build_api(app: App, config: ApiConfig | None = None) -> FastAPI:
         admin.router,
     ):
         api.include_router(router)
+    _document_problems(api)
     api.add_middleware(Gate, app=app, config=config, bulk_paths=frozenset({orders.BULK_PATH}))
     return api
+
+
+def _document_problems(api: FastAPI) -> None:
+    """The OpenAPI document declares the problem answers (built once, on first request)."""
+    plain = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = problems.document_problems(plain())
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

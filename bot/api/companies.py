@@ -14,6 +14,7 @@ from bot.api import etags
 from bot.api.auth import Principal, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core import text
 from crm_core.models import Company
@@ -73,7 +74,7 @@ def list_companies(
 
 @router.get("/{company_id}", response_model=CompanyOut, summary="One company (with an ETag)")
 def get_company(
-    company_id: int,
+    company_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
@@ -97,7 +98,7 @@ def create_company(
 
 @router.patch("/{company_id}", response_model=CompanyOut, summary="Change a company (JSON merge patch)")
 def patch_company(
-    company_id: int,
+    company_id: Id,
     body: CompanyPatch,
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the company changed since"),

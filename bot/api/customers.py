@@ -18,6 +18,7 @@ from bot.api.auth import Principal, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.api.problems import Problem
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core import search
 from crm_core.errors import ValidationError
@@ -61,7 +62,7 @@ class _CustomerFields(BaseModel):
     country: str | None = Field(None, max_length=2, description="ISO 3166 code: DE, GB, US")
     language: str | None = Field(None, max_length=8)
     timezone: str | None = Field(None, max_length=64)
-    owner_id: int | None = Field(None, description="The owning user's id")
+    owner_id: Id | None = Field(None, description="The owning user's id")
     tags: list[Annotated[str, Field(max_length=50)]] | None = Field(None, max_length=100)
     custom_fields: dict[str, CustomValue] | None = Field(
         None, description="Values of the custom fields defined with /field (null clears one)"
@@ -211,7 +212,7 @@ def list_customers(
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="One customer (with an ETag)")
 def get_customer(
-    customer_id: int,
+    customer_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
@@ -239,7 +240,7 @@ def create_customer(
 
 @router.patch("/{customer_id}", response_model=CustomerOut, summary="Change a customer (JSON merge patch)")
 def patch_customer(
-    customer_id: int,
+    customer_id: Id,
     body: CustomerPatch,
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
@@ -265,7 +266,7 @@ def patch_customer(
     summary="Delete a customer with their deals, tickets, notes and follow-ups (orders stay, anonymous)",
 )
 def delete_customer(
-    customer_id: int,
+    customer_id: Id,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
     uow: UnitOfWork = Depends(unit_of_work),
@@ -279,7 +280,7 @@ def delete_customer(
     "/{customer_id}/interactions", response_model=Page[InteractionOut], summary="A customer's notes and interactions"
 )
 def list_interactions(
-    customer_id: int,
+    customer_id: Id,
     request: Request,
     response: Response,
     page: PageParams = Depends(page_params),
@@ -303,7 +304,7 @@ def list_interactions(
     "/{customer_id}/notes", response_model=InteractionOut, status_code=201, summary="Log a note, call, email or meeting"
 )
 def add_note(
-    customer_id: int,
+    customer_id: Id,
     body: NoteIn,
     _who: Principal = Depends(need(Permission.NOTES_WRITE)),
     uow: UnitOfWork = Depends(unit_of_work),

@@ -14,6 +14,7 @@ from bot.api import etags
 from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.errors import ValidationError
 from crm_core.models import Deal, DealStage
@@ -46,7 +47,7 @@ class DealOut(BaseModel):
 class DealIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int
+    customer_id: Id
     title: str = Field(min_length=1, max_length=200)
     amount_cents: int = Field(0, ge=0, le=10**15)
     currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description="Default: the CRM's currency")
@@ -95,8 +96,8 @@ def list_deals(
     response: Response,
     page: PageParams = Depends(page_params),
     stage: Stage | None = Query(None),
-    customer_id: int | None = Query(None),
-    owner_id: int | None = Query(None),
+    customer_id: Id | None = Query(None),
+    owner_id: Id | None = Query(None),
     open: bool | None = Query(None, description="true: open deals only; false: closed only"),
     _who: Principal = Depends(need(Permission.DEALS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
@@ -118,7 +119,7 @@ def list_deals(
 
 @router.get("/{deal_id}", response_model=DealOut, summary="One deal (with an ETag)")
 def get_deal(
-    deal_id: int,
+    deal_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.DEALS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
@@ -149,7 +150,7 @@ def create_deal(
 
 @router.patch("/{deal_id}", response_model=DealOut, summary="Move a deal to another stage")
 def patch_deal(
-    deal_id: int,
+    deal_id: Id,
     body: DealPatch,
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the deal changed since"),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from bot.api.auth import Principal, allowed, app_of, need, unit_of_work
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.api.problems import Problem
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core import clock
 from crm_core.errors import ValidationError
@@ -43,7 +44,7 @@ class FollowUpOut(BaseModel):
 class FollowUpIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int
+    customer_id: Id
     due_at: AwareDatetime = Field(description="When to remind you (with a UTC offset); in the future")
     text: str = Field(min_length=1, max_length=followups.MAX_TEXT)
 
@@ -87,7 +88,7 @@ def list_followups(
     response: Response,
     page: PageParams = Depends(page_params),
     scope: Literal["mine", "overdue", "all"] = Query("mine", description="all: managers and admins only"),
-    customer_id: int | None = Query(None),
+    customer_id: Id | None = Query(None),
     who: Principal = Depends(need(Permission.FOLLOWUPS)),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> Any:
@@ -116,7 +117,7 @@ def create_followup(
 
 @router.patch("/{followup_id}", response_model=FollowUpOut, summary="Mark a follow-up done, cancel or snooze it")
 def patch_followup(
-    followup_id: int,
+    followup_id: Id,
     body: FollowUpPatch,
     who: Principal = Depends(need(Permission.FOLLOWUPS)),
     uow: UnitOfWork = Depends(unit_of_work),

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from bot.api.auth import Principal, need, unit_of_work
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.errors import NotFound
 from crm_core.models import CustomerScore, MinedRule
@@ -84,7 +85,7 @@ def list_rules(
     request: Request,
     response: Response,
     page: PageParams = Depends(page_params),
-    consequent_id: int | None = Query(None, description="Only rules that suggest this product"),
+    consequent_id: Id | None = Query(None, description="Only rules that suggest this product"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> Any:
@@ -103,7 +104,7 @@ def list_rules(
     summary="Products a customer is likely to buy next, with the reason",
 )
 def recommendations(
-    customer_id: int,
+    customer_id: Id,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> Any:
@@ -155,7 +156,7 @@ def list_scores(
 
 @router.get("/customers/{customer_id}/score", response_model=ScoreOut, summary="A customer's churn risk and RFM")
 def customer_score(
-    customer_id: int,
+    customer_id: Id,
     _who: Principal = Depends(need(Permission.MODELS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
 ) -> Any:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.api.etags import with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.errors import ValidationError
 from crm_core.models import Order, OrderKind
@@ -56,7 +57,7 @@ class OrderOut(BaseModel):
 class LineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: int | None = Field(None, description="The product, by id…")
+    product_id: Id | None = Field(None, description="The product, by id…")
     sku: str | None = Field(None, min_length=1, max_length=64, description="…or by SKU (one of the two)")
     quantity: int = Field(ge=-(10**6), le=10**6, description="Negative in a cancellation")
     unit_price_cents: int | None = Field(None, ge=0, le=10**13, description="Default: the product's price")
@@ -66,7 +67,7 @@ class OrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     number: Number = Field(description="Your order number: the CRM records each number once")
-    customer_id: int | None = Field(None, description="null: an anonymous order")
+    customer_id: Id | None = Field(None, description="null: an anonymous order")
     kind: Kind = "purchase"
     ordered_at: AwareDatetime | None = Field(None, description="With a UTC offset; default: now")
     currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description="Default: the CRM's currency")
@@ -134,7 +135,7 @@ def list_orders(
     request: Request,
     response: Response,
     page: PageParams = Depends(page_params),
-    customer_id: int | None = Query(None),
+    customer_id: Id | None = Query(None),
     number: str | None = Query(None, max_length=64),
     since: AwareDatetime | None = Query(None, description="Ordered at or after this time (with a UTC offset)"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
@@ -152,7 +153,7 @@ def list_orders(
 
 @router.get("/{order_id}", response_model=OrderOut, summary="One order with its lines")
 def get_order(
-    order_id: int,
+    order_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),

@@ -14,6 +14,7 @@ from bot.api import etags
 from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.models import Product
 from crm_core.services import products
@@ -86,7 +87,7 @@ def list_products(
 
 @router.get("/{product_id}", response_model=ProductOut, summary="One product (with an ETag)")
 def get_product(
-    product_id: int,
+    product_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
     uow: UnitOfWork = Depends(unit_of_work),
@@ -112,7 +113,7 @@ def create_product(
 
 @router.patch("/{product_id}", response_model=ProductOut, summary="Change a product (JSON merge patch)")
 def patch_product(
-    product_id: int,
+    product_id: Id,
     body: ProductPatch,
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the product changed since"),

@@ -22,6 +22,9 @@ from crm_core.uow import UnitOfWork
 BATCH = 2000
 # Order lines one bulk request may carry.
 MAX_BULK_LINES = 10_000
+# An order's total, and each line's, stays within this (10 trillion in the currency): far beyond any
+# real order, and far within what the 64-bit money columns hold.
+MAX_TOTAL_CENTS = 10**15
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,12 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
                 errors[f"{at}.quantity"] = exc.message
                 continue
             unit = prices[product_id] if line.unit_price_cents is None else line.unit_price_cents
+            if abs(unit * line.quantity) > MAX_TOTAL_CENTS:
+                errors[at] = f"the line's total is over {MAX_TOTAL_CENTS} cents"
+                continue
             lines.append(NewLine(product_id, line.quantity, unit))
+        if abs(sum(line.total_cents for line in lines)) > MAX_TOTAL_CENTS:
+            errors[f"{place}.lines"] = f"the order's total is over {MAX_TOTAL_CENTS} cents"
         new_orders.append(
             NewOrder(
                 request.number,
