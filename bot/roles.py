@@ -32,6 +32,8 @@ class Permission(enum.StrEnum):
     ACCOUNT = "account"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
+    # Merge duplicate customers (/customer merge): managers and admins.
+    CUSTOMERS_MERGE = "customers.merge"
     NOTES_WRITE = "notes.write"
     DEALS_READ = "deals.read"
     DEALS_WRITE = "deals.write"
@@ -61,6 +63,8 @@ class Permission(enum.StrEnum):
     API_TOKENS = "api.tokens"
     # Record orders and edit the product catalogue (an ERP or shop pushing them over the API).
     ORDERS_WRITE = "orders.write"
+    # Add, list, test and remove outgoing webhooks (/webhook, /api/v1/webhooks): admins only.
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 _DESCRIPTIONS = {
@@ -68,6 +72,7 @@ _DESCRIPTIONS = {
     Permission.ACCOUNT: "see your own CRM account (/whoami, the Home tab)",
     Permission.CUSTOMERS_READ: "look up customers and their cards",
     Permission.CUSTOMERS_WRITE: "create and edit customers",
+    Permission.CUSTOMERS_MERGE: "merge duplicate customers into one",
     Permission.NOTES_WRITE: "log notes, calls and meetings",
     Permission.DEALS_READ: "see deals and the pipeline",
     Permission.DEALS_WRITE: "create deals and move them through stages",
@@ -89,6 +94,7 @@ _DESCRIPTIONS = {
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
     Permission.ORDERS_WRITE: "record orders and edit products",
+    Permission.WEBHOOKS_MANAGE: "add, test and remove outgoing webhooks",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}
@@ -117,6 +123,7 @@ _MANAGER = (
     _SALES
     | _SUPPORT
     | {
+        Permission.CUSTOMERS_MERGE,
         Permission.MODELS_READ,
         Permission.DIGESTS_MANAGE,
         Permission.CAMPAIGNS_RUN,

@@ -143,6 +143,11 @@ _BUILTIN_TYPES = [
         "a deal moved to another stage (also sent for won and lost, before deal.won / deal.lost)",
         {**_DEAL, "from_stage": "the stage before", "to_stage": "the stage now", "probability": "win probability now"},
     ),
+    _builtin(
+        "deal.updated",
+        "a deal's title, amount, expected close, owner or custom fields changed (not its stage)",
+        {**_DEAL, "changes": 'field -> {"old": text or null, "new": text or null}, only what changed'},
+    ),
     _builtin("deal.won", "a deal was won", {**_DEAL, "from_stage": "the stage before, or null if opened as won"}),
     _builtin(
         "deal.lost",
@@ -168,6 +173,11 @@ _BUILTIN_TYPES = [
         "ticket.status_changed",
         "a ticket's status changed (open, pending, resolved, closed)",
         {**_TICKET, "from_status": "the status before", "to_status": "the status now"},
+    ),
+    _builtin(
+        "ticket.updated",
+        "a ticket's subject or custom fields changed",
+        {**_TICKET, "changes": 'field -> {"old": text or null, "new": text or null}, only what changed'},
     ),
     _builtin(
         "ticket.rated",

@@ -19,6 +19,7 @@ from bot.api import (
     products,
     segments,
     tickets,
+    webhooks,
 )
 from bot.api.config import ApiConfig
 from bot.api.gate import Gate
@@ -60,6 +61,7 @@ def build_api(app: App, config: ApiConfig | None = None) -> FastAPI:
         campaigns.router,
         insights.router,
         admin.router,
+        webhooks.router,
     ):
         api.include_router(router)
     _document_problems(api)
