@@ -81,7 +81,7 @@ def list_audit(
     since: AwareDatetime | None = Query(None, description="At or after this time (with a UTC offset)"),
     action: Literal["create", "update", "delete", "import"] | None = Query(None),
     _who: Principal = Depends(need(Permission.AUDIT_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = audit_log.matching(audit_log.AuditFilter(customer_id, user_id, since, action))
     return paginate(
@@ -102,7 +102,7 @@ def list_users(
     page: PageParams = Depends(page_params),
     role: StaffRole | None = Query(None),
     _who: Principal = Depends(need(Permission.USERS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(User).options(selectinload(User.identities))
     if role is not None:
@@ -115,7 +115,7 @@ def patch_user(
     user_id: Id,
     body: UserPatch,
     _who: Principal = Depends(need(Permission.USERS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     user = uow.session.get(User, user_id)
     if user is None:

@@ -103,7 +103,7 @@ def list_campaigns(
     response: Response,
     page: PageParams = Depends(page_params),
     _who: Principal = Depends(need(Permission.CAMPAIGNS_DRAFT)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return paginate(
         uow.session, sa.select(Campaign), Campaign.id, page, request, response, lambda rows: [render(c) for c in rows]
@@ -114,7 +114,7 @@ def list_campaigns(
 def campaign_status(
     name: str,
     _who: Principal = Depends(need(Permission.CAMPAIGNS_DRAFT)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return _report(uow, name, attribution=False)
 
@@ -125,6 +125,6 @@ def campaign_status(
 def campaign_report(
     name: str,
     _who: Principal = Depends(need(Permission.CAMPAIGNS_DRAFT)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return _report(uow, name, attribution=True)

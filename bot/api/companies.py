@@ -64,7 +64,7 @@ def list_companies(
     page: PageParams = Depends(page_params),
     q: str | None = Query(None, max_length=200, description="Names starting with this (any case)"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Company)
     if q:
@@ -77,7 +77,7 @@ def get_company(
     company_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, _one(uow, company_id))
 
@@ -88,7 +88,7 @@ def create_company(
     request: Request,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     fields = body.model_dump(exclude_unset=True, exclude={"name"})
     company = companies.create_company(uow, body.name, fields)
@@ -103,7 +103,7 @@ def patch_company(
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the company changed since"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     check_if_match(if_match, _one(uow, company_id, lock=True))
     changes = body.model_dump(exclude_unset=True)

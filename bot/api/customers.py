@@ -184,7 +184,7 @@ def list_customers(
     ),
     tag: str | None = Query(None, max_length=50),
     who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Page[CustomerOut]:
     session = uow.session
     if q is not None:
@@ -215,7 +215,7 @@ def get_customer(
     customer_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, _one(uow, customer_id))
 
@@ -226,7 +226,7 @@ def create_customer(
     response: Response,
     request: Request,
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     changes = _changes(body)
     changes.pop("name", None)
@@ -245,7 +245,7 @@ def patch_customer(
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     check_if_match(if_match, _one(uow, customer_id, lock=True))
     if "name" in body.model_fields_set and body.name is None:
@@ -269,7 +269,7 @@ def delete_customer(
     customer_id: Id,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Response:
     check_if_match(if_match, _one(uow, customer_id, lock=True))
     customers.delete_customer(uow, customer_id)
@@ -285,7 +285,7 @@ def list_interactions(
     response: Response,
     page: PageParams = Depends(page_params),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     customers.get_customer(uow, customer_id)
     statement = sa.select(Interaction).where(Interaction.customer_id == customer_id)
@@ -307,7 +307,7 @@ def add_note(
     customer_id: Id,
     body: NoteIn,
     _who: Principal = Depends(need(Permission.NOTES_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     interaction = interactions.log_interaction(uow, customer_id, body.text, kind=InteractionKind(body.kind))
     return render_interaction(interaction)

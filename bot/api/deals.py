@@ -100,7 +100,7 @@ def list_deals(
     owner_id: Id | None = Query(None),
     open: bool | None = Query(None, description="true: open deals only; false: closed only"),
     _who: Principal = Depends(need(Permission.DEALS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Deal)
     if stage is not None:
@@ -122,7 +122,7 @@ def get_deal(
     deal_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.DEALS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, _one(uow, deal_id))
 
@@ -133,7 +133,7 @@ def create_deal(
     request: Request,
     response: Response,
     _who: Principal = Depends(need(Permission.DEALS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     deal = deals.create_deal(
         uow,
@@ -155,7 +155,7 @@ def patch_deal(
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the deal changed since"),
     _who: Principal = Depends(need(Permission.DEALS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     check_if_match(if_match, _one(uow, deal_id, lock=True))
     if body.lost_reason is not None and body.stage != "lost":

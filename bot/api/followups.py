@@ -90,7 +90,7 @@ def list_followups(
     scope: Literal["mine", "overdue", "all"] = Query("mine", description="all: managers and admins only"),
     customer_id: Id | None = Query(None),
     who: Principal = Depends(need(Permission.FOLLOWUPS)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     if scope == "all" and not allowed(app_of(request), who, Permission.DIGESTS_MANAGE):
         raise Problem(403, "only managers and admins can see everyone's follow-ups")
@@ -107,7 +107,7 @@ def list_followups(
 def create_followup(
     body: FollowUpIn,
     who: Principal = Depends(need(Permission.FOLLOWUPS)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     followup = followups.create_followup(
         uow, body.customer_id, who.user_id, body.due_at, body.text, timezone=who.timezone
@@ -120,7 +120,7 @@ def patch_followup(
     followup_id: Id,
     body: FollowUpPatch,
     who: Principal = Depends(need(Permission.FOLLOWUPS)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     if (body.status is None) == (body.snooze_days is None):
         raise ValidationError("give either status (done or cancelled) or snooze_days", field="status")

@@ -87,7 +87,7 @@ def list_rules(
     page: PageParams = Depends(page_params),
     consequent_id: Id | None = Query(None, description="Only rules that suggest this product"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     run = market_basket.latest_run(uow)
     statement = sa.select(MinedRule).where(MinedRule.run_id == (run.id if run else -1))
@@ -106,7 +106,7 @@ def list_rules(
 def recommendations(
     customer_id: Id,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     customers.get_customer(uow, customer_id)
     run = market_basket.latest_run(uow)
@@ -136,7 +136,7 @@ def list_scores(
     rfm_segment: str | None = Query(None, max_length=30, description="e.g. champions, at_risk"),
     min_churn_risk: float | None = Query(None, ge=0, le=1),
     _who: Principal = Depends(need(Permission.MODELS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(CustomerScore)
     if rfm_segment is not None:
@@ -158,7 +158,7 @@ def list_scores(
 def customer_score(
     customer_id: Id,
     _who: Principal = Depends(need(Permission.MODELS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     customers.get_customer(uow, customer_id)
     score = uow.session.get(CustomerScore, customer_id)

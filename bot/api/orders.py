@@ -139,7 +139,7 @@ def list_orders(
     number: str | None = Query(None, max_length=64),
     since: AwareDatetime | None = Query(None, description="Ordered at or after this time (with a UTC offset)"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Order).options(selectinload(Order.lines))
     if customer_id is not None:
@@ -156,7 +156,7 @@ def get_order(
     order_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, render(orders.get_order(uow, order_id)))
 
@@ -172,7 +172,7 @@ def create_order(
     request: Request,
     response: Response,
     _who: Principal = Depends(need(Permission.ORDERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     existing = orders.find_by_number(uow, body.number)
     if existing is None:
@@ -194,7 +194,7 @@ def create_orders(
     body: BulkIn,
     request: Request,
     _who: Principal = Depends(need(Permission.ORDERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     result = _bulk(uow, request, body.orders)
     return BulkOut(

@@ -73,7 +73,7 @@ def list_products(
     category: str | None = Query(None, max_length=100),
     active: bool | None = Query(None),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Product)
     if sku is not None:
@@ -90,7 +90,7 @@ def get_product(
     product_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, _one(uow, product_id))
 
@@ -101,7 +101,7 @@ def create_product(
     request: Request,
     response: Response,
     _who: Principal = Depends(need(Permission.ORDERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     fields = body.model_dump(exclude_unset=True, exclude={"sku", "name"})
     if fields.get("currency") is None:
@@ -118,7 +118,7 @@ def patch_product(
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the product changed since"),
     _who: Principal = Depends(need(Permission.ORDERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     check_if_match(if_match, _one(uow, product_id, lock=True))
     changes = body.model_dump(exclude_unset=True)

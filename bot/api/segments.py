@@ -46,7 +46,7 @@ def list_segments(
     response: Response,
     page: PageParams = Depends(page_params),
     _who: Principal = Depends(need(Permission.CAMPAIGNS_DRAFT)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return paginate(
         uow.session, sa.select(Segment), Segment.id, page, request, response, lambda rows: [render(s) for s in rows]
@@ -58,7 +58,7 @@ def get_segment(
     name: str,
     response: Response,
     _who: Principal = Depends(need(Permission.CAMPAIGNS_DRAFT)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     segment = segments.get(uow, name)
     found = SegmentWithCount(**render(segment).model_dump(), count=segments.count(uow, segment))
@@ -75,7 +75,7 @@ def segment_customers(
     page: PageParams = Depends(page_params),
     _who: Principal = Depends(need(Permission.CAMPAIGNS_DRAFT)),
     _reader: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     segment = segments.get(uow, name)
     statement = (

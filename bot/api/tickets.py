@@ -101,7 +101,7 @@ def list_tickets(
     customer_id: Id | None = Query(None),
     assignee_id: Id | None = Query(None),
     _who: Principal = Depends(need(Permission.TICKETS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Ticket)
     if status is not None:
@@ -118,7 +118,7 @@ def get_ticket(
     ticket_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.TICKETS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     ticket = tickets.get_ticket(uow, ticket_id)
     messages, total = tickets.thread(uow, ticket_id, limit=THREAD_LIMIT)
