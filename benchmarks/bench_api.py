@@ -24,7 +24,7 @@ import uuid
 import httpx
 import sqlalchemy as sa
 
-from benchmarks.bench_search import _database_urls, _percentile, _typo, generate
+from benchmarks.bench_search import _database_urls, _percentile, _typo, generate, sync_order_ids
 from crm_core import db
 from crm_core.models import Customer, Product, User
 from crm_core.services import api_tokens
@@ -148,6 +148,9 @@ def main(argv: list[str]) -> None:
             db.upgrade(engine)
             with engine.connect() as connection:
                 populated = bool(connection.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one())
+            if populated:
+                # A copy made before bench_search moved the id sequence (see sync_order_ids).
+                sync_order_ids(engine)
         finally:
             engine.dispose()
         if not populated:
