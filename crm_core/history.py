@@ -88,7 +88,7 @@ def parse_day(raw: str, field: str = "as_of") -> date:
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
-        raise ValidationError(f"{field}={raw!r}: write a date like 2011-12-09", field=field) from None
+        raise ValidationError(f"{raw!r} is not a day: write it like 2011-12-09", field=field) from None
 
 
 def parse_window(raw: str, field: str = "window") -> int:
@@ -96,5 +96,5 @@ def parse_window(raw: str, field: str = "window") -> int:
     match = _WINDOW.match(raw.strip().lower())
     days = int(match.group(1)) * (7 if match.group(2) == "w" else 1) if match else 0
     if not 1 <= days <= 36_500:
-        raise ValidationError(f"{field}={raw!r}: write a number of days like 365d (or weeks: 52w)", field=field)
+        raise ValidationError(f"{raw!r} is not a window: write a number of days like 365d (or weeks: 52w)", field=field)
     return days
