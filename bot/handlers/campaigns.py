@@ -367,7 +367,7 @@ def register_outbox_kinds(settings) -> list[OutboxKind]:
     return [
         OutboxKind(
             campaign_delivery.KIND,
-            # Campaign messages show money in the company currency (CHATCRM_CURRENCY).
+            # Amounts keep their own currency; CHATCRM_CURRENCY only labels a zero (crm_core.money).
             functools.partial(campaign_delivery.prepare_message, currency=settings.currency),
             "campaign messages, rendered right before sending after pause, cancel and consent are checked",
         )
