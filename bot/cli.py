@@ -455,7 +455,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_mine(args: argparse.Namespace) -> int:
-    """Mine rules from a basket file; needs no database (analysts compare it with other tools)."""
+    """Mine rules from a basket file (no database: analysts compare it with other tools), or without
+    ``--baskets`` the CRM's orders, like /mine: ``--as-of DAY`` and ``--window 365d``."""
+    if args.baskets is None:
+        return _mine_database(args)
+    if args.as_of or args.window:
+        print("chatcrm mine: --as-of and --window mine the database; leave out --baskets", file=sys.stderr)
+        return 2
+    if args.min_support is None or args.min_confidence is None:
+        print("chatcrm mine: a basket file needs --min-support and --min-confidence", file=sys.stderr)
+        return 2
     from crm_core.mining import AssociationRules, format_rules, read_baskets
 
     try:
@@ -469,6 +478,50 @@ def cmd_mine(args: argparse.Namespace) -> int:
         return 1
     rules = [rule for rule in model.rules_ if rule.antecedent]
     print(format_rules(rules, args.format))
+    return 0
+
+
+def _mine_database(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from crm_core import history
+    from crm_core.actor import Actor
+    from crm_core.services import market_basket
+
+    app = _app(args)
+    try:
+        settings = market_basket.MiningSettings.from_env(app.settings.extra)
+        overrides = {"min_support": args.min_support, "min_confidence": args.min_confidence, "max_len": args.max_len}
+        if args.window:
+            overrides["window_days"] = history.parse_window(args.window, "--window")
+        settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        as_of = history.parse_day(args.as_of, "--as-of") if args.as_of else None
+        with app.uow(Actor(user_id=None, name="mine", platform="cli")) as uow:
+            run = market_basket.run_mining(uow, settings, trigger="cli", as_of=as_of)
+            print(
+                f"Mining run #{run.id}: mined {run.n_baskets:,} orders of {market_basket.run_window(run)}: "
+                f"{run.n_itemsets:,} frequent itemsets, {run.n_rules:,} rules in {run.duration_ms / 1000:.2f} s."
+            )
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """``chatcrm model train [--as-of DAY]``: what /model train does, from a terminal or cron."""
+    from crm_core import history
+    from crm_core.actor import Actor
+    from crm_core.predictions.scores import refresh_scores
+
+    as_of = history.parse_day(args.as_of, "--as-of") if args.as_of else None
+    app = _app(args)
+    try:
+        with app.uow(Actor(user_id=None, name="model train", platform="cli")) as uow:
+            run = refresh_scores(uow, as_of=as_of)
+            auc = f"holdout ROC AUC {run.roc_auc:.3f}" if run.roc_auc is not None else "no AUC"
+            print(f"Churn model run #{run.id} ({run.algorithm or 'not trained'}, {auc}): {run.note}")
+    finally:
+        app.close()
     return 0
 
 
@@ -532,15 +585,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_parser(sub)
     _add_export_parser(sub)
 
-    miner = sub.add_parser("mine", help="mine association rules from a file of baskets (one per line)")
-    miner.add_argument("--baskets", required=True, help="file with one basket per line")
+    miner = sub.add_parser(
+        "mine", help="mine association rules from a file of baskets (one per line), or from the CRM's orders"
+    )
+    miner.add_argument("--baskets", help="file with one basket per line (without it: the database's orders)")
     miner.add_argument("--sep", help="item separator (default: comma if the file has commas, else whitespace)")
-    miner.add_argument("--min-support", type=_support, required=True, help="fraction (0.001) or count (10)")
-    miner.add_argument("--min-confidence", type=float, required=True)
+    miner.add_argument("--min-support", type=_support, help="fraction (0.001) or count (10)")
+    miner.add_argument("--min-confidence", type=float)
+    miner.add_argument("--as-of", help="database: the last day to mine, e.g. 2011-12-09 (default: now or newest order)")
+    miner.add_argument("--window", help="database: how many days back, e.g. 365d (default CHATCRM_MINING_WINDOW_DAYS)")
     miner.add_argument("--max-len", type=int, help="longest itemset (default: no limit)")
     miner.add_argument("--format", choices=["table", "csv", "json"], default="table")
     # Mining a file needs no database and no CRM settings (see _log_level).
     miner.set_defaults(func=cmd_mine, uses_settings=False)
+
+    model = sub.add_parser("model", help="the churn model: train it and rescore every customer")
+    model_sub = model.add_subparsers(dest="action", required=True)
+    train = model_sub.add_parser("train", help="train, evaluate on a holdout, publish if good enough, rescore")
+    train.add_argument("--as-of", help="the history's last day, e.g. 2011-12-09 (default: now or newest order)")
+    train.set_defaults(func=cmd_model)
 
     plugins = sub.add_parser("plugins", help="list the loaded plugins, their versions and the hooks they implement")
     plugins.add_argument("--format", choices=["table", "json"], default="table")

@@ -1,8 +1,15 @@
-"""Money in integer minor units (cents): parsing what people type and formatting for display."""
+"""Money in integer minor units (cents): parsing what people type and formatting for display.
+
+Every stored amount has its own currency and is shown in it. Amounts of different currencies are
+never added into one number under one symbol: a total is a mapping currency -> cents, shown as
+``£1,200.00 + €300.00`` (``format_totals``). The company currency (CHATCRM_CURRENCY) is the
+default for new amounts, and only labels a zero that has no currency of its own.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from crm_core.errors import ValidationError
@@ -48,3 +55,19 @@ def format_money(cents: int, currency: str = "EUR") -> str:
     symbol = _SIGNS.get(currency)
     number = f"{whole:,}.{fraction:02d}"
     return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
+
+
+def totals(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """(currency, cents) pairs -> cents per currency."""
+    found: dict[str, int] = {}
+    for currency, cents in pairs:
+        found[currency] = found.get(currency, 0) + int(cents or 0)
+    return found
+
+
+def format_totals(amounts: Mapping[str, int], zero_currency: str = "EUR") -> str:
+    """``£1,200.00 + €300.00``: one amount per currency, never converted or added across currencies.
+
+    Currencies whose total is zero are left out; nothing at all is a zero in ``zero_currency``."""
+    shown = [format_money(cents, currency) for currency, cents in sorted(amounts.items()) if cents]
+    return " + ".join(shown) if shown else format_money(0, zero_currency)

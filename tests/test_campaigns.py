@@ -332,8 +332,8 @@ def test_attributed_revenue_matches_a_hand_computed_fixture(app, chat, people):
     _settle(app)
     with app.uow() as uow:
         report = reporting.campaign_report(uow.session, uow.session.get(Campaign, 1))
-    assert [(r.counts.orders, r.counts.revenue_cents) for r in report.runs] == [(1, 4000), (2, 3500)]
-    assert (report.total.orders, report.total.revenue_cents) == (3, 7500)
+    assert [(r.counts.orders, r.counts.revenue) for r in report.runs] == [(1, {"EUR": 4000}), (2, {"EUR": 3500})]
+    assert (report.total.orders, report.total.revenue) == (3, {"EUR": 7500})
     assert "€75.00" in chat.say(people["rep"], "/campaign status attr").text
     # The managers' weekly digest of the last week of November carries the campaign's line.
     from crm_core.models import DigestFrequency

@@ -209,19 +209,22 @@ def test_digest_numbers_equal_the_hand_computed_fixture(app, fixture_data):
     assert (prev.period.start, prev.period.end) == (utc(7, 22), utc(8, 22))
 
     assert (cur.new_customers, prev.new_customers) == (2, 1)
-    # O1 + O2 + O4 (USD) are purchases; revenue in EUR: 100.00 + 250.50 − 50.00 (cancellation).
-    assert (cur.orders, cur.revenue_cents) == (3, 30050)
+    # O1 + O2 + O4 (USD) are purchases; revenue in EUR: 100.00 + 250.50 − 50.00 (cancellation), and $999.00 apart.
+    assert (cur.orders, cur.revenue_cents, cur.revenue_other) == (3, 30050, {"USD": 99900})
+    assert cur.revenue == {"EUR": 30050, "USD": 99900}
     assert (prev.orders, prev.revenue_cents) == (1, 8000)
     assert (cur.deals_won, cur.won_cents, cur.deals_lost) == (1, 500_000, 1)
     assert (prev.deals_won, prev.deals_lost) == (0, 0)
 
     assert cur.pipeline == (
-        StageValue("lead", 2, 300_000, 30_000),  # D5 (10 %) and D6 (USD: counted, not summed)
+        # D5 (10 %) and D6 (USD: counted, its value kept apart, not added to the euros)
+        StageValue("lead", 2, 300_000, 30_000, (("USD", 100_000, 10_000),)),
         StageValue("qualified", 0, 0, 0),
         StageValue("proposal", 1, 1_000_000, 600_000),  # D1 at its own 60 %
         StageValue("negotiation", 1, 800_000, 640_000),  # D4 at its own 80 %
     )
     assert (cur.pipeline_cents, cur.weighted_cents) == (2_100_000, 1_270_000)
+    assert cur.pipeline_totals == {"EUR": 2_100_000, "USD": 100_000}
     assert prev.pipeline == (
         StageValue("lead", 1, 1_000_000, 100_000),  # D1 was a lead then: the lead default 10 %
         StageValue("qualified", 1, 500_000, 125_000),  # D2 was qualified: 25 %
@@ -260,9 +263,11 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
     assert text.splitlines()[:5] == [
         "Daily digest · 2026-06-09 (compared with 2026-06-08)",
         "New customers: 2 (+1)",
-        "Orders: 3 (+2) · revenue €300.50 (+276%; before €80.00)",
+        # Each currency as stored: the dollars are shown beside the euros, never added to them.
+        "Orders: 3 (+2) · revenue €300.50 + $999.00 (EUR +276%, USD new; before €80.00)",
         "Deals: 1 won (+1, €5,000.00) · 1 lost (+1)",
-        "Pipeline: €21,000.00 open · weighted forecast €12,700.00 (+47%; before €8,650.00)",
+        "Pipeline: €21,000.00 + $1,000.00 open · weighted forecast €12,700.00 + $100.00 "
+        "(EUR +47%, USD new; before €8,650.00)",
     ]
     assert "Funnel: lead→qualified 0% (0/3) · qualified→proposal 100% (1/1)" in text
     assert "Tickets: 3 opened (+2) · 2 resolved (+2) · 1 overdue" in text

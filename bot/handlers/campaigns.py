@@ -21,7 +21,7 @@ from crm_core.campaigns import reporting, service, watch
 from crm_core.campaigns import triggers as campaign_triggers
 from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW
 from crm_core.models import CampaignStatus, User
-from crm_core.money import format_money
+from crm_core.money import format_totals
 from crm_core.scheduling import Interval
 
 group = CommandGroup()
@@ -273,7 +273,7 @@ def _counts_fields(counts: reporting.Counts, currency: str) -> tuple[Field, ...]
         Field("Opted out after receiving", f"{counts.opted_out_after:,}"),
         Field(
             f"Orders within {ATTRIBUTION_WINDOW.days} days",
-            f"{counts.orders:,} · {format_money(counts.revenue_cents, currency)}",
+            f"{counts.orders:,} · {format_totals(counts.revenue, currency)}",
         ),
     )
 
@@ -295,7 +295,7 @@ def status(req: Request, ctx: Context) -> Reply:
             text=f"Run {run.number} · {fmt_datetime(run.scheduled_for, ctx.caller.timezone or 'UTC')} · {run.status}",
             detail=f"{run.counts.recipients:,} recipients · {run.counts.sent:,} sent · {run.counts.failed:,} failed · "
             f"{run.counts.blocked:,} blocked · {run.counts.opted_out:,} opted out · "
-            f"{run.counts.orders:,} orders, {format_money(run.counts.revenue_cents, currency)}",
+            f"{run.counts.orders:,} orders, {format_totals(run.counts.revenue, currency)}",
         )
         for run in report.runs
     )
@@ -367,7 +367,7 @@ def register_outbox_kinds(settings) -> list[OutboxKind]:
     return [
         OutboxKind(
             campaign_delivery.KIND,
-            # Campaign messages show money in the company currency (CHATCRM_CURRENCY).
+            # Amounts keep their own currency; CHATCRM_CURRENCY only labels a zero (crm_core.money).
             functools.partial(campaign_delivery.prepare_message, currency=settings.currency),
             "campaign messages, rendered right before sending after pause, cancel and consent are checked",
         )

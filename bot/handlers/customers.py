@@ -24,7 +24,8 @@ from bot.router import CommandGroup
 from crm_core import search
 from crm_core.errors import ValidationError
 from crm_core.models import Customer, FieldEntity, ModelRun, Role
-from crm_core.services import customer_merge, customers, tickets
+from crm_core.money import format_totals
+from crm_core.services import customer_merge, customers, orders, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 group = CommandGroup()
@@ -101,12 +102,10 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
         Field("Phone", c.phone or "—"),
         Field("Country", c.country or "—"),
         Field("Language / timezone", f"{c.language or '—'} / {c.timezone or '—'}"),
-        # Orders carry their currency; the company currency stands in for a customer without any.
+        # One amount per currency the orders were in; the company currency only labels a zero.
         Field(
             "Lifetime value",
-            money(
-                c.lifetime_value_cents, card.recent_orders[0].currency if card.recent_orders else ctx.settings.currency
-            ),
+            format_totals(orders.lifetime_values(ctx.uow.session, [c.id]).get(c.id, {}), ctx.settings.currency),
         ),
         Field("Orders", f"{c.order_count} · last {fmt_date(c.last_order_at, tz)}"),
     ]

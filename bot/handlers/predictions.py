@@ -1,9 +1,14 @@
-"""/model: the churn model's honest evaluation, and (admins) retraining it now."""
+"""/model: the churn model's honest evaluation, and (admins) retraining it now.
+
+``/model train as_of=2011-12-09`` trains on a history as of that day; without it the history ends
+now, or at the newest order's day when nobody ordered in the churn horizon (crm_core.history).
+"""
 
 from __future__ import annotations
 
 from datetime import time
 
+from bot.args import Kind, opt
 from bot.context import Context
 from bot.handlers.common import fmt_datetime
 from bot.hookspecs import hookimpl
@@ -11,6 +16,7 @@ from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import history
 from crm_core.predictions.scores import latest_run, refresh_scores
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 
@@ -33,6 +39,8 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
             short=False,
         ),
     ]
+    if run.as_of is not None and run.as_of_source not in (None, history.NOW):
+        fields.append(Field("History as of", f"{history.day_of(run.as_of)} ({run.as_of_source})"))
     sections = []
     if metrics.get("calibration"):
         sections.append(
@@ -75,9 +83,11 @@ def show_model(req: Request, ctx: Context) -> Reply:
     "model train",
     summary="Retrain the churn model and rescore customers now (admin)",
     permission=Permission.MODELS_TRAIN,
+    params=[opt("as_of", Kind.DATE, label="As of (last day)", hint="2011-12-09")],
 )
 def train_model(req: Request, ctx: Context) -> Reply:
-    run = refresh_scores(ctx.uow)
+    as_of = history.parse_day(req.args["as_of"]) if req.args.get("as_of") else None
+    run = refresh_scores(ctx.uow, as_of=as_of)
     return _run_reply(run, ctx, note=f"Retrained in {run.duration_ms / 1000:.1f} s. {run.note}")
 
 

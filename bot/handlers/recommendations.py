@@ -1,14 +1,22 @@
-"""/recommend, /rules and /mine: what customers are likely to buy next, and why."""
+"""/recommend, /rules and /mine: what customers are likely to buy next, and why.
+
+``/mine as_of=2011-12-09 window=365d`` mines a named stretch of an old history; without them it
+mines the configured window up to now, or up to the newest order's day when the history stopped
+earlier (crm_core.history).
+"""
 
 from __future__ import annotations
 
-from bot.args import Kind, arg, rest
+import dataclasses
+
+from bot.args import Kind, arg, opt, rest
 from bot.context import Context
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import history
 from crm_core.models import InteractionKind, RecommendationStatus
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 from crm_core.services import customers, interactions, market_basket
@@ -65,7 +73,8 @@ def recommend(req: Request, ctx: Context) -> Reply:
             ),
         ),
         buttons=buttons,
-        footer=f"From {run.n_rules} rules mined over {run.n_baskets:,} orders (run #{run.id}).",
+        footer=f"From {run.n_rules} rules mined over {run.n_baskets:,} orders of {market_basket.run_window(run)} "
+        f"(run #{run.id}).",
     )
 
 
@@ -134,15 +143,28 @@ def rules(req: Request, ctx: Context) -> Reply:
     return Reply(
         title=f"Rules involving {product.name}" if product else "Top rules",
         sections=(Section(items=items, empty="No rule involves it."),),
-        footer=f"Run #{run.id}: {run.n_rules} rules from {run.n_baskets:,} orders of the last {run.window_days} days.",
+        footer=f"Run #{run.id}: {run.n_rules} rules from {run.n_baskets:,} orders of {market_basket.run_window(run)}.",
     )
 
 
-@group.command("mine", summary="Mine the order history for rules now (admin)", permission=Permission.MINING_RUN)
+@group.command(
+    "mine",
+    summary="Mine the order history for rules now (admin)",
+    permission=Permission.MINING_RUN,
+    params=[
+        opt("as_of", Kind.DATE, label="As of (last day)", hint="2011-12-09"),
+        opt("window", label="Window", hint="365d"),
+    ],
+)
 def mine(req: Request, ctx: Context) -> Reply:
-    run = market_basket.run_mining(ctx.uow, market_basket.MiningSettings.from_env(ctx.settings.extra), trigger="chat")
+    settings = market_basket.MiningSettings.from_env(ctx.settings.extra)
+    if req.args.get("window"):
+        settings = dataclasses.replace(settings, window_days=history.parse_window(req.args["window"]))
+    as_of = history.parse_day(req.args["as_of"]) if req.args.get("as_of") else None
+    run = market_basket.run_mining(ctx.uow, settings, trigger="chat", as_of=as_of)
     return Reply(
         title=f"Mining run #{run.id}",
+        text=f"Mined {run.n_baskets:,} orders of {market_basket.run_window(run)}.",
         fields=(
             Field("Orders (baskets)", f"{run.n_baskets:,}"),
             Field("Frequent itemsets", f"{run.n_itemsets:,}"),
@@ -151,7 +173,7 @@ def mine(req: Request, ctx: Context) -> Reply:
             Field(
                 "Thresholds",
                 f"support {run.min_support}, confidence {run.min_confidence}, lift {run.min_lift}, "
-                f"max length {run.max_len}, last {run.window_days} days",
+                f"max length {run.max_len}, window {run.window_days} days",
                 short=False,
             ),
         ),

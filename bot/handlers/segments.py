@@ -10,7 +10,7 @@ from functools import wraps
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
-from bot.handlers.common import fmt_date, money
+from bot.handlers.common import fmt_date
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
@@ -18,7 +18,8 @@ from bot.router import CommandGroup
 from crm_core.campaigns.filters import SYNTAX_HELP, FilterError
 from crm_core.errors import ValidationError
 from crm_core.models import Segment
-from crm_core.services import segments
+from crm_core.money import format_totals
+from crm_core.services import orders, segments
 
 group = CommandGroup()
 SAMPLE_SIZE = 5
@@ -65,10 +66,12 @@ def _segment_reply(ctx: Context, segment: Segment, title: str, tone: Tone = Tone
         )
     fields.append(Field("Customers now", f"{total:,}"))
     tz = ctx.caller.timezone
+    # Each customer's LTV in their orders' own currencies (a GBP import shows £, whatever CHATCRM_CURRENCY is).
+    values = orders.lifetime_values(ctx.uow.session, [c.id for c in sample])
     items = tuple(
         Item(
             text=c.name,
-            detail=f"{c.country or '—'} · LTV {money(c.lifetime_value_cents, ctx.settings.currency)} · "
+            detail=f"{c.country or '—'} · LTV {format_totals(values.get(c.id, {}), ctx.settings.currency)} · "
             f"last order {fmt_date(c.last_order_at, tz)}",
             button=Button("Open", f"/customer #{c.id}"),
         )

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crm_core.models import Campaign, Customer, CustomerTag, Order, OrderKind, OrderLine, Product, Ticket, User
-from crm_core.money import format_money
+from crm_core.money import format_totals
 from crm_core.outbox_payload import MessagePayload, PayloadButton
+from crm_core.services.orders import lifetime_values
 from crm_core.templating import MessageRenderer, Rendered, TemplateRefused, kinds
 
 CHUNK = 1000
@@ -79,7 +80,8 @@ def contexts(
         ):
             tags.setdefault(customer_id, []).append(tag)
         last_products = _last_products(session, chunk)
-        for cid, name, email, country, language, ltv, orders, last_order_at, owner in rows:
+        values = lifetime_values(session, chunk)
+        for cid, name, email, country, language, _ltv, orders, last_order_at, owner in rows:
             found[cid] = {
                 "customer": {
                     "id": cid,
@@ -88,7 +90,8 @@ def contexts(
                     "email": email,
                     "country": country,
                     "language": language,
-                    "ltv": format_money(ltv or 0, currency),
+                    # In the orders' own currencies; the company currency only labels a zero.
+                    "ltv": format_totals(values.get(cid, {}), currency),
                     "orders": orders or 0,
                     "last_order": last_order_at.date().isoformat() if last_order_at else None,
                     "last_product": last_products.get(cid),

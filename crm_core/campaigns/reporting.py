@@ -5,8 +5,9 @@ Outcomes come from the recipient rows once settled, and from their outbox rows w
 went; "opted out after" counts those who got the message and opted out afterwards on that
 platform. Attribution is last-touch within the campaign: a purchase by a recipient within
 ``ATTRIBUTION_WINDOW`` after a message of the campaign counts for the latest such message's
-run (never twice within one campaign). Revenue is the orders' totals in the CRM's currency;
-later cancellations are not subtracted.
+run (never twice within one campaign). Revenue is the orders' totals per currency (never
+converted or added across currencies); later cancellations are not subtracted. ``until`` (an
+as-of end, crm_core.history) leaves out orders placed after it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Counts:
     cancelled: int = 0
     opted_out_after: int = 0
     orders: int = 0
-    revenue_cents: int = 0
+    # Currency -> cents, as the orders were placed.
+    revenue: dict[str, int] = field(default_factory=dict)
 
     @property
     def finished(self) -> int:
@@ -54,7 +56,10 @@ class Counts:
 
     def add(self, other: Counts) -> None:
         for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+            if f.name != "revenue":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for currency, cents in other.revenue.items():
+            self.revenue[currency] = self.revenue.get(currency, 0) + cents
 
 
 @dataclass
@@ -77,7 +82,9 @@ def _join():  # noqa: ANN202 - the recipients with their outbox rows
     return sa.outerjoin(r, o, sa.and_(o.ref_id == r.id, o.kind == "campaign"))
 
 
-def campaign_report(session: Session, campaign: Campaign, *, attribution: bool = True) -> CampaignReport:
+def campaign_report(
+    session: Session, campaign: Campaign, *, attribution: bool = True, until: datetime | None = None
+) -> CampaignReport:
     r, o = CampaignRecipient, OutboxMessage
     runs = list(
         session.scalars(
@@ -115,8 +122,8 @@ def campaign_report(session: Session, campaign: Campaign, *, attribution: bool =
     for run_id, n in after:
         per_run[run_id].opted_out_after = n
     if attribution:
-        for run_id, (orders, revenue) in attribute(session, campaign.id).items():
-            per_run[run_id].orders, per_run[run_id].revenue_cents = orders, revenue
+        for run_id, (orders, revenue) in attribute(session, campaign.id, until=until).items():
+            per_run[run_id].orders, per_run[run_id].revenue = orders, revenue
     report = CampaignReport(campaign.id)
     for run in runs:
         counts = per_run[run.id]
@@ -125,8 +132,11 @@ def campaign_report(session: Session, campaign: Campaign, *, attribution: bool =
     return report
 
 
-def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTION_WINDOW) -> dict[int, tuple[int, int]]:
-    """Per run id: (orders, revenue in cents) attributed to the campaign's messages, last touch."""
+def attribute(
+    session: Session, campaign_id: int, window: timedelta = ATTRIBUTION_WINDOW, until: datetime | None = None
+) -> dict[int, tuple[int, dict[str, int]]]:
+    """Per run id: (orders, revenue per currency) attributed to the campaign's messages, last touch,
+    counting only orders placed before ``until`` when given (an as-of end)."""
     r, o = CampaignRecipient, OutboxMessage
     sent_at = sa.func.coalesce(r.sent_at, o.sent_at)
     touches: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
@@ -136,16 +146,17 @@ def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTIO
         .where(r.campaign_id == campaign_id, sent_at.is_not(None))
     ):
         touches[customer_id].append((when, run_id))
-    result: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    result: dict[int, tuple[list[int], dict[str, int]]] = defaultdict(lambda: ([0], {}))
     customers = sorted(touches)
     for start in range(0, len(customers), CHUNK):
         chunk = customers[start : start + CHUNK]
         earliest = min(t[0] for c in chunk for t in touches[c])
-        for buyer_id, ordered_at, total in session.execute(
-            sa.select(Order.customer_id, Order.ordered_at, Order.total_cents).where(
-                Order.customer_id.in_(chunk), Order.kind == OrderKind.PURCHASE, Order.ordered_at > earliest
-            )
-        ):
+        statement = sa.select(Order.customer_id, Order.ordered_at, Order.total_cents, Order.currency).where(
+            Order.customer_id.in_(chunk), Order.kind == OrderKind.PURCHASE, Order.ordered_at > earliest
+        )
+        if until is not None:
+            statement = statement.where(Order.ordered_at < until)
+        for buyer_id, ordered_at, total, currency in session.execute(statement):
             assert buyer_id is not None, "matched by customer_id IN (...)"
             mine = sorted(touches[buyer_id])
             # The latest message strictly before the order.
@@ -154,9 +165,10 @@ def attribute(session: Session, campaign_id: int, window: timedelta = ATTRIBUTIO
                 continue
             when, run_id = mine[index]
             if ordered_at - when <= window:
-                result[run_id][0] += 1
-                result[run_id][1] += total
-    return {run_id: (orders, revenue) for run_id, (orders, revenue) in result.items()}
+                count, revenue = result[run_id]
+                count[0] += 1
+                revenue[currency] = revenue.get(currency, 0) + total
+    return {run_id: (count[0], revenue) for run_id, (count, revenue) in result.items()}
 
 
 def progress_bar(done: int, total: int, width: int = 20) -> str:

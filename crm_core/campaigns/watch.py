@@ -24,7 +24,7 @@ from crm_core.models import (
     OutboxStatus,
     RunStatus,
 )
-from crm_core.money import format_money
+from crm_core.money import format_totals
 from crm_core.templating import render_message
 from crm_core.uow import UnitOfWork
 
@@ -61,7 +61,7 @@ def status_context(campaign: Campaign, report: CampaignReport, currency: str, *,
             "cancelled": counts.cancelled,
             "opted_out_after": counts.opted_out_after,
             "orders": counts.orders,
-            "revenue": format_money(counts.revenue_cents, currency) if counts.orders else None,
+            "revenue": format_totals(counts.revenue, currency) if counts.orders else None,
         },
         "finished": finished,
         "attribution_days": ATTRIBUTION_WINDOW.days,

@@ -33,6 +33,9 @@ class MiningRun(Base):
     n_recommendations: Mapped[int] = mapped_column(default=0)
     duration_ms: Mapped[int] = mapped_column(default=0)
     trigger: Mapped[str] = mapped_column(sa.String(20), default="nightly")
+    # The window ends here (exclusive); crm_core.history says why: "now", "given" or "newest order".
+    as_of: Mapped[datetime | None]
+    as_of_source: Mapped[str | None] = mapped_column(sa.String(20))
 
 
 class MinedRule(Base):

@@ -26,6 +26,9 @@ class ModelRun(Base):
     # evaluation only uses what happened after the training data ends.
     train_cutoff: Mapped[datetime | None]
     test_cutoff: Mapped[datetime | None]
+    # What the run counts as "now" (crm_core.history): the holdout's labels end here.
+    as_of: Mapped[datetime | None]
+    as_of_source: Mapped[str | None] = mapped_column(sa.String(20))
     algorithm: Mapped[str | None] = mapped_column(sa.String(60))
     train_size: Mapped[int] = mapped_column(default=0)
     test_size: Mapped[int] = mapped_column(default=0)

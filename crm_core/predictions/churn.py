@@ -2,19 +2,20 @@
 
 Evaluation is time-based, never a random split: the model is trained on behaviour up to one
 cut-off with labels from the 90 days after it, and tested on behaviour up to a later cut-off with
-labels from the 90 days after that (which end now). Logistic regression is the baseline; a
+labels from the 90 days after that (which end now, or at the run's "as of" end: a day an admin
+names, or the newest order's day when nobody ordered in the last 90 days, crm_core.history). Logistic regression is the baseline; a
 gradient-boosted tree ensemble replaces it only if it does better on that holdout. ROC AUC and a
 calibration table are stored with the run; a model below ``MIN_AUC`` is recorded but not
 published, so the card never shows risk from a model no better than a coin toss. The published
 model is then refitted on the most recent labelled window with the same settings and scores
-every customer as of now.
+every customer as of that end.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +26,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from crm_core import history
 from crm_core.clock import utcnow
 from crm_core.models import ModelRun
 from crm_core.predictions.features import FEATURES, Snapshot, snapshot
@@ -59,16 +61,28 @@ class ChurnResult:
     risks: dict[int, float]
 
 
+def _why(end: history.AsOf) -> str:
+    if end.source == history.NEWEST_ORDER:
+        return f"the newest order's day; no orders in the last {HORIZON.days} days"
+    return "the day asked for"
+
+
 def _usable(shot: Snapshot) -> bool:
     return shot.y is not None and len(shot.y) >= MIN_EXAMPLES and 0 < shot.y.sum() < len(shot.y)
 
 
-def train(uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC) -> ChurnResult:
+def train(
+    uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC, as_of: date | None = None
+) -> ChurnResult:
+    """Train, evaluate and (if good enough) score as of ``as_of`` (a day, inclusive), now, or the newest order's day."""
     started = time.perf_counter()
     now = now or utcnow()
-    test_cutoff = now - HORIZON
-    train_cutoff = test_cutoff - HORIZON
     session = uow.session
+    end = history.resolve(session, HORIZON.days, now, as_of)
+    test_cutoff = end.end - HORIZON
+    train_cutoff = test_cutoff - HORIZON
+    # Said first in every note when the run does not end today.
+    prefix = "" if end.source == history.NOW else f"As of {end.day} ({_why(end)}): "
     train_shot = snapshot(session, train_cutoff, HORIZON)
     test_shot = snapshot(session, test_cutoff, HORIZON)
     run = ModelRun(
@@ -79,10 +93,12 @@ def train(uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC
         train_size=len(train_shot.customer_ids),
         test_size=len(test_shot.customer_ids),
         metrics={},
+        as_of=end.end,
+        as_of_source=end.source,
     )
     session.add(run)
     if not (_usable(train_shot) and _usable(test_shot)):
-        run.note = (
+        run.note = prefix + (
             f"not enough history to train and test honestly: need {MIN_EXAMPLES}+ customers with orders "
             f"before {train_cutoff.date()} and both outcomes in each period"
         )
@@ -122,13 +138,13 @@ def train(uow: UnitOfWork, now: datetime | None = None, min_auc: float = MIN_AUC
     if run.published:
         final = _candidates()[best]
         final.fit(test_shot.X, test_shot.y)
-        current = snapshot(session, now)
+        current = snapshot(session, end.end)
         if len(current.customer_ids):
             probabilities = final.predict_proba(current.X)[:, 1]
             risks = {int(cid): round(float(p), 4) for cid, p in zip(current.customer_ids, probabilities, strict=True)}
-        run.note = f"holdout ROC AUC {run.roc_auc:.3f} ≥ {min_auc}: published; scored {len(risks)} customers"
+        run.note = prefix + f"holdout ROC AUC {run.roc_auc:.3f} ≥ {min_auc}: published; scored {len(risks)} customers"
     else:
-        run.note = f"holdout ROC AUC {run.roc_auc:.3f} is below {min_auc}: not published"
+        run.note = prefix + f"holdout ROC AUC {run.roc_auc:.3f} is below {min_auc}: not published"
     run.duration_ms = int((time.perf_counter() - started) * 1000)
     session.flush()
     return ChurnResult(run, risks)

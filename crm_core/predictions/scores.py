@@ -1,13 +1,18 @@
-"""Nightly refresh of customer scores: train the churn model and recompute RFM segments."""
+"""Nightly refresh of customer scores: train the churn model and recompute RFM segments.
+
+Both are computed as of the churn run's end (crm_core.history): now, or for a history that
+stopped more than the churn horizon ago, its newest order's day, so recency means "days before
+the history ends" rather than "years before today".
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
-from crm_core.clock import utcnow
+from crm_core.clock import as_utc, utcnow
 from crm_core.models import CustomerScore, ModelRun
 from crm_core.predictions import rfm
 from crm_core.predictions.features import snapshot
@@ -17,14 +22,17 @@ from crm_core.uow import UnitOfWork
 log = logging.getLogger("chatcrm.predictions")
 
 
-def refresh_scores(uow: UnitOfWork, now: datetime | None = None) -> ModelRun:
-    """Train and evaluate the churn model, then replace every customer's scores. One transaction."""
+def refresh_scores(uow: UnitOfWork, now: datetime | None = None, as_of: date | None = None) -> ModelRun:
+    """Train and evaluate the churn model, then replace every customer's scores. One transaction.
+
+    ``as_of`` (a day) ends the history there; by default it ends now, or at the newest order's day."""
     # scikit-learn is imported by the training, not by every process that can show a score.
     from crm_core.predictions import churn
 
     now = now or utcnow()
-    result = churn.train(uow, now)
-    current = snapshot(uow.session, now)
+    result = churn.train(uow, now, as_of=as_of)
+    assert result.run.as_of is not None, "train records where its history ends"
+    current = snapshot(uow.session, as_utc(result.run.as_of))
     r = rfm.quintile_scores(current.recency_days, higher_is_better=False)
     f = rfm.quintile_scores(current.orders_total)
     m = rfm.quintile_scores(current.spend_total)

@@ -5,10 +5,11 @@ A period is ``[start, end)`` in UTC, built from local midnights so a day is the 
 
 - new customers: customers created in the period;
 - orders: purchases placed in the period; revenue: their total net of cancellations placed in
-  the period, in the CRM currency (other currencies are not converted, so not summed);
-- deals won / lost: distinct deals that moved to won / lost in the period; won value in the CRM currency;
+  the period, per currency (never converted or added across currencies); the digest's currency
+  (the CRM's) is the one its changes and chart are computed in, the others are shown beside it;
+- deals won / lost: distinct deals that moved to won / lost in the period; won value per currency;
 - pipeline by stage: open deals by the stage they were in at the period's end (from the stage
-  history), their value and the weighted forecast (value × win probability; the deal's own
+  history), their value and the weighted forecast per currency (value × win probability; the deal's own
   probability when it is still in that stage, else the stage's default);
 - funnel: for each step (lead→qualified→proposal→negotiation→won), of the deals that entered the
   step's first stage in the period, how many went on to a later stage before the period's end;
@@ -21,7 +22,7 @@ A period is ``[start, end)`` in UTC, built from local midnights so a day is the 
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
@@ -66,8 +67,17 @@ def local_days(end_day: date, days: int, tz_name: str) -> Period:
 class StageValue:
     stage: str
     deals: int
+    # In the digest's currency.
     amount_cents: int
     weighted_cents: int
+    # (currency, amount, weighted) of the stage's deals in other currencies.
+    other: tuple[tuple[str, int, int], ...] = ()
+
+    def amounts(self, currency: str) -> dict[str, int]:
+        return {currency: self.amount_cents, **{c: amount for c, amount, _w in self.other}}
+
+    def weighted(self, currency: str) -> dict[str, int]:
+        return {currency: self.weighted_cents, **{c: weighted for c, _a, weighted in self.other}}
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,10 @@ class PeriodNumbers:
     satisfaction: float | None
     ratings: int
     followups_overdue: tuple[RepCount, ...]
+    currency: str = "EUR"
+    # Revenue and won value in currencies other than ``currency`` (currency -> cents).
+    revenue_other: dict[str, int] = field(default_factory=dict)
+    won_other: dict[str, int] = field(default_factory=dict)
 
     @property
     def pipeline_cents(self) -> int:
@@ -115,27 +129,47 @@ class PeriodNumbers:
     def weighted_cents(self) -> int:
         return sum(s.weighted_cents for s in self.pipeline)
 
+    @property
+    def revenue(self) -> dict[str, int]:
+        return {self.currency: self.revenue_cents, **self.revenue_other}
+
+    @property
+    def won(self) -> dict[str, int]:
+        return {self.currency: self.won_cents, **self.won_other}
+
+    @property
+    def pipeline_totals(self) -> dict[str, int]:
+        return _add(s.amounts(self.currency) for s in self.pipeline)
+
+    @property
+    def weighted_totals(self) -> dict[str, int]:
+        return _add(s.weighted(self.currency) for s in self.pipeline)
+
+
+def _add(amounts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for found in amounts:
+        for currency, cents in found.items():
+            total[currency] = total.get(currency, 0) + cents
+    return total
+
 
 def _in(column, period: Period) -> sa.ColumnElement[bool]:
     return sa.and_(column >= period.start, column < period.end)
 
 
-def _in_currency(currency: str, amount, currency_column) -> sa.ColumnElement:
-    return sa.case((currency_column == currency, amount), else_=0)
-
-
 def period_numbers(session: Session, period: Period, currency: str) -> PeriodNumbers:
-    orders, revenue = _orders(session, period, currency)
-    won, won_cents, lost = _closed_deals(session, period, currency)
+    orders, revenue = _orders(session, period)
+    won, won_value, lost = _closed_deals(session, period)
     opened, resolved, overdue = _tickets(session, period)
     satisfaction, ratings = _satisfaction(session, period)
     return PeriodNumbers(
         period=period,
         new_customers=session.scalar(sa.select(sa.func.count()).where(_in(Customer.created_at, period))) or 0,
         orders=orders,
-        revenue_cents=revenue,
+        revenue_cents=revenue.pop(currency, 0),
         deals_won=won,
-        won_cents=won_cents,
+        won_cents=won_value.pop(currency, 0),
         deals_lost=lost,
         pipeline=pipeline_at(session, period.end, currency),
         funnel=_funnel(session, period),
@@ -146,20 +180,30 @@ def period_numbers(session: Session, period: Period, currency: str) -> PeriodNum
         satisfaction=satisfaction,
         ratings=ratings,
         followups_overdue=_followups_overdue(session, period.end),
+        currency=currency,
+        revenue_other={c: v for c, v in revenue.items() if v},
+        won_other={c: v for c, v in won_value.items() if v},
     )
 
 
-def _orders(session: Session, period: Period, currency: str) -> tuple[int, int]:
-    purchases, revenue = session.execute(
+def _orders(session: Session, period: Period) -> tuple[int, dict[str, int]]:
+    """Purchases placed in the period, and net revenue per currency."""
+    purchases, revenue = 0, {}
+    for currency, count, total in session.execute(
         sa.select(
+            Order.currency,
             sa.func.coalesce(sa.func.sum(sa.case((Order.kind == OrderKind.PURCHASE, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(_in_currency(currency, Order.total_cents, Order.currency)), 0),
-        ).where(_in(Order.ordered_at, period))
-    ).one()
-    return int(purchases), int(revenue)
+            sa.func.coalesce(sa.func.sum(Order.total_cents), 0),
+        )
+        .where(_in(Order.ordered_at, period))
+        .group_by(Order.currency)
+    ):
+        purchases += int(count)
+        revenue[currency] = int(total)
+    return purchases, revenue
 
 
-def _closed_deals(session: Session, period: Period, currency: str) -> tuple[int, int, int]:
+def _closed_deals(session: Session, period: Period) -> tuple[int, dict[str, int], int]:
     change = DealStageChange
     counts = dict(
         session.execute(
@@ -169,12 +213,13 @@ def _closed_deals(session: Session, period: Period, currency: str) -> tuple[int,
         ).all()
     )
     won_ids = sa.select(change.deal_id).where(change.to_stage == DealStage.WON, _in(change.changed_at, period))
-    won_cents = session.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(_in_currency(currency, Deal.amount_cents, Deal.currency)), 0)).where(
-            Deal.id.in_(won_ids)
+    won_value = {
+        currency: int(total or 0)
+        for currency, total in session.execute(
+            sa.select(Deal.currency, sa.func.sum(Deal.amount_cents)).where(Deal.id.in_(won_ids)).group_by(Deal.currency)
         )
-    )
-    return int(counts.get(DealStage.WON, 0)), int(won_cents or 0), int(counts.get(DealStage.LOST, 0))
+    }
+    return int(counts.get(DealStage.WON, 0)), won_value, int(counts.get(DealStage.LOST, 0))
 
 
 def stage_at(moment: datetime) -> sa.ColumnElement:
@@ -208,28 +253,32 @@ def pipeline_at(session: Session, moment: datetime, currency: str) -> tuple[Stag
         {stage.value: DEFAULT_PROBABILITY[stage] for stage in PIPELINE}, value=deals.c.stage, else_=0
     )
     probability = sa.case((deals.c.stage == deals.c.current, deals.c.probability), else_=default_probability)
-    amount = _in_currency(currency, deals.c.amount, deals.c.currency)
     rows = session.execute(
         sa.select(
             deals.c.stage,
+            deals.c.currency,
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(amount), 0),
-            sa.func.coalesce(sa.func.sum(amount * probability), 0),
+            sa.func.coalesce(sa.func.sum(deals.c.amount), 0),
+            sa.func.coalesce(sa.func.sum(deals.c.amount * probability), 0),
         )
         .where(deals.c.stage.in_([s.value for s in PIPELINE]))
-        .group_by(deals.c.stage)
+        .group_by(deals.c.stage, deals.c.currency)
     ).all()
-    found = {str(getattr(stage, "value", stage)): (count, total, weighted) for stage, count, total, weighted in rows}
-    return tuple(
-        StageValue(
-            stage.value,
-            int(found.get(stage.value, (0, 0, 0))[0]),
-            int(found.get(stage.value, (0, 0, 0))[1]),
-            # cents × percent / 100, rounded half up
-            (int(found.get(stage.value, (0, 0, 0))[2]) + 50) // 100,
+    # stage -> currency -> (deals, amount, weighted); weighted is cents × percent / 100, rounded half up.
+    found: dict[str, dict[str, tuple[int, int, int]]] = {}
+    for stage, deal_currency, count, total, weighted in rows:
+        found.setdefault(str(getattr(stage, "value", stage)), {})[deal_currency] = (
+            int(count),
+            int(total),
+            (int(weighted) + 50) // 100,
         )
-        for stage in PIPELINE
-    )
+    values = []
+    for stage in PIPELINE:
+        per_currency = found.get(stage.value, {})
+        _n, amount, weighted = per_currency.get(currency, (0, 0, 0))
+        other = tuple((c, a, w) for c, (_n, a, w) in sorted(per_currency.items()) if c != currency and a)
+        values.append(StageValue(stage.value, sum(n for n, _a, _w in per_currency.values()), amount, weighted, other))
+    return tuple(values)
 
 
 def _funnel(session: Session, period: Period) -> tuple[FunnelStep, ...]:

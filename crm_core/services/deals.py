@@ -355,26 +355,27 @@ def deal_page(
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class OverdueDeals:
     owner: str | None
     count: int
-    # In the digest's currency only (deals in other currencies are counted, not summed).
-    amount_cents: int
+    # Their amounts per currency, as stored (never added up across currencies).
+    amounts: dict[str, int]
 
 
-def overdue_by_owner(session: Session, today: date, currency: str) -> list[OverdueDeals]:
+def overdue_by_owner(session: Session, today: date) -> list[OverdueDeals]:
     """Open deals past their expected close date per owner (most first; unassigned ones too)."""
     rows = session.execute(
-        sa.select(
-            User.name,
-            sa.func.count(Deal.id),
-            sa.func.coalesce(sa.func.sum(sa.case((Deal.currency == currency, Deal.amount_cents), else_=0)), 0),
-        )
+        sa.select(Deal.owner_id, User.name, Deal.currency, sa.func.count(Deal.id), sa.func.sum(Deal.amount_cents))
         .select_from(Deal)
         .outerjoin(User, User.id == Deal.owner_id)
         .where(_overdue_clause(today))
-        .group_by(Deal.owner_id, User.name)
-        .order_by(sa.func.count(Deal.id).desc(), User.name)
+        .group_by(Deal.owner_id, User.name, Deal.currency)
     ).all()
-    return [OverdueDeals(name, int(count), int(cents)) for name, count, cents in rows]
+    owners: dict[int | None, OverdueDeals] = {}
+    for owner_id, name, currency, count, cents in rows:
+        found = owners.setdefault(owner_id, OverdueDeals(name, 0, {}))
+        found.count += int(count)
+        if cents:
+            found.amounts[currency] = found.amounts.get(currency, 0) + int(cents)
+    return sorted(owners.values(), key=lambda o: (-o.count, o.owner or ""))

@@ -32,7 +32,7 @@ from crm_core.models import (
     OutboxMessage,
     User,
 )
-from crm_core.money import format_money
+from crm_core.money import format_totals
 from crm_core.outbox_payload import PayloadImage
 from crm_core.reports.charts import chart_path, draw_digest_chart
 from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
@@ -216,7 +216,7 @@ def build_digest(session: Session, frequency: DigestFrequency, end_day: date, ti
         at_risk_by_rep(session),
         campaign_lines(session, current),
         # end_day is the local day the period ends before: a deal due to close before it is late.
-        deals.overdue_by_owner(session, end_day, currency),
+        deals.overdue_by_owner(session, end_day),
     )
 
 
@@ -249,7 +249,18 @@ def format_duration(seconds: float | None) -> str:
 
 def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]:
     """The data the ``digest`` template gets (plain values; see templates/digest/sample.json)."""
-    cur, prev, money = digest.current, digest.previous, (lambda cents: format_money(cents, digest.currency))
+    cur, prev = digest.current, digest.previous
+
+    def amounts(found: dict[str, int]) -> str:
+        # Each currency as stored ("€300.50 + £1,200.00"), never converted or added up under one symbol.
+        return format_totals(found, digest.currency)
+
+    def change(current: dict[str, int], previous: dict[str, int]) -> str:
+        shown = sorted(c for c in set(current) | set(previous) if current.get(c) or previous.get(c))
+        if set(shown) <= {digest.currency}:
+            return _percent_change(current.get(digest.currency, 0), previous.get(digest.currency, 0))
+        return ", ".join(f"{c} {_percent_change(current.get(c, 0), previous.get(c, 0))}" for c in shown)
+
     return {
         "frequency": digest.frequency.value,
         "timezone": digest.timezone,
@@ -264,15 +275,15 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             "count": cur.orders,
             "previous": prev.orders,
             "change": _change(cur.orders, prev.orders),
-            "revenue": money(cur.revenue_cents),
-            "revenue_previous": money(prev.revenue_cents),
-            "revenue_change": _percent_change(cur.revenue_cents, prev.revenue_cents),
+            "revenue": amounts(cur.revenue),
+            "revenue_previous": amounts(prev.revenue),
+            "revenue_change": change(cur.revenue, prev.revenue),
         },
         "deals": {
             "won": cur.deals_won,
             "won_previous": prev.deals_won,
             "won_change": _change(cur.deals_won, prev.deals_won),
-            "won_value": money(cur.won_cents),
+            "won_value": amounts(cur.won),
             "lost": cur.deals_lost,
             "lost_previous": prev.deals_lost,
             "lost_change": _change(cur.deals_lost, prev.deals_lost),
@@ -282,16 +293,16 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
                 {
                     "stage": s.stage,
                     "deals": s.deals,
-                    "value": money(s.amount_cents),
-                    "weighted": money(s.weighted_cents),
+                    "value": amounts(s.amounts(digest.currency)),
+                    "weighted": amounts(s.weighted(digest.currency)),
                 }
                 for s in cur.pipeline
             ],
-            "total": money(cur.pipeline_cents),
-            "total_previous": money(prev.pipeline_cents),
-            "weighted": money(cur.weighted_cents),
-            "weighted_previous": money(prev.weighted_cents),
-            "weighted_change": _percent_change(cur.weighted_cents, prev.weighted_cents),
+            "total": amounts(cur.pipeline_totals),
+            "total_previous": amounts(prev.pipeline_totals),
+            "weighted": amounts(cur.weighted_totals),
+            "weighted_previous": amounts(prev.weighted_totals),
+            "weighted_change": change(cur.weighted_totals, prev.weighted_totals),
         },
         "funnel": [
             {
@@ -320,7 +331,7 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
         },
         "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
         "deals_overdue": [
-            {"rep": d.owner or "unassigned", "count": d.count, "value": money(d.amount_cents)}
+            {"rep": d.owner or "unassigned", "count": d.count, "value": amounts(d.amounts)}
             for d in digest.deals_overdue
         ],
         "at_risk": [
@@ -335,7 +346,7 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
                 "pending": c.pending,
                 "opted_out": c.opted_out + c.opted_out_after,
                 "orders": c.orders,
-                "revenue": money(c.revenue_cents),
+                "revenue": amounts(c.revenue),
             }
             for name, c in digest.campaigns
         ],

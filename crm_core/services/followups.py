@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from crm_core import clock, events, outbox, paging
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
-from crm_core.money import format_money
+from crm_core.money import format_totals
 from crm_core.outbox_payload import PayloadButton
 from crm_core.scheduling import JobRun, Once, schedule, unschedule
-from crm_core.services import customers, users
+from crm_core.services import customers, orders, users
 from crm_core.templating import render_message
 from crm_core.text import check_text
 from crm_core.uow import UnitOfWork
@@ -209,9 +209,9 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
             "email": c.email or "",
             "phone": c.phone or "",
             "owner": c.owner.name if c.owner else "",
-            "lifetime_value": format_money(c.lifetime_value_cents, currency),
+            "lifetime_value": format_totals(orders.lifetime_values(uow.session, [c.id]).get(c.id, {}), currency),
             "open_deals": len(card.open_deals),
-            "open_deals_value": " + ".join(format_money(v, cur) for cur, v in sorted(open_value.items())) or "0",
+            "open_deals_value": format_totals(open_value, currency),
             "open_tickets": len(card.open_tickets),
             "last_interaction": (
                 f"{last.occurred_at.astimezone(clock.zone(tz)).strftime('%Y-%m-%d')} · {last.kind} · "

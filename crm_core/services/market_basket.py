@@ -1,10 +1,11 @@
 """Mining the order history for products bought together, and recommending from the rules.
 
-``run_mining`` reads each purchase order of the last ``window_days`` as one basket of distinct
-products, mines association rules with ``crm_core.mining``, and stores the run with its rules
+``run_mining`` reads each purchase order of the ``window_days`` before its as-of end (now, a day an
+admin names, or the newest order's day when the history stopped earlier: crm_core.history) as one
+basket of distinct products, mines association rules with ``crm_core.mining``, and stores the run with its rules
 (older runs' rules are dropped, the run records stay). ``recommend`` turns the latest rules into
-suggestions for one customer: rules whose whole antecedent the customer bought recently and
-whose consequent they never bought, ranked by confidence × lift.
+suggestions for one customer: rules whose whole antecedent the customer bought recently (in the
+``RECENT`` days before the rules' as-of end) and whose consequent they never bought, ranked by confidence × lift.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import cast
 
 import sqlalchemy as sa
 
-from crm_core import text
+from crm_core import history, text
 from crm_core.clock import as_utc, utcnow
 from crm_core.errors import NotFound, ValidationError
 from crm_core.mining import AssociationRules
@@ -68,14 +69,17 @@ class MiningSettings:
         )
 
 
-def baskets_since(uow: UnitOfWork, since: datetime) -> list[list[int]]:
-    """One basket of distinct product ids per purchase order placed since ``since``."""
-    rows = uow.session.execute(
+def baskets_since(uow: UnitOfWork, since: datetime, until: datetime | None = None) -> list[list[int]]:
+    """One basket of distinct product ids per purchase order placed since ``since`` (and before ``until``)."""
+    statement = (
         sa.select(OrderLine.order_id, OrderLine.product_id)
         .join(Order, Order.id == OrderLine.order_id)
         .where(Order.kind == OrderKind.PURCHASE, Order.ordered_at >= since, OrderLine.quantity > 0)
         .order_by(OrderLine.order_id)
     )
+    if until is not None:
+        statement = statement.where(Order.ordered_at < until)
+    rows = uow.session.execute(statement)
     baskets: list[list[int]] = []
     current_order = None
     for order_id, product_id in rows:
@@ -92,9 +96,12 @@ def run_mining(
     *,
     trigger: str = "nightly",
     now: datetime | None = None,
+    as_of: date | None = None,
 ) -> MiningRun:
+    """Mine the window ending at ``as_of`` (a day, inclusive), or now, or the newest order's day."""
     started = time.perf_counter()
     now = now or utcnow()
+    end = history.resolve(uow.session, settings.window_days, now, as_of)
     run = MiningRun(
         started_at=now,
         window_days=settings.window_days,
@@ -103,10 +110,12 @@ def run_mining(
         min_lift=settings.min_lift,
         max_len=settings.max_len,
         trigger=trigger,
+        as_of=end.end,
+        as_of_source=end.source,
     )
     uow.session.add(run)
     uow.session.flush()
-    baskets = baskets_since(uow, now - timedelta(days=settings.window_days))
+    baskets = baskets_since(uow, end.start, end.end)
     run.n_baskets = len(baskets)
     rules = []
     if baskets:
@@ -142,6 +151,18 @@ def run_mining(
 
 def latest_run(uow: UnitOfWork) -> MiningRun | None:
     return uow.session.scalars(sa.select(MiningRun).order_by(MiningRun.id.desc()).limit(1)).first()
+
+
+def run_window(run: MiningRun) -> str:
+    """Which orders a run mined, in words: ``the last 365 days`` or ``the 365 days to 2011-12-09, …``."""
+    return history.describe(run.as_of, run.as_of_source, run.window_days)
+
+
+def rules_as_of(run: MiningRun | None, now: datetime) -> datetime:
+    """The "now" recommendations from a run's rules take: the run's as-of end when it looked at an older history."""
+    if run is None or run.as_of is None or run.as_of_source == history.NOW:
+        return now
+    return as_utc(run.as_of)
 
 
 @dataclass(frozen=True)
@@ -223,7 +244,8 @@ def not_relevant(uow: UnitOfWork, customer_ids: list[int] | None = None) -> dict
 
 
 def recommend(uow: UnitOfWork, customer_id: int, now: datetime | None = None) -> list[Suggestion]:
-    now = now or utcnow()
+    # "Recently bought" is measured from where the rules' history ends (a 2011 history: 2011).
+    now = rules_as_of(latest_run(uow), now or utcnow())
     recent, ever = purchases(uow, [customer_id], now - RECENT).get(customer_id, (set(), set()))
     excluded = not_relevant(uow, [customer_id]).get(customer_id, set())
     return suggestions_for(latest_rules(uow), recent, ever, excluded)

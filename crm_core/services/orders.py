@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from crm_core import audit, clock, events
 from crm_core.errors import Conflict, NotFound, ValidationError
@@ -357,3 +358,21 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
             },
         )
     return result
+
+
+def lifetime_values(session: Session, customer_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Customer id -> lifetime value (purchases minus cancellations) per currency, as the orders hold it.
+
+    ``Customer.lifetime_value_cents`` adds every order whatever its currency (the segment filter's
+    ``ltv>=`` compares against it); what people read comes from here, one amount per currency."""
+    ids = sorted(set(customer_ids))
+    found: dict[int, dict[str, int]] = {}
+    for start in range(0, len(ids), 500):
+        for customer_id, currency, cents in session.execute(
+            sa.select(Order.customer_id, Order.currency, sa.func.sum(Order.total_cents))
+            .where(Order.customer_id.in_(ids[start : start + 500]))
+            .group_by(Order.customer_id, Order.currency)
+        ):
+            assert customer_id is not None, "matched by customer_id IN (...)"
+            found.setdefault(customer_id, {})[currency] = int(cents or 0)
+    return found

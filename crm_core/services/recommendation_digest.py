@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import outbox
+from crm_core import history, outbox
 from crm_core.clock import utcnow
 from crm_core.models import Customer, MiningRun, Recommendation, User
 from crm_core.outbox_payload import PayloadButton
@@ -50,7 +50,8 @@ def post_recommendations(uow: UnitOfWork, run: MiningRun, now: datetime | None =
     owned = dict(
         uow.session.execute(sa.select(Customer.id, Customer.owner_id).where(Customer.owner_id.is_not(None))).all()
     )
-    bought = market_basket.purchases(uow, None, now - market_basket.RECENT)
+    # Recent purchases as of the rules' history (its newest order's day for a years-old history).
+    bought = market_basket.purchases(uow, None, market_basket.rules_as_of(run, now) - market_basket.RECENT)
     dismissed = market_basket.not_relevant(uow)
     recent = _recently_posted(uow, now - REPOST_AFTER)
     per_rep: dict[int, list[tuple[int, market_basket.Suggestion]]] = defaultdict(list)
@@ -116,7 +117,14 @@ def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chos
         "rep": {"name": rep.name},
         "items": items,
         "more": more,
-        "run": {"id": run.id, "orders": run.n_baskets, "rules": run.n_rules, "days": run.window_days},
+        "run": {
+            "id": run.id,
+            "orders": run.n_baskets,
+            "rules": run.n_rules,
+            "days": run.window_days,
+            # Set when the history stopped before the window: the message says which days it mined.
+            "as_of": str(history.day_of(run.as_of)) if run.as_of and run.as_of_source == history.NEWEST_ORDER else None,
+        },
     }
     rendered = render_message(uow.session, TEMPLATE, address.platform, rep.language, context)
     outbox.enqueue(
@@ -138,10 +146,8 @@ def nightly_task(run: JobRun) -> None:
         mining = market_basket.run_mining(uow, settings, trigger="nightly", now=run.fire_time)
         posted = post_recommendations(uow, mining, now=run.fire_time)
     log.info(
-        "mining run #%s: %s baskets, %s rules, %s suggestions posted in %s ms",
+        "mining run #%s: %s",
         mining.id,
-        mining.n_baskets,
-        mining.n_rules,
-        posted,
-        mining.duration_ms,
+        f"Mined {mining.n_baskets:,} orders of {market_basket.run_window(mining)}: {mining.n_rules:,} rules, "
+        f"{posted} suggestions posted in {mining.duration_ms} ms",
     )
