@@ -17,6 +17,16 @@ from crm_core.templating.sandbox import render_source
 REMINDER = "followup_reminder"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _platforms_known():
+    """What a chatcrm process does first: load the plugins, which tells core each platform's formats
+    (without it Slack renders as plain text, and these tests passed only after another test built an app)."""
+    from bot.bootstrap import load_plugins
+    from bot.settings import Settings
+
+    load_plugins(Settings())
+
+
 def context(name: str = "Acme <!channel> & <b>Co</b>") -> dict:
     data = sample_context(REMINDER)
     return {**data, "customer": {**data["customer"], "name": name}}
