@@ -72,13 +72,14 @@ def test_which_parts_run_in_each_mode(configured):
         web_mounts(console_only),
         platform_services(console_only),
         list(senders(console_only)),
-    ) == ([], [], [], ["console"])
+    ) == ([], [], [], ["console", "webhook"])
 
     polling = configured(TELEGRAM_BOT_TOKEN=TOKEN)
     assert configured_platforms(polling) == ["telegram"]
     assert web_mounts(polling) == []
     assert [s.name for s in platform_services(polling)] == ["telegram"]
-    assert list(senders(polling)) == ["console", "telegram"]
+    # Outgoing webhooks (bot.adapters.webhook) need no configuration: their endpoints are in the database.
+    assert list(senders(polling)) == ["console", "telegram", "webhook"]
 
     webhook = configured(
         TELEGRAM_BOT_TOKEN=TOKEN,
@@ -96,6 +97,8 @@ def test_cli_reports_configuration_problems_in_one_line(database_url, monkeypatc
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    # As a server deployment has one (without it PostgreSQL starts with a warning about customers' data keys).
+    monkeypatch.setenv("CHATCRM_SECRET_KEY", "a-test-secret-key-of-enough-length")
     # Polling mode: nothing for the web server to serve.
     assert main(["web"]) == 2
     assert "no platform is configured" in capsys.readouterr().err
