@@ -22,7 +22,7 @@ group = CommandGroup()
 
 @group.command(
     "customer",
-    summary="Find a customer by name, email, phone or #id and show the card",
+    summary="Find a customer by name, company, email (or @domain), phone (or its last 6+ digits) or #id",
     permission=Permission.CUSTOMERS_READ,
     params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200), PAGE_OPTION],
 )
@@ -67,9 +67,12 @@ def risk_level(risk: float) -> str:
 def _match_label(hit: search.SearchHit) -> str:
     return {
         search.MatchKind.TYPO: "similar spelling",
+        search.MatchKind.COMPANY: "company",
         search.MatchKind.WORD_PREFIX: "word match",
         search.MatchKind.NAME_PREFIX: "name starts with it",
         search.MatchKind.EXACT_NAME: "exact name",
+        search.MatchKind.EMAIL_DOMAIN: "email domain",
+        search.MatchKind.PHONE_SUFFIX: "phone ends with it",
         search.MatchKind.PHONE: "phone",
         search.MatchKind.EMAIL: "email",
         search.MatchKind.ID: "id",

@@ -22,6 +22,14 @@ class Company(Timestamped, Base):
     name_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     domain: Mapped[str | None] = mapped_column(sa.String(200))
     country: Mapped[str | None] = mapped_column(sa.String(2))
+    # The name as search normalises it, so /customer finds people by their company's name
+    # (prefix, on a hand-made index: see crm_core.search and migration 0012).
+    search_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+
+    @validates("name")
+    def _derive_search_name(self, _key: str, name: str) -> str:
+        self.search_name = text.normalize(name)
+        return name
 
 
 class CustomerKind(enum.StrEnum):
@@ -40,6 +48,10 @@ class Customer(Timestamped, Base):
     phone: Mapped[str | None] = mapped_column(sa.String(40))
     # The last 9 digits of the phone number: matches "+49 30 1234567" and "030 1234567" alike.
     phone_key: Mapped[str | None] = mapped_column(sa.String(9), index=True)
+    # Every digit, last first: the last 6+ digits of a number are a prefix of it (crm_core.search).
+    phone_rev: Mapped[str | None] = mapped_column(sa.String(40))
+    # The part of the email after the @, lower-cased: /customer @acme.com.
+    email_domain: Mapped[str | None] = mapped_column(sa.String(255))
     country: Mapped[str | None] = mapped_column(sa.String(2), index=True)
     language: Mapped[str | None] = mapped_column(sa.String(8))
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
@@ -78,11 +90,13 @@ class Customer(Timestamped, Base):
 
     @validates("email")
     def _normalize_email(self, _key: str, email: str | None) -> str | None:
+        self.email_domain = text.email_domain(email)
         return text.normalize_email(email)
 
     @validates("phone")
     def _derive_phone_key(self, _key: str, phone: str | None) -> str | None:
         self.phone_key = text.phone_key(phone)
+        self.phone_rev = text.phone_reversed(phone)
         return phone.strip() if phone else None
 
     def __repr__(self) -> str:
