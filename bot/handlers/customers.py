@@ -163,13 +163,14 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     if card.relationships:
         sections.append(
             Section(
-                title="Relationships",
+                title=f"Relationships ({len(card.relationships)})",
                 items=tuple(
                     Item(
-                        text=f"{r.type.replace('_', ' ')} {r.related.name} (#{r.related_customer_id})",
-                        detail=f"since {fmt_date(r.started_on)}",
+                        text=f"{seen.phrase} {seen.other.name} (#{seen.other.id})",
+                        detail=f"since {fmt_date(seen.relationship.started_on)} · #{seen.relationship.id}",
+                        button=Button("Open", f"/customer #{seen.other.id}"),
                     )
-                    for r in card.relationships
+                    for seen in card.relationships[:10]
                 ),
             )
         )
@@ -291,4 +292,7 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    return [group]
+    # /relation belongs with the card that shows relationships; imported here, as it imports card_reply.
+    from bot.handlers import relations
+
+    return [group, relations.group]

@@ -111,9 +111,13 @@ class CustomerTag(Base):
 
 
 class RelationshipType(enum.StrEnum):
+    # How the customer relates to the other; crm_core.services.relationships has the phrase for
+    # each side ("subsidiary of" / "parent of").
     PARENT = "parent"
     SUBSIDIARY = "subsidiary"
     PARTNER = "partner"
+    RESELLER = "reseller"
+    COMPETITOR = "competitor"
     REFERRED_BY = "referred_by"
     REPORTS_TO = "reports_to"
     COLLEAGUE = "colleague"
@@ -134,4 +138,5 @@ class CustomerRelationship(Timestamped, Base):
     ended_on: Mapped[date | None]
     note: Mapped[str | None] = mapped_column(sa.String(500))
 
+    customer: Mapped[Customer] = relationship(foreign_keys=[customer_id], lazy="joined")
     related: Mapped[Customer] = relationship(foreign_keys=[related_customer_id], lazy="joined")
