@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -171,7 +172,7 @@ def _is_sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def _starts_with(column: sa.ColumnElement[str | None], prefix: str, sqlite: bool) -> sa.ColumnElement[bool]:
+def _starts_with(column: sa.SQLColumnExpression[Any], prefix: str, sqlite: bool) -> sa.ColumnElement[bool]:
     """``column`` starts with ``prefix``, as a range a B-tree index can seek on either database.
 
     SQLite compares with BINARY collation, so [prefix, prefix with its last character raised) is

@@ -27,6 +27,7 @@ group = CommandGroup()
         rest("other", Kind.TEXT, label="Other customer", hint="name, email or #id", max_length=200),
         opt("since", Kind.DATE, label="Since", hint="YYYY-MM-DD, default today"),
     ],
+    usage="<customer> <type> <other customer> [since=YYYY-MM-DD]",
     form_title="Relate customers",
 )
 def relate(req: Request, ctx: Context) -> Reply:
