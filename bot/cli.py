@@ -215,38 +215,73 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """``chatcrm import KIND SOURCE``: a CSV or .xlsx file, or ``--from-db URL --query SQL``; see crm_core.importing."""
     from bot.progress import ProgressBar
     from crm_core.actor import Actor
-    from crm_core.importing.customers_csv import import_customers
-    from crm_core.importing.retail_orders import ImportFailed, import_retail_orders
+    from crm_core.importing import mapping_file
+    from crm_core.importing.run import error_report_path, import_table
+    from crm_core.importing.sources import open_table
+    from crm_core.importing.table import ImportFailed
 
-    path = args.file
-    if not os.path.isfile(path):
-        print(f"chatcrm import: no such file: {path}", file=sys.stderr)
+    where = args.source or "the query"
+    if args.source and not os.path.isfile(args.source):
+        print(f"chatcrm import: no such file: {args.source}", file=sys.stderr)
+        return 1
+    try:
+        loaded = mapping_file.load(args.mapping) if args.mapping else mapping_file.MappingFile()
+        mapping = {**loaded.columns, **mapping_file.parse_pairs(args.map or [])}
+        option = {**loaded.options, **{k: v for k in mapping_file.OPTIONS if (v := getattr(args, k, None))}}
+        if args.source is None and args.from_db is None:
+            raise ImportFailed('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"')
+        table = open_table(
+            args.source,
+            sep=option.get("sep"),
+            sheet=option.get("sheet"),
+            from_db=args.from_db,
+            query=option.get("query"),
+        )
+    except ImportFailed as exc:
+        print(f"chatcrm import: {where}: {exc}; nothing was imported.", file=sys.stderr)
         return 1
     app = _app(args)
-    bar = ProgressBar(f"Importing {os.path.basename(path)}")
+    bar = ProgressBar(f"Importing {table.name}")
     try:
         with app.uow(Actor(user_id=None, name=f"import {args.kind}", platform="cli")) as uow:
-            if args.kind == "orders":
-                report = import_retail_orders(uow, path, currency=args.currency or app.settings.currency, progress=bar)
-            else:
-                mapping = {}
-                for item in args.map or []:
-                    field, sep, column = item.partition("=")
-                    if not sep:
-                        print(f"chatcrm import: --map {item!r}: write it as field=Column", file=sys.stderr)
-                        return 1
-                    mapping[field.strip().lower()] = column
-                report = import_customers(uow, path, mapping, progress=bar)
+            currency = option.get("currency") or app.settings.currency
+            report = import_table(
+                uow, args.kind, table, mapping, dry_run=args.dry_run, progress=bar, options={"currency": currency}
+            )
     except ImportFailed as exc:
         bar.close()
-        print(f"chatcrm import: {path}: {exc}; nothing was imported.", file=sys.stderr)
+        print(f"chatcrm import: {where}: {exc}; nothing was imported.", file=sys.stderr)
         return 1
     finally:
         app.close()
     bar.close()
+    if report.problems:
+        report.write_errors(error_report_path(args.source, args.kind))
     print(report.summary())
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``chatcrm export KIND [--filter F] [--format F] [--out FILE]``; see crm_core.exporting."""
+    from crm_core.actor import Actor
+    from crm_core.exporting.lists import ExportFailed
+    from crm_core.exporting.run import export, pick_format
+
+    fmt = pick_format(args.format, args.out)
+    app = _app(args)
+    try:
+        with app.uow(Actor(user_id=None, name=f"export {args.kind}", platform="cli")) as uow:
+            count = export(uow, args.kind, fmt=fmt, out=args.out, customer_filter=args.filter)
+    except ExportFailed as exc:
+        print(f"chatcrm export: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        app.close()
+    if args.out:
+        print(f"Exported {count:,} {args.kind} rows to {args.out} ({fmt}).", file=sys.stderr)
     return 0
 
 
@@ -290,6 +325,100 @@ def cmd_events(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+# -- backup and restore -------------------------------------------------------------------------
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """``chatcrm backup [--out FILE]``: an encrypted snapshot of the whole database, taken while it runs."""
+    from bot.progress import ProgressBar
+    from bot.settings import Settings
+    from crm_core import db
+    from crm_core.backup import backup_to_file
+    from crm_core.backup.retention import backup_name
+    from crm_core.clock import utcnow
+    from crm_core.secret_key import secret_keys
+
+    settings = Settings.from_env()
+    keys = secret_keys(settings.secret_key, settings.database_url, create=True)
+    if keys.notice:
+        print(keys.notice, file=sys.stderr)
+    out = args.out or os.path.join(settings.backup_dir or ".", backup_name(utcnow()))
+    engine = db.create_engine(settings.database_url)
+    bar = ProgressBar("Backing up")
+    done = [0]
+
+    def progress(_table: str, rows: int) -> None:
+        done[0] += rows
+        bar(done[0], None)
+
+    try:
+        db.check_connection(engine)
+        summary = backup_to_file(engine, out, keys.current, progress)
+    except OSError as exc:
+        bar.close()
+        print(f"chatcrm backup: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    bar.close()
+    print(summary.describe())
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``chatcrm restore FILE``: load a backup into the (empty) database DATABASE_URL names;
+    ``--check`` only reads and verifies the file."""
+    from bot.progress import ProgressBar
+    from bot.settings import Settings
+    from crm_core import backup, db
+    from crm_core.secret_key import secret_keys
+
+    if not os.path.isfile(args.file):
+        print(f"chatcrm restore: no such file: {args.file}", file=sys.stderr)
+        return 1
+    settings = Settings.from_env()
+    keys = secret_keys(settings.secret_key, settings.database_url, create=False)
+    with open(args.file, "rb") as source:
+        if args.check:
+            manifest = backup.check_file(source, keys.keys)
+            rows = sum(table["rows"] for table in manifest["tables"].values())
+            print(
+                f"{args.file}: a complete chatcrm backup of {manifest['created_at'][:19].replace('T', ' ')} UTC "
+                f"({manifest['source']}, schema {manifest['revision']}, chatcrm {manifest['chatcrm_version']}): "
+                f"{rows:,} rows in {len(manifest['tables'])} tables, every checksum matches."
+            )
+            return 0
+        engine = db.create_engine(settings.database_url)
+        bar = ProgressBar(f"Restoring {os.path.basename(args.file)}")
+        done = [0]
+
+        def progress(_table: str, rows: int) -> None:
+            done[0] += rows
+            bar(done[0], None)
+
+        try:
+            db.check_connection(engine)
+            report = backup.restore(engine, source, keys.keys, progress)
+        finally:
+            bar.close()
+            engine.dispose()
+    print(report.describe())
+    return 0
+
+
+def _add_backup_commands(sub) -> None:
+    backup = sub.add_parser("backup", help="write an encrypted backup of the whole database (while it runs)")
+    backup.add_argument(
+        "--out", metavar="FILE", help="where to write it (default: chatcrm-<time>.backup in CHATCRM_BACKUP_DIR or here)"
+    )
+    backup.set_defaults(func=cmd_backup)
+
+    restore = sub.add_parser("restore", help="load a backup into an empty database (SQLite or PostgreSQL)")
+    restore.add_argument("file")
+    restore.add_argument("--check", action="store_true", help="only decrypt and verify the file; touch no database")
+    restore.set_defaults(func=cmd_restore)
 
 
 def _support(raw: str) -> float | int:
@@ -343,6 +472,39 @@ def cmd_mine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_import_parser(sub) -> None:
+    importer = sub.add_parser(
+        "import", help="import customers, companies, deals, orders or products from CSV, .xlsx or another database"
+    )
+    importer.add_argument("kind", choices=["customers", "companies", "deals", "orders", "products"])
+    importer.add_argument("source", nargs="?", help="a CSV or .xlsx file (or use --from-db)")
+    importer.add_argument("--sep", help="CSV delimiter (default: detected)")
+    importer.add_argument("--sheet", help="the .xlsx sheet to read (default: the first)")
+    importer.add_argument("--from-db", metavar="URL", help="read from another database (SQLAlchemy URL) with --query")
+    importer.add_argument("--query", help='with --from-db: "SELECT …"')
+    importer.add_argument(
+        "--map",
+        action="append",
+        metavar="FIELD=COLUMN",
+        help="take a CRM field from a differently named column (repeatable)",
+    )
+    importer.add_argument("--mapping", metavar="FILE", help='a TOML (or YAML) mapping file: [columns] field = "Column"')
+    importer.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
+    importer.add_argument("--currency", help="currency of prices and amounts without one (default CHATCRM_CURRENCY)")
+    importer.set_defaults(func=cmd_import)
+
+
+def _add_export_parser(sub) -> None:
+    exporter = sub.add_parser("export", help="export customers, deals, tickets, orders, interactions or the audit log")
+    exporter.add_argument("kind", choices=["customers", "deals", "tickets", "orders", "interactions", "audit"])
+    exporter.add_argument("--filter", help='a segment filter, e.g. "country=DE tag=vip" (customers and their records)')
+    exporter.add_argument(
+        "--format", choices=["csv", "xlsx", "json", "jsonl", "parquet"], help="default: from --out, else csv"
+    )
+    exporter.add_argument("--out", metavar="FILE", help="default: standard output (csv, json, jsonl)")
+    exporter.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chatcrm", description="A CRM that lives in your team's chat.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -367,17 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     database.add_argument("action", choices=["upgrade", "status"])
     database.set_defaults(func=cmd_db)
 
-    importer = sub.add_parser("import", help="import orders (retail CSV schema) or customers from a CSV file")
-    importer.add_argument("kind", choices=["orders", "customers"])
-    importer.add_argument("file")
-    importer.add_argument("--currency", help="currency of the order file's prices (orders; default CHATCRM_CURRENCY)")
-    importer.add_argument(
-        "--map",
-        action="append",
-        metavar="FIELD=COLUMN",
-        help="customers: take a CRM field from a differently named column (repeatable)",
-    )
-    importer.set_defaults(func=cmd_import)
+    _add_import_parser(sub)
+    _add_export_parser(sub)
 
     miner = sub.add_parser("mine", help="mine association rules from a file of baskets (one per line)")
     miner.add_argument("--baskets", required=True, help="file with one basket per line")
@@ -399,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     events_parser.add_argument("--type", metavar="PREFIX", help="only types starting with this, e.g. deal or deal.won")
     events_parser.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
     events_parser.set_defaults(func=cmd_events)
+
+    _add_backup_commands(sub)
 
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")

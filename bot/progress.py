@@ -8,11 +8,12 @@ from typing import TextIO
 
 
 class ProgressBar:
-    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30):
+    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30):
         self.label = label
-        self.stream = stream
+        # sys.stderr as it is now, not as it was at import (tests and callers may have replaced it).
+        self.stream = stream or sys.stderr
         self.width = width
-        self.enabled = stream.isatty()
+        self.enabled = self.stream.isatty()
         self.started = time.monotonic()
 
     def __call__(self, done: int, total: int | None) -> None:

@@ -47,6 +47,8 @@ class Permission(enum.StrEnum):
     FOLLOWUPS = "followups"
     DIGESTS_MANAGE = "digests.manage"
     TEMPLATES_MANAGE = "templates.manage"
+    # Admins only: the log shows every change, with values, to any record.
+    AUDIT_READ = "audit.read"
     # Build segments and draft, preview, test and watch campaigns.
     CAMPAIGNS_DRAFT = "campaigns.draft"
     # Start, confirm, pause, resume and cancel campaigns: managers and admins only.
@@ -78,6 +80,7 @@ _DESCRIPTIONS = {
     Permission.FOLLOWUPS: "set follow-up reminders",
     Permission.DIGESTS_MANAGE: "subscribe channels to digests",
     Permission.TEMPLATES_MANAGE: "edit message templates",
+    Permission.AUDIT_READ: "read the audit log",
     Permission.CAMPAIGNS_DRAFT: "build segments and draft campaigns",
     Permission.CAMPAIGNS_RUN: "start, pause and cancel campaigns",
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",

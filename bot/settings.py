@@ -64,6 +64,12 @@ class Settings:
     # CHATCRM_PLUGINS: modules to load as plugins besides the installed (entry-point) ones.
     plugins: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
+    # CHATCRM_SECRET_KEY: what backups are encrypted with (crm_core.secret_key); never shown in a repr.
+    secret_key: str | None = field(default=None, repr=False)
+    # CHATCRM_BACKUP_DIR: where the nightly backup writes (no nightly backup when unset).
+    backup_dir: str | None = None
+    # CHATCRM_BACKUP_KEEP: how many nightly backups are kept.
+    backup_keep: int = 14
 
     @property
     def is_sqlite(self) -> bool:
@@ -83,6 +89,11 @@ class Settings:
         currency = env.get("CHATCRM_CURRENCY", "EUR").strip().upper()
         if len(currency) != 3 or not currency.isalpha():
             raise SettingsError(f"CHATCRM_CURRENCY={currency!r} is not a three-letter currency code")
+        backup_keep = env_number(env, "CHATCRM_BACKUP_KEEP", 14)
+        if backup_keep < 1 or backup_keep != int(backup_keep):
+            raise SettingsError(
+                f"CHATCRM_BACKUP_KEEP={env.get('CHATCRM_BACKUP_KEEP')!r} is not a whole number of 1 or more"
+            )
         return cls(
             database_url=normalize_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             admins=admins,
@@ -93,4 +104,7 @@ class Settings:
             templates_dir=env.get("CHATCRM_TEMPLATES_DIR") or None,
             # Every variable: platform plugins read their own (SLACK_*, TELEGRAM_*, a new platform's).
             extra=dict(env),
+            secret_key=env.get("CHATCRM_SECRET_KEY") or None,
+            backup_dir=env.get("CHATCRM_BACKUP_DIR") or None,
+            backup_keep=int(backup_keep),
         )

@@ -148,6 +148,11 @@ def test_import_orders_prints_a_report(tmp_path):
         "Created: 1 customers, 1 products, 1 orders, 1 order lines.",
         "Skipped 1 malformed row(s):",
         "  row 3: Quantity 'x' is not a number",
+        f"Every problem is listed in {tmp_path / 'orders.errors.csv'}.",
+    ]
+    assert (tmp_path / "orders.errors.csv").read_text(encoding="utf-8").splitlines() == [
+        "row,column,value,reason",
+        "3,Quantity,x,Quantity 'x' is not a number",
     ]
     missing = chatcrm("import", "orders", str(tmp_path / "nope.csv"), env=env)
     assert missing.returncode == 1 and missing.stderr.strip().endswith("no such file: " + str(tmp_path / "nope.csv"))
@@ -207,3 +212,28 @@ def test_an_unsupported_database_is_one_line(url):
     assert len(lines) == 1, result.stderr
     assert "is not supported; use sqlite:///path/to/file.db or postgresql://user@host/dbname" in lines[0]
     assert "tiger" not in result.stderr
+
+
+def test_import_and_export_commands(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    people = tmp_path / "people.csv"
+    people.write_text("Full Name;Mail\nAda;ada@example.com\nBad;not-an-email\n", encoding="utf-8")
+    wrong = chatcrm("import", "customers", str(people), "--sep", ",", env=env)
+    assert wrong.returncode == 1
+    assert (
+        "no column matches 'name'; the columns are: 'Full Name;Mail'; the file seems to be separated by ';'"
+        in wrong.stderr
+    )
+    mapping = tmp_path / "people.toml"
+    mapping.write_text('[columns]\nname = "Full Name"\nemail = "Mail"\n', encoding="utf-8")
+    dry = chatcrm("import", "customers", str(people), "--mapping", str(mapping), "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "Dry run: checked everything, wrote nothing." in dry.stdout and "Would create: 1 customers." in dry.stdout
+    assert (tmp_path / "people.errors.csv").read_text(encoding="utf-8").splitlines()[1] == (
+        "3,Mail,not-an-email,'not-an-email' is not an email address"
+    )
+    out = tmp_path / "customers.xlsx"
+    exported = chatcrm("export", "customers", "--out", str(out), env=env)
+    assert exported.returncode == 0 and "Exported 0 customers rows" in exported.stderr
+    done = chatcrm("import", "customers", str(people), "--map", "name=Full Name", "--map", "email=Mail", env=env)
+    assert "Created: 1 customers." in done.stdout

@@ -185,6 +185,9 @@ class Gate:
         status = 0
         kept: dict[str, str] = {}
         chunks: list[bytes] = []
+        # The answer is held back until it is stored: a client retrying the moment it reads the
+        # first answer must get the replay, not "still being served".
+        held: list[Message] = []
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -195,7 +198,7 @@ class Gate:
                         kept[name.decode("latin-1").lower()] = value.decode("latin-1")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
             await self.inner(scope, receive, capture)
@@ -207,6 +210,8 @@ class Gate:
             await run_in_threadpool(api_idempotency.abandon, factory, claim.row_id)
         else:
             await run_in_threadpool(api_idempotency.finish, factory, claim.row_id, status, kept, b"".join(chunks))
+        for message in held:
+            await send(message)
 
 
 def _replaying(body: bytes, original: Receive) -> Receive:

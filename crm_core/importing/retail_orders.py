@@ -1,8 +1,10 @@
-"""Import orders in the widely used retail export schema (the public "Online Retail" data set):
+"""Orders, one row per order line: chatcrm's export columns (number, sku, description, quantity,
+ordered_at, unit_price, customer, country) or the widely used retail export schema (the public
+"Online Retail" data set), whose names are aliases:
 
     InvoiceNo, StockCode, Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country
 
-One order per invoice. Invoices starting with "C" and lines with negative quantities are
+One order per invoice; the order number is its external id. Invoices starting with "C" and lines with negative quantities are
 cancellations, recorded as such (they reduce lifetime value and are ignored by basket mining);
 rows without a customer become anonymous orders. A malformed row is reported with its row
 number and reason and skipped; the rest is imported. Invoices already in the database are left
@@ -11,31 +13,50 @@ alone, so importing the same file twice changes nothing. The whole import is one
 
 from __future__ import annotations
 
-import csv
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 
 from crm_core import clock, events, text
+from crm_core.importing.columns import FieldSpec
 from crm_core.importing.countries import country_code
 from crm_core.importing.report import ImportReport, Progress
-from crm_core.models import AuditEntry, Customer, Order, OrderKind, OrderLine, Product
+from crm_core.importing.rows import Mapper, Row
+from crm_core.importing.table import ImportFailed
+from crm_core.models import Customer, Order, OrderKind, OrderLine, Product
 from crm_core.services import orders as order_service
 from crm_core.uow import UnitOfWork
 
-COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
-_INVOICE = re.compile(r"^C?\d{1,20}$")
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
+# chatcrm's field names, with the retail export's column names (and chatcrm's export's) as aliases.
+FIELDS = (
+    FieldSpec("number", ("InvoiceNo", "invoice", "order"), required=True),
+    FieldSpec("sku", ("StockCode", "product"), required=True),
+    FieldSpec("description", ("Description", "product_name")),
+    FieldSpec("quantity", ("Quantity", "qty"), required=True),
+    FieldSpec("ordered_at", ("InvoiceDate", "date", "order_date"), required=True),
+    FieldSpec("unit_price", ("UnitPrice", "price"), required=True),
+    FieldSpec("customer", ("CustomerID", "customer_id", "customer_ref")),
+    FieldSpec("country", ("Country",)),
+)
+# A retail invoice (536365, C536379 for a cancellation) or a prefixed number (SO-000042, DEMO-000001);
+# the retail data's "A563185" bad-debt adjustments are neither and are reported.
+_INVOICE = re.compile(r"^(C?\d{1,20}|[A-Za-z][A-Za-z0-9]*[-/.][\w\-/.]{1,56})$")
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+)
 BATCH = 2000
-
-
-class ImportFailed(Exception):
-    """The file as a whole cannot be imported (wrong columns, unreadable)."""
+__all__ = ["ImportFailed", "import_retail_orders", "MAPPER"]
 
 
 @dataclass
@@ -59,118 +80,122 @@ class _Catalogue:
     codes: dict[str, str] = field(default_factory=dict)
 
 
-def _parse_date(raw: str) -> datetime:
-    value = raw.strip()
+def _parse_date(row: Row) -> datetime:
+    value = row.values["ordered_at"]
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(value, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
-    raise ValueError(f"InvoiceDate {raw!r} is not a date")
-
-
-def _parse_customer(raw: str) -> str | None:
-    value = raw.strip()
-    if not value:
-        return None
-    if re.fullmatch(r"\d+(\.0+)?", value):
-        return value.split(".")[0]
-    raise ValueError(f"CustomerID {raw!r} is not a customer number")
+    try:
+        # ISO 8601 with an offset, as chatcrm exports it (2010-12-01T08:26:00+00:00).
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{_number(row, 'ordered_at')} is not a date") from None
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _cents(amount: Decimal) -> int:
     return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def _read(
-    source: TextIO, report: ImportReport, catalogue: _Catalogue, progress: Progress | None, total: int | None
-) -> dict[str, _Invoice]:
-    reader = csv.reader(source)
-    try:
-        header = [h.strip().lstrip("\ufeff") for h in next(reader)]
-    except StopIteration:
-        raise ImportFailed("the file is empty") from None
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise ImportFailed(f"the file lacks the column(s) {', '.join(missing)} (expected: {', '.join(COLUMNS)})")
-    index = {name: header.index(name) for name in COLUMNS}
+def _number(row: Row, field: str) -> str:
+    return f"{row.columns[field]} {row.values[field]!r}"
+
+
+def _customer_ref(row: Row) -> str | None:
+    """The customer's external_ref: a retail CustomerID (17850 or 17850.0) becomes "retail:17850"; a
+    value with a colon is an external_ref as chatcrm exports it ("retail:17850", "crm:42")."""
+    value = row.values.get("customer", "")
+    if not value:
+        return None
+    if re.fullmatch(r"\d+(\.0+)?", value):
+        return "retail:" + value.split(".")[0]
+    if ":" in value and len(value) <= 100:
+        return value
+    raise ValueError(f"{_number(row, 'customer')} is not a customer number")
+
+
+def _read(rows: Iterator[Row], report: ImportReport, catalogue: _Catalogue) -> dict[str, _Invoice]:
     invoices: dict[str, _Invoice] = {}
-    for row_number, row in enumerate(reader, start=2):
-        report.rows += 1
-        if progress and report.rows % 20000 == 0:
-            progress(report.rows, total)
-        if not any(cell.strip() for cell in row):
-            report.rows -= 1
-            continue
+    for row in rows:
+        row_number, values = row.number, row.values
         try:
-            if len(row) < len(header):
-                raise ValueError(f"has {len(row)} fields, the header has {len(header)}")
-            number = row[index["InvoiceNo"]].strip()
+            number = values["number"]
             if not _INVOICE.match(number):
-                raise ValueError(f"InvoiceNo {number!r} is not an order or cancellation number")
-            sku = row[index["StockCode"]].strip()
+                raise ValueError(f"{_number(row, 'number')} is not an order or cancellation number")
+            sku = values["sku"]
             if not sku:
-                raise ValueError("StockCode is empty")
+                raise ValueError(f"{row.columns['sku']} is empty")
             try:
-                quantity = int(Decimal(row[index["Quantity"]].strip()))
+                quantity = int(Decimal(values["quantity"]))
             except (InvalidOperation, ValueError):
-                raise ValueError(f"Quantity {row[index['Quantity']]!r} is not a number") from None
+                raise ValueError(f"{_number(row, 'quantity')} is not a number") from None
             if quantity == 0:
-                raise ValueError("Quantity is 0")
+                raise ValueError(f"{row.columns['quantity']} is 0")
             try:
-                price = Decimal(row[index["UnitPrice"]].strip())
+                price = Decimal(values["unit_price"])
             except InvalidOperation:
-                raise ValueError(f"UnitPrice {row[index['UnitPrice']]!r} is not a number") from None
+                raise ValueError(f"{_number(row, 'unit_price')} is not a number") from None
             if price < 0 or not price.is_finite():
-                raise ValueError(f"UnitPrice {price} is negative")
-            ordered_at = _parse_date(row[index["InvoiceDate"]])
-            customer_ref = _parse_customer(row[index["CustomerID"]])
+                raise ValueError(f"{row.columns['unit_price']} {price} is negative")
+            ordered_at = _parse_date(row)
+            customer_ref = _customer_ref(row)
             kind = OrderKind.CANCELLATION if number.startswith("C") or quantity < 0 else OrderKind.PURCHASE
             if number.startswith("C") and quantity > 0:
                 raise ValueError(f"cancellation {number} has a positive quantity")
             invoice = invoices.get(number)
             if invoice is None:
                 invoice = invoices[number] = _Invoice(
-                    number, row_number, ordered_at, customer_ref, country_code(row[index["Country"]]), kind
+                    number, row_number, ordered_at, customer_ref, country_code(values.get("country")), kind
                 )
             elif invoice.customer_ref != customer_ref:
-                raise ValueError(f"invoice {number} already belongs to customer {invoice.customer_ref or 'none'}")
+                owner = invoice.customer_ref.removeprefix("retail:") if invoice.customer_ref else "none"
+                raise ValueError(f"invoice {number} already belongs to customer {owner}")
             elif invoice.kind != kind:
                 raise ValueError(f"invoice {number} mixes purchases and returns")
             # One string per product code, not one per row: half a million rows stay small.
             sku = catalogue.codes.setdefault(sku, sku)
-            description = row[index["Description"]].strip()
+            description = values.get("description", "")
             if description and description.casefold() != "unknown":
                 catalogue.names[sku] = description
             if price > 0:
                 catalogue.prices[sku] = price
             invoice.lines.append((row_number, sku, quantity, price))
         except ValueError as exc:
-            report.problem(row_number, str(exc))
+            report.problem(row_number, str(exc), *_culprit(row, str(exc)))
     return {number: invoice for number, invoice in invoices.items() if invoice.lines}
+
+
+def _culprit(row: Row, message: str) -> tuple[str, str]:
+    """The column and value a problem message starts with, for the error report."""
+    for name, column in row.columns.items():
+        if message.startswith(column + " "):
+            return column, row.values.get(name, "")
+    return "", ""
 
 
 def _ensure_customers(
     uow: UnitOfWork, refs: set[str], countries: dict[str, str | None], report: ImportReport
 ) -> dict[str, int]:
+    """Customer id by external_ref, creating "Customer 17850" for a reference seen for the first time."""
     session = uow.session
-    wanted = {f"retail:{ref}": ref for ref in refs}
     ids: dict[str, int] = {}
-    keys = sorted(wanted)
+    keys = sorted(refs)
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         for external_ref, customer_id in session.execute(
             sa.select(Customer.external_ref, Customer.id).where(Customer.external_ref.in_(chunk))
         ):
             assert external_ref is not None, "matched by external_ref IN (...)"
-            ids[wanted[external_ref]] = customer_id
+            ids[external_ref] = customer_id
     now = clock.utcnow()
     new_rows = [
         {
             "kind": "person",
-            "name": f"Customer {ref}",
-            **text.search_columns(f"Customer {ref}"),
-            "external_ref": f"retail:{ref}",
+            "name": f"Customer {ref.removeprefix('retail:')}",
+            **text.search_columns(f"Customer {ref.removeprefix('retail:')}"),
+            "external_ref": ref,
             "country": countries.get(ref),
             "created_at": now,
             "updated_at": now,
@@ -185,7 +210,7 @@ def _ensure_customers(
         )
         for external_ref, customer_id in inserted:
             assert external_ref is not None, "every new row has an external_ref"
-            ids[wanted[external_ref]] = customer_id
+            ids[external_ref] = customer_id
         report.count("created", "customers", len(new_rows))
     return ids
 
@@ -218,21 +243,6 @@ def _ensure_products(
     return ids
 
 
-def _encoding_and_lines(path: Path) -> tuple[str, int]:
-    """UTF-8 unless the file does not decode as such (older retail exports are Latin-1), and its line count."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            return "utf-8-sig", sum(1 for _ in handle)
-    except UnicodeDecodeError:
-        with path.open(encoding="latin-1", newline="") as handle:
-            return "latin-1", sum(1 for _ in handle)
-
-
-def open_text(path: Path) -> TextIO:
-    encoding, _lines = _encoding_and_lines(path)
-    return path.open(encoding=encoding, newline="")
-
-
 def import_retail_orders(
     uow: UnitOfWork,
     source: str | Path | TextIO,
@@ -241,17 +251,19 @@ def import_retail_orders(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import a retail order file in the caller's transaction; returns what happened."""
-    report = ImportReport()
+    from crm_core.importing.read_csv import csv_table
+    from crm_core.importing.run import import_table
+    from crm_core.importing.sources import open_table
+
+    table = open_table(source) if isinstance(source, (str, Path)) else csv_table(source)
+    return import_table(uow, "orders", table, progress=progress, options={"currency": currency})
+
+
+def _import_rows(uow: UnitOfWork, rows: Iterator[Row], report: ImportReport, options: dict[str, Any]) -> None:
+    currency = options.get("currency") or "GBP"
+    name = options.get("source_name", "import")
     catalogue = _Catalogue()
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        encoding, lines = _encoding_and_lines(path)
-        with path.open(encoding=encoding, newline="") as handle:
-            invoices = _read(handle, report, catalogue, progress, max(lines - 1, 0))
-        name = path.name
-    else:
-        invoices = _read(source, report, catalogue, progress, None)
-        name = getattr(source, "name", "stream")
+    invoices = _read(rows, report, catalogue)
     session = uow.session
     numbers = sorted(invoices)
     existing: set[str] = set()
@@ -302,22 +314,7 @@ def import_retail_orders(
         report.count("created", "orders", sum(1 for i in batch if i.kind is OrderKind.PURCHASE))
         report.count("created", "cancellations", sum(1 for i in batch if i.kind is OrderKind.CANCELLATION))
         report.count("created", "order lines", len(line_rows))
-        if progress:
-            progress(report.rows, report.rows)
     order_service.refresh_customer_stats(uow, customer_ids.values())
-    # Bulk inserts bypass the per-row audit listener; the import itself is one audited action.
-    session.execute(
-        sa.insert(AuditEntry).values(
-            at=clock.utcnow(),
-            actor_user_id=uow.actor.user_id,
-            actor_name=uow.actor.name,
-            platform=uow.actor.platform,
-            action="import",
-            entity_type="orders",
-            entity_id=name[:64],
-            after={"rows": report.rows, "created": report.created, "skipped_rows": len(report.problems)},
-        )
-    )
     # One event for the whole import, not one per order: a 500,000-row file would otherwise
     # flood every listener with tens of thousands of events that all say "an order came in".
     events.emit(
@@ -340,4 +337,6 @@ def import_retail_orders(
             "last_ordered_at": fresh[-1].ordered_at.isoformat() if fresh else None,
         },
     )
-    return report
+
+
+MAPPER = Mapper("orders", "order", lambda uow: FIELDS, _import_rows)

@@ -22,8 +22,10 @@ class Company(Timestamped, Base):
     name_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     domain: Mapped[str | None] = mapped_column(sa.String(200))
     country: Mapped[str | None] = mapped_column(sa.String(2))
+    # Its id in the system it was imported from, so re-running an import updates it (chatcrm import).
+    external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
     # The name as search normalises it, so /customer finds people by their company's name
-    # (prefix, on a hand-made index: see crm_core.search and migration 0012).
+    # (prefix, on a hand-made index: see crm_core.search and migration 0013).
     search_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
 
     @validates("name")

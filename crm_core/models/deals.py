@@ -55,6 +55,8 @@ class Deal(Timestamped, Base):
     probability: Mapped[int] = mapped_column(default=10)
     closed_at: Mapped[datetime | None]
     lost_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    # Its id in the system it was imported from, so re-running an import updates it (chatcrm import).
+    external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
 
     customer: Mapped[Customer] = relationship(lazy="joined")
     owner: Mapped[User | None] = relationship(lazy="joined")

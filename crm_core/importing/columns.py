@@ -1,0 +1,76 @@
+"""Which source column feeds which CRM field: the user's mapping first, then columns named like a field.
+
+Names match loosely (case, spaces, "-" and "_" ignored: "E-mail" is email, "External Ref" is
+external_ref), and each field has a few common aliases (a retail export's "InvoiceNo" is an
+order's number). When a required field has no column the message lists the columns there are,
+and says when they look like one column holding several (a ";"-separated file read with ",").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from crm_core.importing.table import ImportFailed, Table
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    aliases: tuple[str, ...] = ()
+    required: bool = False
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\W_]+", "", name.casefold())
+
+
+def _listing(header: Sequence[str]) -> str:
+    shown = ", ".join(repr(h) for h in header[:30])
+    return shown + (f", … ({len(header)} in all)" if len(header) > 30 else "")
+
+
+def _separator_hint(table: Table) -> str:
+    if table.suspect_separator:
+        return f"; the file seems to be separated by {table.suspect_separator!r}: drop --sep or give --sep '{table.suspect_separator}'"
+    if len(table.header) == 1:
+        for sep in ";\t|,":
+            if sep in table.header[0]:
+                return f"; the file seems to be separated by {sep!r}: give --sep '{sep}'"
+    return ""
+
+
+def resolve(table: Table, fields: Sequence[FieldSpec], mapping: Mapping[str, str], entity: str) -> dict[str, int]:
+    """Field name -> index of its column in ``table.header``; ImportFailed when a mapping or required field fails."""
+    by_key: dict[str, int] = {}
+    for index, column in enumerate(table.header):
+        by_key.setdefault(_key(column), index)
+    known = {spec.name: spec for spec in fields}
+    columns: dict[str, int] = {}
+    for field, column in mapping.items():
+        if field not in known:
+            raise ImportFailed(f"--map {field}=…: {field!r} is not a {entity} field (fields: {', '.join(known)})")
+        if _key(column) not in by_key:
+            raise ImportFailed(
+                f"--map {field}={column}: the source has no column {column!r}; the columns are: "
+                f"{_listing(table.header)}{_separator_hint(table)}"
+            )
+        columns[field] = by_key[_key(column)]
+    taken = set(columns.values())
+    for spec in fields:
+        if spec.name in columns:
+            continue
+        for name in (spec.name, *spec.aliases):
+            found = by_key.get(_key(name))
+            if found is not None and found not in taken:
+                columns[spec.name] = found
+                taken.add(found)
+                break
+    for spec in fields:
+        if spec.required and spec.name not in columns:
+            raise ImportFailed(
+                f"no column matches {spec.name!r}; the columns are: {_listing(table.header)}"
+                f"{_separator_hint(table)} (or map one: --map {spec.name}=COLUMN)"
+            )
+    return columns
