@@ -98,9 +98,10 @@ def search_page(session: Session, query: str, number: int = 1, size: int = MAX_R
 
     The staged search reads only as far as this page (and one more hit, to know there is more).
     The total is counted only when there is more than this page: the matches of the best kind
-    found (id, email or phone; else the exact name; else a word of the name starting with the
-    query), which is what the search pages through; typo matches come after those, and are
-    counted once the last page shows them.
+    found (id, email, email domain or phone; else the exact name; else a word of the name starting
+    with the query; else the people of companies whose name starts with it), which is what the
+    search pages through; looser matches come after those, and are counted once the last page
+    shows them.
     """
     number = max(1, number)
     start = paging.offset(number, size)

@@ -24,7 +24,7 @@ group = CommandGroup()
     "customer",
     summary="Find a customer by name, company, email (or @domain), phone (or its last 6+ digits) or #id",
     permission=Permission.CUSTOMERS_READ,
-    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200), PAGE_OPTION],
+    params=[rest("query", Kind.TEXT, label="Name, company, email, @domain, phone or #id", max_length=200), PAGE_OPTION],
 )
 def find_customer(req: Request, ctx: Context) -> Reply:
     query = req.args["query"]
