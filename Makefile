@@ -31,7 +31,7 @@ test: $(STAMP)
 
 # The crash tests at full size (a 10,000-recipient campaign killed three times), before a release.
 test-crash: $(STAMP)
-	CHATCRM_CRASH_RECIPIENTS=10000 $(BIN)/python -m pytest $(PYTEST_XDIST) -m slow $(PYTEST_ARGS)
+	CHATCRM_CRASH_RECIPIENTS=10000 CHATCRM_CRASH_POINTS=10 $(BIN)/python -m pytest $(PYTEST_XDIST) -m slow $(PYTEST_ARGS)
 
 # Style: ruff's lint rules and its formatter (pyproject.toml [tool.ruff]); fix with
 # `ruff format . && ruff check --fix .`.

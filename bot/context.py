@@ -34,4 +34,10 @@ class Context:
 
     @property
     def actor(self) -> Actor:
-        return Actor(user_id=self.caller.user_id, name=self.caller.name, platform=self.platform)
+        return Actor(
+            user_id=self.caller.user_id,
+            name=self.caller.name,
+            platform=self.platform,
+            role=self.caller.role,
+            edit_scope=self.settings.edit_scope,
+        )

@@ -52,6 +52,24 @@ class PermanentFailure(DeliveryError):
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How a platform's temporary failures are retried when its spec asks for other than the
+    outbox's defaults (webhooks retry for about a day): wait ``backoff_seconds``, doubling up to
+    ``max_backoff_seconds``; the row fails after ``max_attempts``."""
+
+    max_attempts: int
+    backoff_seconds: float
+    max_backoff_seconds: float
+
+    def total_seconds(self) -> float:
+        """The longest a row is retried: the sum of the waits between its attempts."""
+        waits = (
+            min(self.backoff_seconds * 2 ** (n - 1), self.max_backoff_seconds) for n in range(1, self.max_attempts)
+        )
+        return sum(waits)
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One message to one conversation. Either a neutral ``reply`` for the adapter to render, or
     ``formatted_text`` already in the platform's format (mrkdwn, Telegram HTML, plain) from a template."""
@@ -67,6 +85,8 @@ class OutboundMessage:
     # Edit this earlier message (its platform message id, as ``send`` returned it) in the same
     # conversation instead of posting a new one. Images are not edited: an edit leaves them out.
     replace: str | None = None
+    # Show it as an answer to this earlier message (its platform id), where the platform can.
+    reply_to: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -27,6 +27,7 @@ from bot.context import Context
 from bot.conversation import Chosen, Filled, Question, Stale
 from bot.desk import SupportDesk
 from bot.forms import form_for
+from bot.interactive import OutboxQueue
 from bot.messages import (
     Caller,
     Destination,
@@ -60,6 +61,14 @@ class AlreadyHandled(Exception):
     def __init__(self, key: str):
         super().__init__(f"already handled: {key}")
         self.key = key
+
+
+class ProcessingFailed(Exception):
+    """An unexpected failure while processing a queued request; logged under ``ref``, nothing kept."""
+
+    def __init__(self, ref: str):
+        super().__init__(f"processing failed (ref {ref})")
+        self.ref = ref
 
 
 class FormRejected(Exception):
@@ -103,62 +112,48 @@ class Dispatcher:
         self.session_factory = session_factory
         self.settings = settings
 
-    def handle(self, request: Request, *, desk: SupportDesk | None = None) -> Reply:
+    def handle(self, request: Request, *, desk: SupportDesk | None = None, queue: OutboxQueue | None = None) -> Reply:
         """Run one command. With a form submission, invalid inputs raise FormRejected instead of replying;
         a request whose ``inbox_key`` was handled before raises AlreadyHandled and changes nothing.
-        ``desk``: the request comes from a platform where customers write to us (see bot.desk)."""
+        ``desk``: the request comes from a platform where customers write to us (see bot.desk).
+        ``queue``: the answer goes into the outbox (bot.interactive) in the transaction that marks the
+        request done, unless it asks for a form; an unexpected failure then raises ProcessingFailed
+        (nothing was kept: the request is to be processed again) instead of answering."""
         too_long = self._too_long(request)
         if too_long:
-            return self._answer_once(request, error_reply(too_long))
+            return self._answer_once(request, error_reply(too_long), queue)
         try:
             route = self.router.route(request.text)
         except UsageError as exc:
-            return self._answer_once(request, error_reply(f"I could not read that command: {exc.message}."))
+            return self._answer_once(request, error_reply(f"I could not read that command: {exc.message}."), queue)
         # An unknown command is answered with the help listing (when a help command is registered).
         command = route.command if route else self.router.get("help")
         usage = command.usage if command else None
-        arg_text = route.arg_text if route else ""
         try:
             with UnitOfWork(self.session_factory) as uow:
-                # Insert-first, in this request's transaction: a rolled-back attempt leaves no key.
+                # Marked done in this request's transaction: a rolled-back attempt leaves it to do.
                 self._record_once(uow, request)
-                if _leaves_form(request, route.command if route else None):
-                    conversation.cancel(uow, request.origin)
-                ctx = self._context(uow, request, desk)
-                if ctx.caller.role == Role.CUSTOMER and (
-                    route is None or not self.router.permissions.allows(Role.CUSTOMER, route.command.permission)
-                ):
-                    # A customer pressing a button of a staff message (in a shared group) is ignored.
-                    return Reply() if request.from_button else CUSTOMER_HINT
-                if route is None:
-                    unknown = f"I don't know {request.text.split()[0]!r}."
-                    if command is None:
-                        return error_reply(unknown)
-                    reply = command.handler(replace(request, args={}), ctx)
-                    return replace(
-                        reply,
-                        title=f"{unknown} Here is what you can use:",
-                        tone=Tone.WARNING,
-                        private=True,
-                    )
-                return self._run(route.command, arg_text, request, ctx)
+                reply = self._command(uow, request, desk, route, command)
+                if queue is not None and reply.form is None:
+                    queue.add(uow, [self._answer(request, reply)])
+                return reply
         except AlreadyHandled:
             raise
+        # A refusal or a user error is this delivery's answer: it uses up the inbox key (the transaction
+        # that held it was rolled back), so a redelivery is not answered again.
         except FormErrors as exc:
             if request.form_values is not None:
                 raise FormRejected(exc.errors) from None
-            return error_reply(exc.message, usage)
+            return self._refused(request, error_reply(exc.message, usage), queue)
         except UsageError as exc:
-            return error_reply(f"{_sentence(exc.message)}", usage)
+            return self._refused(request, error_reply(f"{_sentence(exc.message)}", usage), queue)
         except ValidationError as exc:
             if request.form_values is not None and exc.errors:
                 raise FormRejected(exc.errors) from None
-            return error_reply(_sentence(exc.message), usage)
-        except Forbidden as exc:
-            return error_reply(_sentence(exc.message))
-        except CrmError as exc:
-            return error_reply(_sentence(exc.message))
-        except Exception:
+            return self._refused(request, error_reply(_sentence(exc.message), usage), queue)
+        except CrmError as exc:  # Forbidden included
+            return self._refused(request, error_reply(_sentence(exc.message)), queue)
+        except Exception as exc:
             ref = new_reference()
             log.exception(
                 "unhandled error ref=%s platform=%s user=%s command=%r",
@@ -167,31 +162,91 @@ class Dispatcher:
                 request.origin.user_external_id,
                 request.text[:200],
             )
+            if queue is not None:
+                queue.reset()
+                raise ProcessingFailed(ref) from exc
             return internal_error_reply(ref)
 
-    def handle_event(self, request: Request, *, desk: SupportDesk | None = None) -> Outcome:
+    def _command(
+        self, uow: UnitOfWork, request: Request, desk: SupportDesk | None, route, command: Command | None
+    ) -> Reply:
+        arg_text = route.arg_text if route else ""
+        if _leaves_form(request, route.command if route else None):
+            conversation.cancel(uow, request.origin)
+        ctx = self._context(uow, request, desk)
+        if ctx.caller.role == Role.CUSTOMER and (
+            route is None or not self.router.permissions.allows(Role.CUSTOMER, route.command.permission)
+        ):
+            # A customer pressing a button of a staff message (in a shared group) is ignored.
+            return Reply() if request.from_button else CUSTOMER_HINT
+        if route is None:
+            unknown = f"I don't know {request.text.split()[0]!r}."
+            if command is None:
+                return error_reply(unknown)
+            reply = command.handler(replace(request, args={}), ctx)
+            return replace(
+                reply,
+                title=f"{unknown} Here is what you can use:",
+                tone=Tone.WARNING,
+                private=True,
+            )
+        return self._run(route.command, arg_text, request, ctx)
+
+    def _refused(self, request: Request, reply: Reply, queue: OutboxQueue | None) -> Reply:
+        """A command refused (bad input, no permission): the refusal is its answer, given once."""
+        if queue is not None:
+            queue.reset()
+        return self._answer_once(request, reply, queue)
+
+    @staticmethod
+    def _answer(request: Request, reply: Reply) -> Outgoing:
+        """The queued answer to a command: in a group, as a reply to the message that asked, so the
+        right person sees it is theirs."""
+        origin = request.origin
+        reply_to = None if origin.is_private or request.from_button else request.message_id
+        return Outgoing(
+            Destination(origin.platform, origin.conversation, origin.thread, reply_to), reply, request.key_for("reply")
+        )
+
+    def handle_event(
+        self, request: Request, *, desk: SupportDesk | None = None, queue: OutboxQueue | None = None
+    ) -> Outcome:
         """Take what is not a command: a plain message or a shared contact. A message from someone
         answering a form's question is their answer (``Outcome.step``); anything else goes to the
         handler modules' listeners. User errors become a message to the sender; anything else raises
         (the adapter logs it and lets the platform deliver the request again). A request whose
-        ``inbox_key`` was handled before raises AlreadyHandled."""
+        ``inbox_key`` was handled before raises AlreadyHandled. With ``queue``, the messages to send
+        go into the outbox in the request's transaction and the outcome returned has none."""
         assert request.kind is not RequestKind.COMMAND, "commands go to handle()"
         try:
             with UnitOfWork(self.session_factory) as uow:
                 self._record_once(uow, request)
-                if request.kind is RequestKind.MESSAGE:
-                    row = conversation.current(uow, request.origin)
-                    if row is not None:
-                        return Outcome(step=conversation.answer(uow, row, text=request.text))
-                ctx = self._context(uow, request, desk)
-                for listener in self.router.listeners(request.kind):
-                    outcome = listener(request, ctx)
-                    if outcome is not None:
-                        return outcome
-                return Outcome()
+                outcome = self._event(uow, request, desk)
+                if queue is not None:
+                    queue.add(uow, outcome.sends)
+                    outcome = replace(outcome, sends=())
+                return outcome
         except CrmError as exc:
-            reply = self._answer_once(request, error_reply(_sentence(exc.message)))
-            return Outcome(sends=(reply_to_sender(request, reply, "error"),))
+            if queue is not None:
+                queue.reset()
+            reply = self._answer_once(request, error_reply(_sentence(exc.message)), queue, "error")
+            return Outcome(sends=() if queue is not None else (reply_to_sender(request, reply, "error"),))
+        except Exception:
+            if queue is not None:
+                queue.reset()
+            raise
+
+    def _event(self, uow: UnitOfWork, request: Request, desk: SupportDesk | None) -> Outcome:
+        if request.kind is RequestKind.MESSAGE:
+            row = conversation.current(uow, request.origin)
+            if row is not None:
+                return Outcome(step=conversation.answer(uow, row, text=request.text))
+        ctx = self._context(uow, request, desk)
+        for listener in self.router.listeners(request.kind):
+            outcome = listener(request, ctx)
+            if outcome is not None:
+                return outcome
+        return Outcome()
 
     def report(self, sent: Outgoing, *, message_id: str | None = None, error: str | None = None) -> list[Outgoing]:
         """How sending ``sent`` went: the platform's id of the message, or why it failed. Writes down what
@@ -256,7 +311,15 @@ class Dispatcher:
     def _context(self, uow: UnitOfWork, request: Request, desk: SupportDesk | None) -> Context:
         caller = self._caller(uow, request.origin, desk)
         request.caller = caller
-        uow.act_as(Actor(user_id=caller.user_id, name=caller.name, platform=request.origin.platform))
+        uow.act_as(
+            Actor(
+                user_id=caller.user_id,
+                name=caller.name,
+                platform=request.origin.platform,
+                role=caller.role,
+                edit_scope=self.settings.edit_scope,
+            )
+        )
         return Context(
             uow=uow,
             caller=caller,
@@ -269,14 +332,20 @@ class Dispatcher:
 
     @staticmethod
     def _record_once(uow: UnitOfWork, request: Request) -> None:
-        if request.inbox_key is not None and not inbox.first_time(uow, request.origin.platform, request.inbox_key):
+        if request.inbox_key is not None and not inbox.complete(uow, request.origin.platform, request.inbox_key):
             raise AlreadyHandled(request.inbox_key)
 
-    def _answer_once(self, request: Request, reply: Reply) -> Reply:
-        """An answer given without running a command still uses up the delivery's inbox key."""
-        if request.inbox_key is not None:
+    def _answer_once(
+        self, request: Request, reply: Reply, queue: OutboxQueue | None = None, what: str = "reply"
+    ) -> Reply:
+        """An answer given without running a command still uses up the delivery's inbox key (and, with
+        ``queue``, goes into the outbox in that same transaction)."""
+        if request.inbox_key is not None or queue is not None:
             with UnitOfWork(self.session_factory) as uow:
                 self._record_once(uow, request)
+                if queue is not None:
+                    answer = self._answer(request, reply)
+                    queue.add(uow, [replace(answer, key=request.key_for(what))])
         return reply
 
     def _too_long(self, request: Request) -> str | None:

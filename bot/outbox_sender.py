@@ -17,6 +17,12 @@ written right after each send (so at a crash at most the rows in ``sending`` are
 - ``TemporaryFailure`` or anything unexpected: retried with exponential backoff, ``failed``
   after the last attempt; a payload that cannot be read fails at once.
 
+Interactive rows (crm_core.outbox.INTERACTIVE: answers, relays, notices) are claimed before bulk
+ones. A row carrying an ``after`` has its recorder run when it was sent (in the transaction that
+marks it sent) or finally failed (bot.interactive); what that queues in turn is sent next.
+``send_now`` sends given rows at once, without the loop: the web process sends what a request
+queued right after its commit this way, and leaves what it could not send to the worker.
+
 While rows are held, their leases are renewed, so a slow queue never looks like a crash. On
 SQLite one sender runs per database (a leader lock; others wait as standbys); on PostgreSQL any
 number may run side by side (``CHATCRM_OUTBOX_SENDERS`` tells each to take its share of the
@@ -30,9 +36,10 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -45,13 +52,16 @@ from bot.delivery import (
     PlatformSender,
     RateLimited,
     RecipientUnreachable,
+    RetryPolicy,
     TemporaryFailure,
 )
+from bot.interactive import AfterSendRecorder
 from bot.messages import Button, Image, Reply, Style
 from bot.rate_limit import PlatformLimiter, PlatformLimits, Rate, limits_from_env
 from bot.settings import env_number
 from crm_core import outbox
 from crm_core.clock import utcnow
+from crm_core.models.outbox import OutboxStatus
 from crm_core.outbox import Claimed
 from crm_core.outbox_payload import MessagePayload, PayloadError
 from crm_core.scheduling.leader import LeaderLock, holder_id
@@ -63,6 +73,8 @@ log = logging.getLogger("chatcrm.outbox")
 # ready (Telegram's 30/s: 7), so a pause or an opt-out holds within about that long, not the
 # `concurrency` rows' worth (a second and more) it would otherwise be.
 READY_AHEAD_SECONDS = 0.25
+# The lease of rows ``send_now`` claims: a few sends' worth, so a crash delays them this long at most.
+SEND_NOW_LEASE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +131,12 @@ class SenderSettings:
         return replace(limits, overall=share)
 
 
+def _reason(exc: Exception) -> str:
+    """Why a send failed, for people: the platform's words, not our exception's name."""
+    text = str(exc)
+    return text if isinstance(exc, TemporaryFailure) and text else f"{type(exc).__name__}: {text}"
+
+
 class UnreadablePayload(Exception):
     """An outbox payload the sender cannot turn into a message; retrying will not help."""
 
@@ -143,6 +161,7 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         image=Image(image.path, image.title, image.alt_text) if image is not None else None,
         thread=payload.thread,
         replace=payload.replace,
+        reply_to=payload.reply_to,
         metadata={
             "outbox_id": row.id,
             "idempotency_key": row.idempotency_key,
@@ -168,13 +187,22 @@ class OutboxSender:
         *,
         owner: str | None = None,
         preparers: Mapping[str, outbox.Preparer] | None = None,
+        after: AfterSendRecorder | None = None,
+        on_moved: Callable[[str, str, str], None] | None = None,
+        retries: Mapping[str, RetryPolicy] | None = None,
     ):
         self.engine = engine
         self.session_factory = session_factory
         self.senders = dict(senders)
         # Deferred outbox kinds (register_outbox_kinds): rows prepared right before they are sent.
         self.preparers = dict(preparers or {})
+        # Records what sent (or finally failed) rows with an ``after`` mean (bot.interactive).
+        self.after = after
+        # Told (platform, old id, new id) when a chat moved, e.g. to follow a configured support chat.
+        self.on_moved = on_moved
         self.settings = settings or SenderSettings()
+        # Platforms that retry otherwise than the settings say (PlatformSpec.retry: webhooks).
+        self.retries = dict(retries or {})
         self.owner = owner or holder_id()
         self.limiters = {
             platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
@@ -297,17 +325,59 @@ class OutboxSender:
         platforms = [p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0]
         if room <= 0 or not platforms:
             return []
+        # The interactive lane first: someone is waiting for those.
+        claimed = await self._claim_rows(platforms, room, priority=outbox.INTERACTIVE)
+        if len(claimed) < room:
+            claimed += await self._claim_rows(platforms, room - len(claimed))
+        return claimed
+
+    async def _claim_rows(
+        self, platforms: list[str], limit: int, *, priority: int | None = None, ids: list[int] | None = None
+    ) -> list[Claimed]:
         caps, group_caps = self._caps()
+        lease = self.settings.lease_seconds
+        if ids is not None:
+            # Sent at once and not renewed: if this process dies, the worker takes them over soon.
+            lease = min(lease, SEND_NOW_LEASE_SECONDS)
         return await asyncio.to_thread(
             outbox.claim_due,
             self.session_factory,
             owner=self.owner,
             platforms=platforms,
-            limit=room,
-            lease=timedelta(seconds=self.settings.lease_seconds),
+            limit=limit,
+            lease=timedelta(seconds=lease),
             caps=caps,
             group_caps=group_caps,
+            priority=priority,
+            ids=ids,
         )
+
+    async def send_now(self, ids: list[int]) -> None:
+        """Send these rows now if they are due and not in flight elsewhere (what this process just
+        queued), then what their recorders queue in turn. Anything not sent here (a 429, a failure,
+        a conversation busy elsewhere) stays in the outbox for the worker's sender."""
+        platforms = [p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0]
+        while ids and platforms:
+            claimed = await self._claim_rows(platforms, len(ids), ids=ids)
+            by_conversation: dict[tuple[str, str], deque[Claimed]] = {}
+            for row in claimed:
+                by_conversation.setdefault((row.platform, row.conversation), deque()).append(row)
+            followed = await asyncio.gather(*(self._send_queue(queue) for queue in by_conversation.values()))
+            ids = [i for more in followed for i in more]
+
+    async def _send_queue(self, queue: deque[Claimed]) -> list[int]:
+        more: list[int] = []
+        while queue:
+            if self.limiters[queue[0].platform].paused_for() > 0:
+                # Rate limited meanwhile: the worker sends the rest after the pause.
+                await self._record(outbox.release, [r.id for r in queue], self.owner)
+                break
+            row = queue.popleft()
+            try:
+                more += await self._deliver(row, queue, paced=False)
+            except Exception:  # noqa: BLE001 - its lease brings it back to the worker
+                log.exception("outbox row %s: recording the outcome failed; its lease will bring it back", row.id)
+        return more
 
     def _caps(self) -> tuple[dict[str, int], dict[str, int]]:
         """Rows per conversation per claim: what its own rate lets out within half a lease."""
@@ -371,7 +441,8 @@ class OutboxSender:
                 assert self._slots is not None
                 async with self._slots:
                     try:
-                        await self._deliver(row, queue)
+                        if await self._deliver(row, queue):
+                            self._wake.set()
                     except Exception:  # noqa: BLE001 - one row's trouble must not strand the others
                         log.exception(
                             "outbox row %s: recording the outcome failed; its lease will bring it back", row.id
@@ -384,6 +455,20 @@ class OutboxSender:
                 self._queues.pop(key, None)
             # Room for more: look for due rows without waiting for the poll.
             self._wake.set()
+
+    def _retry(self, platform: str) -> dict[str, Any]:
+        """``retry_or_fail``'s policy arguments for a row of ``platform``."""
+        policy = self.retries.get(platform)
+        if policy is None:
+            return {
+                "max_attempts": self.settings.max_attempts,
+                "base": timedelta(seconds=self.settings.backoff_seconds),
+            }
+        return {
+            "max_attempts": policy.max_attempts,
+            "base": timedelta(seconds=policy.backoff_seconds),
+            "cap": timedelta(seconds=policy.max_backoff_seconds),
+        }
 
     async def _record(self, outcome, *args, **kwargs):  # noqa: ANN001, ANN202 - any crm_core.outbox writer
         return await asyncio.to_thread(outcome, self.session_factory, *args, **kwargs)
@@ -402,8 +487,7 @@ class OutboxSender:
                     row,
                     self.owner,
                     f"preparing failed: {type(exc).__name__}: {exc}",
-                    max_attempts=self.settings.max_attempts,
-                    base=timedelta(seconds=self.settings.backoff_seconds),
+                    **self._retry(row.platform),
                 )
                 return None
             if prepared is None:
@@ -415,17 +499,21 @@ class OutboxSender:
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc))
             return None
 
-    async def _deliver(self, row: Claimed, queue: deque[Claimed]) -> None:
-        """Send one row and record what happened (the caller forgets the row afterwards)."""
+    async def _deliver(self, row: Claimed, queue: deque[Claimed], *, paced: bool = True) -> list[int]:
+        """Send one row and record what happened (the caller forgets the row afterwards); the ids of
+        rows its recorder queued in turn. ``paced=False`` (``send_now``): no waiting for the rate
+        limiter's slot, as an answer given in person would not wait; a 429 still pauses the platform."""
         sender = self.senders[row.platform]
         limiter = self.limiters[row.platform]
         ahead = self._ready_ahead.get(row.platform) if row.payload.get("deferred") else None
         async with ahead or contextlib.nullcontext():
             ready = await self._ready(row)
             if ready is None:
-                return
-            slot = await limiter.acquire(row.conversation)
+                return []
+            slot = await limiter.acquire(row.conversation) if paced else None
         row, message = ready
+        final_error: str | None = None
+        more: list[int] = []
         try:
             message_id = await sender.send(message)
         except RateLimited as exc:
@@ -441,14 +529,20 @@ class OutboxSender:
             siblings = {queue.popleft().id for _ in range(len(queue))}
             await self._record(outbox.release, siblings, self.owner)
             self._held -= siblings
+            if self.on_moved is not None:
+                self.on_moved(row.platform, row.conversation, exc.conversation)
+            # Sent next to the new id (send_now sends them itself; the loop is woken).
+            more += [row.id, *sorted(siblings)]
         except RecipientUnreachable as exc:
             log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
             await self._record(reachability.mark_blocked, row, self.owner, str(exc) or "unreachable")
+            final_error = str(exc) or "unreachable"
             # Its other rows we already hold are not sent either.
             while queue:
                 sibling = queue.popleft()
                 await self._record(reachability.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
+                more += await self._failed(sibling, "the recipient is blocked")
         except PermanentFailure as exc:
             log.warning(
                 "outbox row %s to %s:%s cannot be delivered; failing it: %s",
@@ -458,6 +552,7 @@ class OutboxSender:
                 exc,
             )
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc) or "permanent failure")
+            final_error = str(exc) or "permanent failure"
         except Exception as exc:  # noqa: BLE001 - TemporaryFailure, network errors, adapter bugs
             if not isinstance(exc, (TemporaryFailure, OSError, TimeoutError)):
                 log.exception("sending outbox row %s failed unexpectedly", row.id)
@@ -466,15 +561,29 @@ class OutboxSender:
                 row,
                 self.owner,
                 f"{type(exc).__name__}: {exc}",
-                max_attempts=self.settings.max_attempts,
-                base=timedelta(seconds=self.settings.backoff_seconds),
+                **self._retry(row.platform),
             )
             log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
+            if status is OutboxStatus.FAILED:
+                final_error = _reason(exc)
         else:
             self.sent += 1
-            await self._record(outbox.mark_sent, row.id, self.owner, message_id)
+            if self.after is not None and row.after is not None:
+                _ours, queued = await asyncio.to_thread(self.after.sent, row, self.owner, message_id)
+                more += queued
+            else:
+                await self._record(outbox.mark_sent, row.id, self.owner, message_id)
         finally:
-            limiter.release(slot)
+            if slot is not None:
+                limiter.release(slot)
+        if final_error is not None:
+            more += await self._failed(row, final_error)
+        return more
+
+    async def _failed(self, row: Claimed, error: str) -> list[int]:
+        if self.after is None or row.after is None:
+            return []
+        return await asyncio.to_thread(self.after.failed, row, error)
 
     async def _drain(self) -> None:
         """Let sends in progress finish; hand back what was claimed but not tried."""

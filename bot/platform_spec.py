@@ -17,7 +17,8 @@ from crm_core.platforms import PlatformTraits
 
 if TYPE_CHECKING:
     from bot.bootstrap import App
-    from bot.delivery import PlatformSender
+    from bot.delivery import PlatformSender, RetryPolicy
+    from bot.inbox_runner import InboxProcessor
     from bot.settings import Settings
     from bot.web import WebMount
     from bot.worker import WorkerService
@@ -48,6 +49,11 @@ class PlatformSpec:
     sender: Callable[[App], PlatformSender | None] = _no_sender
     # The connections `chatcrm worker` keeps open (Socket Mode, long polling).
     services: Callable[[App], Sequence[WorkerService]] = _nothing
+    # What processes its deliveries kept in the inbox (bot.inbox_runner), for the worker's recovery;
+    # None when it keeps none (not configured, or it handles each delivery in one go).
+    inbox_processor: Callable[[App], InboxProcessor | None] = _no_sender
+    # How its temporary failures are retried; None: the outbox's settings (CHATCRM_OUTBOX_*).
+    retry: RetryPolicy | None = None
 
     @property
     def name(self) -> str:

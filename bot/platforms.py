@@ -61,10 +61,25 @@ def platform_services(app: App) -> list[WorkerService]:
     return services
 
 
+def inbox_runner(app: App):
+    """Processes the deliveries the platforms keep in the inbox (bot.inbox_runner), for recovery."""
+    from bot.inbox_runner import InboxRunner, InboxSettings
+
+    processors = {}
+    for name in configured_platforms(app):
+        processor = app.plugins.platforms[name].inbox_processor(app)
+        if processor is not None:
+            processors[name] = processor
+    return InboxRunner(app.session_factory, InboxSettings.from_env(app.settings.extra), processors)
+
+
 def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | None = None) -> list[WorkerService]:
     """What ``chatcrm worker`` runs: the chat connections, then the scheduler, the outbox sender and
-    the delivery of domain events to the plugins' ``on_event``."""
+    the delivery of domain events to the plugins' ``on_event``, and the recovery of inbound
+    deliveries a process left unfinished."""
     from bot.event_worker import EventWorkerService
+    from bot.inbox_runner import InboxRecovery
+    from bot.interactive import AfterSendRecorder
     from bot.outbox_sender import OutboxSender, SenderSettings
     from bot.scheduler import SchedulerService, SchedulerSettings
     from bot.settings import env_number
@@ -76,6 +91,8 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         senders(app) if platform_senders is None else platform_senders,
         SenderSettings.from_env(env, default_limits(app)),
         preparers=app.plugins.preparers,
+        after=AfterSendRecorder(app.session_factory, app.router.recorder),
+        retries={name: spec.retry for name, spec in app.plugins.platforms.items() if spec.retry is not None},
     )
     scheduler = SchedulerService(
         app.engine,
@@ -95,4 +112,8 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         # Renewed with every event delivered; a worker killed mid-delivery holds it this long at most.
         lease=timedelta(seconds=env_number(env, "CHATCRM_EVENTS_LEASE", 30.0)),
     )
-    return [*platform_services(app), scheduler, sender, events]
+    recovery = inbox_runner(app)
+    services: list[WorkerService] = [*platform_services(app), scheduler, sender, events]
+    if recovery.processors:
+        services.append(InboxRecovery(recovery))
+    return services

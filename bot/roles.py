@@ -32,6 +32,8 @@ class Permission(enum.StrEnum):
     ACCOUNT = "account"
     CUSTOMERS_READ = "customers.read"
     CUSTOMERS_WRITE = "customers.write"
+    # Merge duplicate customers (/customer merge): managers and admins.
+    CUSTOMERS_MERGE = "customers.merge"
     NOTES_WRITE = "notes.write"
     DEALS_READ = "deals.read"
     DEALS_WRITE = "deals.write"
@@ -59,6 +61,8 @@ class Permission(enum.StrEnum):
     OPT_OUT = "opt_out"
     # Make and revoke your own personal access tokens for the REST API (/token).
     API_TOKENS = "api.tokens"
+    # Add, list, test and remove outgoing webhooks (/webhook, /api/v1/webhooks): admins only.
+    WEBHOOKS_MANAGE = "webhooks.manage"
 
 
 _DESCRIPTIONS = {
@@ -66,6 +70,7 @@ _DESCRIPTIONS = {
     Permission.ACCOUNT: "see your own CRM account (/whoami, the Home tab)",
     Permission.CUSTOMERS_READ: "look up customers and their cards",
     Permission.CUSTOMERS_WRITE: "create and edit customers",
+    Permission.CUSTOMERS_MERGE: "merge duplicate customers into one",
     Permission.NOTES_WRITE: "log notes, calls and meetings",
     Permission.DEALS_READ: "see deals and the pipeline",
     Permission.DEALS_WRITE: "create deals and move them through stages",
@@ -86,6 +91,7 @@ _DESCRIPTIONS = {
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
+    Permission.WEBHOOKS_MANAGE: "add, test and remove outgoing webhooks",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}
@@ -110,7 +116,11 @@ _SUPPORT = _VIEWER | {
     Permission.TICKETS_WRITE,
     Permission.FOLLOWUPS,
 }
-_MANAGER = _SALES | _SUPPORT | {Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
+_MANAGER = (
+    _SALES
+    | _SUPPORT
+    | {Permission.CUSTOMERS_MERGE, Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
+)
 
 _BUILTIN_ROLES: dict[str, set[Permission]] = {
     ANYONE: _ANYONE,

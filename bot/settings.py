@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from crm_core.actor import EditScope
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
 from crm_core.errors import SetupError
 from crm_core.models import STAFF_ROLES, Role
@@ -49,6 +50,15 @@ def _plugin_modules(raw: str) -> tuple[str, ...]:
     return names
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={raw!r}: write 1 or 0")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -58,11 +68,16 @@ class Settings:
     # Longest command line accepted from chat.
     max_input_chars: int = 4000
     currency: str = "EUR"
+    # CHATCRM_EDIT_SCOPE: reps change only their own and unassigned records (own), or everything (all).
+    edit_scope: EditScope = EditScope.OWN
     log_level: str = "INFO"
     # CHATCRM_TEMPLATES_DIR: a template folder used instead of the built-in one.
     templates_dir: str | None = None
     # CHATCRM_PLUGINS: modules to load as plugins besides the installed (entry-point) ones.
     plugins: tuple[str, ...] = ()
+    # CHATCRM_WEBHOOK_ALLOW_PRIVATE=1: webhook URLs may be http:// and reach private, loopback and
+    # link-local addresses (tests, on-premises receivers); otherwise https to public addresses only.
+    webhook_allow_private: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
     # CHATCRM_SECRET_KEY: what backups are encrypted with (crm_core.secret_key); never shown in a repr.
     secret_key: str | None = field(default=None, repr=False)
@@ -94,14 +109,21 @@ class Settings:
             raise SettingsError(
                 f"CHATCRM_BACKUP_KEEP={env.get('CHATCRM_BACKUP_KEEP')!r} is not a whole number of 1 or more"
             )
+        raw_scope = env.get("CHATCRM_EDIT_SCOPE", "own").strip().lower()
+        try:
+            edit_scope = EditScope(raw_scope)
+        except ValueError:
+            raise SettingsError(f"CHATCRM_EDIT_SCOPE={raw_scope!r} is not own or all") from None
         return cls(
             database_url=normalize_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             admins=admins,
             unknown_role=_role(env.get("CHATCRM_UNKNOWN_ROLE"), "CHATCRM_UNKNOWN_ROLE"),
             currency=currency,
+            edit_scope=edit_scope,
             log_level=env.get("CHATCRM_LOG_LEVEL", "INFO").upper(),
             plugins=_plugin_modules(env.get("CHATCRM_PLUGINS", "")),
             templates_dir=env.get("CHATCRM_TEMPLATES_DIR") or None,
+            webhook_allow_private=_flag(env, "CHATCRM_WEBHOOK_ALLOW_PRIVATE"),
             # Every variable: platform plugins read their own (SLACK_*, TELEGRAM_*, a new platform's).
             extra=dict(env),
             secret_key=env.get("CHATCRM_SECRET_KEY") or None,

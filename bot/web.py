@@ -2,6 +2,8 @@
 
 Each configured platform contributes a ``WebMount`` (its routes plus start/stop hooks), and any
 plugin may add routes through the ``register_routes`` hook; this module adds ``GET /healthz``.
+Every route runs inside ``bot.web_guard.WebGuard`` (a logged 500 with a reference for an error a
+route lets escape).
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.bootstrap import App
+from bot.web_guard import WebGuard
 
 
 class WebMount(Protocol):
@@ -57,7 +61,7 @@ def build_web_app(app: App, mounts: Sequence[WebMount], extra_routes: Sequence[B
     for mount in mounts:
         routes.extend(mount.routes)
     routes.extend(app.plugins.routes(app) if extra_routes is None else extra_routes)
-    web = Starlette(routes=routes, lifespan=lifespan)
+    web = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(WebGuard)])
     # Plugin routes reach the composition root (units of work, settings) through the request.
     web.state.chatcrm = app
     return web

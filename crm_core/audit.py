@@ -55,7 +55,9 @@ def _entity_id(obj: Base) -> str:
 
 
 def _columns(obj: Base) -> list[str]:
-    return [attr.key for attr in sa.inspect(obj).mapper.column_attrs if attr.key not in _DERIVED_COLUMNS]
+    # A model names the columns never to copy into the log (secrets) in ``__audit_redacted__``.
+    skipped = _DERIVED_COLUMNS | getattr(type(obj), "__audit_redacted__", frozenset())
+    return [attr.key for attr in sa.inspect(obj).mapper.column_attrs if attr.key not in skipped]
 
 
 def _snapshot(obj: Base) -> dict[str, Any]:
@@ -177,9 +179,10 @@ def _row_snapshot(table: sa.Table, row: sa.RowMapping) -> tuple[str, dict[str, A
     assert mapper is not None
     entity_id = "/".join(str(row[column.name]) for column in mapper.primary_key)
     snapshot = {}
+    skipped = _DERIVED_COLUMNS | getattr(mapper.class_, "__audit_redacted__", frozenset())
     for column in table.columns:
         key = mapper.get_property_by_column(column).key
-        if key not in _DERIVED_COLUMNS:
+        if key not in skipped:
             snapshot[key] = _jsonable(row[column.name])
     return entity_id, snapshot
 

@@ -137,6 +137,11 @@ _BUILTIN_TYPES = [
         "a deal moved to another stage (also sent for won and lost, before deal.won / deal.lost)",
         {**_DEAL, "from_stage": "the stage before", "to_stage": "the stage now", "probability": "win probability now"},
     ),
+    _builtin(
+        "deal.updated",
+        "a deal's title, amount, expected close, owner or custom fields changed (not its stage)",
+        {**_DEAL, "changes": 'field -> {"old": text or null, "new": text or null}, only what changed'},
+    ),
     _builtin("deal.won", "a deal was won", {**_DEAL, "from_stage": "the stage before, or null if opened as won"}),
     _builtin(
         "deal.lost",
@@ -173,6 +178,11 @@ _BUILTIN_TYPES = [
             "first_response_due_at": "when the first response is now due",
             "resolve_due_at": "when the resolution is now due",
         },
+    ),
+    _builtin(
+        "ticket.updated",
+        "a ticket's subject or custom fields changed",
+        {**_TICKET, "changes": 'field -> {"old": text or null, "new": text or null}, only what changed'},
     ),
     _builtin(
         "ticket.rated",

@@ -1,44 +1,229 @@
-"""Taking in platform events exactly once: ``first_time`` records an event key in the caller's
-transaction and says whether it is new.
+"""Taking in platform deliveries exactly once, and losing none.
 
-Insert-first: the row goes in before the event's effect, in the same transaction, with a
-unique (platform, key) constraint. A re-delivered event finds the row and is skipped; two
-deliveries racing each other serialise on the constraint (PostgreSQL waits for the first
-transaction, SQLite's writer lock does the same), so exactly one takes effect. If the effect
-rolls back, so does the row, and a later re-delivery is processed afresh.
+Two ways in, one guard:
+
+- Durable (Telegram): ``receive`` writes the raw delivery (``pending``, claimed by the caller for
+  a lease) and commits before the platform is answered; the caller then processes it, and the
+  transaction of its effect calls ``complete``, which marks it ``done`` only if it is not done
+  already. A repeat of a done delivery is answered and ignored; a process that died mid-way
+  leaves the row pending, and once its lease expired ``claim_expired`` hands it to whoever
+  recovers (web start-up, the worker's loop). A delivery whose processing failed is released
+  with a backoff (``fail``); after ``max_attempts`` it is ``poisoned``: kept, never run again.
+- In one go (Slack, console): ``complete`` in the effect's transaction inserts a ``done`` row.
+
+Either way the unique (platform, key) and the conditional ``done`` let exactly one of any number
+of copies take effect, even concurrent ones (PostgreSQL makes the second UPDATE wait for the
+first transaction and then finds the row done; SQLite's writer lock serialises them). If the
+effect rolls back, the row stays pending (or, inserted in one go, is not there).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core import db
 from crm_core.clock import utcnow
-from crm_core.models.inbox import InboundEvent
+from crm_core.models.inbox import InboundEvent, InboxStatus
 from crm_core.scheduling import JobRun
 from crm_core.uow import UnitOfWork
 
+DEFAULT_LEASE = timedelta(seconds=30)
+DEFAULT_MAX_ATTEMPTS = 5
+MAX_BACKOFF = timedelta(minutes=2)
 
-def first_time(uow: UnitOfWork, platform: str, key: str) -> bool:
-    """Record the event (platform, key) in this transaction; False when it was recorded before."""
+
+@dataclass(frozen=True)
+class Claim:
+    """A pending delivery the caller now processes (until ``lease_until``)."""
+
+    platform: str
+    key: str
+    payload: str
+    attempts: int
+
+
+def _check(key: str) -> None:
     if len(key) > 200:
         # Truncating could make two different events collide; a key that long is a bug.
         raise ValueError(f"inbox keys are at most 200 characters, got {len(key)}")
-    values = {"platform": platform, "key": key, "received_at": utcnow()}
+
+
+def _row(platform: str, key: str) -> sa.ColumnElement[bool]:
+    return sa.and_(InboundEvent.platform == platform, InboundEvent.key == key)
+
+
+def receive(
+    session_factory: sessionmaker[Session],
+    platform: str,
+    key: str,
+    payload: str,
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> Claim | None:
+    """Record a delivery and commit. Returns the claim to process it, or None when there is
+    nothing to do now: it is done (or poisoned), or someone else holds a live lease on it."""
+    _check(key)
+    now = now or utcnow()
+    values = {
+        "platform": platform,
+        "key": key,
+        "received_at": now,
+        "payload": payload,
+        "status": InboxStatus.PENDING,
+        "attempts": 1,
+        "lease_until": now + lease,
+    }
+    with session_factory() as session, session.begin():
+        if db.insert_or_ignore(session, InboundEvent, values):
+            return Claim(platform, key, payload, 1)
+        # A repeat: take it over only if whoever had it is gone (the lease expired).
+        return _take(session, _row(platform, key), now, lease)
+
+
+def _take(session: Session, where: sa.ColumnElement[bool], now: datetime, lease: timedelta) -> Claim | None:
+    e = InboundEvent
+    row = session.execute(
+        sa.update(e)
+        .where(where, e.status == InboxStatus.PENDING, sa.or_(e.lease_until.is_(None), e.lease_until <= now))
+        .values(attempts=e.attempts + 1, lease_until=now + lease)
+        .returning(e.platform, e.key, e.payload, e.attempts)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None or row.payload is None:
+        return None
+    return Claim(row.platform, row.key, row.payload, row.attempts)
+
+
+def complete(uow: UnitOfWork, platform: str, key: str) -> bool:
+    """Mark the delivery done in the caller's transaction (the one carrying out its effect); False
+    when it was done before (or poisoned): the caller must then do nothing."""
+    _check(key)
+    e = InboundEvent
+    done = uow.session.execute(
+        sa.update(e)
+        .where(_row(platform, key), e.status == InboxStatus.PENDING)
+        .values(status=InboxStatus.DONE, lease_until=None, payload=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
+    if done:
+        return True
+    values = {"platform": platform, "key": key, "received_at": utcnow(), "status": InboxStatus.DONE}
     return db.insert_or_ignore(uow.session, InboundEvent, values)
 
 
+# The name of the one-go path before deliveries were kept: the same guard.
+first_time = complete
+
+
+def finish(session_factory: sessionmaker[Session], platform: str, key: str) -> bool:
+    """Mark a delivery done that was processed without an effect of its own (ignored, or answered
+    straight away); False when it was done already."""
+    with UnitOfWork(session_factory) as uow:
+        return complete(uow, platform, key)
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next attempt: 1 s, 2 s, 4 s, … at most MAX_BACKOFF."""
+    return min(timedelta(seconds=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def fail(
+    session_factory: sessionmaker[Session],
+    claim: Claim,
+    error: str,
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    now: datetime | None = None,
+) -> InboxStatus | None:
+    """An attempt failed: pending again after a backoff, or ``poisoned`` after the last attempt.
+    Returns the new status (None when the row is no longer pending: someone finished it)."""
+    now = now or utcnow()
+    e = InboundEvent
+    poisoned = claim.attempts >= max_attempts
+    values: dict = {"last_error": error[:500]}
+    if poisoned:
+        values.update(status=InboxStatus.POISONED, lease_until=None)
+    else:
+        values.update(lease_until=now + backoff(claim.attempts))
+    with session_factory() as session, session.begin():
+        changed = session.execute(
+            sa.update(e)
+            .where(_row(claim.platform, claim.key), e.status == InboxStatus.PENDING)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
+    if not changed:
+        return None
+    return InboxStatus.POISONED if poisoned else InboxStatus.PENDING
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What ``claim_expired`` found: deliveries to process again, and ones that used up their attempts."""
+
+    claims: list[Claim]
+    poisoned: list[Claim]
+
+
+def claim_expired(
+    session_factory: sessionmaker[Session],
+    platforms: list[str],
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    limit: int = 50,
+    now: datetime | None = None,
+) -> Expired:
+    """Claim pending deliveries of ``platforms`` whose lease expired (their process died or their
+    last attempt failed), oldest first. One that had ``max_attempts`` already (it may be what
+    kills the process) is poisoned instead."""
+    now = now or utcnow()
+    e = InboundEvent
+    found = Expired([], [])
+    if not platforms:
+        return found
+    with session_factory() as session, session.begin():
+        candidates = session.execute(
+            sa.select(e.id, e.attempts)
+            .where(e.platform.in_(platforms), e.status == InboxStatus.PENDING, e.lease_until <= now)
+            .order_by(e.id)
+            .limit(limit)
+        ).all()
+        for row_id, attempts in candidates:
+            if attempts >= max_attempts:
+                row = session.execute(
+                    sa.update(e)
+                    .where(e.id == row_id, e.status == InboxStatus.PENDING, e.lease_until <= now)
+                    .values(status=InboxStatus.POISONED, lease_until=None)
+                    .returning(e.platform, e.key, e.payload, e.attempts)
+                    .execution_options(synchronize_session=False)
+                ).first()
+                if row is not None:
+                    found.poisoned.append(Claim(row.platform, row.key, row.payload or "", row.attempts))
+                continue
+            claim = _take(session, e.id == row_id, now, lease)
+            if claim is not None:
+                found.claims.append(claim)
+    return found
+
+
 def seen(uow: UnitOfWork, platform: str, key: str) -> bool:
-    """Whether the event was taken in already (a read; ``first_time`` is what claims an event)."""
-    statement = sa.select(InboundEvent.id).where(InboundEvent.platform == platform, InboundEvent.key == key)
+    """Whether the event was taken in already (a read; ``complete`` is what claims an event)."""
+    statement = sa.select(InboundEvent.id).where(_row(platform, key))
     return uow.session.scalar(statement) is not None
 
 
 def prune(uow: UnitOfWork, older_than: datetime) -> int:
-    """Forget events received before ``older_than`` (platforms stop re-delivering after a day or so)."""
-    result = uow.session.execute(sa.delete(InboundEvent).where(InboundEvent.received_at < older_than))
+    """Forget finished deliveries received before ``older_than`` (platforms stop re-delivering after
+    a day or so); pending ones stay until they are processed, poisoned ones for inspection."""
+    result = uow.session.execute(
+        sa.delete(InboundEvent).where(InboundEvent.received_at < older_than, InboundEvent.status == InboxStatus.DONE)
+    )
     return result.rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
 
 

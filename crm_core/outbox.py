@@ -28,7 +28,7 @@ preparers by kind right before sending.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from crm_core import platforms as crm_platforms
 from crm_core.clock import utcnow
 from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.outbox_payload import MessagePayload
@@ -51,6 +52,9 @@ MAX_BACKOFF = timedelta(minutes=15)
 CLAIM_CANDIDATES = 2000
 # Conversations whose id starts with this are group chats (Telegram's negative chat ids).
 GROUP_PREFIX = "-"
+# Lanes (``priority``): answers to someone waiting go before bulk sends (reminders, campaigns).
+INTERACTIVE = 0
+BULK = 1
 
 
 def enqueue(
@@ -64,8 +68,12 @@ def enqueue(
     not_before: datetime | None = None,
     user_id: int | None = None,
     customer_id: int | None = None,
+    priority: int = BULK,
+    after: Mapping[str, Any] | None = None,
 ) -> OutboxMessage:
     """Add a message in the caller's transaction. Enqueuing the same key twice returns the first row.
+    ``priority``: INTERACTIVE rows are claimed before BULK ones; ``after``: what the sender's
+    recorder writes down once the row was sent or finally failed (see bot.interactive).
 
     ``payload`` follows the contract of crm_core.outbox_payload (typed, or its stored form, which is
     checked here: a malformed payload raises PayloadError instead of failing at send time). A
@@ -89,6 +97,8 @@ def enqueue(
         not_before=not_before or utcnow(),
         user_id=user_id,
         customer_id=customer_id,
+        priority=priority,
+        after=dict(after) if after is not None else None,
     )
     uow.session.add(message)
     uow.session.flush()
@@ -175,6 +185,9 @@ class Claimed:
     conversation: str
     payload: dict[str, Any]
     attempts: int
+    # What to record once it was sent (OutboxMessage.after); None for most rows.
+    after: dict[str, Any] | None = None
+    priority: int = BULK
 
 
 def _due(now: datetime, owner: str) -> sa.ColumnElement[bool]:
@@ -211,11 +224,15 @@ def claim_due(
     group_caps: Mapping[str, int] | None = None,
     default_cap: int = 50,
     now: datetime | None = None,
+    priority: int | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[Claimed]:
     """Claim up to ``limit`` due rows of ``platforms`` for ``owner``: at most ``caps[platform]``
     rows per conversation (``group_caps`` for group chats), none of a conversation that already
-    has rows in flight. Rows to blocked recipients found on the way are marked blocked."""
-    if not platforms or limit <= 0:
+    has rows in flight. Rows to blocked recipients found on the way are marked blocked.
+    ``priority``: only rows of that lane; ``ids``: only those rows (a process sending what it just
+    queued)."""
+    if not platforms or limit <= 0 or (ids is not None and not ids):
         return []
     now = now or utcnow()
     o = OutboxMessage
@@ -230,6 +247,28 @@ def claim_due(
         )
         .exists()
     )
+    only: list[sa.ColumnElement[bool]] = [o.platform.in_(list(platforms))]
+    if priority is not None:
+        only.append(o.priority == priority)
+    if ids is not None:
+        only.append(o.id.in_(list(ids)))
+    eligible = [_due(now, owner), *only, ~busy]
+    ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
+    if ordered:
+        # Strict order (PlatformTraits.ordered): only the head of a conversation may go; a row
+        # backing off (pending, not yet due) holds back every later row of its conversation.
+        earlier = aliased(OutboxMessage)
+        waiting = (
+            sa.select(earlier.id)
+            .where(
+                earlier.platform == o.platform,
+                earlier.conversation == o.conversation,
+                earlier.id < o.id,
+                earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD]),
+            )
+            .exists()
+        )
+        eligible.append(sa.or_(o.platform.not_in(ordered), ~waiting))
     candidates = (
         sa.select(
             o.id,
@@ -238,7 +277,7 @@ def claim_due(
             o.not_before,
             _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"),
         )
-        .where(_due(now, owner), o.platform.in_(list(platforms)), ~busy)
+        .where(*eligible)
         .order_by(o.not_before, o.id)
         .limit(CLAIM_CANDIDATES)
         .subquery()
@@ -293,6 +332,8 @@ def claim_due(
                     row.conversation,
                     dict(row.payload),
                     row.attempts,
+                    dict(row.after) if row.after else None,
+                    row.priority,
                 )
             )
     return claimed
@@ -355,7 +396,7 @@ def prepare(
                 .execution_options(synchronize_session=False)
             )
             return None
-    return Claimed(row.id, row.idempotency_key, row.kind, row.platform, row.conversation, outcome, row.attempts)
+    return replace(row, payload=outcome)
 
 
 def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:
@@ -365,15 +406,19 @@ def _held(message_id: int, owner: str) -> sa.ColumnElement[bool]:
 
 def _update_held(session_factory: sessionmaker[Session], message_id: int, owner: str, **values: Any) -> bool:
     with session_factory() as session, session.begin():
-        return (
-            session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
-                sa.update(OutboxMessage)
-                .where(_held(message_id, owner))
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            == 1
-        )
+        return _update_held_in(session, message_id, owner, **values)
+
+
+def _update_held_in(session: Session, message_id: int, owner: str, **values: Any) -> bool:
+    return (
+        session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
+            sa.update(OutboxMessage)
+            .where(_held(message_id, owner))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        == 1
+    )
 
 
 def mark_sent(
@@ -384,8 +429,16 @@ def mark_sent(
     now: datetime | None = None,
 ) -> bool:
     """False if the claim was lost meanwhile (the lease expired and another sender took the row)."""
-    return _update_held(
-        session_factory,
+    with session_factory() as session, session.begin():
+        return mark_sent_in(session, message_id, owner, platform_message_id, now)
+
+
+def mark_sent_in(
+    session: Session, message_id: int, owner: str, platform_message_id: str | None, now: datetime | None = None
+) -> bool:
+    """``mark_sent`` in the caller's transaction (which records what the send means in the same commit)."""
+    return _update_held_in(
+        session,
         message_id,
         owner,
         status=OutboxStatus.SENT,
@@ -455,6 +508,7 @@ def retry_or_fail(
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     base: timedelta = DEFAULT_BACKOFF,
+    cap: timedelta = MAX_BACKOFF,
     now: datetime | None = None,
 ) -> OutboxStatus:
     """After a temporary failure: pending again after the backoff, or failed after the last attempt."""
@@ -476,7 +530,7 @@ def retry_or_fail(
         status=OutboxStatus.PENDING,
         lease_until=None,
         claimed_by=None,
-        not_before=now + backoff(message.attempts, base),
+        not_before=now + backoff(message.attempts, base, cap),
         last_error=error[:500],
     )
     return OutboxStatus.PENDING

@@ -11,7 +11,8 @@ platform adapters render them. A row is one of:
 - a deferred row (``deferred``: the outbox kind whose preparer makes the payload right before
   sending; campaigns), which carries nothing else until then.
 
-``thread`` posts into a thread; ``replace`` edits an earlier message (its platform message id)
+``thread`` posts into a thread; ``reply_to`` (a platform message id) shows it as an answer to
+that message where the platform can (Telegram); ``replace`` edits an earlier message (its platform message id)
 instead of posting a new one. Unknown keys, a missing body or a wrong type are refused when the
 row is queued, not discovered by the sender days later. Rows written before versioning (no
 ``v``) are read as version 1: the shape was the same.
@@ -73,6 +74,7 @@ class MessagePayload:
     thread: str | None = None
     replace: str | None = None
     deferred: str | None = None
+    reply_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.deferred is not None:
@@ -111,6 +113,8 @@ class MessagePayload:
             data["thread"] = self.thread
         if self.replace is not None:
             data["replace"] = self.replace
+        if self.reply_to is not None:
+            data["reply_to"] = self.reply_to
         return data
 
     @classmethod
@@ -151,6 +155,7 @@ class MessagePayload:
             thread=data.get("thread"),
             replace=replace,
             deferred=data.get("deferred"),
+            reply_to=str(data["reply_to"]) if data.get("reply_to") is not None else None,
         )
 
     @classmethod
@@ -159,4 +164,16 @@ class MessagePayload:
         return payload if isinstance(payload, MessagePayload) else cls.from_json(payload)
 
 
-_KEYS = {"v", "reply", "formatted_text", "format", "blocks", "buttons", "image", "thread", "replace", "deferred"}
+_KEYS = {
+    "v",
+    "reply",
+    "formatted_text",
+    "format",
+    "blocks",
+    "buttons",
+    "image",
+    "thread",
+    "replace",
+    "deferred",
+    "reply_to",
+}

@@ -56,6 +56,12 @@ class PlatformTraits:
     local: bool = False
     # A human name for help texts ("Slack").
     label: str = ""
+    # False for a delivery-only pseudo-platform (outgoing webhooks): nobody chats there, so it is
+    # never offered for identities, DMs or consent, and ``names()`` leaves it out.
+    chat: bool = True
+    # Strict order per conversation: the outbox sends a row only when every earlier row of its
+    # conversation is sent or has failed for good, so a row backing off holds back the later ones.
+    ordered: bool = False
 
     def __post_init__(self) -> None:
         if not NAME.match(self.name):
@@ -100,13 +106,18 @@ def traits(name: str) -> PlatformTraits:
 
 
 def names() -> list[str]:
-    return sorted(_registry)
+    """The chat platforms (delivery-only ones such as webhooks left out)."""
+    return sorted(name for name, t in _registry.items() if t.chat)
+
+
+def ordered_platforms() -> list[str]:
+    return sorted(t.name for t in _registry.values() if t.ordered)
 
 
 def validate(name: str) -> str:
     """A registered platform's name (normalised to lowercase); ValidationError naming the known ones."""
     candidate = (name or "").strip().lower()
-    if candidate in _registry:
+    if candidate in names():
         return candidate
     known = ", ".join(names()) or "none is installed"
     raise ValidationError(f"{name!r} is not a chat platform (known: {known})")

@@ -31,6 +31,21 @@ def check_text(value: str, what: str, field: str | None = None) -> str:
     return value
 
 
+def without_control(value: str) -> str:
+    """``value`` with its control characters (a NUL byte, an escape) taken out: for words we must keep
+    as they came, where refusing them is no option (a customer's message, their chat profile name)."""
+    return _CONTROL.sub("", value)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` whole if it has at most ``limit`` characters, else cut so that, with a note saying so
+    at the end, it has ``limit``: for words we must keep even when they are too long (a customer's)."""
+    if len(text) <= limit:
+        return text
+    note = f"… [message truncated: {len(text):,} characters, the limit is {limit:,}]"
+    return text[: limit - len(note)].rstrip() + note
+
+
 def normalize(text: str) -> str:
     """Lower-case, accent-free, punctuation-free form of a name: "Müller & Söhne" -> "muller sohne".
 

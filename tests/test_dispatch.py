@@ -56,8 +56,9 @@ def test_help_on_one_command(chat):
     reply = chat.say(rep, "/help deal").reply
     assert [s.title for s in reply.sections] == [
         "/deal <id>",
-        "/deal list [mine|open|all|<customer>] [stage=…] [page=…]",
-        "/deal new <customer> <title> [amount=…] [close=…] [stage=…]",
+        "/deal edit <id> [title=…] [amount=…] [close=YYYY-MM-DD] [owner=me|<user>|nobody] [field=value …]",
+        "/deal list [mine|open|overdue|all|<customer>] [stage=…] [page=…]",
+        "/deal new <customer> <title> [amount=…] [close=YYYY-MM-DD] [stage=…] [field=value …]",
         "/deal stage <id> <lead|qualified|proposal|negotiation|won|lost> [reason]",
     ]
 

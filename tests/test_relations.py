@@ -119,3 +119,17 @@ def test_telegram_staff_relate_customers(webhook_rig):
     assert "Reseller Ltd is reseller of Acme Corp" in tg.last_sent(SUPPORT_CHAT).text
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "/customer acme"))
     assert "resold by Reseller Ltd" in tg.last_sent(SUPPORT_CHAT).text
+
+
+def test_a_rep_relates_only_customers_they_own_or_nobody_owns(chat, app, firms):
+    chat.user("Olga Owner", Role.SALES)
+    rep = chat.user("Rita Rep", Role.SALES)
+    with app.uow() as uow:
+        customers.update_customer(uow, firms["Acme Corp"], {"owner": "Olga Owner"})
+    refused = chat.say(rep, "/relation acme partner beta").text
+    assert "Acme Corp is owned by Olga Owner; ask them or a manager" in refused
+    assert rows(app, CustomerRelationship) == []
+    # Beta is nobody's: relating it to Olga's customer is a change to Beta only.
+    chat.say(rep, "/relation beta partner acme")
+    manager = chat.user("Mia Manager", Role.MANAGER)
+    assert "Ended relationship" in chat.say(manager, f"/relation end {rows(app, CustomerRelationship)[0].id}").text

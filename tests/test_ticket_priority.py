@@ -100,3 +100,18 @@ def test_telegram_staff_change_a_priority(webhook_rig):
     rig.send(tg.group_text(SUPPORT_CHAT, sam, '/ticket new acme "Printer jams"'))
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "/ticket priority 1 high"))
     assert "Priority: normal → high" in tg.last_sent(SUPPORT_CHAT).text
+
+
+def test_an_agent_changes_only_tickets_assigned_to_them_or_nobody(chat, app):
+    chat.user("Olga Other", Role.SUPPORT)
+    agent = chat.user("Sam Support", Role.SUPPORT)
+    with app.uow() as uow:
+        customers.create_customer(uow, "Acme Corp")
+    chat.say(agent, '/ticket new acme "Printer jams"')
+    chat.say(agent, "/ticket assign 1 Olga Other")
+    assert (
+        "Ticket #1 is assigned to Olga Other; ask them or a manager" in chat.say(agent, "/ticket priority 1 high").text
+    )
+    assert rows(app, Ticket)[0].priority == "normal"
+    manager = chat.user("Mia Manager", Role.MANAGER)
+    assert "Priority: normal → high" in chat.say(manager, "/ticket priority 1 high").text

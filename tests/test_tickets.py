@@ -74,7 +74,7 @@ def test_ticket_new_refuses_bad_input_and_writes_nothing(chat, agent, acme, app,
     reply = chat.say(agent, line).reply
     assert reply.tone is Tone.ERROR
     assert reply.text == message
-    assert reply.footer == "Usage: /ticket new <customer> <subject> [low|normal|high|urgent]"
+    assert reply.footer == "Usage: /ticket new <customer> <subject> [low|normal|high|urgent] [field=value …]"
     assert rows(app, Ticket) == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from bot.api import customers, deals, problems, tickets
+from bot.api import customers, deals, problems, tickets, webhooks
 from bot.api.config import ApiConfig
 from bot.api.gate import Gate
 from bot.bootstrap import App
@@ -33,7 +33,7 @@ def build_api(app: App, config: ApiConfig | None = None) -> FastAPI:
     )
     api.state.chatcrm = app
     problems.install(api)
-    for router in (customers.router, deals.router, tickets.router):
+    for router in (customers.router, deals.router, tickets.router, webhooks.router):
         api.include_router(router)
     api.add_middleware(Gate, app=app, config=config)
     return api

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
@@ -38,7 +38,7 @@ class Principal:
     @property
     def actor(self) -> Actor:
         # The token's name is the channel: the audit log and interactions show "api:erp-sync".
-        return Actor(user_id=self.user_id, name=self.user_name, platform=f"api:{self.token_name}")
+        return Actor(user_id=self.user_id, name=self.user_name, platform=f"api:{self.token_name}", role=self.role)
 
 
 def scopes_allow(scopes: tuple[str, ...], permission: str) -> bool:
@@ -79,5 +79,7 @@ def need(permission: str) -> Callable[..., Principal]:
 
 def unit_of_work(request: Request, who: Principal = Depends(principal)) -> Iterator[UnitOfWork]:
     """One transaction per request, acting as the token's user: commits when the endpoint returns."""
-    with app_of(request).uow(who.actor) as uow:
+    app = app_of(request)
+    # The same ownership rule as in chat (crm_core.services.ownership), under the same setting.
+    with app.uow(replace(who.actor, edit_scope=app.settings.edit_scope)) as uow:
         yield uow

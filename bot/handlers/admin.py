@@ -108,9 +108,15 @@ def new_field(req: Request, ctx: Context) -> Reply:
         choices=choices or None,
         required=req.args.get("required") == "yes",
     )
+    key = definition.key
+    where = {
+        FieldEntity.CUSTOMER: f"/customer new <name> {key}=… or /customer edit <customer> {key}=…",
+        FieldEntity.DEAL: f"/deal new <customer> <title> {key}=… or /deal edit <id> {key}=…",
+        FieldEntity.TICKET: f"/ticket new <customer> <subject> {key}=… or /ticket edit <id> {key}=…",
+    }[definition.entity]
+    required = " It is required: every new one must have it." if definition.required else ""
     return Reply(
-        text=f"{definition.entity.capitalize()} field {definition.key!r} ({definition.type}) added. "
-        f"Set it with /customer edit <id> {definition.key}=…",
+        text=f"{definition.entity.capitalize()} field {key!r} ({definition.type}) added. Set it with {where}.{required}",
         tone=Tone.SUCCESS,
     )
 

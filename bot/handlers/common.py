@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from bot.messages import Button, Item, Section
+from bot.args import Param
+from bot.forms import form_input
+from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Request, Section
 from crm_core import clock
-from crm_core.models import Deal, FollowUp, Ticket
+from crm_core.models import Deal, FieldEntity, FieldType, FollowUp, Ticket
 from crm_core.money import format_money
-from crm_core.services import tickets
+from crm_core.services import custom_fields, deals, tickets
+from crm_core.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.context import Context
+    from bot.router import FormBuilder
 
 
 def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
@@ -34,9 +43,21 @@ def clip(text: str, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def deal_close_text(deal: Deal, tz: str) -> str:
+    """ "2027-01-31", or with a warning when the deal is still open past that day (in ``tz``)."""
+    if deal.expected_close_on is None:
+        return "—"
+    if deals.is_overdue(deal, clock.today_in(tz)):
+        return f"⚠ OVERDUE: was to close {fmt_date(deal.expected_close_on)}"
+    return fmt_date(deal.expected_close_on)
+
+
 def deal_item(deal: Deal, tz: str, with_customer: bool = False) -> Item:
     who = f" · {deal.customer.name}" if with_customer else ""
-    close = f" · closes {fmt_date(deal.expected_close_on)}" if deal.expected_close_on else ""
+    close = ""
+    if deal.expected_close_on:
+        late = deals.is_overdue(deal, clock.today_in(tz))
+        close = f" · {deal_close_text(deal, tz)}" if late else f" · closes {fmt_date(deal.expected_close_on)}"
     owner = f" · {deal.owner.name}" if deal.owner else ""
     return Item(
         text=f"#{deal.id} {deal.title}{who}",
@@ -99,3 +120,39 @@ def followups_section(followups: list[FollowUp], tz: str, title: str, with_custo
     return Section(
         title=title, items=tuple(followup_item(f, tz, with_customer) for f in followups), empty="No open follow-ups."
     )
+
+
+_FIELD_INPUTS = {FieldType.NUMBER: InputKind.NUMBER, FieldType.DATE: InputKind.DATE, FieldType.CHOICE: InputKind.CHOICE}
+
+
+def custom_field_inputs(
+    uow: UnitOfWork, entity: FieldEntity, current: Mapping[str, str] | None = None
+) -> tuple[FormInput, ...]:
+    """A form input per custom field of ``entity`` (required ones required), with current values."""
+    return tuple(
+        FormInput(
+            name=d.key,
+            label=d.label,
+            kind=_FIELD_INPUTS.get(d.type, InputKind.TEXT),
+            required=d.required,
+            choices=tuple(d.choices or ()),
+            initial=(current or {}).get(d.key),
+        )
+        for d in custom_fields.definitions(uow, entity)
+    )
+
+
+def custom_field_rows(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> tuple[Field, ...]:
+    """The record's custom field values, for its card."""
+    return tuple(Field(v.definition.label, v.display) for v in custom_fields.values_for(uow, entity, entity_id))
+
+
+def form_with_fields(entity: FieldEntity, title: str, command: str, params: Iterable[Param]) -> FormBuilder:
+    """The form of a create command: its own parameters, then the custom fields of ``entity``."""
+
+    def build(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
+        inputs = [form_input(p) for p in params if p.name not in fixed]
+        inputs += custom_field_inputs(ctx.uow, entity)
+        return Form(title=title, command=command, inputs=tuple(inputs), fixed=fixed)
+
+    return build

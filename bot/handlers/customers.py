@@ -6,15 +6,25 @@ from dataclasses import replace
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
-from bot.handlers.common import clip, deal_item, fmt_date, followups_section, money, ticket_item
+from bot.handlers.common import (
+    clip,
+    custom_field_inputs,
+    deal_item,
+    fmt_date,
+    followups_section,
+    form_with_fields,
+    money,
+    ticket_item,
+)
 from bot.hookspecs import hookimpl
-from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Reply, Request, Section, Style, Tone
+from bot.messages import Button, Field, Form, FormInput, Item, Reply, Request, Section, Style, Tone
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import search
-from crm_core.models import Customer, FieldEntity, FieldType, ModelRun, Role
-from crm_core.services import custom_fields, customers, tickets
+from crm_core.errors import ValidationError
+from crm_core.models import Customer, FieldEntity, ModelRun, Role
+from crm_core.services import customer_merge, customers, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 group = CommandGroup()
@@ -193,15 +203,18 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     )
 
 
+_NEW_CUSTOMER = [arg("name", label="Name", max_length=200)]
+
+
 @group.command(
     "customer new",
     summary="Create a customer",
     permission=Permission.CUSTOMERS_WRITE,
-    params=[arg("name", label="Name", max_length=200)],
+    params=_NEW_CUSTOMER,
     extra_options=True,
     usage="<name> [email=…] [phone=…] [company=…] [country=DE] [language=de] [timezone=…] [owner=…] [tags=a,b] "
     "[field=value …]",
-    form_title="New customer",
+    form=form_with_fields(FieldEntity.CUSTOMER, "New customer", "/customer new", _NEW_CUSTOMER),
 )
 def new_customer(req: Request, ctx: Context) -> Reply:
     customer = customers.create_customer(ctx.uow, req.args["name"], req.extra)
@@ -239,22 +252,7 @@ def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
         for key in CORE_FIELDS
         if key != "kind"
     ]
-    for definition in custom_fields.definitions(ctx.uow, FieldEntity.CUSTOMER):
-        kind = {
-            FieldType.NUMBER: InputKind.NUMBER,
-            FieldType.DATE: InputKind.DATE,
-            FieldType.CHOICE: InputKind.CHOICE,
-        }.get(definition.type, InputKind.TEXT)
-        inputs.append(
-            FormInput(
-                name=definition.key,
-                label=definition.label,
-                kind=kind,
-                required=definition.required,
-                choices=tuple(definition.choices or ()),
-                initial=current.get(definition.key),
-            )
-        )
+    inputs.extend(custom_field_inputs(ctx.uow, FieldEntity.CUSTOMER, current))
     return Form(
         title="Edit customer", command="/customer edit", inputs=tuple(inputs), fixed={"customer": f"#{customer.id}"}
     )
@@ -288,6 +286,56 @@ def edit_customer(req: Request, ctx: Context) -> Reply:
     )
     # A new name or phone may be another customer's: say so, as on creation.
     return _with_look_alikes(ctx, customer, reply) if {"name", "phone"} & set(changes) else reply
+
+
+def _listing(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {table.replace('_', ' ')}" for table, n in sorted(counts.items())) or "nothing"
+
+
+@group.command(
+    "customer merge",
+    summary="Merge a duplicate customer into another (asks to confirm): everything moves, the duplicate goes",
+    permission=Permission.CUSTOMERS_MERGE,
+    params=[arg("keep", label="Customer to keep"), arg("other", label="Duplicate to merge into it")],
+    usage="<keep> <other>",
+)
+def merge_customers(req: Request, ctx: Context) -> Reply:
+    keep = customers.resolve_customer(ctx.uow, req.args["keep"])
+    other = customers.resolve_customer(ctx.uow, req.args["other"])
+    if keep.id == other.id:
+        raise ValidationError(f"both name {keep.name} (#{keep.id}): give two different customers")
+    moves = customer_merge.what_moves(ctx.uow, other.id)
+    return Reply(
+        title=f"Merge {other.name} (#{other.id}) into {keep.name} (#{keep.id})?",
+        text=f"{keep.name} gets everything of {other.name}: {_listing(moves)}, with their consents, tags and "
+        f"custom fields (where {keep.name} has none). {other.name} (#{other.id}) is then deleted. "
+        "This cannot be undone.",
+        buttons=(
+            Button("Merge", f"/customer merge confirm {keep.id} {other.id}", Style.DANGER),
+            Button(f"Open #{other.id}", f"/customer #{other.id}"),
+        ),
+        footer=f"Or type /customer merge confirm {keep.id} {other.id}",
+        tone=Tone.WARNING,
+    )
+
+
+@group.command(
+    "customer merge confirm",
+    summary="Merge now (the button under /customer merge)",
+    permission=Permission.CUSTOMERS_MERGE,
+    params=[arg("keep", Kind.INT, label="Customer # to keep"), arg("other", Kind.INT, label="Customer # to merge")],
+    hidden=True,
+)
+def confirm_merge(req: Request, ctx: Context) -> Reply:
+    other = customers.get_customer(ctx.uow, req.args["other"])
+    other_name = other.name
+    moved = customer_merge.merge(ctx.uow, req.args["keep"], other.id)
+    return card_reply(
+        customers.get_card(ctx.uow, req.args["keep"], timezone=ctx.caller.timezone),
+        ctx,
+        note=f"Merged {other_name} (#{req.args['other']}) into this customer: moved {_listing(moved)}.",
+        tone=Tone.SUCCESS,
+    )
 
 
 @hookimpl

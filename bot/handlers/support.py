@@ -41,7 +41,7 @@ from bot.messages import (
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core.models import Role
-from crm_core.services import link_codes, sla, support_inbox
+from crm_core.services import link_codes, sla, support_inbox, tickets
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
 
@@ -150,6 +150,8 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
     sends = []
     if wrote.opened:
         sends.append(reply_to_sender(req, received_reply(wrote.ticket_id), "received"))
+    if wrote.cut_from is not None:
+        sends.append(reply_to_sender(req, cut_reply(wrote.cut_from), "cut"))
     room = ctx.desk.staff_room
     if room is None:
         log.warning("ticket #%s got a message but no staff room is set up: nobody was told", wrote.ticket_id)
@@ -157,7 +159,7 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
         sends.append(
             Outgoing(
                 room,
-                relay_reply(wrote, req.text),
+                relay_reply(wrote, wrote.text),
                 _message_key(wrote.message_id, "relay"),
                 after=AfterSend(RELAYED, wrote.message_id),
             )
@@ -253,6 +255,14 @@ def relay_reply(wrote: support_inbox.CustomerWrote, text: str) -> Reply:
 
 def received_reply(ticket_id: int) -> Reply:
     return Reply(text=f"Thank you, we got your message. Your request number is #{ticket_id}; we will answer you here.")
+
+
+def cut_reply(length: int) -> Reply:
+    return Reply(
+        text=f"Your message was too long for us ({length:,} characters; the limit is {tickets.MAX_MESSAGE:,}): "
+        "we kept its beginning. Please send the rest in another message.",
+        tone=Tone.WARNING,
+    )
 
 
 def delivered_reply(customer_name: str, ticket_id: int, error: str | None) -> Reply:

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 from bot.args import Kind, arg, opt, rest
 from bot.context import Context
-from bot.handlers.common import clip, fmt_datetime, overdue_text, rating_text, ticket_item
+from bot.handlers.common import (
+    clip,
+    custom_field_inputs,
+    custom_field_rows,
+    fmt_datetime,
+    form_with_fields,
+    overdue_text,
+    rating_text,
+    ticket_item,
+)
 from bot.hookspecs import hookimpl
-from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
+from bot.messages import Button, Field, Form, FormInput, Item, Reply, Request, Section, Style, Tone
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
-from crm_core.models import Direction, Ticket, TicketMessage, TicketPriority, TicketStatus
+from crm_core.models import Direction, FieldEntity, Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.outbox_payload import MessagePayload
-from crm_core.services import customer_chats, customers, sla, tickets, users
+from crm_core.services import custom_fields, customer_chats, customers, sla, tickets, users
 
 group = CommandGroup()
 PRIORITIES = tuple(p.value for p in TicketPriority)
@@ -66,6 +75,7 @@ def ticket_reply(ticket: Ticket, ctx: Context, note: str | None = None, tone: To
         fields.append(Field("SLA", late, short=False))
     if ticket.rating:
         fields.append(Field("Rating", rating_text(ticket.rating)))
+    fields.extend(custom_field_rows(ctx.uow, FieldEntity.TICKET, ticket.id))
     messages, total = tickets.thread(ctx.uow, ticket.id, THREAD_LENGTH)
     buttons: list[Button] = []
     if ctx.caller.user_id is not None and ticket.assignee_id != ctx.caller.user_id:
@@ -148,26 +158,70 @@ def _notify_owner(ctx: Context, ticket: Ticket) -> None:
     )
 
 
+_NEW_TICKET = [
+    arg("customer", label="Customer", hint="name, email, phone or #id"),
+    # No parser limit: the service says how long a subject may be, in its own words.
+    rest("subject", Kind.TEXT, label="Subject"),
+    opt("priority", Kind.CHOICE, choices=PRIORITIES, label="Priority", trailing=True),
+]
+
+
 @group.command(
     "ticket new",
-    summary="Open a support ticket for a customer",
+    summary="Open a support ticket for a customer (custom ticket fields as field=value)",
     permission=Permission.TICKETS_WRITE,
-    params=[
-        arg("customer", label="Customer", hint="name, email, phone or #id"),
-        # No parser limit: the service says how long a subject may be, in its own words.
-        rest("subject", Kind.TEXT, label="Subject"),
-        opt("priority", Kind.CHOICE, choices=PRIORITIES, label="Priority", trailing=True),
-    ],
-    usage="<customer> <subject> [low|normal|high|urgent]",
-    form_title="New ticket",
+    params=_NEW_TICKET,
+    # Custom ticket fields come as key=value; the service refuses keys that are not fields.
+    extra_options=True,
+    usage="<customer> <subject> [low|normal|high|urgent] [field=value …]",
+    form=form_with_fields(FieldEntity.TICKET, "New ticket", "/ticket new", _NEW_TICKET),
 )
 def new_ticket(req: Request, ctx: Context) -> Reply:
     customer = _resolve_customer(ctx, req.args["customer"])
     subject, priority = _subject_and_priority(req)
-    ticket = tickets.create_ticket(ctx.uow, customer.id, subject, priority, channel=ctx.platform, targets=_targets(ctx))
+    ticket = tickets.create_ticket(
+        ctx.uow, customer.id, subject, priority, channel=ctx.platform, targets=_targets(ctx), fields=req.extra
+    )
     if priority in (TicketPriority.HIGH, TicketPriority.URGENT):
         _notify_owner(ctx, ticket)
     return ticket_reply(ticket, ctx, note=f"Ticket #{ticket.id} opened for {customer.name}.", tone=Tone.SUCCESS)
+
+
+def _edit_form(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
+    ticket = tickets.get_ticket(ctx.uow, int(fixed["id"].lstrip("#")))
+    current = custom_fields.current_text(ctx.uow, FieldEntity.TICKET, ticket.id)
+    return Form(
+        title="Edit ticket",
+        command="/ticket edit",
+        inputs=(
+            FormInput(name="subject", label="Subject", initial=ticket.subject),
+            *custom_field_inputs(ctx.uow, FieldEntity.TICKET, current),
+        ),
+        fixed={"id": str(ticket.id)},
+    )
+
+
+@group.command(
+    "ticket edit",
+    summary="Change a ticket's subject or custom fields; field= (empty) clears one",
+    permission=Permission.TICKETS_WRITE,
+    params=[arg("id", Kind.INT, label="Ticket #")],
+    extra_options=True,
+    usage="<id> [subject=…] [field=value …]",
+    form=_edit_form,
+)
+def edit_ticket(req: Request, ctx: Context) -> Reply:
+    ticket = tickets.get_ticket(ctx.uow, req.args["id"])
+    changes: dict[str, str | None] = dict(req.extra)
+    if req.form_values is not None:
+        # A form sends every input; only what differs is an edit.
+        current = {"subject": ticket.subject, **custom_fields.current_text(ctx.uow, FieldEntity.TICKET, ticket.id)}
+        changes = {k: v for k, v in changes.items() if (v or "").strip() != current.get(k, "")}
+        if not changes:
+            return ticket_reply(ticket, ctx, note="Nothing changed.")
+    changed = tickets.update_ticket(ctx.uow, ticket.id, changes)
+    note = f"Updated {', '.join(changed)}." if changed else "Nothing changed."
+    return ticket_reply(ticket, ctx, note=note, tone=Tone.SUCCESS)
 
 
 @group.command(

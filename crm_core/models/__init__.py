@@ -33,7 +33,7 @@ from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage
 from crm_core.models.digests import DigestFrequency, DigestSubscription
 from crm_core.models.events import DomainEvent, EventCursor, EventDeadLetter
 from crm_core.models.followups import FollowUp, FollowUpStatus
-from crm_core.models.inbox import InboundEvent
+from crm_core.models.inbox import InboundEvent, InboxStatus
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
 from crm_core.models.link_codes import LinkCode
 from crm_core.models.mining import MinedRule, MiningRun, Recommendation, RecommendationStatus
@@ -43,11 +43,14 @@ from crm_core.models.scheduling import ScheduledJob, SchedulerLock
 from crm_core.models.templates import TemplateOverride
 from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.models.users import STAFF_ROLES, Identity, Role, User
+from crm_core.models.webhooks import WebhookAttempt, WebhookEndpoint
 
 _audit.install()
 
 __all__ = [
     "ApiToken",
+    "WebhookAttempt",
+    "WebhookEndpoint",
     "IdempotentRequest",
     "AuditEntry",
     "Base",
@@ -95,6 +98,7 @@ __all__ = [
     "FormSession",
     "LinkCode",
     "InboundEvent",
+    "InboxStatus",
     "BlockedRecipient",
     "ScheduledJob",
     "SchedulerLock",

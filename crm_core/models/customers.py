@@ -25,7 +25,7 @@ class Company(Timestamped, Base):
     # Its id in the system it was imported from, so re-running an import updates it (chatcrm import).
     external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
     # The name as search normalises it, so /customer finds people by their company's name
-    # (prefix, on a hand-made index: see crm_core.search and migration 0013).
+    # (prefix, on a hand-made index: see crm_core.search and migration 0015).
     search_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
 
     @validates("name")

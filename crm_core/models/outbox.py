@@ -38,6 +38,8 @@ class OutboxMessage(Base):
         sa.Index("ix_outbox_due", "status", "not_before"),
         # The sender asks "does this conversation have a message in flight?" for every candidate.
         sa.Index("ix_outbox_recipient", "platform", "conversation", "status"),
+        # The interactive lane is claimed first (crm_core.outbox.claim_due).
+        sa.Index("ix_outbox_lane", "priority", "status", "not_before"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
@@ -70,6 +72,12 @@ class OutboxMessage(Base):
     customer_id: Mapped[int | None] = mapped_column(index=True)
     # The row of the feature that made the message (campaign_recipients.id for kind "campaign").
     ref_id: Mapped[int | None] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), index=True)
+    # 0: interactive (answers to someone waiting: replies, relays, staff answers), claimed before
+    # 1: bulk (reminders, digests, campaigns). See crm_core.outbox.INTERACTIVE / BULK.
+    priority: Mapped[int] = mapped_column(default=1, server_default="1")
+    # What to write down once it was sent or finally failed (bot.messages.AfterSend as JSON):
+    # e.g. the relay's message id on its ticket message, so staff replies to it find the ticket.
+    after: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 

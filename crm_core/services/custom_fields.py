@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -177,3 +177,77 @@ def set_value(
     row.value_text = value if isinstance(value, str) else None
     row.value_number = value if isinstance(value, float) else None
     row.value_date = value if isinstance(value, date) else None
+
+
+# -- values given with key=value on create and edit (customers, deals, tickets) -------------------------
+
+# Typed values that mean "clear this field" on an edit.
+EMPTY_VALUES = frozenset({"", "-", "none"})
+Parsed = dict[int, tuple[CustomFieldDefinition, str | float | date | None]]
+
+
+def parse_changes(
+    uow: UnitOfWork, entity: FieldEntity, changes: Mapping[str, str | None], *, options: Iterable[str] = ()
+) -> Parsed:
+    """The custom field values in ``changes`` (key -> text as typed; empty clears), parsed and typed.
+
+    A key that is neither a custom field of ``entity`` nor one of the command's own ``options`` is an
+    error naming it and listing what is allowed; every bad value is reported at once (``errors``)."""
+    definitions_by_key = {d.key: d for d in definitions(uow, entity)}
+    parsed: Parsed = {}
+    errors: dict[str, str] = {}
+    for raw_key, raw_value in changes.items():
+        key = raw_key.strip().lower()
+        definition = definitions_by_key.get(key)
+        if definition is None:
+            allowed = ", ".join(f"{name}=" for name in [*options, *definitions_by_key]) or "none"
+            errors[key] = f"unknown option {key}= (options: {allowed})"
+            continue
+        value = (raw_value or "").strip()
+        try:
+            parsed[definition.id] = (
+                definition,
+                None if value.lower() in EMPTY_VALUES else parse_value(definition, value),
+            )
+        except ValidationError as exc:
+            errors[key] = exc.message
+    if errors:
+        raise ValidationError("; ".join(errors.values()), field=next(iter(errors)), errors=errors)
+    return parsed
+
+
+def check_required(uow: UnitOfWork, entity: FieldEntity, parsed: Parsed, *, creating: bool) -> None:
+    """Required fields: a new record must give each of them; an edit may not clear one."""
+    missing = [
+        d for d in definitions(uow, entity) if d.required and (parsed[d.id][1] is None if d.id in parsed else creating)
+    ]
+    if not missing:
+        return
+    if creating:
+        errors = {d.key: f"{d.label} is required ({d.key}=…)" for d in missing}
+        names = ", ".join(f"{d.label} ({d.key}=…)" for d in missing)
+        message = f"required field{'s' if len(missing) > 1 else ''} missing: {names}"
+    else:
+        errors = {d.key: f"{d.label} is required and cannot be cleared" for d in missing}
+        message = "; ".join(errors.values())
+    raise ValidationError(message, field=missing[0].key, errors=errors)
+
+
+def apply_changes(uow: UnitOfWork, parsed: Parsed, entity_id: int) -> None:
+    """Store parsed values for the record ``entity_id`` (None clears)."""
+    for definition, value in parsed.values():
+        set_value(uow, definition, entity_id, value)
+
+
+def current_text(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> dict[str, str]:
+    """Every custom field value of the record as text, by key (as a form shows it)."""
+    return {v.definition.key: v.display for v in values_for(uow, entity, entity_id)}
+
+
+def changed(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, dict[str, str | None]]:
+    """field -> {old, new} for what differs between two ``current_text``-style snapshots."""
+    return {
+        key: {"old": before.get(key) or None, "new": after.get(key) or None}
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key, "") != after.get(key, "")
+    }

@@ -40,9 +40,11 @@ def ensure_chat(uow: UnitOfWork, platform_id: PlatformId, conversation: str, dis
     chat = chat_for(uow, platform_id)
     if chat is not None:
         return chat
+    # A chat profile's name is theirs to choose: control characters are dropped, not refused.
+    display_name = text.without_control(display_name) if display_name else display_name
     name = (display_name or "").strip()[
         : customers.MAX_NAME
-    ] or f"{platform_id.platform} user {platform_id.external_id}"
+    ] or f"{platform_id.platform} user {text.without_control(platform_id.external_id)}"
     customer = customers.create_customer(uow, name)
     chat = CustomerChat(
         customer_id=customer.id,

@@ -130,6 +130,17 @@ def _customer_foreign_keys() -> list[tuple[type[Base], str, sa.Column[int]]]:
     return sorted(found, key=lambda item: (item[0].__name__, item[1]))
 
 
+def what_moves(uow: UnitOfWork, other_id: int) -> dict[str, int]:
+    """How many rows of each table hang off customer ``other_id`` (what a merge would move), tables
+    with none left out: for the confirmation before a merge."""
+    counts: Counter[str] = Counter()
+    for _model, _attribute, column in _customer_foreign_keys():
+        found = uow.session.scalar(sa.select(sa.func.count()).select_from(column.table).where(column == other_id))
+        if found:
+            counts[cast(sa.Table, column.table).name] += int(found)
+    return dict(counts)
+
+
 def merge(uow: UnitOfWork, keep_id: int, other_id: int) -> dict[str, int]:
     """Move everything of customer ``other_id`` to ``keep_id`` and delete ``other_id``.
 

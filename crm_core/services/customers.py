@@ -30,7 +30,7 @@ from crm_core.models import (
     TicketStatus,
     User,
 )
-from crm_core.services import custom_fields, relationships, users
+from crm_core.services import custom_fields, ownership, relationships, users
 from crm_core.services.custom_fields import FieldValue
 from crm_core.uow import UnitOfWork
 
@@ -235,8 +235,7 @@ def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
             customer.tag_rows.remove(row)
     for tag in sorted(wanted - current):
         customer.tag_rows.append(CustomerTag(tag=tag))
-    for definition, value in parsed.custom.values():
-        custom_fields.set_value(uow, definition, customer.id, value)
+    custom_fields.apply_changes(uow, parsed.custom, customer.id)
     uow.session.flush()
     if "company" in parsed.core:
         uow.session.refresh(customer, ["company"])
@@ -249,13 +248,7 @@ def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None]
         raise ValidationError(f"the name is given twice: {name!r} and {given['name']!r}", field="name")
     changes = {"name": name, **(fields or {})}
     parsed = _parse_changes(uow, changes)
-    missing = [
-        d.label
-        for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)
-        if d.required and d.id not in parsed.custom
-    ]
-    if missing:
-        raise ValidationError(f"required field(s) missing: {', '.join(missing)}")
+    custom_fields.check_required(uow, FieldEntity.CUSTOMER, parsed.custom, creating=True)
     customer = Customer(name=parsed.core.pop("name"))
     _apply(uow, customer, parsed)
     _reload_references(uow, customer)
@@ -267,10 +260,9 @@ def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str
     if not changes:
         raise ValidationError("nothing to change: give field=value pairs")
     customer = get_customer(uow, customer_id)
+    ownership.check_customer(uow, customer)
     parsed = _parse_changes(uow, changes)
-    for definition, value in parsed.custom.values():
-        if definition.required and value is None:
-            raise ValidationError(f"{definition.label} is required and cannot be cleared", field=definition.key)
+    custom_fields.check_required(uow, FieldEntity.CUSTOMER, parsed.custom, creating=False)
     before = current_values(uow, customer)
     _apply(uow, customer, parsed)
     _reload_references(uow, customer)
@@ -328,9 +320,7 @@ def current_values(uow: UnitOfWork, customer: Customer) -> dict[str, str]:
         "tags": ",".join(customer.tags),
         "kind": customer.kind.value,
     }
-    values.update(
-        {v.definition.key: v.display for v in custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer.id)}
-    )
+    values.update(custom_fields.current_text(uow, FieldEntity.CUSTOMER, customer.id))
     return values
 
 

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from crm_core import clock, events, paging, text
-from crm_core.errors import NotFound, ValidationError
-from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange
+from crm_core.errors import CrmError, NotFound, ValidationError
+from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange, FieldEntity, User
+from crm_core.money import parse_amount
+from crm_core.services import custom_fields, ownership, users
 from crm_core.services.customers import get_customer
 from crm_core.uow import UnitOfWork
 
 MAX_TITLE = 200
+# What /deal new takes as key=value besides custom fields (named in the unknown-option message).
+CREATE_OPTIONS = ("amount", "close", "stage")
 
 
 def parse_stage(raw: str) -> DealStage:
@@ -43,6 +49,15 @@ def parse_close_date(raw: str) -> date:
         raise ValidationError(f"{raw!r} is not a date (write 2026-12-31)", field="close") from None
 
 
+def is_overdue(deal: Deal, today: date) -> bool:
+    """An open deal whose expected close date has passed (``today`` in the reader's timezone)."""
+    return deal.stage.is_open and deal.expected_close_on is not None and deal.expected_close_on < today
+
+
+def _overdue_clause(today: date) -> sa.ColumnElement[bool]:
+    return sa.and_(Deal.stage.not_in([DealStage.WON, DealStage.LOST]), Deal.expected_close_on < today)
+
+
 def get_deal(uow: UnitOfWork, deal_id: int) -> Deal:
     deal = uow.session.get(Deal, deal_id)
     if deal is None:
@@ -60,12 +75,14 @@ def create_deal(
     expected_close_on: date | None = None,
     probability: int | None = None,
     owner_id: int | None = None,
+    fields: Mapping[str, str | None] | None = None,
 ) -> Deal:
-    title = text.check_text((title or "").strip(), "title", field="title")
-    if not title:
-        raise ValidationError("a deal needs a title", field="title")
-    if len(title) > MAX_TITLE:
-        raise ValidationError(f"the title is longer than {MAX_TITLE} characters", field="title")
+    """Open a deal. ``fields``: custom field values as typed (key -> text); required ones must be among
+    them. Callers that take no custom fields (imports, demo data) leave it None and skip that check."""
+    custom = custom_fields.parse_changes(uow, FieldEntity.DEAL, fields or {}, options=CREATE_OPTIONS)
+    if fields is not None:
+        custom_fields.check_required(uow, FieldEntity.DEAL, custom, creating=True)
+    title = _title(title)
     if amount_cents < 0:
         raise ValidationError("the amount cannot be negative", field="amount")
     customer = get_customer(uow, customer_id)
@@ -82,6 +99,7 @@ def create_deal(
     )
     uow.session.add(deal)
     uow.session.flush()
+    custom_fields.apply_changes(uow, custom, deal.id)
     uow.session.add(DealStageChange(deal_id=deal.id, from_stage=None, to_stage=stage, changed_by_id=uow.actor.user_id))
     uow.session.flush()
     uow.session.expire(deal, ["owner", "customer"])  # loaded afresh for the event
@@ -104,6 +122,7 @@ def create_deal(
 
 def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | None = None) -> Deal:
     deal = get_deal(uow, deal_id)
+    ownership.check_deal(uow, deal)
     if deal.stage == stage:
         raise ValidationError(f"deal #{deal.id} is already in {stage}", field="stage")
     previous = deal.stage
@@ -134,6 +153,106 @@ def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | 
     return deal
 
 
+# What /deal edit changes besides custom fields (the stage has /deal stage, with its history).
+EDIT_FIELDS = ("title", "amount", "close", "owner")
+_CLEAR = custom_fields.EMPTY_VALUES | {"nobody"}
+
+
+def _title(raw: str) -> str:
+    title = text.check_text((raw or "").strip(), "title", field="title")
+    if not title:
+        raise ValidationError("a deal needs a title", field="title")
+    if len(title) > MAX_TITLE:
+        raise ValidationError(f"the title is longer than {MAX_TITLE} characters", field="title")
+    return title
+
+
+def _owner(uow: UnitOfWork, raw: str) -> User | None:
+    value = raw.strip()
+    if value.lower() in _CLEAR:
+        return None
+    if value.lower() == "me":
+        if uow.actor.user_id is None:
+            raise ValidationError("you have no CRM user to own deals", field="owner")
+        value = f"#{uow.actor.user_id}"
+    try:
+        user = users.find_user(uow, value)
+    except CrmError as exc:
+        raise ValidationError(exc.message, field="owner") from None
+    if not user.active:
+        raise ValidationError(f"{user.name} is not an active user", field="owner")
+    return user
+
+
+def _editable(uow: UnitOfWork, deal: Deal) -> dict[str, str]:
+    """Every field /deal edit changes, as text: for the deal.updated diff."""
+    return {
+        "title": deal.title,
+        "amount": f"{events.decimal_amount(deal.amount_cents)} {deal.currency}",
+        "close": deal.expected_close_on.isoformat() if deal.expected_close_on else "",
+        "owner": deal.owner.name if deal.owner else "",
+        **custom_fields.current_text(uow, FieldEntity.DEAL, deal.id),
+    }
+
+
+def update_deal(uow: UnitOfWork, deal_id: int, changes: Mapping[str, str | None]) -> dict[str, object]:
+    """Change a deal's title, amount (and currency), expected close, owner and custom fields, from
+    key -> text as typed (``close=`` clears the date, ``owner=`` or ``owner=nobody`` unassigns).
+    Every bad value is reported at once and nothing changes. Returns field -> {old, new} for what
+    changed, also the ``deal.updated`` event's ``changes``."""
+    if not changes:
+        raise ValidationError("nothing to change: give field=value pairs, e.g. amount=12k close=2027-01-31")
+    deal = get_deal(uow, deal_id)
+    ownership.check_deal(uow, deal)
+    given = {key.strip().lower(): (value or "").strip() for key, value in changes.items()}
+    core = {key: given.pop(key) for key in EDIT_FIELDS if key in given}
+    errors: dict[str, str] = {}
+    title: str | None = None
+    amount: tuple[int, str | None] | None = None
+    close: date | None = None
+    owner: User | None = None
+    for key, value in core.items():
+        try:
+            if key == "title":
+                title = _title(value)
+            elif key == "amount":
+                if not value:
+                    raise ValidationError("give an amount (amount=0 for none)", field="amount")
+                amount = parse_amount(value)
+            elif key == "close":
+                close = None if value.lower() in _CLEAR else parse_close_date(value)
+            else:
+                owner = _owner(uow, value)
+        except ValidationError as exc:
+            errors[key] = exc.message
+    custom: custom_fields.Parsed = {}
+    try:
+        custom = custom_fields.parse_changes(uow, FieldEntity.DEAL, given, options=EDIT_FIELDS)
+        custom_fields.check_required(uow, FieldEntity.DEAL, custom, creating=False)
+    except ValidationError as exc:
+        errors.update(exc.errors or {exc.field or "fields": exc.message})
+    if errors:
+        raise ValidationError("; ".join(errors.values()), field=next(iter(errors)), errors=errors)
+    before = _editable(uow, deal)
+    if title is not None:
+        deal.title = title
+    if amount is not None:
+        deal.amount_cents, deal.currency = amount[0], (amount[1] or deal.currency)
+    if "close" in core:
+        deal.expected_close_on = close
+    if "owner" in core:
+        deal.owner_id = owner.id if owner else None
+    custom_fields.apply_changes(uow, custom, deal.id)
+    uow.session.flush()
+    uow.session.expire(deal, ["owner"])
+    diff = custom_fields.changed(before, _editable(uow, deal))
+    if diff:
+        events.emit(
+            uow, "deal.updated", entity_type="deal", entity_id=deal.id, payload={**_facts(deal), "changes": diff}
+        )
+    return dict(diff)
+
+
 def _facts(deal: Deal) -> dict[str, object]:
     """What every deal event says about the deal (crm_core.events.EVENT_TYPES)."""
     return {
@@ -162,8 +281,11 @@ def _deals_matching(
     customer_id: int | None = None,
     stage: DealStage | None = None,
     open_only: bool = True,
+    overdue_on: date | None = None,
 ) -> sa.Select[Deal]:
     statement = sa.select(Deal)
+    if overdue_on is not None:
+        statement = statement.where(_overdue_clause(overdue_on))
     if owner_id is not None:
         statement = statement.where(Deal.owner_id == owner_id)
     if customer_id is not None:
@@ -193,6 +315,8 @@ class DealPage:
     page: paging.Page[Deal]
     # Amount of every matching deal (all pages), in cents per currency.
     totals: dict[str, int]
+    # Matching deals (all pages) that are open and past their expected close date.
+    overdue: int = 0
 
 
 def deal_page(
@@ -203,12 +327,54 @@ def deal_page(
     customer_id: int | None = None,
     stage: DealStage | None = None,
     open_only: bool = True,
+    overdue_only: bool = False,
+    today: date | None = None,
     size: int = paging.PAGE_SIZE,
 ) -> DealPage:
-    """One page of matching deals, and the count and amounts of all of them (SQL aggregates)."""
-    statement = _deals_matching(owner_id=owner_id, customer_id=customer_id, stage=stage, open_only=open_only)
+    """One page of matching deals, and the count, amounts and overdue count of all of them (SQL
+    aggregates). ``today`` (the reader's date) decides what is overdue."""
+    today = today or clock.utcnow().date()
+    statement = _deals_matching(
+        owner_id=owner_id,
+        customer_id=customer_id,
+        stage=stage,
+        open_only=open_only,
+        overdue_on=today if overdue_only else None,
+    )
     matching = statement.order_by(None).subquery()
     sums = uow.session.execute(
         sa.select(matching.c.currency, sa.func.sum(matching.c.amount_cents)).group_by(matching.c.currency)
     ).all()
-    return DealPage(paging.fetch(uow.session, statement, number, size), {cur: int(cents or 0) for cur, cents in sums})
+    late = uow.session.scalar(
+        sa.select(sa.func.count()).select_from(statement.where(_overdue_clause(today)).order_by(None).subquery())
+    )
+    return DealPage(
+        paging.fetch(uow.session, statement, number, size),
+        {cur: int(cents or 0) for cur, cents in sums},
+        int(late or 0),
+    )
+
+
+@dataclass(frozen=True)
+class OverdueDeals:
+    owner: str | None
+    count: int
+    # In the digest's currency only (deals in other currencies are counted, not summed).
+    amount_cents: int
+
+
+def overdue_by_owner(session: Session, today: date, currency: str) -> list[OverdueDeals]:
+    """Open deals past their expected close date per owner (most first; unassigned ones too)."""
+    rows = session.execute(
+        sa.select(
+            User.name,
+            sa.func.count(Deal.id),
+            sa.func.coalesce(sa.func.sum(sa.case((Deal.currency == currency, Deal.amount_cents), else_=0)), 0),
+        )
+        .select_from(Deal)
+        .outerjoin(User, User.id == Deal.owner_id)
+        .where(_overdue_clause(today))
+        .group_by(Deal.owner_id, User.name)
+        .order_by(sa.func.count(Deal.id).desc(), User.name)
+    ).all()
+    return [OverdueDeals(name, int(count), int(cents)) for name, count, cents in rows]

@@ -37,6 +37,7 @@ from crm_core.outbox_payload import PayloadImage
 from crm_core.reports.charts import chart_path, draw_digest_chart
 from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm, schedule, unschedule
+from crm_core.services import deals
 from crm_core.templating import render_message
 from crm_core.uow import UnitOfWork
 
@@ -148,6 +149,8 @@ class Digest:
     at_risk: list[tuple[str, list[tuple[str, float]]]] = field(default_factory=list)
     # Campaigns that sent within the period or whose messages can still earn (attribution window).
     campaigns: list[tuple[str, Counts]] = field(default_factory=list)
+    # Open deals past their expected close date at the period's end, per owner.
+    deals_overdue: list[deals.OverdueDeals] = field(default_factory=list)
 
 
 AT_RISK_THRESHOLD = 0.6
@@ -212,6 +215,8 @@ def build_digest(session: Session, frequency: DigestFrequency, end_day: date, ti
         trend,
         at_risk_by_rep(session),
         campaign_lines(session, current),
+        # end_day is the local day the period ends before: a deal due to close before it is late.
+        deals.overdue_by_owner(session, end_day, currency),
     )
 
 
@@ -314,6 +319,10 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             "ratings": cur.ratings,
         },
         "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
+        "deals_overdue": [
+            {"rep": d.owner or "unassigned", "count": d.count, "value": money(d.amount_cents)}
+            for d in digest.deals_overdue
+        ],
         "at_risk": [
             {"rep": rep, "customers": [{"name": name, "risk": f"{risk:.0%}"} for name, risk in found]}
             for rep, found in digest.at_risk

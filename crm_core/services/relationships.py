@@ -4,6 +4,8 @@ A row says "customer <type> related" ("Beta GmbH is a subsidiary of Acme", "Bob 
 Alice"). Each type has a phrase for each side, so the other customer's card shows the inverse
 ("Acme: parent of Beta GmbH", "Alice: manages Bob"). Symmetric types read the same both ways.
 Ending a relationship keeps the row (with its end date) for the record; cards show the current ones.
+Adding or ending one is a change to the first customer's record, so the ownership rule
+(crm_core.services.ownership) applies to that customer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sqlalchemy as sa
 from crm_core import clock, text
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.models import Customer, CustomerRelationship, RelationshipType
+from crm_core.services import ownership
 from crm_core.uow import UnitOfWork
 
 # type -> (how the customer relates to the other, how the other relates back)
@@ -97,6 +100,7 @@ def add_relationship(
         raise ValidationError("a customer cannot be related to themselves")
     customer = _customer(uow, customer_id)
     other = _customer(uow, related_customer_id)
+    ownership.check_customer(uow, customer)
     if note is not None:
         note = text.check_text(note.strip(), "note", field="note")[:MAX_NOTE] or None
     existing = uow.session.scalars(
@@ -124,6 +128,7 @@ def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | Non
     relationship = uow.session.get(CustomerRelationship, relationship_id)
     if relationship is None:
         raise NotFound(f"there is no relationship #{relationship_id}")
+    ownership.check_customer(uow, relationship.customer)
     if relationship.ended_on is not None:
         raise Conflict(f"relationship #{relationship_id} already ended on {relationship.ended_on}")
     relationship.ended_on = ended_on or clock.utcnow().date()

@@ -29,6 +29,10 @@ class CustomerWrote:
     customer_name: str
     subject: str
     priority: str
+    # The message as kept: cut with a note when it was over tickets.MAX_MESSAGE characters.
+    text: str
+    # How long the message was, when it had to be cut (else None).
+    cut_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,8 @@ def customer_wrote(
         ticket.customer.name,
         ticket.subject,
         str(ticket.priority),
+        incoming.message.text,
+        len(text) if len(text) > tickets.MAX_MESSAGE else None,
     )
 
 

@@ -17,6 +17,7 @@ from crm_core import clock, events, paging
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.models import (
     Direction,
+    FieldEntity,
     InteractionKind,
     Ticket,
     TicketMessage,
@@ -24,8 +25,8 @@ from crm_core.models import (
     TicketStatus,
     User,
 )
-from crm_core.services import customers, interactions, sla
-from crm_core.text import check_text
+from crm_core.services import custom_fields, customers, interactions, ownership, sla
+from crm_core.text import check_text, clip, without_control
 from crm_core.uow import UnitOfWork
 
 MAX_SUBJECT = 300
@@ -33,6 +34,8 @@ MAX_SUBJECT = 300
 MAX_MESSAGE = 10_000
 OPEN_STATUSES = (TicketStatus.OPEN, TicketStatus.PENDING)
 # For sorting: most urgent first.
+# What /ticket new takes as key=value besides custom fields (named in the unknown-option message).
+CREATE_OPTIONS = ("priority",)
 PRIORITY_RANK = {TicketPriority.URGENT: 0, TicketPriority.HIGH: 1, TicketPriority.NORMAL: 2, TicketPriority.LOW: 3}
 
 
@@ -57,7 +60,10 @@ def _body(raw: str) -> str:
     if not body:
         raise ValidationError("the message is empty", field="text")
     if len(body) > MAX_MESSAGE:
-        raise ValidationError(f"the message is longer than {MAX_MESSAGE} characters", field="text")
+        raise ValidationError(
+            f"that is too long ({len(body):,} characters; the limit is {MAX_MESSAGE:,}); please shorten it",
+            field="text",
+        )
     return body
 
 
@@ -69,8 +75,14 @@ def create_ticket(
     *,
     channel: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
+    fields: Mapping[str, str | None] | None = None,
 ) -> Ticket:
+    """Open a ticket; ``fields`` are custom field values as typed (key -> text). A ticket a customer's
+    message opens has none, so a required ticket field is required of staff only."""
     customer = customers.get_customer(uow, customer_id)
+    custom = custom_fields.parse_changes(uow, FieldEntity.TICKET, fields or {}, options=CREATE_OPTIONS)
+    if fields is not None:
+        custom_fields.check_required(uow, FieldEntity.TICKET, custom, creating=True)
     now = clock.utcnow()
     first_due, resolve_due = sla.due_times(priority, now, targets)
     ticket = Ticket(
@@ -86,6 +98,7 @@ def create_ticket(
     )
     uow.session.add(ticket)
     uow.session.flush()
+    custom_fields.apply_changes(uow, custom, ticket.id)
     events.emit(
         uow,
         "ticket.created",
@@ -176,7 +189,10 @@ def customer_wrote(
     external_message_id: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
 ) -> Incoming:
-    """A message from the customer: appended to their open ticket, or opening a new one."""
+    """A message from the customer: appended to their open ticket, or opening a new one. A message over
+    MAX_MESSAGE characters is kept cut to that, with a note saying so, and control characters (which a
+    customer cannot be asked to remove) are dropped; the stored text is the message's."""
+    text = clip(without_control(text), MAX_MESSAGE)
     ticket = open_ticket_of(uow, customer_id)
     opened = ticket is None
     if ticket is None:
@@ -244,6 +260,7 @@ def ticket_for_relay(uow: UnitOfWork, conversation: str, relay_message_id: str) 
 
 def assign(uow: UnitOfWork, ticket_id: int, user: User | None) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
     if user is not None and not user.active:
         raise ValidationError(f"{user.name} is not an active user", field="user")
     previous = ticket.assignee_id
@@ -266,8 +283,43 @@ def assign(uow: UnitOfWork, ticket_id: int, user: User | None) -> Ticket:
     return ticket
 
 
+# What /ticket edit changes besides custom fields (priority has its own command, with its SLA).
+EDIT_FIELDS = ("subject",)
+
+
+def update_ticket(uow: UnitOfWork, ticket_id: int, changes: Mapping[str, str | None]) -> dict[str, object]:
+    """Change a ticket's subject and custom fields (key -> text as typed; empty clears a custom field).
+    Returns field -> {old, new} for what changed (also the ``ticket.updated`` event's ``changes``)."""
+    if not changes:
+        raise ValidationError("nothing to change: give field=value pairs, e.g. subject=…")
+    ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
+    given = {key.strip().lower(): value for key, value in changes.items()}
+    subject = _subject(given.pop("subject") or "") if "subject" in given else None
+    custom = custom_fields.parse_changes(uow, FieldEntity.TICKET, given, options=EDIT_FIELDS)
+    custom_fields.check_required(uow, FieldEntity.TICKET, custom, creating=False)
+    before = {"subject": ticket.subject, **custom_fields.current_text(uow, FieldEntity.TICKET, ticket.id)}
+    if subject is not None:
+        ticket.subject = subject
+    custom_fields.apply_changes(uow, custom, ticket.id)
+    uow.session.flush()
+    diff = custom_fields.changed(
+        before, {"subject": ticket.subject, **custom_fields.current_text(uow, FieldEntity.TICKET, ticket.id)}
+    )
+    if diff:
+        events.emit(
+            uow,
+            "ticket.updated",
+            entity_type="ticket",
+            entity_id=ticket.id,
+            payload={**_facts(ticket), "changes": diff},
+        )
+    return dict(diff)
+
+
 def set_status(uow: UnitOfWork, ticket_id: int, status: TicketStatus) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
     if ticket.status is status:
         raise Conflict(f"ticket #{ticket.id} is already {status}")
     now = clock.utcnow()
@@ -299,6 +351,7 @@ def set_priority(
     ticket to urgent can make it overdue at once: that is the point of raising it.
     """
     ticket = get_ticket(uow, ticket_id)
+    ownership.check_ticket(uow, ticket)
     if ticket.priority is priority:
         raise Conflict(f"ticket #{ticket.id} is already {priority}")
     if not ticket.status.is_open:

@@ -45,7 +45,7 @@ def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
 def check_platform_id(found: PlatformId, raw: str | None = None) -> PlatformId:
     """The identity if its platform is installed and the id has that platform's form; else ValidationError."""
     shown = raw or str(found)
-    if platforms.get(found.platform) is None:
+    if found.platform not in platforms.names():
         known = ", ".join(platforms.names()) or "none is installed"
         raise ValidationError(f"unknown platform {found.platform!r} in {shown!r} (known: {known})")
     traits = platforms.traits(found.platform)
@@ -189,3 +189,15 @@ def dm_address(user: User, prefer: tuple[str, ...] | None = None) -> PlatformId 
         if platform in by_platform:
             return PlatformId(platform, by_platform[platform].external_id)
     return None
+
+
+def admin_identities(uow: UnitOfWork) -> list[Identity]:
+    """The chat accounts of every active admin (where to report what needs an admin's eyes)."""
+    return list(
+        uow.session.scalars(
+            sa.select(Identity)
+            .join(User, User.id == Identity.user_id)
+            .where(User.role == Role.ADMIN, User.active.is_(True))
+            .order_by(Identity.id)
+        )
+    )

@@ -5,7 +5,18 @@ either registers the webhook (setWebhook with the secret, when TELEGRAM_WEBHOOK_
 starts long polling. In polling mode this object is the worker's ``WorkerService``; in webhook
 mode ``bot.adapters.telegram.webhook`` feeds it one update per HTTP request.
 
-Every update goes through ``_on_update``, which only translates and sends; what an update means
+No update is lost: each one is first written to the inbox and committed (``InboxRunner.receive``):
+by the webhook before Telegram gets its 200, by polling before the next getUpdates confirms its
+offset (our own small loop over getUpdates, not python-telegram-bot's Updater, which confirms an
+offset on its next call whatever became of the update). Then it is processed from the inbox
+(``process``): its effect marks it done, and a process that dies before leaves it to be run again
+(bot.inbox_runner). What it makes the bot say goes into the outbox in the same transaction
+(bot.interactive) and is sent right after the commit by ``send_now``; what could not be sent
+then (a crash, a 429, a 5xx) is left to the worker's outbox sender. Questions of a form (inline
+keyboards, ForceReply), callback answers and the edit of an answered question are sent directly:
+they are tied to a form session and a callback query that only live now.
+
+Every update goes through ``_route``, which only translates and sends; what an update means
 is decided by the platform-neutral core:
 - commands and button presses become command ``Request``s for the dispatcher, which knows who is
   staff and who is a customer (role "customer": anyone not linked as staff, since anyone can write
@@ -13,57 +24,60 @@ is decided by the platform-neutral core:
   rendered here as inline keyboards for choices and ForceReply prompts in groups;
 - a plain message or a shared contact becomes a message / contact ``Request``; the dispatcher's
   answer is the messages to send (a customer's message: thanks and a relay to the support chat;
-  a staff reply there: the answer to the customer), which are sent here, and how each send went
-  is reported back (``Dispatcher.report``) so the CRM records it. A recipient found unreachable
-  (403, "chat not found") is blocked and opted out, and a group that moved to a supergroup id is
-  followed there (crm_core.services.reachability), as the outbox sender does.
+  a staff reply there: the answer to the customer), which are queued in the outbox, and how each
+  send went is recorded when the sender marks it sent or failed (the relay's message id). A
+  recipient found unreachable (403, "chat not found") is blocked and opted out, and a group that
+  moved to a supergroup id is followed there (crm_core.services.reachability): by the outbox
+  sender, and here for what is sent directly.
 The support desk (``bot.desk``) tells the core which chat is the support chat.
 Database work runs in worker threads (SQLAlchemy is synchronous), sending happens after the
-transaction committed. Each update's inbox row is written in the transaction of its effect.
+transaction committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
+import contextlib
+import json
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+import sqlalchemy as sa
 from telegram import BotCommand, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.error import RetryAfter, TelegramError
+from telegram.ext import Application
 
+from bot import interactive
 from bot.adapters.telegram import callbacks
 from bot.adapters.telegram.inbound import PLATFORM, Inbound, from_update
 from bot.adapters.telegram.outgoing import Outgoing, chat_id, delivery_error
+from bot.adapters.telegram.plugin import LIMITS
 from bot.adapters.telegram.render import escape, render_question
+from bot.adapters.telegram.sender import TelegramSender
 from bot.adapters.telegram.settings import TelegramSettings
 from bot.bootstrap import App
 from bot.conversation import Question, Stale
 from bot.delivery import ChatMoved, RecipientUnreachable
 from bot.desk import SupportDesk
-from bot.dispatch import AlreadyHandled, internal_error_reply, new_reference
+from bot.dispatch import AlreadyHandled, internal_error_reply, reply_to_sender
+from bot.inbox_runner import InboxRunner, InboxSettings
+from bot.interactive import AfterSendRecorder, OutboxQueue
 from bot.messages import Destination, Reply
-from bot.messages import Outgoing as Send
+from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.router import Router
+from crm_core import inbox
+from crm_core.inbox import Claim
+from crm_core.uow import UnitOfWork
 
 log = logging.getLogger("chatcrm.telegram")
 
 ALLOWED_UPDATES = ["message", "callback_query"]
+# Seconds a getUpdates call waits for updates (long polling).
+POLL_TIMEOUT = 10
 CHOICES_PER_ROW = 3
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
-
-
-@dataclass
-class _Outcome:
-    """Whether handling the current update failed (the webhook answers 500 then, so Telegram retries)."""
-
-    failed: bool = False
-
-
-_OUTCOME: contextvars.ContextVar[_Outcome | None] = contextvars.ContextVar("telegram_outcome", default=None)
 
 
 def bot_commands(router: Router) -> list[BotCommand]:
@@ -85,19 +99,31 @@ def bot_commands(router: Router) -> list[BotCommand]:
 
 class TelegramBot:
     name = "telegram"
+    platform = PLATFORM
 
     def __init__(self, app: App, settings: TelegramSettings, *, webhook: bool):
         self.app = app
         self.settings = settings
         self.webhook = webhook
-        builder = Application.builder().token(settings.token).base_url(settings.api_url)
-        if webhook:
-            # Updates arrive over our own HTTP endpoint, not through PTB's updater.
-            builder = builder.updater(None)
+        # Updates arrive over our own HTTP endpoint or our own polling loop, never PTB's updater.
+        builder = Application.builder().token(settings.token).base_url(settings.api_url).updater(None)
         self.application = builder.build()
-        self.application.add_handler(TypeHandler(Update, self._on_update))
-        self.application.add_error_handler(self._on_error)
         self.outgoing = Outgoing(self.application.bot, app.session_factory)
+        env = app.settings.extra
+        self.runner = InboxRunner(app.session_factory, InboxSettings.from_env(env), {PLATFORM: self})
+        # Sends what an update queued right after its commit (the interactive lane of the outbox).
+        self.interactive = OutboxSender(
+            app.engine,
+            app.session_factory,
+            {PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
+            SenderSettings.from_env(env, {PLATFORM: LIMITS}),
+            after=AfterSendRecorder(app.session_factory, app.router.recorder),
+            on_moved=self._moved,
+        )
+        self._initialized = asyncio.Lock()
+        self._polling: asyncio.Task | None = None
+        self._recovering: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
 
     @property
     def bot(self):
@@ -114,13 +140,21 @@ class TelegramBot:
 
     # -- run --------------------------------------------------------------------------------------
 
+    async def initialize(self) -> None:
+        """getMe once (the bot's id and name are needed to read updates)."""
+        async with self._initialized:
+            await self.application.initialize()
+
     async def start(self) -> None:
-        await self.application.initialize()
+        await self.initialize()
         try:
             await self.bot.set_my_commands(bot_commands(self.app.router))
         except TelegramError as exc:
             # The menu is a convenience; a bot that cannot set it still works.
             log.warning("setMyCommands failed: %s", exc)
+        self._stopping = asyncio.Event()
+        # Updates a process left unfinished (their lease expired) are taken up again now.
+        self._recovering = asyncio.create_task(self._recover_once(), name="telegram-recovery")
         if self.webhook:
             if self.settings.webhook_url:
                 await self.bot.set_webhook(
@@ -130,75 +164,109 @@ class TelegramBot:
                 )
                 log.info("Telegram webhook registered at %s", self.settings.webhook_url)
             return
-        updater = self.application.updater
-        assert updater is not None, "polling mode builds its application with an updater"
-        await updater.start_polling(allowed_updates=ALLOWED_UPDATES)
-        await self.application.start()
+        await self.bot.delete_webhook()
+        self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
         log.info("Telegram long polling started as @%s", self.bot.username)
 
     async def stop(self) -> None:
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
-        if self.application.running:
-            await self.application.stop()
+        self._stopping.set()
+        for task in (self._polling, self._recovering):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._polling = self._recovering = None
         await self.application.shutdown()
 
-    async def process(self, data: dict) -> bool:
-        """Handle one update from the webhook; False when it failed and Telegram should send it again.
-        Raises ValueError for a body that is no Telegram update."""
+    async def _recover_once(self) -> None:
         try:
-            update = Update.de_json(data, self.bot)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"not a Telegram update: {exc}") from None
-        outcome = _Outcome()
-        token = _OUTCOME.set(outcome)
+            await self.runner.recover()
+        except Exception:  # noqa: BLE001 - the worker's loop tries again
+            log.exception("recovering Telegram updates at start-up failed")
+
+    # -- long polling -------------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        """getUpdates in a loop; each update is in the inbox (committed) before the next call
+        confirms it with a higher offset."""
+        offset: int | None = None
+        pause = 0.0
+        while not self._stopping.is_set():
+            if pause:
+                await asyncio.sleep(pause)
+            try:
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=ALLOWED_UPDATES
+                )
+                for update in updates:
+                    claim = await asyncio.to_thread(
+                        self.runner.receive, PLATFORM, str(update.update_id), json.dumps(update.to_dict())
+                    )
+                    offset = update.update_id + 1
+                    if claim is not None:
+                        await self.runner.run(claim)
+                pause = 0.0
+            except RetryAfter as exc:
+                pause = delivery_error(exc).retry_after  # type: ignore[attr-defined]
+            except (TelegramError, sa.exc.SQLAlchemyError) as exc:
+                # Nothing confirmed what was not recorded: the same updates come again.
+                log.warning("Telegram polling: %s; retrying", str(exc).splitlines()[0] if str(exc) else exc)
+                pause = min(max(pause * 2, 1.0), 30.0)
+
+    # -- processing ---------------------------------------------------------------------------------
+
+    def parse(self, data: dict) -> Update:
+        """The update in a webhook body; ValueError for a body that is no Telegram update."""
         try:
-            await self.application.process_update(update)
-        finally:
-            _OUTCOME.reset(token)
-        return not outcome.failed
+            return Update.de_json(data, self.bot)
+        except Exception as exc:  # parsing only: whatever fails here is the body's fault (a date past 9999...)
+            raise ValueError(f"not a Telegram update: {exc!r}") from None
 
-    # -- the one handler --------------------------------------------------------------------------
+    async def receive(self, data: dict) -> None:
+        """A webhook update: recorded (committed) first, then processed unless it was done before or
+        someone else is on it. Raises ValueError for a body that is no Telegram update."""
+        self.parse(data)
+        claim = await asyncio.to_thread(self.runner.receive, PLATFORM, str(data["update_id"]), json.dumps(data))
+        if claim is not None:
+            await self.runner.run(claim)
 
-    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        inbound = from_update(update, self.bot.id)
+    async def process(self, claim: Claim) -> None:
+        """InboxProcessor: carry out a recorded update (the runner retries it when this raises)."""
+        await self.initialize()
+        inbound = from_update(self.parse(json.loads(claim.payload)), self.bot.id)
+        queue = OutboxQueue()
+        if inbound is not None:
+            try:
+                await self._route(inbound, queue)
+            except TelegramError as exc:
+                # What had to be saved is saved; a question or button answer did not go out.
+                log.warning("sending for update %s failed: %s", inbound.update_id, exc)
+                # What _route sends directly goes to the chat the update came from.
+                await self._unreachable(Destination(PLATFORM, inbound.origin.conversation), delivery_error(exc))
+        if not queue.done:
+            # Done, if nothing marked it so (an ignored update, a repeat, a press of a dead button).
+            await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, claim.key)
+        if queue.ids:
+            await self.interactive.send_now(queue.ids)
+
+    def poisoned(self, uow: UnitOfWork, claim: Claim, ref: str) -> None:
+        """InboxProcessor: the one answer someone whose update was given up gets."""
+        try:
+            inbound = from_update(self.parse(json.loads(claim.payload)), self.bot.id)
+        except ValueError:
+            inbound = None
         if inbound is None:
             return
-        try:
-            await self._route(inbound)
-        except TelegramError as exc:
-            # What had to be saved is saved; a message did not go out (blocked, rate limited, ...).
-            log.warning("sending for update %s failed: %s", inbound.update_id, exc)
-            # The answers of _route go to the chat the update came from.
-            await self._unreachable(Destination(PLATFORM, inbound.origin.conversation), delivery_error(exc))
-        except Exception:
-            ref = new_reference()
-            log.exception(
-                "unhandled error ref=%s telegram update=%s user=%s",
-                ref,
-                inbound.update_id,
-                inbound.origin.user_external_id,
-            )
-            if (outcome := _OUTCOME.get()) is not None:
-                outcome.failed = True
-            try:
-                await self.outgoing.reply(
-                    inbound.origin.conversation, internal_error_reply(ref), thread=inbound.origin.thread
-                )
-            except TelegramError:
-                pass
+        request = inbound.request()
+        interactive.enqueue(uow, [reply_to_sender(request, internal_error_reply(ref), "poisoned")])
 
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("python-telegram-bot error for %r", update, exc_info=context.error)
-
-    async def _route(self, inbound: Inbound) -> None:
+    async def _route(self, inbound: Inbound, queue: OutboxQueue) -> None:
         if inbound.is_callback:
-            await self._on_press(inbound)
+            await self._on_press(inbound, queue)
         elif inbound.is_command:
-            await self._dispatch(inbound)
+            await self._dispatch(inbound, queue)
         else:
-            await self._on_event(inbound)
+            await self._on_event(inbound, queue)
 
     # -- commands and forms ---------------------------------------------------------------------------
 
@@ -206,14 +274,22 @@ class TelegramBot:
         await self.outgoing.reply(inbound.origin.conversation, reply, thread=inbound.origin.thread, **kwargs)
 
     async def _dispatch(
-        self, inbound: Inbound, *, text: str | None = None, from_button: bool = False, wants_form: bool = False
+        self,
+        inbound: Inbound,
+        queue: OutboxQueue,
+        *,
+        text: str | None = None,
+        from_button: bool = False,
+        wants_form: bool = False,
     ) -> None:
         request = inbound.request(text=text, from_button=from_button, wants_form=wants_form)
         try:
-            reply = await asyncio.to_thread(self.app.dispatcher.handle, request, desk=self.desk)
+            reply = await asyncio.to_thread(self.app.dispatcher.handle, request, desk=self.desk, queue=queue)
         except AlreadyHandled:
             return
-        await self._deliver(inbound, reply)
+        if reply.form is not None:
+            # A form is asked one question at a time, directly (the answer itself was queued otherwise).
+            await self._deliver(inbound, reply)
 
     async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
         if reply.form is not None:
@@ -277,14 +353,21 @@ class TelegramBot:
         with self.app.uow() as uow:
             return callbacks.decode(uow, data)
 
-    async def _on_press(self, inbound: Inbound) -> None:
+    async def _answer_press(self, inbound: Inbound, text: str | None = None) -> None:
+        """Stop the button's spinner (a courtesy: a query too old to answer does not matter)."""
+        try:
+            await self.bot.answer_callback_query(inbound.callback_id, text)
+        except TelegramError as exc:
+            log.info("answerCallbackQuery for update %s failed: %s", inbound.update_id, exc)
+
+    async def _on_press(self, inbound: Inbound, queue: OutboxQueue) -> None:
         decoded = await asyncio.to_thread(self._decode, inbound.text)
         if decoded is None:
-            await self.bot.answer_callback_query(inbound.callback_id, "This button no longer works.")
+            await self._answer_press(inbound, "This button no longer works.")
             return
         if isinstance(decoded, callbacks.Press):
-            await self.bot.answer_callback_query(inbound.callback_id)
-            await self._dispatch(inbound, text=decoded.command, from_button=True, wants_form=decoded.opens_form)
+            await self._answer_press(inbound)
+            await self._dispatch(inbound, queue, text=decoded.command, from_button=True, wants_form=decoded.opens_form)
             return
         try:
             chosen = await asyncio.to_thread(
@@ -293,9 +376,9 @@ class TelegramBot:
         except AlreadyHandled:
             return
         if isinstance(chosen, Stale):
-            await self.bot.answer_callback_query(inbound.callback_id, "That question is no longer open.")
+            await self._answer_press(inbound, "That question is no longer open.")
             return
-        await self.bot.answer_callback_query(inbound.callback_id)
+        await self._answer_press(inbound)
         # The question stays in the chat with its answer instead of its buttons.
         await self.bot.edit_message_text(
             f"<b>{escape(chosen.label)}</b>: {escape(chosen.shown)}",
@@ -308,54 +391,27 @@ class TelegramBot:
 
     # -- plain messages and shared contacts ---------------------------------------------------------------
 
-    async def _on_event(self, inbound: Inbound) -> None:
+    async def _on_event(self, inbound: Inbound, queue: OutboxQueue) -> None:
         try:
-            outcome = await asyncio.to_thread(self.app.dispatcher.handle_event, inbound.request(), desk=self.desk)
+            outcome = await asyncio.to_thread(
+                self.app.dispatcher.handle_event, inbound.request(), desk=self.desk, queue=queue
+            )
         except AlreadyHandled:
             return
         if outcome.step is not None:
             step = await asyncio.to_thread(self.app.dispatcher.advance, inbound.origin, outcome.step, desk=self.desk)
             await self._show(inbound, step)
-        await self._perform(list(outcome.sends))
 
-    async def _perform(self, sends: list[Send]) -> None:
-        """Send each message in order and report how it went; what the report asks to send follows."""
-        while sends:
-            item = sends.pop(0)
-            # ``item`` as sent: to the new id if its chat moved meanwhile.
-            item, message_id, error = await self._send_one(item)
-            if item.after is not None:
-                sends.extend(
-                    await asyncio.to_thread(self.app.dispatcher.report, item, message_id=message_id, error=error)
-                )
-
-    async def _send_one(self, item: Send, *, moved: bool = False) -> tuple[Send, str | None, str | None]:
-        """(the message as sent, its id, None) or (the message, None, why it was not sent)."""
-        to = item.to
-        if to.platform != PLATFORM:
-            log.warning("message %s is for %s, which this Telegram bot cannot send to", item.key, to.platform)
-            return item, None, f"it is on {to.platform}, which this bot cannot send to"
-        try:
-            sent = await self.outgoing.reply(
-                to.conversation, item.reply, thread=to.thread, reply_to=int(to.reply_to) if to.reply_to else None
-            )
-        except TelegramError as exc:
-            log.warning("message %s to %s not sent: %s", item.key, to.conversation, exc)
-            error = delivery_error(exc)
-            if isinstance(error, ChatMoved) and not moved:
-                await self._unreachable(to, error)
-                return await self._send_one(replace(item, to=replace(to, conversation=error.conversation)), moved=True)
-            await self._unreachable(to, error)
-            return item, None, str(error)
-        return item, str(sent.message_id), None
+    def _moved(self, _platform: str, old: str, new: str) -> None:
+        if self.settings.support_chat_id == old:
+            # Until TELEGRAM_SUPPORT_CHAT_ID is updated (the log says so), this process follows the move.
+            self.settings = replace(self.settings, support_chat_id=new)
 
     async def _unreachable(self, to: Destination, error: Exception) -> None:
         """Record what a failed send says about its chat: unreachable (blocked and opted out) or
         moved (the new id replaces the old everywhere, the support chat setting included)."""
         if isinstance(error, ChatMoved):
             await asyncio.to_thread(self.app.dispatcher.chat_moved, to, error.conversation)
-            if self.settings.support_chat_id == to.conversation:
-                # Until TELEGRAM_SUPPORT_CHAT_ID is updated (the log says so), this process follows the move.
-                self.settings = replace(self.settings, support_chat_id=error.conversation)
+            self._moved(PLATFORM, to.conversation, error.conversation)
         elif isinstance(error, RecipientUnreachable):
             await asyncio.to_thread(self.app.dispatcher.unreachable, to, str(error))

@@ -4,7 +4,8 @@ message it replies to and what it carries), or a shared contact.
 
 Only new messages and callback queries matter; edits, channel posts, service messages and
 anything a bot sent are ignored. A message without text (a photo, a file) is described in words
-so a customer's message never gets lost, even if its attachment is not relayed.
+so a customer's message never gets lost, even if its attachment is not relayed. Control characters
+(a NUL byte, which PostgreSQL cannot store) are dropped from names and texts here, once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from telegram import MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 
 from bot.messages import Attachment, Contact, MessageRef, Origin, Request, RequestKind
+from crm_core.text import without_control
 
 PLATFORM = "telegram"
 
@@ -114,8 +116,8 @@ def _origin(message: MaybeInaccessibleMessage, user) -> Origin:
         conversation=str(message.chat.id),
         thread=str(thread) if thread else None,
         is_private=message.chat.type == ChatType.PRIVATE,
-        display_name=user.full_name,
-        first_name=user.first_name,
+        display_name=without_control(user.full_name),
+        first_name=without_control(user.first_name),
     )
 
 
@@ -158,7 +160,7 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
             contact=contact,
         )
     attachment = _attachment(message)
-    text = message.text if message.text is not None else _describe(message, attachment)
+    text = without_control(message.text if message.text is not None else _describe(message, attachment))
     if not text.strip():
         return None
     return Inbound(

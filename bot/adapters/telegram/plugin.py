@@ -67,6 +67,16 @@ def _services(app):
     return [TelegramBot(app, telegram, webhook=False)]
 
 
+def _inbox_processor(app):
+    telegram = _settings(app)
+    if telegram is None:
+        return None
+    from bot.adapters.telegram.adapter import TelegramBot
+
+    # Only processes recorded updates (recovery); initialised on first use.
+    return TelegramBot(app, telegram, webhook=True)
+
+
 @hookimpl
 def register_platforms() -> list[PlatformSpec]:
     return [
@@ -77,5 +87,6 @@ def register_platforms() -> list[PlatformSpec]:
             web_mounts=_web_mounts,
             sender=_sender,
             services=_services,
+            inbox_processor=_inbox_processor,
         )
     ]

@@ -63,15 +63,20 @@ class TelegramSender:
             out = self.outgoing
             if message.replace:
                 return await self._edit(message, message.replace)
+            reply_to = int(message.reply_to) if message.reply_to and message.reply_to.isdigit() else None
             if message.reply is not None:
-                sent = await out.reply(message.conversation, message.reply, thread=message.thread)
+                sent = await out.reply(message.conversation, message.reply, thread=message.thread, reply_to=reply_to)
             else:
                 if message.image is not None:
                     sent = await out.photo(message.conversation, message.image, thread=message.thread)
                 if message.formatted_text or message.image is None:
                     markup = await out.keyboard([[b] for b in message.buttons])
                     sent = await out.texts(
-                        message.conversation, split_html(message.formatted_text or ""), markup, thread=message.thread
+                        message.conversation,
+                        split_html(message.formatted_text or ""),
+                        markup,
+                        thread=message.thread,
+                        reply_to=reply_to,
                     )
         except TelegramError as exc:
             raise delivery_error(exc) from exc

@@ -33,7 +33,9 @@ def routes(app: App) -> list[BaseRoute]:
         missing = [name for name in ("customer", "product", "qty") if not params.get(name)]
         if missing:
             return JSONResponse({"error": f"missing: {', '.join(missing)}"}, status_code=400)
-        if not params["qty"].isdigit():
+        # isdigit() alone accepts "²" (which int() refuses) and 5,000 digits (which int() refuses too).
+        qty = params["qty"]
+        if not (qty.isascii() and qty.isdigit() and len(qty) <= 9):
             return JSONResponse({"error": "qty must be a whole number"}, status_code=400)
         return await run_in_threadpool(_price, app, params["customer"], params["product"], int(params["qty"]))
 

@@ -44,3 +44,15 @@ def test_the_route_wants_the_token(client):
     response = client.get("/plugins/example/quote", params={"customer": "Acme", "product": "WID-1", "qty": "3"})
 
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("qty", ["²", "9" * 5000, "-1", "three"])
+def test_a_quantity_that_is_no_plain_number_gets_400(client, qty):
+    response = client.get(
+        "/plugins/example/quote",
+        params={"customer": "Acme", "product": "WID-1", "qty": qty},
+        headers={"Authorization": "Bearer s3cret"},
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"error": "qty must be a whole number"}

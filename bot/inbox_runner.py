@@ -1,0 +1,197 @@
+"""Processing durable deliveries from the inbox, and recovering the ones a dead process left.
+
+An adapter that keeps its deliveries (Telegram) records each one with ``crm_core.inbox.receive``
+before answering the platform and hands the claim to ``InboxRunner.run``, which calls the
+platform's ``InboxProcessor``. The processor's effect marks the delivery done (the dispatcher's
+``inbox.complete``). When it raises, the failure is logged under a reference and the delivery is
+released with a backoff; after the last attempt it is ``poisoned``: the person who wrote is told
+once ("Something went wrong (ref …)", through the outbox) and every admin gets one report.
+
+``InboxRecovery`` is the worker's loop (and the web's start-up pass): every few seconds it claims
+pending deliveries whose lease expired (a process died while working on them, or their retry is
+due) and runs them again from their stored payload, through the same processor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.messages import Reply, Tone
+from bot.settings import env_number
+from crm_core import inbox, outbox
+from crm_core.inbox import Claim
+from crm_core.models.inbox import InboxStatus
+from crm_core.outbox_payload import MessagePayload
+from crm_core.services import users
+from crm_core.uow import UnitOfWork
+
+log = logging.getLogger("chatcrm.inbox")
+
+
+class InboxProcessor(Protocol):
+    platform: str
+
+    async def process(self, claim: Claim) -> None:
+        """Carry out the delivery (its effect marks it done); raise when that failed."""
+        ...
+
+    def poisoned(self, uow: UnitOfWork, claim: Claim, ref: str) -> None:
+        """The delivery is given up: queue, in ``uow``, the one answer its sender gets."""
+        ...
+
+
+@dataclass(frozen=True)
+class InboxSettings:
+    # How long a process may work on a delivery before someone else takes it over.
+    lease_seconds: float = inbox.DEFAULT_LEASE.total_seconds()
+    # How often the worker looks for deliveries to recover.
+    poll_seconds: float = 5.0
+    max_attempts: int = inbox.DEFAULT_MAX_ATTEMPTS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> InboxSettings:
+        return cls(
+            lease_seconds=env_number(env, "CHATCRM_INBOX_LEASE", cls.lease_seconds),
+            poll_seconds=env_number(env, "CHATCRM_INBOX_POLL", cls.poll_seconds),
+            max_attempts=int(env_number(env, "CHATCRM_INBOX_MAX_ATTEMPTS", cls.max_attempts)),
+        )
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
+
+
+def _new_reference() -> str:
+    from bot.dispatch import new_reference
+
+    return new_reference()
+
+
+class InboxRunner:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: InboxSettings,
+        processors: Mapping[str, InboxProcessor],
+    ):
+        self.session_factory = session_factory
+        self.settings = settings
+        self.processors = dict(processors)
+
+    def receive(self, platform: str, key: str, payload: str) -> Claim | None:
+        """Record a delivery durably (committed on return); the claim to process it now, if any."""
+        return inbox.receive(self.session_factory, platform, key, payload, lease=self.settings.lease)
+
+    async def run(self, claim: Claim) -> bool:
+        """Process a claimed delivery; False when it failed (it is then retried later or poisoned)."""
+        processor = self.processors.get(claim.platform)
+        if processor is None:
+            log.warning("no processor for %s deliveries; %s waits", claim.platform, claim.key)
+            return False
+        try:
+            await processor.process(claim)
+        except Exception as exc:  # noqa: BLE001 - any failure: logged, retried, poisoned at last
+            ref = getattr(exc, "ref", None) or _new_reference()
+            if getattr(exc, "ref", None) is None:
+                log.exception("processing %s delivery %s failed ref=%s", claim.platform, claim.key, ref)
+            error = f"ref {ref}: {type(exc).__name__}: {exc}"
+            status = await asyncio.to_thread(
+                inbox.fail, self.session_factory, claim, error, max_attempts=self.settings.max_attempts
+            )
+            if status is InboxStatus.POISONED:
+                await asyncio.to_thread(self._poisoned, claim, ref)
+            return False
+        return True
+
+    async def recover(self) -> int:
+        """Process again what a dead process left or what is due for a retry; how many were run."""
+        found = await asyncio.to_thread(
+            inbox.claim_expired,
+            self.session_factory,
+            sorted(self.processors),
+            lease=self.settings.lease,
+            max_attempts=self.settings.max_attempts,
+        )
+        for claim in found.poisoned:
+            await asyncio.to_thread(self._poisoned, claim, _new_reference())
+        for claim in found.claims:
+            log.info("recovering %s delivery %s (attempt %d)", claim.platform, claim.key, claim.attempts)
+            await self.run(claim)
+        return len(found.claims)
+
+    def _poisoned(self, claim: Claim, ref: str) -> None:
+        """Given up after the last attempt: log it, tell its sender once and each admin once."""
+        log.error(
+            "%s delivery %s poisoned after %d attempts ref=%s; kept in inbound_events",
+            claim.platform,
+            claim.key,
+            claim.attempts,
+            ref,
+        )
+        processor = self.processors.get(claim.platform)
+        try:
+            with UnitOfWork(self.session_factory) as uow:
+                if processor is not None:
+                    processor.poisoned(uow, claim, ref)
+                report = Reply(
+                    text=f"A {claim.platform} message ({claim.key}) could not be processed after "
+                    f"{claim.attempts} attempts and was set aside (ref {ref}). The log has the details.",
+                    tone=Tone.ERROR,
+                )
+                for identity in users.admin_identities(uow):
+                    outbox.enqueue(
+                        uow,
+                        idempotency_key=f"inbox-poisoned:{claim.platform}:{claim.key}:{identity.platform}:{identity.external_id}"[
+                            :200
+                        ],
+                        kind="admin-report",
+                        platform=identity.platform,
+                        conversation=identity.external_id,
+                        payload=MessagePayload(reply=report.to_dict()),
+                        user_id=identity.user_id,
+                        priority=outbox.INTERACTIVE,
+                    )
+        except sa.exc.SQLAlchemyError:
+            log.exception("reporting poisoned delivery %s failed ref=%s", claim.key, ref)
+
+
+class InboxRecovery:
+    """A ``WorkerService``: runs ``InboxRunner.recover`` every ``poll_seconds``."""
+
+    name = "inbox recovery"
+
+    def __init__(self, runner: InboxRunner):
+        self.runner = runner
+        self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._stopping = asyncio.Event()
+        self._task = asyncio.create_task(self._loop(), name="inbox-recovery")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                while await self.runner.recover():
+                    if self._stopping.is_set():
+                        return
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("inbox recovery: database error, retrying: %s", str(exc).splitlines()[0])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.runner.settings.poll_seconds)

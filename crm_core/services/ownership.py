@@ -1,0 +1,51 @@
+"""Who may change a customer, deal or ticket: the one rule every door (chat, REST API, plugins) meets.
+
+Under ``EditScope.OWN`` (the default for people, CHATCRM_EDIT_SCOPE) a rep may change only the
+records they own (a ticket: that is assigned to them) or that nobody owns; managers and admins may
+change everything. Under ``EditScope.ALL`` anyone whose role may write may change anything, as
+before this rule. Reading is not restricted. The refusal names the owner, so the rep knows whom to ask.
+"""
+
+from __future__ import annotations
+
+from crm_core.actor import EditScope
+from crm_core.errors import Forbidden
+from crm_core.models import Customer, Deal, Role, Ticket, User
+from crm_core.uow import UnitOfWork
+
+# The roles the rule restricts. Managers and admins change everything; the system, jobs, imports
+# (no role) and a customer's own flows (sharing their phone, writing to us) are not a rep's edit.
+RESTRICTED = frozenset({Role.SALES.value, Role.SUPPORT.value, Role.VIEWER.value})
+
+
+def may_change(uow: UnitOfWork, owner_id: int | None) -> bool:
+    actor = uow.actor
+    if actor.edit_scope is EditScope.ALL or actor.role not in RESTRICTED:
+        return True
+    return owner_id is None or owner_id == actor.user_id
+
+
+def _refuse(uow: UnitOfWork, what: str, owner_id: int, verb: str) -> Forbidden:
+    owner = uow.session.get(User, owner_id)
+    name = owner.name if owner else f"user #{owner_id}"
+    return Forbidden(f"{what} is {verb} {name}; ask them or a manager")
+
+
+def check_customer(uow: UnitOfWork, customer: Customer) -> None:
+    """Raise Forbidden unless the actor may change ``customer``."""
+    if not may_change(uow, customer.owner_id):
+        assert customer.owner_id is not None
+        raise _refuse(uow, customer.name, customer.owner_id, "owned by")
+
+
+def check_deal(uow: UnitOfWork, deal: Deal) -> None:
+    if not may_change(uow, deal.owner_id):
+        assert deal.owner_id is not None
+        raise _refuse(uow, f"Deal #{deal.id} ({deal.title})", deal.owner_id, "owned by")
+
+
+def check_ticket(uow: UnitOfWork, ticket: Ticket) -> None:
+    """A ticket belongs to its assignee."""
+    if not may_change(uow, ticket.assignee_id):
+        assert ticket.assignee_id is not None
+        raise _refuse(uow, f"Ticket #{ticket.id}", ticket.assignee_id, "assigned to")
