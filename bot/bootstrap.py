@@ -7,6 +7,7 @@ plugins (bot.plugins), chatcrm's own features included.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from bot.router import Router
 from bot.settings import Settings
 from crm_core import db, platforms
 from crm_core.actor import SYSTEM, Actor
+from crm_core.customer_keys import Keyring
+from crm_core.secret_key import SecretKeyError, secret_keys
 from crm_core.services import users
 from crm_core.templating import catalog
 from crm_core.uow import UnitOfWork
@@ -38,6 +41,25 @@ class App:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+log = logging.getLogger(__name__)
+
+
+def keyring_for(settings: Settings) -> Keyring | None:
+    """The keyring that wraps customers' data keys (crm_core.customer_keys), from CHATCRM_SECRET_KEY or the
+    embedded database's key file; None on a server database without a key (data keys are then stored
+    unwrapped: erasure still shreds them)."""
+    try:
+        keys = secret_keys(settings.secret_key, settings.database_url, create=True)
+    except SecretKeyError:
+        log.warning(
+            "CHATCRM_SECRET_KEY is not set: customers' data keys (audit log crypto-shredding) are stored unwrapped"
+        )
+        return None
+    if keys.notice:
+        log.warning("%s", keys.notice)
+    return Keyring(keys.keys)
 
 
 def load_plugins(settings: Settings, extra: Iterable[object] = ()) -> Plugins:
@@ -72,7 +94,7 @@ def build_app(settings: Settings | None = None, *, migrate: bool | None = None, 
     engine = db.create_engine(settings.database_url)
     db.check_connection(engine)
     db.ensure_schema(engine, auto_upgrade=settings.is_sqlite if migrate is None else migrate)
-    factory = db.session_factory(engine)
+    factory = db.session_factory(engine, keyring_for(settings))
     router = build_router(plugins=loaded)
     app = App(
         settings=settings,

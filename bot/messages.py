@@ -79,6 +79,28 @@ class Image:
     alt_text: str
 
 
+@dataclass(frozen=True)
+class File:
+    """A document handed to the person who asked (an export): ``content`` in memory, or a ``path``
+    on disk. Slack uploads it (files upload v2), Telegram sends it (sendDocument), the console writes
+    it into the working directory. With ``Reply.private`` it goes to the person's own direct chat,
+    never to a channel. Files are for answers only: an outbox row never carries one."""
+
+    name: str
+    content: bytes | None = None
+    path: str | None = None
+    mime: str = "application/octet-stream"
+    title: str | None = None
+
+    def data(self) -> bytes:
+        if self.content is not None:
+            return self.content
+        if self.path is None:
+            raise ValueError(f"file {self.name!r} has neither content nor a path")
+        with open(self.path, "rb") as handle:
+            return handle.read()
+
+
 class InputKind(enum.StrEnum):
     TEXT = "text"
     MULTILINE = "multiline"
@@ -129,6 +151,8 @@ class Reply:
     share_phone_button: str | None = None
     # Take such an offer away again (the number was shared).
     hide_share_phone: bool = False
+    # A document to hand over with the reply (never stored: see File).
+    file: File | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -136,8 +160,10 @@ class Reply:
         return self == Reply()
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form, for storing a reply in the outbox."""
-        return asdict(self)
+        """A JSON-serialisable form, for storing a reply in the outbox (without its file)."""
+        data = asdict(self)
+        data.pop("file", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Reply:

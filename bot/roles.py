@@ -63,6 +63,9 @@ class Permission(enum.StrEnum):
     API_TOKENS = "api.tokens"
     # Add, list, test and remove outgoing webhooks (/webhook, /api/v1/webhooks): admins only.
     WEBHOOKS_MANAGE = "webhooks.manage"
+    # Data subject requests (GDPR): everything about a customer as a file, and erasure. Admins only.
+    CUSTOMERS_EXPORT = "customers.export"
+    CUSTOMERS_ERASE = "customers.erase"
 
 
 _DESCRIPTIONS = {
@@ -92,6 +95,8 @@ _DESCRIPTIONS = {
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
     Permission.WEBHOOKS_MANAGE: "add, test and remove outgoing webhooks",
+    Permission.CUSTOMERS_EXPORT: "export everything held about a customer (a data subject access request)",
+    Permission.CUSTOMERS_ERASE: "erase a customer's personal data on request",
 }
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}

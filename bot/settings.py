@@ -79,7 +79,7 @@ class Settings:
     # link-local addresses (tests, on-premises receivers); otherwise https to public addresses only.
     webhook_allow_private: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
-    # CHATCRM_SECRET_KEY: what backups are encrypted with (crm_core.secret_key); never shown in a repr.
+    # CHATCRM_SECRET_KEY: encrypts backups and wraps customers' data keys (crm_core.secret_key, crm_core.customer_keys).
     secret_key: str | None = field(default=None, repr=False)
     # CHATCRM_BACKUP_DIR: where the nightly backup writes (no nightly backup when unset).
     backup_dir: str | None = None

@@ -15,6 +15,7 @@ Two kinds of deletion never pass through the flush, and are caught where they ha
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -22,6 +23,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import customer_keys
 from crm_core.actor import SYSTEM, Actor
 from crm_core.clock import utcnow
 from crm_core.models.audit import AuditEntry
@@ -85,8 +87,18 @@ def _audited(obj: object) -> bool:
     return isinstance(obj, Base) and getattr(type(obj), "__audited__", True)
 
 
-def _entry(actor: Actor, action: str, entity_type: str, entity_id: str, before: dict | None, after: dict | None):
+def _entry(
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    before: dict | None,
+    after: dict | None,
+    get: Callable[[str], Any] | None = None,
+):
     return {
+        # Reads any column of the row (not only the changed ones): which customer it is about.
+        "_get": get,
         "actor_user_id": actor.user_id,
         "actor_name": actor.name,
         "platform": actor.platform,
@@ -98,11 +110,15 @@ def _entry(actor: Actor, action: str, entity_type: str, entity_id: str, before: 
     }
 
 
-def _write(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
+def _write(connection: sa.Connection, rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     if rows:
         now = utcnow()
         for row in rows:
             row["at"] = now
+            get = row.pop("_get", None)
+            if get is not None:
+                # Personal values about a customer go in encrypted with their data key (crypto-shredding).
+                customer_keys.protect(connection, info, row, get)
         # A Core insert on the flush's own connection: the entries commit or roll back with it.
         connection.execute(sa.insert(AuditEntry), rows)
 
@@ -121,7 +137,7 @@ def _after_flush(session: Session, flush_context) -> None:
         key = (_entity_type(obj), _entity_id(obj))
         if action == "delete" and key in already:
             return
-        rows.append(_entry(actor, action, *key, before, after))
+        rows.append(_entry(actor, action, *key, before, after, _reader(obj)))
 
     # The flush context knows every row this flush wrote, including orphans removed from a
     # collection (which never appear in session.deleted).
@@ -137,7 +153,21 @@ def _after_flush(session: Session, flush_context) -> None:
             before, after = _changes(obj)
             if after:
                 add("update", obj, before, after)
-    _write(session.connection(), rows)
+    _write(session.connection(), rows, session.info)
+
+
+def _reader(obj: Base) -> Callable[[str], Any]:
+    loaded = sa.inspect(obj).dict
+    return lambda key: loaded[key] if key in loaded else getattr(obj, key, None)
+
+
+def record(uow: Any, action: str, entity_type: str, entity_id: str, after: dict[str, Any] | None) -> None:
+    """Write an entry for something that is not a row change (an export, an erasure), by the unit of
+    work's actor. ``after`` must hold no personal values: it is stored as given."""
+    actor: Actor = uow.session.info.get("actor") or SYSTEM
+    entry = _entry(actor, action, entity_type, entity_id, None, after)
+    entry.pop("_get")
+    _write(uow.session.connection(), [entry], uow.session.info)
 
 
 # -- deletions the flush does not see --------------------------------------------------------
@@ -214,7 +244,7 @@ def _audit_cascades(
             if _table_audited(child):
                 for row in children:
                     entity_id, snapshot = _row_snapshot(child, row)
-                    entries.append(_entry(actor, "delete", child.name, entity_id, snapshot, None))
+                    entries.append(_entry(actor, "delete", child.name, entity_id, snapshot, None, snapshot.get))
             entries.extend(_audit_cascades(connection, actor, child, children, depth + 1))
         elif _table_audited(child):
             mapper = _mapper_of(child)
@@ -238,7 +268,7 @@ def _before_delete(mapper: sa.orm.Mapper, connection: sa.Connection, target: Bas
     session.info.setdefault(_ALREADY_AUDITED, set()).update(
         (entry["entity_type"], entry["entity_id"]) for entry in entries if entry["action"] == "delete"
     )
-    _write(connection, entries)
+    _write(connection, entries, session.info)
 
 
 def _before_bulk_delete(state: sa.orm.ORMExecuteState) -> None:
@@ -262,9 +292,14 @@ def _before_bulk_delete(state: sa.orm.ORMExecuteState) -> None:
     if _table_audited(table):
         for row in doomed:
             entity_id, snapshot = _row_snapshot(table, row)
-            entries.append(_entry(actor, "delete", table.name, entity_id, snapshot, None))
+            entries.append(_entry(actor, "delete", table.name, entity_id, snapshot, None, snapshot.get))
     entries.extend(_audit_cascades(connection, actor, table, doomed))
-    _write(connection, entries)
+    _write(connection, entries, session.info)
+
+
+def _forget_data_keys(session: Session, _previous: Any) -> None:
+    # A rolled-back (savepoint) transaction may have made a data key that is gone now.
+    customer_keys.forget(session.info)
 
 
 def install() -> None:
@@ -273,5 +308,7 @@ def install() -> None:
         sa.event.listen(Session, "after_flush", _after_flush)
     if not sa.event.contains(Session, "do_orm_execute", _before_bulk_delete):
         sa.event.listen(Session, "do_orm_execute", _before_bulk_delete)
+    if not sa.event.contains(Session, "after_soft_rollback", _forget_data_keys):
+        sa.event.listen(Session, "after_soft_rollback", _forget_data_keys)
     if not sa.event.contains(Base, "before_delete", _before_delete):
         sa.event.listen(Base, "before_delete", _before_delete, propagate=True)

@@ -108,8 +108,12 @@ def insert_or_ignore(session: Session, model: type[Base], values: dict) -> bool:
     return session.execute(statement.returning(primary_key)).first() is not None
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, keyring: object | None = None) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``keyring`` (a crm_core.customer_keys.Keyring) wraps the customers' data
+    keys that personal values in the audit log are encrypted with."""
+    from crm_core.customer_keys import KEYRING
+
+    return sessionmaker(engine, expire_on_commit=False, info={KEYRING: keyring} if keyring is not None else None)
 
 
 def check_connection(engine: Engine) -> None:

@@ -7,15 +7,16 @@ import sqlalchemy as sa
 
 from crm_core.actor import Actor
 from crm_core.models import AuditEntry, Role
-from crm_core.services import customers, deals
+from crm_core.services import audit_log, customers, deals
 
 
 def _entries(app, entity_type=None):
+    """The entries as a reader sees them (personal values are stored encrypted: crm_core.customer_keys)."""
     with app.uow() as uow:
         statement = sa.select(AuditEntry).order_by(AuditEntry.id)
         if entity_type:
             statement = statement.where(AuditEntry.entity_type == entity_type)
-        return uow.session.scalars(statement).all()
+        return [audit_log.readable(uow.session, entry) for entry in uow.session.scalars(statement)]
 
 
 def test_create_update_delete_are_audited_with_the_actor(app):

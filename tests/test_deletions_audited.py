@@ -27,12 +27,28 @@ from crm_core.models import (
     Role,
     Ticket,
 )
-from crm_core.services import custom_fields, customer_merge, customers, deals, followups, relationships, users
+from crm_core.services import (
+    audit_log,
+    custom_fields,
+    customer_merge,
+    customers,
+    deals,
+    followups,
+    relationships,
+    users,
+)
 from tests.support import Chat, count, rows
 
 
-def _deleted(app, entity_type: str) -> list[AuditEntry]:
-    return rows(app, AuditEntry, AuditEntry.action == "delete", AuditEntry.entity_type == entity_type)
+def _deleted(app, entity_type: str) -> list[audit_log.Entry]:
+    """Deletion entries as a reader sees them (personal values decrypted)."""
+    with app.uow() as uow:
+        found = uow.session.scalars(
+            sa.select(AuditEntry)
+            .where(AuditEntry.action == "delete", AuditEntry.entity_type == entity_type)
+            .order_by(AuditEntry.id)
+        )
+        return [audit_log.readable(uow.session, entry) for entry in found]
 
 
 def test_telegram_opt_in_moves_to_the_customer_found_by_phone_and_the_placeholder_is_audited(webhook_rig):

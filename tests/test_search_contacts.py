@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from crm_core import search
-from crm_core.models import Role
+from crm_core.models import Customer, Role
 from crm_core.services import customers
 
 
@@ -99,3 +99,14 @@ def test_several_phone_suffix_matches_page_with_a_true_count(chat, app):
     assert sorted(i.text.split(" (")[0] for p in pages for i in p.sections[0].items) == [
         f"Line {i:02d}" for i in range(12)
     ]
+
+
+def test_an_erased_customer_leaves_no_phone_or_email_key_behind(app, people):
+    from crm_core.services import erasure
+
+    with app.uow() as uow:
+        erasure.erase(uow, people["Anna Schmidt"], reason="asked")
+        anna = uow.session.get(Customer, people["Anna Schmidt"])
+        assert (anna.phone_key, anna.phone_rev, anna.email_domain) == (None, None, None)
+    assert _names(app, "12345678") == []
+    assert _names(app, "@acme.com") == ["Bruno Keller"]

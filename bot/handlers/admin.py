@@ -73,7 +73,9 @@ def list_fields(req: Request, ctx: Context) -> Reply:
                 title=f"{entity.capitalize()} fields",
                 items=tuple(
                     Item(
-                        text=f"{d.key} ({d.type})" + (" · required" if d.required else ""),
+                        text=f"{d.key} ({d.type})"
+                        + (" · required" if d.required else "")
+                        + (" · personal" if d.personal else ""),
                         detail=d.label + (f" · {', '.join(d.choices)}" if d.choices else ""),
                     )
                     for d in defs
@@ -95,6 +97,7 @@ def list_fields(req: Request, ctx: Context) -> Reply:
         opt("label", label="Label", max_length=100),
         opt("choices", label="Choices", hint="a|b|c (choice fields)"),
         opt("required", Kind.CHOICE, choices=("yes", "no")),
+        opt("personal", Kind.CHOICE, choices=("yes", "no"), hint="personal data: erased on request"),
     ],
 )
 def new_field(req: Request, ctx: Context) -> Reply:
@@ -107,6 +110,7 @@ def new_field(req: Request, ctx: Context) -> Reply:
         label=req.args.get("label"),
         choices=choices or None,
         required=req.args.get("required") == "yes",
+        personal=req.args.get("personal") == "yes",
     )
     key = definition.key
     where = {
@@ -116,7 +120,8 @@ def new_field(req: Request, ctx: Context) -> Reply:
     }[definition.entity]
     required = " It is required: every new one must have it." if definition.required else ""
     return Reply(
-        text=f"{definition.entity.capitalize()} field {key!r} ({definition.type}) added. Set it with {where}.{required}",
+        text=f"{definition.entity.capitalize()} field {key!r} ({definition.type}"
+        f"{', personal' if definition.personal else ''}) added. Set it with {where}.{required}",
         tone=Tone.SUCCESS,
     )
 

@@ -340,7 +340,8 @@ def confirm_merge(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    # /relation belongs with the card that shows relationships; imported here, as it imports card_reply.
-    from bot.handlers import relations
+    from bot.handlers import data_requests, relations
 
-    return [group, relations.group]
+    # Registered with the customer commands, each in a module of its own: /customer export and
+    # /customer erase (data subject requests), and /relation (the card shows relationships).
+    return [group, data_requests.group, relations.group]

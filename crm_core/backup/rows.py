@@ -15,6 +15,7 @@ order (SQLite and PostgreSQL sort text differently) and computed in one pass ove
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -72,6 +73,8 @@ def _kind(column_type: sa.types.TypeEngine) -> str:
         return "float"
     if isinstance(column_type, sa.Integer):
         return "int"
+    if isinstance(column_type, sa.LargeBinary):
+        return "bytes"
     # Strings, texts and the portable enums (VARCHAR holding the value).
     return "str"
 
@@ -83,6 +86,8 @@ _TYPES: dict[str, Any] = {
     "str": sa.Text,
     "datetime": UTCDateTime,
     "date": sa.Date,
+    # Base64 in the line (customers' wrapped data keys, stored API answers).
+    "bytes": sa.LargeBinary,
     # none_as_null: Python None is SQL NULL; JSON null is written as sa.JSON.NULL (see decode).
     "json": lambda: sa.JSON(none_as_null=True),
 }
@@ -131,6 +136,8 @@ def _encode_value(kind: str, value: Any) -> Any:
         return bool(value)
     if kind == "int":
         return int(value)
+    if kind == "bytes":
+        return base64.b64encode(bytes(value)).decode()
     return str(value)
 
 
@@ -150,6 +157,8 @@ def _decode_value(kind: str, value: Any) -> Any:
     if kind == "json":
         document = json.loads(value)
         return sa.JSON.NULL if document is None else document
+    if kind == "bytes":
+        return base64.b64decode(value)
     return value
 
 

@@ -218,14 +218,23 @@ _interactions = _simple(
     lambda r: (*r[:4], r[4].value, r[5].value, *r[6:]),
 )  # fmt: skip
 
-_audit = _simple(
-    ["id", "at", "actor", "platform", "action", "entity_type", "entity_id", "before", "after"],
-    sa.select(
-        AuditEntry.id, AuditEntry.at, AuditEntry.actor_name, AuditEntry.platform, AuditEntry.action,
-        AuditEntry.entity_type, AuditEntry.entity_id, AuditEntry.before, AuditEntry.after,
-    ).order_by(AuditEntry.id),
-    lambda r: r,
-)  # fmt: skip
+_AUDIT_COLUMNS = ["id", "at", "actor", "platform", "action", "entity_type", "entity_id", "before", "after"]
+
+
+def _audit(session: Session, where: sa.ColumnElement[bool] | None) -> Listing:
+    """The log with personal values decrypted, ``[erased]`` where the customer's key was destroyed."""
+    from crm_core.customer_keys import reveal
+
+    def rows() -> Iterator[list[tuple[Any, ...]]]:
+        statement = sa.select(
+            AuditEntry.id, AuditEntry.at, AuditEntry.actor_name, AuditEntry.platform, AuditEntry.action,
+            AuditEntry.entity_type, AuditEntry.entity_id, AuditEntry.before, AuditEntry.after,
+        ).order_by(AuditEntry.id)  # fmt: skip
+        for batch in _stream(session, statement):
+            yield [(*r[:7], reveal(session, r[7]), reveal(session, r[8])) for r in batch]
+
+    return Listing(list(_AUDIT_COLUMNS), rows())
+
 
 # kind -> (the listing, the column that ties a row to its customer, for --filter; None: not filterable)
 LISTS: dict[str, tuple[Callable[[Session, sa.ColumnElement[bool] | None], Listing], Any]] = {

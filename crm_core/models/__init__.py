@@ -24,6 +24,7 @@ from crm_core.models.customer_chats import CustomerChat
 from crm_core.models.customers import (
     Company,
     Customer,
+    CustomerKey,
     CustomerKind,
     CustomerRelationship,
     CustomerTag,
@@ -65,6 +66,7 @@ __all__ = [
     "FieldType",
     "Company",
     "Customer",
+    "CustomerKey",
     "CustomerKind",
     "CustomerRelationship",
     "CustomerTag",

@@ -36,6 +36,8 @@ class CustomFieldDefinition(Base):
     type: Mapped[FieldType] = mapped_column(enum_column(FieldType))
     choices: Mapped[list[str] | None] = mapped_column(sa.JSON)
     required: Mapped[bool] = mapped_column(default=False)
+    # Personal data (a birthday, a home address): erased with the customer, encrypted in the audit log.
+    personal: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from crm_core import text
+from crm_core.clock import utcnow
 from crm_core.models.base import Base, Timestamped, enum_column
 from crm_core.models.users import User
 
@@ -25,7 +26,7 @@ class Company(Timestamped, Base):
     # Its id in the system it was imported from, so re-running an import updates it (chatcrm import).
     external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
     # The name as search normalises it, so /customer finds people by their company's name
-    # (prefix, on a hand-made index: see crm_core.search and migration 0015).
+    # (prefix, on a hand-made index: see crm_core.search and migration 0016).
     search_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
 
     @validates("name")
@@ -60,6 +61,9 @@ class Customer(Timestamped, Base):
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
     # Identifier in a system we imported from (e.g. "retail:17850"); unique so re-imports match.
     external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    # Set when the person's data was erased on request (crm_core.services.erasure): the record
+    # stays under a pseudonym so orders and figures still add up.
+    erased_at: Mapped[datetime | None]
 
     # Search columns, derived from the name on every write (see crm_core.search).
     search_name: Mapped[str] = mapped_column(sa.String(200), default="")
@@ -103,6 +107,21 @@ class Customer(Timestamped, Base):
 
     def __repr__(self) -> str:
         return f"<Customer {self.id} {self.name!r}>"
+
+
+class CustomerKey(Base):
+    """A customer's data key: personal values in the audit log about them are encrypted with it
+    (crm_core.customer_keys). Erasing the customer deletes the row, and those values with it."""
+
+    __tablename__ = "customer_keys"
+    # Never audited: a copy of the key in the append-only log would outlive its erasure.
+    __audited__ = False
+
+    # No foreign key: a merged or deleted customer's history stays readable; only erasure shreds.
+    customer_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # The data key sealed with a key derived from CHATCRM_SECRET_KEY (crm_core.customer_keys).
+    wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CustomerTag(Base):

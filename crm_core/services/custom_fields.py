@@ -64,7 +64,10 @@ def define_field(
     label: str | None = None,
     choices: list[str] | None = None,
     required: bool = False,
+    personal: bool = False,
 ) -> CustomFieldDefinition:
+    """A new field; ``personal`` marks its values as personal data (erased with the customer, encrypted
+    in the audit log)."""
     key = key.strip().lower()
     if not _KEY.match(key):
         raise ValidationError(
@@ -90,6 +93,7 @@ def define_field(
         type=type_,
         choices=choices,
         required=required,
+        personal=personal,
     )
     uow.session.add(definition)
     uow.session.flush()

@@ -306,6 +306,11 @@ def _created(customer: Customer) -> dict[str, object]:
     }
 
 
+# Relationships live in crm_core.services.relationships; these names stay for callers that know them here.
+add_relationship = relationships.add_relationship
+end_relationship = relationships.end_relationship
+
+
 def current_values(uow: UnitOfWork, customer: Customer) -> dict[str, str]:
     """Every editable field as text, as a form shows it: to tell which submitted values changed."""
     values = {

@@ -5,7 +5,7 @@ Start it (``with FakeTelegram() as tg:``) and point the bot at ``tg.api_url`` (p
 ephemeral port, in a thread, so sync and async tests can both use it.
 
 What it does:
-- answers getMe, sendMessage, sendPhoto, editMessageText, answerCallbackQuery, setMyCommands,
+- answers getMe, sendMessage, sendPhoto, sendDocument, editMessageText, answerCallbackQuery, setMyCommands,
   setWebhook, deleteWebhook and getUpdates (long polling over ``queue_update``'d updates, with
   offsets confirming them as Telegram does);
 - records every call (``calls``, ``sent(chat_id)``) with its parameters decoded from the form,
@@ -41,7 +41,7 @@ from urllib.parse import parse_qs
 DEFAULT_TOKEN = "123456:TEST-token"
 # Parameters that are text even when they look like JSON ("42", "true").
 _TEXT_PARAMS = {"text", "caption", "secret_token", "url", "callback_query_id", "parse_mode", "inline_message_id"}
-_SENDING_METHODS = {"sendMessage", "sendPhoto", "editMessageText"}
+_SENDING_METHODS = {"sendMessage", "sendPhoto", "sendDocument", "editMessageText"}
 
 
 @dataclass(frozen=True)
@@ -398,6 +398,15 @@ class FakeTelegram:
                 return self._sent_message(
                     params, photo=photo, **({"caption": params["caption"]} if "caption" in params else {})
                 )
+        if method == "sendDocument":
+            # The document itself arrives as a multipart file under "document" (or as a file_id / URL).
+            name = params.get("document:filename") or "file"
+            document = {"file_id": f"sent-doc-{next(self._ids)}", "file_unique_id": "d", "file_name": name}
+            document["file_size"] = len(files.get("document", b""))
+            with self._changed:
+                return self._sent_message(
+                    params, document=document, **({"caption": params["caption"]} if "caption" in params else {})
+                )
         if method == "editMessageText":
             return self._edit(params)
         if method == "answerCallbackQuery":
@@ -497,6 +506,8 @@ def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[st
             payload = part.get_payload(decode=True) or b""
             if part.get_filename() is not None:
                 files[name] = payload
+                # The name the client gave the file (sendDocument's file name), beside the bytes.
+                params[f"{name}:filename"] = part.get_filename()
             else:
                 params[name] = _decode(name, payload.decode())
         return params, files

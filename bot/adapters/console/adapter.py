@@ -8,14 +8,16 @@ last list (what its *More* button runs on Slack and Telegram).
 from __future__ import annotations
 
 import getpass
+import os
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.adapters.console.plugin import TRAITS
 from bot.adapters.console.render import MORE_COMMAND, render_text
 from bot.bootstrap import App
 from bot.dispatch import FormRejected
-from bot.messages import Form, Origin, Reply, Request
+from bot.messages import File, Form, Origin, Reply, Request
 from bot.operator import local_operator
 
 PROMPT = "chatcrm> "
@@ -83,12 +85,32 @@ def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin,
         reply = app.dispatcher.handle(Request(origin=origin, text=text, can_ask=interactive))
         more = _next_page(reply) or (None if text == more else more)
         stdout.write(render_text(reply) + "\n")
+        if reply.file is not None:
+            stdout.write(f"{reply.file.title or 'File'} saved to {save_file(reply.file)}\n")
         if interactive and reply.form:
             _fill_form(app, origin, reply, stdin, stdout)
         if not interactive:
             stdout.write("\n")
         stdout.flush()
     return 0
+
+
+def save_file(file: File, directory: str | os.PathLike[str] = ".") -> Path:
+    """Write a reply's file into ``directory`` (the working directory) under its own name, readable by its
+    owner only (an export is personal data); a name already taken gets a number, nothing is overwritten."""
+    target = Path(directory) / Path(file.name).name
+    stem, suffix, number = target.stem, target.suffix, 1
+    data = file.data()
+    while True:
+        try:
+            descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            number += 1
+            target = target.with_name(f"{stem}-{number}{suffix}")
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    return target.resolve()
 
 
 def _fill_form(app: App, origin: Origin, reply: Reply, stdin: TextIO, stdout: TextIO) -> None:

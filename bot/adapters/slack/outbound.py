@@ -21,7 +21,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.adapters.slack.blocks import Block, fallback_text
 from bot.delivery import DeliveryError, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
-from bot.messages import Image, Reply
+from bot.messages import File, Image, Reply
 
 log = logging.getLogger("chatcrm.slack")
 
@@ -148,6 +148,21 @@ async def upload_image(client: AsyncWebClient, channel: str, image: Image, *, th
     )
     files = response.get("files") or [response.get("file") or {}]
     return str(files[0].get("id") or "")
+
+
+async def upload_file(client: AsyncWebClient, channel: str, file: File, *, thread_ts: str | None = None) -> str:
+    """Upload a document (an export) with files upload v2 and share it in ``channel``; returns the file id."""
+    response = await client.files_upload_v2(
+        channel=channel, content=file.data(), filename=file.name, title=file.title or file.name, thread_ts=thread_ts
+    )
+    files = response.get("files") or [response.get("file") or {}]
+    return str(files[0].get("id") or "")
+
+
+async def direct_channel(client: AsyncWebClient, user: str) -> str:
+    """The direct-message channel with ``user`` (conversations.open)."""
+    response = await client.conversations_open(users=user)
+    return str((response.get("channel") or {}).get("id") or user)
 
 
 def response_url_body(reply: Reply, blocks: list[Block], *, replace_original: bool = False) -> dict[str, Any]:

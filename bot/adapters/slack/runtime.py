@@ -28,9 +28,11 @@ from bot.adapters.slack.blocks import decode_action, fallback_text, home_view, m
 from bot.adapters.slack.modals import FormContext, MetadataTooLong, inline_errors, modal_view
 from bot.adapters.slack.outbound import (
     Destination,
+    direct_channel,
     post_message,
     post_to_response_url,
     response_url_body,
+    upload_file,
     upload_image,
 )
 from bot.adapters.slack.settings import SlackSettings
@@ -274,6 +276,12 @@ class SlackRuntime:
             )
         if reply.image and where.channel:
             await upload_image(self.client, where.channel, reply.image, thread_ts=where.thread_ts)
+        if reply.file is not None:
+            # A private file goes to the person's own DM: Slack has no ephemeral files.
+            if reply.private and where.user:
+                await upload_file(self.client, await direct_channel(self.client, where.user), reply.file)
+            elif where.channel:
+                await upload_file(self.client, where.channel, reply.file, thread_ts=where.thread_ts)
 
     def _repeatable(self, request: Request) -> str | None:
         """The command line to re-run for a "More" page: only for commands that only read."""

@@ -301,6 +301,11 @@ class TelegramBot:
         # In a group, answer the message that asked, so the right person sees it is theirs.
         reply_to = None if inbound.origin.is_private or inbound.is_callback else inbound.message_id
         await self._send(inbound, reply, reply_to=reply_to)
+        if reply.file is not None:
+            # A private file goes to the person's own chat with the bot (its id is their user id).
+            private = reply.private and not inbound.origin.is_private
+            where = inbound.origin.user_external_id if private else inbound.origin.conversation
+            await self.outgoing.document(where, reply.file, thread=None if private else inbound.origin.thread)
 
     async def _show(self, inbound: Inbound, step: Question | Reply) -> None:
         if isinstance(step, Question):

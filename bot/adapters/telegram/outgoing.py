@@ -14,6 +14,7 @@ from telegram import (
     Bot,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     LinkPreviewOptions,
     Message,
@@ -34,7 +35,7 @@ from bot.delivery import (
     RecipientUnreachable,
     TemporaryFailure,
 )
-from bot.messages import Button, Image, Reply
+from bot.messages import Button, File, Image, Reply
 from crm_core.uow import UnitOfWork
 
 _NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -155,6 +156,16 @@ class Outgoing:
                 parse_mode=ParseMode.HTML,
                 message_thread_id=int(thread) if thread else None,
             )
+
+    async def document(self, conversation: str, file: File, *, thread: str | None = None) -> Message:
+        """sendDocument: a file (an export) with its name and an optional caption."""
+        return await self.bot.send_document(
+            chat_id(conversation),
+            InputFile(file.data(), filename=file.name),
+            caption=caption(file.title) if file.title else None,
+            parse_mode=ParseMode.HTML,
+            message_thread_id=int(thread) if thread else None,
+        )
 
     async def reply(
         self, conversation: str, reply: Reply, *, thread: str | None = None, reply_to: int | None = None, markup=None

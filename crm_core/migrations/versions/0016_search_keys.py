@@ -4,8 +4,8 @@
 by email domain (@acme.com) and by company name (a prefix of the normalised name), each on an
 index (crm_core.search). Existing rows are filled in here with the same functions the models use.
 
-Revision ID: 0015_search_keys
-Revises: 0014_webhooks
+Revision ID: 0016_search_keys
+Revises: 0015_data_subject_requests
 Create Date: 2026-12-02 14:20:00
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from crm_core import text
 
-revision = "0015_search_keys"
-down_revision = "0014_webhooks"
+revision = "0016_search_keys"
+down_revision = "0015_data_subject_requests"
 branch_labels = None
 depends_on = None
 
