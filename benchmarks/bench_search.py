@@ -163,6 +163,7 @@ def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
             connection.execute(sa.insert(Order), order_rows)
             connection.execute(sa.insert(OrderLine), line_rows)
     print(f"  {written:,} order lines in {order_id:,} orders in {time.perf_counter() - started:.1f} s", flush=True)
+    sync_order_ids(engine)
     started = time.perf_counter()
     factory = db.session_factory(engine)
     from crm_core.uow import UnitOfWork
@@ -178,6 +179,16 @@ def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
             connection.exec_driver_sql("ANALYZE")
     print(f"  customer figures and statistics in {time.perf_counter() - started:.1f} s", flush=True)
     engine.dispose()
+
+
+def sync_order_ids(engine: sa.Engine) -> None:
+    """Orders were inserted with explicit ids: move PostgreSQL's id sequence past them, so orders made
+    later (the API benchmark's) get new ids. (SQLite takes the next id from the table itself.)"""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('orders', 'id'), (SELECT coalesce(max(id), 1) FROM orders))"
+            )
 
 
 def _typo(rng: random.Random, name: str) -> str:

@@ -61,6 +61,8 @@ class Permission(enum.StrEnum):
     OPT_OUT = "opt_out"
     # Make and revoke your own personal access tokens for the REST API (/token).
     API_TOKENS = "api.tokens"
+    # Record orders and edit the product catalogue (an ERP or shop pushing them over the API).
+    ORDERS_WRITE = "orders.write"
     # Add, list, test and remove outgoing webhooks (/webhook, /api/v1/webhooks): admins only.
     WEBHOOKS_MANAGE = "webhooks.manage"
     # Data subject requests (GDPR): everything about a customer as a file, and erasure. Admins only.
@@ -94,6 +96,7 @@ _DESCRIPTIONS = {
     Permission.CONSENT_MANAGE: "record customers' consent and opt-outs",
     Permission.OPT_OUT: "stop marketing messages to yourself",
     Permission.API_TOKENS: "make and revoke your own tokens for the REST API",
+    Permission.ORDERS_WRITE: "record orders and edit products",
     Permission.WEBHOOKS_MANAGE: "add, test and remove outgoing webhooks",
     Permission.CUSTOMERS_EXPORT: "export everything held about a customer (a data subject access request)",
     Permission.CUSTOMERS_ERASE: "erase a customer's personal data on request",
@@ -124,7 +127,13 @@ _SUPPORT = _VIEWER | {
 _MANAGER = (
     _SALES
     | _SUPPORT
-    | {Permission.CUSTOMERS_MERGE, Permission.MODELS_READ, Permission.DIGESTS_MANAGE, Permission.CAMPAIGNS_RUN}
+    | {
+        Permission.CUSTOMERS_MERGE,
+        Permission.MODELS_READ,
+        Permission.DIGESTS_MANAGE,
+        Permission.CAMPAIGNS_RUN,
+        Permission.ORDERS_WRITE,
+    }
 )
 
 _BUILTIN_ROLES: dict[str, set[Permission]] = {

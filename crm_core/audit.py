@@ -162,10 +162,12 @@ def _reader(obj: Base) -> Callable[[str], Any]:
 
 
 def record(uow: Any, action: str, entity_type: str, entity_id: str, after: dict[str, Any] | None) -> None:
-    """Write an entry for something that is not a row change (an export, an erasure), by the unit of
-    work's actor. ``after`` must hold no personal values: it is stored as given."""
+    """Write an entry by hand, by the unit of work's actor: for something that is not a row change (an
+    export, an erasure), or a bulk write whose rows bypass the flush (an import, a bulk API request),
+    where the write as a whole is the audited action. ``after`` must hold no personal values: it is
+    stored as given."""
     actor: Actor = uow.session.info.get("actor") or SYSTEM
-    entry = _entry(actor, action, entity_type, entity_id, None, after)
+    entry = _entry(actor, action, entity_type, entity_id[:64], None, after)
     entry.pop("_get")
     _write(uow.session.connection(), [entry], uow.session.info)
 

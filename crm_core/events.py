@@ -123,6 +123,12 @@ _BUILTIN_TYPES = [
         {"customer_id": "the erased customer's id"},
     ),
     _builtin(
+        "customer.deleted",
+        "a customer was deleted with their deals, tickets, notes and follow-ups (their orders stay, anonymous); "
+        "subscribers delete their copies",
+        {"customer_id": "the deleted customer's id", "name": "their name"},
+    ),
+    _builtin(
         "deal.created",
         "a deal was opened",
         {
@@ -205,9 +211,10 @@ _BUILTIN_TYPES = [
     ),
     _builtin(
         "order.imported",
-        "an order file was imported: one event per import, with counts (not one per order)",
+        "orders were imported in bulk (an order file, or a bulk API request): one event per import, with counts "
+        "(not one per order)",
         {
-            "source": "the file name",
+            "source": "the file name, or api:<token name> for a bulk API request",
             "currency": "the currency of the file's prices",
             "rows": "rows read",
             "orders": "purchase orders created",

@@ -9,5 +9,7 @@ chat handlers: every endpoint calls ``crm_core.services`` in a unit of work and 
 - ``auth``: who is calling (``Principal``) and the permission dependencies;
 - ``problems``: every error as ``application/problem+json`` (RFC 9457);
 - ``paging``, ``etags``: cursor pagination and ETag/If-Match;
-- ``customers``, ``deals``, ``notes``, ``tickets``: the resources.
+- ``customers`` (with notes), ``companies``, ``deals``, ``tickets``, ``followups``, ``products``, ``orders``,
+  ``segments``, ``campaigns``, ``insights`` (rules, recommendations, scores), ``admin`` (audit, users):
+  the resources.
 """

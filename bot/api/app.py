@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 
-from bot.api import customers, deals, problems, tickets, webhooks
+from bot.api import (
+    admin,
+    campaigns,
+    companies,
+    customers,
+    deals,
+    followups,
+    insights,
+    orders,
+    problems,
+    products,
+    segments,
+    tickets,
+    webhooks,
+)
 from bot.api.config import ApiConfig
 from bot.api.gate import Gate
 from bot.bootstrap import App
@@ -33,7 +49,33 @@ def build_api(app: App, config: ApiConfig | None = None) -> FastAPI:
     )
     api.state.chatcrm = app
     problems.install(api)
-    for router in (customers.router, deals.router, tickets.router, webhooks.router):
+    for router in (
+        customers.router,
+        companies.router,
+        deals.router,
+        tickets.router,
+        followups.router,
+        products.router,
+        orders.router,
+        segments.router,
+        campaigns.router,
+        insights.router,
+        admin.router,
+        webhooks.router,
+    ):
         api.include_router(router)
-    api.add_middleware(Gate, app=app, config=config)
+    _document_problems(api)
+    api.add_middleware(Gate, app=app, config=config, bulk_paths=frozenset({orders.BULK_PATH}))
     return api
+
+
+def _document_problems(api: FastAPI) -> None:
+    """The OpenAPI document declares the problem answers (built once, on first request)."""
+    plain = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = problems.document_problems(plain())
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]

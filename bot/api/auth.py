@@ -78,7 +78,11 @@ def need(permission: str) -> Callable[..., Principal]:
 
 
 def unit_of_work(request: Request, who: Principal = Depends(principal)) -> Iterator[UnitOfWork]:
-    """One transaction per request, acting as the token's user: commits when the endpoint returns."""
+    """One transaction per request, acting as the token's user: commits when the endpoint returns.
+
+    Endpoints take it with ``Depends(unit_of_work, scope="function")``: the commit then happens before
+    the answer is sent (FastAPI's default scope would send it first), so a client never reads a 201
+    for a write that is not committed yet, or that fails to commit."""
     app = app_of(request)
     # The same ownership rule as in chat (crm_core.services.ownership), under the same setting.
     with app.uow(replace(who.actor, edit_scope=app.settings.edit_scope)) as uow:

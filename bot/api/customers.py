@@ -18,6 +18,7 @@ from bot.api.auth import Principal, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.api.problems import Problem
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core import search
 from crm_core.errors import ValidationError
@@ -61,7 +62,7 @@ class _CustomerFields(BaseModel):
     country: str | None = Field(None, max_length=2, description="ISO 3166 code: DE, GB, US")
     language: str | None = Field(None, max_length=8)
     timezone: str | None = Field(None, max_length=64)
-    owner_id: int | None = Field(None, description="The owning user's id")
+    owner_id: Id | None = Field(None, description="The owning user's id")
     tags: list[Annotated[str, Field(max_length=50)]] | None = Field(None, max_length=100)
     custom_fields: dict[str, CustomValue] | None = Field(
         None, description="Values of the custom fields defined with /field (null clears one)"
@@ -187,7 +188,7 @@ def list_customers(
     ),
     tag: str | None = Query(None, max_length=50),
     who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Page[CustomerOut]:
     session = uow.session
     if q is not None:
@@ -215,10 +216,10 @@ def list_customers(
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="One customer (with an ETag)")
 def get_customer(
-    customer_id: int,
+    customer_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, _one(uow, customer_id))
 
@@ -229,7 +230,7 @@ def create_customer(
     response: Response,
     request: Request,
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     changes = _changes(body)
     changes.pop("name", None)
@@ -243,12 +244,12 @@ def create_customer(
 
 @router.patch("/{customer_id}", response_model=CustomerOut, summary="Change a customer (JSON merge patch)")
 def patch_customer(
-    customer_id: int,
+    customer_id: Id,
     body: CustomerPatch,
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
     _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     check_if_match(if_match, _one(uow, customer_id, lock=True))
     if "name" in body.model_fields_set and body.name is None:
@@ -262,16 +263,33 @@ def patch_customer(
     return with_etag(response, _one(uow, customer_id))
 
 
+@router.delete(
+    "/{customer_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a customer with their deals, tickets, notes and follow-ups (orders stay, anonymous)",
+)
+def delete_customer(
+    customer_id: Id,
+    if_match: str | None = Header(None, description="The ETag you read: 412 if the customer changed since"),
+    _who: Principal = Depends(need(Permission.CUSTOMERS_WRITE)),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
+) -> Response:
+    check_if_match(if_match, _one(uow, customer_id, lock=True))
+    customers.delete_customer(uow, customer_id)
+    return Response(status_code=204)
+
+
 @router.get(
     "/{customer_id}/interactions", response_model=Page[InteractionOut], summary="A customer's notes and interactions"
 )
 def list_interactions(
-    customer_id: int,
+    customer_id: Id,
     request: Request,
     response: Response,
     page: PageParams = Depends(page_params),
     _who: Principal = Depends(need(Permission.CUSTOMERS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     customers.get_customer(uow, customer_id)
     statement = sa.select(Interaction).where(Interaction.customer_id == customer_id)
@@ -290,10 +308,10 @@ def list_interactions(
     "/{customer_id}/notes", response_model=InteractionOut, status_code=201, summary="Log a note, call, email or meeting"
 )
 def add_note(
-    customer_id: int,
+    customer_id: Id,
     body: NoteIn,
     _who: Principal = Depends(need(Permission.NOTES_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     interaction = interactions.log_interaction(uow, customer_id, body.text, kind=InteractionKind(body.kind))
     return render_interaction(interaction)

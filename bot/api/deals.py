@@ -14,6 +14,7 @@ from bot.api import etags
 from bot.api.auth import Principal, app_of, need, unit_of_work
 from bot.api.etags import check_if_match, with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.errors import ValidationError
 from crm_core.models import Deal, DealStage
@@ -46,7 +47,7 @@ class DealOut(BaseModel):
 class DealIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int
+    customer_id: Id
     title: str = Field(min_length=1, max_length=200)
     amount_cents: int = Field(0, ge=0, le=10**15)
     currency: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description="Default: the CRM's currency")
@@ -95,11 +96,11 @@ def list_deals(
     response: Response,
     page: PageParams = Depends(page_params),
     stage: Stage | None = Query(None),
-    customer_id: int | None = Query(None),
-    owner_id: int | None = Query(None),
+    customer_id: Id | None = Query(None),
+    owner_id: Id | None = Query(None),
     open: bool | None = Query(None, description="true: open deals only; false: closed only"),
     _who: Principal = Depends(need(Permission.DEALS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Deal)
     if stage is not None:
@@ -118,10 +119,10 @@ def list_deals(
 
 @router.get("/{deal_id}", response_model=DealOut, summary="One deal (with an ETag)")
 def get_deal(
-    deal_id: int,
+    deal_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.DEALS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return with_etag(response, _one(uow, deal_id))
 
@@ -132,7 +133,7 @@ def create_deal(
     request: Request,
     response: Response,
     _who: Principal = Depends(need(Permission.DEALS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     deal = deals.create_deal(
         uow,
@@ -149,12 +150,12 @@ def create_deal(
 
 @router.patch("/{deal_id}", response_model=DealOut, summary="Move a deal to another stage")
 def patch_deal(
-    deal_id: int,
+    deal_id: Id,
     body: DealPatch,
     response: Response,
     if_match: str | None = Header(None, description="The ETag you read: 412 if the deal changed since"),
     _who: Principal = Depends(need(Permission.DEALS_WRITE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     check_if_match(if_match, _one(uow, deal_id, lock=True))
     if body.lost_reason is not None and body.stage != "lost":

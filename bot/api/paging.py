@@ -44,7 +44,7 @@ def _decode(cursor: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         after = data["after"]
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after < 2**63:
             raise ValueError
         return after
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):

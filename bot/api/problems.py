@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -25,6 +26,55 @@ log = logging.getLogger("chatcrm.api")
 
 MEDIA_TYPE = "application/problem+json"
 _CRM_STATUS: dict[type[CrmError], int] = {NotFound: 404, ValidationError: 422, Conflict: 409, Forbidden: 403}
+
+
+class FailingField(BaseModel):
+    # "email", "custom_fields.tier", "orders[3].lines[0].sku"
+    field: str
+    detail: str
+
+
+class ProblemDocument(BaseModel):
+    """An error (RFC 9457), as every error status is answered: what the OpenAPI document declares."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    # Only for invalid input: every failing field.
+    errors: list[FailingField] | None = None
+
+
+# The statuses any operation may answer with a problem document (the gate's 401, 413, 429 included).
+ERROR_STATUSES: dict[int, str] = {
+    400: "Bad request (a cursor or parameters that do not go together)",
+    401: "No token, or a token that is unknown, revoked or expired",
+    403: "The token's user or scopes do not allow this",
+    404: "No such resource",
+    409: "The change clashes with the current data",
+    412: "If-Match does not match the current ETag",
+    413: "The body is too large",
+    422: "Invalid input: the failing fields are in errors",
+    429: "Too many requests for this token (see Retry-After)",
+}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the problem answers on every operation of an OpenAPI document, in place of FastAPI's
+    own 422 schema (which is not what the API sends)."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    definition = ProblemDocument.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(definition.pop("$defs", {}))
+    schemas["Problem"] = definition
+    content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in document.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in ERROR_STATUSES.items():
+                responses[str(status)] = {"description": description, "content": content}
+    return document
 
 
 class Problem(Exception):

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from bot.api.auth import Principal, need, unit_of_work
 from bot.api.etags import with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
+from bot.api.types import Id
 from bot.roles import Permission
 from crm_core.models import Ticket, TicketMessage, TicketStatus
 from crm_core.services import tickets
@@ -97,10 +98,10 @@ def list_tickets(
     response: Response,
     page: PageParams = Depends(page_params),
     status: Status | None = Query(None),
-    customer_id: int | None = Query(None),
-    assignee_id: int | None = Query(None),
+    customer_id: Id | None = Query(None),
+    assignee_id: Id | None = Query(None),
     _who: Principal = Depends(need(Permission.TICKETS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     statement = sa.select(Ticket)
     if status is not None:
@@ -114,10 +115,10 @@ def list_tickets(
 
 @router.get("/{ticket_id}", response_model=TicketWithThread, summary="One ticket with its thread")
 def get_ticket(
-    ticket_id: int,
+    ticket_id: Id,
     response: Response,
     _who: Principal = Depends(need(Permission.TICKETS_READ)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     ticket = tickets.get_ticket(uow, ticket_id)
     messages, total = tickets.thread(uow, ticket_id, limit=THREAD_LIMIT)

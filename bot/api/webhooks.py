@@ -82,7 +82,7 @@ def _attempt(a: WebhookAttempt) -> AttemptOut:
 @router.get("", response_model=list[WebhookOut], summary="List webhook endpoints (admins)")
 def list_webhooks(
     _who: Principal = Depends(need(Permission.WEBHOOKS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     # At most webhooks.MAX_ENDPOINTS: one page.
     return [render(e) for e in webhooks.endpoints(uow)]
@@ -94,7 +94,7 @@ def create_webhook(
     request: Request,
     response: Response,
     who: Principal = Depends(need(Permission.WEBHOOKS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     owner = users.find_user(uow, f"#{who.user_id}")
     made = webhooks.create(
@@ -108,7 +108,7 @@ def create_webhook(
 def delete_webhook(
     webhook_id: int,
     _who: Principal = Depends(need(Permission.WEBHOOKS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Response:
     webhooks.remove(uow, webhook_id)
     return Response(status_code=204)
@@ -118,7 +118,7 @@ def delete_webhook(
 def test_webhook(
     webhook_id: int,
     _who: Principal = Depends(need(Permission.WEBHOOKS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return Queued(message_id=webhooks.enqueue_test(uow, webhook_id))
 
@@ -129,6 +129,6 @@ def test_webhook(
 def webhook_deliveries(
     webhook_id: int,
     _who: Principal = Depends(need(Permission.WEBHOOKS_MANAGE)),
-    uow: UnitOfWork = Depends(unit_of_work),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
 ) -> Any:
     return [_attempt(a) for a in webhooks.recent_attempts(uow, webhook_id, limit=50)]

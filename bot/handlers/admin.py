@@ -8,7 +8,7 @@ from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core.models import FieldEntity, FieldType, Identity, Role
+from crm_core.models import FieldEntity, FieldType, Identity
 from crm_core.services import custom_fields, users
 
 group = CommandGroup()
@@ -31,10 +31,7 @@ def grant_role(req: Request, ctx: Context) -> Reply:
         user = users.ensure_user(ctx.uow, users.parse_platform_id(reference))
     else:
         user = users.find_user(ctx.uow, reference)
-    if user.id == ctx.caller.user_id and role != Role.ADMIN:
-        return Reply(text="You can't take admin away from yourself; ask another admin.", tone=Tone.ERROR, private=True)
-    user.role = role
-    ctx.uow.flush()
+    users.grant_role(ctx.uow, user, role)
     return Reply(text=f"{user.name} (#{user.id}) is now {role or 'without a role'}.", tone=Tone.SUCCESS)
 
 

@@ -29,7 +29,7 @@ from crm_core.importing.countries import country_code
 from crm_core.importing.report import ImportReport, Progress
 from crm_core.importing.rows import Mapper, Row
 from crm_core.importing.table import ImportFailed
-from crm_core.models import Customer, Order, OrderKind, OrderLine, Product
+from crm_core.models import Customer, Order, OrderKind, Product
 from crm_core.services import orders as order_service
 from crm_core.uow import UnitOfWork
 
@@ -55,7 +55,7 @@ _DATE_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d",
 )
-BATCH = 2000
+BATCH = order_service.BATCH
 __all__ = ["ImportFailed", "import_retail_orders", "MAPPER"]
 
 
@@ -279,41 +279,28 @@ def _import_rows(uow: UnitOfWork, rows: Iterator[Row], report: ImportReport, opt
     fresh.sort(key=lambda i: (i.ordered_at, i.number))
     for start in range(0, len(fresh), BATCH):
         batch = fresh[start : start + BATCH]
-        order_rows = []
-        for invoice in batch:
-            total = sum(_cents(price * quantity) for _r, _s, quantity, price in invoice.lines)
-            order_rows.append(
-                {
-                    "number": invoice.number,
-                    "customer_id": customer_ids.get(invoice.customer_ref) if invoice.customer_ref else None,
-                    "kind": invoice.kind,
-                    "ordered_at": invoice.ordered_at,
-                    "currency": currency,
-                    "total_cents": total,
-                    "country": invoice.country,
-                    "source": "import",
-                }
-            )
-        order_ids = (
-            session.execute(sa.insert(Order).returning(Order.id, sort_by_parameter_order=True), order_rows)
-            .scalars()
-            .all()
+        order_service.insert_many(
+            uow,
+            [
+                order_service.NewOrder(
+                    number=invoice.number,
+                    customer_id=customer_ids.get(invoice.customer_ref) if invoice.customer_ref else None,
+                    kind=invoice.kind,
+                    ordered_at=invoice.ordered_at,
+                    currency=currency,
+                    country=invoice.country,
+                    lines=[
+                        order_service.NewLine(product_ids[sku], quantity, _cents(price), _cents(price * quantity))
+                        for _row, sku, quantity, price in invoice.lines
+                    ],
+                )
+                for invoice in batch
+            ],
+            source="import",
         )
-        line_rows = [
-            {
-                "order_id": order_id,
-                "product_id": product_ids[sku],
-                "quantity": quantity,
-                "unit_price_cents": _cents(price),
-                "line_total_cents": _cents(price * quantity),
-            }
-            for order_id, invoice in zip(order_ids, batch, strict=True)
-            for _row, sku, quantity, price in invoice.lines
-        ]
-        session.execute(sa.insert(OrderLine), line_rows)
         report.count("created", "orders", sum(1 for i in batch if i.kind is OrderKind.PURCHASE))
         report.count("created", "cancellations", sum(1 for i in batch if i.kind is OrderKind.CANCELLATION))
-        report.count("created", "order lines", len(line_rows))
+        report.count("created", "order lines", sum(len(i.lines) for i in batch))
     order_service.refresh_customer_stats(uow, customer_ids.values())
     # One event for the whole import, not one per order: a 500,000-row file would otherwise
     # flood every listener with tens of thousands of events that all say "an order came in".

@@ -13,14 +13,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from crm_core import clock
+from crm_core import audit
 from crm_core.importing import columns as column_mapping
 from crm_core.importing.report import ImportReport, Progress
 from crm_core.importing.rows import Mapper, Row
 from crm_core.importing.table import ImportFailed, Table
-from crm_core.models import AuditEntry
 from crm_core.uow import UnitOfWork
 
 # Each entity's mapper lives in its own module, loaded when that entity is imported.
@@ -89,24 +86,19 @@ def import_table(
 
 def _audit(uow: UnitOfWork, kind: str, table: Table, report: ImportReport) -> None:
     """One entry for the import as a whole (bulk inserts bypass the per-row audit listener)."""
-    uow.session.execute(
-        sa.insert(AuditEntry).values(
-            at=clock.utcnow(),
-            actor_user_id=uow.actor.user_id,
-            actor_name=uow.actor.name,
-            platform=uow.actor.platform,
-            action="import",
-            entity_type=kind,
-            entity_id=table.name[:64],
-            after={
-                "source": table.name,
-                "rows": report.rows,
-                "created": report.created,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-                "skipped_rows": report.skipped_rows,
-            },
-        )
+    audit.record(
+        uow,
+        "import",
+        kind,
+        table.name,
+        {
+            "source": table.name,
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "unchanged": report.unchanged,
+            "skipped_rows": report.skipped_rows,
+        },
     )
 
 

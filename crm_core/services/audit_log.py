@@ -60,9 +60,9 @@ class AuditFilter:
     action: str | None = None
 
 
-def page(uow: UnitOfWork, where: AuditFilter, *, before_id: int | None = None, limit: int = 20) -> list[Entry]:
-    """Up to ``limit`` entries older than ``before_id`` (the newest when None), newest first."""
-    query = sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+def matching(where: AuditFilter) -> sa.Select[AuditEntry]:
+    """The entries that pass the filter, unordered (the REST API pages it its own way)."""
+    query = sa.select(AuditEntry)
     if where.customer_id is not None:
         query = query.where(AuditEntry.entity_type == "customers", AuditEntry.entity_id == str(where.customer_id))
     if where.user_id is not None:
@@ -71,6 +71,12 @@ def page(uow: UnitOfWork, where: AuditFilter, *, before_id: int | None = None, l
         query = query.where(AuditEntry.at >= where.since)
     if where.action is not None:
         query = query.where(AuditEntry.action == where.action)
+    return query
+
+
+def page(uow: UnitOfWork, where: AuditFilter, *, before_id: int | None = None, limit: int = 20) -> list[Entry]:
+    """Up to ``limit`` entries older than ``before_id`` (the newest when None), newest first."""
+    query = matching(where).order_by(AuditEntry.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     return [readable(uow.session, entry) for entry in uow.session.scalars(query)]

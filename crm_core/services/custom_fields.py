@@ -183,6 +183,16 @@ def set_value(
     row.value_date = value if isinstance(value, date) else None
 
 
+def clear_values(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> None:
+    """Remove every custom field value of a record being deleted (they have no foreign key to it)."""
+    for row in uow.session.scalars(
+        sa.select(CustomFieldValue)
+        .join(CustomFieldDefinition, CustomFieldValue.definition_id == CustomFieldDefinition.id)
+        .where(CustomFieldDefinition.entity == entity, CustomFieldValue.entity_id == entity_id)
+    ):
+        uow.session.delete(row)
+
+
 # -- values given with key=value on create and edit (customers, deals, tickets) -------------------------
 
 # Typed values that mean "clear this field" on an edit.

@@ -14,7 +14,6 @@ from crm_core import clock, events, search, text
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.iso_countries import is_country_code
 from crm_core.models import (
-    Company,
     Customer,
     CustomerKind,
     CustomerScore,
@@ -30,7 +29,7 @@ from crm_core.models import (
     TicketStatus,
     User,
 )
-from crm_core.services import custom_fields, ownership, relationships, users
+from crm_core.services import companies, custom_fields, ownership, relationships, users
 from crm_core.services.custom_fields import FieldValue
 from crm_core.uow import UnitOfWork
 
@@ -63,16 +62,6 @@ def resolve_customer(uow: UnitOfWork, reference: str) -> Customer:
         return get_customer(uow, best.customer_id)
     names = ", ".join(f"{h.name} (#{h.customer_id})" for h in hits[:5])
     raise ValidationError(f"{reference.strip()!r} matches several customers: {names}. Use the #id.")
-
-
-def _company(uow: UnitOfWork, name: str) -> Company:
-    key = name.strip().casefold()
-    company = uow.session.scalars(sa.select(Company).where(Company.name_key == key)).one_or_none()
-    if company is None:
-        company = Company(name=name.strip(), name_key=key)
-        uow.session.add(company)
-        uow.session.flush()
-    return company
 
 
 @dataclass
@@ -221,7 +210,7 @@ def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
     _check_unique_email(uow, parsed.core.get("email"), customer.id)
     for key, value in parsed.core.items():
         if key == "company":
-            customer.company_id = _company(uow, value).id if value else None
+            customer.company_id = companies.find_or_create(uow, value).id if value else None
         else:
             setattr(customer, key, value)
     if customer.id is None:
@@ -281,6 +270,25 @@ def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str
             payload={"customer_id": customer.id, "name": customer.name, "changes": diff},
         )
     return customer
+
+
+def delete_customer(uow: UnitOfWork, customer_id: int) -> None:
+    """Delete a customer with what belongs to them (tags, custom field values, deals, tickets, notes,
+    follow-ups: the database cascades, each row audited). Their orders stay, as anonymous orders,
+    so sales figures do not change."""
+    customer = get_customer(uow, customer_id)
+    ownership.check_customer(uow, customer)
+    name = customer.name
+    custom_fields.clear_values(uow, FieldEntity.CUSTOMER, customer_id)
+    uow.session.delete(customer)
+    uow.session.flush()
+    events.emit(
+        uow,
+        "customer.deleted",
+        entity_type="customer",
+        entity_id=customer_id,
+        payload={"customer_id": customer_id, "name": name},
+    )
 
 
 def _reload_references(uow: UnitOfWork, customer: Customer) -> None:

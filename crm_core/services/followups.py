@@ -136,7 +136,7 @@ def snooze(uow: UnitOfWork, followup_id: int, actor: User | None, days: int = 1)
     return followup
 
 
-def _open_matching(
+def open_matching(
     *, user_id: int | None = None, customer_id: int | None = None, due_before: datetime | None = None
 ) -> sa.Select[FollowUp]:
     statement = sa.select(FollowUp).where(FollowUp.status.in_(OPEN))
@@ -158,7 +158,7 @@ def list_open(
     limit: int = 50,
 ) -> list[FollowUp]:
     """Open follow-ups (pending or reminded, not done), earliest first."""
-    statement = _open_matching(user_id=user_id, customer_id=customer_id, due_before=due_before)
+    statement = open_matching(user_id=user_id, customer_id=customer_id, due_before=due_before)
     return list(uow.session.scalars(statement.limit(limit)))
 
 
@@ -171,7 +171,7 @@ def open_page(
     size: int = paging.PAGE_SIZE,
 ) -> paging.Page[FollowUp]:
     """One page of ``list_open``, and how many open follow-ups match in all."""
-    return paging.fetch(uow.session, _open_matching(user_id=user_id, due_before=due_before), number, size)
+    return paging.fetch(uow.session, open_matching(user_id=user_id, due_before=due_before), number, size)
 
 
 def due_today(uow: UnitOfWork, user_id: int, tz_name: str) -> list[FollowUp]:

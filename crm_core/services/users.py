@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from crm_core import clock, platforms, text
-from crm_core.errors import NotFound, ValidationError
+from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import STAFF_ROLES, Identity, Role, User
 from crm_core.uow import UnitOfWork
 
@@ -145,7 +145,11 @@ def find_user(uow: UnitOfWork, reference: str) -> User:
     raise ValidationError(f"{reference!r} matches several users: {names}; use the #id")
 
 
-def grant_role(uow: UnitOfWork, user: User, role: Role) -> User:
+def grant_role(uow: UnitOfWork, user: User, role: Role | None) -> User:
+    """Give ``user`` a role (``None``: take it away). The acting user cannot take admin from themselves,
+    so the CRM never loses its last admin by a slip."""
+    if user.id == uow.actor.user_id and user.role is Role.ADMIN and role is not Role.ADMIN:
+        raise Forbidden("You can't take admin away from yourself; ask another admin.")
     user.role = role
     uow.session.flush()
     return user

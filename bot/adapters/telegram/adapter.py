@@ -290,6 +290,10 @@ class TelegramBot:
         if reply.form is not None:
             # A form is asked one question at a time, directly (the answer itself was queued otherwise).
             await self._deliver(inbound, reply)
+        elif reply.file is not None:
+            # The answer's text was queued; a file (a data export) cannot ride in an outbox row, so it
+            # goes directly, after the text that announces it.
+            await self._send_file(inbound, reply)
 
     async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
         if reply.form is not None:
@@ -302,10 +306,14 @@ class TelegramBot:
         reply_to = None if inbound.origin.is_private or inbound.is_callback else inbound.message_id
         await self._send(inbound, reply, reply_to=reply_to)
         if reply.file is not None:
-            # A private file goes to the person's own chat with the bot (its id is their user id).
-            private = reply.private and not inbound.origin.is_private
-            where = inbound.origin.user_external_id if private else inbound.origin.conversation
-            await self.outgoing.document(where, reply.file, thread=None if private else inbound.origin.thread)
+            await self._send_file(inbound, reply)
+
+    async def _send_file(self, inbound: Inbound, reply: Reply) -> None:
+        assert reply.file is not None
+        # A private file goes to the person's own chat with the bot (its id is their user id).
+        private = reply.private and not inbound.origin.is_private
+        where = inbound.origin.user_external_id if private else inbound.origin.conversation
+        await self.outgoing.document(where, reply.file, thread=None if private else inbound.origin.thread)
 
     async def _show(self, inbound: Inbound, step: Question | Reply) -> None:
         if isinstance(step, Question):

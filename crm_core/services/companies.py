@@ -1,0 +1,101 @@
+"""Companies: the organisations customers belong to. Found by name case-insensitively (``name_key``),
+so "ACME corp" and "Acme Corp" are one company; created on the fly when a customer names a new one."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+
+from crm_core import text
+from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.iso_countries import is_country_code
+from crm_core.models import Company
+from crm_core.uow import UnitOfWork
+
+MAX_NAME = 200
+_DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+FIELDS = ("name", "domain", "country")
+
+
+def _key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def get_company(uow: UnitOfWork, company_id: int) -> Company:
+    company = uow.session.get(Company, company_id)
+    if company is None:
+        raise NotFound(f"there is no company #{company_id}")
+    return company
+
+
+def find_or_create(uow: UnitOfWork, name: str) -> Company:
+    """The company called ``name`` (any case), created if there is none yet."""
+    company = uow.session.scalars(sa.select(Company).where(Company.name_key == _key(name))).one_or_none()
+    if company is None:
+        company = Company(name=name.strip(), name_key=_key(name))
+        uow.session.add(company)
+        uow.session.flush()
+    return company
+
+
+def _parse(changes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Validated column values; every problem reported at once."""
+    values: dict[str, str | None] = {}
+    errors: dict[str, str] = {}
+    for key, raw in changes.items():
+        value = (raw or "").strip()
+        try:
+            text.check_text(value, key, field=key)
+            if key == "name":
+                if not value:
+                    raise ValidationError("a company needs a name", field="name")
+                if len(value) > MAX_NAME:
+                    raise ValidationError(f"the name is longer than {MAX_NAME} characters", field="name")
+                values["name"] = value
+            elif key == "domain":
+                value = value.lower().removeprefix("www.")
+                if value and not _DOMAIN.match(value):
+                    raise ValidationError(f"{value!r} is not a domain name (e.g. acme.example)", field="domain")
+                values["domain"] = value or None
+            elif key == "country":
+                if value and not is_country_code(value):
+                    raise ValidationError(f"{value!r} is not an ISO 3166 country code (e.g. DE)", field="country")
+                values["country"] = value.upper() or None
+            else:
+                raise ValidationError(f"unknown field {key!r} (fields: {', '.join(FIELDS)})", field=key)
+        except ValidationError as exc:
+            errors[exc.field or key] = exc.message
+    if errors:
+        raise ValidationError("; ".join(errors.values()), field=next(iter(errors)), errors=errors)
+    return values
+
+
+def _check_unique(uow: UnitOfWork, name: str, company_id: int | None) -> None:
+    clash = uow.session.scalars(
+        sa.select(Company).where(Company.name_key == _key(name), Company.id != (company_id or -1))
+    ).first()
+    if clash is not None:
+        raise Conflict(f"there is already a company called {clash.name} (#{clash.id})")
+
+
+def create_company(uow: UnitOfWork, name: str, fields: Mapping[str, str | None] | None = None) -> Company:
+    values = _parse({"name": name, **(fields or {})})
+    _check_unique(uow, values["name"] or name, None)
+    company = Company(name_key=_key(values["name"] or name), **values)
+    uow.session.add(company)
+    uow.session.flush()
+    return company
+
+
+def update_company(uow: UnitOfWork, company_id: int, changes: Mapping[str, str | None]) -> Company:
+    company = get_company(uow, company_id)
+    values = _parse(changes)
+    if values.get("name"):
+        _check_unique(uow, values["name"] or "", company.id)
+        company.name_key = _key(values["name"] or "")
+    for key, value in values.items():
+        setattr(company, key, value)
+    uow.session.flush()
+    return company
