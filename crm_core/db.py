@@ -129,7 +129,7 @@ def check_connection(engine: Engine) -> None:
 
 # Database-specific search objects created by hand in migrations (FTS5 on SQLite, GIN and
 # pattern indexes on PostgreSQL): they have no model, so autogenerate must not drop them.
-HAND_MADE_PREFIXES = ("customer_fts", "ix_customers_search_")
+HAND_MADE_PREFIXES = ("customer_fts", "ix_customers_search_", "ix_companies_search_")
 
 
 def include_object(obj, name, type_, reflected, compare_to) -> bool:

@@ -175,6 +175,17 @@ _BUILTIN_TYPES = [
         {**_TICKET, "from_status": "the status before", "to_status": "the status now"},
     ),
     _builtin(
+        "ticket.priority_changed",
+        "a ticket's priority changed; its SLA due times moved with it",
+        {
+            **_TICKET,
+            "from_priority": "the priority before",
+            "to_priority": "the priority now",
+            "first_response_due_at": "when the first response is now due",
+            "resolve_due_at": "when the resolution is now due",
+        },
+    ),
+    _builtin(
         "ticket.updated",
         "a ticket's subject or custom fields changed",
         {**_TICKET, "changes": 'field -> {"old": text or null, "new": text or null}, only what changed'},

@@ -1,5 +1,9 @@
 """Customer search: by id, email, phone or name, ranked, on each database's own text index.
 
+Also by the last 6+ digits of a phone number whatever its stored format (a prefix of the
+reversed digits, ``customers.phone_rev``), by email domain (``@acme.com``: ``customers.email_domain``,
+a prefix of it too) and by company name (a prefix of ``companies.search_name``), each on a B-tree.
+
 Name search is case- and accent-insensitive, matches prefixes of the name or of any word in it,
 and tolerates one typo per word. It runs in stages, best kind of match first, and stops as soon
 as it has enough results, so a common prefix never scans the table:
@@ -7,7 +11,8 @@ as it has enough results, so a common prefix never scans the table:
 1. exact normalised name          (B-tree index on ``customers.search_name``)
 2. the name starts with the query (SQLite FTS5 ``^"..."*``; PostgreSQL ``LIKE 'q%'`` on a pattern index)
 3. a word in the name starts with the query (FTS5 phrase prefix; PostgreSQL pg_trgm GIN index)
-4. one typo per word (FTS5 / a GIN array index over the SymSpell deletion keys of crm_core.text),
+4. the company's name starts with the query (its people, after the names that match)
+5. one typo per word (FTS5 / a GIN array index over the SymSpell deletion keys of crm_core.text),
    verified with an edit distance before it is reported.
 """
 
@@ -16,13 +21,14 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from crm_core import paging, text
-from crm_core.models import Customer
+from crm_core.models import Company, Customer
 
 MAX_RESULTS = 10
 
@@ -30,12 +36,15 @@ MAX_RESULTS = 10
 class MatchKind(enum.IntEnum):
     # Higher is better; the value orders results across stages.
     TYPO = 1
-    WORD_PREFIX = 2
-    NAME_PREFIX = 3
-    EXACT_NAME = 4
-    PHONE = 5
-    EMAIL = 6
-    ID = 7
+    COMPANY = 2
+    WORD_PREFIX = 3
+    NAME_PREFIX = 4
+    EXACT_NAME = 5
+    EMAIL_DOMAIN = 6
+    PHONE_SUFFIX = 7
+    PHONE = 8
+    EMAIL = 9
+    ID = 10
 
 
 @dataclass(frozen=True)
@@ -65,13 +74,17 @@ def search_customers(session: Session, query: str, limit: int = MAX_RESULTS) -> 
         # "#12" means the id; a bare "12" may also be part of a name ("12 Monkeys").
         if id_match.group(1) and hits:
             return _ranked(hits, limit)
+    if query.startswith("@"):
+        # "@acme.com" (or "@acme"): everyone whose email is at that domain, and nothing else.
+        collect(_by_email_domain(session, query, limit))
+        return _ranked(hits, limit)
     if "@" in query:
         collect(_by_email(session, query, limit))
     elif text.looks_like_phone(query):
         collect(_by_phone(session, query, limit))
     normalized = text.normalize(query)
     if normalized:
-        stages = _sqlite_stages if session.get_bind().dialect.name == "sqlite" else _postgres_stages
+        stages = _sqlite_stages if _is_sqlite(session) else _postgres_stages
         for stage in stages:
             exact_found = any(hit.match >= MatchKind.EXACT_NAME for hit in hits.values())
             # An exact match (email, phone, full name) outranks anything a looser stage could add.
@@ -85,9 +98,10 @@ def search_page(session: Session, query: str, number: int = 1, size: int = MAX_R
 
     The staged search reads only as far as this page (and one more hit, to know there is more).
     The total is counted only when there is more than this page: the matches of the best kind
-    found (id, email or phone; else the exact name; else a word of the name starting with the
-    query), which is what the search pages through; typo matches come after those, and are
-    counted once the last page shows them.
+    found (id, email, email domain or phone; else the exact name; else a word of the name starting
+    with the query; else the people of companies whose name starts with it), which is what the
+    search pages through; looser matches come after those, and are counted once the last page
+    shows them.
     """
     number = max(1, number)
     start = paging.offset(number, size)
@@ -103,21 +117,24 @@ def _count_matches(session: Session, query: str) -> int:
         return session.scalar(sa.select(sa.func.count()).select_from(Customer).where(where)) or 0
 
     query = query.strip()
+    sqlite = _is_sqlite(session)
+    if query.startswith("@"):
+        return count(_email_domain_where(query, sqlite))
     exact: list[sa.ColumnElement[bool]] = []
     if id_match := re.fullmatch(r"#?(\d{1,9})", query):
         exact.append(Customer.id == int(id_match.group(1)))
     if "@" in query:
         exact.append(Customer.email == text.normalize_email(query))
     elif text.looks_like_phone(query) and (key := text.phone_key(query)):
-        exact.append(Customer.phone_key == key)
+        exact.append(sa.or_(Customer.phone_key == key, _phone_suffix_where(query, sqlite)))
     normalized = text.normalize(query)
     if normalized:
         exact.append(Customer.search_name == normalized)
     found = count(sa.or_(*exact)) if exact else 0
     if found or not normalized:
         return found
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    return count(_sqlite_word_prefix_where(normalized) if sqlite else _pg_word_prefix_where(normalized))
+    found = count(_sqlite_word_prefix_where(normalized) if sqlite else _pg_word_prefix_where(normalized))
+    return found or count(_company_where(normalized, sqlite))
 
 
 def _ranked(hits: dict[int, SearchHit], limit: int) -> list[SearchHit]:
@@ -141,9 +158,61 @@ def _by_email(session: Session, query: str, limit: int) -> list[SearchHit]:
 
 
 def _by_phone(session: Session, query: str, limit: int) -> list[SearchHit]:
+    """The whole number (its last 9 digits), then numbers ending in the digits typed (6 or more)."""
     key = text.phone_key(query)
     rows = session.execute(sa.select(Customer.id, Customer.name).where(Customer.phone_key == key).limit(limit)).all()
-    return _rows_to_hits(rows, MatchKind.PHONE)
+    hits = _rows_to_hits(rows, MatchKind.PHONE)
+    if len(hits) < limit:
+        found = {hit.customer_id for hit in hits}
+        suffix = _candidates(session, _phone_suffix_where(query, _is_sqlite(session)), limit - len(hits), found)
+        hits += _rows_to_hits(suffix, MatchKind.PHONE_SUFFIX)
+    return hits
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _starts_with(column: sa.SQLColumnExpression[Any], prefix: str, sqlite: bool) -> sa.ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as a range a B-tree index can seek on either database.
+
+    SQLite compares with BINARY collation, so [prefix, prefix with its last character raised) is
+    exactly the strings starting with it; PostgreSQL seeks LIKE 'prefix%' on its text_pattern_ops
+    index (a plain range would follow the database's collation).
+    """
+    if sqlite:
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return sa.and_(column >= prefix, column < upper)
+    return column.like(text.like_escape(prefix) + "%", escape="\\")
+
+
+def _phone_suffix_where(query: str, sqlite: bool) -> sa.ColumnElement[bool]:
+    # The reversed digits of "345678" are a prefix of the reversed digits of "+49 30 12345678".
+    return _starts_with(Customer.phone_rev, text.phone_digits(query)[::-1], sqlite)
+
+
+def _email_domain_where(query: str, sqlite: bool) -> sa.ColumnElement[bool]:
+    domain = query.strip().lstrip("@").strip().lower()
+    if not domain:
+        return sa.false()
+    # "@acme.com" is that domain; "@acme" any domain starting with it (acme.com, acme.de).
+    return Customer.email_domain == domain if "." in domain else _starts_with(Customer.email_domain, domain, sqlite)
+
+
+def _by_email_domain(session: Session, query: str, limit: int) -> list[SearchHit]:
+    where = _email_domain_where(query, _is_sqlite(session))
+    return _rows_to_hits(_candidates(session, where, limit, set()), MatchKind.EMAIL_DOMAIN)
+
+
+def _company_where(normalized: str, sqlite: bool) -> sa.ColumnElement[bool]:
+    companies = sa.select(Company.id).where(_starts_with(Company.search_name, normalized, sqlite))
+    return Customer.company_id.in_(companies.scalar_subquery())
+
+
+def _company(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    """People whose company's name starts with the query (after those whose own name matches)."""
+    where = _company_where(normalized, _is_sqlite(session))
+    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.COMPANY)
 
 
 def _candidates(session: Session, where, limit: int, exclude: set[int]):
@@ -232,7 +301,7 @@ def _sqlite_typo(session: Session, normalized: str, limit: int, exclude: set[int
     return _verify_typos(rows, normalized)
 
 
-_sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _sqlite_typo)
+_sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _company, _sqlite_typo)
 
 
 # --- PostgreSQL: pattern index, pg_trgm and a GIN array index -----------------------------------
@@ -267,4 +336,4 @@ def _pg_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -
     return _verify_typos(_candidates(session, where, limit * 5, exclude), normalized)
 
 
-_postgres_stages = (_exact, _pg_name_prefix, _pg_word_prefix, _pg_typo)
+_postgres_stages = (_exact, _pg_name_prefix, _pg_word_prefix, _company, _pg_typo)

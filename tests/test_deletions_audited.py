@@ -27,7 +27,16 @@ from crm_core.models import (
     Role,
     Ticket,
 )
-from crm_core.services import audit_log, custom_fields, customer_merge, customers, deals, followups, users
+from crm_core.services import (
+    audit_log,
+    custom_fields,
+    customer_merge,
+    customers,
+    deals,
+    followups,
+    relationships,
+    users,
+)
 from tests.support import Chat, count, rows
 
 
@@ -176,8 +185,8 @@ def test_merging_moves_everything_and_folds_what_both_customers_have(app):
             ]
         )
         deal = deals.create_deal(uow, other, "Printers", amount_cents=1000)
-        customers.add_relationship(uow, other, keep, RelationshipType.COLLEAGUE)
-        customers.add_relationship(uow, third, other, RelationshipType.REPORTS_TO)
+        relationships.add_relationship(uow, other, keep, RelationshipType.COLLEAGUE)
+        relationships.add_relationship(uow, third, other, RelationshipType.REPORTS_TO)
     with app.uow() as uow:
         moved = customer_merge.merge(uow, keep, other)
     assert moved["customer_consents"] == 2 and moved["deals"] == 1

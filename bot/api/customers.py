@@ -178,7 +178,11 @@ def list_customers(
     request: Request,
     response: Response,
     page: PageParams = Depends(page_params),
-    q: str | None = Query(None, max_length=200, description="Fuzzy search, as /customer: name, email, phone or #id"),
+    q: str | None = Query(
+        None,
+        max_length=200,
+        description="Fuzzy search, as /customer: name, company, email, @domain, phone (or its last 6+ digits) or #id",
+    ),
     filter: str | None = Query(
         None, max_length=2000, description="Segment filter language: `country=DE ltv>=1000 last_order<90d`"
     ),

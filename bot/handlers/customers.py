@@ -33,9 +33,9 @@ group = CommandGroup()
 
 @group.command(
     "customer",
-    summary="Find a customer by name, email, phone or #id and show the card",
+    summary="Find a customer by name, company, email (or @domain), phone (or its last 6+ digits) or #id",
     permission=Permission.CUSTOMERS_READ,
-    params=[rest("query", Kind.TEXT, label="Name, email, phone or #id", max_length=200), PAGE_OPTION],
+    params=[rest("query", Kind.TEXT, label="Name, company, email, @domain, phone or #id", max_length=200), PAGE_OPTION],
 )
 def find_customer(req: Request, ctx: Context) -> Reply:
     query = req.args["query"]
@@ -78,9 +78,12 @@ def risk_level(risk: float) -> str:
 def _match_label(hit: search.SearchHit) -> str:
     return {
         search.MatchKind.TYPO: "similar spelling",
+        search.MatchKind.COMPANY: "company",
         search.MatchKind.WORD_PREFIX: "word match",
         search.MatchKind.NAME_PREFIX: "name starts with it",
         search.MatchKind.EXACT_NAME: "exact name",
+        search.MatchKind.EMAIL_DOMAIN: "email domain",
+        search.MatchKind.PHONE_SUFFIX: "phone ends with it",
         search.MatchKind.PHONE: "phone",
         search.MatchKind.EMAIL: "email",
         search.MatchKind.ID: "id",
@@ -169,13 +172,14 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     if card.relationships:
         sections.append(
             Section(
-                title="Relationships",
+                title=f"Relationships ({len(card.relationships)})",
                 items=tuple(
                     Item(
-                        text=f"{r.type.replace('_', ' ')} {r.related.name} (#{r.related_customer_id})",
-                        detail=f"since {fmt_date(r.started_on)}",
+                        text=f"{seen.phrase} {seen.other.name} (#{seen.other.id})",
+                        detail=f"since {fmt_date(seen.relationship.started_on)} · #{seen.relationship.id}",
+                        button=Button("Open", f"/customer #{seen.other.id}"),
                     )
-                    for r in card.relationships
+                    for seen in card.relationships[:10]
                 ),
             )
         )
@@ -335,7 +339,8 @@ def confirm_merge(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    from bot.handlers import data_requests
+    from bot.handlers import data_requests, relations
 
-    # /customer export and /customer erase live in their own module (data subject requests).
-    return [group, data_requests.group]
+    # Registered with the customer commands, each in a module of its own: /customer export and
+    # /customer erase (data subject requests), and /relation (the card shows relationships).
+    return [group, data_requests.group, relations.group]

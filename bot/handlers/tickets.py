@@ -334,6 +334,24 @@ def change_status(req: Request, ctx: Context) -> Reply:
 
 
 @group.command(
+    "ticket priority",
+    summary="Change a ticket's priority; its SLA due times move with it",
+    permission=Permission.TICKETS_WRITE,
+    params=[arg("id", Kind.INT, label="Ticket #"), arg("level", Kind.CHOICE, choices=PRIORITIES, label="Priority")],
+    form_title="Ticket priority",
+)
+def change_priority(req: Request, ctx: Context) -> Reply:
+    before = tickets.get_ticket(ctx.uow, req.args["id"]).priority
+    ticket = tickets.set_priority(ctx.uow, req.args["id"], TicketPriority(req.args["level"]), _targets(ctx))
+    tz = ctx.caller.timezone
+    note = (
+        f"Priority: {before} → {ticket.priority}. First response due {fmt_datetime(ticket.first_response_due_at, tz)}, "
+        f"resolution due {fmt_datetime(ticket.resolve_due_at, tz)}."
+    )
+    return ticket_reply(ticket, ctx, note=note, tone=Tone.SUCCESS)
+
+
+@group.command(
     "ticket note",
     summary="Add an internal note to a ticket (the customer does not see it)",
     permission=Permission.TICKETS_WRITE,

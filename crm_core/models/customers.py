@@ -25,6 +25,14 @@ class Company(Timestamped, Base):
     country: Mapped[str | None] = mapped_column(sa.String(2))
     # Its id in the system it was imported from, so re-running an import updates it (chatcrm import).
     external_ref: Mapped[str | None] = mapped_column(sa.String(100), unique=True)
+    # The name as search normalises it, so /customer finds people by their company's name
+    # (prefix, on a hand-made index: see crm_core.search and migration 0016).
+    search_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+
+    @validates("name")
+    def _derive_search_name(self, _key: str, name: str) -> str:
+        self.search_name = text.normalize(name)
+        return name
 
 
 class CustomerKind(enum.StrEnum):
@@ -43,6 +51,10 @@ class Customer(Timestamped, Base):
     phone: Mapped[str | None] = mapped_column(sa.String(40))
     # The last 9 digits of the phone number: matches "+49 30 1234567" and "030 1234567" alike.
     phone_key: Mapped[str | None] = mapped_column(sa.String(9), index=True)
+    # Every digit, last first: the last 6+ digits of a number are a prefix of it (crm_core.search).
+    phone_rev: Mapped[str | None] = mapped_column(sa.String(40))
+    # The part of the email after the @, lower-cased: /customer @acme.com.
+    email_domain: Mapped[str | None] = mapped_column(sa.String(255))
     country: Mapped[str | None] = mapped_column(sa.String(2), index=True)
     language: Mapped[str | None] = mapped_column(sa.String(8))
     timezone: Mapped[str | None] = mapped_column(sa.String(64))
@@ -84,11 +96,13 @@ class Customer(Timestamped, Base):
 
     @validates("email")
     def _normalize_email(self, _key: str, email: str | None) -> str | None:
+        self.email_domain = text.email_domain(email)
         return text.normalize_email(email)
 
     @validates("phone")
     def _derive_phone_key(self, _key: str, phone: str | None) -> str | None:
         self.phone_key = text.phone_key(phone)
+        self.phone_rev = text.phone_reversed(phone)
         return phone.strip() if phone else None
 
     def __repr__(self) -> str:
@@ -118,9 +132,13 @@ class CustomerTag(Base):
 
 
 class RelationshipType(enum.StrEnum):
+    # How the customer relates to the other; crm_core.services.relationships has the phrase for
+    # each side ("subsidiary of" / "parent of").
     PARENT = "parent"
     SUBSIDIARY = "subsidiary"
     PARTNER = "partner"
+    RESELLER = "reseller"
+    COMPETITOR = "competitor"
     REFERRED_BY = "referred_by"
     REPORTS_TO = "reports_to"
     COLLEAGUE = "colleague"
@@ -141,4 +159,5 @@ class CustomerRelationship(Timestamped, Base):
     ended_on: Mapped[date | None]
     note: Mapped[str | None] = mapped_column(sa.String(500))
 
+    customer: Mapped[Customer] = relationship(foreign_keys=[customer_id], lazy="joined")
     related: Mapped[Customer] = relationship(foreign_keys=[related_customer_id], lazy="joined")

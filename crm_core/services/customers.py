@@ -16,7 +16,6 @@ from crm_core.iso_countries import is_country_code
 from crm_core.models import (
     Customer,
     CustomerKind,
-    CustomerRelationship,
     CustomerScore,
     CustomerTag,
     Deal,
@@ -26,12 +25,11 @@ from crm_core.models import (
     Interaction,
     Order,
     OrderKind,
-    RelationshipType,
     Ticket,
     TicketStatus,
     User,
 )
-from crm_core.services import companies, custom_fields, ownership, users
+from crm_core.services import companies, custom_fields, ownership, relationships, users
 from crm_core.services.custom_fields import FieldValue
 from crm_core.uow import UnitOfWork
 
@@ -316,37 +314,9 @@ def _created(customer: Customer) -> dict[str, object]:
     }
 
 
-def add_relationship(
-    uow: UnitOfWork,
-    customer_id: int,
-    related_customer_id: int,
-    type_: RelationshipType,
-    started_on: date | None = None,
-    note: str | None = None,
-) -> CustomerRelationship:
-    if customer_id == related_customer_id:
-        raise ValidationError("a customer cannot be related to themselves")
-    get_customer(uow, customer_id)
-    get_customer(uow, related_customer_id)
-    relationship = CustomerRelationship(
-        customer_id=customer_id,
-        related_customer_id=related_customer_id,
-        type=type_,
-        started_on=started_on or clock.utcnow().date(),
-        note=note,
-    )
-    uow.session.add(relationship)
-    uow.session.flush()
-    return relationship
-
-
-def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | None = None) -> CustomerRelationship:
-    relationship = uow.session.get(CustomerRelationship, relationship_id)
-    if relationship is None:
-        raise NotFound(f"there is no relationship #{relationship_id}")
-    relationship.ended_on = ended_on or clock.utcnow().date()
-    uow.session.flush()
-    return relationship
+# Relationships live in crm_core.services.relationships; these names stay for callers that know them here.
+add_relationship = relationships.add_relationship
+end_relationship = relationships.end_relationship
 
 
 def current_values(uow: UnitOfWork, customer: Customer) -> dict[str, str]:
@@ -383,7 +353,8 @@ class CustomerCard:
     open_tickets: list[Ticket]
     recent_interactions: list[Interaction]
     recent_orders: list[Order]
-    relationships: list[CustomerRelationship]
+    # Current relationships from both sides, each as this customer reads it.
+    relationships: list[relationships.Seen]
     # Churn risk and RFM segment from the nightly scoring (None until it has run).
     score: CustomerScore | None = None
     # Open follow-ups due by the end of today (in the timezone the card was asked for), overdue included.
@@ -423,13 +394,6 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
             .limit(recent)
         )
     )
-    relationships = list(
-        session.scalars(
-            sa.select(CustomerRelationship)
-            .where(CustomerRelationship.customer_id == customer_id, CustomerRelationship.ended_on.is_(None))
-            .order_by(CustomerRelationship.id)
-        )
-    )
     end_of_today = clock.end_of_today(timezone)
     followups_due = list(
         session.scalars(
@@ -449,7 +413,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
         open_tickets=open_tickets,
         recent_interactions=interactions,
         recent_orders=orders,
-        relationships=relationships,
+        relationships=relationships.current(uow, customer_id),
         score=session.get(CustomerScore, customer_id),
         followups_due=followups_due,
     )

@@ -1,12 +1,15 @@
-"""Interactions: log a note, call, email, meeting or chat message against a customer."""
+"""Interactions: log a note, call, email, meeting or chat message against a customer, and read a
+customer's whole history a page at a time."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock, events
+from crm_core import clock, events, paging
 from crm_core.errors import ValidationError
 from crm_core.models import Direction, Interaction, InteractionKind
 from crm_core.services.customers import get_customer
@@ -73,3 +76,57 @@ def recent_interactions(uow: UnitOfWork, customer_id: int, limit: int = 10) -> l
             .limit(limit)
         )
     )
+
+
+_AGE = re.compile(r"^(\d{1,4})\s*([dw])$")
+SINCE_EXAMPLES = "a date (2026-01-31) or an age (30d, 12w)"
+
+
+def parse_since(value: str, timezone: str = "UTC", now: datetime | None = None) -> datetime:
+    """The instant ``since=`` means: the start of that day in ``timezone``, or that long ago."""
+    raw = value.strip().lower()
+    if age := _AGE.match(raw):
+        number, unit = int(age.group(1)), age.group(2)
+        return (now or clock.utcnow()) - timedelta(days=number * (7 if unit == "w" else 1))
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(f"since takes {SINCE_EXAMPLES}, not {value!r}", field="since") from None
+    return clock.local_instant(day, datetime.min.time(), timezone)
+
+
+def parse_kinds(value: str) -> list[InteractionKind]:
+    """``call`` or ``call,note``: the interaction kinds asked for; an unknown one names the allowed ones."""
+    kinds = []
+    for word in (w.strip().lower() for w in value.split(",")):
+        if not word:
+            continue
+        try:
+            kinds.append(InteractionKind(word))
+        except ValueError:
+            allowed = ", ".join(k.value for k in InteractionKind)
+            raise ValidationError(f"kind must be one of {allowed}, not {word!r}", field="kind") from None
+    return kinds
+
+
+def history_page(
+    uow: UnitOfWork,
+    customer_id: int,
+    number: int = 1,
+    kinds: Iterable[InteractionKind] = (),
+    since: datetime | None = None,
+    size: int = paging.PAGE_SIZE,
+) -> paging.Page[Interaction]:
+    """Page ``number`` of everything logged on the customer, newest first, and how much there is.
+
+    Reads one page on the (customer_id, occurred_at) index; the kind and since filters narrow it.
+    """
+    get_customer(uow, customer_id)
+    statement = sa.select(Interaction).where(Interaction.customer_id == customer_id)
+    wanted = list(kinds)
+    if wanted:
+        statement = statement.where(Interaction.kind.in_(wanted))
+    if since is not None:
+        statement = statement.where(Interaction.occurred_at >= since)
+    statement = statement.order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+    return paging.fetch(uow.session, statement, number, size)

@@ -1,0 +1,154 @@
+"""Relationships between customers: a typed, dated link read from either side.
+
+A row says "customer <type> related" ("Beta GmbH is a subsidiary of Acme", "Bob reports to
+Alice"). Each type has a phrase for each side, so the other customer's card shows the inverse
+("Acme: parent of Beta GmbH", "Alice: manages Bob"). Symmetric types read the same both ways.
+Ending a relationship keeps the row (with its end date) for the record; cards show the current ones.
+Adding or ending one is a change to the first customer's record, so the ownership rule
+(crm_core.services.ownership) applies to that customer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+
+from crm_core import clock, text
+from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.models import Customer, CustomerRelationship, RelationshipType
+from crm_core.services import ownership
+from crm_core.uow import UnitOfWork
+
+# type -> (how the customer relates to the other, how the other relates back)
+PHRASES: dict[RelationshipType, tuple[str, str]] = {
+    RelationshipType.PARENT: ("parent of", "subsidiary of"),
+    RelationshipType.SUBSIDIARY: ("subsidiary of", "parent of"),
+    RelationshipType.PARTNER: ("partner of", "partner of"),
+    RelationshipType.RESELLER: ("reseller of", "resold by"),
+    RelationshipType.COMPETITOR: ("competitor of", "competitor of"),
+    RelationshipType.REFERRED_BY: ("referred by", "referred"),
+    RelationshipType.REPORTS_TO: ("reports to", "manages"),
+    RelationshipType.COLLEAGUE: ("colleague of", "colleague of"),
+    RelationshipType.FAMILY: ("family of", "family of"),
+}
+# A type whose inverse is another type: "A parent of B" is the fact "B subsidiary of A".
+_INVERSE = {RelationshipType.PARENT: RelationshipType.SUBSIDIARY, RelationshipType.SUBSIDIARY: RelationshipType.PARENT}
+_SYMMETRIC = frozenset(t for t, (forward, back) in PHRASES.items() if forward == back)
+TYPES = tuple(t.value for t in RelationshipType)
+MAX_NOTE = 500
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A relationship as one of its two customers sees it."""
+
+    relationship: CustomerRelationship
+    phrase: str
+    other: Customer
+
+
+def _customer(uow: UnitOfWork, customer_id: int) -> Customer:
+    # Not services.customers.get_customer: the customer card reads relationships from here.
+    customer = uow.session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound(f"there is no customer #{customer_id}")
+    return customer
+
+
+def parse_type(value: str) -> RelationshipType:
+    word = value.strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        return RelationshipType(word)
+    except ValueError:
+        raise ValidationError(f"the type must be one of {', '.join(TYPES)}, not {value!r}", field="type") from None
+
+
+def parse_since(value: str) -> date:
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationError(f"since takes a date such as 2024-03-01, not {value!r}", field="since") from None
+    if day > clock.utcnow().date():
+        raise ValidationError(f"since is a start date and {day} is in the future", field="since")
+    return day
+
+
+def _same_fact(customer_id: int, other_id: int, type_: RelationshipType) -> sa.ColumnElement[bool]:
+    """Current rows that state this fact, however it was worded (parent/subsidiary, either order)."""
+    rel = CustomerRelationship
+    forward = sa.and_(rel.customer_id == customer_id, rel.related_customer_id == other_id, rel.type == type_)
+    ways = [forward]
+    if type_ in _SYMMETRIC:
+        ways.append(sa.and_(rel.customer_id == other_id, rel.related_customer_id == customer_id, rel.type == type_))
+    if inverse := _INVERSE.get(type_):
+        ways.append(sa.and_(rel.customer_id == other_id, rel.related_customer_id == customer_id, rel.type == inverse))
+    return sa.and_(sa.or_(*ways), rel.ended_on.is_(None))
+
+
+def add_relationship(
+    uow: UnitOfWork,
+    customer_id: int,
+    related_customer_id: int,
+    type_: RelationshipType,
+    started_on: date | None = None,
+    note: str | None = None,
+) -> CustomerRelationship:
+    """Record that the customer is ``type_`` of the other (audited); the same current fact twice is refused."""
+    if customer_id == related_customer_id:
+        raise ValidationError("a customer cannot be related to themselves")
+    customer = _customer(uow, customer_id)
+    other = _customer(uow, related_customer_id)
+    ownership.check_customer(uow, customer)
+    if note is not None:
+        note = text.check_text(note.strip(), "note", field="note")[:MAX_NOTE] or None
+    existing = uow.session.scalars(
+        sa.select(CustomerRelationship).where(_same_fact(customer_id, related_customer_id, type_))
+    ).first()
+    if existing is not None:
+        raise Conflict(
+            f"{customer.name} is already {PHRASES[type_][0]} {other.name} (relationship #{existing.id}, "
+            f"since {existing.started_on})"
+        )
+    relationship = CustomerRelationship(
+        customer_id=customer_id,
+        related_customer_id=related_customer_id,
+        type=type_,
+        started_on=started_on or clock.utcnow().date(),
+        note=note,
+    )
+    uow.session.add(relationship)
+    uow.session.flush()
+    return relationship
+
+
+def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | None = None) -> CustomerRelationship:
+    """End a current relationship today (audited); the row stays, with its end date."""
+    relationship = uow.session.get(CustomerRelationship, relationship_id)
+    if relationship is None:
+        raise NotFound(f"there is no relationship #{relationship_id}")
+    ownership.check_customer(uow, relationship.customer)
+    if relationship.ended_on is not None:
+        raise Conflict(f"relationship #{relationship_id} already ended on {relationship.ended_on}")
+    relationship.ended_on = ended_on or clock.utcnow().date()
+    uow.session.flush()
+    return relationship
+
+
+def current(uow: UnitOfWork, customer_id: int) -> list[Seen]:
+    """The customer's current relationships, from both sides, oldest first, each as this customer reads it."""
+    rel = CustomerRelationship
+    rows = uow.session.scalars(
+        sa.select(rel)
+        .where(sa.or_(rel.customer_id == customer_id, rel.related_customer_id == customer_id), rel.ended_on.is_(None))
+        .order_by(rel.started_on, rel.id)
+    ).unique()
+    return [seen_from(row, customer_id) for row in rows]
+
+
+def seen_from(relationship: CustomerRelationship, customer_id: int) -> Seen:
+    forward, back = PHRASES[relationship.type]
+    if relationship.customer_id == customer_id:
+        return Seen(relationship, forward, relationship.related)
+    return Seen(relationship, back, relationship.customer)
