@@ -3,7 +3,7 @@
 - A customer's plain message in their private chat goes into their open ticket (or opens one); they
   are thanked once per ticket, and a copy goes to the desk's staff room with the ticket number.
 - A staff member's reply there to such a copy is the answer: it goes to the customer's chat, and
-  the staff member is told whether it arrived.
+  the staff member is told whether it arrived (``/ticket reply`` answers the same way from anywhere).
 - A customer sharing their own phone contact links their chat to the customer with that number.
 - ``/start`` greets a customer, offers to share their number and opts them in to campaign messages
   in that chat; with a link code (a deep link) it links a staff account; staff get the help.
@@ -186,13 +186,21 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
         support_inbox.answer_delivered(ctx.uow, answered.message_id, error=error)
         confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error)
         return Outcome(sends=(Outgoing(confirm_to, confirmation, _message_key(answered.message_id, "delivered")),))
-    answer = Outgoing(
+    return Outcome(sends=(answer_to_customer(answered, req.text, confirm_to),))
+
+
+def answer_to_customer(answered: support_inbox.StaffAnswered, text: str, confirm_to: Destination) -> Outgoing:
+    """A staff answer on its way to the customer's chat (a staff-room reply, or ``/ticket reply``): keyed
+    by its ticket message, so handling the same request again queues it once; ``confirm_to`` is told
+    whether it arrived (``answer_sent``)."""
+    chat = answered.customer_chat
+    assert chat is not None, "an answer goes to the customer's chat"
+    return Outgoing(
         Destination(chat.platform, chat.conversation),
-        Reply(text=req.text),
+        Reply(text=text),
         _message_key(answered.message_id, "answer"),
         after=AfterSend(ANSWERED, answered.message_id, notify=confirm_to),
     )
-    return Outcome(sends=(answer,))
 
 
 @group.after_send(RELAYED)

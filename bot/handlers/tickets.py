@@ -1,4 +1,7 @@
-"""/ticket: open, list, show, assign, move and annotate support tickets; /rate for customers.
+"""/ticket: open, list, show, assign, move, annotate and answer support tickets; /rate for customers.
+
+``/ticket reply`` answers the customer in their chat with us exactly as a reply in the support desk's
+staff room does (``bot.handlers.support``): the same ticket message, outbox key and delivery notice.
 
 Two things leave the system on their own, as outbox rows in the same transaction: a new high or
 urgent ticket notifies the customer's owner where that owner works, and a resolved ticket asks
@@ -19,8 +22,10 @@ from bot.handlers.common import (
     rating_text,
     ticket_item,
 )
+from bot.handlers.support import answer_to_customer
 from bot.hookspecs import hookimpl
-from bot.messages import Button, Field, Form, FormInput, Item, Reply, Request, Section, Style, Tone
+from bot.interactive import enqueue as enqueue_interactive
+from bot.messages import Button, Destination, Field, Form, FormInput, Item, Reply, Request, Section, Style, Tone
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup
@@ -28,7 +33,7 @@ from crm_core import outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import Direction, FieldEntity, Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.outbox_payload import MessagePayload
-from crm_core.services import custom_fields, customer_chats, customers, sla, tickets, users
+from crm_core.services import custom_fields, customer_chats, customers, sla, support_inbox, tickets, users
 
 group = CommandGroup()
 PRIORITIES = tuple(p.value for p in TicketPriority)
@@ -364,6 +369,30 @@ def note_ticket(req: Request, ctx: Context) -> Reply:
     return Reply(
         text=f"Internal note added to ticket #{ticket.id} ({ticket.customer.name} does not see it).",
         buttons=(Button("Open ticket", f"/ticket {ticket.id}"),),
+        tone=Tone.SUCCESS,
+    )
+
+
+@group.command(
+    "ticket reply",
+    summary="Answer a ticket's customer in their chat with us; you are told whether it arrived",
+    permission=Permission.TICKETS_WRITE,
+    # The service refuses a too long answer in its own words (tickets.MAX_MESSAGE), as elsewhere.
+    params=[arg("id", Kind.INT, label="Ticket #"), rest("text", label="Answer", max_length=2 * tickets.MAX_MESSAGE)],
+    form_title="Answer the customer",
+)
+def reply_ticket(req: Request, ctx: Context) -> Reply:
+    # Not restricted by ownership: support agents answer any ticket's customer.
+    answered = support_inbox.answer_customer(ctx.uow, req.args["id"], req.args["text"])
+    origin = req.origin
+    # Queued in this command's transaction; "Sent to …" or "Not delivered …" follows here.
+    confirm_to = Destination(origin.platform, origin.conversation, origin.thread)
+    answer = answer_to_customer(answered, req.args["text"].strip(), confirm_to)
+    enqueue_interactive(ctx.uow, [answer])
+    return Reply(
+        text=f"Sent to {answered.customer_name} on {answer.to.platform.capitalize()} (queued; "
+        f"you will be told when it arrives). The answer is kept in ticket #{answered.ticket_id}.",
+        buttons=(Button("Open ticket", f"/ticket {answered.ticket_id}"),),
         tone=Tone.SUCCESS,
     )
 

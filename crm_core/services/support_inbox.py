@@ -2,7 +2,8 @@
 
 A customer's message goes into their open ticket (or opens one); the first time someone writes,
 a placeholder customer stands for them until they share a phone number that finds their record.
-A staff answer is a ticket message on its way out; where the copy of a customer's message was
+A staff answer is a ticket message on its way out (a reply in the staff room, or ``/ticket reply``
+from anywhere); where the copy of a customer's message was
 relayed to, and whether an answer reached the customer, is written down once the chat platform
 said so. The chat side (what is sent where) lives in ``bot/handlers/support.py``.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from crm_core import outbox
+from crm_core.errors import Conflict
 from crm_core.models import CustomerChat, Ticket, TicketMessage, TicketPriority
 from crm_core.services import consent, customer_chats, reachability, sla, tickets
 from crm_core.services.users import PlatformId
@@ -103,12 +106,37 @@ def find_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket | None:
 
 
 def staff_answered(uow: UnitOfWork, ticket_id: int, text: str, *, channel: str) -> StaffAnswered:
-    """The acting staff member's answer to a ticket's customer, given on ``channel`` (a platform)."""
+    """The acting staff member's answer to a ticket's customer, given on ``channel`` (a platform) in
+    its staff room: kept on the ticket even when the customer has no chat there (it says so then)."""
     ticket = tickets.get_ticket(uow, ticket_id)
-    message = tickets.answer(uow, ticket.id, text, channel=channel)
     chat = customer_chats.chat_of_customer(uow, ticket.customer_id)
-    reachable = chat if chat is not None and chat.platform == channel else None
-    return StaffAnswered(ticket.id, message.id, ticket.customer.name, reachable)
+    return _answered(uow, ticket, text, channel, chat if chat is not None and chat.platform == channel else None)
+
+
+def answer_customer(uow: UnitOfWork, ticket_id: int, text: str) -> StaffAnswered:
+    """The acting staff member's answer to a ticket's customer from anywhere (``/ticket reply``), to
+    the customer's chat on its own platform, which is the answer's channel. Refused, with nothing
+    written, when there is no chat we can write to: no answer is kept that cannot reach them."""
+    ticket = tickets.get_ticket(uow, ticket_id)
+    chat = customer_chats.chat_of_customer(uow, ticket.customer_id)
+    name = ticket.customer.name
+    if chat is None:
+        raise Conflict(
+            f"{name} has no chat with us to answer in (they have not written to the bot); "
+            f"add a note with /ticket note {ticket.id} or contact them another way"
+        )
+    if outbox.is_blocked(uow.session, chat.platform, chat.conversation):
+        raise Conflict(
+            f"{name} has blocked us on {chat.platform.capitalize()}, so the answer cannot reach them; "
+            "it can once they write to us again"
+        )
+    return _answered(uow, ticket, text, chat.platform, chat)
+
+
+def _answered(uow: UnitOfWork, ticket: Ticket, text: str, channel: str, chat: CustomerChat | None) -> StaffAnswered:
+    # The answer is a ticket message (first response, interaction log): tickets.answer.
+    message = tickets.answer(uow, ticket.id, text, channel=channel)
+    return StaffAnswered(ticket.id, message.id, ticket.customer.name, chat)
 
 
 def contact_shared(
