@@ -14,8 +14,17 @@ from tests.shared_data import shared_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# As a server deployment has one: without it the first start of an embedded database prints where it
+# generated one, and PostgreSQL warns at every start (tests/test_backup.py covers both).
+SECRET_KEY = {"CHATCRM_SECRET_KEY": "a-test-secret-key-of-enough-length"}
+
+
 def chatcrm(*args: str, env: dict[str, str], stdin: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))}, **env}
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
+        **SECRET_KEY,
+        **env,
+    }
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         input=stdin,
@@ -111,6 +120,7 @@ def test_worker_without_a_platform_delivers_to_the_console_and_stops_on_sigterm(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
         "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        **SECRET_KEY,
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "worker"],

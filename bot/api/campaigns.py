@@ -49,9 +49,10 @@ class Counts(BaseModel):
     opted_out: int
     cancelled: int
     opted_out_after: int
-    # Orders and revenue attributed to the campaign (last touch, 14 days); 0 in a status.
+    # Orders and revenue attributed to the campaign (last touch, 14 days); none in a status. Revenue is in
+    # cents per currency as the orders hold it ({"EUR": 120000, "GBP": 5000}), never added across currencies.
     orders: int
-    revenue_cents: int
+    revenue: dict[str, int]
 
 
 class RunOut(BaseModel):
