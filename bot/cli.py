@@ -347,15 +347,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
     out = args.out or os.path.join(settings.backup_dir or ".", backup_name(utcnow()))
     engine = db.create_engine(settings.database_url)
     bar = ProgressBar("Backing up")
-    done = [0]
-
-    def progress(_table: str, rows: int) -> None:
-        done[0] += rows
-        bar(done[0], None)
-
     try:
         db.check_connection(engine)
-        summary = backup_to_file(engine, out, keys.current, progress)
+        summary = backup_to_file(engine, out, keys.current, bar.per_table)
     except OSError as exc:
         bar.close()
         print(f"chatcrm backup: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
@@ -392,15 +386,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
             return 0
         engine = db.create_engine(settings.database_url)
         bar = ProgressBar(f"Restoring {os.path.basename(args.file)}")
-        done = [0]
-
-        def progress(_table: str, rows: int) -> None:
-            done[0] += rows
-            bar(done[0], None)
-
         try:
             db.check_connection(engine)
-            report = backup.restore(engine, source, keys.keys, progress)
+            report = backup.restore(engine, source, keys.keys, bar.per_table)
         finally:
             bar.close()
             engine.dispose()

@@ -15,6 +15,7 @@ class ProgressBar:
         self.width = width
         self.enabled = self.stream.isatty()
         self.started = time.monotonic()
+        self.done = 0
 
     def __call__(self, done: int, total: int | None) -> None:
         if not self.enabled:
@@ -27,6 +28,11 @@ class ProgressBar:
         else:
             self.stream.write(f"\r{self.label} {done:,} rows  {elapsed:5.1f}s")
         self.stream.flush()
+
+    def per_table(self, _table: str, rows: int) -> None:
+        """A running count for work reported table by table (backup, restore): ``rows`` more are done."""
+        self.done += rows
+        self(self.done, None)
 
     def close(self) -> None:
         if self.enabled:
