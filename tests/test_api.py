@@ -24,12 +24,21 @@ from bot.api.config import ApiConfig
 from bot.bootstrap import App, build_app
 from bot.settings import Settings
 from bot.web import build_web_app
-from crm_core import clock
-from crm_core.models import ApiToken, AuditEntry, Customer, IdempotentRequest, Role
-from crm_core.services import customers, tickets, users
+from crm_core import clock, events
+from crm_core.models import (
+    ApiToken,
+    AuditEntry,
+    Customer,
+    Direction,
+    IdempotentRequest,
+    OutboxMessage,
+    Role,
+    TicketMessage,
+)
+from crm_core.services import customers, support_inbox, tickets, users
 from tests.conftest import fresh_database
 from tests.fakes.servers import serve_asgi
-from tests.support import Chat, count, rows
+from tests.support import Chat, count, rows, table_counts
 
 _names = itertools.count(1)
 
@@ -141,6 +150,22 @@ def test_no_or_bad_token_is_401_with_a_problem(api):
     document = api.http.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     assert "/customers" in document["paths"] and "HTTPBearer" in document["components"]["securitySchemes"]
+
+
+def test_the_openapi_document_describes_every_webhook_payload(api):
+    document = api.http.get("/openapi.json").json()
+    hooks = document["webhooks"]
+    assert set(events.EVENT_TYPES) | {"webhook.test"} <= set(hooks)
+    won = hooks["deal.won"]["post"]
+    for header in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+        assert header in won["description"]
+    schemas = document["components"]["schemas"]
+    envelope = schemas[won["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]]
+    # Exactly the envelope crm_core.webhooks sends (Event.to_dict), with the type's payload fields.
+    assert set(envelope["properties"]) == {"id", "type", "entity_type", "entity_id", "occurred_at", "actor", "payload"}
+    payload = schemas[envelope["properties"]["payload"]["$ref"].rsplit("/", 1)[-1]]
+    assert set(payload["properties"]) == set(events.EVENT_TYPES["deal.won"].payload)
+    assert "ticket.created" in hooks
 
 
 # ---- permissions ---------------------------------------------------------------------------------
@@ -331,6 +356,49 @@ def test_a_ticket_comes_with_its_thread(api):
     body = got.json()
     assert body["subject"] == "Printer on fire" and body["message_count"] == 2
     assert [m["text"] for m in body["messages"]] == ["It smokes", "Sent the fire brigade"]
+
+
+def test_a_staff_reply_is_kept_on_the_ticket_and_queued_to_the_customers_chat(api):
+    headers = api.token(Role.SUPPORT, name="helpdesk")
+    conversation = str(900000 + next(_names))
+    with api.app.uow() as uow:
+        wrote = support_inbox.customer_wrote(
+            uow, users.PlatformId("telegram", conversation), conversation, "Rita Reply", "Help!"
+        )
+    path = f"/tickets/{wrote.ticket_id}/replies"
+    is_problem(api.http.post(path, json={"text": "Hi"}, headers=api.token(Role.VIEWER)), 403)
+    is_problem(api.http.post(path, json={"text": "Hi", "cc": "x"}, headers=headers), 422)
+    is_problem(api.http.post("/tickets/999999/replies", json={"text": "Hi"}, headers=headers), 404)
+
+    posted = api.http.post(path, json={"text": " Try turning it off and on "}, headers=headers)
+    assert posted.status_code == 201, posted.text
+    reply = posted.json()
+    assert (reply["ticket_id"], reply["text"], reply["channel"]) == (
+        wrote.ticket_id,
+        "Try turning it off and on",
+        "telegram",
+    )
+    assert reply["author"].startswith("User ") and reply["created_at"]
+    [message] = rows(api.app, TicketMessage, TicketMessage.id == reply["id"])
+    assert message.direction is Direction.OUTBOUND and message.author_id == reply["author_id"]
+    # The same outbox row /ticket reply queues, to the customer's chat; nobody's chat is told back.
+    [queued] = rows(api.app, OutboxMessage, OutboxMessage.conversation == conversation)
+    assert (queued.platform, queued.idempotency_key) == ("telegram", f"ticket-message:{message.id}:answer")
+    assert queued.payload["reply"]["text"] == "Try turning it off and on" and "notify" not in queued.after
+    [entry] = rows(
+        api.app, AuditEntry, AuditEntry.entity_type == "ticket_messages", AuditEntry.entity_id == str(message.id)
+    )
+    assert entry.platform == "api:helpdesk"
+
+
+def test_a_reply_to_a_customer_without_a_chat_is_refused_with_nothing_written(api):
+    headers = api.token(Role.SUPPORT)
+    with api.app.uow() as uow:
+        ticket = tickets.create_ticket(uow, customers.create_customer(uow, "Walk In Wally").id, "At the counter")
+    before = table_counts(api.app)
+    body = is_problem(api.http.post(f"/tickets/{ticket.id}/replies", json={"text": "Hello"}, headers=headers), 409)
+    assert body["detail"].startswith("Walk In Wally has no chat with us to answer in")
+    assert table_counts(api.app) == before
 
 
 def test_idempotency_key_replays_the_first_answer_and_refuses_another_body(api):

@@ -19,6 +19,7 @@ from bot.api import (
     products,
     segments,
     tickets,
+    webhook_events,
     webhooks,
 )
 from bot.api.config import ApiConfig
@@ -64,6 +65,7 @@ def build_api(app: App, config: ApiConfig | None = None) -> FastAPI:
         webhooks.router,
     ):
         api.include_router(router)
+    webhook_events.document(api)
     _document_problems(api)
     api.add_middleware(Gate, app=app, config=config, bulk_paths=frozenset({orders.BULK_PATH}))
     return api

@@ -1,5 +1,6 @@
-"""``/tickets``: list (cursor pages) and get with the conversation thread (read only for now; staff
-answer in chat, where the reply reaches the customer through the outbox)."""
+"""``/tickets``: list (cursor pages), get with the conversation thread, and post a staff reply that
+reaches the customer's chat through the outbox, exactly as ``/ticket reply`` does (the same helper,
+``bot.handlers.support.queue_answer``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.auth import Principal, need, unit_of_work
 from bot.api.etags import with_etag
 from bot.api.paging import Page, PageParams, page_params, paginate
 from bot.api.types import Id
+from bot.handlers.support import queue_answer
 from bot.roles import Permission
 from crm_core.models import Ticket, TicketMessage, TicketStatus
 from crm_core.services import tickets
@@ -126,3 +128,49 @@ def get_ticket(
         **render(ticket).model_dump(), messages=[_message(m) for m in messages], message_count=total
     )
     return with_etag(response, found)
+
+
+class ReplyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The service refuses an answer over tickets.MAX_MESSAGE in its own words (a 422 with the field).
+    text: str = Field(min_length=1, max_length=2 * tickets.MAX_MESSAGE, description="The answer the customer gets")
+
+
+class ReplyOut(BaseModel):
+    id: int
+    ticket_id: int
+    author_id: int | None
+    author: str | None
+    channel: str
+    text: str
+    created_at: datetime
+
+
+@router.post(
+    "/{ticket_id}/replies",
+    response_model=ReplyOut,
+    status_code=201,
+    summary="Answer the ticket's customer in their chat with us (queued through the outbox)",
+    description="As `/ticket reply`: the answer is kept on the ticket and sent to the customer's chat on its "
+    "own platform. 409 with nothing written when the customer has no chat with us or has blocked the bot.",
+)
+def post_reply(
+    ticket_id: Id,
+    body: ReplyIn,
+    _who: Principal = Depends(need(Permission.TICKETS_WRITE)),
+    uow: UnitOfWork = Depends(unit_of_work, scope="function"),
+) -> Any:
+    # Not restricted by ownership, as in chat; nobody's chat is told when it arrives (no chat asked).
+    answered, _answer = queue_answer(uow, ticket_id, body.text, None)
+    message = uow.session.get(TicketMessage, answered.message_id)
+    assert message is not None
+    return ReplyOut(
+        id=message.id,
+        ticket_id=message.ticket_id,
+        author_id=message.author_id,
+        author=message.author.name if message.author is not None else None,
+        channel=message.channel,
+        text=message.text,
+        created_at=message.created_at,
+    )

@@ -26,6 +26,7 @@ from bot.args import Kind, rest
 from bot.context import Context
 from bot.dispatch import reply_to_sender
 from bot.hookspecs import hookimpl
+from bot.interactive import enqueue as enqueue_interactive
 from bot.messages import (
     AfterSend,
     Button,
@@ -189,10 +190,10 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
     return Outcome(sends=(answer_to_customer(answered, req.text, confirm_to),))
 
 
-def answer_to_customer(answered: support_inbox.StaffAnswered, text: str, confirm_to: Destination) -> Outgoing:
+def answer_to_customer(answered: support_inbox.StaffAnswered, text: str, confirm_to: Destination | None) -> Outgoing:
     """A staff answer on its way to the customer's chat (a staff-room reply, or ``/ticket reply``): keyed
     by its ticket message, so handling the same request again queues it once; ``confirm_to`` is told
-    whether it arrived (``answer_sent``)."""
+    whether it arrived (``answer_sent``); None: nobody is (an API call has no chat to tell)."""
     chat = answered.customer_chat
     assert chat is not None, "an answer goes to the customer's chat"
     return Outgoing(
@@ -201,6 +202,18 @@ def answer_to_customer(answered: support_inbox.StaffAnswered, text: str, confirm
         _message_key(answered.message_id, "answer"),
         after=AfterSend(ANSWERED, answered.message_id, notify=confirm_to),
     )
+
+
+def queue_answer(
+    uow: UnitOfWork, ticket_id: int, text: str, confirm_to: Destination | None
+) -> tuple[support_inbox.StaffAnswered, Outgoing]:
+    """A staff answer from anywhere (``/ticket reply``, the API's ticket replies): kept on the ticket
+    and queued to the customer's chat in the caller's transaction; refused with nothing written when
+    there is no chat we can write to (``support_inbox.answer_customer``)."""
+    answered = support_inbox.answer_customer(uow, ticket_id, text)
+    answer = answer_to_customer(answered, text.strip(), confirm_to)
+    enqueue_interactive(uow, [answer])
+    return answered, answer
 
 
 @group.after_send(RELAYED)

@@ -22,9 +22,8 @@ from bot.handlers.common import (
     rating_text,
     ticket_item,
 )
-from bot.handlers.support import answer_to_customer
+from bot.handlers.support import queue_answer
 from bot.hookspecs import hookimpl
-from bot.interactive import enqueue as enqueue_interactive
 from bot.messages import Button, Destination, Field, Form, FormInput, Item, Reply, Request, Section, Style, Tone
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
@@ -33,7 +32,7 @@ from crm_core import outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import Direction, FieldEntity, Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.outbox_payload import MessagePayload
-from crm_core.services import custom_fields, customer_chats, customers, sla, support_inbox, tickets, users
+from crm_core.services import custom_fields, customer_chats, customers, sla, tickets, users
 
 group = CommandGroup()
 PRIORITIES = tuple(p.value for p in TicketPriority)
@@ -383,12 +382,10 @@ def note_ticket(req: Request, ctx: Context) -> Reply:
 )
 def reply_ticket(req: Request, ctx: Context) -> Reply:
     # Not restricted by ownership: support agents answer any ticket's customer.
-    answered = support_inbox.answer_customer(ctx.uow, req.args["id"], req.args["text"])
     origin = req.origin
     # Queued in this command's transaction; "Sent to …" or "Not delivered …" follows here.
     confirm_to = Destination(origin.platform, origin.conversation, origin.thread)
-    answer = answer_to_customer(answered, req.args["text"].strip(), confirm_to)
-    enqueue_interactive(ctx.uow, [answer])
+    answered, answer = queue_answer(ctx.uow, req.args["id"], req.args["text"], confirm_to)
     return Reply(
         text=f"Sent to {answered.customer_name} on {answer.to.platform.capitalize()} (queued; "
         f"you will be told when it arrives). The answer is kept in ticket #{answered.ticket_id}.",
