@@ -142,6 +142,12 @@ def custom_field_inputs(
     )
 
 
+def edited_inputs(form: Form, submitted: Mapping[str, str | None]) -> dict[str, str | None]:
+    """A submitted edit form sends every input: only what differs from its initial value is an edit."""
+    initial = {i.name: i.initial or "" for i in form.inputs}
+    return {k: v for k, v in submitted.items() if (v or "").strip() != initial.get(k, "")}
+
+
 def custom_field_rows(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> tuple[Field, ...]:
     """The record's custom field values, for its card."""
     return tuple(Field(v.definition.label, v.display) for v in custom_fields.values_for(uow, entity, entity_id))

@@ -9,6 +9,7 @@ from bot.handlers.common import (
     custom_field_rows,
     deal_close_text,
     deal_item,
+    edited_inputs,
     fmt_datetime,
     form_with_fields,
 )
@@ -149,10 +150,7 @@ def edit_deal(req: Request, ctx: Context) -> Reply:
     deal = deals.get_deal(ctx.uow, req.args["id"])
     changes: dict[str, str | None] = dict(req.extra)
     if req.form_values is not None:
-        # A form sends every input; only what differs from the form's initial values is an edit.
-        form = _edit_form(req, ctx, {"id": str(deal.id)})
-        initial = {i.name: i.initial or "" for i in form.inputs}
-        changes = {k: v for k, v in changes.items() if (v or "").strip() != initial.get(k, "")}
+        changes = edited_inputs(_edit_form(req, ctx, {"id": str(deal.id)}), changes)
         if not changes:
             return _deal_reply(deal, ctx, note="Nothing changed.")
     changed = deals.update_deal(ctx.uow, deal.id, changes)

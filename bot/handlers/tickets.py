@@ -16,6 +16,7 @@ from bot.handlers.common import (
     clip,
     custom_field_inputs,
     custom_field_rows,
+    edited_inputs,
     fmt_datetime,
     form_with_fields,
     overdue_text,
@@ -218,9 +219,7 @@ def edit_ticket(req: Request, ctx: Context) -> Reply:
     ticket = tickets.get_ticket(ctx.uow, req.args["id"])
     changes: dict[str, str | None] = dict(req.extra)
     if req.form_values is not None:
-        # A form sends every input; only what differs is an edit.
-        current = {"subject": ticket.subject, **custom_fields.current_text(ctx.uow, FieldEntity.TICKET, ticket.id)}
-        changes = {k: v for k, v in changes.items() if (v or "").strip() != current.get(k, "")}
+        changes = edited_inputs(_edit_form(req, ctx, {"id": str(ticket.id)}), changes)
         if not changes:
             return ticket_reply(ticket, ctx, note="Nothing changed.")
     changed = tickets.update_ticket(ctx.uow, ticket.id, changes)
