@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,9 +51,13 @@ app.close()
 def installed(tmp_path_factory) -> Path:
     """The example plugin as `pip install` puts it in site-packages (a wheel, built here without a download)."""
     target = tmp_path_factory.mktemp("site")
+    # Built from a copy: setuptools writes build/ and *.egg-info next to the sources, and an egg-info
+    # in the example's folder would register the plugin a second time for tests that put it on the path.
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-        + ["--no-cache-dir", "--target", str(target), str(EXAMPLE)],
+        + ["--no-cache-dir", "--target", str(target), str(source)],
         check=True,
         capture_output=True,
         timeout=300,
