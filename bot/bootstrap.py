@@ -18,7 +18,7 @@ from bot.dispatch import Dispatcher
 from bot.plugins import PluginError, Plugins
 from bot.router import Router
 from bot.settings import Settings
-from crm_core import db, platforms
+from crm_core import db, i18n, platforms
 from crm_core.actor import SYSTEM, Actor
 from crm_core.customer_keys import Keyring
 from crm_core.secret_key import SecretKeyError, secret_keys
@@ -90,6 +90,7 @@ def build_app(settings: Settings | None = None, *, migrate: bool | None = None, 
     ValidationError for an admin on an unknown platform, each with a message for the user.
     """
     settings = settings or Settings.from_env()
+    i18n.set_default_language(settings.language)
     loaded = load_plugins(settings, plugins)
     engine = db.create_engine(settings.database_url)
     db.check_connection(engine)

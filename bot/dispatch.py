@@ -42,7 +42,7 @@ from bot.messages import (
 )
 from bot.router import Command, Router
 from bot.settings import Settings
-from crm_core import inbox
+from crm_core import i18n, inbox
 from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
 from crm_core.models import Role
@@ -113,6 +113,12 @@ class Dispatcher:
         self.settings = settings
 
     def handle(self, request: Request, *, desk: SupportDesk | None = None, queue: OutboxQueue | None = None) -> Reply:
+        """Run one command, answering in the caller's language (see ``_handle``)."""
+        # The platform's hint until the caller is known; _caller switches to their own choice.
+        with i18n.use_language(i18n.resolve_language(None, request.origin.language_hint)):
+            return _in_language(self._handle(request, desk=desk, queue=queue))
+
+    def _handle(self, request: Request, *, desk: SupportDesk | None = None, queue: OutboxQueue | None = None) -> Reply:
         """Run one command. With a form submission, invalid inputs raise FormRejected instead of replying;
         a request whose ``inbox_key`` was handled before raises AlreadyHandled and changes nothing.
         ``desk``: the request comes from a platform where customers write to us (see bot.desk).
@@ -205,7 +211,9 @@ class Dispatcher:
         origin = request.origin
         reply_to = None if origin.is_private or request.from_button else request.message_id
         return Outgoing(
-            Destination(origin.platform, origin.conversation, origin.thread, reply_to), reply, request.key_for("reply")
+            Destination(origin.platform, origin.conversation, origin.thread, reply_to),
+            _in_language(reply),
+            request.key_for("reply"),
         )
 
     def handle_event(
@@ -218,6 +226,10 @@ class Dispatcher:
         ``inbox_key`` was handled before raises AlreadyHandled. With ``queue``, the messages to send
         go into the outbox in the request's transaction and the outcome returned has none."""
         assert request.kind is not RequestKind.COMMAND, "commands go to handle()"
+        with i18n.use_language(i18n.resolve_language(None, request.origin.language_hint)):
+            return self._handle_event(request, desk=desk, queue=queue)
+
+    def _handle_event(self, request: Request, *, desk: SupportDesk | None, queue: OutboxQueue | None) -> Outcome:
         try:
             with UnitOfWork(self.session_factory) as uow:
                 self._record_once(uow, request)
@@ -364,22 +376,27 @@ class Dispatcher:
         if user is None or not user.active:
             chat = customer_chats.chat_for(uow, platform_id) if platform_id else None
             if chat is not None or desk is not None:
+                saved = chat.customer.language if chat is not None else None
                 return Caller(
                     user_id=None,
                     name=origin.display_name or origin.user_external_id,
                     role=Role.CUSTOMER.value,
                     customer_id=chat.customer_id if chat is not None else None,
+                    language=i18n.switch_language(i18n.resolve_language(saved, origin.language_hint)),
                 )
             role = self.settings.unknown_role
             return Caller(
-                user_id=None, name=origin.display_name or origin.user_external_id, role=role.value if role else None
+                user_id=None,
+                name=origin.display_name or origin.user_external_id,
+                role=role.value if role else None,
+                language=i18n.current_language(),
             )
         return Caller(
             user_id=user.id,
             name=user.name,
             role=user.role.value if user.role else None,
             timezone=user.timezone,
-            language=user.language,
+            language=i18n.switch_language(i18n.resolve_language(user.language, origin.language_hint)),
         )
 
     def _run(self, command: Command, arg_text: str, request: Request, ctx: Context) -> Reply:
@@ -403,6 +420,13 @@ class Dispatcher:
         if caller.user_id is None or caller.role is None:
             return f"You can't use /{command.name} yet: ask a chatcrm admin to give you a role (/role)."
         return f"Your role ({caller.role}) can't use /{command.name}. Ask an admin if you need it."
+
+
+def _in_language(reply: Reply) -> Reply:
+    """``reply`` marked with the language it was written in, for the adapter that renders it."""
+    if reply.language is not None or reply.is_empty:
+        return reply
+    return replace(reply, language=i18n.current_language())
 
 
 def _leaves_form(request: Request, command: Command | None) -> bool:

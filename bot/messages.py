@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import secrets
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -153,11 +153,14 @@ class Reply:
     hide_share_phone: bool = False
     # A document to hand over with the reply (never stored: see File).
     file: File | None = None
+    # The language it was written in (crm_core.i18n): adapters render their own words (buttons,
+    # form labels, "More") in it, even when the outbox sends the reply later in another process.
+    language: str | None = None
 
     @property
     def is_empty(self) -> bool:
         """Nothing to show (the dispatcher's answer to a press that is ignored): adapters send nothing."""
-        return self == Reply()
+        return replace(self, language=None) == Reply()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, for storing a reply in the outbox (without its file)."""
@@ -207,6 +210,7 @@ class Reply:
             private=bool(data.get("private", False)),
             share_phone_button=data.get("share_phone_button"),
             hide_share_phone=bool(data.get("hide_share_phone", False)),
+            language=data.get("language"),
         )
 
 
@@ -237,6 +241,9 @@ class Origin:
     display_name: str | None = None
     # What to call the person in a greeting ("Hello Carla!"), when the platform knows it.
     first_name: str | None = None
+    # The language the platform says the person uses (Telegram's language_code, Slack's locale):
+    # the answer's language when they chose none with /lang (crm_core.i18n.resolve_language).
+    language_hint: str | None = None
 
 
 class RequestKind(enum.StrEnum):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from crm_core import i18n
 from crm_core.actor import EditScope
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
 from crm_core.errors import SetupError
@@ -85,6 +86,8 @@ class Settings:
     backup_dir: str | None = None
     # CHATCRM_BACKUP_KEEP: how many nightly backups are kept.
     backup_keep: int = 14
+    # CHATCRM_LANGUAGE: the language of users who chose none and whose chat app gives no hint.
+    language: str = "en"
 
     @property
     def is_sqlite(self) -> bool:
@@ -114,7 +117,11 @@ class Settings:
             edit_scope = EditScope(raw_scope)
         except ValueError:
             raise SettingsError(f"CHATCRM_EDIT_SCOPE={raw_scope!r} is not own or all") from None
+        language = (env.get("CHATCRM_LANGUAGE") or "en").strip()
+        if i18n.supported(language) is None:
+            raise SettingsError(f"CHATCRM_LANGUAGE={language!r} is not one of {', '.join(i18n.LANGUAGES)}")
         return cls(
+            language=i18n.supported(language) or "en",
             database_url=normalize_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             admins=admins,
             unknown_role=_role(env.get("CHATCRM_UNKNOWN_ROLE"), "CHATCRM_UNKNOWN_ROLE"),

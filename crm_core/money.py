@@ -13,10 +13,10 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from crm_core.errors import ValidationError
+from crm_core.i18n import format_currency
 
 _AMOUNT = re.compile(r"^(?P<number>\d+(?:[.,]\d+)*)(?P<suffix>[kKmM]?)$")
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "CNY"}
-_SIGNS = {value: key for key, value in _SYMBOLS.items()}
 
 
 def parse_amount(raw: str, field: str = "amount") -> tuple[int, str | None]:
@@ -50,11 +50,8 @@ def parse_amount(raw: str, field: str = "amount") -> tuple[int, str | None]:
 
 
 def format_money(cents: int, currency: str = "EUR") -> str:
-    sign = "-" if cents < 0 else ""
-    whole, fraction = divmod(abs(cents), 100)
-    symbol = _SIGNS.get(currency)
-    number = f"{whole:,}.{fraction:02d}"
-    return f"{sign}{symbol}{number}" if symbol else f"{sign}{number} {currency}"
+    """``€1,234.50`` / ``¥1,234.50``: the amount in its own currency, in the current language's style."""
+    return format_currency(cents, currency)
 
 
 def totals(pairs: Iterable[tuple[str, int]]) -> dict[str, int]:

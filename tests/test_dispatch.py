@@ -26,6 +26,7 @@ def test_unknown_user_gets_only_help_and_stop(chat):
     help_reply = chat.say(stranger, "/help").reply
     assert [i.text for i in help_reply.sections[0].items] == [
         "/help [command]",
+        "/lang [zh | en | auto]",
         "/link [code | user]",
         "/stop",
         "/whoami",

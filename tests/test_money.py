@@ -3,6 +3,7 @@
 import pytest
 
 from crm_core.errors import ValidationError
+from crm_core.i18n import use_language
 from crm_core.money import format_money, parse_amount
 
 
@@ -32,4 +33,8 @@ def test_parse_amount_rejects(raw):
 def test_format_money():
     assert format_money(1234567, "EUR") == "€12,345.67"
     assert format_money(-50, "GBP") == "-£0.50"
-    assert format_money(100, "CHF") == "1.00 CHF"
+    # CLDR's English pattern (Babel): the code stands where a currency has no symbol of its own.
+    assert format_money(100, "CHF") == "CHF1.00"
+    with use_language("zh"):
+        assert format_money(123450, "CNY") == "¥1,234.50"
+        assert format_money(123450, "EUR") == "€1,234.50"

@@ -46,7 +46,7 @@ class UserOut(BaseModel):
     email: str | None
     role: StaffRole | None
     timezone: str
-    language: str
+    language: str | None
     active: bool
     # The chat accounts that are this user, as platform:id.
     identities: list[str]

@@ -36,7 +36,8 @@ class User(Timestamped, Base):
     # None: known to the CRM (e.g. seen in chat) but granted nothing yet.
     role: Mapped[Role | None] = mapped_column(enum_column(Role))
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
-    language: Mapped[str] = mapped_column(sa.String(8), default="en")
+    # The language the user chose with /lang; None: follow the platform's hint (crm_core.i18n).
+    language: Mapped[str | None] = mapped_column(sa.String(8))
     active: Mapped[bool] = mapped_column(default=True)
 
     identities: Mapped[list[Identity]] = relationship(back_populates="user", cascade="all, delete-orphan")

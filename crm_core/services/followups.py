@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import clock, events, outbox, paging
+from crm_core import clock, events, i18n, outbox, paging
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_totals
@@ -264,7 +264,7 @@ def fire_followup(run: JobRun) -> None:
             uow.session,
             REMINDER_TEMPLATE,
             address.platform,
-            rep.language,
+            rep.language or i18n.default_language(),
             reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")),
         )
         outbox.enqueue(
@@ -273,7 +273,7 @@ def fire_followup(run: JobRun) -> None:
             kind="reminder",
             platform=address.platform,
             conversation=address.external_id,
-            payload=rendered.payload(buttons=_buttons(followup, rep.language)),
+            payload=rendered.payload(buttons=_buttons(followup, rep.language or i18n.default_language())),
             user_id=rep.id,
             customer_id=followup.customer_id,
         )

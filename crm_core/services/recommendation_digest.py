@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import history, outbox
+from crm_core import history, i18n, outbox
 from crm_core.clock import utcnow
 from crm_core.models import Customer, MiningRun, Recommendation, User
 from crm_core.outbox_payload import PayloadButton
@@ -83,7 +83,7 @@ def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chos
     customer_names = dict(
         uow.session.execute(sa.select(Customer.id, Customer.name).where(Customer.id.in_([c for c, _s in chosen]))).all()
     )
-    language = (rep.language or "en").split("-")[0]
+    language = (rep.language or i18n.default_language()).split("-")[0]
     pitched, irrelevant = BUTTON_LABELS.get(language, BUTTON_LABELS["en"])
     items, buttons = [], []
     for number, (customer_id, suggestion) in enumerate(chosen, start=1):
@@ -126,7 +126,7 @@ def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chos
             "as_of": str(history.day_of(run.as_of)) if run.as_of and run.as_of_source == history.NEWEST_ORDER else None,
         },
     }
-    rendered = render_message(uow.session, TEMPLATE, address.platform, rep.language, context)
+    rendered = render_message(uow.session, TEMPLATE, address.platform, rep.language or i18n.default_language(), context)
     outbox.enqueue(
         uow,
         idempotency_key=f"recommendations:{run.id}:{rep.id}",

@@ -205,3 +205,14 @@ def admin_identities(uow: UnitOfWork) -> list[Identity]:
             .order_by(Identity.id)
         )
     )
+
+
+def set_language(uow: UnitOfWork, user_id: int, language: str | None) -> User:
+    """Save the language a user chose (None: follow their chat app again). Checked by the caller
+    against crm_core.i18n.LANGUAGES."""
+    user = uow.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user #{user_id}")
+    user.language = language
+    uow.session.flush()
+    return user
