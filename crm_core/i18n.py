@@ -103,21 +103,43 @@ def catalog_path(language: str, suffix: str = ".po") -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}{suffix}"
 
 
+def fragment_paths(language: str) -> list[Path]:
+    """Extra ``.po`` files in ``locale/<lang>/fragments/``, merged over the main catalog (work in
+    progress that has not been folded into it yet)."""
+    folder = LOCALE_DIR / language / "fragments"
+    return sorted(folder.glob("*.po")) if folder.is_dir() else []
+
+
+def load_catalog(language: str) -> Any:
+    """The Babel catalog of ``language``: its ``.po`` with any fragments' translations added."""
+    # Imported here: Babel's catalog reader is only needed when no compiled catalog is current.
+    from babel.messages.pofile import read_po
+
+    with catalog_path(language).open("rb") as handle:
+        catalog = read_po(handle, locale=language, domain=DOMAIN)
+    for fragment in fragment_paths(language):
+        with fragment.open("rb") as handle:
+            for message in read_po(handle, locale=language):
+                if not message.id or not message.string:
+                    continue
+                known = catalog.get(message.id, message.context)
+                if known is None or not known.string or known.fuzzy:
+                    catalog[message.id] = message
+    return catalog
+
+
 @functools.cache
 def _translations(language: str) -> gettext_module.NullTranslations:
     po, mo = catalog_path(language), catalog_path(language, ".mo")
-    if mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
+    fragments = fragment_paths(language)
+    if not fragments and mo.exists() and (not po.exists() or mo.stat().st_mtime >= po.stat().st_mtime):
         with mo.open("rb") as handle:
             return gettext_module.GNUTranslations(handle)
     if po.exists():
-        # Imported here: Babel's catalog reader is only needed when no compiled catalog is current.
         from babel.messages.mofile import write_mo
-        from babel.messages.pofile import read_po
 
-        with po.open("rb") as handle:
-            catalog = read_po(handle, locale=language, domain=DOMAIN)
         buffer = io.BytesIO()
-        write_mo(buffer, catalog)
+        write_mo(buffer, load_catalog(language))
         buffer.seek(0)
         log.debug("compiled %s in memory (no current .mo)", po)
         return gettext_module.GNUTranslations(buffer)
