@@ -216,6 +216,7 @@ def run_once(kind: str, args: argparse.Namespace) -> Result:
             port = _free_port()
             env = {
                 **os.environ,
+                "CHATCRM_SECRET_KEY": os.environ.get("CHATCRM_SECRET_KEY") or "a-benchmark-secret-key-of-enough-length",
                 "DATABASE_URL": url,
                 "SLACK_BOT_TOKEN": "xoxb-bench",
                 "SLACK_SIGNING_SECRET": SECRET,

@@ -43,11 +43,22 @@ def _configure_logging(log_level: str = "INFO") -> None:
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
-def _app(args: argparse.Namespace, *, migrate: bool | None = None):
+def _app(args: argparse.Namespace, *, migrate: bool | None = None, serving: bool = False):
     from bot.bootstrap import build_app
     from bot.settings import Settings
 
-    return build_app(Settings.from_env(), migrate=migrate)
+    settings = Settings.from_env()
+    if serving and not settings.is_sqlite and not (settings.secret_key or "").strip():
+        from crm_core.errors import SetupError
+
+        # A server left running without the key would store customers' data keys unwrapped and
+        # could make no backup: refuse at the start, in one line, rather than warn into a log.
+        raise SetupError(
+            "CHATCRM_SECRET_KEY is not set: with PostgreSQL chatcrm does not start without it (it encrypts "
+            "backups and customers' data keys); set it to a long random string (python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))') and keep a copy apart from the backups"
+        )
+    return build_app(settings, migrate=migrate)
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -66,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.platforms import configured_platforms
     from crm_core import demo
 
-    app = _app(args)
+    app = _app(args, serving=True)
     try:
         if configured_platforms(app):
             return _run_worker(app)
@@ -89,7 +100,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     from bot.platforms import web_mounts
     from bot.web import build_web_app
 
-    app = _app(args)
+    app = _app(args, serving=True)
     try:
         mounts = web_mounts(app)
         plugin_routes = app.plugins.routes(app)
@@ -109,7 +120,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    app = _app(args)
+    app = _app(args, serving=True)
     try:
         return _run_worker(app)
     finally:

@@ -52,7 +52,7 @@ from crm_core.models import (
 )
 from crm_core.services import consent, segments
 from tests.fakes.telegram_api import FakeTelegram
-from tests.fakes.worker import FAST_WORKER_ENV, wait_until
+from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_CHAT = 100_000
@@ -116,6 +116,7 @@ class Worker:
     def __init__(self, database_url: str, fake: FakeTelegram, log_path: Path, **env: str):
         self.env = {
             **os.environ,
+            **SERVER_SECRET,
             **FAST_WORKER_ENV,
             "DATABASE_URL": database_url,
             "TELEGRAM_BOT_TOKEN": fake.token,

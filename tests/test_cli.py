@@ -247,3 +247,12 @@ def test_import_and_export_commands(tmp_path):
     assert exported.returncode == 0 and "Exported 0 customers rows" in exported.stderr
     done = chatcrm("import", "customers", str(people), "--map", "name=Full Name", "--map", "email=Mail", env=env)
     assert "Created: 1 customers." in done.stdout
+
+
+@pytest.mark.parametrize("command", ["web", "worker", "run"])
+def test_servers_on_postgresql_refuse_to_start_without_a_secret_key(command):
+    # No database is touched: the check comes before connecting, so any PostgreSQL URL will do.
+    refused = chatcrm(command, env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "CHATCRM_SECRET_KEY": ""})
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chatcrm: CHATCRM_SECRET_KEY is not set: with PostgreSQL")

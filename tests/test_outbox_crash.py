@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from crm_core import outbox
 from crm_core.models import OutboxMessage, OutboxStatus
 from tests.fakes.chat_api import FakeChatApi
-from tests.fakes.worker import FAST_WORKER_ENV, wait_until
+from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGES = 1000
@@ -26,6 +26,7 @@ MESSAGES = 1000
 def _spawn(database_url: str, api_url: str) -> subprocess.Popen:
     env = {
         **os.environ,
+        **SERVER_SECRET,
         **FAST_WORKER_ENV,
         # Leases short enough that the restart picks up the dead worker's rows in two seconds.
         "CHATCRM_OUTBOX_LEASE": "2",

@@ -21,7 +21,7 @@ from bot.settings import Settings
 from crm_core.event_delivery import EventDispatcher
 from crm_core.models import Deal, OutboxMessage, Role
 from crm_core.services import customers
-from tests.fakes.worker import FAST_WORKER_ENV, wait_until
+from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, wait_until
 from tests.support import Chat
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +101,7 @@ def test_the_example_listener_acts_once_per_event_across_a_killed_and_restarted_
     app = build_app(Settings(database_url=database_url, plugins=("chatcrm_example",), extra=env))
     worker_env = {
         **os.environ,
+        **SERVER_SECRET,
         **FAST_WORKER_ENV,
         **env,
         "DATABASE_URL": database_url,

@@ -42,7 +42,7 @@ from crm_core.models import (
 )
 from crm_core.services import users
 from tests.fakes.telegram_api import Failure, FakeTelegram
-from tests.fakes.worker import FAST_WORKER_ENV, chat_worker, wait_until
+from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, chat_worker, wait_until
 from tests.support import rows
 from tests.telegram_rig import SECRET, SUPPORT_CHAT, webhook_rig_with
 
@@ -120,6 +120,7 @@ class Stack:
     def __init__(self, database_url: str, fake: FakeTelegram, tmp: Path):
         env = {
             **os.environ,
+            **SERVER_SECRET,
             **FAST_WORKER_ENV,
             "DATABASE_URL": database_url,
             "TELEGRAM_BOT_TOKEN": fake.token,

@@ -40,7 +40,7 @@ from crm_core.models import (
 from crm_core.services import customers, deals, tickets
 from crm_core.webhook_guard import UnsafeUrl, check_url
 from tests.fakes.servers import serve_asgi
-from tests.fakes.worker import FAST_WORKER_ENV, chat_worker, wait_until
+from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, chat_worker, wait_until
 from tests.support import Chat, count, rows
 from tests.webhook_receiver import Receiver, webhook_plugins
 
@@ -382,6 +382,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing(database_url, tmp_path):
     plugins = ",".join(m.__name__ for m in webhook_plugins())
     env = {
         **os.environ,
+        **SERVER_SECRET,
         **FAST_WORKER_ENV,
         **WORKER_ENV,
         "DATABASE_URL": database_url,

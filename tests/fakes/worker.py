@@ -76,6 +76,9 @@ class WorkerThread:
         self.stop()
 
 
+# A spawned `chatcrm web`/`worker` on PostgreSQL does not start without a secret key (bot.cli).
+SERVER_SECRET = {"CHATCRM_SECRET_KEY": "a-test-secret-key-for-spawned-servers"}
+
 # Settings for a worker in tests: quick polls, short leases and locks, generous rate limits.
 FAST_WORKER_ENV = {
     "CHATCRM_SCHEDULER_POLL": "0.1",
