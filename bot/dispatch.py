@@ -79,6 +79,8 @@ class FormRejected(Exception):
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(errors.values()))
         self.errors = errors
+        # The messages' language, for whoever shows them outside the dispatcher.
+        self.language = i18n.current_language()
 
 
 def new_reference() -> str:
