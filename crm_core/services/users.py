@@ -26,7 +26,8 @@ class PlatformId:
 
 def _examples() -> str:
     found = [f"{t.name}:{t.identity_example}" for t in map(platforms.traits, platforms.names())]
-    return " or ".join(found) or "<platform>:<user id>"
+    # A list joined with "or" in the reader's language ("slack:U1 or telegram:2").
+    return _(" or ").join(found) or _("<platform>:<user id>")
 
 
 def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
