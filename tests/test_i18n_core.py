@@ -49,3 +49,27 @@ def test_a_reply_form_carries_the_language_it_was_written_in(chat):
     assert asked.form is not None and asked.form.language == "zh"
     assert asked.form.inputs[0].label == "命令" and asked.form.title == "您在这里可以做什么"
     assert Reply.from_dict(asked.to_dict()).form == asked.form
+
+
+def test_admin_commands_in_chinese_with_a_plural_and_numbers(chat):
+    from crm_core.services import customers
+
+    li = chat.user("Li Wei", Role.ADMIN)
+    chat.say(li, "/lang zh")
+    with chat.app.uow() as uow:
+        customer = customers.create_customer(uow, "阿克米科技有限公司", {"email": "buy@acme.example"})
+    preview = chat.say(li, f"/customer erase #{customer.id}").reply
+    assert preview.title == f"要清除 阿克米科技有限公司（#{customer.id}）吗？"
+    assert [b.label for b in preview.buttons] == ["永久清除", "取消"]
+    assert preview.footer and preview.footer.startswith("或输入：/customer erase")
+    erased = chat.say(li, preview.footer.removeprefix("或输入：")).reply
+    assert erased.text and erased.text.startswith(f"已清除客户 #{customer.id}：") and "条相关记录" in erased.text
+    assert chat.say(li, f"/customer erase #{customer.id}").reply.text == f"客户 #{customer.id} 的数据已被清除。"
+    refused = chat.say(li, "/webhook add ftp://example.com events=deal.won").reply
+    assert refused.text == "'ftp://example.com'：Webhook 地址必须以 https:// 开头。"
+    assert chat.say(li, "/token revoke nosuch").text.startswith("✗ 您没有名为 'nosuch' 的令牌")
+    whoami = chat.say(li, "/whoami").reply
+    assert [f.label for f in whoami.fields] == ["角色", "时区", "账号"] and whoami.fields[0].value == "管理员"
+    with i18n.use_language("zh"):
+        assert i18n.ngettext("… {n} more", "… {n} more", 3) == "……另有 3 项"
+        assert i18n.format_number(12345) == "12,345"
