@@ -290,6 +290,13 @@ class Dispatcher:
         with UnitOfWork(self.session_factory) as uow:
             return list(recorder(uow, sent, message_id, error))
 
+    def saved_language(self, platform: str, user_external_id: str) -> str | None:
+        """The language a staff member chose with /lang, if any: an adapter need not ask its platform
+        for a language hint then (the choice wins anyway)."""
+        with UnitOfWork(self.session_factory) as uow:
+            user = users.user_for_identity(uow, users.PlatformId(platform, user_external_id))
+            return user.language if user is not None and user.active else None
+
     def unreachable(self, to: Destination, reason: str) -> None:
         """A send to ``to`` was refused for good (blocked the bot, chat not found): block the chat and
         opt out the customers there, in one transaction (crm_core.services.reachability)."""

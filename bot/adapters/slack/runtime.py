@@ -46,7 +46,6 @@ from bot.messages import Form, Reply, Request, Tone
 from bot.roles import Permission
 from crm_core import i18n
 from crm_core.i18n import _
-from crm_core.services import users
 
 log = logging.getLogger("chatcrm.slack")
 
@@ -135,9 +134,7 @@ class SlackRuntime:
         return False, None
 
     def _has_saved_language(self, user: str) -> bool:
-        with self.app.uow() as uow:
-            found = users.user_for_identity(uow, users.PlatformId(inbound.PLATFORM, user))
-            return found is not None and found.language is not None
+        return self.app.dispatcher.saved_language(inbound.PLATFORM, user) is not None
 
     async def locale_of(self, user: str) -> str | None:
         """``user``'s Slack locale ("zh-CN"), asked with users.info only when needed: not cached yet and
