@@ -12,6 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from crm_core import i18n
+from crm_core.i18n import _
+
 # Straight and typographic quotes: phones and Slack love turning "x" into “x”.
 _QUOTES = {'"': '"', "'": "'", "“": "”", "”": "”", "„": "“", "‘": "’", "’": "’", "«": "»"}
 _OPTION = re.compile(r"^([A-Za-z][\w\-]*)=(.*)$", re.DOTALL)
@@ -49,7 +52,7 @@ def tokenize(text: str) -> list[Token]:
             alt = text.find('"', i + 1) if closing != '"' and text[i] != "'" else -1
             candidates = [pos for pos in (end, alt) if pos != -1]
             if not candidates:
-                raise UsageError(f"a quote opened at character {i + 1} is never closed")
+                raise UsageError(_("a quote opened at character {at} is never closed", at=i + 1))
             end = min(candidates)
             tokens.append(Token(text[i + 1 : end], start, end + 1, True))
             i = end + 1
@@ -60,7 +63,7 @@ def tokenize(text: str) -> list[Token]:
                 closing = _QUOTES[text[i]]
                 end = text.find(closing, i + 1)
                 if end == -1:
-                    raise UsageError(f"a quote opened at character {i + 1} is never closed")
+                    raise UsageError(_("a quote opened at character {at} is never closed", at=i + 1))
                 tokens.append(Token(text[start:i] + text[i + 1 : end], start, end + 1, False))
                 i = end + 1
                 break
@@ -105,11 +108,22 @@ class Param:
 
     @property
     def display(self) -> str:
-        return self.label or self.name.replace("_", " ").capitalize()
+        """The parameter's name for people, in the current language (labels are marked with N_)."""
+        return _(self.label) if self.label else self.name.replace("_", " ").capitalize()
+
+    @property
+    def placeholder(self) -> str:
+        """What stands for a positional value in a usage line: its name in English (``customer``), its
+        translated label in other languages; the values one types (choices) stay as they are."""
+        if self.kind is Kind.CHOICE and self.choices:
+            return "|".join(self.choices)
+        if i18n.current_language() == i18n.DEFAULT_LANGUAGE or not self.label:
+            return self.name
+        return self.display
 
     def usage(self) -> str:
         if self.positional:
-            inner = "|".join(self.choices) if self.kind is Kind.CHOICE and self.choices else self.name
+            inner = self.placeholder
             return f"<{inner}>" if self.required else f"[{inner}]"
         return f"{self.name}=…" if self.required else f"[{self.name}=…]"
 
@@ -137,11 +151,18 @@ class Parsed:
 def convert(param: Param, raw: str) -> Any:
     value = raw.strip()
     if len(value) > param.max_length:
-        raise UsageError(f"{param.display} is longer than {param.max_length} characters", param.name)
+        raise UsageError(
+            _(
+                "{name} is longer than {limit} characters",
+                name=param.display,
+                limit=i18n.format_number(param.max_length),
+            ),
+            param.name,
+        )
     if param.kind is Kind.INT:
         match = re.fullmatch(r"#?(\d{1,12})", value)
         if not match:
-            raise UsageError(f"{param.display} must be a number, not {raw!r}", param.name)
+            raise UsageError(_("{name} must be a number, not {value}", name=param.display, value=repr(raw)), param.name)
         return int(match.group(1))
     if param.kind is Kind.CHOICE:
         lowered = value.lower()
@@ -149,7 +170,15 @@ def convert(param: Param, raw: str) -> Any:
         prefixed = [c for c in param.choices if c.startswith(lowered)] if lowered else []
         if exact or len(prefixed) == 1:
             return (exact or prefixed)[0]
-        raise UsageError(f"{param.display} must be one of {', '.join(param.choices)}, not {raw!r}", param.name)
+        raise UsageError(
+            _(
+                "{name} must be one of {choices}, not {value}",
+                name=param.display,
+                choices=", ".join(param.choices),
+                value=repr(raw),
+            ),
+            param.name,
+        )
     return value
 
 
@@ -178,8 +207,10 @@ def parse_line(params: tuple[Param, ...], text: str, *, extra_options: bool = Fa
     for token, key in unknown:
         if greedy is not None and remaining.index(token) >= greedy:
             continue
-        allowed = ", ".join(f"{name}=" for name in options) or "none"
-        raise UsageError(f"unknown option {key}= (options: {allowed})", key)
+        if options:
+            allowed = ", ".join(f"{name}=" for name in options)
+            raise UsageError(_("unknown option {key}= (options: {allowed})", key=key, allowed=allowed), key)
+        raise UsageError(_("unknown option {key}= (options: none)", key=key), key)
     index = 0
     for param in positional:
         if index >= len(remaining):
@@ -192,7 +223,7 @@ def parse_line(params: tuple[Param, ...], text: str, *, extra_options: bool = Fa
         index += 1
     if index < len(remaining):
         unexpected = " ".join(t.value for t in remaining[index:])
-        raise UsageError(f"unexpected {unexpected!r}")
+        raise UsageError(_("unexpected {words}", words=repr(unexpected)))
     missing = [p for p in params if p.required and p.name not in args]
     return Parsed(args, extra, missing)
 
@@ -210,7 +241,9 @@ def _greedy_text(
             args[trailing.name] = convert(trailing, after[0].value)
             return first.value
         words = " ".join(t.value for t in after)
-        raise UsageError(f"unexpected {words!r} after the quoted {param.display.lower()}", param.name)
+        raise UsageError(
+            _("unexpected {words} after the quoted {name}", words=repr(words), name=param.display.lower()), param.name
+        )
     if (
         trailing is not None
         and not param.keeps_text

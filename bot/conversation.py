@@ -16,13 +16,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from bot.messages import Form, FormInput, InputKind, Origin, Reply
+from crm_core import i18n
 from crm_core.clock import utcnow
+from crm_core.i18n import N_, _
 from crm_core.models import FormSession
 from crm_core.uow import UnitOfWork
 
 # A form left alone this long is forgotten; the next message is an ordinary message again.
 SESSION_TTL = timedelta(hours=1)
-REQUIRED = "This one is required."
+REQUIRED = N_("This one is required.")
 # Choice tokens besides a choice's index: skip an optional input, keep the current value.
 SKIP = "s"
 KEEP = "k"
@@ -148,9 +150,11 @@ def choose(uow: UnitOfWork, origin: Origin, session_id: int, asked: int, choice:
     row = current(uow, origin)
     if row is None or row.id != session_id or row.asked != asked:
         return Stale()
-    field = question_of(row).field
+    question = question_of(row)
+    field = question.field
     if choice == SKIP:
-        shown = "(skipped)"
+        with i18n.use_language(question.form.language or i18n.current_language()):
+            shown = _("(skipped)")
     elif choice == KEEP:
         shown = field.initial or ""
     else:
@@ -165,24 +169,24 @@ def _interpret(field: FormInput, text: str | None, choice: str | None) -> tuple[
         return field.initial or "", None
     if choice == SKIP or (text is not None and text.strip() == "-"):
         if field.required and not field.initial:
-            return None, REQUIRED
+            return None, _(REQUIRED)
         # Skipping an input that has a current value keeps that value.
         return field.initial or "", None
     if choice is not None:
         index = int(choice)
         if not 0 <= index < len(field.choices):
-            return None, "That choice is not on the list."
+            return None, _("That choice is not on the list.")
         return field.choices[index], None
     value = (text or "").strip() if field.kind is not InputKind.MULTILINE else (text or "").strip("\n")
     if not value.strip():
-        return (None, REQUIRED) if field.required else ("", None)
+        return (None, _(REQUIRED)) if field.required else ("", None)
     if field.kind is InputKind.CHOICE and field.choices:
         lowered = value.lower()
         exact = [c for c in field.choices if c.lower() == lowered]
         prefixed = [c for c in field.choices if c.lower().startswith(lowered)]
         if exact or len(prefixed) == 1:
             return (exact or prefixed)[0], None
-        return None, f"Pick one of: {', '.join(field.choices)}."
+        return None, _("Pick one of: {choices}.", choices=", ".join(field.choices))
     return value, None
 
 
@@ -192,7 +196,9 @@ def answer(
     """Take the answer to the current question; the next question, the same one with an error, or the filled form."""
     form = _load(row)
     field = _question(row, form).field
-    value, error = _interpret(field, text, choice)
+    # Errors in the language the form was asked in (a plain message comes before its sender is known).
+    with i18n.use_language(form.language or i18n.current_language()):
+        value, error = _interpret(field, text, choice)
     row.asked += 1
     row.expires_at = utcnow() + SESSION_TTL
     if error is not None:

@@ -40,11 +40,13 @@ from bot.messages import (
     RequestKind,
     Tone,
 )
+from bot.roles import role_name
 from bot.router import Command, Router
 from bot.settings import Settings
 from crm_core import i18n, inbox
 from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
+from crm_core.i18n import N_, _, format_number
 from crm_core.models import Role
 from crm_core.services import customer_chats, reachability, users
 from crm_core.uow import UnitOfWork
@@ -77,6 +79,8 @@ class FormRejected(Exception):
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(errors.values()))
         self.errors = errors
+        # The messages' language, for whoever shows them outside the dispatcher.
+        self.language = i18n.current_language()
 
 
 def new_reference() -> str:
@@ -84,11 +88,20 @@ def new_reference() -> str:
 
 
 def error_reply(message: str, usage: str | None = None) -> Reply:
-    return Reply(text=message, footer=f"Usage: {usage}" if usage else None, tone=Tone.ERROR, private=True)
+    return Reply(
+        text=message, footer=_("Usage: {usage}", usage=usage) if usage else None, tone=Tone.ERROR, private=True
+    )
 
 
 # What a customer is told when they type a command that is not for them: writing is what counts.
-CUSTOMER_HINT = Reply(text="Just write your question here in your own words; our team will answer you in this chat.")
+CUSTOMER_HINT_TEXT = N_("Just write your question here in your own words; our team will answer you in this chat.")
+# The English answer (tests compare with it); customer_hint() gives it in the current language.
+CUSTOMER_HINT = Reply(text=CUSTOMER_HINT_TEXT, language=i18n.DEFAULT_LANGUAGE)
+
+
+def customer_hint() -> Reply:
+    """CUSTOMER_HINT in the current language."""
+    return Reply(text=_(CUSTOMER_HINT_TEXT), language=i18n.current_language())
 
 
 def reply_to_sender(request: Request, reply: Reply, what: str = "reply") -> Outgoing:
@@ -99,7 +112,10 @@ def reply_to_sender(request: Request, reply: Reply, what: str = "reply") -> Outg
 
 def internal_error_reply(ref: str) -> Reply:
     return Reply(
-        text=f"Something went wrong (ref {ref}). It has been logged; tell an admin the reference if it keeps happening.",
+        text=_(
+            "Something went wrong (ref {ref}). It has been logged; tell an admin the reference if it keeps happening.",
+            ref=ref,
+        ),
         tone=Tone.ERROR,
         private=True,
     )
@@ -131,7 +147,9 @@ class Dispatcher:
         try:
             route = self.router.route(request.text)
         except UsageError as exc:
-            return self._answer_once(request, error_reply(f"I could not read that command: {exc.message}."), queue)
+            return self._answer_once(
+                request, error_reply(_("I could not read that command: {problem}.", problem=exc.message)), queue
+            )
         # An unknown command is answered with the help listing (when a help command is registered).
         command = route.command if route else self.router.get("help")
         usage = command.usage if command else None
@@ -184,15 +202,15 @@ class Dispatcher:
             route is None or not self.router.permissions.allows(Role.CUSTOMER, route.command.permission)
         ):
             # A customer pressing a button of a staff message (in a shared group) is ignored.
-            return Reply() if request.from_button else CUSTOMER_HINT
+            return Reply() if request.from_button else customer_hint()
         if route is None:
-            unknown = f"I don't know {request.text.split()[0]!r}."
+            typed = repr(request.text.split()[0])
             if command is None:
-                return error_reply(unknown)
+                return error_reply(_("I don't know {command}.", command=typed))
             reply = command.handler(replace(request, args={}), ctx)
             return replace(
                 reply,
-                title=f"{unknown} Here is what you can use:",
+                title=_("I don't know {command}. Here is what you can use:", command=typed),
                 tone=Tone.WARNING,
                 private=True,
             )
@@ -271,6 +289,13 @@ class Dispatcher:
             return []
         with UnitOfWork(self.session_factory) as uow:
             return list(recorder(uow, sent, message_id, error))
+
+    def saved_language(self, platform: str, user_external_id: str) -> str | None:
+        """The language a staff member chose with /lang, if any: an adapter need not ask its platform
+        for a language hint then (the choice wins anyway)."""
+        with UnitOfWork(self.session_factory) as uow:
+            user = users.user_for_identity(uow, users.PlatformId(platform, user_external_id))
+            return user.language if user is not None and user.active else None
 
     def unreachable(self, to: Destination, reason: str) -> None:
         """A send to ``to`` was refused for good (blocked the bot, chat not found): block the chat and
@@ -364,7 +389,11 @@ class Dispatcher:
         limit = self.settings.max_input_chars
         size = len(request.text) + sum(len(v or "") for v in (request.form_values or {}).values())
         if size > limit:
-            return f"That is too long ({size:,} characters; the limit is {limit:,}). Please shorten it."
+            return _(
+                "That is too long ({size} characters; the limit is {limit}). Please shorten it.",
+                size=format_number(size),
+                limit=format_number(limit),
+            )
         return None
 
     def _caller(self, uow: UnitOfWork, origin: Origin, desk: SupportDesk | None = None) -> Caller:
@@ -409,8 +438,8 @@ class Dispatcher:
         if request.wants_form or (parsed.missing and (request.can_ask or request.from_button)):
             return Reply(form=form_for(command, request, ctx, parsed.args))
         if parsed.missing:
-            names = ", ".join(f"<{p.name}>" if p.positional else f"{p.name}=" for p in parsed.missing)
-            raise UsageError(f"missing {names}", parsed.missing[0].name)
+            names = ", ".join(f"<{p.placeholder}>" if p.positional else f"{p.name}=" for p in parsed.missing)
+            raise UsageError(_("missing {names}", names=names), parsed.missing[0].name)
         request.args = parsed.args
         request.extra = parsed.extra
         return command.handler(request, ctx)
@@ -418,15 +447,23 @@ class Dispatcher:
     @staticmethod
     def _denied_message(caller: Caller, command: Command) -> str:
         if caller.user_id is None or caller.role is None:
-            return f"You can't use /{command.name} yet: ask a chatcrm admin to give you a role (/role)."
-        return f"Your role ({caller.role}) can't use /{command.name}. Ask an admin if you need it."
+            return _(
+                "You can't use /{command} yet: ask a chatcrm admin to give you a role (/role).", command=command.name
+            )
+        return _(
+            "Your role ({role}) can't use /{command}. Ask an admin if you need it.",
+            role=role_name(caller.role),
+            command=command.name,
+        )
 
 
 def _in_language(reply: Reply) -> Reply:
     """``reply`` marked with the language it was written in, for the adapter that renders it."""
     if reply.language is not None or reply.is_empty:
         return reply
-    return replace(reply, language=i18n.current_language())
+    language = i18n.current_language()
+    form = replace(reply.form, language=language) if reply.form is not None and reply.form.language is None else None
+    return replace(reply, language=language, form=form or reply.form)
 
 
 def _leaves_form(request: Request, command: Command | None) -> bool:
@@ -441,4 +478,4 @@ def _sentence(message: str) -> str:
     if not message:
         return message
     message = message[0].upper() + message[1:]
-    return message if message.endswith((".", "!", "?")) else message + "."
+    return message if message.endswith((".", "!", "?", "。", "！", "？")) else message + _(".")

@@ -8,6 +8,7 @@ from bot.args import Kind, Param
 from bot.context import Context
 from bot.messages import Form, FormInput, InputKind, Request
 from bot.router import Command
+from crm_core.i18n import _
 
 _INPUT_KINDS = {
     Kind.TEXT: InputKind.TEXT,
@@ -20,6 +21,8 @@ _INPUT_KINDS = {
 
 
 def form_input(param: Param, initial: str | None = None) -> FormInput:
+    """The input asking for ``param``, its label and hint in the current language (both are marked with
+    N_ where the parameter is declared)."""
     return FormInput(
         name=param.name,
         label=param.display,
@@ -27,7 +30,7 @@ def form_input(param: Param, initial: str | None = None) -> FormInput:
         required=param.required,
         choices=param.choices,
         initial=initial,
-        hint=param.hint,
+        hint=_(param.hint) if param.hint else None,
     )
 
 
@@ -36,7 +39,7 @@ def form_for(command: Command, request: Request, ctx: Context, known: dict[str, 
     if command.form_builder is not None:
         return command.form_builder(request, ctx, fixed)
     return Form(
-        title=command.form_title or command.summary[:24],
+        title=_(command.form_title) if command.form_title else command.description[:24],
         command=f"/{command.name}",
         inputs=tuple(form_input(p) for p in command.params if p.name not in fixed),
         fixed=fixed,

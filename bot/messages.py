@@ -13,6 +13,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from crm_core.i18n import N_
+
+# A form's default submit label.
+SAVE = N_("Save")
+
 
 class Style(enum.StrEnum):
     DEFAULT = "default"
@@ -127,9 +132,13 @@ class Form:
     title: str
     command: str
     inputs: tuple[FormInput, ...]
-    submit_label: str = "Save"
+    # Marked for translation where it is set (N_); adapters show it translated, in the form's language.
+    submit_label: str = SAVE
     # Arguments already known (e.g. the customer id of the card the button was on).
     fixed: dict[str, str] = field(default_factory=dict)
+    # The language its labels were written in (set by the dispatcher with Reply.language): a form asked
+    # one question at a time is shown in it on later requests too.
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,8 +210,9 @@ class Reply:
                     FormInput(**{**i, "kind": InputKind(i["kind"]), "choices": tuple(i.get("choices", ()))})
                     for i in form["inputs"]
                 ),
-                submit_label=form.get("submit_label", "Save"),
+                submit_label=form.get("submit_label", SAVE),
                 fixed=dict(form.get("fixed", {})),
+                language=form.get("language"),
             )
             if form
             else None,

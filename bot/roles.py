@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from bot.hookspecs import hookimpl
 from bot.plugin_types import PermissionGrant
+from crm_core.i18n import pgettext
 from crm_core.models import STAFF_ROLES, Role
 
 # The pseudo-role of someone with no role (unknown to the CRM, or given none).
@@ -101,6 +102,21 @@ _DESCRIPTIONS = {
     Permission.CUSTOMERS_EXPORT: "export everything held about a customer (a data subject access request)",
     Permission.CUSTOMERS_ERASE: "erase a customer's personal data on request",
 }
+
+
+def role_name(role: Role | str) -> str:
+    """A role as people read it, in the current language; users still type the English word (/role)."""
+    value = str(role.value if isinstance(role, Role) else role)
+    names = {
+        Role.ADMIN.value: pgettext("role", "admin"),
+        Role.MANAGER.value: pgettext("role", "manager"),
+        Role.SALES.value: pgettext("role", "sales"),
+        Role.SUPPORT.value: pgettext("role", "support"),
+        Role.VIEWER.value: pgettext("role", "viewer"),
+        Role.CUSTOMER.value: pgettext("role", "customer"),
+    }
+    return names.get(value, value)
+
 
 _CUSTOMER = {Permission.HELP, Permission.OPT_OUT}
 _ANYONE = _CUSTOMER | {Permission.ACCOUNT}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from bot.args import Param, Token, UsageError, tokenize
 from bot.messages import Form, Outcome, Outgoing, Reply, RequestKind
 from bot.roles import Permission, PermissionTable
+from crm_core.i18n import _
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -59,9 +60,15 @@ class Command:
         return " ".join(self.path)
 
     @property
+    def description(self) -> str:
+        """The summary in the current language (summaries are marked with N_ where they are declared)."""
+        return _(self.summary)
+
+    @property
     def usage(self) -> str:
+        """The usage line in the current language: ``/name`` as typed, then the (translated) arguments."""
         if self.usage_text:
-            return f"/{self.name} {self.usage_text}".rstrip()
+            return f"/{self.name} {_(self.usage_text)}".rstrip()
         parts = [p.usage() for p in self.params]
         if self.extra_options:
             parts.append("field=value …")

@@ -7,6 +7,8 @@
 - ``read_body``: a request body up to a limit, or None when it is larger, whether declared
   (Content-Length) or arriving without one; the route answers 413. Limits are per route (the HTTP
   API has its own, and a larger one for bulk endpoints).
+- The language: every HTTP request starts in English, whatever CHATCRM_LANGUAGE says: the REST API's
+  problem+json is read by machines. Chat webhooks are unaffected (the dispatcher sets each caller's).
 - ``ascii_int``: the one way routes read a number from a header: ``str.isdigit`` accepts "²"
   and "٣", which ``int`` then refuses, and 400 digits overflow a float comparison.
 """
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.dispatch import new_reference
+from crm_core import i18n
 
 log = logging.getLogger("chatcrm.web")
 
@@ -68,7 +71,8 @@ class WebGuard:
             await send(message)
 
         try:
-            await self.app(scope, receive, tracking_send)
+            with i18n.use_language(i18n.DEFAULT_LANGUAGE):
+                await self.app(scope, receive, tracking_send)
         except Exception:
             ref = new_reference()
             log.exception("unhandled error ref=%s in %s %s", ref, scope.get("method"), scope.get("path"))

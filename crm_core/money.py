@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from crm_core.errors import ValidationError
-from crm_core.i18n import format_currency
+from crm_core.i18n import _, format_currency
 
 _AMOUNT = re.compile(r"^(?P<number>\d+(?:[.,]\d+)*)(?P<suffix>[kKmM]?)$")
 _SYMBOLS = {"€": "EUR", "$": "USD", "£": "GBP", "¥": "CNY"}
@@ -30,7 +30,7 @@ def parse_amount(raw: str, field: str = "amount") -> tuple[int, str | None]:
         value, currency = match.group(1), match.group(2).upper()
     parsed = _AMOUNT.match(value)
     if not parsed:
-        raise ValidationError(f"{raw!r} is not an amount (try 5000, 5,000.50 or 12.5k)", field=field)
+        raise ValidationError(_("{value} is not an amount (try 5000, 5,000.50 or 12.5k)", value=repr(raw)), field=field)
     number = parsed.group("number")
     # "5,000.50" and "5.000,50" both occur; the last separator followed by 1-2 digits is the decimal one.
     last = max(number.rfind("."), number.rfind(","))
@@ -41,11 +41,11 @@ def parse_amount(raw: str, field: str = "amount") -> tuple[int, str | None]:
     try:
         amount = Decimal(number)
     except InvalidOperation:
-        raise ValidationError(f"{raw!r} is not an amount", field=field) from None
+        raise ValidationError(_("{value} is not an amount", value=repr(raw)), field=field) from None
     amount *= {"k": 1_000, "m": 1_000_000}.get(parsed.group("suffix").lower(), 1)
     cents = int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
     if cents > 10**15:
-        raise ValidationError(f"{raw!r} is too large", field=field)
+        raise ValidationError(_("{value} is too large", value=repr(raw)), field=field)
     return cents, currency
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from crm_core.errors import ValidationError
+from crm_core.i18n import _
 
 # (host, port) -> the addresses it resolves to, as strings.
 Resolver = Callable[[str, int], list[str]]
@@ -70,20 +71,20 @@ def check_url(url: str, *, allow_private: bool = False, resolver: Resolver = res
     """The URL's target if it may be called; UnsafeUrl (a ValidationError on ``url``) otherwise."""
     url = (url or "").strip()
     if not url or len(url) > MAX_URL:
-        raise UnsafeUrl(f"give the endpoint's URL (https://…, at most {MAX_URL} characters)")
+        raise UnsafeUrl(_("give the endpoint's URL (https://…, at most {limit} characters)", limit=MAX_URL))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise UnsafeUrl(f"{url!r} is not a URL") from None
+        raise UnsafeUrl(_("{url} is not a URL", url=repr(url))) from None
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme.lower() not in allowed:
-        raise UnsafeUrl(f"{url!r}: webhook URLs must start with https://")
+        raise UnsafeUrl(_("{url}: webhook URLs must start with https://", url=repr(url)))
     if parts.username or parts.password:
-        raise UnsafeUrl("put no user name or password in the URL: receivers check the signature instead")
+        raise UnsafeUrl(_("put no user name or password in the URL: receivers check the signature instead"))
     host = (parts.hostname or "").strip()
     if not host:
-        raise UnsafeUrl(f"{url!r} has no host")
+        raise UnsafeUrl(_("{url} has no host", url=repr(url)))
     port = port or (443 if parts.scheme.lower() == "https" else 80)
     if allow_private:
         return Target(url, host, port)
@@ -91,9 +92,9 @@ def check_url(url: str, *, allow_private: bool = False, resolver: Resolver = res
         # An address written in the URL is the address; only names are looked up.
         addresses = [str(ipaddress.ip_address(host))] if _is_address(host) else resolver(host, port)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeUrl(f"{host} does not resolve ({exc})") from None
+        raise UnsafeUrl(_("{host} does not resolve ({problem})", host=host, problem=exc)) from None
     if not addresses:
-        raise UnsafeUrl(f"{host} does not resolve")
+        raise UnsafeUrl(_("{host} does not resolve", host=host))
     for address in addresses:
         try:
             public = is_public(address)
@@ -101,7 +102,11 @@ def check_url(url: str, *, allow_private: bool = False, resolver: Resolver = res
             public = False
         if not public:
             raise UnsafeUrl(
-                f"{host} resolves to {address}, which is not a public address: webhooks go to the internet only "
-                "(CHATCRM_WEBHOOK_ALLOW_PRIVATE=1 allows private receivers)"
+                _(
+                    "{host} resolves to {address}, which is not a public address: webhooks go to the internet only "
+                    "(CHATCRM_WEBHOOK_ALLOW_PRIVATE=1 allows private receivers)",
+                    host=host,
+                    address=address,
+                )
             )
     return Target(url, host, port, tuple(addresses))

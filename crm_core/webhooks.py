@@ -43,6 +43,7 @@ from crm_core import outbox
 from crm_core.clock import utcnow
 from crm_core.errors import NotFound, ValidationError
 from crm_core.events import EVENT_TYPES, Event
+from crm_core.i18n import _
 from crm_core.models import OutboxMessage, OutboxStatus, User, WebhookAttempt, WebhookEndpoint
 from crm_core.outbox_payload import MessagePayload
 from crm_core.services import users
@@ -95,14 +96,18 @@ def parse_patterns(raw: str | Iterable[str]) -> list[str]:
         if not pattern:
             continue
         if not _PATTERN.match(pattern):
-            raise ValidationError(f"{piece!r} is not an event pattern (e.g. deal.won or ticket.*)", field="events")
+            raise ValidationError(
+                _("{value} is not an event pattern (e.g. deal.won or ticket.*)", value=repr(piece)), field="events"
+            )
         if not any(fnmatch.fnmatchcase(name, pattern) for name in EVENT_TYPES):
             known = ", ".join(sorted(EVENT_TYPES))
-            raise ValidationError(f"{piece!r} matches no event type (known: {known})", field="events")
+            raise ValidationError(
+                _("{value} matches no event type (known: {known})", value=repr(piece), known=known), field="events"
+            )
         if pattern not in patterns:
             patterns.append(pattern)
     if not patterns:
-        raise ValidationError("name the events to send, e.g. events=deal.won,ticket.*", field="events")
+        raise ValidationError(_("name the events to send, e.g. events=deal.won,ticket.*"), field="events")
     return patterns
 
 
@@ -127,7 +132,13 @@ def create(
     patterns = parse_patterns(events)
     count = uow.session.scalar(sa.select(sa.func.count()).select_from(WebhookEndpoint)) or 0
     if count >= MAX_ENDPOINTS:
-        raise ValidationError(f"there are {count} webhook endpoints already (at most {MAX_ENDPOINTS}): remove one")
+        raise ValidationError(
+            _(
+                "there are {count} webhook endpoints already (at most {limit}): remove one",
+                count=count,
+                limit=MAX_ENDPOINTS,
+            )
+        )
     secret = new_secret()
     endpoint = WebhookEndpoint(
         url=target.url,
@@ -149,7 +160,7 @@ def endpoints(uow: UnitOfWork) -> list[WebhookEndpoint]:
 def get(uow: UnitOfWork, endpoint_id: int) -> WebhookEndpoint:
     endpoint = uow.session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None:
-        raise NotFound(f"there is no webhook #{endpoint_id} (see /webhook list)")
+        raise NotFound(_("there is no webhook #{id} (see /webhook list)", id=endpoint_id))
     return endpoint
 
 

@@ -70,7 +70,8 @@ def _assert_nothing_happened(slack: SlackServer, before: tuple[int, ...]) -> Non
     # The barrier: a valid command afterwards is answered; only its own traces exist then.
     answer = slack.ask("/help")
     assert "chatcrm commands" in json.dumps(answer)
-    assert [c.method for c in slack.api.calls()] == ["auth.test", RESPONSE_URL]
+    # users.info: the asker's locale, their language until they choose one with /lang.
+    assert [c.method for c in slack.api.calls()] == ["auth.test", "users.info", RESPONSE_URL]
     customers_, interactions, inbox, audit = _state(slack)
     assert (customers_, interactions, audit) == (before[0], before[1], before[3])
     assert inbox == before[2] + 1  # the barrier's own key

@@ -14,6 +14,7 @@ from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core.clock import utcnow
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _, ngettext
 from crm_core.services import audit_log, customers, users
 
 group = CommandGroup()
@@ -32,7 +33,9 @@ def _since(raw: str | None) -> datetime | None:
     try:
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
     except ValueError:
-        raise ValidationError(f"since={raw!r}: write a date (2026-05-01) or days back (7d)", field="since") from None
+        raise ValidationError(
+            _("since={value}: write a date (2026-05-01) or days back (7d)", value=repr(raw)), field="since"
+        ) from None
 
 
 def _values(before: dict | None, after: dict | None) -> str:
@@ -43,32 +46,32 @@ def _values(before: dict | None, after: dict | None) -> str:
         if before is None:
             parts.append(f"{key}={json.dumps(new, ensure_ascii=False)}")
         elif after is None:
-            parts.append(f"{key} was {json.dumps(old, ensure_ascii=False)}")
+            parts.append(_("{key} was {value}", key=key, value=json.dumps(old, ensure_ascii=False)))
         else:
             parts.append(f"{key}: {json.dumps(old, ensure_ascii=False)} → {json.dumps(new, ensure_ascii=False)}")
     if len(changed) > 6:
-        parts.append(f"… {len(changed) - 6} more")
+        parts.append(ngettext("… {n} more", "… {n} more", len(changed) - 6))
     return "; ".join(parts)
 
 
 @group.command(
     "audit",
-    summary="Read the audit log (admins): who changed what, newest first",
+    summary=N_("Read the audit log (admins): who changed what, newest first"),
     permission=Permission.AUDIT_READ,
     params=[
-        arg("subject", required=False, label="Customer or user:NAME", hint="acme, #12 or user:maria"),
-        opt("since", label="Since", hint="2026-05-01 or 7d"),
-        opt("action", Kind.CHOICE, choices=audit_log.ACTIONS, label="Action"),
-        opt("before", Kind.INT, label="Older than entry #"),
+        arg("subject", required=False, label=N_("Customer or user:NAME"), hint=N_("acme, #12 or user:maria")),
+        opt("since", label=N_("Since"), hint=N_("2026-05-01 or 7d")),
+        opt("action", Kind.CHOICE, choices=audit_log.ACTIONS, label=N_("Action")),
+        opt("before", Kind.INT, label=N_("Older than entry #")),
     ],
 )
 def read_audit(req: Request, ctx: Context) -> Reply:
     subject = (req.args.get("subject") or "").strip()
     customer_id = user_id = None
-    about = "everything"
+    about = _("everything")
     if subject.lower().startswith("user:"):
         user = users.find_user(ctx.uow, subject[5:].strip())
-        user_id, about = user.id, f"changes by {user.name}"
+        user_id, about = user.id, _("changes by {name}", name=user.name)
     elif subject:
         customer = customers.resolve_customer(ctx.uow, subject)
         customer_id, about = customer.id, f"{customer.name} (#{customer.id})"
@@ -78,7 +81,7 @@ def read_audit(req: Request, ctx: Context) -> Reply:
     items = tuple(
         Item(
             text=f"#{entry.id} {entry.at:%Y-%m-%d %H:%M} {entry.action} {entry.entity_type} {entry.entity_id}",
-            detail=f"by {entry.actor_name or 'system'}{f' ({entry.platform})' if entry.platform else ''}"
+            detail=_by(entry.actor_name, entry.platform)
             + (f" · {_values(entry.before, entry.after)}" if entry.before or entry.after else ""),
         )
         for entry in shown
@@ -87,14 +90,20 @@ def read_audit(req: Request, ctx: Context) -> Reply:
     if len(entries) > PAGE:
         options = [subject] if subject else []
         options += [f"{name}={req.args[name]}" for name in ("since", "action") if req.args.get(name)]
-        buttons = (Button("Older", " ".join(["/audit", *options, f"before={shown[-1].id}"])),)
+        buttons = (Button(_("Older"), " ".join(["/audit", *options, f"before={shown[-1].id}"])),)
     return Reply(
-        title=f"Audit log · {about}",
-        sections=(Section(items=items, empty="No entries match."),),
+        title=_("Audit log · {about}", about=about),
+        sections=(Section(items=items, empty=_("No entries match.")),),
         buttons=buttons,
-        footer="Newest first; UTC times.",
+        footer=_("Newest first; UTC times."),
         private=True,
     )
+
+
+def _by(actor: str | None, platform: str | None) -> str:
+    if actor is None:
+        return _("by system ({platform})", platform=platform) if platform else _("by system")
+    return _("by {name} ({platform})", name=actor, platform=platform) if platform else _("by {name}", name=actor)
 
 
 @hookimpl

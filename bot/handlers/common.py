@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from bot.args import Param
 from bot.forms import form_input
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Request, Section
-from crm_core import clock
+from crm_core import clock, i18n
 from crm_core.models import Deal, FieldEntity, FieldType, FollowUp, Ticket
 from crm_core.money import format_money
 from crm_core.services import custom_fields, deals, tickets
@@ -159,6 +159,7 @@ def form_with_fields(entity: FieldEntity, title: str, command: str, params: Iter
     def build(req: Request, ctx: Context, fixed: dict[str, str]) -> Form:
         inputs = [form_input(p) for p in params if p.name not in fixed]
         inputs += custom_field_inputs(ctx.uow, entity)
-        return Form(title=title, command=command, inputs=tuple(inputs), fixed=fixed)
+        # The title is marked with N_ by the caller and translated for the person asking.
+        return Form(title=i18n._(title), command=command, inputs=tuple(inputs), fixed=fixed)
 
     return build

@@ -9,8 +9,9 @@ from bot.context import Context
 from bot.handlers.support import greeting
 from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section
-from bot.roles import Permission
+from bot.roles import Permission, role_name
 from bot.router import CommandGroup
+from crm_core.i18n import N_, _
 from crm_core.models import Role
 
 group = CommandGroup()
@@ -18,10 +19,10 @@ group = CommandGroup()
 
 @group.command(
     "help",
-    summary="What you can do here",
+    summary=N_("What you can do here"),
     permission=Permission.HELP,
-    params=[rest("topic", required=False, label="Command", max_length=100)],
-    usage="[command]",
+    params=[rest("topic", required=False, label=N_("Command"), max_length=100)],
+    usage=N_("[command]"),
 )
 def show_help(req: Request, ctx: Context) -> Reply:
     if ctx.caller.role == Role.CUSTOMER:
@@ -33,25 +34,29 @@ def show_help(req: Request, ctx: Context) -> Reply:
         if matching:
             return Reply(
                 title=f"/{topic}",
-                sections=tuple(Section(title=c.usage, text=c.summary) for c in matching),
+                sections=tuple(Section(title=c.usage, text=c.description) for c in matching),
             )
-    items = tuple(Item(text=c.usage, detail=c.summary) for c in visible)
-    footer = None
+    items = tuple(Item(text=c.usage, detail=c.description) for c in visible)
     if ctx.caller.role is None:
-        footer = "You have no role yet, so you can only see this help. Ask a chatcrm admin to give you one (/role)."
+        footer = _("You have no role yet, so you can only see this help. Ask a chatcrm admin to give you one (/role).")
+    else:
+        footer = _("Commands also work as /crm <command>. Arguments with spaces go in quotes.")
+    role = role_name(ctx.caller.role) if ctx.caller.role else _("no role")
     return Reply(
-        title="chatcrm commands",
-        fields=(Field("You", f"{ctx.caller.name} · {ctx.caller.role or 'no role'}"),),
+        title=_("chatcrm commands"),
+        fields=(Field(_("You"), f"{ctx.caller.name} · {role}"),),
         sections=(Section(items=items),),
-        footer=footer or "Commands also work as /crm <command>. Arguments with spaces go in quotes.",
+        footer=footer,
         private=True,
     )
 
 
-@group.command("cancel", summary="Stop the questions of a command in progress", permission=Permission.HELP, hidden=True)
+@group.command(
+    "cancel", summary=N_("Stop the questions of a command in progress"), permission=Permission.HELP, hidden=True
+)
 def cancel(req: Request, ctx: Context) -> Reply:
     cancelled = conversation.cancel(ctx.uow, req.origin)
-    return Reply(text="Cancelled." if cancelled else "There is nothing to cancel.")
+    return Reply(text=_("Cancelled.") if cancelled else _("There is nothing to cancel."))
 
 
 @hookimpl

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from crm_core import clock
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.models import ApiToken, User
 from crm_core.uow import UnitOfWork
 
@@ -46,7 +47,8 @@ def check_name(raw: str) -> str:
     name = raw.strip().lower()
     if not _NAME.match(name):
         raise ValidationError(
-            f"{raw!r} is not a token name: 1-16 letters, digits, '.', '-' or '_' (e.g. erp-sync)", field="name"
+            _("{value} is not a token name: 1-16 letters, digits, '.', '-' or '_' (e.g. erp-sync)", value=repr(raw)),
+            field="name",
         )
     return name
 
@@ -59,12 +61,13 @@ def parse_lifetime(raw: str) -> timedelta | None:
     match = _LIFETIME.match(value)
     if not match:
         raise ValidationError(
-            f"expires={raw!r}: write a number of days, weeks or hours (90d, 12w, 48h)", field="expires"
+            _("expires={value}: write a number of days, weeks or hours (90d, 12w, 48h)", value=repr(raw)),
+            field="expires",
         )
     amount, unit = int(match.group(1)), match.group(2)
     lifetime = {"d": timedelta(days=amount), "w": timedelta(weeks=amount), "h": timedelta(hours=amount)}[unit]
     if lifetime <= timedelta(0) or lifetime > MAX_LIFETIME:
-        raise ValidationError("a token lives between 1 hour and 366 days (or expires=never)", field="expires")
+        raise ValidationError(_("a token lives between 1 hour and 366 days (or expires=never)"), field="expires")
     return lifetime
 
 
@@ -78,7 +81,9 @@ def normalize_scopes(raw: Iterable[str], known: set[str]) -> list[str]:
                 continue
             if scope not in known:
                 shown = ", ".join(sorted(s.replace(".", ":") for s in known))
-                raise ValidationError(f"unknown scope {piece.strip()!r} (scopes: {shown})", field="scopes")
+                raise ValidationError(
+                    _("unknown scope {scope} (scopes: {known})", scope=repr(piece.strip()), known=shown), field="scopes"
+                )
             if scope not in scopes:
                 scopes.append(scope)
     return sorted(scopes)
@@ -96,7 +101,9 @@ def create(
     ).one_or_none()
     if existing is not None:
         if usable(existing, now):
-            raise Conflict(f"you already have a token named {name}: revoke it first (/token revoke {name})")
+            raise Conflict(
+                _("you already have a token named {name}: revoke it first (/token revoke {name})", name=name)
+            )
         uow.session.delete(existing)
         uow.session.flush()
     secret = PREFIX + secrets.token_urlsafe(32)
@@ -124,7 +131,7 @@ def revoke(uow: UnitOfWork, user: User, name: str) -> ApiToken:
         sa.select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.name == key)
     ).one_or_none()
     if token is None:
-        raise NotFound(f"you have no token named {name.strip()!r} (/token list shows yours)")
+        raise NotFound(_("you have no token named {name} (/token list shows yours)", name=repr(name.strip())))
     if token.revoked_at is None:
         token.revoked_at = clock.utcnow()
         uow.session.flush()

@@ -25,9 +25,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import audit, customer_keys, events
+from crm_core import audit, customer_keys, events, i18n
 from crm_core.clock import utcnow
 from crm_core.errors import ValidationError
+from crm_core.i18n import _
 from crm_core.models import (
     BlockedRecipient,
     ButtonCommand,
@@ -195,7 +196,13 @@ def erase(uow: UnitOfWork, customer_id: int, reason: str | None = None) -> Erasu
     session = uow.session
     customer = customers.get_customer(uow, customer_id)
     if customer.erased_at is not None:
-        raise ValidationError(f"customer #{customer_id} was already erased on {customer.erased_at:%Y-%m-%d}")
+        raise ValidationError(
+            _(
+                "customer #{id} was already erased on {date}",
+                id=customer_id,
+                date=i18n.format_date(customer.erased_at.date()),
+            )
+        )
     strings = _personal_strings(uow, customer_id)
     name = pseudonym(customer_id)
     counts: dict[str, int] = {}

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, platforms, text
 from crm_core.errors import Forbidden, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.models import STAFF_ROLES, Identity, Role, User
 from crm_core.uow import UnitOfWork
 
@@ -25,7 +26,8 @@ class PlatformId:
 
 def _examples() -> str:
     found = [f"{t.name}:{t.identity_example}" for t in map(platforms.traits, platforms.names())]
-    return " or ".join(found) or "<platform>:<user id>"
+    # A list joined with "or" in the reader's language ("slack:U1 or telegram:2").
+    return _(" or ").join(found) or _("<platform>:<user id>")
 
 
 def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
@@ -37,7 +39,9 @@ def parse_platform_id(raw: str, *, check: bool = True) -> PlatformId:
     platform, sep, external_id = raw.strip().partition(":")
     platform, external_id = platform.strip().lower(), external_id.strip()
     if not sep or not external_id or not platforms.NAME.match(platform):
-        raise ValidationError(f"{raw!r} is not a platform identity (write it as {_examples()})")
+        raise ValidationError(
+            _("{value} is not a platform identity (write it as {examples})", value=repr(raw), examples=_examples())
+        )
     found = PlatformId(platform, external_id)
     return check_platform_id(found, raw) if check else found
 
@@ -46,12 +50,24 @@ def check_platform_id(found: PlatformId, raw: str | None = None) -> PlatformId:
     """The identity if its platform is installed and the id has that platform's form; else ValidationError."""
     shown = raw or str(found)
     if found.platform not in platforms.names():
-        known = ", ".join(platforms.names()) or "none is installed"
-        raise ValidationError(f"unknown platform {found.platform!r} in {shown!r} (known: {known})")
+        known = ", ".join(platforms.names()) or _("none is installed")
+        raise ValidationError(
+            _(
+                "unknown platform {platform} in {value} (known: {known})",
+                platform=repr(found.platform),
+                value=repr(shown),
+                known=known,
+            )
+        )
     traits = platforms.traits(found.platform)
     if not traits.valid_identity(found.external_id):
         raise ValidationError(
-            f"{found.external_id!r} is not a {traits.display} id (it looks like {traits.identity_example})"
+            _(
+                "{value} is not a {platform} id (it looks like {example})",
+                value=repr(found.external_id),
+                platform=traits.display,
+                example=traits.identity_example,
+            )
         )
     return found
 
@@ -105,7 +121,9 @@ def parse_role(raw: str) -> Role:
         role = None
     if role not in STAFF_ROLES:
         known = ", ".join(r.value for r in STAFF_ROLES)
-        raise ValidationError(f"unknown role {raw!r} (roles: {known})", field="role") from None
+        raise ValidationError(
+            _("unknown role {value} (roles: {known})", value=repr(raw), known=known), field="role"
+        ) from None
     return role
 
 
@@ -113,7 +131,7 @@ def find_user(uow: UnitOfWork, reference: str) -> User:
     """A user by ``#id``, email, platform identity (``slack:U123``) or unambiguous name (prefix)."""
     ref = reference.strip().lstrip("@")
     if not ref:
-        raise ValidationError("name a user (by name, email, #id or slack:U123 / telegram:456)")
+        raise ValidationError(_("name a user (by name, email, #id or slack:U123 / telegram:456)"))
     session = uow.session
     if match := re.fullmatch(r"#?(\d+)", ref):
         user = session.get(User, int(match.group(1)))
@@ -124,7 +142,7 @@ def find_user(uow: UnitOfWork, reference: str) -> User:
         user = user_for_identity(uow, platform_id)
         if user:
             return user
-        raise NotFound(f"no user has the identity {platform_id}")
+        raise NotFound(_("no user has the identity {identity}", identity=platform_id))
     if "@" in ref:
         user = session.scalars(sa.select(User).where(sa.func.lower(User.email) == ref.lower())).one_or_none()
         if user:
@@ -140,16 +158,16 @@ def find_user(uow: UnitOfWork, reference: str) -> User:
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise NotFound(f"no user called {reference!r}")
+        raise NotFound(_("no user called {name}", name=repr(reference)))
     names = ", ".join(f"{u.name} (#{u.id})" for u in candidates[:5])
-    raise ValidationError(f"{reference!r} matches several users: {names}; use the #id")
+    raise ValidationError(_("{name} matches several users: {names}; use the #id", name=repr(reference), names=names))
 
 
 def grant_role(uow: UnitOfWork, user: User, role: Role | None) -> User:
     """Give ``user`` a role (``None``: take it away). The acting user cannot take admin from themselves,
     so the CRM never loses its last admin by a slip."""
     if user.id == uow.actor.user_id and user.role is Role.ADMIN and role is not Role.ADMIN:
-        raise Forbidden("You can't take admin away from yourself; ask another admin.")
+        raise Forbidden(_("You can't take admin away from yourself; ask another admin."))
     user.role = role
     uow.session.flush()
     return user
@@ -212,7 +230,7 @@ def set_language(uow: UnitOfWork, user_id: int, language: str | None) -> User:
     against crm_core.i18n.LANGUAGES."""
     user = uow.session.get(User, user_id)
     if user is None:
-        raise NotFound(f"no user #{user_id}")
+        raise NotFound(_("no user #{id}", id=user_id))
     user.language = language
     uow.session.flush()
     return user

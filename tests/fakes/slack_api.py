@@ -127,6 +127,8 @@ class FakeSlackApi:
         self._overrides: dict[str, dict[str, Any]] = {}
         # Posted messages by ts (kept only with keep_calls: a load run would pile them up).
         self._messages: dict[str, PostedMessage] = {}
+        # users.info answers: Slack user id -> locale ("zh-CN"); anyone else is "en-US".
+        self.locales: dict[str, str] = {}
         self._ts = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -415,6 +417,12 @@ class FakeSlackApi:
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else (files or [])
             return {"files": [{"id": f.get("id"), "title": f.get("title")} for f in files]}
+        if method == "users.info":
+            user = str(args.get("user") or "")
+            answer: dict[str, Any] = {"id": user, "name": user.lower()}
+            if str(args.get("include_locale", "")).lower() in ("true", "1"):
+                answer["locale"] = self.locales.get(user, "en-US")
+            return {"user": answer}
         if method == "conversations.open":
             return {"channel": {"id": "D" + str(args.get("users", "U")).split(",")[0].lstrip("UW")}}
         if method == "apps.connections.open":

@@ -30,6 +30,7 @@ import email.parser
 import email.policy
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -132,7 +133,9 @@ class FakeTelegram:
         # Old group id -> the supergroup it became.
         self.migrated_chats: dict[int, int] = {}
         self.webhook: dict[str, Any] = {}
+        # The default command menu, and every menu by its language_code (None: the default).
         self.commands: list[dict[str, Any]] = []
+        self.menus: dict[str | None, list[dict[str, Any]]] = {}
         self._failures: dict[str, list[Failure]] = {}
         self._updates: list[dict[str, Any]] = []
         # Messages by (chat id, message id): what the bot sent and what users sent, for replies.
@@ -255,12 +258,20 @@ class FakeTelegram:
     # -- building updates --------------------------------------------------------------------
 
     @staticmethod
-    def user(user_id: int, first_name: str, last_name: str | None = None, username: str | None = None) -> dict:
+    def user(
+        user_id: int,
+        first_name: str,
+        last_name: str | None = None,
+        username: str | None = None,
+        language_code: str | None = None,
+    ) -> dict:
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
         if last_name:
             user["last_name"] = last_name
         if username:
             user["username"] = username
+        if language_code:
+            user["language_code"] = language_code
         return user
 
     def _update(self, **content: Any) -> dict[str, Any]:
@@ -412,7 +423,14 @@ class FakeTelegram:
         if method == "answerCallbackQuery":
             return True
         if method == "setMyCommands":
-            self.commands = list(params.get("commands") or [])
+            commands = params.get("commands") or []
+            commands = json.loads(commands) if isinstance(commands, str) else list(commands)
+            language = params.get("language_code") or None
+            if language is not None and not re.fullmatch(r"[a-z]{2}", str(language)):
+                raise _Refused(Failure(400, "Bad Request: invalid language code specified"))
+            self.menus[language] = commands
+            if language is None:
+                self.commands = commands
             return True
         if method == "setWebhook":
             self.webhook = dict(params)

@@ -19,6 +19,8 @@ from bot.bootstrap import App
 from bot.dispatch import FormRejected
 from bot.messages import File, Form, Origin, Reply, Request
 from bot.operator import local_operator
+from crm_core import i18n
+from crm_core.i18n import _
 
 PROMPT = "chatcrm> "
 CONSOLE_ADMIN = "admin"
@@ -37,7 +39,9 @@ def console_identity(app: App, as_user: str | None) -> Origin:
 
 
 def _ask(form: Form, stdin: TextIO, stdout: TextIO) -> dict[str, str] | None:
-    stdout.write(f"{form.title} — press Enter to skip optional inputs, Ctrl-D to cancel.\n")
+    with i18n.use_language(form.language):
+        how = _("{title} — press Enter to skip optional inputs, Ctrl-D to cancel.", title=form.title)
+    stdout.write(how + "\n")
     values = dict(form.fixed)
     for field in form.inputs:
         choices = f" [{'/'.join(field.choices)}]" if field.choices else ""
@@ -61,8 +65,10 @@ def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin,
     interactive = stdin.isatty()
     # The next page of the last list shown, for /more.
     more: str | None = None
+    # The language of the last answer: the console's own words follow it (the operator may use /lang).
+    language = i18n.default_language()
     if interactive:
-        stdout.write(f"chatcrm console as {origin.display_name}. Type /help, or exit to leave.\n")
+        stdout.write(_("chatcrm console as {name}. Type /help, or exit to leave.", name=origin.display_name) + "\n")
     while True:
         if interactive:
             stdout.write(PROMPT)
@@ -78,15 +84,20 @@ def run_console(app: App, as_user: str | None = None, stdin: TextIO = sys.stdin,
         text = line if line.startswith("/") else "/" + line
         if text.lower() == MORE_COMMAND:
             if more is None:
-                stdout.write("Nothing more to show: /more continues the last list that had a More button.\n")
+                with i18n.use_language(language):
+                    nothing = _("Nothing more to show: /more continues the last list that had a More button.")
+                stdout.write(nothing + "\n")
                 stdout.write("" if interactive else "\n")
                 continue
             text = more
         reply = app.dispatcher.handle(Request(origin=origin, text=text, can_ask=interactive))
+        language = reply.language or language
         more = _next_page(reply) or (None if text == more else more)
         stdout.write(render_text(reply) + "\n")
         if reply.file is not None:
-            stdout.write(f"{reply.file.title or 'File'} saved to {save_file(reply.file)}\n")
+            with i18n.use_language(language):
+                saved = _("{title} saved to {path}", title=reply.file.title or _("File"), path=save_file(reply.file))
+            stdout.write(saved + "\n")
         if interactive and reply.form:
             _fill_form(app, origin, reply, stdin, stdout)
         if not interactive:
@@ -127,4 +138,5 @@ def _fill_form(app: App, origin: Origin, reply: Reply, stdin: TextIO, stdout: Te
             continue
         stdout.write(render_text(result) + "\n")
         return
-    stdout.write("Cancelled.\n")
+    with i18n.use_language(form.language):
+        stdout.write(_("Cancelled.") + "\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from bot.messages import Button, Form, Reply, Section, Tone
+from crm_core import i18n
+from crm_core.i18n import _
 
 _TONE_MARK = {Tone.ERROR: "✗ ", Tone.WARNING: "! ", Tone.SUCCESS: "✓ ", Tone.INFO: ""}
 
@@ -43,11 +45,18 @@ def render_form(form: Form) -> str:
         lines.append(f"  {given}: {value}")
     for field in form.inputs:
         extra = f" ({' | '.join(field.choices)})" if field.choices else (f" ({field.hint})" if field.hint else "")
-        lines.append(f"  {field.label}{'' if field.required else ' [optional]'}{extra}")
+        optional = "" if field.required else _(" [optional]")
+        lines.append(f"  {field.label}{optional}{extra}")
     return "\n".join(lines)
 
 
 def render_text(reply: Reply) -> str:
+    """The reply as plain text; our own words ("Actions") in the reply's language."""
+    with i18n.use_language(reply.language or i18n.current_language()):
+        return _render_text(reply)
+
+
+def _render_text(reply: Reply) -> str:
     lines: list[str] = []
     mark = _TONE_MARK[reply.tone]
     if reply.title:
@@ -68,7 +77,7 @@ def render_text(reply: Reply) -> str:
         lines.append(f"{reply.image.title}: {reply.image.path}")
     if reply.buttons:
         lines.append("")
-        lines.append("Actions: " + " ".join(button_hint(b) for b in reply.buttons))
+        lines.append(_("Actions: {buttons}", buttons=" ".join(button_hint(b) for b in reply.buttons)))
     if reply.footer:
         lines.append(reply.footer)
     return "\n".join(lines)

@@ -19,6 +19,9 @@ from typing import Any
 
 from bot.adapters.slack.mrkdwn import FIELD_TEXT_LIMIT, PLAIN_TEXT_LIMIT, SECTION_TEXT_LIMIT, chunks, clip, escape
 from bot.messages import Button, Field, Form, Reply, Section, Style, Tone
+from bot.paging import MORE as MORE_LABEL
+from crm_core import i18n
+from crm_core.i18n import _
 
 log = logging.getLogger("chatcrm.slack")
 
@@ -82,7 +85,7 @@ def more_button(command: str, page: int) -> Block | None:
     value = json.dumps({"c": command, "p": page}, separators=(",", ":"), ensure_ascii=False)
     if len(value) > ACTION_VALUE_LIMIT:
         return None
-    element = {"type": "button", "text": plain("More", BUTTON_TEXT_LIMIT), "action_id": MORE, "value": value}
+    element = {"type": "button", "text": plain(_(MORE_LABEL), BUTTON_TEXT_LIMIT), "action_id": MORE, "value": value}
     return {"type": "actions", "elements": [element]}
 
 
@@ -167,12 +170,22 @@ class BlockBuilder:
 
 def form_as_text(form: Form) -> str:
     """A form shown as a message, where no modal can open (no trigger): the arguments to type."""
-    names = ", ".join(f"{i.label}{'' if i.required else ' (optional)'}" for i in form.inputs)
-    return f"{form.title}: this needs {names}. Type the command with them, e.g. {form.command} …"
+    names = ", ".join(i.label if i.required else _("{label} (optional)", label=i.label) for i in form.inputs)
+    return _(
+        "{title}: this needs {names}. Type the command with them, e.g. {command} …",
+        title=form.title,
+        names=names,
+        command=form.command,
+    )
 
 
 def reply_blocks(reply: Reply) -> list[Block]:
-    """Every block of a reply, before any page limit."""
+    """Every block of a reply, before any page limit, with our own words in the reply's language."""
+    with i18n.use_language(reply.language or i18n.current_language()):
+        return _reply_blocks(reply)
+
+
+def _reply_blocks(reply: Reply) -> list[Block]:
     builder = BlockBuilder()
     mark = _TONE_EMOJI[reply.tone]
     if reply.title:
@@ -194,7 +207,7 @@ def reply_blocks(reply: Reply) -> list[Block]:
     if reply.footer:
         builder.blocks.append(context(escape(reply.footer)))
     if not builder.blocks:
-        builder.blocks.append(section(mark + "Done."))
+        builder.blocks.append(section(mark + _("Done.")))
     return builder.blocks
 
 
@@ -221,28 +234,37 @@ def message_page(
     button that re-runs it for the next page; without, the rest is left out with a note saying so.
     Page 1 holds ``limit - 1`` blocks, later pages ``limit - 2`` (one goes to the "page N" line).
     """
+    with i18n.use_language(reply.language or i18n.current_language()):
+        return _message_page(reply, page, more_command, limit)
+
+
+def _message_page(reply: Reply, page: int, more_command: str | None, limit: int) -> Page:
     blocks = reply_blocks(reply)
     if page <= 1 and len(blocks) <= limit:
         return Page(blocks, 1, False)
     start, size = 0, limit - 1
-    for _ in range(2, page + 1):
+    for _page in range(2, page + 1):
         start, size = start + size, limit - 2
     rest = blocks[start:]
-    head = [context(f"Page {page} of {escape(reply.title or 'the list')}")] if page > 1 else []
+    title = escape(reply.title) if reply.title else _("the list")
+    head = [context(_("Page {number} of {title}", number=page, title=title))] if page > 1 else []
     if not rest:
-        return Page(head + [context("Nothing more to show: the list got shorter. Run the command again.")], page, False)
+        gone = _("Nothing more to show: the list got shorter. Run the command again.")
+        return Page(head + [context(gone)], page, False)
     if len(head) + len(rest) <= limit:
         return Page(head + rest, page, False)
     more = more_button(more_command, page + 1) if more_command else None
     if more is None:
-        note = context("The rest does not fit in one Slack message and is not shown.")
+        note = context(_("The rest does not fit in one Slack message and is not shown."))
         return Page(head + rest[:size] + [note], page, False)
     return Page(head + rest[:size] + [more], page, True)
 
 
 def home_view(reply: Reply) -> dict[str, Any]:
     """The App Home tab for a reply (at most 100 blocks; Home has no pages)."""
-    blocks = reply_blocks(reply)
-    if len(blocks) > VIEW_BLOCK_LIMIT:
-        blocks = blocks[: VIEW_BLOCK_LIMIT - 1] + [context("More is not shown here; use the commands for full lists.")]
+    with i18n.use_language(reply.language or i18n.current_language()):
+        blocks = reply_blocks(reply)
+        if len(blocks) > VIEW_BLOCK_LIMIT:
+            cut = context(_("More is not shown here; use the commands for full lists."))
+            blocks = blocks[: VIEW_BLOCK_LIMIT - 1] + [cut]
     return {"type": "home", "blocks": blocks}

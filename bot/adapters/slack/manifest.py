@@ -29,6 +29,7 @@ BOT_SCOPES = (
     "commands",  # the slash commands
     "files:write",  # charts
     "im:history",  # commands typed in the app's DM (message.im)
+    "users:read",  # a person's Slack locale (users.info), the language of their answers until they choose one
 )
 BOT_EVENTS = ("app_home_opened", "app_mention", "message.im")
 DESCRIPTION_LIMIT = 140

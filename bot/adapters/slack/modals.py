@@ -16,6 +16,8 @@ from typing import Any
 from bot.adapters.slack.blocks import Block, context, plain
 from bot.adapters.slack.mrkdwn import FIELD_TEXT_LIMIT, clip, escape
 from bot.messages import Form, FormInput, InputKind
+from crm_core import i18n
+from crm_core.i18n import _
 
 CALLBACK_ID = "chatcrm.form"
 VALUE = "value"
@@ -105,13 +107,19 @@ def input_block(form_input: FormInput) -> Block:
     }
     hint = form_input.hint
     if form_input.kind is InputKind.CHOICE and len(form_input.choices) > OPTIONS_LIMIT:
-        hint = "One of: " + ", ".join(form_input.choices)
+        hint = _("One of: {choices}", choices=", ".join(form_input.choices))
     if hint:
         block["hint"] = plain(hint, FIELD_TEXT_LIMIT)
     return block
 
 
 def modal_view(form: Form, where: FormContext) -> dict[str, Any]:
+    """The modal asking for ``form``, its buttons in the form's language."""
+    with i18n.use_language(form.language or i18n.current_language()):
+        return _modal_view(form, where)
+
+
+def _modal_view(form: Form, where: FormContext) -> dict[str, Any]:
     blocks: list[Block] = []
     if form.fixed:
         known = ", ".join(f"{name}: {value}" for name, value in form.fixed.items())
@@ -121,8 +129,8 @@ def modal_view(form: Form, where: FormContext) -> dict[str, Any]:
         "type": "modal",
         "callback_id": CALLBACK_ID,
         "title": plain(form.title, MODAL_TITLE_LIMIT),
-        "submit": plain(form.submit_label, MODAL_TITLE_LIMIT),
-        "close": plain("Cancel", MODAL_TITLE_LIMIT),
+        "submit": plain(_(form.submit_label), MODAL_TITLE_LIMIT),
+        "close": plain(_("Cancel"), MODAL_TITLE_LIMIT),
         "private_metadata": where.encode(),
         "blocks": blocks,
     }

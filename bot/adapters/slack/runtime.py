@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -42,6 +44,8 @@ from bot.delivery import TemporaryFailure
 from bot.dispatch import AlreadyHandled, FormRejected, new_reference
 from bot.messages import Form, Reply, Request, Tone
 from bot.roles import Permission
+from crm_core import i18n
+from crm_core.i18n import _
 
 log = logging.getLogger("chatcrm.slack")
 
@@ -51,6 +55,8 @@ WEB_API_TIMEOUT = 10
 DISPATCH_THREADS = 4
 SQLITE_DISPATCH_THREADS = 2
 EXPIRED_TRIGGER_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"})
+# How long a person's Slack locale (users.info) is trusted before it is asked again.
+LOCALE_TTL = 24 * 3600.0
 
 Ack = Callable[..., Awaitable[Any]]
 
@@ -67,6 +73,8 @@ class SlackRuntime:
         workers = SQLITE_DISPATCH_THREADS if app.settings.is_sqlite else DISPATCH_THREADS
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="slack-dispatch")
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Slack user id -> (when asked, their locale or None): the language hint of their requests.
+        self._locales: dict[str, tuple[float, str | None]] = {}
         self.session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
 
@@ -117,10 +125,46 @@ class SlackRuntime:
             log.info("slack delivery %s was handled before; ignored", request.inbox_key)
             return None
 
+    # ---- the language hint: the person's Slack locale ------------------------------------
+
+    def _cached_locale(self, user: str) -> tuple[bool, str | None]:
+        known = self._locales.get(user)
+        if known is not None and time.monotonic() - known[0] < LOCALE_TTL:
+            return True, known[1]
+        return False, None
+
+    def _has_saved_language(self, user: str) -> bool:
+        return self.app.dispatcher.saved_language(inbound.PLATFORM, user) is not None
+
+    async def locale_of(self, user: str) -> str | None:
+        """``user``'s Slack locale ("zh-CN"), asked with users.info only when needed: not cached yet and
+        no language saved with /lang (which wins anyway). A failure just leaves the hint out."""
+        cached, locale = self._cached_locale(user)
+        if cached:
+            return locale
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(self.executor, self._has_saved_language, user):
+            return None
+        try:
+            answer = await self.client.users_info(user=user, include_locale=True)
+            locale = (answer.get("user") or {}).get("locale")
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("slack users.info for %s failed (%s); no language hint", user, exc)
+            locale = None
+        self._locales[user] = (time.monotonic(), locale)
+        return locale
+
+    async def _hinted(self, request: Request, *, ask: bool = True) -> Request:
+        """``request`` with its sender's Slack locale as the language hint (from the cache only, with
+        ``ask=False``: a modal submission is answered in its ack, with no time for users.info)."""
+        user = request.origin.user_external_id
+        locale = await self.locale_of(user) if ask else self._cached_locale(user)[1]
+        return replace(request, origin=replace(request.origin, language_hint=locale)) if locale else request
+
     # ---- inbound flows (each runs after the ack) ------------------------------------------
 
     async def slash_command(self, body: dict[str, Any]) -> None:
-        request = inbound.slash_command(body)
+        request = await self._hinted(inbound.slash_command(body))
         reply = await self.dispatch(request)
         if reply is not None:
             where = Destination(
@@ -134,7 +178,7 @@ class SlackRuntime:
         if pressed is None:
             log.warning("slack button with an unreadable action %r ignored", action.get("action_id"))
             return
-        request = inbound.button_press(body, pressed)
+        request = await self._hinted(inbound.button_press(body, pressed))
         reply = await self.dispatch(request)
         if reply is not None:
             where = Destination(
@@ -148,12 +192,15 @@ class SlackRuntime:
     async def event(self, body: dict[str, Any]) -> None:
         kind = (body.get("event") or {}).get("type")
         if kind == "app_home_opened":
-            request = inbound.home_opened(body)
+            opened = inbound.home_opened(body)
+            request = await self._hinted(opened) if opened else None
             reply = await self.dispatch(request) if request else None
             if request is not None and reply is not None:
                 await self.client.views_publish(user_id=request.origin.user_external_id, view=home_view(reply))
         elif kind in ("message", "app_mention"):
             found = inbound.message_event(body)
+            if found is not None:
+                found = replace(found, request=await self._hinted(found.request))
             reply = await self.dispatch(found.request) if found else None
             if found is not None and reply is not None:
                 origin = found.request.origin
@@ -171,7 +218,7 @@ class SlackRuntime:
             log.warning("slack modal submission without our private_metadata ignored")
             await ack()
             return
-        request = inbound.form_submission(body, context)
+        request = await self._hinted(inbound.form_submission(body, context), ask=False)
         where = Destination(
             channel=request.origin.conversation,
             user=request.origin.user_external_id,
@@ -198,7 +245,8 @@ class SlackRuntime:
             self.spawn(self._late_form_answer(work, request, where), "late form answer")
             return
         if reply.tone is Tone.ERROR:
-            errors = inline_errors(view, {"": reply.text or reply.title or "That did not work."})
+            with i18n.use_language(reply.language):
+                errors = inline_errors(view, {"": reply.text or reply.title or _("That did not work.")})
             if errors:
                 await ack(response_action="errors", errors=errors)
                 return
@@ -232,14 +280,9 @@ class SlackRuntime:
         try:
             view = modal_view(form, _context_for(form, where))
         except MetadataTooLong:
-            await self.deliver(
-                Reply(
-                    text="That is too much to ask for in a form; please type the whole command.",
-                    tone=Tone.ERROR,
-                    private=True,
-                ),
-                where,
-            )
+            with i18n.use_language(form.language):
+                too_much = _("That is too much to ask for in a form; please type the whole command.")
+            await self.deliver(Reply(text=too_much, tone=Tone.ERROR, private=True, language=form.language), where)
             return
         try:
             await self.client.views_open(trigger_id=trigger_id, view=view)
@@ -247,9 +290,9 @@ class SlackRuntime:
             if exc.response.get("error") not in EXPIRED_TRIGGER_ERRORS:
                 raise
             # Slack lets a trigger open a modal for 3 seconds only.
-            await self.deliver(
-                Reply(text="The form could not open in time. Please try again.", tone=Tone.WARNING, private=True), where
-            )
+            with i18n.use_language(form.language):
+                late = _("The form could not open in time. Please try again.")
+            await self.deliver(Reply(text=late, tone=Tone.WARNING, private=True, language=form.language), where)
 
     async def deliver(
         self, reply: Reply, where: Destination, *, more_command: str | None = None, page: int = 1
@@ -310,4 +353,6 @@ def _context_for(form: Form, where: Destination) -> FormContext:
 
 def _rejected_reply(rejected: FormRejected) -> Reply:
     problems = "; ".join(f"{name}: {message}" for name, message in rejected.errors.items())
-    return Reply(text=f"Your form was not saved: {problems}", tone=Tone.ERROR, private=True)
+    with i18n.use_language(rejected.language):
+        text = _("Your form was not saved: {problems}", problems=problems)
+    return Reply(text=text, tone=Tone.ERROR, private=True, language=rejected.language)

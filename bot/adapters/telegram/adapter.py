@@ -67,7 +67,8 @@ from bot.interactive import AfterSendRecorder, OutboxQueue
 from bot.messages import Destination, Reply
 from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.router import Router
-from crm_core import inbox
+from crm_core import i18n, inbox
+from crm_core.i18n import N_, _
 from crm_core.inbox import Claim
 from crm_core.uow import UnitOfWork
 
@@ -80,21 +81,44 @@ CHOICES_PER_ROW = 3
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
+# The menu entry of /cancel (a hidden command, reached by typing it while a form asks questions).
+CANCEL_SUMMARY = N_("Stop the questions of a command in progress")
+
+
 def bot_commands(router: Router) -> list[BotCommand]:
-    """The command menu: every top-level command with the summary of its bare form (or its sub-commands)."""
+    """The command menu in the current language: every top-level command with the summary of its bare
+    form (or its sub-commands)."""
     commands = []
     for name in router.top_level_names():
         if not _COMMAND_NAME.match(name):
             continue
         bare = router.get(name)
         if bare is not None:
-            description = bare.summary
+            description = bare.description
         else:
             subs = [c.path[1] for c in router.commands if c.path[0] == name and len(c.path) > 1 and not c.hidden]
-            description = f"{name.capitalize()}: {', '.join(subs)}"
+            description = _("{command}: {subcommands}", command=name.capitalize(), subcommands=", ".join(subs))
         commands.append(BotCommand(name, description[:256]))
-    commands.append(BotCommand("cancel", "Stop the questions of a command in progress"))
+    commands.append(BotCommand("cancel", _(CANCEL_SUMMARY)))
     return commands
+
+
+def command_menus(router: Router) -> list[tuple[str | None, list[BotCommand]]]:
+    """(language_code, menu) for setMyCommands: the default menu (for every app language) in
+    CHATCRM_LANGUAGE, then one per language chatcrm speaks, for apps set to that language."""
+    with i18n.use_language(i18n.default_language()):
+        menus: list[tuple[str | None, list[BotCommand]]] = [(None, bot_commands(router))]
+    for language in i18n.LANGUAGES:
+        with i18n.use_language(language):
+            menus.append((language, bot_commands(router)))
+    return menus
+
+
+def _hinted(inbound: Inbound, text: str) -> str:
+    """``text`` (marked with N_) in the language of the person's app: a press answered before, or
+    without, the dispatcher knows who they are."""
+    with i18n.use_language(i18n.resolve_language(None, inbound.origin.language_hint)):
+        return _(text)
 
 
 class TelegramBot:
@@ -147,11 +171,12 @@ class TelegramBot:
 
     async def start(self) -> None:
         await self.initialize()
-        try:
-            await self.bot.set_my_commands(bot_commands(self.app.router))
-        except TelegramError as exc:
-            # The menu is a convenience; a bot that cannot set it still works.
-            log.warning("setMyCommands failed: %s", exc)
+        for language, menu in command_menus(self.app.router):
+            try:
+                await self.bot.set_my_commands(menu, language_code=language)
+            except TelegramError as exc:
+                # The menu is a convenience; a bot that cannot set it still works.
+                log.warning("setMyCommands (language %s) failed: %s", language or "default", exc)
         self._stopping = asyncio.Event()
         # Updates a process left unfinished (their lease expired) are taken up again now.
         self._recovering = asyncio.create_task(self._recover_once(), name="telegram-recovery")
@@ -322,6 +347,11 @@ class TelegramBot:
             await self._deliver(inbound, step)
 
     async def _ask(self, inbound: Inbound, question: Question) -> None:
+        # Asked in the language the form was written in (set by the dispatcher).
+        with i18n.use_language(question.form.language or i18n.current_language()):
+            await self._ask_in_language(inbound, question)
+
+    async def _ask_in_language(self, inbound: Inbound, question: Question) -> None:
         in_group = not inbound.origin.is_private
         field = question.field
         buttons = [
@@ -335,14 +365,14 @@ class TelegramBot:
         if field.initial:
             extra.append(
                 InlineKeyboardButton(
-                    "Keep as it is",
+                    _("Keep as it is"),
                     callback_data=callbacks.answer_data(question.session_id, question.asked, callbacks.KEEP),
                 )
             )
         elif not field.required:
             extra.append(
                 InlineKeyboardButton(
-                    "Skip", callback_data=callbacks.answer_data(question.session_id, question.asked, callbacks.SKIP)
+                    _("Skip"), callback_data=callbacks.answer_data(question.session_id, question.asked, callbacks.SKIP)
                 )
             )
         if extra:
@@ -376,7 +406,7 @@ class TelegramBot:
     async def _on_press(self, inbound: Inbound, queue: OutboxQueue) -> None:
         decoded = await asyncio.to_thread(self._decode, inbound.text)
         if decoded is None:
-            await self._answer_press(inbound, "This button no longer works.")
+            await self._answer_press(inbound, _hinted(inbound, N_("This button no longer works.")))
             return
         if isinstance(decoded, callbacks.Press):
             await self._answer_press(inbound)
@@ -389,7 +419,7 @@ class TelegramBot:
         except AlreadyHandled:
             return
         if isinstance(chosen, Stale):
-            await self._answer_press(inbound, "That question is no longer open.")
+            await self._answer_press(inbound, _hinted(inbound, N_("That question is no longer open.")))
             return
         await self._answer_press(inbound)
         # The question stays in the chat with its answer instead of its buttons.

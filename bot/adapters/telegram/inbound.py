@@ -118,6 +118,8 @@ def _origin(message: MaybeInaccessibleMessage, user) -> Origin:
         is_private=message.chat.type == ChatType.PRIVATE,
         display_name=without_control(user.full_name),
         first_name=without_control(user.first_name),
+        # The language of the person's Telegram app ("zh-hans", "en"): their answers' language until /lang.
+        language_hint=user.language_code,
     )
 
 

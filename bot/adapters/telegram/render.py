@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 
 from bot.messages import Button, Field, FormInput, InputKind, Reply, Section, Tone
+from crm_core import i18n
+from crm_core.i18n import _
 from crm_core.markup import escape_html
 
 TEXT_LIMIT = 4096
@@ -173,7 +175,7 @@ def split_messages(lines: list[Line], limit: int = TEXT_LIMIT) -> list[str]:
         messages[-1].append(line)
         used += needed
     texts = ["\n".join(line_html(line) for line in chunk).strip() for chunk in messages]
-    return [text for text in texts if text] or ["OK"]
+    return [text for text in texts if text] or [_("OK")]
 
 
 def keyboard_rows(reply: Reply) -> tuple[tuple[Button, ...], ...]:
@@ -191,7 +193,9 @@ def keyboard_rows(reply: Reply) -> tuple[tuple[Button, ...], ...]:
 
 
 def render_reply(reply: Reply, limit: int = TEXT_LIMIT) -> RenderedReply:
-    return RenderedReply(tuple(split_messages(reply_lines(reply), limit)), keyboard_rows(reply))
+    """The reply as HTML messages and keyboard rows; our own words in the reply's language."""
+    with i18n.use_language(reply.language or i18n.current_language()):
+        return RenderedReply(tuple(split_messages(reply_lines(reply), limit)), keyboard_rows(reply))
 
 
 def caption(text: str) -> str:
@@ -201,27 +205,35 @@ def caption(text: str) -> str:
 def render_question(
     form_title: str, number: int, total: int, field: FormInput, *, error: str | None, in_group: bool
 ) -> str:
-    """One question of a step-by-step form, as HTML."""
-    lines: list[Line] = [(Span(_one_line(form_title), "b"), Span(f" · question {number} of {total}"))]
+    """One question of a step-by-step form, as HTML, in the current language (the caller sets the form's)."""
+    lines: list[Line] = [
+        (Span(_one_line(form_title), "b"), Span(_(" · question {number} of {total}", number=number, total=total)))
+    ]
     if error:
         # Form errors come as clauses ("no customer matches 'x'"): show them as a sentence.
         sentence = _one_line(error)
-        sentence = sentence[:1].upper() + sentence[1:] + ("" if sentence.endswith((".", "!", "?")) else ".")
+        ended = sentence.endswith((".", "!", "?", "。", "！", "？"))
+        sentence = sentence[:1].upper() + sentence[1:] + ("" if ended else _("."))
         lines.append((Span(f"❌ {sentence}"),))
-    lines.append((Span(_one_line(field.label), "b"), Span("" if field.required else " (optional)")))
+    lines.append((Span(_one_line(field.label), "b"), Span("" if field.required else _(" (optional)"))))
     if field.hint:
         lines.append((Span(_one_line(field.hint), "i"),))
     if field.initial:
-        lines.append((Span("Now: "), Span(_clip(field.initial, 200), "code")))
+        lines.append((Span(_("Now: ")), Span(_clip(field.initial, 200), "code")))
+    skip = not field.required and in_group and field.kind is not InputKind.CHOICE
     if field.kind is InputKind.CHOICE and field.choices:
-        how = "Pick one below, or type it."
+        how = _("Pick one below, or type it. /cancel stops.")
     elif field.kind is InputKind.DATE:
-        how = "Type a date like 2026-12-01."
+        how = _("Type a date like 2026-12-01. /cancel stops.")
+    elif in_group and skip:
+        how = _("Reply to this message with your answer. Send - to skip. /cancel stops.")
+    elif in_group:
+        how = _("Reply to this message with your answer. /cancel stops.")
     else:
-        how = "Reply to this message with your answer." if in_group else "Type your answer."
-    if not field.required and in_group and field.kind is not InputKind.CHOICE:
-        how += " Send - to skip."
-    lines.append((Span(f"{how} /cancel stops.", "i"),))
+        how = _("Type your answer. /cancel stops.")
+    if skip and field.kind is InputKind.DATE:
+        how = _("Type a date like 2026-12-01. Send - to skip. /cancel stops.")
+    lines.append((Span(how, "i"),))
     return "\n".join(line_html(line) for line in lines)
 
 
