@@ -14,11 +14,13 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from crm_core import i18n
 from crm_core.clock import local_instant, utcnow, zone
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _
 
 DEFAULT_TIME = time(9, 0)
-EXAMPLES = "in 3d, in 2h, tomorrow 9:00, friday, friday 14:30 or 2026-12-01 10:00"
+EXAMPLES = N_("in 3d, in 2h, tomorrow 9:00, friday, friday 14:30 or 2026-12-01 10:00")
 WEEKDAYS = {
     name: index
     for index, names in enumerate(
@@ -129,8 +131,14 @@ def _iso_day(word: str) -> date | None:
     except ValueError:
         if 1 <= month <= 12 and day >= 1:
             days = calendar.monthrange(year, month)[1]
-            raise ValidationError(f"there is no {word}: {calendar.month_name[month]} {year} has {days} days") from None
-        raise ValidationError(f"there is no {word}: write a date as YYYY-MM-DD") from None
+            # Imported here: Babel's date formatting is only needed for this rare message.
+            from babel.dates import format_skeleton
+
+            month_name = format_skeleton("yMMMM", date(year, month, 1), locale=i18n.babel_locale())
+            raise ValidationError(
+                _("there is no {day}: {month} has {days} days", day=word, month=month_name, days=days)
+            ) from None
+        raise ValidationError(_("there is no {day}: write a date as YYYY-MM-DD", day=word)) from None
 
 
 def parse_when(words: list[str], tz_name: str, now: datetime | None = None) -> ParsedWhen | None:
@@ -199,13 +207,13 @@ def split_reference_when_text(
             reference = " ".join(words[:index])
             text = " ".join(words[index + parsed.words :])
             return reference, parsed, text
-    raise ValidationError(f"I could not find when: write it as {EXAMPLES}", field="details")
+    raise ValidationError(_("I could not find when: write it as {examples}", examples=_(EXAMPLES)), field="details")
 
 
 def check_future(at: datetime, now: datetime | None = None) -> datetime:
     now = now or utcnow()
     if at <= now:
-        raise ValidationError("that time has already passed; pick a time in the future", field="when")
+        raise ValidationError(_("that time has already passed; pick a time in the future"), field="when")
     if at - now > HORIZON:
-        raise ValidationError("that is more than five years ahead", field="when")
+        raise ValidationError(_("that is more than five years ahead"), field="when")
     return at

@@ -53,8 +53,8 @@ def test_merge_asks_then_moves_everything_and_audits_it(chat, app):
     asked = chat.say(manager, f"/customer merge buy@acme.example #{other}").reply
     assert asked.tone is Tone.WARNING
     assert asked.title == f"Merge Acme Buyer (#{other}) into Acme Corp (#{keep})?"
-    assert "1 orders" in asked.text and "1 deals" in asked.text and "1 tickets" in asked.text
-    assert "1 customer chats" in asked.text and "1 customer consents" in asked.text
+    assert "1 order," in asked.text and "1 deal," in asked.text and "1 ticket" in asked.text
+    assert "1 customer chat," in asked.text and "1 customer consent," in asked.text
     merge = next(b for b in asked.buttons if b.label == "Merge")
     assert merge.style is Style.DANGER
     # Nothing has happened yet.

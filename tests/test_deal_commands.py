@@ -120,6 +120,6 @@ def test_deal_list_scopes(chat, rep, app):
     ]
     beta = chat.say(rep, "/deal list beta").reply
     assert beta.title == "Deals of Beta GmbH"
-    assert beta.footer == "2 deal(s) · €7.50 in total".replace("€7.50", "€750.00")
+    assert beta.footer == "2 deals · €7.50 in total".replace("€7.50", "€750.00")
     assert chat.say(rep, "/deal list all stage=won").reply.title == "All deals in won"
     assert chat.say(rep, "/deal 2").reply.title == "Deal #2: Coffee"

@@ -109,7 +109,7 @@ def test_open_deals_past_their_close_date_are_flagged(chat, rep, app):
     assert _fields(chat.say(rep, "/deal 1").reply)["Expected close"] == "2027-01-31"
     listed = chat.say(rep, "/deal list open").reply
     assert [i.detail.split(" · ")[-2] for i in listed.sections[0].items] == [late, "closes 2027-01-31"]
-    assert listed.footer == "2 deal(s) · €1,500.00 in total · 1 overdue"
+    assert listed.footer == "2 deals · €1,500.00 in total · 1 overdue"
     overdue = chat.say(rep, "/deal list overdue").reply
     assert overdue.title == "Overdue deals (open past their close date)"
     assert [i.text for i in overdue.sections[0].items] == ["#2 Late one · Acme Corp"]

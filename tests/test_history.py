@@ -47,9 +47,9 @@ def test_history_pages_through_every_interaction_newest_first(chat, app):
     pages = _pages(chat, viewer, "/history acme")
     assert [p.title for p in pages] == [f"History of Acme Corp (#{acme})"] * 3
     assert [p.footer for p in pages] == [
-        "1–20 of 45 interaction(s)",
-        "21–40 of 45 interaction(s)",
-        "41–45 of 45 interaction(s)",
+        "1–20 of 45 interactions",
+        "21–40 of 45 interactions",
+        "41–45 of 45 interactions",
     ]
     assert _entries(pages) == [f"entry {i:02d}" for i in range(45)]
     assert pages[0].buttons[0].command == "/history acme page=2"
@@ -64,7 +64,7 @@ def test_history_narrowed_by_kind_and_since(chat, app):
     _acme_with_history(app, 45)
     calls = _pages(chat, rep, "/history acme kind=call")
     assert _entries(calls) == [f"entry {i:02d}" for i in range(1, 45, 3)]
-    assert calls[0].footer == "15 interaction(s) · call"
+    assert calls[0].footer == "15 interactions · call"
     recent = chat.say(rep, "/history acme since=10d").reply
     assert _entries([recent]) == [f"entry {i:02d}" for i in range(10)]
     both = _pages(chat, rep, "/history acme kind=note,email since=30d")
@@ -92,7 +92,7 @@ def test_console_more_continues_the_history(app):
     out = io.StringIO()
     run_console(app, stdin=io.StringIO("/history acme\n/more\n"), stdout=out)
     text = out.getvalue()
-    assert "1–20 of 25 interaction(s)" in text and "21–25 of 25 interaction(s)" in text
+    assert "1–20 of 25 interactions" in text and "21–25 of 25 interactions" in text
     assert "entry 24" in text
 
 
@@ -102,7 +102,7 @@ def test_telegram_more_button_shows_the_next_page_of_history(webhook_rig):
     sam = rig.staff(900, "Sam Sales", Role.SALES)
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "/history acme"))
     first = tg.last_sent(SUPPORT_CHAT)
-    assert "1–20 of 23 interaction(s)" in first.text and "entry 21" not in first.text
+    assert "1–20 of 23 interactions" in first.text and "entry 21" not in first.text
     rig.send(tg.press(sam, first, "More"))
     second = tg.last_sent(SUPPORT_CHAT)
-    assert "21–23 of 23 interaction(s)" in second.text and "entry 22" in second.text
+    assert "21–23 of 23 interactions" in second.text and "entry 22" in second.text

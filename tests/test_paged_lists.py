@@ -39,9 +39,9 @@ def test_deal_list_pages_through_every_deal_and_totals_all_of_them(chat, app):
 
     euros = sum(100 * i for i in range(1, 56))  # €154,000.00 over all 55, not the first page's
     assert [p.footer for p in pages] == [
-        f"1–20 of 55 deal(s) · €{euros:,}.00 in total",
-        f"21–40 of 55 deal(s) · €{euros:,}.00 in total",
-        f"41–55 of 55 deal(s) · €{euros:,}.00 in total",
+        f"1–20 of 55 deals · €{euros:,}.00 in total",
+        f"21–40 of 55 deals · €{euros:,}.00 in total",
+        f"41–55 of 55 deals · €{euros:,}.00 in total",
     ]
     assert [b.command for p in pages for b in p.buttons] == ["/deal list all page=2", "/deal list all page=3"]
     listed = [item.text for p in pages for item in p.sections[0].items]
@@ -49,7 +49,7 @@ def test_deal_list_pages_through_every_deal_and_totals_all_of_them(chat, app):
     # Filters stay on every page; a page past the end says so.
     assert chat.say(rep, "/deal list acme stage=lead page=3").reply.footer.startswith("41–55 of 55")
     past = chat.say(rep, "/deal list all page=9").reply
-    assert past.sections[0].items == () and past.footer.startswith("page 9 is past the end: 55 deal(s)")
+    assert past.sections[0].items == () and past.footer.startswith("page 9 is past the end: 55 deals")
 
 
 def test_ticket_list_pages_and_counts_every_overdue_ticket(chat, app):
@@ -101,7 +101,7 @@ def test_console_more_shows_the_next_page_of_the_last_list(app):
     for i in (1, 20, 21, 40, 41, 45):
         assert f"#{i} Deal {i:03d}" in text
     # /more continues the list even after another command, and stops at the end.
-    assert text.count("of 45 deal(s)") == 3
+    assert text.count("of 45 deals") == 3
     assert text.rstrip().endswith("/more continues the last list that had a More button.")
 
 
@@ -111,8 +111,8 @@ def test_telegram_more_button_shows_the_next_page(webhook_rig):
     sam = rig.staff(900, "Sam Sales", Role.SALES)
     rig.send(tg.group_text(SUPPORT_CHAT, sam, "/deal list all"))
     first = tg.last_sent(SUPPORT_CHAT)
-    assert "1–20 of 25 deal(s)" in first.text and "Deal 021" not in first.text
+    assert "1–20 of 25 deals" in first.text and "Deal 021" not in first.text
     rig.send(tg.press(sam, first, "More"))
     second = tg.last_sent(SUPPORT_CHAT)
-    assert "21–25 of 25 deal(s)" in second.text and "Deal 021" in second.text
+    assert "21–25 of 25 deals" in second.text and "Deal 021" in second.text
     assert "More" not in [b["text"] for b in second.buttons]

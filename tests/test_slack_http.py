@@ -255,7 +255,7 @@ def test_a_long_list_pages_with_a_more_button(slack, acme):
     assert "More" not in buttons(third)
     listed = block_texts(first) + block_texts(second) + block_texts(third)
     assert all(f"Deal number {i + 1} · Acme Corp*" in listed for i in range(50))
-    assert "41–50 of 50 deal(s) · €1,275.00 in total" in block_texts(third)
+    assert "41–50 of 50 deals · €1,275.00 in total" in block_texts(third)
 
 
 def test_app_home_shows_the_users_open_deals_and_assigned_tickets(slack, acme):

@@ -246,7 +246,7 @@ def test_resolving_asks_the_customer_for_a_rating_and_one_answer_counts(webhook_
 
     # The rating shows on the customer card.
     rig.send(tg.group_text(SUPPORT_CHAT, sam, f"/customer #{ticket.customer_id}"))
-    assert "Satisfaction:</b> 4.0/5 from 1 rating(s)" in tg.last_sent(SUPPORT_CHAT).text
+    assert "Satisfaction:</b> 4.0/5 from 1 rating" in tg.last_sent(SUPPORT_CHAT).text
 
 
 def test_only_linked_staff_can_answer_customers(webhook_rig):

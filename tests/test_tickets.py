@@ -244,7 +244,7 @@ def test_resolving_asks_the_customer_once_and_only_they_may_rate(chat, agent, ac
     assert chat.say(customer, "/rate 1 3").reply.tone is Tone.SUCCESS
     assert chat.say(customer, "/rate 1 1").reply.text.startswith("You already rated request #1")
     card = chat.say(agent, "/customer acme").reply
-    assert {f.label: f.value for f in card.fields}["Satisfaction"] == "3.0/5 from 1 rating(s)"
+    assert {f.label: f.value for f in card.fields}["Satisfaction"] == "3.0/5 from 1 rating"
     # /rate is for buttons: not in anyone's help.
     assert "/rate" not in chat.say(chat.user("Ada", Role.ADMIN), "/help").text
 

@@ -6,12 +6,26 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from babel import dates as babel_dates
+
 from bot.args import Param
 from bot.forms import form_input
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Request, Section
 from crm_core import clock, i18n
-from crm_core.models import Deal, FieldEntity, FieldType, FollowUp, Ticket
+from crm_core.i18n import _, pgettext
+from crm_core.models import (
+    Deal,
+    DealStage,
+    FieldEntity,
+    FieldType,
+    FollowUp,
+    FollowUpStatus,
+    Ticket,
+    TicketPriority,
+    TicketStatus,
+)
 from crm_core.money import format_money
+from crm_core.paging import Page
 from crm_core.services import custom_fields, deals, tickets
 from crm_core.uow import UnitOfWork
 
@@ -20,18 +34,31 @@ if TYPE_CHECKING:
     from bot.router import FormBuilder
 
 
+def _localized_dates() -> bool:
+    """English (and the pseudo-locale) keep ISO dates, unambiguous for an international team and
+    pinned by tests; every other language gets its CLDR date (zh: 2026年12月2日)."""
+    return i18n.current_language() not in (i18n.DEFAULT_LANGUAGE, i18n.PSEUDO)
+
+
 def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
     if value is None:
         return "—"
     if isinstance(value, datetime):
         value = value.astimezone(clock.zone(tz)).date()
-    return value.isoformat()
+    return i18n.format_date(value) if _localized_dates() else value.isoformat()
 
 
 def fmt_datetime(value: datetime | None, tz: str = "UTC") -> str:
     if value is None:
         return "—"
-    return value.astimezone(clock.zone(tz)).strftime("%Y-%m-%d %H:%M")
+    local = value.astimezone(clock.zone(tz))
+    if not _localized_dates():
+        return local.strftime("%Y-%m-%d %H:%M")
+    # The language's own date, then hours and minutes (CLDR's medium time has seconds: noise here).
+    locale = i18n.babel_locale()
+    return str(babel_dates.get_datetime_format("medium", locale=locale)).format(
+        babel_dates.format_time(local, "short", locale=locale), i18n.format_date(local.date())
+    )
 
 
 def money(cents: int, currency: str = "EUR") -> str:
@@ -43,82 +70,157 @@ def clip(text: str, limit: int = 140) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def counted_position(page: Page, counted: str) -> str:
+    """Where a page sits in a list, around ``counted`` (the whole count in words, an ``ngettext``
+    such as "159 deals"): "159 deals" when the list fits one page, "21–40 of 159 deals" otherwise."""
+    if page.number == 1 and not page.has_more:
+        return counted
+    if not page.items:
+        return _("page {number} is past the end: {counted}", number=page.number, counted=counted)
+    return _(
+        "{first}–{last} of {counted}",
+        first=i18n.format_number(page.first),
+        last=i18n.format_number(page.last),
+        counted=counted,
+    )
+
+
+def stage_label(stage: DealStage) -> str:
+    """A deal stage as shown to the reader ("won" / "赢单"); commands still take the English word."""
+    return deals.stage_label(stage)
+
+
 def deal_close_text(deal: Deal, tz: str) -> str:
     """ "2027-01-31", or with a warning when the deal is still open past that day (in ``tz``)."""
     if deal.expected_close_on is None:
         return "—"
     if deals.is_overdue(deal, clock.today_in(tz)):
-        return f"⚠ OVERDUE: was to close {fmt_date(deal.expected_close_on)}"
+        return _("⚠ OVERDUE: was to close {date}", date=fmt_date(deal.expected_close_on))
     return fmt_date(deal.expected_close_on)
 
 
 def deal_item(deal: Deal, tz: str, with_customer: bool = False) -> Item:
     who = f" · {deal.customer.name}" if with_customer else ""
-    close = ""
+    parts = [
+        stage_label(deal.stage),
+        money(deal.amount_cents, deal.currency),
+        i18n.format_percent(deal.probability / 100),
+    ]
     if deal.expected_close_on:
         late = deals.is_overdue(deal, clock.today_in(tz))
-        close = f" · {deal_close_text(deal, tz)}" if late else f" · closes {fmt_date(deal.expected_close_on)}"
-    owner = f" · {deal.owner.name}" if deal.owner else ""
+        parts.append(deal_close_text(deal, tz) if late else _("closes {date}", date=fmt_date(deal.expected_close_on)))
+    if deal.owner:
+        parts.append(deal.owner.name)
     return Item(
         text=f"#{deal.id} {deal.title}{who}",
-        detail=f"{deal.stage} · {money(deal.amount_cents, deal.currency)} · {deal.probability}%{close}{owner}",
-        button=Button("Change stage", f"/deal stage {deal.id}", opens_form=True) if deal.stage.is_open else None,
+        detail=" · ".join(parts),
+        button=Button(_("Change stage"), f"/deal stage {deal.id}", opens_form=True) if deal.stage.is_open else None,
     )
 
 
 def fmt_duration(value: timedelta) -> str:
-    """A short, rounded-down duration: "45m", "3h 20m", "2d 4h"."""
+    """A short, rounded-down duration: "45m", "3h 20m", "2d 4h" (zh: "2天4小时")."""
     minutes = max(0, int(value.total_seconds() // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
+        return _("{days}d {hours}h", days=days, hours=hours) if hours else _("{days}d", days=days)
     if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m"
+        return _("{hours}h {minutes}m", hours=hours, minutes=minutes) if minutes else _("{hours}h", hours=hours)
+    return _("{minutes}m", minutes=minutes)
 
 
 def overdue_text(ticket: Ticket, now: datetime | None = None) -> str | None:
     late = tickets.overdue(ticket, now)
-    return f"⚠ OVERDUE: {late.what} {fmt_duration(late.by)} late" if late else None
+    if not late:
+        return None
+    if late.what == "first response":
+        return _("⚠ OVERDUE: first response {duration} late", duration=fmt_duration(late.by))
+    return _("⚠ OVERDUE: resolution {duration} late", duration=fmt_duration(late.by))
 
 
 def rating_text(rating: int) -> str:
     return f"{'★' * rating}{'☆' * (5 - rating)} {rating}/5"
 
 
+def ticket_status_label(status: TicketStatus) -> str:
+    return {
+        TicketStatus.OPEN: pgettext("ticket status", "open"),
+        TicketStatus.PENDING: pgettext("ticket status", "pending"),
+        TicketStatus.RESOLVED: pgettext("ticket status", "resolved"),
+        TicketStatus.CLOSED: pgettext("ticket status", "closed"),
+    }.get(status, str(status))
+
+
+def ticket_priority_label(priority: TicketPriority) -> str:
+    return {
+        TicketPriority.LOW: pgettext("ticket priority", "low"),
+        TicketPriority.NORMAL: pgettext("ticket priority", "normal"),
+        TicketPriority.HIGH: pgettext("ticket priority", "high"),
+        TicketPriority.URGENT: pgettext("ticket priority", "urgent"),
+    }.get(priority, str(priority))
+
+
 def ticket_item(ticket: Ticket, tz: str, with_customer: bool = False) -> Item:
     who = f" · {ticket.customer.name}" if with_customer else ""
     parts = [
-        str(ticket.status),
-        str(ticket.priority),
-        ticket.assignee.name if ticket.assignee else "unassigned",
-        f"opened {fmt_date(ticket.created_at, tz)}",
+        ticket_status_label(ticket.status),
+        ticket_priority_label(ticket.priority),
+        ticket.assignee.name if ticket.assignee else _("unassigned"),
+        _("opened {date}", date=fmt_date(ticket.created_at, tz)),
     ]
     if late := overdue_text(ticket):
         parts.append(late)
     if ticket.rating:
-        parts.append(f"rated {ticket.rating}/5")
+        parts.append(_("rated {rating}/5", rating=ticket.rating))
     return Item(
         text=f"#{ticket.id} {ticket.subject}{who}",
         detail=" · ".join(parts),
-        button=Button("Open", f"/ticket {ticket.id}"),
+        button=Button(pgettext("button", "Open"), f"/ticket {ticket.id}"),
     )
 
 
+def interaction_kind_label(kind: str) -> str:
+    """An interaction kind as the reader sees it ("call" / "电话")."""
+    return {
+        "note": pgettext("interaction kind", "note"),
+        "call": pgettext("interaction kind", "call"),
+        "email": pgettext("interaction kind", "email"),
+        "meeting": pgettext("interaction kind", "meeting"),
+        "chat": pgettext("interaction kind", "chat"),
+    }.get(str(kind), str(kind))
+
+
+def followup_status_label(status: FollowUpStatus) -> str:
+    return {
+        FollowUpStatus.PENDING: pgettext("follow-up status", "pending"),
+        FollowUpStatus.REMINDED: pgettext("follow-up status", "reminded"),
+        FollowUpStatus.DONE: pgettext("follow-up status", "done"),
+        FollowUpStatus.CANCELLED: pgettext("follow-up status", "cancelled"),
+    }.get(status, str(status))
+
+
 def followup_item(followup: FollowUp, tz: str, with_customer: bool = False) -> Item:
-    late = " · overdue" if followup.due_at < clock.utcnow() else ""
+    parts = [
+        _("due {time}", time=fmt_datetime(followup.due_at, tz)),
+        followup.user.name,
+        followup_status_label(followup.status),
+    ]
+    if followup.due_at < clock.utcnow():
+        parts.append(_("overdue"))
     who = f" · {followup.customer.name}" if with_customer else ""
     return Item(
         text=f"#{followup.id} {clip(followup.text, 100)}{who}",
-        detail=f"due {fmt_datetime(followup.due_at, tz)} · {followup.user.name} · {followup.status}{late}",
-        button=Button("Done", f"/followup done {followup.id}"),
+        detail=" · ".join(parts),
+        button=Button(pgettext("button", "Done"), f"/followup done {followup.id}"),
     )
 
 
 def followups_section(followups: list[FollowUp], tz: str, title: str, with_customer: bool = False) -> Section:
     return Section(
-        title=title, items=tuple(followup_item(f, tz, with_customer) for f in followups), empty="No open follow-ups."
+        title=title,
+        items=tuple(followup_item(f, tz, with_customer) for f in followups),
+        empty=_("No open follow-ups."),
     )
 
 

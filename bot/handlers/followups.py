@@ -9,16 +9,17 @@ from zoneinfo import available_timezones
 
 from bot.args import Kind, arg, rest, tokenize
 from bot.context import Context
-from bot.handlers.common import fmt_datetime, followups_section
+from bot.handlers.common import counted_position, fmt_datetime, followups_section
 from bot.handlers.home import HOME_LIST_LIMIT, home_section
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Reply, Request, Section, Style, Tone
-from bot.paging import PAGE_OPTION, more_button, page_number, position
+from bot.paging import PAGE_OPTION, more_button, page_number
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import clock
+from crm_core import clock, i18n
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _, ngettext
 from crm_core.models import User
 from crm_core.services import customers, followups, users
 from crm_core.services import followups as followup_service
@@ -30,43 +31,50 @@ group = CommandGroup()
 def _me(ctx: Context) -> User:
     user = ctx.uow.session.get(User, ctx.caller.user_id) if ctx.caller.user_id else None
     if user is None:
-        raise ValidationError("the CRM does not know you yet, so you cannot have follow-ups; ask an admin for a role")
+        raise ValidationError(
+            _("the CRM does not know you yet, so you cannot have follow-ups; ask an admin for a role")
+        )
     return user
 
 
 def _timezone_hint(ctx: Context) -> str | None:
     if ctx.caller.timezone in ("", "UTC"):
-        return "Times are read in UTC. Set your timezone with /tz Europe/Berlin (or your city)."
+        return _("Times are read in UTC. Set your timezone with /tz Europe/Berlin (or your city).")
     return None
 
 
 def _in_words(seconds: float) -> str:
     minutes = max(int(seconds // 60), 1)
     if minutes < 90:
-        return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("in {n} minute", "in {n} minutes", minutes)
     hours = round(minutes / 60)
     if hours < 36:
-        return f"in {hours} hours"
-    return f"in {round(hours / 24)} days"
+        return ngettext("in {n} hour", "in {n} hours", hours)
+    days = round(hours / 24)
+    return ngettext("in {n} day", "in {n} days", days)
+
+
+def _local_now(timezone: str) -> str:
+    return fmt_datetime(clock.utcnow(), timezone)
 
 
 @group.command(
     "followup",
-    summary="Set a follow-up on a customer: you get a reminder in your DM at that time",
+    summary=N_("Set a follow-up on a customer: you get a reminder in your DM at that time"),
     permission=Permission.FOLLOWUPS,
     params=[
-        arg("customer", label="Customer", hint="name, email or #id", max_length=200),
+        arg("customer", label=N_("Customer"), hint=N_("name, email or #id"), max_length=200),
         rest(
             "details",
             Kind.TEXT,
             verbatim=True,
-            label="When and what",
-            hint="tomorrow 9:00 call about the renewal",
+            label=N_("When and what"),
+            hint=N_("tomorrow 9:00 call about the renewal"),
             max_length=1200,
         ),
     ],
     usage="<customer> <when> <text>",
-    form_title="New follow-up",
+    form_title=N_("New follow-up"),
 )
 def set_followup(req: Request, ctx: Context) -> Reply:
     me = _me(ctx)
@@ -78,7 +86,13 @@ def set_followup(req: Request, ctx: Context) -> Reply:
         reference, text = req.args["customer"], details[tokens[0].end :].strip()
         when = parse_when_text(tokens[0].value, tz)
         if when is None:
-            raise ValidationError(f"{tokens[0].value!r} is not a time I understand: write it as {EXAMPLES}")
+            raise ValidationError(
+                _(
+                    "{value} is not a time I understand: write it as {examples}",
+                    value=repr(tokens[0].value),
+                    examples=_(EXAMPLES),
+                )
+            )
         rest_tokens = tokenize(text)
         if len(rest_tokens) == 1 and rest_tokens[0].quoted:
             text = rest_tokens[0].value
@@ -89,23 +103,30 @@ def set_followup(req: Request, ctx: Context) -> Reply:
     followup = followups.create_followup(ctx.uow, customer.id, me.id, when.at, text, timezone=tz)
     due = fmt_datetime(followup.due_at, tz)
     return Reply(
-        text=f"Follow-up #{followup.id} set for {due} {tz} ({_in_words((followup.due_at - clock.utcnow()).total_seconds())}): "
-        f"{followup.text} — {customer.name}.",
-        buttons=(
-            Button("Cancel it", f"/followup cancel {followup.id}", Style.DANGER),
-            Button("My follow-ups", "/followup list"),
+        text=_(
+            "Follow-up #{id} set for {due} {tz} ({in_words}): {text} — {customer}.",
+            id=followup.id,
+            due=due,
+            tz=tz,
+            in_words=_in_words((followup.due_at - clock.utcnow()).total_seconds()),
+            text=followup.text,
+            customer=customer.name,
         ),
-        footer=_timezone_hint(ctx) or f"You will get a reminder in your DM at {due}.",
+        buttons=(
+            Button(_("Cancel it"), f"/followup cancel {followup.id}", Style.DANGER),
+            Button(_("My follow-ups"), "/followup list"),
+        ),
+        footer=_timezone_hint(ctx) or _("You will get a reminder in your DM at {due}.", due=due),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "followup list",
-    summary='Your open follow-ups (managers: all with "all"; "overdue" for late ones)',
+    summary=N_('Your open follow-ups (managers: all with "all"; "overdue" for late ones)'),
     permission=Permission.FOLLOWUPS,
     params=[
-        arg("scope", Kind.CHOICE, choices=("mine", "overdue", "all"), required=False, label="Which"),
+        arg("scope", Kind.CHOICE, choices=("mine", "overdue", "all"), required=False, label=N_("Which")),
         PAGE_OPTION,
     ],
     usage="[mine|overdue|all] [page=…]",
@@ -116,21 +137,24 @@ def list_followups(req: Request, ctx: Context) -> Reply:
     number = page_number(req)
     if scope == "all":
         if not ctx.can(Permission.DIGESTS_MANAGE):
-            return Reply(text="Only managers and admins can see everyone's follow-ups.", tone=Tone.ERROR, private=True)
+            return Reply(
+                text=_("Only managers and admins can see everyone's follow-ups."), tone=Tone.ERROR, private=True
+            )
         page = followups.open_page(ctx.uow, number)
-        title = "All open follow-ups"
+        title = _("All open follow-ups")
     else:
         me = _me(ctx)
         due_before = clock.utcnow() if scope == "overdue" else None
         page = followups.open_page(ctx.uow, number, user_id=me.id, due_before=due_before)
-        title = "Your overdue follow-ups" if scope == "overdue" else "Your open follow-ups"
+        title = _("Your overdue follow-ups") if scope == "overdue" else _("Your open follow-ups")
+    counted = ngettext("{count} open", "{count} open", page.total, count=i18n.format_number(page.total))
     return Reply(
         title=title,
         sections=(followups_section(page.items, tz, title="", with_customer=True),),
         buttons=more_button(req, page),
-        footer=f"{position(page, 'open')} · times in {tz}"
+        footer=_("{position} · times in {tz}", position=counted_position(page, counted), tz=tz)
         if page.total
-        else "Set one with /followup <customer> <when> <text>.",
+        else _("Set one with /followup <customer> <when> <text>."),
     )
 
 
@@ -140,70 +164,100 @@ def _changed(text: str) -> Reply:
 
 @group.command(
     "followup done",
-    summary="Mark a follow-up as done",
+    summary=N_("Mark a follow-up as done"),
     permission=Permission.FOLLOWUPS,
-    params=[arg("id", Kind.INT, label="Follow-up #")],
+    params=[arg("id", Kind.INT, label=N_("Follow-up #"))],
 )
 def done_followup(req: Request, ctx: Context) -> Reply:
     followup = followups.complete(ctx.uow, req.args["id"], _me(ctx))
-    return _changed(f"Follow-up #{followup.id} is done: {followup.text} — {followup.customer.name}.")
+    return _changed(
+        _(
+            "Follow-up #{id} is done: {text} — {customer}.",
+            id=followup.id,
+            text=followup.text,
+            customer=followup.customer.name,
+        )
+    )
 
 
 @group.command(
     "followup cancel",
-    summary="Cancel a follow-up (no reminder will come)",
+    summary=N_("Cancel a follow-up (no reminder will come)"),
     permission=Permission.FOLLOWUPS,
-    params=[arg("id", Kind.INT, label="Follow-up #")],
+    params=[arg("id", Kind.INT, label=N_("Follow-up #"))],
 )
 def cancel_followup(req: Request, ctx: Context) -> Reply:
     followup = followups.cancel(ctx.uow, req.args["id"], _me(ctx))
-    return _changed(f"Follow-up #{followup.id} is cancelled: {followup.text} — {followup.customer.name}.")
+    return _changed(
+        _(
+            "Follow-up #{id} is cancelled: {text} — {customer}.",
+            id=followup.id,
+            text=followup.text,
+            customer=followup.customer.name,
+        )
+    )
 
 
 @group.command(
     "followup snooze",
-    summary="Remind me again later (default: in 1 day)",
+    summary=N_("Remind me again later (default: in 1 day)"),
     permission=Permission.FOLLOWUPS,
-    params=[arg("id", Kind.INT, label="Follow-up #"), arg("days", required=False, label="Days", hint="1d, 2d, …")],
+    params=[
+        arg("id", Kind.INT, label=N_("Follow-up #")),
+        arg("days", required=False, label=N_("Days"), hint="1d, 2d, …"),
+    ],
     usage="<id> [1d|2d|…]",
 )
 def snooze_followup(req: Request, ctx: Context) -> Reply:
     days = re.fullmatch(r"(\d{1,3})\s*(?:d|days?)?", (req.args.get("days") or "1d").strip().lower())
     if days is None:
-        raise ValidationError(f"{req.args['days']!r} is not a number of days (write 1d, 2d, …)", field="days")
+        raise ValidationError(
+            _("{value} is not a number of days (write 1d, 2d, …)", value=repr(req.args["days"])), field="days"
+        )
     followup = followups.snooze(ctx.uow, req.args["id"], _me(ctx), days=int(days.group(1)))
     tz = ctx.caller.timezone or "UTC"
     return _changed(
-        f"Follow-up #{followup.id} snoozed until {fmt_datetime(followup.due_at, tz)} {tz}: "
-        f"{followup.text} — {followup.customer.name}."
+        _(
+            "Follow-up #{id} snoozed until {due} {tz}: {text} — {customer}.",
+            id=followup.id,
+            due=fmt_datetime(followup.due_at, tz),
+            tz=tz,
+            text=followup.text,
+            customer=followup.customer.name,
+        )
     )
 
 
 @group.command(
     "tz",
-    summary="Show or set your timezone (follow-up times and dates use it)",
+    summary=N_("Show or set your timezone (follow-up times and dates use it)"),
     permission=Permission.PROFILE,
-    params=[rest("timezone", Kind.TEXT, required=False, label="Timezone", hint="Europe/Berlin", max_length=64)],
+    params=[rest("timezone", Kind.TEXT, required=False, label=N_("Timezone"), hint="Europe/Berlin", max_length=64)],
     usage="[Area/City]",
 )
 def set_timezone(req: Request, ctx: Context) -> Reply:
     me = _me(ctx)
     wanted = (req.args.get("timezone") or "").strip()
     if not wanted:
-        local = clock.utcnow().astimezone(clock.zone(me.timezone)).strftime("%Y-%m-%d %H:%M")
         return Reply(
-            text=f"Your timezone is {me.timezone} (it is {local} there).",
-            footer="Change it with /tz Area/City, e.g. /tz Asia/Shanghai.",
+            text=_("Your timezone is {tz} (it is {local} there).", tz=me.timezone, local=_local_now(me.timezone)),
+            footer=_("Change it with /tz Area/City, e.g. /tz Asia/Shanghai."),
             private=True,
         )
     try:
         users.set_timezone(ctx.uow, me, wanted)
     except ValidationError:
         close = difflib.get_close_matches(wanted, sorted(available_timezones()), n=3, cutoff=0.6)
-        hint = f" Did you mean {', '.join(close)}?" if close else " Use an IANA name such as Europe/Berlin."
-        raise ValidationError(f"{wanted!r} is not a timezone.{hint}", field="timezone") from None
-    local = clock.utcnow().astimezone(clock.zone(me.timezone)).strftime("%Y-%m-%d %H:%M")
-    return Reply(text=f"Your timezone is now {me.timezone} (it is {local} there).", tone=Tone.SUCCESS, private=True)
+        if close:
+            message = _("{value} is not a timezone. Did you mean {close}?", value=repr(wanted), close=", ".join(close))
+        else:
+            message = _("{value} is not a timezone. Use an IANA name such as Europe/Berlin.", value=repr(wanted))
+        raise ValidationError(message, field="timezone") from None
+    return Reply(
+        text=_("Your timezone is now {tz} (it is {local} there).", tz=me.timezone, local=_local_now(me.timezone)),
+        tone=Tone.SUCCESS,
+        private=True,
+    )
 
 
 @home_section(order=20)
@@ -213,7 +267,7 @@ def followups_due_home(ctx: Context) -> Section | None:
         return None
     found = followups.due_today(ctx.uow, ctx.caller.user_id, ctx.caller.timezone)
     return followups_section(
-        found[:HOME_LIST_LIMIT], ctx.caller.timezone, title="Follow-ups due today", with_customer=True
+        found[:HOME_LIST_LIMIT], ctx.caller.timezone, title=_("Follow-ups due today"), with_customer=True
     )
 
 

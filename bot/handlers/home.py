@@ -25,6 +25,7 @@ from bot.hookspecs import hookimpl
 from bot.messages import Button, Reply, Request, Section
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core.i18n import N_, _
 from crm_core.models import Ticket, TicketStatus
 from crm_core.services import deals
 
@@ -66,11 +67,15 @@ def open_deals(ctx: Context) -> Section | None:
         return None
     found = deals.list_deals(ctx.uow, owner_id=ctx.caller.user_id, open_only=True, limit=HOME_LIST_LIMIT + 1)
     shown = found[:HOME_LIST_LIMIT]
-    more = f" (the first {HOME_LIST_LIMIT}; /deal list shows all)" if len(found) > HOME_LIST_LIMIT else ""
+    title = (
+        _("Your open deals (the first {limit}; /deal list shows all)", limit=HOME_LIST_LIMIT)
+        if len(found) > HOME_LIST_LIMIT
+        else _("Your open deals")
+    )
     return Section(
-        title=f"Your open deals{more}",
+        title=title,
         items=tuple(deal_item(d, ctx.caller.timezone, with_customer=True) for d in shown),
-        empty="No open deals.",
+        empty=_("No open deals."),
     )
 
 
@@ -89,34 +94,36 @@ def assigned_tickets(ctx: Context) -> Section | None:
         )
     )
     return Section(
-        title="Tickets assigned to you",
+        title=_("Tickets assigned to you"),
         items=tuple(ticket_item(t, ctx.caller.timezone) for t in found),
-        empty="No open tickets.",
+        empty=_("No open tickets."),
     )
 
 
 @group.command(
-    "home", summary="Your open deals, follow-ups due and tickets", permission=Permission.ACCOUNT, hidden=True
+    "home", summary=N_("Your open deals, follow-ups due and tickets"), permission=Permission.ACCOUNT, hidden=True
 )
 def home(req: Request, ctx: Context) -> Reply:
     if ctx.caller.user_id is None or ctx.caller.role is None:
         return Reply(
-            title="Welcome to chatcrm",
-            text="You have no role in the CRM yet, so there is nothing to show here. "
-            "Ask a chatcrm admin to give you one (/role).",
-            buttons=(Button("Help", "/help"),),
+            title=_("Welcome to chatcrm"),
+            text=_(
+                "You have no role in the CRM yet, so there is nothing to show here. "
+                "Ask a chatcrm admin to give you one (/role)."
+            ),
+            buttons=(Button(_("Help"), "/help"),),
             private=True,
         )
     sections = tuple(s for s in (provider(ctx) for provider in home_sections()) if s is not None)
     buttons = []
     if ctx.can(Permission.CUSTOMERS_WRITE):
-        buttons.append(Button("New customer", "/customer new", opens_form=True))
-    buttons.append(Button("Help", "/help"))
+        buttons.append(Button(_("New customer"), "/customer new", opens_form=True))
+    buttons.append(Button(_("Help"), "/help"))
     return Reply(
-        title=f"Hello, {ctx.caller.name}",
+        title=_("Hello, {name}", name=ctx.caller.name),
         sections=sections,
         buttons=tuple(buttons),
-        footer="Find a customer with /customer <name>.",
+        footer=_("Find a customer with /customer <name>."),
         private=True,
     )
 

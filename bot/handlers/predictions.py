@@ -16,7 +16,8 @@ from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import history
+from crm_core import history, i18n
+from crm_core.i18n import N_, _, ngettext
 from crm_core.predictions.scores import latest_run, refresh_scores
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 
@@ -27,27 +28,34 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
     tz = ctx.caller.timezone
     metrics = run.metrics or {}
     fields = [
-        Field("Trained", fmt_datetime(run.trained_at, tz)),
-        Field("Status", "published" if run.published else "not published"),
-        Field("Model", run.algorithm or "—"),
-        Field("ROC AUC (holdout)", f"{run.roc_auc:.3f}" if run.roc_auc is not None else "—"),
-        Field("Brier score", f"{metrics['brier']:.3f}" if "brier" in metrics else "—"),
-        Field("Train / test customers", f"{run.train_size} / {run.test_size}"),
+        Field(_("Trained"), fmt_datetime(run.trained_at, tz)),
+        Field(_("Status"), _("published") if run.published else _("not published")),
+        Field(_("Model"), run.algorithm or "—"),
+        Field(_("ROC AUC (holdout)"), _score(run.roc_auc) if run.roc_auc is not None else "—"),
+        Field(_("Brier score"), _score(metrics["brier"]) if "brier" in metrics else "—"),
+        Field(_("Train / test customers"), f"{run.train_size} / {run.test_size}"),
         Field(
-            "Train cut-off → test cut-off",
+            _("Train cut-off → test cut-off"),
             f"{fmt_datetime(run.train_cutoff, tz)} → {fmt_datetime(run.test_cutoff, tz)}",
             short=False,
         ),
     ]
     if run.as_of is not None and run.as_of_source not in (None, history.NOW):
-        fields.append(Field("History as of", f"{history.day_of(run.as_of)} ({run.as_of_source})"))
+        fields.append(Field(_("History as of"), f"{history.day_of(run.as_of)} ({run.as_of_source})"))
     sections = []
     if metrics.get("calibration"):
         sections.append(
             Section(
-                title="Calibration on the holdout (predicted vs observed churn)",
+                title=_("Calibration on the holdout (predicted vs observed churn)"),
                 items=tuple(
-                    Item(text=f"predicted {p:.0%} → observed {o:.0%}", detail=f"{n} customers")
+                    Item(
+                        text=_(
+                            "predicted {predicted} → observed {observed}",
+                            predicted=i18n.format_percent(p),
+                            observed=i18n.format_percent(o),
+                        ),
+                        detail=ngettext("{count} customer", "{count} customers", n, count=i18n.format_number(n)),
+                    )
                     for p, o, n in metrics["calibration"]
                 ),
             )
@@ -55,25 +63,31 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
     if metrics.get("candidates"):
         sections.append(
             Section(
-                title="Candidates (holdout ROC AUC)",
-                items=tuple(Item(text=f"{name}: {auc:.3f}") for name, auc in metrics["candidates"].items()),
+                title=_("Candidates (holdout ROC AUC)"),
+                items=tuple(Item(text=f"{name}: {_score(auc)}") for name, auc in metrics["candidates"].items()),
             )
         )
     return Reply(
-        title=f"Churn model, run #{run.id}",
+        title=_("Churn model, run #{id}", id=run.id),
         text=note or run.note,
         fields=tuple(fields),
         sections=tuple(sections),
-        footer="Trained on one period, tested on the next 90 days it never saw. Published only if AUC ≥ 0.6.",
+        footer=_("Trained on one period, tested on the next 90 days it never saw. Published only if AUC ≥ 0.6."),
     )
 
 
-@group.command("model", summary="The churn model: holdout ROC AUC and calibration", permission=Permission.MODELS_READ)
+def _score(value: float) -> str:
+    return i18n.format_number(value, digits=3)
+
+
+@group.command(
+    "model", summary=N_("The churn model: holdout ROC AUC and calibration"), permission=Permission.MODELS_READ
+)
 def show_model(req: Request, ctx: Context) -> Reply:
     run = latest_run(ctx.uow)
     if run is None:
         return Reply(
-            text="No churn model has been trained yet. It trains nightly; an admin can run /model train.",
+            text=_("No churn model has been trained yet. It trains nightly; an admin can run /model train."),
             tone=Tone.WARNING,
         )
     return _run_reply(run, ctx)
@@ -81,14 +95,22 @@ def show_model(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "model train",
-    summary="Retrain the churn model and rescore customers now (admin)",
+    summary=N_("Retrain the churn model and rescore customers now (admin)"),
     permission=Permission.MODELS_TRAIN,
-    params=[opt("as_of", Kind.DATE, label="As of (last day)", hint="2011-12-09")],
+    params=[opt("as_of", Kind.DATE, label=N_("As of (last day)"), hint="2011-12-09")],
 )
 def train_model(req: Request, ctx: Context) -> Reply:
     as_of = history.parse_day(req.args["as_of"]) if req.args.get("as_of") else None
     run = refresh_scores(ctx.uow, as_of=as_of)
-    return _run_reply(run, ctx, note=f"Retrained in {run.duration_ms / 1000:.1f} s. {run.note}")
+    return _run_reply(
+        run,
+        ctx,
+        note=_(
+            "Retrained in {seconds} s. {note}",
+            seconds=i18n.format_number(run.duration_ms / 1000, digits=1),
+            note=run.note,
+        ),
+    )
 
 
 @hookimpl

@@ -16,7 +16,8 @@ from bot.messages import Button, Field, Item, Reply, Request, Section, Style, To
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import history
+from crm_core import history, i18n
+from crm_core.i18n import N_, _, ngettext
 from crm_core.models import InteractionKind, RecommendationStatus
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 from crm_core.services import customers, interactions, market_basket
@@ -26,30 +27,40 @@ group = CommandGroup()
 
 def because_text(names: dict[int, str], because) -> str:
     items = [names.get(pid, f"#{pid}") for pid in because]
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    if len(items) == 1:
+        return items[0]
+    return _("{items} and {last}", items=_(", ").join(items[:-1]), last=items[-1])
+
+
+def _figure(value: float, digits: int) -> str:
+    return i18n.format_number(value, digits=digits)
 
 
 def suggestion_item(customer_id: int, suggestion: market_basket.Suggestion, names: dict[int, str]) -> Item:
     return Item(
         text=f"{names.get(suggestion.product_id, suggestion.product_id)}",
-        detail=f"because they bought {because_text(names, suggestion.because)} · "
-        f"confidence {suggestion.confidence:.2f}, lift {suggestion.lift:.1f}",
-        button=Button("Log as pitched", f"/recommend pitched {customer_id} {suggestion.product_id}", Style.PRIMARY),
+        detail=_(
+            "because they bought {products} · confidence {confidence}, lift {lift}",
+            products=because_text(names, suggestion.because),
+            confidence=_figure(suggestion.confidence, 2),
+            lift=_figure(suggestion.lift, 1),
+        ),
+        button=Button(_("Log as pitched"), f"/recommend pitched {customer_id} {suggestion.product_id}", Style.PRIMARY),
     )
 
 
 @group.command(
     "recommend",
-    summary="Products a customer is likely to buy next, with the reason",
+    summary=N_("Products a customer is likely to buy next, with the reason"),
     permission=Permission.CUSTOMERS_READ,
-    params=[rest("customer", Kind.TEXT, label="Customer", max_length=200)],
+    params=[rest("customer", Kind.TEXT, label=N_("Customer"), max_length=200)],
 )
 def recommend(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
     run = market_basket.latest_run(ctx.uow)
     if run is None:
         return Reply(
-            text="No purchase patterns have been mined yet. They are mined nightly; an admin can run /mine.",
+            text=_("No purchase patterns have been mined yet. They are mined nightly; an admin can run /mine."),
             tone=Tone.WARNING,
         )
     suggestions = market_basket.recommend(ctx.uow, customer.id)
@@ -58,23 +69,28 @@ def recommend(req: Request, ctx: Context) -> Reply:
     )
     buttons = tuple(
         Button(
-            f"Not relevant: {names.get(s.product_id, s.product_id)}"[:75],
+            _("Not relevant: {product}", product=names.get(s.product_id, s.product_id))[:75],
             f"/recommend dismiss {customer.id} {s.product_id}",
             Style.DANGER,
         )
         for s in suggestions
     )
     return Reply(
-        title=f"Suggestions for {customer.name}",
+        title=_("Suggestions for {name}", name=customer.name),
         sections=(
             Section(
                 items=tuple(suggestion_item(customer.id, s, names) for s in suggestions),
-                empty="Nothing to suggest: no rule fits what they bought in the last 180 days.",
+                empty=_("Nothing to suggest: no rule fits what they bought in the last 180 days."),
             ),
         ),
         buttons=buttons,
-        footer=f"From {run.n_rules} rules mined over {run.n_baskets:,} orders of {market_basket.run_window(run)} "
-        f"(run #{run.id}).",
+        footer=_(
+            "From {rules} rules mined over {orders} orders of {window} (run #{id}).",
+            rules=i18n.format_number(run.n_rules),
+            orders=i18n.format_number(run.n_baskets),
+            window=market_basket.run_window(run),
+            id=run.id,
+        ),
     )
 
 
@@ -82,22 +98,31 @@ def _feedback(req: Request, ctx: Context, status: RecommendationStatus) -> Reply
     customer = customers.get_customer(ctx.uow, req.args["customer_id"])
     product_name = market_basket.product_names(ctx.uow, [req.args["product_id"]]).get(req.args["product_id"])
     if product_name is None:
-        return Reply(text=f"There is no product #{req.args['product_id']}.", tone=Tone.ERROR, private=True)
+        return Reply(text=_("There is no product #{id}.", id=req.args["product_id"]), tone=Tone.ERROR, private=True)
     market_basket.record_feedback(ctx.uow, customer.id, req.args["product_id"], status)
     if status is RecommendationStatus.PITCHED:
         interactions.log_interaction(
             ctx.uow, customer.id, f"Pitched {product_name} (recommended)", kind=InteractionKind.NOTE
         )
-        return Reply(text=f"Logged: {product_name} pitched to {customer.name}.", tone=Tone.SUCCESS)
-    return Reply(text=f"{product_name} will not be suggested for {customer.name} again.", tone=Tone.SUCCESS)
+        return Reply(
+            text=_("Logged: {product} pitched to {customer}.", product=product_name, customer=customer.name),
+            tone=Tone.SUCCESS,
+        )
+    return Reply(
+        text=_("{product} will not be suggested for {customer} again.", product=product_name, customer=customer.name),
+        tone=Tone.SUCCESS,
+    )
 
 
-_FEEDBACK_PARAMS = [arg("customer_id", Kind.INT, label="Customer #"), arg("product_id", Kind.INT, label="Product #")]
+_FEEDBACK_PARAMS = [
+    arg("customer_id", Kind.INT, label=N_("Customer #")),
+    arg("product_id", Kind.INT, label=N_("Product #")),
+]
 
 
 @group.command(
     "recommend pitched",
-    summary="Log a suggested product as pitched",
+    summary=N_("Log a suggested product as pitched"),
     hidden=True,
     permission=Permission.NOTES_WRITE,
     params=_FEEDBACK_PARAMS,
@@ -108,7 +133,7 @@ def pitched(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "recommend dismiss",
-    summary="Never suggest this product for this customer",
+    summary=N_("Never suggest this product for this customer"),
     hidden=True,
     permission=Permission.NOTES_WRITE,
     params=_FEEDBACK_PARAMS,
@@ -119,15 +144,15 @@ def dismiss(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "rules",
-    summary="Top rules of which products sell together (optionally involving one product)",
+    summary=N_("Top rules of which products sell together (optionally involving one product)"),
     permission=Permission.CUSTOMERS_READ,
-    params=[rest("product", Kind.TEXT, required=False, label="Product (SKU or name)", max_length=200)],
+    params=[rest("product", Kind.TEXT, required=False, label=N_("Product (SKU or name)"), max_length=200)],
     usage="[product]",
 )
 def rules(req: Request, ctx: Context) -> Reply:
     run = market_basket.latest_run(ctx.uow)
     if run is None:
-        return Reply(text="No purchase patterns have been mined yet. An admin can run /mine.", tone=Tone.WARNING)
+        return Reply(text=_("No purchase patterns have been mined yet. An admin can run /mine."), tone=Tone.WARNING)
     product = market_basket.find_product(ctx.uow, req.args["product"]) if req.args.get("product") else None
     found = market_basket.rules_for_product(ctx.uow, product.id if product else None)
     names = market_basket.product_names(
@@ -136,24 +161,38 @@ def rules(req: Request, ctx: Context) -> Reply:
     items = tuple(
         Item(
             text=f"{because_text(names, r.antecedent)} → {names.get(r.consequent_id)}",
-            detail=f"confidence {r.confidence:.2f} · lift {r.lift:.1f} · support {r.support:.3f} ({r.count} orders)",
+            detail=ngettext(
+                "confidence {confidence} · lift {lift} · support {support} ({count} order)",
+                "confidence {confidence} · lift {lift} · support {support} ({count} orders)",
+                r.count,
+                confidence=_figure(r.confidence, 2),
+                lift=_figure(r.lift, 1),
+                support=_figure(r.support, 3),
+                count=i18n.format_number(r.count),
+            ),
         )
         for r in found
     )
     return Reply(
-        title=f"Rules involving {product.name}" if product else "Top rules",
-        sections=(Section(items=items, empty="No rule involves it."),),
-        footer=f"Run #{run.id}: {run.n_rules} rules from {run.n_baskets:,} orders of {market_basket.run_window(run)}.",
+        title=_("Rules involving {product}", product=product.name) if product else _("Top rules"),
+        sections=(Section(items=items, empty=_("No rule involves it.")),),
+        footer=_(
+            "Run #{id}: {rules} rules from {orders} orders of {window}.",
+            id=run.id,
+            rules=i18n.format_number(run.n_rules),
+            orders=i18n.format_number(run.n_baskets),
+            window=market_basket.run_window(run),
+        ),
     )
 
 
 @group.command(
     "mine",
-    summary="Mine the order history for rules now (admin)",
+    summary=N_("Mine the order history for rules now (admin)"),
     permission=Permission.MINING_RUN,
     params=[
-        opt("as_of", Kind.DATE, label="As of (last day)", hint="2011-12-09"),
-        opt("window", label="Window", hint="365d"),
+        opt("as_of", Kind.DATE, label=N_("As of (last day)"), hint="2011-12-09"),
+        opt("window", label=N_("Window"), hint="365d"),
     ],
 )
 def mine(req: Request, ctx: Context) -> Reply:
@@ -163,17 +202,27 @@ def mine(req: Request, ctx: Context) -> Reply:
     as_of = history.parse_day(req.args["as_of"]) if req.args.get("as_of") else None
     run = market_basket.run_mining(ctx.uow, settings, trigger="chat", as_of=as_of)
     return Reply(
-        title=f"Mining run #{run.id}",
-        text=f"Mined {run.n_baskets:,} orders of {market_basket.run_window(run)}.",
+        title=_("Mining run #{id}", id=run.id),
+        text=_(
+            "Mined {orders} orders of {window}.",
+            orders=i18n.format_number(run.n_baskets),
+            window=market_basket.run_window(run),
+        ),
         fields=(
-            Field("Orders (baskets)", f"{run.n_baskets:,}"),
-            Field("Frequent itemsets", f"{run.n_itemsets:,}"),
-            Field("Rules", f"{run.n_rules:,}"),
-            Field("Duration", f"{run.duration_ms / 1000:.2f} s"),
+            Field(_("Orders (baskets)"), i18n.format_number(run.n_baskets)),
+            Field(_("Frequent itemsets"), i18n.format_number(run.n_itemsets)),
+            Field(_("Rules"), i18n.format_number(run.n_rules)),
+            Field(_("Duration"), _("{seconds} s", seconds=_figure(run.duration_ms / 1000, 2))),
             Field(
-                "Thresholds",
-                f"support {run.min_support}, confidence {run.min_confidence}, lift {run.min_lift}, "
-                f"max length {run.max_len}, window {run.window_days} days",
+                _("Thresholds"),
+                _(
+                    "support {support}, confidence {confidence}, lift {lift}, max length {max_len}, window {days} days",
+                    support=run.min_support,
+                    confidence=run.min_confidence,
+                    lift=run.min_lift,
+                    max_len=run.max_len,
+                    days=run.window_days,
+                ),
                 short=False,
             ),
         ),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from crm_core.i18n import pgettext
+
 
 def quintile_scores(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
     """1–5 by rank; ties share a score (average rank), so equal customers get equal scores."""
@@ -43,3 +45,17 @@ def segment(r: int, f: int, m: int) -> str:
     if r <= 2:
         return "hibernating"
     return "needs attention"
+
+
+def segment_label(name: str) -> str:
+    """A segment as the reader sees it ("at risk" / "流失风险"); filters and the API keep the English name."""
+    return {
+        "champions": pgettext("RFM segment", "champions"),
+        "loyal": pgettext("RFM segment", "loyal"),
+        "new": pgettext("RFM segment", "new"),
+        "promising": pgettext("RFM segment", "promising"),
+        "at risk": pgettext("RFM segment", "at risk"),
+        "cannot lose": pgettext("RFM segment", "cannot lose"),
+        "hibernating": pgettext("RFM segment", "hibernating"),
+        "needs attention": pgettext("RFM segment", "needs attention"),
+    }.get(name, name)

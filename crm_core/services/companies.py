@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from crm_core import text
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.iso_countries import is_country_code
 from crm_core.models import Company
 from crm_core.uow import UnitOfWork
@@ -26,7 +27,7 @@ def _key(name: str) -> str:
 def get_company(uow: UnitOfWork, company_id: int) -> Company:
     company = uow.session.get(Company, company_id)
     if company is None:
-        raise NotFound(f"there is no company #{company_id}")
+        raise NotFound(_("there is no company #{id}", id=company_id))
     return company
 
 
@@ -50,21 +51,27 @@ def _parse(changes: Mapping[str, str | None]) -> dict[str, str | None]:
             text.check_text(value, key, field=key)
             if key == "name":
                 if not value:
-                    raise ValidationError("a company needs a name", field="name")
+                    raise ValidationError(_("a company needs a name"), field="name")
                 if len(value) > MAX_NAME:
-                    raise ValidationError(f"the name is longer than {MAX_NAME} characters", field="name")
+                    raise ValidationError(_("the name is longer than {limit} characters", limit=MAX_NAME), field="name")
                 values["name"] = value
             elif key == "domain":
                 value = value.lower().removeprefix("www.")
                 if value and not _DOMAIN.match(value):
-                    raise ValidationError(f"{value!r} is not a domain name (e.g. acme.example)", field="domain")
+                    raise ValidationError(
+                        _("{value} is not a domain name (e.g. acme.example)", value=repr(value)), field="domain"
+                    )
                 values["domain"] = value or None
             elif key == "country":
                 if value and not is_country_code(value):
-                    raise ValidationError(f"{value!r} is not an ISO 3166 country code (e.g. DE)", field="country")
+                    raise ValidationError(
+                        _("{value} is not an ISO 3166 country code (e.g. DE)", value=repr(value)), field="country"
+                    )
                 values["country"] = value.upper() or None
             else:
-                raise ValidationError(f"unknown field {key!r} (fields: {', '.join(FIELDS)})", field=key)
+                raise ValidationError(
+                    _("unknown field {key} (fields: {known})", key=repr(key), known=", ".join(FIELDS)), field=key
+                )
         except ValidationError as exc:
             errors[exc.field or key] = exc.message
     if errors:
@@ -77,7 +84,7 @@ def _check_unique(uow: UnitOfWork, name: str, company_id: int | None) -> None:
         sa.select(Company).where(Company.name_key == _key(name), Company.id != (company_id or -1))
     ).first()
     if clash is not None:
-        raise Conflict(f"there is already a company called {clash.name} (#{clash.id})")
+        raise Conflict(_("there is already a company called {name} (#{id})", name=clash.name, id=clash.id))
 
 
 def create_company(uow: UnitOfWork, name: str, fields: Mapping[str, str | None] | None = None) -> Company:

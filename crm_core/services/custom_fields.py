@@ -10,6 +10,7 @@ from datetime import date
 import sqlalchemy as sa
 
 from crm_core.errors import Conflict, ValidationError
+from crm_core.i18n import _, ngettext
 from crm_core.models import Customer, CustomFieldDefinition, CustomFieldValue, Deal, FieldEntity, FieldType, Ticket
 from crm_core.uow import UnitOfWork
 
@@ -71,21 +72,27 @@ def define_field(
     key = key.strip().lower()
     if not _KEY.match(key):
         raise ValidationError(
-            f"{key!r} is not a field key: use lower-case letters, digits and _, starting with a letter", field="key"
+            _(
+                "{key} is not a field key: use lower-case letters, digits and _, starting with a letter",
+                key=repr(key),
+            ),
+            field="key",
         )
     if key in core_keys(entity):
-        raise ValidationError(f"{key!r} is a built-in field of a {entity}: pick another key", field="key")
+        raise ValidationError(
+            _("{key} is a built-in field of a {entity}: pick another key", key=repr(key), entity=entity), field="key"
+        )
     if type_ is FieldType.CHOICE:
         choices = [c.strip() for c in (choices or []) if c.strip()]
         if len(choices) < 2:
-            raise ValidationError("a choice field needs at least two choices (choices=a|b|c)", field="choices")
+            raise ValidationError(_("a choice field needs at least two choices (choices=a|b|c)"), field="choices")
     elif choices:
-        raise ValidationError("only choice fields take choices", field="choices")
+        raise ValidationError(_("only choice fields take choices"), field="choices")
     exists = uow.session.scalars(
         sa.select(CustomFieldDefinition).where(CustomFieldDefinition.entity == entity, CustomFieldDefinition.key == key)
     ).first()
     if exists:
-        raise Conflict(f"{entity} already has a field {key!r}")
+        raise Conflict(_("{entity} already has a field {key}", entity=entity, key=repr(key)))
     definition = CustomFieldDefinition(
         entity=entity,
         key=key,
@@ -110,25 +117,32 @@ def parse_value(definition: CustomFieldDefinition, raw: str) -> str | float | da
         except ValueError:
             number = None
         if number is None or number != number or number in (float("inf"), float("-inf")):
-            raise ValidationError(f"{definition.label} must be a number, not {raw!r}", field=key)
+            raise ValidationError(
+                _("{label} must be a number, not {value}", label=definition.label, value=repr(raw)), field=key
+            )
         return number
     if definition.type is FieldType.DATE:
         try:
             return date.fromisoformat(value)
         except ValueError:
             raise ValidationError(
-                f"{definition.label} must be a date like 2026-12-01, not {raw!r}", field=key
+                _("{label} must be a date like 2026-12-01, not {value}", label=definition.label, value=repr(raw)),
+                field=key,
             ) from None
     if definition.type is FieldType.CHOICE:
         for choice in definition.choices or []:
             if choice.casefold() == value.casefold():
                 return choice
         allowed = ", ".join(definition.choices or [])
-        raise ValidationError(f"{definition.label} must be one of: {allowed}", field=key)
+        raise ValidationError(
+            _("{label} must be one of: {allowed}", label=definition.label, allowed=allowed), field=key
+        )
     if not value:
-        raise ValidationError(f"{definition.label} cannot be empty", field=key)
+        raise ValidationError(_("{label} cannot be empty", label=definition.label), field=key)
     if len(value) > MAX_TEXT:
-        raise ValidationError(f"{definition.label} is longer than {MAX_TEXT} characters", field=key)
+        raise ValidationError(
+            _("{label} is longer than {limit} characters", label=definition.label, limit=MAX_TEXT), field=key
+        )
     return value
 
 
@@ -214,8 +228,8 @@ def parse_changes(
         key = raw_key.strip().lower()
         definition = definitions_by_key.get(key)
         if definition is None:
-            allowed = ", ".join(f"{name}=" for name in [*options, *definitions_by_key]) or "none"
-            errors[key] = f"unknown option {key}= (options: {allowed})"
+            allowed = ", ".join(f"{name}=" for name in [*options, *definitions_by_key]) or _("none")
+            errors[key] = _("unknown option {key}= (options: {allowed})", key=key, allowed=allowed)
             continue
         value = (raw_value or "").strip()
         try:
@@ -238,11 +252,13 @@ def check_required(uow: UnitOfWork, entity: FieldEntity, parsed: Parsed, *, crea
     if not missing:
         return
     if creating:
-        errors = {d.key: f"{d.label} is required ({d.key}=…)" for d in missing}
+        errors = {d.key: _("{label} is required ({key}=…)", label=d.label, key=d.key) for d in missing}
         names = ", ".join(f"{d.label} ({d.key}=…)" for d in missing)
-        message = f"required field{'s' if len(missing) > 1 else ''} missing: {names}"
+        message = ngettext(
+            "required field missing: {names}", "required fields missing: {names}", len(missing), names=names
+        )
     else:
-        errors = {d.key: f"{d.label} is required and cannot be cleared" for d in missing}
+        errors = {d.key: _("{label} is required and cannot be cleared", label=d.label) for d in missing}
         message = "; ".join(errors.values())
     raise ValidationError(message, field=missing[0].key, errors=errors)
 

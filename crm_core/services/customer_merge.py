@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from crm_core import events
 from crm_core.errors import ValidationError
+from crm_core.i18n import _
 from crm_core.models import (
     Base,
     CampaignRecipient,
@@ -147,7 +148,7 @@ def merge(uow: UnitOfWork, keep_id: int, other_id: int) -> dict[str, int]:
     Returns how many rows of each table moved (or were folded into the kept customer's own).
     """
     if keep_id == other_id:
-        raise ValidationError("a customer cannot be merged into itself")
+        raise ValidationError(_("a customer cannot be merged into itself"))
     keep = customers.get_customer(uow, keep_id)
     other = customers.get_customer(uow, other_id)
     session = uow.session

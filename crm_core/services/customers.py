@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, events, search, text
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.iso_countries import is_country_code
 from crm_core.models import (
     Customer,
@@ -47,7 +48,7 @@ CORE_FIELDS = ("name", "email", "phone", "company", "country", "language", "time
 def get_customer(uow: UnitOfWork, customer_id: int) -> Customer:
     customer = uow.session.get(Customer, customer_id)
     if customer is None:
-        raise NotFound(f"there is no customer #{customer_id}")
+        raise NotFound(_("there is no customer #{id}", id=customer_id))
     return customer
 
 
@@ -55,13 +56,15 @@ def resolve_customer(uow: UnitOfWork, reference: str) -> Customer:
     """The one customer a reference (#id, email, phone or name) points at, or a clear error."""
     hits = search.search_customers(uow.session, reference, limit=6)
     if not hits:
-        raise NotFound(f"no customer matches {reference.strip()!r}")
+        raise NotFound(_("no customer matches {query}", query=repr(reference.strip())))
     best = hits[0]
     # An exact hit (id, email, phone, exact name) wins only if no other hit is equally good.
     if len(hits) == 1 or (best.match > hits[1].match and best.match >= search.MatchKind.EXACT_NAME):
         return get_customer(uow, best.customer_id)
     names = ", ".join(f"{h.name} (#{h.customer_id})" for h in hits[:5])
-    raise ValidationError(f"{reference.strip()!r} matches several customers: {names}. Use the #id.")
+    raise ValidationError(
+        _("{query} matches several customers: {names}. Use the #id.", query=repr(reference.strip()), names=names)
+    )
 
 
 @dataclass
@@ -82,7 +85,7 @@ def _parse_tags(raw: str) -> list[str]:
         if not tag:
             continue
         if not _TAG.match(tag):
-            raise ValidationError(f"{tag!r} is not a tag: use letters, digits, - and _", field="tags")
+            raise ValidationError(_("{tag} is not a tag: use letters, digits, - and _", tag=repr(tag)), field="tags")
         tags.append(tag)
     return tags
 
@@ -100,36 +103,40 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
             text.check_text(value, key, field=key)
             if key == "name":
                 if empty:
-                    raise ValidationError("a customer needs a name", field="name")
+                    raise ValidationError(_("a customer needs a name"), field="name")
                 if len(value) > MAX_NAME:
-                    raise ValidationError(f"the name is longer than {MAX_NAME} characters", field="name")
+                    raise ValidationError(_("the name is longer than {limit} characters", limit=MAX_NAME), field="name")
                 parsed.core["name"] = value
             elif key == "email":
                 if not empty and not _EMAIL.match(value):
-                    raise ValidationError(f"{value!r} is not an email address", field="email")
+                    raise ValidationError(_("{value} is not an email address", value=repr(value)), field="email")
                 parsed.core["email"] = None if empty else value
             elif key == "phone":
                 if not empty and len(text.phone_digits(value)) < 6:
-                    raise ValidationError(f"{value!r} is not a phone number", field="phone")
+                    raise ValidationError(_("{value} is not a phone number", value=repr(value)), field="phone")
                 parsed.core["phone"] = None if empty else value
             elif key == "company":
                 parsed.core["company"] = None if empty else value[:MAX_NAME]
             elif key == "country":
                 if not empty and not is_country_code(value):
                     raise ValidationError(
-                        f"{value!r} is not an ISO 3166 country code (e.g. DE, GB, US)", field="country"
+                        _("{value} is not an ISO 3166 country code (e.g. DE, GB, US)", value=repr(value)),
+                        field="country",
                     )
                 parsed.core["country"] = None if empty else value.upper()
             elif key == "language":
                 if not empty and not _LANGUAGE.match(value):
-                    raise ValidationError("language is a code such as en, de or zh", field="language")
+                    raise ValidationError(_("language is a code such as en, de or zh"), field="language")
                 parsed.core["language"] = None if empty else value.lower()
             elif key == "timezone":
                 if not empty:
                     try:
                         clock.zone(value)
-                    except ValueError as exc:
-                        raise ValidationError(str(exc), field="timezone") from None
+                    except ValueError:
+                        raise ValidationError(
+                            _("unknown timezone {value} (use an IANA name such as Europe/Berlin)", value=repr(value)),
+                            field="timezone",
+                        ) from None
                 parsed.core["timezone"] = None if empty else value
             elif key == "owner":
                 parsed.core["owner_id"] = None if empty else users.find_user(uow, value).id
@@ -137,7 +144,7 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
                 try:
                     parsed.core["kind"] = CustomerKind(value.lower())
                 except ValueError:
-                    raise ValidationError("kind is person or account", field="kind") from None
+                    raise ValidationError(_("kind is person or account"), field="kind") from None
             elif key == "tags":
                 if value.startswith("+"):
                     parsed.tags_add = _parse_tags(value[1:])
@@ -153,7 +160,9 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
                 )
             else:
                 known = ", ".join([*CORE_FIELDS, *definitions])
-                raise ValidationError(f"unknown field {raw_key!r} (fields: {known})", field=key)
+                raise ValidationError(
+                    _("unknown field {key} (fields: {known})", key=repr(raw_key), known=known), field=key
+                )
         except ValidationError as exc:
             errors[exc.field or key] = exc.message
         except NotFound as exc:
@@ -171,7 +180,7 @@ def _check_unique_email(uow: UnitOfWork, email: str | None, customer_id: int | N
         sa.select(Customer).where(Customer.email == text.normalize_email(email), Customer.id != (customer_id or -1))
     ).first()
     if clash:
-        raise Conflict(f"{clash.name} (#{clash.id}) already has the email {email}")
+        raise Conflict(_("{name} (#{id}) already has the email {email}", name=clash.name, id=clash.id, email=email))
 
 
 @dataclass(frozen=True)
@@ -234,7 +243,10 @@ def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None]
     given = {key.strip().lower(): value for key, value in (fields or {}).items()}
     if "name" in given:
         # Otherwise name=foo would silently replace the name given first.
-        raise ValidationError(f"the name is given twice: {name!r} and {given['name']!r}", field="name")
+        raise ValidationError(
+            _("the name is given twice: {first} and {second}", first=repr(name), second=repr(given["name"])),
+            field="name",
+        )
     changes = {"name": name, **(fields or {})}
     parsed = _parse_changes(uow, changes)
     custom_fields.check_required(uow, FieldEntity.CUSTOMER, parsed.custom, creating=True)
@@ -247,7 +259,7 @@ def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None]
 
 def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str | None]) -> Customer:
     if not changes:
-        raise ValidationError("nothing to change: give field=value pairs")
+        raise ValidationError(_("nothing to change: give field=value pairs"))
     customer = get_customer(uow, customer_id)
     ownership.check_customer(uow, customer)
     parsed = _parse_changes(uow, changes)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import clock, events, paging, text
 from crm_core.errors import CrmError, NotFound, ValidationError
+from crm_core.i18n import _, pgettext
 from crm_core.models import DEFAULT_PROBABILITY, Deal, DealStage, DealStageChange, FieldEntity, User
 from crm_core.money import parse_amount
 from crm_core.services import custom_fields, ownership, users
@@ -22,14 +23,57 @@ MAX_TITLE = 200
 CREATE_OPTIONS = ("amount", "close", "stage")
 
 
-def parse_stage(raw: str) -> DealStage:
-    """A stage by name or unambiguous prefix: "neg" -> negotiation."""
+# What a Chinese-speaking rep types for a stage (the English words and their prefixes work too).
+STAGE_ALIASES: dict[str, DealStage] = {
+    "线索": DealStage.LEAD,
+    "潜在": DealStage.LEAD,
+    "已确认": DealStage.QUALIFIED,
+    "合格": DealStage.QUALIFIED,
+    "方案": DealStage.PROPOSAL,
+    "报价": DealStage.PROPOSAL,
+    "方案报价": DealStage.PROPOSAL,
+    "谈判": DealStage.NEGOTIATION,
+    "商务谈判": DealStage.NEGOTIATION,
+    "赢单": DealStage.WON,
+    "成交": DealStage.WON,
+    "输单": DealStage.LOST,
+    "丢单": DealStage.LOST,
+}
+
+
+def stage_label(stage: DealStage) -> str:
+    """A stage as the reader sees it ("won", zh "赢单"); commands take the English word or an alias."""
+    return {
+        DealStage.LEAD: pgettext("deal stage", "lead"),
+        DealStage.QUALIFIED: pgettext("deal stage", "qualified"),
+        DealStage.PROPOSAL: pgettext("deal stage", "proposal"),
+        DealStage.NEGOTIATION: pgettext("deal stage", "negotiation"),
+        DealStage.WON: pgettext("deal stage", "won"),
+        DealStage.LOST: pgettext("deal stage", "lost"),
+    }.get(stage, stage.value)
+
+
+def match_stage(raw: str, allowed: tuple[DealStage, ...] = tuple(DealStage)) -> DealStage | None:
+    """The stage ``raw`` names among ``allowed``: its English word, an unambiguous prefix ("neg") or a
+    Chinese alias ("赢单"); None when it names none of them."""
     value = raw.strip().lower()
-    matches = [stage for stage in DealStage if stage.value.startswith(value)] if value else []
-    if len(matches) == 1:
-        return matches[0]
+    if not value:
+        return None
+    alias = STAGE_ALIASES.get(value)
+    if alias is not None:
+        return alias if alias in allowed else None
+    exact = [stage for stage in allowed if stage.value == value]
+    matches = exact or [stage for stage in allowed if stage.value.startswith(value)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def parse_stage(raw: str) -> DealStage:
+    """A stage by name, unambiguous prefix ("neg" -> negotiation) or Chinese alias ("赢单" -> won)."""
+    stage = match_stage(raw)
+    if stage is not None:
+        return stage
     stages = ", ".join(s.value for s in DealStage)
-    raise ValidationError(f"{raw!r} is not a stage (stages: {stages})", field="stage")
+    raise ValidationError(_("{value} is not a stage (stages: {stages})", value=repr(raw), stages=stages), field="stage")
 
 
 def parse_probability(raw: str) -> int:
@@ -38,7 +82,7 @@ def parse_probability(raw: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= 100:
-        raise ValidationError("probability is a whole number from 0 to 100", field="probability")
+        raise ValidationError(_("probability is a whole number from 0 to 100"), field="probability")
     return value
 
 
@@ -46,7 +90,7 @@ def parse_close_date(raw: str) -> date:
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
-        raise ValidationError(f"{raw!r} is not a date (write 2026-12-31)", field="close") from None
+        raise ValidationError(_("{value} is not a date (write 2026-12-31)", value=repr(raw)), field="close") from None
 
 
 def is_overdue(deal: Deal, today: date) -> bool:
@@ -61,7 +105,7 @@ def _overdue_clause(today: date) -> sa.ColumnElement[bool]:
 def get_deal(uow: UnitOfWork, deal_id: int) -> Deal:
     deal = uow.session.get(Deal, deal_id)
     if deal is None:
-        raise NotFound(f"there is no deal #{deal_id}")
+        raise NotFound(_("there is no deal #{id}", id=deal_id))
     return deal
 
 
@@ -84,7 +128,7 @@ def create_deal(
         custom_fields.check_required(uow, FieldEntity.DEAL, custom, creating=True)
     title = _title(title)
     if amount_cents < 0:
-        raise ValidationError("the amount cannot be negative", field="amount")
+        raise ValidationError(_("the amount cannot be negative"), field="amount")
     customer = get_customer(uow, customer_id)
     deal = Deal(
         customer_id=customer.id,
@@ -124,7 +168,9 @@ def change_stage(uow: UnitOfWork, deal_id: int, stage: DealStage, reason: str | 
     deal = get_deal(uow, deal_id)
     ownership.check_deal(uow, deal)
     if deal.stage == stage:
-        raise ValidationError(f"deal #{deal.id} is already in {stage}", field="stage")
+        raise ValidationError(
+            _("deal #{id} is already in {stage}", id=deal.id, stage=stage_label(stage)), field="stage"
+        )
     previous = deal.stage
     uow.session.add(
         DealStageChange(deal_id=deal.id, from_stage=previous, to_stage=stage, changed_by_id=uow.actor.user_id)
@@ -161,9 +207,9 @@ _CLEAR = custom_fields.EMPTY_VALUES | {"nobody"}
 def _title(raw: str) -> str:
     title = text.check_text((raw or "").strip(), "title", field="title")
     if not title:
-        raise ValidationError("a deal needs a title", field="title")
+        raise ValidationError(_("a deal needs a title"), field="title")
     if len(title) > MAX_TITLE:
-        raise ValidationError(f"the title is longer than {MAX_TITLE} characters", field="title")
+        raise ValidationError(_("the title is longer than {limit} characters", limit=MAX_TITLE), field="title")
     return title
 
 
@@ -173,14 +219,14 @@ def _owner(uow: UnitOfWork, raw: str) -> User | None:
         return None
     if value.lower() == "me":
         if uow.actor.user_id is None:
-            raise ValidationError("you have no CRM user to own deals", field="owner")
+            raise ValidationError(_("you have no CRM user to own deals"), field="owner")
         value = f"#{uow.actor.user_id}"
     try:
         user = users.find_user(uow, value)
     except CrmError as exc:
         raise ValidationError(exc.message, field="owner") from None
     if not user.active:
-        raise ValidationError(f"{user.name} is not an active user", field="owner")
+        raise ValidationError(_("{name} is not an active user", name=user.name), field="owner")
     return user
 
 
@@ -201,7 +247,7 @@ def update_deal(uow: UnitOfWork, deal_id: int, changes: Mapping[str, str | None]
     Every bad value is reported at once and nothing changes. Returns field -> {old, new} for what
     changed, also the ``deal.updated`` event's ``changes``."""
     if not changes:
-        raise ValidationError("nothing to change: give field=value pairs, e.g. amount=12k close=2027-01-31")
+        raise ValidationError(_("nothing to change: give field=value pairs, e.g. amount=12k close=2027-01-31"))
     deal = get_deal(uow, deal_id)
     ownership.check_deal(uow, deal)
     given = {key.strip().lower(): (value or "").strip() for key, value in changes.items()}
@@ -217,7 +263,7 @@ def update_deal(uow: UnitOfWork, deal_id: int, changes: Mapping[str, str | None]
                 title = _title(value)
             elif key == "amount":
                 if not value:
-                    raise ValidationError("give an amount (amount=0 for none)", field="amount")
+                    raise ValidationError(_("give an amount (amount=0 for none)"), field="amount")
                 amount = parse_amount(value)
             elif key == "close":
                 close = None if value.lower() in _CLEAR else parse_close_date(value)

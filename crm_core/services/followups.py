@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, events, i18n, outbox, paging
 from crm_core.errors import Forbidden, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_totals
 from crm_core.outbox_payload import PayloadButton
@@ -44,11 +45,11 @@ def create_followup(
 ) -> FollowUp:
     body = check_text(" ".join((text or "").split()), "follow-up text", field="text")
     if not body:
-        raise ValidationError('say what to follow up on after the time, e.g. "call about renewal"', field="text")
+        raise ValidationError(_('say what to follow up on after the time, e.g. "call about renewal"'), field="text")
     if len(body) > MAX_TEXT:
-        raise ValidationError(f"the follow-up text is longer than {MAX_TEXT} characters", field="text")
+        raise ValidationError(_("the follow-up text is longer than {limit} characters", limit=MAX_TEXT), field="text")
     if due_at <= clock.utcnow():
-        raise ValidationError("that time has already passed; pick a time in the future", field="when")
+        raise ValidationError(_("that time has already passed; pick a time in the future"), field="when")
     customers.get_customer(uow, customer_id)
     followup = FollowUp(
         customer_id=customer_id,
@@ -81,20 +82,28 @@ def _schedule_reminder(uow: UnitOfWork, followup: FollowUp) -> None:
 def get_followup(uow: UnitOfWork, followup_id: int) -> FollowUp:
     followup = uow.session.get(FollowUp, followup_id)
     if followup is None:
-        raise NotFound(f"there is no follow-up #{followup_id}")
+        raise NotFound(_("there is no follow-up #{id}", id=followup_id))
     return followup
 
 
 def _check_may_change(followup: FollowUp, actor: User | None) -> None:
     if actor is None:
-        raise Forbidden("the CRM does not know you, so you have no follow-ups")
+        raise Forbidden(_("the CRM does not know you, so you have no follow-ups"))
     if followup.user_id != actor.id and actor.role not in (Role.MANAGER, Role.ADMIN):
-        raise Forbidden(f"follow-up #{followup.id} is {followup.user.name}'s; only they or a manager can change it")
+        raise Forbidden(
+            _(
+                "follow-up #{id} is {name}'s; only they or a manager can change it",
+                id=followup.id,
+                name=followup.user.name,
+            )
+        )
 
 
 def _open(followup: FollowUp) -> None:
     if not followup.status.is_open:
-        raise ValidationError(f"follow-up #{followup.id} is already {followup.status}")
+        if followup.status is FollowUpStatus.DONE:
+            raise ValidationError(_("follow-up #{id} is already done", id=followup.id))
+        raise ValidationError(_("follow-up #{id} is already cancelled", id=followup.id))
 
 
 def complete(uow: UnitOfWork, followup_id: int, actor: User | None) -> FollowUp:
@@ -122,7 +131,7 @@ def snooze(uow: UnitOfWork, followup_id: int, actor: User | None, days: int = 1)
     """Due again ``days`` later on the rep's calendar, counted from now (or from the due time, if
     that is still ahead)."""
     if not 1 <= days <= 365:
-        raise ValidationError("snooze for 1 to 365 days", field="days")
+        raise ValidationError(_("snooze for 1 to 365 days"), field="days")
     followup = get_followup(uow, followup_id)
     _check_may_change(followup, actor)
     _open(followup)

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, events, paging
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _
 from crm_core.models import Direction, Interaction, InteractionKind
 from crm_core.services.customers import get_customer
 from crm_core.text import check_text
@@ -31,9 +32,9 @@ def log_interaction(
 ) -> Interaction:
     body = check_text((text or "").strip(), "note", field="text")
     if not body:
-        raise ValidationError("the note is empty: write some text after the customer", field="text")
+        raise ValidationError(_("the note is empty: write some text after the customer"), field="text")
     if len(body) > MAX_TEXT:
-        raise ValidationError(f"the note is longer than {MAX_TEXT} characters", field="text")
+        raise ValidationError(_("the note is longer than {limit} characters", limit=MAX_TEXT), field="text")
     customer = get_customer(uow, customer_id)
     interaction = Interaction(
         customer_id=customer_id,
@@ -79,7 +80,7 @@ def recent_interactions(uow: UnitOfWork, customer_id: int, limit: int = 10) -> l
 
 
 _AGE = re.compile(r"^(\d{1,4})\s*([dw])$")
-SINCE_EXAMPLES = "a date (2026-01-31) or an age (30d, 12w)"
+SINCE_EXAMPLES = N_("a date (2026-01-31) or an age (30d, 12w)")
 
 
 def parse_since(value: str, timezone: str = "UTC", now: datetime | None = None) -> datetime:
@@ -91,7 +92,9 @@ def parse_since(value: str, timezone: str = "UTC", now: datetime | None = None) 
     try:
         day = date.fromisoformat(raw)
     except ValueError:
-        raise ValidationError(f"since takes {SINCE_EXAMPLES}, not {value!r}", field="since") from None
+        raise ValidationError(
+            _("since takes {examples}, not {value}", examples=_(SINCE_EXAMPLES), value=repr(value)), field="since"
+        ) from None
     return clock.local_instant(day, datetime.min.time(), timezone)
 
 
@@ -105,7 +108,9 @@ def parse_kinds(value: str) -> list[InteractionKind]:
             kinds.append(InteractionKind(word))
         except ValueError:
             allowed = ", ".join(k.value for k in InteractionKind)
-            raise ValidationError(f"kind must be one of {allowed}, not {word!r}", field="kind") from None
+            raise ValidationError(
+                _("kind must be one of {allowed}, not {value}", allowed=allowed, value=repr(word)), field="kind"
+            ) from None
     return kinds
 
 

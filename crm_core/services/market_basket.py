@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from crm_core import history, text
 from crm_core.clock import as_utc, utcnow
 from crm_core.errors import NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.mining import AssociationRules
 from crm_core.models import (
     MinedRule,
@@ -282,9 +283,9 @@ def find_product(uow: UnitOfWork, reference: str) -> Product:
     if len(found) == 1 or (found and found[0].name.lower() == ref.lower()):
         return found[0]
     if not found:
-        raise NotFound(f"no product matches {ref!r}")
+        raise NotFound(_("no product matches {query}", query=repr(ref)))
     names = ", ".join(f"{p.name} ({p.sku})" for p in found[:5])
-    raise ValidationError(f"{ref!r} matches several products: {names}. Use the SKU.")
+    raise ValidationError(_("{query} matches several products: {names}. Use the SKU.", query=repr(ref), names=names))
 
 
 def record_feedback(uow: UnitOfWork, customer_id: int, product_id: int, status: RecommendationStatus) -> Recommendation:

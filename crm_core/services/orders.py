@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import audit, clock, events
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _, ngettext
 from crm_core.models import Customer, Order, OrderKind, OrderLine, Product
 from crm_core.services import products
 from crm_core.uow import UnitOfWork
@@ -38,7 +39,7 @@ class LineInput:
 def get_order(uow: UnitOfWork, order_id: int) -> Order:
     order = uow.session.get(Order, order_id)
     if order is None:
-        raise NotFound(f"there is no order #{order_id}")
+        raise NotFound(_("there is no order #{id}", id=order_id))
     return order
 
 
@@ -53,7 +54,11 @@ def check_quantity(quantity: int, kind: OrderKind) -> None:
         or (kind is OrderKind.PURCHASE and quantity < 0)
         or (kind is OrderKind.CANCELLATION and quantity > 0)
     ):
-        raise ValidationError(f"quantity {quantity} is not valid for a {kind}", field="quantity")
+        if kind is OrderKind.CANCELLATION:
+            raise ValidationError(
+                _("quantity {quantity} is not valid for a cancellation", quantity=quantity), field="quantity"
+            )
+        raise ValidationError(_("quantity {quantity} is not valid for a purchase", quantity=quantity), field="quantity")
 
 
 def create_order(
@@ -68,9 +73,9 @@ def create_order(
     source: str = "crm",
 ) -> Order:
     if not lines:
-        raise ValidationError("an order needs at least one line")
+        raise ValidationError(_("an order needs at least one line"))
     if number and uow.session.scalars(sa.select(Order.id).where(Order.number == number)).first():
-        raise Conflict(f"order {number} already exists")
+        raise Conflict(_("order {number} already exists", number=number))
     order = Order(
         number=number or "",
         customer_id=customer_id,
@@ -83,7 +88,7 @@ def create_order(
     for line in lines:
         product = uow.session.get(Product, line.product_id)
         if product is None:
-            raise NotFound(f"there is no product #{line.product_id}")
+            raise NotFound(_("there is no product #{id}", id=line.product_id))
         check_quantity(line.quantity, kind)
         unit = product.price_cents if line.unit_price_cents is None else line.unit_price_cents
         line_total = unit * line.quantity
@@ -257,7 +262,11 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
     total_lines = sum(len(r.lines) for r in requests)
     if total_lines > MAX_BULK_LINES:
         raise ValidationError(
-            f"a request carries at most {MAX_BULK_LINES} order lines (this one has {total_lines}): split it",
+            _(
+                "a request carries at most {limit} order lines (this one has {count}): split it",
+                limit=MAX_BULK_LINES,
+                count=total_lines,
+            ),
             field="orders",
         )
     session = uow.session
@@ -265,7 +274,9 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
     seen: dict[str, int] = {}
     for index, request in enumerate(requests):
         if request.number in seen:
-            errors[f"orders[{index}].number"] = f"order {request.number} is also orders[{seen[request.number]}]"
+            errors[f"orders[{index}].number"] = _(
+                "order {number} is also orders[{index}]", number=request.number, index=seen[request.number]
+            )
         seen.setdefault(request.number, index)
     numbers = sorted(seen)
     existing: dict[str, int] = {}
@@ -297,21 +308,21 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
     for index, request in fresh:
         place = f"orders[{index}]"
         if request.customer_id is not None and request.customer_id not in known_customers:
-            errors[f"{place}.customer_id"] = f"there is no customer #{request.customer_id}"
+            errors[f"{place}.customer_id"] = _("there is no customer #{id}", id=request.customer_id)
         if not request.lines:
-            errors[f"{place}.lines"] = "an order needs at least one line"
+            errors[f"{place}.lines"] = _("an order needs at least one line")
         lines: list[NewLine] = []
         for n, line in enumerate(request.lines):
             at = f"{place}.lines[{n}]"
             if (line.product_id is None) == (line.sku is None):
-                errors[at] = "name the product by product_id or by sku (one of them)"
+                errors[at] = _("name the product by product_id or by sku (one of them)")
                 continue
             product_id = line.product_id if line.product_id is not None else by_sku.get(line.sku or "")
             if product_id is None:
-                errors[f"{at}.sku"] = f"there is no product with the SKU {line.sku}"
+                errors[f"{at}.sku"] = _("there is no product with the SKU {sku}", sku=line.sku)
                 continue
             if product_id not in prices:
-                errors[f"{at}.product_id"] = f"there is no product #{product_id}"
+                errors[f"{at}.product_id"] = _("there is no product #{id}", id=product_id)
                 continue
             try:
                 check_quantity(line.quantity, request.kind)
@@ -320,11 +331,11 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
                 continue
             unit = prices[product_id] if line.unit_price_cents is None else line.unit_price_cents
             if abs(unit * line.quantity) > MAX_TOTAL_CENTS:
-                errors[at] = f"the line's total is over {MAX_TOTAL_CENTS} cents"
+                errors[at] = _("the line's total is over {limit} cents", limit=MAX_TOTAL_CENTS)
                 continue
             lines.append(NewLine(product_id, line.quantity, unit))
         if abs(sum(line.total_cents for line in lines)) > MAX_TOTAL_CENTS:
-            errors[f"{place}.lines"] = f"the order's total is over {MAX_TOTAL_CENTS} cents"
+            errors[f"{place}.lines"] = _("the order's total is over {limit} cents", limit=MAX_TOTAL_CENTS)
         new_orders.append(
             NewOrder(
                 request.number,
@@ -339,8 +350,17 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
             break
     if errors:
         first = next(iter(errors))
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise ValidationError(f"{first}: {errors[first]}{more}; nothing was recorded", field=first, errors=errors)
+        if len(errors) > 1:
+            message = ngettext(
+                "{place}: {problem} (and {n} more problem); nothing was recorded",
+                "{place}: {problem} (and {n} more problems); nothing was recorded",
+                len(errors) - 1,
+                place=first,
+                problem=errors[first],
+            )
+        else:
+            message = _("{place}: {problem}; nothing was recorded", place=first, problem=errors[first])
+        raise ValidationError(message, field=first, errors=errors)
     new_orders.sort(key=lambda o: (o.ordered_at, o.number))
     ids = insert_many(uow, new_orders, source="api")
     result = BulkResult(lines=sum(len(o.lines) for o in new_orders))

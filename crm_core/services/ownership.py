@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from crm_core.actor import EditScope
 from crm_core.errors import Forbidden
+from crm_core.i18n import _
 from crm_core.models import Customer, Deal, Role, Ticket, User
 from crm_core.uow import UnitOfWork
 
@@ -25,27 +26,45 @@ def may_change(uow: UnitOfWork, owner_id: int | None) -> bool:
     return owner_id is None or owner_id == actor.user_id
 
 
-def _refuse(uow: UnitOfWork, what: str, owner_id: int, verb: str) -> Forbidden:
-    owner = uow.session.get(User, owner_id)
-    name = owner.name if owner else f"user #{owner_id}"
-    return Forbidden(f"{what} is {verb} {name}; ask them or a manager")
+def _holder(uow: UnitOfWork, user_id: int) -> str:
+    user = uow.session.get(User, user_id)
+    return user.name if user else _("user #{id}", id=user_id)
 
 
 def check_customer(uow: UnitOfWork, customer: Customer) -> None:
     """Raise Forbidden unless the actor may change ``customer``."""
     if not may_change(uow, customer.owner_id):
         assert customer.owner_id is not None
-        raise _refuse(uow, customer.name, customer.owner_id, "owned by")
+        raise Forbidden(
+            _(
+                "{what} is owned by {name}; ask them or a manager",
+                what=customer.name,
+                name=_holder(uow, customer.owner_id),
+            )
+        )
 
 
 def check_deal(uow: UnitOfWork, deal: Deal) -> None:
     if not may_change(uow, deal.owner_id):
         assert deal.owner_id is not None
-        raise _refuse(uow, f"Deal #{deal.id} ({deal.title})", deal.owner_id, "owned by")
+        raise Forbidden(
+            _(
+                "Deal #{id} ({title}) is owned by {name}; ask them or a manager",
+                id=deal.id,
+                title=deal.title,
+                name=_holder(uow, deal.owner_id),
+            )
+        )
 
 
 def check_ticket(uow: UnitOfWork, ticket: Ticket) -> None:
     """A ticket belongs to its assignee."""
     if not may_change(uow, ticket.assignee_id):
         assert ticket.assignee_id is not None
-        raise _refuse(uow, f"Ticket #{ticket.id}", ticket.assignee_id, "assigned to")
+        raise Forbidden(
+            _(
+                "Ticket #{id} is assigned to {name}; ask them or a manager",
+                id=ticket.id,
+                name=_holder(uow, ticket.assignee_id),
+            )
+        )

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from crm_core import text
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.models import Product
 from crm_core.uow import UnitOfWork
 
@@ -23,7 +24,7 @@ FIELDS = ("sku", "name", "category", "price_cents", "currency", "active")
 def get_product(uow: UnitOfWork, product_id: int) -> Product:
     product = uow.session.get(Product, product_id)
     if product is None:
-        raise NotFound(f"there is no product #{product_id}")
+        raise NotFound(_("there is no product #{id}", id=product_id))
     return product
 
 
@@ -45,26 +46,28 @@ def _parse(changes: Mapping[str, Any]) -> dict[str, Any]:
             if key in ("sku", "name", "category", "currency"):
                 value = text.check_text(str(raw or "").strip(), key, field=key)
                 if key == "sku" and not _SKU.match(value):
-                    raise ValidationError("a SKU is 1 to 64 characters", field="sku")
+                    raise ValidationError(_("a SKU is 1 to 64 characters"), field="sku")
                 if key == "name" and not 1 <= len(value) <= MAX_NAME:
-                    raise ValidationError(f"a product name is 1 to {MAX_NAME} characters", field="name")
+                    raise ValidationError(_("a product name is 1 to {limit} characters", limit=MAX_NAME), field="name")
                 if key == "currency":
                     value = value.upper()
                     if not _CURRENCY.match(value):
-                        raise ValidationError("currency is a three-letter code such as EUR", field="currency")
+                        raise ValidationError(_("currency is a three-letter code such as EUR"), field="currency")
                 if key == "category" and len(value) > 100:
-                    raise ValidationError("a category is at most 100 characters", field="category")
+                    raise ValidationError(_("a category is at most 100 characters"), field="category")
                 values[key] = value or None if key == "category" else value
             elif key == "price_cents":
                 if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= MAX_PRICE:
-                    raise ValidationError("price_cents is a whole number of cents, 0 or more", field="price_cents")
+                    raise ValidationError(_("price_cents is a whole number of cents, 0 or more"), field="price_cents")
                 values[key] = raw
             elif key == "active":
                 if not isinstance(raw, bool):
-                    raise ValidationError("active is true or false", field="active")
+                    raise ValidationError(_("active is true or false"), field="active")
                 values[key] = raw
             else:
-                raise ValidationError(f"unknown field {key!r} (fields: {', '.join(FIELDS)})", field=key)
+                raise ValidationError(
+                    _("unknown field {key} (fields: {known})", key=repr(key), known=", ".join(FIELDS)), field=key
+                )
         except ValidationError as exc:
             errors[exc.field or key] = exc.message
     if errors:
@@ -75,7 +78,7 @@ def _parse(changes: Mapping[str, Any]) -> dict[str, Any]:
 def _check_unique_sku(uow: UnitOfWork, sku: str, product_id: int | None) -> None:
     clash = uow.session.scalars(sa.select(Product).where(Product.sku == sku, Product.id != (product_id or -1))).first()
     if clash is not None:
-        raise Conflict(f"product #{clash.id} ({clash.name}) already has the SKU {sku}")
+        raise Conflict(_("product #{id} ({name}) already has the SKU {sku}", id=clash.id, name=clash.name, sku=sku))
 
 
 def create_product(uow: UnitOfWork, sku: str, name: str, fields: Mapping[str, Any] | None = None) -> Product:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, text
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import N_, _
 from crm_core.models import Customer, CustomerRelationship, RelationshipType
 from crm_core.services import ownership
 from crm_core.uow import UnitOfWork
@@ -32,6 +33,22 @@ PHRASES: dict[RelationshipType, tuple[str, str]] = {
     RelationshipType.REPORTS_TO: ("reports to", "manages"),
     RelationshipType.COLLEAGUE: ("colleague of", "colleague of"),
     RelationshipType.FAMILY: ("family of", "family of"),
+}
+# Each phrase as a whole phrase around the other customer: word order differs between languages
+# ("parent of Acme", zh "Acme的母公司").
+_DESCRIBED = {
+    "parent of": N_("parent of {other}"),
+    "subsidiary of": N_("subsidiary of {other}"),
+    "partner of": N_("partner of {other}"),
+    "reseller of": N_("reseller of {other}"),
+    "resold by": N_("resold by {other}"),
+    "competitor of": N_("competitor of {other}"),
+    "referred by": N_("referred by {other}"),
+    "referred": N_("referred {other}"),
+    "reports to": N_("reports to {other}"),
+    "manages": N_("manages {other}"),
+    "colleague of": N_("colleague of {other}"),
+    "family of": N_("family of {other}"),
 }
 # A type whose inverse is another type: "A parent of B" is the fact "B subsidiary of A".
 _INVERSE = {RelationshipType.PARENT: RelationshipType.SUBSIDIARY, RelationshipType.SUBSIDIARY: RelationshipType.PARENT}
@@ -53,7 +70,7 @@ def _customer(uow: UnitOfWork, customer_id: int) -> Customer:
     # Not services.customers.get_customer: the customer card reads relationships from here.
     customer = uow.session.get(Customer, customer_id)
     if customer is None:
-        raise NotFound(f"there is no customer #{customer_id}")
+        raise NotFound(_("there is no customer #{id}", id=customer_id))
     return customer
 
 
@@ -62,16 +79,20 @@ def parse_type(value: str) -> RelationshipType:
     try:
         return RelationshipType(word)
     except ValueError:
-        raise ValidationError(f"the type must be one of {', '.join(TYPES)}, not {value!r}", field="type") from None
+        raise ValidationError(
+            _("the type must be one of {types}, not {value}", types=", ".join(TYPES), value=repr(value)), field="type"
+        ) from None
 
 
 def parse_since(value: str) -> date:
     try:
         day = date.fromisoformat(value.strip())
     except ValueError:
-        raise ValidationError(f"since takes a date such as 2024-03-01, not {value!r}", field="since") from None
+        raise ValidationError(
+            _("since takes a date such as 2024-03-01, not {value}", value=repr(value)), field="since"
+        ) from None
     if day > clock.utcnow().date():
-        raise ValidationError(f"since is a start date and {day} is in the future", field="since")
+        raise ValidationError(_("since is a start date and {day} is in the future", day=day), field="since")
     return day
 
 
@@ -97,7 +118,7 @@ def add_relationship(
 ) -> CustomerRelationship:
     """Record that the customer is ``type_`` of the other (audited); the same current fact twice is refused."""
     if customer_id == related_customer_id:
-        raise ValidationError("a customer cannot be related to themselves")
+        raise ValidationError(_("a customer cannot be related to themselves"))
     customer = _customer(uow, customer_id)
     other = _customer(uow, related_customer_id)
     ownership.check_customer(uow, customer)
@@ -108,8 +129,13 @@ def add_relationship(
     ).first()
     if existing is not None:
         raise Conflict(
-            f"{customer.name} is already {PHRASES[type_][0]} {other.name} (relationship #{existing.id}, "
-            f"since {existing.started_on})"
+            _(
+                "{customer} is already {relation} (relationship #{id}, since {day})",
+                customer=customer.name,
+                relation=describe(PHRASES[type_][0], other.name),
+                id=existing.id,
+                day=existing.started_on,
+            )
         )
     relationship = CustomerRelationship(
         customer_id=customer_id,
@@ -127,10 +153,10 @@ def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | Non
     """End a current relationship today (audited); the row stays, with its end date."""
     relationship = uow.session.get(CustomerRelationship, relationship_id)
     if relationship is None:
-        raise NotFound(f"there is no relationship #{relationship_id}")
+        raise NotFound(_("there is no relationship #{id}", id=relationship_id))
     ownership.check_customer(uow, relationship.customer)
     if relationship.ended_on is not None:
-        raise Conflict(f"relationship #{relationship_id} already ended on {relationship.ended_on}")
+        raise Conflict(_("relationship #{id} already ended on {day}", id=relationship_id, day=relationship.ended_on))
     relationship.ended_on = ended_on or clock.utcnow().date()
     uow.session.flush()
     return relationship
@@ -152,3 +178,9 @@ def seen_from(relationship: CustomerRelationship, customer_id: int) -> Seen:
     if relationship.customer_id == customer_id:
         return Seen(relationship, forward, relationship.related)
     return Seen(relationship, back, relationship.customer)
+
+
+def describe(phrase: str, other: str) -> str:
+    """``phrase`` (a ``Seen.phrase``) about ``other``, in the reader's language: "parent of Acme"."""
+    template = _DESCRIBED.get(phrase)
+    return _(template, other=other) if template else f"{phrase} {other}"
