@@ -118,6 +118,7 @@ def _origin(message: MaybeInaccessibleMessage, user) -> Origin:
         is_private=message.chat.type == ChatType.PRIVATE,
         display_name=without_control(user.full_name),
         first_name=without_control(user.first_name),
+        language_hint=user.language_code,
     )
 
 
