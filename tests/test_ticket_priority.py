@@ -78,7 +78,7 @@ def test_bad_priority_changes_name_what_is_allowed_and_change_nothing(chat, app)
     chat.say(agent, '/ticket new acme "Printer jams" high')
     before = rows(app, Ticket)[0]
     refusals = {
-        "/ticket priority 1 critical": "Priority must be one of low, normal, high, urgent, not 'critical'",
+        "/ticket priority 1 critical": "Priority must be one of low, normal, high, urgent, 低, 普通, 高, 紧急, not 'critical'",
         "/ticket priority 1 high": "ticket #1 is already high",
         "/ticket priority 9 low": "there is no ticket #9",
     }

@@ -64,8 +64,14 @@ def test_ticket_new_reads_subject_and_priority(chat, agent, acme, app, line, sub
         ("/ticket new zebra broken", "No customer matches 'zebra'."),
         ("/ticket new acme", "Missing <subject>."),
         ('/ticket new acme ""', "A ticket needs a subject."),
-        ("/ticket new acme x priority=soon", "Priority must be one of low, normal, high, urgent, not 'soon'."),
-        ('/ticket new acme "Bad prio" critical', "Priority must be one of low, normal, high, urgent, not 'critical'."),
+        (
+            "/ticket new acme x priority=soon",
+            "Priority must be one of low, normal, high, urgent, 低, 普通, 高, 紧急, not 'soon'.",
+        ),
+        (
+            '/ticket new acme "Bad prio" critical',
+            "Priority must be one of low, normal, high, urgent, 低, 普通, 高, 紧急, not 'critical'.",
+        ),
         ("/ticket new acme x urgency=high", "Unknown option urgency= (options: priority=)."),
         ("/ticket new acme " + "x" * 400, "The subject is longer than 300 characters."),
     ],

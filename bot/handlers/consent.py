@@ -1,5 +1,8 @@
 """/stop (anyone: no more campaign messages here) and /consent (admins: record or withdraw a
-customer's consent given outside the chat, e.g. a Slack channel shared with the customer)."""
+customer's consent given outside the chat, e.g. a Slack channel shared with the customer).
+
+The answer to /stop is in the language of whoever sent it (a customer: theirs). The sources kept in a
+consent row ("/stop", "admin Ana") are data, shown as they were recorded."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from bot.messages import Field, Reply, Request, Tone
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import platforms
+from crm_core.i18n import N_, _, ngettext
 from crm_core.services import consent, customers
 
 group = CommandGroup()
@@ -20,7 +24,7 @@ group = CommandGroup()
 
 @group.command(
     "stop",
-    summary="Stop marketing messages to you in this chat (campaigns; not your tickets)",
+    summary=N_("Stop marketing messages to you in this chat (campaigns; not your tickets)"),
     permission=Permission.OPT_OUT,
 )
 def stop(req: Request, ctx: Context) -> Reply:
@@ -34,24 +38,26 @@ def stop(req: Request, ctx: Context) -> Reply:
         user_external_id=req.origin.user_external_id if req.origin.is_private else None,
     )
     if stopped.customers == 0:
-        return Reply(text="You get no marketing messages from us here.")
+        return Reply(text=_("You get no marketing messages from us here."))
     return Reply(
-        text="Done: you will get no more marketing messages from us here. Your support requests "
-        "are not affected. To hear from us again, send /start.",
+        text=_(
+            "Done: you will get no more marketing messages from us here. Your support requests "
+            "are not affected. To hear from us again, send /start."
+        ),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "consent add",
-    summary="Record a customer's consent to messages in a channel shared with them (admins)",
+    summary=N_("Record a customer's consent to messages in a channel shared with them (admins)"),
     permission=Permission.CONSENT_MANAGE,
     params=[
-        arg("customer", label="Customer"),
-        arg("channel", label="Shared channel id", hint="C0123ABC"),
-        arg("platform", required=False, label="Platform"),
+        arg("customer", label=N_("Customer")),
+        arg("channel", label=N_("Shared channel id"), hint="C0123ABC"),
+        arg("platform", required=False, label=N_("Platform")),
     ],
-    usage="<customer> <shared channel id> [platform]",
+    usage=N_("<customer> <shared channel id> [platform]"),
 )
 def add(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
@@ -59,35 +65,49 @@ def add(req: Request, ctx: Context) -> Reply:
     if "platform" in req.args:
         platform = platforms.validate(req.args["platform"])
         if platform not in offered:
-            return Reply(text=f"Consent for shared channels is not recorded on {platform}.", tone=Tone.ERROR)
+            return Reply(
+                text=_("Consent for shared channels is not recorded on {platform}.", platform=platform),
+                tone=Tone.ERROR,
+            )
     elif len(offered) == 1:
         platform = offered[0]
+    elif not offered:
+        return Reply(text=_("Name the platform: none is installed."), tone=Tone.ERROR)
     else:
-        return Reply(text=f"Name the platform: {' or '.join(offered) or 'none is installed'}.", tone=Tone.ERROR)
+        return Reply(text=_("Name the platform: {choices}.", choices=_(" or ").join(offered)), tone=Tone.ERROR)
     traits = platforms.traits(platform)
     channel = req.args["channel"].strip().lstrip("#").upper()
     if not re.match(traits.shared_conversation_pattern or "", channel):
         return Reply(
-            text=f"{channel!r} is not a {traits.display} channel id (it looks like "
-            f"{traits.shared_conversation_example}; find it under the channel's name → About).",
+            text=_(
+                "{channel} is not a {platform} channel id (it looks like {example}; "
+                "find it under the channel's name → About).",
+                channel=repr(channel),
+                platform=traits.display,
+                example=traits.shared_conversation_example,
+            ),
             tone=Tone.ERROR,
         )
     consent.opt_in(ctx.uow, customer.id, platform, channel, f"admin {ctx.caller.name}")
     return Reply(
-        text=f"{customer.name} may now get campaign messages in the shared channel {channel}.",
+        text=_(
+            "{customer} may now get campaign messages in the shared channel {channel}.",
+            customer=customer.name,
+            channel=channel,
+        ),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "consent remove",
-    summary="Record that a customer opted out (e.g. by phone or email), on one or every platform",
+    summary=N_("Record that a customer opted out (e.g. by phone or email), on one or every platform"),
     permission=Permission.CONSENT_MANAGE,
     params=[
-        arg("customer", label="Customer"),
-        arg("platform", required=False, label="Platform"),
+        arg("customer", label=N_("Customer")),
+        arg("platform", required=False, label=N_("Platform")),
     ],
-    usage="<customer> [platform]",
+    usage=N_("<customer> [platform]"),
 )
 def remove(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
@@ -97,17 +117,23 @@ def remove(req: Request, ctx: Context) -> Reply:
         for platform in chosen
     )
     return Reply(
-        text=f"{customer.name} opted out on {' and '.join(chosen)}; {cancelled} waiting messages cancelled.",
+        text=ngettext(
+            "{customer} opted out on {platforms}; {n} waiting message cancelled.",
+            "{customer} opted out on {platforms}; {n} waiting messages cancelled.",
+            cancelled,
+            customer=customer.name,
+            platforms=_(" and ").join(chosen),
+        ),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "consent show",
-    summary="Where a customer may get campaign messages, and their opt-outs",
+    summary=N_("Where a customer may get campaign messages, and their opt-outs"),
     permission=Permission.CUSTOMERS_READ,
-    params=[arg("customer", label="Customer")],
-    usage="<customer>",
+    params=[arg("customer", label=N_("Customer"))],
+    usage=N_("<customer>"),
 )
 def show(req: Request, ctx: Context) -> Reply:
     customer = customers.resolve_customer(ctx.uow, req.args["customer"])
@@ -115,14 +141,16 @@ def show(req: Request, ctx: Context) -> Reply:
     fields = []
     for row in consent.consents_of(ctx.uow, customer.id):
         if row.status == "opted_in":
-            value = f"opted in {fmt_datetime(row.opted_in_at, tz)} ({row.opted_in_source})"
+            value = _("opted in {when} ({source})", when=fmt_datetime(row.opted_in_at, tz), source=row.opted_in_source)
         else:
-            value = f"opted out {fmt_datetime(row.opted_out_at, tz)} ({row.opted_out_source})"
+            value = _(
+                "opted out {when} ({source})", when=fmt_datetime(row.opted_out_at, tz), source=row.opted_out_source
+            )
         fields.append(Field(row.platform.capitalize(), value, short=False))
     return Reply(
-        title=f"Consent of {customer.name}",
+        title=_("Consent of {customer}", customer=customer.name),
         fields=tuple(fields),
-        text=None if fields else "No consent recorded: campaigns do not reach this customer.",
+        text=None if fields else _("No consent recorded: campaigns do not reach this customer."),
     )
 
 

@@ -13,13 +13,18 @@ conversation is the staff room), and the result is a list of messages to send (`
 each with a stable key and, where the CRM must learn how sending went (the relay's message id, an
 answer that did not arrive), an ``AfterSend`` that the adapter reports back through
 ``Dispatcher.report``. The CRM rules live in ``crm_core.services.support_inbox``.
+
+Languages: what goes to the customer is in theirs (the dispatcher has set it for their request:
+their own choice, else their chat app's); what goes to the staff room (the copy of their message,
+"Sent to …", "Not delivered …") is in the company's (CHATCRM_LANGUAGE), whoever caused it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 from bot.args import Kind, rest
@@ -41,7 +46,9 @@ from bot.messages import (
 )
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core.models import Role
+from crm_core import i18n
+from crm_core.i18n import N_, _
+from crm_core.models import Role, TicketPriority
 from crm_core.services import link_codes, sla, support_inbox, tickets
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
@@ -51,18 +58,40 @@ group = CommandGroup()
 
 RELAYED = "support.relay"
 ANSWERED = "support.answer"
-SHARE_PHONE = "Share my phone number"
-# A staff reply to one of the bot's messages that names a ticket ("Ticket #12 ...") answers it
-# even when the exact relayed copy is not on record (e.g. the later part of a split message).
-_TICKET_NUMBER = re.compile(r"\bTicket #(\d+)\b")
+SHARE_PHONE = N_("Share my phone number")
+# A staff reply to one of the bot's messages that names a ticket ("Ticket #12 ...", "工单 #12 ...")
+# answers it even when the exact relayed copy is not on record (e.g. the later part of a split message).
+_TICKET_NUMBER = re.compile(r"(?:\bTicket|工单) #(\d+)\b")
 
-STAFF_HINT = Reply(text="Type /help to see what you can do here, or /ticket list for your tickets.")
-OWN_CONTACT_ONLY = Reply(
-    text="Please share your own phone number with the button under the message box.", tone=Tone.WARNING
-)
-STAFF_CONTACT = Reply(
-    text="You are linked as staff; there is nothing to do with your number here.", hide_share_phone=True
-)
+
+def staff_hint() -> Reply:
+    return Reply(
+        text=_("Type /help to see what you can do here, or /ticket list for your tickets."),
+        language=i18n.current_language(),
+    )
+
+
+def own_contact_only() -> Reply:
+    return Reply(
+        text=_("Please share your own phone number with the button under the message box."),
+        tone=Tone.WARNING,
+        language=i18n.current_language(),
+    )
+
+
+def staff_contact() -> Reply:
+    return Reply(
+        text=_("You are linked as staff; there is nothing to do with your number here."),
+        hide_share_phone=True,
+        language=i18n.current_language(),
+    )
+
+
+@contextmanager
+def _for_staff_room() -> Iterator[str]:
+    """Write what goes to the staff room in the company's language (CHATCRM_LANGUAGE)."""
+    with i18n.use_language(i18n.default_language()) as language:
+        yield language
 
 
 def _who(req: Request) -> PlatformId:
@@ -83,9 +112,9 @@ def _message_key(message_id: int, what: str) -> str:
 
 @group.command(
     "start",
-    summary="Start talking to us: a greeting, and a button to share your phone number",
+    summary=N_("Start talking to us: a greeting, and a button to share your phone number"),
     permission=Permission.HELP,
-    params=[rest("payload", Kind.TEXT, required=False, label="Link code")],
+    params=[rest("payload", Kind.TEXT, required=False, label=N_("Link code"))],
     hidden=True,
 )
 def start(req: Request, ctx: Context) -> Reply:
@@ -96,7 +125,9 @@ def start(req: Request, ctx: Context) -> Reply:
     if ctx.caller.role != Role.CUSTOMER:
         return _run(ctx, "help", replace(req, args={}))
     if req.origin.is_private:
-        support_inbox.customer_started(ctx.uow, _who(req), req.origin.conversation, req.origin.display_name)
+        support_inbox.customer_started(
+            ctx.uow, _who(req), req.origin.conversation, req.origin.display_name, req.origin.language_hint
+        )
     return greeting(req, ctx)
 
 
@@ -111,11 +142,15 @@ def greeting(req: Request, ctx: Context) -> Reply:
     name = req.origin.first_name or req.origin.display_name or ""
     bot_name = ctx.desk.bot_name if ctx.desk is not None else "chatcrm"
     return Reply(
-        title=f"Hello {name}!",
-        text=f"This is {bot_name}, our support chat. Write your question here and our team will answer you "
-        "in this chat.\nIf you are already our customer, share your phone number with the button below "
-        "so we can find your records.\nNow and then we may send you news here; send /stop any time and we will not.",
-        share_phone_button=SHARE_PHONE if req.origin.is_private else None,
+        title=_("Hello {name}!", name=name) if name else _("Hello!"),
+        text=_(
+            "This is {bot_name}, our support chat. Write your question here and our team will answer you "
+            "in this chat.\nIf you are already our customer, share your phone number with the button below "
+            "so we can find your records.\nNow and then we may send you news here; send /stop any time and we "
+            "will not.",
+            bot_name=bot_name,
+        ),
+        share_phone_button=_(SHARE_PHONE) if req.origin.is_private else None,
     )
 
 
@@ -130,7 +165,7 @@ def on_message(req: Request, ctx: Context) -> Outcome | None:
     if _is_staff(ctx):
         if desk.is_staff_room(req.origin.platform, req.origin.conversation):
             return _staff_answered(req, ctx) or Outcome()
-        return Outcome(sends=(reply_to_sender(req, STAFF_HINT, "hint"),)) if req.origin.is_private else Outcome()
+        return Outcome(sends=(reply_to_sender(req, staff_hint(), "hint"),)) if req.origin.is_private else Outcome()
     if ctx.caller.role == Role.CUSTOMER and req.origin.is_private:
         return _customer_wrote(req, ctx)
     # Chatter in a group, or someone not linked as staff talking in the staff room.
@@ -147,6 +182,7 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
         req.text,
         external_message_id=req.message_id,
         targets=sla.targets_from_env(ctx.settings.extra),
+        language_hint=req.origin.language_hint,
     )
     sends = []
     if wrote.opened:
@@ -183,7 +219,8 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
     confirm_to = Destination(platform, req.origin.conversation, req.origin.thread, reply_to=req.message_id)
     chat = answered.customer_chat
     if chat is None:
-        error = f"the customer has no {platform.capitalize()} chat with us"
+        with _for_staff_room():
+            error = _("the customer has no {platform} chat with us", platform=platform.capitalize())
         support_inbox.answer_delivered(ctx.uow, answered.message_id, error=error)
         confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error)
         return Outcome(sends=(Outgoing(confirm_to, confirmation, _message_key(answered.message_id, "delivered")),))
@@ -245,9 +282,9 @@ def on_contact(req: Request, ctx: Context) -> Outcome | None:
     if contact is None or not req.origin.is_private:
         return Outcome()
     if contact.user_external_id != req.origin.user_external_id:
-        return Outcome(sends=(reply_to_sender(req, OWN_CONTACT_ONLY, "contact"),))
+        return Outcome(sends=(reply_to_sender(req, own_contact_only(), "contact"),))
     if _is_staff(ctx):
-        return Outcome(sends=(reply_to_sender(req, STAFF_CONTACT, "contact"),))
+        return Outcome(sends=(reply_to_sender(req, staff_contact(), "contact"),))
     if ctx.caller.role != Role.CUSTOMER:
         return None
     linked = support_inbox.contact_shared(
@@ -260,52 +297,85 @@ def on_contact(req: Request, ctx: Context) -> Outcome | None:
 
 
 def relay_reply(wrote: support_inbox.CustomerWrote, text: str) -> Reply:
-    """The copy of a customer's message in the staff room."""
-    state = "new ticket" if wrote.opened else "follow-up"
-    return Reply(
-        title=f"Ticket #{wrote.ticket_id} · {state} · {wrote.priority}",
-        fields=(Field("From", f"{wrote.customer_name} (customer #{wrote.customer_id})"),),
-        text=text,
-        footer="Reply to this message to answer the customer.",
-        buttons=(
-            Button("Assign to me", f"/ticket assign {wrote.ticket_id} me"),
-            Button("Open ticket", f"/ticket {wrote.ticket_id}"),
-        ),
-    )
+    """The copy of a customer's message in the staff room (in the company's language)."""
+    with _for_staff_room() as language:
+        facts = {"ticket_id": wrote.ticket_id, "priority": tickets.priority_label(TicketPriority(wrote.priority))}
+        if wrote.opened:
+            title = _("Ticket #{ticket_id} · new ticket · {priority}", **facts)
+        else:
+            title = _("Ticket #{ticket_id} · follow-up · {priority}", **facts)
+        return Reply(
+            title=title,
+            fields=(
+                Field(
+                    _("From"),
+                    _("{name} (customer #{customer_id})", name=wrote.customer_name, customer_id=wrote.customer_id),
+                ),
+            ),
+            text=text,
+            footer=_("Reply to this message to answer the customer."),
+            buttons=(
+                Button(_("Assign to me"), f"/ticket assign {wrote.ticket_id} me"),
+                Button(_("Open ticket"), f"/ticket {wrote.ticket_id}"),
+            ),
+            language=language,
+        )
 
 
 def received_reply(ticket_id: int) -> Reply:
-    return Reply(text=f"Thank you, we got your message. Your request number is #{ticket_id}; we will answer you here.")
+    return Reply(
+        text=_(
+            "Thank you, we got your message. Your request number is #{ticket_id}; we will answer you here.",
+            ticket_id=ticket_id,
+        ),
+        language=i18n.current_language(),
+    )
 
 
 def cut_reply(length: int) -> Reply:
     return Reply(
-        text=f"Your message was too long for us ({length:,} characters; the limit is {tickets.MAX_MESSAGE:,}): "
-        "we kept its beginning. Please send the rest in another message.",
+        text=_(
+            "Your message was too long for us ({length} characters; the limit is {limit}): "
+            "we kept its beginning. Please send the rest in another message.",
+            length=i18n.format_number(length),
+            limit=i18n.format_number(tickets.MAX_MESSAGE),
+        ),
         tone=Tone.WARNING,
+        language=i18n.current_language(),
     )
 
 
 def delivered_reply(customer_name: str, ticket_id: int, error: str | None) -> Reply:
-    if error is None:
-        return Reply(text=f"Sent to {customer_name} (ticket #{ticket_id}).", tone=Tone.SUCCESS)
-    return Reply(
-        text=f"Not delivered to {customer_name}: {error}. The answer is kept in ticket #{ticket_id}.",
-        tone=Tone.ERROR,
-    )
+    """Whether an answer reached the customer, for the staff (in the company's language)."""
+    with _for_staff_room() as language:
+        if error is None:
+            text = _("Sent to {customer} (ticket #{ticket_id}).", customer=customer_name, ticket_id=ticket_id)
+            return Reply(text=text, tone=Tone.SUCCESS, language=language)
+        text = _(
+            "Not delivered to {customer}: {error}. The answer is kept in ticket #{ticket_id}.",
+            customer=customer_name,
+            error=error,
+            ticket_id=ticket_id,
+        )
+        return Reply(text=text, tone=Tone.ERROR, language=language)
 
 
 def linked_reply(linked: support_inbox.ContactLinked) -> Reply:
     if linked.matched:
         return Reply(
-            text=f"Thank you, {linked.customer_name}: we found your customer record and linked this chat to it.",
+            text=_(
+                "Thank you, {name}: we found your customer record and linked this chat to it.",
+                name=linked.customer_name,
+            ),
             tone=Tone.SUCCESS,
             hide_share_phone=True,
+            language=i18n.current_language(),
         )
     return Reply(
-        text="Thank you, we saved your phone number. Write your question whenever you like.",
+        text=_("Thank you, we saved your phone number. Write your question whenever you like."),
         tone=Tone.SUCCESS,
         hide_share_phone=True,
+        language=i18n.current_language(),
     )
 
 

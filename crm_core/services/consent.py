@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from crm_core import platforms
 from crm_core.clock import utcnow
 from crm_core.errors import ValidationError
+from crm_core.i18n import _
 from crm_core.models import Consent, ConsentStatus, CustomerChat, OutboxMessage, OutboxStatus
 from crm_core.outbox import unblock_recipient
 from crm_core.uow import UnitOfWork
@@ -47,8 +48,14 @@ def opt_in(
     """Record that the customer may get campaign messages on ``platform`` at ``conversation``."""
     allowed = platforms.consent_platforms()
     if platform not in allowed:
+        if not allowed:
+            raise ValidationError(_("consent is recorded for no installed platform, not {platform}", platform=platform))
         raise ValidationError(
-            f"consent is recorded for {' or '.join(allowed) or 'no installed platform'}, not {platform}"
+            _(
+                "consent is recorded for {platforms}, not {platform}",
+                platforms=_(" or ").join(allowed),
+                platform=platform,
+            )
         )
     now = now or utcnow()
     row = consent_of(uow, customer_id, platform)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from crm_core import clock
 from crm_core.errors import ValidationError
+from crm_core.i18n import _, ngettext
 from crm_core.models import LinkCode, User
 from crm_core.services import users
 from crm_core.uow import UnitOfWork
@@ -58,12 +59,18 @@ def issue(uow: UnitOfWork, user: User, ttl: timedelta = CODE_TTL) -> str:
 def _usable(uow: UnitOfWork, code: str) -> LinkCode:
     row = uow.session.scalars(sa.select(LinkCode).where(LinkCode.code_hash == _hash(code))).one_or_none()
     if row is None:
-        raise ValidationError("that code is not valid; check it, or ask for a new one with /link")
+        raise ValidationError(_("that code is not valid; check it, or ask for a new one with /link"))
     if row.used_at is not None:
-        raise ValidationError("that code has already been used; ask for a new one with /link")
+        raise ValidationError(_("that code has already been used; ask for a new one with /link"))
     if row.expires_at <= clock.utcnow():
         minutes = int(CODE_TTL.total_seconds() // 60)
-        raise ValidationError(f"that code has expired (codes last {minutes} minutes); ask for a new one with /link")
+        raise ValidationError(
+            ngettext(
+                "that code has expired (codes last {n} minute); ask for a new one with /link",
+                "that code has expired (codes last {n} minutes); ask for a new one with /link",
+                minutes,
+            )
+        )
     return row
 
 
@@ -77,10 +84,10 @@ def redeem(uow: UnitOfWork, code: str, platform_id: users.PlatformId, display_na
         .values(used_at=clock.utcnow(), used_by=str(platform_id))
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]  # DML returns a CursorResult
-        raise ValidationError("that code has already been used; ask for a new one with /link")
+        raise ValidationError(_("that code has already been used; ask for a new one with /link"))
     user = row.user
     if not user.active:
-        raise ValidationError(f"{user.name} is no longer an active user")
+        raise ValidationError(_("{name} is no longer an active user", name=user.name))
     return users.link_identity(uow, user, platform_id, display_name)
 
 

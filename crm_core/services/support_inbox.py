@@ -6,6 +6,11 @@ A staff answer is a ticket message on its way out (a reply in the staff room, or
 from anywhere); where the copy of a customer's message was
 relayed to, and whether an answer reached the customer, is written down once the chat platform
 said so. The chat side (what is sent where) lives in ``bot/handlers/support.py``.
+
+A customer's chat app says which language it is in (Telegram's ``language_code``): while the
+customer has no language of their own, that one is kept on their record, so what we send them
+later on our own (a rating request, campaigns) is in their language too, not only the answers to
+their messages.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from crm_core import outbox
+from crm_core import i18n, outbox
 from crm_core.errors import Conflict
-from crm_core.models import CustomerChat, Ticket, TicketMessage, TicketPriority
+from crm_core.i18n import _
+from crm_core.models import Customer, CustomerChat, Ticket, TicketMessage, TicketPriority
 from crm_core.services import consent, customer_chats, reachability, sla, tickets
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
@@ -63,9 +69,12 @@ def customer_wrote(
     *,
     external_message_id: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
+    language_hint: str | None = None,
 ) -> CustomerWrote:
-    """A customer's message in their own chat with us: into their open ticket, or opening one."""
+    """A customer's message in their own chat with us: into their open ticket, or opening one.
+    ``language_hint``: the language their chat app is in (kept while they have none)."""
     chat = customer_chats.ensure_chat(uow, who, conversation, display_name)
+    remember_language(chat.customer, language_hint)
     # They can be written to again (if they had blocked the bot); their consent is not changed.
     reachability.recipient_wrote(uow, who.platform, conversation)
     incoming = tickets.customer_wrote(
@@ -90,10 +99,20 @@ def customer_wrote(
     )
 
 
-def customer_started(uow: UnitOfWork, who: PlatformId, conversation: str, display_name: str | None) -> None:
+def customer_started(
+    uow: UnitOfWork, who: PlatformId, conversation: str, display_name: str | None, language_hint: str | None = None
+) -> None:
     """A customer started a private chat with the bot: they may now get campaign messages there."""
     chat = customer_chats.ensure_chat(uow, who, conversation, display_name)
+    remember_language(chat.customer, language_hint)
     consent.opt_in(uow, chat.customer_id, who.platform, conversation, "started the bot")
+
+
+def remember_language(customer: Customer, hint: str | None) -> None:
+    """Keep the chat app's language on a customer who has none (their own choice, or staff's, wins)."""
+    language = i18n.supported(hint)
+    if language is not None and not customer.language:
+        customer.language = language
 
 
 def ticket_of_relay(uow: UnitOfWork, conversation: str, relay_message_id: str) -> Ticket | None:
@@ -122,13 +141,21 @@ def answer_customer(uow: UnitOfWork, ticket_id: int, text: str) -> StaffAnswered
     name = ticket.customer.name
     if chat is None:
         raise Conflict(
-            f"{name} has no chat with us to answer in (they have not written to the bot); "
-            f"add a note with /ticket note {ticket.id} or contact them another way"
+            _(
+                "{name} has no chat with us to answer in (they have not written to the bot); "
+                "add a note with /ticket note {ticket_id} or contact them another way",
+                name=name,
+                ticket_id=ticket.id,
+            )
         )
     if outbox.is_blocked(uow.session, chat.platform, chat.conversation):
         raise Conflict(
-            f"{name} has blocked us on {chat.platform.capitalize()}, so the answer cannot reach them; "
-            "it can once they write to us again"
+            _(
+                "{name} has blocked us on {platform}, so the answer cannot reach them; "
+                "it can once they write to us again",
+                name=name,
+                platform=chat.platform.capitalize(),
+            )
         )
     return _answered(uow, ticket, text, chat.platform, chat)
 

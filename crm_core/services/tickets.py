@@ -3,6 +3,10 @@ assign, change status, rate; SLA due times, overdue flags and satisfaction figur
 
 Every message of a thread is a ``TicketMessage`` and is also logged as an interaction on the
 customer, so the customer card's history shows support conversations too.
+
+Statuses and priorities are typed as their English values (``resolved``, ``high``) or their Chinese
+names (``已解决``, ``高``): ``TICKET_STATUS_ALIASES`` / ``PRIORITY_ALIASES`` map those to the values,
+and ``status_label`` / ``priority_label`` name a value in the reader's language.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import sqlalchemy as sa
 
 from crm_core import clock, events, paging
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _, format_number, pgettext
 from crm_core.models import (
     Direction,
     FieldEntity,
@@ -37,31 +42,87 @@ OPEN_STATUSES = (TicketStatus.OPEN, TicketStatus.PENDING)
 # What /ticket new takes as key=value besides custom fields (named in the unknown-option message).
 CREATE_OPTIONS = ("priority",)
 PRIORITY_RANK = {TicketPriority.URGENT: 0, TicketPriority.HIGH: 1, TicketPriority.NORMAL: 2, TicketPriority.LOW: 3}
+# What a Chinese-speaking agent types for a priority or a status (besides the English values).
+PRIORITY_ALIASES: dict[str, TicketPriority] = {
+    "低": TicketPriority.LOW,
+    "普通": TicketPriority.NORMAL,
+    "高": TicketPriority.HIGH,
+    "紧急": TicketPriority.URGENT,
+}
+STATUS_ALIASES: dict[str, TicketStatus] = {
+    "处理中": TicketStatus.OPEN,
+    "未解决": TicketStatus.OPEN,
+    "待回复": TicketStatus.PENDING,
+    "等待客户": TicketStatus.PENDING,
+    "已解决": TicketStatus.RESOLVED,
+    "已关闭": TicketStatus.CLOSED,
+}
+
+
+def parse_priority(text: str) -> TicketPriority:
+    """``high``, ``HIGH`` or ``高`` -> TicketPriority.HIGH; ValueError for anything else."""
+    value = text.strip().lower()
+    return PRIORITY_ALIASES.get(value) or TicketPriority(value)
+
+
+def parse_status(text: str) -> TicketStatus:
+    """``resolved`` or ``已解决`` -> TicketStatus.RESOLVED; ValueError for anything else."""
+    value = text.strip().lower()
+    return STATUS_ALIASES.get(value) or TicketStatus(value)
+
+
+def _names() -> dict[str, str]:
+    # Built per call: the words are looked up in the reader's language. Status and priority values
+    # never coincide, so one table serves both.
+    return {
+        TicketStatus.OPEN: pgettext("ticket status", "open"),
+        TicketStatus.PENDING: pgettext("ticket status", "pending"),
+        TicketStatus.RESOLVED: pgettext("ticket status", "resolved"),
+        TicketStatus.CLOSED: pgettext("ticket status", "closed"),
+        TicketPriority.LOW: pgettext("ticket priority", "low"),
+        TicketPriority.NORMAL: pgettext("ticket priority", "normal"),
+        TicketPriority.HIGH: pgettext("ticket priority", "high"),
+        TicketPriority.URGENT: pgettext("ticket priority", "urgent"),
+    }
+
+
+def status_label(status: TicketStatus) -> str:
+    """The status as the reader says it ("resolved", "已解决")."""
+    return _names()[TicketStatus(status)]
+
+
+def priority_label(priority: TicketPriority) -> str:
+    """The priority as the reader says it ("high", "高")."""
+    return _names()[TicketPriority(priority)]
 
 
 def get_ticket(uow: UnitOfWork, ticket_id: int) -> Ticket:
     ticket = uow.session.get(Ticket, ticket_id)
     if ticket is None:
-        raise NotFound(f"there is no ticket #{ticket_id}")
+        raise NotFound(_("there is no ticket #{ticket_id}", ticket_id=ticket_id))
     return ticket
 
 
 def _subject(raw: str) -> str:
     subject = check_text(" ".join((raw or "").split()), "subject", field="subject")
     if not subject:
-        raise ValidationError("a ticket needs a subject", field="subject")
+        raise ValidationError(_("a ticket needs a subject"), field="subject")
     if len(subject) > MAX_SUBJECT:
-        raise ValidationError(f"the subject is longer than {MAX_SUBJECT} characters", field="subject")
+        raise ValidationError(_("the subject is longer than {limit} characters", limit=MAX_SUBJECT), field="subject")
     return subject
 
 
 def _body(raw: str) -> str:
     body = (raw or "").strip()
     if not body:
-        raise ValidationError("the message is empty", field="text")
+        raise ValidationError(_("the message is empty"), field="text")
     if len(body) > MAX_MESSAGE:
         raise ValidationError(
-            f"that is too long ({len(body):,} characters; the limit is {MAX_MESSAGE:,}); please shorten it",
+            _(
+                "that is too long ({length} characters; the limit is {limit}); please shorten it",
+                length=format_number(len(body)),
+                limit=format_number(MAX_MESSAGE),
+            ),
             field="text",
         )
     return body
@@ -262,7 +323,7 @@ def assign(uow: UnitOfWork, ticket_id: int, user: User | None) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
     ownership.check_ticket(uow, ticket)
     if user is not None and not user.active:
-        raise ValidationError(f"{user.name} is not an active user", field="user")
+        raise ValidationError(_("{name} is not an active user", name=user.name), field="user")
     previous = ticket.assignee_id
     ticket.assignee_id = user.id if user else None
     uow.session.flush()
@@ -291,7 +352,7 @@ def update_ticket(uow: UnitOfWork, ticket_id: int, changes: Mapping[str, str | N
     """Change a ticket's subject and custom fields (key -> text as typed; empty clears a custom field).
     Returns field -> {old, new} for what changed (also the ``ticket.updated`` event's ``changes``)."""
     if not changes:
-        raise ValidationError("nothing to change: give field=value pairs, e.g. subject=…")
+        raise ValidationError(_("nothing to change: give field=value pairs, e.g. subject=…"))
     ticket = get_ticket(uow, ticket_id)
     ownership.check_ticket(uow, ticket)
     given = {key.strip().lower(): value for key, value in changes.items()}
@@ -321,7 +382,7 @@ def set_status(uow: UnitOfWork, ticket_id: int, status: TicketStatus) -> Ticket:
     ticket = get_ticket(uow, ticket_id)
     ownership.check_ticket(uow, ticket)
     if ticket.status is status:
-        raise Conflict(f"ticket #{ticket.id} is already {status}")
+        raise Conflict(_("ticket #{ticket_id} is already {status}", ticket_id=ticket.id, status=status_label(status)))
     now = clock.utcnow()
     if status is TicketStatus.RESOLVED:
         ticket.resolved_at = now
@@ -353,9 +414,17 @@ def set_priority(
     ticket = get_ticket(uow, ticket_id)
     ownership.check_ticket(uow, ticket)
     if ticket.priority is priority:
-        raise Conflict(f"ticket #{ticket.id} is already {priority}")
+        raise Conflict(
+            _("ticket #{ticket_id} is already {priority}", ticket_id=ticket.id, priority=priority_label(priority))
+        )
     if not ticket.status.is_open:
-        raise Conflict(f"ticket #{ticket.id} is {ticket.status}: reopen it to change its priority")
+        raise Conflict(
+            _(
+                "ticket #{ticket_id} is {status}: reopen it to change its priority",
+                ticket_id=ticket.id,
+                status=status_label(ticket.status),
+            )
+        )
     previous = ticket.priority
     ticket.priority = priority
     first_due, resolve_due = sla.due_times(priority, ticket.created_at, targets)
@@ -380,7 +449,7 @@ def set_priority(
 def rate(uow: UnitOfWork, ticket_id: int, rating: int) -> bool:
     """Store the customer's 1–5 rating; False (nothing changed) when the ticket was rated before."""
     if not 1 <= rating <= 5:
-        raise ValidationError("a rating is a number from 1 to 5", field="rating")
+        raise ValidationError(_("a rating is a number from 1 to 5"), field="rating")
     ticket = get_ticket(uow, ticket_id)
     # Conditional, so two presses racing each other count once.
     result = uow.session.execute(
