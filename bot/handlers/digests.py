@@ -100,7 +100,7 @@ def subscribe(req: Request, ctx: Context) -> Reply:
     "digest unsubscribe",
     summary=N_("Stop this channel's digests (both, or only daily / weekly)"),
     permission=Permission.DIGESTS_MANAGE,
-    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label=N_("Which"))],
+    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label=N_("Which digest"))],
     usage="[daily|weekly]",
 )
 def unsubscribe(req: Request, ctx: Context) -> Reply:
@@ -149,7 +149,7 @@ def list_subscriptions(req: Request, ctx: Context) -> Reply:
     "digest now",
     summary=N_("Show the digest of yesterday (or the last 7 days) here, now"),
     permission=Permission.DIGESTS_MANAGE,
-    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label=N_("Which"))],
+    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label=N_("Which digest"))],
     usage="[daily|weekly]",
 )
 def digest_now(req: Request, ctx: Context) -> Reply:
