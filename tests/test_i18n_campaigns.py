@@ -141,7 +141,8 @@ def test_a_digest_is_subscribed_in_chinese_and_delivered_in_each_subscribers_lan
             "已为此会话订阅：每天 08:00（UTC）发送日报；下一份将于 2026年11月3日 08:00:00（UTC）送达。"
         )
         assert [b.label for b in reply.buttons] == ["立即查看一份"]
-        weekly = chat.say(manager, "/digest subscribe weekly 09:00 friday").reply.text
+        # A weekday may be typed in Chinese.
+        weekly = chat.say(manager, "/digest subscribe weekly 09:00 周五").reply.text
         assert weekly.startswith("已为此会话订阅：每周五 09:00（UTC）发送周报")
         assert chat.say(manager, "/digest unsubscribe weekly").reply.text == "此会话将不再收到周报。"
         assert chat.say(english, "/digest subscribe daily 08:00").reply.text.startswith(

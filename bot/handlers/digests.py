@@ -21,6 +21,12 @@ from crm_core.templating import render_message
 
 group = CommandGroup()
 FREQUENCIES = tuple(f.value for f in DigestFrequency)
+# Weekdays typed in Chinese (周五, 星期五; Sunday also 周日/星期天), besides the English names.
+_CHINESE_WEEKDAYS = {
+    **{f"{prefix}{day}": index for prefix in ("周", "星期") for index, day in enumerate("一二三四五六日")},
+    "星期天": 6,
+    "周天": 6,
+}
 
 
 def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
@@ -28,6 +34,9 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
     at, tz, weekday = "08:00", default_tz, 0
     for word in raw.split():
         lowered = word.lower()
+        if word in _CHINESE_WEEKDAYS:
+            weekday = _CHINESE_WEEKDAYS[word]
+            continue
         if lowered in digests.WEEKDAY_NAMES or lowered[:3] in [d[:3] for d in digests.WEEKDAY_NAMES]:
             weekday = [d[:3] for d in digests.WEEKDAY_NAMES].index(lowered[:3])
             continue
