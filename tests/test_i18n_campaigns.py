@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import time_machine
 
 from crm_core import scheduling
-from crm_core.campaigns import delivery
-from crm_core.models import OutboxMessage, Product, Role, User
+from crm_core.campaigns import delivery, watch
+from crm_core.models import Campaign, OutboxMessage, Product, Role, User
 from crm_core.services import customers, orders, segments, users
 from crm_core.services import followups as followups_service
 from tests.test_campaigns import _customer, deliver
@@ -112,25 +112,24 @@ def test_a_campaign_is_drafted_previewed_started_and_watched_in_chinese(chat, ap
     assert run.detail.startswith("收件人 2 · 已发送 2 · 失败 0")
 
 
-def test_the_live_status_card_is_written_in_the_watchers_language(app, chat, manager):
-    from crm_core.campaigns import reporting, watch
-    from crm_core.models import Campaign, CampaignWatch
-    from crm_core.templating import render_message
-
+def test_the_live_status_card_is_written_in_its_watchers_language(app, chat, manager, tmp_path):
     with time_machine.travel(NOW, tick=False):
         _customer(app, "Bruno Beta", telegram="1002", language="zh")
         chat.say(manager, "/campaign new autumn segment=all template=campaign_announcement at=now")
+        chat.say(manager, "/campaign start autumn")
+    _run_due(app, NOW + timedelta(seconds=1), tmp_path)
     with app.uow() as uow:
         campaign = uow.session.scalars(sa.select(Campaign)).one()
-        report = reporting.campaign_report(uow.session, campaign)
-        row = CampaignWatch(campaign_id=campaign.id, platform="console", conversation="c", language="zh")
-        from crm_core import i18n
-
-        with i18n.use_language(row.language):
-            context = watch.status_context(campaign, report, "EUR", finished=True)
-        text = render_message(uow.session, watch.TEMPLATE, "console", "zh", context).text
-    assert text.startswith("📣 营销活动 autumn · 草稿\n客户分群 all · 模板 campaign_announcement · 单次 · 语言 自动")
-    assert text.endswith("已完成。")
+        # Posted from an English request: the card still speaks its watchers' languages.
+        assert watch.watch(uow, campaign, "telegram", "chat-zh", "zh") is not None
+        assert watch.watch(uow, campaign, "telegram", "chat-en", "en") is not None
+    cards = {m.conversation: m.payload["formatted_text"] for m in _outbox(app, watch.KIND)}
+    assert cards["chat-zh"].startswith("📣 营销活动 autumn · 发送中\n客户分群 all · 模板 campaign_announcement · 单次")
+    assert "第 1 轮（共 1 轮）· 收件人 1 位" in cards["chat-zh"]
+    assert cards["chat-zh"].endswith("发送期间，此消息会持续更新。")
+    assert cards["chat-en"].startswith(
+        "📣 Campaign autumn · sending\nsegment all · template campaign_announcement · once"
+    )
 
 
 def test_a_digest_is_subscribed_in_chinese_and_delivered_in_each_subscribers_language(chat, app, manager, tmp_path):
