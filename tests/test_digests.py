@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import time_machine
 
 from bot.messages import Tone
+from crm_core import i18n
 from crm_core.models import (
     Customer,
     CustomerScore,
@@ -259,9 +260,11 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
     with app.uow() as uow:
         digest = digests.build_digest(uow.session, DigestFrequency.DAILY, date(2026, 6, 10), BERLIN, "EUR")
         text = render_message(uow.session, "digest", "console", "en", digests.digest_context(digest)).text
-        blocks = render_message(uow.session, "digest", "slack", "zh", digests.digest_context(digest)).blocks
+        # The recipient's language writes the context's days, amounts and words.
+        with i18n.use_language("zh"):
+            blocks = render_message(uow.session, "digest", "slack", "zh", digests.digest_context(digest)).blocks
     assert text.splitlines()[:5] == [
-        "Daily digest · 2026-06-09 (compared with 2026-06-08)",
+        "Daily digest · Jun 9, 2026 (compared with Jun 8, 2026)",
         "New customers: 2 (+1)",
         # Each currency as stored: the dollars are shown beside the euros, never added to them.
         "Orders: 3 (+2) · revenue €300.50 + $999.00 (EUR +276%, USD new; before €80.00)",
@@ -282,7 +285,8 @@ def test_the_digest_renders_those_numbers(app, fixture_data):
         blocks[-2]["text"]["text"]
         == "*流失风险客户*\n• Rita Rep: Early Tuesday (82%), Old Customer (65%)\n• Sam Sales: Late Tuesday (70%)\n"
     )
-    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "每日摘要 · 2026-06-09"}}
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "日报 · 2026年6月9日"}}
+    assert blocks[4]["text"]["text"].startswith("*转化漏斗*\n线索→")
 
 
 def test_the_chart_is_a_png_and_the_cli_does_not_load_matplotlib(app, fixture_data, media):
@@ -312,11 +316,11 @@ def test_subscribe_list_unsubscribe(chat, app, manager):
         assert reply.tone is Tone.SUCCESS
         assert reply.text == (
             "This conversation gets the daily at 07:30 Europe/Berlin digest; "
-            "the next one comes 2026-06-10 07:30 Europe/Berlin."
+            "the next one comes Jun 10, 2026, 7:30:00\u202fAM Europe/Berlin."
         )
         weekly = chat.say(manager, "/digest subscribe weekly 09:00 America/New_York friday").reply
         assert "weekly on friday at 09:00 America/New_York" in weekly.text
-        assert "2026-06-12 09:00 America/New_York" in weekly.text
+        assert "Jun 12, 2026, 9:00:00\u202fAM America/New_York" in weekly.text
         # Subscribing again changes the subscription rather than adding one.
         chat.say(manager, "/digest subscribe daily 08:00")
     listed = chat.say(manager, "/digest list").reply
@@ -370,9 +374,9 @@ def test_only_managers_and_admins_manage_digests(chat):
 def test_digest_now_replies_with_the_numbers_and_the_chart(chat, app, manager, fixture_data):
     with time_machine.travel(utc(10, 7), tick=False):
         reply = chat.say(manager, "/digest now").reply
-    assert reply.text.startswith("Daily digest · 2026-06-09 (compared with 2026-06-08)\nNew customers: 2 (+1)")
+    assert reply.text.startswith("Daily digest · Jun 9, 2026 (compared with Jun 8, 2026)\nNew customers: 2 (+1)")
     assert reply.image is not None and Path(reply.image.path).read_bytes()[:4] == b"\x89PNG"
-    assert reply.image.alt_text == "Revenue trend and open pipeline by stage, 2026-06-09"
+    assert reply.image.alt_text == "Revenue trend and open pipeline by stage, Jun 9, 2026"
 
 
 def test_the_scheduled_digest_arrives_once_at_its_local_time(chat, app, manager, fixture_data, media):
@@ -395,9 +399,9 @@ def test_the_scheduled_digest_arrives_once_at_its_local_time(chat, app, manager,
         api.close()
     [message] = api.delivered
     assert message.conversation == "-100200"
-    assert message.body["text"].startswith("<b>Daily digest · 2026-06-09</b> <i>(compared with 2026-06-08)</i>")
+    assert message.body["text"].startswith("<b>Daily digest · Jun 9, 2026</b> <i>(compared with Jun 8, 2026)</i>")
     assert Path(message.body["image"]).read_bytes()[:4] == b"\x89PNG"
     with app.uow() as uow:
         row = uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.kind == "digest")).one()
     assert row.idempotency_key == f"digest:1:{utc(8, 22).isoformat()}"
-    assert json.loads(json.dumps(row.payload))["image"]["title"] == "Digest 2026-06-09"
+    assert json.loads(json.dumps(row.payload))["image"]["title"] == "Digest Jun 9, 2026"

@@ -552,7 +552,7 @@ def test_segment_commands_end_to_end(app, crm, staff, chat):
     items = saved.reply.sections[0].items
     assert [i.text for i in items] == ["Anna", "Fay", "Gus", "Hal"]
     assert (
-        items[0].detail == "DE · LTV €1,500.00 · last order 2026-06-05"
+        items[0].detail == "DE · LTV €1,500.00 · last order Jun 5, 2026"
         and items[0].button.command == f"/customer #{crm['Anna']}"
     )
     assert items[1].detail == "DE · LTV €0.00 · last order —"

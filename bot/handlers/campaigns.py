@@ -7,26 +7,28 @@ confirming a large one, pausing, resuming and cancelling are for managers and ad
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
-from bot.handlers.common import fmt_datetime
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Style, Tone
 from bot.plugin_types import JobDefinition, OutboxKind
 from bot.roles import Permission
 from bot.router import CommandGroup
+from crm_core import clock, i18n
 from crm_core.campaigns import delivery as campaign_delivery
 from crm_core.campaigns import reporting, service, watch
 from crm_core.campaigns import triggers as campaign_triggers
 from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW
+from crm_core.i18n import N_, _, ngettext
 from crm_core.models import CampaignStatus, User
 from crm_core.money import format_totals
 from crm_core.scheduling import Interval
 
 group = CommandGroup()
-NAME = arg("name", Kind.TEXT, label="Campaign", max_length=60)
-NEW_USAGE = (
+NAME = arg("name", Kind.TEXT, label=N_("Campaign"), max_length=60)
+NEW_USAGE = N_(
     "<name> segment=<segment|all> template=<template> at=<when|now> [repeat=weekly|monthly] [lang=auto|en|zh] "
     "— or trigger=first_order+3d | trigger=ticket_resolved+1d instead of at="
 )
@@ -44,9 +46,18 @@ def _confirm_over(ctx: Context) -> int:
         return service.DEFAULT_CONFIRM_OVER
 
 
+def _when(value: datetime, tz: str) -> str:
+    """A moment in the reader's timezone and language, with the zone named."""
+    return f"{i18n.format_datetime(value, clock.zone(tz))} {tz}"
+
+
+def _number(n: int) -> str:
+    return i18n.format_number(n)
+
+
 @group.command(
     "campaign new",
-    summary="Draft a campaign: a template sent to a segment at a time (or after an event)",
+    summary=N_("Draft a campaign: a template sent to a segment at a time (or after an event)"),
     permission=Permission.CAMPAIGNS_DRAFT,
     params=[
         NAME,
@@ -54,7 +65,7 @@ def _confirm_over(ctx: Context) -> int:
             "options",
             Kind.TEXT,
             verbatim=True,
-            label="Options",
+            label=N_("Options"),
             hint="segment=vip template=campaign_announcement at=now",
             max_length=500,
         ),
@@ -65,27 +76,30 @@ def new(req: Request, ctx: Context) -> Reply:
     campaign = service.create(
         ctx.uow, req.args["name"], req.args["options"], ctx.caller.user_id, ctx.caller.timezone or "UTC"
     )
-    when = (
-        f"first send {fmt_datetime(campaign.starts_at, campaign.timezone)} {campaign.timezone}"
-        if campaign.starts_at
-        else "sends after each event once started"
-    )
+    if campaign.starts_at:
+        text = _(
+            "{description}; first send {when}.",
+            description=service.describe(campaign),
+            when=_when(campaign.starts_at, campaign.timezone),
+        )
+    else:
+        text = _("{description}; sends after each event once started.", description=service.describe(campaign))
     return Reply(
-        title=f"Campaign {campaign.name} drafted",
-        text=f"{service.describe(campaign)}; {when}.",
+        title=_("Campaign {name} drafted", name=campaign.name),
+        text=text,
         buttons=(
-            Button("Preview", f"/campaign preview {campaign.name}"),
-            Button("Send me a test", f"/campaign test {campaign.name}"),
-            Button("Start", f"/campaign start {campaign.name}"),
+            Button(_("Preview"), f"/campaign preview {campaign.name}"),
+            Button(_("Send me a test"), f"/campaign test {campaign.name}"),
+            Button(_("Start"), f"/campaign start {campaign.name}"),
         ),
-        footer="Nothing is sent until a manager starts it.",
+        footer=_("Nothing is sent until a manager starts it."),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "campaign preview",
-    summary="Show exactly what 3 real recipients would receive",
+    summary=N_("Show exactly what 3 real recipients would receive"),
     permission=Permission.CAMPAIGNS_DRAFT,
     params=[NAME],
     usage="<name>",
@@ -96,29 +110,38 @@ def preview(req: Request, ctx: Context) -> Reply:
     size = service.eligible_count(ctx.uow.session, campaign)
     if not shown:
         return Reply(
-            text=f"Campaign {campaign.name} reaches nobody yet: no customer of segment "
-            f"{service.segment_name(campaign)} has opted in on Telegram or Slack.",
+            text=_(
+                "Campaign {name} reaches nobody yet: no customer of segment {segment} has opted in on Telegram "
+                "or Slack.",
+                name=campaign.name,
+                segment=service.segment_name(campaign),
+            ),
             tone=Tone.WARNING,
         )
     sections = tuple(
         Section(
             title=f"{p.customer_name} (#{p.customer_id}) · {p.platform} · {p.language}",
-            text=p.text if p.error is None else f"⚠ the template fails for this recipient: {p.error}",
+            text=p.text if p.error is None else _("⚠ the template fails for this recipient: {error}", error=p.error),
         )
         for p in shown
     )
     failed = any(p.error for p in shown)
     return Reply(
-        title=f"Preview of {campaign.name}",
+        title=_("Preview of {name}", name=campaign.name),
         sections=sections,
-        footer=f"{size:,} recipients can be reached now. Every message carries an Unsubscribe button.",
+        footer=ngettext(
+            "{count} recipient can be reached now. Every message carries an Unsubscribe button.",
+            "{count} recipients can be reached now. Every message carries an Unsubscribe button.",
+            size,
+            count=_number(size),
+        ),
         tone=Tone.WARNING if failed else Tone.INFO,
     )
 
 
 @group.command(
     "campaign test",
-    summary="Send yourself the message the first recipient would get",
+    summary=N_("Send yourself the message the first recipient would get"),
     permission=Permission.CAMPAIGNS_DRAFT,
     params=[NAME],
     usage="<name>",
@@ -130,55 +153,87 @@ def test(req: Request, ctx: Context) -> Reply:
     shown, queued = service.test_send(ctx.uow, campaign, author, _currency(ctx))
     if queued:
         return Reply(
-            text=f"Sent you a test of {campaign.name} as {shown.customer_name} would get it.", tone=Tone.SUCCESS
+            text=_(
+                "Sent you a test of {name} as {customer} would get it.",
+                name=campaign.name,
+                customer=shown.customer_name,
+            ),
+            tone=Tone.SUCCESS,
         )
     return Reply(
-        title=f"Test of {campaign.name} (as {shown.customer_name} would get it)",
+        title=_("Test of {name} (as {customer} would get it)", name=campaign.name, customer=shown.customer_name),
         text=shown.text,
-        footer="You have no Slack or Telegram account linked, so here it is.",
+        footer=_("You have no Slack or Telegram account linked, so here it is."),
     )
 
 
 def _start_reply(campaign, outcome: service.StartOutcome, ctx: Context) -> Reply:
     if outcome.state == "nobody":
         return Reply(
-            text=f"Not started: nobody in segment {service.segment_name(campaign)} has opted in to "
-            "messages on Telegram or Slack.",
+            text=_(
+                "Not started: nobody in segment {segment} has opted in to messages on Telegram or Slack.",
+                segment=service.segment_name(campaign),
+            ),
             tone=Tone.WARNING,
         )
     if outcome.state == "template_failed":
         failure = outcome.failure
         assert failure is not None, "a template_failed outcome names the failure"
         return Reply(
-            text=f"Not started: the template {campaign.template} fails for {failure.customer_name} "
-            f"(#{failure.customer_id}): {failure.reason}",
-            footer=f"{failure.failures:,} of {outcome.recipients:,} recipients fail. "
-            f"Fix the template with /template set, then start again.",
+            text=_(
+                "Not started: the template {template} fails for {customer} (#{id}): {reason}",
+                template=campaign.template,
+                customer=failure.customer_name,
+                id=failure.customer_id,
+                reason=failure.reason,
+            ),
+            footer=ngettext(
+                "{failures} of {count} recipient fails. Fix the template with /template set, then start again.",
+                "{failures} of {count} recipients fail. Fix the template with /template set, then start again.",
+                outcome.recipients,
+                failures=_number(failure.failures),
+                count=_number(outcome.recipients),
+            ),
             tone=Tone.ERROR,
         )
     if outcome.state == "needs_confirmation":
         return Reply(
-            text=f"Campaign {campaign.name} goes to {outcome.recipients:,} customers, more than "
-            f"{_confirm_over(ctx):,}: a manager must confirm.",
+            text=_(
+                "Campaign {name} goes to {count} customers, more than {limit}: a manager must confirm.",
+                name=campaign.name,
+                count=_number(outcome.recipients),
+                limit=_number(_confirm_over(ctx)),
+            ),
             buttons=(
                 Button(
-                    f"Confirm: send to {outcome.recipients:,}", f"/campaign confirm {campaign.name}", style=Style.DANGER
+                    _("Confirm: send to {count}", count=_number(outcome.recipients)),
+                    f"/campaign confirm {campaign.name}",
+                    style=Style.DANGER,
                 ),
             ),
-            footer=f"Or type /campaign confirm {campaign.name}. Preview it first with /campaign preview {campaign.name}.",
+            footer=_(
+                "Or type /campaign confirm {name}. Preview it first with /campaign preview {name}.",
+                name=campaign.name,
+            ),
             tone=Tone.WARNING,
         )
-    when = fmt_datetime(outcome.next_run, ctx.caller.timezone or "UTC") if outcome.next_run else "now"
-    what = (
-        "listening for events"
-        if campaign.trigger_event
-        else f"first run {when} {ctx.caller.timezone or 'UTC'}, {outcome.recipients:,} recipients now"
-    )
+    if campaign.trigger_event:
+        text = _("Campaign {name} started: listening for events.", name=campaign.name)
+    else:
+        tz = ctx.caller.timezone or "UTC"
+        text = ngettext(
+            "Campaign {name} started: first run {when}, {count} recipient now.",
+            "Campaign {name} started: first run {when}, {count} recipients now.",
+            outcome.recipients,
+            name=campaign.name,
+            when=_when(outcome.next_run, tz) if outcome.next_run else _("now"),
+            count=_number(outcome.recipients),
+        )
     return Reply(
-        text=f"Campaign {campaign.name} started: {what}.",
+        text=text,
         buttons=(
-            Button("Status", f"/campaign status {campaign.name}"),
-            Button("Pause", f"/campaign pause {campaign.name}"),
+            Button(_("Status"), f"/campaign status {campaign.name}"),
+            Button(_("Pause"), f"/campaign pause {campaign.name}"),
         ),
         tone=Tone.SUCCESS,
     )
@@ -186,7 +241,7 @@ def _start_reply(campaign, outcome: service.StartOutcome, ctx: Context) -> Reply
 
 @group.command(
     "campaign start",
-    summary="Start a drafted campaign (managers and admins)",
+    summary=N_("Start a drafted campaign (managers and admins)"),
     permission=Permission.CAMPAIGNS_RUN,
     params=[NAME],
     usage="<name>",
@@ -210,7 +265,7 @@ def _start(req: Request, ctx: Context, *, confirmed: bool) -> Reply:
 
 @group.command(
     "campaign confirm",
-    summary="Confirm and start a campaign to more customers than the confirmation limit",
+    summary=N_("Confirm and start a campaign to more customers than the confirmation limit"),
     permission=Permission.CAMPAIGNS_RUN,
     params=[NAME],
     usage="<name>",
@@ -221,7 +276,7 @@ def confirm(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "campaign pause",
-    summary="Stop sending at once; resume later",
+    summary=N_("Stop sending at once; resume later"),
     permission=Permission.CAMPAIGNS_RUN,
     params=[NAME],
     usage="<name>",
@@ -230,15 +285,21 @@ def pause(req: Request, ctx: Context) -> Reply:
     campaign = service.get(ctx.uow, req.args["name"])
     held = service.pause(ctx.uow, campaign)
     return Reply(
-        text=f"Campaign {campaign.name} paused; {held:,} messages wait.",
-        buttons=(Button("Resume", f"/campaign resume {campaign.name}"),),
+        text=ngettext(
+            "Campaign {name} paused; {count} message waits.",
+            "Campaign {name} paused; {count} messages wait.",
+            held,
+            name=campaign.name,
+            count=_number(held),
+        ),
+        buttons=(Button(_("Resume"), f"/campaign resume {campaign.name}"),),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "campaign resume",
-    summary="Go on sending a paused campaign",
+    summary=N_("Go on sending a paused campaign"),
     permission=Permission.CAMPAIGNS_RUN,
     params=[NAME],
     usage="<name>",
@@ -246,12 +307,21 @@ def pause(req: Request, ctx: Context) -> Reply:
 def resume(req: Request, ctx: Context) -> Reply:
     campaign = service.get(ctx.uow, req.args["name"])
     released = service.resume(ctx.uow, campaign)
-    return Reply(text=f"Campaign {campaign.name} resumed; {released:,} messages go out again.", tone=Tone.SUCCESS)
+    return Reply(
+        text=ngettext(
+            "Campaign {name} resumed; {count} message goes out again.",
+            "Campaign {name} resumed; {count} messages go out again.",
+            released,
+            name=campaign.name,
+            count=_number(released),
+        ),
+        tone=Tone.SUCCESS,
+    )
 
 
 @group.command(
     "campaign cancel",
-    summary="Stop a campaign for good",
+    summary=N_("Stop a campaign for good"),
     permission=Permission.CAMPAIGNS_RUN,
     params=[NAME],
     usage="<name>",
@@ -259,28 +329,60 @@ def resume(req: Request, ctx: Context) -> Reply:
 def cancel(req: Request, ctx: Context) -> Reply:
     campaign = service.get(ctx.uow, req.args["name"])
     dropped = service.cancel(ctx.uow, campaign)
-    return Reply(text=f"Campaign {campaign.name} cancelled; {dropped:,} messages will not be sent.", tone=Tone.SUCCESS)
+    return Reply(
+        text=ngettext(
+            "Campaign {name} cancelled; {count} message will not be sent.",
+            "Campaign {name} cancelled; {count} messages will not be sent.",
+            dropped,
+            name=campaign.name,
+            count=_number(dropped),
+        ),
+        tone=Tone.SUCCESS,
+    )
 
 
 def _counts_fields(counts: reporting.Counts, currency: str) -> tuple[Field, ...]:
     return (
-        Field("Recipients", f"{counts.recipients:,}"),
-        Field("Pending", f"{counts.pending:,}"),
-        Field("Sent", f"{counts.sent:,}"),
-        Field("Failed", f"{counts.failed:,}"),
-        Field("Blocked", f"{counts.blocked:,}"),
-        Field("Opted out", f"{counts.opted_out:,}"),
-        Field("Opted out after receiving", f"{counts.opted_out_after:,}"),
+        Field(_("Recipients"), _number(counts.recipients)),
+        Field(_("Pending"), _number(counts.pending)),
+        Field(_("Sent"), _number(counts.sent)),
+        Field(_("Failed"), _number(counts.failed)),
+        Field(_("Blocked"), _number(counts.blocked)),
+        Field(_("Opted out"), _number(counts.opted_out)),
+        Field(_("Opted out after receiving"), _number(counts.opted_out_after)),
         Field(
-            f"Orders within {ATTRIBUTION_WINDOW.days} days",
-            f"{counts.orders:,} · {format_totals(counts.revenue, currency)}",
+            ngettext("Orders within {n} day", "Orders within {n} days", ATTRIBUTION_WINDOW.days),
+            f"{_number(counts.orders)} · {format_totals(counts.revenue, currency)}",
+        ),
+    )
+
+
+def _run_item(run: reporting.RunReport, tz: str, currency: str) -> Item:
+    counts = run.counts
+    return Item(
+        text=_(
+            "Run {number} · {when} · {status}",
+            number=run.number,
+            when=i18n.format_datetime(run.scheduled_for, clock.zone(tz)),
+            status=reporting.run_status_label(run.status),
+        ),
+        detail=_(
+            "{recipients} recipients · {sent} sent · {failed} failed · {blocked} blocked · {opted_out} opted out · "
+            "{orders} orders, {revenue}",
+            recipients=_number(counts.recipients),
+            sent=_number(counts.sent),
+            failed=_number(counts.failed),
+            blocked=_number(counts.blocked),
+            opted_out=_number(counts.opted_out),
+            orders=_number(counts.orders),
+            revenue=format_totals(counts.revenue, currency),
         ),
     )
 
 
 @group.command(
     "campaign status",
-    summary="Recipients, pending, sent, failed, blocked, opted out, and what it earned",
+    summary=N_("Recipients, pending, sent, failed, blocked, opted out, and what it earned"),
     permission=Permission.CAMPAIGNS_DRAFT,
     params=[NAME],
     usage="<name>",
@@ -290,54 +392,47 @@ def status(req: Request, ctx: Context) -> Reply:
     report = reporting.campaign_report(ctx.uow.session, campaign)
     currency = _currency(ctx)
     latest = report.runs[-1] if report.runs else None
-    runs = tuple(
-        Item(
-            text=f"Run {run.number} · {fmt_datetime(run.scheduled_for, ctx.caller.timezone or 'UTC')} · {run.status}",
-            detail=f"{run.counts.recipients:,} recipients · {run.counts.sent:,} sent · {run.counts.failed:,} failed · "
-            f"{run.counts.blocked:,} blocked · {run.counts.opted_out:,} opted out · "
-            f"{run.counts.orders:,} orders, {format_totals(run.counts.revenue, currency)}",
-        )
-        for run in report.runs
-    )
+    runs = tuple(_run_item(run, ctx.caller.timezone or "UTC", currency) for run in report.runs)
     text = service.describe(campaign)
     if latest is not None:
-        text += f"\nRun {latest.number}: {reporting.progress_bar(latest.counts.finished, latest.counts.recipients)}"
+        bar = reporting.progress_bar(latest.counts.finished, latest.counts.recipients)
+        text += "\n" + _("Run {number}: {bar}", number=latest.number, bar=bar)
     footer = None
     if campaign.status in (CampaignStatus.SENDING, CampaignStatus.PAUSED) and watch.in_flight(ctx.uow, campaign):
         live = watch.watch(
             ctx.uow, campaign, req.origin.platform, req.origin.conversation, ctx.caller.language, currency
         )
         if live is not None:
-            footer = "A live card below updates every few seconds until the run finishes."
+            footer = _("A live card below updates every few seconds until the run finishes.")
     buttons: tuple[Button, ...] = ()
     if campaign.status in (CampaignStatus.SENDING, CampaignStatus.SCHEDULED):
-        buttons = (Button("Pause", f"/campaign pause {campaign.name}"),)
+        buttons = (Button(_("Pause"), f"/campaign pause {campaign.name}"),)
     elif campaign.status is CampaignStatus.PAUSED:
-        buttons = (Button("Resume", f"/campaign resume {campaign.name}"),)
+        buttons = (Button(_("Resume"), f"/campaign resume {campaign.name}"),)
     return Reply(
-        title=f"Campaign {campaign.name} · {campaign.status}",
+        title=_("Campaign {name} · {status}", name=campaign.name, status=reporting.status_label(campaign.status)),
         text=text,
         fields=_counts_fields(report.total, currency),
-        sections=(Section(title="Runs", items=runs, empty="No run yet."),) if report.runs else (),
+        sections=(Section(title=_("Runs"), items=runs, empty=_("No run yet.")),) if report.runs else (),
         buttons=buttons,
         footer=footer,
     )
 
 
-@group.command("campaign list", summary="Every campaign with its state", permission=Permission.CAMPAIGNS_DRAFT)
+@group.command("campaign list", summary=N_("Every campaign with its state"), permission=Permission.CAMPAIGNS_DRAFT)
 def list_campaigns(req: Request, ctx: Context) -> Reply:
     items = tuple(
         Item(
-            text=f"{c.name} · {c.status}",
+            text=f"{c.name} · {reporting.status_label(c.status)}",
             detail=service.describe(c),
-            button=Button("Status", f"/campaign status {c.name}"),
+            button=Button(_("Status"), f"/campaign status {c.name}"),
         )
         for c in service.list_all(ctx.uow)
     )
     return Reply(
-        title="Campaigns",
-        sections=(Section(items=items, empty="None yet."),),
-        footer=f"Draft one: /campaign new {NEW_USAGE}",
+        title=_("Campaigns"),
+        sections=(Section(items=items, empty=_("None yet.")),),
+        footer=_("Draft one: /campaign new {usage}", usage=_(NEW_USAGE)),
     )
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from bot.args import Kind, arg, rest
 from bot.context import Context
-from bot.handlers.common import fmt_datetime
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Image, Item, Reply, Request, Section, Tone
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import clock, platforms
+from crm_core import clock, i18n, platforms
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _
 from crm_core.models import DigestFrequency
 from crm_core.scheduling import Calendar, parse_hhmm
 from crm_core.services import digests
@@ -21,6 +21,12 @@ from crm_core.templating import render_message
 
 group = CommandGroup()
 FREQUENCIES = tuple(f.value for f in DigestFrequency)
+# Weekdays typed in Chinese (周五, 星期五; Sunday also 周日/星期天), besides the English names.
+_CHINESE_WEEKDAYS = {
+    **{f"{prefix}{day}": index for prefix in ("周", "星期") for index, day in enumerate("一二三四五六日")},
+    "星期天": 6,
+    "周天": 6,
+}
 
 
 def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
@@ -28,6 +34,9 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
     at, tz, weekday = "08:00", default_tz, 0
     for word in raw.split():
         lowered = word.lower()
+        if word in _CHINESE_WEEKDAYS:
+            weekday = _CHINESE_WEEKDAYS[word]
+            continue
         if lowered in digests.WEEKDAY_NAMES or lowered[:3] in [d[:3] for d in digests.WEEKDAY_NAMES]:
             weekday = [d[:3] for d in digests.WEEKDAY_NAMES].index(lowered[:3])
             continue
@@ -40,7 +49,7 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
             clock.zone(word)
         except ValueError:
             raise ValidationError(
-                f"{word!r} is neither a time (HH:MM), a timezone (Europe/Berlin) nor a weekday"
+                _("{word} is neither a time (HH:MM), a timezone (Europe/Berlin) nor a weekday", word=repr(word))
             ) from None
         tz = word
     return at, tz, weekday
@@ -48,16 +57,16 @@ def _options(raw: str, default_tz: str) -> tuple[str, str, int]:
 
 @group.command(
     "digest subscribe",
-    summary="Send this channel the daily or weekly digest (managers and admins)",
+    summary=N_("Send this channel the daily or weekly digest (managers and admins)"),
     permission=Permission.DIGESTS_MANAGE,
     params=[
-        arg("frequency", Kind.CHOICE, choices=FREQUENCIES, label="How often"),
+        arg("frequency", Kind.CHOICE, choices=FREQUENCIES, label=N_("How often")),
         rest(
             "options",
             Kind.TEXT,
             verbatim=True,
             required=False,
-            label="Time, timezone, weekday",
+            label=N_("Time, timezone, weekday"),
             hint="08:00 Europe/Berlin",
             max_length=100,
         ),
@@ -82,20 +91,25 @@ def subscribe(req: Request, ctx: Context) -> Reply:
         parse_hhmm(subscription.at_time), tz, weekdays=(weekday,) if frequency is DigestFrequency.WEEKLY else None
     )
     upcoming = trigger.next_after(clock.utcnow())
+    assert upcoming is not None, "a daily or weekly calendar always comes round again"
     return Reply(
-        text=f"This conversation gets the {digests.describe(subscription)} digest; "
-        f"the next one comes {fmt_datetime(upcoming, tz)} {tz}.",
-        buttons=(Button("Show one now", f"/digest now {frequency.value}"),),
-        footer="Stop it with /digest unsubscribe.",
+        text=_(
+            "This conversation gets the {subscription} digest; the next one comes {when} {timezone}.",
+            subscription=digests.describe(subscription),
+            when=i18n.format_datetime(upcoming, clock.zone(tz)),
+            timezone=tz,
+        ),
+        buttons=(Button(_("Show one now"), f"/digest now {frequency.value}"),),
+        footer=_("Stop it with /digest unsubscribe."),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "digest unsubscribe",
-    summary="Stop this channel's digests (both, or only daily / weekly)",
+    summary=N_("Stop this channel's digests (both, or only daily / weekly)"),
     permission=Permission.DIGESTS_MANAGE,
-    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label="Which")],
+    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label=N_("Which digest"))],
     usage="[daily|weekly]",
 )
 def unsubscribe(req: Request, ctx: Context) -> Reply:
@@ -103,17 +117,22 @@ def unsubscribe(req: Request, ctx: Context) -> Reply:
     removed = digests.unsubscribe(ctx.uow, req.origin.platform, req.origin.conversation, frequency)
     if not removed:
         return Reply(
-            text="This conversation has no such digest subscription.",
+            text=_("This conversation has no such digest subscription."),
             tone=Tone.WARNING,
-            footer="See them with /digest list.",
+            footer=_("See them with /digest list."),
         )
-    names = " and ".join(s.frequency.value for s in removed)
-    return Reply(text=f"This conversation no longer gets the {names} digest.", tone=Tone.SUCCESS)
+    if len(removed) > 1:
+        text = _("This conversation no longer gets the daily and weekly digests.")
+    elif removed[0].frequency is DigestFrequency.WEEKLY:
+        text = _("This conversation no longer gets the weekly digest.")
+    else:
+        text = _("This conversation no longer gets the daily digest.")
+    return Reply(text=text, tone=Tone.SUCCESS)
 
 
 @group.command(
     "digest list",
-    summary="Every digest subscription",
+    summary=N_("Every digest subscription"),
     permission=Permission.DIGESTS_MANAGE,
 )
 def list_subscriptions(req: Request, ctx: Context) -> Reply:
@@ -121,23 +140,25 @@ def list_subscriptions(req: Request, ctx: Context) -> Reply:
     here = (req.origin.platform, req.origin.conversation)
     items = tuple(
         Item(
-            text=f"{s.platform}:{s.conversation}" + (" (here)" if (s.platform, s.conversation) == here else ""),
+            text=_("{platform}:{conversation} (here)", platform=s.platform, conversation=s.conversation)
+            if (s.platform, s.conversation) == here
+            else f"{s.platform}:{s.conversation}",
             detail=f"{digests.describe(s)} · {s.language}",
         )
         for s in found
     )
     return Reply(
-        title="Digest subscriptions",
-        sections=(Section(items=items, empty="None yet."),),
-        footer="Subscribe a channel with /digest subscribe daily|weekly [HH:MM] [timezone].",
+        title=_("Digest subscriptions"),
+        sections=(Section(items=items, empty=_("None yet.")),),
+        footer=_("Subscribe a channel with /digest subscribe daily|weekly [HH:MM] [timezone]."),
     )
 
 
 @group.command(
     "digest now",
-    summary="Show the digest of yesterday (or the last 7 days) here, now",
+    summary=N_("Show the digest of yesterday (or the last 7 days) here, now"),
     permission=Permission.DIGESTS_MANAGE,
-    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label="Which")],
+    params=[arg("frequency", Kind.CHOICE, choices=FREQUENCIES, required=False, label=N_("Which digest"))],
     usage="[daily|weekly]",
 )
 def digest_now(req: Request, ctx: Context) -> Reply:

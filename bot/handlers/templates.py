@@ -20,6 +20,7 @@ from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import templating
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _
 from crm_core.templating import TemplateRefused
 
 group = CommandGroup()
@@ -42,13 +43,13 @@ def _is_language(word: str) -> bool:
 
 
 def _name(raw: str) -> tuple[str, str]:
-    kind, _, fmt = raw.strip().lower().partition(".")
+    kind, _dot, fmt = raw.strip().lower().partition(".")
     return kind, fmt or "text"
 
 
 def _split_language(text: str) -> tuple[str | None, str]:
     """``"zh 提醒…"`` -> ("zh", "提醒…"); a body not starting with a language code -> (None, body)."""
-    first, _, remainder = text.strip().partition(" ")
+    first, _space, remainder = text.strip().partition(" ")
     head, newline, after = text.strip().partition("\n")
     if _is_language(head.strip()) and newline:
         return head.strip(), after
@@ -59,7 +60,7 @@ def _split_language(text: str) -> tuple[str | None, str]:
 
 @group.command(
     "template list",
-    summary="The message templates and their admin overrides",
+    summary=N_("The message templates and their admin overrides"),
     permission=Permission.TEMPLATES_MANAGE,
 )
 def list_templates(req: Request, ctx: Context) -> Reply:
@@ -69,30 +70,33 @@ def list_templates(req: Request, ctx: Context) -> Reply:
     for kind in templating.kinds(ctx.uow.session):
         variants = sorted(p.name.removesuffix(".j2") for p in (directory / kind).glob("*.j2"))
         mine = [f"{o.language}.{o.format}" for o in overrides if o.kind == kind]
-        shipped = f"built in: {', '.join(variants)}" if variants else "made from chat"
-        items.append(
-            Item(
-                text=kind,
-                detail=shipped
-                + (
-                    f" · overridden: {', '.join(mine)}" if mine and variants else f": {', '.join(mine)}" if mine else ""
-                ),
+        if variants and mine:
+            detail = _(
+                "built in: {variants} · overridden: {overrides}",
+                variants=", ".join(variants),
+                overrides=", ".join(mine),
             )
-        )
+        elif variants:
+            detail = _("built in: {variants}", variants=", ".join(variants))
+        elif mine:
+            detail = _("made from chat: {overrides}", overrides=", ".join(mine))
+        else:
+            detail = _("made from chat")
+        items.append(Item(text=kind, detail=detail))
     return Reply(
-        title="Message templates",
-        sections=(Section(items=tuple(items), empty="No templates found."),),
+        title=_("Message templates"),
+        sections=(Section(items=tuple(items), empty=_("No templates found.")),),
         footer="/template show <name>[.<format>] [lang] · /template set … · /template reset …",
     )
 
 
 @group.command(
     "template show",
-    summary="Show a template's source (the override if there is one)",
+    summary=N_("Show a template's source (the override if there is one)"),
     permission=Permission.TEMPLATES_MANAGE,
     params=[
-        arg("name", label="Template", hint="followup_reminder or digest.html", max_length=80),
-        arg("language", required=False, label="Language", hint="en, zh", max_length=10),
+        arg("name", label=N_("Template"), hint=N_("followup_reminder or digest.html"), max_length=80),
+        arg("language", required=False, label=N_("Language"), hint="en, zh", max_length=10),
     ],
     usage="<name>[.<format>] [lang]",
 )
@@ -100,23 +104,23 @@ def show_template(req: Request, ctx: Context) -> Reply:
     kind, fmt = _name(req.args["name"])
     variant = templating.current_variant(ctx.uow.session, kind, fmt, req.args.get("language") or "en")
     return Reply(
-        title=f"Template {variant.label}",
+        title=_("Template {label}", label=templating.variant_label(variant)),
         sections=(Section(text=variant.body),),
-        fields=(Field("Sample data", ", ".join(sorted(templating.sample_context(kind))) or "—", short=False),),
-        footer="Change it with /template set; go back to the built-in one with /template reset.",
+        fields=(Field(_("Sample data"), ", ".join(sorted(templating.sample_context(kind))) or "—", short=False),),
+        footer=_("Change it with /template set; go back to the built-in one with /template reset."),
     )
 
 
 @group.command(
     "template set",
-    summary="Override a template (admins); it is checked and test-rendered first",
+    summary=N_("Override a template (admins); it is checked and test-rendered first"),
     permission=Permission.TEMPLATES_MANAGE,
     params=[
-        arg("name", label="Template", hint="followup_reminder or digest.html", max_length=80),
+        arg("name", label=N_("Template"), hint=N_("followup_reminder or digest.html"), max_length=80),
         rest(
             "body",
             Kind.MULTILINE,
-            label="Language and template",
+            label=N_("Language and template"),
             hint="en Reminder: {{ followup.text }}",
             max_length=templating.sandbox.MAX_SOURCE_CHARS + 20,
         ),
@@ -131,28 +135,30 @@ def set_template(req: Request, ctx: Context) -> Reply:
         _row, preview = templating.set_override(ctx.uow.session, kind, fmt, language, body, ctx.caller.user_id)
     except TemplateRefused as exc:
         return Reply(
-            title=f"Template {kind} ({language}, {fmt}) not saved",
+            title=_("Template {kind} ({language}, {format}) not saved", kind=kind, language=language, format=fmt),
             text=str(exc)[0].upper() + str(exc)[1:],
-            footer="Nothing was changed. Templates may use the sample data's fields, filters and "
-            "{% if %} / {% for %}; names starting with _ are refused.",
+            footer=_(
+                "Nothing was changed. Templates may use the sample data's fields, filters and "
+                "{{% if %}} / {{% for %}}; names starting with _ are refused."
+            ),
             tone=Tone.ERROR,
             private=True,
         )
     return Reply(
-        title=f"Template {kind} ({language}, {fmt}) saved",
-        sections=(Section(title="With the sample data it reads:", text=preview),),
-        footer="Messages from now on use it. /template reset puts the built-in one back.",
+        title=_("Template {kind} ({language}, {format}) saved", kind=kind, language=language, format=fmt),
+        sections=(Section(title=_("With the sample data it reads:"), text=preview),),
+        footer=_("Messages from now on use it. /template reset puts the built-in one back."),
         tone=Tone.SUCCESS,
     )
 
 
 @group.command(
     "template reset",
-    summary="Remove an override: the built-in template applies again",
+    summary=N_("Remove an override: the built-in template applies again"),
     permission=Permission.TEMPLATES_MANAGE,
     params=[
-        arg("name", label="Template", max_length=80),
-        arg("language", required=False, label="Language", max_length=10),
+        arg("name", label=N_("Template"), max_length=80),
+        arg("language", required=False, label=N_("Language"), max_length=10),
     ],
     usage="<name>[.<format>] [lang]",
 )
@@ -160,14 +166,34 @@ def reset_template(req: Request, ctx: Context) -> Reply:
     kind, fmt = _name(req.args["name"])
     language = req.args.get("language") or "en"
     if not templating.reset_override(ctx.uow.session, kind, fmt, language):
-        raise ValidationError(f"{kind} ({language}, {fmt}) has no override; it already is the built-in one")
+        raise ValidationError(
+            _(
+                "{kind} ({language}, {format}) has no override; it already is the built-in one",
+                kind=kind,
+                language=language,
+                format=fmt,
+            )
+        )
     if not templating.has_built_in(kind, language, fmt):
         # A template made from chat (campaign_spring) or a language no file ships: nothing to go back to.
         return Reply(
-            text=f"Template {kind} ({language}, {fmt}) deleted: {kind} now has no {fmt} template in {language}.",
+            text=_(
+                "Template {kind} ({language}, {format}) deleted: {kind} now has no {format} template in {language}.",
+                kind=kind,
+                language=language,
+                format=fmt,
+            ),
             tone=Tone.SUCCESS,
         )
-    return Reply(text=f"Template {kind} ({language}, {fmt}) is the built-in one again.", tone=Tone.SUCCESS)
+    return Reply(
+        text=_(
+            "Template {kind} ({language}, {format}) is the built-in one again.",
+            kind=kind,
+            language=language,
+            format=fmt,
+        ),
+        tone=Tone.SUCCESS,
+    )
 
 
 @hookimpl

@@ -85,6 +85,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import clock
 from crm_core.errors import ValidationError
+from crm_core.i18n import N_, _
 from crm_core.models import (
     Customer,
     CustomerScore,
@@ -101,7 +102,7 @@ from crm_core.money import parse_amount
 from crm_core.predictions import rfm
 from crm_core.services import custom_fields
 
-SYNTAX_HELP = (
+SYNTAX_HELP = N_(
     'Terms separated by spaces, all must hold: tag=vip country=DE,AT language=en owner=me|none|"Name" '
     "field.<key>=value last_order<90d last_order>=2026-01-01 last_order=never orders>=3 ltv>=1000 "
     "open_ticket=yes rfm=champions churn>=0.5 churn=high. Operators = != < <= > >=; "
@@ -143,8 +144,11 @@ class FilterError(ValidationError):
     """A filter that cannot be parsed or compiled; ``term`` and ``position`` (1-based) point at it."""
 
     def __init__(self, term: str, position: int | None, problem: str):
-        where = f" (character {position})" if position else ""
-        super().__init__(f'"{term}"{where}: {problem}', field="filter")
+        if position:
+            message = _('"{term}" (character {position}): {problem}', term=term, position=position, problem=problem)
+        else:
+            message = _('"{term}": {problem}', term=term, problem=problem)
+        super().__init__(message, field="filter")
         self.term = term
         self.position = position
         self.problem = problem
@@ -220,7 +224,9 @@ def _read_values(text: str, i: int, term_start: int, lists: bool) -> tuple[list[
             end = _quote_end(text, i)
             if end == -1:
                 raise FilterError(
-                    text[term_start:].split()[0], term_start + 1, f"the quote at character {i + 1} is never closed"
+                    text[term_start:].split()[0],
+                    term_start + 1,
+                    _("the quote at character {position} is never closed", position=i + 1),
                 )
             values.append(_Raw(text[i + 1 : end], True))
             i = end + 1
@@ -229,7 +235,9 @@ def _read_values(text: str, i: int, term_start: int, lists: bool) -> tuple[list[
                 while stop < n and not text[stop].isspace():
                     stop += 1
                 raise FilterError(
-                    text[term_start:stop], term_start + 1, "put a space after the closing quote before the next term"
+                    text[term_start:stop],
+                    term_start + 1,
+                    _("put a space after the closing quote before the next term"),
                 )
         else:
             start = i
@@ -264,14 +272,17 @@ def _tokens(text: str) -> Iterable[tuple[str, str, list[_Raw], str, int]]:
             word = text[start:stop]
             if word.lower() == "all":
                 raise FilterError(
-                    word, start + 1, "all means every customer and stands alone; leave it out to combine terms"
+                    word, start + 1, _("all means every customer and stands alone; leave it out to combine terms")
                 )
             if key and key not in _KEYS and not key.startswith("field."):
                 raise _unknown_key(word, start + 1, key)
             raise FilterError(
                 word,
                 start + 1,
-                f"a term is key, operator and value, e.g. country=DE or ltv>=1000 (operators: {' '.join(_ALL_OPS)})",
+                _(
+                    "a term is key, operator and value, e.g. country=DE or ltv>=1000 (operators: {operators})",
+                    operators=" ".join(_ALL_OPS),
+                ),
             )
         spaced = j > i
         j += len(op)
@@ -286,15 +297,20 @@ def _tokens(text: str) -> Iterable[tuple[str, str, list[_Raw], str, int]]:
 def _unknown_key(term: str, position: int, key: str) -> FilterError:
     keys = [*_KEYS, "field.<key>"]
     close = difflib.get_close_matches(key, list(_KEYS), n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    return FilterError(term, position, f"unknown key {key} ({hint}keys: {', '.join(keys)})")
+    if close:
+        problem = _(
+            "unknown key {key} (did you mean {close}? keys: {keys})", key=key, close=close[0], keys=", ".join(keys)
+        )
+    else:
+        problem = _("unknown key {key} (keys: {keys})", key=key, keys=", ".join(keys))
+    return FilterError(term, position, problem)
 
 
 def parse(text: str | None) -> Filter:
     """The filter ``text`` as terms; raises ``FilterError`` (a ``ValidationError``) at the first bad term."""
     text = (text or "").strip()
     if len(text) > MAX_LENGTH:
-        raise ValidationError(f"the filter is longer than {MAX_LENGTH} characters", field="filter")
+        raise ValidationError(too_long(), field="filter")
     if not text or text.lower() == "all":
         return Filter()
     terms = []
@@ -303,33 +319,54 @@ def parse(text: str | None) -> Filter:
             spec = _FIELD
             if not _FIELD_KEY.match(key[6:]):
                 raise FilterError(
-                    term, position, "field. is followed by a custom field key, e.g. field.industry=retail"
+                    term, position, _("field. is followed by a custom field key, e.g. field.industry=retail")
                 )
         elif key in _KEYS:
             spec = _KEYS[key]
         else:
             raise _unknown_key(term, position, key)
         if op not in spec.ops:
-            allowed = " or ".join(spec.ops) if len(spec.ops) < 3 else ", ".join(spec.ops[:-1]) + f" or {spec.ops[-1]}"
-            raise FilterError(term, position, f"{key} takes {allowed}, e.g. {spec.example}")
+            if len(spec.ops) == 1:
+                problem = _("{key} takes {op}, e.g. {example}", key=key, op=spec.ops[0], example=_(spec.example))
+            else:
+                problem = _(
+                    "{key} takes {ops} or {last}, e.g. {example}",
+                    key=key,
+                    ops=", ".join(spec.ops[:-1]),
+                    last=spec.ops[-1],
+                    example=_(spec.example),
+                )
+            raise FilterError(term, position, problem)
         if len(raw_values) > 1 and op not in _EQUALITY:
-            raise FilterError(term, position, f"a list of values needs = or !=; {op} takes one, e.g. {spec.example}")
+            raise FilterError(
+                term,
+                position,
+                _("a list of values needs = or !=; {op} takes one, e.g. {example}", op=op, example=_(spec.example)),
+            )
         values = []
         for raw in raw_values:
             if not raw.text.strip():
-                raise FilterError(term, position, f"{key} needs a value, e.g. {spec.example}")
+                raise FilterError(
+                    term, position, _("{key} needs a value, e.g. {example}", key=key, example=_(spec.example))
+                )
             try:
                 values.append(spec.parse(raw.text.strip(), op))
             except ValueError as exc:
-                raise FilterError(term, position, f"{exc}, e.g. {spec.example}") from None
+                raise FilterError(
+                    term, position, _("{problem}, e.g. {example}", problem=exc, example=_(spec.example))
+                ) from None
         terms.append(Term(key, op, tuple(values), term, position))
     return Filter(tuple(terms))
+
+
+def too_long() -> str:
+    return _("the filter is longer than {limit} characters", limit=MAX_LENGTH)
 
 
 def _parse_tag(value: str, _op: str) -> str:
     tag = value.lower().lstrip("#")
     if not _TAG.match(tag):
-        raise ValueError("a tag is letters, digits, - and _")
+        raise ValueError(_("a tag is letters, digits, - and _"))
     return tag
 
 
@@ -337,7 +374,7 @@ def _parse_country(value: str, _op: str) -> str | None:
     if value.lower() == _NONE:
         return None
     if not _COUNTRY.match(value):
-        raise ValueError("country takes a two-letter ISO code or none")
+        raise ValueError(_("country takes a two-letter ISO code or none"))
     return value.upper()
 
 
@@ -346,7 +383,7 @@ def _parse_language(value: str, _op: str) -> str | None:
     if lowered == _NONE:
         return None
     if not _LANGUAGE.match(lowered):
-        raise ValueError("language takes a code such as en, de, zh or en-gb, or none")
+        raise ValueError(_("language takes a code such as en, de, zh or en-gb, or none"))
     return lowered
 
 
@@ -361,25 +398,27 @@ def _parse_last_order(value: str, op: str) -> str | timedelta | date:
     lowered = value.lower()
     if lowered == NEVER:
         if op not in _EQUALITY:
-            raise ValueError("never goes with = or !=")
+            raise ValueError(_("never goes with = or !="))
         return NEVER
     if age := _AGE.match(lowered):
         if op in _EQUALITY:
-            raise ValueError("an age goes with < or > (less or more than that long ago)")
+            raise ValueError(_("an age goes with < or > (less or more than that long ago)"))
         number, unit = int(age.group(1)), age.group(2)
         return timedelta(days=number * (7 if unit == "w" else 1))
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        raise ValueError("last_order takes an age in days or weeks (90d, 12w), a date (2026-01-31) or never") from None
+        raise ValueError(
+            _("last_order takes an age in days or weeks (90d, 12w), a date (2026-01-31) or never")
+        ) from None
     if op == "!=":
-        raise ValueError("a date goes with = < <= > >=")
+        raise ValueError(_("a date goes with = < <= > >="))
     return day
 
 
 def _parse_orders(value: str, _op: str) -> int:
     if not re.fullmatch(r"\d{1,9}", value):
-        raise ValueError("orders takes a whole number")
+        raise ValueError(_("orders takes a whole number"))
     return int(value)
 
 
@@ -388,9 +427,9 @@ def _parse_ltv(value: str, _op: str) -> int:
     try:
         cents, currency = parse_amount(value[1:] if negative else value, field="filter")
     except ValidationError:
-        raise ValueError("ltv takes an amount") from None
+        raise ValueError(_("ltv takes an amount")) from None
     if currency:
-        raise ValueError("ltv takes an amount without a currency")
+        raise ValueError(_("ltv takes an amount without a currency"))
     return -cents if negative else cents
 
 
@@ -400,13 +439,19 @@ def _parse_yes_no(value: str, _op: str) -> bool:
         return True
     if lowered in ("no", "false", "0"):
         return False
-    raise ValueError("open_ticket takes yes or no")
+    raise ValueError(_("open_ticket takes yes or no"))
 
 
 def _parse_rfm(value: str, _op: str) -> str:
     name = re.sub(r"[\s_\-]+", " ", value.lower()).strip()
     if name not in RFM_SEGMENTS:
-        raise ValueError(f"unknown RFM segment {value} (segments: {', '.join(_rfm_word(s) for s in RFM_SEGMENTS)})")
+        raise ValueError(
+            _(
+                "unknown RFM segment {value} (segments: {segments})",
+                value=value,
+                segments=", ".join(_rfm_word(s) for s in RFM_SEGMENTS),
+            )
+        )
     return name
 
 
@@ -414,18 +459,20 @@ def _parse_churn(value: str, op: str) -> float | str:
     lowered = value.lower()
     if lowered in CHURN_BANDS:
         if op not in _EQUALITY:
-            raise ValueError("a churn band goes with = or !=")
+            raise ValueError(_("a churn band goes with = or !="))
         return lowered
     if op in _EQUALITY:
-        raise ValueError(f"churn takes < <= > >= with a risk, or = with a band ({', '.join(CHURN_BANDS)})")
+        raise ValueError(
+            _("churn takes < <= > >= with a risk, or = with a band ({bands})", bands=", ".join(CHURN_BANDS))
+        )
     percent = lowered.endswith("%")
     try:
         number = float(Decimal(lowered.rstrip("%")))
     except ArithmeticError:
-        raise ValueError("churn takes a risk from 0 to 1 or a percentage") from None
+        raise ValueError(_("churn takes a risk from 0 to 1 or a percentage")) from None
     number = number / 100 if percent else number
     if not 0 <= number <= 1:
-        raise ValueError("churn risk is between 0 and 1 (or 0% and 100%)")
+        raise ValueError(_("churn risk is between 0 and 1 (or 0% and 100%)"))
     return number
 
 
@@ -444,15 +491,15 @@ _KEYS: dict[str, _Key] = {
     "tag": _Key(_EQUALITY, _parse_tag, "tag=vip"),
     "country": _Key(_EQUALITY, _parse_country, "country=DE"),
     "language": _Key(_EQUALITY, _parse_language, "language=en"),
-    "owner": _Key(_EQUALITY, _parse_owner, 'owner=me or owner="Maria Schmidt"'),
-    "last_order": _Key(_ALL_OPS, _parse_last_order, "last_order<90d, last_order>=2026-01-01 or last_order=never"),
+    "owner": _Key(_EQUALITY, _parse_owner, N_('owner=me or owner="Maria Schmidt"')),
+    "last_order": _Key(_ALL_OPS, _parse_last_order, N_("last_order<90d, last_order>=2026-01-01 or last_order=never")),
     "orders": _Key(_ALL_OPS, _parse_orders, "orders>=3"),
-    "ltv": _Key(_ALL_OPS, _parse_ltv, "ltv>=1000 or ltv<250.50"),
+    "ltv": _Key(_ALL_OPS, _parse_ltv, N_("ltv>=1000 or ltv<250.50")),
     "open_ticket": _Key(("=",), _parse_yes_no, "open_ticket=yes"),
     "rfm": _Key(_EQUALITY, _parse_rfm, "rfm=champions"),
-    "churn": _Key(_ALL_OPS, _parse_churn, "churn>=0.5 or churn=high"),
+    "churn": _Key(_ALL_OPS, _parse_churn, N_("churn>=0.5 or churn=high")),
 }
-_FIELD = _Key(_ALL_OPS, _parse_field, "field.industry=retail or field.employees>=50")
+_FIELD = _Key(_ALL_OPS, _parse_field, N_("field.industry=retail or field.employees>=50"))
 # Keys whose values may be a comma list; ltv is not (1,000.50 is one amount).
 _LIST_KEYS = {"tag", "country", "language", "owner", "last_order", "orders", "rfm", "churn"}
 # Keys whose "=" repeats compile to one clause over all their values (one EXISTS ... IN, one IN);
@@ -624,15 +671,15 @@ class _Compiler:
             return None
         if reference == "me":
             if self.caller_user_id is None:
-                raise FilterError(term.text, term.position, "me needs to know who you are; name the owner instead")
+                raise FilterError(term.text, term.position, _("me needs to know who you are; name the owner instead"))
             return self.caller_user_id
         if self._users is None:
             # Staff are few: matched in Python, so names compare case-insensitively in any alphabet.
             self._users = [(uid, name) for uid, name in self.session.execute(sa.select(User.id, User.name))]
         if match := re.fullmatch(r"#(\d+)", reference):
-            if any(uid == int(match.group(1)) for uid, _ in self._users):
+            if any(uid == int(match.group(1)) for uid, _name in self._users):
                 return int(match.group(1))
-            raise FilterError(term.text, term.position, f"there is no user #{match.group(1)}")
+            raise FilterError(term.text, term.position, _("there is no user #{id}", id=match.group(1)))
         wanted = reference.casefold()
         exact = [uid for uid, name in self._users if name.casefold() == wanted]
         if len(exact) == 1:
@@ -641,18 +688,27 @@ class _Compiler:
             raise FilterError(
                 term.text,
                 term.position,
-                f"several users are called {reference}; use owner=#id ({', '.join(f'#{u}' for u in exact)})",
+                _(
+                    "several users are called {name}; use owner=#id ({ids})",
+                    name=reference,
+                    ids=", ".join(f"#{u}" for u in exact),
+                ),
             )
         similar = [
             name
-            for _, name in self._users
+            for _uid, name in self._users
             if name.casefold().startswith(wanted) or any(word.startswith(wanted) for word in name.casefold().split())
         ]
-        similar = similar or difflib.get_close_matches(reference, [name for _, name in self._users], n=3)
-        hint = f"; did you mean {' or '.join(_quote(n) for n in similar[:3])}?" if similar else ""
-        raise FilterError(
-            term.text, term.position, f"no user is called {reference}{hint} (or use owner=me / owner=none)"
-        )
+        similar = similar or difflib.get_close_matches(reference, [name for _uid, name in self._users], n=3)
+        if similar:
+            problem = _(
+                "no user is called {name}; did you mean {names}? (or use owner=me / owner=none)",
+                name=reference,
+                names=_(" or ").join(_quote(n) for n in similar[:3]),
+            )
+        else:
+            problem = _("no user is called {name} (or use owner=me / owner=none)", name=reference)
+        raise FilterError(term.text, term.position, problem)
 
     def _definition(self, term: Term) -> CustomFieldDefinition:
         if self._fields is None:
@@ -666,8 +722,12 @@ class _Compiler:
             }
         key = term.field_key or ""
         if key not in self._fields:
-            known = ", ".join(f"field.{k}" for k in self._fields) or "none defined"
-            raise FilterError(term.text, term.position, f"customers have no custom field {key} (fields: {known})")
+            known = ", ".join(f"field.{k}" for k in self._fields) or _("none defined")
+            raise FilterError(
+                term.text,
+                term.position,
+                _("customers have no custom field {key} (fields: {known})", key=key, known=known),
+            )
         return self._fields[key]
 
     def _field(self, term: Term, raw_values: tuple[Any, ...]) -> sa.ColumnElement[bool]:
@@ -675,7 +735,9 @@ class _Compiler:
         op = term.op
         if op in _ORDERING and definition.type not in (FieldType.NUMBER, FieldType.DATE):
             raise FilterError(
-                term.text, term.position, f"field.{definition.key} is a {definition.type} field: use = or !="
+                term.text,
+                term.position,
+                _("field.{key} is a {type} field: use = or !=", key=definition.key, type=definition.type),
             )
         try:
             values = [custom_fields.parse_value(definition, str(v)) for v in raw_values]

@@ -21,6 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import i18n
+from crm_core.i18n import N_, _
 from crm_core.models import Campaign, Customer, CustomerTag, Order, OrderKind, OrderLine, Product, Ticket, User
 from crm_core.money import format_totals
 from crm_core.outbox_payload import MessagePayload, PayloadButton
@@ -29,7 +31,7 @@ from crm_core.templating import MessageRenderer, Rendered, TemplateRefused, kind
 
 CHUNK = 1000
 UNSUBSCRIBE_COMMAND = "/stop"
-UNSUBSCRIBE_LABEL = {"en": "Unsubscribe", "zh": "退订"}
+UNSUBSCRIBE_LABEL = N_("Unsubscribe")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class Recipient:
 def _first_name(name: str) -> str:
     parts = name.split()
     return parts[0] if parts else name
+
+
+def recipient_language(campaign: Campaign, customer_language: str | None) -> str:
+    """The language a customer gets the campaign in (as crm_core.campaigns.audience.eligible chooses it)."""
+    return campaign.language if campaign.language != "auto" else ((customer_language or "").lower() or "en")
 
 
 def contexts(
@@ -90,8 +97,9 @@ def contexts(
                     "email": email,
                     "country": country,
                     "language": language,
-                    # In the orders' own currencies; the company currency only labels a zero.
-                    "ltv": format_totals(values.get(cid, {}), currency),
+                    # In the orders' own currencies (the company currency only labels a zero), written
+                    # the way the recipient's language writes amounts.
+                    "ltv": _totals_in(values.get(cid, {}), currency, recipient_language(campaign, language)),
                     "orders": orders or 0,
                     "last_order": last_order_at.date().isoformat() if last_order_at else None,
                     "last_product": last_products.get(cid),
@@ -101,6 +109,11 @@ def contexts(
                 "campaign": {"name": campaign.name},
             }
     return found
+
+
+def _totals_in(amounts: dict[str, int], currency: str, language: str) -> str:
+    with i18n.use_language(language):
+        return format_totals(amounts, currency)
 
 
 def _last_products(session: Session, customer_ids: Sequence[int]) -> dict[int, str]:
@@ -135,8 +148,8 @@ def event_context(session: Session, event_key: str | None) -> dict[str, Any]:
 
 def buttons(language: str) -> tuple[PayloadButton, ...]:
     """Under every campaign message: the unsubscribe button (``/stop`` works typed, too)."""
-    label = UNSUBSCRIBE_LABEL.get(language.split("-")[0], UNSUBSCRIBE_LABEL["en"])
-    return (PayloadButton(label, UNSUBSCRIBE_COMMAND),)
+    with i18n.use_language(language):
+        return (PayloadButton(_(UNSUBSCRIBE_LABEL), UNSUBSCRIBE_COMMAND),)
 
 
 class CampaignRenderer:
@@ -144,7 +157,7 @@ class CampaignRenderer:
 
     def __init__(self, session: Session, campaign: Campaign):
         if campaign.template not in kinds(session):
-            raise TemplateRefused(f"there is no template {campaign.template!r}")
+            raise TemplateRefused(_("there is no template {name}", name=repr(campaign.template)))
         self.session, self.campaign = session, campaign
         self._renderers: dict[tuple[str, str], MessageRenderer] = {}
 
@@ -154,7 +167,9 @@ class CampaignRenderer:
             self._renderers[key] = MessageRenderer(
                 self.session, self.campaign.template, recipient.platform, recipient.language, strict=True
             )
-        return self._renderers[key]({**context, "event": event_context(self.session, recipient.event_key)})
+        # The recipient's language for what the template's filters write (amounts: ``money``).
+        with i18n.use_language(recipient.language):
+            return self._renderers[key]({**context, "event": event_context(self.session, recipient.event_key)})
 
     def payload(self, recipient: Recipient, context: dict[str, Any], *, unsubscribe: bool = True) -> MessagePayload:
         """The outbox payload for this recipient: the message and (unless a test send) its unsubscribe button."""

@@ -20,7 +20,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import i18n
 from crm_core.campaigns.delivery import outcome
+from crm_core.i18n import pgettext
 from crm_core.models import (
     Campaign,
     CampaignRecipient,
@@ -175,4 +177,27 @@ def progress_bar(done: int, total: int, width: int = 20) -> str:
     """``▓▓▓▓▓░░░░░ 50%``: how much of a run is finished."""
     share = 1.0 if total == 0 else done / total
     filled = round(share * width)
-    return "▓" * filled + "░" * (width - filled) + f" {share:.0%}"
+    return "▓" * filled + "░" * (width - filled) + f" {i18n.format_percent(share)}"
+
+
+def status_label(status: str) -> str:
+    """A campaign's status as shown to people, in the current language (parsing keeps the English)."""
+    labels = {
+        "draft": pgettext("campaign status", "draft"),
+        "scheduled": pgettext("campaign status", "scheduled"),
+        "sending": pgettext("campaign status", "sending"),
+        "paused": pgettext("campaign status", "paused"),
+        "done": pgettext("campaign status", "done"),
+        "cancelled": pgettext("campaign status", "cancelled"),
+    }
+    return labels.get(str(status), str(status))
+
+
+def run_status_label(status: str) -> str:
+    """A run's status as shown to people, in the current language."""
+    labels = {
+        "sending": pgettext("campaign run status", "sending"),
+        "done": pgettext("campaign run status", "done"),
+        "cancelled": pgettext("campaign run status", "cancelled"),
+    }
+    return labels.get(str(status), str(status))

@@ -22,7 +22,9 @@ from crm_core import clock, outbox, scheduling
 from crm_core.campaigns.audience import eligible, eligible_count
 from crm_core.campaigns.delivery import CAMPAIGN_CANCELLED, KIND
 from crm_core.campaigns.rendering import CampaignRenderer, Recipient, contexts, readable, template_exists
+from crm_core.campaigns.reporting import status_label
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import _, pgettext
 from crm_core.models import (
     Campaign,
     CampaignRecipient,
@@ -71,14 +73,22 @@ def split_options(text: str) -> dict[str, str]:
         if sep and key.lower() in OPTION_KEYS:
             current = key.lower()
             if current in found:
-                raise ValidationError(f"{current}= is given twice")
+                raise ValidationError(_("{key}= is given twice", key=current))
             found[current] = value
         elif current is None:
-            raise ValidationError(f"{word!r} is not an option: write key=value with keys {', '.join(OPTION_KEYS)}")
+            raise ValidationError(
+                _(
+                    "{word} is not an option: write key=value with keys {keys}",
+                    word=repr(word),
+                    keys=", ".join(OPTION_KEYS),
+                )
+            )
         elif sep and not key.isalpha():
             found[current] = f"{found[current]} {word}".strip()
         elif sep:
-            raise ValidationError(f"{key!r} is not an option (options: {', '.join(OPTION_KEYS)})")
+            raise ValidationError(
+                _("{key} is not an option (options: {keys})", key=repr(key), keys=", ".join(OPTION_KEYS))
+            )
         else:
             found[current] = f"{found[current]} {word}".strip()
     # at="tomorrow 10:00": quotes group the words of a value and are not part of it.
@@ -86,14 +96,18 @@ def split_options(text: str) -> dict[str, str]:
 
 
 def _trigger(raw: str) -> tuple[str, timedelta]:
-    event, _, delay = raw.partition("+")
+    event, _plus, delay = raw.partition("+")
     if event not in TRIGGERS:
         raise ValidationError(
-            f"trigger={raw!r}: the event is one of {', '.join(TRIGGERS)}, e.g. trigger=first_order+3d"
+            _(
+                "trigger={raw}: the event is one of {events}, e.g. trigger=first_order+3d",
+                raw=repr(raw),
+                events=", ".join(TRIGGERS),
+            )
         )
     match = _DELAY.match(delay or "0d")
     if not match:
-        raise ValidationError(f"trigger={raw!r}: the delay is days or hours, e.g. +3d or +12h")
+        raise ValidationError(_("trigger={raw}: the delay is days or hours, e.g. +3d or +12h", raw=repr(raw)))
     amount = int(match.group(1))
     return event, timedelta(days=amount) if match.group(2) == "d" else timedelta(hours=amount)
 
@@ -102,9 +116,13 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
     raw = split_options(text)
     missing = [k for k in ("segment", "template") if not raw.get(k)]
     if missing:
+        options = _("segment= and template=") if len(missing) == 2 else f"{missing[0]}="
         raise ValidationError(
-            f"missing {' and '.join(k + '=' for k in missing)}; e.g. "
-            "/campaign new autumn segment=vip template=campaign_announcement at=tomorrow 10:00"
+            _(
+                "missing {options}; e.g. /campaign new autumn segment=vip template=campaign_announcement "
+                "at=tomorrow 10:00",
+                options=options,
+            )
         )
     segment = raw["segment"].lower()
     if segment != "all":
@@ -112,48 +130,87 @@ def parse_options(uow: UnitOfWork, text: str, tz: str, now: datetime | None = No
     template = raw["template"].lower()
     campaign_templates = ", ".join(k for k in kinds(uow.session) if k.startswith(CUSTOM_PREFIX))
     if not template_exists(uow.session, template):
-        raise ValidationError(f"template={template!r} does not exist (campaign templates: {campaign_templates})")
+        raise ValidationError(
+            _(
+                "template={template} does not exist (campaign templates: {templates})",
+                template=repr(template),
+                templates=campaign_templates,
+            )
+        )
     if not template.startswith(CUSTOM_PREFIX):
-        raise ValidationError(f"{template!r} is not a campaign template (campaign templates: {campaign_templates})")
+        raise ValidationError(
+            _(
+                "{template} is not a campaign template (campaign templates: {templates})",
+                template=repr(template),
+                templates=campaign_templates,
+            )
+        )
     language = (raw.get("lang") or "auto").lower()
     if language != "auto" and not re.match(r"^[a-z]{2}(-[a-z]{2,4})?$", language):
-        raise ValidationError(f"lang={language!r}: write auto (each customer's language) or a code such as en or zh")
+        raise ValidationError(
+            _(
+                "lang={language}: write auto (each customer's language) or a code such as en or zh",
+                language=repr(language),
+            )
+        )
     available = languages(uow.session, template)
     if language != "auto" and language not in available and language.split("-")[0] not in available:
         raise ValidationError(
-            f"there is no {template} template in {language!r} (languages: auto, {', '.join(available)})"
+            _(
+                "there is no {template} template in {language} (languages: auto, {languages})",
+                template=template,
+                language=repr(language),
+                languages=", ".join(available),
+            )
         )
     repeat = (raw.get("repeat") or "").lower() or None
     if repeat is not None and repeat not in REPEATS:
-        raise ValidationError(f"repeat={repeat!r}: write repeat=weekly or repeat=monthly")
+        raise ValidationError(_("repeat={repeat}: write repeat=weekly or repeat=monthly", repeat=repr(repeat)))
     trigger = delay = None
     if raw.get("trigger"):
         if raw.get("at") or repeat:
-            raise ValidationError("a trigger campaign sends after each event: give trigger= without at= or repeat=")
+            raise ValidationError(_("a trigger campaign sends after each event: give trigger= without at= or repeat="))
         trigger, delay = _trigger(raw["trigger"].lower())
     at = None
     if trigger is None:
         if not raw.get("at"):
-            raise ValidationError(f"missing at= (when to send: now, {EXAMPLES}) or trigger=")
+            raise ValidationError(_("missing at= (when to send: now, {examples}) or trigger=", examples=EXAMPLES))
         if raw["at"].lower() == "now":
             at = now or clock.utcnow()
         else:
             parsed = parse_when_text(raw["at"], tz, now)
             if parsed is None:
-                raise ValidationError(f"at={raw['at']!r} is not a time I understand (e.g. now, {EXAMPLES})")
+                raise ValidationError(
+                    _(
+                        "at={at} is not a time I understand (e.g. now, {examples})",
+                        at=repr(raw["at"]),
+                        examples=EXAMPLES,
+                    )
+                )
             at = parsed.at
             # A one-off time in the past would send at once, which is what at=now is for.
             if at < (now or clock.utcnow()):
-                raise ValidationError(f"at={raw['at']} is in the past: give a time from now on, or at=now")
+                raise ValidationError(_("at={at} is in the past: give a time from now on, or at=now", at=raw["at"]))
     return Options(segment, template, at, repeat, language, trigger, delay)
 
 
 def create(uow: UnitOfWork, name: str, options_text: str, user_id: int | None, tz: str) -> Campaign:
     name = name.strip().lower()
     if not NAME.match(name):
-        raise ValidationError(f"{name!r} is not a campaign name: 1-60 letters, digits, - or _ (e.g. autumn-sale)")
+        raise ValidationError(
+            _(
+                "{name} is not a campaign name: 1-60 letters, digits, - or _ (e.g. autumn-sale)",
+                name=repr(name),
+            )
+        )
     if uow.session.scalar(sa.select(Campaign.id).where(Campaign.name == name)) is not None:
-        raise Conflict(f"there is already a campaign {name!r}; see it with /campaign status {name}")
+        raise Conflict(
+            _(
+                "there is already a campaign {quoted}; see it with /campaign status {name}",
+                quoted=repr(name),
+                name=name,
+            )
+        )
     options = parse_options(uow, options_text, tz)
     segment = None if options.segment == "all" else segments.get(uow, options.segment)
     campaign = Campaign(
@@ -177,7 +234,7 @@ def create(uow: UnitOfWork, name: str, options_text: str, user_id: int | None, t
 def get(uow: UnitOfWork, name: str) -> Campaign:
     campaign = uow.session.scalars(sa.select(Campaign).where(Campaign.name == name.strip().lower())).one_or_none()
     if campaign is None:
-        raise NotFound(f"there is no campaign {name!r}; see them with /campaign list")
+        raise NotFound(_("there is no campaign {name}; see them with /campaign list", name=repr(name)))
     return campaign
 
 
@@ -186,14 +243,33 @@ def list_all(uow: UnitOfWork) -> list[Campaign]:
 
 
 def describe(campaign: Campaign) -> str:
-    segment = segment_name(campaign)
+    """``segment vip · template campaign_announcement · weekly · lang auto``, in the current language."""
     if campaign.trigger_event:
         hours = (campaign.trigger_delay_minutes or 0) // 60
-        delay = f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
-        when = f"{delay} after each {campaign.trigger_event.replace('_', ' ')}"
+        delay = _("{days}d", days=hours // 24) if hours % 24 == 0 else _("{hours}h", hours=hours)
+        if campaign.trigger_event == "first_order":
+            when = _("{delay} after each first order", delay=delay)
+        elif campaign.trigger_event == "ticket_resolved":
+            when = _("{delay} after each resolved ticket", delay=delay)
+        else:
+            when = _("{delay} after each {event}", delay=delay, event=campaign.trigger_event.replace("_", " "))
     else:
-        when = campaign.repeat or "once"
-    return f"segment {segment} · template {campaign.template} · {when} · lang {campaign.language}"
+        when = _repeat_label(campaign.repeat)
+    return _(
+        "segment {segment} · template {template} · {when} · lang {language}",
+        segment=segment_name(campaign),
+        template=campaign.template,
+        when=when,
+        language=pgettext("campaign language", "auto") if campaign.language == "auto" else campaign.language,
+    )
+
+
+def _repeat_label(repeat: str | None) -> str:
+    if repeat == "weekly":
+        return pgettext("campaign repeat", "weekly")
+    if repeat == "monthly":
+        return pgettext("campaign repeat", "monthly")
+    return repeat or pgettext("campaign repeat", "once")
 
 
 # -- who it reaches -------------------------------------------------------------------------------
@@ -274,10 +350,22 @@ def test_send(uow: UnitOfWork, campaign: Campaign, author: User, currency: str =
     send to, e.g. on the console; the caller shows it instead)."""
     shown = preview(uow, campaign, 1, currency)
     if not shown:
-        raise ValidationError(f"campaign {campaign.name!r} reaches nobody yet: nobody in its segment has opted in")
+        raise ValidationError(
+            _(
+                "campaign {name} reaches nobody yet: nobody in its segment has opted in",
+                name=repr(campaign.name),
+            )
+        )
     first = shown[0]
     if first.error is not None:
-        raise ValidationError(f"the template fails for {first.customer_name} (#{first.customer_id}): {first.error}")
+        raise ValidationError(
+            _(
+                "the template fails for {customer} (#{id}): {error}",
+                customer=first.customer_name,
+                id=first.customer_id,
+                error=first.error,
+            )
+        )
     address = users.dm_address(author)
     if address is None:
         return first, False
@@ -323,8 +411,12 @@ def start(
 ) -> StartOutcome:
     if campaign.status not in (CampaignStatus.DRAFT,):
         raise Conflict(
-            f"campaign {campaign.name!r} is {campaign.status}; only a draft can be started "
-            "(a paused one is resumed with /campaign resume)"
+            _(
+                "campaign {name} is {status}; only a draft can be started "
+                "(a paused one is resumed with /campaign resume)",
+                name=repr(campaign.name),
+                status=status_label(campaign.status),
+            )
         )
     size = eligible_count(uow.session, campaign)
     if size == 0 and campaign.trigger_event is None:
@@ -412,14 +504,26 @@ def _move(
 def pause(uow: UnitOfWork, campaign: Campaign) -> int:
     """Stop at once: waiting messages are held (the sender also re-checks before each send). Returns how many."""
     if campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
-        raise Conflict(f"campaign {campaign.name!r} is {campaign.status}; only a started campaign can be paused")
+        raise Conflict(
+            _(
+                "campaign {name} is {status}; only a started campaign can be paused",
+                name=repr(campaign.name),
+                status=status_label(campaign.status),
+            )
+        )
     campaign.status = CampaignStatus.PAUSED
     return _move(uow, campaign, (OutboxStatus.PENDING,), OutboxStatus.HELD, "campaign paused")
 
 
 def resume(uow: UnitOfWork, campaign: Campaign) -> int:
     if campaign.status is not CampaignStatus.PAUSED:
-        raise Conflict(f"campaign {campaign.name!r} is {campaign.status}, not paused")
+        raise Conflict(
+            _(
+                "campaign {name} is {status}, not paused",
+                name=repr(campaign.name),
+                status=status_label(campaign.status),
+            )
+        )
     in_flight = uow.session.scalar(
         sa.select(sa.func.count()).where(
             CampaignRun.campaign_id == campaign.id, CampaignRun.status == RunStatus.SENDING
@@ -436,7 +540,9 @@ def resume(uow: UnitOfWork, campaign: Campaign) -> int:
 def cancel(uow: UnitOfWork, campaign: Campaign) -> int:
     """Stop for good: nothing more is sent and the schedule is removed. Returns how many messages were dropped."""
     if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.DONE):
-        raise Conflict(f"campaign {campaign.name!r} is already {campaign.status}")
+        raise Conflict(
+            _("campaign {name} is already {status}", name=repr(campaign.name), status=status_label(campaign.status))
+        )
     campaign.status = CampaignStatus.CANCELLED
     scheduling.unschedule(uow, job_id(campaign))
     return _move(uow, campaign, (OutboxStatus.PENDING, OutboxStatus.HELD), OutboxStatus.CANCELLED, CAMPAIGN_CANCELLED)

@@ -13,8 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import outbox, platforms
-from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW, CampaignReport, campaign_report, progress_bar
+from crm_core import i18n, outbox, platforms
+from crm_core.campaigns.reporting import (
+    ATTRIBUTION_WINDOW,
+    CampaignReport,
+    campaign_report,
+    progress_bar,
+    status_label,
+)
 from crm_core.models import (
     Campaign,
     CampaignRun,
@@ -39,10 +45,16 @@ def _describe(campaign: Campaign) -> str:
 
 
 def status_context(campaign: Campaign, report: CampaignReport, currency: str, *, finished: bool) -> dict[str, Any]:
+    """The ``status_card`` template's data, its words and figures in the current language."""
     latest = report.runs[-1] if report.runs else None
     counts = report.total
     return {
-        "campaign": {"name": campaign.name, "status": str(campaign.status), "describe": _describe(campaign)},
+        "campaign": {
+            "name": campaign.name,
+            "status": str(campaign.status),
+            "status_label": status_label(campaign.status),
+            "describe": _describe(campaign),
+        },
         "run": None
         if latest is None
         else {
@@ -84,9 +96,19 @@ def _key(row: CampaignWatch, version: int) -> str:
 
 
 def _queue_version(
-    uow: UnitOfWork, row: CampaignWatch, campaign: Campaign, text_context: dict[str, Any], replace: str | None
+    uow: UnitOfWork,
+    row: CampaignWatch,
+    campaign: Campaign,
+    report: CampaignReport,
+    currency: str,
+    *,
+    finished: bool,
+    replace: str | None,
 ) -> None:
-    rendered = render_message(uow.session, TEMPLATE, row.platform, row.language, text_context)
+    # The card is written in the language of whoever asked for it, also when the tick edits it later.
+    with i18n.use_language(row.language):
+        text_context = status_context(campaign, report, currency, finished=finished)
+        rendered = render_message(uow.session, TEMPLATE, row.platform, row.language, text_context)
     if rendered.text == row.last_text:
         return
     row.version += 1
@@ -112,7 +134,7 @@ def watch(
     uow.session.add(row)
     uow.session.flush()
     report = campaign_report(uow.session, campaign, attribution=False)
-    _queue_version(uow, row, campaign, status_context(campaign, report, currency, finished=False), None)
+    _queue_version(uow, row, campaign, report, currency, finished=False, replace=None)
     return row
 
 
@@ -138,9 +160,7 @@ def refresh(uow: UnitOfWork, currency: str = "EUR") -> int:
         finished = not (in_flight(uow, campaign) or campaign.status is CampaignStatus.SENDING)
         report = campaign_report(uow.session, campaign, attribution=finished)
         before = row.version
-        _queue_version(
-            uow, row, campaign, status_context(campaign, report, currency, finished=finished), first.platform_message_id
-        )
+        _queue_version(uow, row, campaign, report, currency, finished=finished, replace=first.platform_message_id)
         queued += row.version - before
         row.finished = finished
     return queued

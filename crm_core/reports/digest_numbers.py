@@ -28,7 +28,9 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from crm_core import i18n
 from crm_core.clock import local_instant
+from crm_core.i18n import _, pgettext
 from crm_core.models import (
     DEFAULT_PROBABILITY,
     PIPELINE,
@@ -52,7 +54,18 @@ FUNNEL = (*PIPELINE, DealStage.WON)
 class Period:
     start: datetime
     end: datetime
+    # ISO days ("2026-06-09" or "2026-06-03 – 2026-06-09"): the chart's keys; people read ``shown``.
     label: str
+    first_day: date | None = None
+    last_day: date | None = None
+
+    def shown(self) -> str:
+        """The period's days for people, in the current language: ``Jun 9, 2026`` / ``2026年6月9日``."""
+        if self.first_day is None or self.last_day is None:
+            return self.label
+        if self.first_day == self.last_day:
+            return i18n.format_date(self.first_day)
+        return _("{first} – {last}", first=i18n.format_date(self.first_day), last=i18n.format_date(self.last_day))
 
 
 def local_days(end_day: date, days: int, tz_name: str) -> Period:
@@ -60,7 +73,7 @@ def local_days(end_day: date, days: int, tz_name: str) -> Period:
     first = end_day - timedelta(days=days)
     last = end_day - timedelta(days=1)
     label = first.isoformat() if days == 1 else f"{first.isoformat()} – {last.isoformat()}"
-    return Period(local_instant(first, time(0), tz_name), local_instant(end_day, time(0), tz_name), label)
+    return Period(local_instant(first, time(0), tz_name), local_instant(end_day, time(0), tz_name), label, first, last)
 
 
 @dataclass(frozen=True)
@@ -144,6 +157,19 @@ class PeriodNumbers:
     @property
     def weighted_totals(self) -> dict[str, int]:
         return _add(s.weighted(self.currency) for s in self.pipeline)
+
+
+def stage_label(stage: str) -> str:
+    """A deal stage as the digest shows it, in the current language."""
+    labels = {
+        "lead": pgettext("deal stage", "lead"),
+        "qualified": pgettext("deal stage", "qualified"),
+        "proposal": pgettext("deal stage", "proposal"),
+        "negotiation": pgettext("deal stage", "negotiation"),
+        "won": pgettext("deal stage", "won"),
+        "lost": pgettext("deal stage", "lost"),
+    }
+    return labels.get(stage, stage)
 
 
 def _add(amounts) -> dict[str, int]:

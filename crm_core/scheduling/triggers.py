@@ -18,6 +18,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from crm_core.clock import as_utc, local_instant, zone
+from crm_core.i18n import _
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -26,7 +27,7 @@ def parse_hhmm(raw: str) -> time:
     """``"8:00"`` or ``"08:00"`` -> time(8, 0); ValueError otherwise."""
     match = _HHMM.match(raw.strip())
     if not match:
-        raise ValueError(f"{raw!r} is not a time of day (write it as HH:MM, e.g. 08:00)")
+        raise ValueError(_("{time} is not a time of day (write it as HH:MM, e.g. 08:00)", time=repr(raw)))
     return time(int(match.group(1)), int(match.group(2)))
 
 
@@ -38,7 +39,7 @@ class Trigger:
     def latest_due(self, first: datetime, now: datetime) -> datetime:
         """Of the fire times from ``first`` (due) up to ``now``, the last: what a coalesced run is for."""
         latest = first
-        for _ in range(100_000):
+        for _step in range(100_000):
             following = self.next_after(latest)
             if following is None or following > now:
                 break
@@ -109,7 +110,7 @@ class Calendar(Trigger):
     def next_after(self, after: datetime) -> datetime | None:
         day = as_utc(after).astimezone(zone(self.timezone)).date() - timedelta(days=1)
         # A monthly trigger finds its day within 62 days; anything else within 8.
-        for _ in range(64):
+        for _day in range(64):
             if self._matches(day):
                 instant = local_instant(day, self.at, self.timezone)
                 if instant > after:

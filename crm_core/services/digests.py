@@ -19,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from crm_core import clock, outbox
+from crm_core import clock, i18n, outbox
 from crm_core.campaigns.reporting import ATTRIBUTION_WINDOW, Counts, campaign_report
 from crm_core.errors import ValidationError
+from crm_core.i18n import _, pgettext
 from crm_core.models import (
     Campaign,
     CampaignRun,
@@ -35,7 +36,14 @@ from crm_core.models import (
 from crm_core.money import format_totals
 from crm_core.outbox_payload import PayloadImage
 from crm_core.reports.charts import chart_path, draw_digest_chart
-from crm_core.reports.digest_numbers import Period, PeriodNumbers, local_days, period_numbers, revenue_trend
+from crm_core.reports.digest_numbers import (
+    Period,
+    PeriodNumbers,
+    local_days,
+    period_numbers,
+    revenue_trend,
+    stage_label,
+)
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm, schedule, unschedule
 from crm_core.services import deals
 from crm_core.templating import render_message
@@ -126,12 +134,29 @@ def list_subscriptions(
     return list(uow.session.scalars(statement.order_by(DigestSubscription.id)))
 
 
+def weekday_label(weekday: int) -> str:
+    """Monday (0) to Sunday (6) as people read it in the current language."""
+    return (
+        pgettext("weekday", "monday"),
+        pgettext("weekday", "tuesday"),
+        pgettext("weekday", "wednesday"),
+        pgettext("weekday", "thursday"),
+        pgettext("weekday", "friday"),
+        pgettext("weekday", "saturday"),
+        pgettext("weekday", "sunday"),
+    )[weekday]
+
+
 def describe(subscription: DigestSubscription) -> str:
-    """ "daily at 08:00 Europe/Berlin" / "weekly on monday at 08:00 UTC"."""
-    when = f"at {subscription.at_time} {subscription.timezone}"
+    """ "daily at 08:00 Europe/Berlin" / "weekly on monday at 08:00 UTC", in the current language."""
     if subscription.frequency is DigestFrequency.WEEKLY:
-        return f"weekly on {WEEKDAY_NAMES[subscription.weekday]} {when}"
-    return f"daily {when}"
+        return _(
+            "weekly on {weekday} at {time} {timezone}",
+            weekday=weekday_label(subscription.weekday),
+            time=subscription.at_time,
+            timezone=subscription.timezone,
+        )
+    return _("daily at {time} {timezone}", time=subscription.at_time, timezone=subscription.timezone)
 
 
 # The digest
@@ -229,7 +254,7 @@ def _change(current: int | float, previous: int | float) -> str:
 
 def _percent_change(current: int, previous: int) -> str:
     if previous == 0:
-        return "±0%" if current == 0 else "new"
+        return "±0%" if current == 0 else pgettext("digest change", "new")
     change = round((current - previous) * 100 / abs(previous))
     return "±0%" if change == 0 else (f"+{change}%" if change > 0 else f"−{abs(change)}%")
 
@@ -239,16 +264,18 @@ def format_duration(seconds: float | None) -> str:
         return "—"
     minutes = int(round(seconds / 60))
     if minutes < 60:
-        return f"{minutes}m"
+        return _("{minutes}m", minutes=minutes)
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours}h {minutes:02d}m"
+        padded = f"{minutes:02d}"
+        return _("{hours}h {minutes}m", hours=hours, minutes=padded)
     days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+    return _("{days}d {hours}h", days=days, hours=hours)
 
 
 def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]:
-    """The data the ``digest`` template gets (plain values; see templates/digest/sample.json)."""
+    """The data the ``digest`` template gets (plain values; see templates/digest/sample.json), its
+    words, amounts, percentages and days written in the current language (the recipient's)."""
     cur, prev = digest.current, digest.previous
 
     def amounts(found: dict[str, int]) -> str:
@@ -265,7 +292,7 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
         "frequency": digest.frequency.value,
         "timezone": digest.timezone,
         "currency": digest.currency,
-        "period": {"label": cur.period.label, "previous_label": prev.period.label},
+        "period": {"label": cur.period.shown(), "previous_label": prev.period.shown()},
         "customers": {
             "new": cur.new_customers,
             "previous": prev.new_customers,
@@ -292,6 +319,7 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             "stages": [
                 {
                     "stage": s.stage,
+                    "stage_label": stage_label(s.stage),
                     "deals": s.deals,
                     "value": amounts(s.amounts(digest.currency)),
                     "weighted": amounts(s.weighted(digest.currency)),
@@ -308,9 +336,11 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             {
                 "from": f.from_stage,
                 "to": f.to_stage,
+                "from_label": stage_label(f.from_stage),
+                "to_label": stage_label(f.to_stage),
                 "entered": f.entered,
                 "moved_on": f.moved_on,
-                "rate": "—" if f.rate is None else f"{f.rate:.0%}",
+                "rate": "—" if f.rate is None else i18n.format_percent(f.rate),
             }
             for f in cur.funnel
         ],
@@ -325,17 +355,19 @@ def digest_context(digest: Digest, *, has_chart: bool = False) -> dict[str, Any]
             "overdue_previous": prev.tickets_overdue,
             "median_first_response": format_duration(cur.median_first_response_seconds),
             "median_first_response_previous": format_duration(prev.median_first_response_seconds),
-            "satisfaction": "—" if cur.satisfaction is None else f"{cur.satisfaction:.1f}",
-            "satisfaction_previous": "—" if prev.satisfaction is None else f"{prev.satisfaction:.1f}",
+            "satisfaction": "—" if cur.satisfaction is None else i18n.format_number(cur.satisfaction, digits=1),
+            "satisfaction_previous": "—"
+            if prev.satisfaction is None
+            else i18n.format_number(prev.satisfaction, digits=1),
             "ratings": cur.ratings,
         },
         "followups_overdue": [{"rep": r.name, "count": r.count} for r in cur.followups_overdue],
         "deals_overdue": [
-            {"rep": d.owner or "unassigned", "count": d.count, "value": amounts(d.amounts)}
+            {"rep": d.owner or _("unassigned"), "count": d.count, "value": amounts(d.amounts)}
             for d in digest.deals_overdue
         ],
         "at_risk": [
-            {"rep": rep, "customers": [{"name": name, "risk": f"{risk:.0%}"} for name, risk in found]}
+            {"rep": rep, "customers": [{"name": name, "risk": i18n.format_percent(risk)} for name, risk in found]}
             for rep, found in digest.at_risk
         ],
         "campaigns": [
@@ -359,7 +391,7 @@ def draw_chart(digest: Digest, config: dict[str, str] | None, name: str) -> Path
     try:
         return draw_digest_chart(
             chart_path(config, name),
-            title=f"{digest.frequency.value.capitalize()} digest · {digest.current.period.label}",
+            title=_digest_title(digest),
             currency=digest.currency,
             trend=digest.trend,
             pipeline=[(s.stage, s.amount_cents) for s in digest.current.pipeline],
@@ -369,11 +401,18 @@ def draw_chart(digest: Digest, config: dict[str, str] | None, name: str) -> Path
         return None
 
 
+def _digest_title(digest: Digest) -> str:
+    if digest.frequency is DigestFrequency.WEEKLY:
+        return _("Weekly digest · {period}", period=digest.current.period.shown())
+    return _("Daily digest · {period}", period=digest.current.period.shown())
+
+
 def image_payload(path: Path, digest: Digest) -> PayloadImage:
+    period = digest.current.period.shown()
     return PayloadImage(
         path=str(path),
-        title=f"Digest {digest.current.period.label}",
-        alt_text=f"Revenue trend and open pipeline by stage, {digest.current.period.label}",
+        title=_("Digest {period}", period=period),
+        alt_text=_("Revenue trend and open pipeline by stage, {period}", period=period),
     )
 
 
@@ -383,30 +422,36 @@ def send_digest(run: JobRun) -> None:
         subscription = uow.session.get(DigestSubscription, run.args["subscription_id"])
         if subscription is None:
             return
-        end_day = run.fire_time.astimezone(clock.zone(subscription.timezone)).date()
-        currency = run.config.get("CHATCRM_CURRENCY", "EUR")
-        digest = build_digest(uow.session, subscription.frequency, end_day, subscription.timezone, currency)
-        key = f"digest:{subscription.id}:{digest.current.period.start.isoformat()}"
-        if uow.session.scalar(sa.select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)):
-            return  # this period's digest is already on its way
-        chart = draw_chart(
-            digest,
-            dict(run.config),
-            f"digest-{subscription.id}-{subscription.frequency}-{digest.current.period.start.date()}",
-        )
-        rendered = render_message(
-            uow.session,
-            DIGEST_TEMPLATE,
-            subscription.platform,
-            subscription.language,
-            digest_context(digest, has_chart=chart is not None),
-        )
-        payload = rendered.payload(image=image_payload(chart, digest) if chart is not None else None)
-        outbox.enqueue(
-            uow,
-            idempotency_key=key,
-            kind="digest",
-            platform=subscription.platform,
-            conversation=subscription.conversation,
-            payload=payload,
-        )
+        # Everything the digest writes (chart title, amounts, days, words) is in the subscriber's language.
+        with i18n.use_language(subscription.language):
+            _send(uow, run, subscription)
+
+
+def _send(uow: UnitOfWork, run: JobRun, subscription: DigestSubscription) -> None:
+    end_day = run.fire_time.astimezone(clock.zone(subscription.timezone)).date()
+    currency = run.config.get("CHATCRM_CURRENCY", "EUR")
+    digest = build_digest(uow.session, subscription.frequency, end_day, subscription.timezone, currency)
+    key = f"digest:{subscription.id}:{digest.current.period.start.isoformat()}"
+    if uow.session.scalar(sa.select(OutboxMessage.id).where(OutboxMessage.idempotency_key == key)):
+        return  # this period's digest is already on its way
+    chart = draw_chart(
+        digest,
+        dict(run.config),
+        f"digest-{subscription.id}-{subscription.frequency}-{digest.current.period.start.date()}",
+    )
+    rendered = render_message(
+        uow.session,
+        DIGEST_TEMPLATE,
+        subscription.platform,
+        subscription.language,
+        digest_context(digest, has_chart=chart is not None),
+    )
+    payload = rendered.payload(image=image_payload(chart, digest) if chart is not None else None)
+    outbox.enqueue(
+        uow,
+        idempotency_key=key,
+        kind="digest",
+        platform=subscription.platform,
+        conversation=subscription.conversation,
+        payload=payload,
+    )

@@ -32,7 +32,9 @@ log = logging.getLogger("chatcrm.followups")
 MAX_TEXT = 1000
 REMINDER_TEMPLATE = "followup_reminder"
 FIRE_TASK = "followups.fire"
-BUTTON_LABELS = {"en": ("Done", "Snooze 1 day"), "zh": ("完成", "推迟一天")}
+# The reminder's buttons, in the rep's language when it is sent.
+DONE_LABEL = i18n.N_("Done")
+SNOOZE_LABEL = i18n.N_("Snooze 1 day")
 OPEN = (FollowUpStatus.PENDING, FollowUpStatus.REMINDED)
 
 
@@ -233,11 +235,11 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
 
 
 def _buttons(followup: FollowUp, language: str) -> tuple[PayloadButton, ...]:
-    done, later = BUTTON_LABELS.get(language.split("-")[0], BUTTON_LABELS["en"])
-    return (
-        PayloadButton(done, f"/followup done {followup.id}", "primary"),
-        PayloadButton(later, f"/followup snooze {followup.id} 1d"),
-    )
+    with i18n.use_language(language):
+        return (
+            PayloadButton(i18n._(DONE_LABEL), f"/followup done {followup.id}", "primary"),
+            PayloadButton(i18n._(SNOOZE_LABEL), f"/followup snooze {followup.id} 1d"),
+        )
 
 
 def fire_followup(run: JobRun) -> None:
@@ -269,20 +271,23 @@ def fire_followup(run: JobRun) -> None:
         if address is None or not rep.active:
             log.warning("follow-up #%s: %s has no chat account to remind them on", followup.id, rep.name)
             return
-        rendered = render_message(
-            uow.session,
-            REMINDER_TEMPLATE,
-            address.platform,
-            rep.language or i18n.default_language(),
-            reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")),
-        )
+        language = rep.language or i18n.default_language()
+        # In the rep's language: the amounts in the reminder's data and the template's own words.
+        with i18n.use_language(language):
+            rendered = render_message(
+                uow.session,
+                REMINDER_TEMPLATE,
+                address.platform,
+                language,
+                reminder_context(uow, followup, run.config.get("CHATCRM_CURRENCY", "EUR")),
+            )
         outbox.enqueue(
             uow,
             idempotency_key=f"followup:{followup.id}:{followup.due_at.isoformat()}",
             kind="reminder",
             platform=address.platform,
             conversation=address.external_id,
-            payload=rendered.payload(buttons=_buttons(followup, rep.language or i18n.default_language())),
+            payload=rendered.payload(buttons=_buttons(followup, language)),
             user_id=rep.id,
             customer_id=followup.customer_id,
         )

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from crm_core import history, i18n, outbox
 from crm_core.clock import utcnow
+from crm_core.i18n import N_, _
 from crm_core.models import Customer, MiningRun, Recommendation, User
 from crm_core.outbox_payload import PayloadButton
 from crm_core.scheduling import JobRun
@@ -30,7 +31,9 @@ TEMPLATE = "recommendations"
 REPOST_AFTER = timedelta(days=30)
 # Per message: enough to act on in one sitting, and within Slack's 25 buttons per actions block.
 MAX_PER_REP = 10
-BUTTON_LABELS = {"en": ("Pitched #{n}", "Not relevant #{n}"), "zh": ("已推荐 #{n}", "不相关 #{n}")}
+# Button labels, translated into each rep's language when their suggestions are posted.
+PITCHED_LABEL = N_("Pitched #{n}")
+NOT_RELEVANT_LABEL = N_("Not relevant #{n}")
 
 
 def _recently_posted(uow: UnitOfWork, since: datetime) -> set[tuple[int, int]]:
@@ -83,60 +86,66 @@ def _post_to_rep(uow, rep: User, address: users.PlatformId, run: MiningRun, chos
     customer_names = dict(
         uow.session.execute(sa.select(Customer.id, Customer.name).where(Customer.id.in_([c for c, _s in chosen]))).all()
     )
-    language = (rep.language or i18n.default_language()).split("-")[0]
-    pitched, irrelevant = BUTTON_LABELS.get(language, BUTTON_LABELS["en"])
-    items, buttons = [], []
-    for number, (customer_id, suggestion) in enumerate(chosen, start=1):
-        because = [names.get(p, f"#{p}") for p in suggestion.because]
-        items.append(
-            {
-                "number": number,
-                "customer": {"id": customer_id, "name": customer_names[customer_id]},
-                "product": names.get(suggestion.product_id, f"#{suggestion.product_id}"),
-                "because": because[0] if len(because) == 1 else ", ".join(because[:-1]) + " and " + because[-1],
-                "confidence": f"{suggestion.confidence:.2f}",
-                "lift": f"{suggestion.lift:.1f}",
-            }
-        )
-        command = f"{customer_id} {suggestion.product_id}"
-        buttons.append(PayloadButton(pitched.format(n=number), f"/recommend pitched {command}", "primary"))
-        buttons.append(PayloadButton(irrelevant.format(n=number), f"/recommend dismiss {command}"))
-        uow.session.add(
-            Recommendation(
-                customer_id=customer_id,
-                product_id=suggestion.product_id,
-                run_id=run.id,
-                because=list(suggestion.because),
-                confidence=suggestion.confidence,
-                lift=suggestion.lift,
-                posted_at=now,
-                owner_id=rep.id,
+    # The rep's words, numbers and days: the message, its buttons and the template's figures.
+    with i18n.use_language(rep.language or i18n.default_language()):
+        items, buttons = [], []
+        for number, (customer_id, suggestion) in enumerate(chosen, start=1):
+            because = [names.get(p, f"#{p}") for p in suggestion.because]
+            items.append(
+                {
+                    "number": number,
+                    "customer": {"id": customer_id, "name": customer_names[customer_id]},
+                    "product": names.get(suggestion.product_id, f"#{suggestion.product_id}"),
+                    "because": because[0]
+                    if len(because) == 1
+                    else _("{items} and {last}", items=", ".join(because[:-1]), last=because[-1]),
+                    "confidence": i18n.format_number(suggestion.confidence, digits=2),
+                    "lift": i18n.format_number(suggestion.lift, digits=1),
+                }
             )
+            command = f"{customer_id} {suggestion.product_id}"
+            buttons.append(PayloadButton(_(PITCHED_LABEL, n=number), f"/recommend pitched {command}", "primary"))
+            buttons.append(PayloadButton(_(NOT_RELEVANT_LABEL, n=number), f"/recommend dismiss {command}"))
+            uow.session.add(
+                Recommendation(
+                    customer_id=customer_id,
+                    product_id=suggestion.product_id,
+                    run_id=run.id,
+                    because=list(suggestion.because),
+                    confidence=suggestion.confidence,
+                    lift=suggestion.lift,
+                    posted_at=now,
+                    owner_id=rep.id,
+                )
+            )
+        context = {
+            "rep": {"name": rep.name},
+            "items": items,
+            "more": more,
+            "run": {
+                "id": run.id,
+                "orders": run.n_baskets,
+                "rules": run.n_rules,
+                "days": run.window_days,
+                # Set when the history stopped before the window: the message says which days it mined.
+                "as_of": i18n.format_date(history.day_of(run.as_of))
+                if run.as_of and run.as_of_source == history.NEWEST_ORDER
+                else None,
+            },
+        }
+        rendered = render_message(
+            uow.session, TEMPLATE, address.platform, rep.language or i18n.default_language(), context
         )
-    context = {
-        "rep": {"name": rep.name},
-        "items": items,
-        "more": more,
-        "run": {
-            "id": run.id,
-            "orders": run.n_baskets,
-            "rules": run.n_rules,
-            "days": run.window_days,
-            # Set when the history stopped before the window: the message says which days it mined.
-            "as_of": str(history.day_of(run.as_of)) if run.as_of and run.as_of_source == history.NEWEST_ORDER else None,
-        },
-    }
-    rendered = render_message(uow.session, TEMPLATE, address.platform, rep.language or i18n.default_language(), context)
-    outbox.enqueue(
-        uow,
-        idempotency_key=f"recommendations:{run.id}:{rep.id}",
-        kind="recommendation",
-        platform=address.platform,
-        conversation=address.external_id,
-        payload=rendered.payload(buttons=tuple(buttons)),
-        user_id=rep.id,
-    )
-    return len(chosen)
+        outbox.enqueue(
+            uow,
+            idempotency_key=f"recommendations:{run.id}:{rep.id}",
+            kind="recommendation",
+            platform=address.platform,
+            conversation=address.external_id,
+            payload=rendered.payload(buttons=tuple(buttons)),
+            user_id=rep.id,
+        )
+        return len(chosen)
 
 
 def nightly_task(run: JobRun) -> None:

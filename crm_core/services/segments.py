@@ -14,20 +14,26 @@ from sqlalchemy.orm import Session
 
 from crm_core.campaigns import filters
 from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core.i18n import N_, _
 from crm_core.models import Campaign, Customer, Segment, User
 from crm_core.uow import UnitOfWork
 
 MAX_NAME = 60
 # Lower-case letters (any alphabet), digits, - and _; starting with a letter or digit.
 _NAME = re.compile(r"[^\W_][\w\-]*")
-SEGMENTS_HINT = "see them with /segment list"
+SEGMENTS_HINT = N_("see them with /segment list")
 
 
 def _check_name(name: str) -> str:
     name = (name or "").strip().lower()
     if not name or len(name) > MAX_NAME or not _NAME.fullmatch(name):
         raise ValidationError(
-            f"{name!r} is not a segment name: use 1–{MAX_NAME} letters, digits, - and _ (e.g. vip-de)", field="name"
+            _(
+                "{name} is not a segment name: use 1–{limit} letters, digits, - and _ (e.g. vip-de)",
+                name=repr(name),
+                limit=MAX_NAME,
+            ),
+            field="name",
         )
     return name
 
@@ -55,7 +61,7 @@ def _checked_filter(session: Session, filter_text: str, user_id: int | None) -> 
         parsed = parsed.replace_me(_user_reference(session, user_id))
     text = filters.describe(parsed)
     if len(text) > filters.MAX_LENGTH:
-        raise ValidationError(f"the filter is longer than {filters.MAX_LENGTH} characters", field="filter")
+        raise ValidationError(filters.too_long(), field="filter")
     return text
 
 
@@ -64,8 +70,11 @@ def create(uow: UnitOfWork, name: str, filter_text: str, user_id: int | None) ->
     name = _check_name(name)
     if _find(uow, name) is not None:
         raise ValidationError(
-            f"a segment called {name} already exists: see it with /segment show {name}, "
-            f"or change its filter with /segment set {name} <filter>",
+            _(
+                "a segment called {name} already exists: see it with /segment show {name}, "
+                "or change its filter with /segment set {name} <filter>",
+                name=name,
+            ),
             field="name",
         )
     text = _checked_filter(uow.session, filter_text, user_id)
@@ -78,7 +87,13 @@ def create(uow: UnitOfWork, name: str, filter_text: str, user_id: int | None) ->
 def get(uow: UnitOfWork, name: str) -> Segment:
     segment = _find(uow, name)
     if segment is None:
-        raise NotFound(f"there is no segment called {name.strip().lower()!r}; {SEGMENTS_HINT}")
+        raise NotFound(
+            _(
+                "there is no segment called {name}; {hint}",
+                name=repr(name.strip().lower()),
+                hint=_(SEGMENTS_HINT),
+            )
+        )
     return segment
 
 
@@ -102,7 +117,11 @@ def delete(uow: UnitOfWork, name: str) -> None:
     ).all()
     if used_by:
         raise Conflict(
-            f"segment {segment.name} is used by campaign(s) {', '.join(used_by)}; change or cancel those first"
+            _(
+                "segment {segment} is used by campaign(s) {campaigns}; change or cancel those first",
+                segment=segment.name,
+                campaigns=", ".join(used_by),
+            )
         )
     uow.session.delete(segment)
     uow.session.flush()

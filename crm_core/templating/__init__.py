@@ -23,6 +23,7 @@ from crm_core.templating.catalog import (
     set_override,
     templates_dir,
     validate_override,
+    variant_label,
 )
 from crm_core.templating.sandbox import FORMATS, TemplateRefused, escape_mrkdwn
 
@@ -44,6 +45,7 @@ __all__ = [
     "set_override",
     "templates_dir",
     "validate_override",
+    "variant_label",
     "FORMATS",
     "TemplateRefused",
     "escape_mrkdwn",

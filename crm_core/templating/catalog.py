@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import platforms
 from crm_core.errors import NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.models import TemplateOverride
 from crm_core.outbox_payload import MessagePayload, PayloadButton, PayloadImage
 from crm_core.templating.sandbox import (
@@ -139,22 +140,32 @@ def _check_kind(kind: str, session: Session | None = None, *, creating: bool = F
     if kind in kinds(session) or (creating and _CUSTOM_KIND.match(kind)):
         return kind
     raise NotFound(
-        f"there is no template {kind!r} (templates: {', '.join(kinds(session))}; a new campaign "
-        f"template is made with /template set {CUSTOM_PREFIX}<name> text en <body>)"
+        _(
+            "there is no template {kind} (templates: {kinds}; a new campaign template is made with "
+            "/template set {prefix}<name> text en <body>)",
+            kind=repr(kind),
+            kinds=", ".join(kinds(session)),
+            prefix=CUSTOM_PREFIX,
+        )
     )
 
 
 def _check_format(fmt: str) -> str:
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:
-        raise ValidationError(f"{fmt!r} is not a template format (formats: {', '.join(FORMATS)})", field="format")
+        raise ValidationError(
+            _("{format} is not a template format (formats: {formats})", format=repr(fmt), formats=", ".join(FORMATS)),
+            field="format",
+        )
     return fmt
 
 
 def _check_language(language: str) -> str:
     language = (language or DEFAULT_LANGUAGE).strip().lower()
     if not (2 <= len(language) <= 8 and language.replace("-", "").isalpha()):
-        raise ValidationError(f"{language!r} is not a language code (e.g. en, zh)", field="language")
+        raise ValidationError(
+            _("{language} is not a language code (e.g. en, zh)", language=repr(language)), field="language"
+        )
     return language
 
 
@@ -192,7 +203,22 @@ class Variant:
 
     @property
     def label(self) -> str:
+        """For logs; people read ``variant_label``."""
         return f"{self.kind} {self.language} {self.format} ({'admin override' if self.origin == 'override' else 'built in'})"
+
+
+def variant_label(variant: Variant) -> str:
+    """``followup_reminder en html (built in)`` in the current language."""
+    if variant.origin == "override":
+        return _(
+            "{kind} {language} {format} (admin override)",
+            kind=variant.kind,
+            language=variant.language,
+            format=variant.format,
+        )
+    return _(
+        "{kind} {language} {format} (built in)", kind=variant.kind, language=variant.language, format=variant.format
+    )
 
 
 @dataclass(frozen=True)
@@ -346,7 +372,7 @@ def current_variant(session: Session, kind: str, fmt: str, language: str) -> Var
     if not found:
         found = [v for v in candidates(session, kind, (fmt,), DEFAULT_LANGUAGE) if v.format == fmt]
     if not found:
-        raise NotFound(f"there is no {fmt} variant of {kind!r}")
+        raise NotFound(_("there is no {format} variant of {kind}", format=fmt, kind=repr(kind)))
     return found[0]
 
 
@@ -358,7 +384,7 @@ def validate_override(kind: str, fmt: str, body: str) -> str:
     if fmt == "blocks":
         parse_blocks(rendered)
     if not rendered.strip():
-        raise TemplateRefused("the template renders as an empty message")
+        raise TemplateRefused(_("the template renders as an empty message"))
     return rendered
 
 

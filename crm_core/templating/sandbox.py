@@ -27,6 +27,7 @@ import markupsafe
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
+from crm_core.i18n import _, format_number
 from crm_core.markup import escape_mrkdwn
 from crm_core.money import format_money
 
@@ -74,7 +75,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator, left, right):  # noqa: ANN001 - Jinja's signature
         if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
-            raise SecurityError("exponents above 64 are not allowed in templates")
+            raise SecurityError(_("exponents above 64 are not allowed in templates"))
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
                 if (
@@ -82,7 +83,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                     and isinstance(times, int)
                     and len(sequence) * times > MAX_OUTPUT_CHARS
                 ):
-                    raise SecurityError("that repetition would build a value larger than a message may be")
+                    raise SecurityError(_("that repetition would build a value larger than a message may be"))
         return super().call_binop(context, operator, left, right)
 
 
@@ -112,21 +113,31 @@ def environment(fmt: str, directory: str | None) -> _Sandbox:
 def check_source(source: str, fmt: str) -> None:
     """Refuse a template before it is stored: too long, not parseable, or reaching for internals."""
     if len(source) > MAX_SOURCE_CHARS:
-        raise TemplateRefused(f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}")
+        raise TemplateRefused(
+            _(
+                "the template is {size} characters; the limit is {limit}",
+                size=format_number(len(source)),
+                limit=format_number(MAX_SOURCE_CHARS),
+            )
+        )
     env = environment(fmt, None)
     try:
         tree = env.parse(source)
     except TemplateError as exc:
         line = getattr(exc, "lineno", None)
-        raise TemplateRefused(
-            f"the template does not parse{f' (line {line})' if line else ''}: {exc.message}"
-        ) from None
+        if line:
+            problem = _("the template does not parse (line {line}): {error}", line=line, error=exc.message)
+        else:
+            problem = _("the template does not parse: {error}", error=exc.message)
+        raise TemplateRefused(problem) from None
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Name)):
         name = _reached_name(node)
         if name is not None and name.startswith("_"):
-            raise TemplateRefused(f"refused: templates may not use {name!r} (names starting with _ are internal)")
+            raise TemplateRefused(
+                _("refused: templates may not use {name} (names starting with _ are internal)", name=repr(name))
+            )
         if isinstance(node, nodes.Filter) and node.name == "attr":
-            raise TemplateRefused("refused: the attr filter is not allowed in templates; use name.field")
+            raise TemplateRefused(_("refused: the attr filter is not allowed in templates; use name.field"))
 
 
 def _reached_name(node: nodes.Node) -> str | None:
@@ -155,7 +166,7 @@ class _StepBudget:
         if event == "line":
             self.left -= 1
             if self.left < 0:
-                raise TemplateRefused("the template runs too long (a loop that never ends?)")
+                raise TemplateRefused(_("the template runs too long (a loop that never ends?)"))
         return self.on_line
 
 
@@ -182,7 +193,7 @@ def render_source(
     try:
         template = env.get_template(name) if name else _compiled(fmt, source)
     except TemplateError as exc:
-        raise TemplateRefused(f"the template does not parse: {exc}") from None
+        raise TemplateRefused(_("the template does not parse: {error}", error=exc)) from None
     filenames = _TEMPLATE_CODE + ((template.filename,) if template.filename else ())
     budget = _StepBudget(STEP_BUDGET, filenames)
     previous = sys.gettrace()
@@ -192,11 +203,12 @@ def render_source(
     except TemplateRefused:
         raise
     except SecurityError as exc:
-        raise TemplateRefused(f"refused: {exc}") from None
+        raise TemplateRefused(_("refused: {error}", error=exc)) from None
     except TemplateError as exc:
-        raise TemplateRefused(f"the template failed: {exc}") from None
+        raise TemplateRefused(_("the template failed: {error}", error=exc)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
-        raise TemplateRefused(f"the template failed: {type(exc).__name__}: {exc}") from None
+        error = f"{type(exc).__name__}: {exc}"
+        raise TemplateRefused(_("the template failed: {error}", error=error)) from None
     finally:
         sys.settrace(previous)
 
@@ -207,7 +219,9 @@ def _collect(chunks: Iterator[str], max_chars: int) -> str:
     for chunk in chunks:
         size += len(chunk)
         if size > max_chars:
-            raise TemplateRefused(f"the message would be longer than {max_chars:,} characters")
+            raise TemplateRefused(
+                _("the message would be longer than {limit} characters", limit=format_number(max_chars))
+            )
         out.append(chunk)
     return "".join(out).strip()
 
@@ -217,13 +231,15 @@ def parse_blocks(rendered: str) -> list[dict[str, Any]]:
     try:
         value = json.loads(rendered)
     except json.JSONDecodeError as exc:
-        raise TemplateRefused(f"the Block Kit template does not give JSON: {exc.msg} at line {exc.lineno}") from None
+        raise TemplateRefused(
+            _("the Block Kit template does not give JSON: {error} at line {line}", error=exc.msg, line=exc.lineno)
+        ) from None
     if isinstance(value, dict):
         value = value.get("blocks")
     if not isinstance(value, list) or not all(isinstance(b, dict) and "type" in b for b in value):
-        raise TemplateRefused('the Block Kit template must give a list of blocks, each with a "type"')
+        raise TemplateRefused(_('the Block Kit template must give a list of blocks, each with a "type"'))
     if len(value) > 50:
-        raise TemplateRefused("Slack allows at most 50 blocks in a message")
+        raise TemplateRefused(_("Slack allows at most 50 blocks in a message"))
     return value
 
 
