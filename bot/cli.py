@@ -72,10 +72,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _run_worker(app)
         from bot.adapters.console.adapter import run_console
 
+        # CHATCRM_LANGUAGE=zh: the Chinese demo company, so the first session reads Chinese data too.
+        language = app.settings.language
         with app.uow(demo.DEMO_ACTOR) as uow:
-            if app.settings.is_sqlite and not demo.is_seeded(uow):
+            if app.settings.is_sqlite and not demo.is_seeded(uow, language):
                 print("Seeding the demo data set (first start only)…", file=sys.stderr)
-                print(demo.seed(uow).describe(), file=sys.stderr)
+                print(demo.seed(uow, language=language).describe(), file=sys.stderr)
                 print(demo.prime(uow), file=sys.stderr)
         with _BackgroundWorker(app):
             return run_console(app, as_user=args.as_user)
@@ -205,7 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
         with app.uow(demo.DEMO_ACTOR) as uow:
-            summary = demo.seed(uow, customers=args.customers)
+            summary = demo.seed(uow, customers=args.customers, language=args.lang)
             print(summary.describe())
             if summary.created:
                 print(demo.prime(uow))
@@ -608,6 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")
+    seed.add_argument(
+        "--lang",
+        choices=["en", "zh"],
+        default="en",
+        help="the demo company's language: en (default) or zh, a Chinese company with Chinese customers and data",
+    )
     seed.set_defaults(func=cmd_demo)
     return parser
 
