@@ -13,6 +13,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence  # a cheap alias of the always-loaded _collections_abc, for annotations
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.bootstrap import App
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -64,7 +68,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data
     with the scheduler and outbox sender running beside it (reminders pop up in the console)."""
     from bot.platforms import configured_platforms
-    from crm_core import demo
 
     app = _app(args)
     try:
@@ -72,17 +75,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _run_worker(app)
         from bot.adapters.console.adapter import run_console
 
-        # CHATCRM_LANGUAGE=zh: the Chinese demo company, so the first session reads Chinese data too.
-        language = app.settings.language
-        with app.uow(demo.DEMO_ACTOR) as uow:
-            if app.settings.is_sqlite and not demo.is_seeded(uow, language):
-                print("Seeding the demo data set (first start only)…", file=sys.stderr)
-                print(demo.seed(uow, language=language).describe(), file=sys.stderr)
-                print(demo.prime(uow), file=sys.stderr)
+        seed_demo_on_first_start(app)
         with _BackgroundWorker(app):
             return run_console(app, as_user=args.as_user)
     finally:
         app.close()
+
+
+def seed_demo_on_first_start(app: App, customers: int = 400) -> None:
+    """The embedded database's first ``chatcrm run`` seeds the demo data set, in CHATCRM_LANGUAGE:
+    with zh the Chinese demo company, so a Chinese team's first session reads Chinese data too."""
+    from crm_core import demo
+
+    language = app.settings.language
+    with app.uow(demo.DEMO_ACTOR) as uow:
+        if app.settings.is_sqlite and not demo.is_seeded(uow, language):
+            print("Seeding the demo data set (first start only)…", file=sys.stderr)
+            print(demo.seed(uow, customers=customers, language=language).describe(), file=sys.stderr)
+            print(demo.prime(uow), file=sys.stderr)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
