@@ -40,6 +40,7 @@ from crm_core import paging, text
 from crm_core.models import Company, Customer
 
 MAX_RESULTS = 10
+CJK_TYPO_KEY_LENGTH = 8
 
 
 class MatchKind(enum.IntEnum):
@@ -318,8 +319,10 @@ def _cjk_typo(session: Session, normalized: str, limit: int, exclude: set[int]) 
     runs = [run for run in text.cjk_runs(normalized) if len(run) >= text.CJK_TYPO_MIN_LENGTH]
     if not runs:
         return []
-    # The longest run finds the candidates; every piece of the query is checked on them.
-    alternatives = text.cjk_typo_alternatives(max(runs, key=len))
+    # The longest run finds the candidates (its first characters: a name holding the run with one
+    # edit holds them with at most one too, and eight are selective enough while the index query
+    # stays small); every piece of the query is checked on the candidates.
+    alternatives = text.cjk_typo_alternatives(max(runs, key=len)[:CJK_TYPO_KEY_LENGTH])
     rows = _candidates(session, _keys_where(alternatives, _is_sqlite(session)), limit * 5, exclude)
     hits = []
     for row in rows:

@@ -141,6 +141,7 @@ def test_the_piece_must_be_in_the_name_in_order(app):
         "阿克密科技",
         "阿米科技",  # a missing character
         "阿克克米科技",  # an extra one
+        "阿克米科技有限公式",  # the ninth character: past the ones the index is asked for
     ],
 )
 def test_one_wrong_character_is_tolerated(app, query):
