@@ -273,7 +273,8 @@ def _verify_typos(rows, normalized: str) -> list[SearchHit]:
 
 
 def _typo_words(normalized: str) -> list[str]:
-    return [w for w in normalized.split() if len(w) >= text.TYPO_MIN_LENGTH]
+    # Words with CJK characters are left to the CJK typo stage, which finds them anywhere in a name.
+    return [w for w in normalized.split() if len(w) >= text.TYPO_MIN_LENGTH and not text.has_cjk(w)]
 
 
 # --- CJK: character pairs among the search keys, on either database ---------------------------
