@@ -13,6 +13,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence  # a cheap alias of the always-loaded _collections_abc, for annotations
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.bootstrap import App
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -75,7 +79,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     """What ``make run`` starts: the configured platforms (as the worker), or the console on demo data
     with the scheduler and outbox sender running beside it (reminders pop up in the console)."""
     from bot.platforms import configured_platforms
-    from crm_core import demo
 
     app = _app(args, serving=True)
     try:
@@ -83,15 +86,24 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _run_worker(app)
         from bot.adapters.console.adapter import run_console
 
-        with app.uow(demo.DEMO_ACTOR) as uow:
-            if app.settings.is_sqlite and not demo.is_seeded(uow):
-                print("Seeding the demo data set (first start only)…", file=sys.stderr)
-                print(demo.seed(uow).describe(), file=sys.stderr)
-                print(demo.prime(uow), file=sys.stderr)
+        seed_demo_on_first_start(app)
         with _BackgroundWorker(app):
             return run_console(app, as_user=args.as_user)
     finally:
         app.close()
+
+
+def seed_demo_on_first_start(app: App, customers: int = 400) -> None:
+    """The embedded database's first ``chatcrm run`` seeds the demo data set, in CHATCRM_LANGUAGE:
+    with zh the Chinese demo company, so a Chinese team's first session reads Chinese data too."""
+    from crm_core import demo
+
+    language = app.settings.language
+    with app.uow(demo.DEMO_ACTOR) as uow:
+        if app.settings.is_sqlite and not demo.is_seeded(uow, language):
+            print("Seeding the demo data set (first start only)…", file=sys.stderr)
+            print(demo.seed(uow, customers=customers, language=language).describe(), file=sys.stderr)
+            print(demo.prime(uow), file=sys.stderr)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -216,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
         with app.uow(demo.DEMO_ACTOR) as uow:
-            summary = demo.seed(uow, customers=args.customers)
+            summary = demo.seed(uow, customers=args.customers, language=args.lang)
             print(summary.describe())
             if summary.created:
                 print(demo.prime(uow))
@@ -619,6 +631,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")
+    seed.add_argument(
+        "--lang",
+        choices=["en", "zh"],
+        default="en",
+        help="the demo company's language: en (default) or zh, a Chinese company with Chinese customers and data",
+    )
     seed.set_defaults(func=cmd_demo)
     return parser
 

@@ -4,6 +4,11 @@ Several hundred customers across countries and languages, a product catalogue wi
 that are bought together (so the nightly mining finds real rules), two years of orders, deals in
 every stage, tickets, interactions, custom fields and a user for each role. "Acme Corp" is
 customer #1 so the README's first example works. Seeding is idempotent: a second run adds nothing.
+
+``language="zh"`` (``chatcrm demo --lang zh``, and ``make run`` with CHATCRM_LANGUAGE=zh) seeds a
+Chinese company instead: Chinese staff, customers in Chinese cities with +86 numbers, prices and
+orders in CNY, notes, deals and tickets written in Chinese (crm_core.demo_zh), with
+"阿克米科技有限公司" as its first account. Each language's data set is seeded once.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock, platforms
+from crm_core import clock, demo_zh, platforms
 from crm_core.actor import Actor
 from crm_core.models import (
     DEFAULT_PROBABILITY,
@@ -309,6 +314,74 @@ TICKET_SUBJECTS = [
 
 
 @dataclass(frozen=True)
+class Content:
+    """What differs between the demo data sets of two languages; the shape of the data does not."""
+
+    language: str
+    # external_ref of the first account, which says the set is there.
+    marker: str
+    ref_prefix: str
+    users: list[tuple[str, str, Role, str, str]]
+    products: list[tuple[str, str, str, int]]
+    currency: str
+    notes: list[str]
+    ticket_subjects: list[str]
+    deal_titles: list[str]
+    lost_reason: str
+    industries: list[str]
+    field_labels: dict[str, str]
+    segments: dict[str, str]
+
+
+EN = Content(
+    language="en",
+    marker=MARKER,
+    ref_prefix="demo:",
+    users=USERS,
+    products=PRODUCTS,
+    currency="EUR",
+    notes=NOTES,
+    ticket_subjects=TICKET_SUBJECTS,
+    deal_titles=[
+        "Office refit",
+        "Printer fleet",
+        "Coffee service contract",
+        "Laptop refresh",
+        "Licence renewal",
+        "New branch setup",
+        "Managed print",
+        "Ergonomics upgrade",
+    ],
+    lost_reason="Went with a cheaper offer",
+    industries=INDUSTRIES,
+    field_labels={"industry": "Industry", "employees": "Employees", "contract_renewal": "Contract renewal"},
+    segments={},  # filled below, once DEMO_SEGMENTS is defined
+)
+ZH = Content(
+    language="zh",
+    marker="demo-zh:acme",
+    ref_prefix="demo-zh:",
+    users=[(name, email, Role(role), tz, "zh") for name, email, role, tz in demo_zh.USERS],
+    products=demo_zh.PRODUCTS,
+    currency="CNY",
+    notes=demo_zh.NOTES,
+    ticket_subjects=demo_zh.TICKET_SUBJECTS,
+    deal_titles=demo_zh.DEAL_TITLES,
+    lost_reason=demo_zh.LOST_REASON,
+    industries=demo_zh.INDUSTRIES,
+    field_labels=demo_zh.FIELD_LABELS,
+    segments=demo_zh.SEGMENTS,
+)
+CONTENTS = {"en": EN, "zh": ZH}
+
+
+def content_for(language: str | None) -> Content:
+    """The demo data set of ``language`` ("zh-CN" -> the Chinese one); English for anything else."""
+    base = (language or "en").strip().lower().replace("_", "-").split("-")[0]
+    return CONTENTS.get(base, EN)
+
+
+@dataclass(frozen=True)
 class DemoSummary:
     created: bool
     users: int = 0
@@ -328,42 +401,47 @@ class DemoSummary:
         )
 
 
-def is_seeded(uow: UnitOfWork) -> bool:
-    return uow.session.scalars(sa.select(Customer.id).where(Customer.external_ref == MARKER)).first() is not None
+def is_seeded(uow: UnitOfWork, language: str | None = "en") -> bool:
+    marker = content_for(language).marker
+    return uow.session.scalars(sa.select(Customer.id).where(Customer.external_ref == marker)).first() is not None
 
 
-def seed(uow: UnitOfWork, customers: int = 400) -> DemoSummary:
-    """Add the demo data set unless it is already there. Runs in the caller's transaction."""
-    if is_seeded(uow):
+def seed(uow: UnitOfWork, customers: int = 400, language: str | None = "en") -> DemoSummary:
+    """Add the demo data set of ``language`` unless it is already there. Runs in the caller's transaction."""
+    content = content_for(language)
+    if is_seeded(uow, content.language):
         return DemoSummary(created=False)
     rng = random.Random(SEED)
     session = uow.session
     now = clock.utcnow().replace(minute=0, second=0, microsecond=0)
 
-    staff = _users(session)
+    staff = _users(session, content)
     sales = [u for u in staff if u.role in (Role.SALES, Role.MANAGER)]
     support = [u for u in staff if u.role is Role.SUPPORT]
-    products = _products(session)
-    _custom_fields(uow)
-    people = _customers(session, rng, customers, sales, now)
+    products = _products(session, content)
+    _custom_fields(uow, content)
+    if content.language == "zh":
+        people = _customers_zh(session, rng, customers, sales, now)
+    else:
+        people = _customers(session, rng, customers, sales, now)
     session.flush()
     _field_values(uow, rng, people)
     _relationships(session, rng, people, now)
-    order_count = _orders(session, rng, people, products, now)
-    deal_count = _deals(session, rng, people, sales, now)
-    ticket_count = _tickets(session, rng, people, support, now)
-    interaction_count = _interactions(session, rng, people, sales, now)
+    order_count = _orders(session, rng, people, products, now, content)
+    deal_count = _deals(session, rng, people, sales, now, content)
+    ticket_count = _tickets(session, rng, people, support, now, content)
+    interaction_count = _interactions(session, rng, people, sales, now, content)
     session.flush()
     orders.refresh_customer_stats(uow)
-    _segments(uow)
+    _segments(uow, content)
     return DemoSummary(
         True, len(staff), len(people), len(products), order_count, deal_count, ticket_count, interaction_count
     )
 
 
-def _users(session) -> list[User]:
+def _users(session, content: Content) -> list[User]:
     staff = []
-    for name, email, role, tz, language in USERS:
+    for name, email, role, tz, language in content.users:
         user = session.scalars(sa.select(User).where(User.email == email)).one_or_none()
         if user is None:
             user = User(name=name, email=email, role=role, timezone=tz, language=language)
@@ -376,24 +454,26 @@ def _users(session) -> list[User]:
     return staff
 
 
-def _products(session) -> dict[str, Product]:
+def _products(session, content: Content) -> dict[str, Product]:
+    # One catalogue per database: a SKU another language's demo added first keeps its name and price.
     catalogue = {}
-    for sku, name, category, price in PRODUCTS:
+    for sku, name, category, price in content.products:
         product = session.scalars(sa.select(Product).where(Product.sku == sku)).one_or_none()
         if product is None:
-            product = Product(sku=sku, name=name, category=category, price_cents=price)
+            product = Product(sku=sku, name=name, category=category, price_cents=price, currency=content.currency)
             session.add(product)
         catalogue[sku] = product
     session.flush()
     return catalogue
 
 
-def _custom_fields(uow: UnitOfWork) -> None:
+def _custom_fields(uow: UnitOfWork, content: Content) -> None:
     existing = {d.key for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)}
+    labels = content.field_labels
     wanted = [
-        ("industry", FieldType.CHOICE, "Industry", INDUSTRIES),
-        ("employees", FieldType.NUMBER, "Employees", None),
-        ("contract_renewal", FieldType.DATE, "Contract renewal", None),
+        ("industry", FieldType.CHOICE, labels["industry"], content.industries),
+        ("employees", FieldType.NUMBER, labels["employees"], None),
+        ("contract_renewal", FieldType.DATE, labels["contract_renewal"], None),
     ]
     for key, type_, label, choices in wanted:
         if key not in existing:
@@ -404,24 +484,38 @@ def _phone(rng: random.Random, prefix: str) -> str:
     return f"{prefix} {rng.randint(20, 99)} {rng.randint(1000000, 9999999)}"
 
 
-def _customers(session, rng: random.Random, count: int, owners: list[User], now: datetime) -> list[Customer]:
-    acme_company = Company(name="Acme Corp", name_key="acme corp", domain="acme.example", country="US")
-    session.add(acme_company)
-    acme = Customer(
-        name="Acme Corp",
+def _first_account(session, owners: list[User], now: datetime, marker: str, **fields) -> Customer:
+    """The data set's key account (customer #1 on a fresh database), with a company of its name."""
+    company = Company(name=fields["name"], name_key=fields["name"].casefold(), domain=fields.pop("domain"))
+    company.country = fields["country"]
+    session.add(company)
+    account = Customer(
         kind=CustomerKind.ACCOUNT,
-        company=acme_company,
+        company=company,
+        owner=owners[1] if len(owners) > 1 else owners[0],
+        external_ref=marker,
+        created_at=now - timedelta(days=700),
+        **fields,
+    )
+    account.tag_rows = [CustomerTag(tag="vip"), CustomerTag(tag="key-account")]
+    session.add(account)
+    return account
+
+
+def _customers(session, rng: random.Random, count: int, owners: list[User], now: datetime) -> list[Customer]:
+    acme = _first_account(
+        session,
+        owners,
+        now,
+        MARKER,
+        name="Acme Corp",
+        domain="acme.example",
         email="purchasing@acme.example",
         phone="+1 212 5550100",
         country="US",
         language="en",
         timezone="America/New_York",
-        owner=owners[1] if len(owners) > 1 else owners[0],
-        external_ref=MARKER,
-        created_at=now - timedelta(days=700),
     )
-    acme.tag_rows = [CustomerTag(tag="vip"), CustomerTag(tag="key-account")]
-    session.add(acme)
     people = [acme]
     used_names = {"acme corp"}
     companies: dict[str, Company] = {}
@@ -464,8 +558,72 @@ def _customers(session, rng: random.Random, count: int, owners: list[User], now:
     return people
 
 
+def _customers_zh(session, rng: random.Random, count: int, owners: list[User], now: datetime) -> list[Customer]:
+    """Chinese companies (accounts) in a dozen cities and the people who buy for them."""
+    account = _first_account(
+        session,
+        owners,
+        now,
+        ZH.marker,
+        name=demo_zh.ACCOUNT,
+        domain="akmi.example.cn",
+        email="caigou@akmi.example.cn",
+        phone="+86 21 6123 4567",
+        country="CN",
+        language="zh",
+        timezone="Asia/Shanghai",
+    )
+    first = account.company
+    assert first is not None
+    people = [account]
+    used_names = {demo_zh.ACCOUNT}
+    companies: dict[str, tuple[Company, str]] = {demo_zh.ACCOUNT: (first, "21")}
+    brands = [b for b in demo_zh.BRANDS if b != "阿克米"]
+    for index in range(1, count):
+        city, registered, area_code = rng.choice(demo_zh.CITIES)
+        is_account = rng.random() < 0.4
+        if is_account or len(companies) < 3:
+            name = demo_zh.company_name(rng, rng.choice(brands))
+            company_name = name
+        else:
+            name = demo_zh.person_name(rng)
+            # A few buy for 阿克米 too, so its card has people and /customer 阿克米 lists them.
+            company_name = demo_zh.ACCOUNT if rng.random() < 0.08 else rng.choice(list(companies))
+        if name in used_names:
+            # Namesakes are common in Chinese; a CRM tells them apart by their city.
+            name = f"{name}（{city}）"
+            if name in used_names:
+                name = f"{name}{index}"
+        used_names.add(name)
+        if company_name not in companies:
+            company = Company(name=company_name, name_key=company_name.casefold(), country="CN")
+            companies[company_name] = (company, area_code)
+            session.add(company)
+        company, company_area = companies[company_name]
+        customer = Customer(
+            name=name,
+            kind=CustomerKind.ACCOUNT if is_account else CustomerKind.PERSON,
+            company=company,
+            email=f"kh{index:04d}@example.cn",
+            phone=demo_zh.landline(rng, company_area) if is_account else demo_zh.mobile(rng),
+            country="CN",
+            language="zh",
+            timezone="Asia/Shanghai",
+            owner=rng.choice(owners),
+            external_ref=f"{ZH.ref_prefix}{index}",
+            created_at=now - timedelta(days=rng.randint(30, 730)),
+        )
+        tags = rng.sample(["vip", "partner", "reseller", "trial", "enterprise", "smb"], rng.randint(0, 2))
+        customer.tag_rows = [CustomerTag(tag=t) for t in sorted(tags)]
+        session.add(customer)
+        people.append(customer)
+    return people
+
+
 def _field_values(uow: UnitOfWork, rng: random.Random, people: list[Customer]) -> None:
     defs = {d.key: d for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)}
+    # The choices of the definition as it is (another language's demo may have defined it first).
+    industries = defs["industry"].choices or INDUSTRIES
     today = clock.utcnow().date()
     for customer in people:
         if customer.kind is not CustomerKind.ACCOUNT:
@@ -473,7 +631,7 @@ def _field_values(uow: UnitOfWork, rng: random.Random, people: list[Customer]) -
         uow.session.add_all(
             [
                 CustomFieldValue(
-                    definition_id=defs["industry"].id, entity_id=customer.id, value_text=rng.choice(INDUSTRIES)
+                    definition_id=defs["industry"].id, entity_id=customer.id, value_text=rng.choice(industries)
                 ),
                 CustomFieldValue(
                     definition_id=defs["employees"].id,
@@ -525,7 +683,9 @@ def _basket(rng: random.Random, skus: list[str]) -> dict[str, int]:
     return basket
 
 
-def _orders(session, rng: random.Random, people: list[Customer], products: dict[str, Product], now: datetime) -> int:
+def _orders(
+    session, rng: random.Random, people: list[Customer], products: dict[str, Product], now: datetime, content: Content
+) -> int:
     skus = list(products)
     count = 0
     for customer in people:
@@ -537,18 +697,18 @@ def _orders(session, rng: random.Random, people: list[Customer], products: dict[
             "occasional": rng.randint(1, 4),
             "churned": rng.randint(2, 8),
         }[profile]
-        if customer.external_ref == MARKER:
+        if customer.external_ref == content.marker:
             n_orders = 18
         latest_day = 240 if profile == "churned" else 0
         for _ in range(n_orders):
             ordered_at = now - timedelta(days=rng.randint(latest_day, 730), hours=rng.randint(0, 23))
             count += 1
             order = Order(
-                number=f"DEMO-{count:06d}",
+                number=f"{'DEMO' if content.language == 'en' else 'DEMO-' + content.language.upper()}-{count:06d}",
                 customer_id=customer.id,
                 kind=OrderKind.PURCHASE,
                 ordered_at=ordered_at,
-                currency="EUR",
+                currency=content.currency,
                 country=customer.country,
                 source="demo",
             )
@@ -569,37 +729,34 @@ def _orders(session, rng: random.Random, people: list[Customer], products: dict[
     return count
 
 
-def _deals(session, rng: random.Random, people: list[Customer], owners: list[User], now: datetime) -> int:
-    titles = [
-        "Office refit",
-        "Printer fleet",
-        "Coffee service contract",
-        "Laptop refresh",
-        "Licence renewal",
-        "New branch setup",
-        "Managed print",
-        "Ergonomics upgrade",
-    ]
+def _deals(
+    session, rng: random.Random, people: list[Customer], owners: list[User], now: datetime, content: Content
+) -> int:
+    # Chinese deals are in CNY: about seven times the euro amounts.
+    unit = 10000 if content.currency == "EUR" else 70000
     count = 0
     for customer in people:
-        if customer.external_ref != MARKER and rng.random() > 0.4:
+        if customer.external_ref != content.marker and rng.random() > 0.4:
             continue
-        for _ in range(3 if customer.external_ref == MARKER else 1):
+        for _ in range(3 if customer.external_ref == content.marker else 1):
             stage = rng.choice(list(DealStage))
             created = now - timedelta(days=rng.randint(5, 400))
+            title = rng.choice(content.deal_titles)
             deal = Deal(
-                title=f"{rng.choice(titles)} {created.year}",
+                title=demo_zh.deal_title(title, created.year)
+                if content.language == "zh"
+                else f"{title} {created.year}",
                 customer_id=customer.id,
                 owner_id=customer.owner_id or rng.choice(owners).id,
                 stage=stage,
-                amount_cents=rng.randint(20, 600) * 10000,
-                currency="EUR",
+                amount_cents=rng.randint(20, 600) * unit,
+                currency=content.currency,
                 expected_close_on=(now + timedelta(days=rng.randint(-30, 120))).date(),
                 probability=DEFAULT_PROBABILITY[stage],
                 created_at=created,
                 updated_at=created,
                 closed_at=None if stage.is_open else created + timedelta(days=rng.randint(10, 60)),
-                lost_reason="Went with a cheaper offer" if stage is DealStage.LOST else None,
+                lost_reason=content.lost_reason if stage is DealStage.LOST else None,
             )
             session.add(deal)
             session.flush()
@@ -627,7 +784,9 @@ def _deals(session, rng: random.Random, people: list[Customer], owners: list[Use
     return count
 
 
-def _tickets(session, rng: random.Random, people: list[Customer], agents: list[User], now: datetime) -> int:
+def _tickets(
+    session, rng: random.Random, people: list[Customer], agents: list[User], now: datetime, content: Content
+) -> int:
     count = 0
     for customer in rng.sample(people, min(90, len(people))) + [people[0]]:
         opened = now - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23))
@@ -644,7 +803,7 @@ def _tickets(session, rng: random.Random, people: list[Customer], agents: list[U
         session.add(
             Ticket(
                 customer_id=customer.id,
-                subject=rng.choice(TICKET_SUBJECTS),
+                subject=rng.choice(content.ticket_subjects),
                 status=status,
                 priority=priority,
                 assignee_id=rng.choice(agents).id if rng.random() < 0.8 else None,
@@ -664,10 +823,12 @@ def _tickets(session, rng: random.Random, people: list[Customer], agents: list[U
     return count
 
 
-def _interactions(session, rng: random.Random, people: list[Customer], staff: list[User], now: datetime) -> int:
+def _interactions(
+    session, rng: random.Random, people: list[Customer], staff: list[User], now: datetime, content: Content
+) -> int:
     count = 0
     for customer in people:
-        for _ in range(5 if customer.external_ref == MARKER else rng.randint(0, 3)):
+        for _ in range(5 if customer.external_ref == content.marker else rng.randint(0, 3)):
             kind = rng.choice(
                 [InteractionKind.NOTE, InteractionKind.CALL, InteractionKind.EMAIL, InteractionKind.MEETING]
             )
@@ -678,7 +839,7 @@ def _interactions(session, rng: random.Random, people: list[Customer], staff: li
                     kind=kind,
                     direction=Direction.OUTBOUND if kind is not InteractionKind.NOTE else Direction.INTERNAL,
                     channel={"call": "phone", "email": "email"}.get(kind.value, "chat"),
-                    text=rng.choice(NOTES),
+                    text=rng.choice(content.notes),
                     occurred_at=now - timedelta(days=rng.randint(0, 300), hours=rng.randint(0, 23)),
                 )
             )
@@ -695,10 +856,13 @@ DEMO_SEGMENTS = {
 }
 
 
-def _segments(uow: UnitOfWork) -> None:
+EN.segments.update(DEMO_SEGMENTS)
+
+
+def _segments(uow: UnitOfWork, content: Content) -> None:
     from crm_core.services import segments
 
-    for name, filter_text in DEMO_SEGMENTS.items():
+    for name, filter_text in content.segments.items():
         segments.create(uow, name, filter_text, None)
 
 

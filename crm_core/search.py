@@ -14,6 +14,15 @@ as it has enough results, so a common prefix never scans the table:
 4. the company's name starts with the query (its people, after the names that match)
 5. one typo per word (FTS5 / a GIN array index over the SymSpell deletion keys of crm_core.text),
    verified with an edit distance before it is reported.
+
+Chinese (and Japanese) names have no spaces: "阿克米科技有限公司" is one word to the stages above, so
+"阿克米" finds it as a prefix but "科技" would not. For queries with CJK characters two more stages
+use the character pairs crm_core.text.cjk_grams puts into ``search_keys`` (the same FTS5 / GIN
+index as the typo keys): after the word prefixes, names holding the query anywhere (the AND of its
+pairs, then a LIKE on those rows only; reported as a word match, since any character may start a
+word); and after the typos, one wrong, missing or extra character (an OR over the character that
+may be wrong of the AND of the pairs not touching it, verified with an edit distance). People are
+also found by a piece of their company's name ("科技" finds the staff of 阿克米科技有限公司).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from crm_core import paging, text
 from crm_core.models import Company, Customer
 
 MAX_RESULTS = 10
+CJK_TYPO_KEY_LENGTH = 8
 
 
 class MatchKind(enum.IntEnum):
@@ -133,7 +143,11 @@ def _count_matches(session: Session, query: str) -> int:
     found = count(sa.or_(*exact)) if exact else 0
     if found or not normalized:
         return found
-    found = count(_sqlite_word_prefix_where(normalized) if sqlite else _pg_word_prefix_where(normalized))
+    if _cjk_substring_runs(normalized):
+        # A CJK piece anywhere in the name: this includes the names that start with it.
+        found = count(_cjk_substring_where(normalized, sqlite))
+    else:
+        found = count(_sqlite_word_prefix_where(normalized) if sqlite else _pg_word_prefix_where(normalized))
     return found or count(_company_where(normalized, sqlite))
 
 
@@ -205,7 +219,12 @@ def _by_email_domain(session: Session, query: str, limit: int) -> list[SearchHit
 
 
 def _company_where(normalized: str, sqlite: bool) -> sa.ColumnElement[bool]:
-    companies = sa.select(Company.id).where(_starts_with(Company.search_name, normalized, sqlite))
+    matches = _starts_with(Company.search_name, normalized, sqlite)
+    if _cjk_substring_runs(normalized):
+        # A piece of a Chinese company name ("科技"): a scan of the companies (a tenth of the
+        # customers), measured in benchmarks/bench_search.py; Latin queries keep the prefix seek.
+        matches = Company.search_name.like("%" + text.like_escape(normalized) + "%", escape="\\")
+    companies = sa.select(Company.id).where(matches)
     return Customer.company_id.in_(companies.scalar_subquery())
 
 
@@ -254,7 +273,73 @@ def _verify_typos(rows, normalized: str) -> list[SearchHit]:
 
 
 def _typo_words(normalized: str) -> list[str]:
-    return [w for w in normalized.split() if len(w) >= text.TYPO_MIN_LENGTH]
+    # Words with CJK characters are left to the CJK typo stage, which finds them anywhere in a name.
+    return [w for w in normalized.split() if len(w) >= text.TYPO_MIN_LENGTH and not text.has_cjk(w)]
+
+
+# --- CJK: character pairs among the search keys, on either database ---------------------------
+
+
+def _cjk_substring_runs(normalized: str) -> list[str]:
+    # One CJK character is too common to look up anywhere in a name; it still matches as a prefix.
+    return [run for run in text.cjk_runs(normalized) if len(run) >= 2]
+
+
+def _keys_where(alternatives: list[set[str]], sqlite: bool) -> sa.ColumnElement[bool]:
+    """Names whose search keys hold every key of at least one of ``alternatives``."""
+    if sqlite:
+        # Keys are CJK characters only (no quotes, no FTS5 syntax), so quoting them is safe.
+        match = " OR ".join("(" + " AND ".join(f'"{key}"' for key in sorted(keys)) + ")" for keys in alternatives)
+        return _fts_where(f"search_keys : ({match})")
+    key_array = sa.func.string_to_array(Customer.search_keys, " ")
+    return sa.or_(*(key_array.op("@>")(sa.cast(sorted(keys), postgresql.ARRAY(sa.Text))) for keys in alternatives))
+
+
+def _cjk_substring_where(normalized: str, sqlite: bool) -> sa.ColumnElement[bool]:
+    keys = set().union(*(text.cjk_grams(run) for run in _cjk_substring_runs(normalized)))
+    conditions = [_keys_where([keys], sqlite)]
+    # The keys find the candidates; the pieces of the query, in order, must be in the name.
+    for token in normalized.split():
+        escaped = text.like_escape(token)
+        if text.has_cjk(token):
+            conditions.append(Customer.search_name.like("%" + escaped + "%", escape="\\"))
+        else:
+            conditions.append((sa.literal(" ") + Customer.search_name).like("% " + escaped + "%", escape="\\"))
+    return sa.and_(*conditions)
+
+
+def _cjk_substring(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    if not _cjk_substring_runs(normalized):
+        return []
+    where = _cjk_substring_where(normalized, _is_sqlite(session))
+    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.WORD_PREFIX)
+
+
+def _cjk_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
+    """One wrong, missing or extra character in the CJK part of the query (three characters or more)."""
+    runs = [run for run in text.cjk_runs(normalized) if len(run) >= text.CJK_TYPO_MIN_LENGTH]
+    if not runs:
+        return []
+    # The longest run finds the candidates (its first characters: a name holding the run with one
+    # edit holds them with at most one too, and eight are selective enough while the index query
+    # stays small); every piece of the query is checked on the candidates.
+    alternatives = text.cjk_typo_alternatives(max(runs, key=len)[:CJK_TYPO_KEY_LENGTH])
+    rows = _candidates(session, _keys_where(alternatives, _is_sqlite(session)), limit * 5, exclude)
+    hits = []
+    for row in rows:
+        total = 0
+        for token in normalized.split():
+            if text.has_cjk(token):
+                distance = text.cjk_substring_distance(token, row.search_name)
+            else:
+                distance = 0 if any(word.startswith(token) for word in row.search_name.split()) else 2
+            if distance > 1:
+                break
+            total += distance
+        else:
+            if total <= 1:
+                hits.append(SearchHit(row.id, row.name, MatchKind.TYPO, distance=total))
+    return hits
 
 
 # --- SQLite: FTS5 ---------------------------------------------------------------------------
@@ -301,7 +386,7 @@ def _sqlite_typo(session: Session, normalized: str, limit: int, exclude: set[int
     return _verify_typos(rows, normalized)
 
 
-_sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _company, _sqlite_typo)
+_sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _cjk_substring, _company, _sqlite_typo, _cjk_typo)
 
 
 # --- PostgreSQL: pattern index, pg_trgm and a GIN array index -----------------------------------
@@ -336,4 +421,4 @@ def _pg_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -
     return _verify_typos(_candidates(session, where, limit * 5, exclude), normalized)
 
 
-_postgres_stages = (_exact, _pg_name_prefix, _pg_word_prefix, _company, _pg_typo)
+_postgres_stages = (_exact, _pg_name_prefix, _pg_word_prefix, _cjk_substring, _company, _pg_typo, _cjk_typo)

@@ -1,5 +1,5 @@
 """Pure string helpers shared by models, services and search: checking text input, name normalisation,
-typo keys, phone keys."""
+typo keys, CJK character pairs, phone keys."""
 
 from __future__ import annotations
 
@@ -75,18 +75,85 @@ def deletions(token: str) -> set[str]:
     return keys
 
 
-def typo_keys(normalized_name: str) -> str:
-    """Space-separated typo keys for every token of a normalised name, sorted for stable rows."""
+# Han ideographs (with extensions and compatibility forms), kana and Hangul syllables: scripts
+# written without spaces between words, so a name is one long "word" to the Latin search.
+_CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+")
+# A typo in a CJK query shorter than this is another name (two characters are a whole given name).
+CJK_TYPO_MIN_LENGTH = 3
+
+
+def cjk_runs(text: str) -> list[str]:
+    """The runs of CJK characters in ``text``: "阿克米科技 Acme 公司" -> ["阿克米科技", "公司"]."""
+    return _CJK_RUN.findall(text)
+
+
+def has_cjk(text: str) -> bool:
+    return _CJK_RUN.search(text) is not None
+
+
+def cjk_grams(run: str) -> set[str]:
+    """The index keys of a CJK run: its character bigrams, and the pairs one character apart.
+
+    Chinese writes no spaces, so "阿克米科技有限公司" is one token and a query for a piece in the
+    middle of it ("科技") matches no word start. Every substring of two or more characters holds
+    the bigrams of the name, so a substring query is found by the AND of its own bigrams. The
+    skip pairs (character i and i+2) are what survives one wrong character in the middle of a
+    three-character query ("阿X米" still has 阿米), which bigrams alone cannot find.
+    A one-character run is its own key.
+    """
+    if len(run) == 1:
+        return {run}
+    keys = {run[i : i + 2] for i in range(len(run) - 1)}
+    keys.update(run[i] + run[i + 2] for i in range(len(run) - 2))
+    return keys
+
+
+def cjk_typo_alternatives(run: str) -> list[set[str]]:
+    """For a query run, one key set per character that may be the typo: the keys not touching it.
+
+    A name holding the run with at most that one character wrong (or one extra) holds every key of
+    one of these sets, so an index finds the candidates with an OR of ANDs; an edit distance
+    verifies them (``cjk_substring_distance``).
+    """
+    alternatives = []
+    for wrong in range(len(run)):
+        keys = {run[i : i + 2] for i in range(len(run) - 1) if wrong not in (i, i + 1)}
+        keys.update(run[i] + run[i + 2] for i in range(len(run) - 2) if wrong not in (i, i + 2))
+        if keys and keys not in alternatives:
+            alternatives.append(keys)
+    return alternatives
+
+
+def cjk_substring_distance(query: str, name: str, limit: int = 1) -> int:
+    """The fewest edits turning ``query`` into some substring of ``name``, capped at ``limit + 1``.
+
+    Sellers' variant of the Levenshtein table: the match may start and end anywhere in the name.
+    """
+    previous = [0] * (len(name) + 1)
+    for i, cq in enumerate(query, 1):
+        current = [i] + [0] * len(name)
+        for j, cn in enumerate(name, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (cq != cn))
+        previous = current
+    return min(min(previous), limit + 1)
+
+
+def search_keys(normalized_name: str) -> str:
+    """Space-separated index keys of a normalised name, sorted for stable rows: the typo keys of each
+    word (``deletions``) and the character pairs of its CJK runs (``cjk_grams``). A name without
+    CJK gets exactly the typo keys it always had."""
     keys: set[str] = set()
     for token in normalized_name.split():
         keys |= deletions(token)
+    for run in cjk_runs(normalized_name):
+        keys |= cjk_grams(run)
     return " ".join(sorted(keys))
 
 
 def search_columns(name: str) -> dict[str, str]:
     """The derived search columns of a customer name (for bulk writers that bypass the ORM)."""
     normalized = normalize(name)
-    return {"search_name": normalized, "search_keys": typo_keys(normalized)}
+    return {"search_name": normalized, "search_keys": search_keys(normalized)}
 
 
 def edit_distance(a: str, b: str, limit: int = 2) -> int:

@@ -57,3 +57,51 @@ def test_seeding_twice_adds_nothing(app):
     assert again.describe() == "The demo data is already there; nothing added."
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(Order)) == before
+
+
+@time_machine.travel(datetime(2026, 11, 24, 9, 0, tzinfo=UTC), tick=False)
+def test_the_chinese_demo_is_a_chinese_company(app):
+    from crm_core import text
+    from crm_core.models import Interaction
+
+    with app.uow(demo.DEMO_ACTOR) as uow:
+        summary = demo.seed(uow, customers=120, language="zh")
+    assert summary.created and summary.customers == 120
+    with app.uow() as uow:
+        s = uow.session
+        people = s.scalars(sa.select(Customer).order_by(Customer.id)).all()
+        assert people[0].name == "阿克米科技有限公司" and people[0].company.name == "阿克米科技有限公司"
+        assert all(text.has_cjk(c.name) for c in people)
+        assert {(c.country, c.language, c.timezone) for c in people} == {("CN", "zh", "Asia/Shanghai")}
+        assert all(c.phone.startswith("+86 ") for c in people)
+        # People and companies: staff of 阿克米 among them, so its card and /customer 阿克米 list people.
+        assert {c.kind.value for c in people} == {"person", "account"}
+        assert (
+            s.scalar(
+                sa.select(sa.func.count()).select_from(Customer).where(Customer.company_id == people[0].company_id)
+            )
+            > 1
+        )
+        assert {o.currency for o in s.scalars(sa.select(Order))} == {"CNY"}
+        assert {d.currency for d in s.scalars(sa.select(Deal))} == {"CNY"}
+        assert {d.stage for d in s.scalars(sa.select(Deal))} == set(DealStage)
+        assert all(text.has_cjk(d.title) for d in s.scalars(sa.select(Deal)))
+        assert all(text.has_cjk(t.subject) for t in s.scalars(sa.select(Ticket)))
+        assert all(text.has_cjk(i.text) for i in s.scalars(sa.select(Interaction)))
+        assert all(text.has_cjk(p.name) and p.currency == "CNY" for p in s.scalars(sa.select(Product)))
+        staff = s.scalars(sa.select(User)).all()
+        assert {u.role for u in staff} == set(STAFF_ROLES)
+        assert all(u.language == "zh" and text.has_cjk(u.name) for u in staff)
+    with app.uow(demo.DEMO_ACTOR) as uow:
+        assert demo.is_seeded(uow, "zh") and not demo.is_seeded(uow, "en")
+        assert not demo.seed(uow, customers=120, language="zh").created
+
+
+def test_the_chinese_demo_is_found_by_chinese_search(app):
+    from crm_core import search
+
+    with app.uow(demo.DEMO_ACTOR) as uow:
+        demo.seed(uow, customers=60, language="zh-CN")
+    with app.uow() as uow:
+        hits = search.search_customers(uow.session, "阿克米")
+    assert hits[0].name == "阿克米科技有限公司"
