@@ -11,6 +11,7 @@ after mining.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -156,11 +157,25 @@ def encode_baskets(baskets: Iterable[Iterable[Hashable]]) -> EncodedBaskets:
     rank = np.empty(n_items, dtype=np.int64)
     rank[order] = np.arange(n_items, dtype=np.int64)
 
-    # Sort (basket, code) keys to order each basket's codes and spot duplicates. The keys
-    # arrive nearly sorted (basket-major), which the stable sort handles in close to linear time.
-    shift = max(1, n_items.bit_length())
-    keys = np.repeat(np.arange(n_baskets, dtype=np.int64), lengths) << shift
-    keys |= rank[codes]
+    return _sorted_baskets(
+        np.repeat(np.arange(n_baskets, dtype=np.int64), lengths),
+        rank[codes],
+        tuple(labels[i] for i in order),
+        n_baskets,
+    )
+
+
+def _sorted_baskets(
+    basket_of_entry: np.ndarray, codes: np.ndarray, labels: tuple[Hashable, ...], n_baskets: int
+) -> EncodedBaskets:
+    """Order each basket's codes and drop repeats; entries arrive grouped by basket (``basket_of_entry``
+    non-decreasing), codes already in label order."""
+    # Sort (basket, code) keys to order each basket's codes and spot repeats. The keys arrive
+    # nearly sorted (basket-major), which the stable sort (timsort/radix) handles in close to
+    # linear time; it was a little faster than the default sort on T10I4D100K.
+    shift = max(1, len(labels).bit_length())
+    keys = basket_of_entry.astype(np.int64, copy=False) << shift
+    keys |= codes
     keys.sort(kind="stable")
     if keys.size > 1:
         distinct = np.empty(keys.size, dtype=bool)
@@ -168,11 +183,10 @@ def encode_baskets(baskets: Iterable[Iterable[Hashable]]) -> EncodedBaskets:
         np.not_equal(keys[1:], keys[:-1], out=distinct[1:])
         if not distinct.all():
             keys = keys[distinct]
-    basket_of_entry = keys >> shift
     indptr = np.zeros(n_baskets + 1, dtype=np.int64)
-    np.cumsum(np.bincount(basket_of_entry, minlength=n_baskets), out=indptr[1:])
+    np.cumsum(np.bincount(keys >> shift, minlength=n_baskets), out=indptr[1:])
     sorted_codes = (keys & ((1 << shift) - 1)).astype(np.int32)
-    return EncodedBaskets(labels=tuple(labels[i] for i in order), indptr=indptr, codes=sorted_codes)
+    return EncodedBaskets(labels=labels, indptr=indptr, codes=sorted_codes)
 
 
 def _open_text(path_or_file: str | os.PathLike | IO) -> str:
@@ -218,6 +232,145 @@ def read_baskets(path_or_file: str | os.PathLike | IO, sep: str | None = None) -
         return [list(dict.fromkeys(item for item in map(str.strip, row) if item)) for row in fields]
 
 
+# Bytes str.split() treats as whitespace in ASCII text (and str.strip() strips).
+_ASCII_WHITESPACE = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+# Longest item label the array reader handles (bytes); longer ones take the general reader.
+ARRAY_READER_MAX_LABEL = 64
+# Digit-only item numbers below this are mapped to codes through a lookup table rather than a sort.
+ARRAY_READER_MAX_NUMBER = 1 << 24
+
+
+def read_encoded_baskets(path_or_file: str | os.PathLike | IO, sep: str | None = None) -> EncodedBaskets:
+    """``encode_baskets(read_baskets(path_or_file, sep))``, without a Python object per item.
+
+    FIMI files (item numbers separated by spaces) and plain CSV files (no quotes, items not
+    padded with spaces) in ASCII are parsed with numpy straight from the file's bytes into
+    codes: on a 90,000-basket file that is several times faster than building the lists and
+    needs no memory for them. Any other file goes through ``read_baskets``; the result is
+    the same either way.
+    """
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, "rb") as handle:
+            data = handle.read()
+    elif hasattr(path_or_file, "read"):
+        content = path_or_file.read()
+        data = content.encode("utf-8") if isinstance(content, str) else content
+    else:
+        raise TypeError(f"read_baskets needs a path or an open file; got {type(path_or_file).__name__}")
+    encoded = _encode_simple_bytes(data, sep)
+    if encoded is None:
+        return encode_baskets(read_baskets(io.BytesIO(data), sep=sep))
+    return encoded
+
+
+def _encode_simple_bytes(data: bytes, sep: str | None) -> EncodedBaskets | None:
+    """The array reader; None when the file needs the general one (see read_encoded_baskets)."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    if not data or not data.isascii():
+        return None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if sep is None:
+        sep = "," if b"," in data else ""
+    if sep == "":
+        separators = _ASCII_WHITESPACE
+    elif len(sep) == 1 and not sep.isspace() and sep.isascii() and b'"' not in data:
+        separators = sep.encode() + b"\n"
+    else:
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    is_separator = np.zeros(256, dtype=bool)
+    is_separator[list(separators)] = True
+    in_token = ~is_separator[buf]
+    # Token boundaries: where in_token flips. Padding with False on both sides makes every
+    # token contribute one start and one end.
+    flips = np.flatnonzero(np.diff(in_token, prepend=False, append=False))
+    starts, ends = flips[0::2], flips[1::2]
+    newlines = np.flatnonzero(buf == ord("\n"))
+    n_baskets = newlines.size + (0 if data.endswith(b"\n") else 1)
+    if starts.size == 0:
+        return EncodedBaskets(labels=(), indptr=np.zeros(n_baskets + 1, dtype=np.int64), codes=np.zeros(0, np.int32))
+    if sep != "":
+        starts, ends = _trimmed(buf, starts, ends)
+        if starts.size == 0:
+            return None
+    lengths = ends - starts
+    width = int(lengths.max())
+    if width > ARRAY_READER_MAX_LABEL:
+        return None
+    # Tokens before each newline (searching the few newlines among the many tokens is the cheap way round).
+    tokens_before = np.searchsorted(starts, newlines)
+    per_basket = np.diff(tokens_before, prepend=0, append=starts.size)[:n_baskets]
+    basket_of_token = np.repeat(np.arange(n_baskets, dtype=np.int64), per_basket)
+    codes, labels = _number_codes(buf, starts, lengths, width)
+    if codes is None:
+        codes, labels = _byte_string_codes(buf, starts, lengths, width)
+    return _sorted_baskets(basket_of_token, codes, labels, n_baskets)
+
+
+def _trimmed(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens without their leading and trailing whitespace (str.strip); blank ones dropped."""
+    is_space = np.zeros(256, dtype=bool)
+    is_space[list(_ASCII_WHITESPACE)] = True
+    if not (is_space[buf[starts]].any() or is_space[buf[ends - 1]].any()):
+        return starts, ends
+    solid = np.flatnonzero(~is_space[buf])
+    first = np.searchsorted(solid, starts)
+    last = np.searchsorted(solid, ends) - 1
+    keep = last >= first  # a solid byte inside the token
+    first, last = first[keep], last[keep]
+    return solid[first], solid[last] + 1
+
+
+def _token_columns(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int):
+    """Yield (column, bytes of every token at that column, which tokens are that long)."""
+    last = buf.size - 1
+    for column in range(width):
+        present = lengths > column
+        yield column, buf[np.minimum(starts + column, last)], present
+
+
+def _number_codes(buf, starts, lengths, width):
+    """Codes for tokens that are all item numbers (digits, no leading zero), via a lookup table.
+
+    Labels stay strings, ranked as strings (``"10" < "9"``), as ``read_baskets`` gives them.
+    Returns (None, None) when the tokens are not all such numbers.
+    """
+    if width > 7:
+        return None, None
+    values = np.zeros(starts.size, dtype=np.int32)  # at most 7 digits
+    for column, digits, present in _token_columns(buf, starts, lengths, width):
+        digit = digits.astype(np.int32) - ord("0")
+        if ((digit < 0) | (digit > 9))[present].any():
+            return None, None
+        if column == 0 and ((digit == 0) & (lengths > 1)).any():
+            return None, None  # "07" and "7" are different labels
+        np.multiply(values, 10, out=values, where=present)
+        np.add(values, digit, out=values, where=present)
+    largest = int(values.max())
+    if largest >= ARRAY_READER_MAX_NUMBER:
+        return None, None
+    seen = np.zeros(largest + 1, dtype=bool)
+    seen[values] = True
+    numbers = np.flatnonzero(seen)
+    labels = sorted(map(str, numbers.tolist()))
+    code_of_number = np.zeros(largest + 1, dtype=np.int64)
+    code_of_number[[int(label) for label in labels]] = np.arange(len(labels), dtype=np.int64)
+    return code_of_number[values], tuple(labels)
+
+
+def _byte_string_codes(buf, starts, lengths, width):
+    """Codes for any tokens: a sort of their bytes, which for ASCII is the order of the strings."""
+    padded = np.zeros((starts.size, width), dtype=np.uint8)
+    for column, byte, present in _token_columns(buf, starts, lengths, width):
+        padded[:, column] = np.where(present, byte, 0)
+    # Zero padding sorts before any character, so "ab" < "abc" as for strings.
+    tokens = padded.view(f"S{width}").ravel()
+    unique, codes = np.unique(tokens, return_inverse=True)
+    labels = tuple(label.decode("ascii") for label in unique.tolist())
+    return codes.astype(np.int64, copy=False).ravel(), labels
+
+
 def _split_csv_line(line: str, sep: str) -> list[str]:
     if '"' not in line:
         return line.split(sep)
@@ -226,4 +379,4 @@ def _split_csv_line(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
 
 
-__all__ = ["EncodedBaskets", "encode_baskets", "label_order", "read_baskets"]
+__all__ = ["EncodedBaskets", "encode_baskets", "label_order", "read_baskets", "read_encoded_baskets"]

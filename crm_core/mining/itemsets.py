@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from crm_core.mining.baskets import encode_baskets
+from crm_core.mining.baskets import EncodedBaskets, encode_baskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.levelwise import Level, frequent_levels
@@ -49,12 +49,14 @@ class MinedItemsets:
 
 
 def mine_itemsets(
-    baskets: Iterable[Iterable[Hashable]], min_support: float | int, max_len: int | None
+    baskets: Iterable[Iterable[Hashable]] | EncodedBaskets, min_support: float | int, max_len: int | None
 ) -> MinedItemsets:
-    """Check the parameters, encode ``baskets`` and mine all frequent itemsets."""
+    """Check the parameters, encode ``baskets`` (unless they already are) and mine all frequent itemsets."""
     check_min_support(min_support)
     check_max_len(max_len)
-    encoded = encode_baskets(baskets)
+    encoded = baskets if isinstance(baskets, EncodedBaskets) else encode_baskets(baskets)
+    if encoded.n_baskets == 0:
+        raise ValueError("no baskets: need at least one basket to mine")
     threshold = min_count(min_support, encoded.n_baskets)
     return MinedItemsets(
         labels=encoded.labels,
@@ -108,8 +110,9 @@ class FrequentItemsets:
         self.min_support = min_support
         self.max_len = max_len
 
-    def fit(self, baskets: Iterable[Iterable[Hashable]]) -> FrequentItemsets:
-        """Mine ``baskets``, an iterable of iterables of hashable item labels; returns self."""
+    def fit(self, baskets: Iterable[Iterable[Hashable]] | EncodedBaskets) -> FrequentItemsets:
+        """Mine ``baskets``, an iterable of iterables of hashable item labels (or ``EncodedBaskets``
+        from ``read_encoded_baskets``); returns self."""
         mined = mine_itemsets(baskets, self.min_support, self.max_len)
         self._mined = mined
         self._itemsets: list[Itemset] | None = None

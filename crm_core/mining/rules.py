@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from crm_core.mining.baskets import EncodedBaskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.itemsets import Itemset, MinedItemsets, itemset_records, mine_itemsets
@@ -243,8 +244,9 @@ class AssociationRules:
         self.max_len = max_len
         self.allow_empty_antecedent = allow_empty_antecedent
 
-    def fit(self, baskets: Iterable[Iterable[Hashable]]) -> AssociationRules:
-        """Mine ``baskets``, an iterable of iterables of hashable item labels; returns self."""
+    def fit(self, baskets: Iterable[Iterable[Hashable]] | EncodedBaskets) -> AssociationRules:
+        """Mine ``baskets``, an iterable of iterables of hashable item labels (or ``EncodedBaskets``
+        from ``read_encoded_baskets``); returns self."""
         # Check everything before the (possibly long) mining starts.
         check_min_support(self.min_support)
         check_unit_interval("min_confidence", self.min_confidence)

@@ -149,3 +149,36 @@ def test_row_popcounts_with_and_without_np_bitwise_count():
         assert _row_popcounts(words, bitwise_count=False).tolist() == expected
         if hasattr(np, "bitwise_count"):
             assert _row_popcounts(words, bitwise_count=True).tolist() == expected
+
+
+# Bytes a basket file may hold: item characters, separators, padding, blank lines, numbers
+# with and without leading zeros, and the odd character that sends the reader down its
+# general path (a quote, a non-ASCII letter, a carriage return).
+file_text_strategy = st.lists(
+    st.sampled_from(["a", "b", "tea", "7", "07", "10", "9", " ", "  ", ",", "\n", "\n\n", "\t", '"', "é", "\r\n"]),
+    min_size=1,
+    max_size=40,
+).map("".join)
+
+
+@PROPERTY_SETTINGS
+@given(text=file_text_strategy, sep=st.sampled_from([None, ",", ""]), binary=st.booleans())
+def test_array_reader_encodes_a_file_as_the_list_reader_does(text, sep, binary):
+    import io
+
+    import numpy as np
+
+    from crm_core.mining.baskets import encode_baskets, read_baskets, read_encoded_baskets
+
+    def source():
+        return io.BytesIO(text.encode("utf-8")) if binary else io.StringIO(text)
+
+    try:
+        expected = encode_baskets(read_baskets(source(), sep=sep))
+    except ValueError:
+        with pytest.raises(ValueError):
+            FrequentItemsets(1).fit(read_encoded_baskets(source(), sep=sep))
+        return
+    got = read_encoded_baskets(source(), sep=sep)
+    assert got.labels == expected.labels
+    assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.codes, expected.codes)
