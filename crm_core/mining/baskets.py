@@ -47,6 +47,10 @@ class EncodedBaskets:
     def n_items(self) -> int:
         return len(self.labels)
 
+    def __len__(self) -> int:
+        """The number of baskets, as for a list of baskets (so ``if baskets:`` reads the same)."""
+        return self.n_baskets
+
     def item_counts(self) -> np.ndarray:
         """Number of baskets holding each item, indexed by code (int64)."""
         return np.bincount(self.codes, minlength=self.n_items).astype(np.int64, copy=False)
@@ -187,6 +191,33 @@ def _sorted_baskets(
     np.cumsum(np.bincount(keys >> shift, minlength=n_baskets), out=indptr[1:])
     sorted_codes = (keys & ((1 << shift) - 1)).astype(np.int32)
     return EncodedBaskets(labels=labels, indptr=indptr, codes=sorted_codes)
+
+
+def encode_item_rows(chunks: Iterable[np.ndarray]) -> EncodedBaskets:
+    """Baskets from (basket id, item) rows of integers, given as (n, 2) arrays chunk after chunk.
+
+    The rows arrive ordered by basket id (a basket may continue into the next chunk); each
+    distinct id is one basket, repeats of an item in a basket count once, and the labels are
+    the item numbers as Python ints. This is how orders are read from the database: a query
+    streamed in chunks, each chunk turned into one array, so memory holds 16 bytes per order
+    line rather than Python objects. No rows give no baskets (which ``fit`` refuses).
+    """
+    parts = [np.asarray(chunk, dtype=np.int64).reshape(-1, 2) for chunk in chunks]
+    rows = np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.int64)
+    del parts
+    if rows.shape[0] == 0:
+        return EncodedBaskets(labels=(), indptr=np.zeros(1, dtype=np.int64), codes=np.zeros(0, dtype=np.int32))
+    basket_ids, items = rows[:, 0], rows[:, 1]
+    if rows.shape[0] > 1 and bool((basket_ids[1:] < basket_ids[:-1]).any()):
+        raise ValueError("item rows must be ordered by basket id")
+    starts_basket = np.empty(basket_ids.size, dtype=bool)
+    starts_basket[0] = True
+    np.not_equal(basket_ids[1:], basket_ids[:-1], out=starts_basket[1:])
+    basket_of_entry = np.cumsum(starts_basket) - 1
+    n_baskets = int(basket_of_entry[-1]) + 1
+    numbers, codes = np.unique(items, return_inverse=True)
+    del rows, basket_ids, items, starts_basket
+    return _sorted_baskets(basket_of_entry, codes.ravel(), tuple(numbers.tolist()), n_baskets)
 
 
 def _open_text(path_or_file: str | os.PathLike | IO) -> str:
@@ -379,4 +410,11 @@ def _split_csv_line(line: str, sep: str) -> list[str]:
     return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])
 
 
-__all__ = ["EncodedBaskets", "encode_baskets", "label_order", "read_baskets", "read_encoded_baskets"]
+__all__ = [
+    "EncodedBaskets",
+    "encode_baskets",
+    "label_order",
+    "read_baskets",
+    "read_encoded_baskets",
+    "encode_item_rows",
+]
