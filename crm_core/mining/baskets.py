@@ -149,6 +149,10 @@ def encode_baskets(baskets: Iterable[Iterable[Hashable]]) -> EncodedBaskets:
 
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n_baskets)
     n_entries = int(lengths.sum())
+    basket_of_entry = np.repeat(np.arange(n_baskets, dtype=np.int64), lengths)
+    from_text = _encode_string_items(rows, n_entries)
+    if from_text is not None:
+        return _sorted_baskets(basket_of_entry, *from_text, n_baskets)
     # One pass over all items: the defaultdict hands out codes in first-appearance order.
     first_seen: defaultdict[Hashable, int] = defaultdict(count().__next__)
     try:
@@ -161,12 +165,40 @@ def encode_baskets(baskets: Iterable[Iterable[Hashable]]) -> EncodedBaskets:
     rank = np.empty(n_items, dtype=np.int64)
     rank[order] = np.arange(n_items, dtype=np.int64)
 
-    return _sorted_baskets(
-        np.repeat(np.arange(n_baskets, dtype=np.int64), lengths),
-        rank[codes],
-        tuple(labels[i] for i in order),
-        n_baskets,
-    )
+    return _sorted_baskets(basket_of_entry, rank[codes], tuple(labels[i] for i in order), n_baskets)
+
+
+# Joins the items of all baskets in _encode_string_items; an item holding it takes the general path.
+_ITEM_JOINER = "\x1f"
+
+
+def _encode_string_items(rows: list, n_entries: int) -> tuple[np.ndarray, tuple[Hashable, ...]] | None:
+    """Codes and labels when every item is a string, from one joined text rather than a dict lookup per item.
+
+    Hashing a million item strings one by one cost more than the whole search on T10I4D100K;
+    joining them is one C call, and the joined UTF-8 bytes are tokenized and ranked with numpy
+    (UTF-8 byte order is code point order, which is how Python sorts strings). None when an
+    item is not a string, contains the joiner or a NUL, or is too long.
+    """
+    if n_entries == 0:
+        return None
+    try:
+        joined = _ITEM_JOINER.join(chain.from_iterable(rows))
+        data = joined.encode("utf-8")
+    except (TypeError, UnicodeEncodeError):
+        return None
+    if joined.count(_ITEM_JOINER) != n_entries - 1 or "\x00" in joined:
+        return None
+    del joined
+    buf = np.frombuffer(data, dtype=np.uint8)
+    joints = np.flatnonzero(buf == ord(_ITEM_JOINER))
+    starts = np.empty(n_entries, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = joints + 1
+    ends = np.empty(n_entries, dtype=np.int64)
+    ends[:-1] = joints
+    ends[-1] = buf.size
+    return _token_codes(buf, starts, ends, "utf-8")
 
 
 def _sorted_baskets(
@@ -297,7 +329,8 @@ def read_encoded_baskets(path_or_file: str | os.PathLike | IO, sep: str | None =
 def _encode_simple_bytes(data: bytes, sep: str | None) -> EncodedBaskets | None:
     """The array reader; None when the file needs the general one (see read_encoded_baskets)."""
     data = data.removeprefix(b"\xef\xbb\xbf")
-    if not data or not data.isascii():
+    # (A NUL would be lost as padding of the fixed-width labels.)
+    if not data or not data.isascii() or b"\x00" in data:
         return None
     if b"\r" in data:
         data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
@@ -325,18 +358,30 @@ def _encode_simple_bytes(data: bytes, sep: str | None) -> EncodedBaskets | None:
         starts, ends = _trimmed(buf, starts, ends)
         if starts.size == 0:
             return None
-    lengths = ends - starts
-    width = int(lengths.max())
-    if width > ARRAY_READER_MAX_LABEL:
-        return None
     # Tokens before each newline (searching the few newlines among the many tokens is the cheap way round).
     tokens_before = np.searchsorted(starts, newlines)
     per_basket = np.diff(tokens_before, prepend=0, append=starts.size)[:n_baskets]
     basket_of_token = np.repeat(np.arange(n_baskets, dtype=np.int64), per_basket)
+    tokens = _token_codes(buf, starts, ends, "ascii")
+    if tokens is None:
+        return None
+    return _sorted_baskets(basket_of_token, *tokens, n_baskets)
+
+
+def _token_codes(
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, encoding: str
+) -> tuple[np.ndarray, tuple[Hashable, ...]] | None:
+    """Codes (in label order) and labels of the tokens ``buf[starts[i]:ends[i]]``; None if one is too long."""
+    lengths = ends - starts
+    width = int(lengths.max())
+    if width > ARRAY_READER_MAX_LABEL:
+        return None
+    if width == 0:  # every item is the empty string
+        return np.zeros(starts.size, dtype=np.int64), ("",)
     codes, labels = _number_codes(buf, starts, lengths, width)
     if codes is None:
-        codes, labels = _byte_string_codes(buf, starts, lengths, width)
-    return _sorted_baskets(basket_of_token, codes, labels, n_baskets)
+        codes, labels = _byte_string_codes(buf, starts, lengths, width, encoding)
+    return codes, labels
 
 
 def _trimmed(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -367,7 +412,7 @@ def _number_codes(buf, starts, lengths, width):
     Labels stay strings, ranked as strings (``"10" < "9"``), as ``read_baskets`` gives them.
     Returns (None, None) when the tokens are not all such numbers.
     """
-    if width > 7:
+    if width > 7 or width == 0 or bool((lengths == 0).any()):
         return None, None
     values = np.zeros(starts.size, dtype=np.int32)  # at most 7 digits
     for column, digits, present in _token_columns(buf, starts, lengths, width):
@@ -390,7 +435,7 @@ def _number_codes(buf, starts, lengths, width):
     return code_of_number[values], tuple(labels)
 
 
-def _byte_string_codes(buf, starts, lengths, width):
+def _byte_string_codes(buf, starts, lengths, width, encoding):
     """Codes for any tokens: a sort of their bytes, which for ASCII is the order of the strings."""
     padded = np.zeros((starts.size, width), dtype=np.uint8)
     for column, byte, present in _token_columns(buf, starts, lengths, width):
@@ -398,7 +443,7 @@ def _byte_string_codes(buf, starts, lengths, width):
     # Zero padding sorts before any character, so "ab" < "abc" as for strings.
     tokens = padded.view(f"S{width}").ravel()
     unique, codes = np.unique(tokens, return_inverse=True)
-    labels = tuple(label.decode("ascii") for label in unique.tolist())
+    labels = tuple(label.decode(encoding) for label in unique.tolist())
     return codes.astype(np.int64, copy=False).ravel(), labels
 
 

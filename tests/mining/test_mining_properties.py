@@ -172,3 +172,22 @@ def test_array_reader_encodes_a_file_as_the_list_reader_does(text, sep, binary):
     got = read_encoded_baskets(source(), sep=sep)
     assert got.labels == expected.labels
     assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.codes, expected.codes)
+
+
+string_items = st.sampled_from(["", "a", "b", "é", "中", "7", "07", "10", "9", "a\x1fb", "x\x00", "tea"])
+
+
+@PROPERTY_SETTINGS
+@given(baskets=st.lists(st.lists(string_items, max_size=6), min_size=1, max_size=12))
+def test_string_items_are_encoded_in_string_order(baskets):
+    # String items are ranked from their joined UTF-8 bytes (or one by one when an item holds
+    # the joiner or a NUL); either way labels come in Python's string order.
+    from crm_core.mining.baskets import encode_baskets
+
+    encoded = encode_baskets(baskets)
+    assert list(encoded.labels) == sorted({item for basket in baskets for item in basket})
+    decoded = [
+        [encoded.labels[code] for code in encoded.codes[lo:hi]]
+        for lo, hi in zip(encoded.indptr[:-1], encoded.indptr[1:])
+    ]
+    assert decoded == [sorted(set(basket)) for basket in baskets]
