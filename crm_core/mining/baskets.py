@@ -191,13 +191,14 @@ def _encode_string_items(rows: list, n_entries: int) -> tuple[np.ndarray, tuple[
         return None
     del joined
     buf = np.frombuffer(data, dtype=np.uint8)
-    joints = np.flatnonzero(buf == ord(_ITEM_JOINER))
-    starts = np.empty(n_entries, dtype=np.int64)
+    joints = _positions(np.flatnonzero(buf == ord(_ITEM_JOINER)), buf.size + 1)
+    starts = np.empty(n_entries, dtype=joints.dtype)
     starts[0] = 0
-    starts[1:] = joints + 1
-    ends = np.empty(n_entries, dtype=np.int64)
+    np.add(joints, 1, out=starts[1:])
+    ends = np.empty(n_entries, dtype=joints.dtype)
     ends[:-1] = joints
     ends[-1] = buf.size
+    del joints
     return _token_codes(buf, starts, ends, "utf-8")
 
 
@@ -210,8 +211,12 @@ def _sorted_baskets(
     # nearly sorted (basket-major), which the stable sort (timsort/radix) handles in close to
     # linear time; it was a little faster than the default sort on T10I4D100K.
     shift = max(1, len(labels).bit_length())
-    keys = basket_of_entry.astype(np.int64, copy=False) << shift
-    keys |= codes
+    # 32-bit keys when they fit (T10I4D100K: 27 bits): half the memory, and a faster sort.
+    key_type = np.int32 if (n_baskets << shift) < _INT32_LIMIT else np.int64
+    keys: np.ndarray[Any, np.dtype[np.signedinteger]] = basket_of_entry.astype(key_type)
+    keys <<= shift
+    keys |= codes.astype(key_type, copy=False)
+    del basket_of_entry, codes
     keys.sort(kind="stable")
     if keys.size > 1:
         distinct = np.empty(keys.size, dtype=bool)
@@ -221,8 +226,16 @@ def _sorted_baskets(
             keys = keys[distinct]
     indptr = np.zeros(n_baskets + 1, dtype=np.int64)
     np.cumsum(np.bincount(keys >> shift, minlength=n_baskets), out=indptr[1:])
-    sorted_codes = (keys & ((1 << shift) - 1)).astype(np.int32)
-    return EncodedBaskets(labels=labels, indptr=indptr, codes=sorted_codes)
+    keys &= (1 << shift) - 1
+    return EncodedBaskets(labels=labels, indptr=indptr, codes=keys.astype(np.int32, copy=False))
+
+
+_INT32_LIMIT = 1 << 31
+
+
+def _positions(indices: np.ndarray, limit: int) -> np.ndarray:
+    """Byte positions as int32 when the text is under 2 GB (half the memory of int64)."""
+    return indices.astype(np.int32) if limit < _INT32_LIMIT else indices
 
 
 def encode_item_rows(chunks: Iterable[np.ndarray]) -> EncodedBaskets:
@@ -348,7 +361,8 @@ def _encode_simple_bytes(data: bytes, sep: str | None) -> EncodedBaskets | None:
     in_token = ~is_separator[buf]
     # Token boundaries: where in_token flips. Padding with False on both sides makes every
     # token contribute one start and one end.
-    flips = np.flatnonzero(np.diff(in_token, prepend=False, append=False))
+    flips = _positions(np.flatnonzero(np.diff(in_token, prepend=False, append=False)), buf.size + 1)
+    del in_token
     starts, ends = flips[0::2], flips[1::2]
     newlines = np.flatnonzero(buf == ord("\n"))
     n_baskets = newlines.size + (0 if data.endswith(b"\n") else 1)
@@ -401,9 +415,12 @@ def _trimmed(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.
 def _token_columns(buf: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int):
     """Yield (column, bytes of every token at that column, which tokens are that long)."""
     last = buf.size - 1
+    position = np.minimum(starts, last)  # an empty last token starts at the end of the text
     for column in range(width):
         present = lengths > column
-        yield column, buf[np.minimum(starts + column, last)], present
+        yield column, buf[position], present
+        position += 1
+        np.minimum(position, last, out=position)
 
 
 def _number_codes(buf, starts, lengths, width):
@@ -430,8 +447,8 @@ def _number_codes(buf, starts, lengths, width):
     seen[values] = True
     numbers = np.flatnonzero(seen)
     labels = sorted(map(str, numbers.tolist()))
-    code_of_number = np.zeros(largest + 1, dtype=np.int64)
-    code_of_number[[int(label) for label in labels]] = np.arange(len(labels), dtype=np.int64)
+    code_of_number = np.zeros(largest + 1, dtype=np.int32)
+    code_of_number[[int(label) for label in labels]] = np.arange(len(labels), dtype=np.int32)
     return code_of_number[values], tuple(labels)
 
 
