@@ -1,10 +1,16 @@
-"""Association-rule mining: ours against mlxtend and pyfim on Groceries and T10I4D100K.
+"""Association-rule mining: ours against pyfim (Borgelt's C), and optionally mlxtend.
 
 Run with ``python -m benchmarks mining`` (options after ``--``: ``--quick``, ``--repeat N``,
-``--no-memory``, ``--datasets groceries,t10``).
+``--no-memory``, ``--no-processes``, ``--mlxtend``, ``--datasets groceries,t10,retail``,
+``--supports 0.001,0.0005``).
 
-For each data set (read once with ``read_baskets``; reading is not timed) and library it
-measures two tasks starting from the same Python list of baskets:
+Data sets: Groceries and T10I4D100K from the shared data folder, and a retail basket file of
+the shape of FIMI's retail.dat (88,162 baskets), generated once by
+``benchmarks/retail_baskets.py``. Each is mined at every support (confidence 0.8, at most 10
+items, arules' default ``maxlen``).
+
+In-process, for each data set (read once with ``read_baskets``; reading is not timed), two
+tasks from the same Python list of baskets:
 
 - ``itemsets``: all frequent itemsets as Python objects. Ours: ``FrequentItemsets(...).fit``
   plus building ``itemsets_``; pyfim: ``fim.eclat``; mlxtend: ``TransactionEncoder`` one-hot
@@ -12,17 +18,19 @@ measures two tasks starting from the same Python list of baskets:
 - ``rules``: the whole pipeline to rules with a single-item consequent. Ours:
   ``AssociationRules(...).fit`` plus building ``rules_``; pyfim: ``fim.arules`` with arules'
   rule-support definition (mode ``o``) and ``zmin=2`` (no empty antecedents); mlxtend: the
-  itemset stage plus ``association_rules`` (which also derives multi-item consequents;
-  only single-item ones are counted). mlxtend's itemset and rule times come from the same
-  run, one stage after the other.
+  itemset stage plus ``association_rules`` (only single-item consequents are counted).
 
-Time is the best wall time of at least N runs (5; fast ones are repeated for about a second,
-up to 50 runs; mlxtend on T10I4D100K: 1 run, it takes 10-20 s).
-Memory is the peak resident set size above the loaded baskets, measured in a fresh
-subprocess per (library, task) after a warm-up on 500 baskets, with the kernel's peak-RSS
-counter reset just before the run (``/proc/self/clear_refs``); this also sees pyfim's C
-allocations, which ``tracemalloc`` would not. Thresholds: support 0.001, confidence 0.8,
-at most 10 items (arules' default ``maxlen``).
+Ours and pyfim run in turn, at least N times each (5; fast ones for about a second, up to 50);
+the best wall and best CPU time of each are reported, and their ratios against the targets
+(1.2x time, 1.5x memory). Memory is the peak resident set size above the loaded baskets,
+measured in a fresh subprocess per (library, task) after a warm-up on 500 baskets, with the
+kernel's peak-RSS counter reset just before the run (``/proc/self/clear_refs``); this also sees
+pyfim's C allocations, which ``tracemalloc`` would not.
+
+Whole processes: ``chatcrm mine --baskets FILE --format json`` against
+``benchmarks/pyfim_mine.py`` (a script calling pyfim that prints the same rules as the same
+JSON; the outputs are compared byte for byte), in turn after a warm-up, with wall time, CPU
+time and peak RSS from ``/usr/bin/time``; medians and pairwise ratios.
 """
 
 from __future__ import annotations
