@@ -1,10 +1,16 @@
-"""Association-rule mining: ours against mlxtend and pyfim on Groceries and T10I4D100K.
+"""Association-rule mining: ours against pyfim (Borgelt's C), and optionally mlxtend.
 
 Run with ``python -m benchmarks mining`` (options after ``--``: ``--quick``, ``--repeat N``,
-``--no-memory``, ``--datasets groceries,t10``).
+``--no-memory``, ``--no-processes``, ``--mlxtend``, ``--datasets groceries,t10,retail``,
+``--supports 0.001,0.0005``).
 
-For each data set (read once with ``read_baskets``; reading is not timed) and library it
-measures two tasks starting from the same Python list of baskets:
+Data sets: Groceries and T10I4D100K from the shared data folder, and a retail basket file of
+the shape of FIMI's retail.dat (88,162 baskets), generated once by
+``benchmarks/retail_baskets.py``. Each is mined at every support (confidence 0.8, at most 10
+items, arules' default ``maxlen``).
+
+In-process, for each data set (read once with ``read_baskets``; reading is not timed), two
+tasks from the same Python list of baskets:
 
 - ``itemsets``: all frequent itemsets as Python objects. Ours: ``FrequentItemsets(...).fit``
   plus building ``itemsets_``; pyfim: ``fim.eclat``; mlxtend: ``TransactionEncoder`` one-hot
@@ -12,17 +18,19 @@ measures two tasks starting from the same Python list of baskets:
 - ``rules``: the whole pipeline to rules with a single-item consequent. Ours:
   ``AssociationRules(...).fit`` plus building ``rules_``; pyfim: ``fim.arules`` with arules'
   rule-support definition (mode ``o``) and ``zmin=2`` (no empty antecedents); mlxtend: the
-  itemset stage plus ``association_rules`` (which also derives multi-item consequents;
-  only single-item ones are counted). mlxtend's itemset and rule times come from the same
-  run, one stage after the other.
+  itemset stage plus ``association_rules`` (only single-item consequents are counted).
 
-Time is the best wall time of at least N runs (5; fast ones are repeated for about a second,
-up to 50 runs; mlxtend on T10I4D100K: 1 run, it takes 10-20 s).
-Memory is the peak resident set size above the loaded baskets, measured in a fresh
-subprocess per (library, task) after a warm-up on 500 baskets, with the kernel's peak-RSS
-counter reset just before the run (``/proc/self/clear_refs``); this also sees pyfim's C
-allocations, which ``tracemalloc`` would not. Thresholds: support 0.001, confidence 0.8,
-at most 10 items (arules' default ``maxlen``).
+Ours and pyfim run in turn, at least N times each (5; fast ones for about a second, up to 50);
+the best wall and best CPU time of each are reported, and their ratios against the targets
+(1.2x time, 1.5x memory). Memory is the peak resident set size above the loaded baskets,
+measured in a fresh subprocess per (library, task) after a warm-up on 500 baskets, with the
+kernel's peak-RSS counter reset just before the run (``/proc/self/clear_refs``); this also sees
+pyfim's C allocations, which ``tracemalloc`` would not.
+
+Whole processes: ``chatcrm mine --baskets FILE --format json`` against
+``benchmarks/pyfim_mine.py`` (a script calling pyfim that prints the same rules as the same
+JSON; the outputs are compared byte for byte), in turn after a warm-up, with wall time, CPU
+time and peak RSS from ``/usr/bin/time``; medians and pairwise ratios.
 """
 
 from __future__ import annotations
@@ -35,9 +43,11 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from statistics import median
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,17 +64,32 @@ class Dataset:
 DATASETS = {
     "groceries": Dataset("groceries", "groceries.csv", 0.001, 0.8, 10),
     "t10": Dataset("t10", "T10I4D100K.dat", 0.001, 0.8, 10),
+    # Built on first use (benchmarks/retail_baskets.py): the shape of FIMI's retail.dat.
+    "retail": Dataset("retail", "retail.dat", 0.001, 0.8, 10),
 }
+SUPPORTS = (0.001, 0.0005)
+# Where the generated retail file is kept between runs.
+GENERATED_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "chatcrm-bench"
 LIBRARIES = ("ours", "pyfim", "mlxtend")
 TASKS = ("itemsets", "rules")
 
 
 def data_file(dataset: Dataset) -> Path | None:
-    """``<repo>/../shared/data/<file>``, else ``$CHATCRM_SHARED_DATA/<file>``, else None."""
+    """``<repo>/../shared/data/<file>``, else ``$CHATCRM_SHARED_DATA/<file>``, else None.
+
+    The retail file, when it is in neither place, is generated once into GENERATED_DIR."""
     candidates = [REPO_ROOT.parent / "shared" / "data" / dataset.filename]
     if os.environ.get("CHATCRM_SHARED_DATA"):
         candidates.append(Path(os.environ["CHATCRM_SHARED_DATA"]) / dataset.filename)
-    return next((path for path in candidates if path.is_file()), None)
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None and dataset.key == "retail":
+        from benchmarks.retail_baskets import write_retail_file
+
+        found = GENERATED_DIR / dataset.filename
+        if not found.is_file():
+            GENERATED_DIR.mkdir(parents=True, exist_ok=True)
+            write_retail_file(found.with_suffix(".tmp")).rename(found)
+    return found
 
 
 def load(dataset: Dataset) -> list[list[str]]:
@@ -187,6 +212,32 @@ def best_time(library: str, task: str, baskets, ds: Dataset, repeat: int) -> tup
     return result, best, runs
 
 
+def paired_best(task: str, baskets, ds: Dataset, repeat: int) -> dict[str, dict]:
+    """Ours and pyfim in turn (the first of each pair alternating), best wall and CPU time of each.
+
+    On a shared machine the best of many interleaved runs is what finds the quiet moments for
+    both alike; CPU time (``time.process_time``) is not inflated by waiting for a core.
+    """
+    libraries = ("ours", "pyfim")
+    out: dict[str, dict] = {lib: {"wall": float("inf"), "cpu": float("inf")} for lib in libraries}
+    runs = repeat
+    done = 0
+    while done < runs:
+        for library in libraries if done % 2 == 0 else libraries[::-1]:
+            gc.collect()
+            started, cpu_started = time.perf_counter(), time.process_time()
+            out[library]["result"] = RUNNERS[library](task, baskets, ds)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            out[library]["wall"] = min(out[library]["wall"], wall)
+            out[library]["cpu"] = min(out[library]["cpu"], cpu)
+            if done == 0 and library == "ours" and repeat > 1:
+                runs = max(repeat, min(FAST_RUN_CAP, int(FAST_RUN_BUDGET_S / max(wall, 1e-6))))
+        done += 1
+    for library in libraries:
+        out[library]["runs"] = runs
+    return out
+
+
 # --- memory, in a child process -------------------------------------------------------------
 
 
@@ -203,8 +254,8 @@ def _release_free_heap() -> None:
         pass
 
 
-def child(library: str, task: str, dataset_key: str) -> None:
-    ds = DATASETS[dataset_key]
+def child(library: str, task: str, dataset_key: str, min_support: str) -> None:
+    ds = replace(DATASETS[dataset_key], min_support=float(min_support))
     baskets = load(ds)
     # Warm-up (imports, lazy initialisation) on a slice at a high support: at 0.001 of 200
     # baskets every subset of every basket would be frequent.
@@ -228,7 +279,7 @@ def child(library: str, task: str, dataset_key: str) -> None:
 
 def peak_memory(library: str, task: str, ds: Dataset) -> dict | None:
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_mining", "--child", library, task, ds.key],
+        [sys.executable, "-m", "benchmarks.bench_mining", "--child", library, task, ds.key, repr(ds.min_support)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -240,25 +291,86 @@ def peak_memory(library: str, task: str, ds: Dataset) -> dict | None:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+# --- whole processes: chatcrm mine against a script calling pyfim ----------------------------
+
+
+def process_commands(ds: Dataset, path: Path) -> dict[str, list[str]]:
+    thresholds = [repr(ds.min_support), repr(ds.min_confidence)]
+    return {
+        "ours": [sys.executable, "-m", "bot.cli", "mine", "--baskets", str(path), "--min-support", thresholds[0]]
+        + ["--min-confidence", thresholds[1], "--max-len", str(ds.max_len), "--format", "json"],
+        "pyfim": [sys.executable, str(REPO_ROOT / "benchmarks" / "pyfim_mine.py"), str(path), *thresholds]
+        + [str(ds.max_len)],
+    }
+
+
+def run_process(command: list[str]) -> tuple[float, float, float, bytes]:
+    """(wall s, cpu s, peak RSS MiB, stdout) of one run, as ``/usr/bin/time`` accounts for it.
+
+    Not ``os.wait4`` on our own child: Linux carries a process's peak RSS across fork and exec,
+    so a child of this (large) benchmark process would report at least our own size.
+    """
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            ["/usr/bin/time", "-o", timing.name, "-f", "%U %S %M", *command],
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        wall = time.perf_counter() - started  # finer than time's own 10 ms
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(command[:4])} ... exited with {proc.returncode}")
+        user, system, peak_kb = timing.read().split()[-3:]
+    return wall, float(user) + float(system), int(peak_kb) / 1024, proc.stdout
+
+
+def compare_processes(ds: Dataset, path: Path, runs: int) -> dict:
+    """Both commands in turn (ours, pyfim, ours, ...) after one warm-up each; medians and pairwise ratios."""
+    commands = process_commands(ds, path)
+    for command in commands.values():
+        run_process(command)
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in commands}
+    outputs = {}
+    for _ in range(runs):
+        for name, command in commands.items():
+            wall, cpu, peak, outputs[name] = run_process(command)
+            figures[name].append((wall, cpu, peak))
+    pairs = list(zip(figures["ours"], figures["pyfim"]))
+    return {
+        "same_output": outputs["ours"] == outputs["pyfim"],
+        "rules": outputs["ours"].count(b'"antecedent"'),
+        **{
+            f"{name}_{what}": median(row[i] for row in rows)
+            for name, rows in figures.items()
+            for i, what in enumerate(("wall", "cpu", "peak"))
+        },
+        **{f"ratio_{what}": median(a[i] / b[i] for a, b in pairs) for i, what in enumerate(("wall", "cpu", "peak"))},
+    }
+
+
 # --- driver ---------------------------------------------------------------------------------
 
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks mining --", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 runs each, mlxtend only on Groceries")
+    parser.add_argument("--quick", action="store_true", help="2 runs each, no mlxtend")
     parser.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 5, quick 2)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.add_argument("--datasets", default="groceries,t10", help="comma-separated: groceries,t10")
-    parser.add_argument("--child", nargs=3, metavar=("LIBRARY", "TASK", "DATASET"), help=argparse.SUPPRESS)
+    parser.add_argument("--no-processes", action="store_true", help="skip the whole-process comparison")
+    parser.add_argument("--mlxtend", action="store_true", help="also run mlxtend (support 0.001 only; slow)")
+    parser.add_argument("--datasets", default="groceries,t10,retail", help="comma-separated: groceries,t10,retail")
+    parser.add_argument("--supports", default=",".join(map(repr, SUPPORTS)), help="comma-separated minimum supports")
+    parser.add_argument("--child", nargs=4, metavar=("LIBRARY", "TASK", "DATASET", "SUPPORT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(*args.child)
         return
 
     repeat = args.repeat or (2 if args.quick else 5)
-    libraries = [lib for lib in LIBRARIES if lib != "pyfim" or have_pyfim()]
+    libraries = [lib for lib in LIBRARIES if (lib != "pyfim" or have_pyfim()) and (lib != "mlxtend" or args.mlxtend)]
     if "pyfim" not in libraries:
-        print("pyfim is not installed (pip install -e '.[bench]'); comparing with mlxtend only")
+        print("pyfim is not installed (pip install -e '.[bench]'); no ratios to report")
     loadavg = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), load average {loadavg} (other work on the "
@@ -266,68 +378,125 @@ def main(argv: list[str]) -> None:
     )
 
     rows = []
+    processes = []
     for key in args.datasets.split(","):
-        ds = DATASETS[key.strip()]
-        if data_file(ds) is None:
+        base = DATASETS[key.strip()]
+        path = data_file(base)
+        if path is None:
             print(
-                f"\n[{ds.key}] skipped: {ds.filename} not found in {REPO_ROOT.parent / 'shared' / 'data'} "
+                f"\n[{base.key}] skipped: {base.filename} not found in {REPO_ROOT.parent / 'shared' / 'data'} "
                 f"(or set CHATCRM_SHARED_DATA to the directory holding it)"
             )
             continue
         started = time.perf_counter()
-        baskets = load(ds)
+        baskets = load(base)
         print(
-            f"\n[{ds.key}] {len(baskets):,} baskets read in {time.perf_counter() - started:.2f} s; "
-            f"support {ds.min_support}, confidence {ds.min_confidence}, max_len {ds.max_len}",
+            f"\n[{base.key}] {len(baskets):,} baskets read in {time.perf_counter() - started:.2f} s ({path})",
             flush=True,
         )
-        counts: dict[tuple[str, str], int] = {}
-        for library in libraries:
-            if library == "mlxtend" and ds.key == "t10" and args.quick:
-                print("  mlxtend skipped on t10 with --quick (about 20 s per run)")
-                continue
-            runs = 1 if (library == "mlxtend" and ds.key == "t10") else repeat
-            tasks = ("rules",) if library == "mlxtend" else TASKS  # one mlxtend run times both stages
-            for task in tasks:
-                result, best, runs = best_time(library, task, baskets, ds, runs)
-                for stage, seconds in best.items():
-                    counts[(library, stage)] = result[stage]
-                    memory = None if args.no_memory else peak_memory(library, stage, ds)
-                    rows.append((ds.key, library, stage, seconds, runs, memory, result[stage]))
-                    mem = "-" if memory is None else f"{memory['peak_mb']:.1f}"
-                    print(
-                        f"  {library:8s} {stage:9s} {seconds:9.4f} s  peak {mem:>6s} MB  -> {result[stage]:,}",
-                        flush=True,
-                    )
-        for task in TASKS:
-            found = {lib: n for (lib, t), n in counts.items() if t == task}
-            agree = len(set(found.values())) <= 1
-            detail = ", ".join(f"{lib} {n:,}" for lib, n in found.items())
-            print(f"  {task}: {'outputs agree' if agree else 'MISMATCH'} ({detail})")
-            if task == "rules" and not agree and "mlxtend" in found:
-                explain_mlxtend_gap(baskets, ds, found)
+        for support in (float(x) for x in args.supports.split(",")):
+            ds = replace(base, min_support=support)
+            print(f"  support {ds.min_support}, confidence {ds.min_confidence}, max_len {ds.max_len}", flush=True)
+            counts: dict[tuple[str, str], int] = {}
+            if "pyfim" in libraries:
+                for task in TASKS:
+                    paired = paired_best(task, baskets, ds, repeat)
+                    for library, figures in paired.items():
+                        record(rows, counts, ds, library, task, figures, args.no_memory)
+            if "mlxtend" in libraries and support >= 0.001 and not (ds.key == "t10" and args.quick):
+                result, best, runs = best_time("mlxtend", "rules", baskets, ds, 1 if ds.key == "t10" else repeat)
+                for stage, seconds in best.items():  # one mlxtend run times both stages
+                    figures = {"result": result, "wall": seconds, "cpu": None, "runs": runs}
+                    record(rows, counts, ds, "mlxtend", stage, figures, args.no_memory)
+            for task in TASKS:
+                found = {lib: n for (lib, t), n in counts.items() if t == task}
+                agree = len(set(found.values())) <= 1
+                detail = ", ".join(f"{lib} {n:,}" for lib, n in found.items())
+                print(f"    {task}: {'outputs agree' if agree else 'MISMATCH'} ({detail})")
+                if task == "rules" and not agree and "mlxtend" in found:
+                    explain_mlxtend_gap(baskets, ds, found)
+            if not args.no_processes and "pyfim" in libraries:
+                compared = compare_processes(ds, path, max(3, repeat))
+                processes.append((ds.key, support, compared))
+                print(
+                    f"    whole process: ours {compared['ours_wall']:.2f} s / {compared['ours_peak']:.0f} MiB, "
+                    f"pyfim script {compared['pyfim_wall']:.2f} s / {compared['pyfim_peak']:.0f} MiB, "
+                    f"{compared['rules']:,} rules, output {'identical' if compared['same_output'] else 'DIFFERENT'}",
+                    flush=True,
+                )
+        del baskets
+    report(rows, processes)
 
+
+def record(rows: list, counts: dict, ds: Dataset, library: str, task: str, figures: dict, no_memory: bool) -> None:
+    n = figures["result"][task]
+    counts[(library, task)] = n
+    memory = None if no_memory else peak_memory(library, task, ds)
+    rows.append((ds.key, ds.min_support, library, task, figures["wall"], figures["cpu"], figures["runs"], memory, n))
+    mem = "-" if memory is None else f"{memory['peak_mb']:.1f}"
+    cpu = "-" if figures["cpu"] is None else f"{figures['cpu']:.4f}"
+    print(f"    {library:8s} {task:9s} {figures['wall']:9.4f} s (cpu {cpu} s)  peak {mem:>6s} MB  -> {n:,}", flush=True)
+
+
+def report(rows: list, processes: list) -> None:
     if not rows:
         return
-    print("\n| dataset | library | task | best time (s) | runs | peak memory (MB) | output |")
-    print("|---|---|---|---:|---:|---:|---:|")
-    for dataset, library, task, seconds, runs, memory, n in rows:
+    print("\n| dataset | support | library | task | best wall (s) | best cpu (s) | runs | peak memory (MB) | output |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+    for dataset, support, library, task, wall, cpu, runs, memory, n in rows:
         mem = "-" if memory is None else f"{memory['peak_mb']:.1f}"
-        print(f"| {dataset} | {library} | {task} | {seconds:.4f} | {runs} | {mem} | {n:,} {task} |")
+        cpu_text = "-" if cpu is None else f"{cpu:.4f}"
+        print(
+            f"| {dataset} | {support} | {library} | {task} | {wall:.4f} | {cpu_text} | {runs} | {mem} | {n:,} {task} |"
+        )
 
-    times = {(d, lib, t): s for d, lib, t, s, *_ in rows}
-    print("\nratios (targets: mlxtend/ours >= 20, ours/pyfim <= 3):")
-    for dataset in dict.fromkeys(d for d, *_ in rows):
+    figures = {(d, s, lib, t): (wall, cpu, mem) for d, s, lib, t, wall, cpu, _, mem, _ in rows}
+    print(f"\nin-process, ours / pyfim (targets: time <= {TIME_TARGET}x, peak memory <= {MEMORY_TARGET}x):")
+    print(
+        "| dataset | support | task | wall ours / pyfim | cpu ours / pyfim | peak memory ours / pyfim | mlxtend / ours |"
+    )
+    print("|---|---|---|---:|---:|---:|---:|")
+    for dataset, support in dict.fromkeys((d, s) for d, s, *_ in rows):
         for task in TASKS:
-            ours = times.get((dataset, "ours", task))
-            if ours is None:
+            ours = figures.get((dataset, support, "ours", task))
+            peer = figures.get((dataset, support, "pyfim", task))
+            if ours is None or peer is None:
                 continue
-            parts = []
-            if (dataset, "mlxtend", task) in times:
-                parts.append(f"mlxtend/ours = {times[(dataset, 'mlxtend', task)] / ours:6.1f}x")
-            if (dataset, "pyfim", task) in times:
-                parts.append(f"ours/pyfim = {ours / times[(dataset, 'pyfim', task)]:4.2f}x")
-            print(f"  {dataset:9s} {task:9s} " + "   ".join(parts))
+            memory = "-"
+            if ours[2] and peer[2]:
+                memory = f"{ours[2]['peak_mb']:.1f} / {peer[2]['peak_mb']:.1f} MB = " + _verdict(
+                    ours[2]["peak_mb"] / max(peer[2]["peak_mb"], 0.1), MEMORY_TARGET
+                )
+            slower = figures.get((dataset, support, "mlxtend", task))
+            versus = f"{slower[0] / ours[0]:.1f}x" if slower else "-"
+            print(
+                f"| {dataset} | {support} | {task} | {ours[0] * 1000:.1f} / {peer[0] * 1000:.1f} ms = "
+                f"{_verdict(ours[0] / peer[0], TIME_TARGET)} | {_verdict(ours[1] / peer[1], TIME_TARGET)} | "
+                f"{memory} | {versus} |"
+            )
+    if processes:
+        print(
+            "\nwhole processes, `chatcrm mine --format json` / a script calling pyfim (medians; ratios pair by pair):"
+        )
+        print(
+            "| dataset | support | rules | wall ours / pyfim | cpu ours / pyfim | peak RSS ours / pyfim | same JSON |"
+        )
+        print("|---|---|---:|---:|---:|---:|---|")
+        for dataset, support, c in processes:
+            print(
+                f"| {dataset} | {support} | {c['rules']:,} | {c['ours_wall']:.2f} / {c['pyfim_wall']:.2f} s = "
+                f"{_verdict(c['ratio_wall'], TIME_TARGET)} | {_verdict(c['ratio_cpu'], TIME_TARGET)} | "
+                f"{c['ours_peak']:.0f} / {c['pyfim_peak']:.0f} MiB = {_verdict(c['ratio_peak'], MEMORY_TARGET)} | "
+                f"{'yes' if c['same_output'] else 'NO'} |"
+            )
+
+
+TIME_TARGET = 1.2
+MEMORY_TARGET = 1.5
+
+
+def _verdict(ratio: float, target: float) -> str:
+    return f"{ratio:.2f}x" + ("" if ratio <= target else " (missed)")
 
 
 if __name__ == "__main__":

@@ -476,10 +476,10 @@ def cmd_mine(args: argparse.Namespace) -> int:
     if args.min_support is None or args.min_confidence is None:
         print("chatcrm mine: a basket file needs --min-support and --min-confidence", file=sys.stderr)
         return 2
-    from crm_core.mining import AssociationRules, format_rules, read_baskets
+    from crm_core.mining import AssociationRules, format_rules, read_encoded_baskets
 
     try:
-        baskets = read_baskets(args.baskets, sep=args.sep)
+        baskets = read_encoded_baskets(args.baskets, sep=args.sep)
         model = AssociationRules(args.min_support, args.min_confidence, max_len=args.max_len).fit(baskets)
     except FileNotFoundError:
         print(f"chatcrm mine: no such file: {args.baskets}", file=sys.stderr)

@@ -167,3 +167,22 @@ def test_nightly_job_skips_customers_without_owner_and_reps_without_chat(app, sh
     assert _outbox(app) == []
     with app.uow() as uow:
         assert uow.session.scalars(sa.select(MiningRun)).one().n_rules > 0
+
+
+def test_baskets_are_streamed_in_chunks_into_the_same_baskets(app, shop):
+    # Three order lines per round trip: orders straddle the chunks, and each stays one basket.
+    ids = shop["ids"]
+    since = NOW - timedelta(days=365)
+    with app.uow() as uow:
+        streamed = market_basket.baskets_since(uow, since, NOW, chunk_rows=3)
+        whole = market_basket.baskets_since(uow, since, NOW)
+        empty = market_basket.baskets_since(uow, NOW, NOW + timedelta(days=1))
+    assert len(streamed) == 41 and len(empty) == 0 and not empty
+    assert streamed.labels == whole.labels == tuple(sorted(ids.values()))
+    assert streamed.indptr.tolist() == whole.indptr.tolist() and streamed.codes.tolist() == whole.codes.tolist()
+    baskets = [
+        sorted(streamed.labels[c] for c in streamed.codes[lo:hi])
+        for lo, hi in zip(streamed.indptr[:-1], streamed.indptr[1:])
+    ]
+    assert baskets.count(sorted([ids["PRN"], ids["TON"], ids["PAP"]])) == 16
+    assert baskets.count([ids["MUG"]]) == 24 and baskets.count(sorted([ids["TON"], ids["PAP"]])) == 1

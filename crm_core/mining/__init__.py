@@ -6,6 +6,7 @@ Public API::
     AssociationRules(min_support, min_confidence, min_lift=None,
                      max_len=None).fit(baskets)                    -> .rules_, .itemsets_, .n_baskets_
     read_baskets(path_or_file, sep=None)                           -> list of baskets
+    read_encoded_baskets(path_or_file, sep=None)                   -> EncodedBaskets (fit takes them too)
     format_rules(rules, fmt="table" | "csv" | "json")              -> str
 
 Our own implementation on numpy (no mining library at run time); definitions and results
@@ -14,7 +15,7 @@ match R's arules and mlxtend. Modules: ``baskets`` (reading and integer encoding
 checks and tolerant threshold arithmetic), ``formatting``.
 """
 
-from crm_core.mining.baskets import read_baskets
+from crm_core.mining.baskets import EncodedBaskets, read_baskets, read_encoded_baskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.formatting import format_rules
 from crm_core.mining.itemsets import FrequentItemsets, Itemset
@@ -22,10 +23,12 @@ from crm_core.mining.rules import AssociationRules, Rule
 
 __all__ = [
     "AssociationRules",
+    "EncodedBaskets",
     "FrequentItemsets",
     "Itemset",
     "NotFittedError",
     "Rule",
     "format_rules",
     "read_baskets",
+    "read_encoded_baskets",
 ]

@@ -38,14 +38,46 @@ import numpy as np
 
 from crm_core.mining.baskets import EncodedBaskets
 
-# Pairs handled per numpy batch: bounds the temporaries (about 24 bytes per pair) whatever
-# the basket lengths, and keeps a batch's arrays in the CPU cache, which made the whole
-# search 10-30 % faster than batches of a million pairs.
-PAIR_CHUNK = 1 << 16
-# Pairs counted per bincount call (at least; see _emit_candidates).
-COUNT_SPAN = 1 << 20
-# Bitset words ANDed per numpy batch (2 MB per temporary).
-BITSET_CHUNK_WORDS = 1 << 18
+COUNTING_CHOICES = ("auto", "dense", "sparse")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How the search runs (never what it finds): the estimators' tuning parameters.
+
+    ``pair_chunk``: pairs handled per numpy batch. It bounds the temporaries (about 24 bytes
+    per pair) whatever the basket lengths, and keeps a batch's arrays in the CPU cache, which
+    made the whole search 10-30 % faster than batches of a million pairs.
+    ``count_span``: pairs counted per ``bincount`` call (at least; see _emit_candidates).
+    ``bitset_chunk_words``: bitset words ANDed per numpy batch (2 MB per temporary).
+    ``counting``: ``"dense"`` counts candidates with a ``bincount`` array, ``"sparse"`` by
+    sorting the pairs, ``"auto"`` picks per level (``use_dense_counts``).
+    ``bitsets``: ``"auto"`` switches from occurrence lists to bitsets when that is estimated
+    cheaper (``prefer_bitsets``), ``"never"`` stays on lists, and an int k counts every level
+    after the k-th on bitsets.
+    """
+
+    pair_chunk: int = 1 << 16
+    count_span: int = 1 << 20
+    bitset_chunk_words: int = 1 << 18
+    counting: str = "auto"
+    bitsets: str | int = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("pair_chunk", "count_span", "bitset_chunk_words"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1; got {value!r}")
+        if self.counting not in COUNTING_CHOICES:
+            raise ValueError(f"counting must be one of {', '.join(COUNTING_CHOICES)}; got {self.counting!r}")
+        bitsets = self.bitsets
+        if bitsets not in ("auto", "never") and (
+            not isinstance(bitsets, int) or isinstance(bitsets, bool) or bitsets < 1
+        ):
+            raise ValueError(f"bitsets must be 'auto', 'never' or a level >= 1; got {bitsets!r}")
+
+
+DEFAULT_SEARCH = SearchOptions()
 
 # Below this many pairs per entry, stop carrying basket ids (needed only to build bitsets).
 CARRY_MIN_PAIRS_PER_ENTRY = 2
@@ -103,11 +135,19 @@ def prefer_bitsets(n_candidates: int, n_pairs: int, n_entries: int, n_words: int
     return n_candidates * (n_words + 30) + 30 * n_entries < 15 * n_pairs
 
 
+def _switch_to_bitsets(bitsets: str | int, k: int, n_candidates: int, n_pairs: int, n_entries: int, n_words: int):
+    if bitsets == "auto":
+        return prefer_bitsets(n_candidates, n_pairs, n_entries, n_words)
+    return bitsets != "never" and k >= int(bitsets)
+
+
 def _int_type(largest: int) -> type[np.signedinteger]:
     return np.int32 if largest < _INT32_MAX else np.int64
 
 
-def frequent_levels(encoded: EncodedBaskets, min_count: int, max_len: int | None = None) -> list[Level]:
+def frequent_levels(
+    encoded: EncodedBaskets, min_count: int, max_len: int | None = None, options: SearchOptions = DEFAULT_SEARCH
+) -> list[Level]:
     """All itemsets contained in at least ``min_count`` baskets, one ``Level`` per length.
 
     ``levels[k - 1]`` holds the k-itemsets; lengths above ``max_len`` are not searched.
@@ -120,22 +160,8 @@ def frequent_levels(encoded: EncodedBaskets, min_count: int, max_len: int | None
     if max_len == 1 or frequent.size == 1:
         return levels
 
-    # Level-1 occurrence list: each basket's frequent items, as column ids 0..m-1. The recode
-    # preserves order, so rows stay sorted. Baskets without frequent items make no row.
     n_frequent = frequent.size
-    column_of_code = np.full(encoded.n_items, -1, dtype=np.int32)
-    column_of_code[frequent] = np.arange(n_frequent, dtype=np.int32)
-    columns = column_of_code[encoded.codes]
-    kept = columns >= 0
-    kept_before = np.zeros(kept.size + 1, dtype=np.int64)
-    np.cumsum(kept, out=kept_before[1:])
-    row_sizes = np.diff(kept_before[encoded.indptr])
-    nonempty = row_sizes > 0
-    state: _Occurrences | np.ndarray = _Occurrences(
-        columns=np.compress(kept, columns),
-        row_sizes=np.compress(nonempty, row_sizes),
-        row_baskets=np.flatnonzero(nonempty),
-    )
+    state: _Occurrences | np.ndarray = _first_occurrences(encoded, frequent)
     n_words = (encoded.n_baskets + 63) // 64
     # All level-1 columns are siblings (children of the empty prefix).
     class_end = np.full(n_frequent, n_frequent, dtype=np.int64)
@@ -157,12 +183,14 @@ def frequent_levels(encoded: EncodedBaskets, min_count: int, max_len: int | None
             n_pairs = (int(np.dot(sizes, sizes)) - state.columns.size) // 2
             if n_pairs == 0:
                 break
-            if state.row_baskets is not None and prefer_bitsets(n_candidates, n_pairs, state.columns.size, n_words):
+            if state.row_baskets is not None and _switch_to_bitsets(
+                options.bitsets, len(levels), n_candidates, n_pairs, state.columns.size, n_words
+            ):
                 state = _bitsets_from(state, len(level), n_words)
         if isinstance(state, _Occurrences):
-            step = _pair_step(level, state, cand_offset, n_candidates, n_pairs, min_count)
+            step = _pair_step(level, state, cand_offset, n_candidates, n_pairs, min_count, options)
         else:
-            step = _bitset_step(level, state, cand_offset, n_candidates, min_count)
+            step = _bitset_step(level, state, cand_offset, n_candidates, min_count, options.bitset_chunk_words)
         if step is None:
             break
         frequent_ids, frequent_counts, state = step
@@ -178,11 +206,40 @@ def frequent_levels(encoded: EncodedBaskets, min_count: int, max_len: int | None
     return levels
 
 
+def _first_occurrences(encoded: EncodedBaskets, frequent: np.ndarray) -> _Occurrences:
+    """Level-1 occurrence list: each basket's frequent items, as column ids 0..m-1.
+
+    The recode preserves order, so rows stay sorted. Baskets without frequent items make no
+    row. (A function of its own so that its temporaries, as large as the baskets, are freed
+    before the search.)
+    """
+    column_of_code = np.full(encoded.n_items, -1, dtype=np.int32)
+    column_of_code[frequent] = np.arange(frequent.size, dtype=np.int32)
+    columns = column_of_code[encoded.codes]
+    kept = columns >= 0
+    kept_before = np.zeros(kept.size + 1, dtype=_int_type(kept.size))
+    np.cumsum(kept, out=kept_before[1:])
+    row_sizes = np.diff(kept_before[encoded.indptr])
+    del kept_before
+    nonempty = row_sizes > 0
+    return _Occurrences(
+        columns=np.compress(kept, columns),
+        row_sizes=np.compress(nonempty, row_sizes),
+        row_baskets=np.flatnonzero(nonempty),
+    )
+
+
 # --- occurrence lists ------------------------------------------------------------------------
 
 
 def _pair_step(
-    level: Level, occurrences: _Occurrences, cand_offset: np.ndarray, n_candidates: int, n_pairs: int, min_count: int
+    level: Level,
+    occurrences: _Occurrences,
+    cand_offset: np.ndarray,
+    n_candidates: int,
+    n_pairs: int,
+    min_count: int,
+    options: SearchOptions,
 ):
     """Count the candidates by pairing entries; returns (frequent ids, counts, next list) or None."""
     columns, row_sizes = occurrences.columns, occurrences.row_sizes
@@ -191,7 +248,10 @@ def _pair_step(
     cand_base = (cand_offset[:-1] - np.arange(1, n_sets + 1, dtype=np.int64)).astype(_int_type(n_candidates))
     # Bitsets cost 30 ns per entry to build against 15 ns per pair saved, so once rows average
     # under two pairs per entry a later switch is implausible: stop carrying the baskets.
-    carry_baskets = occurrences.row_baskets is not None and n_pairs > CARRY_MIN_PAIRS_PER_ENTRY * n_entries
+    # (When told to switch at a given level, carry them until then.)
+    carry_baskets = occurrences.row_baskets is not None and (
+        n_pairs > CARRY_MIN_PAIRS_PER_ENTRY * n_entries or isinstance(options.bitsets, int)
+    )
 
     # Each entry pairs with the entries after it in its row: give every entry its row's end
     # (and basket, in the same repeat call).
@@ -210,9 +270,11 @@ def _pair_step(
         pairs_per_entry = np.repeat(np.cumsum(row_sizes, dtype=entry_type), row_sizes)
         pairs_per_entry -= np.arange(1, n_entries + 1, dtype=entry_type)
     pair_end = np.cumsum(pairs_per_entry, dtype=_int_type(n_pairs))
-    chunks = _chunks(pair_end, n_pairs)
-
-    candidates, counts = _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates)
+    chunks = _chunks(pair_end, n_pairs, options.pair_chunk)
+    dense = use_dense_counts(n_candidates, n_pairs) if options.counting == "auto" else options.counting == "dense"
+    candidates, counts = _emit_candidates(
+        columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates, options.count_span if dense else None
+    )
     frequent_ids, frequent_counts, new_column = _frequent(candidates, counts, n_candidates, min_count)
     if frequent_ids.size == 0:
         return None
@@ -247,28 +309,28 @@ def _pair_step(
     return frequent_ids, frequent_counts, next_occurrences
 
 
-def _chunks(pair_end: np.ndarray, n_pairs: int) -> list[tuple[int, int, int, int]]:
-    """Split the entries into runs of about PAIR_CHUNK pairs: (entry lo, entry hi, pair lo, pair hi)."""
-    if n_pairs <= PAIR_CHUNK:
+def _chunks(pair_end: np.ndarray, n_pairs: int, pair_chunk: int) -> list[tuple[int, int, int, int]]:
+    """Split the entries into runs of about ``pair_chunk`` pairs: (entry lo, entry hi, pair lo, pair hi)."""
+    if n_pairs <= pair_chunk:
         return [(0, pair_end.size, 0, n_pairs)]
     # (Same dtype on both sides: searchsorted would otherwise copy pair_end to a wider type.)
-    cuts = np.searchsorted(pair_end, np.arange(PAIR_CHUNK, n_pairs, PAIR_CHUNK, dtype=pair_end.dtype), side="left") + 1
+    cuts = np.searchsorted(pair_end, np.arange(pair_chunk, n_pairs, pair_chunk, dtype=pair_end.dtype), side="left") + 1
     bounds = sorted({0, *cuts.tolist(), pair_end.size})
     return [
         (lo, hi, int(pair_end[lo - 1]) if lo else 0, int(pair_end[hi - 1])) for lo, hi in zip(bounds[:-1], bounds[1:])
     ]
 
 
-def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates):
+def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_candidates, count_span):
     """Candidate id of every (entry, later entry in the same row) pair, row by row.
 
-    Returns the ids and, when dense counting applies, their counts, else None. There is at
-    least one pair, so a dense count is never left at None.
+    Returns the ids and, when counting densely (``count_span`` given), their counts, else
+    None. There is at least one pair, so a dense count is never left at None.
     """
     n_pairs = int(pair_end[-1])
     cand_type = _int_type(n_candidates)
     candidates = np.empty(n_pairs, dtype=cand_type)
-    dense = use_dense_counts(n_candidates, n_pairs)
+    dense = count_span is not None
     counts = None
     work_type = np.promote_types(_int_type(columns.size + 1), cand_type)
     counted = 0
@@ -288,9 +350,9 @@ def _emit_candidates(columns, pairs_per_entry, pair_end, cand_base, chunks, n_ca
         partner = np.arange(p_lo, p_hi, dtype=work_type)
         partner += per_pair[:, 1]
         np.add(per_pair[:, 0], columns[partner], out=candidates[p_lo:p_hi], casting="unsafe")
-        # Count in spans of at least COUNT_SPAN pairs (and of the number of candidates), so
+        # Count in spans of at least count_span pairs (and of the number of candidates), so
         # that bincount's per-call cost, proportional to the candidates, stays small.
-        if dense and (p_hi - counted >= max(COUNT_SPAN, n_candidates) or p_hi == n_pairs):
+        if dense and (p_hi - counted >= max(count_span, n_candidates) or p_hi == n_pairs):
             span_counts = np.bincount(candidates[counted:p_hi], minlength=n_candidates)
             counts = span_counts if counts is None else counts + span_counts
             counted = p_hi
@@ -339,10 +401,12 @@ def _bitsets_from(occurrences: _Occurrences, n_sets: int, n_words: int) -> np.nd
     return bits.reshape(n_sets, n_words)
 
 
-def _bitset_step(level: Level, bits: np.ndarray, cand_offset: np.ndarray, n_candidates: int, min_count: int):
+def _bitset_step(
+    level: Level, bits: np.ndarray, cand_offset: np.ndarray, n_candidates: int, min_count: int, chunk_words: int
+):
     """Count the candidates by AND + popcount; returns (frequent ids, counts, next bitsets) or None."""
     n_words = bits.shape[1]
-    batch = max(1, BITSET_CHUNK_WORDS // n_words)
+    batch = max(1, chunk_words // n_words)
     found_ids, found_counts, found_bits = [], [], []
     for c_lo in range(0, n_candidates, batch):
         ids = np.arange(c_lo, min(n_candidates, c_lo + batch), dtype=np.int64)

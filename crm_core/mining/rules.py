@@ -21,10 +21,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from crm_core.mining.baskets import EncodedBaskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
-from crm_core.mining.itemsets import Itemset, MinedItemsets, itemset_records, mine_itemsets
-from crm_core.mining.levelwise import Level
+from crm_core.mining.itemsets import Itemset, MinedItemsets, itemset_records, mine_itemsets, search_options
+from crm_core.mining.levelwise import DEFAULT_SEARCH, Level
 from crm_core.mining.thresholds import (
     check_max_len,
     check_min_lift,
@@ -63,7 +64,7 @@ class RuleBlock:
 PACKED_KEY_BITS = 63
 
 
-def _row_keys(items: np.ndarray, n_labels: int) -> np.ndarray:
+def _row_keys(items: np.ndarray, n_labels: int, packed_keys: bool = True) -> np.ndarray:
     """One key per row, ordered like the rows' lexicographic order, for binary search.
 
     Short rows are packed into one integer (a fixed number of bits per item, first item
@@ -72,7 +73,7 @@ def _row_keys(items: np.ndarray, n_labels: int) -> np.ndarray:
     """
     n_rows, length = items.shape
     bits = max(1, (n_labels - 1).bit_length())
-    if bits * length <= PACKED_KEY_BITS:
+    if packed_keys and bits * length <= PACKED_KEY_BITS:
         keys = np.zeros(n_rows, dtype=np.int64)
         for column in range(length):
             keys <<= bits
@@ -87,6 +88,7 @@ def find_rules(
     min_confidence: float,
     min_lift: float | None = None,
     allow_empty_antecedent: bool = False,
+    packed_keys: bool = True,
 ) -> list[RuleBlock]:
     """Rules meeting the thresholds, one block per antecedent length (shortest first)."""
     levels = mined.levels
@@ -117,13 +119,13 @@ def find_rules(
     for length in range(2, len(levels) + 1):
         level: Level = levels[length - 1]
         parent_level = levels[length - 2]
-        parent_keys = _row_keys(parent_level.items, len(mined.labels))
+        parent_keys = _row_keys(parent_level.items, len(mined.labels), packed_keys)
         parts = []
         for position in range(length):
             antecedents = np.delete(level.items, position, axis=1)
             # Present by downward closure: every subset of a frequent itemset is frequent.
             antecedent_counts = parent_level.counts[
-                np.searchsorted(parent_keys, _row_keys(antecedents, len(mined.labels)))
+                np.searchsorted(parent_keys, _row_keys(antecedents, len(mined.labels), packed_keys))
             ]
             parts.append(
                 _select(
@@ -209,6 +211,11 @@ class AssociationRules:
     allow_empty_antecedent : bool, keyword-only, default False
         Also report ``() -> c`` when the support of c alone reaches ``min_confidence``
         (arules does; with min_confidence 0.8 on Groceries there are none either way).
+    pair_chunk, count_span, bitset_chunk_words, counting, bitsets : keyword-only
+        How the search runs, never what it finds (see ``FrequentItemsets``).
+    packed_keys : bool, keyword-only, default True
+        Look antecedents up by itemsets packed into one integer when they fit (False: always
+        by byte-string keys; the result is the same).
 
     Learned attributes (after ``fit``)
     ----------------------------------
@@ -236,23 +243,38 @@ class AssociationRules:
         max_len: int | None = None,
         *,
         allow_empty_antecedent: bool = False,
+        pair_chunk: int = DEFAULT_SEARCH.pair_chunk,
+        count_span: int = DEFAULT_SEARCH.count_span,
+        bitset_chunk_words: int = DEFAULT_SEARCH.bitset_chunk_words,
+        counting: str = DEFAULT_SEARCH.counting,
+        bitsets: str | int = DEFAULT_SEARCH.bitsets,
+        packed_keys: bool = True,
     ):
         self.min_support = min_support
         self.min_confidence = min_confidence
         self.min_lift = min_lift
         self.max_len = max_len
         self.allow_empty_antecedent = allow_empty_antecedent
+        self.pair_chunk = pair_chunk
+        self.count_span = count_span
+        self.bitset_chunk_words = bitset_chunk_words
+        self.counting = counting
+        self.bitsets = bitsets
+        self.packed_keys = packed_keys
 
-    def fit(self, baskets: Iterable[Iterable[Hashable]]) -> AssociationRules:
-        """Mine ``baskets``, an iterable of iterables of hashable item labels; returns self."""
+    def fit(self, baskets: Iterable[Iterable[Hashable]] | EncodedBaskets) -> AssociationRules:
+        """Mine ``baskets``, an iterable of iterables of hashable item labels (or ``EncodedBaskets``
+        from ``read_encoded_baskets``); returns self."""
         # Check everything before the (possibly long) mining starts.
         check_min_support(self.min_support)
         check_unit_interval("min_confidence", self.min_confidence)
         check_min_lift(self.min_lift)
         check_max_len(self.max_len)
-        mined = mine_itemsets(baskets, self.min_support, self.max_len)
+        mined = mine_itemsets(baskets, self.min_support, self.max_len, search_options(self))
         self._mined = mined
-        self._blocks = find_rules(mined, float(self.min_confidence), self.min_lift, bool(self.allow_empty_antecedent))
+        self._blocks = find_rules(
+            mined, float(self.min_confidence), self.min_lift, bool(self.allow_empty_antecedent), bool(self.packed_keys)
+        )
         self._rules: list[Rule] | None = None
         self._itemsets: list[Itemset] | None = None
         self.n_baskets_ = mined.n_baskets

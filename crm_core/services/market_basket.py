@@ -14,15 +14,18 @@ import time
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import chain
 from typing import cast
 
+import numpy as np
 import sqlalchemy as sa
 
 from crm_core import history, text
 from crm_core.clock import as_utc, utcnow
 from crm_core.errors import NotFound, ValidationError
 from crm_core.i18n import _
-from crm_core.mining import AssociationRules
+from crm_core.mining import AssociationRules, EncodedBaskets
+from crm_core.mining.baskets import encode_item_rows
 from crm_core.models import (
     MinedRule,
     MiningRun,
@@ -34,6 +37,9 @@ from crm_core.models import (
     RecommendationStatus,
 )
 from crm_core.uow import UnitOfWork
+
+# Order lines fetched per database round trip when reading the baskets.
+STREAM_CHUNK_ROWS = 50_000
 
 # How far back a purchase counts as "recently bought" for a recommendation.
 RECENT = timedelta(days=180)
@@ -70,8 +76,15 @@ class MiningSettings:
         )
 
 
-def baskets_since(uow: UnitOfWork, since: datetime, until: datetime | None = None) -> list[list[int]]:
-    """One basket of distinct product ids per purchase order placed since ``since`` (and before ``until``)."""
+def baskets_since(
+    uow: UnitOfWork, since: datetime, until: datetime | None = None, *, chunk_rows: int = STREAM_CHUNK_ROWS
+) -> EncodedBaskets:
+    """One basket of distinct product ids per purchase order placed since ``since`` (and before ``until``).
+
+    The order lines are streamed (a server-side cursor on PostgreSQL, batches on SQLite),
+    ``chunk_rows`` at a time, and each batch becomes one integer array: a year of history
+    never exists as Python objects. ``len()`` of the result is the number of baskets.
+    """
     statement = (
         sa.select(OrderLine.order_id, OrderLine.product_id)
         .join(Order, Order.id == OrderLine.order_id)
@@ -80,15 +93,13 @@ def baskets_since(uow: UnitOfWork, since: datetime, until: datetime | None = Non
     )
     if until is not None:
         statement = statement.where(Order.ordered_at < until)
-    rows = uow.session.execute(statement)
-    baskets: list[list[int]] = []
-    current_order = None
-    for order_id, product_id in rows:
-        if order_id != current_order:
-            baskets.append([])
-            current_order = order_id
-        baskets[-1].append(product_id)
-    return baskets
+    result = uow.session.execute(statement.execution_options(yield_per=chunk_rows))
+    try:
+        return encode_item_rows(
+            np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=2 * len(rows)) for rows in result.partitions()
+        )
+    finally:
+        result.close()
 
 
 def run_mining(

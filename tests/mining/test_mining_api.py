@@ -170,6 +170,25 @@ def test_bad_min_lift_or_max_len(kwargs, error):
         AssociationRules(0.1, 0.5, **kwargs).fit(BASKETS)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"pair_chunk": 0}, {"count_span": 1.5}, {"bitset_chunk_words": True}, {"counting": "fast"}, {"bitsets": 0}],
+)
+def test_bad_tuning_parameter_is_a_value_error_naming_it(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=name):
+        FrequentItemsets(0.1, **kwargs).fit(BASKETS)
+    with pytest.raises(ValueError, match=name):
+        AssociationRules(0.1, 0.5, **kwargs).fit(BASKETS)
+
+
+def test_tuning_parameters_change_nothing_found():
+    expected = AssociationRules(1, 0.3).fit(BASKETS)
+    tuned = AssociationRules(1, 0.3, pair_chunk=1, count_span=1, counting="sparse", bitsets=1, packed_keys=False)
+    tuned.fit(BASKETS)
+    assert tuned.rules_ == expected.rules_ and tuned.itemsets_ == expected.itemsets_
+
+
 def test_parameters_are_checked_before_the_baskets_are_read():
     def never():
         raise AssertionError("baskets were consumed")

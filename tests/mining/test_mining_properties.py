@@ -90,13 +90,10 @@ def test_results_do_not_depend_on_basket_or_item_order(baskets, min_support, see
 @given(baskets=baskets_strategy, min_support=st.integers(1, 3), chunk=st.integers(1, 9))
 def test_chunked_emission_and_sparse_counting_give_the_same_itemsets(baskets, min_support, chunk):
     # Real data only reaches these paths when it is large; force them on small data.
-    from unittest.mock import patch
-
-    from crm_core.mining import levelwise
-
     expected = FrequentItemsets(min_support).fit(baskets).itemsets_
-    with patch.object(levelwise, "PAIR_CHUNK", chunk), patch.object(levelwise, "use_dense_counts", lambda *_: False):
-        assert FrequentItemsets(min_support).fit(baskets).itemsets_ == expected
+    for counting in ("sparse", "dense"):
+        chunked = FrequentItemsets(min_support, pair_chunk=chunk, count_span=chunk, counting=counting)
+        assert chunked.fit(baskets).itemsets_ == expected
     truth = {s: c for s, c in brute_force_counts(baskets).items() if c >= min_support}
     assert {frozenset(s.items): s.count for s in expected} == truth
 
@@ -106,34 +103,27 @@ def test_chunked_emission_and_sparse_counting_give_the_same_itemsets(baskets, mi
 def test_rules_are_the_same_with_byte_string_search_keys(baskets, min_confidence):
     # Antecedent lookups pack short itemsets into one integer; long ones (many items, many
     # labels) fall back to byte-string keys. Force the fallback on small data.
-    from unittest.mock import patch
-
-    from crm_core.mining import rules
-
     expected = AssociationRules(1, min_confidence).fit(baskets).rules_
-    with patch.object(rules, "PACKED_KEY_BITS", 0):
-        assert AssociationRules(1, min_confidence).fit(baskets).rules_ == expected
+    assert AssociationRules(1, min_confidence, packed_keys=False).fit(baskets).rules_ == expected
 
 
 @PROPERTY_SETTINGS
 @given(baskets=baskets_strategy, min_support=st.integers(1, 3), switch_at=st.integers(1, 3))
 def test_bitset_counting_gives_the_same_itemsets(baskets, min_support, switch_at):
     # Dense data is counted on bitsets, from the level where that is estimated cheaper
-    # (sparse data never switches). Force the switch at level 1, 2 or 3.
+    # (sparse data never switches). Force the switch after level 1, 2 or 3, and forbid it.
     from unittest.mock import patch
 
     from crm_core.mining import levelwise
 
-    calls = []
-
-    def switch(*_):
-        calls.append(None)
-        return len(calls) >= switch_at
-
     expected = FrequentItemsets(min_support).fit(baskets).itemsets_
-    with patch.object(levelwise, "prefer_bitsets", switch), patch.object(levelwise, "CARRY_MIN_PAIRS_PER_ENTRY", 0):
-        assert FrequentItemsets(min_support).fit(baskets).itemsets_ == expected
-    assert len(calls) >= min(switch_at, len({len(s.items) for s in expected}) - 1)
+    with patch.object(levelwise, "_bitset_step", wraps=levelwise._bitset_step) as bitset_step:
+        assert FrequentItemsets(min_support, bitsets=switch_at).fit(baskets).itemsets_ == expected
+    # Counted on bitsets whenever the search went past level switch_at.
+    assert bitset_step.called or max((len(s.items) for s in expected), default=0) <= switch_at
+    assert FrequentItemsets(min_support, bitsets="never").fit(baskets).itemsets_ == expected
+    small_batches = FrequentItemsets(min_support, bitsets=switch_at, bitset_chunk_words=1)
+    assert small_batches.fit(baskets).itemsets_ == expected
 
 
 def test_row_popcounts_with_and_without_np_bitwise_count():
@@ -149,3 +139,55 @@ def test_row_popcounts_with_and_without_np_bitwise_count():
         assert _row_popcounts(words, bitwise_count=False).tolist() == expected
         if hasattr(np, "bitwise_count"):
             assert _row_popcounts(words, bitwise_count=True).tolist() == expected
+
+
+# Bytes a basket file may hold: item characters, separators, padding, blank lines, numbers
+# with and without leading zeros, and the odd character that sends the reader down its
+# general path (a quote, a non-ASCII letter, a carriage return).
+file_text_strategy = st.lists(
+    st.sampled_from(["a", "b", "tea", "7", "07", "10", "9", " ", "  ", ",", "\n", "\n\n", "\t", '"', "é", "\r\n"]),
+    min_size=1,
+    max_size=40,
+).map("".join)
+
+
+@PROPERTY_SETTINGS
+@given(text=file_text_strategy, sep=st.sampled_from([None, ",", ""]), binary=st.booleans())
+def test_array_reader_encodes_a_file_as_the_list_reader_does(text, sep, binary):
+    import io
+
+    import numpy as np
+
+    from crm_core.mining.baskets import encode_baskets, read_baskets, read_encoded_baskets
+
+    def source():
+        return io.BytesIO(text.encode("utf-8")) if binary else io.StringIO(text)
+
+    try:
+        expected = encode_baskets(read_baskets(source(), sep=sep))
+    except ValueError:
+        with pytest.raises(ValueError):
+            FrequentItemsets(1).fit(read_encoded_baskets(source(), sep=sep))
+        return
+    got = read_encoded_baskets(source(), sep=sep)
+    assert got.labels == expected.labels
+    assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.codes, expected.codes)
+
+
+string_items = st.sampled_from(["", "a", "b", "é", "中", "7", "07", "10", "9", "a\x1fb", "x\x00", "tea"])
+
+
+@PROPERTY_SETTINGS
+@given(baskets=st.lists(st.lists(string_items, max_size=6), min_size=1, max_size=12))
+def test_string_items_are_encoded_in_string_order(baskets):
+    # String items are ranked from their joined UTF-8 bytes (or one by one when an item holds
+    # the joiner or a NUL); either way labels come in Python's string order.
+    from crm_core.mining.baskets import encode_baskets
+
+    encoded = encode_baskets(baskets)
+    assert list(encoded.labels) == sorted({item for basket in baskets for item in basket})
+    decoded = [
+        [encoded.labels[code] for code in encoded.codes[lo:hi]]
+        for lo, hi in zip(encoded.indptr[:-1], encoded.indptr[1:])
+    ]
+    assert decoded == [sorted(set(basket)) for basket in baskets]
