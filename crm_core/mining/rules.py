@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 import numpy as np
 
@@ -250,7 +250,10 @@ class AssociationRules:
         check_unit_interval("min_confidence", self.min_confidence)
         check_min_lift(self.min_lift)
         check_max_len(self.max_len)
-        mined = mine_itemsets(baskets, self.min_support, self.max_len)
+        return self._fitted_from(mine_itemsets(baskets, self.min_support, self.max_len))
+
+    def _fitted_from(self, mined: MinedItemsets) -> Self:
+        """Derive the rules from mined itemsets and keep both; shared with the Spark engine."""
         self._mined = mined
         self._blocks = find_rules(mined, float(self.min_confidence), self.min_lift, bool(self.allow_empty_antecedent))
         self._rules: list[Rule] | None = None
