@@ -20,6 +20,7 @@ from crm_core.mining.baskets import encode_baskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.levelwise import Level, frequent_levels
+from crm_core.mining.memory import check_encoding_fits, check_search_fits
 from crm_core.mining.thresholds import check_max_len, check_min_support, min_count
 
 
@@ -49,13 +50,23 @@ class MinedItemsets:
 
 
 def mine_itemsets(
-    baskets: Iterable[Iterable[Hashable]], min_support: float | int, max_len: int | None
+    baskets: Iterable[Iterable[Hashable]],
+    min_support: float | int,
+    max_len: int | None,
+    max_memory_bytes: int | None = None,
 ) -> MinedItemsets:
-    """Check the parameters, encode ``baskets`` and mine all frequent itemsets."""
+    """Check the parameters, encode ``baskets`` and mine all frequent itemsets.
+
+    Refuses with a MiningMemoryError, before encoding and again before the search, when the
+    estimated memory exceeds ``max_memory_bytes`` (None: what the machine has available).
+    """
     check_min_support(min_support)
     check_max_len(max_len)
+    if isinstance(baskets, list):
+        check_encoding_fits(baskets, max_memory_bytes)
     encoded = encode_baskets(baskets)
     threshold = min_count(min_support, encoded.n_baskets)
+    check_search_fits(encoded.indptr, encoded.codes, encoded.item_counts(), threshold, max_memory_bytes)
     return MinedItemsets(
         labels=encoded.labels,
         n_baskets=encoded.n_baskets,
@@ -86,6 +97,10 @@ class FrequentItemsets:
         (so ``1`` means "in at least one basket" and ``1.0`` "in every basket").
     max_len : int >= 1 or None
         Longest itemset to look for; None (default) for no limit.
+    max_memory_bytes : int or None, keyword-only
+        Refuse (``crm_core.mining.memory.MiningMemoryError``, a MemoryError) instead of starting
+        when mining is estimated to need more; None (default): the memory available when ``fit``
+        runs.
 
     Learned attributes (after ``fit``)
     ----------------------------------
@@ -104,13 +119,14 @@ class FrequentItemsets:
     [(('milk',), 2), (('tea',), 3), (('milk', 'tea'), 2)]
     """
 
-    def __init__(self, min_support: float | int, max_len: int | None = None):
+    def __init__(self, min_support: float | int, max_len: int | None = None, *, max_memory_bytes: int | None = None):
         self.min_support = min_support
         self.max_len = max_len
+        self.max_memory_bytes = max_memory_bytes
 
     def fit(self, baskets: Iterable[Iterable[Hashable]]) -> FrequentItemsets:
         """Mine ``baskets``, an iterable of iterables of hashable item labels; returns self."""
-        mined = mine_itemsets(baskets, self.min_support, self.max_len)
+        mined = mine_itemsets(baskets, self.min_support, self.max_len, self.max_memory_bytes)
         self._mined = mined
         self._itemsets: list[Itemset] | None = None
         self.n_baskets_ = mined.n_baskets

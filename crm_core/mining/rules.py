@@ -209,6 +209,10 @@ class AssociationRules:
     allow_empty_antecedent : bool, keyword-only, default False
         Also report ``() -> c`` when the support of c alone reaches ``min_confidence``
         (arules does; with min_confidence 0.8 on Groceries there are none either way).
+    max_memory_bytes : int or None, keyword-only
+        Refuse (``crm_core.mining.memory.MiningMemoryError``, a MemoryError, recommending the
+        Spark engine) instead of starting when mining is estimated to need more; None (default):
+        the memory available when ``fit`` runs.
 
     Learned attributes (after ``fit``)
     ----------------------------------
@@ -236,12 +240,14 @@ class AssociationRules:
         max_len: int | None = None,
         *,
         allow_empty_antecedent: bool = False,
+        max_memory_bytes: int | None = None,
     ):
         self.min_support = min_support
         self.min_confidence = min_confidence
         self.min_lift = min_lift
         self.max_len = max_len
         self.allow_empty_antecedent = allow_empty_antecedent
+        self.max_memory_bytes = max_memory_bytes
 
     def fit(self, baskets: Iterable[Iterable[Hashable]]) -> AssociationRules:
         """Mine ``baskets``, an iterable of iterables of hashable item labels; returns self."""
@@ -250,7 +256,7 @@ class AssociationRules:
         check_unit_interval("min_confidence", self.min_confidence)
         check_min_lift(self.min_lift)
         check_max_len(self.max_len)
-        return self._fitted_from(mine_itemsets(baskets, self.min_support, self.max_len))
+        return self._fitted_from(mine_itemsets(baskets, self.min_support, self.max_len, self.max_memory_bytes))
 
     def _fitted_from(self, mined: MinedItemsets) -> Self:
         """Derive the rules from mined itemsets and keep both; shared with the Spark engine."""
