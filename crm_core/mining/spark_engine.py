@@ -147,7 +147,7 @@ class SparkAssociationRules(AssociationRules):
     spark_conf : mapping of str to str, optional
         Extra Spark settings for a session this estimator starts (e.g. ``spark.driver.memory``).
     num_partitions : int or None
-        FPGrowth's ``numPartitions`` (None: the input's partitioning).
+        FPGrowth's ``numPartitions`` (None: Spark's default parallelism, all the cores it has).
     staging_dir : str or None
         Where an iterable of baskets is written as Parquet for Spark to read; on a cluster a
         directory every executor sees. None: the temp directory. (The nightly job passes
@@ -216,8 +216,9 @@ class SparkAssociationRules(AssociationRules):
         if nonempty == 0 or threshold > nonempty:
             return MinedItemsets(labels=(), n_baskets=n_baskets, min_count=threshold, levels=[])
         growth = FPGrowth(itemsCol="items", minSupport=spark_min_support(threshold, nonempty), minConfidence=1.0)
-        if self.num_partitions is not None:
-            growth.setNumPartitions(self.num_partitions)
+        # FPGrowth's default is the input's partitions: one per 128 MB of Parquet, so a file of
+        # millions of baskets would mine on one or two cores of the whole cluster.
+        growth.setNumPartitions(self.num_partitions or session.sparkContext.defaultParallelism)
         # Empty baskets only add to the denominator, which we keep ourselves (n_baskets).
         model = growth.fit(frame.where(F.size("items") > 0))
         found = model.freqItemsets
