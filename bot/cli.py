@@ -479,12 +479,22 @@ def cmd_mine(args: argparse.Namespace) -> int:
     from crm_core.mining import AssociationRules, format_rules, read_encoded_baskets
 
     try:
-        baskets = read_encoded_baskets(args.baskets, sep=args.sep)
-        model = AssociationRules(args.min_support, args.min_confidence, max_len=args.max_len).fit(baskets)
+        model: AssociationRules
+        if args.engine == "spark":
+            from crm_core.mining import read_baskets
+            from crm_core.mining.spark_engine import SparkAssociationRules
+
+            model = SparkAssociationRules(
+                args.min_support, args.min_confidence, max_len=args.max_len, master=os.environ.get("SPARK_MASTER")
+            ).fit(read_baskets(args.baskets, sep=args.sep))
+        else:
+            baskets = read_encoded_baskets(args.baskets, sep=args.sep)
+            model = AssociationRules(args.min_support, args.min_confidence, max_len=args.max_len).fit(baskets)
     except FileNotFoundError:
         print(f"chatcrm mine: no such file: {args.baskets}", file=sys.stderr)
         return 1
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ImportError, MemoryError) as exc:
+        # ImportError: the Spark engine without its extra; MemoryError: the local engine's refusal.
         print(f"chatcrm mine: {exc}", file=sys.stderr)
         return 1
     rules = [rule for rule in model.rules_ if rule.antecedent]
@@ -502,17 +512,28 @@ def _mine_database(args: argparse.Namespace) -> int:
     app = _app(args)
     try:
         settings = market_basket.MiningSettings.from_env(app.settings.extra)
-        overrides = {"min_support": args.min_support, "min_confidence": args.min_confidence, "max_len": args.max_len}
+        overrides = {
+            "min_support": args.min_support,
+            "min_confidence": args.min_confidence,
+            "max_len": args.max_len,
+            "engine": args.engine,
+        }
         if args.window:
             overrides["window_days"] = history.parse_window(args.window, "--window")
         settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
         as_of = history.parse_day(args.as_of, "--as-of") if args.as_of else None
-        with app.uow(Actor(user_id=None, name="mine", platform="cli")) as uow:
-            run = market_basket.run_mining(uow, settings, trigger="cli", as_of=as_of)
-            print(
-                f"Mining run #{run.id}: mined {run.n_baskets:,} orders of {market_basket.run_window(run)}: "
-                f"{run.n_itemsets:,} frequent itemsets, {run.n_rules:,} rules in {run.duration_ms / 1000:.2f} s."
-            )
+        try:
+            with app.uow(Actor(user_id=None, name="mine", platform="cli")) as uow:
+                run = market_basket.run_mining(uow, settings, trigger="cli", as_of=as_of)
+                print(
+                    f"Mining run #{run.id}: mined {run.n_baskets:,} orders of {market_basket.run_window(run)}: "
+                    f"{run.n_itemsets:,} frequent itemsets, {run.n_rules:,} rules in {run.duration_ms / 1000:.2f} s."
+                )
+        except (ImportError, MemoryError) as exc:
+            # The Spark engine without its extra, or the local engine refusing a history too big for
+            # this machine: one line, and the unit of work rolled back (no run recorded).
+            print(f"chatcrm mine: {exc}", file=sys.stderr)
+            return 1
     finally:
         app.close()
     return 0
@@ -607,6 +628,12 @@ def build_parser() -> argparse.ArgumentParser:
     miner.add_argument("--window", help="database: how many days back, e.g. 365d (default CHATCRM_MINING_WINDOW_DAYS)")
     miner.add_argument("--max-len", type=int, help="longest itemset (default: no limit)")
     miner.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    miner.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        help="local: this process; spark: Apache Spark at $SPARK_MASTER (default local[*]; needs chatcrm[spark]); "
+        "database default: CHATCRM_MINING_ENGINE, else local",
+    )
     # Mining a file needs no database and no CRM settings (see _log_level).
     miner.set_defaults(func=cmd_mine, uses_settings=False)
 

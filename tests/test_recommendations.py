@@ -114,6 +114,29 @@ def test_mining_settings_from_env():
         market_basket.MiningSettings.from_env({"CHATCRM_MINING_MIN_LIFT": "x"})
 
 
+def test_mining_engine_settings():
+    assert market_basket.MiningSettings.from_env({}).engine == "local"
+    spark = market_basket.MiningSettings.from_env(
+        {"CHATCRM_MINING_ENGINE": "Spark", "SPARK_MASTER": "spark://head:7077", "CHATCRM_SPARK_STAGING": "/shared/tmp"}
+    )
+    assert (spark.engine, spark.spark_master, spark.spark_staging) == ("spark", "spark://head:7077", "/shared/tmp")
+    with pytest.raises(ValueError, match="CHATCRM_MINING_ENGINE='flink': the mining engine is one of local, spark"):
+        market_basket.MiningSettings.from_env({"CHATCRM_MINING_ENGINE": "flink"})
+
+
+@time_machine.travel(NOW, tick=False)
+def test_spark_engine_without_pyspark_says_how_to_install_it_and_records_nothing(app, shop, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if the spark extra were not installed
+    settings = market_basket.MiningSettings(engine="spark")
+    with pytest.raises(ImportError, match=r"needs pyspark, which is not installed: pip install 'chatcrm\[spark\]'"):
+        with app.uow() as uow:
+            market_basket.run_mining(uow, settings)
+    with app.uow() as uow:
+        assert uow.session.scalars(sa.select(MiningRun)).all() == []
+
+
 def _nightly(app, when):
     from crm_core.scheduling import JobRun
     from crm_core.services.recommendation_digest import nightly_task

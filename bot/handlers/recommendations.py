@@ -17,6 +17,7 @@ from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import history, i18n
+from crm_core.errors import ValidationError
 from crm_core.i18n import N_, _, ngettext
 from crm_core.models import InteractionKind, RecommendationStatus
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm
@@ -200,7 +201,12 @@ def mine(req: Request, ctx: Context) -> Reply:
     if req.args.get("window"):
         settings = dataclasses.replace(settings, window_days=history.parse_window(req.args["window"]))
     as_of = history.parse_day(req.args["as_of"]) if req.args.get("as_of") else None
-    run = market_basket.run_mining(ctx.uow, settings, trigger="chat", as_of=as_of)
+    try:
+        run = market_basket.run_mining(ctx.uow, settings, trigger="chat", as_of=as_of)
+    except (MemoryError, ImportError) as exc:
+        # The local engine's refusal of a history too big for this machine (it names the Spark
+        # engine), or the Spark engine without its extra: the admin's to act on, nothing stored.
+        raise ValidationError(str(exc)) from exc
     return Reply(
         title=_("Mining run #{id}", id=run.id),
         text=_(

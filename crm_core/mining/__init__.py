@@ -12,7 +12,12 @@ Public API::
 Our own implementation on numpy (no mining library at run time); definitions and results
 match R's arules and mlxtend. Modules: ``baskets`` (reading and integer encoding),
 ``levelwise`` (the itemset search), ``itemsets``, ``rules``, ``thresholds`` (parameter
-checks and tolerant threshold arithmetic), ``formatting``.
+checks and tolerant threshold arithmetic), ``formatting``, ``memory`` (the estimate that makes
+the local engine refuse, rather than be killed, when mining would not fit in memory).
+
+``spark_engine.SparkAssociationRules`` is the same estimator on Apache Spark (MLlib's FPGrowth,
+the ``spark`` extra), fed from ``parquet_baskets``; neither is imported here, so pyspark and
+pyarrow stay optional.
 """
 
 from crm_core.mining.baskets import EncodedBaskets, read_baskets, read_encoded_baskets

@@ -20,6 +20,7 @@ from crm_core.mining.baskets import EncodedBaskets, encode_baskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.levelwise import DEFAULT_SEARCH, Level, SearchOptions, frequent_levels
+from crm_core.mining.memory import check_encoding_fits, check_search_fits
 from crm_core.mining.thresholds import check_max_len, check_min_support, min_count
 
 
@@ -53,14 +54,22 @@ def mine_itemsets(
     min_support: float | int,
     max_len: int | None,
     options: SearchOptions = DEFAULT_SEARCH,
+    max_memory_bytes: int | None = None,
 ) -> MinedItemsets:
-    """Check the parameters, encode ``baskets`` (unless they already are) and mine all frequent itemsets."""
+    """Check the parameters, encode ``baskets`` (unless they already are) and mine all frequent itemsets.
+
+    Refuses with a MiningMemoryError, before encoding and again before the search, when the
+    estimated memory exceeds ``max_memory_bytes`` (None: what the machine has available).
+    """
     check_min_support(min_support)
     check_max_len(max_len)
+    if isinstance(baskets, list):
+        check_encoding_fits(baskets, max_memory_bytes)
     encoded = baskets if isinstance(baskets, EncodedBaskets) else encode_baskets(baskets)
     if encoded.n_baskets == 0:
         raise ValueError("no baskets: need at least one basket to mine")
     threshold = min_count(min_support, encoded.n_baskets)
+    check_search_fits(encoded.indptr, encoded.codes, encoded.item_counts(), threshold, max_memory_bytes)
     return MinedItemsets(
         labels=encoded.labels,
         n_baskets=encoded.n_baskets,
@@ -105,6 +114,10 @@ class FrequentItemsets:
     bitsets : "auto", "never" or int k, keyword-only
         Count on basket bitsets when estimated cheaper ("auto"), never, or from level k on.
     These change how the search runs, never what it finds.
+    max_memory_bytes : int or None, keyword-only
+        Refuse (``crm_core.mining.memory.MiningMemoryError``, a MemoryError) instead of starting
+        when mining is estimated to need more; None (default): the memory available when ``fit``
+        runs.
 
     Learned attributes (after ``fit``)
     ----------------------------------
@@ -133,6 +146,7 @@ class FrequentItemsets:
         bitset_chunk_words: int = DEFAULT_SEARCH.bitset_chunk_words,
         counting: str = DEFAULT_SEARCH.counting,
         bitsets: str | int = DEFAULT_SEARCH.bitsets,
+        max_memory_bytes: int | None = None,
     ):
         self.min_support = min_support
         self.max_len = max_len
@@ -141,11 +155,12 @@ class FrequentItemsets:
         self.bitset_chunk_words = bitset_chunk_words
         self.counting = counting
         self.bitsets = bitsets
+        self.max_memory_bytes = max_memory_bytes
 
     def fit(self, baskets: Iterable[Iterable[Hashable]] | EncodedBaskets) -> FrequentItemsets:
         """Mine ``baskets``, an iterable of iterables of hashable item labels (or ``EncodedBaskets``
         from ``read_encoded_baskets``); returns self."""
-        mined = mine_itemsets(baskets, self.min_support, self.max_len, search_options(self))
+        mined = mine_itemsets(baskets, self.min_support, self.max_len, search_options(self), self.max_memory_bytes)
         self._mined = mined
         self._itemsets: list[Itemset] | None = None
         self.n_baskets_ = mined.n_baskets

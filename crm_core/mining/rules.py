@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Self
 
 import numpy as np
 
@@ -216,6 +216,10 @@ class AssociationRules:
     packed_keys : bool, keyword-only, default True
         Look antecedents up by itemsets packed into one integer when they fit (False: always
         by byte-string keys; the result is the same).
+    max_memory_bytes : int or None, keyword-only
+        Refuse (``crm_core.mining.memory.MiningMemoryError``, a MemoryError, recommending the
+        Spark engine) instead of starting when mining is estimated to need more; None (default):
+        the memory available when ``fit`` runs.
 
     Learned attributes (after ``fit``)
     ----------------------------------
@@ -249,6 +253,7 @@ class AssociationRules:
         counting: str = DEFAULT_SEARCH.counting,
         bitsets: str | int = DEFAULT_SEARCH.bitsets,
         packed_keys: bool = True,
+        max_memory_bytes: int | None = None,
     ):
         self.min_support = min_support
         self.min_confidence = min_confidence
@@ -261,6 +266,7 @@ class AssociationRules:
         self.counting = counting
         self.bitsets = bitsets
         self.packed_keys = packed_keys
+        self.max_memory_bytes = max_memory_bytes
 
     def fit(self, baskets: Iterable[Iterable[Hashable]] | EncodedBaskets) -> AssociationRules:
         """Mine ``baskets``, an iterable of iterables of hashable item labels (or ``EncodedBaskets``
@@ -270,7 +276,12 @@ class AssociationRules:
         check_unit_interval("min_confidence", self.min_confidence)
         check_min_lift(self.min_lift)
         check_max_len(self.max_len)
-        mined = mine_itemsets(baskets, self.min_support, self.max_len, search_options(self))
+        return self._fitted_from(
+            mine_itemsets(baskets, self.min_support, self.max_len, search_options(self), self.max_memory_bytes)
+        )
+
+    def _fitted_from(self, mined: MinedItemsets) -> Self:
+        """Derive the rules from mined itemsets and keep both; shared with the Spark engine."""
         self._mined = mined
         self._blocks = find_rules(
             mined, float(self.min_confidence), self.min_lift, bool(self.allow_empty_antecedent), bool(self.packed_keys)

@@ -53,6 +53,12 @@ class MiningSettings:
     min_confidence: float = 0.3
     min_lift: float | None = 1.5
     max_len: int | None = 4
+    # "local" (crm_core.mining, in this process) or "spark" (crm_core.mining.spark_engine).
+    engine: str = "local"
+    # SPARK_MASTER; None: Spark's launcher decides (spark-submit's --master, spark-defaults.conf, local[*]).
+    spark_master: str | None = None
+    # CHATCRM_SPARK_STAGING: where the baskets' Parquet file is written for Spark (None: the temp directory).
+    spark_staging: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MiningSettings:
@@ -73,7 +79,34 @@ class MiningSettings:
             min_confidence=number("CHATCRM_MINING_MIN_CONFIDENCE", cls.min_confidence),
             min_lift=number("CHATCRM_MINING_MIN_LIFT", cls.min_lift),
             max_len=number("CHATCRM_MINING_MAX_LEN", cls.max_len, int),
+            engine=mining_engine(env.get("CHATCRM_MINING_ENGINE") or cls.engine, "CHATCRM_MINING_ENGINE"),
+            spark_master=env.get("SPARK_MASTER") or None,
+            spark_staging=env.get("CHATCRM_SPARK_STAGING") or None,
         )
+
+
+ENGINES = ("local", "spark")
+
+
+def mining_engine(raw: str, name: str) -> str:
+    """``raw`` as an engine name, or a ValueError naming the setting and the choices."""
+    engine = raw.strip().lower()
+    if engine not in ENGINES:
+        raise ValueError(f"{name}={raw!r}: the mining engine is one of {', '.join(ENGINES)}")
+    return engine
+
+
+def basket_lines(since: datetime, until: datetime | None = None) -> sa.Select:
+    """(order id, product id) of the purchase lines since ``since`` (and before ``until``), by order id."""
+    statement = (
+        sa.select(OrderLine.order_id, OrderLine.product_id)
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(Order.kind == OrderKind.PURCHASE, Order.ordered_at >= since, OrderLine.quantity > 0)
+        .order_by(OrderLine.order_id)
+    )
+    if until is not None:
+        statement = statement.where(Order.ordered_at < until)
+    return statement
 
 
 def baskets_since(
@@ -85,14 +118,7 @@ def baskets_since(
     ``chunk_rows`` at a time, and each batch becomes one integer array: a year of history
     never exists as Python objects. ``len()`` of the result is the number of baskets.
     """
-    statement = (
-        sa.select(OrderLine.order_id, OrderLine.product_id)
-        .join(Order, Order.id == OrderLine.order_id)
-        .where(Order.kind == OrderKind.PURCHASE, Order.ordered_at >= since, OrderLine.quantity > 0)
-        .order_by(OrderLine.order_id)
-    )
-    if until is not None:
-        statement = statement.where(Order.ordered_at < until)
+    statement = basket_lines(since, until)
     result = uow.session.execute(statement.execution_options(yield_per=chunk_rows))
     try:
         return encode_item_rows(
@@ -127,13 +153,23 @@ def run_mining(
     )
     uow.session.add(run)
     uow.session.flush()
-    baskets = baskets_since(uow, end.start, end.end)
-    run.n_baskets = len(baskets)
     rules = []
-    if baskets:
-        model = AssociationRules(
-            settings.min_support, settings.min_confidence, min_lift=settings.min_lift, max_len=settings.max_len
-        ).fit(baskets)
+    model: AssociationRules | None
+    if settings.engine == "spark":
+        from crm_core.services.spark_mining import mine_on_spark
+
+        run.n_baskets, model = mine_on_spark(uow, settings, end.start, end.end)
+    else:
+        baskets = baskets_since(uow, end.start, end.end)
+        run.n_baskets = len(baskets)
+        model = (
+            AssociationRules(
+                settings.min_support, settings.min_confidence, min_lift=settings.min_lift, max_len=settings.max_len
+            ).fit(baskets)
+            if baskets
+            else None
+        )
+    if model is not None:
         rules = model.rules_
         run.n_itemsets = len(model.itemsets_)
     run.n_rules = len(rules)

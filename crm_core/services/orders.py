@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -213,7 +214,7 @@ def _insert_lines(session: Session, rows: list[dict[str, int]]) -> None:
     for thousands of lines, where executemany sends one INSERT per line (10,000 lines: about 4x
     faster). Elsewhere a plain executemany on the table (SQLite runs it in-process)."""
     if session.get_bind().dialect.name != "postgresql":
-        session.execute(OrderLine.__table__.insert(), rows)
+        session.execute(cast(sa.Table, OrderLine.__table__).insert(), rows)
         return
     arrays = {column: [row[column] for row in rows] for column in _LINE_COLUMNS}
     session.execute(
