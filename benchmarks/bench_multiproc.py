@@ -372,8 +372,14 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
                 log_env = {**env, "CHATCRM_LOG_FILE": str(workdir / f"worker{n}.log")}
                 processes.append(subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=log_env))
             bases = [f"http://127.0.0.1:{port}" for port in ports]
-            for base in bases:
-                _wait_http(f"{base}/healthz")
+            for n, base in enumerate(bases):
+                try:
+                    # Generous: four processes start at once on two cores, each loading every plugin.
+                    _wait_http(f"{base}/healthz", timeout=240)
+                except RuntimeError:
+                    log = workdir / f"web{n}.log"
+                    tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+                    raise RuntimeError(f"{base} did not come up; its log ends:\n{tail}") from None
 
             # Warm up (connections, caches, bolt's auth.test) and check the path works end to end.
             warm = Run(webs, workers)
