@@ -185,7 +185,7 @@ class Run:
 
 def _shape(line: str) -> str:
     text = line.split(" WARNING ", 1)[-1].split(" ERROR ", 1)[-1]
-    return re.sub(r"\d+", "N", text)[:160]
+    return re.sub(r"\d+", "N", re.sub(r"\(ref \w+\)", "(ref …)", text))[:160]
 
 
 def _load_average() -> str:
