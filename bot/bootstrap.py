@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.dispatch import Dispatcher
@@ -106,6 +107,19 @@ def build_app(settings: Settings | None = None, *, migrate: bool | None = None, 
         plugins=loaded,
     )
     if settings.admins:
-        with app.uow() as uow:
-            users.bootstrap_admins(uow, list(settings.admins))
+        _bootstrap_admins(app)
     return app
+
+
+def _bootstrap_admins(app: App) -> None:
+    # Processes started together (two web, two workers) may each create the same new admin at once:
+    # the loser of that race gets a unique-key violation, and on a second try finds the winner's row.
+    for attempt in (1, 2):
+        try:
+            with app.uow() as uow:
+                users.bootstrap_admins(uow, list(app.settings.admins))
+            return
+        except IntegrityError:
+            if attempt == 2:
+                raise
+            log.info("another process created an admin at the same moment; trying again")

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core import db
@@ -103,17 +105,23 @@ def complete(uow: UnitOfWork, platform: str, key: str) -> bool:
     """Mark the delivery done in the caller's transaction (the one carrying out its effect); False
     when it was done before (or poisoned): the caller must then do nothing."""
     _check(key)
+    # One statement: insert it done (the one-go path), or mark a pending row done; a row already done
+    # (or poisoned) is left alone and returns nothing. It used to be an UPDATE and then an INSERT:
+    # one round trip more for every Slack command.
     e = InboundEvent
-    done = uow.session.execute(
-        sa.update(e)
-        .where(_row(platform, key), e.status == InboxStatus.PENDING)
-        .values(status=InboxStatus.DONE, lease_until=None, payload=None, last_error=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]  # DML returns a CursorResult
-    if done:
-        return True
-    values = {"platform": platform, "key": key, "received_at": utcnow(), "status": InboxStatus.DONE}
-    return db.insert_or_ignore(uow.session, InboundEvent, values)
+    table = cast(sa.Table, e.__table__)
+    insert = postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(e)
+        .values(platform=platform, key=key, received_at=utcnow(), status=InboxStatus.DONE, attempts=0)
+        .on_conflict_do_update(
+            index_elements=[table.c.platform, table.c.key],
+            set_={"status": InboxStatus.DONE, "lease_until": None, "payload": None, "last_error": None},
+            where=table.c.status == InboxStatus.PENDING,
+        )
+        .returning(e.id)
+    )
+    return uow.session.execute(statement).first() is not None
 
 
 # The name of the one-go path before deliveries were kept: the same guard.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from crm_core import clock, text
 from crm_core.errors import Conflict, NotFound, ValidationError
@@ -167,6 +168,10 @@ def current(uow: UnitOfWork, customer_id: int) -> list[Seen]:
     rel = CustomerRelationship
     rows = uow.session.scalars(
         sa.select(rel)
+        # Both sides by name only: their tags (a SELECT each side) only if someone reads them.
+        .options(
+            joinedload(rel.customer).lazyload(Customer.tag_rows), joinedload(rel.related).lazyload(Customer.tag_rows)
+        )
         .where(sa.or_(rel.customer_id == customer_id, rel.related_customer_id == customer_id), rel.ended_on.is_(None))
         .order_by(rel.started_on, rel.id)
     ).unique()

@@ -23,6 +23,9 @@ What it serves on 127.0.0.1 (an ephemeral port, in a thread of its own):
   ``send_envelope(...)`` pushes a payload to the app and returns the app's ack (also recorded, as
   method ``"socket_mode.ack"``).
 - ``GET /_fake/stats``: ``{"counts": {method: n}}``, for a load script in another process.
+- ``GET /_fake/deliveries``: with ``--deliveries`` (standalone), every message that reached it, as
+  ``[method, channel or response_url name, unix time]``: what a load script checks for duplicates,
+  latency and send rates per channel. Only those three fields are kept, so a long run stays small.
 
 Messages posted with chat.postMessage are kept, and chat.update edits them like Slack does: the
 message with that ``ts`` in that channel gets the new text and blocks (``message_not_found`` for
@@ -61,6 +64,8 @@ RESPONSE_URL = "response_url"
 FILE_UPLOAD = "file_upload"
 SOCKET_ACK = "socket_mode.ack"
 DEFAULT_TIMEOUT = 10.0
+# What reaches someone: the calls ``/_fake/deliveries`` lists.
+DELIVERY_METHODS = frozenset({RESPONSE_URL, "chat.postMessage", "chat.postEphemeral", "chat.update"})
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,10 @@ class _Failure:
 
 
 class FakeSlackApi:
-    def __init__(self, *, keep_calls: bool = True):
+    def __init__(self, *, keep_calls: bool = True, keep_deliveries: bool = False):
         self.keep_calls = keep_calls
+        self.keep_deliveries = keep_deliveries
+        self._deliveries: list[tuple[str, str, float]] = []
         self._calls: list[Call] = []
         self._counts: Counter[str] = Counter()
         self._changed = threading.Condition()
@@ -313,6 +320,7 @@ class FakeSlackApi:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get("/socket", self._socket_mode)
         app.router.add_get("/_fake/stats", self._stats)
+        app.router.add_get("/_fake/deliveries", self._deliveries_json)
         return app
 
     def _record(self, call: Call) -> None:
@@ -320,6 +328,9 @@ class FakeSlackApi:
             self._counts[call.method] += 1
             if self.keep_calls:
                 self._calls.append(call)
+            if self.keep_deliveries and call.method in DELIVERY_METHODS:
+                where = call.name if call.method == RESPONSE_URL else str(call.args.get("channel", ""))
+                self._deliveries.append((call.method, where, call.received_at))
             self._changed.notify_all()
 
     def _take_failure(self, method: str) -> _Failure | None:
@@ -475,12 +486,17 @@ class FakeSlackApi:
         with self._changed:
             return web.json_response({"counts": dict(self._counts)})
 
+    async def _deliveries_json(self, _request: web.Request) -> web.Response:
+        with self._changed:
+            return web.json_response(list(self._deliveries))
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve a fake Slack Web API on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--deliveries", action="store_true", help="keep GET /_fake/deliveries")
     args = parser.parse_args(argv)
-    fake = FakeSlackApi(keep_calls=False).start(args.port)
+    fake = FakeSlackApi(keep_calls=False, keep_deliveries=args.deliveries).start(args.port)
     print(fake.base_url, flush=True)
     try:
         threading.Event().wait()

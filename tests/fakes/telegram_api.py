@@ -22,10 +22,15 @@ What it does:
   messages can be replied to, including messages the bot sent.
 
 Everything it holds is per instance: tests never share a fake.
+
+Run it alone with ``python -m tests.fakes.telegram_api [--port N]`` (a load script's platform in a
+process of its own): it prints its ``api_url`` on the first line of stdout and serves until stopped;
+``GET /_fake/deliveries`` lists every successful send as ``[method, chat_id, unix time]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import email.parser
 import email.policy
 import itertools
@@ -104,6 +109,7 @@ class Call:
     # What the fake answered: the result, or the failure.
     result: Any = None
     failure: Failure | None = None
+    received_at: float = field(default_factory=time.time)
 
     def __getitem__(self, key: str) -> Any:
         return self.params[key]
@@ -152,13 +158,13 @@ class FakeTelegram:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> FakeTelegram:
+    def start(self, port: int = 0) -> FakeTelegram:
         fake = self
 
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         # Keep-alive connections of a finished client must not hold up stop().
         self._server.block_on_close = False
@@ -232,6 +238,15 @@ class FakeTelegram:
                 if c.method in ("sendMessage", "sendPhoto")
                 and c.failure is None
                 and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))
+            ]
+
+    def deliveries(self) -> list[tuple[str, Any, float]]:
+        """Every successful send: (method, chat id, when it arrived), for a load script."""
+        with self._changed:
+            return [
+                (c.method, c.params.get("chat_id"), c.received_at)
+                for c in self.calls
+                if c.method in _SENDING_METHODS and c.failure is None
             ]
 
     def last_sent(self, chat_id: int | str) -> Call:
@@ -554,6 +569,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.path == "/_fake/deliveries":
+            self._reply(200, {"ok": True, "result": self.owner.deliveries()})
+            return
         parts = self.path.split("?")[0].strip("/").split("/")
         if len(parts) != 2 or not parts[0].startswith("bot"):
             self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
@@ -573,4 +591,22 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = _serve
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve a fake Telegram Bot API on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--token", default=DEFAULT_TOKEN)
+    args = parser.parse_args(argv)
+    fake = FakeTelegram(args.token).start(args.port)
+    print(fake.api_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
 __all__ = ["DEFAULT_TOKEN", "Call", "Failure", "FakeTelegram"]
+
+if __name__ == "__main__":
+    main()
