@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 LOCALES := crm_core/locale
 catalogs: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg --no-location --sort-output --omit-header -o $(LOCALES)/chatcrm.pot .
-	$(BIN)/pybabel update -i $(LOCALES)/chatcrm.pot -d $(LOCALES) -D chatcrm --no-location --ignore-obsolete
+	$(BIN)/pybabel update -i $(LOCALES)/chatcrm.pot -d $(LOCALES) -D chatcrm --ignore-obsolete
 	$(BIN)/pybabel compile -d $(LOCALES) -D chatcrm --statistics
 
 run: $(STAMP)

@@ -40,7 +40,7 @@ def extracted() -> dict[str, tuple[str, ...]]:
 
 
 def _key(message) -> str:
-    msgid = message.id[0] if isinstance(message.id, tuple) else message.id
+    msgid = message.id[0] if isinstance(message.id, tuple | list) else message.id
     return f"{message.context}\x04{msgid}" if message.context else msgid
 
 

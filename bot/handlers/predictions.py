@@ -30,7 +30,7 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
     fields = [
         Field(_("Trained"), fmt_datetime(run.trained_at, tz)),
         Field(_("Status"), _("published") if run.published else _("not published")),
-        Field(_("Model"), run.algorithm or "—"),
+        Field(_("Model"), _model_name(run.algorithm)),
         Field(_("ROC AUC (holdout)"), _score(run.roc_auc) if run.roc_auc is not None else "—"),
         Field(_("Brier score"), _score(metrics["brier"]) if "brier" in metrics else "—"),
         Field(_("Train / test customers"), f"{run.train_size} / {run.test_size}"),
@@ -111,6 +111,19 @@ def train_model(req: Request, ctx: Context) -> Reply:
             note=run.note,
         ),
     )
+
+
+# The stored names of crm_core.predictions.churn's candidates, shown in the reader's language.
+_MODEL_NAMES = {
+    "logistic regression": N_("logistic regression"),
+    "gradient-boosted trees": N_("gradient-boosted trees"),
+}
+
+
+def _model_name(algorithm: str | None) -> str:
+    if not algorithm:
+        return "—"
+    return _(_MODEL_NAMES[algorithm]) if algorithm in _MODEL_NAMES else algorithm
 
 
 @hookimpl

@@ -86,7 +86,7 @@ def list_templates(req: Request, ctx: Context) -> Reply:
     return Reply(
         title=_("Message templates"),
         sections=(Section(items=tuple(items), empty=_("No templates found.")),),
-        footer="/template show <name>[.<format>] [lang] · /template set … · /template reset …",
+        footer=_("/template show <name>[.<format>] [lang] · /template set … · /template reset …"),
     )
 
 
