@@ -110,9 +110,7 @@ COMMANDS = [c for c in ROUTER.commands if _visible(c)]
 
 
 # Known leftovers, each with its reason (strict: the mark goes when the leftover does).
-KNOWN = {
-    ("model", "train"): "the churn run's note is English text stored at training time (crm_core.predictions.churn)",
-}
+KNOWN: dict[tuple[str, ...], str] = {}
 
 
 def _param(command: Command) -> object:

@@ -64,7 +64,9 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
         sections.append(
             Section(
                 title=_("Candidates (holdout ROC AUC)"),
-                items=tuple(Item(text=f"{name}: {_score(auc)}") for name, auc in metrics["candidates"].items()),
+                items=tuple(
+                    Item(text=f"{_model_name(name)}: {_score(auc)}") for name, auc in metrics["candidates"].items()
+                ),
             )
         )
     return Reply(

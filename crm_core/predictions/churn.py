@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 
 from crm_core import history
 from crm_core.clock import utcnow
+from crm_core.i18n import _, ngettext
 from crm_core.models import ModelRun
 from crm_core.predictions.features import FEATURES, Snapshot, snapshot
 from crm_core.uow import UnitOfWork
@@ -63,8 +64,8 @@ class ChurnResult:
 
 def _why(end: history.AsOf) -> str:
     if end.source == history.NEWEST_ORDER:
-        return f"the newest order's day; no orders in the last {HORIZON.days} days"
-    return "the day asked for"
+        return _("the newest order's day; no orders in the last {days} days", days=HORIZON.days)
+    return _("the day asked for")
 
 
 def _usable(shot: Snapshot) -> bool:
@@ -82,7 +83,7 @@ def train(
     test_cutoff = end.end - HORIZON
     train_cutoff = test_cutoff - HORIZON
     # Said first in every note when the run does not end today.
-    prefix = "" if end.source == history.NOW else f"As of {end.day} ({_why(end)}): "
+    prefix = "" if end.source == history.NOW else _("As of {day} ({why}): ", day=end.day, why=_why(end))
     train_shot = snapshot(session, train_cutoff, HORIZON)
     test_shot = snapshot(session, test_cutoff, HORIZON)
     run = ModelRun(
@@ -142,9 +143,19 @@ def train(
         if len(current.customer_ids):
             probabilities = final.predict_proba(current.X)[:, 1]
             risks = {int(cid): round(float(p), 4) for cid, p in zip(current.customer_ids, probabilities, strict=True)}
-        run.note = prefix + f"holdout ROC AUC {run.roc_auc:.3f} ≥ {min_auc}: published; scored {len(risks)} customers"
+        # Written in the language of whoever trained it (the default for the nightly run).
+        run.note = prefix + ngettext(
+            "holdout ROC AUC {auc} ≥ {min_auc}: published; scored {count} customer",
+            "holdout ROC AUC {auc} ≥ {min_auc}: published; scored {count} customers",
+            len(risks),
+            auc=f"{run.roc_auc:.3f}",
+            min_auc=min_auc,
+            count=len(risks),
+        )
     else:
-        run.note = prefix + f"holdout ROC AUC {run.roc_auc:.3f} is below {min_auc}: not published"
+        run.note = prefix + _(
+            "holdout ROC AUC {auc} is below {min_auc}: not published", auc=f"{run.roc_auc:.3f}", min_auc=min_auc
+        )
     run.duration_ms = int((time.perf_counter() - started) * 1000)
     session.flush()
     return ChurnResult(run, risks)
