@@ -13,10 +13,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence  # a cheap alias of the always-loaded _collections_abc, for annotations
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from bot.bootstrap import App
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -93,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         app.close()
 
 
-def seed_demo_on_first_start(app: App, customers: int = 400) -> None:
+def seed_demo_on_first_start(app, customers: int = 400) -> None:  # app: bot.bootstrap.App (not imported: start-up)
     """The embedded database's first ``chatcrm run`` seeds the demo data set, in CHATCRM_LANGUAGE:
     with zh the Chinese demo company, so a Chinese team's first session reads Chinese data too."""
     from crm_core import demo

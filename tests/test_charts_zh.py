@@ -42,7 +42,7 @@ def test_the_cjk_font_comes_after_dejavu_so_latin_text_looks_the_same():
 def test_titles_and_stages_follow_the_current_language():
     with i18n.use_language("zh"):
         assert i18n._("Revenue ({currency})", currency="CNY") == "营收（CNY）"
-        assert [charts.stage_label(stage) for stage, _cents in PIPELINE] == ["线索", "需求确认", "方案报价", "商务谈判"]
+        assert [charts.stage_label(stage) for stage, _cents in PIPELINE] == ["线索", "已确认", "方案报价", "谈判"]
         assert charts.stage_label("won") == "赢单"
     with i18n.use_language("en"):
         assert charts.stage_label("won") == "won"

@@ -129,7 +129,7 @@ def test_the_digest_counts_overdue_deals_per_owner(chat, rep, app):
         text = render_message(uow.session, "digest", "console", "en", context).text
         html = render_message(uow.session, "digest", "telegram", "zh", context).text
     assert "Deals overdue: Rita Rep 2 (€750.00), unassigned 1 (€100.00)" in text
-    assert "逾期交易：</b>Rita Rep 2 (€750.00)，unassigned 1 (€100.00)" in html
+    assert "逾期商机：</b>Rita Rep 2（€750.00），" in html
 
 
 def test_slack_deal_edit(slack: SlackServer):

@@ -50,7 +50,7 @@ def test_a_chinese_session_on_the_chinese_demo(database_url):
     # /ticket list all: subjects in Chinese.
     assert sum(subject in out for subject in demo_zh.TICKET_SUBJECTS) >= 3
     # /help lists the commands.
-    assert "/customer <query>" in out
+    assert "\n  • /customer " in out and "/deal " in out
     assert "Traceback" not in result.stderr
 
 

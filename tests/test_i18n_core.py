@@ -33,7 +33,7 @@ def test_usage_errors_and_placeholders_follow_the_language():
         try:
             convert(stage, "maybe")
         except UsageError as exc:
-            assert exc.message == "Stage必须是 won, lost 之一，而不是 'maybe'"
+            assert exc.message == "阶段必须是 won, lost 之一，而不是 'maybe'"
         try:
             convert(amount, "many")
         except UsageError as exc:

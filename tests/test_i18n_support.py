@@ -154,7 +154,7 @@ def test_staff_who_chose_chinese_work_a_ticket_in_chinese(chat, agent, acme, app
     assert opened.text == f"已为Acme Corp新建工单 #{ticket.id}。"
     fields = {f.label: f.value for f in opened.fields}
     assert (fields["状态"], fields["优先级"], fields["处理人"]) == ("处理中", "高", "未分配")
-    assert [b.label for b in opened.buttons] == ["分配给我", "标为已解决", "添加备注", "查看客户"]
+    assert [b.label for b in opened.buttons] == ["分配给我", "标为已解决", "添加备注", "打开客户"]
     assert opened.sections[0].title == "对话（0）" and opened.sections[0].empty == "还没有消息。"
 
     shown = chat.say(agent, f"/ticket {ticket.id}").reply

@@ -7,7 +7,7 @@ from anywhere); where the copy of a customer's message was
 relayed to, and whether an answer reached the customer, is written down once the chat platform
 said so. The chat side (what is sent where) lives in ``bot/handlers/support.py``.
 
-A customer's chat app says which language it is in (Telegram's ``language_code``): while the
+A customer's chat app says which language it is in (the platform's language hint): while the
 customer has no language of their own, that one is kept on their record, so what we send them
 later on our own (a rating request, campaigns) is in their language too, not only the answers to
 their messages.
