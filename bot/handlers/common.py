@@ -144,21 +144,11 @@ def rating_text(rating: int) -> str:
 
 
 def ticket_status_label(status: TicketStatus) -> str:
-    return {
-        TicketStatus.OPEN: pgettext("ticket status", "open"),
-        TicketStatus.PENDING: pgettext("ticket status", "pending"),
-        TicketStatus.RESOLVED: pgettext("ticket status", "resolved"),
-        TicketStatus.CLOSED: pgettext("ticket status", "closed"),
-    }.get(status, str(status))
+    return tickets.status_label(status)
 
 
 def ticket_priority_label(priority: TicketPriority) -> str:
-    return {
-        TicketPriority.LOW: pgettext("ticket priority", "low"),
-        TicketPriority.NORMAL: pgettext("ticket priority", "normal"),
-        TicketPriority.HIGH: pgettext("ticket priority", "high"),
-        TicketPriority.URGENT: pgettext("ticket priority", "urgent"),
-    }.get(priority, str(priority))
+    return tickets.priority_label(priority)
 
 
 def ticket_item(ticket: Ticket, tz: str, with_customer: bool = False) -> Item:

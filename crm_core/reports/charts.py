@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from crm_core.i18n import _, pgettext
+from crm_core.i18n import _
 
 log = logging.getLogger("chatcrm.charts")
 
@@ -64,15 +64,10 @@ def font_families() -> tuple[str, ...]:
 
 def stage_label(stage: object) -> str:
     """A deal stage as the chart shows it, in the current language ("won" -> 赢单)."""
-    labels = {
-        "lead": pgettext("deal stage", "lead"),
-        "qualified": pgettext("deal stage", "qualified"),
-        "proposal": pgettext("deal stage", "proposal"),
-        "negotiation": pgettext("deal stage", "negotiation"),
-        "won": pgettext("deal stage", "won"),
-        "lost": pgettext("deal stage", "lost"),
-    }
-    return labels.get(str(stage), str(stage))
+    # Imported here: the reports are imported by services (digests) while crm_core.services loads.
+    from crm_core.services.deals import stage_label as label
+
+    return label(str(stage))
 
 
 def media_dir(config: dict[str, str] | None = None) -> Path:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, aliased
 
 from crm_core import i18n
 from crm_core.clock import local_instant
-from crm_core.i18n import _, pgettext
+from crm_core.i18n import _
 from crm_core.models import (
     DEFAULT_PROBABILITY,
     PIPELINE,
@@ -161,15 +161,10 @@ class PeriodNumbers:
 
 def stage_label(stage: str) -> str:
     """A deal stage as the digest shows it, in the current language."""
-    labels = {
-        "lead": pgettext("deal stage", "lead"),
-        "qualified": pgettext("deal stage", "qualified"),
-        "proposal": pgettext("deal stage", "proposal"),
-        "negotiation": pgettext("deal stage", "negotiation"),
-        "won": pgettext("deal stage", "won"),
-        "lost": pgettext("deal stage", "lost"),
-    }
-    return labels.get(stage, stage)
+    # Imported here: the reports are imported by services (digests) while crm_core.services loads.
+    from crm_core.services.deals import stage_label as label
+
+    return label(str(stage))
 
 
 def _add(amounts) -> dict[str, int]:

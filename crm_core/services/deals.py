@@ -41,8 +41,13 @@ STAGE_ALIASES: dict[str, DealStage] = {
 }
 
 
-def stage_label(stage: DealStage) -> str:
-    """A stage as the reader sees it ("won", zh "赢单"); commands take the English word or an alias."""
+def stage_label(stage: DealStage | str) -> str:
+    """A stage as the reader sees it ("won", zh "赢单"); commands take the English word or an alias.
+    An unknown value (a stage name from elsewhere) is shown as it is."""
+    if not isinstance(stage, DealStage):
+        if stage not in DealStage._value2member_map_:
+            return str(stage)
+        stage = DealStage(stage)
     return {
         DealStage.LEAD: pgettext("deal stage", "lead"),
         DealStage.QUALIFIED: pgettext("deal stage", "qualified"),
