@@ -145,7 +145,7 @@ def chatcrm_env() -> dict[str, str]:
 def _installed_plugin_modules() -> set[str]:
     from bot.plugins import _entry_points
 
-    return {entry_point.value.split(":", 1)[0] for entry_point in _entry_points()}
+    return {entry_point.value.split(":", 1)[0] for entry_point, _, _ in _entry_points()}
 
 
 def _plugin_objects(plugins: Iterable[Any]) -> list[object]:

@@ -319,7 +319,7 @@ def _backup_app(database_url: str, directory: Path, keep: int):
 
 def _backups_plugin() -> list:
     """bot.backups, unless the installed project already loads it by its entry point."""
-    return [] if any(entry.value == "bot.backups" for entry in _entry_points()) else [bot.backups]
+    return [] if any(entry.value == "bot.backups" for entry, _, _ in _entry_points()) else [bot.backups]
 
 
 def _register_nightly(app) -> None:
