@@ -5,14 +5,15 @@ Nothing here runs at import time: callers build an engine from a URL when they n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
 from crm_core.errors import SetupError
 
@@ -106,6 +107,18 @@ def insert_or_ignore(session: Session, model: type[Base], values: dict) -> bool:
     # RETURNING, not rowcount: psycopg does not always report a rowcount for this statement.
     primary_key = sa.inspect(model).primary_key[0]
     return session.execute(statement.returning(primary_key)).first() is not None
+
+
+def one_of(
+    session: Session, column: QueryableAttribute[Any] | sa.ColumnElement[Any], values: Sequence[Any]
+) -> sa.ColumnElement[bool]:
+    """``column IN (values)``, written for the session's database: on PostgreSQL ``column =
+    ANY(:values)``, one array parameter. psycopg rewrites a statement's placeholders one by one and
+    caches the result only for statements under 4 KB, so an IN of 500 ids (a bulk request's
+    customers) cost more in the client than the query did in the server."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def session_factory(engine: Engine, keyring: object | None = None) -> sessionmaker[Session]:

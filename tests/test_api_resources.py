@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -24,6 +24,7 @@ from crm_core.models import (
     MinedRule,
     MiningRun,
     Order,
+    OrderKind,
     OrderLine,
     Product,
     Role,
@@ -184,6 +185,15 @@ def test_bulk_orders_are_checked_whole_written_in_one_go_and_idempotent(api):
             .where(Order.customer_id == buyers[0])
         )
         audit = uow.session.scalars(sa.select(AuditEntry).where(AuditEntry.id > before)).all()
+        stored = uow.session.execute(
+            sa.select(Order.ordered_at, Order.kind, Order.currency, Order.source, Order.customer_id).where(
+                Order.number.in_([f"B{tag}-0", f"B{tag}-new0"])
+            )
+        ).all()
+    # Written as sent (PostgreSQL writes them from arrays): the time in UTC, no customer where none was given.
+    given, anonymous = sorted(stored, key=lambda row: row.customer_id is None)
+    assert tuple(given) == (datetime(2025, 3, 1, 9, 0, tzinfo=UTC), OrderKind.PURCHASE, "EUR", "api", buyers[0])
+    assert anonymous.customer_id is None and anonymous.source == "api"
     assert first["lifetime_value_cents"] == expected and first["order_count"] == 10
     assert [(e.action, e.entity_type) for e in audit] == [("import", "orders"), ("import", "orders")]
     assert audit[0].platform.startswith("api:")

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import text
+from crm_core import db, text
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.models import Product
@@ -34,7 +34,11 @@ def ids_by_sku(uow: UnitOfWork, skus: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        found.update(uow.session.execute(sa.select(Product.sku, Product.id).where(Product.sku.in_(chunk))).all())
+        found.update(
+            uow.session.execute(
+                sa.select(Product.sku, Product.id).where(db.one_of(uow.session, Product.sku, chunk))
+            ).all()
+        )
     return found
 
 
