@@ -205,6 +205,10 @@ class TelegramBot:
                     await task
         self._polling = self._recovering = None
         await self.application.shutdown()
+        for name, sender in self.interactive.senders.items():
+            closing = getattr(sender, "close", None)
+            if name != PLATFORM and closing is not None:
+                await closing()
 
     async def _recover_once(self) -> None:
         try:
