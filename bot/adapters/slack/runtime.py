@@ -253,7 +253,7 @@ class SlackRuntime:
             self._outbox = OutboxSender(
                 app.engine,
                 app.session_factory,
-                platforms.senders(app),
+                platforms.chat_senders(app),
                 SenderSettings.from_env(app.settings.extra, platforms.default_limits(app)),
                 preparers=app.plugins.preparers,
                 after=AfterSendRecorder(app.session_factory, app.router.recorder),

@@ -66,7 +66,7 @@ from bot.inbox_runner import InboxRunner, InboxSettings
 from bot.interactive import AfterSendRecorder, OutboxQueue
 from bot.messages import Destination, Reply
 from bot.outbox_sender import OutboxSender, SenderSettings
-from bot.platforms import default_limits, senders
+from bot.platforms import chat_senders, default_limits
 from bot.router import Router
 from crm_core import i18n, inbox
 from crm_core.i18n import N_, _
@@ -141,7 +141,7 @@ class TelegramBot:
         self.interactive = OutboxSender(
             app.engine,
             app.session_factory,
-            {**senders(app), PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
+            {**chat_senders(app), PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
             SenderSettings.from_env(env, {**default_limits(app), PLATFORM: LIMITS}),
             preparers=app.plugins.preparers,
             after=AfterSendRecorder(app.session_factory, app.router.recorder),
