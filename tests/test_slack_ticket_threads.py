@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from bot.platforms import senders
 from bot.settings import SettingsError
 from crm_core.models import Direction, ExternalThread, InboundEvent, OutboxMessage, Role, Ticket, TicketMessage
 from crm_core.services import users
 from tests.fakes.slack_api import Call, FakeSlackApi
-from tests.fakes.worker import wait_until
+from tests.fakes.worker import chat_worker, wait_until
 from tests.slack_support import block_texts, event_callback, sign, slack_api, slack_env  # noqa: F401 - fixtures
 from tests.support import rows
 from tests.telegram_rig import SUPPORT_CHAT, Rig, fake_telegram, webhook_rig_with  # noqa: F401 - fixtures
@@ -33,9 +34,9 @@ CARLA = 555
 
 
 @contextlib.contextmanager
-def desk(database_url: str, telegram, slack: FakeSlackApi, mode: str | None) -> Iterator[Rig]:
+def desk(database_url: str, telegram, slack: FakeSlackApi, mode: str | None, **more: str) -> Iterator[Rig]:
     """chatcrm web with Telegram customers and the Slack support channel in ``mode``; Sam is Slack staff."""
-    env = {**slack_env(slack), "CHATCRM_SLACK_SUPPORT_CHANNEL": SUPPORT}
+    env = {**slack_env(slack), "CHATCRM_SLACK_SUPPORT_CHANNEL": SUPPORT, **more}
     if mode is not None:
         env["CHATCRM_SLACK_SUPPORT_MODE"] = mode
     with webhook_rig_with(database_url, telegram, **env) as rig:
@@ -214,6 +215,33 @@ def test_people_who_are_not_staff_and_the_bot_itself_are_ignored_in_a_thread(ale
     assert not handled(rig, bot_echo) and not handled(rig, edited)
     assert len(customer_texts(rig)) == 1
     assert len(posts(slack_api)) == 2
+
+
+def test_when_the_first_post_fails_the_next_one_starts_the_thread_and_the_first_goes_into_it(
+    database_url, fake_telegram, slack_api
+):
+    # A failed send is due again after 50 ms (the web process leaves it to the worker).
+    with desk(database_url, fake_telegram, slack_api, "alerts", CHATCRM_OUTBOX_BACKOFF="0.05") as rig:
+        carla = rig.customer(CARLA, "Carla Customer")
+        slack_api.fail("chat.postMessage", "fatal_error")
+        rig.send(rig.fake.private_text(carla, "First: the printer jams"))
+        [refused] = posts(slack_api)
+        assert slack_api.messages(SUPPORT) == [] and rows(rig.app, ExternalThread) == []
+
+        # The second message arrives before the thread exists: it is written at send time, so it starts it.
+        rig.send(rig.fake.private_text(carla, "Second: tray 2"))
+        _refused, parent = posts(slack_api)
+        assert "thread_ts" not in parent.args and "Second: tray 2" in texts(parent)
+        [thread] = rows(rig.app, ExternalThread)
+        assert [m.ts for m in slack_api.messages(SUPPORT)] == [thread.thread_id]
+
+        # The worker delivers the first one: into the thread the second one started, not a thread of its own.
+        with chat_worker(rig.app, senders(rig.app)):
+            assert wait_until(lambda: len(posts(slack_api)) == 3)
+        late = posts(slack_api)[2]
+        assert late.args["thread_ts"] == thread.thread_id and "First: the printer jams" in texts(late)
+        assert "First: the printer jams" in texts(refused)
+        assert len(rows(rig.app, ExternalThread)) == 1 and len(slack_api.messages(SUPPORT)) == 2
 
 
 def test_without_a_support_channel_customers_are_relayed_as_before(database_url, fake_telegram, slack_api):

@@ -275,6 +275,8 @@ def _thread_reply(req: Request, ctx: Context, room: TicketThreads) -> Outcome:
             threads.note_from_thread(ctx.uow, ticket.id, text)
         return Outcome()
     if not text:
+        if not prefixed:
+            return Outcome()  # nothing to send (a file without a caption)
         with _for_staff_room() as language:
             empty = Reply(text=_("Write the answer after !reply."), tone=Tone.WARNING, language=language)
         return Outcome(sends=(reply_to_sender(req, empty, "empty"),))
