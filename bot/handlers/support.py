@@ -425,10 +425,7 @@ def relay_reply(wrote: support_inbox.CustomerWrote, text: str) -> Reply:
             ),
             text=text,
             footer=_("Reply to this message to answer the customer."),
-            buttons=(
-                Button(_("Assign to me"), f"/ticket assign {wrote.ticket_id} me"),
-                Button(_("Open ticket"), f"/ticket {wrote.ticket_id}"),
-            ),
+            buttons=_ticket_buttons(wrote.ticket_id),
             language=language,
         )
 
@@ -458,12 +455,16 @@ def thread_post_reply(post: threads.ThreadPost, *, replies: bool) -> Reply:
             ),
             text=post.text,
             footer=footer,
-            buttons=(
-                Button(_("Assign to me"), f"/ticket assign {post.ticket_id} me"),
-                Button(_("Open ticket"), f"/ticket {post.ticket_id}"),
-            ),
+            buttons=_ticket_buttons(post.ticket_id),
             language=language,
         )
+
+
+def _ticket_buttons(ticket_id: int) -> tuple[Button, ...]:
+    return (
+        Button(_("Assign to me"), f"/ticket assign {ticket_id} me"),
+        Button(_("Open ticket"), f"/ticket {ticket_id}"),
+    )
 
 
 def received_reply(ticket_id: int) -> Reply:
