@@ -166,7 +166,7 @@ def test_a_thread_reply_answers_the_telegram_customer_once(replies_desk, slack_a
     assert len(posts(slack_api)) == 3
 
 
-def test_in_alerts_mode_only_a_prefixed_reply_reaches_the_customer(alerts_desk, slack_api):
+def test_in_alerts_mode_only_a_prefixed_reply_reaches_the_customer(alerts_desk, slack_api, caplog):
     rig, tg = alerts_desk, alerts_desk.fake
     ticket_id, parent_ts = carla_writes_twice(rig, slack_api, "alerts")
     assert "start one with !reply to answer the customer" in texts(posts(slack_api)[0])
@@ -197,6 +197,18 @@ def test_in_alerts_mode_only_a_prefixed_reply_reaches_the_customer(alerts_desk, 
     assert tg.wait_for(lambda: "Tomorrow at the latest." in customer_texts(rig))
     answers = rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)
     assert [a.text for a in answers] == ["It ships today.", "Tomorrow at the latest."]
+
+    # A reply that mentions the app comes twice (an app_mention and a message event, one ts): it counts once.
+    caplog.set_level(logging.INFO, logger="chatcrm.slack")
+    said = {"channel": SUPPORT, "user": SAM, "text": "<@UBOT> !reply See you then.", "team": "T1"}
+    said |= {"ts": "1800000999.000001", "thread_ts": parent_ts}
+    post_event(rig, event_callback({"type": "app_mention", **said}))
+    post_event(rig, event_callback({"type": "message", "channel_type": "channel", **said}))
+    assert tg.wait_for(lambda: "See you then." in customer_texts(rig))
+    assert wait_until(lambda: any("was handled before" in r.getMessage() for r in caplog.records))
+    assert customer_texts(rig).count("See you then.") == 1
+    answers = rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)
+    assert [a.text for a in answers] == ["It ships today.", "Tomorrow at the latest.", "See you then."]
 
 
 def test_people_who_are_not_staff_and_the_bot_itself_are_ignored_in_a_thread(alerts_desk, slack_api):
