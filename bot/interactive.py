@@ -11,6 +11,9 @@ An ``AfterSend`` travels with its row (``OutboxMessage.after``). ``AfterSendReco
 handler module's recorder when the row was sent (in the transaction that marks it sent, so the
 relay's message id is written down exactly when the row is ``sent``) or finally failed, and
 queues what the recorder asks to send in turn ("Sent to …", "Not delivered …").
+
+An ``Outgoing`` with ``deferred`` is queued as a row of that outbox kind, written by the kind's
+preparer right before it is sent (a post into a ticket's thread learns then which thread it goes to).
 """
 
 from __future__ import annotations
@@ -67,15 +70,16 @@ def enqueue(uow: UnitOfWork, sends: Iterable[Outgoing]) -> list[int]:
     """Queue ``sends`` as interactive rows in the caller's transaction; the row ids, in order."""
     ids = []
     for send in sends:
-        if send.reply.is_empty:
+        if send.deferred is None and send.reply.is_empty:
             continue
         row = outbox.enqueue(
             uow,
             idempotency_key=send.key,
-            kind=KIND,
+            kind=send.deferred or KIND,
             platform=send.to.platform,
             conversation=send.to.conversation,
-            payload=payload_of(send),
+            # A deferred row carries nothing until its kind's preparer writes it at send time.
+            payload=MessagePayload(deferred=send.deferred) if send.deferred else payload_of(send),
             priority=outbox.INTERACTIVE,
             after=after_to_json(send.after) if send.after is not None else None,
         )

@@ -375,6 +375,9 @@ class Outgoing:
     reply: Reply
     key: str
     after: AfterSend | None = None
+    # A deferred outbox kind (register_outbox_kinds) whose preparer writes the message right before it
+    # is sent, from what it is about then (``after.ref``); ``reply`` is not used then.
+    deferred: str | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from crm_core.platforms import PlatformTraits
 if TYPE_CHECKING:
     from bot.bootstrap import App
     from bot.delivery import PlatformSender, RetryPolicy
+    from bot.desk import TicketThreads
     from bot.inbox_runner import InboxProcessor
     from bot.settings import Settings
     from bot.web import WebMount
@@ -33,6 +34,10 @@ def _nothing(_app: App) -> Sequence:
 
 
 def _no_sender(_app: App) -> None:
+    return None
+
+
+def _no_threads(_settings: Settings) -> None:
     return None
 
 
@@ -54,6 +59,9 @@ class PlatformSpec:
     inbox_processor: Callable[[App], InboxProcessor | None] = _no_sender
     # How its temporary failures are retried; None: the outbox's settings (CHATCRM_OUTBOX_*).
     retry: RetryPolicy | None = None
+    # Its conversation where every ticket gets a thread (bot.desk.TicketThreads), when one is set
+    # up in ``settings``; asked only when the platform is configured. Raises SettingsError.
+    ticket_threads: Callable[[Settings], TicketThreads | None] = _no_threads
 
     @property
     def name(self) -> str:

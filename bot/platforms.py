@@ -48,6 +48,16 @@ def senders(app: App) -> dict[str, PlatformSender]:
     return found
 
 
+def chat_senders(app: App) -> dict[str, PlatformSender]:
+    """``senders`` of the chat platforms people use remotely (not the console, not webhooks): what a
+    web process sends what a request queued with, right after its commit (the worker does the rest)."""
+    return {
+        name: sender
+        for name, sender in senders(app).items()
+        if app.plugins.platforms[name].traits.chat and not app.plugins.platforms[name].traits.local
+    }
+
+
 def default_limits(app: App) -> dict[str, PlatformLimits]:
     """Each platform's declared send limits (before CHATCRM_RATE_<PLATFORM> overrides)."""
     return {name: spec.default_limits for name, spec in app.plugins.platforms.items()}

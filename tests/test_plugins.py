@@ -73,7 +73,7 @@ def test_the_built_ins_are_plugins_loaded_through_entry_points(app):
     assert {"digests.send", "followups.fire", "campaigns.run", "mining.nightly", "outbox.purge"} <= set(
         app.plugins.jobs
     )
-    assert set(app.plugins.outbox_kinds) == {"campaign"}
+    assert set(app.plugins.outbox_kinds) == {"campaign", "support.thread.alerts", "support.thread.replies"}
 
 
 def test_chatcrm_plugins_lists_every_plugin_with_version_and_hooks(capsys):

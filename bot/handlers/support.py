@@ -4,6 +4,14 @@
   are thanked once per ticket, and a copy goes to the desk's staff room with the ticket number.
 - A staff member's reply there to such a copy is the answer: it goes to the customer's chat, and
   the staff member is told whether it arrived (``/ticket reply`` answers the same way from anywhere).
+- Where a platform offers ticket threads (``bot.desk.TicketThreads``: a support channel), each
+  customer message is also posted into its ticket's own thread there: the first one starts the thread
+  (the ticket's number, customer, subject and priority, then the text), later ones go into it. The
+  posts are deferred outbox rows, written when they are sent: only then is it known whether the
+  thread was started yet (its id is written down when its first post was sent). A linked staff
+  member's reply in such a thread answers the customer in "replies" mode; in "alerts" mode it is
+  kept as an internal note unless it starts with ``!reply`` (or ``/reply``), so nobody answers a
+  customer by accident.
 - A customer sharing their own phone contact links their chat to the customer with that number.
 - ``/start`` greets a customer, offers to share their number and opts them in to campaign messages
   in that chat; with a link code (a deep link) it links a staff account; staff get the help.
@@ -21,14 +29,19 @@ their own choice, else their chat app's); what goes to the staff room (the copy 
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from bot.args import Kind, rest
 from bot.context import Context
+from bot.desk import TicketThreads, ticket_threads
 from bot.dispatch import reply_to_sender
 from bot.hookspecs import hookimpl
 from bot.interactive import enqueue as enqueue_interactive
@@ -44,12 +57,17 @@ from bot.messages import (
     RequestKind,
     Tone,
 )
+from bot.plugin_types import OutboxKind
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import i18n
 from crm_core.i18n import N_, _
 from crm_core.models import Role, TicketPriority
+from crm_core.models.outbox import OutboxStatus
+from crm_core.outbox import Claimed, Withheld
+from crm_core.outbox_payload import MessagePayload
 from crm_core.services import link_codes, sla, support_inbox, tickets
+from crm_core.services import ticket_threads as threads
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
 
@@ -58,6 +76,15 @@ group = CommandGroup()
 
 RELAYED = "support.relay"
 ANSWERED = "support.answer"
+THREAD_POSTED = "support.thread_post"
+# The deferred outbox kinds of posts into ticket threads, by mode: the first post of a thread says
+# how to answer there, which depends on the mode (a deferred row carries nothing but its kind).
+THREAD_ALERTS = "support.thread.alerts"
+THREAD_REPLIES = "support.thread.replies"
+# What starts a reply in an "alerts" thread that is meant for the customer. Chat apps take a message
+# starting with "/" for a command (Slack's refuse an unknown one, and app commands do not run in threads
+# at all), so "!reply" is the one to type; "/reply" counts where it gets through (typed after a space).
+_ANSWER_PREFIX = re.compile(r"^\s*[!/]reply(?:\s+|$)", re.IGNORECASE)
 SHARE_PHONE = N_("Share my phone number")
 # A staff reply to one of the bot's messages that names a ticket ("Ticket #12 ...", "工单 #12 ...")
 # answers it even when the exact relayed copy is not on record (e.g. the later part of a split message).
@@ -159,6 +186,9 @@ def greeting(req: Request, ctx: Context) -> Reply:
 
 @group.listen(RequestKind.MESSAGE)
 def on_message(req: Request, ctx: Context) -> Outcome | None:
+    room = _threads_here(req, ctx)
+    if room is not None:
+        return _thread_reply(req, ctx, room)
     desk = ctx.desk
     if desk is None:
         return None
@@ -190,9 +220,10 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
     if wrote.cut_from is not None:
         sends.append(reply_to_sender(req, cut_reply(wrote.cut_from), "cut"))
     room = ctx.desk.staff_room
-    if room is None:
+    rooms = ticket_threads(ctx.plugins, ctx.settings)
+    if room is None and not rooms:
         log.warning("ticket #%s got a message but no staff room is set up: nobody was told", wrote.ticket_id)
-    else:
+    elif room is not None:
         sends.append(
             Outgoing(
                 room,
@@ -201,7 +232,87 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
                 after=AfterSend(RELAYED, wrote.message_id),
             )
         )
+    sends.extend(_thread_post(wrote.message_id, threads_room) for threads_room in rooms)
     return Outcome(sends=tuple(sends))
+
+
+# -- ticket threads -----------------------------------------------------------------------------------
+
+
+def _thread_post(message_id: int, room: TicketThreads) -> Outgoing:
+    """A customer's message on its way into its ticket's thread in ``room``: written when it is sent
+    (``prepare_thread_post``), keyed by the message and the room, so it is queued once."""
+    return Outgoing(
+        room.destination,
+        Reply(),
+        _message_key(message_id, f"thread:{room.platform}:{room.conversation}"),
+        after=AfterSend(THREAD_POSTED, message_id),
+        deferred=THREAD_REPLIES if room.replies else THREAD_ALERTS,
+    )
+
+
+def _threads_here(req: Request, ctx: Context) -> TicketThreads | None:
+    """The ticket-thread room a message was written in, when it was written in a thread of one."""
+    if req.origin.thread is None or req.origin.is_private:
+        return None
+    rooms = ticket_threads(ctx.plugins, ctx.settings)
+    return next((room for room in rooms if room.holds(req.origin.platform, req.origin.conversation)), None)
+
+
+def _thread_reply(req: Request, ctx: Context, room: TicketThreads) -> Outcome:
+    """A message in a ticket's thread: from linked staff who may work on tickets, an answer to the
+    customer ("replies" mode, or prefixed with !reply) or an internal note; anything else is ignored
+    (chatter of people who are not staff, threads that are no ticket's)."""
+    assert req.origin.thread is not None
+    if not _is_staff(ctx) or not ctx.can(Permission.TICKETS_WRITE):
+        return Outcome()
+    ticket = threads.ticket_of_thread(ctx.uow, room.platform, room.conversation, req.origin.thread)
+    if ticket is None:
+        return Outcome()
+    text, prefixed = _answer_text(req.text)
+    if not (room.replies or prefixed):
+        if text:
+            threads.note_from_thread(ctx.uow, ticket.id, text)
+        return Outcome()
+    if not text:
+        if not prefixed:
+            return Outcome()  # nothing to send (a file without a caption)
+        with _for_staff_room() as language:
+            empty = Reply(text=_("Write the answer after !reply."), tone=Tone.WARNING, language=language)
+        return Outcome(sends=(reply_to_sender(req, empty, "empty"),))
+    answered = support_inbox.answer_customer(ctx.uow, ticket.id, text)
+    confirm_to = Destination(room.platform, room.conversation, req.origin.thread)
+    return Outcome(sends=(answer_to_customer(answered, text, confirm_to),))
+
+
+def _answer_text(text: str) -> tuple[str, bool]:
+    """A thread message's text without its answer prefix, and whether it had one."""
+    found = _ANSWER_PREFIX.match(text)
+    if found is None:
+        return text.strip(), False
+    return text[found.end() :].strip(), True
+
+
+def prepare_thread_post(session: Session, row: Claimed, *, replies: bool) -> dict[str, Any] | Withheld:
+    """The post of a customer's message into its ticket's thread, written now: into the thread when
+    it was started, else as the thread's first message."""
+    assert row.after is not None, "a thread post is queued with what it is about"
+    post = threads.post_of(session, int(row.after["ref"]), row.platform, row.conversation)
+    if post is None:
+        return Withheld(OutboxStatus.CANCELLED, "the ticket message was deleted")
+    reply = thread_post_reply(post, replies=replies)
+    return MessagePayload(reply=reply.to_dict(), thread=post.thread_id).to_json()
+
+
+@group.after_send(THREAD_POSTED)
+def thread_posted(uow: UnitOfWork, sent: Outgoing, message_id: str | None, error: str | None) -> Sequence[Outgoing]:
+    assert sent.after is not None
+    if message_id is None:
+        log.warning("ticket message #%s did not reach its thread: %s", sent.after.ref, error)
+    elif sent.to.thread is None:
+        # It went out as a thread's first message: the ticket's thread from now on.
+        threads.thread_started(uow, sent.after.ref, sent.to.platform, sent.to.conversation, message_id)
+    return ()
 
 
 def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
@@ -314,12 +425,46 @@ def relay_reply(wrote: support_inbox.CustomerWrote, text: str) -> Reply:
             ),
             text=text,
             footer=_("Reply to this message to answer the customer."),
-            buttons=(
-                Button(_("Assign to me"), f"/ticket assign {wrote.ticket_id} me"),
-                Button(_("Open ticket"), f"/ticket {wrote.ticket_id}"),
-            ),
+            buttons=_ticket_buttons(wrote.ticket_id),
             language=language,
         )
+
+
+def thread_post_reply(post: threads.ThreadPost, *, replies: bool) -> Reply:
+    """A customer's message in their ticket's thread (in the company's language): the first one
+    introduces the ticket and says how to answer there."""
+    with _for_staff_room() as language:
+        priority = tickets.priority_label(TicketPriority(post.priority))
+        if post.thread_id is not None:
+            return Reply(
+                title=_("{customer} (ticket #{ticket_id})", customer=post.customer_name, ticket_id=post.ticket_id),
+                text=post.text,
+                language=language,
+            )
+        if replies:
+            footer = _("Reply in this thread to answer the customer.")
+        else:
+            footer = _("Replies in this thread stay internal notes; start one with !reply to answer the customer.")
+        return Reply(
+            title=_(
+                "Ticket #{ticket_id} · {customer} · {subject} · {priority}",
+                ticket_id=post.ticket_id,
+                customer=post.customer_name,
+                subject=post.subject,
+                priority=priority,
+            ),
+            text=post.text,
+            footer=footer,
+            buttons=_ticket_buttons(post.ticket_id),
+            language=language,
+        )
+
+
+def _ticket_buttons(ticket_id: int) -> tuple[Button, ...]:
+    return (
+        Button(_("Assign to me"), f"/ticket assign {ticket_id} me"),
+        Button(_("Open ticket"), f"/ticket {ticket_id}"),
+    )
 
 
 def received_reply(ticket_id: int) -> Reply:
@@ -382,3 +527,19 @@ def linked_reply(linked: support_inbox.ContactLinked) -> Reply:
 @hookimpl
 def register_commands() -> list[CommandGroup]:
     return [group]
+
+
+@hookimpl
+def register_outbox_kinds() -> list[OutboxKind]:
+    return [
+        OutboxKind(
+            THREAD_ALERTS,
+            functools.partial(prepare_thread_post, replies=False),
+            "customer messages posted into their ticket's thread (replies there stay internal)",
+        ),
+        OutboxKind(
+            THREAD_REPLIES,
+            functools.partial(prepare_thread_post, replies=True),
+            "customer messages posted into their ticket's thread (replies there answer the customer)",
+        ),
+    ]

@@ -42,7 +42,7 @@ from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.models.predictions import CustomerScore, ModelRun
 from crm_core.models.scheduling import ScheduledJob, SchedulerLock
 from crm_core.models.templates import TemplateOverride
-from crm_core.models.tickets import Ticket, TicketMessage, TicketPriority, TicketStatus
+from crm_core.models.tickets import ExternalThread, Ticket, TicketMessage, TicketPriority, TicketStatus
 from crm_core.models.users import STAFF_ROLES, Identity, Role, User
 from crm_core.models.webhooks import WebhookAttempt, WebhookEndpoint
 
@@ -79,6 +79,7 @@ __all__ = [
     "Direction",
     "Interaction",
     "InteractionKind",
+    "ExternalThread",
     "Ticket",
     "TicketPriority",
     "TicketStatus",

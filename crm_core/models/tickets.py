@@ -88,3 +88,24 @@ class TicketMessage(Base):
     delivery_error: Mapped[str | None] = mapped_column(sa.String(200))
 
     author: Mapped[User | None] = relationship(lazy="joined")
+
+
+class ExternalThread(Base):
+    """A ticket's own thread in a staff conversation on a chat platform (a support channel where every
+    ticket gets a thread): the customer's messages are posted there, and a reply there is about this
+    ticket. ``thread_id`` is the platform's id of the thread's first message (a Slack ts), written once
+    that message was sent."""
+
+    __tablename__ = "external_threads"
+    __table_args__ = (
+        # One thread per ticket and conversation; a thread belongs to one ticket.
+        sa.UniqueConstraint("ticket_id", "platform", "conversation"),
+        sa.UniqueConstraint("platform", "conversation", "thread_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(sa.String(20))
+    conversation: Mapped[str] = mapped_column(sa.String(64))
+    thread_id: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

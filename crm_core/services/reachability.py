@@ -27,6 +27,7 @@ from crm_core.models import (
     Consent,
     CustomerChat,
     DigestSubscription,
+    ExternalThread,
     FormSession,
     OutboxMessage,
     OutboxStatus,
@@ -77,7 +78,7 @@ def recipient_wrote(uow: UnitOfWork, platform: str, conversation: str) -> bool:
 def chat_moved(uow: UnitOfWork, platform: str, old: str, new: str) -> None:
     """Move every reference to chat ``old`` to ``new`` (in the caller's transaction): waiting
     messages, consents, customer chats, digest subscriptions, live campaign cards, campaign
-    recipients still queued and ticket relays. Forms in progress there are dropped (they were
+    recipients still queued, ticket relays and ticket threads. Forms in progress there are dropped (they were
     asked in the old chat)."""
     session = uow.session
 
@@ -107,6 +108,7 @@ def chat_moved(uow: UnitOfWork, platform: str, old: str, new: str) -> None:
             )
         )
     move(DigestSubscription)
+    move(ExternalThread)
     session.execute(
         sa.update(TicketMessage)
         .where(TicketMessage.channel == platform, TicketMessage.relay_conversation == old)

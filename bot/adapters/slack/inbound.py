@@ -4,6 +4,10 @@ Every request gets an ``inbox_key`` that a repeat of the same delivery shares, s
 lets it take effect once: the ``trigger_id`` of a command or interaction (unique per invocation,
 so a replayed body is caught too), team/channel/ts for a message (the same message may come as a
 ``message`` and an ``app_mention`` event), and the ``event_id`` for other events.
+
+A person's message in a thread of the support channel (``thread_message``) is no command: it is a
+plain message (``RequestKind.MESSAGE``) in that thread, which the support handlers read as a staff
+reply in a ticket's thread.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from typing import Any
 from bot.adapters.slack.blocks import Pressed
 from bot.adapters.slack.modals import FormContext, submitted_values
 from bot.adapters.slack.mrkdwn import command_text
-from bot.messages import Origin, Request
+from bot.messages import Origin, Request, RequestKind
 
 PLATFORM = "slack"
 HOME_COMMAND = "/home"
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
+# Message subtypes that are still a person writing in a thread: "also send to the channel", a file
+# with a caption. Others (edits, deletions, joins, bots) are not.
+_THREAD_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 
 
 def _trigger_key(trigger_id: str | None) -> str | None:
@@ -120,9 +127,43 @@ def message_event(body: dict[str, Any]) -> EventRequest | None:
                 is_private=direct,
             ),
             text=text if text.startswith("/") else "/" + text,
-            inbox_key=f"msg:{body.get('team_id') or event.get('team')}:{channel}:{event.get('ts')}",
+            inbox_key=_message_key(body, event),
         ),
         thread_ts,
+    )
+
+
+def _message_key(body: dict[str, Any], event: dict[str, Any]) -> str:
+    return f"msg:{body.get('team_id') or event.get('team')}:{event.get('channel')}:{event.get('ts')}"
+
+
+def in_thread_of(body: dict[str, Any], channel: str) -> bool:
+    """Whether ``body`` is a message (or mention) in a thread of ``channel``, not the thread's start."""
+    event = body.get("event") or {}
+    thread_ts = event.get("thread_ts")
+    return event.get("channel") == channel and bool(thread_ts) and thread_ts != event.get("ts")
+
+
+def thread_message(body: dict[str, Any]) -> Request | None:
+    """A person's message in a channel thread, as a plain message in that thread (a leading @mention of
+    the app left out); None for edits, deletions and bots' messages (our own included)."""
+    event = body.get("event") or {}
+    if event.get("subtype") not in (None, *_THREAD_SUBTYPES) or event.get("bot_id") or not event.get("user"):
+        return None
+    channel = event["channel"]
+    return Request(
+        origin=Origin(
+            platform=PLATFORM,
+            user_external_id=event["user"],
+            conversation=channel,
+            thread=event["thread_ts"],
+            is_private=False,
+        ),
+        text=command_text(_LEADING_MENTION.sub("", event.get("text") or "")).strip(),
+        kind=RequestKind.MESSAGE,
+        message_id=event.get("ts"),
+        # The same key as the message's other event (message and app_mention): it takes effect once.
+        inbox_key=_message_key(body, event),
     )
 
 

@@ -29,9 +29,11 @@ BOT_SCOPES = (
     "commands",  # the slash commands
     "files:write",  # charts
     "im:history",  # commands typed in the app's DM (message.im)
+    "channels:history",  # staff replies in ticket threads of a public support channel (message.channels)
+    "groups:history",  # the same in a private support channel (message.groups)
     "users:read",  # a person's Slack locale (users.info), the language of their answers until they choose one
 )
-BOT_EVENTS = ("app_home_opened", "app_mention", "message.im")
+BOT_EVENTS = ("app_home_opened", "app_mention", "message.channels", "message.groups", "message.im")
 DESCRIPTION_LIMIT = 140
 USAGE_HINT_LIMIT = 100
 

@@ -41,6 +41,16 @@ def _configured(settings) -> bool:
     return bool(settings.extra.get("SLACK_BOT_TOKEN"))
 
 
+def _ticket_threads(settings):
+    from bot.adapters.slack.settings import REPLIES, support_settings
+    from bot.desk import TicketThreads
+
+    channel, mode = support_settings(settings.extra)
+    if channel is None:
+        return None
+    return TicketThreads(TRAITS.name, channel, replies=mode == REPLIES)
+
+
 def _web_mounts(app):
     slack = _settings(app)
     # Slack over HTTP unless it is Socket Mode only (an app token and no signing secret).
@@ -79,5 +89,6 @@ def register_platforms() -> list[PlatformSpec]:
             web_mounts=_web_mounts,
             sender=_sender,
             services=_services,
+            ticket_threads=_ticket_threads,
         )
     ]

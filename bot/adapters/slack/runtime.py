@@ -6,6 +6,10 @@ thread pool (it is synchronous SQLAlchemy) and answers through the response_url 
 else by posting to the channel; a form opens as a modal with the press's trigger_id; the App Home is
 published with views.publish.
 
+A person's message in a thread of the support channel (CHATCRM_SLACK_SUPPORT_CHANNEL) goes to the
+dispatcher as a plain message (``thread_message``); what it makes the bot say goes through the
+outbox and is sent right after its commit (an answer to a customer on another platform included).
+
 Modal submissions are the one thing that must be answered in the ack itself (inline errors keep
 the modal open), so ``submit_form`` waits for the dispatcher, but never past ``FORM_ACK_BUDGET``:
 after that the modal closes and the outcome follows as a message.
@@ -14,6 +18,7 @@ after that the modal closes and the outcome follows as a message.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -25,6 +30,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import platforms
 from bot.adapters.slack import inbound
 from bot.adapters.slack.blocks import decode_action, fallback_text, home_view, message_page
 from bot.adapters.slack.modals import FormContext, MetadataTooLong, inline_errors, modal_view
@@ -42,7 +48,9 @@ from bot.args import UsageError
 from bot.bootstrap import App
 from bot.delivery import TemporaryFailure
 from bot.dispatch import AlreadyHandled, FormRejected, new_reference
+from bot.interactive import AfterSendRecorder, OutboxQueue
 from bot.messages import Form, Reply, Request, Tone
+from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.roles import Permission
 from crm_core import i18n
 from crm_core.i18n import _
@@ -77,6 +85,7 @@ class SlackRuntime:
         self._locales: dict[str, tuple[float, str | None]] = {}
         self.session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
+        self._outbox: OutboxSender | None = None
 
     @property
     def client(self) -> AsyncWebClient:
@@ -100,6 +109,11 @@ class SlackRuntime:
                 task.cancel()
         if self.session:
             await self.session.close()
+        if self._outbox is not None:
+            for sender in self._outbox.senders.values():
+                closing = getattr(sender, "close", None)
+                if closing is not None:
+                    await closing()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def spawn(self, work: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
@@ -198,6 +212,10 @@ class SlackRuntime:
             if request is not None and reply is not None:
                 await self.client.views_publish(user_id=request.origin.user_external_id, view=home_view(reply))
         elif kind in ("message", "app_mention"):
+            channel = self.settings.support_channel
+            if channel is not None and inbound.in_thread_of(body, channel):
+                await self.thread_message(body)
+                return
             found = inbound.message_event(body)
             if found is not None:
                 found = replace(found, request=await self._hinted(found.request))
@@ -208,6 +226,39 @@ class SlackRuntime:
                     channel=origin.conversation, user=origin.user_external_id, thread_ts=found.thread_ts
                 )
                 await self.answer(found.request, reply, where)
+
+    async def thread_message(self, body: dict[str, Any]) -> None:
+        """A message in a thread of the support channel (a staff reply in a ticket's thread): what it
+        makes the bot say is queued in the outbox in its own transaction, then sent at once."""
+        request = inbound.thread_message(body)
+        if request is None:
+            return
+        request = await self._hinted(request)
+        queue = OutboxQueue()
+        handle = functools.partial(self.app.dispatcher.handle_event, request, queue=queue)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, handle)
+        except AlreadyHandled:
+            log.info("slack delivery %s was handled before; ignored", request.inbox_key)
+            return
+        if queue.ids:
+            await self.outbox.send_now(queue.ids)
+
+    @property
+    def outbox(self) -> OutboxSender:
+        """Sends what a thread message queued, to whichever platform it goes (the customer's chat, the
+        thread); what it cannot send now is left to the worker's outbox sender."""
+        if self._outbox is None:
+            app = self.app
+            self._outbox = OutboxSender(
+                app.engine,
+                app.session_factory,
+                platforms.chat_senders(app),
+                SenderSettings.from_env(app.settings.extra, platforms.default_limits(app)),
+                preparers=app.plugins.preparers,
+                after=AfterSendRecorder(app.session_factory, app.router.recorder),
+            )
+        return self._outbox
 
     async def submit_form(self, body: dict[str, Any], ack: Ack) -> None:
         """A modal submission: inline errors in the ack, or close the modal and answer as a message."""

@@ -66,6 +66,7 @@ from bot.inbox_runner import InboxRunner, InboxSettings
 from bot.interactive import AfterSendRecorder, OutboxQueue
 from bot.messages import Destination, Reply
 from bot.outbox_sender import OutboxSender, SenderSettings
+from bot.platforms import chat_senders, default_limits
 from bot.router import Router
 from crm_core import i18n, inbox
 from crm_core.i18n import N_, _
@@ -135,12 +136,14 @@ class TelegramBot:
         self.outgoing = Outgoing(self.application.bot, app.session_factory)
         env = app.settings.extra
         self.runner = InboxRunner(app.session_factory, InboxSettings.from_env(env), {PLATFORM: self})
-        # Sends what an update queued right after its commit (the interactive lane of the outbox).
+        # Sends what an update queued right after its commit (the interactive lane of the outbox): to
+        # Telegram with this bot, and to the other configured platforms (a post in a ticket's thread).
         self.interactive = OutboxSender(
             app.engine,
             app.session_factory,
-            {PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
-            SenderSettings.from_env(env, {PLATFORM: LIMITS}),
+            {**chat_senders(app), PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
+            SenderSettings.from_env(env, {**default_limits(app), PLATFORM: LIMITS}),
+            preparers=app.plugins.preparers,
             after=AfterSendRecorder(app.session_factory, app.router.recorder),
             on_moved=self._moved,
         )
@@ -202,6 +205,10 @@ class TelegramBot:
                     await task
         self._polling = self._recovering = None
         await self.application.shutdown()
+        for name, sender in self.interactive.senders.items():
+            closing = getattr(sender, "close", None)
+            if name != PLATFORM and closing is not None:
+                await closing()
 
     async def _recover_once(self) -> None:
         try:

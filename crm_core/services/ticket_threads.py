@@ -1,0 +1,102 @@
+"""Ticket threads in a staff conversation: every ticket gets a thread of its own there.
+
+Where a platform offers threads (a support channel), each customer message of a ticket is
+posted into that ticket's thread, and a staff reply in the thread is about that ticket. The first
+message posted for a ticket starts the thread; once the platform said what that message's id is
+(``thread_started``), later posts go into it. Which message starts the thread is decided when it is
+sent, not when it is queued: posts of one conversation leave one at a time, in order, and the id
+is written down in the transaction that marks the first one sent, so the next one finds it.
+
+Platform-neutral: a thread is (platform, conversation, thread id); the chat side (what the posts
+look like, which conversation) lives in ``bot/handlers/support.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from crm_core.models import ExternalThread, Ticket, TicketMessage
+from crm_core.services import tickets
+from crm_core.uow import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ThreadPost:
+    """A ticket message on its way into the ticket's thread, as it stands when it is sent."""
+
+    ticket_id: int
+    message_id: int
+    customer_id: int
+    customer_name: str
+    subject: str
+    priority: str
+    text: str
+    # The thread to post into; None: this post starts the thread.
+    thread_id: str | None
+
+
+def thread_of(session: Session, ticket_id: int, platform: str, conversation: str) -> ExternalThread | None:
+    return session.scalars(
+        sa.select(ExternalThread).where(
+            ExternalThread.ticket_id == ticket_id,
+            ExternalThread.platform == platform,
+            ExternalThread.conversation == conversation,
+        )
+    ).one_or_none()
+
+
+def post_of(session: Session, message_id: int, platform: str, conversation: str) -> ThreadPost | None:
+    """What posting ticket message ``message_id`` into its ticket's thread in ``conversation`` means
+    now; None when the message (or its ticket) is gone."""
+    message = session.get(TicketMessage, message_id)
+    if message is None:
+        return None
+    ticket = session.get(Ticket, message.ticket_id)
+    if ticket is None:
+        return None
+    thread = thread_of(session, ticket.id, platform, conversation)
+    return ThreadPost(
+        ticket.id,
+        message.id,
+        ticket.customer_id,
+        ticket.customer.name,
+        ticket.subject,
+        str(ticket.priority),
+        message.text,
+        thread.thread_id if thread is not None else None,
+    )
+
+
+def thread_started(uow: UnitOfWork, message_id: int, platform: str, conversation: str, thread_id: str) -> bool:
+    """Ticket message ``message_id`` was posted as ``thread_id`` in ``conversation`` without a thread to
+    go into: it is that ticket's thread from now on. False (nothing changed) when the ticket already
+    has a thread there, or is gone."""
+    message = uow.session.get(TicketMessage, message_id)
+    if message is None or thread_of(uow.session, message.ticket_id, platform, conversation) is not None:
+        return False
+    uow.session.add(
+        ExternalThread(ticket_id=message.ticket_id, platform=platform, conversation=conversation, thread_id=thread_id)
+    )
+    uow.session.flush()
+    return True
+
+
+def ticket_of_thread(uow: UnitOfWork, platform: str, conversation: str, thread_id: str) -> Ticket | None:
+    """The ticket whose thread in ``conversation`` starts with message ``thread_id``."""
+    return uow.session.scalars(
+        sa.select(Ticket)
+        .join(ExternalThread, ExternalThread.ticket_id == Ticket.id)
+        .where(
+            ExternalThread.platform == platform,
+            ExternalThread.conversation == conversation,
+            ExternalThread.thread_id == thread_id,
+        )
+    ).one_or_none()
+
+
+def note_from_thread(uow: UnitOfWork, ticket_id: int, text: str) -> TicketMessage:
+    """A staff message in a ticket's thread that is not an answer: an internal note on the ticket."""
+    return tickets.add_note(uow, ticket_id, text)
