@@ -46,7 +46,7 @@ from bot.messages import (
 )
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import i18n
+from crm_core import attachments, i18n
 from crm_core.i18n import N_, _
 from crm_core.models import Role, TicketPriority
 from crm_core.services import link_codes, sla, support_inbox, tickets
@@ -180,6 +180,7 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
         req.origin.conversation,
         req.origin.display_name,
         req.text,
+        attachment=req.attachments[0] if req.attachments else None,
         external_message_id=req.message_id,
         targets=sla.targets_from_env(ctx.settings.extra),
         language_hint=req.origin.language_hint,
@@ -196,7 +197,7 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
         sends.append(
             Outgoing(
                 room,
-                relay_reply(wrote, wrote.text),
+                relay_reply(wrote),
                 _message_key(wrote.message_id, "relay"),
                 after=AfterSend(RELAYED, wrote.message_id),
             )
@@ -296,9 +297,11 @@ def on_contact(req: Request, ctx: Context) -> Outcome | None:
 # -- what goes out ------------------------------------------------------------------------------------
 
 
-def relay_reply(wrote: support_inbox.CustomerWrote, text: str) -> Reply:
-    """The copy of a customer's message in the staff room (in the company's language)."""
+def relay_reply(wrote: support_inbox.CustomerWrote) -> Reply:
+    """The copy of a customer's message in the staff room (in the company's language, an attachment
+    named in it too)."""
     with _for_staff_room() as language:
+        text = attachments.shown(wrote.text, wrote.attachment_kind, wrote.attachment_name)
         facts = {"ticket_id": wrote.ticket_id, "priority": tickets.priority_label(TicketPriority(wrote.priority))}
         if wrote.opened:
             title = _("Ticket #{ticket_id} · new ticket · {priority}", **facts)
