@@ -217,3 +217,14 @@ def test_the_history_window_of_an_analysis_in_chinese():
         assert history.describe(newest, history.GIVEN, 7) == "截至 2010年12月1日 为止 7 天"
         assert history.source_label(history.NEWEST_ORDER) == "最新订单的日期"
     assert history.describe(newest, history.GIVEN, 1) == "the 1 day to 2010-12-01"
+
+
+def test_a_date_custom_field_reads_in_the_readers_format(chat, app, clock):
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    made = chat.say(admin, "/field new customer renewal date label=续约日期").reply
+    assert made.tone is Tone.SUCCESS, made
+    chat.say(admin, f"/customer new {NAME}")
+    assert chat.say(admin, "/customer edit #1 renewal=2026-06-30").reply.tone is Tone.SUCCESS
+    assert _fields(chat.say(admin, "/customer #1").reply)["续约日期"] == "2026-06-30"
+    chat.say(admin, "/lang zh")
+    assert _fields(chat.say(admin, "/customer #1").reply)["续约日期"] == "2026年6月30日"

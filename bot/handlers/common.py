@@ -215,7 +215,7 @@ def edited_inputs(form: Form, submitted: Mapping[str, str | None]) -> dict[str, 
 
 def custom_field_rows(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> tuple[Field, ...]:
     """The record's custom field values, for its card."""
-    return tuple(Field(v.definition.label, v.display) for v in custom_fields.values_for(uow, entity, entity_id))
+    return tuple(Field(v.definition.label, v.shown) for v in custom_fields.values_for(uow, entity, entity_id))
 
 
 def form_with_fields(entity: FieldEntity, title: str, command: str, params: Iterable[Param]) -> FormBuilder:

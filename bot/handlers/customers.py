@@ -157,7 +157,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
                 ),
             )
         )
-    fields.extend(Field(v.definition.label, v.display) for v in card.custom_fields)
+    fields.extend(Field(v.definition.label, v.shown) for v in card.custom_fields)
     footer = _("Customer #{id} · in the CRM since {date}", id=c.id, date=fmt_date(c.created_at, tz))
     score = card.score
     if score is not None:

@@ -220,9 +220,10 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
     confirm_to = Destination(platform, req.origin.conversation, req.origin.thread, reply_to=req.message_id)
     chat = answered.customer_chat
     if chat is None:
+        # Kept as a code: whoever reads the thread later reads why in their own language.
+        support_inbox.answer_delivered(ctx.uow, answered.message_id, error=tickets.NO_CHAT)
         with _for_staff_room():
-            error = _("the customer has no {platform} chat with us", platform=platform.capitalize())
-        support_inbox.answer_delivered(ctx.uow, answered.message_id, error=error)
+            error = tickets.delivery_error_text(tickets.NO_CHAT, platform)
         confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error)
         return Outcome(sends=(Outgoing(confirm_to, confirmation, _message_key(answered.message_id, "delivered")),))
     return Outcome(sends=(answer_to_customer(answered, req.text, confirm_to),))

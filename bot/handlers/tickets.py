@@ -103,7 +103,8 @@ def _message_item(message: TicketMessage, tz: str) -> Item:
     }[message.direction]
     detail = f"{label} · {fmt_datetime(message.created_at, tz)} · {message.channel}"
     if message.delivery_error:
-        detail += " · " + _("NOT DELIVERED: {error}", error=message.delivery_error)
+        error = tickets.delivery_error_text(message.delivery_error, message.channel)
+        detail += " · " + _("NOT DELIVERED: {error}", error=error)
     text = attachments.shown(message.text, message.attachment_kind, message.attachment_name)
     return Item(text=clip(text, 500), detail=detail)
 

@@ -319,6 +319,18 @@ def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_mess
         uow.session.flush()
 
 
+# What ``delivery_error`` holds when an answer had no customer chat on its channel to go to; anything
+# else there is the chat platform's own words ("Forbidden: bot was blocked by the user").
+NO_CHAT = "no-chat"
+
+
+def delivery_error_text(error: str, channel: str) -> str:
+    """Why an answer did not reach the customer, in the reader's language."""
+    if error == NO_CHAT:
+        return _("the customer has no {platform} chat with us", platform=channel.capitalize())
+    return error
+
+
 def record_delivery(
     uow: UnitOfWork, message_id: int, *, external_message_id: str | None = None, error: str | None = None
 ) -> None:
