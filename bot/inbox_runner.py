@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.messages import Reply, Tone
 from bot.settings import env_number
-from crm_core import inbox, outbox
+from crm_core import i18n, inbox, outbox
+from crm_core.i18n import _
 from crm_core.inbox import Claim
 from crm_core.models.inbox import InboxStatus
 from crm_core.outbox_payload import MessagePayload
@@ -128,6 +129,23 @@ class InboxRunner:
             await self.run(claim)
         return len(found.claims)
 
+    @staticmethod
+    def _poisoned_report(claim: Claim, ref: str, language: str | None) -> Reply:
+        """What an admin is told about a delivery given up on, in their language."""
+        with i18n.use_language(language) as chosen:
+            return Reply(
+                text=_(
+                    "A {platform} message ({key}) could not be processed after {attempts} attempts and was set "
+                    "aside (ref {ref}). The log has the details.",
+                    platform=claim.platform.capitalize(),
+                    key=claim.key,
+                    attempts=i18n.format_number(claim.attempts),
+                    ref=ref,
+                ),
+                tone=Tone.ERROR,
+                language=chosen,
+            )
+
     def _poisoned(self, claim: Claim, ref: str) -> None:
         """Given up after the last attempt: log it, tell its sender once and each admin once."""
         log.error(
@@ -142,12 +160,8 @@ class InboxRunner:
             with UnitOfWork(self.session_factory) as uow:
                 if processor is not None:
                     processor.poisoned(uow, claim, ref)
-                report = Reply(
-                    text=f"A {claim.platform} message ({claim.key}) could not be processed after "
-                    f"{claim.attempts} attempts and was set aside (ref {ref}). The log has the details.",
-                    tone=Tone.ERROR,
-                )
                 for identity in users.admin_identities(uow):
+                    report = self._poisoned_report(claim, ref, identity.user.language)
                     outbox.enqueue(
                         uow,
                         idempotency_key=f"inbox-poisoned:{claim.platform}:{claim.key}:{identity.platform}:{identity.external_id}"[

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+# What a plain message carried besides text: the core keeps it on ticket messages as it is.
+from crm_core.attachments import Attachment
 from crm_core.i18n import N_
 
 # A form's default submit label.
@@ -279,15 +281,6 @@ class MessageRef:
 
 
 @dataclass(frozen=True)
-class Attachment:
-    """What a message carried besides text (the text already describes it in words)."""
-
-    # photo, file, sticker, voice, video, audio, location
-    kind: str
-    name: str | None = None
-
-
-@dataclass(frozen=True)
 class Contact:
     """A shared phone contact."""
 
@@ -325,7 +318,8 @@ class Request:
     kind: RequestKind = RequestKind.COMMAND
     # The platform's id of the message that carried this request, if any.
     message_id: str | None = None
-    # For a plain message: the message it replies to, and what it carried besides text.
+    # For a plain message: the message it replies to, and what it carried besides text (``text`` is
+    # then only its caption, maybe empty).
     reply_to: MessageRef | None = None
     attachments: tuple[Attachment, ...] = ()
     # For RequestKind.CONTACT.

@@ -204,7 +204,9 @@ _BUILTIN_TYPES = [
             "kind": "note, call, email, meeting or chat",
             "direction": "internal, inbound (from the customer) or outbound (to them)",
             "channel": "where it happened (slack, telegram, console, phone, ...)",
-            "text": "the text (up to 4,000 characters)",
+            "text": "the text (up to 4,000 characters; a photo's or a file's caption, maybe empty)",
+            "attachment": "what a chat message carried besides text (photo, file, sticker, voice, video, audio, "
+            "location), or null",
             "user_id": "who on our side, or null for the customer",
             "ticket_id": "the ticket it belongs to, or null",
         },

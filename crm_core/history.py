@@ -17,8 +17,10 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from crm_core import i18n
 from crm_core.clock import as_utc
 from crm_core.errors import ValidationError
+from crm_core.i18n import _, ngettext, pgettext
 from crm_core.models import Order, OrderKind
 
 NOW, GIVEN, NEWEST_ORDER = "now", "given", "newest order"
@@ -48,13 +50,32 @@ class AsOf:
 
 
 def describe(end: datetime | None, source: str | None, window_days: int) -> str:
-    """The window in words, for a run stored with its as-of end and source (older runs have none)."""
+    """The window in words, in the reader's language, for a run stored with its as-of end and source
+    (older runs have none)."""
+    days = i18n.format_number(window_days)
     if end is None or source in (None, NOW):
-        return f"the last {window_days} days"
-    day = day_of(end)
+        return ngettext("the last {days} day", "the last {days} days", window_days, days=days)
+    day = i18n.display_date(day_of(end))
     if source == NEWEST_ORDER:
-        return f"the {window_days} days to {day}, the newest order's day (no orders in the last {window_days} days)"
-    return f"the {window_days} days to {day}"
+        return ngettext(
+            "the {days} day to {day}, the newest order's day (no orders in the last {days} day)",
+            "the {days} days to {day}, the newest order's day (no orders in the last {days} days)",
+            window_days,
+            days=days,
+            day=day,
+        )
+    return ngettext("the {days} day to {day}", "the {days} days to {day}", window_days, days=days, day=day)
+
+
+def source_label(source: str | None) -> str:
+    """Why an analysis ends when it does, in the reader's language (``source`` is stored raw)."""
+    if source == NEWEST_ORDER:
+        return _("the newest order's day")
+    if source == GIVEN:
+        return _("the day asked for")
+    if source == NOW:
+        return pgettext("as of", "now")
+    return source or "—"
 
 
 def day_of(end: datetime) -> date:
@@ -88,7 +109,9 @@ def parse_day(raw: str, field: str = "as_of") -> date:
     try:
         return date.fromisoformat(raw.strip())
     except ValueError:
-        raise ValidationError(f"{raw!r} is not a day: write it like 2011-12-09", field=field) from None
+        raise ValidationError(
+            _("{value} is not a day: write it like 2011-12-09", value=repr(raw)), field=field
+        ) from None
 
 
 def parse_window(raw: str, field: str = "window") -> int:
@@ -96,5 +119,7 @@ def parse_window(raw: str, field: str = "window") -> int:
     match = _WINDOW.match(raw.strip().lower())
     days = int(match.group(1)) * (7 if match.group(2) == "w" else 1) if match else 0
     if not 1 <= days <= 36_500:
-        raise ValidationError(f"{raw!r} is not a window: write a number of days like 365d (or weeks: 52w)", field=field)
+        raise ValidationError(
+            _("{value} is not a window: write a number of days like 365d (or weeks: 52w)", value=repr(raw)), field=field
+        )
     return days

@@ -255,3 +255,42 @@ def format_datetime(value: datetime, tz: tzinfo | None = None, style: str = "med
     from babel.dates import format_datetime as babel_datetime
 
     return babel_datetime(value, format=style, tzinfo=tz, locale=babel_locale())
+
+
+# -- dates as the bot shows them ------------------------------------------------------------------
+
+
+def localized_dates() -> bool:
+    """English (and the pseudo-locale) keep ISO dates, unambiguous for an international team and
+    pinned by tests; every other language gets its CLDR date (zh: 2026年12月2日)."""
+    return current_language() not in (DEFAULT_LANGUAGE, PSEUDO)
+
+
+def display_date(value: date | datetime | None, tz: str | None = "UTC") -> str:
+    """A day as a reader sees it: ``2026-12-02`` in English, ``2026年12月2日`` in Chinese; a datetime
+    is taken as the day it is in ``tz``; None is a dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, datetime):
+        from crm_core.clock import zone
+
+        value = value.astimezone(zone(tz)).date()
+    return format_date(value) if localized_dates() else value.isoformat()
+
+
+def display_datetime(value: datetime | None, tz: str | None = "UTC") -> str:
+    """A moment in ``tz`` as a reader sees it: ``2026-12-02 09:00`` / ``2026年12月2日 09:00``."""
+    if value is None:
+        return "—"
+    from babel import dates as babel_dates
+
+    from crm_core.clock import zone
+
+    local = value.astimezone(zone(tz))
+    if not localized_dates():
+        return local.strftime("%Y-%m-%d %H:%M")
+    # The language's own date, then hours and minutes (CLDR's medium time has seconds: noise here).
+    locale = babel_locale()
+    return str(babel_dates.get_datetime_format("medium", locale=locale)).format(
+        babel_dates.format_time(local, "short", locale=locale), format_date(local.date())
+    )

@@ -19,6 +19,7 @@ import threading
 from dataclasses import dataclass
 
 from crm_core.errors import ValidationError
+from crm_core.i18n import _
 
 # A platform name is what identities, consents and outbox rows store: short, lowercase, stable.
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
@@ -119,8 +120,8 @@ def validate(name: str) -> str:
     candidate = (name or "").strip().lower()
     if candidate in names():
         return candidate
-    known = ", ".join(names()) or "none is installed"
-    raise ValidationError(f"{name!r} is not a chat platform (known: {known})")
+    known = ", ".join(names()) or _("none is installed")
+    raise ValidationError(_("{value} is not a chat platform (known: {known})", value=repr(name), known=known))
 
 
 def dm_platforms() -> list[str]:

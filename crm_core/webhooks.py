@@ -39,11 +39,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_core import outbox
+from crm_core import i18n, outbox
 from crm_core.clock import utcnow
 from crm_core.errors import NotFound, ValidationError
 from crm_core.events import EVENT_TYPES, Event
-from crm_core.i18n import _
+from crm_core.i18n import _, ngettext
 from crm_core.models import OutboxMessage, OutboxStatus, User, WebhookAttempt, WebhookEndpoint
 from crm_core.outbox_payload import MessagePayload
 from crm_core.services import users
@@ -341,21 +341,47 @@ def record_attempt(
         return True
 
 
+# How an endpoint disabled for failing says why (``disabled_reason``, an API field: kept in English);
+# ``disabled_text`` reads it back in the reader's language.
+_FAILED_REASON = "every delivery failed for {hours} hours (last: {last})"
+_FAILED = re.compile(r"\Aevery delivery failed for (?P<hours>\d+) hours \(last: (?P<last>.*)\)\Z", re.DOTALL)
+
+
+def disabled_text(endpoint: WebhookEndpoint) -> str:
+    """Why the endpoint is disabled, in the reader's language (its stored reason is English)."""
+    reason = endpoint.disabled_reason or ""
+    failed = _FAILED.match(reason)
+    if failed is None:
+        return reason
+    last = failed["last"]
+    return ngettext(
+        "every delivery failed for {hours} hour (last: {last})",
+        "every delivery failed for {hours} hours (last: {last})",
+        int(failed["hours"]),
+        hours=failed["hours"],
+        last=_("no answer") if last == "no answer" else last,
+    )
+
+
 def _disable(uow: UnitOfWork, endpoint: WebhookEndpoint, now: datetime, attempt: Attempt) -> None:
     hours = round((now - (endpoint.failing_since or now)).total_seconds() / 3600)
     last = f"HTTP {attempt.status_code}" if attempt.status_code is not None else (attempt.error or "no answer")
     endpoint.enabled = False
     endpoint.disabled_at = now
-    endpoint.disabled_reason = f"every delivery failed for {hours} hours (last: {last})"[:500]
+    endpoint.disabled_reason = _FAILED_REASON.format(hours=hours, last=last)[:500]
     _cancel_waiting(uow.session, endpoint.id, "the webhook was disabled")
     owner = endpoint.owner
     address = users.dm_address(owner) if owner is not None else None
     if address is None:
         return
-    text = (
-        f"Webhook #{endpoint.id} ({endpoint.url}) is disabled: {endpoint.disabled_reason}. "
-        "The events waiting for it were dropped. Fix the receiver, then add it again with /webhook add."
-    )
+    with i18n.use_language(owner.language if owner is not None else None):
+        text = _(
+            "Webhook #{id} ({url}) is disabled: {reason}. The events waiting for it were dropped. Fix the "
+            "receiver, then add it again with /webhook add.",
+            id=endpoint.id,
+            url=endpoint.url,
+            reason=disabled_text(endpoint),
+        )
     outbox.enqueue(
         uow,
         idempotency_key=f"webhook-disabled:{endpoint.id}:{now.isoformat()}",

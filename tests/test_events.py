@@ -185,6 +185,7 @@ def test_ticket_created_assigned_status_changed_rated_and_notes(chat, app, acme)
         "direction": "internal",
         "channel": "console",
         "text": "checked the toner",
+        "attachment": None,
         "user_id": agent_id,
         "ticket_id": 1,
     }

@@ -73,3 +73,25 @@ def test_admin_commands_in_chinese_with_a_plural_and_numbers(chat):
     with i18n.use_language("zh"):
         assert i18n.ngettext("… {n} more", "… {n} more", 3) == "……另有 3 项"
         assert i18n.format_number(12345) == "12,345"
+
+
+def test_what_the_background_tells_admins_and_owners_is_in_their_language():
+    from bot.inbox_runner import InboxRunner
+    from crm_core import webhooks
+    from crm_core.inbox import Claim
+    from crm_core.models import WebhookEndpoint
+
+    claim = Claim("telegram", "1234", "{}", 5)
+    report = InboxRunner._poisoned_report(claim, "R3F", "zh")
+    assert report.language == "zh"
+    assert report.text == "一条 Telegram 消息（1234）尝试处理 5 次仍未成功，已搁置（参考号 R3F）。详情请查看日志。"
+    assert InboxRunner._poisoned_report(claim, "R3F", None).text.startswith("A Telegram message (1234) could not")
+
+    # A disabled webhook's stored reason stays English (an API field); readers get their language.
+    endpoint = WebhookEndpoint(disabled_reason="every delivery failed for 24 hours (last: no answer)")
+    with i18n.use_language("zh"):
+        assert webhooks.disabled_text(endpoint) == "连续 24 小时每次投递都失败（最后一次：无响应）"
+    assert webhooks.disabled_text(endpoint) == endpoint.disabled_reason
+    other = WebhookEndpoint(disabled_reason="switched off by hand")
+    with i18n.use_language("zh"):
+        assert webhooks.disabled_text(other) == "switched off by hand"

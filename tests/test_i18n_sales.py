@@ -12,8 +12,9 @@ import pytest
 import time_machine
 
 from bot.messages import Reply, Tone
-from crm_core.models import DealStage, Role
-from crm_core.services import deals, users
+from crm_core import history, i18n
+from crm_core.models import DealStage, FollowUp, Role
+from crm_core.services import deals, followups, users
 
 SHANGHAI = "Asia/Shanghai"
 # Friday 27 March 2026, 17:00 in Shanghai.
@@ -174,3 +175,56 @@ def test_a_stage_that_is_not_one_is_refused():
     assert deals.match_stage("赢单", allowed=(DealStage.LEAD, DealStage.QUALIFIED)) is None
     with pytest.raises(Exception, match="is not a stage"):
         deals.parse_stage("maybe")
+
+
+def test_the_reminder_dates_and_the_last_contact_are_in_the_reps_language(chat, rep, app, clock):
+    chat.say(rep, f"/customer new {NAME}")
+    chat.say(rep, "/note #1 电话沟通了报价 kind=call")
+    assert chat.say(rep, "/followup #1 tomorrow 9:00 回访确认合同").reply.tone is Tone.SUCCESS
+    # What the reminder templates get, written in the rep's language (the scheduler sets it).
+    with app.uow() as uow, i18n.use_language("zh"):
+        data = followups.reminder_context(uow, uow.session.get(FollowUp, 1), "CNY")
+    assert data["followup"]["due"] == "2026年3月28日 09:00"
+    assert data["customer"]["last_interaction"] == "2026年3月27日 · 电话 · 电话沟通了报价"
+    # English keeps the unambiguous ISO dates, like every English reply.
+    with app.uow() as uow:
+        data = followups.reminder_context(uow, uow.session.get(FollowUp, 1), "CNY")
+    assert data["followup"]["due"] == "2026-03-28 09:00"
+    assert data["customer"]["last_interaction"] == "2026-03-27 · call · 电话沟通了报价"
+
+
+def test_an_admin_reads_the_audit_log_in_chinese_at_local_time(chat, app, clock):
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    chat.say(admin, f"/customer new {NAME}")
+    chat.say(admin, "/customer edit #1 phone=+862155550100")
+    chat.say(admin, "/tz Asia/Shanghai")
+    chat.say(admin, "/lang zh")
+    log = chat.say(admin, "/audit #1").reply
+    assert log.footer == "最新的在前；时间按 Asia/Shanghai。"
+    texts = [item.text for item in log.sections[0].items]
+    assert texts[0].endswith(" · 2026年3月27日 17:00 · 修改了客户 #1"), texts
+    assert texts[-1].endswith(" · 2026年3月27日 17:00 · 新建了客户 #1"), texts
+    # The raw action stays, as the filter takes it: action=update shows the change only.
+    assert "action=update" in (log.sections[0].items[0].detail or "")
+    changed = chat.say(admin, "/audit #1 action=update").reply
+    assert [item.text for item in changed.sections[0].items] == texts[:1]
+
+
+def test_the_history_window_of_an_analysis_in_chinese():
+    newest = datetime(2010, 12, 2, tzinfo=UTC)
+    with i18n.use_language("zh"):
+        assert history.describe(None, None, 365) == "最近 365 天"
+        assert history.describe(newest, history.GIVEN, 7) == "截至 2010年12月1日 为止 7 天"
+        assert history.source_label(history.NEWEST_ORDER) == "最新订单的日期"
+    assert history.describe(newest, history.GIVEN, 1) == "the 1 day to 2010-12-01"
+
+
+def test_a_date_custom_field_reads_in_the_readers_format(chat, app, clock):
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    made = chat.say(admin, "/field new customer renewal date label=续约日期").reply
+    assert made.tone is Tone.SUCCESS, made
+    chat.say(admin, f"/customer new {NAME}")
+    assert chat.say(admin, "/customer edit #1 renewal=2026-06-30").reply.tone is Tone.SUCCESS
+    assert _fields(chat.say(admin, "/customer #1").reply)["续约日期"] == "2026-06-30"
+    chat.say(admin, "/lang zh")
+    assert _fields(chat.say(admin, "/customer #1").reply)["续约日期"] == "2026年6月30日"

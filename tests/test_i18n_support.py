@@ -7,6 +7,8 @@
   gets English, and a staff reply to a Chinese copy still answers its ticket.
 - Staff who chose Chinese (/lang zh) work a ticket in Chinese, typing priorities and statuses in
   Chinese too; forms still offer the English values.
+- A customer's photo, file or voice message is kept as a kind, not as words: the staff room, the
+  ticket thread, the history and the card name it in each reader's language, the caption kept.
 """
 
 from __future__ import annotations
@@ -16,9 +18,19 @@ from collections.abc import Iterator
 import pytest
 
 from bot.desk import SupportDesk
-from bot.messages import Destination, MessageRef, Origin, Request, RequestKind, Tone
+from bot.messages import Attachment, Destination, MessageRef, Origin, Request, RequestKind, Tone
 from crm_core import i18n
-from crm_core.models import Customer, CustomerChat, OutboxMessage, Role, Ticket, TicketPriority, TicketStatus
+from crm_core.models import (
+    Customer,
+    CustomerChat,
+    Interaction,
+    OutboxMessage,
+    Role,
+    Ticket,
+    TicketMessage,
+    TicketPriority,
+    TicketStatus,
+)
 from crm_core.services import customers, tickets
 from tests.support import rows
 from tests.telegram_rig import SUPPORT_CHAT
@@ -35,11 +47,16 @@ def company_language() -> Iterator[None]:
 # -- a Telegram customer whose app is in Chinese -------------------------------------------------
 
 
-def test_a_chinese_telegram_customer_gets_chinese_and_the_staff_room_keeps_the_default(webhook_rig):
-    rig, tg = webhook_rig, webhook_rig.fake
-    sam = rig.staff(900, "Sam Support")
+def _sam_and_li(rig) -> tuple[dict, dict]:
+    """Sam in the staff group, and Li, a customer whose Telegram app is in Chinese."""
     li = rig.customer(555, "Li Lei")
     li["language_code"] = "zh-hans"
+    return rig.staff(900, "Sam Support"), li
+
+
+def test_a_chinese_telegram_customer_gets_chinese_and_the_staff_room_keeps_the_default(webhook_rig):
+    rig, tg = webhook_rig, webhook_rig.fake
+    sam, li = _sam_and_li(rig)
 
     rig.send(tg.private_text(li, "/start"))
     greeting = tg.last_sent(555)
@@ -91,9 +108,17 @@ ROOM = Destination("console", "staff-room")
 DESK = SupportDesk(staff_room=ROOM, bot_name="Helpdesk")
 
 
-def _message(origin: Origin, text: str, key: str, reply_to: MessageRef | None = None) -> Request:
+def _message(
+    origin: Origin, text: str, key: str, reply_to: MessageRef | None = None, attachment: Attachment | None = None
+) -> Request:
     return Request(
-        origin=origin, text=text, kind=RequestKind.MESSAGE, inbox_key=key, message_id=f"m-{key}", reply_to=reply_to
+        origin=origin,
+        text=text,
+        kind=RequestKind.MESSAGE,
+        inbox_key=key,
+        message_id=f"m-{key}",
+        reply_to=reply_to,
+        attachments=(attachment,) if attachment else (),
     )
 
 
@@ -238,3 +263,54 @@ def test_the_owner_is_told_of_an_urgent_ticket_in_their_own_language(chat, app):
     assert notice.payload["reply"]["title"] == "Acme Corp有新的紧急优先级工单 #1"
     assert notice.payload["reply"]["language"] == "zh"
     assert [b["label"] for b in notice.payload["reply"]["buttons"]] == ["查看工单", "分配给我"]
+
+
+# -- attachments: a kind, named in the reader's language ---------------------------------------------
+
+
+def test_attachments_are_named_in_each_readers_language_and_captions_kept(webhook_rig):
+    rig, tg = webhook_rig, webhook_rig.fake
+    sam, li = _sam_and_li(rig)
+
+    rig.send(tg.private_attachment(li, "voice"))
+    [ticket] = rows(rig.app, Ticket)
+    # No words in any language are stored: the kind is, and the subject is an emoji staff may rename.
+    assert ticket.subject == "🎤"
+    [voice] = rows(rig.app, TicketMessage)
+    assert (voice.text, voice.attachment_kind, voice.attachment_name) == ("", "voice", None)
+    [logged] = rows(rig.app, Interaction)
+    assert (logged.text, logged.attachment_kind) == ("", "voice")
+    # The staff room reads the company's language (English here).
+    assert "[voice message]" in tg.last_sent(SUPPORT_CHAT).text
+
+    rig.send(tg.private_attachment(li, "document", caption="请看报价", file_name="报价单.pdf"))
+    assert "[file: 报价单.pdf] 请看报价" in tg.last_sent(SUPPORT_CHAT).text
+    rig.send(tg.private_attachment(li, "sticker", emoji="👍"))
+    assert "[sticker 👍]" in tg.last_sent(SUPPORT_CHAT).text
+    # A caption that looks like a command is still the customer's message with a file.
+    rig.send(tg.private_attachment(li, "document", caption="/help", file_name="a.pdf"))
+    assert "[file: a.pdf] /help" in tg.last_sent(SUPPORT_CHAT).text
+    assert len(rows(rig.app, TicketMessage)) == 4
+
+    # Sam reads Chinese: the thread, the history and the card name the attachments in Chinese.
+    rig.send(tg.group_text(SUPPORT_CHAT, sam, "/lang zh"))
+    rig.send(tg.group_text(SUPPORT_CHAT, sam, f"/ticket {ticket.id}"))
+    thread = tg.last_sent(SUPPORT_CHAT).text
+    assert "[语音消息]" in thread and "[文件：报价单.pdf] 请看报价" in thread and "[贴纸 👍]" in thread
+    assert "voice message" not in thread and "[file" not in thread
+    rig.send(tg.group_text(SUPPORT_CHAT, sam, f"/history #{ticket.customer_id}"))
+    history = tg.last_sent(SUPPORT_CHAT).text
+    assert "[语音消息]" in history and "[文件：报价单.pdf] 请看报价" in history
+    rig.send(tg.group_text(SUPPORT_CHAT, sam, f"/customer #{ticket.customer_id}"))
+    assert "[文件：a.pdf] /help" in tg.last_sent(SUPPORT_CHAT).text
+
+
+def test_a_chinese_staff_room_names_a_photo_in_chinese(app, company_language):
+    i18n.set_default_language("zh")
+    carla = Origin("console", "c-2", "dm-c-2", is_private=True, display_name="Carla Customer", language_hint="en")
+    photo = _message(carla, "the error screen", "p1", attachment=Attachment("photo"))
+    thanks, relay = app.dispatcher.handle_event(photo, desk=DESK).sends
+    assert thanks.reply.language == "en"
+    assert relay.reply.text == "[图片] the error screen" and relay.reply.language == "zh"
+    [ticket] = rows(app, Ticket)
+    assert ticket.subject == "the error screen"

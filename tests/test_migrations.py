@@ -51,3 +51,81 @@ def test_sqlite_default_is_migrated_on_start(empty_database_url):
         assert db.schema_status(app.engine).up_to_date
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
+def test_attachment_words_in_old_messages_become_kinds_and_come_back_on_downgrade(empty_database_url):
+    """0020: "[voice message]", "[file: a.pdf] caption"... written by the Telegram adapter into
+    ticket_messages and interactions are split into attachment columns; other texts are untouched."""
+    import sqlalchemy as sa
+
+    engine = db.create_engine(empty_database_url)
+    now = "2026-12-01 10:00:00+00:00"
+    old = [
+        ("[voice message]", "inbound", "telegram"),
+        ("[file: 报价单.pdf] 请看附件", "inbound", "telegram"),
+        ("[file: unnamed]", "inbound", "telegram"),
+        ("[sticker 😀]", "inbound", "telegram"),
+        ("[location 52.52000, 13.40500] here", "inbound", "telegram"),
+        ("[photo] the error\nscreen", "inbound", "telegram"),
+        # Not the adapter's words, or not a customer's Telegram message: left alone.
+        ("[photo] of our answer", "outbound", "telegram"),
+        ("[draft] call back", "inbound", "telegram"),
+        ("[voice message]", "inbound", "console"),
+    ]
+    try:
+        db.upgrade(engine, "0019_cjk_search")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO customers (id, kind, name, search_name, search_keys, lifetime_value_cents, "
+                    "order_count, created_at, updated_at) VALUES (1, 'person', 'Carla', 'carla', '', 0, 0, :now, :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO tickets (id, customer_id, subject, status, priority, channel, created_at, updated_at) "
+                    "VALUES (1, 1, 'Help', 'open', 'normal', 'telegram', :now, :now)"
+                ),
+                {"now": now},
+            )
+            for number, (text, direction, channel) in enumerate(old, 1):
+                values = {"id": number, "text": text, "direction": direction, "channel": channel, "now": now}
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO ticket_messages (id, ticket_id, direction, channel, text, created_at) "
+                        "VALUES (:id, 1, :direction, :channel, :text, :now)"
+                    ),
+                    values,
+                )
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO interactions (id, customer_id, kind, direction, channel, text, occurred_at, "
+                        "created_at) VALUES (:id, 1, 'chat', :direction, :channel, :text, :now, :now)"
+                    ),
+                    values,
+                )
+        db.upgrade(engine, "0021_message_attachments")
+        expected = [
+            ("", "voice", None),
+            ("请看附件", "file", "报价单.pdf"),
+            ("", "file", None),
+            ("", "sticker", "😀"),
+            ("here", "location", "52.52000, 13.40500"),
+            ("the error\nscreen", "photo", None),
+            ("[photo] of our answer", None, None),
+            ("[draft] call back", None, None),
+            ("[voice message]", None, None),
+        ]
+        with engine.connect() as connection:
+            for table in ("ticket_messages", "interactions"):
+                query = sa.text(f"SELECT text, attachment_kind, attachment_name FROM {table} ORDER BY id")
+                assert [tuple(row) for row in connection.execute(query)] == expected, table
+        command.downgrade(db.alembic_config(engine), "0019_cjk_search")
+        with engine.connect() as connection:
+            for table in ("ticket_messages", "interactions"):
+                texts = [row[0] for row in connection.execute(sa.text(f"SELECT text FROM {table} ORDER BY id"))]
+                assert texts == [text for text, _direction, _channel in old], table
+    finally:
+        engine.dispose()

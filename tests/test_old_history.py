@@ -66,7 +66,7 @@ def test_mine_and_recommend_as_of_the_newest_order(app, chat, retail):
     before = chat.say(admin, "/mine as_of=2010-11-30 window=7d").reply
     assert before.text == "Mined 0 orders of the 7 days to 2010-11-30."
     assert chat.say(admin, "/mine as_of=2010-12-01 window=1d").reply.text == (
-        f"Mined {purchases} orders of the 1 days to 2010-12-01."
+        f"Mined {purchases} orders of the 1 day to 2010-12-01."
     )
     bad = chat.say(admin, "/mine as_of=yesterday").reply
     assert bad.text == "'yesterday' is not a day: write it like 2011-12-09."
@@ -123,7 +123,7 @@ def test_churn_trains_and_scores_as_of_the_newest_order(app, chat):
     assert run.published and run.roc_auc >= 0.6, run.note
     assert run.note.startswith(f"As of {newest.date()} (the newest order's day; no orders in the last 90 days):")
     assert reply.text.endswith(run.note)
-    assert {f.label: f.value for f in reply.fields}["History as of"] == f"{newest.date()} (newest order)"
+    assert {f.label: f.value for f in reply.fields}["History as of"] == f"{newest.date()} (the newest order's day)"
     # Scored as of 2011: those still ordering then are not all "hibernating" (as they would be from 2026).
     assert len(scores) == 60 and all(s.churn_risk is not None for s in scores)
     assert {s.rfm_segment for s in scores} - {"hibernating"}

@@ -33,7 +33,7 @@ from crm_core.models import (
     Ticket,
     TicketMessage,
 )
-from crm_core.services import customers
+from crm_core.services import customers, tickets
 from tests.support import Chat, rows
 
 PLATFORM = "console"
@@ -171,6 +171,13 @@ def test_an_answer_to_a_customer_without_a_chat_here_is_kept_and_flagged(app, ch
     [told] = app.dispatcher.handle_event(message(in_staff_room(chat), "Hi", "u1", reply_to=replied), desk=DESK).sends
     assert told.to.conversation == "staff-room" and told.after is None
     assert told.reply.text.startswith("Not delivered to Acme Corp: the customer has no Console chat with us.")
+    # Why is kept as a code, so a reader in another language reads it in theirs.
+    [answer] = rows(app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)
+    assert answer.delivery_error == tickets.NO_CHAT
+    li = chat.user("Li Wei", Role.SUPPORT)
+    chat.say(li, "/lang zh")
+    thread = chat.say(li, "/ticket 1").reply.sections[0].items
+    assert "未送达：客户没有与我们的 Console 聊天" in (thread[-1].detail or "")
 
 
 def test_sharing_ones_own_contact_links_the_chat_and_someone_elses_is_refused(app):

@@ -92,7 +92,11 @@ class InteractionOut(BaseModel):
     kind: str
     direction: str
     channel: str
+    # For a chat message with a photo, a file, a voice message...: its caption (maybe empty).
     text: str
+    # What such a message carried (photo, file, sticker, voice, video, audio, location), else null.
+    attachment: str | None = None
+    attachment_name: str | None = None
     user_id: int | None
     ticket_id: int | None
     occurred_at: datetime
@@ -325,6 +329,8 @@ def render_interaction(interaction: Interaction) -> InteractionOut:
         direction=str(interaction.direction),
         channel=interaction.channel,
         text=interaction.text,
+        attachment=interaction.attachment_kind,
+        attachment_name=interaction.attachment_name,
         user_id=interaction.user_id,
         ticket_id=interaction.ticket_id,
         occurred_at=interaction.occurred_at,

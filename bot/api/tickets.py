@@ -52,7 +52,12 @@ class MessageOut(BaseModel):
     direction: str
     author_id: int | None
     channel: str
+    # For a photo, a file, a voice message...: its caption (maybe empty), and what it was.
     text: str
+    # photo, file, sticker, voice, video, audio, location; null for a text message.
+    attachment: str | None = None
+    # The file's name, the sticker's emoji or the location's coordinates, when there is one.
+    attachment_name: str | None = None
     created_at: datetime
 
 
@@ -90,6 +95,8 @@ def _message(message: TicketMessage) -> MessageOut:
         author_id=message.author_id,
         channel=message.channel,
         text=message.text,
+        attachment=message.attachment_kind,
+        attachment_name=message.attachment_name,
         created_at=message.created_at,
     )
 

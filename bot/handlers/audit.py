@@ -1,4 +1,9 @@
-"""/audit: the audit log for admins, newest first, filtered and paged (an "Older" button)."""
+"""/audit: the audit log for admins, newest first, filtered and paged (an "Older" button).
+
+Each entry says what happened in the reader's language, at the reader's local time; the raw action
+(``action=update``) stays beside it, as the filter takes it, and the values before and after are
+shown as stored (column names and values: data).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.args import Kind, arg, opt
 from bot.context import Context
+from bot.handlers.common import fmt_datetime
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Item, Reply, Request, Section
 from bot.roles import Permission
@@ -78,11 +84,15 @@ def read_audit(req: Request, ctx: Context) -> Reply:
     where = audit_log.AuditFilter(customer_id, user_id, _since(req.args.get("since")), req.args.get("action"))
     entries = audit_log.page(ctx.uow, where, before_id=req.args.get("before"), limit=PAGE + 1)
     shown = entries[:PAGE]
+    tz = ctx.caller.timezone
     items = tuple(
         Item(
-            text=f"#{entry.id} {entry.at:%Y-%m-%d %H:%M} {entry.action} {entry.entity_type} {entry.entity_id}",
-            detail=_by(entry.actor_name, entry.platform)
-            + (f" · {_values(entry.before, entry.after)}" if entry.before or entry.after else ""),
+            text=f"#{entry.id} · {fmt_datetime(entry.at, tz)} · {audit_log.summary(entry)}",
+            # The raw action, as the action= filter takes it.
+            detail=" · ".join(
+                [_by(entry.actor_name, entry.platform), f"action={entry.action}"]
+                + ([_values(entry.before, entry.after)] if entry.before or entry.after else [])
+            ),
         )
         for entry in shown
     )
@@ -95,7 +105,7 @@ def read_audit(req: Request, ctx: Context) -> Reply:
         title=_("Audit log · {about}", about=about),
         sections=(Section(items=items, empty=_("No entries match.")),),
         buttons=buttons,
-        footer=_("Newest first; UTC times."),
+        footer=_("Newest first; times in {timezone}.", timezone=tz),
         private=True,
     )
 

@@ -6,8 +6,6 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from babel import dates as babel_dates
-
 from bot.args import Param
 from bot.forms import form_input
 from bot.messages import Button, Field, Form, FormInput, InputKind, Item, Request, Section
@@ -26,7 +24,7 @@ from crm_core.models import (
 )
 from crm_core.money import format_money
 from crm_core.paging import Page
-from crm_core.services import custom_fields, deals, tickets
+from crm_core.services import custom_fields, deals, interactions, tickets
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -34,31 +32,12 @@ if TYPE_CHECKING:
     from bot.router import FormBuilder
 
 
-def _localized_dates() -> bool:
-    """English (and the pseudo-locale) keep ISO dates, unambiguous for an international team and
-    pinned by tests; every other language gets its CLDR date (zh: 2026年12月2日)."""
-    return i18n.current_language() not in (i18n.DEFAULT_LANGUAGE, i18n.PSEUDO)
-
-
 def fmt_date(value: date | datetime | None, tz: str = "UTC") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, datetime):
-        value = value.astimezone(clock.zone(tz)).date()
-    return i18n.format_date(value) if _localized_dates() else value.isoformat()
+    return i18n.display_date(value, tz)
 
 
 def fmt_datetime(value: datetime | None, tz: str = "UTC") -> str:
-    if value is None:
-        return "—"
-    local = value.astimezone(clock.zone(tz))
-    if not _localized_dates():
-        return local.strftime("%Y-%m-%d %H:%M")
-    # The language's own date, then hours and minutes (CLDR's medium time has seconds: noise here).
-    locale = i18n.babel_locale()
-    return str(babel_dates.get_datetime_format("medium", locale=locale)).format(
-        babel_dates.format_time(local, "short", locale=locale), i18n.format_date(local.date())
-    )
+    return i18n.display_datetime(value, tz)
 
 
 def money(cents: int, currency: str = "EUR") -> str:
@@ -172,13 +151,7 @@ def ticket_item(ticket: Ticket, tz: str, with_customer: bool = False) -> Item:
 
 def interaction_kind_label(kind: str) -> str:
     """An interaction kind as the reader sees it ("call" / "电话")."""
-    return {
-        "note": pgettext("interaction kind", "note"),
-        "call": pgettext("interaction kind", "call"),
-        "email": pgettext("interaction kind", "email"),
-        "meeting": pgettext("interaction kind", "meeting"),
-        "chat": pgettext("interaction kind", "chat"),
-    }.get(str(kind), str(kind))
+    return interactions.kind_label(kind)
 
 
 def followup_status_label(status: FollowUpStatus) -> str:
@@ -242,7 +215,7 @@ def edited_inputs(form: Form, submitted: Mapping[str, str | None]) -> dict[str, 
 
 def custom_field_rows(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> tuple[Field, ...]:
     """The record's custom field values, for its card."""
-    return tuple(Field(v.definition.label, v.display) for v in custom_fields.values_for(uow, entity, entity_id))
+    return tuple(Field(v.definition.label, v.shown) for v in custom_fields.values_for(uow, entity, entity_id))
 
 
 def form_with_fields(entity: FieldEntity, title: str, command: str, params: Iterable[Param]) -> FormBuilder:

@@ -29,7 +29,7 @@ from crm_core.i18n import N_, _, ngettext, pgettext
 from crm_core.models import Customer, FieldEntity, ModelRun, Role
 from crm_core.money import format_totals
 from crm_core.predictions.rfm import segment_label
-from crm_core.services import customer_merge, customers, orders, relationships, tickets
+from crm_core.services import customer_merge, customers, interactions, orders, relationships, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 group = CommandGroup()
@@ -157,7 +157,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
                 ),
             )
         )
-    fields.extend(Field(v.definition.label, v.display) for v in card.custom_fields)
+    fields.extend(Field(v.definition.label, v.shown) for v in card.custom_fields)
     footer = _("Customer #{id} · in the CRM since {date}", id=c.id, date=fmt_date(c.created_at, tz))
     score = card.score
     if score is not None:
@@ -198,7 +198,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
             title=_("Recent interactions"),
             items=tuple(
                 Item(
-                    text=clip(i.text),
+                    text=clip(interactions.shown_text(i)),
                     detail=" · ".join(
                         (
                             interaction_kind_label(i.kind),

@@ -101,7 +101,7 @@ def _history_item(interaction: Interaction, tz: str) -> Item:
     ]
     if interaction.ticket_id:
         parts.append(_("ticket #{id}", id=interaction.ticket_id))
-    return Item(text=clip(interaction.text, 300), detail=" · ".join(parts))
+    return Item(text=clip(interactions.shown_text(interaction), 300), detail=" · ".join(parts))
 
 
 @hookimpl

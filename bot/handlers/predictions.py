@@ -10,7 +10,7 @@ from datetime import time
 
 from bot.args import Kind, opt
 from bot.context import Context
-from bot.handlers.common import fmt_datetime
+from bot.handlers.common import fmt_date, fmt_datetime
 from bot.hookspecs import hookimpl
 from bot.messages import Field, Item, Reply, Request, Section, Tone
 from bot.plugin_types import JobDefinition
@@ -41,7 +41,8 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
         ),
     ]
     if run.as_of is not None and run.as_of_source not in (None, history.NOW):
-        fields.append(Field(_("History as of"), f"{history.day_of(run.as_of)} ({run.as_of_source})"))
+        as_of = f"{fmt_date(history.day_of(run.as_of))} ({history.source_label(run.as_of_source)})"
+        fields.append(Field(_("History as of"), as_of))
     sections = []
     if metrics.get("calibration"):
         sections.append(

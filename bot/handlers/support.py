@@ -60,7 +60,7 @@ from bot.messages import (
 from bot.plugin_types import OutboxKind
 from bot.roles import Permission
 from bot.router import CommandGroup
-from crm_core import i18n
+from crm_core import attachments, i18n
 from crm_core.i18n import N_, _
 from crm_core.models import Role, TicketPriority
 from crm_core.models.outbox import OutboxStatus
@@ -210,6 +210,7 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
         req.origin.conversation,
         req.origin.display_name,
         req.text,
+        attachment=req.attachments[0] if req.attachments else None,
         external_message_id=req.message_id,
         targets=sla.targets_from_env(ctx.settings.extra),
         language_hint=req.origin.language_hint,
@@ -227,7 +228,7 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
         sends.append(
             Outgoing(
                 room,
-                relay_reply(wrote, wrote.text),
+                relay_reply(wrote),
                 _message_key(wrote.message_id, "relay"),
                 after=AfterSend(RELAYED, wrote.message_id),
             )
@@ -330,9 +331,10 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
     confirm_to = Destination(platform, req.origin.conversation, req.origin.thread, reply_to=req.message_id)
     chat = answered.customer_chat
     if chat is None:
+        # Kept as a code: whoever reads the thread later reads why in their own language.
+        support_inbox.answer_delivered(ctx.uow, answered.message_id, error=tickets.NO_CHAT)
         with _for_staff_room():
-            error = _("the customer has no {platform} chat with us", platform=platform.capitalize())
-        support_inbox.answer_delivered(ctx.uow, answered.message_id, error=error)
+            error = tickets.delivery_error_text(tickets.NO_CHAT, platform)
         confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error)
         return Outcome(sends=(Outgoing(confirm_to, confirmation, _message_key(answered.message_id, "delivered")),))
     return Outcome(sends=(answer_to_customer(answered, req.text, confirm_to),))
@@ -407,9 +409,11 @@ def on_contact(req: Request, ctx: Context) -> Outcome | None:
 # -- what goes out ------------------------------------------------------------------------------------
 
 
-def relay_reply(wrote: support_inbox.CustomerWrote, text: str) -> Reply:
-    """The copy of a customer's message in the staff room (in the company's language)."""
+def relay_reply(wrote: support_inbox.CustomerWrote) -> Reply:
+    """The copy of a customer's message in the staff room (in the company's language, an attachment
+    named in it too)."""
     with _for_staff_room() as language:
+        text = attachments.shown(wrote.text, wrote.attachment_kind, wrote.attachment_name)
         facts = {"ticket_id": wrote.ticket_id, "priority": tickets.priority_label(TicketPriority(wrote.priority))}
         if wrote.opened:
             title = _("Ticket #{ticket_id} · new ticket · {priority}", **facts)

@@ -36,7 +36,7 @@ from bot.messages import Button, Destination, Field, Form, FormInput, Item, Repl
 from bot.paging import PAGE_OPTION, more_button, page_number, position
 from bot.roles import Permission
 from bot.router import CommandGroup, FormBuilder
-from crm_core import i18n, outbox
+from crm_core import attachments, i18n, outbox
 from crm_core.errors import Forbidden, NotFound, ValidationError
 from crm_core.i18n import N_, _
 from crm_core.models import Direction, FieldEntity, Ticket, TicketMessage, TicketPriority, TicketStatus
@@ -103,8 +103,10 @@ def _message_item(message: TicketMessage, tz: str) -> Item:
     }[message.direction]
     detail = f"{label} · {fmt_datetime(message.created_at, tz)} · {message.channel}"
     if message.delivery_error:
-        detail += " · " + _("NOT DELIVERED: {error}", error=message.delivery_error)
-    return Item(text=clip(message.text, 500), detail=detail)
+        error = tickets.delivery_error_text(message.delivery_error, message.channel)
+        detail += " · " + _("NOT DELIVERED: {error}", error=error)
+    text = attachments.shown(message.text, message.attachment_kind, message.attachment_name)
+    return Item(text=clip(text, 500), detail=detail)
 
 
 def ticket_reply(ticket: Ticket, ctx: Context, note: str | None = None, tone: Tone = Tone.INFO) -> Reply:

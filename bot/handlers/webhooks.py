@@ -25,7 +25,7 @@ def endpoint_line(endpoint: WebhookEndpoint) -> str:
     if endpoint.enabled:
         state = _("enabled")
     elif endpoint.disabled_reason:
-        state = _("disabled: {reason}", reason=endpoint.disabled_reason)
+        state = _("disabled: {reason}", reason=webhooks.disabled_text(endpoint))
     else:
         state = _("disabled: by an admin")
     return f"{', '.join(endpoint.events)} · {state}"

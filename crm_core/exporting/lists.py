@@ -207,10 +207,12 @@ _tickets = _simple(
 
 _author = aliased(User)
 _interactions = _simple(
-    ["id", "occurred_at", "customer", "customer_ref", "kind", "direction", "channel", "user", "text", "ticket_id"],
+    ["id", "occurred_at", "customer", "customer_ref", "kind", "direction", "channel", "user", "text", "ticket_id",
+     "attachment", "attachment_name"],
     sa.select(
         Interaction.id, Interaction.occurred_at, Customer.name, Customer.external_ref, Interaction.kind,
         Interaction.direction, Interaction.channel, _author.name, Interaction.text, Interaction.ticket_id,
+        Interaction.attachment_kind, Interaction.attachment_name,
     )
     .join(Customer, Customer.id == Interaction.customer_id)
     .outerjoin(_author, _author.id == Interaction.user_id)

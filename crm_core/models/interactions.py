@@ -39,7 +39,11 @@ class Interaction(Base):
     direction: Mapped[Direction] = mapped_column(enum_column(Direction), default=Direction.INTERNAL)
     # Where it happened: slack, telegram, console, phone, email, ...
     channel: Mapped[str] = mapped_column(sa.String(20))
+    # For a chat message with a photo, a file...: its caption, maybe empty.
     text: Mapped[str] = mapped_column(sa.Text)
+    # What a chat message carried besides text (crm_core.attachments), as on its TicketMessage.
+    attachment_kind: Mapped[str | None] = mapped_column(sa.String(20))
+    attachment_name: Mapped[str | None] = mapped_column(sa.String(200))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("tickets.id", ondelete="SET NULL"), index=True)

@@ -77,7 +77,12 @@ class TicketMessage(Base):
     # Who on our side wrote it (None for the customer).
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(sa.String(20))
+    # For a message with a photo, a file, a voice message...: its caption, maybe empty.
     text: Mapped[str] = mapped_column(sa.Text)
+    # What it carried besides text, as a kind (crm_core.attachments: "voice", "file") and its detail
+    # (a file name, a sticker's emoji), named in the reader's language where it is shown.
+    attachment_kind: Mapped[str | None] = mapped_column(sa.String(20))
+    attachment_name: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The message's id in the customer's chat (theirs, or the one we sent them).
     external_message_id: Mapped[str | None] = mapped_column(sa.String(64))

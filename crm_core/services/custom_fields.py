@@ -9,6 +9,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from crm_core import i18n
 from crm_core.errors import Conflict, ValidationError
 from crm_core.i18n import _, ngettext
 from crm_core.models import Customer, CustomFieldDefinition, CustomFieldValue, Deal, FieldEntity, FieldType, Ticket
@@ -45,6 +46,14 @@ class FieldValue:
         if isinstance(self.value, date):
             return self.value.isoformat()
         return self.value
+
+    @property
+    def shown(self) -> str:
+        """The value as a reader sees it: a date in their language's format (``display`` stays ISO,
+        as one types it and as changes are recorded)."""
+        if isinstance(self.value, date):
+            return i18n.display_date(self.value)
+        return self.display
 
 
 def definitions(uow: UnitOfWork, entity: FieldEntity) -> list[CustomFieldDefinition]:

@@ -263,12 +263,14 @@ def erase(uow: UnitOfWork, customer_id: int, reason: str | None = None) -> Erasu
         counts,
         "interactions",
         text=ERASED_TEXT,
+        attachment_name=None,
     )
     _overwrite(
         session.scalars(sa.select(TicketMessage).where(TicketMessage.ticket_id.in_(ticket_ids))),
         counts,
         "ticket_messages",
         text=ERASED_TEXT,
+        attachment_name=None,
         external_message_id=None,
         delivery_error=None,
     )

@@ -22,7 +22,7 @@ from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_totals
 from crm_core.outbox_payload import PayloadButton
 from crm_core.scheduling import JobRun, Once, schedule, unschedule
-from crm_core.services import customers, orders, users
+from crm_core.services import customers, interactions, orders, users
 from crm_core.templating import render_message
 from crm_core.text import check_text
 from crm_core.uow import UnitOfWork
@@ -199,7 +199,6 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
     card = customers.get_card(uow, followup.customer_id)
     c = card.customer
     tz = followup.user.timezone or followup.timezone
-    local_due = followup.due_at.astimezone(clock.zone(tz))
     open_value: dict[str, int] = {}
     for deal in card.open_deals:
         open_value[deal.currency] = open_value.get(deal.currency, 0) + deal.amount_cents
@@ -209,7 +208,9 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
         "followup": {
             "id": followup.id,
             "text": followup.text,
-            "due": local_due.strftime("%Y-%m-%d %H:%M"),
+            # Dates as the bot writes them in the current (the rep's) language: 2026-12-02 09:00 in
+            # English, 2026年12月2日 09:00 in Chinese.
+            "due": i18n.display_datetime(followup.due_at, tz),
             "timezone": tz,
             "snoozed": followup.snooze_count,
         },
@@ -225,8 +226,13 @@ def reminder_context(uow: UnitOfWork, followup: FollowUp, currency: str = "EUR")
             "open_deals_value": format_totals(open_value, currency),
             "open_tickets": len(card.open_tickets),
             "last_interaction": (
-                f"{last.occurred_at.astimezone(clock.zone(tz)).strftime('%Y-%m-%d')} · {last.kind} · "
-                f"{' '.join(last.text.split())[:120]}"
+                " · ".join(
+                    (
+                        i18n.display_date(last.occurred_at, tz),
+                        interactions.kind_label(last.kind),
+                        " ".join(interactions.shown_text(last).split())[:120],
+                    )
+                )
                 if last
                 else ""
             ),

@@ -9,9 +9,10 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock, events, paging
+from crm_core import attachments, clock, events, paging
+from crm_core.attachments import Attachment
 from crm_core.errors import ValidationError
-from crm_core.i18n import N_, _
+from crm_core.i18n import N_, _, pgettext
 from crm_core.models import Direction, Interaction, InteractionKind
 from crm_core.services.customers import get_customer
 from crm_core.text import check_text
@@ -29,9 +30,12 @@ def log_interaction(
     direction: Direction = Direction.INTERNAL,
     occurred_at: datetime | None = None,
     ticket_id: int | None = None,
+    attachment: Attachment | None = None,
 ) -> Interaction:
+    """Log an interaction; a chat message with an ``attachment`` (a photo, a voice message) may have
+    no text."""
     body = check_text((text or "").strip(), "note", field="text")
-    if not body:
+    if not body and attachment is None:
         raise ValidationError(_("the note is empty: write some text after the customer"), field="text")
     if len(body) > MAX_TEXT:
         raise ValidationError(_("the note is longer than {limit} characters", limit=MAX_TEXT), field="text")
@@ -43,6 +47,8 @@ def log_interaction(
         direction=direction,
         channel=channel or uow.actor.platform,
         text=body,
+        attachment_kind=attachment.kind if attachment else None,
+        attachment_name=attachment.name if attachment else None,
         occurred_at=occurred_at or clock.utcnow(),
         ticket_id=ticket_id,
     )
@@ -61,6 +67,7 @@ def log_interaction(
             "direction": str(interaction.direction),
             "channel": interaction.channel,
             "text": interaction.text,
+            "attachment": interaction.attachment_kind,
             "user_id": interaction.user_id,
             "ticket_id": interaction.ticket_id,
         },
@@ -96,6 +103,22 @@ def parse_since(value: str, timezone: str = "UTC", now: datetime | None = None) 
             _("since takes {examples}, not {value}", examples=_(SINCE_EXAMPLES), value=repr(value)), field="since"
         ) from None
     return clock.local_instant(day, datetime.min.time(), timezone)
+
+
+def kind_label(kind: str) -> str:
+    """An interaction kind as the reader says it ("call" / "电话")."""
+    return {
+        "note": pgettext("interaction kind", "note"),
+        "call": pgettext("interaction kind", "call"),
+        "email": pgettext("interaction kind", "email"),
+        "meeting": pgettext("interaction kind", "meeting"),
+        "chat": pgettext("interaction kind", "chat"),
+    }.get(str(kind), str(kind))
+
+
+def shown_text(interaction: Interaction) -> str:
+    """The interaction's text as the reader sees it: a chat message's attachment named in their words."""
+    return attachments.shown(interaction.text, interaction.attachment_kind, interaction.attachment_name)
 
 
 def parse_kinds(value: str) -> list[InteractionKind]:

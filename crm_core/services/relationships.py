@@ -16,7 +16,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from crm_core import clock, text
+from crm_core import clock, i18n, text
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.i18n import N_, _
 from crm_core.models import Customer, CustomerRelationship, RelationshipType
@@ -93,7 +93,9 @@ def parse_since(value: str) -> date:
             _("since takes a date such as 2024-03-01, not {value}", value=repr(value)), field="since"
         ) from None
     if day > clock.utcnow().date():
-        raise ValidationError(_("since is a start date and {day} is in the future", day=day), field="since")
+        raise ValidationError(
+            _("since is a start date and {day} is in the future", day=i18n.display_date(day)), field="since"
+        )
     return day
 
 
@@ -157,7 +159,13 @@ def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | Non
         raise NotFound(_("there is no relationship #{id}", id=relationship_id))
     ownership.check_customer(uow, relationship.customer)
     if relationship.ended_on is not None:
-        raise Conflict(_("relationship #{id} already ended on {day}", id=relationship_id, day=relationship.ended_on))
+        raise Conflict(
+            _(
+                "relationship #{id} already ended on {day}",
+                id=relationship_id,
+                day=i18n.display_date(relationship.ended_on),
+            )
+        )
     relationship.ended_on = ended_on or clock.utcnow().date()
     uow.session.flush()
     return relationship

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from crm_core import i18n, outbox
+from crm_core.attachments import Attachment
 from crm_core.errors import Conflict
 from crm_core.i18n import _
 from crm_core.models import Customer, CustomerChat, Ticket, TicketMessage, TicketPriority
@@ -38,10 +39,14 @@ class CustomerWrote:
     customer_name: str
     subject: str
     priority: str
-    # The message as kept: cut with a note when it was over tickets.MAX_MESSAGE characters.
+    # The message as kept: cut with a note when it was over tickets.MAX_MESSAGE characters (for a
+    # photo, a file...: its caption, maybe empty).
     text: str
     # How long the message was, when it had to be cut (else None).
     cut_from: int | None = None
+    # What it carried besides text (crm_core.attachments), to be named in the reader's language.
+    attachment_kind: str | None = None
+    attachment_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,13 @@ def customer_wrote(
     display_name: str | None,
     text: str,
     *,
+    attachment: Attachment | None = None,
     external_message_id: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
     language_hint: str | None = None,
 ) -> CustomerWrote:
     """A customer's message in their own chat with us: into their open ticket, or opening one.
+    ``attachment``: what it carried besides ``text`` (then its caption, maybe empty);
     ``language_hint``: the language their chat app is in (kept while they have none)."""
     chat = customer_chats.ensure_chat(uow, who, conversation, display_name)
     remember_language(chat.customer, language_hint)
@@ -82,10 +89,12 @@ def customer_wrote(
         chat.customer_id,
         text,
         channel=who.platform,
+        attachment=attachment,
         external_message_id=external_message_id,
         targets=targets,
     )
     ticket = incoming.ticket
+    message = incoming.message
     return CustomerWrote(
         ticket.id,
         incoming.message.id,
@@ -94,8 +103,10 @@ def customer_wrote(
         ticket.customer.name,
         ticket.subject,
         str(ticket.priority),
-        incoming.message.text,
+        message.text,
         len(text) if len(text) > tickets.MAX_MESSAGE else None,
+        message.attachment_kind,
+        message.attachment_name,
     )
 
 

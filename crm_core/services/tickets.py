@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock, events, paging
+from crm_core import attachments, clock, events, paging
+from crm_core.attachments import Attachment
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.i18n import _, format_number, pgettext
 from crm_core.models import (
@@ -204,14 +205,18 @@ def _add_message(
     direction: Direction,
     channel: str,
     external_message_id: str | None = None,
+    attachment: Attachment | None = None,
 ) -> TicketMessage:
-    body = _body(text)
+    # A photo or a voice message needs no caption.
+    body = (text or "").strip() if attachment is not None else _body(text)
     message = TicketMessage(
         ticket_id=ticket.id,
         direction=direction,
         author_id=uow.actor.user_id,
         channel=channel,
         text=body,
+        attachment_kind=attachment.kind if attachment else None,
+        attachment_name=attachment.name if attachment else None,
         external_message_id=external_message_id,
         created_at=clock.utcnow(),
     )
@@ -219,7 +224,14 @@ def _add_message(
     kind = InteractionKind.NOTE if direction is Direction.INTERNAL else InteractionKind.CHAT
     logged = body if len(body) <= interactions.MAX_TEXT else body[: interactions.MAX_TEXT - 1] + "…"
     interactions.log_interaction(
-        uow, ticket.customer_id, logged, kind=kind, channel=channel, direction=direction, ticket_id=ticket.id
+        uow,
+        ticket.customer_id,
+        logged,
+        kind=kind,
+        channel=channel,
+        direction=direction,
+        ticket_id=ticket.id,
+        attachment=attachment,
     )
     return message
 
@@ -247,17 +259,23 @@ def customer_wrote(
     text: str,
     *,
     channel: str,
+    attachment: Attachment | None = None,
     external_message_id: str | None = None,
     targets: Mapping[TicketPriority, sla.Target] | None = None,
 ) -> Incoming:
     """A message from the customer: appended to their open ticket, or opening a new one. A message over
     MAX_MESSAGE characters is kept cut to that, with a note saying so, and control characters (which a
-    customer cannot be asked to remove) are dropped; the stored text is the message's."""
+    customer cannot be asked to remove) are dropped; the stored text is the message's. With an
+    ``attachment`` (a photo, a voice message) ``text`` is its caption and may be empty; a ticket it
+    opens without one is named by the attachment's language-neutral stand-in (an emoji)."""
     text = clip(without_control(text), MAX_MESSAGE)
     ticket = open_ticket_of(uow, customer_id)
     opened = ticket is None
     if ticket is None:
-        first_line = next((line for line in _body(text).splitlines() if line.strip()), text)
+        if attachment is not None and not text.strip():
+            first_line = attachments.stand_in(attachment.kind, attachment.name)
+        else:
+            first_line = next((line for line in _body(text).splitlines() if line.strip()), text)
         subject = " ".join(first_line.split())
         if len(subject) > 80:
             subject = subject[:79].rstrip() + "…"
@@ -266,7 +284,7 @@ def customer_wrote(
         # Pending means "waiting for the customer": they answered, so it is ours again.
         ticket.status = TicketStatus.OPEN
         _emit_status_changed(uow, ticket, TicketStatus.PENDING)
-    message = _add_message(uow, ticket, text, Direction.INBOUND, channel, external_message_id)
+    message = _add_message(uow, ticket, text, Direction.INBOUND, channel, external_message_id, attachment)
     uow.session.flush()
     return Incoming(ticket, message, opened)
 
@@ -299,6 +317,18 @@ def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_mess
         message.relay_conversation = conversation
         message.relay_message_id = relay_message_id
         uow.session.flush()
+
+
+# What ``delivery_error`` holds when an answer had no customer chat on its channel to go to; anything
+# else there is the chat platform's own words ("Forbidden: bot was blocked by the user").
+NO_CHAT = "no-chat"
+
+
+def delivery_error_text(error: str, channel: str) -> str:
+    """Why an answer did not reach the customer, in the reader's language."""
+    if error == NO_CHAT:
+        return _("the customer has no {platform} chat with us", platform=channel.capitalize())
+    return error
 
 
 def record_delivery(

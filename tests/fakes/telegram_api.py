@@ -327,6 +327,23 @@ class FakeTelegram:
             content["caption"] = caption
         return self._update(message=self._user_message(chat, user, **content))
 
+    def private_attachment(self, user: dict, kind: str, caption: str | None = None, **detail: Any) -> dict[str, Any]:
+        """A private message carrying a ``voice``, ``document`` (``file_name=``), ``sticker`` (``emoji=``)
+        or ``location`` (``latitude=``, ``longitude=``), with an optional caption."""
+        chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
+        file = {"file_id": f"{kind}-{next(self._ids)}", "file_unique_id": f"u-{kind}"}
+        shapes: dict[str, dict[str, Any]] = {
+            "voice": {**file, "duration": 3},
+            "document": {**file, **detail},
+            "sticker": {**file, "type": "regular", "width": 512, "height": 512, "is_animated": False,
+                        "is_video": False, **detail},
+            "location": {"latitude": 52.52, "longitude": 13.405, **detail},
+        }  # fmt: skip
+        content: dict[str, Any] = {kind: shapes[kind]}
+        if caption:
+            content["caption"] = caption
+        return self._update(message=self._user_message(chat, user, **content))
+
     def contact(self, user: dict, phone: str, contact_user_id: int | None = None) -> dict[str, Any]:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
         contact = {

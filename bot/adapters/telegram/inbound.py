@@ -3,8 +3,10 @@
 message it replies to and what it carries), or a shared contact.
 
 Only new messages and callback queries matter; edits, channel posts, service messages and
-anything a bot sent are ignored. A message without text (a photo, a file) is described in words
-so a customer's message never gets lost, even if its attachment is not relayed. Control characters
+anything a bot sent are ignored. A message with a photo, a file, a voice message... comes with
+what it carried (``Attachment``: a kind, not words, so each reader sees it in their own language)
+and its caption as the text, so a customer's message never gets lost, even if its attachment is
+not relayed. Control characters
 (a NUL byte, which PostgreSQL cannot store) are dropped from names and texts here, once.
 """
 
@@ -25,7 +27,7 @@ PLATFORM = "telegram"
 class Inbound:
     update_id: int
     origin: Origin
-    # The message text (or caption, or a description of an attachment); a button's payload for presses.
+    # The message text (or an attachment's caption, maybe empty); a button's payload for presses.
     text: str
     message_id: int | None = None
     # For a reply: the message replied to.
@@ -47,7 +49,8 @@ class Inbound:
 
     @property
     def is_command(self) -> bool:
-        return not self.is_callback and self.contact is None and self.text.startswith("/")
+        # A photo captioned "/help" is a message with a photo, not a command.
+        return not self.is_callback and self.contact is None and not self.attachments and self.text.startswith("/")
 
     def request(self, *, text: str | None = None, from_button: bool = False, wants_form: bool = False) -> Request:
         """The neutral request: a command for a typed command or a button press, else a message or contact."""
@@ -77,7 +80,7 @@ def _attachment(message: Message) -> Attachment | None:
     if message.photo:
         return Attachment("photo")
     if message.document:
-        return Attachment("file", message.document.file_name)
+        return Attachment("file", without_control(message.document.file_name or "") or None)
     if message.sticker:
         return Attachment("sticker", message.sticker.emoji)
     if message.voice:
@@ -89,22 +92,6 @@ def _attachment(message: Message) -> Attachment | None:
     if message.location:
         return Attachment("location", f"{message.location.latitude:.5f}, {message.location.longitude:.5f}")
     return None
-
-
-def _describe(message: Message, attachment: Attachment | None) -> str:
-    """Words for what a message holds, with its caption."""
-    caption = message.caption or ""
-    if attachment is None:
-        return caption
-    if attachment.kind == "file":
-        kind = f"[file: {attachment.name or 'unnamed'}]"
-    elif attachment.kind == "voice":
-        kind = "[voice message]"
-    elif attachment.kind in ("sticker", "location"):
-        kind = f"[{attachment.kind} {attachment.name or ''}]".replace(" ]", "]")
-    else:
-        kind = f"[{attachment.kind}]"
-    return f"{kind} {caption}".strip()
 
 
 def _origin(message: MaybeInaccessibleMessage, user) -> Origin:
@@ -162,8 +149,8 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
             contact=contact,
         )
     attachment = _attachment(message)
-    text = without_control(message.text if message.text is not None else _describe(message, attachment))
-    if not text.strip():
+    text = without_control(message.text if message.text is not None else (message.caption or ""))
+    if not text.strip() and attachment is None:
         return None
     return Inbound(
         update.update_id,
