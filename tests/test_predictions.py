@@ -43,6 +43,9 @@ def test_demo_model_reports_auc_and_calibration_and_scores_customers(app, chat):
     assert "Churn risk" in {f.label for f in viewer_card.fields} and "ROC AUC" not in viewer_card.footer
     model = chat.say(admin, "/model").reply
     assert {f.label: f.value for f in model.fields}["ROC AUC (holdout)"] == f"{run.roc_auc:.3f}"
+    assert model.text == run.note == f"holdout ROC AUC {run.roc_auc:.3f} ≥ 0.6: published; scored 300 customers"
+    chat.say(admin, "/lang zh")
+    assert "已发布" in chat.say(admin, "/model").reply.text
     assert chat.say(viewer, "/model").reply.text == "Your role (viewer) can't use /model. Ask an admin if you need it."
 
 
@@ -73,10 +76,16 @@ def test_a_model_without_signal_is_not_published_and_keeps_old_scores(app):
         assert all(s.rfm_segment for s in uow.session.scalars(sa.select(CustomerScore)))
 
 
-def test_too_little_history_is_recorded_not_trained(app):
+@time_machine.travel(NOW, tick=False)
+def test_too_little_history_is_recorded_not_trained(app, chat):
     with app.uow() as uow:
         run = refresh_scores(uow)
         assert not run.published and run.roc_auc is None and run.note.startswith("not enough history")
+    # The nightly run writes in the company's language; a reader in another one reads it in theirs.
+    reader = chat.user("Li", Role.ADMIN)
+    chat.say(reader, "/lang zh")
+    said = chat.say(reader, "/model").reply.text
+    assert said.startswith("历史数据不足") and "2026年5月28日" in said and "not enough" not in said
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(ModelRun)) == 1
 

@@ -18,6 +18,7 @@ from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import history, i18n
 from crm_core.i18n import N_, _, ngettext
+from crm_core.predictions import run_notes
 from crm_core.predictions.scores import latest_run, refresh_scores
 from crm_core.scheduling import Calendar, JobRun, parse_hhmm
 
@@ -72,7 +73,7 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
         )
     return Reply(
         title=_("Churn model, run #{id}", id=run.id),
-        text=note or run.note,
+        text=note or run_notes.describe(run),
         fields=tuple(fields),
         sections=tuple(sections),
         footer=_("Trained on one period, tested on the next 90 days it never saw. Published only if AUC ≥ 0.6."),
@@ -111,7 +112,7 @@ def train_model(req: Request, ctx: Context) -> Reply:
         note=_(
             "Retrained in {seconds} s. {note}",
             seconds=i18n.format_number(run.duration_ms / 1000, digits=1),
-            note=run.note,
+            note=run_notes.describe(run),
         ),
     )
 

@@ -28,9 +28,9 @@ from sklearn.preprocessing import StandardScaler
 
 from crm_core import history
 from crm_core.clock import utcnow
-from crm_core.i18n import _, ngettext
 from crm_core.models import ModelRun
 from crm_core.predictions.features import FEATURES, Snapshot, snapshot
+from crm_core.predictions.run_notes import NOT_PUBLISHED, PUBLISHED, TOO_LITTLE_HISTORY, describe
 from crm_core.uow import UnitOfWork
 
 HORIZON = timedelta(days=90)
@@ -62,12 +62,6 @@ class ChurnResult:
     risks: dict[int, float]
 
 
-def _why(end: history.AsOf) -> str:
-    if end.source == history.NEWEST_ORDER:
-        return _("the newest order's day; no orders in the last {days} days", days=HORIZON.days)
-    return _("the day asked for")
-
-
 def _usable(shot: Snapshot) -> bool:
     return shot.y is not None and len(shot.y) >= MIN_EXAMPLES and 0 < shot.y.sum() < len(shot.y)
 
@@ -82,8 +76,6 @@ def train(
     end = history.resolve(session, HORIZON.days, now, as_of)
     test_cutoff = end.end - HORIZON
     train_cutoff = test_cutoff - HORIZON
-    # Said first in every note when the run does not end today.
-    prefix = "" if end.source == history.NOW else _("As of {day} ({why}): ", day=end.day, why=_why(end))
     train_shot = snapshot(session, train_cutoff, HORIZON)
     test_shot = snapshot(session, test_cutoff, HORIZON)
     run = ModelRun(
@@ -99,10 +91,12 @@ def train(
     )
     session.add(run)
     if not (_usable(train_shot) and _usable(test_shot)):
-        run.note = prefix + (
-            f"not enough history to train and test honestly: need {MIN_EXAMPLES}+ customers with orders "
-            f"before {train_cutoff.date()} and both outcomes in each period"
-        )
+        run.metrics = {
+            "outcome": TOO_LITTLE_HISTORY,
+            "min_examples": MIN_EXAMPLES,
+            "horizon_days": HORIZON.days,
+        }
+        run.note = describe(run)
         run.duration_ms = int((time.perf_counter() - started) * 1000)
         session.flush()
         return ChurnResult(run, {})
@@ -133,6 +127,8 @@ def train(
         ],
         "candidates": {name: round(auc, 4) for name, auc in scores.items()},
         "features": list(FEATURES),
+        "min_auc": min_auc,
+        "horizon_days": HORIZON.days,
     }
     run.published = run.roc_auc >= min_auc
     risks: dict[int, float] = {}
@@ -143,19 +139,10 @@ def train(
         if len(current.customer_ids):
             probabilities = final.predict_proba(current.X)[:, 1]
             risks = {int(cid): round(float(p), 4) for cid, p in zip(current.customer_ids, probabilities, strict=True)}
-        # Written in the language of whoever trained it (the default for the nightly run).
-        run.note = prefix + ngettext(
-            "holdout ROC AUC {auc} ≥ {min_auc}: published; scored {count} customer",
-            "holdout ROC AUC {auc} ≥ {min_auc}: published; scored {count} customers",
-            len(risks),
-            auc=f"{run.roc_auc:.3f}",
-            min_auc=min_auc,
-            count=len(risks),
-        )
-    else:
-        run.note = prefix + _(
-            "holdout ROC AUC {auc} is below {min_auc}: not published", auc=f"{run.roc_auc:.3f}", min_auc=min_auc
-        )
+        run.metrics = {**run.metrics, "scored": len(risks)}
+    run.metrics = {**run.metrics, "outcome": PUBLISHED if run.published else NOT_PUBLISHED}
+    # Kept in the trainer's language for logs and the CLI; readers get ``describe(run)`` in theirs.
+    run.note = describe(run)
     run.duration_ms = int((time.perf_counter() - started) * 1000)
     session.flush()
     return ChurnResult(run, risks)
