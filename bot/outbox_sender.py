@@ -536,13 +536,13 @@ class OutboxSender:
         except RecipientUnreachable as exc:
             log.info("%s:%s is unreachable (%s); blocking it", row.platform, row.conversation, exc)
             await self._record(reachability.mark_blocked, row, self.owner, str(exc) or "unreachable")
-            final_error = str(exc) or "unreachable"
+            final_error = outbox.failure(outbox.UNREACHABLE, str(exc))
             # Its other rows we already hold are not sent either.
             while queue:
                 sibling = queue.popleft()
                 await self._record(reachability.mark_blocked, sibling, self.owner, "recipient is blocked")
                 self._held.discard(sibling.id)
-                more += await self._failed(sibling, "the recipient is blocked")
+                more += await self._failed(sibling, outbox.failure(outbox.UNREACHABLE, "the recipient is blocked"))
         except PermanentFailure as exc:
             log.warning(
                 "outbox row %s to %s:%s cannot be delivered; failing it: %s",
@@ -552,7 +552,7 @@ class OutboxSender:
                 exc,
             )
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc) or "permanent failure")
-            final_error = str(exc) or "permanent failure"
+            final_error = outbox.failure(outbox.REFUSED, str(exc))
         except Exception as exc:  # noqa: BLE001 - TemporaryFailure, network errors, adapter bugs
             if not isinstance(exc, (TemporaryFailure, OSError, TimeoutError)):
                 log.exception("sending outbox row %s failed unexpectedly", row.id)
@@ -565,7 +565,7 @@ class OutboxSender:
             )
             log.warning("sending outbox row %s to %s failed (%s): %s", row.id, row.platform, status, exc)
             if status is OutboxStatus.FAILED:
-                final_error = _reason(exc)
+                final_error = outbox.failure(outbox.GAVE_UP, _reason(exc))
         else:
             self.sent += 1
             if self.after is not None and row.after is not None:

@@ -57,6 +57,28 @@ INTERACTIVE = 0
 BULK = 1
 
 
+# Why a message was finally not delivered, as the first word of the reason its after-send recorder
+# gets ("unreachable: Forbidden: bot was blocked by the user"): people are told the reason in their
+# own language from the code (``failure_code``), the platform's own words kept for the record.
+UNREACHABLE = "unreachable"  # the recipient blocked us, left, or the chat is gone
+REFUSED = "refused"  # the platform refused this message for good (too long, bad markup, ...)
+GAVE_UP = "gave-up"  # failed every attempt (the platform's errors, the network)
+FAILURE_CODES = (UNREACHABLE, REFUSED, GAVE_UP)
+
+
+def failure(code: str, detail: str) -> str:
+    """``code: detail``, the reason handed to an after-send recorder."""
+    return f"{code}: {detail}" if detail else code
+
+
+def failure_code(reason: str) -> tuple[str | None, str]:
+    """(code, the platform's words) of a reason ``failure`` wrote; (None, reason) for any other text."""
+    code, _sep, detail = reason.partition(": ")
+    if code in FAILURE_CODES:
+        return code, detail
+    return (reason, "") if reason in FAILURE_CODES else (None, reason)
+
+
 def enqueue(
     uow: UnitOfWork,
     *,

@@ -19,7 +19,7 @@ import pytest
 
 from bot.desk import SupportDesk
 from bot.messages import Attachment, Destination, MessageRef, Origin, Request, RequestKind, Tone
-from crm_core import i18n
+from crm_core import i18n, outbox
 from crm_core.models import (
     Customer,
     CustomerChat,
@@ -149,9 +149,12 @@ def test_the_staff_room_reads_the_company_language_and_answers_its_chinese_copie
     # Whether it arrived is said in the staff room's language.
     [sent] = app.dispatcher.report(answer, message_id="m-9")
     assert sent.reply.text == f"已发送给Carla Customer（工单 #{ticket.id}）。" and sent.reply.language == "zh"
-    [failed] = app.dispatcher.report(answer, error="Forbidden: bot was blocked by the user")
+    # The reason as the outbox gives it (a code, then the platform's English words): staff read the code's meaning.
+    [failed] = app.dispatcher.report(
+        answer, error=outbox.failure(outbox.UNREACHABLE, "Forbidden: bot was blocked by the user")
+    )
     assert failed.reply.text == (
-        f"未能送达Carla Customer：Forbidden: bot was blocked by the user。回复已保存在工单 #{ticket.id} 中。"
+        f"未能送达Carla Customer：客户已屏蔽我们，或该聊天已不存在。回复已保存在工单 #{ticket.id} 中。"
     )
 
 

@@ -23,6 +23,7 @@ from bot.messages import (
     RequestKind,
 )
 from bot.roles import Permission
+from crm_core import i18n, outbox
 from crm_core.models import (
     Consent,
     Customer,
@@ -135,6 +136,26 @@ def test_a_staff_reply_in_the_staff_room_yields_the_answer_to_the_customers_chat
     [failure] = app.dispatcher.report(answer, error="blocked by the user")
     assert failure.reply.text.startswith("Not delivered to Carla Customer: blocked by the user.")
     assert rows(app, TicketMessage, TicketMessage.id == stored.id)[0].delivery_error == "blocked by the user"
+
+
+@pytest.mark.parametrize(
+    ("code", "english", "chinese"),
+    [
+        (outbox.UNREACHABLE, "the customer blocked us or the chat is gone", "客户已屏蔽我们，或该聊天已不存在"),
+        (outbox.REFUSED, "Telegram refused the message", "Telegram 拒收了这条消息"),
+        (outbox.GAVE_UP, "Telegram could not be reached after several attempts", "多次尝试后仍无法连接 Telegram"),
+    ],
+)
+def test_why_an_answer_failed_is_said_in_the_readers_words_not_the_platforms(code, english, chinese):
+    recorded = outbox.failure(code, "Forbidden: bot was blocked by the user")
+    assert outbox.failure_code(recorded) == (code, "Forbidden: bot was blocked by the user")
+    assert tickets.delivery_error_text(recorded, "telegram") == english
+    with i18n.use_language("zh"):
+        assert tickets.delivery_error_text(recorded, "telegram") == chinese
+    # Anything else (a record from before the codes) is shown as it was stored.
+    assert tickets.delivery_error_text("Bad Request: message is too long", "telegram") == (
+        "Bad Request: message is too long"
+    )
 
 
 def test_what_a_staff_message_is_not(app, chat):

@@ -333,9 +333,7 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
     if chat is None:
         # Kept as a code: whoever reads the thread later reads why in their own language.
         support_inbox.answer_delivered(ctx.uow, answered.message_id, error=tickets.NO_CHAT)
-        with _for_staff_room():
-            error = tickets.delivery_error_text(tickets.NO_CHAT, platform)
-        confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error)
+        confirmation = delivered_reply(answered.customer_name, answered.ticket_id, tickets.NO_CHAT, platform)
         return Outcome(sends=(Outgoing(confirm_to, confirmation, _message_key(answered.message_id, "delivered")),))
     return Outcome(sends=(answer_to_customer(answered, req.text, confirm_to),))
 
@@ -382,7 +380,7 @@ def answer_sent(uow: UnitOfWork, sent: Outgoing, message_id: str | None, error: 
     answered = support_inbox.answer_delivered(uow, sent.after.ref, external_message_id=message_id, error=error)
     if answered is None or sent.after.notify is None:
         return ()
-    confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error)
+    confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error, sent.to.platform)
     return (Outgoing(sent.after.notify, confirmation, _message_key(answered.message_id, "delivered")),)
 
 
@@ -494,8 +492,9 @@ def cut_reply(length: int) -> Reply:
     )
 
 
-def delivered_reply(customer_name: str, ticket_id: int, error: str | None) -> Reply:
-    """Whether an answer reached the customer, for the staff (in the company's language)."""
+def delivered_reply(customer_name: str, ticket_id: int, error: str | None, channel: str) -> Reply:
+    """Whether an answer reached the customer on ``channel``, for the staff (in the company's language);
+    ``error`` is what the delivery recorded (tickets.NO_CHAT, or the outbox's coded reason)."""
     with _for_staff_room() as language:
         if error is None:
             text = _("Sent to {customer} (ticket #{ticket_id}).", customer=customer_name, ticket_id=ticket_id)
@@ -503,7 +502,7 @@ def delivered_reply(customer_name: str, ticket_id: int, error: str | None) -> Re
         text = _(
             "Not delivered to {customer}: {error}. The answer is kept in ticket #{ticket_id}.",
             customer=customer_name,
-            error=error,
+            error=tickets.delivery_error_text(error, channel),
             ticket_id=ticket_id,
         )
         return Reply(text=text, tone=Tone.ERROR, language=language)

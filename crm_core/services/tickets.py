@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import attachments, clock, events, paging
+from crm_core import attachments, clock, events, outbox, paging
 from crm_core.attachments import Attachment
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.i18n import _, format_number, pgettext
@@ -319,16 +319,25 @@ def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_mess
         uow.session.flush()
 
 
-# What ``delivery_error`` holds when an answer had no customer chat on its channel to go to; anything
-# else there is the chat platform's own words ("Forbidden: bot was blocked by the user").
+# What ``delivery_error`` holds when an answer had no customer chat on its channel to go to; otherwise
+# it holds the outbox's reason: a code and the chat platform's own words ("unreachable: Forbidden: bot
+# was blocked by the user", crm_core.outbox.failure).
 NO_CHAT = "no-chat"
 
 
 def delivery_error_text(error: str, channel: str) -> str:
-    """Why an answer did not reach the customer, in the reader's language."""
+    """Why an answer did not reach the customer, in the reader's language (the platform's own words,
+    which are in English, stay in the record and the log)."""
     if error == NO_CHAT:
         return _("the customer has no {platform} chat with us", platform=channel.capitalize())
-    return error
+    code, detail = outbox.failure_code(error)
+    if code == outbox.UNREACHABLE:
+        return _("the customer blocked us or the chat is gone")
+    if code == outbox.REFUSED:
+        return _("{platform} refused the message", platform=channel.capitalize())
+    if code == outbox.GAVE_UP:
+        return _("{platform} could not be reached after several attempts", platform=channel.capitalize())
+    return detail
 
 
 def record_delivery(
