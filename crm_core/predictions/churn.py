@@ -19,12 +19,6 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from crm_core import history
 from crm_core.clock import utcnow
@@ -47,6 +41,13 @@ class _Classifier(Protocol):
 
 
 def _candidates() -> dict[str, _Classifier]:
+    # scikit-learn (and SciPy under it) costs seconds to import: only once there is a model to train,
+    # not for a run that finds too little history (a small or new CRM, the demo's first minutes).
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return {
         "logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
         "gradient-boosted trees": HistGradientBoostingClassifier(
@@ -101,6 +102,9 @@ def train(
         session.flush()
         return ChurnResult(run, {})
     assert train_shot.y is not None and test_shot.y is not None, "_usable checked both are labelled"
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
     scores: dict[str, float] = {}
     predictions: dict[str, np.ndarray] = {}
     for name, model in _candidates().items():
