@@ -188,4 +188,7 @@ def delete_segment(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    return [group]
+    from bot.handlers import data_io
+
+    # /export segment is registered with the segments it exports.
+    return [group, data_io.group]
