@@ -72,6 +72,8 @@ class Permission(enum.StrEnum):
     # A segment's customers as a spreadsheet (/export segment): sales, managers and admins, who build segments.
     # Not viewers or support: reading one card at a time is not carrying every contact of a list away.
     SEGMENTS_EXPORT = "segments.export"
+    # Import customers from a file uploaded in chat (/import customers): admins only, like `chatcrm import`.
+    DATA_IMPORT = "data.import"
 
 
 _DESCRIPTIONS = {
@@ -105,6 +107,7 @@ _DESCRIPTIONS = {
     Permission.CUSTOMERS_EXPORT: "export everything held about a customer (a data subject access request)",
     Permission.CUSTOMERS_ERASE: "erase a customer's personal data on request",
     Permission.SEGMENTS_EXPORT: "export a segment's customers as a spreadsheet",
+    Permission.DATA_IMPORT: "import customers from a CSV or .xlsx file uploaded in chat",
 }
 
 

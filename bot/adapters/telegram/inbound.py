@@ -15,10 +15,20 @@ from dataclasses import dataclass
 from telegram import MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 
-from bot.messages import Attachment, Contact, MessageRef, Origin, Request, RequestKind
+from bot.messages import Attachment, Contact, InboundFile, MessageRef, Origin, Request, RequestKind
 from crm_core.text import without_control
 
 PLATFORM = "telegram"
+
+
+@dataclass(frozen=True)
+class DocumentRef:
+    """Telegram's handle of a document: getFile turns ``file_id`` into a download."""
+
+    file_id: str
+    name: str
+    size: int | None
+    mime: str | None
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class Inbound:
     contact: Contact | None = None
     # A button press.
     callback_id: str | None = None
+    # A document sent with a command in its caption ("/import customers"): fetched before dispatch.
+    document: DocumentRef | None = None
 
     @property
     def key(self) -> str:
@@ -49,7 +61,14 @@ class Inbound:
     def is_command(self) -> bool:
         return not self.is_callback and self.contact is None and self.text.startswith("/")
 
-    def request(self, *, text: str | None = None, from_button: bool = False, wants_form: bool = False) -> Request:
+    def request(
+        self,
+        *,
+        text: str | None = None,
+        from_button: bool = False,
+        wants_form: bool = False,
+        files: tuple[InboundFile, ...] = (),
+    ) -> Request:
         """The neutral request: a command for a typed command or a button press, else a message or contact."""
         if self.contact is not None:
             kind = RequestKind.CONTACT
@@ -70,6 +89,7 @@ class Inbound:
             reply_to=self.reply_to,
             attachments=self.attachments,
             contact=self.contact,
+            files=files,
         )
 
 
@@ -162,7 +182,13 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
             contact=contact,
         )
     attachment = _attachment(message)
-    text = without_control(message.text if message.text is not None else _describe(message, attachment))
+    if message.text is not None:
+        text = without_control(message.text)
+    elif message.document is not None and (message.caption or "").startswith("/"):
+        # A document captioned with a command (/import customers) is that command, the file its input.
+        text = without_control(message.caption or "")
+    else:
+        text = without_control(_describe(message, attachment))
     if not text.strip():
         return None
     return Inbound(
@@ -172,4 +198,12 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         message_id=message.message_id,
         reply_to=reply_to,
         attachments=(attachment,) if attachment is not None else (),
+        document=_document(message),
     )
+
+
+def _document(message: Message) -> DocumentRef | None:
+    document = message.document
+    if document is None:
+        return None
+    return DocumentRef(document.file_id, document.file_name or "file", document.file_size, document.mime_type)

@@ -1,0 +1,139 @@
+"""/import customers from chat: an admin sends a CSV or .xlsx file with the command; the adapter fetches it
+(Telegram getFile and the file URL of the fake Bot API), the real worker's scheduler runs the import as a
+job, and its outbox sender posts the summary; the Error report button hands over the CSV of skipped rows.
+Only admins; files over the limit, without a file, or not CSV/xlsx are refused and write nothing.
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import openpyxl
+import sqlalchemy as sa
+
+from bot.messages import InboundFile
+from bot.platforms import senders
+from crm_core import scheduling
+from crm_core.importing import chat as chat_import
+from crm_core.models import AuditEntry, ChatImport, Customer, Role, ScheduledJob
+from tests.fakes.worker import chat_worker, wait_until
+
+PEOPLE = (
+    "external_ref,name,email,country\n"
+    "c1,Zoë Müller,zoe@example.de,DE\n"
+    "c2,Bo Berg,bo@example.se,SE\n"
+    "c3,Bad Mail,not-an-email,DE\n"
+    "c4,Bad Land,land@example.com,Germany\n"
+).encode()
+
+
+def _customers(app) -> list[tuple[str | None, str]]:
+    with app.uow() as uow:
+        return [(c.external_ref, c.name) for c in uow.session.scalars(sa.select(Customer).order_by(Customer.id))]
+
+
+def _imports(app) -> list[ChatImport]:
+    with app.uow() as uow:
+        rows = list(uow.session.scalars(sa.select(ChatImport).order_by(ChatImport.id)))
+        uow.session.expunge_all()
+        return rows
+
+
+def test_telegram_upload_is_imported_by_the_worker_with_a_summary_and_an_error_report(webhook_rig):
+    rig, tg = webhook_rig, webhook_rig.fake
+    admin = rig.staff(4242, "Ada Admin", Role.ADMIN)
+    rig.send(tg.private_document(admin, "people.csv", PEOPLE, caption="/import customers"))
+    queued = tg.last_sent(4242).text
+    assert "Importing people.csv" in queued and "import #1" in queued, queued
+    # Nothing is imported on the request path: a one-off job holds it.
+    assert _customers(rig.app) == []
+    [row] = _imports(rig.app)
+    assert (row.status, row.content, row.requested_by) == ("queued", PEOPLE, "Ada Admin")
+
+    with chat_worker(rig.app, senders(rig.app)):
+        assert wait_until(lambda: "Import #1 of people.csv" in tg.last_sent(4242).text), tg.last_sent(4242).text
+    summary = tg.last_sent(4242)
+    assert "2 rows skipped" in summary.text and "Row 4" in summary.text, summary.text
+    assert sorted(_customers(rig.app)) == [("c1", "Zoë Müller"), ("c2", "Bo Berg")]
+    [row] = _imports(rig.app)
+    assert row.status == "done" and row.content is None  # the upload is not kept
+    assert row.summary["created"] == 2 and row.summary["skipped_rows"] == 2
+    with rig.app.uow() as uow:
+        [entry] = uow.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "import")).all()
+        assert entry.actor_name == "Ada Admin" and entry.after["created"] == {"customers": 2}
+
+    rig.send(tg.press(admin, summary, "Error report"))
+    assert tg.wait_for(lambda: tg.calls_of("sendDocument"))
+    [document] = tg.calls_of("sendDocument")
+    assert document["document:filename"] == "people.errors.csv"
+    problems = list(csv.DictReader(io.StringIO(document.files["document"].decode())))
+    assert [(p["row"], p["value"]) for p in problems] == [("4", "not-an-email"), ("5", "Germany")]
+
+
+def test_an_xlsx_upload_and_a_re_import_updates_without_duplicates(app, chat):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["external_ref", "name", "email"])
+    sheet.append(["x1", "Xavier Excel", "xavier@example.com"])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    for _ in range(2):
+        upload = InboundFile("people.xlsx", len(buffer.getvalue()), buffer.getvalue())
+        said = chat.say(admin, "/import customers", files=(upload,))
+        assert "Importing people.xlsx" in said.text, said.text
+        scheduling.run_due(app.session_factory, tasks=app.plugins.tasks, config=app.settings.extra)
+    assert _customers(app) == [("x1", "Xavier Excel")]
+    first, second = _imports(app)
+    assert first.summary["created"] == 1 and second.summary["unchanged"] + second.summary["updated"] == 1
+    assert first.report is None
+    said = chat.say(admin, f"/import report {first.id}")
+    assert said.reply.file is None and "no error report" in said.text
+    # The one-off jobs ran and are not due again.
+    with app.uow() as uow:
+        assert (
+            uow.session.scalar(
+                sa.select(sa.func.count()).select_from(ScheduledJob).where(ScheduledJob.next_run_at.is_not(None))
+            )
+            == 0
+        )
+
+
+def test_columns_that_do_not_fit_import_nothing_and_say_why(app, chat):
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    content = b"Mail,Phone\nzoe@example.de,+49 30 1234567\n"
+    chat.say(admin, "/import customers", files=(InboundFile("people.csv", len(content), content),))
+    scheduling.run_due(app.session_factory, tasks=app.plugins.tasks, config=app.settings.extra)
+    [row] = _imports(app)
+    assert row.status == "failed" and "no column matches 'name'" in row.error, row.error
+    assert _customers(app) == [] and row.content is None
+    # The summary says so where the file was sent (queued for the outbox).
+    from bot.handlers.data_io import summary_reply
+
+    assert "Nothing was imported: no column matches 'name'" in summary_reply(row).text
+
+
+def test_only_admins_and_only_files_that_can_be_imported(app, chat):
+    upload = InboundFile("people.csv", len(PEOPLE), PEOPLE)
+    for role in (Role.MANAGER, Role.SALES, Role.VIEWER):
+        refused = chat.say(chat.user(f"Some {role.value}", role), "/import customers", files=(upload,))
+        assert "can't use" in refused.text, refused.text
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    cases = [
+        ((), "nothing was attached"),
+        ((InboundFile("huge.csv", chat_import.MAX_BYTES + 1, None),), "may be at most 10 MB"),
+        ((InboundFile("people.pdf", 3, b"%PD"),), "is not a CSV or .xlsx file"),
+        ((InboundFile("empty.csv", 2, b"\n\n"),), "is empty"),
+    ]
+    for files, says in cases:
+        said = chat.say(admin, "/import customers", files=files)
+        assert says in said.text, said.text
+    assert _imports(app) == []
+    with app.uow() as uow:
+        assert (
+            uow.session.scalar(
+                sa.select(sa.func.count()).select_from(ScheduledJob).where(ScheduledJob.task == chat_import.TASK)
+            )
+            == 0
+        )
