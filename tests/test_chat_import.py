@@ -18,6 +18,7 @@ from crm_core import scheduling
 from crm_core.importing import chat as chat_import
 from crm_core.models import AuditEntry, ChatImport, Customer, Role, ScheduledJob
 from tests.fakes.worker import chat_worker, wait_until
+from tests.slack_support import slack, slack_api  # noqa: F401 - fixtures
 
 PEOPLE = (
     "external_ref,name,email,country\n"
@@ -137,3 +138,54 @@ def test_only_admins_and_only_files_that_can_be_imported(app, chat):
             )
             == 0
         )
+
+
+def test_slack_file_shared_in_the_dm_is_imported_and_summarised(slack):
+    from tests.slack_support import ADMIN, BOT_TOKEN, event_callback
+
+    shared = slack.api.share_file("people.csv", PEOPLE)
+    event = {
+        "type": "message",
+        "subtype": "file_share",
+        "channel_type": "im",
+        "channel": "DADMIN1",
+        "user": ADMIN,
+        "text": "import customers",
+        "ts": "1700000000.000100",
+        "files": [shared],
+    }
+    assert slack.post(event_callback(event), content_type="application/json").status_code == 200
+    [download] = slack.api.wait_for("file_download")
+    assert download.headers["Authorization"] == f"Bearer {BOT_TOKEN}"
+    queued = slack.api.wait_for("chat.postMessage", channel="DADMIN1")[0]
+    assert "Importing people.csv" in queued.args["text"], queued.args
+
+    with chat_worker(slack.app, senders(slack.app)):
+        assert wait_until(lambda: any("Import #1 of people.csv" in m.text for m in slack.api.messages("DADMIN1")))
+    assert sorted(_customers(slack.app)) == [("c1", "Zoë Müller"), ("c2", "Bo Berg")]
+
+    # Without a file, the command says how to send one.
+    answer = slack.ask("/import customers", channel="C1")
+    assert "nothing was attached" in answer["text"] or "nothing was attached" in str(answer["blocks"]), answer
+
+
+def test_slack_sends_the_bot_token_only_to_slack_file_urls_and_ignores_a_file_alone(slack):
+    import json
+
+    from bot.adapters.slack.inbound import message_event
+    from tests.slack_support import ADMIN, event_callback
+
+    def event(text: str, url: str, ts: str) -> bytes:
+        shared = {**slack.api.share_file("people.csv", PEOPLE), "url_private_download": url}
+        fields = {"type": "message", "subtype": "file_share", "channel_type": "im", "channel": "DADMIN1"}
+        return event_callback(fields | {"user": ADMIN, "text": text, "ts": ts, "files": [shared]})
+
+    # A file shared without words is not a command (before files could carry one, it was ignored).
+    alone = event("", f"{slack.api.url}/files-pri/F1/people.csv", "1700000000.000200")
+    assert message_event(json.loads(alone)) is None
+    foreign = event("import customers", "https://files.evil.example/people.csv", "1700000000.000300")
+    assert slack.post(foreign, content_type="application/json").status_code == 200
+    [answer] = slack.api.wait_for("chat.postMessage", channel="DADMIN1")
+    # The foreign URL was not fetched: the token never left for it, and the command saw no file.
+    assert "nothing was attached" in answer.args["text"], answer.args
+    assert slack.api.calls("file_download") == [] and _imports(slack.app) == []

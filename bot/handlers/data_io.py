@@ -88,8 +88,8 @@ def export_segment_command(req: Request, ctx: Context) -> Reply:
 def _how_to_upload() -> str:
     return _(
         "Telegram: send the CSV or .xlsx file to the bot with the caption /import customers. "
-        "Slack: upload the file in a direct message to the bot (or a channel it is in) and write "
-        "/import customers as the message (a slash command cannot carry a file)."
+        "Slack: upload the file in a direct message to the bot with the message import customers "
+        "(without the slash: Slack runs a message starting with / as a slash command, which cannot carry a file)."
     )
 
 

@@ -27,6 +27,7 @@ BOT_SCOPES = (
     "chat:write",  # answers, notifications, digests
     "chat:write.public",  # digests to public channels the bot was not invited to
     "commands",  # the slash commands
+    "files:read",  # a CSV or .xlsx shared with "import customers" in the app's DM
     "files:write",  # charts
     "im:history",  # commands typed in the app's DM (message.im)
     "users:read",  # a person's Slack locale (users.info), the language of their answers until they choose one

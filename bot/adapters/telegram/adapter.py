@@ -332,13 +332,14 @@ class TelegramBot:
         one over UPLOAD_LIMIT is not fetched, and the command says it is too big."""
         document = inbound.document
         assert document is not None
-        if document.size is not None and document.size > UPLOAD_LIMIT:
-            return (InboundFile(document.name, document.size, None, document.mime),)
+        name = document.file_name or "file"
+        if document.file_size is not None and document.file_size > UPLOAD_LIMIT:
+            return (InboundFile(name, document.file_size, None, document.mime_type),)
         handle = await self.bot.get_file(document.file_id)
         content = bytes(await handle.download_as_bytearray())
         if len(content) > UPLOAD_LIMIT:
-            return (InboundFile(document.name, len(content), None, document.mime),)
-        return (InboundFile(document.name, len(content), content, document.mime),)
+            return (InboundFile(name, len(content), None, document.mime_type),)
+        return (InboundFile(name, len(content), content, document.mime_type),)
 
     async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
         if reply.form is not None:

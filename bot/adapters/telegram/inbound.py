@@ -12,23 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram import MaybeInaccessibleMessage, Message, Update
+from telegram import Document, MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 
 from bot.messages import Attachment, Contact, InboundFile, MessageRef, Origin, Request, RequestKind
 from crm_core.text import without_control
 
 PLATFORM = "telegram"
-
-
-@dataclass(frozen=True)
-class DocumentRef:
-    """Telegram's handle of a document: getFile turns ``file_id`` into a download."""
-
-    file_id: str
-    name: str
-    size: int | None
-    mime: str | None
 
 
 @dataclass(frozen=True)
@@ -46,7 +36,7 @@ class Inbound:
     # A button press.
     callback_id: str | None = None
     # A document sent with a command in its caption ("/import customers"): fetched before dispatch.
-    document: DocumentRef | None = None
+    document: Document | None = None
 
     @property
     def key(self) -> str:
@@ -198,12 +188,5 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         message_id=message.message_id,
         reply_to=reply_to,
         attachments=(attachment,) if attachment is not None else (),
-        document=_document(message),
+        document=message.document,
     )
-
-
-def _document(message: Message) -> DocumentRef | None:
-    document = message.document
-    if document is None:
-        return None
-    return DocumentRef(document.file_id, document.file_name or "file", document.file_size, document.mime_type)
