@@ -189,3 +189,25 @@ def test_slack_sends_the_bot_token_only_to_slack_file_urls_and_ignores_a_file_al
     # The foreign URL was not fetched: the token never left for it, and the command saw no file.
     assert "nothing was attached" in answer.args["text"], answer.args
     assert slack.api.calls("file_download") == [] and _imports(slack.app) == []
+
+
+def test_finished_imports_and_their_reports_are_deleted_after_the_keep_days(app, chat):
+    from datetime import timedelta
+
+    import time_machine
+
+    from crm_core.clock import utcnow
+
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    chat.say(admin, "/import customers", files=(InboundFile("people.csv", len(PEOPLE), PEOPLE),))
+    scheduling.run_due(app.session_factory, tasks=app.plugins.tasks, config=app.settings.extra)
+    [row] = _imports(app)
+    assert row.report is not None
+    prune = app.plugins.jobs["imports.prune"]
+    assert prune.args == {"keep_days": chat_import.KEEP_DAYS}
+    for days, left in ((29, 1), (31, 0)):
+        with time_machine.travel(utcnow() + timedelta(days=days), tick=False), app.uow() as uow:
+            chat_import.prune(uow, chat_import.KEEP_DAYS)
+        assert len(_imports(app)) == left, days
+    # The customers it imported stay: only the record of the upload goes.
+    assert len(_customers(app)) == 2

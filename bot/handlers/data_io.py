@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import replace
+from datetime import time
 from pathlib import Path
 
 from bot import interactive
@@ -23,13 +24,14 @@ from bot.messages import Button, Destination, Field, File, Item, Outgoing, Reply
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
+from bot.settings import Settings, env_number
 from crm_core import i18n
 from crm_core.errors import ValidationError
 from crm_core.exporting.run import SEGMENT_FORMATS, export_segment
 from crm_core.i18n import N_, _, format_number, ngettext
 from crm_core.importing import chat as chat_import
 from crm_core.models import ChatImport
-from crm_core.scheduling import JobRun
+from crm_core.scheduling import Calendar, JobRun
 
 group = CommandGroup()
 
@@ -211,5 +213,16 @@ def run_chat_import(run: JobRun) -> None:
         interactive.enqueue(uow, [Outgoing(to, reply, key=f"import:{row.id}:summary")])
 
 
-def jobs() -> list[JobDefinition]:
-    return [JobDefinition(chat_import.TASK, run_chat_import, "import a file uploaded in chat (/import customers)")]
+def jobs(settings: Settings) -> list[JobDefinition]:
+    keep_days = int(env_number(settings.extra, "CHATCRM_IMPORT_KEEP_DAYS", chat_import.KEEP_DAYS))
+    return [
+        JobDefinition(chat_import.TASK, run_chat_import, "import a file uploaded in chat (/import customers)"),
+        JobDefinition(
+            "imports.prune",
+            chat_import.prune_task,
+            "delete imports from chat (and their error reports) older than CHATCRM_IMPORT_KEEP_DAYS",
+            trigger=Calendar(time(3, 50)),
+            args={"keep_days": keep_days},
+            misfire_grace_seconds=24 * 3600,
+        ),
+    ]

@@ -200,4 +200,4 @@ def register_jobs(settings) -> list[JobDefinition]:
     from bot.handlers import data_io
 
     # The job behind /import customers (bot.handlers.data_io).
-    return data_io.jobs()
+    return data_io.jobs(settings)

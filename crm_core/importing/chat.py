@@ -7,7 +7,10 @@ listed). The outcome stays on the row for the summary and the error report.
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path, PurePath
+
+import sqlalchemy as sa
 
 from crm_core import clock
 from crm_core.actor import Actor
@@ -17,7 +20,7 @@ from crm_core.importing.run import import_table
 from crm_core.importing.sources import open_table
 from crm_core.importing.table import ImportFailed
 from crm_core.models import ChatImport
-from crm_core.scheduling import Once, schedule
+from crm_core.scheduling import JobRun, Once, schedule
 from crm_core.uow import UnitOfWork
 
 TASK = "imports.run"
@@ -29,6 +32,8 @@ SUFFIXES = (".csv", ".xlsx", ".txt", ".tsv")
 MAX_BYTES = 10 * 1024 * 1024
 # How many problems the summary names; the error report lists them all.
 SHOWN_PROBLEMS = 5
+# How long a finished import (its error report) is kept: CHATCRM_IMPORT_KEEP_DAYS.
+KEEP_DAYS = 30
 
 
 def too_big(name: str, size: int) -> str:
@@ -120,6 +125,19 @@ def run_import(uow: UnitOfWork, import_id: int, currency: str) -> ChatImport | N
     row.finished_at = clock.utcnow()
     uow.session.flush()
     return row
+
+
+def prune(uow: UnitOfWork, keep_days: int) -> int:
+    """Delete imports that finished more than ``keep_days`` ago: their error reports hold values from the
+    files' bad rows, personal data that is kept no longer than it helps someone fix the file."""
+    cutoff = clock.utcnow() - timedelta(days=keep_days)
+    result = uow.session.execute(sa.delete(ChatImport).where(ChatImport.finished_at < cutoff))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def prune_task(run: JobRun) -> None:
+    with run.uow() as uow:
+        prune(uow, int(run.args.get("keep_days", KEEP_DAYS)))
 
 
 def get(uow: UnitOfWork, import_id: int) -> ChatImport:
