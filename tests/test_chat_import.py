@@ -211,3 +211,12 @@ def test_finished_imports_and_their_reports_are_deleted_after_the_keep_days(app,
         assert len(_imports(app)) == left, days
     # The customers it imported stay: only the record of the upload goes.
     assert len(_customers(app)) == 2
+
+
+def test_telegram_does_not_fetch_a_file_over_the_limit(webhook_rig):
+    rig, tg = webhook_rig, webhook_rig.fake
+    admin = rig.staff(4242, "Ada Admin", Role.ADMIN)
+    update = tg.private_document(admin, "big.csv", PEOPLE, caption="/import customers", size=chat_import.MAX_BYTES + 1)
+    rig.send(update)
+    assert "may be at most 10 MB" in tg.last_sent(4242).text, tg.last_sent(4242).text
+    assert tg.calls_of("getFile") == [] and _imports(rig.app) == []

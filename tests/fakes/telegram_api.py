@@ -331,9 +331,16 @@ class FakeTelegram:
         return self._update(message=self._user_message(chat, user, **content))
 
     def private_document(
-        self, user: dict, name: str, content: bytes, caption: str | None = None, mime: str = "text/csv"
+        self,
+        user: dict,
+        name: str,
+        content: bytes,
+        caption: str | None = None,
+        mime: str = "text/csv",
+        size: int | None = None,
     ) -> dict[str, Any]:
-        """A document the user sends the bot (``caption`` may hold a command, e.g. /import customers)."""
+        """A document the user sends the bot (``caption`` may hold a command, e.g. /import customers);
+        ``size`` is the file_size the update claims (default: the content's)."""
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
         file_id = f"doc-{next(self._ids)}"
         self.documents[file_id] = (name, content)
@@ -342,7 +349,7 @@ class FakeTelegram:
             "file_unique_id": f"u-{file_id}",
             "file_name": name,
             "mime_type": mime,
-            "file_size": len(content),
+            "file_size": len(content) if size is None else size,
         }
         extra: dict[str, Any] = {"document": document}
         if caption:
