@@ -129,9 +129,13 @@ def run_import(uow: UnitOfWork, import_id: int, currency: str) -> ChatImport | N
 
 def prune(uow: UnitOfWork, keep_days: int) -> int:
     """Delete imports that finished more than ``keep_days`` ago: their error reports hold values from the
-    files' bad rows, personal data that is kept no longer than it helps someone fix the file."""
+    files' bad rows, personal data that is kept no longer than it helps someone fix the file. An upload
+    whose job never finished (it kept failing) goes after as long, file and all."""
     cutoff = clock.utcnow() - timedelta(days=keep_days)
-    result = uow.session.execute(sa.delete(ChatImport).where(ChatImport.finished_at < cutoff))
+    stale = sa.or_(
+        ChatImport.finished_at < cutoff, sa.and_(ChatImport.finished_at.is_(None), ChatImport.created_at < cutoff)
+    )
+    result = uow.session.execute(sa.delete(ChatImport).where(stale))
     return int(getattr(result, "rowcount", 0) or 0)
 
 
