@@ -222,3 +222,35 @@ def test_telegram_does_not_fetch_a_file_over_the_limit(webhook_rig):
     rig.send(update)
     assert "may be at most 10 MB" in tg.last_sent(4242).text, tg.last_sent(4242).text
     assert tg.calls_of("getFile") == [] and _imports(rig.app) == []
+
+
+def test_an_import_that_keeps_failing_tells_the_admin_after_the_last_retry(app, chat, monkeypatch):
+    import json
+    from datetime import timedelta
+    from pathlib import Path
+
+    from crm_core.clock import utcnow
+    from crm_core.models import OutboxMessage
+    from crm_core.scheduling.registry import MAX_RETRIES
+
+    admin = chat.user("Ada Admin", Role.ADMIN)
+    chat.say(admin, "/import customers", files=(InboundFile("people.csv", len(PEOPLE), PEOPLE),))
+
+    def disk_full(self, data):  # noqa: ANN001, ANN202 - the disk, outside our code, refuses the write
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    outcomes = []
+    for attempt in range(MAX_RETRIES + 1):
+        later = utcnow() + timedelta(hours=attempt + 1)
+        outcomes += scheduling.run_due(app.session_factory, tasks=app.plugins.tasks, now=later)
+        [row] = _imports(app)
+        # Retried while retries are left: the upload waits, and nobody is told yet.
+        if attempt < MAX_RETRIES:
+            assert row.status == "queued" and row.content == PEOPLE, attempt
+    assert [o.status for o in outcomes] == ["failed"] * MAX_RETRIES + ["ok"]
+    assert row.status == "failed" and "something went wrong (ref " in row.error and row.content is None
+    with app.uow() as uow:
+        [queued] = uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.conversation == admin.conversation))
+        assert "Nothing was imported: something went wrong (ref" in json.dumps(queued.payload)
+    assert _customers(app) == []

@@ -12,6 +12,8 @@ This module only decides who may ask and how the answers read."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 import tempfile
 from dataclasses import replace
 from datetime import time
@@ -30,10 +32,13 @@ from crm_core.errors import ValidationError
 from crm_core.exporting.run import SEGMENT_FORMATS, export_segment
 from crm_core.i18n import N_, _, format_number, ngettext
 from crm_core.importing import chat as chat_import
-from crm_core.models import ChatImport
+from crm_core.models import ChatImport, ScheduledJob
 from crm_core.scheduling import Calendar, JobRun
+from crm_core.scheduling.registry import MAX_RETRIES
+from crm_core.uow import UnitOfWork
 
 group = CommandGroup()
+log = logging.getLogger("chatcrm.imports")
 
 MIME = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -200,17 +205,46 @@ def summary_reply(row: ChatImport) -> Reply:
 
 def run_chat_import(run: JobRun) -> None:
     """The ``imports.run`` job: import the upload and queue its summary, in one transaction (a run that
-    dies before the commit leaves the upload queued, and the retried run imports it once)."""
+    dies before the commit leaves the upload queued, and the retried run imports it once). When the last
+    retry fails too, the admin is told "something went wrong (ref …)" and the upload is dropped."""
+    import_id = int(run.args["import_id"])
     currency = run.config.get("CHATCRM_CURRENCY", "EUR").strip().upper() or "EUR"
-    with run.uow() as uow:
-        row = chat_import.run_import(uow, int(run.args["import_id"]), currency)
-        if row is None:
-            return
-        language = i18n.supported(row.language or "") or "en"
-        with i18n.use_language(language):
-            reply = replace(summary_reply(row), language=language)
-        to = Destination(row.platform, row.conversation, row.thread)
-        interactive.enqueue(uow, [Outgoing(to, reply, key=f"import:{row.id}:summary")])
+    try:
+        with run.uow() as uow:
+            row = chat_import.run_import(uow, import_id, currency)
+            if row is not None:
+                _tell(uow, row)
+    except Exception:
+        if not _last_attempt(run):
+            raise  # the scheduler retries it
+        ref = secrets.token_hex(4).upper()
+        log.exception("import #%s failed for good ref=%s", import_id, ref)
+        with run.uow() as uow:
+            language = _language_of(uow, import_id)
+            with i18n.use_language(language):
+                given_up = chat_import.give_up(uow, import_id, _("something went wrong (ref {ref})", ref=ref))
+            if given_up is not None:
+                _tell(uow, given_up)
+
+
+def _last_attempt(run: JobRun) -> bool:
+    with run.session_factory() as session:
+        job = session.get(ScheduledJob, run.job_id)
+        return job is None or job.failures >= MAX_RETRIES
+
+
+def _language_of(uow: UnitOfWork, import_id: int) -> str:
+    row = uow.session.get(ChatImport, import_id)
+    return i18n.supported((row.language if row else None) or "") or "en"
+
+
+def _tell(uow: UnitOfWork, row: ChatImport) -> None:
+    """Queue the summary where the file was sent, in the admin's language."""
+    language = i18n.supported(row.language or "") or "en"
+    with i18n.use_language(language):
+        reply = replace(summary_reply(row), language=language)
+    to = Destination(row.platform, row.conversation, row.thread)
+    interactive.enqueue(uow, [Outgoing(to, reply, key=f"import:{row.id}:summary")])
 
 
 def jobs(settings: Settings) -> list[JobDefinition]:

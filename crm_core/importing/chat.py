@@ -127,6 +127,17 @@ def run_import(uow: UnitOfWork, import_id: int, currency: str) -> ChatImport | N
     return row
 
 
+def give_up(uow: UnitOfWork, import_id: int, reason: str) -> ChatImport | None:
+    """Mark a queued import failed for good (its job kept failing), dropping the upload; None when it is
+    not queued any more."""
+    row = uow.session.get(ChatImport, import_id)
+    if row is None or row.status != "queued":
+        return None
+    row.status, row.error, row.content, row.finished_at = "failed", reason[:1000], None, clock.utcnow()
+    uow.session.flush()
+    return row
+
+
 def prune(uow: UnitOfWork, keep_days: int) -> int:
     """Delete imports that finished more than ``keep_days`` ago: their error reports hold values from the
     files' bad rows, personal data that is kept no longer than it helps someone fix the file. An upload
