@@ -281,6 +281,22 @@ class MessageRef:
 
 
 @dataclass(frozen=True)
+class InboundFile:
+    """A file that came with a command (a CSV for /import), fetched by the platform adapter: handlers
+    read ``content`` and never a platform's file API. ``content`` is None when the file is larger than
+    ``UPLOAD_LIMIT`` (it was not fetched; ``size`` says how large it is)."""
+
+    name: str
+    size: int
+    content: bytes | None = None
+    mime: str | None = None
+
+
+# The largest file an adapter fetches for a command; the command says what to do with a larger one.
+UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Contact:
     """A shared phone contact."""
 
@@ -324,6 +340,9 @@ class Request:
     attachments: tuple[Attachment, ...] = ()
     # For RequestKind.CONTACT.
     contact: Contact | None = None
+    # Files that came with a command, fetched by the adapter (a Telegram document captioned with the
+    # command, a file shared in a Slack message whose text is the command).
+    files: tuple[InboundFile, ...] = ()
 
     def key_for(self, what: str) -> str:
         """A stable key for a message sent because of this request: the same each time the same delivery

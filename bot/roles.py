@@ -69,6 +69,11 @@ class Permission(enum.StrEnum):
     # Data subject requests (GDPR): everything about a customer as a file, and erasure. Admins only.
     CUSTOMERS_EXPORT = "customers.export"
     CUSTOMERS_ERASE = "customers.erase"
+    # A segment's customers as a spreadsheet (/export segment): sales, managers and admins, who build segments.
+    # Not viewers or support: reading one card at a time is not carrying every contact of a list away.
+    SEGMENTS_EXPORT = "segments.export"
+    # Import customers from a file uploaded in chat (/import customers): admins only, like `chatcrm import`.
+    DATA_IMPORT = "data.import"
 
 
 _DESCRIPTIONS = {
@@ -101,6 +106,8 @@ _DESCRIPTIONS = {
     Permission.WEBHOOKS_MANAGE: "add, test and remove outgoing webhooks",
     Permission.CUSTOMERS_EXPORT: "export everything held about a customer (a data subject access request)",
     Permission.CUSTOMERS_ERASE: "erase a customer's personal data on request",
+    Permission.SEGMENTS_EXPORT: "export a segment's customers as a spreadsheet",
+    Permission.DATA_IMPORT: "import customers from a CSV or .xlsx file uploaded in chat",
 }
 
 
@@ -133,6 +140,7 @@ _SALES = _VIEWER | {
     Permission.DEALS_WRITE,
     Permission.FOLLOWUPS,
     Permission.CAMPAIGNS_DRAFT,
+    Permission.SEGMENTS_EXPORT,
 }
 _SUPPORT = _VIEWER | {
     Permission.CUSTOMERS_WRITE,

@@ -88,6 +88,9 @@ class Settings:
     backup_keep: int = 14
     # CHATCRM_LANGUAGE: the language of users who chose none and whose chat app gives no hint.
     language: str = "en"
+    # CHATCRM_CHAT_EXPORT_MAX_ROWS: the most customers /export segment puts in a file a chat carries
+    # (50,000 rows of xlsx stay well under Telegram's 50 MB; `chatcrm export` has no cap).
+    chat_export_max_rows: int = 50_000
 
     @property
     def is_sqlite(self) -> bool:
@@ -111,6 +114,11 @@ class Settings:
         if backup_keep < 1 or backup_keep != int(backup_keep):
             raise SettingsError(
                 f"CHATCRM_BACKUP_KEEP={env.get('CHATCRM_BACKUP_KEEP')!r} is not a whole number of 1 or more"
+            )
+        max_rows = env_number(env, "CHATCRM_CHAT_EXPORT_MAX_ROWS", 50_000)
+        if max_rows < 1 or max_rows != int(max_rows):
+            raise SettingsError(
+                f"CHATCRM_CHAT_EXPORT_MAX_ROWS={env.get('CHATCRM_CHAT_EXPORT_MAX_ROWS')!r} is not a whole number of 1 or more"
             )
         raw_scope = env.get("CHATCRM_EDIT_SCOPE", "own").strip().lower()
         try:
@@ -136,4 +144,5 @@ class Settings:
             secret_key=env.get("CHATCRM_SECRET_KEY") or None,
             backup_dir=env.get("CHATCRM_BACKUP_DIR") or None,
             backup_keep=int(backup_keep),
+            chat_export_max_rows=int(max_rows),
         )

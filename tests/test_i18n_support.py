@@ -290,9 +290,10 @@ def test_attachments_are_named_in_each_readers_language_and_captions_kept(webhoo
     assert "[file: 报价单.pdf] 请看报价" in tg.last_sent(SUPPORT_CHAT).text
     rig.send(tg.private_attachment(li, "sticker", emoji="👍"))
     assert "[sticker 👍]" in tg.last_sent(SUPPORT_CHAT).text
-    # A caption that looks like a command is still the customer's message with a file.
-    rig.send(tg.private_attachment(li, "document", caption="/help", file_name="a.pdf"))
-    assert "[file: a.pdf] /help" in tg.last_sent(SUPPORT_CHAT).text
+    # A photo whose caption looks like a command is still the customer's message with a photo. (A
+    # document captioned with a command is that command, its input the file: /import customers.)
+    rig.send(tg.private_photo(li, caption="/help"))
+    assert "[photo] /help" in tg.last_sent(SUPPORT_CHAT).text
     assert len(rows(rig.app, TicketMessage)) == 4
 
     # Sam reads Chinese: the thread, the history and the card name the attachments in Chinese.
@@ -305,7 +306,7 @@ def test_attachments_are_named_in_each_readers_language_and_captions_kept(webhoo
     history = tg.last_sent(SUPPORT_CHAT).text
     assert "[语音消息]" in history and "[文件：报价单.pdf] 请看报价" in history
     rig.send(tg.group_text(SUPPORT_CHAT, sam, f"/customer #{ticket.customer_id}"))
-    assert "[文件：a.pdf] /help" in tg.last_sent(SUPPORT_CHAT).text
+    assert "[图片] /help" in tg.last_sent(SUPPORT_CHAT).text
 
 
 def test_a_chinese_staff_room_names_a_photo_in_chinese(app, company_language):

@@ -34,6 +34,7 @@ from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage
 from crm_core.models.digests import DigestFrequency, DigestSubscription
 from crm_core.models.events import DomainEvent, EventCursor, EventDeadLetter
 from crm_core.models.followups import FollowUp, FollowUpStatus
+from crm_core.models.imports import ChatImport
 from crm_core.models.inbox import InboundEvent, InboxStatus
 from crm_core.models.interactions import Direction, Interaction, InteractionKind
 from crm_core.models.link_codes import LinkCode
@@ -49,6 +50,7 @@ from crm_core.models.webhooks import WebhookAttempt, WebhookEndpoint
 _audit.install()
 
 __all__ = [
+    "ChatImport",
     "ApiToken",
     "WebhookAttempt",
     "WebhookEndpoint",

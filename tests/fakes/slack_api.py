@@ -136,6 +136,8 @@ class FakeSlackApi:
         self._messages: dict[str, PostedMessage] = {}
         # users.info answers: Slack user id -> locale ("zh-CN"); anyone else is "en-US".
         self.locales: dict[str, str] = {}
+        # Files users shared (share_file), by id: their bytes, for downloads with the bot token.
+        self._shared: dict[str, bytes] = {}
         self._ts = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -318,6 +320,7 @@ class FakeSlackApi:
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{name}", self._response_url)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
         app.router.add_get("/socket", self._socket_mode)
         app.router.add_get("/_fake/stats", self._stats)
         app.router.add_get("/_fake/deliveries", self._deliveries_json)
@@ -449,6 +452,30 @@ class FakeSlackApi:
         if failure is not None:
             return self._failure_response(failure)
         return web.Response(text="ok")
+
+    def share_file(self, name: str, content: bytes, mimetype: str = "text/csv") -> dict[str, Any]:
+        """A file a user shared, as a message event's ``files`` entry; its url_private_download is served
+        here (``GET /files-pri/<id>/<name>``, recorded as method ``"file_download"`` with its headers)."""
+        file_id = f"F{next(self._ts):08d}"
+        self._shared[file_id] = content
+        return {
+            "id": file_id,
+            "name": name,
+            "mimetype": mimetype,
+            "size": len(content),
+            "url_private": f"{self.url}/files-pri/{file_id}/{name}",
+            "url_private_download": f"{self.url}/files-pri/{file_id}/{name}",
+        }
+
+    async def _download(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        self._record(Call("file_download", {}, dict(request.headers), b"", name=file_id))
+        if file_id not in self._shared:
+            return web.Response(status=404)
+        if not request.headers.get("Authorization", "").startswith("Bearer xoxb-"):
+            # Slack answers a download without the bot token with its login page, not the file.
+            return web.Response(status=403)
+        return web.Response(body=self._shared[file_id], content_type="application/octet-stream")
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]

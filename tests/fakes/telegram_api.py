@@ -18,6 +18,7 @@ What it does:
   for an id it does not hold, "message is not modified" when the text and inline keyboard are
   already what they would become; ``text_of(chat, id)`` is a message's text now and
   ``history(chat, id)`` every version of it, the first one first;
+- serves documents users sent (``private_document``): getFile and the download under ``/file/bot<token>/``;
 - builds realistic updates (``private_text``, ``group_text``, ``contact``, ``callback``) whose
   messages can be replied to, including messages the bot sent.
 
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 DEFAULT_TOKEN = "123456:TEST-token"
 # Parameters that are text even when they look like JSON ("42", "true").
@@ -155,6 +156,8 @@ class FakeTelegram:
         self._closing = False
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Documents users sent, by file_id: served by getFile and GET /file/bot<token>/<file_path>.
+        self.documents: dict[str, tuple[str, bytes]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -344,6 +347,34 @@ class FakeTelegram:
             content["caption"] = caption
         return self._update(message=self._user_message(chat, user, **content))
 
+    def private_document(
+        self,
+        user: dict,
+        name: str,
+        content: bytes,
+        caption: str | None = None,
+        mime: str = "text/csv",
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        """A document the user sends the bot (``caption`` may hold a command, e.g. /import customers);
+        ``size`` is the file_size the update claims (default: the content's)."""
+        chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
+        file_id = f"doc-{next(self._ids)}"
+        self.documents[file_id] = (name, content)
+        document = {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_name": name,
+            "mime_type": mime,
+            "file_size": len(content) if size is None else size,
+        }
+        extra: dict[str, Any] = {"document": document}
+        if caption:
+            extra["caption"] = caption
+            if caption.startswith("/"):
+                extra["caption_entities"] = [{"type": "bot_command", "offset": 0, "length": len(caption.split()[0])}]
+        return self._update(message=self._user_message(chat, user, **extra))
+
     def contact(self, user: dict, phone: str, contact_user_id: int | None = None) -> dict[str, Any]:
         chat = {"id": user["id"], "type": "private", "first_name": user["first_name"]}
         contact = {
@@ -470,6 +501,17 @@ class FakeTelegram:
         if method == "deleteWebhook":
             self.webhook = {}
             return True
+        if method == "getFile":
+            file_id = params.get("file_id")
+            if file_id not in self.documents:
+                raise _Refused(Failure(400, "Bad Request: invalid file_id"))
+            name, content = self.documents[file_id]
+            return {
+                "file_id": file_id,
+                "file_unique_id": f"u-{file_id}",
+                "file_size": len(content),
+                "file_path": f"documents/{file_id}",
+            }
         if method == "getWebhookInfo":
             return {"url": self.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
         if method == "getUpdates":
@@ -590,6 +632,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, {"ok": True, "result": self.owner.deliveries()})
             return
         parts = self.path.split("?")[0].strip("/").split("/")
+        # httpx escapes the token's ":" in a download URL.
+        if parts[0] == "file" and len(parts) == 4 and unquote(parts[1]) == f"bot{self.owner.token}":
+            # A file download, as getFile's file_path names it.
+            found = self.owner.documents.get(parts[3])
+            data = found[1] if found else b""
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if len(parts) != 2 or not parts[0].startswith("bot"):
             self._reply(404, {"ok": False, "error_code": 404, "description": "Not Found"})
             return

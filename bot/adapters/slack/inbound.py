@@ -104,15 +104,22 @@ class EventRequest:
     request: Request
     # The thread to answer in (mentions in channels are answered in a thread).
     thread_ts: str | None
+    # Slack's file objects of the files shared with the command (a CSV for "import customers"), not yet
+    # downloaded: the runtime fetches their url_private_download.
+    files: tuple[dict[str, Any], ...] = ()
 
 
 def message_event(body: dict[str, Any]) -> EventRequest | None:
     """A DM to the app or an @mention, read as a command ("customer acme" or "/customer acme")."""
     event = body.get("event") or {}
-    if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+    # A file shared with a message is a file_share; its text is the command (a slash command cannot
+    # carry a file, so "import customers" goes in the message with the upload).
+    if (event.get("subtype") not in (None, "file_share")) or event.get("bot_id") or not event.get("user"):
         return None  # edits, joins, bot messages (our own included) are not commands
     if event["type"] == "message" and event.get("channel_type") != "im":
         return None
+    if event.get("subtype") == "file_share" and not (event.get("text") or "").strip():
+        return None  # a file alone is not a command (it was ignored before files could carry one)
     text = command_text(_LEADING_MENTION.sub("", event.get("text") or "")).strip() or "help"
     channel = event["channel"]
     direct = event.get("channel_type") == "im" or is_dm(channel)
@@ -130,6 +137,7 @@ def message_event(body: dict[str, Any]) -> EventRequest | None:
             inbox_key=_message_key(body, event),
         ),
         thread_ts,
+        tuple(f for f in event.get("files") or () if isinstance(f, dict) and f.get("url_private_download")),
     )
 
 

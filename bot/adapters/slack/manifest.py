@@ -27,6 +27,7 @@ BOT_SCOPES = (
     "chat:write",  # answers, notifications, digests
     "chat:write.public",  # digests to public channels the bot was not invited to
     "commands",  # the slash commands
+    "files:read",  # a CSV or .xlsx shared with "import customers" in the app's DM
     "files:write",  # charts
     "im:history",  # commands typed in the app's DM (message.im)
     "channels:history",  # staff replies in ticket threads of a public support channel (message.channels)

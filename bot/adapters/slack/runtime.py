@@ -49,7 +49,7 @@ from bot.bootstrap import App
 from bot.delivery import TemporaryFailure
 from bot.dispatch import AlreadyHandled, FormRejected, new_reference
 from bot.interactive import AfterSendRecorder, OutboxQueue
-from bot.messages import Form, Reply, Request, Tone
+from bot.messages import UPLOAD_LIMIT, Form, InboundFile, Reply, Request, Tone
 from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.roles import Permission
 from crm_core import i18n
@@ -219,6 +219,9 @@ class SlackRuntime:
             found = inbound.message_event(body)
             if found is not None:
                 found = replace(found, request=await self._hinted(found.request))
+            if found is not None and found.files:
+                fetched = [await self._download(shared) for shared in found.files]
+                found = replace(found, request=replace(found.request, files=tuple(f for f in fetched if f)))
             reply = await self.dispatch(found.request) if found else None
             if found is not None and reply is not None:
                 origin = found.request.origin
@@ -259,6 +262,29 @@ class SlackRuntime:
                 after=AfterSendRecorder(app.session_factory, app.router.recorder),
             )
         return self._outbox
+
+    async def _download(self, shared: dict[str, Any]) -> InboundFile | None:
+        """A file shared with a command (Slack's file object), fetched with the bot token (scope files:read).
+        The token goes only to Slack's file host or the configured Web API's host (SLACK_API_URL); a file
+        over UPLOAD_LIMIT is not fetched, and the command says it is too big."""
+        name, url, mime = str(shared.get("name") or "file"), str(shared["url_private_download"]), shared.get("mimetype")
+        if int(shared.get("size") or 0) > UPLOAD_LIMIT:
+            return InboundFile(name, int(shared["size"]), None, mime)
+        if not _trusted_file_url(url, self.settings.api_url):
+            log.warning("slack file %s not fetched: %s is not a Slack file URL", name, url[:100])
+            return None
+        assert self.session is not None
+        headers = {"Authorization": f"Bearer {self.settings.bot_token}"}
+        chunks: list[bytes] = []
+        size = 0
+        async with self.session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=60)) as response:
+            response.raise_for_status()
+            async for chunk in response.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > UPLOAD_LIMIT:
+                    return InboundFile(name, size, None, mime)
+                chunks.append(chunk)
+        return InboundFile(name, size, b"".join(chunks), mime)
 
     async def submit_form(self, body: dict[str, Any], ack: Ack) -> None:
         """A modal submission: inline errors in the ack, or close the modal and answer as a message."""
@@ -407,3 +433,13 @@ def _rejected_reply(rejected: FormRejected) -> Reply:
     with i18n.use_language(rejected.language):
         text = _("Your form was not saved: {problems}", problems=problems)
     return Reply(text=text, tone=Tone.ERROR, private=True, language=rejected.language)
+
+
+def _trusted_file_url(url: str, api_url: str) -> bool:
+    """Slack's own file host, or the host of SLACK_API_URL (an enterprise proxy, a test's fake)."""
+    from urllib.parse import urlsplit
+
+    target, api = urlsplit(url), urlsplit(api_url)
+    if target.scheme == "https" and target.hostname == "files.slack.com":
+        return True
+    return (target.scheme, target.netloc) == (api.scheme, api.netloc)

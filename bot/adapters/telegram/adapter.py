@@ -64,7 +64,7 @@ from bot.desk import SupportDesk
 from bot.dispatch import AlreadyHandled, internal_error_reply, reply_to_sender
 from bot.inbox_runner import InboxRunner, InboxSettings
 from bot.interactive import AfterSendRecorder, OutboxQueue
-from bot.messages import Destination, Reply
+from bot.messages import UPLOAD_LIMIT, Destination, InboundFile, Reply
 from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.platforms import chat_senders, default_limits
 from bot.router import Router
@@ -131,7 +131,13 @@ class TelegramBot:
         self.settings = settings
         self.webhook = webhook
         # Updates arrive over our own HTTP endpoint or our own polling loop, never PTB's updater.
-        builder = Application.builder().token(settings.token).base_url(settings.api_url).updater(None)
+        builder = (
+            Application.builder()
+            .token(settings.token)
+            .base_url(settings.api_url)
+            .base_file_url(settings.file_url)
+            .updater(None)
+        )
         self.application = builder.build()
         self.outgoing = Outgoing(self.application.bot, app.session_factory)
         env = app.settings.extra
@@ -314,7 +320,8 @@ class TelegramBot:
         from_button: bool = False,
         wants_form: bool = False,
     ) -> None:
-        request = inbound.request(text=text, from_button=from_button, wants_form=wants_form)
+        files = await self._fetch(inbound) if inbound.document is not None and text is None else ()
+        request = inbound.request(text=text, from_button=from_button, wants_form=wants_form, files=files)
         try:
             reply = await asyncio.to_thread(self.app.dispatcher.handle, request, desk=self.desk, queue=queue)
         except AlreadyHandled:
@@ -326,6 +333,20 @@ class TelegramBot:
             # The answer's text was queued; a file (a data export) cannot ride in an outbox row, so it
             # goes directly, after the text that announces it.
             await self._send_file(inbound, reply)
+
+    async def _fetch(self, inbound: Inbound) -> tuple[InboundFile, ...]:
+        """The document sent with a command, downloaded through the Bot API (getFile, then the file URL);
+        one over UPLOAD_LIMIT is not fetched, and the command says it is too big."""
+        document = inbound.document
+        assert document is not None
+        name = document.file_name or "file"
+        if document.file_size is not None and document.file_size > UPLOAD_LIMIT:
+            return (InboundFile(name, document.file_size, None, document.mime_type),)
+        handle = await self.bot.get_file(document.file_id)
+        content = bytes(await handle.download_as_bytearray())
+        if len(content) > UPLOAD_LIMIT:
+            return (InboundFile(name, len(content), None, document.mime_type),)
+        return (InboundFile(name, len(content), content, document.mime_type),)
 
     async def _deliver(self, inbound: Inbound, reply: Reply) -> None:
         if reply.form is not None:

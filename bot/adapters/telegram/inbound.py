@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from telegram import MaybeInaccessibleMessage, Message, Update
+from telegram import Document, MaybeInaccessibleMessage, Message, Update
 from telegram.constants import ChatType
 
-from bot.messages import Attachment, Contact, MessageRef, Origin, Request, RequestKind
+from bot.messages import Attachment, Contact, InboundFile, MessageRef, Origin, Request, RequestKind
 from crm_core.text import without_control
 
 PLATFORM = "telegram"
@@ -37,6 +37,8 @@ class Inbound:
     contact: Contact | None = None
     # A button press.
     callback_id: str | None = None
+    # A document sent with a command in its caption ("/import customers"): fetched before dispatch.
+    document: Document | None = None
 
     @property
     def key(self) -> str:
@@ -52,7 +54,14 @@ class Inbound:
         # A photo captioned "/help" is a message with a photo, not a command.
         return not self.is_callback and self.contact is None and not self.attachments and self.text.startswith("/")
 
-    def request(self, *, text: str | None = None, from_button: bool = False, wants_form: bool = False) -> Request:
+    def request(
+        self,
+        *,
+        text: str | None = None,
+        from_button: bool = False,
+        wants_form: bool = False,
+        files: tuple[InboundFile, ...] = (),
+    ) -> Request:
         """The neutral request: a command for a typed command or a button press, else a message or contact."""
         if self.contact is not None:
             kind = RequestKind.CONTACT
@@ -73,6 +82,7 @@ class Inbound:
             reply_to=self.reply_to,
             attachments=self.attachments,
             contact=self.contact,
+            files=files,
         )
 
 
@@ -150,6 +160,11 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         )
     attachment = _attachment(message)
     text = without_control(message.text if message.text is not None else (message.caption or ""))
+    # A document captioned with a command (/import customers) is that command, the file its input;
+    # any other attachment is a message with an attachment (a photo captioned "/help" included).
+    command_file = message.document if message.document is not None and text.startswith("/") else None
+    if command_file is not None:
+        attachment = None
     if not text.strip() and attachment is None:
         return None
     return Inbound(
@@ -159,4 +174,5 @@ def from_update(update: Update, bot_id: int | None) -> Inbound | None:
         message_id=message.message_id,
         reply_to=reply_to,
         attachments=(attachment,) if attachment is not None else (),
+        document=command_file,
     )

@@ -26,6 +26,13 @@ class TelegramSettings:
     support_chat_id: str | None = None
 
     @property
+    def file_url(self) -> str:
+        """Where documents are downloaded from: Telegram serves files under ``/file/bot<token>/`` beside
+        ``/bot<token>/`` (so a local Bot API server or a test's fake serves them too)."""
+        base = self.api_url.rstrip("/")
+        return base[: -len("/bot")] + "/file/bot" if base.endswith("/bot") else base + "/file/bot"
+
+    @property
     def uses_webhook(self) -> bool:
         return bool(self.webhook_url)
 
