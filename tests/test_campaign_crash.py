@@ -451,8 +451,11 @@ def test_killed_worker_sends_a_large_campaign_once_and_honours_opt_outs(
             assert received == (status == "sent") or oid in in_doubt, (chat_id, status, received)
         else:
             assert status == "sent", (chat_id, status, error)
-            assert received == 1 or (received == 2 and oid in in_doubt), (chat_id, received)
-    assert duplicates <= len(in_doubt)
+            # One more arrival for each kill that found the row in sending: two kills close together can
+            # both find it there (sent, killed before it was recorded; claimed again, sent, killed again).
+            doubts = sum(oid in sending for sending in sending_at_kill)
+            assert received == 1 or 1 < received <= 1 + doubts, (chat_id, received, doubts)
+    assert duplicates <= sum(len(sending) for sending in sending_at_kill)
     # After an opt-out committed, only rows already sending then may still have gone.
     for arrival in late_sends:
         assert row_of[arrival.chat][0] in allowed_late, arrival

@@ -115,6 +115,18 @@ def test_columns_that_do_not_fit_import_nothing_and_say_why(app, chat):
     assert "Nothing was imported: no column matches 'name'" in summary_reply(row).text
 
 
+def test_an_admin_reading_chinese_is_told_why_in_chinese(app, chat):
+    admin = chat.user("Li Admin", Role.ADMIN)
+    chat.say(admin, "/lang zh")
+    content = b"Mail,Phone\nzoe@example.de,+49 30 1234567\n"
+    chat.say(admin, "/import customers", files=(InboundFile("people.csv", len(content), content),))
+    scheduling.run_due(app.session_factory, tasks=app.plugins.tasks, config=app.settings.extra)
+    [row] = _imports(app)
+    # The job imports as the admin, in their language: why nothing was imported is Chinese.
+    assert row.status == "failed" and row.error.startswith("没有与 'name' 对应的列"), row.error
+    assert "'Mail', 'Phone'" in row.error and "no column" not in row.error
+
+
 def test_only_admins_and_only_files_that_can_be_imported(app, chat):
     upload = InboundFile("people.csv", len(PEOPLE), PEOPLE)
     for role in (Role.MANAGER, Role.SALES, Role.VIEWER):

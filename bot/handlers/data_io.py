@@ -211,7 +211,9 @@ def run_chat_import(run: JobRun) -> None:
     currency = run.config.get("CHATCRM_CURRENCY", "EUR").strip().upper() or "EUR"
     try:
         with run.uow() as uow:
-            row = chat_import.run_import(uow, import_id, currency)
+            # In the admin's language: what the import finds wrong (rows, columns) is read by them.
+            with i18n.use_language(_language_of(uow, import_id)):
+                row = chat_import.run_import(uow, import_id, currency)
             if row is not None:
                 _tell(uow, row)
     except Exception:

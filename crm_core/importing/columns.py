@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from crm_core.i18n import _
 from crm_core.importing.table import ImportFailed, Table
 
 
@@ -31,13 +32,20 @@ def _listing(header: Sequence[str]) -> str:
     return shown + (f", … ({len(header)} in all)" if len(header) > 30 else "")
 
 
+def _shown(sep: str) -> str:
+    return repr(sep)[1:-1]
+
+
 def _separator_hint(table: Table) -> str:
     if table.suspect_separator:
-        return f"; the file seems to be separated by {table.suspect_separator!r}: drop --sep or give --sep '{table.suspect_separator}'"
+        return _(
+            "; the file seems to be separated by '{sep}': drop --sep or give --sep '{sep}'",
+            sep=_shown(table.suspect_separator),
+        )
     if len(table.header) == 1:
         for sep in ";\t|,":
             if sep in table.header[0]:
-                return f"; the file seems to be separated by {sep!r}: give --sep '{sep}'"
+                return _("; the file seems to be separated by '{sep}': give --sep '{sep}'", sep=_shown(sep))
     return ""
 
 
@@ -70,7 +78,11 @@ def resolve(table: Table, fields: Sequence[FieldSpec], mapping: Mapping[str, str
     for spec in fields:
         if spec.required and spec.name not in columns:
             raise ImportFailed(
-                f"no column matches {spec.name!r}; the columns are: {_listing(table.header)}"
-                f"{_separator_hint(table)} (or map one: --map {spec.name}=COLUMN)"
+                _(
+                    "no column matches '{field}'; the columns are: {columns}{hint} (or map one: --map {field}=COLUMN)",
+                    field=spec.name,
+                    columns=_listing(table.header),
+                    hint=_separator_hint(table),
+                )
             )
     return columns

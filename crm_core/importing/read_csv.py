@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from crm_core.i18n import _
 from crm_core.importing.table import ImportFailed, Table
 
 SNIFF_BYTES = 64 * 1024
@@ -75,7 +76,7 @@ def csv_table(source: Path | TextIO, *, sep: str | None = None) -> Table:
         header = [h.strip().lstrip("\ufeff") for h in next(reader)]
     except StopIteration:
         handle.close()
-        raise ImportFailed("the file is empty") from None
+        raise ImportFailed(_("the file is empty")) from None
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         try:

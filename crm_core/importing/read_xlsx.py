@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from crm_core.i18n import _
 from crm_core.importing.table import ImportFailed, Table, cell_text
 
 
@@ -18,7 +19,9 @@ def xlsx_table(path: Path, *, sheet: str | None = None) -> Table:
         workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - zipfile, XML and openpyxl errors all mean "not a workbook"
         handle.close()
-        raise ImportFailed(f"{path.name} is not a readable Excel workbook ({type(exc).__name__}: {exc})") from None
+        raise ImportFailed(
+            _("{file} is not a readable Excel workbook ({error})", file=path.name, error=f"{type(exc).__name__}: {exc}")
+        ) from None
     notes = []
     if sheet is not None:
         if sheet not in workbook.sheetnames:
@@ -40,7 +43,7 @@ def xlsx_table(path: Path, *, sheet: str | None = None) -> Table:
     if not header:
         workbook.close()
         handle.close()
-        raise ImportFailed(f"the sheet {worksheet.title!r} is empty")
+        raise ImportFailed(_("the sheet '{sheet}' is empty", sheet=worksheet.title))
     while header and not header[-1]:
         header.pop()
     max_row = worksheet.max_row  # from the sheet's stored dimension; None when the writer left it out
