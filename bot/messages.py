@@ -330,6 +330,9 @@ class Request:
     attachments: tuple[Attachment, ...] = ()
     # For RequestKind.CONTACT.
     contact: Contact | None = None
+    # How the platform takes an answer to this request (Slack: its response_url, the person an
+    # ephemeral answer is for): carried unread onto the answer's outbox row for the platform's sender.
+    answer_to: dict[str, Any] | None = None
 
     def key_for(self, what: str) -> str:
         """A stable key for a message sent because of this request: the same each time the same delivery
@@ -375,6 +378,8 @@ class Outgoing:
     reply: Reply
     key: str
     after: AfterSend | None = None
+    # The request's ``answer_to`` when this is the answer to it.
+    answer_to: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,7 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         thread=payload.thread,
         replace=payload.replace,
         reply_to=payload.reply_to,
+        answer_to=dict(payload.answer_to) if payload.answer_to is not None else None,
         metadata={
             "outbox_id": row.id,
             "idempotency_key": row.idempotency_key,

@@ -2,14 +2,15 @@
 
 Two ways in, one guard:
 
-- Durable (Telegram): ``receive`` writes the raw delivery (``pending``, claimed by the caller for
+- Durable (Telegram, Slack): ``receive`` writes the raw delivery (``pending``, claimed by the caller for
   a lease) and commits before the platform is answered; the caller then processes it, and the
   transaction of its effect calls ``complete``, which marks it ``done`` only if it is not done
   already. A repeat of a done delivery is answered and ignored; a process that died mid-way
   leaves the row pending, and once its lease expired ``claim_expired`` hands it to whoever
   recovers (web start-up, the worker's loop). A delivery whose processing failed is released
   with a backoff (``fail``); after ``max_attempts`` it is ``poisoned``: kept, never run again.
-- In one go (Slack, console): ``complete`` in the effect's transaction inserts a ``done`` row.
+- In one go (console, and a Slack modal submission answered within its ack): ``complete`` in the
+  effect's transaction inserts a ``done`` row.
 
 Either way the unique (platform, key) and the conditional ``done`` let exactly one of any number
 of copies take effect, even concurrent ones (PostgreSQL makes the second UPDATE wait for the

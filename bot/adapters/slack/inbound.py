@@ -4,10 +4,16 @@ Every request gets an ``inbox_key`` that a repeat of the same delivery shares, s
 lets it take effect once: the ``trigger_id`` of a command or interaction (unique per invocation,
 so a replayed body is caught too), team/channel/ts for a message (the same message may come as a
 ``message`` and an ``app_mention`` event), and the ``event_id`` for other events.
+
+``delivery_key`` is that key for a raw delivery of each kind (``COMMAND``, ``ACTION``, ``EVENT``,
+``VIEW``), or None for an event chatcrm does nothing with: the runtime keeps a delivery in the inbox
+under it before Slack gets its ack.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +28,36 @@ HOME_COMMAND = "/home"
 _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
 
 
+# The kinds of delivery kept in the inbox: each is rebuilt into a Request from its raw body.
+COMMAND = "command"
+ACTION = "action"
+EVENT = "event"
+VIEW = "view"
+
+
 def _trigger_key(trigger_id: str | None) -> str | None:
     return f"trigger:{trigger_id}" if trigger_id else None
+
+
+def _body_key(body: dict[str, Any]) -> str:
+    """A key for a body that carries no id of its own (Slack always sends one; a hand-made test may not)."""
+    return "body:" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def delivery_key(kind: str, body: dict[str, Any]) -> str | None:
+    """The inbox key of a delivery of ``kind``; None for an event chatcrm does nothing with (an edit,
+    a bot's message, a message in a channel that does not mention the app), which is not kept."""
+    if kind == EVENT:
+        event = body.get("event") or {}
+        if event.get("type") == "app_home_opened":
+            opened = home_opened(body)
+            return None if opened is None else opened.inbox_key or _body_key(body)
+        found = message_event(body)
+        return None if found is None else found.request.inbox_key
+    if kind == VIEW:
+        view = body.get("view") or {}
+        return _trigger_key(body.get("trigger_id")) or f"view:{view.get('id')}:{view.get('hash')}"
+    return _trigger_key(body.get("trigger_id")) or _body_key(body)
 
 
 def is_dm(channel: str | None) -> bool:

@@ -69,6 +69,17 @@ def _services(app):
     return [SlackSocketModeService(app, slack)]
 
 
+def _inbox_processor(app):
+    slack = _settings(app)
+    if slack is None:
+        return None
+    from bot.adapters.slack.runtime import SlackRuntime
+
+    # Runs the deliveries a process kept in the inbox and did not finish (the worker's recovery);
+    # connects to Slack on first use.
+    return SlackRuntime(app, slack)
+
+
 @hookimpl
 def register_platforms() -> list[PlatformSpec]:
     return [
@@ -79,5 +90,6 @@ def register_platforms() -> list[PlatformSpec]:
             web_mounts=_web_mounts,
             sender=_sender,
             services=_services,
+            inbox_processor=_inbox_processor,
         )
     ]
