@@ -81,11 +81,44 @@ def receive(
         "attempts": 1,
         "lease_until": now + lease,
     }
-    with session_factory() as session, session.begin():
+    # Urgent: the platform is waiting for its answer until this is committed (SQLite: goes first).
+    with db.urgent(), session_factory() as session, session.begin():
         if db.insert_or_ignore(session, InboundEvent, values):
             return Claim(platform, key, payload, 1)
         # A repeat: take it over only if whoever had it is gone (the lease expired).
         return _take(session, _row(platform, key), now, lease)
+
+
+def receive_many(
+    session_factory: sessionmaker[Session],
+    platform: str,
+    deliveries: list[tuple[str, str]],
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> list[Claim | None]:
+    """``receive`` for several (key, payload) deliveries in one transaction (one commit for all the
+    deliveries that arrived while the previous batch was written); a result for each, in order."""
+    for key, _payload in deliveries:
+        _check(key)
+    now = now or utcnow()
+    results: list[Claim | None] = []
+    with db.urgent(), session_factory() as session, session.begin():
+        for key, payload in deliveries:
+            values = {
+                "platform": platform,
+                "key": key,
+                "received_at": now,
+                "payload": payload,
+                "status": InboxStatus.PENDING,
+                "attempts": 1,
+                "lease_until": now + lease,
+            }
+            if db.insert_or_ignore(session, InboundEvent, values):
+                results.append(Claim(platform, key, payload, 1))
+            else:
+                results.append(_take(session, _row(platform, key), now, lease))
+    return results
 
 
 def _take(session: Session, where: sa.ColumnElement[bool], now: datetime, lease: timedelta) -> Claim | None:

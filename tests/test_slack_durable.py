@@ -97,3 +97,22 @@ def test_a_delivery_is_kept_under_the_key_the_dispatcher_completes():
     bare = {k: v for k, v in body.items() if k != "trigger_id"}
     assert delivery_key(COMMAND, bare) == delivery_key(COMMAND, json.loads(json.dumps(bare)))
     assert delivery_key(COMMAND, bare).startswith("body:")
+
+
+def test_answers_to_people_in_one_channel_do_not_wait_for_each_other(slack):
+    # The first answer is held in flight at Slack (its outbox row is "sending" in channel C1)...
+    slack.api.slow(RESPONSE_URL, 30)
+    first, first_name = slack.command("/help")
+    assert first.status_code == 200
+    slack.api.wait_for(RESPONSE_URL, name=first_name)
+    # ...and the next command in the same channel is answered meanwhile, by the web process alone.
+    assert slack.ask("/whoami")["text"]
+    assert slack.api.count(RESPONSE_URL) == 2
+    slack.api.release()
+    assert wait_until(lambda: _status_counts(slack) == {OutboxStatus.SENT: 2})
+
+
+def _status_counts(slack: SlackServer) -> dict[OutboxStatus, int]:
+    with slack.app.uow() as uow:
+        found = uow.session.execute(sa.select(OutboxMessage.status, sa.func.count()).group_by(OutboxMessage.status))
+        return {status: count for status, count in found}

@@ -302,6 +302,13 @@ class FakeSlackApi:
                 del self._slow[method]
             return slow[0]
 
+    async def _hold(self, method: str) -> None:
+        delay = self._delay(method)
+        if delay:
+            released, until = self._released, time.monotonic() + delay
+            while time.monotonic() < until and self._released == released:
+                await asyncio.sleep(0.01)
+
     def answer(self, method: str, **fields: Any) -> None:
         """Add or override fields of the successful answer of ``method`` (e.g. auth.test's user_id)."""
         with self._changed:
@@ -393,11 +400,7 @@ class FakeSlackApi:
             else:
                 args.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         self._record(Call(method, args, dict(request.headers), raw))
-        delay = self._delay(method)
-        if delay:
-            released, until = self._released, time.monotonic() + delay
-            while time.monotonic() < until and self._released == released:
-                await asyncio.sleep(0.01)
+        await self._hold(method)
         failure = self._take_failure(method)
         if failure is None and method == "chat.update":
             failure = self._update(args)
@@ -479,6 +482,7 @@ class FakeSlackApi:
         raw = await request.read()
         args = json.loads(raw) if raw else {}
         self._record(Call(RESPONSE_URL, args, dict(request.headers), raw, name=name))
+        await self._hold(RESPONSE_URL)
         failure = self._take_failure(RESPONSE_URL)
         if failure is not None:
             return self._failure_response(failure)

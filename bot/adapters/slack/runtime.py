@@ -92,8 +92,9 @@ TRIGGER_LIFETIME = 2.5
 RESPONSE_URL_LIFETIME = 30 * 60
 DISPATCH_THREADS = 4
 SQLITE_DISPATCH_THREADS = 2
-# Inbox writes have threads of their own, so an ack never waits behind a command's work.
-INBOX_THREADS = 2
+# Inbox writes have a thread of their own, so an ack never waits behind a command's work; one batch
+# of them is written at a time (``_keep_batches``).
+INBOX_THREADS = 1
 EXPIRED_TRIGGER_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id", "exchanged_trigger_id"})
 # How long a person's Slack locale (users.info) is trusted before it is asked again.
 LOCALE_TTL = 24 * 3600.0
@@ -178,8 +179,14 @@ class SlackRuntime:
             {PLATFORM: self.sender},
             SenderSettings.from_env(env, {PLATFORM: LIMITS}),
             after=AfterSendRecorder(app.session_factory, app.router.recorder),
+            # Each answer goes to its own request's response_url: answers to many people in one
+            # channel do not wait for each other (nor for the channel's 1 message/s).
+            send_now_in_parallel=True,
         )
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Deliveries waiting to be kept in the inbox (``receive``), and the task writing them.
+        self._to_keep: list[tuple[str, str, asyncio.Future[Claim | None]]] = []
+        self._keeping: asyncio.Task[None] | None = None
         # Slack user id -> (when asked, their locale or None): the language hint of their requests.
         self._locales: dict[str, tuple[float, str | None]] = {}
         self.session: aiohttp.ClientSession | None = None
@@ -256,8 +263,38 @@ class SlackRuntime:
         if key is None:
             return None
         payload = json.dumps({"kind": kind, "received": time.time(), "body": body})
+        kept: asyncio.Future[Claim | None] = asyncio.get_running_loop().create_future()
+        self._to_keep.append((key, payload, kept))
+        if self._keeping is None or self._keeping.done():
+            self._keeping = asyncio.create_task(self._keep_batches())
+        return await kept
+
+    async def _keep_batches(self) -> None:
+        """Write the deliveries waiting to be kept, all that arrived meanwhile in one transaction: under
+        load each ack waits for one commit, not for a queue of them."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.inbox_executor, self.runner.receive, PLATFORM, key, payload)
+        while self._to_keep:
+            batch, self._to_keep = self._to_keep, []
+            deliveries = [(key, payload) for key, payload, _kept in batch]
+            try:
+                claims = await loop.run_in_executor(
+                    self.inbox_executor,
+                    functools.partial(
+                        inbox.receive_many,
+                        self.app.session_factory,
+                        PLATFORM,
+                        deliveries,
+                        lease=self.runner.settings.lease,
+                    ),
+                )
+            except Exception as exc:  # noqa: BLE001 - each waiting ack gets the error (a 500: not kept)
+                for _key, _payload, kept in batch:
+                    if not kept.done():
+                        kept.set_exception(exc)
+                continue
+            for (_key, _payload, kept), claim in zip(batch, claims, strict=True):
+                if not kept.done():
+                    kept.set_result(claim)
 
     def process_later(self, claim: Claim | None, what: str) -> None:
         """Process a kept delivery after the ack (failures: retried from the inbox, see InboxRunner)."""
