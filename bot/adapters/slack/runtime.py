@@ -267,7 +267,10 @@ class SlackRuntime:
         self._to_keep.append((key, payload, kept))
         if self._keeping is None or self._keeping.done():
             self._keeping = asyncio.create_task(self._keep_batches())
-        return await kept
+        claim = await kept
+        if claim is None:
+            log.info("slack delivery %s was kept before (done, or in hand); not processed again", key)
+        return claim
 
     async def _keep_batches(self) -> None:
         """Write the deliveries waiting to be kept, all that arrived meanwhile in one transaction: under
