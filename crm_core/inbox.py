@@ -97,27 +97,44 @@ def receive_many(
     lease: timedelta = DEFAULT_LEASE,
     now: datetime | None = None,
 ) -> list[Claim | None]:
-    """``receive`` for several (key, payload) deliveries in one transaction (one commit for all the
-    deliveries that arrived while the previous batch was written); a result for each, in order."""
+    """``receive`` for several (key, payload) deliveries in one transaction and one INSERT (the
+    deliveries that arrived while the previous batch was written: under load an ack waits for one
+    round trip, not for a queue of them); a result for each, in order. A key given twice is claimed
+    once (the later copy gets None, as a repeat in hand)."""
     for key, _payload in deliveries:
         _check(key)
+    if not deliveries:
+        return []
     now = now or utcnow()
-    results: list[Claim | None] = []
+    first: dict[str, str] = {}
+    for key, payload in deliveries:
+        first.setdefault(key, payload)
+    rows = [
+        {
+            "platform": platform,
+            "key": key,
+            "received_at": now,
+            "payload": payload,
+            "status": InboxStatus.PENDING,
+            "attempts": 1,
+            "lease_until": now + lease,
+        }
+        for key, payload in first.items()
+    ]
     with db.urgent(), session_factory() as session, session.begin():
-        for key, payload in deliveries:
-            values = {
-                "platform": platform,
-                "key": key,
-                "received_at": now,
-                "payload": payload,
-                "status": InboxStatus.PENDING,
-                "attempts": 1,
-                "lease_until": now + lease,
-            }
-            if db.insert_or_ignore(session, InboundEvent, values):
-                results.append(Claim(platform, key, payload, 1))
-            else:
-                results.append(_take(session, _row(platform, key), now, lease))
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        statement = insert(InboundEvent).values(rows).on_conflict_do_nothing().returning(InboundEvent.key)
+        inserted = set(session.scalars(statement))
+        # Repeats of deliveries kept before: taken over only if whoever had them is gone.
+        taken = {key: _take(session, _row(platform, key), now, lease) for key in first if key not in inserted}
+    results: list[Claim | None] = []
+    for key, payload in deliveries:
+        if first.pop(key, None) is None:
+            results.append(None)  # a second copy in this batch
+        elif key in inserted:
+            results.append(Claim(platform, key, payload, 1))
+        else:
+            results.append(taken[key])
     return results
 
 
