@@ -87,6 +87,9 @@ class OutboundMessage:
     replace: str | None = None
     # Show it as an answer to this earlier message (its platform id), where the platform can.
     reply_to: str | None = None
+    # How the platform takes an answer to the request behind this message (Slack: response_url,
+    # the person an ephemeral answer is for); only that platform's sender reads it.
+    answer_to: dict[str, Any] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
 

@@ -107,7 +107,12 @@ def customer_hint() -> Reply:
 def reply_to_sender(request: Request, reply: Reply, what: str = "reply") -> Outgoing:
     """An answer to the person who sent ``request``, in the same conversation and thread."""
     origin = request.origin
-    return Outgoing(Destination(origin.platform, origin.conversation, origin.thread), reply, request.key_for(what))
+    return Outgoing(
+        Destination(origin.platform, origin.conversation, origin.thread),
+        reply,
+        request.key_for(what),
+        answer_to=request.answer_to,
+    )
 
 
 def internal_error_reply(ref: str) -> Reply:
@@ -232,6 +237,7 @@ class Dispatcher:
             Destination(origin.platform, origin.conversation, origin.thread, reply_to),
             _in_language(reply),
             request.key_for("reply"),
+            answer_to=request.answer_to,
         )
 
     def handle_event(

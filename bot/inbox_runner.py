@@ -1,6 +1,6 @@
 """Processing durable deliveries from the inbox, and recovering the ones a dead process left.
 
-An adapter that keeps its deliveries (Telegram) records each one with ``crm_core.inbox.receive``
+An adapter that keeps its deliveries (Telegram, Slack) records each one with ``crm_core.inbox.receive``
 before answering the platform and hands the claim to ``InboxRunner.run``, which calls the
 platform's ``InboxProcessor``. The processor's effect marks the delivery done (the dispatcher's
 ``inbox.complete``). When it raises, the failure is logged under a reference and the delivery is

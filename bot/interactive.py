@@ -55,7 +55,9 @@ def after_from_json(data: dict[str, Any]) -> AfterSend:
 
 
 def payload_of(send: Outgoing) -> MessagePayload:
-    return MessagePayload(reply=send.reply.to_dict(), thread=send.to.thread, reply_to=send.to.reply_to)
+    return MessagePayload(
+        reply=send.reply.to_dict(), thread=send.to.thread, reply_to=send.to.reply_to, answer_to=send.answer_to
+    )
 
 
 def outgoing_of(row: Claimed) -> Outgoing:
@@ -63,7 +65,9 @@ def outgoing_of(row: Claimed) -> Outgoing:
     payload = MessagePayload.from_json(row.payload)
     reply = Reply.from_dict(payload.reply) if payload.reply is not None else Reply(text=payload.formatted_text)
     to = Destination(row.platform, row.conversation, payload.thread, payload.reply_to)
-    return Outgoing(to, reply, row.idempotency_key, after_from_json(row.after) if row.after else None)
+    after = after_from_json(row.after) if row.after else None
+    answer_to = dict(payload.answer_to) if payload.answer_to is not None else None
+    return Outgoing(to, reply, row.idempotency_key, after, answer_to=answer_to)
 
 
 def enqueue(uow: UnitOfWork, sends: Iterable[Outgoing]) -> list[int]:

@@ -343,6 +343,9 @@ class Request:
     # Files that came with a command, fetched by the adapter (a Telegram document captioned with the
     # command, a file shared in a Slack message whose text is the command).
     files: tuple[InboundFile, ...] = ()
+    # How the platform takes an answer to this request (Slack: its response_url, the person an
+    # ephemeral answer is for): carried unread onto the answer's outbox row for the platform's sender.
+    answer_to: dict[str, Any] | None = None
 
     def key_for(self, what: str) -> str:
         """A stable key for a message sent because of this request: the same each time the same delivery
@@ -391,6 +394,8 @@ class Outgoing:
     # A deferred outbox kind (register_outbox_kinds) whose preparer writes the message right before it
     # is sent, from what it is about then (``after.ref``); ``reply`` is not used then.
     deferred: str | None = None
+    # The request's ``answer_to`` when this is the answer to it.
+    answer_to: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,7 @@ def outbound_message(row: Claimed) -> OutboundMessage:
         thread=payload.thread,
         replace=payload.replace,
         reply_to=payload.reply_to,
+        answer_to=dict(payload.answer_to) if payload.answer_to is not None else None,
         metadata={
             "outbox_id": row.id,
             "idempotency_key": row.idempotency_key,
@@ -190,6 +191,7 @@ class OutboxSender:
         after: AfterSendRecorder | None = None,
         on_moved: Callable[[str, str, str], None] | None = None,
         retries: Mapping[str, RetryPolicy] | None = None,
+        send_now_in_parallel: bool = False,
     ):
         self.engine = engine
         self.session_factory = session_factory
@@ -204,6 +206,9 @@ class OutboxSender:
         # Platforms that retry otherwise than the settings say (PlatformSpec.retry: webhooks).
         self.retries = dict(retries or {})
         self.owner = owner or holder_id()
+        # send_now: send what a request queued even while its conversation has other rows in flight
+        # (the answers of concurrent requests in one channel; see crm_core.outbox.claim_due).
+        self.send_now_in_parallel = send_now_in_parallel
         self.limiters = {
             platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
         }
@@ -350,6 +355,7 @@ class OutboxSender:
             group_caps=group_caps,
             priority=priority,
             ids=ids,
+            wait_for_busy=ids is None or not self.send_now_in_parallel,
         )
 
     async def send_now(self, ids: list[int]) -> None:

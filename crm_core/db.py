@@ -5,7 +5,11 @@ Nothing here runs at import time: callers build an engine from a URL when they n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +28,76 @@ if TYPE_CHECKING:
 
 DEFAULT_DATABASE_URL = "sqlite:///chatcrm.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
+# How long a thread waits for its turn to write to SQLite before it tries anyway (SQLite's own
+# busy timeout, also 30 s, still applies then).
+WRITE_TURN_PATIENCE = 30.0
+
+log = logging.getLogger("chatcrm.db")
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """Transactions begun in this block (this thread) write to SQLite before the others of this
+    process that wait: a delivery kept before a platform's ack, with the platform waiting for it."""
+    before = getattr(_local, "urgent", False)
+    _local.urgent = True
+    try:
+        yield
+    finally:
+        _local.urgent = before
+
+
+class WriteTurns:
+    """Turns at SQLite's one write lock for the threads of one process, urgent ones first.
+
+    Every SQLite transaction takes the write lock up front (BEGIN IMMEDIATE), and SQLite makes the
+    others poll for it with growing sleeps (busy_timeout: 1, 2, 5 … 100 ms). Under load the lock
+    then sits idle while its waiters sleep, and a thread that just committed takes it straight back:
+    a short transaction with someone waiting for it (a Slack command kept before its ack) waited
+    for seconds behind long ones. Here the threads of a process queue instead: the lock goes to a
+    waiter the moment it is free, an ``urgent()`` one first. Other processes still meet SQLite's
+    own busy timeout. A turn is held from BEGIN to COMMIT or ROLLBACK (and given back when its
+    connection returns to the pool, whatever happened); a thread that waited ``patience`` seconds
+    goes ahead without one rather than wait forever."""
+
+    def __init__(self, patience: float = WRITE_TURN_PATIENCE):
+        self._changed = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+        self.patience = patience
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        is_urgent = getattr(_local, "urgent", False)
+        with self._changed:
+            if self._owner == me:
+                self._depth += 1
+                return
+            deadline = time.monotonic() + self.patience
+            if is_urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._owner is not None or (not is_urgent and self._urgent_waiting):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        log.warning("waited %.0f s for a turn to write to SQLite; going ahead", self.patience)
+                        return
+                    self._changed.wait(remaining)
+            finally:
+                if is_urgent:
+                    self._urgent_waiting -= 1
+            self._owner, self._depth = me, 1
+
+    def release(self, *, all_of_it: bool = False) -> None:
+        with self._changed:
+            if self._owner != threading.get_ident():
+                return
+            self._depth = 0 if all_of_it else self._depth - 1
+            if self._depth <= 0:
+                self._owner, self._depth = None, 0
+                self._changed.notify_all()
 
 
 class DatabaseUnavailable(SetupError):
@@ -86,11 +160,32 @@ def _configure_sqlite(engine: Engine) -> None:
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
+    turns = WriteTurns()
+
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):
         # Take the write lock up front: a deferred transaction that reads and then writes fails
         # with "database is locked" when another writer got in between; IMMEDIATE waits instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        turns.acquire()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turns.release()
+            raise
+
+    @sa.event.listens_for(engine, "commit")
+    def _on_commit(_connection):
+        turns.release()
+
+    @sa.event.listens_for(engine, "rollback")
+    def _on_rollback(_connection):
+        turns.release()
+
+    @sa.event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, _record):
+        # A connection given back with its transaction never ended (an error, a closed session):
+        # its thread's turn ends here too.
+        turns.release(all_of_it=True)
 
 
 def insert_or_ignore(session: Session, model: type[Base], values: dict) -> bool:

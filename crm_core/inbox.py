@@ -2,14 +2,15 @@
 
 Two ways in, one guard:
 
-- Durable (Telegram): ``receive`` writes the raw delivery (``pending``, claimed by the caller for
+- Durable (Telegram, Slack): ``receive`` writes the raw delivery (``pending``, claimed by the caller for
   a lease) and commits before the platform is answered; the caller then processes it, and the
   transaction of its effect calls ``complete``, which marks it ``done`` only if it is not done
   already. A repeat of a done delivery is answered and ignored; a process that died mid-way
   leaves the row pending, and once its lease expired ``claim_expired`` hands it to whoever
   recovers (web start-up, the worker's loop). A delivery whose processing failed is released
   with a backoff (``fail``); after ``max_attempts`` it is ``poisoned``: kept, never run again.
-- In one go (Slack, console): ``complete`` in the effect's transaction inserts a ``done`` row.
+- In one go (console, and a Slack modal submission answered within its ack): ``complete`` in the
+  effect's transaction inserts a ``done`` row.
 
 Either way the unique (platform, key) and the conditional ``done`` let exactly one of any number
 of copies take effect, even concurrent ones (PostgreSQL makes the second UPDATE wait for the
@@ -80,11 +81,61 @@ def receive(
         "attempts": 1,
         "lease_until": now + lease,
     }
-    with session_factory() as session, session.begin():
+    # Urgent: the platform is waiting for its answer until this is committed (SQLite: goes first).
+    with db.urgent(), session_factory() as session, session.begin():
         if db.insert_or_ignore(session, InboundEvent, values):
             return Claim(platform, key, payload, 1)
         # A repeat: take it over only if whoever had it is gone (the lease expired).
         return _take(session, _row(platform, key), now, lease)
+
+
+def receive_many(
+    session_factory: sessionmaker[Session],
+    platform: str,
+    deliveries: list[tuple[str, str]],
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> list[Claim | None]:
+    """``receive`` for several (key, payload) deliveries in one transaction and one INSERT (the
+    deliveries that arrived while the previous batch was written: under load an ack waits for one
+    round trip, not for a queue of them); a result for each, in order. A key given twice is claimed
+    once (the later copy gets None, as a repeat in hand)."""
+    for key, _payload in deliveries:
+        _check(key)
+    if not deliveries:
+        return []
+    now = now or utcnow()
+    first: dict[str, str] = {}
+    for key, payload in deliveries:
+        first.setdefault(key, payload)
+    rows = [
+        {
+            "platform": platform,
+            "key": key,
+            "received_at": now,
+            "payload": payload,
+            "status": InboxStatus.PENDING,
+            "attempts": 1,
+            "lease_until": now + lease,
+        }
+        for key, payload in first.items()
+    ]
+    with db.urgent(), session_factory() as session, session.begin():
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        statement = insert(InboundEvent).values(rows).on_conflict_do_nothing().returning(InboundEvent.key)
+        inserted = set(session.scalars(statement))
+        # Repeats of deliveries kept before: taken over only if whoever had them is gone.
+        taken = {key: _take(session, _row(platform, key), now, lease) for key in first if key not in inserted}
+    results: list[Claim | None] = []
+    for key, payload in deliveries:
+        if first.pop(key, None) is None:
+            results.append(None)  # a second copy in this batch
+        elif key in inserted:
+            results.append(Claim(platform, key, payload, 1))
+        else:
+            results.append(taken[key])
+    return results
 
 
 def _take(session: Session, where: sa.ColumnElement[bool], now: datetime, lease: timedelta) -> Claim | None:

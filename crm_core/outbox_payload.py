@@ -13,7 +13,9 @@ platform adapters render them. A row is one of:
 
 ``thread`` posts into a thread; ``reply_to`` (a platform message id) shows it as an answer to
 that message where the platform can (Telegram); ``replace`` edits an earlier message (its platform message id)
-instead of posting a new one. Unknown keys, a missing body or a wrong type are refused when the
+instead of posting a new one. ``answer_to`` is how the platform takes an answer to the request that
+caused the message (Slack: its response_url while valid, the person an ephemeral answer is for, the
+page of a long list): a JSON object core stores and never reads, for that platform's sender. Unknown keys, a missing body or a wrong type are refused when the
 row is queued, not discovered by the sender days later. Rows written before versioning (no
 ``v``) are read as version 1: the shape was the same.
 """
@@ -75,6 +77,7 @@ class MessagePayload:
     replace: str | None = None
     deferred: str | None = None
     reply_to: str | None = None
+    answer_to: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.deferred is not None:
@@ -89,6 +92,8 @@ class MessagePayload:
             raise PayloadError(f"format {self.format!r} is not one of {', '.join(FORMATS)}")
         if self.replace is not None and (not isinstance(self.replace, str) or not self.replace):
             raise PayloadError(f"replace must be a platform message id, not {self.replace!r}")
+        if self.answer_to is not None and not isinstance(self.answer_to, Mapping):
+            raise PayloadError("answer_to must be a JSON object")
 
     # -- the stored form -------------------------------------------------------------------------
 
@@ -115,6 +120,8 @@ class MessagePayload:
             data["replace"] = self.replace
         if self.reply_to is not None:
             data["reply_to"] = self.reply_to
+        if self.answer_to is not None:
+            data["answer_to"] = dict(self.answer_to)
         return data
 
     @classmethod
@@ -156,6 +163,7 @@ class MessagePayload:
             replace=replace,
             deferred=data.get("deferred"),
             reply_to=str(data["reply_to"]) if data.get("reply_to") is not None else None,
+            answer_to=data.get("answer_to"),
         )
 
     @classmethod
@@ -176,4 +184,5 @@ _KEYS = {
     "replace",
     "deferred",
     "reply_to",
+    "answer_to",
 }

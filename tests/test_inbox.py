@@ -107,3 +107,18 @@ def test_a_refused_command_is_answered_once_and_changes_nothing(chat, app):
     assert _keys(app) == [("console", "trigger:3")]
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(Interaction)) == 0
+
+
+def test_deliveries_kept_in_one_batch_are_claimed_once_each(app):
+    inbox.receive(app.session_factory, "slack", "trigger:done", "{}")
+    with app.uow() as uow:
+        inbox.complete(uow, "slack", "trigger:done")
+    claims = inbox.receive_many(
+        app.session_factory,
+        "slack",
+        [("trigger:a", '{"n": 1}'), ("trigger:done", "{}"), ("trigger:b", "{}"), ("trigger:a", '{"n": 2}')],
+    )
+    assert [c.key if c else None for c in claims] == ["trigger:a", None, "trigger:b", None]
+    assert claims[0].payload == '{"n": 1}' and claims[0].attempts == 1
+    # A batch with a delivery someone holds (a live lease): not claimed again.
+    assert inbox.receive_many(app.session_factory, "slack", [("trigger:b", "{}")]) == [None]

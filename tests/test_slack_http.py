@@ -25,6 +25,7 @@ from crm_core.models import (
     FieldEntity,
     FieldType,
     InboundEvent,
+    InboxStatus,
     Interaction,
     Role,
     Ticket,
@@ -398,12 +399,18 @@ def database_blocked(slack: SlackServer):
         connection.rollback()
 
 
-def test_the_ack_does_not_wait_for_the_work(slack, acme):
-    with database_blocked(slack):
-        # Answered while the command cannot even start its transaction.
-        ack, name = slack.command("/customer acme")
-        assert ack.status_code == 200
-        assert slack.api.calls(RESPONSE_URL) == []
+def test_the_ack_waits_for_the_delivery_to_be_kept_not_for_the_work(slack, acme):
+    # The work begins by asking Slack for the person's locale; that answer is held back.
+    slack.api.slow("users.info", 30)
+    ack, name = slack.command("/customer acme")
+    assert ack.status_code == 200
+    slack.api.wait_for("users.info")
+    # Acknowledged while the work waits: the delivery is kept, the card not written yet.
+    with slack.app.uow() as uow:
+        [kept] = uow.session.scalars(sa.select(InboundEvent)).all()
+        assert kept.status == InboxStatus.PENDING and '"/customer"' in (kept.payload or "")
+    assert slack.api.calls(RESPONSE_URL) == []
+    slack.api.release()
     assert "Acme Corp" in block_texts(slack.answer(name))
 
 

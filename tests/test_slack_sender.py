@@ -4,6 +4,7 @@ failures come out (rate limited with Retry-After, recipient unreachable, retry l
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from bot.adapters.slack.sender import SlackSender
 from bot.adapters.slack.settings import SlackSettings
 from bot.delivery import OutboundMessage, PermanentFailure, RateLimited, RecipientUnreachable, TemporaryFailure
 from bot.messages import Button, Field, Image, Reply, Style
-from tests.fakes.slack_api import FILE_UPLOAD, FakeSlackApi
+from tests.fakes.slack_api import FILE_UPLOAD, RESPONSE_URL, FakeSlackApi
 from tests.slack_support import BOT_TOKEN, block_texts, buttons, slack_api  # noqa: F401
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -190,3 +191,36 @@ def test_an_unreachable_slack_is_temporary(slack_api):
 
     with pytest.raises(TemporaryFailure, match="cannot reach Slack"):
         asyncio.run(run())
+
+
+def test_an_answer_goes_to_its_response_url_while_valid(slack_api):
+    url = slack_api.response_url("r1")
+    answer = {"user": "U1", "response_url": url, "response_url_until": time.time() + 60}
+    reply = Reply(text="Note logged", private=True)
+    assert send(slack_api, OutboundMessage(conversation="C1", reply=reply, answer_to=answer)) == ""
+    [posted] = slack_api.calls(RESPONSE_URL)
+    assert posted.name == "r1" and posted.args["response_type"] == "ephemeral"
+    assert posted.args["text"] == "Note logged" and slack_api.count("chat.postMessage") == 0
+
+
+def test_an_answer_after_its_response_url_expired_is_posted_to_the_person_in_the_channel(slack_api):
+    # Slack's response_url takes answers for 30 minutes: after that it is not even tried.
+    answer = {"user": "U1", "response_url": slack_api.response_url("r1"), "response_url_until": time.time() - 1}
+    send(slack_api, OutboundMessage(conversation="C1", reply=Reply(text="Late", private=True), answer_to=answer))
+    ephemeral = slack_api.wait_for("chat.postEphemeral")[0]
+    assert (ephemeral.args["channel"], ephemeral.args["user"]) == ("C1", "U1")
+    assert slack_api.count(RESPONSE_URL) == 0
+    # A public answer, or one in a DM, is a plain message.
+    send(slack_api, OutboundMessage(conversation="C1", reply=Reply(text="Card"), answer_to={"user": "U1"}))
+    send(
+        slack_api, OutboundMessage(conversation="D1", reply=Reply(text="Mine", private=True), answer_to={"user": "U1"})
+    )
+    assert [c.args["channel"] for c in slack_api.calls("chat.postMessage")] == ["C1", "D1"]
+
+
+def test_an_answer_the_response_url_refuses_goes_to_the_channel(slack_api):
+    slack_api.fail(RESPONSE_URL, status=404, body="used_url")
+    answer = {"user": "U1", "response_url": slack_api.response_url("r1"), "response_url_until": time.time() + 60}
+    ts = send(slack_api, OutboundMessage(conversation="C1", reply=Reply(text="Card"), answer_to=answer))
+    post = slack_api.wait_for("chat.postMessage")[0]
+    assert post.args["channel"] == "C1" and ts

@@ -21,6 +21,7 @@ import pytest
 from bot.platforms import senders
 from bot.settings import SettingsError
 from crm_core.models import Direction, ExternalThread, InboundEvent, OutboxMessage, Role, Ticket, TicketMessage
+from crm_core.models.inbox import InboxStatus
 from crm_core.services import users
 from tests.fakes.slack_api import Call, FakeSlackApi
 from tests.fakes.worker import chat_worker, wait_until
@@ -89,10 +90,12 @@ def thread_reply(rig: Rig, thread_ts: str, text: str, *, user: str = SAM, **even
 
 
 def handled(rig: Rig, body: bytes) -> bool:
-    """Whether the Slack message in ``body`` was taken (its delivery is done in the inbox)."""
+    """Whether the Slack message in ``body`` was taken (its delivery is done in the inbox: it is kept there,
+    pending, from the ack on)."""
     event = json.loads(body)["event"]
     key = f"msg:T1:{event['channel']}:{event['ts']}"
-    return bool(rows(rig.app, InboundEvent, InboundEvent.platform == "slack", InboundEvent.key == key))
+    done = (InboundEvent.platform == "slack", InboundEvent.key == key, InboundEvent.status == InboxStatus.DONE)
+    return bool(rows(rig.app, InboundEvent, *done))
 
 
 def posts(slack: FakeSlackApi) -> list[Call]:
@@ -160,7 +163,7 @@ def test_a_thread_reply_answers_the_telegram_customer_once(replies_desk, slack_a
     # Slack delivers the same event again (a retry): nothing more is answered or posted.
     caplog.set_level(logging.INFO, logger="chatcrm.slack")
     post_event(rig, body)
-    assert wait_until(lambda: any("was handled before" in r.getMessage() for r in caplog.records))
+    assert wait_until(lambda: any("was kept before" in r.getMessage() for r in caplog.records))
     assert customer_texts(rig).count("Open tray 2 &amp; remove the &lt;jammed&gt; sheet") == 1
     assert len(rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)) == 1
     assert len(posts(slack_api)) == 3
@@ -205,7 +208,7 @@ def test_in_alerts_mode_only_a_prefixed_reply_reaches_the_customer(alerts_desk, 
     post_event(rig, event_callback({"type": "app_mention", **said}))
     post_event(rig, event_callback({"type": "message", "channel_type": "channel", **said}))
     assert tg.wait_for(lambda: "See you then." in customer_texts(rig))
-    assert wait_until(lambda: any("was handled before" in r.getMessage() for r in caplog.records))
+    assert wait_until(lambda: any("was kept before" in r.getMessage() for r in caplog.records))
     assert customer_texts(rig).count("See you then.") == 1
     answers = rows(rig.app, TicketMessage, TicketMessage.direction == Direction.OUTBOUND)
     assert [a.text for a in answers] == ["It ships today.", "Tomorrow at the latest.", "See you then."]

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -43,10 +40,10 @@ from crm_core.models import (
 from crm_core.services import users
 from tests.fakes.telegram_api import Failure, FakeTelegram
 from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, chat_worker, wait_until
+from tests.processes import Process, free_port
 from tests.support import rows
 from tests.telegram_rig import SECRET, SUPPORT_CHAT, webhook_rig_with
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = 20261202
 POINTS = int(os.environ.get("CHATCRM_CRASH_POINTS", "1"))
 STAFF = 900
@@ -71,49 +68,6 @@ class QuietTelegram(FakeTelegram):
         return self
 
 
-class Process:
-    """A ``chatcrm`` command in a subprocess; its output goes to a log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path):
-        self.args, self.env, self.log_path = args, env, log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log_path, "a") as log:
-            log.write(f"--- start {' '.join(self.args)}\n")
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", *self.args],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None and self.process.poll() is None, self.log()
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text()[-5000:] if self.log_path.exists() else ""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Stack:
     """``chatcrm web`` and ``chatcrm worker`` against the fake Telegram, with kills."""
 
@@ -134,7 +88,7 @@ class Stack:
             "CHATCRM_OUTBOX_LEASE": "2",
             "CHATCRM_LOG_LEVEL": "WARNING",
         }
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.web = Process(["web", "--host", "127.0.0.1", "--port", str(port)], env, tmp / "web.log")
         self.worker = Process(["worker"], env, tmp / "worker.log")
@@ -149,9 +103,7 @@ class Stack:
 
     def __exit__(self, *_exc: object) -> None:
         for process in (self.web, self.worker):
-            if process.process is not None and process.process.poll() is None:
-                process.process.kill()
-                process.process.wait()
+            process.ensure_dead()
 
     def start_web(self) -> None:
         self.web.start()

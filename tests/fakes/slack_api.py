@@ -39,6 +39,10 @@ Failures on demand, for the next call(s) of a method::
     slack.fail("auth.test", "invalid_auth", times=None)        # every call from now on
     slack.fail("response_url", status=404, body="expired_url")  # a response_url refusing
 
+Slowness on demand: ``slack.slow("users.info", 30)`` records the next call at once and answers it
+30 s later, or as soon as ``slack.release()`` is called (a process can be killed while it waits for
+that answer, or be shown to acknowledge Slack without waiting for it).
+
 Run it alone with ``python -m tests.fakes.slack_api [--port N]``: it prints its base URL on the
 first line of stdout and serves until stopped (calls are counted, not kept, in that mode).
 """
@@ -132,6 +136,10 @@ class FakeSlackApi:
         self._changed = threading.Condition()
         self._failures: dict[str, list[_Failure]] = {}
         self._overrides: dict[str, dict[str, Any]] = {}
+        # method -> [seconds, calls left]: answers held back that long.
+        self._slow: dict[str, list[float]] = {}
+        # Bumped by release(): held answers go out at once.
+        self._released = 0
         # Posted messages by ts (kept only with keep_calls: a load run would pile them up).
         self._messages: dict[str, PostedMessage] = {}
         # users.info answers: Slack user id -> locale ("zh-CN"); anyone else is "en-US".
@@ -248,11 +256,12 @@ class FakeSlackApi:
         return self.message(ts).versions
 
     def reset(self) -> None:
-        """Forget recorded calls and pending failures (the messages posted stay, as in Slack)."""
+        """Forget recorded calls, pending failures and slowness (the messages posted stay, as in Slack)."""
         with self._changed:
             self._calls.clear()
             self._counts.clear()
             self._failures.clear()
+            self._slow.clear()
 
     # ---- behaviour --------------------------------------------------------------------
 
@@ -274,6 +283,33 @@ class FakeSlackApi:
         """
         with self._changed:
             self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times, body, extra))
+
+    def slow(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` only ``seconds`` after they arrived."""
+        with self._changed:
+            self._slow[method] = [seconds, times]
+
+    def release(self) -> None:
+        """Send every answer held back by ``slow`` now."""
+        with self._changed:
+            self._released += 1
+
+    def _delay(self, method: str) -> float:
+        with self._changed:
+            slow = self._slow.get(method)
+            if not slow:
+                return 0.0
+            slow[1] -= 1
+            if slow[1] <= 0:
+                del self._slow[method]
+            return slow[0]
+
+    async def _hold(self, method: str) -> None:
+        delay = self._delay(method)
+        if delay:
+            released, until = self._released, time.monotonic() + delay
+            while time.monotonic() < until and self._released == released:
+                await asyncio.sleep(0.01)
 
     def answer(self, method: str, **fields: Any) -> None:
         """Add or override fields of the successful answer of ``method`` (e.g. auth.test's user_id)."""
@@ -367,6 +403,7 @@ class FakeSlackApi:
             else:
                 args.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         self._record(Call(method, args, dict(request.headers), raw))
+        await self._hold(method)
         failure = self._take_failure(method)
         if failure is None and method == "chat.update":
             failure = self._update(args)
@@ -448,6 +485,7 @@ class FakeSlackApi:
         raw = await request.read()
         args = json.loads(raw) if raw else {}
         self._record(Call(RESPONSE_URL, args, dict(request.headers), raw, name=name))
+        await self._hold(RESPONSE_URL)
         failure = self._take_failure(RESPONSE_URL)
         if failure is not None:
             return self._failure_response(failure)

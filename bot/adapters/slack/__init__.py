@@ -2,10 +2,12 @@
 
 - ``inbound``: Slack payloads -> ``Request`` (translate in).
 - ``blocks``, ``modals``, ``mrkdwn``: ``Reply`` -> Block Kit messages, Home views and modals (translate out).
-- ``runtime``: what happens after the ack: dispatch off the event loop, then deliver.
-- ``bolt_app``: the bolt routes, thin (ack, then hand to the runtime).
+- ``runtime``: the inbox before the ack, then dispatch off the event loop and answer through the
+  outbox; also the platform's ``InboxProcessor`` (recovery of kept deliveries).
+- ``bolt_app``: the bolt routes, thin (keep the delivery, ack, then hand to the runtime).
 - ``http`` (``chatcrm web``: ``POST /slack/events``) and ``socket_mode`` (``chatcrm worker``): transports.
-- ``sender``: ``SlackSender``, the outbox's way to post messages and charts.
+- ``sender``: ``SlackSender``, the outbox's way to post messages, answers (response_url or
+  channel) and charts.
 - ``manifest``: the Slack app manifest generated from the router.
 
 Nothing here is imported unless Slack is configured (see bot.platforms).

@@ -78,6 +78,8 @@ class SlackWebMount:
         bolt = build_bolt_app(self.runtime, signing_secret=self.signing_secret)
         bolt.error(_raise)
         self._bolt = bolt
+        # Deliveries a dead process kept but did not finish are taken up now (their lease ran out).
+        self.runtime.recover_soon()
 
     async def shutdown(self) -> None:
         await self.runtime.close()

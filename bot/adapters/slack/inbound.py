@@ -8,10 +8,16 @@ so a replayed body is caught too), team/channel/ts for a message (the same messa
 A person's message in a thread of the support channel (``thread_message``) is no command: it is a
 plain message (``RequestKind.MESSAGE``) in that thread, which the support handlers read as a staff
 reply in a ticket's thread.
+
+``delivery_key`` is that key for a raw delivery of each kind (``COMMAND``, ``ACTION``, ``EVENT``,
+``VIEW``), or None for an event chatcrm does nothing with: the runtime keeps a delivery in the inbox
+under it before Slack gets its ack.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +35,40 @@ _LEADING_MENTION = re.compile(r"^\s*<@[A-Z0-9]+(\|[^>]*)?>[\s:,]*")
 _THREAD_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 
 
+# The kinds of delivery kept in the inbox: each is rebuilt into a Request from its raw body.
+COMMAND = "command"
+ACTION = "action"
+EVENT = "event"
+VIEW = "view"
+
+
 def _trigger_key(trigger_id: str | None) -> str | None:
     return f"trigger:{trigger_id}" if trigger_id else None
+
+
+def _body_key(body: dict[str, Any]) -> str:
+    """A key for a body that carries no id of its own (Slack always sends one; a hand-made test may not)."""
+    return "body:" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def delivery_key(kind: str, body: dict[str, Any], support_channel: str | None = None) -> str | None:
+    """The inbox key of a delivery of ``kind``; None for an event chatcrm does nothing with (an edit,
+    a bot's message, a message in a channel that does not mention the app, unless it is in a thread
+    of the ``support_channel``), which is not kept."""
+    if kind == EVENT:
+        event = body.get("event") or {}
+        if support_channel is not None and in_thread_of(body, support_channel):
+            request = thread_message(body)
+            return None if request is None else request.inbox_key
+        if event.get("type") == "app_home_opened":
+            opened = home_opened(body)
+            return None if opened is None else opened.inbox_key or _body_key(body)
+        found = message_event(body)
+        return None if found is None else found.request.inbox_key
+    if kind == VIEW:
+        view = body.get("view") or {}
+        return _trigger_key(body.get("trigger_id")) or f"view:{view.get('id')}:{view.get('hash')}"
+    return _trigger_key(body.get("trigger_id")) or _body_key(body)
 
 
 def is_dm(channel: str | None) -> bool:

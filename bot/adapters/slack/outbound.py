@@ -54,6 +54,8 @@ AUTH_ERRORS = frozenset(
     }
 )
 DEFAULT_RETRY_AFTER = 30.0
+# Seconds a Web API call or a response_url answer may take.
+WEB_API_TIMEOUT = 10
 
 
 def delivery_error(exc: Exception) -> DeliveryError:
@@ -131,7 +133,7 @@ async def update_message(client: AsyncWebClient, channel: str, ts: str, blocks: 
 
 async def post_to_response_url(session: aiohttp.ClientSession | None, url: str, body: dict[str, Any]) -> None:
     """Answer through a response_url (valid 30 minutes, 5 times); raises TemporaryFailure when refused."""
-    response = await AsyncWebhookClient(url, session=session, timeout=10).send_dict(body)
+    response = await AsyncWebhookClient(url, session=session, timeout=WEB_API_TIMEOUT).send_dict(body)
     if response.status_code != 200:
         raise TemporaryFailure(f"response_url answered HTTP {response.status_code}: {str(response.body)[:200]}")
 

@@ -79,6 +79,17 @@ def _services(app):
     return [SlackSocketModeService(app, slack)]
 
 
+def _inbox_processor(app):
+    slack = _settings(app)
+    if slack is None:
+        return None
+    from bot.adapters.slack.runtime import SlackRuntime
+
+    # Runs the deliveries a process kept in the inbox and did not finish (the worker's recovery);
+    # connects to Slack on first use.
+    return SlackRuntime(app, slack)
+
+
 @hookimpl
 def register_platforms() -> list[PlatformSpec]:
     return [
@@ -90,5 +101,6 @@ def register_platforms() -> list[PlatformSpec]:
             sender=_sender,
             services=_services,
             ticket_threads=_ticket_threads,
+            inbox_processor=_inbox_processor,
         )
     ]

@@ -7,9 +7,20 @@ the message's buttons. A chart (``image``) is uploaded with the files upload v2 
 failures come out as ``RateLimited`` (with Slack's Retry-After), ``RecipientUnreachable``,
 ``PermanentFailure`` (a message that cannot be edited) or ``TemporaryFailure``. A failed edit never
 makes the recipient unreachable: the next new message finds out whether it is.
+
+An answer to a request (a row with ``answer_to``, queued by the runtime in the request's
+transaction) goes where Slack wants answers: to the request's response_url while it is valid (30
+minutes; Slack also allows only 5 answers there), else, or when the response_url refuses, to the
+channel with chat.postMessage, or chat.postEphemeral for the person who asked when the answer is
+private. ``answer_to`` also carries the page of a long list and the command its "More" button runs.
 """
 
 from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -23,17 +34,23 @@ from bot.adapters.slack.blocks import (
     message_page,
     section,
 )
+from bot.adapters.slack.inbound import is_dm
 from bot.adapters.slack.mrkdwn import chunks, clip
 from bot.adapters.slack.outbound import (
+    WEB_API_TIMEOUT,
     delivery_error,
     is_slack_failure,
     post_message,
+    post_to_response_url,
+    response_url_body,
     update_message,
     upload_image,
 )
-from bot.adapters.slack.runtime import WEB_API_TIMEOUT
 from bot.adapters.slack.settings import SlackSettings
-from bot.delivery import OutboundMessage, PermanentFailure, RecipientUnreachable
+from bot.delivery import OutboundMessage, PermanentFailure, RecipientUnreachable, TemporaryFailure
+from bot.messages import Reply
+
+log = logging.getLogger("chatcrm.slack")
 
 
 def template_blocks(message: OutboundMessage) -> list[Block]:
@@ -55,6 +72,12 @@ class SlackSender:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
+        # False when the connection is borrowed (``share``): its owner closes it.
+        self._owns_session = True
+
+    def share(self, client: AsyncWebClient, session: aiohttp.ClientSession) -> None:
+        """Send over an existing client and connection pool (the web process's runtime's)."""
+        self._client, self._session, self._owns_session = client, session, False
 
     @property
     def client(self) -> AsyncWebClient:
@@ -70,9 +93,10 @@ class SlackSender:
         return self._client
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = self._client = None
+        self._owns_session = True
 
     async def send(self, message: OutboundMessage) -> str:
         """Post the message (and upload its chart); returns the message ts, or the file id for a chart alone.
@@ -103,6 +127,8 @@ class SlackSender:
         return ts
 
     async def _send(self, message: OutboundMessage) -> str:
+        if message.answer_to is not None and message.reply is not None:
+            return await self._answer(message, message.reply, message.answer_to)
         reply = message.reply
         image = message.image or (reply.image if reply else None)
         blocks, text = self._content(message)
@@ -113,6 +139,40 @@ class SlackSender:
             )
         if image is not None:
             file_id = await upload_image(self.client, message.conversation, image, thread_ts=message.thread)
+            message_ts = message_ts or file_id
+        return message_ts
+
+    async def _answer(self, message: OutboundMessage, reply: Reply, answer: Mapping[str, Any]) -> str:
+        """An answer to a request: to its response_url while valid, else to the channel (ephemeral for
+        the person who asked when it is private). Returns the message ts ("" for a response_url answer,
+        which Slack does not number)."""
+        client = self.client
+        shown = message_page(reply, int(answer.get("page") or 1), more_command=answer.get("more_command"))
+        url = answer.get("response_url")
+        until = answer.get("response_url_until")
+        message_ts = ""
+        posted = False
+        if url and (until is None or time.time() < float(until)):
+            try:
+                await post_to_response_url(self._session, str(url), response_url_body(reply, shown.blocks))
+                posted = True
+            except TemporaryFailure as exc:
+                # Used up (5 answers) or expired: the channel still works.
+                log.warning("slack response_url refused (%s); posting to the channel instead", exc)
+        if not posted:
+            user = answer.get("user")
+            in_dm = message.conversation == user or is_dm(message.conversation)
+            ephemeral_for = str(user) if reply.private and user and not in_dm else None
+            message_ts = await post_message(
+                client,
+                message.conversation,
+                shown.blocks,
+                fallback_text(reply),
+                thread_ts=message.thread,
+                ephemeral_for=ephemeral_for,
+            )
+        if reply.image is not None:
+            file_id = await upload_image(client, message.conversation, reply.image, thread_ts=message.thread)
             message_ts = message_ts or file_id
         return message_ts
 
