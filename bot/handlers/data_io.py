@@ -22,6 +22,7 @@ from pathlib import Path
 from bot import interactive
 from bot.args import Kind, arg
 from bot.context import Context
+from bot.hookspecs import hookimpl
 from bot.messages import Button, Destination, Field, File, Item, Outgoing, Reply, Request, Section, Tone
 from bot.plugin_types import JobDefinition
 from bot.roles import Permission
@@ -247,6 +248,16 @@ def _tell(uow: UnitOfWork, row: ChatImport) -> None:
         reply = replace(summary_reply(row), language=language)
     to = Destination(row.platform, row.conversation, row.thread)
     interactive.enqueue(uow, [Outgoing(to, reply, key=f"import:{row.id}:summary")])
+
+
+@hookimpl
+def register_commands() -> list[CommandGroup]:
+    return [group]
+
+
+@hookimpl
+def register_jobs(settings: Settings) -> list[JobDefinition]:
+    return jobs(settings)
 
 
 def jobs(settings: Settings) -> list[JobDefinition]:

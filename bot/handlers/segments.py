@@ -13,7 +13,6 @@ from bot.args import Kind, arg, rest
 from bot.context import Context
 from bot.hookspecs import hookimpl
 from bot.messages import Button, Field, Item, Reply, Request, Section, Tone
-from bot.plugin_types import JobDefinition
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import clock, i18n
@@ -189,15 +188,4 @@ def delete_segment(req: Request, ctx: Context) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    from bot.handlers import data_io
-
-    # /export segment is registered with the segments it exports, and /import with it (bot.handlers.data_io).
-    return [group, data_io.group]
-
-
-@hookimpl
-def register_jobs(settings) -> list[JobDefinition]:
-    from bot.handlers import data_io
-
-    # The job behind /import customers (bot.handlers.data_io).
-    return data_io.jobs(settings)
+    return [group]
