@@ -72,7 +72,18 @@ def receive(
     nothing to do now: it is done (or poisoned), or someone else holds a live lease on it."""
     _check(key)
     now = now or utcnow()
-    values = {
+    values = _pending_row(platform, key, payload, now, lease)
+    # Urgent: the platform is waiting for its answer until this is committed (SQLite: goes first).
+    with db.urgent(), session_factory() as session, session.begin():
+        if db.insert_or_ignore(session, InboundEvent, values):
+            return Claim(platform, key, payload, 1)
+        # A repeat: take it over only if whoever had it is gone (the lease expired).
+        return _take(session, _row(platform, key), now, lease)
+
+
+def _pending_row(platform: str, key: str, payload: str, now: datetime, lease: timedelta) -> dict[str, object]:
+    """A new delivery, claimed by whoever recorded it until ``lease`` runs out."""
+    return {
         "platform": platform,
         "key": key,
         "received_at": now,
@@ -81,12 +92,6 @@ def receive(
         "attempts": 1,
         "lease_until": now + lease,
     }
-    # Urgent: the platform is waiting for its answer until this is committed (SQLite: goes first).
-    with db.urgent(), session_factory() as session, session.begin():
-        if db.insert_or_ignore(session, InboundEvent, values):
-            return Claim(platform, key, payload, 1)
-        # A repeat: take it over only if whoever had it is gone (the lease expired).
-        return _take(session, _row(platform, key), now, lease)
 
 
 def receive_many(
@@ -109,18 +114,7 @@ def receive_many(
     first: dict[str, str] = {}
     for key, payload in deliveries:
         first.setdefault(key, payload)
-    rows = [
-        {
-            "platform": platform,
-            "key": key,
-            "received_at": now,
-            "payload": payload,
-            "status": InboxStatus.PENDING,
-            "attempts": 1,
-            "lease_until": now + lease,
-        }
-        for key, payload in first.items()
-    ]
+    rows = [_pending_row(platform, key, payload, now, lease) for key, payload in first.items()]
     with db.urgent(), session_factory() as session, session.begin():
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         statement = insert(InboundEvent).values(rows).on_conflict_do_nothing().returning(InboundEvent.key)
