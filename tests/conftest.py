@@ -291,6 +291,7 @@ def _logging_left_as_found() -> Iterator[None]:
 ONE_WORKER_MODULES = frozenset({"tests/test_spark_mining.py"})
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist's: optional where it is not installed
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadgroup`` with every test of ``ONE_WORKER_MODULES`` in one work unit, the rest
     handed out one at a time."""
