@@ -74,9 +74,7 @@ def failure(code: str, detail: str) -> str:
 def failure_code(reason: str) -> tuple[str | None, str]:
     """(code, the platform's words) of a reason ``failure`` wrote; (None, reason) for any other text."""
     code, _sep, detail = reason.partition(": ")
-    if code in FAILURE_CODES:
-        return code, detail
-    return (reason, "") if reason in FAILURE_CODES else (None, reason)
+    return (code, detail) if code in FAILURE_CODES else (None, reason)
 
 
 def enqueue(
