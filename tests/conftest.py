@@ -280,6 +280,15 @@ def _logging_left_as_found() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True)
+def _company_language_is_english() -> None:
+    """CHATCRM_LANGUAGE is process-wide (``build_app`` sets it from the settings): every test starts
+    from the default, whatever the test before it in this worker built (a Chinese app left it zh)."""
+    from crm_core import i18n
+
+    i18n.set_default_language(None)
+
+
 # -- order -------------------------------------------------------------------------------------
 
 # Test modules whose tests must share one xdist worker (a module-scoped fixture that is expensive to
