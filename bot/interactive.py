@@ -70,12 +70,18 @@ def outgoing_of(row: Claimed) -> Outgoing:
     return Outgoing(to, reply, row.idempotency_key, after, answer_to=answer_to)
 
 
-def enqueue(uow: UnitOfWork, sends: Iterable[Outgoing]) -> list[int]:
-    """Queue ``sends`` as interactive rows in the caller's transaction; the row ids, in order."""
+def enqueue(uow: UnitOfWork, sends: Iterable[Outgoing], send_now: outbox.SendNow | None = None) -> list[int]:
+    """Queue ``sends`` as interactive rows in the caller's transaction; the ids, in order, of the
+    rows not taken by ``send_now`` (those are in ``send_now.claimed``)."""
     ids = []
+    sends = list(sends)
+    # A deferred row is prepared by the sender's loop (it may wait for its thread), so it is never
+    # taken; nor are the other rows of its conversation, which must not go out ahead of it.
+    deferred_to = {(s.to.platform, s.to.conversation) for s in sends if s.deferred is not None}
     for send in sends:
         if send.deferred is None and send.reply.is_empty:
             continue
+        taking = send_now if (send.to.platform, send.to.conversation) not in deferred_to else None
         row = outbox.enqueue(
             uow,
             idempotency_key=send.key,
@@ -86,28 +92,44 @@ def enqueue(uow: UnitOfWork, sends: Iterable[Outgoing]) -> list[int]:
             payload=MessagePayload(deferred=send.deferred) if send.deferred else payload_of(send),
             priority=outbox.INTERACTIVE,
             after=after_to_json(send.after) if send.after is not None else None,
+            send_now=taking,
         )
-        ids.append(row.id)
+        if taking is None or not any(c.id == row.id for c in taking.claimed):
+            ids.append(row.id)
     return ids
 
 
 class OutboxQueue:
-    """What one request queued: the ids to send right after its transaction commits."""
+    """What one request queued, to send right after its transaction commits: the rows the sender
+    took in that transaction (``claimed``, with ``send_now``: see crm_core.outbox.SendNow) and the
+    ids of the others, which it claims first."""
 
-    def __init__(self) -> None:
+    def __init__(self, send_now: outbox.SendNow | None = None) -> None:
         self.ids: list[int] = []
+        self.send_now = send_now
         # Whether the request's transaction marked its delivery done (nothing left to mark).
         self.done = False
 
+    @property
+    def claimed(self) -> list[Claimed]:
+        return self.send_now.claimed if self.send_now is not None else []
+
     def add(self, uow: UnitOfWork, sends: Iterable[Outgoing]) -> None:
         """Queue ``sends`` in the transaction that marks the request done."""
-        self.ids.extend(enqueue(uow, sends))
+        self.ids.extend(enqueue(uow, sends, self.send_now))
         self.done = True
 
     def reset(self) -> None:
         """The transaction rolled back: its rows are gone."""
         self.ids.clear()
+        if self.send_now is not None:
+            self.send_now.reset()
         self.done = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether there is anything to send."""
+        return bool(self.ids or self.claimed)
 
 
 class AfterSendRecorder:

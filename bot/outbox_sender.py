@@ -36,7 +36,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -358,15 +358,28 @@ class OutboxSender:
             wait_for_busy=ids is None or not self.send_now_in_parallel,
         )
 
-    async def send_now(self, ids: list[int]) -> None:
+    def offer(self) -> outbox.SendNow:
+        """What a request's transaction may claim for this sender as it queues (``OutboxQueue``):
+        rows of its platforms that are not paused now, under ``send_now``'s short lease."""
+        return outbox.SendNow(
+            owner=self.owner,
+            lease=timedelta(seconds=min(self.settings.lease_seconds, SEND_NOW_LEASE_SECONDS)),
+            platforms=frozenset(p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0),
+            in_parallel=self.send_now_in_parallel,
+        )
+
+    async def send_now(self, ids: list[int], claimed: Sequence[Claimed] = ()) -> None:
         """Send these rows now if they are due and not in flight elsewhere (what this process just
-        queued), then what their recorders queue in turn. Anything not sent here (a 429, a failure,
-        a conversation busy elsewhere) stays in the outbox for the worker's sender."""
+        queued; ``claimed``: rows it already took, see ``offer``), then what their recorders queue
+        in turn. Anything not sent here (a 429, a failure, a conversation busy elsewhere) stays in
+        the outbox for the worker's sender."""
         platforms = [p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0]
-        while ids and platforms:
-            claimed = await self._claim_rows(platforms, len(ids), ids=ids)
+        taken = list(claimed)
+        while (ids and platforms) or taken:
+            rows = taken + (await self._claim_rows(platforms, len(ids), ids=ids) if ids and platforms else [])
+            taken = []
             by_conversation: dict[tuple[str, str], deque[Claimed]] = {}
-            for row in claimed:
+            for row in sorted(rows, key=lambda r: r.id):  # taken or claimed, in the order queued
                 by_conversation.setdefault((row.platform, row.conversation), deque()).append(row)
             followed = await asyncio.gather(*(self._send_queue(queue) for queue in by_conversation.values()))
             ids = [i for more in followed for i in more]

@@ -81,7 +81,7 @@ from bot.interactive import AfterSendRecorder, OutboxQueue
 from bot.messages import UPLOAD_LIMIT, Form, InboundFile, Outgoing, Reply, Request, Tone
 from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.roles import Permission
-from crm_core import i18n, inbox
+from crm_core import i18n, inbox, outbox
 from crm_core.i18n import _
 from crm_core.inbox import Claim
 from crm_core.uow import UnitOfWork
@@ -122,8 +122,8 @@ class InlineErrorQueue(OutboxQueue):
     to its inputs is held back from the outbox (the ack shows it, and the modal stays open), unless
     the ack has gone already (``acked``), when it must go out as a message after all."""
 
-    def __init__(self, view: dict[str, Any]):
-        super().__init__()
+    def __init__(self, view: dict[str, Any], send_now: outbox.SendNow | None = None):
+        super().__init__(send_now)
         self.view = view
         self.held: Outgoing | None = None
         self.errors: dict[str, str] = {}
@@ -324,7 +324,7 @@ class SlackRuntime:
         await self.start()
         data = json.loads(claim.payload)
         kind, body, received = data["kind"], data["body"], float(data.get("received") or 0)
-        queue = OutboxQueue()
+        queue = OutboxQueue(self.interactive.offer())
         if kind == EVENT and (body.get("event") or {}).get("type") == "app_home_opened":
             await self._home(claim.key, body)
             return
@@ -471,8 +471,8 @@ class SlackRuntime:
             queue.done = True
 
     async def _send(self, queue: OutboxQueue) -> None:
-        if queue.ids:
-            await self.interactive.send_now(list(queue.ids))
+        if queue.pending:
+            await self.interactive.send_now(list(queue.ids), queue.claimed)
 
     async def _upload(self, reply: Reply, where: Destination) -> None:
         """An exported file, sent directly: an outbox row cannot carry it. A private file goes to the
@@ -534,15 +534,15 @@ class SlackRuntime:
             return
         request.inbox_key = key
         request = await self._hinted(request)
-        queue = OutboxQueue()
+        queue = OutboxQueue(self.outbox.offer())
         try:
             await self._in_thread(self.app.dispatcher.handle_event, request, queue=queue)
         except AlreadyHandled:
             log.info("slack delivery %s was handled before; ignored", key)
         if not queue.done:
             await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, key)
-        if queue.ids:
-            await self.outbox.send_now(list(queue.ids))
+        if queue.pending:
+            await self.outbox.send_now(list(queue.ids), queue.claimed)
 
     async def _with_files(self, request: Request, body: dict[str, Any]) -> Request:
         """A DM's command with the files shared with it, fetched now ("import customers" with a CSV)."""
@@ -605,7 +605,7 @@ class SlackRuntime:
             return
         view = body["view"]
         request = await self._hinted(delivery.request, ask=False)
-        queue = InlineErrorQueue(view)
+        queue = InlineErrorQueue(view, self.interactive.offer())
         work = asyncio.get_running_loop().run_in_executor(
             self.executor, functools.partial(self.app.dispatcher.handle, request, queue=queue)
         )

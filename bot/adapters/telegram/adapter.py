@@ -272,7 +272,7 @@ class TelegramBot:
         """InboxProcessor: carry out a recorded update (the runner retries it when this raises)."""
         await self.initialize()
         inbound = from_update(self.parse(json.loads(claim.payload)), self.bot.id)
-        queue = OutboxQueue()
+        queue = OutboxQueue(self.interactive.offer())
         if inbound is not None:
             try:
                 await self._route(inbound, queue)
@@ -284,8 +284,8 @@ class TelegramBot:
         if not queue.done:
             # Done, if nothing marked it so (an ignored update, a repeat, a press of a dead button).
             await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, claim.key)
-        if queue.ids:
-            await self.interactive.send_now(queue.ids)
+        if queue.pending:
+            await self.interactive.send_now(queue.ids, queue.claimed)
 
     def poisoned(self, uow: UnitOfWork, claim: Claim, ref: str) -> None:
         """InboxProcessor: the one answer someone whose update was given up gets."""
