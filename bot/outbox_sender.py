@@ -520,8 +520,10 @@ class OutboxSender:
 
     async def _deliver(self, row: Claimed, queue: deque[Claimed], *, paced: bool = True) -> list[int]:
         """Send one row and record what happened (the caller forgets the row afterwards); the ids of
-        rows its recorder queued in turn. ``paced=False`` (``send_now``): no waiting for the rate
-        limiter's slot, as an answer given in person would not wait; a 429 still pauses the platform."""
+        rows its recorder queued in turn. ``paced=False`` (``send_now``): no waiting for the
+        conversation's pace, as an answer given in person would not wait, but the platform's overall
+        budget still holds (Telegram refuses more than 30 messages/s from a bot, answers included);
+        a 429 pauses the platform."""
         sender = self.senders[row.platform]
         limiter = self.limiters[row.platform]
         ahead = self._ready_ahead.get(row.platform) if row.payload.get("deferred") else None
@@ -529,7 +531,7 @@ class OutboxSender:
             ready = await self._ready(row)
             if ready is None:
                 return []
-            slot = await limiter.acquire(row.conversation) if paced else None
+            slot = await limiter.acquire(row.conversation if paced else None)
         row, message = ready
         final_error: str | None = None
         more: list[int] = []

@@ -189,11 +189,13 @@ class PlatformLimiter:
             window = self._chats[conversation] = Window(rate)
         return window
 
-    async def acquire(self, conversation: str) -> Slot:
-        """Wait until this conversation and the platform may have one more send, and take the slot."""
+    async def acquire(self, conversation: str | None) -> Slot:
+        """Wait until this conversation and the platform may have one more send, and take the slot.
+        ``None``: the platform's overall budget only (an answer to someone waiting for it is not held
+        to its chat's pace, but it still counts against what the platform allows us overall)."""
         if self._turn is None:
             self._turn = asyncio.Lock()
-        chat = self._chat_window(conversation)
+        chat = self._chat_window(conversation) if conversation is not None else None
         while True:
             # The conversation's own window first, without holding up other conversations.
             wait = chat.delay(self.clock()) if chat else 0.0

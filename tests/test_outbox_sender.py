@@ -326,3 +326,18 @@ def test_old_sent_rows_are_purged_and_the_rest_kept(app):
         )
     outbox.purge_task(JobRun("system:outbox-purge", datetime.now(UTC), {"keep_days": 30}, app.session_factory))
     assert sorted((r.idempotency_key, r.status) for r in rows(app)) == [("m-2", "failed"), ("recent-0", "sent")]
+
+
+def test_answers_sent_at_once_keep_the_platforms_overall_budget(app, api):
+    """send_now (answers to people waiting: no waiting for a chat's pace) never exceeds what the
+    platform allows the bot overall: Telegram refuses more than 30 messages/s, answers included."""
+    import asyncio
+
+    keys = enqueue(app, 24, conversations=24, prefix="answer")
+    with app.uow() as uow:
+        ids = list(uow.session.scalars(sa.select(OutboxMessage.id).where(OutboxMessage.idempotency_key.in_(keys))))
+    sender = make_sender(app, api, limits=PlatformLimits(overall=Rate(10, 1), per_chat=Rate(1, 1)))
+    asyncio.run(sender.send_now(ids))
+    assert counts(app).get("sent") == 24
+    arrivals = sorted(r.at for r in api.delivered)
+    assert _max_in_window(arrivals, 1.0) <= 10
