@@ -1,6 +1,7 @@
 """A ticket's whole life in its Slack thread: staff answers given anywhere else (a reply in the Telegram
-staff group, ``/ticket reply`` from the console) appear there once, an answer typed in the thread is not
-echoed, and status changes and assignments post a short note; an event delivered again posts nothing new.
+staff group, ``/ticket reply`` from the console, the REST API) appear there once, an answer typed in the
+thread is not echoed, and status, assignment and priority changes post a short note; an event delivered
+again posts nothing new.
 
 End to end: ``chatcrm web`` under uvicorn with the Telegram webhook and Slack's events URL (Telegram
 played by the fake Bot API, Slack by the fake Web API), and ``chatcrm worker``'s services (event
@@ -12,12 +13,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from bot.platforms import senders
+from bot.web import build_web_app
 from crm_core.models import DomainEvent, EventCursor, ExternalThread, OutboxMessage, Role, Ticket, TicketMessage
 from crm_core.models.outbox import OutboxStatus
+from tests.fakes.servers import serve_asgi
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.worker import WorkerThread, chat_worker, wait_until
 from tests.slack_support import slack_api  # noqa: F401 - fixture
@@ -153,3 +157,24 @@ def test_a_reply_typed_in_the_thread_is_not_echoed_there(replies, slack_api):
     [answer] = rows(rig.app, TicketMessage, TicketMessage.text == "Try turning it off and on")
     assert answer.relay_conversation == "CSUPPORT1"
     assert rows(rig.app, OutboxMessage, OutboxMessage.kind.like("support.thread_mirror.%")) == []
+
+
+def test_a_rest_api_reply_appears_in_the_thread_and_so_does_a_change_of_priority(alerts, slack_api):
+    rig, tg = alerts, alerts.fake
+    ticket_id, thread_ts = carla_writes(rig, slack_api)
+    chat = Chat(rig.app)
+    secret = chat.say(chat.user("Hana Helpdesk", Role.SUPPORT), "/token new helpdesk").reply.text
+    assert secret and secret.startswith("crm_")
+    with serve_asgi(build_web_app(rig.app, [], rig.app.plugins.routes(rig.app))) as api:
+        headers = {"Authorization": f"Bearer {secret}"}
+        posted = httpx.post(
+            f"{api}/api/v1/tickets/{ticket_id}/replies", json={"text": "A courier is on the way"}, headers=headers
+        )
+        assert posted.status_code == 201, posted.text
+    assert tg.wait_for(lambda: "A courier is on the way" in [c.text for c in tg.sent(CARLA)])
+    anna = rig.staff(ANNA, "Anna Agent")
+    rig.send(tg.group_text(SUPPORT_CHAT, anna, f"/ticket priority {ticket_id} urgent"))
+    assert wait_until(lambda: len(in_thread(slack_api, thread_ts)) == 2)
+    answered, raised = in_thread(slack_api, thread_ts)
+    assert "Hana Helpdesk via the API" in answered and "A courier is on the way" in answered
+    assert "Priority: normal → urgent" in raised and "Anna Agent via Telegram" in raised
