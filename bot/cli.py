@@ -93,11 +93,12 @@ def seed_demo_on_first_start(app, customers: int = 400) -> None:  # app: bot.boo
     """The embedded database's first ``chatcrm run`` seeds the demo data set, in CHATCRM_LANGUAGE:
     with zh the Chinese demo company, so a Chinese team's first session reads Chinese data too."""
     from crm_core import demo
+    from crm_core.i18n import _
 
     language = app.settings.language
     with app.uow(demo.DEMO_ACTOR) as uow:
         if app.settings.is_sqlite and not demo.is_seeded(uow, language):
-            print("Seeding the demo data set (first start only)…", file=sys.stderr)
+            print(_("Seeding the demo data set (first start only)…"), file=sys.stderr)
             print(demo.seed(uow, customers=customers, language=language).describe(), file=sys.stderr)
             print(demo.prime(uow), file=sys.stderr)
 
@@ -236,22 +237,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """``chatcrm import KIND SOURCE``: a CSV or .xlsx file, or ``--from-db URL --query SQL``; see crm_core.importing."""
     from bot.progress import ProgressBar
+    from bot.settings import Settings
+    from crm_core import i18n
     from crm_core.actor import Actor
+    from crm_core.i18n import _
     from crm_core.importing import mapping_file
     from crm_core.importing.run import error_report_path, import_table
     from crm_core.importing.sources import open_table
     from crm_core.importing.table import ImportFailed
 
-    where = args.source or "the query"
+    # Problems are told in the company's language (CHATCRM_LANGUAGE), those found before the app is built too.
+    i18n.set_default_language(Settings.from_env().language)
+    where = args.source or _("the query")
     if args.source and not os.path.isfile(args.source):
-        print(f"chatcrm import: no such file: {args.source}", file=sys.stderr)
+        print("chatcrm import: " + _("no such file: {path}", path=args.source), file=sys.stderr)
         return 1
     try:
         loaded = mapping_file.load(args.mapping) if args.mapping else mapping_file.MappingFile()
         mapping = {**loaded.columns, **mapping_file.parse_pairs(args.map or [])}
         option = {**loaded.options, **{k: v for k in mapping_file.OPTIONS if (v := getattr(args, k, None))}}
         if args.source is None and args.from_db is None:
-            raise ImportFailed('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"')
+            raise ImportFailed(_('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"'))
         table = open_table(
             args.source,
             sep=option.get("sep"),
@@ -260,10 +266,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             query=option.get("query"),
         )
     except ImportFailed as exc:
-        print(f"chatcrm import: {where}: {exc}; nothing was imported.", file=sys.stderr)
+        print(
+            "chatcrm import: " + _("{source}: {problem}; nothing was imported.", source=where, problem=exc),
+            file=sys.stderr,
+        )
         return 1
     app = _app(args)
-    bar = ProgressBar(f"Importing {table.name}")
+    bar = ProgressBar(_("Importing {name}", name=table.name))
     try:
         with app.uow(Actor(user_id=None, name=f"import {args.kind}", platform="cli")) as uow:
             currency = option.get("currency") or app.settings.currency
@@ -272,7 +281,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             )
     except ImportFailed as exc:
         bar.close()
-        print(f"chatcrm import: {where}: {exc}; nothing was imported.", file=sys.stderr)
+        print(
+            "chatcrm import: " + _("{source}: {problem}; nothing was imported.", source=where, problem=exc),
+            file=sys.stderr,
+        )
         return 1
     finally:
         app.close()
@@ -288,6 +300,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from crm_core.actor import Actor
     from crm_core.exporting.lists import ExportFailed
     from crm_core.exporting.run import export, pick_format
+    from crm_core.i18n import format_number, ngettext
 
     fmt = pick_format(args.format, args.out)
     app = _app(args)
@@ -300,7 +313,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     finally:
         app.close()
     if args.out:
-        print(f"Exported {count:,} {args.kind} rows to {args.out} ({fmt}).", file=sys.stderr)
+        words = ngettext(
+            "Exported {count} {kind} row to {file} ({format}).",
+            "Exported {count} {kind} rows to {file} ({format}).",
+            count,
+            count=format_number(count),
+            kind=args.kind,
+            file=args.out,
+            format=fmt,
+        )
+        print(words, file=sys.stderr)
     return 0
 
 

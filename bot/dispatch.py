@@ -48,7 +48,7 @@ from crm_core.actor import Actor
 from crm_core.errors import CrmError, Forbidden, ValidationError
 from crm_core.i18n import N_, _, format_number
 from crm_core.models import Role
-from crm_core.services import customer_chats, reachability, users
+from crm_core.services import customer_chats, erasure, reachability, users
 from crm_core.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -464,8 +464,13 @@ class Dispatcher:
 
 
 def _in_language(reply: Reply) -> Reply:
-    """``reply`` marked with the language it was written in, for the adapter that renders it."""
-    if reply.language is not None or reply.is_empty:
+    """``reply`` marked with the language it was written in, for the adapter that renders it, and the
+    markers erased customers leave in data ("Erased customer #12", "[erased]") shown in that language."""
+    if reply.is_empty:
+        return reply
+    with i18n.use_language(reply.language or i18n.current_language()):
+        reply = reply.with_texts(erasure.shown)
+    if reply.language is not None:
         return reply
     language = i18n.current_language()
     form = replace(reply.form, language=language) if reply.form is not None and reply.form.language is None else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -172,6 +172,42 @@ class Reply:
     def is_empty(self) -> bool:
         """Nothing to show (the dispatcher's answer to a press that is ignored): adapters send nothing."""
         return replace(self, language=None) == Reply()
+
+    def with_texts(self, change: Callable[[str], str]) -> Reply:
+        """The reply with ``change`` applied to every text a reader sees: title, text, footer, fields,
+        sections, items and button labels (never a button's command, nor a form's own labels)."""
+
+        def one(text: str | None) -> str | None:
+            return change(text) if text else text
+
+        def fields(found: tuple[Field, ...]) -> tuple[Field, ...]:
+            return tuple(replace(f, label=change(f.label), value=change(f.value)) for f in found)
+
+        def button(found: Button | None) -> Button | None:
+            return replace(found, label=change(found.label)) if found is not None else None
+
+        def item(found: Item) -> Item:
+            return Item(change(found.text), one(found.detail), button(found.button))
+
+        return replace(
+            self,
+            title=one(self.title),
+            text=one(self.text),
+            footer=one(self.footer),
+            fields=fields(self.fields),
+            sections=tuple(
+                replace(
+                    s,
+                    title=one(s.title),
+                    text=one(s.text),
+                    fields=fields(s.fields),
+                    items=tuple(item(i) for i in s.items),
+                    empty=one(s.empty),
+                )
+                for s in self.sections
+            ),
+            buttons=tuple(replace(b, label=change(b.label)) for b in self.buttons),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, for storing a reply in the outbox (without its file)."""

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from crm_core import clock, demo_zh, platforms
+from crm_core import clock, demo_zh, i18n, platforms
 from crm_core.actor import Actor
 from crm_core.models import (
     DEFAULT_PROBABILITY,
@@ -393,11 +393,19 @@ class DemoSummary:
     interactions: int = 0
 
     def describe(self) -> str:
+        """What was added, in the current language (the CLI's: CHATCRM_LANGUAGE)."""
         if not self.created:
-            return "The demo data is already there; nothing added."
-        return (
-            f"Demo data added: {self.users} users, {self.customers} customers, {self.products} products, "
-            f"{self.orders} orders, {self.deals} deals, {self.tickets} tickets, {self.interactions} interactions."
+            return i18n._("The demo data is already there; nothing added.")
+        return i18n._(
+            "Demo data added: {users} users, {customers} customers, {products} products, {orders} orders, "
+            "{deals} deals, {tickets} tickets, {interactions} interactions.",
+            users=self.users,
+            customers=self.customers,
+            products=self.products,
+            orders=self.orders,
+            deals=self.deals,
+            tickets=self.tickets,
+            interactions=self.interactions,
         )
 
 
@@ -874,4 +882,9 @@ def prime(uow: UnitOfWork) -> str:
 
     mining = run_mining(uow, trigger="demo")
     model = refresh_scores(uow)
-    return f"Mined {mining.n_rules} rules from {mining.n_baskets:,} orders; churn model: {model.note}."
+    return i18n._(
+        "Mined {rules} rules from {orders} orders; churn model: {note}.",
+        rules=mining.n_rules,
+        orders=i18n.format_number(mining.n_baskets),
+        note=model.note,
+    )

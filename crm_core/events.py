@@ -191,6 +191,18 @@ _BUILTIN_TYPES = [
         {**_TICKET, "changes": 'field -> {"old": text or null, "new": text or null}, only what changed'},
     ),
     _builtin(
+        "ticket.answered",
+        "staff answered a ticket's customer (from a staff room, a ticket thread, /ticket reply or the API): the "
+        "answer is kept on the ticket and sent to the customer's chat where they have one",
+        {
+            **_TICKET,
+            "message_id": "the answer's id among the ticket's messages",
+            "text": "the answer",
+            "user_id": "who answered, or null",
+            "channel": "the chat platform the answer is for (the customer's)",
+        },
+    ),
+    _builtin(
         "ticket.rated",
         "the customer rated a resolved ticket (only the first rating counts)",
         {**_TICKET, "rating": "1 to 5", "assignee_id": "who had the ticket, or null"},
@@ -465,3 +477,9 @@ def after(session: Session, after_id: int, limit: int = 100, type_prefix: str | 
     """Committed events with an id above ``after_id``, oldest first (for following the stream)."""
     statement = _of_type(sa.select(DomainEvent).where(DomainEvent.id > after_id), type_prefix)
     return [Event.from_row(row) for row in session.scalars(statement.order_by(DomainEvent.id).limit(limit))]
+
+
+def get(session: Session, event_id: int) -> Event | None:
+    """Committed event ``event_id``; None when there is none (never was, or pruned)."""
+    row = session.get(DomainEvent, event_id)
+    return Event.from_row(row) if row is not None else None

@@ -155,8 +155,8 @@ def test_import_orders_prints_a_report(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "Read 2 rows.",
-        "Created: 1 customers, 1 products, 1 orders, 1 order lines.",
-        "Skipped 1 malformed row(s):",
+        "Created: 1 customer, 1 product, 1 order, 1 order line.",
+        "Skipped 1 malformed row:",
         "  row 3: Quantity 'x' is not a number",
         f"Every problem is listed in {tmp_path / 'orders.errors.csv'}.",
     ]
@@ -238,7 +238,7 @@ def test_import_and_export_commands(tmp_path):
     mapping.write_text('[columns]\nname = "Full Name"\nemail = "Mail"\n', encoding="utf-8")
     dry = chatcrm("import", "customers", str(people), "--mapping", str(mapping), "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
-    assert "Dry run: checked everything, wrote nothing." in dry.stdout and "Would create: 1 customers." in dry.stdout
+    assert "Dry run: checked everything, wrote nothing." in dry.stdout and "Would create: 1 customer." in dry.stdout
     assert (tmp_path / "people.errors.csv").read_text(encoding="utf-8").splitlines()[1] == (
         "3,Mail,not-an-email,'not-an-email' is not an email address"
     )
@@ -246,7 +246,7 @@ def test_import_and_export_commands(tmp_path):
     exported = chatcrm("export", "customers", "--out", str(out), env=env)
     assert exported.returncode == 0 and "Exported 0 customers rows" in exported.stderr
     done = chatcrm("import", "customers", str(people), "--map", "name=Full Name", "--map", "email=Mail", env=env)
-    assert "Created: 1 customers." in done.stdout
+    assert "Created: 1 customer." in done.stdout
 
 
 @pytest.mark.parametrize("command", ["web", "worker", "run"])

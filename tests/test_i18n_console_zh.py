@@ -67,7 +67,9 @@ def test_the_first_run_with_chatcrm_language_zh_seeds_the_chinese_company(tmp_pa
     app = build_app(Settings(database_url=f"sqlite:///{path}", language="zh"))
     try:
         seed_demo_on_first_start(app, customers=40)
-        assert "Demo data added: 8 users, 40 customers" in capsys.readouterr().err
+        # Told in CHATCRM_LANGUAGE, like the rest of the command line.
+        told = capsys.readouterr().err
+        assert "首次启动" in told and "已添加演示数据：8 位用户、40 位客户" in told, told
         with app.uow() as uow:
             assert search.search_customers(uow.session, "阿克米")[0].name == "阿克米科技有限公司"
         seed_demo_on_first_start(app, customers=40)

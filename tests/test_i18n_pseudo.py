@@ -157,22 +157,27 @@ def seeded(sqlite_template, tmp_path_factory) -> Iterator[Seeded]:
     try:
         with app.uow() as uow:
             demo.seed(uow, customers=40, language="zh")
-            me = users.ensure_user(
-                uow, users.PlatformId("console", "pseudo.admin"), display_name="Pseudo Admin", role=Role.ADMIN
-            )
-            users.set_language(uow, me.id, i18n.PSEUDO)
+            origin = _pseudo_admin(uow)
             ids = _ids(uow.session)
-        origin = Origin(
-            platform="console",
-            user_external_id="pseudo.admin",
-            conversation="dm-pseudo",
-            is_private=True,
-            display_name="Pseudo Admin",
-        )
         allowed = _allowed(app)
         yield Seeded(app, origin, ids, allowed, allowed | _stored(app, enumish=True) | {"null", "true", "false"})
     finally:
         app.close()
+
+
+def _pseudo_admin(uow) -> Origin:
+    """An admin whose language is the pseudo-locale; where they speak from (the console)."""
+    me = users.ensure_user(
+        uow, users.PlatformId("console", "pseudo.admin"), display_name="Pseudo Admin", role=Role.ADMIN
+    )
+    users.set_language(uow, me.id, i18n.PSEUDO)
+    return Origin(
+        platform="console",
+        user_external_id="pseudo.admin",
+        conversation="dm-pseudo",
+        is_private=True,
+        display_name="Pseudo Admin",
+    )
 
 
 def _first(session, model, *where) -> object:
@@ -374,3 +379,75 @@ def test_errors_from_the_services_answer_in_the_pseudo_locale(seeded, line, capl
     for text in rendered_texts(reply):
         found |= leftovers(text, allowed)
     assert not found, f"{typed} left English words: {', '.join(sorted(found))}"
+
+
+# -- what erasure leaves in data, and the CLI's import problems ------------------------------------
+
+
+def test_an_erased_customer_leaves_no_english_in_the_pseudo_locale(sqlite_template, tmp_path):
+    """The markers erasure stores ("Erased customer #N", "[erased]") are data in English: each reply shows
+    them in the reader's language, so here they are checked as strictly as any UI string."""
+    from crm_core.services import customers, erasure, tickets
+
+    path = tmp_path / "chatcrm.db"
+    shutil.copyfile(sqlite_template, path)
+    app = build_app(Settings(database_url=f"sqlite:///{path}"))
+    try:
+        with app.uow() as uow:
+            origin = _pseudo_admin(uow)
+            customer = customers.create_customer(uow, "阿克米科技有限公司", {"email": "buy@acme.example"})
+            ticket = tickets.create_ticket(uow, customer.id, "打印机卡纸")
+        # What the data holds before the erasure may stay; the markers it writes may not, even where the
+        # word is allowed for another reason (a typed choice, other data).
+        allowed = _allowed(app) - {"Erased", "erased", "encrypted"}
+        with app.uow() as uow:
+            erasure.erase(uow, customer.id, "客户要求")
+        for line in (f"/customer #{customer.id}", f"/ticket {ticket.id}", f"/audit #{customer.id}"):
+            reply = app.dispatcher.handle(Request(origin=origin, text=line))
+            found: set[str] = set()
+            for text in rendered_texts(reply):
+                found |= leftovers(text, allowed)
+            assert not found & {"Erased", "erased", "encrypted"}, f"{line} left a marker: {render_text(reply)}"
+    finally:
+        app.close()
+
+
+def _import_problems(tmp_path) -> Iterator[str]:
+    """The problems ``chatcrm import`` reports before anything is read (CLI only)."""
+    from crm_core.importing import columns, mapping_file, sources
+    from crm_core.importing.columns import FieldSpec
+    from crm_core.importing.table import ImportFailed
+
+    fields = [FieldSpec("name", required=True), FieldSpec("email")]
+
+    people = tmp_path / "people.csv"
+    people.write_text("name,email\nAcme,buy@acme.example\n", encoding="utf-8")
+    toml = tmp_path / "map.toml"
+    toml.write_text("colours = 1\n", encoding="utf-8")
+    attempts = [
+        lambda: mapping_file.parse_pairs(["name"]),
+        lambda: mapping_file.load(toml),
+        lambda: mapping_file.load(tmp_path / "missing.toml"),
+        lambda: sources.open_table(people, sheet="Q1"),
+        lambda: sources.open_table(from_db="sqlite://", query=None),
+        lambda: sources.open_table(None),
+        lambda: sources.open_table(tmp_path / "missing.csv"),
+        lambda: sources.open_table(from_db="nosuchdriver://x", query="SELECT 1"),
+        lambda: columns.resolve(sources.open_table(people), fields, {"nickname": "name"}, "customer"),
+        lambda: columns.resolve(sources.open_table(people), fields, {"name": "Nickname"}, "customer"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(ImportFailed) as failed:
+            attempt()
+        yield str(failed.value)
+
+
+def test_cli_import_problems_leave_no_english_in_the_pseudo_locale(tmp_path):
+    # The words of the command line and the files (flags, file and column names) are data here.
+    allowed = NAMES | {"map", "sheet", "query", "SELECT", "from", "people", "csv", "missing", "toml"}
+    allowed |= {"nickname", "Nickname", "name", "email", "columns", "colours", "nosuchdriver", "xlsx", "Excel"}
+    with i18n.use_language(i18n.PSEUDO):
+        problems = list(_import_problems(tmp_path))
+    assert len(problems) == 10
+    found = {problem: leftovers(problem, allowed) for problem in problems}
+    assert not any(found.values()), {p: words for p, words in found.items() if words}

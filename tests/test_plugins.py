@@ -73,7 +73,15 @@ def test_the_built_ins_are_plugins_loaded_through_entry_points(app):
     assert {"digests.send", "followups.fire", "campaigns.run", "mining.nightly", "outbox.purge"} <= set(
         app.plugins.jobs
     )
-    assert set(app.plugins.outbox_kinds) == {"campaign", "support.thread.alerts", "support.thread.replies"}
+    assert set(app.plugins.outbox_kinds) == {
+        "campaign",
+        "support.thread.alerts",
+        "support.thread.replies",
+        "support.thread_mirror.alerts",
+        "support.thread_mirror.replies",
+    }
+    # The support desk mirrors tickets' answers and changes into their threads from the event stream.
+    assert "on_event" in by_name["support"].hooks
 
 
 def test_chatcrm_plugins_lists_every_plugin_with_version_and_hooks(capsys):

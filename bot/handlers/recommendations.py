@@ -103,7 +103,11 @@ def _feedback(req: Request, ctx: Context, status: RecommendationStatus) -> Reply
     market_basket.record_feedback(ctx.uow, customer.id, req.args["product_id"], status)
     if status is RecommendationStatus.PITCHED:
         interactions.log_interaction(
-            ctx.uow, customer.id, f"Pitched {product_name} (recommended)", kind=InteractionKind.NOTE
+            # Kept in the words of the rep who logged it (their language), like a note they typed.
+            ctx.uow,
+            customer.id,
+            _("Pitched {product} (recommended)", product=product_name),
+            kind=InteractionKind.NOTE,
         )
         return Reply(
             text=_("Logged: {product} pitched to {customer}.", product=product_name, customer=customer.name),

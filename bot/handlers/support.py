@@ -6,12 +6,11 @@
   the staff member is told whether it arrived (``/ticket reply`` answers the same way from anywhere).
 - Where a platform offers ticket threads (``bot.desk.TicketThreads``: a support channel), each
   customer message is also posted into its ticket's own thread there: the first one starts the thread
-  (the ticket's number, customer, subject and priority, then the text), later ones go into it. The
-  posts are deferred outbox rows, written when they are sent: only then is it known whether the
-  thread was started yet (its id is written down when its first post was sent). A linked staff
-  member's reply in such a thread answers the customer in "replies" mode; in "alerts" mode it is
-  kept as an internal note unless it starts with ``!reply`` (or ``/reply``), so nobody answers a
-  customer by accident.
+  (the ticket's number, customer, subject and priority, then the text), later ones go into it; staff
+  answers given elsewhere and the ticket's changes follow them there (``bot/handlers/ticket_threads.py``,
+  which writes those posts). A linked staff member's reply in such a thread answers the customer in
+  "replies" mode; in "alerts" mode it is kept as an internal note unless it starts with ``!reply``
+  (or ``/reply``), so nobody answers a customer by accident.
 - A customer sharing their own phone contact links their chat to the customer with that number.
 - ``/start`` greets a customer, offers to share their number and opts them in to campaign messages
   in that chat; with a link code (a deep link) it links a staff account; staff get the help.
@@ -29,25 +28,22 @@ their own choice, else their chat app's); what goes to the staff room (the copy 
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING
 
 from bot.args import Kind, rest
 from bot.context import Context
 from bot.desk import TicketThreads, ticket_threads
 from bot.dispatch import reply_to_sender
+from bot.handlers import ticket_threads as thread_posts
+from bot.handlers.ticket_threads import for_staff_room, message_key, ticket_buttons
 from bot.hookspecs import hookimpl
 from bot.interactive import enqueue as enqueue_interactive
 from bot.messages import (
     AfterSend,
-    Button,
     Destination,
     Field,
     Outcome,
@@ -61,26 +57,22 @@ from bot.plugin_types import OutboxKind
 from bot.roles import Permission
 from bot.router import CommandGroup
 from crm_core import attachments, i18n
+from crm_core.events import Event
 from crm_core.i18n import N_, _
 from crm_core.models import Role, TicketPriority
-from crm_core.models.outbox import OutboxStatus
-from crm_core.outbox import Claimed, Withheld
-from crm_core.outbox_payload import MessagePayload
 from crm_core.services import link_codes, sla, support_inbox, tickets
 from crm_core.services import ticket_threads as threads
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.bootstrap import App
 
 log = logging.getLogger("chatcrm.support")
 group = CommandGroup()
 
 RELAYED = "support.relay"
 ANSWERED = "support.answer"
-THREAD_POSTED = "support.thread_post"
-# The deferred outbox kinds of posts into ticket threads, by mode: the first post of a thread says
-# how to answer there, which depends on the mode (a deferred row carries nothing but its kind).
-THREAD_ALERTS = "support.thread.alerts"
-THREAD_REPLIES = "support.thread.replies"
 # What starts a reply in an "alerts" thread that is meant for the customer. Chat apps take a message
 # starting with "/" for a command (Slack's refuse an unknown one, and app commands do not run in threads
 # at all), so "!reply" is the one to type; "/reply" counts where it gets through (typed after a space).
@@ -114,13 +106,6 @@ def staff_contact() -> Reply:
     )
 
 
-@contextmanager
-def _for_staff_room() -> Iterator[str]:
-    """Write what goes to the staff room in the company's language (CHATCRM_LANGUAGE)."""
-    with i18n.use_language(i18n.default_language()) as language:
-        yield language
-
-
 def _who(req: Request) -> PlatformId:
     return PlatformId(req.origin.platform, req.origin.user_external_id)
 
@@ -128,10 +113,6 @@ def _who(req: Request) -> PlatformId:
 def _is_staff(ctx: Context) -> bool:
     """An active CRM user: until they link their account, someone writing to the bot is a customer."""
     return ctx.caller.user_id is not None
-
-
-def _message_key(message_id: int, what: str) -> str:
-    return f"ticket-message:{message_id}:{what}"
 
 
 # -- /start -------------------------------------------------------------------------------------------
@@ -229,27 +210,15 @@ def _customer_wrote(req: Request, ctx: Context) -> Outcome:
             Outgoing(
                 room,
                 relay_reply(wrote),
-                _message_key(wrote.message_id, "relay"),
+                message_key(wrote.message_id, "relay"),
                 after=AfterSend(RELAYED, wrote.message_id),
             )
         )
-    sends.extend(_thread_post(wrote.message_id, threads_room) for threads_room in rooms)
+    sends.extend(thread_posts.thread_post(wrote.message_id, threads_room) for threads_room in rooms)
     return Outcome(sends=tuple(sends))
 
 
 # -- ticket threads -----------------------------------------------------------------------------------
-
-
-def _thread_post(message_id: int, room: TicketThreads) -> Outgoing:
-    """A customer's message on its way into its ticket's thread in ``room``: written when it is sent
-    (``prepare_thread_post``), keyed by the message and the room, so it is queued once."""
-    return Outgoing(
-        room.destination,
-        Reply(),
-        _message_key(message_id, f"thread:{room.platform}:{room.conversation}"),
-        after=AfterSend(THREAD_POSTED, message_id),
-        deferred=THREAD_REPLIES if room.replies else THREAD_ALERTS,
-    )
 
 
 def _threads_here(req: Request, ctx: Context) -> TicketThreads | None:
@@ -278,10 +247,12 @@ def _thread_reply(req: Request, ctx: Context, room: TicketThreads) -> Outcome:
     if not text:
         if not prefixed:
             return Outcome()  # nothing to send (a file without a caption)
-        with _for_staff_room() as language:
+        with for_staff_room() as language:
             empty = Reply(text=_("Write the answer after !reply."), tone=Tone.WARNING, language=language)
         return Outcome(sends=(reply_to_sender(req, empty, "empty"),))
     answered = support_inbox.answer_customer(ctx.uow, ticket.id, text)
+    # It stands in the thread already: the thread is not shown it again (bot/handlers/ticket_threads.py).
+    threads.typed_in_thread(ctx.uow, answered.message_id, room.conversation, req.message_id)
     confirm_to = Destination(room.platform, room.conversation, req.origin.thread)
     return Outcome(sends=(answer_to_customer(answered, text, confirm_to),))
 
@@ -292,28 +263,6 @@ def _answer_text(text: str) -> tuple[str, bool]:
     if found is None:
         return text.strip(), False
     return text[found.end() :].strip(), True
-
-
-def prepare_thread_post(session: Session, row: Claimed, *, replies: bool) -> dict[str, Any] | Withheld:
-    """The post of a customer's message into its ticket's thread, written now: into the thread when
-    it was started, else as the thread's first message."""
-    assert row.after is not None, "a thread post is queued with what it is about"
-    post = threads.post_of(session, int(row.after["ref"]), row.platform, row.conversation)
-    if post is None:
-        return Withheld(OutboxStatus.CANCELLED, "the ticket message was deleted")
-    reply = thread_post_reply(post, replies=replies)
-    return MessagePayload(reply=reply.to_dict(), thread=post.thread_id).to_json()
-
-
-@group.after_send(THREAD_POSTED)
-def thread_posted(uow: UnitOfWork, sent: Outgoing, message_id: str | None, error: str | None) -> Sequence[Outgoing]:
-    assert sent.after is not None
-    if message_id is None:
-        log.warning("ticket message #%s did not reach its thread: %s", sent.after.ref, error)
-    elif sent.to.thread is None:
-        # It went out as a thread's first message: the ticket's thread from now on.
-        threads.thread_started(uow, sent.after.ref, sent.to.platform, sent.to.conversation, message_id)
-    return ()
 
 
 def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
@@ -334,7 +283,7 @@ def _staff_answered(req: Request, ctx: Context) -> Outcome | None:
         # Kept as a code: whoever reads the thread later reads why in their own language.
         support_inbox.answer_delivered(ctx.uow, answered.message_id, error=tickets.NO_CHAT)
         confirmation = delivered_reply(answered.customer_name, answered.ticket_id, tickets.NO_CHAT, platform)
-        return Outcome(sends=(Outgoing(confirm_to, confirmation, _message_key(answered.message_id, "delivered")),))
+        return Outcome(sends=(Outgoing(confirm_to, confirmation, message_key(answered.message_id, "delivered")),))
     return Outcome(sends=(answer_to_customer(answered, req.text, confirm_to),))
 
 
@@ -347,7 +296,7 @@ def answer_to_customer(answered: support_inbox.StaffAnswered, text: str, confirm
     return Outgoing(
         Destination(chat.platform, chat.conversation),
         Reply(text=text),
-        _message_key(answered.message_id, "answer"),
+        message_key(answered.message_id, "answer"),
         after=AfterSend(ANSWERED, answered.message_id, notify=confirm_to),
     )
 
@@ -381,7 +330,7 @@ def answer_sent(uow: UnitOfWork, sent: Outgoing, message_id: str | None, error: 
     if answered is None or sent.after.notify is None:
         return ()
     confirmation = delivered_reply(answered.customer_name, answered.ticket_id, error, sent.to.platform)
-    return (Outgoing(sent.after.notify, confirmation, _message_key(answered.message_id, "delivered")),)
+    return (Outgoing(sent.after.notify, confirmation, message_key(answered.message_id, "delivered")),)
 
 
 # -- shared contacts ------------------------------------------------------------------------------------
@@ -410,7 +359,7 @@ def on_contact(req: Request, ctx: Context) -> Outcome | None:
 def relay_reply(wrote: support_inbox.CustomerWrote) -> Reply:
     """The copy of a customer's message in the staff room (in the company's language, an attachment
     named in it too)."""
-    with _for_staff_room() as language:
+    with for_staff_room() as language:
         text = attachments.shown(wrote.text, wrote.attachment_kind, wrote.attachment_name)
         facts = {"ticket_id": wrote.ticket_id, "priority": tickets.priority_label(TicketPriority(wrote.priority))}
         if wrote.opened:
@@ -427,46 +376,9 @@ def relay_reply(wrote: support_inbox.CustomerWrote) -> Reply:
             ),
             text=text,
             footer=_("Reply to this message to answer the customer."),
-            buttons=_ticket_buttons(wrote.ticket_id),
+            buttons=ticket_buttons(wrote.ticket_id),
             language=language,
         )
-
-
-def thread_post_reply(post: threads.ThreadPost, *, replies: bool) -> Reply:
-    """A customer's message in their ticket's thread (in the company's language): the first one
-    introduces the ticket and says how to answer there."""
-    with _for_staff_room() as language:
-        priority = tickets.priority_label(TicketPriority(post.priority))
-        if post.thread_id is not None:
-            return Reply(
-                title=_("{customer} (ticket #{ticket_id})", customer=post.customer_name, ticket_id=post.ticket_id),
-                text=post.text,
-                language=language,
-            )
-        if replies:
-            footer = _("Reply in this thread to answer the customer.")
-        else:
-            footer = _("Replies in this thread stay internal notes; start one with !reply to answer the customer.")
-        return Reply(
-            title=_(
-                "Ticket #{ticket_id} · {customer} · {subject} · {priority}",
-                ticket_id=post.ticket_id,
-                customer=post.customer_name,
-                subject=post.subject,
-                priority=priority,
-            ),
-            text=post.text,
-            footer=footer,
-            buttons=_ticket_buttons(post.ticket_id),
-            language=language,
-        )
-
-
-def _ticket_buttons(ticket_id: int) -> tuple[Button, ...]:
-    return (
-        Button(_("Assign to me"), f"/ticket assign {ticket_id} me"),
-        Button(_("Open ticket"), f"/ticket {ticket_id}"),
-    )
 
 
 def received_reply(ticket_id: int) -> Reply:
@@ -495,7 +407,7 @@ def cut_reply(length: int) -> Reply:
 def delivered_reply(customer_name: str, ticket_id: int, error: str | None, channel: str) -> Reply:
     """Whether an answer reached the customer on ``channel``, for the staff (in the company's language);
     ``error`` is what the delivery recorded (tickets.NO_CHAT, or the outbox's coded reason)."""
-    with _for_staff_room() as language:
+    with for_staff_room() as language:
         if error is None:
             text = _("Sent to {customer} (ticket #{ticket_id}).", customer=customer_name, ticket_id=ticket_id)
             return Reply(text=text, tone=Tone.SUCCESS, language=language)
@@ -529,20 +441,14 @@ def linked_reply(linked: support_inbox.ContactLinked) -> Reply:
 
 @hookimpl
 def register_commands() -> list[CommandGroup]:
-    return [group]
+    return [group, thread_posts.group]
+
+
+@hookimpl
+def on_event(event: Event, app: App) -> None:
+    thread_posts.on_event(event, app)
 
 
 @hookimpl
 def register_outbox_kinds() -> list[OutboxKind]:
-    return [
-        OutboxKind(
-            THREAD_ALERTS,
-            functools.partial(prepare_thread_post, replies=False),
-            "customer messages posted into their ticket's thread (replies there stay internal)",
-        ),
-        OutboxKind(
-            THREAD_REPLIES,
-            functools.partial(prepare_thread_post, replies=True),
-            "customer messages posted into their ticket's thread (replies there answer the customer)",
-        ),
-    ]
+    return thread_posts.outbox_kinds()

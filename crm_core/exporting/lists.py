@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
+from crm_core.i18n import _
 from crm_core.models import (
     AuditEntry,
     Company,
@@ -254,11 +255,11 @@ def listing(session: Session, kind: str, customer_filter: str | None = None, use
     from crm_core.services import segments
 
     if kind not in LISTS:
-        raise ExportFailed(f"cannot export {kind!r}: choose one of {', '.join(LISTS)}")
+        raise ExportFailed(_("cannot export '{kind}': choose one of {kinds}", kind=kind, kinds=", ".join(LISTS)))
     make, customer_column = LISTS[kind]
     where = None
     if customer_filter:
         if customer_column is None:
-            raise ExportFailed(f"--filter selects customers; {kind} is not a list of customers' records")
+            raise ExportFailed(_("--filter selects customers; {kind} is not a list of customers' records", kind=kind))
         where = customer_column.in_(segments.customers_query(session, customer_filter, user_id))
     return make(session, where)

@@ -33,9 +33,11 @@ def export(
 ) -> int:
     """Write ``kind`` to ``out`` (stdout when None, for text formats); returns the number of rows."""
     if fmt not in writers.FORMATS:
-        raise ExportFailed(f"unknown format {fmt!r}: choose one of {', '.join(writers.FORMATS)}")
+        raise ExportFailed(
+            _("unknown format '{format}': choose one of {formats}", format=fmt, formats=", ".join(writers.FORMATS))
+        )
     if fmt in writers.BINARY and out is None:
-        raise ExportFailed(f"{fmt} is a binary format: give a file with --out")
+        raise ExportFailed(_("{format} is a binary format: give a file with --out", format=fmt))
     rows = listing(uow.session, kind, customer_filter, uow.actor.user_id)
     if out is None:
         count = _write(fmt, sys.stdout, rows.columns, rows.batches, kind)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import IO, Any
 
 from crm_core.exporting.lists import ExportFailed
+from crm_core.i18n import _
 
 FORMATS = ("csv", "xlsx", "json", "jsonl", "parquet")
 BINARY = {"xlsx", "parquet"}
@@ -101,7 +102,7 @@ def write_parquet(out: IO[bytes], columns: list[str], batches: Iterator[list[tup
         import pyarrow.parquet as pq
     except ImportError:
         raise ExportFailed(
-            "Parquet needs pyarrow, which is not installed: pip install 'chatcrm[parquet]', or use --format csv"
+            _("Parquet needs pyarrow, which is not installed: pip install 'chatcrm[parquet]', or use --format csv")
         ) from None
     # Every column as text: a list's types vary (custom fields), and text loses nothing of what we store.
     schema = pa.schema([(c, pa.string()) for c in columns])

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from crm_core.i18n import _
+from crm_core.i18n import _, pgettext
 from crm_core.importing.table import ImportFailed, Table
 
 
@@ -29,7 +29,7 @@ def _key(name: str) -> str:
 
 def _listing(header: Sequence[str]) -> str:
     shown = ", ".join(repr(h) for h in header[:30])
-    return shown + (f", … ({len(header)} in all)" if len(header) > 30 else "")
+    return shown + (", " + _("… ({count} in all)", count=len(header)) if len(header) > 30 else "")
 
 
 def _shown(sep: str) -> str:
@@ -49,6 +49,18 @@ def _separator_hint(table: Table) -> str:
     return ""
 
 
+def _entity(singular: str) -> str:
+    """What an import brings in ("customer", a mapper's ``singular``), as the reader says it."""
+    names = {
+        "customer": pgettext("import of", "customer"),
+        "company": pgettext("import of", "company"),
+        "deal": pgettext("import of", "deal"),
+        "product": pgettext("import of", "product"),
+        "order": pgettext("import of", "order"),
+    }
+    return names.get(singular, singular)
+
+
 def resolve(table: Table, fields: Sequence[FieldSpec], mapping: Mapping[str, str], entity: str) -> dict[str, int]:
     """Field name -> index of its column in ``table.header``; ImportFailed when a mapping or required field fails."""
     by_key: dict[str, int] = {}
@@ -58,11 +70,23 @@ def resolve(table: Table, fields: Sequence[FieldSpec], mapping: Mapping[str, str
     columns: dict[str, int] = {}
     for field, column in mapping.items():
         if field not in known:
-            raise ImportFailed(f"--map {field}=…: {field!r} is not a {entity} field (fields: {', '.join(known)})")
+            raise ImportFailed(
+                _(
+                    "--map {field}=…: '{field}' is not a {entity} field (fields: {fields})",
+                    field=field,
+                    entity=_entity(entity),
+                    fields=", ".join(known),
+                )
+            )
         if _key(column) not in by_key:
             raise ImportFailed(
-                f"--map {field}={column}: the source has no column {column!r}; the columns are: "
-                f"{_listing(table.header)}{_separator_hint(table)}"
+                _(
+                    "--map {field}={column}: the source has no column '{column}'; the columns are: {columns}{hint}",
+                    field=field,
+                    column=column,
+                    columns=_listing(table.header),
+                    hint=_separator_hint(table),
+                )
             )
         columns[field] = by_key[_key(column)]
     taken = set(columns.values())

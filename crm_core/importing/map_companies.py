@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from crm_core import text
 from crm_core.errors import Conflict, CrmError, ValidationError
+from crm_core.i18n import _
 from crm_core.importing.columns import FieldSpec
 from crm_core.importing.countries import country_code
 from crm_core.importing.report import ImportReport
@@ -33,19 +34,21 @@ def _values(row: Row) -> dict[str, str | None]:
     given = row.given()
     name = text.check_text(given.get("name", ""), "name", field="name")
     if not name:
-        raise ValidationError("a company needs a name", field="name")
+        raise ValidationError(_("a company needs a name"), field="name")
     if len(name) > MAX_NAME:
-        raise ValidationError(f"the name is longer than {MAX_NAME} characters", field="name")
+        raise ValidationError(_("the name is longer than {limit} characters", limit=MAX_NAME), field="name")
     values: dict[str, str | None] = {"name": name}
     if "domain" in given:
         domain = given["domain"].lower().removeprefix("https://").removeprefix("http://").strip("/")
         if " " in domain or "." not in domain or len(domain) > 200:
-            raise ValidationError(f"{given['domain']!r} is not a domain (e.g. acme.com)", field="domain")
+            raise ValidationError(_("'{value}' is not a domain (e.g. acme.com)", value=given["domain"]), field="domain")
         values["domain"] = domain
     if "country" in given:
         code = country_code(given["country"])
         if code is None:
-            raise ValidationError(f"{given['country']!r} is not a country (e.g. DE, GB, US)", field="country")
+            raise ValidationError(
+                _("'{value}' is not a country (e.g. DE, GB, US)", value=given["country"]), field="country"
+            )
         values["country"] = code
     return values
 
@@ -65,7 +68,7 @@ def import_rows(uow: UnitOfWork, rows: Iterator[Row], report: ImportReport, opti
                 if company is None:
                     company = namesake
                 elif namesake is not None and namesake.id != company.id:
-                    raise Conflict(f"another company is already called {values['name']}")
+                    raise Conflict(_("another company is already called {name}", name=values["name"]))
                 if company is None:
                     session.add(Company(name_key=key, external_ref=external_ref, **values))
                     session.flush()

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from crm_core import text
 from crm_core.errors import CrmError, NotFound, ValidationError
+from crm_core.i18n import _
 from crm_core.importing.columns import FieldSpec
 from crm_core.importing.report import ImportReport
 from crm_core.importing.rows import Mapper, Row, reject
@@ -52,7 +53,7 @@ def _customer(uow: UnitOfWork, given: dict[str, str]) -> Customer:
     if reference := given.get("customer"):
         found = session.scalars(sa.select(Customer).where(Customer.external_ref == reference)).first()
         return found or customers.resolve_customer(uow, reference)
-    raise ValidationError("no customer given (customer, customer_ref or customer_email)", field="customer")
+    raise ValidationError(_("no customer given (customer, customer_ref or customer_email)"), field="customer")
 
 
 def _values(uow: UnitOfWork, given: dict[str, str], default_currency: str) -> dict[str, Any]:
@@ -63,7 +64,9 @@ def _values(uow: UnitOfWork, given: dict[str, str], default_currency: str) -> di
     if "currency" in given:
         currency = given["currency"].upper()
         if len(currency) != 3 or not currency.isalpha():
-            raise ValidationError(f"{given['currency']!r} is not a currency code (e.g. EUR)", field="currency")
+            raise ValidationError(
+                _("'{value}' is not a currency code (e.g. EUR)", value=given["currency"]), field="currency"
+            )
         values["currency"] = currency
     if "stage" in given:
         values["stage"] = deals.parse_stage(given["stage"])
@@ -102,7 +105,7 @@ def import_rows(uow: UnitOfWork, rows: Iterator[Row], report: ImportReport, opti
         try:
             with session.begin_nested():
                 if not given.get("title"):
-                    raise ValidationError("a deal needs a title", field="title")
+                    raise ValidationError(_("a deal needs a title"), field="title")
                 customer = _customer(uow, given)
                 values = _values(uow, given, currency)
                 deal = None

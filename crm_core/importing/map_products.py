@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from crm_core import text
 from crm_core.errors import CrmError, ValidationError
+from crm_core.i18n import _
 from crm_core.importing.columns import FieldSpec
 from crm_core.importing.report import ImportReport
 from crm_core.importing.rows import Mapper, Row, reject
@@ -36,7 +37,7 @@ def _values(row: Row) -> dict[str, Any]:
     values: dict[str, Any] = {}
     sku = given.get("sku", "")
     if not sku or len(sku) > 64:
-        raise ValidationError("a product needs a SKU of at most 64 characters", field="sku")
+        raise ValidationError(_("a product needs a SKU of at most 64 characters"), field="sku")
     for field, limit in (("name", 300), ("category", 100)):
         if field in given:
             values[field] = text.check_text(given[field], field, field=field)[:limit]
@@ -48,12 +49,14 @@ def _values(row: Row) -> dict[str, Any]:
     if "currency" in given:
         currency = given["currency"].upper()
         if len(currency) != 3 or not currency.isalpha():
-            raise ValidationError(f"{given['currency']!r} is not a currency code (e.g. EUR)", field="currency")
+            raise ValidationError(
+                _("'{value}' is not a currency code (e.g. EUR)", value=given["currency"]), field="currency"
+            )
         values["currency"] = currency
     if "active" in given:
         flag = given["active"].lower()
         if flag not in _TRUE | _FALSE:
-            raise ValidationError(f"active is yes or no, not {given['active']!r}", field="active")
+            raise ValidationError(_("active is yes or no, not '{value}'", value=given["active"]), field="active")
         values["active"] = flag in _TRUE
     return values
 
@@ -69,7 +72,7 @@ def import_rows(uow: UnitOfWork, rows: Iterator[Row], report: ImportReport, opti
                 product = session.scalars(sa.select(Product).where(Product.sku == sku)).first()
                 if product is None:
                     if not values.get("name"):
-                        raise ValidationError("a new product needs a name", field="name")
+                        raise ValidationError(_("a new product needs a name"), field="name")
                     session.add(Product(sku=sku, **{"currency": currency, **values}))
                     session.flush()
                     report.count("created", "products")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from crm_core.i18n import _
 from crm_core.importing.table import ImportFailed
 
 OPTIONS = ("sheet", "sep", "currency", "query")
@@ -35,31 +36,40 @@ def _parse(path: Path) -> Any:
             import yaml  # type: ignore[import-untyped]
         except ImportError:
             raise ImportFailed(
-                f"{path.name}: YAML mapping files need PyYAML (pip install pyyaml); or use TOML"
+                _("{file}: YAML mapping files need PyYAML (pip install pyyaml); or use TOML", file=path.name)
             ) from None
         try:
             return yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ImportFailed(f"{path.name} is not valid YAML: {exc}") from None
+            raise ImportFailed(_("{file} is not valid YAML: {error}", file=path.name, error=exc)) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ImportFailed(f"{path.name} is not valid TOML: {exc}") from None
+        raise ImportFailed(_("{file} is not valid TOML: {error}", file=path.name, error=exc)) from None
 
 
 def load(path: str | Path) -> MappingFile:
     path = Path(path)
     if not path.is_file():
-        raise ImportFailed(f"no such mapping file: {path}")
+        raise ImportFailed(_("no such mapping file: {path}", path=path))
     data = _parse(path)
     if not isinstance(data, dict):
-        raise ImportFailed(f"{path.name}: expected a table with [columns] (see the README)")
+        raise ImportFailed(_("{file}: expected a table with [columns] (see the README)", file=path.name))
     columns = data.get("columns", {})
     if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
-        raise ImportFailed(f'{path.name}: [columns] maps CRM fields to column names, e.g. name = "Full Name"')
+        raise ImportFailed(
+            _('{file}: [columns] maps CRM fields to column names, e.g. name = "Full Name"', file=path.name)
+        )
     unknown = sorted(set(data) - {"columns", *OPTIONS})
     if unknown:
-        raise ImportFailed(f"{path.name}: unknown key(s) {', '.join(unknown)} (known: columns, {', '.join(OPTIONS)})")
+        raise ImportFailed(
+            _(
+                "{file}: unknown key(s) {keys} (known: columns, {options})",
+                file=path.name,
+                keys=", ".join(unknown),
+                options=", ".join(OPTIONS),
+            )
+        )
     options = {key: str(data[key]) for key in OPTIONS if key in data}
     return MappingFile({str(k).strip().lower(): v for k, v in columns.items()}, options)
 
@@ -70,6 +80,6 @@ def parse_pairs(items: list[str]) -> dict[str, str]:
     for item in items:
         field_name, sep, column = item.partition("=")
         if not sep or not field_name.strip():
-            raise ImportFailed(f"--map {item!r}: write it as field=Column")
+            raise ImportFailed(_("--map '{item}': write it as field=Column", item=item))
         mapping[field_name.strip().lower()] = column.strip()
     return mapping

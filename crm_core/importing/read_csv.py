@@ -61,7 +61,7 @@ def csv_table(source: Path | TextIO, *, sep: str | None = None) -> Table:
         encoding, lines = detect_encoding(source)
         total = max(lines - 1, 0)
         if encoding != "utf-8-sig":
-            notes.append(f"{source.name} is not UTF-8; read it as {encoding}")
+            notes.append(_("{file} is not UTF-8; read it as {encoding}", file=source.name, encoding=encoding))
         handle: TextIO = source.open(encoding=encoding, newline="")
         name = source.name
     else:
@@ -70,7 +70,7 @@ def csv_table(source: Path | TextIO, *, sep: str | None = None) -> Table:
     handle.seek(0)
     delimiter, suspect = _dialect(sample, sep)
     if delimiter != "," and not sep:
-        notes.append(f"columns separated by {delimiter!r}")
+        notes.append(_("columns separated by '{separator}'", separator=delimiter))
     reader = csv.reader(handle, delimiter=delimiter)
     try:
         header = [h.strip().lstrip("\ufeff") for h in next(reader)]

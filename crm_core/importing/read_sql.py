@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
+from crm_core.i18n import _
 from crm_core.importing.table import ImportFailed, Table, cell_text
 
 
@@ -17,22 +18,22 @@ def sql_table(url: str, query: str) -> Table:
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
-        raise ImportFailed(f"--from-db: {exc}") from None
+        raise ImportFailed(_("--from-db: {error}", error=exc)) from None
     try:
         connection = engine.connect()
     except sa.exc.DBAPIError as exc:
         engine.dispose()
-        raise ImportFailed(f"--from-db: cannot connect ({exc.orig})") from None
+        raise ImportFailed(_("--from-db: cannot connect ({error})", error=exc.orig)) from None
     try:
         result = connection.execution_options(stream_results=True, yield_per=2000).execute(sa.text(query))
     except sa.exc.DBAPIError as exc:
         connection.close()
         engine.dispose()
-        raise ImportFailed(f"--query failed: {str(exc.orig).splitlines()[0]}") from None
+        raise ImportFailed(_("--query failed: {error}", error=str(exc.orig).splitlines()[0])) from None
     if not result.returns_rows:
         connection.close()
         engine.dispose()
-        raise ImportFailed("--query returns no rows: give a SELECT")
+        raise ImportFailed(_("--query returns no rows: give a SELECT"))
     header = [str(key) for key in result.keys()]
 
     def rows() -> Iterator[tuple[int, list[str]]]:

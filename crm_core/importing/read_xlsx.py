@@ -27,12 +27,18 @@ def xlsx_table(path: Path, *, sheet: str | None = None) -> Table:
         if sheet not in workbook.sheetnames:
             workbook.close()
             handle.close()
-            raise ImportFailed(f"the workbook has no sheet {sheet!r}; its sheets are: {', '.join(workbook.sheetnames)}")
+            raise ImportFailed(
+                _(
+                    "the workbook has no sheet '{sheet}'; its sheets are: {sheets}",
+                    sheet=sheet,
+                    sheets=", ".join(workbook.sheetnames),
+                )
+            )
         worksheet = workbook[sheet]
     else:
         worksheet = workbook.worksheets[0]
         if len(workbook.sheetnames) > 1:
-            notes.append(f"read the first sheet, {worksheet.title!r} (pick another with --sheet)")
+            notes.append(_("read the first sheet, '{sheet}' (pick another with --sheet)", sheet=worksheet.title))
     cells = worksheet.iter_rows(values_only=True)
     header: list[str] = []
     header_row = 0

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crm_core.i18n import _, format_number, ngettext
+
 # Called with (rows read so far, total rows or None) so a terminal can draw a progress bar.
 Progress = Callable[[int, int | None], None]
 
@@ -52,23 +54,57 @@ class ImportReport:
         self.error_file = path
 
     def summary(self, max_problems: int = 20) -> str:
-        def part(counts: dict[str, int]) -> str:
-            return ", ".join(f"{n:,} {what}" for what, n in counts.items() if n) or "nothing"
+        """What the import did, in the current language (the CLI's: CHATCRM_LANGUAGE)."""
 
-        lines = [f"Note: {note}." for note in self.notes]
+        def part(counts: dict[str, int]) -> str:
+            return ", ".join(_counted(what, n) for what, n in counts.items() if n) or _("nothing")
+
+        lines = [_("Note: {note}.", note=note) for note in self.notes]
         if self.dry_run:
-            lines.append("Dry run: checked everything, wrote nothing.")
-        lines.append(f"Read {self.rows:,} rows.")
-        lines.append(f"{'Would create' if self.dry_run else 'Created'}: {part(self.created)}.")
+            lines.append(_("Dry run: checked everything, wrote nothing."))
+        lines.append(ngettext("Read {count} row.", "Read {count} rows.", self.rows, count=format_number(self.rows)))
+        if self.dry_run:
+            lines.append(_("Would create: {what}.", what=part(self.created)))
+        else:
+            lines.append(_("Created: {what}.", what=part(self.created)))
         if self.updated:
-            lines.append(f"{'Would update' if self.dry_run else 'Updated'}: {part(self.updated)}.")
+            if self.dry_run:
+                lines.append(_("Would update: {what}.", what=part(self.updated)))
+            else:
+                lines.append(_("Updated: {what}.", what=part(self.updated)))
         if self.unchanged:
-            lines.append(f"Already there: {part(self.unchanged)}.")
+            lines.append(_("Already there: {what}.", what=part(self.unchanged)))
         if self.problems:
-            lines.append(f"Skipped {self.skipped_rows:,} malformed row(s):")
-            lines.extend(f"  row {p.row}: {p.reason}" for p in self.problems[:max_problems])
+            skipped = self.skipped_rows
+            lines.append(
+                ngettext(
+                    "Skipped {count} malformed row:",
+                    "Skipped {count} malformed rows:",
+                    skipped,
+                    count=format_number(skipped),
+                )
+            )
+            lines.extend(
+                "  " + _("row {row}: {reason}", row=p.row, reason=p.reason) for p in self.problems[:max_problems]
+            )
             if len(self.problems) > max_problems:
-                lines.append(f"  … and {len(self.problems) - max_problems:,} more")
+                more = len(self.problems) - max_problems
+                lines.append("  " + _("… and {count} more", count=format_number(more)))
             if self.error_file is not None:
-                lines.append(f"Every problem is listed in {self.error_file}.")
+                lines.append(_("Every problem is listed in {file}.", file=self.error_file))
         return "\n".join(lines)
+
+
+def _counted(what: str, n: int) -> str:
+    """``n`` of ``what`` (a key of the counts: "customers", "order lines", ...) in the current language."""
+    count = format_number(n)
+    words = {
+        "customers": ngettext("{count} customer", "{count} customers", n, count=count),
+        "companies": ngettext("{count} company", "{count} companies", n, count=count),
+        "deals": ngettext("{count} deal", "{count} deals", n, count=count),
+        "products": ngettext("{count} product", "{count} products", n, count=count),
+        "orders": ngettext("{count} order", "{count} orders", n, count=count),
+        "cancellations": ngettext("{count} cancellation", "{count} cancellations", n, count=count),
+        "order lines": ngettext("{count} order line", "{count} order lines", n, count=count),
+    }
+    return words.get(what) or f"{count} {what}"

@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from crm_core import clock, events, text
+from crm_core.i18n import _
 from crm_core.importing.columns import FieldSpec
 from crm_core.importing.countries import country_code
 from crm_core.importing.report import ImportReport, Progress
@@ -91,7 +92,7 @@ def _parse_date(row: Row) -> datetime:
         # ISO 8601 with an offset, as chatcrm exports it (2010-12-01T08:26:00+00:00).
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{_number(row, 'ordered_at')} is not a date") from None
+        raise ValueError(_("{value} is not a date", value=_number(row, "ordered_at"))) from None
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -113,7 +114,7 @@ def _customer_ref(row: Row) -> str | None:
         return "retail:" + value.split(".")[0]
     if ":" in value and len(value) <= 100:
         return value
-    raise ValueError(f"{_number(row, 'customer')} is not a customer number")
+    raise ValueError(_("{value} is not a customer number", value=_number(row, "customer")))
 
 
 def _read(rows: Iterator[Row], report: ImportReport, catalogue: _Catalogue) -> dict[str, _Invoice]:
@@ -123,37 +124,37 @@ def _read(rows: Iterator[Row], report: ImportReport, catalogue: _Catalogue) -> d
         try:
             number = values["number"]
             if not _INVOICE.match(number):
-                raise ValueError(f"{_number(row, 'number')} is not an order or cancellation number")
+                raise ValueError(_("{value} is not an order or cancellation number", value=_number(row, "number")))
             sku = values["sku"]
             if not sku:
-                raise ValueError(f"{row.columns['sku']} is empty")
+                raise ValueError(_("{column} is empty", column=row.columns["sku"]))
             try:
                 quantity = int(Decimal(values["quantity"]))
             except (InvalidOperation, ValueError):
-                raise ValueError(f"{_number(row, 'quantity')} is not a number") from None
+                raise ValueError(_("{value} is not a number", value=_number(row, "quantity"))) from None
             if quantity == 0:
-                raise ValueError(f"{row.columns['quantity']} is 0")
+                raise ValueError(_("{column} is 0", column=row.columns["quantity"]))
             try:
                 price = Decimal(values["unit_price"])
             except InvalidOperation:
-                raise ValueError(f"{_number(row, 'unit_price')} is not a number") from None
+                raise ValueError(_("{value} is not a number", value=_number(row, "unit_price"))) from None
             if price < 0 or not price.is_finite():
-                raise ValueError(f"{row.columns['unit_price']} {price} is negative")
+                raise ValueError(_("{column} {price} is negative", column=row.columns["unit_price"], price=price))
             ordered_at = _parse_date(row)
             customer_ref = _customer_ref(row)
             kind = OrderKind.CANCELLATION if number.startswith("C") or quantity < 0 else OrderKind.PURCHASE
             if number.startswith("C") and quantity > 0:
-                raise ValueError(f"cancellation {number} has a positive quantity")
+                raise ValueError(_("cancellation {number} has a positive quantity", number=number))
             invoice = invoices.get(number)
             if invoice is None:
                 invoice = invoices[number] = _Invoice(
                     number, row_number, ordered_at, customer_ref, country_code(values.get("country")), kind
                 )
             elif invoice.customer_ref != customer_ref:
-                owner = invoice.customer_ref.removeprefix("retail:") if invoice.customer_ref else "none"
-                raise ValueError(f"invoice {number} already belongs to customer {owner}")
+                owner = invoice.customer_ref.removeprefix("retail:") if invoice.customer_ref else _("none")
+                raise ValueError(_("invoice {number} already belongs to customer {owner}", number=number, owner=owner))
             elif invoice.kind != kind:
-                raise ValueError(f"invoice {number} mixes purchases and returns")
+                raise ValueError(_("invoice {number} mixes purchases and returns", number=number))
             # One string per product code, not one per row: half a million rows stay small.
             sku = catalogue.codes.setdefault(sku, sku)
             description = values.get("description", "")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_core import audit
+from crm_core.i18n import _
 from crm_core.importing import columns as column_mapping
 from crm_core.importing.report import ImportReport, Progress
 from crm_core.importing.rows import Mapper, Row
@@ -33,7 +34,7 @@ PROGRESS_EVERY = 1000
 
 def mapper(kind: str) -> Mapper:
     if kind not in KINDS:
-        raise ImportFailed(f"cannot import {kind!r}: choose one of {', '.join(KINDS)}")
+        raise ImportFailed(_("cannot import '{kind}': choose one of {kinds}", kind=kind, kinds=", ".join(KINDS)))
     found: Mapper = importlib.import_module(KINDS[kind]).MAPPER
     return found
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crm_core.i18n import _
 from crm_core.importing.read_csv import csv_table
 from crm_core.importing.read_sql import sql_table
 from crm_core.importing.read_xlsx import xlsx_table
@@ -27,27 +28,33 @@ def open_table(
 ) -> Table:
     if from_db is not None:
         if not query:
-            raise ImportFailed('--from-db needs --query "SELECT …"')
+            raise ImportFailed(_('--from-db needs --query "SELECT …"'))
         return sql_table(from_db, query)
     if path is None:
-        raise ImportFailed('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"')
+        raise ImportFailed(_('give a file (CSV or .xlsx), or --from-db URL --query "SELECT …"'))
     path = Path(path)
     if not path.is_file():
-        raise ImportFailed(f"no such file: {path}")
+        raise ImportFailed(_("no such file: {path}", path=path))
     with path.open("rb") as handle:
         magic = handle.read(8)
     if magic.startswith(_OLE2):
         raise ImportFailed(
-            "this looks like an old Excel .xls file, which cannot be read: open it in Excel or LibreOffice "
-            "and save it as .xlsx or CSV"
+            _(
+                "this looks like an old Excel .xls file, which cannot be read: open it in Excel or LibreOffice "
+                "and save it as .xlsx or CSV"
+            )
         )
     if magic.startswith(_ZIP):
         if sep:
-            raise ImportFailed(f"this looks like an Excel file, not CSV: --sep does not apply (drop it); {path.name}")
+            raise ImportFailed(
+                _("this looks like an Excel file, not CSV: --sep does not apply (drop it); {file}", file=path.name)
+            )
         table = xlsx_table(path, sheet=sheet)
         if path.suffix.lower() not in (".xlsx", ".xlsm"):
-            table.notes.insert(0, f"this looks like an Excel file despite its name ({path.name}); read it as .xlsx")
+            table.notes.insert(
+                0, _("this looks like an Excel file despite its name ({file}); read it as .xlsx", file=path.name)
+            )
         return table
     if sheet:
-        raise ImportFailed(f"--sheet is for Excel files; {path.name} is a text (CSV) file")
+        raise ImportFailed(_("--sheet is for Excel files; {file} is a text (CSV) file", file=path.name))
     return csv_table(path, sep=sep)

@@ -86,7 +86,9 @@ class TicketMessage(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The message's id in the customer's chat (theirs, or the one we sent them).
     external_message_id: Mapped[str | None] = mapped_column(sa.String(64))
-    # The copy relayed to the staff chat, so a reply to that copy finds its ticket.
+    # Where it stands in a staff chat: the copy of a customer's message relayed there, or a staff answer
+    # typed in a ticket's thread there (so it is not posted into that thread again); a reply to it
+    # finds its ticket.
     relay_conversation: Mapped[str | None] = mapped_column(sa.String(64))
     relay_message_id: Mapped[str | None] = mapped_column(sa.String(64))
     # Why an answer did not reach the customer (blocked the bot, ...); None when it did.

@@ -20,6 +20,7 @@ above were audited. The erasure itself is audited (who, whom, why) without the e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +71,32 @@ _OPEN_OUTBOX = (OutboxStatus.PENDING, OutboxStatus.HELD, OutboxStatus.SENDING)
 
 
 def pseudonym(customer_id: int) -> str:
-    return f"Erased customer #{customer_id}"
+    """The name an erased customer keeps in the data: English and stable, like ``[erased]``, so exports,
+    the API and webhooks carry one marker whatever the company's language (``shown`` translates it)."""
+    return f"{_PSEUDONYM_PREFIX}{customer_id}"
+
+
+_PSEUDONYM_PREFIX = "Erased customer #"
+# The markers an erasure (and the audit log's reader, crm_core.customer_keys) leaves in data.
+_MARKERS = re.compile(
+    rf"{re.escape(_PSEUDONYM_PREFIX)}(\d+)|{re.escape(ERASED_TEXT)}|{re.escape(customer_keys.LOCKED)}"
+)
+
+
+def shown(text: str) -> str:
+    """``text`` with the erasure markers it holds ("Erased customer #12", "[erased]", "[encrypted]") in
+    the current language, for a person to read; the rest of the text is left as it is."""
+    if "[e" not in text and _PSEUDONYM_PREFIX not in text:
+        return text  # the usual case, without a regular expression
+
+    def translated(found: re.Match[str]) -> str:
+        if found.group(1) is not None:
+            return _("Erased customer #{id}", id=found.group(1))
+        if found.group(0) == ERASED_TEXT:
+            return _("[erased]")
+        return _("[encrypted]")
+
+    return _MARKERS.sub(translated, text)
 
 
 @dataclass(frozen=True)

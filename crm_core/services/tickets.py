@@ -298,6 +298,19 @@ def answer(
     if ticket.first_responded_at is None:
         ticket.first_responded_at = message.created_at
     uow.session.flush()
+    events.emit(
+        uow,
+        "ticket.answered",
+        entity_type="ticket",
+        entity_id=ticket.id,
+        payload={
+            **_facts(ticket),
+            "message_id": message.id,
+            "text": message.text,
+            "user_id": message.author_id,
+            "channel": channel,
+        },
+    )
     return message
 
 
@@ -310,8 +323,9 @@ def add_note(uow: UnitOfWork, ticket_id: int, text: str) -> TicketMessage:
     return message
 
 
-def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_message_id: str) -> None:
-    """Remember where a customer's message was relayed to, so a reply to the copy finds the ticket."""
+def record_relay(uow: UnitOfWork, message_id: int, conversation: str, relay_message_id: str | None) -> None:
+    """Remember where a message stands in a staff conversation (a customer's message relayed there, or a
+    staff answer typed in a ticket's thread there), so a reply to it finds the ticket."""
     message = uow.session.get(TicketMessage, message_id)
     if message is not None:
         message.relay_conversation = conversation
