@@ -472,9 +472,19 @@ def cmd_mine(args: argparse.Namespace) -> int:
     if args.min_support is None or args.min_confidence is None:
         print("chatcrm mine: a basket file needs --min-support and --min-confidence", file=sys.stderr)
         return 2
-    from crm_core.mining import AssociationRules, format_rules, read_encoded_baskets
+    from crm_core.mining.formatting import format_rules
 
     try:
+        if args.engine != "spark":
+            # The C accelerator end to end, without numpy's import (None where it is not built).
+            from crm_core.mining.lean import mine_file_rules
+
+            found = mine_file_rules(args.baskets, args.min_support, args.min_confidence, args.max_len, sep=args.sep)
+            if found is not None:
+                print(format_rules(found, args.format))
+                return 0
+        from crm_core.mining import AssociationRules, read_encoded_baskets
+
         model: AssociationRules
         if args.engine == "spark":
             from crm_core.mining import read_baskets

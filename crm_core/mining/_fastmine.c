@@ -1,25 +1,29 @@
 /* _fastmine: the optional C accelerator of crm_core.mining (plain CPython C API, no numpy headers).
  *
- * Three functions, each working on flat integer arrays passed through the buffer protocol:
+ * Its functions work on flat integer arrays passed through the buffer protocol:
  *
- *   collect(rows)  -> (labels, codes, indptr) or None
+ *   collect(rows) -> (labels, codes, indptr) or None
  *       Baskets given as a list of lists/tuples of hashable items, numbered by first appearance
  *       (a dict lookup per item, as pyfim does), without sorting or removing repeats; None when a
  *       basket is not a list or tuple, so the caller's general path can explain the problem.
  *   finish(codes, indptr, rank) -> number of codes kept
  *       Recode every item to rank[item], sort each basket and drop repeats, in place.
- *   mine(codes, indptr, n_items, min_count, max_len, order) -> [(items, counts), ...]
+ *   mine(codes, indptr, n_items, min_count, max_len, frequency_order, budget) -> [(items, counts), ...]
  *       All frequent itemsets, one pair of arrays per length k (items: k int32 per row, rows in
- *       lexicographic order; counts: int64), by a depth-first search with occurrence delivery
- *       (Uno et al.'s LCM without closedness): a node holds the positions, in a reduced copy of
- *       the baskets, of its last item in each basket containing it; one pass over the items that
- *       follow counts the extensions, a second pass delivers the occurrences of the frequent ones.
- *       Only the branch being searched is held in memory.
+ *       lexicographic order; counts: int64), by a depth-first search over projected baskets: a node
+ *       holds the baskets that contain it, cut down to the items that may extend it (FP-growth's
+ *       conditional database, as a flat array rather than a tree); one sequential pass counts the
+ *       extensions, and each frequent one gets its own projection, built for a batch of children
+ *       at a time (at most `budget` items per depth). At the root a triangular matrix of pair
+ *       counts first drops, from each child's baskets, the items it is not frequent with. Only the
+ *       branch being searched is held in memory.
  *   rules(levels, n_baskets, min_confidence, min_lift) -> [(antecedents, consequents, counts,
  *         antecedent_counts, consequent_counts), ...]
  *       Single-consequent rules of every itemset of length >= 2, one block per antecedent length,
  *       each ordered by antecedent then consequent; the thresholds arrive already multiplied by
  *       (1 - REL_TOL) and are compared exactly as crm_core.mining.thresholds.ratio_at_least does.
+ *   itemset_records(levels, labels, n_baskets, Itemset), rule_records(blocks, labels, n_baskets, Rule)
+ *       The result rows as the named tuples, with the floats computed as the numpy code computes them.
  *
  * Results come back as Buffer objects that own malloc'd memory (no copy into Python objects);
  * numpy wraps them with np.frombuffer. The searches run without the GIL. Every index read from
@@ -318,6 +322,175 @@ fail:
     return NULL;
 }
 
+/* read_simple: a basket file's bytes straight into codes, for the files read_encoded_baskets reads
+ * with numpy (ASCII, no NUL; whitespace-separated, or one separator character and no quotes). */
+
+typedef struct {
+    int64_t start; /* offset of the token in the data */
+    int32_t length;
+    int32_t code; /* -1: empty slot */
+    uint64_t hash;
+} Token;
+
+typedef struct {
+    Token *slots;
+    size_t mask, used;
+} TokenTable;
+
+static uint64_t hash_bytes(const unsigned char *p, int32_t n) {
+    uint64_t h = 0xCBF29CE484222325u;
+    for (int32_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001B3u;
+    return h ^ (h >> 31);
+}
+
+static int token_table_grow(TokenTable *T) {
+    size_t size = T->slots ? (T->mask + 1) * 2 : 1024;
+    Token *slots = malloc(size * sizeof(Token));
+    if (slots == NULL) return ERR_NOMEM;
+    for (size_t i = 0; i < size; i++) slots[i].code = -1;
+    for (size_t i = 0; T->slots && i <= T->mask; i++) {
+        if (T->slots[i].code < 0) continue;
+        size_t at = T->slots[i].hash & (size - 1);
+        while (slots[at].code >= 0) at = (at + 1) & (size - 1);
+        slots[at] = T->slots[i];
+    }
+    free(T->slots);
+    T->slots = slots;
+    T->mask = size - 1;
+    return OK;
+}
+
+/* The code of data[start : start + length], a new one (n_codes, then counted) when first seen. */
+static int32_t token_code(TokenTable *T, const unsigned char *data, int64_t start, int32_t length, int32_t *n_codes) {
+    if (2 * (T->used + 1) > T->mask + 1 && token_table_grow(T)) return -1;
+    uint64_t h = hash_bytes(data + start, length);
+    size_t at = h & T->mask;
+    for (;; at = (at + 1) & T->mask) {
+        Token *t = &T->slots[at];
+        if (t->code < 0) break;
+        if (t->hash == h && t->length == length && memcmp(data + t->start, data + start, (size_t)length) == 0)
+            return t->code;
+    }
+    T->slots[at] = (Token){start, length, *n_codes, h};
+    T->used++;
+    return (*n_codes)++;
+}
+
+static int is_space_byte(unsigned char c) { return c == ' ' || c == '\t' || c == 0x0b || c == 0x0c || (c >= 0x1c && c <= 0x1f); }
+
+static PyObject *fm_read_simple(PyObject *module, PyObject *args) {
+    (void)module;
+    Py_buffer view;
+    const char *sep_arg = NULL;
+    Py_ssize_t sep_len = 0;
+    if (!PyArg_ParseTuple(args, "y*z#:read_simple", &view, &sep_arg, &sep_len)) return NULL;
+    const unsigned char *data = view.buf;
+    int64_t size = view.len;
+    if (size >= 3 && data[0] == 0xEF && data[1] == 0xBB && data[2] == 0xBF) {
+        data += 3;
+        size -= 3;
+    }
+    int has_comma = 0, has_quote = 0, simple = size > 0;
+    for (int64_t i = 0; i < size && simple; i++) {
+        unsigned char c = data[i];
+        simple = c != 0 && c < 0x80;
+        has_comma |= c == ',';
+        has_quote |= c == '"';
+    }
+    /* sep: 0 for runs of whitespace, else the one separator character. */
+    int sep = 0;
+    if (sep_arg == NULL)
+        sep = has_comma ? ',' : 0;
+    else if (sep_len == 1 && !is_space_byte((unsigned char)sep_arg[0]) && sep_arg[0] != '\n' && sep_arg[0] != '\r' &&
+             (unsigned char)sep_arg[0] < 0x80)
+        sep = sep_arg[0];
+    else if (sep_len != 0)
+        simple = 0;
+    if (sep != 0 && has_quote) simple = 0;
+    if (!simple) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    Vec codes = {NULL, 0, 0, sizeof(int32_t)}, indptr = {NULL, 0, 0, sizeof(int64_t)};
+    TokenTable table = {NULL, 0, 0};
+    int32_t n_codes = 0;
+    int err = vec_reserve(&indptr, 1) || token_table_grow(&table) ? ERR_NOMEM : OK;
+    if (err == OK) ((int64_t *)indptr.data)[indptr.len++] = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    int64_t i = 0;
+    while (i < size && err == OK) {
+        /* One line: up to \n, \r\n or \r (the newlines open() turns into \n). */
+        int64_t end = i;
+        while (end < size && data[end] != '\n' && data[end] != '\r') end++;
+        int64_t p = i;
+        while (p < end && err == OK) {
+            int64_t lo, hi;
+            if (sep == 0) {
+                while (p < end && is_space_byte(data[p])) p++;
+                lo = p;
+                while (p < end && !is_space_byte(data[p])) p++;
+                hi = p;
+            } else {
+                lo = p;
+                while (p < end && data[p] != sep) p++;
+                hi = p;
+                p++; /* past the separator */
+                while (lo < hi && is_space_byte(data[lo])) lo++;
+                while (hi > lo && is_space_byte(data[hi - 1])) hi--;
+            }
+            if (hi == lo) continue;
+            if (hi - lo >= INT32_MAX || codes.len >= INT32_MAX - 1) {
+                err = ERR_OVERFLOW;
+                break;
+            }
+            int32_t code = token_code(&table, data, lo, (int32_t)(hi - lo), &n_codes);
+            if (code < 0 || vec_reserve(&codes, 1)) {
+                err = ERR_NOMEM;
+                break;
+            }
+            ((int32_t *)codes.data)[codes.len++] = code;
+        }
+        if (err != OK || vec_reserve(&indptr, 1)) {
+            err = err != OK ? err : ERR_NOMEM;
+            break;
+        }
+        ((int64_t *)indptr.data)[indptr.len++] = (int64_t)codes.len;
+        /* Past the line's end: \r\n is one newline; a final newline starts no basket. */
+        i = end + (end < size && data[end] == '\r' && end + 1 < size && data[end + 1] == '\n' ? 2 : 1);
+    }
+    Py_END_ALLOW_THREADS;
+    PyObject *labels = NULL;
+    if (err == OK) {
+        labels = PyList_New(n_codes);
+        for (size_t s = 0; labels != NULL && s <= table.mask; s++) {
+            Token *t = &table.slots[s];
+            if (t->code < 0) continue;
+            PyObject *label = PyUnicode_DecodeASCII((const char *)data + t->start, t->length, NULL);
+            if (label == NULL) Py_CLEAR(labels);
+            else PyList_SET_ITEM(labels, t->code, label);
+        }
+    }
+    free(table.slots);
+    PyBuffer_Release(&view);
+    if (err != OK || labels == NULL) {
+        free(codes.data);
+        free(indptr.data);
+        if (err == ERR_OVERFLOW) {
+            PyErr_SetString(PyExc_OverflowError, "read_simple: more than 2**31 items");
+            return NULL;
+        }
+        return err == ERR_NOMEM ? PyErr_NoMemory() : NULL;
+    }
+    PyObject *codes_buf = vec_to_buffer(&codes);
+    PyObject *indptr_buf = codes_buf ? vec_to_buffer(&indptr) : (free(indptr.data), NULL);
+    if (indptr_buf == NULL) {
+        Py_XDECREF(codes_buf);
+        Py_DECREF(labels);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", labels, codes_buf, indptr_buf);
+}
+
 static PyObject *fm_finish(PyObject *module, PyObject *args) {
     (void)module;
     PyObject *codes_obj, *indptr_obj, *rank_obj;
@@ -455,8 +628,11 @@ static inline int32_t next_basket(const int32_t *db, int64_t *p, const int32_t *
     int32_t n = 0, x;
     int64_t q = *p;
     for (; (x = db[q]) >= 0; q++) {
+        /* Branch-free: whether an item is kept is close to random, and a mispredicted branch per item
+         * cost more than the store. `out` has room for every local item. */
         int32_t r = remap[x];
-        if (r >= 0) out[n++] = r;
+        out[n] = r;
+        n += r >= 0;
     }
     *p = q + 1;
     return n;
@@ -586,8 +762,57 @@ static void free_levels(Miner *M) {
     M->n_levels = M->cap_levels = 0;
 }
 
+/* Sorts row indices by rows of k codes (each <= max_code) packed into one 64-bit key, first code most
+ * significant, with a least-significant-digit radix sort of 16-bit digits; 0 when the rows do not fit
+ * in 64 bits (or memory is short), and the caller falls back to the comparison sort. */
+static int radix_sort_rows(const int32_t *rows, int k, int32_t max_code, int32_t *index, size_t n) {
+    int bits = 1;
+    while (bits < 31 && ((int64_t)1 << bits) <= max_code) bits++;
+    if ((int64_t)bits * k > 64) return 0;
+    uint64_t *keys = malloc(n * 2 * sizeof(uint64_t));
+    int32_t *other = malloc(n * sizeof(int32_t));
+    size_t *histogram = malloc(((size_t)1 << 16) * sizeof(size_t));
+    if (keys == NULL || other == NULL || histogram == NULL) {
+        free(keys);
+        free(other);
+        free(histogram);
+        return 0;
+    }
+    uint64_t *key_out = keys + n;
+    for (size_t r = 0; r < n; r++) {
+        uint64_t key = 0;
+        for (int i = 0; i < k; i++) key = (key << bits) | (uint64_t)rows[r * (size_t)k + i];
+        keys[r] = key;
+        index[r] = (int32_t)r;
+    }
+    int total_bits = bits * k;
+    for (int shift = 0; shift < total_bits; shift += 16) {
+        memset(histogram, 0, ((size_t)1 << 16) * sizeof(size_t));
+        for (size_t r = 0; r < n; r++) histogram[(keys[r] >> shift) & 0xFFFF]++;
+        size_t sum = 0;
+        for (size_t d = 0; d < ((size_t)1 << 16); d++) {
+            size_t c = histogram[d];
+            histogram[d] = sum;
+            sum += c;
+        }
+        for (size_t r = 0; r < n; r++) {
+            size_t at = histogram[(keys[r] >> shift) & 0xFFFF]++;
+            key_out[at] = keys[r];
+            other[at] = index[r];
+        }
+        uint64_t *swap_keys = keys;
+        keys = key_out;
+        key_out = swap_keys;
+        memcpy(index, other, n * sizeof(int32_t));
+    }
+    free(keys < key_out ? keys : key_out);
+    free(other);
+    free(histogram);
+    return 1;
+}
+
 /* Dense ids back to item codes; with a frequency order, rows re-sorted into label order. */
-static int relabel(Miner *M, const int32_t *code_of_dense, int sorted_already) {
+static int relabel(Miner *M, const int32_t *code_of_dense, int32_t max_code, int sorted_already) {
     for (int k = 1; k <= M->n_levels; k++) {
         LevelOut *L = &M->levels[k - 1];
         int32_t *rows = (int32_t *)L->items.data;
@@ -605,8 +830,10 @@ static int relabel(Miner *M, const int32_t *code_of_dense, int sorted_already) {
             return ERR_NOMEM;
         }
         for (size_t r = 0; r < n; r++) index[r] = (int32_t)r;
-        RowOrder order = {rows, k, NULL};
-        sort_rows(&order, index, index + n, n);
+        if (!radix_sort_rows(rows, k, max_code, index, n)) {
+            RowOrder order = {rows, k, NULL};
+            sort_rows(&order, index, index + n, n);
+        }
         const int64_t *counts = (const int64_t *)L->counts.data;
         for (size_t r = 0; r < n; r++) {
             memcpy(new_rows + r * (size_t)k, rows + (size_t)index[r] * k, (size_t)k * sizeof(int32_t));
@@ -720,7 +947,7 @@ static int run_search(Miner *M, Encoded *E, int frequency_order) {
     free(identity);
     free(data);
     data = NULL;
-    if (err == OK) err = relabel(M, E->code_of, !frequency_order);
+    if (err == OK) err = relabel(M, E->code_of, (int32_t)(E->n_items - 1), !frequency_order);
 done:
     free(data);
     return err;
@@ -840,6 +1067,43 @@ static int64_t lookup(const LevelIn *L, const int32_t *key, int k) {
     return -1;
 }
 
+/* A hash table of the rows of one level (open addressing, row indices, -1 for empty): a lookup
+ * costs one hash and usually one row comparison, against a dozen for a binary search. */
+typedef struct {
+    int32_t *slots;
+    size_t mask;
+} RowTable;
+
+static size_t hash_row(const int32_t *row, int k) {
+    uint64_t h = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < k; i++) h = (h ^ (uint32_t)row[i]) * 0xFF51AFD7ED558CCDu;
+    return (size_t)(h ^ (h >> 32));
+}
+
+static int row_table_build(RowTable *T, const LevelIn *L, int k) {
+    size_t size = 16;
+    while (size < 2 * (size_t)L->n) size *= 2;
+    T->slots = malloc(size * sizeof(int32_t));
+    if (T->slots == NULL) return ERR_NOMEM;
+    T->mask = size - 1;
+    memset(T->slots, 0xFF, size * sizeof(int32_t));
+    for (Py_ssize_t r = 0; r < L->n; r++) {
+        size_t at = hash_row(L->items + (size_t)r * k, k) & T->mask;
+        while (T->slots[at] >= 0) at = (at + 1) & T->mask;
+        T->slots[at] = (int32_t)r;
+    }
+    return OK;
+}
+
+/* The count of `key` (k items) in level L, or -1 when it is not there. */
+static int64_t row_table_find(const RowTable *T, const LevelIn *L, const int32_t *key, int k) {
+    for (size_t at = hash_row(key, k) & T->mask;; at = (at + 1) & T->mask) {
+        int32_t r = T->slots[at];
+        if (r < 0) return -1;
+        if (memcmp(L->items + (size_t)r * k, key, (size_t)k * sizeof(int32_t)) == 0) return L->counts[r];
+    }
+}
+
 typedef struct {
     Vec antecedents; /* int32, length per row */
     Vec consequents; /* int32 */
@@ -854,19 +1118,20 @@ static void free_rule_out(RuleOut *R) {
     free(R->consequent_counts.data);
 }
 
-static int rules_of_length(const LevelIn *levels, int k, double n, double confidence, double lift, RuleOut *R) {
-    const LevelIn *L = &levels[k - 1], *parents = &levels[k - 2], *singles = &levels[0];
-    int32_t antecedent[k > 1 ? k - 1 : 1];
+/* The rules of the itemsets of level k that meet the thresholds, in the order of the itemsets. */
+static int rules_from_rows(const LevelIn *L, const LevelIn *parents, const LevelIn *singles, const RowTable *table,
+                           int k, double n, double confidence, double lift, int32_t *antecedent, RuleOut *R) {
     for (Py_ssize_t r = 0; r < L->n; r++) {
         const int32_t *row = L->items + (size_t)r * k;
         double count = (double)L->counts[r];
         for (int p = 0; p < k; p++) {
             for (int i = 0, j = 0; i < k; i++)
                 if (i != p) antecedent[j++] = row[i];
-            int64_t ante = lookup(parents, antecedent, k - 1);
-            int64_t cons = lookup(singles, &row[p], 1);
-            if (ante < 0 || cons < 0) return ERR_VALUE; /* not downward closed: not our itemsets */
+            int64_t ante = row_table_find(table, parents, antecedent, k - 1);
+            if (ante < 0) return ERR_VALUE; /* not downward closed: not the itemsets of one search */
             if (!(count >= (double)ante * confidence)) continue;
+            int64_t cons = lookup(singles, &row[p], 1);
+            if (cons < 0) return ERR_VALUE;
             if (lift >= 0 && !(count * n >= ((double)ante * (double)cons) * lift)) continue;
             if (vec_reserve(&R->antecedents, (size_t)(k - 1)) || vec_reserve(&R->consequents, 1) ||
                 vec_reserve(&R->counts, 1) || vec_reserve(&R->antecedent_counts, 1) ||
@@ -880,6 +1145,17 @@ static int rules_of_length(const LevelIn *levels, int k, double n, double confid
             ((int64_t *)R->consequent_counts.data)[R->consequent_counts.len++] = cons;
         }
     }
+    return OK;
+}
+
+static int rules_of_length(const LevelIn *levels, int k, double n, double confidence, double lift, RuleOut *R) {
+    const LevelIn *L = &levels[k - 1], *parents = &levels[k - 2], *singles = &levels[0];
+    int32_t antecedent[k > 1 ? k - 1 : 1];
+    RowTable table = {NULL, 0};
+    if (row_table_build(&table, parents, k - 1)) return ERR_NOMEM;
+    int err = rules_from_rows(L, parents, singles, &table, k, n, confidence, lift, antecedent, R);
+    free(table.slots);
+    if (err != OK) return err;
     /* Order by antecedent, then consequent. */
     size_t n_rules = R->consequents.len;
     if (n_rules < 2) return OK;
@@ -1156,6 +1432,8 @@ fail:
 static PyMethodDef fastmine_methods[] = {
     {"collect", fm_collect, METH_O,
      "collect(rows) -> (labels, codes, indptr) numbered by first appearance, or None for the general path"},
+    {"read_simple", fm_read_simple, METH_VARARGS,
+     "read_simple(data, sep) -> (labels, codes, indptr) numbered by first appearance, or None for read_baskets"},
     {"finish", fm_finish, METH_VARARGS, "finish(codes, indptr, rank) -> codes kept: recode, sort, drop repeats"},
     {"mine", fm_mine, METH_VARARGS,
      "mine(codes, indptr, n_items, min_count, max_len, frequency_order, budget) -> [(items, counts) per length]"},

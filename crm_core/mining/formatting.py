@@ -7,7 +7,7 @@ import io
 import json
 from collections.abc import Iterable
 
-from crm_core.mining.rules import Rule
+from crm_core.mining.records import Rule
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = ("antecedent", "consequent", "support", "confidence", "lift", "count")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -22,15 +22,8 @@ from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.levelwise import DEFAULT_SEARCH, Level, SearchOptions, frequent_levels
 from crm_core.mining.memory import check_encoding_fits, check_search_fits
+from crm_core.mining.records import Itemset
 from crm_core.mining.thresholds import check_max_len, check_min_support, min_count
-
-
-class Itemset(NamedTuple):
-    """A frequent itemset: its items (in label order), basket count and support (count / baskets)."""
-
-    items: tuple[Hashable, ...]
-    count: int  # type: ignore[assignment]  # public field name; shadowing tuple.count is intended
-    support: float
 
 
 @dataclass(frozen=True, eq=False)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crm_core.mining import lean
 from crm_core.mining.baskets import EncodedBaskets
 
 COUNTING_CHOICES = ("auto", "dense", "sparse")
@@ -72,8 +73,8 @@ class SearchOptions:
     counting: str = "auto"
     bitsets: str | int = "auto"
     engine: str = "auto"
-    item_order: str = "frequency"
-    projection_items: int = 1 << 20
+    item_order: str = lean.ITEM_ORDER
+    projection_items: int = lean.PROJECTION_ITEMS
 
     def __post_init__(self) -> None:
         # (Names rather than an import: accelerator imports this module.)

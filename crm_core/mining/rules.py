@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple, Self
+from typing import Self
 
 import numpy as np
 
@@ -25,8 +25,9 @@ from crm_core.mining import accelerator
 from crm_core.mining.baskets import EncodedBaskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
-from crm_core.mining.itemsets import Itemset, MinedItemsets, itemset_records, mine_itemsets, search_options
+from crm_core.mining.itemsets import MinedItemsets, itemset_records, mine_itemsets, search_options
 from crm_core.mining.levelwise import DEFAULT_SEARCH, Level
+from crm_core.mining.records import Itemset, Rule
 from crm_core.mining.thresholds import (
     REL_TOL,
     check_max_len,
@@ -35,17 +36,6 @@ from crm_core.mining.thresholds import (
     check_unit_interval,
     ratio_at_least,
 )
-
-
-class Rule(NamedTuple):
-    """``antecedent -> consequent``; ``count`` is the number of baskets holding both."""
-
-    antecedent: tuple[Hashable, ...]
-    consequent: Hashable
-    support: float
-    confidence: float
-    lift: float
-    count: int  # type: ignore[assignment]  # public field name; shadowing tuple.count is intended
 
 
 @dataclass(frozen=True, eq=False)
