@@ -35,6 +35,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 
 /* ---------------------------------------------------------------------------------------------
  * Buffer: a one-dimensional array of int32 or int64 that owns its malloc'd memory.
@@ -1007,6 +1010,12 @@ static PyObject *fm_mine(PyObject *module, PyObject *args) {
     free(M.frames);
     PyBuffer_Release(&cv);
     PyBuffer_Release(&iv);
+#ifdef __GLIBC__
+    /* The search's buffers are freed; hand the pages back now. glibc keeps freed blocks below its
+     * (adaptive) mmap threshold in the heap, where Python's own allocator never reuses them, so
+     * without this the records built next would sit on top of the search's peak. */
+    malloc_trim(0);
+#endif
     if (err != OK) {
         free_levels(&M);
         if (err == ERR_NOMEM) return PyErr_NoMemory();
