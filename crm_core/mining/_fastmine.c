@@ -1237,6 +1237,8 @@ static PyObject *fm_rules(PyObject *module, PyObject *args) {
     if (err != OK) {
         if (err == ERR_NOMEM)
             PyErr_NoMemory();
+        else if (err == ERR_OVERFLOW)
+            PyErr_SetString(PyExc_OverflowError, "rules: more than 2**31 rules of one length");
         else
             PyErr_SetString(PyExc_ValueError, "rules: the levels are not the frequent itemsets of one search");
         goto done;

@@ -68,7 +68,10 @@ def mine_file_rules(
     check_max_len(max_len)
     data = _read_bytes(path_or_file)
     # FIMI and plain CSV files straight into codes; any other file as read_baskets reads it.
-    collected = _fastmine.read_simple(data, sep)
+    try:
+        collected = _fastmine.read_simple(data, sep)
+    except OverflowError:  # over 2**31 items: the numpy path counts in 64 bits
+        return None
     if collected is None:
         rows = read_baskets(io.BytesIO(data), sep=sep)
         del data
