@@ -18,7 +18,9 @@ PYTEST_XDIST ?= -n $(shell echo $$(( $$(nproc) + 1 ))) --dist loadgroup
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py and the C file: `pip install -e .` compiles the miner's accelerator (crm_core/mining/_fastmine.c)
+# in place, so a change to either rebuilds it.
+$(STAMP): pyproject.toml setup.py crm_core/mining/_fastmine.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench,spark]'

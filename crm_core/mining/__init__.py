@@ -17,14 +17,50 @@ the local engine refuse, rather than be killed, when mining would not fit in mem
 
 ``spark_engine.SparkAssociationRules`` is the same estimator on Apache Spark (MLlib's FPGrowth,
 the ``spark`` extra), fed from ``parquet_baskets``; neither is imported here, so pyspark and
-pyarrow stay optional.
+pyarrow stay optional. ``accelerator`` holds the optional C engine (``_fastmine.c``), and ``lean``
+mines a basket file with it without importing numpy (``chatcrm mine``'s start-up).
 """
 
-from crm_core.mining.baskets import EncodedBaskets, read_baskets, read_encoded_baskets
-from crm_core.mining.errors import NotFittedError
-from crm_core.mining.formatting import format_rules
-from crm_core.mining.itemsets import FrequentItemsets, Itemset
-from crm_core.mining.rules import AssociationRules, Rule
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crm_core.mining.basket_files import read_baskets
+    from crm_core.mining.baskets import EncodedBaskets, read_encoded_baskets
+    from crm_core.mining.errors import NotFittedError
+    from crm_core.mining.formatting import format_rules
+    from crm_core.mining.itemsets import FrequentItemsets
+    from crm_core.mining.records import Itemset, Rule
+    from crm_core.mining.rules import AssociationRules
+
+# Where each public name lives. They are imported on first use (PEP 562), so that importing a
+# numpy-free submodule (``lean``, ``records``, ``basket_files``) does not import numpy with the package.
+_EXPORTS = {
+    "AssociationRules": "crm_core.mining.rules",
+    "EncodedBaskets": "crm_core.mining.baskets",
+    "FrequentItemsets": "crm_core.mining.itemsets",
+    "Itemset": "crm_core.mining.records",
+    "NotFittedError": "crm_core.mining.errors",
+    "Rule": "crm_core.mining.records",
+    "format_rules": "crm_core.mining.formatting",
+    "read_baskets": "crm_core.mining.basket_files",
+    "read_encoded_baskets": "crm_core.mining.baskets",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __all__ = [
     "AssociationRules",

@@ -12,24 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
+from crm_core.mining import accelerator
 from crm_core.mining.baskets import EncodedBaskets, encode_baskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.levelwise import DEFAULT_SEARCH, Level, SearchOptions, frequent_levels
 from crm_core.mining.memory import check_encoding_fits, check_search_fits
+from crm_core.mining.records import Itemset
 from crm_core.mining.thresholds import check_max_len, check_min_support, min_count
-
-
-class Itemset(NamedTuple):
-    """A frequent itemset: its items (in label order), basket count and support (count / baskets)."""
-
-    items: tuple[Hashable, ...]
-    count: int  # type: ignore[assignment]  # public field name; shadowing tuple.count is intended
-    support: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +34,7 @@ class MinedItemsets:
     n_baskets: int
     min_count: int
     levels: list[Level]  # levels[k - 1]: the frequent k-itemsets, as item codes
+    use_c: bool = False  # whether the records and rules are built by the C accelerator too
 
     def label_array(self) -> np.ndarray:
         """Labels as an object array, for turning code arrays into labels in one step."""
@@ -63,18 +58,25 @@ def mine_itemsets(
     """
     check_min_support(min_support)
     check_max_len(max_len)
+    use_c = accelerator.uses_c(options.engine)
     if isinstance(baskets, list):
         check_encoding_fits(baskets, max_memory_bytes)
-    encoded = baskets if isinstance(baskets, EncodedBaskets) else encode_baskets(baskets)
+    encoded = baskets if isinstance(baskets, EncodedBaskets) else None
+    if encoded is None and use_c:
+        encoded = accelerator.encode(baskets)
+    if encoded is None:
+        encoded = encode_baskets(baskets)  # type: ignore[arg-type]  # not EncodedBaskets: checked above
     if encoded.n_baskets == 0:
         raise ValueError("no baskets: need at least one basket to mine")
     threshold = min_count(min_support, encoded.n_baskets)
+    # (The numpy engine's estimate; the C engine needs less, so the check stays on the safe side.)
     check_search_fits(encoded.indptr, encoded.codes, encoded.item_counts(), threshold, max_memory_bytes)
+    if use_c:
+        levels = accelerator.frequent_levels(encoded, threshold, max_len, options.item_order, options.projection_items)
+    else:
+        levels = frequent_levels(encoded, threshold, max_len, options)
     return MinedItemsets(
-        labels=encoded.labels,
-        n_baskets=encoded.n_baskets,
-        min_count=threshold,
-        levels=frequent_levels(encoded, threshold, max_len, options),
+        labels=encoded.labels, n_baskets=encoded.n_baskets, min_count=threshold, levels=levels, use_c=use_c
     )
 
 
@@ -86,6 +88,9 @@ def search_options(estimator: Any) -> SearchOptions:
 
 def itemset_records(mined: MinedItemsets) -> list[Itemset]:
     """All itemsets as records: shortest first, then in label order."""
+    if mined.use_c:
+        with paused_gc():
+            return accelerator.itemset_records(mined.levels, mined.labels, mined.n_baskets, Itemset)
     labels = mined.label_array()
     records: list[Itemset] = []
     with paused_gc():
@@ -113,6 +118,13 @@ class FrequentItemsets:
         Count candidates in a dense array or by sorting the pairs; "auto" picks per level.
     bitsets : "auto", "never" or int k, keyword-only
         Count on basket bitsets when estimated cheaper ("auto"), never, or from level k on.
+    engine : "auto", "c" or "numpy", keyword-only
+        The compiled C engine when it is built ("auto", the default), always ("c": ImportError
+        without it) or never ("numpy"); see ``crm_core.mining.accelerator``.
+    item_order : "frequency" or "label", keyword-only
+        The order in which the C engine extends itemsets (rarest first by default).
+    projection_items : int, keyword-only
+        Most items of projected baskets the C engine builds at once per depth (4 bytes each).
     These change how the search runs, never what it finds.
     max_memory_bytes : int or None, keyword-only
         Refuse (``crm_core.mining.memory.MiningMemoryError``, a MemoryError) instead of starting
@@ -146,6 +158,9 @@ class FrequentItemsets:
         bitset_chunk_words: int = DEFAULT_SEARCH.bitset_chunk_words,
         counting: str = DEFAULT_SEARCH.counting,
         bitsets: str | int = DEFAULT_SEARCH.bitsets,
+        engine: str = DEFAULT_SEARCH.engine,
+        item_order: str = DEFAULT_SEARCH.item_order,
+        projection_items: int = DEFAULT_SEARCH.projection_items,
         max_memory_bytes: int | None = None,
     ):
         self.min_support = min_support
@@ -155,6 +170,9 @@ class FrequentItemsets:
         self.bitset_chunk_words = bitset_chunk_words
         self.counting = counting
         self.bitsets = bitsets
+        self.engine = engine
+        self.item_order = item_order
+        self.projection_items = projection_items
         self.max_memory_bytes = max_memory_bytes
 
     def fit(self, baskets: Iterable[Iterable[Hashable]] | EncodedBaskets) -> FrequentItemsets:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from crm_core.mining import lean
 from crm_core.mining.baskets import EncodedBaskets
 
 COUNTING_CHOICES = ("auto", "dense", "sparse")
@@ -55,6 +56,15 @@ class SearchOptions:
     ``bitsets``: ``"auto"`` switches from occurrence lists to bitsets when that is estimated
     cheaper (``prefer_bitsets``), ``"never"`` stays on lists, and an int k counts every level
     after the k-th on bitsets.
+
+    The options above tune this module's numpy engine; the next three choose and tune the C
+    engine (``crm_core.mining.accelerator``):
+    ``engine``: ``"auto"`` (C when built), ``"c"`` or ``"numpy"``.
+    ``item_order``: the C search extends itemsets by ``"frequency"`` (rarest items first, as
+    FP-growth orders them; a little faster on Groceries and T10I4D100K) or in ``"label"`` order.
+    ``projection_items``: most items of projected baskets the C search writes at once per depth
+    (4 bytes each; bigger projections are made in several passes), and the largest pair-count
+    matrix it uses at the root.
     """
 
     pair_chunk: int = 1 << 16
@@ -62,9 +72,17 @@ class SearchOptions:
     bitset_chunk_words: int = 1 << 18
     counting: str = "auto"
     bitsets: str | int = "auto"
+    engine: str = "auto"
+    item_order: str = lean.ITEM_ORDER
+    projection_items: int = lean.PROJECTION_ITEMS
 
     def __post_init__(self) -> None:
-        for name in ("pair_chunk", "count_span", "bitset_chunk_words"):
+        # (Names rather than an import: accelerator imports this module.)
+        if self.engine not in ("auto", "c", "numpy"):
+            raise ValueError(f"engine must be one of auto, c, numpy; got {self.engine!r}")
+        if self.item_order not in ("frequency", "label"):
+            raise ValueError(f"item_order must be one of frequency, label; got {self.item_order!r}")
+        for name in ("pair_chunk", "count_span", "bitset_chunk_words", "projection_items"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1; got {value!r}")

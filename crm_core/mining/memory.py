@@ -16,7 +16,10 @@ already held by the caller's baskets is accounted for.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Bytes per level-1 occurrence entry during the first step (column ids, per-entry pair counts and
 # ends, the next level's row sizes, and the recoding temporaries), and per emitted pair (its
@@ -48,6 +51,9 @@ def available_memory_bytes() -> int | None:
 
 def estimate_search_bytes(indptr: np.ndarray, codes: np.ndarray, item_counts: np.ndarray, min_count: int) -> int:
     """Bytes the first step of the search will allocate on top of the encoded baskets."""
+    # Imported here: check_encoding_fits serves the numpy-free path of `chatcrm mine` (crm_core.mining.lean).
+    import numpy as np
+
     frequent = item_counts >= min_count
     n_frequent = int(frequent.sum())
     if n_frequent < 2:

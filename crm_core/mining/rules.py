@@ -17,33 +17,25 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple, Self
+from typing import Self
 
 import numpy as np
 
+from crm_core.mining import accelerator
 from crm_core.mining.baskets import EncodedBaskets
 from crm_core.mining.errors import NotFittedError
 from crm_core.mining.gcpause import paused_gc
-from crm_core.mining.itemsets import Itemset, MinedItemsets, itemset_records, mine_itemsets, search_options
+from crm_core.mining.itemsets import MinedItemsets, itemset_records, mine_itemsets, search_options
 from crm_core.mining.levelwise import DEFAULT_SEARCH, Level
+from crm_core.mining.records import Itemset, Rule
 from crm_core.mining.thresholds import (
+    REL_TOL,
     check_max_len,
     check_min_lift,
     check_min_support,
     check_unit_interval,
     ratio_at_least,
 )
-
-
-class Rule(NamedTuple):
-    """``antecedent -> consequent``; ``count`` is the number of baskets holding both."""
-
-    antecedent: tuple[Hashable, ...]
-    consequent: Hashable
-    support: float
-    confidence: float
-    lift: float
-    count: int  # type: ignore[assignment]  # public field name; shadowing tuple.count is intended
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,8 +87,9 @@ def find_rules(
     n = mined.n_baskets
     if not levels:
         return []
-    item_count = np.zeros(len(mined.labels), dtype=np.int64)
-    item_count[levels[0].items[:, 0]] = levels[0].counts
+    if mined.use_c:
+        return _find_rules_c(mined, min_confidence, min_lift, allow_empty_antecedent)
+    item_count = _item_counts(mined)
 
     blocks: list[RuleBlock] = []
     if allow_empty_antecedent:
@@ -143,6 +136,38 @@ def find_rules(
     return [block for block in blocks if len(block)]
 
 
+def _find_rules_c(
+    mined: MinedItemsets, min_confidence: float, min_lift: float | None, allow_empty_antecedent: bool
+) -> list[RuleBlock]:
+    """find_rules by the C accelerator: the same blocks, thresholds lowered by the same tolerance."""
+    slack = 1.0 - REL_TOL
+    blocks = []
+    if allow_empty_antecedent:
+        singles = mined.levels[0]
+        blocks.append(
+            _select(
+                singles.items[:, :0],
+                singles.items[:, 0],
+                singles.counts,
+                np.full(len(singles), mined.n_baskets, dtype=np.int64),
+                _item_counts(mined),
+                mined.n_baskets,
+                min_confidence,
+                min_lift,
+            )
+        )
+    lift = None if min_lift is None else float(min_lift) * slack
+    for arrays in accelerator.rule_arrays(mined.levels, mined.n_baskets, float(min_confidence) * slack, lift):
+        blocks.append(RuleBlock(*arrays))
+    return [block for block in blocks if len(block)]
+
+
+def _item_counts(mined: MinedItemsets) -> np.ndarray:
+    item_count = np.zeros(len(mined.labels), dtype=np.int64)
+    item_count[mined.levels[0].items[:, 0]] = mined.levels[0].counts
+    return item_count
+
+
 def _select(antecedents, consequents, counts, antecedent_counts, item_count, n, min_confidence, min_lift) -> RuleBlock:
     consequent_counts = item_count[consequents]
     keep = ratio_at_least(counts, antecedent_counts, min_confidence)
@@ -175,6 +200,16 @@ def _sorted_block(parts: list[RuleBlock]) -> RuleBlock:
 
 def rule_records(mined: MinedItemsets, blocks: list[RuleBlock]) -> list[Rule]:
     """Rules as records: shorter antecedents first, then antecedent and consequent in label order."""
+    if mined.use_c:
+        arrays = [
+            (
+                block.antecedents.shape[1],
+                (block.antecedents, block.consequents, block.counts, block.antecedent_counts, block.consequent_counts),
+            )
+            for block in blocks
+        ]
+        with paused_gc():
+            return accelerator.rule_records(arrays, mined.labels, mined.n_baskets, Rule)
     labels = mined.label_array()
     n = mined.n_baskets
     records: list[Rule] = []
@@ -212,7 +247,9 @@ class AssociationRules:
         Also report ``() -> c`` when the support of c alone reaches ``min_confidence``
         (arules does; with min_confidence 0.8 on Groceries there are none either way).
     pair_chunk, count_span, bitset_chunk_words, counting, bitsets : keyword-only
-        How the search runs, never what it finds (see ``FrequentItemsets``).
+    engine, item_order, projection_items : keyword-only
+        How the search runs, never what it finds (see ``FrequentItemsets``); with the C engine the
+        rules and records are built in C too.
     packed_keys : bool, keyword-only, default True
         Look antecedents up by itemsets packed into one integer when they fit (False: always
         by byte-string keys; the result is the same).
@@ -252,6 +289,9 @@ class AssociationRules:
         bitset_chunk_words: int = DEFAULT_SEARCH.bitset_chunk_words,
         counting: str = DEFAULT_SEARCH.counting,
         bitsets: str | int = DEFAULT_SEARCH.bitsets,
+        engine: str = DEFAULT_SEARCH.engine,
+        item_order: str = DEFAULT_SEARCH.item_order,
+        projection_items: int = DEFAULT_SEARCH.projection_items,
         packed_keys: bool = True,
         max_memory_bytes: int | None = None,
     ):
@@ -265,6 +305,9 @@ class AssociationRules:
         self.bitset_chunk_words = bitset_chunk_words
         self.counting = counting
         self.bitsets = bitsets
+        self.engine = engine
+        self.item_order = item_order
+        self.projection_items = projection_items
         self.packed_keys = packed_keys
         self.max_memory_bytes = max_memory_bytes
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from numbers import Integral, Real
-from typing import TypeGuard
+from typing import TYPE_CHECKING, TypeGuard
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 REL_TOL = 1e-9
 
@@ -93,6 +94,9 @@ def ratio_at_least(numerator: np.ndarray, denominator: np.ndarray, threshold: fl
 
     Counts stay exact as float64 up to 2**53, far beyond any basket count.
     """
+    # Imported here: the checks above serve the numpy-free path of `chatcrm mine` (crm_core.mining.lean).
+    import numpy as np
+
     numerator = np.asarray(numerator, dtype=np.float64)
     denominator = np.asarray(denominator, dtype=np.float64)
     return numerator >= denominator * (float(threshold) * (1.0 - REL_TOL))

@@ -10,8 +10,15 @@ from __future__ import annotations
 import io
 
 import pytest
+from mining_reference import ENGINES
 
 from tests.shared_data import shared_file
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """The mining engine a test runs on: "c" and then "numpy"."""
+    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,22 @@ from fractions import Fraction
 from itertools import combinations
 from math import ceil
 
+import pytest
+
+from crm_core.mining import accelerator
+
+# The engines the result tests run on: the C accelerator where it is built (test_mining_accelerator
+# fails when it should have been), and the numpy engine that an install without a compiler uses.
+ENGINES = [
+    pytest.param(
+        "c",
+        marks=pytest.mark.skipif(
+            not accelerator.available(), reason="the C accelerator is not built (pip install -e . with a C compiler)"
+        ),
+    ),
+    "numpy",
+]
+
 
 def mlxtend_itemsets(baskets, min_support: float, max_len=None):
     """{frozenset(items): support} from mlxtend's fpgrowth, plus the itemsets DataFrame."""

@@ -172,7 +172,16 @@ def test_bad_min_lift_or_max_len(kwargs, error):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"pair_chunk": 0}, {"count_span": 1.5}, {"bitset_chunk_words": True}, {"counting": "fast"}, {"bitsets": 0}],
+    [
+        {"pair_chunk": 0},
+        {"count_span": 1.5},
+        {"bitset_chunk_words": True},
+        {"counting": "fast"},
+        {"bitsets": 0},
+        {"engine": "fortran"},
+        {"item_order": "random"},
+        {"projection_items": 0},
+    ],
 )
 def test_bad_tuning_parameter_is_a_value_error_naming_it(kwargs):
     name = next(iter(kwargs))

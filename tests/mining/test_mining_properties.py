@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mining_reference import brute_force_counts, brute_force_min_count, brute_force_rules
+from mining_reference import ENGINES, brute_force_counts, brute_force_min_count, brute_force_rules
 
 from crm_core.mining import AssociationRules, FrequentItemsets
 
@@ -23,10 +23,11 @@ confidence_strategy = st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.6, 2 / 3, 0.75, 0.
 max_len_strategy = st.none() | st.integers(1, 4)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @PROPERTY_SETTINGS
 @given(baskets=baskets_strategy, min_support=min_support_strategy, max_len=max_len_strategy)
-def test_itemsets_are_exactly_the_frequent_ones(baskets, min_support, max_len):
-    model = FrequentItemsets(min_support, max_len=max_len).fit(baskets)
+def test_itemsets_are_exactly_the_frequent_ones(engine, baskets, min_support, max_len):
+    model = FrequentItemsets(min_support, max_len=max_len, engine=engine).fit(baskets)
     n = len(baskets)
     threshold = brute_force_min_count(min_support, n)
     truth = {s: c for s, c in brute_force_counts(baskets, max_len).items() if c >= threshold}
@@ -44,6 +45,7 @@ def test_itemsets_are_exactly_the_frequent_ones(baskets, min_support, max_len):
     assert model.itemsets_ == sorted(model.itemsets_, key=lambda s: (len(s.items), s.items))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @PROPERTY_SETTINGS
 @given(
     baskets=baskets_strategy,
@@ -52,8 +54,11 @@ def test_itemsets_are_exactly_the_frequent_ones(baskets, min_support, max_len):
     min_lift=st.none() | st.sampled_from([0.5, 1.0, 1.25, 2.0]),
     max_len=max_len_strategy,
 )
-def test_rules_are_exactly_those_meeting_the_thresholds(baskets, min_support, min_confidence, min_lift, max_len):
-    model = AssociationRules(min_support, min_confidence, min_lift=min_lift, max_len=max_len).fit(baskets)
+def test_rules_are_exactly_those_meeting_the_thresholds(
+    engine, baskets, min_support, min_confidence, min_lift, max_len
+):
+    model = AssociationRules(min_support, min_confidence, min_lift=min_lift, max_len=max_len, engine=engine)
+    model.fit(baskets)
     n = len(baskets)
     threshold = brute_force_min_count(min_support, n)
     counts = brute_force_counts(baskets, max_len)
@@ -73,15 +78,16 @@ def test_rules_are_exactly_those_meeting_the_thresholds(baskets, min_support, mi
     assert model.rules_ == sorted(model.rules_, key=lambda r: (len(r.antecedent), r.antecedent, r.consequent))
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @PROPERTY_SETTINGS
 @given(baskets=baskets_strategy, min_support=min_support_strategy, seed=st.randoms(use_true_random=False))
-def test_results_do_not_depend_on_basket_or_item_order(baskets, min_support, seed):
+def test_results_do_not_depend_on_basket_or_item_order(engine, baskets, min_support, seed):
     shuffled = [list(b) for b in baskets]
     seed.shuffle(shuffled)
     for basket in shuffled:
         seed.shuffle(basket)
-    first = AssociationRules(min_support, 0.5).fit(baskets)
-    second = AssociationRules(min_support, 0.5).fit(shuffled)
+    first = AssociationRules(min_support, 0.5, engine=engine).fit(baskets)
+    second = AssociationRules(min_support, 0.5, engine=engine).fit(shuffled)
     assert first.itemsets_ == second.itemsets_
     assert first.rules_ == second.rules_
 
@@ -90,9 +96,9 @@ def test_results_do_not_depend_on_basket_or_item_order(baskets, min_support, see
 @given(baskets=baskets_strategy, min_support=st.integers(1, 3), chunk=st.integers(1, 9))
 def test_chunked_emission_and_sparse_counting_give_the_same_itemsets(baskets, min_support, chunk):
     # Real data only reaches these paths when it is large; force them on small data.
-    expected = FrequentItemsets(min_support).fit(baskets).itemsets_
+    expected = FrequentItemsets(min_support, engine="numpy").fit(baskets).itemsets_
     for counting in ("sparse", "dense"):
-        chunked = FrequentItemsets(min_support, pair_chunk=chunk, count_span=chunk, counting=counting)
+        chunked = FrequentItemsets(min_support, pair_chunk=chunk, count_span=chunk, counting=counting, engine="numpy")
         assert chunked.fit(baskets).itemsets_ == expected
     truth = {s: c for s, c in brute_force_counts(baskets).items() if c >= min_support}
     assert {frozenset(s.items): s.count for s in expected} == truth
@@ -103,8 +109,8 @@ def test_chunked_emission_and_sparse_counting_give_the_same_itemsets(baskets, mi
 def test_rules_are_the_same_with_byte_string_search_keys(baskets, min_confidence):
     # Antecedent lookups pack short itemsets into one integer; long ones (many items, many
     # labels) fall back to byte-string keys. Force the fallback on small data.
-    expected = AssociationRules(1, min_confidence).fit(baskets).rules_
-    assert AssociationRules(1, min_confidence, packed_keys=False).fit(baskets).rules_ == expected
+    expected = AssociationRules(1, min_confidence, engine="numpy").fit(baskets).rules_
+    assert AssociationRules(1, min_confidence, packed_keys=False, engine="numpy").fit(baskets).rules_ == expected
 
 
 @PROPERTY_SETTINGS
@@ -116,13 +122,13 @@ def test_bitset_counting_gives_the_same_itemsets(baskets, min_support, switch_at
 
     from crm_core.mining import levelwise
 
-    expected = FrequentItemsets(min_support).fit(baskets).itemsets_
+    expected = FrequentItemsets(min_support, engine="numpy").fit(baskets).itemsets_
     with patch.object(levelwise, "_bitset_step", wraps=levelwise._bitset_step) as bitset_step:
-        assert FrequentItemsets(min_support, bitsets=switch_at).fit(baskets).itemsets_ == expected
+        assert FrequentItemsets(min_support, bitsets=switch_at, engine="numpy").fit(baskets).itemsets_ == expected
     # Counted on bitsets whenever the search went past level switch_at.
     assert bitset_step.called or max((len(s.items) for s in expected), default=0) <= switch_at
-    assert FrequentItemsets(min_support, bitsets="never").fit(baskets).itemsets_ == expected
-    small_batches = FrequentItemsets(min_support, bitsets=switch_at, bitset_chunk_words=1)
+    assert FrequentItemsets(min_support, bitsets="never", engine="numpy").fit(baskets).itemsets_ == expected
+    small_batches = FrequentItemsets(min_support, bitsets=switch_at, bitset_chunk_words=1, engine="numpy")
     assert small_batches.fit(baskets).itemsets_ == expected
 
 

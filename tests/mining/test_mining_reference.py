@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mining_reference import mlxtend_itemsets, mlxtend_rules
+from mining_reference import ENGINES, mlxtend_itemsets, mlxtend_rules
 
 from crm_core.mining import AssociationRules, FrequentItemsets
 
@@ -25,9 +25,9 @@ def count_containing(baskets, items) -> int:
 # --- Groceries: the arules reference run (support 0.001, confidence 0.8, maxlen 10) ---------
 
 
-@pytest.fixture(scope="module")
-def groceries_rules(groceries):
-    return AssociationRules(min_support=0.001, min_confidence=0.8, max_len=10).fit(groceries)
+@pytest.fixture(scope="module", params=ENGINES)
+def groceries_rules(request, groceries):
+    return AssociationRules(min_support=0.001, min_confidence=0.8, max_len=10, engine=request.param).fit(groceries)
 
 
 def test_groceries_gives_the_410_rules_arules_reports(groceries, groceries_rules):
@@ -76,9 +76,9 @@ def test_groceries_spot_values_by_direct_counting(groceries, groceries_rules):
 
 
 @pytest.mark.parametrize(("min_support", "min_confidence"), [(0.001, 0.8), (0.005, 0.5), (0.02, 0.3), (0.05, 0.1)])
-def test_groceries_matches_mlxtend(groceries, min_support, min_confidence):
+def test_groceries_matches_mlxtend(groceries, min_support, min_confidence, engine):
     expected_sets, frame = mlxtend_itemsets(groceries, min_support)
-    model = AssociationRules(min_support, min_confidence).fit(groceries)
+    model = AssociationRules(min_support, min_confidence, engine=engine).fit(groceries)
     got_sets = as_dict(model.itemsets_)
     assert got_sets.keys() == expected_sets.keys()
     for key, itemset in got_sets.items():
@@ -96,9 +96,9 @@ def test_groceries_matches_mlxtend(groceries, min_support, min_confidence):
 @pytest.mark.parametrize(
     ("min_support", "min_confidence", "max_len"), [(0.01, 0.5, None), (0.004, 0.7, None), (0.004, 0.6, 2)]
 )
-def test_t10_sample_matches_mlxtend(t10_sample, min_support, min_confidence, max_len):
+def test_t10_sample_matches_mlxtend(t10_sample, min_support, min_confidence, max_len, engine):
     expected_sets, frame = mlxtend_itemsets(t10_sample, min_support, max_len)
-    model = AssociationRules(min_support, min_confidence, max_len=max_len).fit(t10_sample)
+    model = AssociationRules(min_support, min_confidence, max_len=max_len, engine=engine).fit(t10_sample)
     got_sets = as_dict(model.itemsets_)
     assert got_sets.keys() == expected_sets.keys()
     assert max(map(len, got_sets)) > 1
@@ -135,10 +135,10 @@ def generated_baskets(seed: int, n_baskets: int, n_items: int, mean_len: float, 
     ("seed", "labels", "min_support", "min_confidence"),
     [(1, "str", 0.02, 0.5), (2, "int", 0.01, 0.6), (3, "str", 0.05, 0.2), (4, "int", 0.005, 0.9)],
 )
-def test_generated_baskets_match_mlxtend(seed, labels, min_support, min_confidence):
+def test_generated_baskets_match_mlxtend(seed, labels, min_support, min_confidence, engine):
     baskets = generated_baskets(seed, n_baskets=1500, n_items=40, mean_len=4, labels=labels)
     expected_sets, frame = mlxtend_itemsets(baskets, min_support)
-    model = AssociationRules(min_support, min_confidence).fit(baskets)
+    model = AssociationRules(min_support, min_confidence, engine=engine).fit(baskets)
     got_sets = as_dict(model.itemsets_)
     assert got_sets.keys() == expected_sets.keys()
     for key, itemset in got_sets.items():
@@ -150,9 +150,9 @@ def test_generated_baskets_match_mlxtend(seed, labels, min_support, min_confiden
         assert (rule.support, rule.confidence, rule.lift) == pytest.approx(expected_rules[key], rel=1e-9)
 
 
-def test_itemsets_estimator_agrees_with_rules_estimator(groceries):
-    alone = FrequentItemsets(0.003, max_len=3).fit(groceries).itemsets_
-    inside = AssociationRules(0.003, 0.5, max_len=3).fit(groceries).itemsets_
+def test_itemsets_estimator_agrees_with_rules_estimator(groceries, engine):
+    alone = FrequentItemsets(0.003, max_len=3, engine=engine).fit(groceries).itemsets_
+    inside = AssociationRules(0.003, 0.5, max_len=3, engine=engine).fit(groceries).itemsets_
     assert alone == inside
     assert max(len(s.items) for s in alone) == 3
 
@@ -160,7 +160,8 @@ def test_itemsets_estimator_agrees_with_rules_estimator(groceries):
 def test_groceries_empty_antecedent_rules_change_nothing_at_confidence_08(groceries, groceries_rules):
     # arules also emits {} -> c when support(c) >= min_confidence; no Groceries item is in
     # 80 % of the baskets (whole milk, the most common, is in 25.6 %), so it is 410 either way.
-    with_empty = AssociationRules(0.001, 0.8, max_len=10, allow_empty_antecedent=True).fit(groceries)
+    engine = groceries_rules.engine
+    with_empty = AssociationRules(0.001, 0.8, max_len=10, allow_empty_antecedent=True, engine=engine).fit(groceries)
     assert with_empty.rules_ == groceries_rules.rules_
     assert max(s.support for s in groceries_rules.itemsets_ if len(s.items) == 1) == pytest.approx(0.2555160)
 
@@ -175,7 +176,7 @@ def test_dense_baskets_match_mlxtend_and_use_bitsets():
     baskets = [[f"p{i:02d}" for i in range(30) if rng.random() < (0.8 if i < 6 else 0.4)] for _ in range(400)]
     expected_sets, frame = mlxtend_itemsets(baskets, 0.2)
     with patch.object(levelwise, "_bitset_step", wraps=levelwise._bitset_step) as bitset_step:
-        model = AssociationRules(0.2, 0.7).fit(baskets)
+        model = AssociationRules(0.2, 0.7, engine="numpy").fit(baskets)
     assert bitset_step.called
     got_sets = as_dict(model.itemsets_)
     assert got_sets.keys() == expected_sets.keys()
