@@ -74,3 +74,17 @@ class Base(DeclarativeBase):
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def row_values(model: type[Base], **values: Any) -> dict[str, Any]:
+    """The columns an ORM insert of ``model(**values)`` would write, by column name, derived ones included:
+    the model's validators run as on every ORM write (a customer's search keys, normalised email and
+    phone keys), so a bulk writer that inserts or updates through Core derives nothing itself. Only the
+    values a validator watches go through a model instance (half the cost a row); columns neither given
+    nor derived are left out (their defaults apply on insert)."""
+    mapper = sa.inspect(model)
+    validated = {key: value for key, value in values.items() if key in mapper.validators}
+    instance = model(**validated)  # held: the state only keeps a weak reference to it
+    derived = sa.inspect(instance).dict
+    given = {key: value for key, value in values.items() if key not in validated} | derived
+    return {attr.columns[0].name: given[attr.key] for attr in mapper.column_attrs if attr.key in given}
