@@ -142,13 +142,13 @@ def _import_customers(url: str, path: Path, chunk_size: int) -> dict[str, float]
     return outcome
 
 
-def bench_customers(rows: int, postgresql: bool, chunk_size: int) -> None:
+def bench_customers(rows: int, postgresql: bool, chunk_size: int, formats: list[str]) -> None:
     from benchmarks import customer_list
 
     workdir = Path(tempfile.mkdtemp(prefix="chatcrm-import-customers-"))
     started = time.perf_counter()
     files = {}
-    for fmt in ("xlsx", "csv"):
+    for fmt in formats:
         for version in (1, 2):
             path = workdir / f"customers-v{version}.{fmt}"
             customer_list.write(path, rows, version=version)
@@ -167,7 +167,7 @@ def bench_customers(rows: int, postgresql: bool, chunk_size: int) -> None:
                 flush=True,
             )
 
-    for fmt in ("xlsx", "csv"):
+    for fmt in formats:
         runs("SQLite", f"sqlite:///{workdir / f'import-{fmt}.db'}", fmt)
         if postgresql:
             with scratch_postgresql() as url:
@@ -185,9 +185,10 @@ def main(argv: list[str]) -> None:
         "--customers", type=int, default=0, help="import a customer list of this many rows instead of orders"
     )
     parser.add_argument("--chunk-size", type=int, default=0, help="rows a chunk of the customer import takes")
+    parser.add_argument("--formats", default="xlsx,csv", help="the customer list's file formats, comma-separated")
     args = parser.parse_args(argv)
     if args.customers:
-        bench_customers(args.customers, args.postgresql, args.chunk_size)
+        bench_customers(args.customers, args.postgresql, args.chunk_size, args.formats.split(","))
         return
     if not SAMPLE.exists():
         print(f"skipped: {SAMPLE} is not available (set CHATCRM_SHARED_DATA)")

@@ -55,6 +55,21 @@ MAX_EXTERNAL_REF = 100  # customers.external_ref is a VARCHAR(100)
 _WRITTEN = ("name", "kind", "email", "phone", "company_id", "country", "language", "timezone", "owner_id")
 
 _customers = cast(sa.Table, Customer.__table__)
+# What a chunk reads of the customers it matches: every column but the ones an import never writes.
+_READ = [
+    column
+    for column in _customers.columns
+    if column.name
+    not in (
+        "created_at",
+        "updated_at",
+        "erased_at",
+        "lifetime_value_cents",
+        "order_count",
+        "first_order_at",
+        "last_order_at",
+    )
+]
 _tags = cast(sa.Table, CustomerTag.__table__)
 _values = cast(sa.Table, CustomFieldValue.__table__)
 
@@ -72,7 +87,7 @@ class _Stored:
     """A customer as the chunk read it from the database."""
 
     snapshot: Snapshot
-    row: dict[str, Any]  # its customers row, by column name
+    row: dict[str, Any]  # its customers row (the _READ columns), by column name
     custom: dict[str, str]  # its custom field values as text, by key
 
     @property
@@ -214,7 +229,7 @@ class CustomerImport:
         """The customers the chunk's rows name, by external_ref and by email: one query for each."""
         session = self.uow.session
         query = (
-            sa.select(_customers, Company.name.label("company_name"), User.name.label("owner_name"))
+            sa.select(*_READ, Company.name.label("company_name"), User.name.label("owner_name"))
             .outerjoin(Company, Company.id == _customers.c.company_id)
             .outerjoin(User, User.id == _customers.c.owner_id)
             .order_by(_customers.c.id)
@@ -269,7 +284,8 @@ class CustomerImport:
                 tags=tuple(tags.get(customer_id, ())),
             )
             values = {v.definition.key: v.display for v in custom.get(customer_id, ())}
-            stored.append(_Stored(snapshot, dict(row), values))
+            columns = {column.name: row[column.name] for column in _READ}
+            stored.append(_Stored(snapshot, columns, values))
         return stored
 
     # -- writing a chunk -------------------------------------------------------------------------
@@ -321,19 +337,21 @@ class CustomerImport:
         """The customer once ``change`` is applied: its snapshot, custom field texts and customers columns."""
         stored, core = change.stored, change.parsed.core
         base = stored.snapshot if stored else Snapshot(id=None, name="")
-        values: dict[str, Any] = {key: stored.row[key] for key in _WRITTEN} if stored else dict.fromkeys(_WRITTEN)
-        values["kind"] = values["kind"] or base.kind
+        # A new customer: every column a row may set. A stored one: only what the row changes goes through
+        # the model's validators; the columns derived from the rest stay as they are stored.
+        values: dict[str, Any] = {} if stored else dict.fromkeys(_WRITTEN) | {"kind": base.kind}
         values |= {key: value for key, value in core.items() if key != "company"}
         company = base.company
         if "company" in core:
             values["company_id"], company = (
                 named[companies.name_key(core["company"])] if core["company"] else (None, None)
             )
-        values["external_ref"] = change.external_ref or (stored.row["external_ref"] if stored else None)
+        if change.external_ref:
+            values["external_ref"] = change.external_ref
         owner = base.owner
         if "owner_id" in core:
             owner = self.rules.owner_name(core["owner_id"]) if core["owner_id"] else None
-        columns = row_values(Customer, **values)
+        columns = (dict(stored.row) if stored else {}) | row_values(Customer, **values)
         after = dataclasses.replace(
             base,
             **{key: columns[key] for key in ("name", "kind", "email", "phone", "country", "language", "timezone")},
