@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import types
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,13 +79,21 @@ class Timestamped:
 
 def row_values(model: type[Base], **values: Any) -> dict[str, Any]:
     """The columns an ORM insert of ``model(**values)`` would write, by column name, derived ones included:
-    the model's validators run as on every ORM write (a customer's search keys, normalised email and
-    phone keys), so a bulk writer that inserts or updates through Core derives nothing itself. Only the
-    values a validator watches go through a model instance (half the cost a row); columns neither given
-    nor derived are left out (their defaults apply on insert)."""
+    each value goes through the model's own validator for its attribute, if it has one (a customer's
+    search keys, normalised email and phone keys), as on every ORM write, so a bulk writer that inserts
+    or updates through Core derives nothing itself. The validators are called on a plain object that
+    collects what they derive, not on a model instance: instrumented attributes cost a bulk import a
+    third of its time. Columns neither given nor derived are left out (their defaults apply on insert)."""
     mapper = sa.inspect(model)
-    validated = {key: value for key, value in values.items() if key in mapper.validators}
-    instance = model(**validated)  # held: the state only keeps a weak reference to it
-    derived = sa.inspect(instance).dict
-    given = {key: value for key, value in values.items() if key not in validated} | derived
+    derived = types.SimpleNamespace()
+    given = {}
+    for key, value in values.items():
+        validator = mapper.validators.get(key)
+        if validator is not None:
+            method, options = validator
+            value = (
+                method(derived, key, value, False) if options.get("include_removes") else method(derived, key, value)
+            )
+        given[key] = value
+    given |= vars(derived)
     return {attr.columns[0].name: given[attr.key] for attr in mapper.column_attrs if attr.key in given}
