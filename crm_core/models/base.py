@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import enum
 import types
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -90,7 +91,8 @@ def row_values(model: type[Base], **values: Any) -> dict[str, Any]:
     for key, value in values.items():
         validator = mapper.validators.get(key)
         if validator is not None:
-            method, options = validator
+            # SQLAlchemy's stubs type the first item as a name; it is the validator function itself.
+            method, options = cast(tuple[Callable[..., Any], dict[str, Any]], validator)
             value = (
                 method(derived, key, value, False) if options.get("include_removes") else method(derived, key, value)
             )
