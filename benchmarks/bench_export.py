@@ -1,10 +1,11 @@
-"""`chatcrm export orders` at 100,000 and 1,000,000 order lines (CSV and xlsx), and `chatcrm import customers`
-from a 100,000-row xlsx: time, and peak memory of the process doing it (memory must stay flat in the rows).
+"""`chatcrm export orders` at 100,000 and 1,000,000 order lines (CSV and xlsx): time, and peak memory of the
+process doing it (memory must stay flat in the rows). The customer import has its own benchmark
+(`python -m benchmarks import -- --customers 100000`).
 
 Each export runs in a child process of its own, so its peak resident size (ru_maxrss) is its own.
 
-    python -m benchmarks export                         # SQLite: 100k and 1M lines, 100k customers
-    python -m benchmarks export -- --sizes 100000 --customers 20000
+    python -m benchmarks export                         # SQLite: 100k and 1M lines
+    python -m benchmarks export -- --sizes 100000 --formats xlsx
 """
 
 from __future__ import annotations
@@ -64,20 +65,14 @@ def seed_orders(url: str, lines: int) -> None:
 
 
 def child(url: str, kind: str, fmt: str, out: str) -> None:
-    """Run in its own process: one export or import; prints seconds and peak RSS in MiB."""
+    """Run in its own process: one export; prints rows, seconds and peak RSS in MiB."""
+    from crm_core.exporting.run import export
+
     engine = db.create_engine(url)
     factory = db.session_factory(engine)
     started = time.perf_counter()
     with UnitOfWork(factory, Actor(user_id=None, name="bench", platform="cli")) as uow:
-        if kind == "import-customers":
-            from crm_core.importing.run import import_table
-            from crm_core.importing.sources import open_table
-
-            count = import_table(uow, "customers", open_table(out)).rows
-        else:
-            from crm_core.exporting.run import export
-
-            count = export(uow, kind, fmt=fmt, out=out)
+        count = export(uow, kind, fmt=fmt, out=out)
     elapsed = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{count}\t{elapsed:.1f}\t{peak:.0f}", flush=True)
@@ -90,24 +85,13 @@ def _run_child(url: str, kind: str, fmt: str, out: Path) -> tuple[int, float, fl
     return int(count), float(seconds), float(peak)
 
 
-def _customers_xlsx(path: Path, rows: int) -> None:
-    import openpyxl
-
-    workbook = openpyxl.Workbook(write_only=True)
-    sheet = workbook.create_sheet("customers")
-    sheet.append(["external_ref", "name", "email", "country", "tags"])
-    for i in range(rows):
-        sheet.append([f"old:{i}", f"Person {i}", f"person{i}@example.com", ("DE", "GB", "FR")[i % 3], "migrated"])
-    workbook.save(path)
-
-
 def main(argv: list[str]) -> None:
     if argv[:1] == ["--child"]:
         child(*argv[1:5])
         return
     parser = argparse.ArgumentParser(prog="python -m benchmarks export")
     parser.add_argument("--sizes", default="100000,1000000", help="order line counts, comma-separated")
-    parser.add_argument("--customers", type=int, default=100_000, help="rows of the customer import")
+    parser.add_argument("--formats", default="csv,xlsx", help="export formats, comma-separated")
     options = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -115,7 +99,7 @@ def main(argv: list[str]) -> None:
         for size in (int(s) for s in options.sizes.split(",")):
             url = f"sqlite:///{folder / f'orders-{size}.db'}"
             seed_orders(url, size)
-            for fmt in ("csv", "xlsx"):
+            for fmt in options.formats.split(","):
                 out = folder / f"orders-{size}.{fmt}"
                 count, seconds, peak = _run_child(url, "orders", fmt, out)
                 print(
@@ -123,16 +107,6 @@ def main(argv: list[str]) -> None:
                     flush=True,
                 )
                 out.unlink()
-        source = folder / "customers.xlsx"
-        _customers_xlsx(source, options.customers)
-        url = f"sqlite:///{folder / 'customers.db'}"
-        engine = db.create_engine(url)
-        db.upgrade(engine)
-        engine.dispose()
-        count, seconds, peak = _run_child(url, "import-customers", "xlsx", source)
-        print(
-            f"import customers from xlsx: {count:,} rows in {seconds:.1f} s ({count / seconds:,.0f} rows/s), peak {peak:.0f} MiB"
-        )
 
 
 if __name__ == "__main__":

@@ -216,6 +216,22 @@ def one_of(
     return column.in_(values)
 
 
+def new_ids(session: Session, table: sa.Table, count: int) -> list[int]:
+    """``count`` ids for rows about to be inserted into ``table`` (integer primary key ``id``), so that a
+    multi-row INSERT needs no RETURNING to tell which row got which id (an ordered RETURNING makes
+    SQLite insert one row a statement). PostgreSQL: drawn from the column's sequence. SQLite: the ones
+    it would give next (max + 1, …), safe because a SQLite transaction holds the write lock from its
+    start (BEGIN IMMEDIATE, ``_configure_sqlite``)."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        sequence = sa.func.pg_get_serial_sequence(table.name, "id")
+        drawn = sa.select(sa.func.nextval(sequence)).select_from(sa.func.generate_series(1, count))
+        return list(session.scalars(drawn))
+    top = session.scalar(sa.select(sa.func.max(table.c.id))) or 0
+    return list(range(top + 1, top + 1 + count))
+
+
 def session_factory(engine: Engine, keyring: object | None = None) -> sessionmaker[Session]:
     """Sessions on ``engine``; ``keyring`` (a crm_core.customer_keys.Keyring) wraps the customers' data
     keys that personal values in the audit log are encrypted with."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+import types
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -74,3 +76,26 @@ class Base(DeclarativeBase):
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+def row_values(model: type[Base], **values: Any) -> dict[str, Any]:
+    """The columns an ORM insert of ``model(**values)`` would write, by column name, derived ones included:
+    each value goes through the model's own validator for its attribute, if it has one (a customer's
+    search keys, normalised email and phone keys), as on every ORM write, so a bulk writer that inserts
+    or updates through Core derives nothing itself. The validators are called on a plain object that
+    collects what they derive, not on a model instance: instrumented attributes cost a bulk import a
+    third of its time. Columns neither given nor derived are left out (their defaults apply on insert)."""
+    mapper = sa.inspect(model)
+    derived = types.SimpleNamespace()
+    given = {}
+    for key, value in values.items():
+        validator = mapper.validators.get(key)
+        if validator is not None:
+            # SQLAlchemy's stubs type the first item as a name; it is the validator function itself.
+            method, options = cast(tuple[Callable[..., Any], dict[str, Any]], validator)
+            value = (
+                method(derived, key, value, False) if options.get("include_removes") else method(derived, key, value)
+            )
+        given[key] = value
+    given |= vars(derived)
+    return {attr.columns[0].name: given[attr.key] for attr in mapper.column_attrs if attr.key in given}

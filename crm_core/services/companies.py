@@ -4,15 +4,18 @@ so "ACME corp" and "Acme Corp" are one company; created on the fly when a custom
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import cast
 
 import sqlalchemy as sa
 
-from crm_core import text
+from crm_core import db, text
+from crm_core.clock import utcnow
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.iso_countries import is_country_code
 from crm_core.models import Company
+from crm_core.models.base import row_values
 from crm_core.uow import UnitOfWork
 
 MAX_NAME = 200
@@ -20,7 +23,8 @@ _DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 FIELDS = ("name", "domain", "country")
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
+    """Which company a name means: "ACME corp" and "Acme Corp" are one."""
     return name.strip().casefold()
 
 
@@ -33,12 +37,41 @@ def get_company(uow: UnitOfWork, company_id: int) -> Company:
 
 def find_or_create(uow: UnitOfWork, name: str) -> Company:
     """The company called ``name`` (any case), created if there is none yet."""
-    company = uow.session.scalars(sa.select(Company).where(Company.name_key == _key(name))).one_or_none()
+    company = uow.session.scalars(sa.select(Company).where(Company.name_key == name_key(name))).one_or_none()
     if company is None:
-        company = Company(name=name.strip(), name_key=_key(name))
+        company = Company(name=name.strip(), name_key=name_key(name))
         uow.session.add(company)
         uow.session.flush()
     return company
+
+
+def find_or_create_many(uow: UnitOfWork, names: Iterable[str]) -> dict[str, tuple[int, str]]:
+    """``find_or_create`` for many names at once, for an import: (id, stored name) by ``name_key(name)``.
+    One query finds the companies there are; the missing ones are inserted in one statement, past the
+    per-row audit listener (the import's own audit entry covers them)."""
+    wanted: dict[str, str] = {}
+    for name in names:
+        wanted.setdefault(name_key(name), name.strip())  # the first spelling names a new company
+    if not wanted:
+        return {}
+    session = uow.session
+    found: dict[str, tuple[int, str]] = {
+        row.name_key: (row.id, row.name)
+        for row in session.execute(
+            sa.select(Company.id, Company.name, Company.name_key).where(
+                db.one_of(session, Company.name_key, list(wanted))
+            )
+        )
+    }
+    missing = [row_values(Company, name=name, name_key=key) for key, name in wanted.items() if key not in found]
+    if missing:
+        table = cast(sa.Table, Company.__table__)
+        now = utcnow()
+        for row, company_id in zip(missing, db.new_ids(session, table, len(missing)), strict=True):
+            row.update(id=company_id, created_at=now, updated_at=now)
+            found[row["name_key"]] = (company_id, row["name"])
+        session.connection().execute(sa.insert(table), missing)
+    return found
 
 
 def _parse(changes: Mapping[str, str | None]) -> dict[str, str | None]:
@@ -81,7 +114,7 @@ def _parse(changes: Mapping[str, str | None]) -> dict[str, str | None]:
 
 def _check_unique(uow: UnitOfWork, name: str, company_id: int | None) -> None:
     clash = uow.session.scalars(
-        sa.select(Company).where(Company.name_key == _key(name), Company.id != (company_id or -1))
+        sa.select(Company).where(Company.name_key == name_key(name), Company.id != (company_id or -1))
     ).first()
     if clash is not None:
         raise Conflict(_("there is already a company called {name} (#{id})", name=clash.name, id=clash.id))
@@ -90,7 +123,7 @@ def _check_unique(uow: UnitOfWork, name: str, company_id: int | None) -> None:
 def create_company(uow: UnitOfWork, name: str, fields: Mapping[str, str | None] | None = None) -> Company:
     values = _parse({"name": name, **(fields or {})})
     _check_unique(uow, values["name"] or name, None)
-    company = Company(name_key=_key(values["name"] or name), **values)
+    company = Company(name_key=name_key(values["name"] or name), **values)
     uow.session.add(company)
     uow.session.flush()
     return company
@@ -101,7 +134,7 @@ def update_company(uow: UnitOfWork, company_id: int, changes: Mapping[str, str |
     values = _parse(changes)
     if values.get("name"):
         _check_unique(uow, values["name"] or "", company.id)
-        company.name_key = _key(values["name"] or "")
+        company.name_key = name_key(values["name"] or "")
     for key, value in values.items():
         setattr(company, key, value)
     uow.session.flush()

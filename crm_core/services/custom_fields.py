@@ -9,7 +9,7 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from crm_core import i18n
+from crm_core import db, i18n
 from crm_core.errors import Conflict, ValidationError
 from crm_core.i18n import _, ngettext
 from crm_core.models import Customer, CustomFieldDefinition, CustomFieldValue, Deal, FieldEntity, FieldType, Ticket
@@ -174,7 +174,10 @@ def values_for_many(uow: UnitOfWork, entity: FieldEntity, entity_ids: Sequence[i
     rows = uow.session.execute(
         sa.select(CustomFieldDefinition, CustomFieldValue)
         .join(CustomFieldValue, CustomFieldValue.definition_id == CustomFieldDefinition.id)
-        .where(CustomFieldDefinition.entity == entity, CustomFieldValue.entity_id.in_(list(entity_ids)))
+        .where(
+            CustomFieldDefinition.entity == entity,
+            db.one_of(uow.session, CustomFieldValue.entity_id, list(entity_ids)),
+        )
         .order_by(CustomFieldDefinition.key)
     ).all()
     result: dict[int, list[FieldValue]] = {}
@@ -201,9 +204,17 @@ def set_value(
     if row is None:
         row = CustomFieldValue(definition_id=definition.id, entity_id=entity_id)
         uow.session.add(row)
-    row.value_text = value if isinstance(value, str) else None
-    row.value_number = value if isinstance(value, float) else None
-    row.value_date = value if isinstance(value, date) else None
+    for column, stored in value_columns(value).items():
+        setattr(row, column, stored)
+
+
+def value_columns(value: str | float | date) -> dict[str, str | float | date | None]:
+    """A parsed value as the value columns of its row: exactly one of them is set."""
+    return {
+        "value_text": value if isinstance(value, str) else None,
+        "value_number": value if isinstance(value, float) else None,
+        "value_date": value if isinstance(value, date) else None,
+    }
 
 
 def clear_values(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> None:
@@ -253,11 +264,18 @@ def parse_changes(
     return parsed
 
 
-def check_required(uow: UnitOfWork, entity: FieldEntity, parsed: Parsed, *, creating: bool) -> None:
-    """Required fields: a new record must give each of them; an edit may not clear one."""
-    missing = [
-        d for d in definitions(uow, entity) if d.required and (parsed[d.id][1] is None if d.id in parsed else creating)
-    ]
+def check_required(
+    uow: UnitOfWork,
+    entity: FieldEntity,
+    parsed: Parsed,
+    *,
+    creating: bool,
+    known: Sequence[CustomFieldDefinition] | None = None,
+) -> None:
+    """Required fields: a new record must give each of them; an edit may not clear one. ``known``: the
+    entity's definitions when the caller has read them already (an import, once for every row)."""
+    known = definitions(uow, entity) if known is None else known
+    missing = [d for d in known if d.required and (parsed[d.id][1] is None if d.id in parsed else creating)]
     if not missing:
         return
     if creating:

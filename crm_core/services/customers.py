@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import Session, lazyload
 
-from crm_core import clock, events, search, text
-from crm_core.errors import Conflict, NotFound, ValidationError
+from crm_core import clock, db, events, search, text
+from crm_core.errors import Conflict, CrmError, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.iso_countries import is_country_code
 from crm_core.models import (
@@ -69,7 +69,7 @@ def resolve_customer(uow: UnitOfWork, reference: str) -> Customer:
 
 
 @dataclass
-class _Parsed:
+class ParsedChanges:
     # Column values as parsed: text, an owner id, a CustomerKind, or None to clear.
     core: dict[str, Any] = field(default_factory=dict)
     tags_set: list[str] | None = None
@@ -78,6 +78,47 @@ class _Parsed:
     custom: dict[int, tuple[custom_fields.CustomFieldDefinition, str | float | date | None]] = field(
         default_factory=dict
     )
+
+    def tags_after(self, current: Iterable[str]) -> set[str]:
+        """The tags a customer with ``current`` tags has once these changes are applied."""
+        wanted = set(self.tags_set) if self.tags_set is not None else set(current)
+        return (wanted | set(self.tags_add)) - set(self.tags_remove)
+
+
+@dataclass
+class Rules:
+    """What checking a customer's fields reads from the database: the custom field definitions, and
+    the users an owner= names. An edit reads them afresh; an import reads them once for all its rows
+    (a name given as owner on 100,000 rows is looked up once, and so is a name no user has)."""
+
+    definitions: dict[str, custom_fields.CustomFieldDefinition]
+    # Owner reference as typed -> the user, or the error finding one gave.
+    _owners: dict[str, User | CrmError] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, uow: UnitOfWork) -> Rules:
+        return cls({d.key: d for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)})
+
+    def owner(self, uow: UnitOfWork, reference: str) -> User:
+        found = self._owners.get(reference)
+        if found is None:
+            try:
+                found = users.find_user(uow, reference)
+            except (NotFound, ValidationError) as exc:
+                found = exc
+            self._owners[reference] = found
+        if isinstance(found, CrmError):
+            raise found
+        return found
+
+    def owner_name(self, user_id: int) -> str:
+        """The name of a user ``owner`` found."""
+        return next(u.name for u in self._owners.values() if isinstance(u, User) and u.id == user_id)
+
+    def check_required(self, uow: UnitOfWork, parsed: ParsedChanges, *, creating: bool) -> None:
+        custom_fields.check_required(
+            uow, FieldEntity.CUSTOMER, parsed.custom, creating=creating, known=list(self.definitions.values())
+        )
 
 
 def _parse_tags(raw: str) -> list[str]:
@@ -91,11 +132,12 @@ def _parse_tags(raw: str) -> list[str]:
     return tags
 
 
-def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parsed:
+def parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None], rules: Rules | None = None) -> ParsedChanges:
     """Validate every change before anything is written; report all problems at once."""
-    parsed = _Parsed()
+    parsed = ParsedChanges()
     errors: dict[str, str] = {}
-    definitions = {d.key: d for d in custom_fields.definitions(uow, FieldEntity.CUSTOMER)}
+    rules = rules or Rules.load(uow)
+    definitions = rules.definitions
     for raw_key, raw_value in changes.items():
         key = raw_key.strip().lower()
         value = (raw_value or "").strip()
@@ -140,7 +182,7 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
                         ) from None
                 parsed.core["timezone"] = None if empty else value
             elif key == "owner":
-                parsed.core["owner_id"] = None if empty else users.find_user(uow, value).id
+                parsed.core["owner_id"] = None if empty else rules.owner(uow, value).id
             elif key == "kind":
                 try:
                     parsed.core["kind"] = CustomerKind(value.lower())
@@ -174,14 +216,25 @@ def _parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None]) -> _Parse
     return parsed
 
 
+def with_email(session: Session, emails: Sequence[str | None]) -> sa.ColumnElement[bool]:
+    """Customers whose email is one of ``emails`` (as typed: compared normalised). The one place an exact
+    lookup by email is written, for an edit's uniqueness check and an import's matching alike."""
+    return db.one_of(session, Customer.email, [e for e in map(text.normalize_email, emails) if e])
+
+
+def email_taken(holder_name: str, holder_id: int, email: str) -> Conflict:
+    """The error for an email another customer has already."""
+    return Conflict(_("{name} (#{id}) already has the email {email}", name=holder_name, id=holder_id, email=email))
+
+
 def _check_unique_email(uow: UnitOfWork, email: str | None, customer_id: int | None) -> None:
     if not email:
         return
     clash = uow.session.scalars(
-        sa.select(Customer).where(Customer.email == text.normalize_email(email), Customer.id != (customer_id or -1))
+        sa.select(Customer).where(with_email(uow.session, [email]), Customer.id != (customer_id or -1))
     ).first()
     if clash:
-        raise Conflict(_("{name} (#{id}) already has the email {email}", name=clash.name, id=clash.id, email=email))
+        raise email_taken(clash.name, clash.id, email)
 
 
 @dataclass(frozen=True)
@@ -216,7 +269,7 @@ def look_alikes(uow: UnitOfWork, customer: Customer, limit: int = 3) -> list[Loo
     ]
 
 
-def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
+def _apply(uow: UnitOfWork, customer: Customer, parsed: ParsedChanges) -> None:
     _check_unique_email(uow, parsed.core.get("email"), customer.id)
     for key, value in parsed.core.items():
         if key == "company":
@@ -227,8 +280,7 @@ def _apply(uow: UnitOfWork, customer: Customer, parsed: _Parsed) -> None:
         uow.session.add(customer)
         uow.session.flush()
     current = set(customer.tags)
-    wanted = set(parsed.tags_set) if parsed.tags_set is not None else set(current)
-    wanted = (wanted | set(parsed.tags_add)) - set(parsed.tags_remove)
+    wanted = parsed.tags_after(current)
     for row in list(customer.tag_rows):
         if row.tag not in wanted:
             customer.tag_rows.remove(row)
@@ -249,12 +301,13 @@ def create_customer(uow: UnitOfWork, name: str, fields: Mapping[str, str | None]
             field="name",
         )
     changes = {"name": name, **(fields or {})}
-    parsed = _parse_changes(uow, changes)
-    custom_fields.check_required(uow, FieldEntity.CUSTOMER, parsed.custom, creating=True)
+    rules = Rules.load(uow)
+    parsed = parse_changes(uow, changes, rules)
+    rules.check_required(uow, parsed, creating=True)
     customer = Customer(name=parsed.core.pop("name"))
     _apply(uow, customer, parsed)
     _reload_references(uow, customer)
-    events.emit(uow, "customer.created", entity_type="customer", entity_id=customer.id, payload=_created(customer))
+    emit_created(uow, Snapshot.of(customer))
     return customer
 
 
@@ -263,26 +316,38 @@ def update_customer(uow: UnitOfWork, customer_id: int, changes: Mapping[str, str
         raise ValidationError(_("nothing to change: give field=value pairs"))
     customer = get_customer(uow, customer_id)
     ownership.check_customer(uow, customer)
-    parsed = _parse_changes(uow, changes)
-    custom_fields.check_required(uow, FieldEntity.CUSTOMER, parsed.custom, creating=False)
+    rules = Rules.load(uow)
+    parsed = parse_changes(uow, changes, rules)
+    rules.check_required(uow, parsed, creating=False)
     before = current_values(uow, customer)
     _apply(uow, customer, parsed)
     _reload_references(uow, customer)
-    after = current_values(uow, customer)
-    diff = {
-        key: {"old": before.get(key) or None, "new": after.get(key) or None}
-        for key in sorted(before.keys() | after.keys())
-        if before.get(key, "") != after.get(key, "")
-    }
+    emit_updated(uow, customer.id, customer.name, before, current_values(uow, customer))
+    return customer
+
+
+def emit_created(uow: UnitOfWork, customer: Snapshot) -> None:
+    assert customer.id is not None, "a created customer has its id"
+    events.emit(
+        uow, "customer.created", entity_type="customer", entity_id=customer.id, payload=customer.created_payload()
+    )
+
+
+def emit_updated(
+    uow: UnitOfWork, customer_id: int, name: str, before: Mapping[str, str], after: Mapping[str, str]
+) -> bool:
+    """customer.updated with what differs between two ``current_values``-style texts; False (and no event)
+    when nothing does."""
+    diff = custom_fields.changed(before, after)
     if diff:
         events.emit(
             uow,
             "customer.updated",
             entity_type="customer",
-            entity_id=customer.id,
-            payload={"customer_id": customer.id, "name": customer.name, "changes": diff},
+            entity_id=customer_id,
+            payload={"customer_id": customer_id, "name": name, "changes": diff},
         )
-    return customer
+    return bool(diff)
 
 
 def delete_customer(uow: UnitOfWork, customer_id: int) -> None:
@@ -310,21 +375,72 @@ def _reload_references(uow: UnitOfWork, customer: Customer) -> None:
     uow.session.expire(customer, ["owner", "company", "tag_rows"])
 
 
-def _created(customer: Customer) -> dict[str, object]:
-    """The customer.created payload (crm_core.events.EVENT_TYPES)."""
-    return {
-        "customer_id": customer.id,
-        "name": customer.name,
-        "kind": customer.kind.value,
-        "email": customer.email,
-        "phone": customer.phone,
-        "company": customer.company.name if customer.company else None,
-        "country": customer.country,
-        "language": customer.language,
-        "owner_id": customer.owner_id,
-        "owner": customer.owner.name if customer.owner else None,
-        "tags": customer.tags,
-    }
+@dataclass(frozen=True)
+class Snapshot:
+    """A customer's editable fields as plain values, its company and owner by name: what a change is
+    compared with, what a form shows and what customer.created carries. An edit takes one of the
+    Customer it loaded; an import builds them from the rows it read for a whole chunk at once."""
+
+    id: int | None
+    name: str
+    kind: CustomerKind = CustomerKind.PERSON
+    email: str | None = None
+    phone: str | None = None
+    company: str | None = None
+    country: str | None = None
+    language: str | None = None
+    timezone: str | None = None
+    owner_id: int | None = None
+    owner: str | None = None
+    tags: tuple[str, ...] = ()  # sorted, as Customer.tags
+
+    @classmethod
+    def of(cls, customer: Customer) -> Snapshot:
+        return cls(
+            id=customer.id,
+            name=customer.name,
+            kind=customer.kind,
+            email=customer.email,
+            phone=customer.phone,
+            company=customer.company.name if customer.company else None,
+            country=customer.country,
+            language=customer.language,
+            timezone=customer.timezone,
+            owner_id=customer.owner_id,
+            owner=customer.owner.name if customer.owner else None,
+            tags=tuple(customer.tags),
+        )
+
+    def text(self) -> dict[str, str]:
+        """Every core field as text, as a form shows it (custom fields: ``custom_fields.current_text``)."""
+        return {
+            "name": self.name,
+            "email": self.email or "",
+            "phone": self.phone or "",
+            "company": self.company or "",
+            "country": self.country or "",
+            "language": self.language or "",
+            "timezone": self.timezone or "",
+            "owner": self.owner or "",
+            "tags": ",".join(self.tags),
+            "kind": self.kind.value,
+        }
+
+    def created_payload(self) -> dict[str, object]:
+        """The customer.created payload (crm_core.events.EVENT_TYPES)."""
+        return {
+            "customer_id": self.id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "email": self.email,
+            "phone": self.phone,
+            "company": self.company,
+            "country": self.country,
+            "language": self.language,
+            "owner_id": self.owner_id,
+            "owner": self.owner,
+            "tags": list(self.tags),
+        }
 
 
 # Relationships live in crm_core.services.relationships; these names stay for callers that know them here.
@@ -334,25 +450,16 @@ end_relationship = relationships.end_relationship
 
 def current_values(uow: UnitOfWork, customer: Customer) -> dict[str, str]:
     """Every editable field as text, as a form shows it: to tell which submitted values changed."""
-    values = {
-        "name": customer.name,
-        "email": customer.email or "",
-        "phone": customer.phone or "",
-        "company": customer.company.name if customer.company else "",
-        "country": customer.country or "",
-        "language": customer.language or "",
-        "timezone": customer.timezone or "",
-        "owner": customer.owner.name if customer.owner else "",
-        "tags": ",".join(customer.tags),
-        "kind": customer.kind.value,
-    }
-    values.update(custom_fields.current_text(uow, FieldEntity.CUSTOMER, customer.id))
-    return values
+    return Snapshot.of(customer).text() | custom_fields.current_text(uow, FieldEntity.CUSTOMER, customer.id)
 
 
 def changed_fields(uow: UnitOfWork, customer: Customer, submitted: Mapping[str, str | None]) -> dict[str, str | None]:
     """The submitted values that differ from what the customer has now."""
-    current = current_values(uow, customer)
+    return differing(current_values(uow, customer), submitted)
+
+
+def differing(current: Mapping[str, str], submitted: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The submitted values that differ from ``current`` (a ``current_values`` text)."""
     return {k: v for k, v in submitted.items() if (v or "").strip() != current.get(k.strip().lower(), "")}
 
 

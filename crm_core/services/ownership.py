@@ -8,10 +8,12 @@ before this rule. Reading is not restricted. The refusal names the owner, so the
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from crm_core.actor import EditScope
 from crm_core.errors import Forbidden
 from crm_core.i18n import _
-from crm_core.models import Customer, Deal, Role, Ticket, User
+from crm_core.models import Deal, Role, Ticket, User
 from crm_core.uow import UnitOfWork
 
 # The roles the rule restricts. Managers and admins change everything; the system, jobs, imports
@@ -31,7 +33,17 @@ def _holder(uow: UnitOfWork, user_id: int) -> str:
     return user.name if user else _("user #{id}", id=user_id)
 
 
-def check_customer(uow: UnitOfWork, customer: Customer) -> None:
+class Owned(Protocol):
+    """A customer as the rule needs it: a Customer, or an import's snapshot of one."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def owner_id(self) -> int | None: ...
+
+
+def check_customer(uow: UnitOfWork, customer: Owned) -> None:
     """Raise Forbidden unless the actor may change ``customer``."""
     if not may_change(uow, customer.owner_id):
         assert customer.owner_id is not None
