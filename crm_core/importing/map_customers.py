@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import text
+from crm_core import contacts
 from crm_core.errors import CrmError
 from crm_core.importing.columns import FieldSpec
 from crm_core.importing.report import ImportReport
@@ -40,7 +40,7 @@ def _existing(uow: UnitOfWork, external_ref: str | None, email: str | None) -> C
         if found:
             return found
     if email:
-        return session.scalars(sa.select(Customer).where(Customer.email == text.normalize_email(email))).first()
+        return session.scalars(sa.select(Customer).where(contacts.email_is(session, email))).first()
     return None
 
 

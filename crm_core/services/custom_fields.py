@@ -155,14 +155,6 @@ def parse_value(definition: CustomFieldDefinition, raw: str) -> str | float | da
     return value
 
 
-def _row_value(definition: CustomFieldDefinition, row: CustomFieldValue) -> str | float | date | None:
-    if definition.type is FieldType.NUMBER:
-        return row.value_number
-    if definition.type is FieldType.DATE:
-        return row.value_date
-    return row.value_text
-
-
 def values_for(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> list[FieldValue]:
     return values_for_many(uow, entity, [entity_id]).get(entity_id, [])
 
@@ -179,7 +171,7 @@ def values_for_many(uow: UnitOfWork, entity: FieldEntity, entity_ids: Sequence[i
     ).all()
     result: dict[int, list[FieldValue]] = {}
     for definition, row in rows:
-        value = _row_value(definition, row)
+        value = row.value_as(definition.type)
         if value is not None:
             result.setdefault(row.entity_id, []).append(FieldValue(definition, value))
     return result
@@ -201,6 +193,12 @@ def set_value(
     if row is None:
         row = CustomFieldValue(definition_id=definition.id, entity_id=entity_id)
         uow.session.add(row)
+    if definition.personal:
+        # Encrypted at rest, as text (see CustomFieldValue); never in the typed, filterable columns.
+        row.value_sealed = value.isoformat() if isinstance(value, date) else str(value)
+        row.value_text, row.value_number, row.value_date = None, None, None
+        return
+    row.value_sealed = None
     row.value_text = value if isinstance(value, str) else None
     row.value_number = value if isinstance(value, float) else None
     row.value_date = value if isinstance(value, date) else None

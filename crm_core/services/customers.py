@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import lazyload
 
-from crm_core import clock, events, search, text
+from crm_core import clock, contacts, events, search, text
 from crm_core.errors import Conflict, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.iso_countries import is_country_code
@@ -178,7 +178,7 @@ def _check_unique_email(uow: UnitOfWork, email: str | None, customer_id: int | N
     if not email:
         return
     clash = uow.session.scalars(
-        sa.select(Customer).where(Customer.email == text.normalize_email(email), Customer.id != (customer_id or -1))
+        sa.select(Customer).where(contacts.email_is(uow.session, email), Customer.id != (customer_id or -1))
     ).first()
     if clash:
         raise Conflict(_("{name} (#{id}) already has the email {email}", name=clash.name, id=clash.id, email=email))
@@ -201,7 +201,7 @@ def look_alikes(uow: UnitOfWork, customer: Customer, limit: int = 3) -> list[Loo
     creating one is not refused; the chat warns and links to them instead.
     """
     same_name = Customer.search_name == customer.search_name
-    same_phone = Customer.phone_key == customer.phone_key if customer.phone_key else sa.false()
+    same_phone = contacts.phone_is(uow.session, customer.phone)
     rows = uow.session.execute(
         sa.select(Customer.id, Customer.name, same_name.label("by_name"), same_phone.label("by_phone"))
         .where(Customer.id != customer.id, sa.or_(same_name, same_phone))
