@@ -20,6 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks import keyed_engine
 from crm_core import db
 from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
@@ -31,7 +32,7 @@ def seed_orders(url: str, lines: int) -> None:
     """``lines`` order lines over lines/5 orders, 2,000 customers and 500 products, inserted in bulk."""
     from crm_core.models import Customer, Order, OrderLine, Product
 
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
     db.upgrade(engine)
     start = datetime(2010, 12, 1, tzinfo=UTC)
     with engine.begin() as connection:
@@ -65,7 +66,7 @@ def seed_orders(url: str, lines: int) -> None:
 
 def child(url: str, kind: str, fmt: str, out: str) -> None:
     """Run in its own process: one export or import; prints seconds and peak RSS in MiB."""
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
     factory = db.session_factory(engine)
     started = time.perf_counter()
     with UnitOfWork(factory, Actor(user_id=None, name="bench", platform="cli")) as uow:
@@ -126,7 +127,7 @@ def main(argv: list[str]) -> None:
         source = folder / "customers.xlsx"
         _customers_xlsx(source, options.customers)
         url = f"sqlite:///{folder / 'customers.db'}"
-        engine = db.create_engine(url)
+        engine = keyed_engine(url)
         db.upgrade(engine)
         engine.dispose()
         count, seconds, peak = _run_child(url, "import-customers", "xlsx", source)

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from crm_core import db, demo_zh, text
+from benchmarks import BENCH_SECRET_KEY, keyed_engine
+from crm_core import db, demo_zh, field_crypto, text
 from crm_core.demo import COMPANY_KINDS, COMPANY_WORDS, COUNTRIES, PRODUCTS
 from crm_core.models import Company, Customer, Order, OrderLine, Product, Role
+from crm_core.models.customers import contact_indexes
 from crm_core.services import orders, users
 
 CACHE = Path(os.environ.get("CHATCRM_BENCH_DIR", "/tmp/chatcrm-bench"))
@@ -86,7 +88,8 @@ def _slug(name: str) -> str:
 
 
 def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
+    keys = field_crypto.keys_for(engine)
     db.upgrade(engine)
     rng = random.Random(seed)
     now = datetime(2026, 11, 1, tzinfo=UTC)
@@ -133,7 +136,8 @@ def generate(url: str, customers: int, lines: int, seed: int = 7) -> None:
                     "company_id": company_ids[company] if company else None,
                     "email": email,
                     "phone": phone,
-                    **text.contact_columns(email, phone),
+                    "email_domain": text.email_domain(email),
+                    **contact_indexes(keys, email, phone),
                     "country": rng.choice(COUNTRIES)[0],
                     "created_at": now,
                     "updated_at": now,
@@ -267,7 +271,7 @@ def measure(url: str, queries: int, seed: int = 11) -> dict[str, list[float]]:
     from bot.messages import Origin, Request
     from bot.settings import Settings
 
-    app = build_app(Settings(database_url=url))
+    app = build_app(Settings(database_url=url, secret_key=BENCH_SECRET_KEY))
     rng = random.Random(seed)
     with app.engine.connect() as connection:
         count = connection.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one()
@@ -360,7 +364,7 @@ def main(argv: list[str]) -> None:
         parser.error("--tag takes letters, digits and _")
     results = {}
     for name, url in _database_urls(args.only, args.fresh, args.customers, args.lines, args.tag).items():
-        engine = db.create_engine(url)
+        engine = keyed_engine(url)
         populated = False
         try:
             status = db.schema_status(engine)
