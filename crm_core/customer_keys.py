@@ -16,8 +16,9 @@ ticket subjects, deal titles, values of custom fields marked personal). Ids, amo
 dates and tags stay readable: the log still tells what happened, only not to whom.
 
 The wrapping key reaches a session through its factory's ``info`` (crm_core.db.session_factory
-``keyring=``). Without one (a PostgreSQL deployment with no CHATCRM_SECRET_KEY) data keys are
-stored unwrapped: erasure still shreds them, but the log is then only as private as the database.
+``keyring=``). Without one (a factory built without it; chatcrm's own always have one, as PostgreSQL
+does not start without CHATCRM_SECRET_KEY) data keys are stored unwrapped: erasure still shreds
+them, and ``chatcrm keys rotate`` wraps them (``rewrap_all``).
 """
 
 from __future__ import annotations

@@ -170,7 +170,8 @@ def _dialect(bind: Any) -> Dialect:
 # -- the column type --------------------------------------------------------------------------------
 
 # Comparing an encrypted column with a value can never match (every encryption differs): a query
-# written that way is a bug, so it fails where it is built. IS NULL and IS NOT NULL still work.
+# written that way is a bug, so it fails where it is built. IS NULL and IS NOT NULL still work, and
+# so do comparisons with other SQL expressions.
 _NO_VALUE_COMPARISONS = {
     operators.eq,
     operators.ne,
@@ -190,6 +191,11 @@ _NO_VALUE_COMPARISONS = {
 }
 
 
+def _is_value(other: Any) -> bool:
+    # SQLAlchemy itself compares columns with columns (adapting a RETURNING clause): let those be.
+    return not (other is None or isinstance(other, sa.sql.ClauseElement) or hasattr(other, "__clause_element__"))
+
+
 class Encrypted(sa.types.TypeDecorator[str]):
     """A text column stored encrypted (see the module docstring). ``purpose`` ("table.column") binds
     each value to its column. ``sqlite_length`` keeps the VARCHAR length an existing SQLite column
@@ -201,7 +207,7 @@ class Encrypted(sa.types.TypeDecorator[str]):
 
     class Comparator(sa.types.TypeDecorator.Comparator[str]):
         def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
-            if op in _NO_VALUE_COMPARISONS and not (other and other[0] is None):
+            if op in _NO_VALUE_COMPARISONS and other and _is_value(other[0]):
                 raise TypeError(
                     f"{op.__name__} on an encrypted column can never match: compare its blind index "
                     "(crm_core.field_crypto.blind_any) instead"
