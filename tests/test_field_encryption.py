@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from bot.bootstrap import build_app
 from bot.cli import main as cli_main
 from bot.settings import Settings
-from crm_core import customer_keys, field_crypto, search
+from crm_core import customer_keys, db, field_crypto, search
 from crm_core.actor import Actor
 from crm_core.customer_keys import KEYRING, Keyring
 from crm_core.errors import NotFound
@@ -23,6 +23,7 @@ from crm_core.secret_key import SecretKeyError
 from crm_core.services import custom_fields, customer_chats, customers, interactions, tickets
 from crm_core.services.users import PlatformId
 from tests.support import TEST_SECRET_KEY
+from tests.test_backup import other_url  # noqa: F401 - fixture: an empty database of the other kind
 
 ACTOR = Actor(user_id=None, name="Tess Tester", platform="console")
 EMAIL = "w.q.7731@quintessential.example"
@@ -246,3 +247,30 @@ def test_a_personal_custom_field_cannot_be_filtered_on_and_says_why(app):
         with pytest.raises(FilterError) as refused:
             filters.compile_filter(uow.session, filters.parse("field.birthday=1979-04-01"))
     assert "field.birthday is personal: it is stored encrypted and cannot be filtered on" in refused.value.message
+
+
+def test_a_backup_restored_into_the_other_database_kind_opens_with_the_same_key(app, other_url, tmp_path):
+    from crm_core import backup
+
+    customer_id = _seed(app)
+    path = tmp_path / "encrypted.backup"
+    backup.backup_to_file(app.engine, path, TEST_SECRET_KEY.encode())
+    restored_engine = db.create_engine(other_url)
+    try:
+        with path.open("rb") as source:
+            backup.restore(restored_engine, source, [TEST_SECRET_KEY.encode()])
+        # The ciphertext travelled as it was stored: still nothing readable in the other database.
+        stored = _stored_text(restored_engine)
+        for secret in SECRETS:
+            assert secret not in stored, secret
+    finally:
+        restored_engine.dispose()
+    restored = build_app(Settings(database_url=other_url, secret_key=TEST_SECRET_KEY))
+    try:
+        with restored.uow(ACTOR) as uow:
+            assert customers.resolve_customer(uow, EMAIL).id == customer_id
+            assert customers.resolve_customer(uow, "753091").phone == PHONE
+            texts = uow.session.scalars(sa.select(TicketMessage.text).order_by(TicketMessage.id)).all()
+            assert texts == [MESSAGE, ANSWER]
+    finally:
+        restored.close()
