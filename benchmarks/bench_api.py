@@ -24,6 +24,7 @@ import uuid
 import httpx
 import sqlalchemy as sa
 
+from benchmarks import BENCH_SECRET_KEY, keyed_engine
 from benchmarks.bench_search import _database_urls, _percentile, _typo, generate, sync_order_ids
 from crm_core import db
 from crm_core.models import Customer, Product, User
@@ -118,7 +119,7 @@ def measure(url: str, queries: int, bulk_requests: int) -> dict[str, object]:
     from tests.fakes.servers import serve_asgi
 
     unlimited = {"CHATCRM_API_RATE": "1000000", "CHATCRM_API_BURST": "1000000"}
-    app = build_app(Settings(database_url=url, extra=unlimited))
+    app = build_app(Settings(database_url=url, secret_key=BENCH_SECRET_KEY, extra=unlimited))
     try:
         headers = {"Authorization": f"Bearer {_token(app)}"}
         with serve_asgi(build_web_app(app, [])) as base_url:
@@ -142,7 +143,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     results = {}
     for name, url in _database_urls(args.only, args.fresh, args.customers, args.lines).items():
-        engine = db.create_engine(url)
+        engine = keyed_engine(url)
         try:
             # A copy made by an older chatcrm is brought up to date rather than generated again.
             db.upgrade(engine)

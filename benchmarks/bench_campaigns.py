@@ -32,6 +32,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from benchmarks import keyed_engine
 from benchmarks.bench_outbox import _arrivals, _max_in_window, _per_second, fake_api_process, scratch_database
 from crm_core import db, outbox
 from crm_core.campaigns import delivery, service
@@ -178,7 +179,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float] | None:
     with scratch_database(kind) as url:
         if url is None:
             return None
-        engine = db.create_engine(url)
+        engine = keyed_engine(url)
         try:
             db.upgrade(engine)
             factory = db.session_factory(engine)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks import keyed_engine
 from crm_core import db
 from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
@@ -32,7 +33,7 @@ def seed_orders(url: str, lines: int) -> None:
     """``lines`` order lines over lines/5 orders, 2,000 customers and 500 products, inserted in bulk."""
     from crm_core.models import Customer, Order, OrderLine, Product
 
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
     db.upgrade(engine)
     start = datetime(2010, 12, 1, tzinfo=UTC)
     with engine.begin() as connection:
@@ -68,7 +69,7 @@ def child(url: str, kind: str, fmt: str, out: str) -> None:
     """Run in its own process: one export; prints rows, seconds and peak RSS in MiB."""
     from crm_core.exporting.run import export
 
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
     factory = db.session_factory(engine)
     started = time.perf_counter()
     with UnitOfWork(factory, Actor(user_id=None, name="bench", platform="cli")) as uow:

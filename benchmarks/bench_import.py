@@ -33,6 +33,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks import keyed_engine
 from crm_core import db
 from crm_core.importing.retail_orders import import_retail_orders
 from crm_core.uow import UnitOfWork
@@ -72,7 +73,7 @@ def build_file(rows: int, path: Path, seed: int = 3) -> None:
 
 
 def run(url: str, path: Path) -> tuple[float, str]:
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
     db.upgrade(engine)
     factory = db.session_factory(engine)
     started = time.perf_counter()

@@ -37,6 +37,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from benchmarks import keyed_engine
 from crm_core import db, outbox
 from crm_core.models import OutboxMessage, OutboxStatus
 from crm_core.uow import UnitOfWork
@@ -191,7 +192,7 @@ def main(argv: list[str]) -> None:
         with scratch_database(kind) as url:
             if url is None:
                 continue
-            engine = db.create_engine(url)
+            engine = keyed_engine(url)
             try:
                 db.upgrade(engine)
                 factory = db.session_factory(engine)

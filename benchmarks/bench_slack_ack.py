@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy.engine import make_url
 
+from benchmarks import BENCH_SECRET_KEY, keyed_engine
 from crm_core import db, demo
 from crm_core.uow import UnitOfWork
 
@@ -104,7 +105,7 @@ def _prepare_database(kind: str, workdir: Path, customers: int) -> tuple[str, st
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         admin.dispose()
         url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    engine = db.create_engine(url)
+    engine = keyed_engine(url)
     db.upgrade(engine)
     with UnitOfWork(db.session_factory(engine), demo.DEMO_ACTOR) as uow:
         demo.seed(uow, customers=customers)
@@ -216,7 +217,7 @@ def run_once(kind: str, args: argparse.Namespace) -> Result:
             port = _free_port()
             env = {
                 **os.environ,
-                "CHATCRM_SECRET_KEY": os.environ.get("CHATCRM_SECRET_KEY") or "a-benchmark-secret-key-of-enough-length",
+                "CHATCRM_SECRET_KEY": BENCH_SECRET_KEY,
                 "DATABASE_URL": url,
                 "SLACK_BOT_TOKEN": "xoxb-bench",
                 "SLACK_SIGNING_SECRET": SECRET,

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
+from benchmarks import BENCH_SECRET_KEY, keyed_engine
 from bot.adapters.telegram.render import render_reply
 from bot.bootstrap import build_app
 from bot.messages import Item, Reply, Section
@@ -68,11 +69,12 @@ def _round(database_url: str, updates: int, customers: int) -> dict[str, list[fl
     from crm_core import db
 
     if not database_url.startswith("sqlite"):
-        db.upgrade(db.create_engine(database_url))
+        db.upgrade(keyed_engine(database_url))
     timings: dict[str, list[float]] = {"customer message": [], "/ticket list open": []}
     with FakeTelegram() as fake:
         env = {
             "DATABASE_URL": database_url,
+            "CHATCRM_SECRET_KEY": BENCH_SECRET_KEY,
             "TELEGRAM_BOT_TOKEN": fake.token,
             "TELEGRAM_API_URL": fake.api_url,
             "TELEGRAM_WEBHOOK_SECRET": SECRET,

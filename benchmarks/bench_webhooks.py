@@ -14,6 +14,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from benchmarks import BENCH_SECRET_KEY
 from bot.bootstrap import build_app
 from bot.platforms import senders, worker_services
 from bot.settings import Settings
@@ -51,7 +52,9 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
     env = {"CHATCRM_EVENTS_POLL": "0.05", "CHATCRM_OUTBOX_POLL": "0.05", "CHATCRM_LOG_LEVEL": "WARNING"}
-    app = build_app(Settings(database_url=url, webhook_allow_private=True, extra=env), migrate=True)
+    app = build_app(
+        Settings(database_url=url, secret_key=BENCH_SECRET_KEY, webhook_allow_private=True, extra=env), migrate=True
+    )
     EventDispatcher(app.session_factory, lambda: app.plugins.event_listeners(app)).run_once()
     counter, lock = [0], threading.Lock()
     servers = [_receiver(counter, lock) for _ in range(3)]

@@ -19,10 +19,10 @@ from bot.dispatch import Dispatcher
 from bot.plugins import PluginError, Plugins
 from bot.router import Router
 from bot.settings import Settings
-from crm_core import db, i18n, platforms
+from crm_core import db, field_crypto, i18n, key_rotation, platforms
 from crm_core.actor import SYSTEM, Actor
 from crm_core.customer_keys import Keyring
-from crm_core.secret_key import SecretKeyError, secret_keys
+from crm_core.secret_key import SecretKeys, secret_keys
 from crm_core.services import users
 from crm_core.templating import catalog
 from crm_core.uow import UnitOfWork
@@ -47,20 +47,28 @@ class App:
 log = logging.getLogger(__name__)
 
 
-def keyring_for(settings: Settings) -> Keyring | None:
-    """The keyring that wraps customers' data keys (crm_core.customer_keys), from CHATCRM_SECRET_KEY or the
-    embedded database's key file; None on a server database without a key (data keys are then stored
-    unwrapped: erasure still shreds them)."""
+def open_database(settings: Settings, *, migrate: bool | None = None) -> tuple[Engine, SecretKeys]:
+    """The engine, with the keys its personal columns are encrypted with (crm_core.field_crypto), its
+    schema checked (or, for the SQLite default, migrated) and the stored data's keys checked.
+
+    The keys are CHATCRM_SECRET_KEY or, for the embedded SQLite database, the key file next to it
+    (generated, and said so once, on the first start). PostgreSQL without a key raises
+    SecretKeyError before connecting; a key that does not open the stored data raises FieldKeyError.
+    Both are one line for the operator.
+    """
+    engine = db.create_engine(settings.database_url)
     try:
         keys = secret_keys(settings.secret_key, settings.database_url, create=True)
-    except SecretKeyError:
-        log.warning(
-            "CHATCRM_SECRET_KEY is not set: customers' data keys (audit log crypto-shredding) are stored unwrapped"
-        )
-        return None
-    if keys.notice:
-        log.warning("%s", keys.notice)
-    return Keyring(keys.keys)
+        if keys.notice:
+            log.warning("%s", keys.notice)
+        field_crypto.use_keys(engine, field_crypto.FieldKeys(keys.keys))
+        db.check_connection(engine)
+        db.ensure_schema(engine, auto_upgrade=settings.is_sqlite if migrate is None else migrate)
+        key_rotation.check_keys(engine, keys.keys)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine, keys
 
 
 def load_plugins(settings: Settings, extra: Iterable[object] = ()) -> Plugins:
@@ -87,16 +95,15 @@ def build_app(settings: Settings | None = None, *, migrate: bool | None = None, 
     """Load the plugins, connect, check (or, for the SQLite default, apply) migrations, and bootstrap admins.
 
     ``plugins`` are extra plugin objects registered after the installed ones (tests use this).
-    Raises crm_core.db.DatabaseUnavailable or SchemaBehind, bot.plugins.PluginError, or a
-    ValidationError for an admin on an unknown platform, each with a message for the user.
+    Raises crm_core.db.DatabaseUnavailable or SchemaBehind, a SecretKeyError or FieldKeyError (see
+    ``open_database``), bot.plugins.PluginError, or a ValidationError for an admin on an unknown
+    platform, each with a message for the user.
     """
     settings = settings or Settings.from_env()
     i18n.set_default_language(settings.language)
     loaded = load_plugins(settings, plugins)
-    engine = db.create_engine(settings.database_url)
-    db.check_connection(engine)
-    db.ensure_schema(engine, auto_upgrade=settings.is_sqlite if migrate is None else migrate)
-    factory = db.session_factory(engine, keyring_for(settings))
+    engine, keys = open_database(settings, migrate=migrate)
+    factory = db.session_factory(engine, Keyring(keys.keys))
     router = build_router(plugins=loaded)
     app = App(
         settings=settings,

@@ -43,22 +43,12 @@ def _configure_logging(log_level: str = "INFO") -> None:
     logging.getLogger("apscheduler").setLevel(max(level, logging.WARNING))
 
 
-def _app(args: argparse.Namespace, *, migrate: bool | None = None, serving: bool = False):
+def _app(args: argparse.Namespace, *, migrate: bool | None = None):
     from bot.bootstrap import build_app
     from bot.settings import Settings
 
-    settings = Settings.from_env()
-    if serving and not settings.is_sqlite and not (settings.secret_key or "").strip():
-        from crm_core.errors import SetupError
-
-        # A server left running without the key would store customers' data keys unwrapped and
-        # could make no backup: refuse at the start, in one line, rather than warn into a log.
-        raise SetupError(
-            "CHATCRM_SECRET_KEY is not set: with PostgreSQL chatcrm does not start without it (it encrypts "
-            "backups and customers' data keys); set it to a long random string (python -c 'import secrets; "
-            "print(secrets.token_urlsafe(32))') and keep a copy apart from the backups"
-        )
-    return build_app(settings, migrate=migrate)
+    # Without CHATCRM_SECRET_KEY on PostgreSQL, build_app refuses in one line (crm_core.secret_key).
+    return build_app(Settings.from_env(), migrate=migrate)
 
 
 def cmd_console(args: argparse.Namespace) -> int:
@@ -76,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with the scheduler and outbox sender running beside it (reminders pop up in the console)."""
     from bot.platforms import configured_platforms
 
-    app = _app(args, serving=True)
+    app = _app(args)
     try:
         if configured_platforms(app):
             return _run_worker(app)
@@ -109,7 +99,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     from bot.platforms import web_mounts
     from bot.web import build_web_app
 
-    app = _app(args, serving=True)
+    app = _app(args)
     try:
         mounts = web_mounts(app)
         plugin_routes = app.plugins.routes(app)
@@ -129,7 +119,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    app = _app(args, serving=True)
+    app = _app(args)
     try:
         return _run_worker(app)
     finally:
@@ -206,6 +196,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     try:
         db.check_connection(engine)
         if args.action == "upgrade":
+            _give_field_keys(engine, settings)
             db.upgrade(engine)
             status = db.schema_status(engine)
             print(f"Database {db.mask_url(settings.database_url)} is at revision {status.current} (head).")
@@ -217,6 +208,21 @@ def cmd_db(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     return 0
+
+
+def _give_field_keys(engine, settings) -> None:
+    """Migrations that encrypt stored data (0023) need the key; without one (PostgreSQL, no
+    CHATCRM_SECRET_KEY) they still run on a database holding no personal data."""
+    from crm_core import field_crypto
+    from crm_core.secret_key import SecretKeyError, secret_keys
+
+    try:
+        keys = secret_keys(settings.secret_key, settings.database_url, create=True)
+    except SecretKeyError:
+        return
+    if keys.notice:
+        print(keys.notice, file=sys.stderr)
+    field_crypto.use_keys(engine, field_crypto.FieldKeys(keys.keys))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -331,14 +337,13 @@ def cmd_events(args: argparse.Namespace) -> int:
     import json
     import time
 
+    from bot.bootstrap import open_database
     from bot.settings import Settings
     from crm_core import db, events
 
-    settings = Settings.from_env()
-    engine = db.create_engine(settings.database_url)
+    # The events' payloads are encrypted: the engine needs its key (open_database gives it).
+    engine, _keys = open_database(Settings.from_env())
     try:
-        db.check_connection(engine)
-        db.ensure_schema(engine, auto_upgrade=settings.is_sqlite)
         factory = db.session_factory(engine)
 
         def show(batch: list[events.Event]) -> None:
@@ -448,6 +453,50 @@ def _add_backup_commands(sub) -> None:
     restore.add_argument("file")
     restore.add_argument("--check", action="store_true", help="only decrypt and verify the file; touch no database")
     restore.set_defaults(func=cmd_restore)
+
+
+# -- encryption keys -----------------------------------------------------------------------------
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``chatcrm keys status|rotate``: which keys the personal data are under; move them to the first."""
+    from bot.bootstrap import open_database
+    from bot.settings import Settings
+    from crm_core import key_rotation
+    from crm_core.field_crypto import FieldKeys
+
+    # open_database refuses when a key the data were written with is missing from CHATCRM_SECRET_KEY.
+    engine, keys = open_database(Settings.from_env())
+    try:
+        current = FieldKeys(keys.keys).ids
+        if args.action == "rotate":
+            report = key_rotation.rotate(engine, keys.keys, batch=args.batch)
+            print(report.describe())
+            return 0
+        others = f"; also configured: {', '.join(current[1:])}" if len(current) > 1 else ""
+        print(f"Current key id {current[0]} (the first of CHATCRM_SECRET_KEY){others}.")
+        behind = 0
+        for column in key_rotation.status(engine):
+            parts = [
+                f"{count:,} {'in the clear' if key_id == '' else 'under ' + key_id}"
+                for key_id, count in sorted(column.counts.items())
+            ]
+            behind += sum(count for key_id, count in column.counts.items() if key_id != current[0])
+            print(f"  {column.name}: {', '.join(parts) or 'empty'}")
+        if behind:
+            print(f"{behind:,} values are not under the current key: run `chatcrm keys rotate`.")
+        else:
+            print("Every value is under the current key.")
+        return 0
+    finally:
+        engine.dispose()
+
+
+def _add_keys_commands(sub) -> None:
+    keys = sub.add_parser("keys", help="the keys personal data are encrypted with: status, or rotate to the first")
+    keys.add_argument("action", choices=("status", "rotate"))
+    keys.add_argument("--batch", type=int, default=1000, help="rows per transaction when rotating (default 1000)")
+    keys.set_defaults(func=cmd_keys)
 
 
 def _support(raw: str) -> float | int:
@@ -715,6 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
     events_parser.set_defaults(func=cmd_events)
 
     _add_backup_commands(sub)
+    _add_keys_commands(sub)
 
     seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
     seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")

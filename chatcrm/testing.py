@@ -168,7 +168,10 @@ def chatcrm_app(chatcrm_database_url, chatcrm_plugins, chatcrm_env) -> Iterator[
     from bot.bootstrap import build_app
     from bot.settings import Settings
 
-    settings = Settings.from_env({**chatcrm_env, "DATABASE_URL": chatcrm_database_url})
+    # A fixed key (personal data are encrypted with it; PostgreSQL does not start without one),
+    # unless the plugin's tests set their own in chatcrm_env.
+    env = {"CHATCRM_SECRET_KEY": "chatcrm-plugin-tests-secret-key", **chatcrm_env}
+    settings = Settings.from_env({**env, "DATABASE_URL": chatcrm_database_url})
     app = build_app(settings, plugins=_plugin_objects(chatcrm_plugins))
     try:
         yield app

@@ -31,7 +31,16 @@ from crm_core.models.base import Base
 
 # Columns that change as a side effect of others and would only add noise to the log.
 _DERIVED_COLUMNS = frozenset(
-    {"updated_at", "created_at", "search_name", "search_keys", "phone_key", "phone_rev", "email_domain"}
+    {
+        "updated_at",
+        "created_at",
+        "search_name",
+        "search_keys",
+        "email_index",
+        "phone_index",
+        "phone_tail",
+        "email_domain",
+    }
 )
 
 

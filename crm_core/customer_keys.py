@@ -16,8 +16,9 @@ ticket subjects, deal titles, values of custom fields marked personal). Ids, amo
 dates and tags stay readable: the log still tells what happened, only not to whom.
 
 The wrapping key reaches a session through its factory's ``info`` (crm_core.db.session_factory
-``keyring=``). Without one (a PostgreSQL deployment with no CHATCRM_SECRET_KEY) data keys are
-stored unwrapped: erasure still shreds them, but the log is then only as private as the database.
+``keyring=``). Without one (a factory built without it; chatcrm's own always have one, as PostgreSQL
+does not start without CHATCRM_SECRET_KEY) data keys are stored unwrapped: erasure still shreds
+them, and ``chatcrm keys rotate`` wraps them (``rewrap_all``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,17 @@ class Keyring:
         nonce = os.urandom(12)
         return _WRAPPED + nonce + self._keys[0].encrypt(nonce, data_key, _aad(customer_id))
 
+    def rewrapped(self, customer_id: int, stored: bytes) -> bytes | None:
+        """``stored`` (as in the table) wrapped with the current key, or None when it already is."""
+        if stored[:1] == _WRAPPED:
+            nonce, body = stored[1:13], stored[13:]
+            try:
+                self._keys[0].decrypt(nonce, body, _aad(customer_id))
+                return None
+            except InvalidTag:
+                pass
+        return self.wrap(customer_id, _unwrap({KEYRING: self}, customer_id, stored))
+
     def unwrap(self, customer_id: int, sealed: bytes) -> bytes:
         nonce, body = sealed[:12], sealed[12:]
         for key in self._keys:
@@ -100,6 +112,38 @@ def _unwrap(info: Mapping[str, Any], customer_id: int, stored: bytes) -> bytes:
             f"the data key of customer #{customer_id} is wrapped with CHATCRM_SECRET_KEY, which this process lacks"
         )
     return keyring.unwrap(customer_id, stored[1:])
+
+
+def rewrap_all(engine: sa.Engine, keyring: Keyring, batch: int = 1000) -> int:
+    """Wrap every customer's data key with the keyring's current key (``chatcrm keys rotate``), one
+    transaction per batch; returns how many changed. Keys stored unwrapped get wrapped too."""
+    changed = 0
+    last = -1
+    key = _customers_key.c
+    while True:
+        with engine.begin() as connection:
+            rows = connection.execute(
+                sa.select(key.customer_id, key.wrapped_key)
+                .where(key.customer_id > last)
+                .order_by(key.customer_id)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return changed
+            updates = [
+                {"row_id": row.customer_id, "sealed": sealed}
+                for row in rows
+                if (sealed := keyring.rewrapped(row.customer_id, bytes(row.wrapped_key))) is not None
+            ]
+            if updates:
+                connection.execute(
+                    _customers_key.update()
+                    .where(key.customer_id == sa.bindparam("row_id"))
+                    .values(wrapped_key=sa.bindparam("sealed")),
+                    updates,
+                )
+        changed += len(updates)
+        last = rows[-1].customer_id
 
 
 def _insert_or_ignore(connection: sa.Connection, values: dict[str, Any]) -> None:
@@ -198,7 +242,10 @@ PERSONAL_FIELDS: dict[str, tuple[frozenset[str], Resolver]] = {
     "followups": (frozenset({"text"}), _column("customer_id")),
     "customer_relationships": (frozenset({"note"}), _column("customer_id")),
     "deals": (frozenset({"title", "lost_reason"}), _column("customer_id")),
-    "custom_field_values": (frozenset({"value_text", "value_number", "value_date"}), _personal_field_customer),
+    "custom_field_values": (
+        frozenset({"value_text", "value_number", "value_date", "value_sealed"}),
+        _personal_field_customer,
+    ),
 }
 
 

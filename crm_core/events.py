@@ -407,6 +407,7 @@ def emit(
         "occurred_at": utcnow(),
         "actor": {"user_id": actor.user_id, "name": actor.name, "platform": actor.platform},
         "payload": snapshot,
+        "customer_id": customer if isinstance(customer := snapshot.get("customer_id"), int) else None,
     }
     session.info.setdefault(_PENDING, []).append(_Pending(transaction, row))
 

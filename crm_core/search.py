@@ -1,8 +1,11 @@
 """Customer search: by id, email, phone or name, ranked, on each database's own text index.
 
-Also by the last 6+ digits of a phone number whatever its stored format (a prefix of the
-reversed digits, ``customers.phone_rev``), by email domain (``@acme.com``: ``customers.email_domain``,
-a prefix of it too) and by company name (a prefix of ``companies.search_name``), each on a B-tree.
+Emails and phone numbers are encrypted at rest, so they are found through their blind indexes
+(crm_core.contacts): the whole email, the whole number (its last 9 digits), and the last 6+ digits
+of a number whatever its stored format (the blind index of its last 6 digits finds the candidates,
+the digits before those are checked on the decrypted numbers). Also by email domain (``@acme.com``:
+``customers.email_domain``, kept in the clear, a prefix of it too) and by company name (a prefix of
+``companies.search_name``), each on a B-tree.
 
 Name search is case- and accent-insensitive, matches prefixes of the name or of any word in it,
 and tolerates one typo per word. It runs in stages, best kind of match first, and stops as soon
@@ -36,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from crm_core import paging, text
+from crm_core import contacts, paging, text
 from crm_core.models import Company, Customer
 
 MAX_RESULTS = 10
@@ -134,9 +137,11 @@ def _count_matches(session: Session, query: str) -> int:
     if id_match := re.fullmatch(r"#?(\d{1,9})", query):
         exact.append(Customer.id == int(id_match.group(1)))
     if "@" in query:
-        exact.append(Customer.email == text.normalize_email(query))
-    elif text.looks_like_phone(query) and (key := text.phone_key(query)):
-        exact.append(sa.or_(Customer.phone_key == key, _phone_suffix_where(query, sqlite)))
+        exact.append(contacts.email_is(session, query))
+    elif text.looks_like_phone(query) and text.phone_key(query):
+        # The numbers ending in the digits are checked on their decrypted values: counted by id.
+        ids = [row.id for row in _phone_suffix_rows(session, query, None, set())]
+        exact.append(sa.or_(contacts.phone_is(session, query), Customer.id.in_(ids)))
     normalized = text.normalize(query)
     if normalized:
         exact.append(Customer.search_name == normalized)
@@ -166,21 +171,34 @@ def _by_id(session: Session, customer_id: int) -> list[SearchHit]:
 
 
 def _by_email(session: Session, query: str, limit: int) -> list[SearchHit]:
-    email = text.normalize_email(query)
-    rows = session.execute(sa.select(Customer.id, Customer.name).where(Customer.email == email).limit(limit)).all()
+    where = contacts.email_is(session, query)
+    rows = session.execute(sa.select(Customer.id, Customer.name).where(where).limit(limit)).all()
     return _rows_to_hits(rows, MatchKind.EMAIL)
 
 
 def _by_phone(session: Session, query: str, limit: int) -> list[SearchHit]:
     """The whole number (its last 9 digits), then numbers ending in the digits typed (6 or more)."""
-    key = text.phone_key(query)
-    rows = session.execute(sa.select(Customer.id, Customer.name).where(Customer.phone_key == key).limit(limit)).all()
+    where = contacts.phone_is(session, query)
+    rows = session.execute(sa.select(Customer.id, Customer.name).where(where).limit(limit)).all()
     hits = _rows_to_hits(rows, MatchKind.PHONE)
     if len(hits) < limit:
         found = {hit.customer_id for hit in hits}
-        suffix = _candidates(session, _phone_suffix_where(query, _is_sqlite(session)), limit - len(hits), found)
+        suffix = _phone_suffix_rows(session, query, limit - len(hits), found)
         hits += _rows_to_hits(suffix, MatchKind.PHONE_SUFFIX)
     return hits
+
+
+def _phone_suffix_rows(session: Session, query: str, limit: int | None, exclude: set[int]) -> list[Any]:
+    """Customers whose number ends in the digits of ``query`` (6 or more), in the order of
+    ``_candidates``: the blind index of the last 6 digits finds them, the decrypted numbers are
+    checked for the digits before those (numbers sharing 6 last digits are few)."""
+    statement = (
+        sa.select(Customer.id, Customer.name, Customer.search_name, Customer.phone)
+        .where(contacts.phone_tail_is(session, query))
+        .order_by(sa.func.length(Customer.search_name), Customer.search_name, Customer.id)
+    )
+    rows = [row for row in session.execute(statement) if row.id not in exclude and contacts.ends_with(row.phone, query)]
+    return rows if limit is None else rows[:limit]
 
 
 def _is_sqlite(session: Session) -> bool:
@@ -198,11 +216,6 @@ def _starts_with(column: sa.SQLColumnExpression[Any], prefix: str, sqlite: bool)
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return sa.and_(column >= prefix, column < upper)
     return column.like(text.like_escape(prefix) + "%", escape="\\")
-
-
-def _phone_suffix_where(query: str, sqlite: bool) -> sa.ColumnElement[bool]:
-    # The reversed digits of "345678" are a prefix of the reversed digits of "+49 30 12345678".
-    return _starts_with(Customer.phone_rev, text.phone_digits(query)[::-1], sqlite)
 
 
 def _email_domain_where(query: str, sqlite: bool) -> sa.ColumnElement[bool]:

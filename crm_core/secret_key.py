@@ -1,4 +1,5 @@
-"""The secret key (CHATCRM_SECRET_KEY) that backups are encrypted with.
+"""The secret key (CHATCRM_SECRET_KEY) that personal data (crm_core.field_crypto) and backups are
+encrypted with.
 
 Several keys may be given, separated by commas, so a key can be rotated: the first seals new
 backups, every one is tried when reading. The embedded SQLite demo needs no setup: without a
@@ -60,9 +61,9 @@ def secret_keys(configured: str | None, database_url: str, *, create: bool) -> S
     path = key_file_for(database_url)
     if path is None:
         raise SecretKeyError(
-            "CHATCRM_SECRET_KEY is not set: backups of a PostgreSQL database are encrypted with it; set it to "
-            "a long random string (python -c 'import secrets; print(secrets.token_urlsafe(32))') and keep a copy "
-            "apart from the backups"
+            "CHATCRM_SECRET_KEY is not set: with PostgreSQL chatcrm does not start without it (it encrypts "
+            "customers' personal data and the backups); set it to a long random string (python -c 'import "
+            "secrets; print(secrets.token_urlsafe(32))') and keep a copy apart from the database and the backups"
         )
     if path.exists():
         return SecretKeys((path.read_text(encoding="utf-8").strip().encode(),))
@@ -80,6 +81,7 @@ def secret_keys(configured: str | None, database_url: str, *, create: bool) -> S
         handle.write(key + "\n")
     notice = (
         f"CHATCRM_SECRET_KEY is not set: generated a secret key into {path} (readable by you only). "
-        "Backups are encrypted with it: keep a copy apart from them, or they cannot be restored."
+        "Customers' personal data and the backups are encrypted with it: keep a copy apart from them, "
+        "or they cannot be read or restored."
     )
     return SecretKeys((key.encode(),), notice)

@@ -191,15 +191,22 @@ def phone_key(phone: str | None) -> str | None:
 
 
 def phone_reversed(phone: str | None) -> str | None:
-    """Every digit of the number, last first: the last N digits become a prefix an index can seek.
-
-    "+49 (30) 1234-5678" -> "876543210394", so "5678 and the two before it" ("345678") is found by
-    ``LIKE '876543%'`` whatever the stored format. None for fewer than 6 digits (not a number).
-    """
+    """Every digit of the number, last first ("+49 (30) 1234-5678" -> "876543210394"), or None for
+    fewer than 6 digits. The search key of migrations 0017 to 0022 (their data steps use it); since
+    0023 the last digits are found through a blind index instead (crm_core.contacts)."""
     if not phone:
         return None
     digits = phone_digits(phone)
     return digits[::-1][:40] if len(digits) >= 6 else None
+
+
+def phone_tail(phone: str | None) -> str | None:
+    """The last 6 digits: what ``/customer 345678`` looks a number up by (its blind index, see
+    crm_core.contacts). None for fewer than 6 digits (not a number)."""
+    if not phone:
+        return None
+    digits = phone_digits(phone)
+    return digits[-6:] if len(digits) >= 6 else None
 
 
 def email_domain(email: str | None) -> str | None:
@@ -208,15 +215,6 @@ def email_domain(email: str | None) -> str | None:
     if not normalized or "@" not in normalized:
         return None
     return normalized.rsplit("@", 1)[1][:255] or None
-
-
-def contact_columns(email: str | None, phone: str | None) -> dict[str, str | None]:
-    """The derived columns of an email and phone (for bulk writers that bypass the ORM)."""
-    return {
-        "email_domain": email_domain(email),
-        "phone_key": phone_key(phone),
-        "phone_rev": phone_reversed(phone),
-    }
 
 
 def looks_like_phone(query: str) -> bool:

@@ -246,8 +246,9 @@ def empty_database_url(request, tmp_path, pg_admin) -> Iterator[str]:
 @pytest.fixture
 def settings(database_url):
     from bot.settings import Settings
+    from tests.support import TEST_SECRET_KEY
 
-    return Settings(database_url=database_url)
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY)
 
 
 @pytest.fixture

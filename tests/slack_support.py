@@ -32,6 +32,7 @@ from bot.web import build_web_app
 from crm_core.models import Base
 from crm_core.services.users import PlatformId
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlackApi
+from tests.support import TEST_SECRET_KEY
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-17-test-token"
@@ -299,7 +300,12 @@ def slack_api() -> Iterator[FakeSlackApi]:
 
 @pytest.fixture
 def slack(database_url: str, slack_api: FakeSlackApi) -> Iterator[SlackServer]:
-    settings = Settings(database_url=database_url, admins=(PlatformId("slack", ADMIN),), extra=slack_env(slack_api))
+    settings = Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
+        admins=(PlatformId("slack", ADMIN),),
+        extra=slack_env(slack_api),
+    )
     app = build_app(settings)
     server = SlackServer(app, slack_api).start()
     try:

@@ -13,6 +13,10 @@ from bot.messages import Origin, Reply, Request
 from crm_core.models import Base, Role
 from crm_core.services import users
 
+# The CHATCRM_SECRET_KEY of the tests' apps and of the servers they spawn (tests.fakes.worker): one key,
+# so a worker process opens what the test's app encrypted. PostgreSQL does not start without one.
+TEST_SECRET_KEY = "a-test-secret-key-for-spawned-servers"
+
 
 @dataclass
 class Said:

@@ -18,6 +18,7 @@ from crm_core.models import Role
 from crm_core.services import users
 from tests.fakes.servers import run_worker, serve_asgi
 from tests.fakes.telegram_api import FakeTelegram
+from tests.support import TEST_SECRET_KEY
 
 SECRET = "webhook-secret_for-tests"
 SUPPORT_CHAT = -1005005005
@@ -33,7 +34,7 @@ def telegram_env(fake: FakeTelegram, **more: str) -> dict[str, str]:
 
 
 def build_telegram_app(database_url: str, env: dict[str, str]) -> App:
-    return build_app(Settings.from_env({"DATABASE_URL": database_url, **env}))
+    return build_app(Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_SECRET_KEY": TEST_SECRET_KEY, **env}))
 
 
 class Rig:

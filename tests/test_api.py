@@ -38,7 +38,7 @@ from crm_core.models import (
 from crm_core.services import customers, support_inbox, tickets, users
 from tests.conftest import fresh_database
 from tests.fakes.servers import serve_asgi
-from tests.support import Chat, count, rows, table_counts
+from tests.support import TEST_SECRET_KEY, Chat, count, rows, table_counts
 
 _names = itertools.count(1)
 
@@ -80,7 +80,7 @@ class Api:
 def api(request, tmp_path_factory, sqlite_template, pg_database) -> Iterator[Api]:
     databases = fresh_database(request.param, tmp_path_factory.mktemp("api"), sqlite_template, pg_database)
     url = next(databases)
-    app = build_app(Settings(database_url=url))
+    app = build_app(Settings(database_url=url, secret_key=TEST_SECRET_KEY))
     try:
         with serve_asgi(build_web_app(app, [])) as base_url:
             rig = Api(app, base_url)

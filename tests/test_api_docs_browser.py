@@ -23,6 +23,7 @@ from bot.settings import Settings
 from bot.web import build_web_app
 from tests.conftest import fresh_database
 from tests.fakes.servers import serve_asgi
+from tests.support import TEST_SECRET_KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -87,7 +88,7 @@ def _page_requests(net_log: Path) -> set[str]:
 
 def test_docs_page_lists_the_endpoints_in_chromium_without_leaving_loopback(tmp_path, sqlite_template):
     url = next(fresh_database("sqlite", tmp_path, sqlite_template, None))
-    app = build_app(Settings(database_url=url))
+    app = build_app(Settings(database_url=url, secret_key=TEST_SECRET_KEY))
     try:
         with serve_asgi(build_web_app(app, [])) as base_url:
             page = f"{base_url}/api/docs"

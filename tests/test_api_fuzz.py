@@ -29,7 +29,7 @@ from bot.settings import Settings
 from crm_core.models import Role
 from crm_core.services import customers
 from tests.conftest import fresh_database
-from tests.support import Chat
+from tests.support import TEST_SECRET_KEY, Chat
 
 MAX_EXAMPLES = 5
 # No 5xx; every answer's status, media type and body as the document declares them.
@@ -39,7 +39,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory, sqlite_template) -> Iterator[tuple[schemathesis.BaseSchema, str]]:
     url = next(fresh_database("sqlite", tmp_path_factory.mktemp("fuzz"), sqlite_template, None))
-    app = build_app(Settings(database_url=url))
+    app = build_app(Settings(database_url=url, secret_key=TEST_SECRET_KEY))
     try:
         chat = Chat(app)
         secret = chat.say(chat.user("Fuzz Admin", Role.ADMIN), "/token new fuzz").reply.text

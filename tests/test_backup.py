@@ -28,6 +28,7 @@ from crm_core.models import Base, Customer, Order, Product
 from crm_core.scheduling import run_due, schedule
 from crm_core.services import customers, orders
 from tests.conftest import pg_admin_skip_reason
+from tests.support import TEST_SECRET_KEY
 
 KEY = b"a test key that is long enough"
 OTHER_KEY = b"another key that is also long enough"
@@ -101,7 +102,8 @@ def test_demo_data_restores_into_the_other_database_kind_table_by_table(app, dat
     for name in before:
         assert after[name] == before[name], name
     # The restored database works: the next customer gets the next id (PostgreSQL's sequences moved on).
-    restored = build_app(Settings(database_url=other_url))
+    # With the key the data were encrypted with: the backup carries the ciphertext as it was.
+    restored = build_app(Settings(database_url=other_url, secret_key=TEST_SECRET_KEY))
     try:
         with restored.uow(demo.DEMO_ACTOR) as uow:
             highest = uow.session.scalar(sa.select(sa.func.max(Customer.id)))
@@ -245,7 +247,7 @@ def test_sealed_chunks_cannot_be_reordered_dropped_or_extended():
 def test_restore_refuses_a_database_that_has_rows(app, other_url, tmp_path, monkeypatch, capsys):
     path = tmp_path / "full.backup"
     backup.backup_to_file(app.engine, path, KEY)
-    target = build_app(Settings(database_url=other_url))
+    target = build_app(Settings(database_url=other_url, secret_key=TEST_SECRET_KEY))
     try:
         with target.uow(demo.DEMO_ACTOR) as uow:
             customers.create_customer(uow, "Already Here GmbH")
@@ -303,7 +305,7 @@ def test_the_cli_generates_a_key_next_to_a_sqlite_database_once_and_refuses_post
     monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     assert cli_main(["backup"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("chatcrm: CHATCRM_SECRET_KEY is not set: backups of a PostgreSQL")
+    assert len(err) == 1 and err[0].startswith("chatcrm: CHATCRM_SECRET_KEY is not set: with PostgreSQL")
 
 
 # -- the nightly job ----------------------------------------------------------------------------
@@ -336,7 +338,7 @@ def _run_nightly(app) -> list:
 
 
 def test_the_nightly_job_is_scheduled_only_with_a_folder_and_keeps_the_newest_n(database_url, tmp_path):
-    plain = build_app(Settings(database_url=database_url), plugins=_backups_plugin())
+    plain = build_app(Settings(database_url=database_url, secret_key=KEY.decode()), plugins=_backups_plugin())
     try:
         assert plain.plugins.jobs[bot.backups.TASK].trigger is None
     finally:

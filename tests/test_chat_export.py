@@ -17,7 +17,7 @@ from bot.settings import Settings
 from crm_core.models import AuditEntry, Role
 from crm_core.services import customers
 from tests.slack_support import slack, slack_api  # noqa: F401 - fixtures
-from tests.support import Chat
+from tests.support import TEST_SECRET_KEY, Chat
 
 PEOPLE = [
     ("Zoë Müller", "zoe@example.de", "DE", "vip"),
@@ -29,7 +29,7 @@ PEOPLE = [
 
 @pytest.fixture
 def settings(database_url):
-    return Settings(database_url=database_url, chat_export_max_rows=3)
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, chat_export_max_rows=3)
 
 
 def _seed(app) -> None:

@@ -15,7 +15,7 @@ from bot.roles import Permission
 from bot.router import CommandGroup, Router
 from crm_core.models import AuditEntry, Customer, Role
 from crm_core.services import customers
-from tests.support import Chat
+from tests.support import TEST_SECRET_KEY, Chat
 
 
 def test_unknown_user_gets_only_help_and_stop(chat):
@@ -139,7 +139,13 @@ def test_bootstrap_admins_from_settings(database_url):
     from bot.bootstrap import build_app
     from bot.settings import Settings
 
-    settings = Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_ADMINS": "slack:UADMIN, telegram:4242"})
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": database_url,
+            "CHATCRM_SECRET_KEY": TEST_SECRET_KEY,
+            "CHATCRM_ADMINS": "slack:UADMIN, telegram:4242",
+        }
+    )
     app = build_app(settings)
     try:
         chat = Chat(app)

@@ -32,7 +32,7 @@ from crm_core.models import (
     TicketStatus,
 )
 from crm_core.services import consent, customers, deals, segments, tickets
-from tests.support import count, rows
+from tests.support import TEST_SECRET_KEY, count, rows
 
 NOW = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
@@ -253,6 +253,8 @@ def _cli(monkeypatch, database_url, capsys, *argv: str) -> tuple[int, str]:
     from bot.cli import main
 
     monkeypatch.setenv("DATABASE_URL", database_url)
+    # The key of the test's app, which encrypted what the command reads.
+    monkeypatch.setenv("CHATCRM_SECRET_KEY", TEST_SECRET_KEY)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try:

@@ -12,7 +12,7 @@ from bot.bootstrap import build_app
 from bot.settings import Settings
 from crm_core.models import Product, Role
 from crm_core.services import customers, orders
-from tests.support import Chat
+from tests.support import TEST_SECRET_KEY, Chat
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "plugins" / "chatcrm-example"
 
@@ -21,7 +21,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "plugins" / "cha
 def example_app(database_url, monkeypatch):
     monkeypatch.syspath_prepend(str(EXAMPLE))
     plugin = importlib.import_module("chatcrm_example")
-    app = build_app(Settings(database_url=database_url), plugins=[plugin])
+    app = build_app(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY), plugins=[plugin])
     yield app
     app.close()
 

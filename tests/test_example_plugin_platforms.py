@@ -14,6 +14,7 @@ from crm_core.models import Product
 from crm_core.services import customers, orders
 from crm_core.services.users import PlatformId
 from tests.slack_support import ADMIN, SlackServer, block_texts, slack_api, slack_env  # noqa: F401 - slack_api is a fixture
+from tests.support import TEST_SECRET_KEY
 from tests.telegram_rig import webhook_rig_with
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "plugins" / "chatcrm-example"
@@ -36,6 +37,7 @@ def _priced_history(app) -> None:
 def test_quote_on_slack(database_url, slack_api):
     settings = Settings(
         database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
         admins=(PlatformId("slack", ADMIN),),
         plugins=("chatcrm_example",),
         extra=slack_env(slack_api),

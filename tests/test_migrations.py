@@ -9,6 +9,7 @@ from alembic.runtime.migration import MigrationContext
 
 from crm_core import db
 from crm_core.models import Base
+from tests.support import TEST_SECRET_KEY
 
 
 @pytest.mark.parametrize("empty_database_url", ["sqlite", "postgresql"], indirect=True)
@@ -36,7 +37,7 @@ def test_postgres_behind_the_code_refuses_to_start(empty_database_url):
     from bot.settings import Settings
 
     with pytest.raises(db.SchemaBehind) as behind:
-        build_app(Settings(database_url=empty_database_url))
+        build_app(Settings(database_url=empty_database_url, secret_key=TEST_SECRET_KEY))
     assert "run `chatcrm db upgrade` first" in str(behind.value)
     assert "is at an empty database" in str(behind.value)
 
@@ -46,7 +47,7 @@ def test_sqlite_default_is_migrated_on_start(empty_database_url):
     from bot.bootstrap import build_app
     from bot.settings import Settings
 
-    app = build_app(Settings(database_url=empty_database_url))
+    app = build_app(Settings(database_url=empty_database_url, secret_key=TEST_SECRET_KEY))
     try:
         assert db.schema_status(app.engine).up_to_date
     finally:

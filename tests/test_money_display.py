@@ -16,11 +16,12 @@ from crm_core.money import format_totals
 from crm_core.services import digests, orders
 from crm_core.templating import render_message
 from tests.shared_data import shared_file
+from tests.support import TEST_SECRET_KEY
 
 
 @pytest.fixture
 def settings(database_url):
-    return Settings(database_url=database_url, currency="EUR")
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, currency="EUR")
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from crm_core.importing.retail_orders import import_retail_orders
 from crm_core.models import CustomerScore, MiningRun, ModelRun, Order, OrderKind, OrderLine, Product, Role
 from crm_core.services import customers, market_basket, orders
 from tests.shared_data import shared_file
+from tests.support import TEST_SECRET_KEY
 
 NOW = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
 
@@ -23,7 +24,7 @@ NOW = datetime(2026, 12, 5, 2, 0, tzinfo=UTC)
 @pytest.fixture
 def settings(database_url):
     # The sample's 91 purchases are few: an itemset in 5 of them is frequent (788 rules).
-    return Settings(database_url=database_url, extra={"CHATCRM_MINING_MIN_SUPPORT": "0.05"})
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, extra={"CHATCRM_MINING_MIN_SUPPORT": "0.05"})
 
 
 @pytest.fixture

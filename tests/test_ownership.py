@@ -17,7 +17,7 @@ from crm_core.actor import EditScope
 from crm_core.models import Customer, Deal, Role, Ticket
 from crm_core.services import customers, deals, tickets, users
 from tests.fakes.servers import serve_asgi
-from tests.support import Chat, rows
+from tests.support import TEST_SECRET_KEY, Chat, rows
 
 # Role -> the entities its permissions let it write at all (the rule narrows that down).
 WRITES = {
@@ -120,10 +120,17 @@ def test_every_change_of_another_reps_deal_and_ticket_is_refused(chat, app):
 
 
 def test_edit_scope_all_keeps_the_old_behaviour(database_url):
-    assert Settings.from_env({"DATABASE_URL": database_url}).edit_scope is EditScope.OWN
+    assert (
+        Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_SECRET_KEY": TEST_SECRET_KEY}).edit_scope
+        is EditScope.OWN
+    )
     with pytest.raises(SettingsError, match="CHATCRM_EDIT_SCOPE='mine' is not own or all"):
         Settings.from_env({"CHATCRM_EDIT_SCOPE": "mine"})
-    app = build_app(Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_EDIT_SCOPE": "all"}))
+    app = build_app(
+        Settings.from_env(
+            {"DATABASE_URL": database_url, "CHATCRM_SECRET_KEY": TEST_SECRET_KEY, "CHATCRM_EDIT_SCOPE": "all"}
+        )
+    )
     try:
         chat = Chat(app)
         chat.user("Olga Other", Role.SALES)

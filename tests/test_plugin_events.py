@@ -22,7 +22,7 @@ from crm_core.event_delivery import EventDispatcher
 from crm_core.models import Deal, OutboxMessage, Role
 from crm_core.services import customers
 from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, wait_until
-from tests.support import Chat
+from tests.support import TEST_SECRET_KEY, Chat
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "plugins" / "chatcrm-example"
@@ -98,7 +98,9 @@ def _big_deal_rows(app) -> list[str]:
 def test_the_example_listener_acts_once_per_event_across_a_killed_and_restarted_worker(database_url, tmp_path):
     sys.path.insert(0, str(EXAMPLE))
     env = {"CHATCRM_EXAMPLE_BIG_DEAL": "1000"}
-    app = build_app(Settings(database_url=database_url, plugins=("chatcrm_example",), extra=env))
+    app = build_app(
+        Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, plugins=("chatcrm_example",), extra=env)
+    )
     worker_env = {
         **os.environ,
         **SERVER_SECRET,

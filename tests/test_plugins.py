@@ -26,7 +26,7 @@ from crm_core.scheduling import Once, run_due, schedule
 from crm_core.services import consent, customers, users
 from tests.fakechat import FakeChatSender
 from tests.fakes.worker import chat_worker, wait_until
-from tests.support import Chat
+from tests.support import TEST_SECRET_KEY, Chat
 
 BUILTIN_PLATFORMS = {"slack", "telegram", "console"}
 
@@ -179,7 +179,14 @@ def test_chatcrm_plugins_loads_modules_named_in_the_setting(monkeypatch, capsys)
 def fakechat_app(database_url):
     from bot.settings import Settings
 
-    app = build_app(Settings(database_url=database_url, plugins=("tests.fakechat",), extra={"FAKECHAT_TOKEN": "t"}))
+    app = build_app(
+        Settings(
+            database_url=database_url,
+            secret_key=TEST_SECRET_KEY,
+            plugins=("tests.fakechat",),
+            extra={"FAKECHAT_TOKEN": "t"},
+        )
+    )
     FakeChatSender.sent.clear()
     yield app
     app.close()

@@ -20,6 +20,7 @@ from crm_core import demo_zh, search, text
 from crm_core.models import Company, Customer
 from crm_core.search import MatchKind
 from crm_core.services import customers
+from tests.support import TEST_SECRET_KEY
 
 ACME_ZH = "阿克米科技有限公司"
 
@@ -88,7 +89,7 @@ def app(request, tmp_path_factory, sqlite_template, pg_admin) -> Iterator:
     else:
         urls = _temporary_pg_database(pg_admin, "chatcrm_cjk")
     url = next(urls)
-    application = build_app(Settings(database_url=url), migrate=True)
+    application = build_app(Settings(database_url=url, secret_key=TEST_SECRET_KEY), migrate=True)
     try:
         _seed(application)
         yield application

@@ -19,6 +19,7 @@ from crm_core.services import customers
 from crm_core.services.users import PlatformId
 from tests.fakes.slack_api import FakeSlackApi
 from tests.slack_support import ADMIN, BOT_TOKEN, block_texts, slack_api, slash_command  # noqa: F401
+from tests.support import TEST_SECRET_KEY
 
 APP_TOKEN = "xapp-1-A1-test"
 
@@ -53,7 +54,11 @@ class Worker:
 @pytest.fixture
 def socket_app(database_url, slack_api: FakeSlackApi) -> Iterator:
     extra = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": slack_api.base_url}
-    app = build_app(Settings(database_url=database_url, admins=(PlatformId("slack", ADMIN),), extra=extra))
+    app = build_app(
+        Settings(
+            database_url=database_url, secret_key=TEST_SECRET_KEY, admins=(PlatformId("slack", ADMIN),), extra=extra
+        )
+    )
     with app.uow() as uow:
         customers.create_customer(uow, "Acme Corp")
     yield app

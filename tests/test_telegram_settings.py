@@ -9,6 +9,7 @@ from bot.adapters.telegram.settings import DEFAULT_API_URL, TelegramSettings
 from bot.bootstrap import build_app
 from bot.platforms import configured_platforms, platform_services, senders, web_mounts
 from bot.settings import Settings, SettingsError
+from tests.support import TEST_SECRET_KEY
 
 TOKEN = "123456:ABC"
 
@@ -56,7 +57,7 @@ def configured(database_url):
     apps = []
 
     def build(**env: str):
-        app = build_app(Settings.from_env({"DATABASE_URL": database_url, **env}))
+        app = build_app(Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_SECRET_KEY": TEST_SECRET_KEY, **env}))
         apps.append(app)
         return app
 

@@ -12,7 +12,7 @@ import time_machine
 from crm_core import events
 from crm_core.models import AuditEntry, Role, Ticket
 from crm_core.services import customers
-from tests.support import rows
+from tests.support import TEST_SECRET_KEY, rows
 from tests.telegram_rig import SUPPORT_CHAT
 
 OPENED = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ def settings(database_url):
     from bot.settings import Settings
 
     # Urgent tickets here need a first response in 30 minutes and a resolution in 4 hours.
-    return Settings(database_url=database_url, extra={"CHATCRM_SLA_URGENT": "30m/4h"})
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, extra={"CHATCRM_SLA_URGENT": "30m/4h"})
 
 
 def _fields(reply) -> dict[str, str]:

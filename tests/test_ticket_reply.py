@@ -20,7 +20,7 @@ from crm_core.models import Direction, OutboxMessage, OutboxStatus, Role, Ticket
 from crm_core.services import customers, support_inbox, tickets
 from crm_core.services.users import PlatformId
 from tests.fakes.worker import WorkerThread, wait_until
-from tests.support import rows, table_counts
+from tests.support import TEST_SECRET_KEY, rows, table_counts
 
 FAST = PlatformLimits(overall=Rate(1000, 1), per_chat=Rate(200, 1))
 CARLA = "555"
@@ -31,7 +31,7 @@ def settings(database_url):
     from bot.settings import Settings
 
     # Long enough input for an answer over tickets.MAX_MESSAGE to reach the service's own refusal.
-    return Settings(database_url=database_url, max_input_chars=3 * tickets.MAX_MESSAGE)
+    return Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, max_input_chars=3 * tickets.MAX_MESSAGE)
 
 
 def _carla_wrote(app) -> int:

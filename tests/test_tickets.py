@@ -23,7 +23,7 @@ from crm_core.models import (
     TicketStatus,
 )
 from crm_core.services import customers, sla, tickets, users
-from tests.support import rows
+from tests.support import TEST_SECRET_KEY, rows
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -108,7 +108,11 @@ def test_sla_targets_come_from_the_environment(database_url, acme):
     from bot.bootstrap import build_app
     from tests.support import Chat
 
-    app = build_app(Settings.from_env({"DATABASE_URL": database_url, "CHATCRM_SLA_HIGH": "30m/2d"}))
+    app = build_app(
+        Settings.from_env(
+            {"DATABASE_URL": database_url, "CHATCRM_SECRET_KEY": TEST_SECRET_KEY, "CHATCRM_SLA_HIGH": "30m/2d"}
+        )
+    )
     try:
         chat = Chat(app)
         with time_machine.travel(START, tick=False):

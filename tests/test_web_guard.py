@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.web import build_web_app
 from bot.web_guard import MAX_BODY_BYTES, ascii_int, read_body
 from tests.fakes.servers import serve_asgi
+from tests.support import TEST_SECRET_KEY
 
 
 async def _broken(_request: Request) -> JSONResponse:
@@ -31,7 +32,7 @@ async def _echo_size(request: Request) -> JSONResponse:
 
 @pytest.fixture
 def plugin_web(database_url):
-    app = build_app(Settings(database_url=database_url))
+    app = build_app(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY))
     routes = [
         Route("/plugins/x/broken", _broken, methods=["GET"]),
         Route("/plugins/x/echo", _echo_size, methods=["POST"]),

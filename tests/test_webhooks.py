@@ -41,7 +41,7 @@ from crm_core.services import customers, deals, tickets
 from crm_core.webhook_guard import UnsafeUrl, check_url
 from tests.fakes.servers import serve_asgi
 from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, chat_worker, wait_until
-from tests.support import Chat, count, rows
+from tests.support import TEST_SECRET_KEY, Chat, count, rows
 from tests.webhook_receiver import Receiver, webhook_plugins
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ WORKER_ENV = {"CHATCRM_EVENTS_POLL": "0.05"}
 
 
 def make_app(database_url: str, allow_private: bool = True):
-    settings = Settings(database_url=database_url, webhook_allow_private=allow_private)
+    settings = Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, webhook_allow_private=allow_private)
     app = build_app(settings, plugins=webhook_plugins())
     # Listeners start after the newest event they first see: let them see the empty start now.
     EventDispatcher(app.session_factory, lambda: app.plugins.event_listeners(app)).run_once()

@@ -61,6 +61,10 @@ def _table(spec: TableSpec) -> sa.Table:
 
 
 def _kind(column_type: sa.types.TypeEngine) -> str:
+    if isinstance(column_type, sa.types.TypeDecorator) and not isinstance(column_type, UTCDateTime):
+        # An encrypted column (crm_core.field_crypto) is copied as stored, ciphertext and all: the
+        # backup is encrypted itself, and the same key opens the values in a restored database.
+        column_type = column_type.impl_instance
     if isinstance(column_type, sa.JSON):
         return "json"
     if isinstance(column_type, UTCDateTime | sa.DateTime):

@@ -733,6 +733,12 @@ class _Compiler:
     def _field(self, term: Term, raw_values: tuple[Any, ...]) -> sa.ColumnElement[bool]:
         definition = self._definition(term)
         op = term.op
+        if definition.personal:
+            raise FilterError(
+                term.text,
+                term.position,
+                _("field.{key} is personal: it is stored encrypted and cannot be filtered on", key=definition.key),
+            )
         if op in _ORDERING and definition.type not in (FieldType.NUMBER, FieldType.DATE):
             raise FilterError(
                 term.text,

@@ -25,7 +25,6 @@ from crm_core.models import (
     CustomFieldValue,
     Deal,
     FieldEntity,
-    FieldType,
     Interaction,
     Order,
     OrderLine,
@@ -142,13 +141,7 @@ def _customers(session: Session, where: sa.ColumnElement[bool] | None) -> Listin
 
 
 def _custom(definition: CustomFieldDefinition, value: CustomFieldValue | None) -> Any:
-    if value is None:
-        return None
-    if definition.type is FieldType.NUMBER:
-        return value.value_number
-    if definition.type is FieldType.DATE:
-        return value.value_date
-    return value.value_text
+    return None if value is None else value.value_as(definition.type)
 
 
 def _simple(

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from crm_core import clock, db, text
+from crm_core import clock, db, field_crypto, text
 from crm_core.errors import CrmError, ValidationError
 from crm_core.i18n import _
 from crm_core.importing.columns import FieldSpec
@@ -44,6 +44,7 @@ from crm_core.importing.report import ImportReport
 from crm_core.importing.rows import Mapper, Row, reject
 from crm_core.models import Company, Customer, CustomerTag, CustomFieldValue, FieldEntity, User
 from crm_core.models.base import row_values
+from crm_core.models.customers import contact_indexes
 from crm_core.services import companies, custom_fields, customers, ownership
 from crm_core.services.customers import ParsedChanges, Snapshot
 from crm_core.uow import UnitOfWork
@@ -354,6 +355,11 @@ class CustomerImport:
         if "owner_id" in core:
             owner = self.rules.owner_name(core["owner_id"]) if core["owner_id"] else None
         columns = (dict(stored.row) if stored else {}) | row_values(Customer, **values)
+        if stored is None or "email" in values or "phone" in values:
+            # The blind indexes of the email and phone (crm_core.field_crypto): an ORM flush derives
+            # them with the engine's key (models.customers._set_blind_indexes); a Core write must too.
+            keys = field_crypto.keys_for(self.uow.session.connection())
+            columns |= contact_indexes(keys, columns["email"], columns["phone"])
         after = dataclasses.replace(
             base,
             **{key: columns[key] for key in ("name", "kind", "email", "phone", "country", "language", "timezone")},
@@ -396,7 +402,11 @@ class CustomerImport:
                     cleared.append({"_definition": definition.id, "_entity": o.after.id})
                 if value is not None:
                     stored.append(
-                        {"definition_id": definition.id, "entity_id": o.after.id, **custom_fields.value_columns(value)}
+                        {
+                            "definition_id": definition.id,
+                            "entity_id": o.after.id,
+                            **custom_fields.value_columns(value, personal=definition.personal),
+                        }
                     )
         if cleared:
             connection.execute(

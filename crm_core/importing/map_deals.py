@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_core import text
+from crm_core import contacts
 from crm_core.errors import CrmError, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.importing.columns import FieldSpec
@@ -47,7 +47,7 @@ def _customer(uow: UnitOfWork, given: dict[str, str]) -> Customer:
         if found:
             return found
     if email := given.get("customer_email"):
-        found = session.scalars(sa.select(Customer).where(Customer.email == text.normalize_email(email))).first()
+        found = session.scalars(sa.select(Customer).where(contacts.email_is(session, email))).first()
         if found:
             return found
     if reference := given.get("customer"):

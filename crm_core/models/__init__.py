@@ -32,6 +32,7 @@ from crm_core.models.customers import (
 )
 from crm_core.models.deals import DEFAULT_PROBABILITY, PIPELINE, Deal, DealStage, DealStageChange
 from crm_core.models.digests import DigestFrequency, DigestSubscription
+from crm_core.models.encryption import EncryptionKey
 from crm_core.models.events import DomainEvent, EventCursor, EventDeadLetter
 from crm_core.models.followups import FollowUp, FollowUpStatus
 from crm_core.models.imports import ChatImport
@@ -50,6 +51,7 @@ from crm_core.models.webhooks import WebhookAttempt, WebhookEndpoint
 _audit.install()
 
 __all__ = [
+    "EncryptionKey",
     "ChatImport",
     "ApiToken",
     "WebhookAttempt",

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base, enum_column
 
 
@@ -42,7 +43,10 @@ class CustomFieldDefinition(Base):
 
 
 class CustomFieldValue(Base):
-    """One value of one field for one entity row; exactly one of the value columns is set."""
+    """One value of one field for one entity row; exactly one of the value columns is set.
+
+    A value of a field marked personal goes into ``value_sealed``, encrypted at rest
+    (crm_core.field_crypto), as text; the typed columns, which segments filter on, stay empty."""
 
     __tablename__ = "custom_field_values"
     __table_args__ = (
@@ -56,3 +60,13 @@ class CustomFieldValue(Base):
     value_text: Mapped[str | None] = mapped_column(sa.String(1000))
     value_number: Mapped[float | None]
     value_date: Mapped[date | None]
+    value_sealed: Mapped[str | None] = mapped_column(Encrypted("custom_field_values.value_sealed"))
+
+    def value_as(self, field_type: FieldType) -> str | float | date | None:
+        """The value, typed as its field is (a sealed value is stored as text)."""
+        sealed = self.value_sealed
+        if field_type is FieldType.NUMBER:
+            return float(sealed) if sealed is not None else self.value_number
+        if field_type is FieldType.DATE:
+            return date.fromisoformat(sealed) if sealed is not None else self.value_date
+        return sealed if sealed is not None else self.value_text

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base
 from crm_core.models.customers import Customer
 
@@ -27,7 +28,8 @@ class CustomerChat(Base):
     external_id: Mapped[str] = mapped_column(sa.String(64))
     # Where to write to them (for a Telegram private chat, the same number as the user id).
     conversation: Mapped[str] = mapped_column(sa.String(64))
-    display_name: Mapped[str | None] = mapped_column(sa.String(200))
+    # Their profile name on the platform, encrypted at rest (crm_core.field_crypto).
+    display_name: Mapped[str | None] = mapped_column(Encrypted("customer_chats.display_name", sqlite_length=200))
     # True while the customer record is the placeholder made from their first message; sharing a
     # phone number that matches an existing customer then moves their tickets over to that one.
     placeholder: Mapped[bool] = mapped_column(default=False)

@@ -8,8 +8,9 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from crm_core import text
+from crm_core import field_crypto, text
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base, Timestamped, enum_column
 from crm_core.models.users import User
 
@@ -35,6 +36,21 @@ class Company(Timestamped, Base):
         return name
 
 
+# The purposes of the customers' encrypted columns and blind indexes (crm_core.field_crypto).
+EMAIL = "customers.email"
+PHONE = "customers.phone"
+PHONE_TAIL = "customers.phone_tail"
+
+
+def contact_indexes(keys: field_crypto.FieldKeys, email: str | None, phone: str | None) -> dict[str, str | None]:
+    """The blind index columns of an email and a phone number under the current key."""
+    return {
+        "email_index": keys.blind(EMAIL, text.normalize_email(email)),
+        "phone_index": keys.blind(PHONE, text.phone_key(phone)),
+        "phone_tail": keys.blind(PHONE_TAIL, text.phone_tail(phone)),
+    }
+
+
 class CustomerKind(enum.StrEnum):
     PERSON = "person"
     ACCOUNT = "account"
@@ -47,13 +63,18 @@ class Customer(Timestamped, Base):
     kind: Mapped[CustomerKind] = mapped_column(enum_column(CustomerKind), default=CustomerKind.PERSON)
     name: Mapped[str] = mapped_column(sa.String(200))
     company_id: Mapped[int | None] = mapped_column(sa.ForeignKey("companies.id", ondelete="SET NULL"), index=True)
-    email: Mapped[str | None] = mapped_column(sa.String(320), index=True)
-    phone: Mapped[str | None] = mapped_column(sa.String(40))
-    # The last 9 digits of the phone number: matches "+49 30 1234567" and "030 1234567" alike.
-    phone_key: Mapped[str | None] = mapped_column(sa.String(9), index=True)
-    # Every digit, last first: the last 6+ digits of a number are a prefix of it (crm_core.search).
-    phone_rev: Mapped[str | None] = mapped_column(sa.String(40))
-    # The part of the email after the @, lower-cased: /customer @acme.com.
+    # Encrypted at rest (crm_core.field_crypto); looked up through the blind indexes below.
+    email: Mapped[str | None] = mapped_column(Encrypted(EMAIL, sqlite_length=320))
+    phone: Mapped[str | None] = mapped_column(Encrypted(PHONE, sqlite_length=40))
+    # Blind indexes (HMACs under a key derived from CHATCRM_SECRET_KEY), set on every write by
+    # _set_blind_indexes below: of the normalised email; of the phone's last 9 digits (matches
+    # "+49 30 1234567" and "030 1234567" alike); of its last 6 digits (/customer 234567). See
+    # crm_core.contacts for the lookups.
+    email_index: Mapped[str | None] = mapped_column(sa.String(field_crypto.BLIND_LENGTH), index=True)
+    phone_index: Mapped[str | None] = mapped_column(sa.String(field_crypto.BLIND_LENGTH), index=True)
+    phone_tail: Mapped[str | None] = mapped_column(sa.String(field_crypto.BLIND_LENGTH), index=True)
+    # The part of the email after the @, lower-cased: /customer @acme.com. Left in the clear on
+    # purpose (README, "What is encrypted"): a domain names a company or a mail provider, not a person.
     email_domain: Mapped[str | None] = mapped_column(sa.String(255))
     country: Mapped[str | None] = mapped_column(sa.String(2), index=True)
     language: Mapped[str | None] = mapped_column(sa.String(8))
@@ -100,13 +121,23 @@ class Customer(Timestamped, Base):
         return text.normalize_email(email)
 
     @validates("phone")
-    def _derive_phone_key(self, _key: str, phone: str | None) -> str | None:
-        self.phone_key = text.phone_key(phone)
-        self.phone_rev = text.phone_reversed(phone)
+    def _strip_phone(self, _key: str, phone: str | None) -> str | None:
         return phone.strip() if phone else None
 
     def __repr__(self) -> str:
         return f"<Customer {self.id} {self.name!r}>"
+
+
+@sa.event.listens_for(Customer, "before_insert")
+@sa.event.listens_for(Customer, "before_update")
+def _set_blind_indexes(_mapper: sa.orm.Mapper[Customer], connection: sa.Connection, customer: Customer) -> None:
+    # Here rather than in the validators: the key belongs to the engine, which only a flush knows.
+    state = sa.inspect(customer)
+    if state.persistent and not (state.attrs.email.history.has_changes() or state.attrs.phone.history.has_changes()):
+        return
+    keys = field_crypto.keys_for(connection)
+    for column, value in contact_indexes(keys, customer.email, customer.phone).items():
+        setattr(customer, column, value)
 
 
 class CustomerKey(Base):
@@ -157,7 +188,8 @@ class CustomerRelationship(Timestamped, Base):
     type: Mapped[RelationshipType] = mapped_column(enum_column(RelationshipType))
     started_on: Mapped[date | None]
     ended_on: Mapped[date | None]
-    note: Mapped[str | None] = mapped_column(sa.String(500))
+    # Encrypted at rest (crm_core.field_crypto): a note about two people.
+    note: Mapped[str | None] = mapped_column(Encrypted("customer_relationships.note", sqlite_length=500))
 
     customer: Mapped[Customer] = relationship(foreign_keys=[customer_id], lazy="joined")
     related: Mapped[Customer] = relationship(foreign_keys=[related_customer_id], lazy="joined")

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import EncryptedJSON
 from crm_core.models.base import Base
 
 # Event ids grow without bound (imports, chats); BIGINT on PostgreSQL, SQLite's INTEGER is 64-bit.
@@ -49,7 +50,10 @@ class DomainEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     # {"user_id": 3, "name": "Rita Rep", "platform": <the platform's name>}: who made the change.
     actor: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
-    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # Encrypted at rest (crm_core.field_crypto): payloads name customers, their emails, ticket subjects.
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("events.payload"))
+    # The payload's customer_id, in the clear: erasing a customer finds the events about them.
+    customer_id: Mapped[int | None] = mapped_column(index=True)
 
 
 class EventCursor(Base):

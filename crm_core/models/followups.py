@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base, Timestamped, enum_column
 from crm_core.models.customers import Customer
 from crm_core.models.users import User
@@ -36,7 +37,8 @@ class FollowUp(Timestamped, Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     due_at: Mapped[datetime] = mapped_column(index=True)
-    text: Mapped[str] = mapped_column(sa.String(1000))
+    # Encrypted at rest (crm_core.field_crypto): what was promised to a person.
+    text: Mapped[str] = mapped_column(Encrypted("followups.text", sqlite_length=1000))
     # The zone the rep's "<when>" was read in, for showing the time back to them.
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     status: Mapped[FollowUpStatus] = mapped_column(enum_column(FollowUpStatus), default=FollowUpStatus.PENDING)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base, enum_column
 
 
@@ -47,7 +48,8 @@ class InboundEvent(Base):
     # For pruning: keys older than any retry window can go (crm_core.inbox.prune).
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # The raw delivery (a Telegram update as JSON) while it is to be processed; None once done.
-    payload: Mapped[str | None] = mapped_column(sa.Text)
+    # Encrypted at rest: it holds what the customer wrote, a shared phone number.
+    payload: Mapped[str | None] = mapped_column(Encrypted("inbound_events.payload"))
     status: Mapped[InboxStatus] = mapped_column(enum_column(InboxStatus), default=InboxStatus.DONE)
     # Processing attempts so far (each claim counts one).
     attempts: Mapped[int] = mapped_column(default=0)

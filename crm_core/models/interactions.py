@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base, enum_column
 from crm_core.models.users import User
 
@@ -39,8 +40,8 @@ class Interaction(Base):
     direction: Mapped[Direction] = mapped_column(enum_column(Direction), default=Direction.INTERNAL)
     # Where it happened: slack, telegram, console, phone, email, ...
     channel: Mapped[str] = mapped_column(sa.String(20))
-    # For a chat message with a photo, a file...: its caption, maybe empty.
-    text: Mapped[str] = mapped_column(sa.Text)
+    # For a chat message with a photo, a file...: its caption, maybe empty. Encrypted at rest.
+    text: Mapped[str] = mapped_column(Encrypted("interactions.text"))
     # What a chat message carried besides text (crm_core.attachments), as on its TicketMessage.
     attachment_kind: Mapped[str | None] = mapped_column(sa.String(20))
     attachment_name: Mapped[str | None] = mapped_column(sa.String(200))

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import EncryptedJSON
 from crm_core.models.base import Base, enum_column
 
 
@@ -55,7 +56,8 @@ class OutboxMessage(Base):
     # Telegram editMessageText, text clipped to one message) instead of a new one being posted,
     # and this row's platform_message_id is the same id. An image is not sent with an edit. If the
     # message to edit is gone the row fails at once (no retries) and the conversation stays open.
-    payload: Mapped[dict[str, Any]] = mapped_column(sa.JSON)
+    # Encrypted at rest (crm_core.field_crypto): what we write to customers, their names.
+    payload: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON("outbox.payload"))
     status: Mapped[OutboxStatus] = mapped_column(enum_column(OutboxStatus), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     # Not to be sent before this time (scheduled sends, retry backoff).

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base, Timestamped, enum_column
 from crm_core.models.customers import Customer
 from crm_core.models.interactions import Direction
@@ -45,7 +46,8 @@ class Ticket(Timestamped, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id", ondelete="CASCADE"))
-    subject: Mapped[str] = mapped_column(sa.String(300))
+    # Encrypted at rest (crm_core.field_crypto), like the messages: often the first one's words.
+    subject: Mapped[str] = mapped_column(Encrypted("tickets.subject", sqlite_length=300))
     status: Mapped[TicketStatus] = mapped_column(enum_column(TicketStatus), default=TicketStatus.OPEN, index=True)
     priority: Mapped[TicketPriority] = mapped_column(enum_column(TicketPriority), default=TicketPriority.NORMAL)
     assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
@@ -77,8 +79,8 @@ class TicketMessage(Base):
     # Who on our side wrote it (None for the customer).
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(sa.String(20))
-    # For a message with a photo, a file, a voice message...: its caption, maybe empty.
-    text: Mapped[str] = mapped_column(sa.Text)
+    # For a message with a photo, a file, a voice message...: its caption, maybe empty. Encrypted at rest.
+    text: Mapped[str] = mapped_column(Encrypted("ticket_messages.text"))
     # What it carried besides text, as a kind (crm_core.attachments: "voice", "file") and its detail
     # (a file name, a sticker's emoji), named in the reader's language where it is shown.
     attachment_kind: Mapped[str | None] = mapped_column(sa.String(20))

@@ -2,8 +2,8 @@
 
 - ``webhook_endpoints``: a URL, the event-type patterns it wants (``deal.won``, ``ticket.*``), the
   signing secret (``whsec_`` + base64, Standard Webhooks), its owner (told in chat when it is
-  disabled) and whether it is enabled. The secret is stored as it is for now (it must be read to
-  sign); it is left out of the audit log.
+  disabled) and whether it is enabled. The secret must be read to sign, so it is stored encrypted
+  (crm_core.field_crypto), not hashed; it is left out of the audit log.
 - ``webhook_attempts``: one row per HTTP attempt (status code, latency, error) for
   ``/webhook deliveries``; the messages themselves are outbox rows (platform ``webhook``).
 """
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.clock import utcnow
+from crm_core.field_crypto import Encrypted
 from crm_core.models.base import Base
 from crm_core.models.users import User
 
@@ -32,7 +33,7 @@ class WebhookEndpoint(Base):
     # Event-type patterns: "deal.won", "ticket.*", "*".
     events: Mapped[list[str]] = mapped_column(sa.JSON)
     # "whsec_" + base64 of 24 random bytes; the base64 part is the HMAC key.
-    secret: Mapped[str] = mapped_column(sa.String(100))
+    secret: Mapped[str] = mapped_column(Encrypted("webhook_endpoints.secret", sqlite_length=100))
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
     enabled: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(500))

@@ -155,14 +155,6 @@ def parse_value(definition: CustomFieldDefinition, raw: str) -> str | float | da
     return value
 
 
-def _row_value(definition: CustomFieldDefinition, row: CustomFieldValue) -> str | float | date | None:
-    if definition.type is FieldType.NUMBER:
-        return row.value_number
-    if definition.type is FieldType.DATE:
-        return row.value_date
-    return row.value_text
-
-
 def values_for(uow: UnitOfWork, entity: FieldEntity, entity_id: int) -> list[FieldValue]:
     return values_for_many(uow, entity, [entity_id]).get(entity_id, [])
 
@@ -182,7 +174,7 @@ def values_for_many(uow: UnitOfWork, entity: FieldEntity, entity_ids: Sequence[i
     ).all()
     result: dict[int, list[FieldValue]] = {}
     for definition, row in rows:
-        value = _row_value(definition, row)
+        value = row.value_as(definition.type)
         if value is not None:
             result.setdefault(row.entity_id, []).append(FieldValue(definition, value))
     return result
@@ -204,13 +196,19 @@ def set_value(
     if row is None:
         row = CustomFieldValue(definition_id=definition.id, entity_id=entity_id)
         uow.session.add(row)
-    for column, stored in value_columns(value).items():
+    for column, stored in value_columns(value, personal=definition.personal).items():
         setattr(row, column, stored)
 
 
-def value_columns(value: str | float | date) -> dict[str, str | float | date | None]:
-    """A parsed value as the value columns of its row: exactly one of them is set."""
+def value_columns(value: str | float | date, *, personal: bool = False) -> dict[str, str | float | date | None]:
+    """A parsed value as the value columns of its row: exactly one of them is set. A personal
+    field's value is encrypted at rest, as text (see CustomFieldValue), never in the typed,
+    filterable columns."""
+    if personal:
+        sealed = value.isoformat() if isinstance(value, date) else str(value)
+        return {"value_sealed": sealed, "value_text": None, "value_number": None, "value_date": None}
     return {
+        "value_sealed": None,
         "value_text": value if isinstance(value, str) else None,
         "value_number": value if isinstance(value, float) else None,
         "value_date": value if isinstance(value, date) else None,

@@ -11,7 +11,7 @@ import logging
 
 import sqlalchemy as sa
 
-from crm_core import text
+from crm_core import contacts, text
 from crm_core.models import Customer, CustomerChat
 from crm_core.services import customer_merge, customers
 from crm_core.services.users import PlatformId
@@ -60,11 +60,9 @@ def ensure_chat(uow: UnitOfWork, platform_id: PlatformId, conversation: str, dis
 
 
 def _customer_with_phone(uow: UnitOfWork, phone: str) -> Customer | None:
-    key = text.phone_key(phone)
-    if key is None:
-        return None
     # Several customers may share a number (a switchboard); the oldest record is the likeliest.
-    return uow.session.scalars(sa.select(Customer).where(Customer.phone_key == key).order_by(Customer.id)).first()
+    where = contacts.phone_is(uow.session, phone)
+    return uow.session.scalars(sa.select(Customer).where(where).order_by(Customer.id)).first()
 
 
 def link_by_phone(

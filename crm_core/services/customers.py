@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, lazyload
 
-from crm_core import clock, db, events, search, text
+from crm_core import clock, contacts, events, search, text
 from crm_core.errors import Conflict, CrmError, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.iso_countries import is_country_code
@@ -219,7 +219,7 @@ def parse_changes(uow: UnitOfWork, changes: Mapping[str, str | None], rules: Rul
 def with_email(session: Session, emails: Sequence[str | None]) -> sa.ColumnElement[bool]:
     """Customers whose email is one of ``emails`` (as typed: compared normalised). The one place an exact
     lookup by email is written, for an edit's uniqueness check and an import's matching alike."""
-    return db.one_of(session, Customer.email, [e for e in map(text.normalize_email, emails) if e])
+    return contacts.email_among(session, emails)
 
 
 def email_taken(holder_name: str, holder_id: int, email: str) -> Conflict:
@@ -254,7 +254,7 @@ def look_alikes(uow: UnitOfWork, customer: Customer, limit: int = 3) -> list[Loo
     creating one is not refused; the chat warns and links to them instead.
     """
     same_name = Customer.search_name == customer.search_name
-    same_phone = Customer.phone_key == customer.phone_key if customer.phone_key else sa.false()
+    same_phone = contacts.phone_is(uow.session, customer.phone)
     rows = uow.session.execute(
         sa.select(Customer.id, Customer.name, same_name.label("by_name"), same_phone.label("by_phone"))
         .where(Customer.id != customer.id, sa.or_(same_name, same_phone))

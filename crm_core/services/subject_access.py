@@ -211,7 +211,18 @@ def export_customer(uow: UnitOfWork, customer_id: int) -> dict[str, Any]:
         "format": FORMAT,
         "generated_at": _plain(utcnow()),
         "customer": {
-            **_row(customer, skip=("search_name", "search_keys", "phone_key", "company_id", "owner_id")),
+            **_row(
+                customer,
+                skip=(
+                    "search_name",
+                    "search_keys",
+                    "email_index",
+                    "phone_index",
+                    "phone_tail",
+                    "company_id",
+                    "owner_id",
+                ),
+            ),
             "lifetime_value": _money(customer.lifetime_value_cents),
             "company": (
                 {"name": customer.company.name, "domain": customer.company.domain, "country": customer.company.country}
@@ -225,9 +236,7 @@ def export_customer(uow: UnitOfWork, customer_id: int) -> dict[str, Any]:
             definition.key: {
                 "label": definition.label,
                 "personal": definition.personal,
-                "value": _plain(
-                    next((v for v in (row.value_text, row.value_number, row.value_date) if v is not None), None)
-                ),
+                "value": _plain(row.value_as(definition.type)),
             }
             for definition, row in custom
         },

@@ -76,7 +76,8 @@ class WorkerThread:
         self.stop()
 
 
-# A spawned `chatcrm web`/`worker` on PostgreSQL does not start without a secret key (bot.cli).
+# A spawned `chatcrm web`/`worker` on PostgreSQL does not start without a secret key, and it must be the
+# key of the test's own app, which encrypted the data (tests.support.TEST_SECRET_KEY).
 SERVER_SECRET = {"CHATCRM_SECRET_KEY": "a-test-secret-key-for-spawned-servers"}
 
 # Settings for a worker in tests: quick polls, short leases and locks, generous rate limits.
