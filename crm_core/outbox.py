@@ -27,7 +27,7 @@ preparers by kind right before sending.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -246,14 +246,15 @@ def claim_due(
     now: datetime | None = None,
     priority: int | None = None,
     ids: Sequence[int] | None = None,
-    wait_for_busy: bool = True,
+    parallel: Collection[str] = (),
 ) -> list[Claimed]:
     """Claim up to ``limit`` due rows of ``platforms`` for ``owner``: at most ``caps[platform]``
     rows per conversation (``group_caps`` for group chats), none of a conversation that already
     has rows in flight. Rows to blocked recipients found on the way are marked blocked.
     ``priority``: only rows of that lane; ``ids``: only those rows (a process sending what it just
-    queued); ``wait_for_busy=False``: also rows of a conversation with rows in flight (answers to
-    separate requests, which need no order among them: many people in one Slack channel)."""
+    queued); ``parallel``: platforms whose rows are claimed even while their conversation has rows
+    in flight (answers to separate requests, which need no order among them: many people in one
+    Slack channel)."""
     if not platforms or limit <= 0 or (ids is not None and not ids):
         return []
     now = now or utcnow()
@@ -275,7 +276,9 @@ def claim_due(
     if ids is not None:
         only.append(o.id.in_(list(ids)))
     eligible = [_due(now, owner), *only]
-    if wait_for_busy:
+    if parallel:
+        eligible.append(sa.or_(o.platform.in_(list(parallel)), ~busy))
+    else:
         eligible.append(~busy)
     ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
     if ordered:
