@@ -276,9 +276,12 @@ def claim_due(
     if ids is not None:
         only.append(o.id.in_(list(ids)))
     eligible = [_due(now, owner), *only]
-    if parallel:
-        eligible.append(sa.or_(o.platform.in_(list(parallel)), ~busy))
-    else:
+    # The platforms whose rows wait while their conversation has rows in flight; when none do (an
+    # answer sender's claim), the check is left out of the query altogether.
+    one_at_a_time = [p for p in platforms if p not in parallel]
+    if one_at_a_time and len(one_at_a_time) < len(platforms):
+        eligible.append(sa.or_(o.platform.not_in(one_at_a_time), ~busy))
+    elif one_at_a_time:
         eligible.append(~busy)
     ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
     if ordered:

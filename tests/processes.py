@@ -106,7 +106,11 @@ class Stack:
             # A dead process's deliveries and rows are taken over within a second or two.
             "CHATCRM_INBOX_LEASE": "1",
             "CHATCRM_INBOX_POLL": "0.2",
-            "CHATCRM_OUTBOX_LEASE": "2",
+            # Rows a killed process was sending are sent again this long after they were claimed.
+            # Not shorter: a live process's claim is not renewed while it sends what a request
+            # queued, and on a machine at load 10 a web process can stall for 2 s (its rows, taken
+            # over as though it had died, were then sent twice with no kill to explain it).
+            "CHATCRM_OUTBOX_LEASE": "5",
             "CHATCRM_LOG_LEVEL": "WARNING",
         }
         port = free_port()
@@ -202,7 +206,10 @@ class Stack:
                 continue
             lags = [self.in_flight_at_a_kill(at) for at in sorted(times)[:-1]]
             if None in lags:
-                unexplained.append(f"{message} x{len(times)}")
+                copies = ", ".join(f"{at - min(times):+.2f}" for at in sorted(times))
+                nearest = min(self.kill_times, key=lambda at: abs(at - min(times)), default=None)
+                kill = f"; nearest kill at {nearest - min(times):+.2f} s" if nearest is not None else ""
+                unexplained.append(f"{message} x{len(times)} (copies at {copies} s{kill})")
             else:
                 after = ", ".join(f"{lag * 1000:.0f}" for lag in lags if lag is not None)
                 in_flight.append(f"{message} x{len(times)} (killed {after} ms after)")
