@@ -120,8 +120,10 @@ class Stack:
         self.kills = 0
         # Kills that came before the delivery's 200 (the rest hit the work after it, or nothing).
         self.before_ack = 0
-        # When each kill came (time.time(), the clock the fakes note arrivals on).
+        # When each kill of either process came (time.time(), the clock the fakes note arrivals on),
+        # and the last kill of the web.
         self.kill_times: list[float] = []
+        self.web_killed_at = 0.0
 
     def __enter__(self) -> Stack:
         return self
@@ -173,9 +175,13 @@ class Stack:
         if after_ack:
             acked.wait(30)
         time.sleep(delay)
-        self.kill_times.append(time.time())
+        self.web_killed_at = time.time()
+        self.kill_times.append(self.web_killed_at)
         self.web.kill()
         if kill_worker:
+            # Noted on its own: the worker dies a little later (after the web was reaped), and
+            # what it sent meanwhile was in flight at its own kill.
+            self.kill_times.append(time.time())
             self.worker.kill()
         self.kills += 1
         poster.join(20)

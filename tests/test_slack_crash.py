@@ -170,7 +170,7 @@ def _kill_while_handling(
             kill_worker=rng.random() < 0.3,
             after_ack=after_ack,
         )
-        kills.append((before, stack.kill_times[-1]))
+        kills.append((before, stack.web_killed_at))
     return kills
 
 
