@@ -44,7 +44,8 @@ test: $(STAMP)
 	# The example plugin's own suite, through the testing kit (chatcrm.testing) as a plugin author runs it.
 	PYTHONPATH=examples/plugins/chatcrm-example $(BIN)/python -m pytest -q examples/plugins/chatcrm-example/tests
 
-# The crash tests at full size (a 10,000-recipient campaign killed three times), before a release.
+# The crash tests at full size (a 10,000-recipient campaign killed three times; 10 kills per scenario
+# and database while Slack and Telegram deliveries are handled), before a release.
 test-crash: $(STAMP)
 	CHATCRM_CRASH_RECIPIENTS=10000 CHATCRM_CRASH_POINTS=10 $(BIN)/python -m pytest $(PYTEST_XDIST) -m slow $(PYTEST_ARGS)
 

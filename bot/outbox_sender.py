@@ -36,7 +36,7 @@ import contextlib
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -191,7 +191,6 @@ class OutboxSender:
         after: AfterSendRecorder | None = None,
         on_moved: Callable[[str, str, str], None] | None = None,
         retries: Mapping[str, RetryPolicy] | None = None,
-        send_now_in_parallel: bool = False,
     ):
         self.engine = engine
         self.session_factory = session_factory
@@ -206,9 +205,6 @@ class OutboxSender:
         # Platforms that retry otherwise than the settings say (PlatformSpec.retry: webhooks).
         self.retries = dict(retries or {})
         self.owner = owner or holder_id()
-        # send_now: send what a request queued even while its conversation has other rows in flight
-        # (the answers of concurrent requests in one channel; see crm_core.outbox.claim_due).
-        self.send_now_in_parallel = send_now_in_parallel
         self.limiters = {
             platform: PlatformLimiter(self.settings.limits_for(platform, self.exclusive)) for platform in self.senders
         }
@@ -337,7 +333,13 @@ class OutboxSender:
         return claimed
 
     async def _claim_rows(
-        self, platforms: list[str], limit: int, *, priority: int | None = None, ids: list[int] | None = None
+        self,
+        platforms: list[str],
+        limit: int,
+        *,
+        priority: int | None = None,
+        ids: list[int] | None = None,
+        parallel: Collection[str] = (),
     ) -> list[Claimed]:
         caps, group_caps = self._caps()
         lease = self.settings.lease_seconds
@@ -355,28 +357,39 @@ class OutboxSender:
             group_caps=group_caps,
             priority=priority,
             ids=ids,
-            wait_for_busy=ids is None or not self.send_now_in_parallel,
+            parallel=parallel,
         )
 
-    def offer(self) -> outbox.SendNow:
+    def offer(self, *, parallel: Collection[str] = ()) -> outbox.SendNow:
         """What a request's transaction may claim for this sender as it queues (``OutboxQueue``):
-        rows of its platforms that are not paused now, under ``send_now``'s short lease."""
+        rows of its platforms that are not paused now, under ``send_now``'s short lease; ``parallel``
+        as for ``send_now``."""
         return outbox.SendNow(
             owner=self.owner,
             lease=timedelta(seconds=min(self.settings.lease_seconds, SEND_NOW_LEASE_SECONDS)),
             platforms=frozenset(p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0),
-            in_parallel=self.send_now_in_parallel,
+            parallel=frozenset(parallel),
         )
 
-    async def send_now(self, ids: list[int], claimed: Sequence[Claimed] = ()) -> None:
+    async def send_now(
+        self, ids: list[int], claimed: Sequence[Claimed] = (), *, parallel: Collection[str] = ()
+    ) -> None:
         """Send these rows now if they are due and not in flight elsewhere (what this process just
         queued; ``claimed``: rows it already took, see ``offer``), then what their recorders queue
         in turn. Anything not sent here (a 429, a failure, a conversation busy elsewhere) stays in
-        the outbox for the worker's sender."""
+        the outbox for the worker's sender.
+
+        ``parallel``: platforms whose rows go even while their conversation has other rows in
+        flight: answers to separate requests, which need no order among them (many people asking
+        in one Slack channel, each answered at their own response_url; crm_core.outbox.claim_due).
+        Rows to other platforms (a reply to a Telegram customer a Slack command sent) wait their
+        conversation's turn."""
         platforms = [p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0]
         taken = list(claimed)
         while (ids and platforms) or taken:
-            rows = taken + (await self._claim_rows(platforms, len(ids), ids=ids) if ids and platforms else [])
+            rows = taken + (
+                await self._claim_rows(platforms, len(ids), ids=ids, parallel=parallel) if ids and platforms else []
+            )
             taken = []
             by_conversation: dict[tuple[str, str], deque[Claimed]] = {}
             for row in sorted(rows, key=lambda r: r.id):  # taken or claimed, in the order queued

@@ -12,14 +12,19 @@ until a worker with that platform configured delivers them. Nothing is lost by s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from bot.bootstrap import App
 from bot.delivery import PlatformSender
+from bot.platform_spec import PlatformSpec
 from bot.rate_limit import PlatformLimits
 from bot.web import WebMount
 from bot.worker import WorkerService
+
+if TYPE_CHECKING:
+    from bot.outbox_sender import OutboxSender
 
 
 def configured_platforms(app: App) -> list[str]:
@@ -40,22 +45,46 @@ def web_mounts(app: App) -> list[WebMount]:
 
 def senders(app: App) -> dict[str, PlatformSender]:
     """The outbox's ``PlatformSender`` for each platform that can send now, by platform name."""
+    return _senders(app, lambda _spec: True)
+
+
+def chat_senders(app: App) -> dict[str, PlatformSender]:
+    """``senders`` of the chat platforms people use remotely (not the console, not webhooks): what a
+    web process sends what a request queued with, right after its commit (the worker does the rest).
+    The others are not even made (the webhook sender's HTTP client costs a web start 0.2 s)."""
+    return _senders(app, lambda spec: spec.traits.chat and not spec.traits.local)
+
+
+def _senders(app: App, wanted: Callable[[PlatformSpec], bool]) -> dict[str, PlatformSender]:
     found: dict[str, PlatformSender] = {}
     for name, spec in app.plugins.platforms.items():
-        sender = spec.sender(app)
+        sender = spec.sender(app) if wanted(spec) else None
         if sender is not None:
             found[name] = sender
     return found
 
 
-def chat_senders(app: App) -> dict[str, PlatformSender]:
-    """``senders`` of the chat platforms people use remotely (not the console, not webhooks): what a
-    web process sends what a request queued with, right after its commit (the worker does the rest)."""
-    return {
-        name: sender
-        for name, sender in senders(app).items()
-        if app.plugins.platforms[name].traits.chat and not app.plugins.platforms[name].traits.local
-    }
+def interactive_outbox(
+    app: App, platform: str, own: PlatformSender, limits: PlatformLimits, **options: Any
+) -> OutboxSender:
+    """The web process's outbox sender for what a request queued, sent right after its commit
+    (``OutboxSender.send_now``): through ``platform``'s ``own`` sender (which shares the adapter's
+    connection) with its ``limits``, and every other chat platform's sender, since what a request
+    makes the bot say may go elsewhere (a staff reply in a Slack thread goes to a Telegram customer;
+    a customer's Telegram message is posted in the ticket's Slack thread). ``options`` go to the
+    ``OutboxSender`` (``on_moved``)."""
+    from bot.interactive import AfterSendRecorder
+    from bot.outbox_sender import OutboxSender, SenderSettings
+
+    return OutboxSender(
+        app.engine,
+        app.session_factory,
+        {**chat_senders(app), platform: own},
+        SenderSettings.from_env(app.settings.extra, {**default_limits(app), platform: limits}),
+        preparers=app.plugins.preparers,
+        after=AfterSendRecorder(app.session_factory, app.router.recorder),
+        **options,
+    )
 
 
 def default_limits(app: App) -> dict[str, PlatformLimits]:

@@ -27,7 +27,7 @@ preparers by kind right before sending.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -168,7 +168,7 @@ class SendNow:
     and then saves a claim transaction per answer (an advisory lock, the ranking query, a locking
     SELECT and an UPDATE: about a fifth of a Slack card's cost on PostgreSQL). A row is taken only
     when ``claim_due`` would have let this sender have it: its platform is one the sender sends
-    (and is not paused), and, unless ``in_parallel``, its conversation has no row in flight
+    (and is not paused), and, unless the platform is one of ``parallel``, its conversation has no row in flight
     elsewhere. What is not taken stays pending, for ``claim_due``. A taken row carries a short
     lease: if the process dies before sending it, another sender takes it over as from any claim.
     Ordered platforms (webhooks) are never taken: only ``claim_due`` keeps their order.
@@ -177,7 +177,8 @@ class SendNow:
     owner: str
     lease: timedelta
     platforms: frozenset[str]
-    in_parallel: bool = False
+    # Platforms whose rows go even while their conversation has rows in flight (claim_due's ``parallel``).
+    parallel: frozenset[str] = frozenset()
     # The rows taken so far (in the caller's transaction: forgotten by ``reset`` when it rolls back).
     claimed: list[Claimed] = field(default_factory=list)
     # Conversations this transaction took rows of: its own rows in flight do not hold back its next.
@@ -186,7 +187,7 @@ class SendNow:
     def take(self, session: Session, platform: str, conversation: str, now: datetime) -> bool:
         if platform not in self.platforms or platform in crm_platforms.ordered_platforms():
             return False
-        if self.in_parallel or (platform, conversation) in self._taken:
+        if platform in self.parallel or (platform, conversation) in self._taken:
             self._taken.add((platform, conversation))
             return True
         if session.get_bind().dialect.name == "postgresql":
@@ -344,14 +345,15 @@ def claim_due(
     now: datetime | None = None,
     priority: int | None = None,
     ids: Sequence[int] | None = None,
-    wait_for_busy: bool = True,
+    parallel: Collection[str] = (),
 ) -> list[Claimed]:
     """Claim up to ``limit`` due rows of ``platforms`` for ``owner``: at most ``caps[platform]``
     rows per conversation (``group_caps`` for group chats), none of a conversation that already
     has rows in flight. Rows to blocked recipients found on the way are marked blocked.
     ``priority``: only rows of that lane; ``ids``: only those rows (a process sending what it just
-    queued); ``wait_for_busy=False``: also rows of a conversation with rows in flight (answers to
-    separate requests, which need no order among them: many people in one Slack channel)."""
+    queued); ``parallel``: platforms whose rows are claimed even while their conversation has rows
+    in flight (answers to separate requests, which need no order among them: many people in one
+    Slack channel)."""
     if not platforms or limit <= 0 or (ids is not None and not ids):
         return []
     now = now or utcnow()
@@ -373,7 +375,12 @@ def claim_due(
     if ids is not None:
         only.append(o.id.in_(list(ids)))
     eligible = [_due(now, owner), *only]
-    if wait_for_busy:
+    # The platforms whose rows wait while their conversation has rows in flight; when none do (an
+    # answer sender's claim), the check is left out of the query altogether.
+    one_at_a_time = [p for p in platforms if p not in parallel]
+    if one_at_a_time and len(one_at_a_time) < len(platforms):
+        eligible.append(sa.or_(o.platform.not_in(one_at_a_time), ~busy))
+    elif one_at_a_time:
         eligible.append(~busy)
     ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
     if ordered:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from bot.adapters.console.render import render_text
 from bot.bootstrap import App
 from bot.messages import Origin, Reply, Request
-from crm_core.models import Base, Role
+from crm_core.models import Base, InboundEvent, InboxStatus, OutboxMessage, OutboxStatus, Role
 from crm_core.services import users
 
 # The CHATCRM_SECRET_KEY of the tests' apps and of the servers they spawn (tests.fakes.worker): one key,
@@ -60,6 +60,14 @@ def rows(app: App, model, *where) -> list:
 def count(app: App, model, *where) -> int:
     with app.uow() as uow:
         return uow.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def work_left(app: App) -> str | None:
+    """What is left to do after a crash test, as "<n> deliveries, <m> messages" (inbox deliveries not
+    done, outbox rows pending or being sent), or None when nothing is."""
+    deliveries = count(app, InboundEvent, InboundEvent.status != InboxStatus.DONE)
+    messages = count(app, OutboxMessage, OutboxMessage.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]))
+    return f"{deliveries} deliveries, {messages} messages" if deliveries or messages else None
 
 
 def table_counts(app: App) -> dict[str, int]:

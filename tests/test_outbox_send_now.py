@@ -18,7 +18,8 @@ NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 def _offer(*, parallel: bool = False, platforms=("telegram", "slack")) -> outbox.SendNow:
-    return outbox.SendNow(owner="web-1", lease=LEASE, platforms=frozenset(platforms), in_parallel=parallel)
+    chosen = frozenset(platforms)
+    return outbox.SendNow(owner="web-1", lease=LEASE, platforms=chosen, parallel=chosen if parallel else frozenset())
 
 
 def _queue(app, key: str, offer: outbox.SendNow | None, *, platform="telegram", conversation="42") -> OutboxMessage:

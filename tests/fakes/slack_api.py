@@ -39,6 +39,10 @@ Failures on demand, for the next call(s) of a method::
     slack.fail("auth.test", "invalid_auth", times=None)        # every call from now on
     slack.fail("response_url", status=404, body="expired_url")  # a response_url refusing
 
+Or for every message: ``slack.fail_each_message(429, 500)`` answers the first attempt of each
+message (its text to one channel or response_url) with a 429 (Retry-After 1 s), the second with a
+500, and takes the third. ``delivered()`` lists the messages it took (refused attempts left out).
+
 Slowness on demand: ``slack.slow("users.info", 30)`` records the next call at once and answers it
 30 s later, or as soon as ``slack.release()`` is called (a process can be killed while it waits for
 that answer, or be shown to acknowledge Slack without waiting for it).
@@ -70,6 +74,8 @@ SOCKET_ACK = "socket_mode.ack"
 DEFAULT_TIMEOUT = 10.0
 # What reaches someone: the calls ``/_fake/deliveries`` lists.
 DELIVERY_METHODS = frozenset({RESPONSE_URL, "chat.postMessage", "chat.postEphemeral", "chat.update"})
+# What ``fail_each_message`` refuses: new messages (an edit is no message of its own).
+NEW_MESSAGE_METHODS = frozenset({RESPONSE_URL, "chat.postMessage", "chat.postEphemeral"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,11 @@ class Call:
     # The response_url name or the upload's file id.
     name: str | None = None
     received_at: float = field(default_factory=time.time)
+
+    @property
+    def where(self) -> str:
+        """Where it went: the response_url's name, else the channel."""
+        return self.name if self.method == RESPONSE_URL and self.name else str(self.args.get("channel") or "")
 
     @property
     def token(self) -> str | None:
@@ -135,6 +146,12 @@ class FakeSlackApi:
         self._counts: Counter[str] = Counter()
         self._changed = threading.Condition()
         self._failures: dict[str, list[_Failure]] = {}
+        # fail_each_message: the HTTP statuses of each message's first attempts, and the attempts so far.
+        self._each_message: tuple[int, ...] = ()
+        self._each_message_retry_after = 1.0
+        self._attempts: Counter[tuple[str, str, str]] = Counter()
+        # The calls answered with a failure (their ids), which delivered nothing.
+        self._refused: set[int] = set()
         self._overrides: dict[str, dict[str, Any]] = {}
         # method -> [seconds, calls left]: answers held back that long.
         self._slow: dict[str, list[float]] = {}
@@ -234,6 +251,19 @@ class FakeSlackApi:
                 raise AssertionError(f"expected {count} x {method} {match or ''} within {timeout}s; got {seen}")
             return matching()
 
+    def delivered(self, method: str | None = None) -> list[Call]:
+        """The messages (response_url answers, posts, ephemerals, edits) the fake took, oldest first:
+        what reached someone. A call answered with a failure is left out; one whose sender died
+        waiting for the answer is not (Slack had it)."""
+        with self._changed:
+            return [
+                c
+                for c in self._calls
+                if c.method in DELIVERY_METHODS
+                and (method is None or c.method == method)
+                and id(c) not in self._refused
+            ]
+
     def message(self, ts: str) -> PostedMessage:
         """The message posted with this ts, as it is now."""
         with self._changed:
@@ -262,6 +292,9 @@ class FakeSlackApi:
             self._counts.clear()
             self._failures.clear()
             self._slow.clear()
+            self._each_message = ()
+            self._attempts.clear()
+            self._refused.clear()
 
     # ---- behaviour --------------------------------------------------------------------
 
@@ -283,6 +316,38 @@ class FakeSlackApi:
         """
         with self._changed:
             self._failures.setdefault(method, []).append(_Failure(error, status, retry_after, times, body, extra))
+
+    def fail_each_message(self, *statuses: int, retry_after: float = 1) -> None:
+        """Answer the first attempts of every new message (its text to one channel or response_url;
+        chat.postMessage, chat.postEphemeral, response_urls) with these HTTP statuses in order, then
+        take it: a 429 with Retry-After ``retry_after`` and Slack's "ratelimited", anything else with
+        "fatal_error" (a response_url answers with plain text, as Slack's do)."""
+        with self._changed:
+            self._each_message, self._each_message_retry_after = statuses, retry_after
+            self._attempts.clear()
+
+    def _each_message_failure(self, call: Call) -> _Failure | None:
+        if call.method not in NEW_MESSAGE_METHODS:
+            return None
+        with self._changed:
+            if not self._each_message:
+                return None
+            key = (call.method, call.where, str(call.args.get("text") or ""))
+            attempt = self._attempts[key]
+            self._attempts[key] += 1
+            if attempt >= len(self._each_message):
+                return None
+            status = self._each_message[attempt]
+        limited = status == 429
+        error = "ratelimited" if limited else "fatal_error"
+        return _Failure(
+            error,
+            status,
+            self._each_message_retry_after if limited else None,
+            1,
+            error if call.method == RESPONSE_URL else None,
+            {},
+        )
 
     def slow(self, method: str, seconds: float, *, times: int = 1) -> None:
         """Answer the next ``times`` calls of ``method`` only ``seconds`` after they arrived."""
@@ -384,6 +449,11 @@ class FakeSlackApi:
                     queue.pop(0)
             return failure
 
+    def _refuse(self, call: Call, failure: _Failure) -> web.Response:
+        with self._changed:
+            self._refused.add(id(call))
+        return self._failure_response(failure)
+
     @staticmethod
     def _failure_response(failure: _Failure) -> web.Response:
         headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
@@ -402,13 +472,14 @@ class FakeSlackApi:
                 args.update(json.loads(raw))
             else:
                 args.update(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
-        self._record(Call(method, args, dict(request.headers), raw))
+        call = Call(method, args, dict(request.headers), raw)
+        self._record(call)
         await self._hold(method)
-        failure = self._take_failure(method)
+        failure = self._take_failure(method) or self._each_message_failure(call)
         if failure is None and method == "chat.update":
             failure = self._update(args)
         if failure is not None:
-            return self._failure_response(failure)
+            return self._refuse(call, failure)
         data = {"ok": True, **self._success(method, args), **self._overrides.get(method, {})}
         return web.json_response(data)
 
@@ -484,11 +555,12 @@ class FakeSlackApi:
         name = request.match_info["name"]
         raw = await request.read()
         args = json.loads(raw) if raw else {}
-        self._record(Call(RESPONSE_URL, args, dict(request.headers), raw, name=name))
+        call = Call(RESPONSE_URL, args, dict(request.headers), raw, name=name)
+        self._record(call)
         await self._hold(RESPONSE_URL)
-        failure = self._take_failure(RESPONSE_URL)
+        failure = self._take_failure(RESPONSE_URL) or self._each_message_failure(call)
         if failure is not None:
-            return self._failure_response(failure)
+            return self._refuse(call, failure)
         return web.Response(text="ok")
 
     def share_file(self, name: str, content: bytes, mimetype: str = "text/csv") -> dict[str, Any]:

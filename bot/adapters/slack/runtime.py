@@ -14,8 +14,10 @@ finds its row and does nothing.
 The dispatcher marks the delivery done and queues its answer as an interactive outbox row (keyed by
 the delivery, carrying the response_url and the person who asked in ``answer_to``) in the
 transaction of its effect, so a replay repairs what is missing and repeats nothing; the row is
-sent right after the commit (``OutboxSender.send_now`` through ``SlackSender``), and what could
-not be sent then is left to the worker's sender.
+sent right after the commit (``OutboxSender.send_now`` through ``SlackSender``, in parallel with
+other requests' answers in the same channel), and what could not be sent then is left to the
+worker's sender. One outbox sender (``outbox``) has every chat platform's sender, since what a
+delivery makes the bot say may go to another platform.
 
 What stays outside this (documented in the README): things that only work within seconds of the
 request. A modal opens with views.open on the request's ``trigger_id``, which Slack accepts for 3
@@ -28,8 +30,8 @@ the Home as it was until it is opened again, and the file to be asked for again.
 
 A person's message in a thread of the support channel (CHATCRM_SLACK_SUPPORT_CHANNEL) is kept and
 processed the same way, as a plain message (``RequestKind.MESSAGE``); what it makes the bot say may
-go to another platform (an answer to a Telegram customer), so it is sent with every chat platform's
-sender (``outbox``). Files shared with a command in a DM ("import customers") are fetched when the
+go to another platform (an answer to a Telegram customer), and is sent in order with what else goes
+to that conversation. Files shared with a command in a DM ("import customers") are fetched when the
 delivery is processed.
 """
 
@@ -77,9 +79,8 @@ from bot.dispatch import (
     reply_to_sender,
 )
 from bot.inbox_runner import InboxRunner, InboxSettings
-from bot.interactive import AfterSendRecorder, OutboxQueue
+from bot.interactive import OutboxQueue
 from bot.messages import UPLOAD_LIMIT, Form, InboundFile, Outgoing, Reply, Request, Tone
-from bot.outbox_sender import OutboxSender, SenderSettings
 from bot.roles import Permission
 from crm_core import i18n, inbox, outbox
 from crm_core.i18n import _
@@ -177,18 +178,11 @@ class SlackRuntime:
         self.inbox_executor = ThreadPoolExecutor(max_workers=INBOX_THREADS, thread_name_prefix="slack-inbox")
         env = app.settings.extra
         self.runner = InboxRunner(app.session_factory, InboxSettings.from_env(env), {PLATFORM: self})
-        # Sends what a delivery queued right after its commit (the interactive lane of the outbox).
+        # Sends what a delivery queued right after its commit (the interactive lane of the outbox):
+        # to Slack over this runtime's connection, and to the other chat platforms (a staff reply in
+        # a ticket's thread goes to the customer's chat); the rest is left to the worker's sender.
         self.sender = SlackSender(settings)
-        self.interactive = OutboxSender(
-            app.engine,
-            app.session_factory,
-            {PLATFORM: self.sender},
-            SenderSettings.from_env(env, {PLATFORM: LIMITS}),
-            after=AfterSendRecorder(app.session_factory, app.router.recorder),
-            # Each answer goes to its own request's response_url: answers to many people in one
-            # channel do not wait for each other (nor for the channel's 1 message/s).
-            send_now_in_parallel=True,
-        )
+        self.outbox = platforms.interactive_outbox(app, PLATFORM, self.sender, LIMITS)
         self._tasks: set[asyncio.Task[Any]] = set()
         # Deliveries waiting to be kept in the inbox (``receive``), and the task writing them.
         self._to_keep: list[tuple[str, str, asyncio.Future[Claim | None]]] = []
@@ -197,7 +191,6 @@ class SlackRuntime:
         self._locales: dict[str, tuple[float, str | None]] = {}
         self.session: aiohttp.ClientSession | None = None
         self._client: AsyncWebClient | None = None
-        self._outbox: OutboxSender | None = None
 
     @property
     def client(self) -> AsyncWebClient:
@@ -230,11 +223,10 @@ class SlackRuntime:
                 task.cancel()
         if self.session:
             await self.session.close()
-        if self._outbox is not None:
-            for sender in self._outbox.senders.values():
-                closing = getattr(sender, "close", None)
-                if closing is not None:
-                    await closing()
+        for name, sender in self.outbox.senders.items():
+            closing = getattr(sender, "close", None)
+            if name != PLATFORM and closing is not None:
+                await closing()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.inbox_executor.shutdown(wait=False, cancel_futures=True)
 
@@ -324,7 +316,7 @@ class SlackRuntime:
         await self.start()
         data = json.loads(claim.payload)
         kind, body, received = data["kind"], data["body"], float(data.get("received") or 0)
-        queue = OutboxQueue(self.interactive.offer())
+        queue = OutboxQueue(self.outbox.offer(parallel={PLATFORM}))
         if kind == EVENT and (body.get("event") or {}).get("type") == "app_home_opened":
             await self._home(claim.key, body)
             return
@@ -472,7 +464,10 @@ class SlackRuntime:
 
     async def _send(self, queue: OutboxQueue) -> None:
         if queue.pending:
-            await self.interactive.send_now(list(queue.ids), queue.claimed)
+            # Each answer goes to its own request's response_url: answers to many people in one
+            # channel do not wait for each other (nor for the channel's 1 message/s). What a
+            # command sends elsewhere (to a Telegram customer) keeps its conversation's order.
+            await self.outbox.send_now(list(queue.ids), queue.claimed, parallel={PLATFORM})
 
     async def _upload(self, reply: Reply, where: Destination) -> None:
         """An exported file, sent directly: an outbox row cannot carry it. A private file goes to the
@@ -527,7 +522,7 @@ class SlackRuntime:
     async def _thread_message(self, key: str, body: dict[str, Any]) -> None:
         """A kept message in a thread of the support channel (a staff reply in a ticket's thread): what
         it makes the bot say is queued in the outbox in the transaction that marks it done, then sent
-        at once with every chat platform's sender."""
+        at once, to whichever platform it goes, after what is already in flight to that conversation."""
         request = inbound.thread_message(body)
         if request is None:
             await asyncio.to_thread(inbox.finish, self.app.session_factory, PLATFORM, key)
@@ -551,22 +546,6 @@ class SlackRuntime:
             return request
         fetched = [await self._download(shared) for shared in found.files]
         return replace(request, files=tuple(f for f in fetched if f))
-
-    @property
-    def outbox(self) -> OutboxSender:
-        """Sends what a thread message queued, to whichever platform it goes (the customer's chat, the
-        thread); what it cannot send now is left to the worker's outbox sender."""
-        if self._outbox is None:
-            app = self.app
-            self._outbox = OutboxSender(
-                app.engine,
-                app.session_factory,
-                platforms.chat_senders(app),
-                SenderSettings.from_env(app.settings.extra, platforms.default_limits(app)),
-                preparers=app.plugins.preparers,
-                after=AfterSendRecorder(app.session_factory, app.router.recorder),
-            )
-        return self._outbox
 
     async def _download(self, shared: dict[str, Any]) -> InboundFile | None:
         """A file shared with a command (Slack's file object), fetched with the bot token (scope files:read).
@@ -605,7 +584,7 @@ class SlackRuntime:
             return
         view = body["view"]
         request = await self._hinted(delivery.request, ask=False)
-        queue = InlineErrorQueue(view, self.interactive.offer())
+        queue = InlineErrorQueue(view, self.outbox.offer(parallel={PLATFORM}))
         work = asyncio.get_running_loop().run_in_executor(
             self.executor, functools.partial(self.app.dispatcher.handle, request, queue=queue)
         )

@@ -63,10 +63,9 @@ from bot.delivery import ChatMoved, RecipientUnreachable
 from bot.desk import SupportDesk
 from bot.dispatch import AlreadyHandled, internal_error_reply, reply_to_sender
 from bot.inbox_runner import InboxRunner, InboxSettings
-from bot.interactive import AfterSendRecorder, OutboxQueue
+from bot.interactive import OutboxQueue
 from bot.messages import UPLOAD_LIMIT, Destination, InboundFile, Reply
-from bot.outbox_sender import OutboxSender, SenderSettings
-from bot.platforms import chat_senders, default_limits
+from bot.platforms import interactive_outbox
 from bot.router import Router
 from crm_core import i18n, inbox
 from crm_core.i18n import N_, _
@@ -144,14 +143,8 @@ class TelegramBot:
         self.runner = InboxRunner(app.session_factory, InboxSettings.from_env(env), {PLATFORM: self})
         # Sends what an update queued right after its commit (the interactive lane of the outbox): to
         # Telegram with this bot, and to the other configured platforms (a post in a ticket's thread).
-        self.interactive = OutboxSender(
-            app.engine,
-            app.session_factory,
-            {**chat_senders(app), PLATFORM: TelegramSender(settings, app.session_factory, bot=self.bot)},
-            SenderSettings.from_env(env, {**default_limits(app), PLATFORM: LIMITS}),
-            preparers=app.plugins.preparers,
-            after=AfterSendRecorder(app.session_factory, app.router.recorder),
-            on_moved=self._moved,
+        self.interactive = interactive_outbox(
+            app, PLATFORM, TelegramSender(settings, app.session_factory, bot=self.bot), LIMITS, on_moved=self._moved
         )
         self._initialized = asyncio.Lock()
         self._polling: asyncio.Task | None = None
