@@ -41,6 +41,8 @@ PERMISSION = "quotes.create"
 # Quotes are logged as notes starting with this, which is how the card finds them again.
 QUOTE_PREFIX = "Quote: "
 CARD_QUOTES = 3
+# How many of a customer's latest notes the card looks through for quotes.
+NOTES_SCANNED = 200
 
 group = CommandGroup()
 
@@ -95,19 +97,24 @@ def register_permissions() -> list[PermissionGrant]:
 
 @hookimpl
 def card_sections(customer: Customer, ctx: Context) -> Section | None:
-    """The last quotes given to this customer (one indexed query); nothing if there are none."""
+    """The last quotes given to this customer; nothing if there are none.
+
+    Note texts are encrypted at rest (chatcrm's field encryption), so the database cannot pick the
+    quotes by their prefix: the customer's latest notes are read, newest first, and the quotes
+    among them kept."""
     import sqlalchemy as sa
 
     from crm_core.models import Interaction
 
     if not ctx.can("customers.read"):
         return None
-    rows = ctx.uow.session.execute(
+    latest = ctx.uow.session.execute(
         sa.select(Interaction.text, Interaction.occurred_at)
-        .where(Interaction.customer_id == customer.id, Interaction.text.startswith(QUOTE_PREFIX, autoescape=True))
+        .where(Interaction.customer_id == customer.id)
         .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-        .limit(CARD_QUOTES)
-    ).all()
+        .limit(NOTES_SCANNED)
+    )
+    rows = [row for row in latest if (row.text or "").startswith(QUOTE_PREFIX)][:CARD_QUOTES]
     if not rows:
         return None
     return Section(

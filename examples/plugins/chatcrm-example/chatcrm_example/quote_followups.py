@@ -31,16 +31,17 @@ def remind_stale_quotes(run: JobRun) -> None:
         .exists()
     )
     with run.uow() as uow:
-        quotes = uow.session.scalars(
+        # Note texts are encrypted at rest, so the quotes are told apart after reading: the day's
+        # notes by a rep, with no order since, are few.
+        notes = uow.session.scalars(
             sa.select(Interaction).where(
-                Interaction.text.startswith(QUOTE_PREFIX, autoescape=True),
                 Interaction.occurred_at >= since,
                 Interaction.occurred_at < until,
                 Interaction.user_id.is_not(None),
                 ~ordered_since,
             )
         ).all()
-        for quote in quotes:
+        for quote in (note for note in notes if (note.text or "").startswith(QUOTE_PREFIX)):
             address = users.dm_address(quote.user) if quote.user is not None and quote.user.active else None
             if address is None:
                 continue
