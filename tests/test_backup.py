@@ -21,6 +21,7 @@ from bot.cli import main as cli_main
 from bot.plugins import _entry_points
 from bot.settings import Settings
 from crm_core import backup, db, demo
+from crm_core.backup import sealed
 from crm_core.backup.retention import backups_in
 from crm_core.backup.rows import encode, select_rows, specs_of
 from crm_core.backup.stream import RecordWriter
@@ -178,8 +179,17 @@ def test_a_backup_taken_while_another_thread_writes_is_one_consistent_moment(app
 def _damaged(path: Path, how: str) -> None:
     data = bytearray(path.read_bytes())
     if how == "tampered":
-        # A byte near the end: most tables are loaded by the time it is read.
-        data[-200] ^= 0x01
+        # A byte inside the last chunk's ciphertext: most tables are loaded by the time it is read.
+        # Found by walking the chunks' length fields: a fixed offset from the end sometimes hit a
+        # length field instead (the chunks' sizes vary with the encrypted values they hold), which
+        # reads as a truncated file, rightly.
+        offset, last = sealed.HEADER_SIZE, (0, 0)
+        while offset < len(data):
+            length = int.from_bytes(data[offset : offset + 4], "big")
+            last = (offset + 4, length)
+            offset += 4 + length
+        start, length = last
+        data[start + length // 2] ^= 0x01
     elif how == "truncated":
         del data[-3000:]
     path.write_bytes(bytes(data))
