@@ -29,7 +29,7 @@ from crm_core.i18n import N_, _, ngettext, pgettext
 from crm_core.models import Customer, FieldEntity, ModelRun, Role
 from crm_core.money import format_totals
 from crm_core.predictions.rfm import segment_label
-from crm_core.services import customer_merge, customers, interactions, orders, relationships, tickets
+from crm_core.services import customer_merge, customers, interactions, relationships, tickets
 from crm_core.services.customers import CORE_FIELDS, CustomerCard
 
 group = CommandGroup()
@@ -135,7 +135,7 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
         # One amount per currency the orders were in; the company currency only labels a zero.
         Field(
             _("Lifetime value"),
-            format_totals(orders.lifetime_values(ctx.uow.session, [c.id]).get(c.id, {}), ctx.settings.currency),
+            format_totals(card.lifetime_values, ctx.settings.currency),
         ),
         Field(
             _("Orders"),
@@ -144,16 +144,16 @@ def card_reply(card: CustomerCard, ctx: Context, note: str | None = None, tone: 
     ]
     if c.tags:
         fields.append(Field(_("Tags"), ", ".join(c.tags)))
-    if rated := tickets.satisfaction(ctx.uow, c.id):
+    if card.rating_count and card.rating_average is not None:
         fields.append(
             Field(
                 _("Satisfaction"),
                 ngettext(
                     "{average}/5 from {count} rating",
                     "{average}/5 from {count} ratings",
-                    rated.count,
-                    average=i18n.format_number(rated.average, digits=1),
-                    count=i18n.format_number(rated.count),
+                    card.rating_count,
+                    average=i18n.format_number(card.rating_average, digits=1),
+                    count=i18n.format_number(card.rating_count),
                 ),
             )
         )

@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from crm_core import clock, contacts, events, search, text
 from crm_core.errors import Conflict, CrmError, NotFound, ValidationError
@@ -479,6 +479,12 @@ class CustomerCard:
     score: CustomerScore | None = None
     # Open follow-ups due by the end of today (in the timezone the card was asked for), overdue included.
     followups_due: list[FollowUp] = field(default_factory=list)
+    # Lifetime value per currency, as ``orders.lifetime_values`` counts it.
+    lifetime_values: dict[str, int] = field(default_factory=dict)
+    # The average rating over the customer's rated tickets and how many there are (as
+    # ``tickets.satisfaction``); None and 0 when none is rated.
+    rating_average: float | None = None
+    rating_count: int = 0
 
 
 def same_customer(attribute: Any) -> Any:
@@ -490,7 +496,10 @@ def same_customer(attribute: Any) -> Any:
 
 def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str = "UTC") -> CustomerCard:
     session = uow.session
-    customer = get_customer(uow, customer_id)
+    # Tags in the customer's own SELECT (their default is a second one), as the card shows them.
+    customer = session.get(Customer, customer_id, options=[joinedload(Customer.tag_rows)])
+    if customer is None:
+        raise NotFound(_("there is no customer #{id}", id=customer_id))
     open_deals = list(
         session.scalars(
             sa.select(Deal)
@@ -523,6 +532,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
             .limit(recent)
         )
     )
+    values, average, rated = _values_and_ratings(session, customer_id)
     end_of_today = clock.end_of_today(timezone)
     followups_due = list(
         session.scalars(
@@ -546,7 +556,34 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
         relationships=relationships.current(uow, customer_id),
         score=session.get(CustomerScore, customer_id),
         followups_due=followups_due,
+        lifetime_values=values,
+        rating_average=average,
+        rating_count=rated,
     )
+
+
+def _values_and_ratings(session: Session, customer_id: int) -> tuple[dict[str, int], float | None, int]:
+    """The customer's lifetime value per currency and their tickets' average rating and count, in one
+    round trip (a card is read on every ``/customer``, and each statement is a round trip)."""
+    values = (
+        sa.select(sa.literal(0), Order.currency, sa.func.sum(Order.total_cents), sa.cast(sa.null(), sa.Float))
+        .where(Order.customer_id == customer_id)
+        .group_by(Order.currency)
+    )
+    ratings = sa.select(
+        sa.literal(1),
+        sa.cast(sa.null(), sa.String),
+        sa.func.count(Ticket.rating),
+        sa.cast(sa.func.avg(Ticket.rating), sa.Float),
+    ).where(Ticket.customer_id == customer_id, Ticket.rating.is_not(None))
+    totals: dict[str, int] = {}
+    average, rated = None, 0
+    for kind, currency, amount, mean in session.execute(sa.union_all(values, ratings)):
+        if kind == 0:
+            totals[currency] = int(amount or 0)
+        elif amount:
+            average, rated = float(mean), int(amount)
+    return totals, average, rated
 
 
 def owner_name(customer: Customer) -> str | None:

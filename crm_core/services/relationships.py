@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, lazyload, load_only
 
 from crm_core import clock, i18n, text
 from crm_core.errors import Conflict, NotFound, ValidationError
@@ -176,14 +177,19 @@ def current(uow: UnitOfWork, customer_id: int) -> list[Seen]:
     rel = CustomerRelationship
     rows = uow.session.scalars(
         sa.select(rel)
-        # Both sides by name only: their tags (a SELECT each side) only if someone reads them.
-        .options(
-            joinedload(rel.customer).lazyload(Customer.tag_rows), joinedload(rel.related).lazyload(Customer.tag_rows)
-        )
+        .options(_by_name(rel.customer), _by_name(rel.related))
         .where(sa.or_(rel.customer_id == customer_id, rel.related_customer_id == customer_id), rel.ended_on.is_(None))
         .order_by(rel.started_on, rel.id)
     ).unique()
     return [seen_from(row, customer_id) for row in rows]
+
+
+def _by_name(side: Any) -> Any:
+    """A loader option for one side of a relationship row, which is shown by id and name. Without it
+    each row would carry both customers whole, each with its company and owner joined (about 270
+    columns a row, the email and phone decrypted) and their tags selected; anything else read of
+    the other customer is loaded when read."""
+    return joinedload(side).options(load_only(Customer.id, Customer.name), lazyload("*"))
 
 
 def seen_from(relationship: CustomerRelationship, customer_id: int) -> Seen:
