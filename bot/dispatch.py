@@ -41,7 +41,7 @@ from bot.messages import (
     Tone,
 )
 from bot.roles import role_name
-from bot.router import Command, Router
+from bot.router import Command, Route, Router
 from bot.settings import Settings
 from crm_core import i18n, inbox
 from crm_core.actor import Actor
@@ -159,6 +159,8 @@ class Dispatcher:
         command = route.command if route else self.router.get("help")
         usage = command.usage if command else None
         try:
+            if route is not None and route.command.read_only and self.settings.is_sqlite:
+                return self._read_then_record(request, desk, route, queue)
             with UnitOfWork(self.session_factory) as uow:
                 # Marked done in this request's transaction: a rolled-back attempt leaves it to do.
                 self._record_once(uow, request)
@@ -196,11 +198,38 @@ class Dispatcher:
                 raise ProcessingFailed(ref) from exc
             return internal_error_reply(ref)
 
+    def _read_then_record(
+        self, request: Request, desk: SupportDesk | None, route: Route, queue: OutboxQueue | None
+    ) -> Reply:
+        """A command that only reads, on SQLite: its reply is read in a reading transaction, and what
+        must be written (the delivery marked done, a form in progress left, the answer queued) is
+        written after it in a short one. Every SQLite transaction that may write takes the one write
+        lock up front, so a card read in it made every other writer wait, a Slack delivery waiting
+        to be kept before its ack included. A delivery handled meanwhile still raises AlreadyHandled
+        there, and its reply is dropped."""
+        with UnitOfWork(self.session_factory, read_only=True) as uow:
+            reply = self._command(uow, request, desk, route, route.command, leave_form=False)
+            actor = uow.actor
+        with UnitOfWork(self.session_factory, actor) as uow:
+            self._record_once(uow, request)
+            if _leaves_form(request, route.command):
+                conversation.cancel(uow, request.origin)
+            if queue is not None and reply.form is None:
+                queue.add(uow, [self._answer(request, reply)])
+        return reply
+
     def _command(
-        self, uow: UnitOfWork, request: Request, desk: SupportDesk | None, route, command: Command | None
+        self,
+        uow: UnitOfWork,
+        request: Request,
+        desk: SupportDesk | None,
+        route: Route | None,
+        command: Command | None,
+        *,
+        leave_form: bool = True,
     ) -> Reply:
         arg_text = route.arg_text if route else ""
-        if _leaves_form(request, route.command if route else None):
+        if leave_form and _leaves_form(request, route.command if route else None):
             conversation.cancel(uow, request.origin)
         ctx = self._context(uow, request, desk)
         if ctx.caller.role == Role.CUSTOMER and (

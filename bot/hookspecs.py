@@ -49,7 +49,9 @@ def register_commands() -> Iterable[CommandGroup]:
 
     Every command names a permission (``bot.roles.Permission`` or one the plugin registers with
     ``register_permissions``). A command path (``"quote"``, ``"deal stage"``) may be registered by one
-    plugin only; a clash stops the app from starting with a message naming the command.
+    plugin only; a clash stops the app from starting with a message naming the command. A command
+    that only reads may say so (``read_only=True``): on SQLite it then runs beside the one writer
+    instead of waiting for the write lock, and a write in it fails.
     """
 
 
@@ -122,7 +124,9 @@ def card_sections(customer: Customer, ctx: Context) -> Section | Iterable[Sectio
     """Extra sections for a customer's card: return a ``bot.messages.Section``, several, or None.
 
     Called inside the request's unit of work (``ctx.uow``) for every card shown; keep it to a query
-    or two. ``ctx.caller`` is who is looking: show only what their role may see (``ctx.can(...)``).
+    or two, and only read: ``/customer`` is a reading command (``read_only=True``), which on SQLite
+    runs in a transaction where a write fails (write from ``on_event`` or a command of your own).
+    ``ctx.caller`` is who is looking: show only what their role may see (``ctx.can(...)``).
     A plugin that raises is logged and left off the card; the card is still shown.
     """
 

@@ -54,6 +54,9 @@ class Command:
     hidden: bool = False
     # The title of the form asking for this command's arguments.
     form_title: str | None = None
+    # The handler only reads (finding, showing, listing): the dispatcher may run it in a reading
+    # transaction of its own (see Dispatcher._handle), where a write fails.
+    read_only: bool = False
 
     @property
     def name(self) -> str:
@@ -113,6 +116,7 @@ class CommandGroup:
         form: FormBuilder | None = None,
         form_title: str | None = None,
         hidden: bool = False,
+        read_only: bool = False,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.commands.append(
@@ -127,6 +131,7 @@ class CommandGroup:
                     form_builder=form,
                     form_title=form_title,
                     hidden=hidden,
+                    read_only=read_only,
                 )
             )
             return handler

@@ -48,6 +48,21 @@ def urgent() -> Iterator[None]:
         _local.urgent = before
 
 
+@contextlib.contextmanager
+def reading(read_only: bool = True) -> Iterator[None]:
+    """Transactions begun in this block (this thread) only read: on SQLite they begin DEFERRED,
+    without the write lock or a write turn, and ``PRAGMA query_only`` makes a write in them fail at
+    once. Readers then run beside the writer (WAL) instead of queueing for the one write lock
+    behind it, and a delivery waiting to be kept before its ack no longer waits for a customer card
+    being read. ``reading(False)`` restores writing for a block inside one. No effect on PostgreSQL."""
+    before = getattr(_local, "reading", False)
+    _local.reading = read_only
+    try:
+        yield
+    finally:
+        _local.reading = before
+
+
 class WriteTurns:
     """Turns at SQLite's one write lock for the threads of one process, urgent ones first.
 
@@ -164,6 +179,15 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):
+        read_only = getattr(_local, "reading", False)
+        # query_only belongs to the connection, which the pool hands on: set when it changes.
+        if connection.info.get("query_only", False) != read_only:
+            connection.exec_driver_sql(f"PRAGMA query_only={'ON' if read_only else 'OFF'}")
+            connection.info["query_only"] = read_only
+        if read_only:
+            # A reader's snapshot is its own (WAL): it needs neither the lock nor a turn.
+            connection.exec_driver_sql("BEGIN")
+            return
         # Take the write lock up front: a deferred transaction that reads and then writes fails
         # with "database is locked" when another writer got in between; IMMEDIATE waits instead.
         turns.acquire()

@@ -6,21 +6,30 @@ when it raises, so a failed command never leaves half-written data.
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from crm_core import db
 from crm_core.actor import SYSTEM, Actor
 
 
 class UnitOfWork:
     session: Session
 
-    def __init__(self, session_factory: sessionmaker[Session], actor: Actor = SYSTEM):
+    def __init__(self, session_factory: sessionmaker[Session], actor: Actor = SYSTEM, *, read_only: bool = False):
+        """``read_only``: the block only reads (``crm_core.db.reading``: on SQLite it neither takes nor
+        waits for the write lock, and a write in it fails)."""
         self._session_factory = session_factory
         self.actor = actor
+        self.read_only = read_only
+        self._reading: contextlib.AbstractContextManager[None] | None = None
 
     def __enter__(self) -> UnitOfWork:
+        # Every unit of work says which it is, so a writing one inside a reading one writes.
+        self._reading = db.reading(self.read_only)
+        self._reading.__enter__()
         self.session = self._session_factory()
         # Read by the audit listener (crm_core.audit) for every flush in this session.
         self.session.info["actor"] = self.actor
@@ -36,6 +45,9 @@ class UnitOfWork:
                 self.session.rollback()
         finally:
             self.session.close()
+            if self._reading is not None:
+                self._reading.__exit__(None, None, None)
+                self._reading = None
 
     def act_as(self, actor: Actor) -> None:
         """Name the actor once it is known (the dispatcher resolves it inside the transaction)."""

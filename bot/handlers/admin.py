@@ -71,6 +71,7 @@ def _entity_fields(entity: FieldEntity) -> str:
 
 @group.command(
     "field list",
+    read_only=True,
     summary=N_("List custom fields"),
     permission=Permission.CUSTOMERS_READ,
 )

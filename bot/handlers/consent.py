@@ -130,6 +130,7 @@ def remove(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "consent show",
+    read_only=True,
     summary=N_("Where a customer may get campaign messages, and their opt-outs"),
     permission=Permission.CUSTOMERS_READ,
     params=[arg("customer", label=N_("Customer"))],

@@ -37,6 +37,7 @@ group = CommandGroup()
 
 @group.command(
     "customer",
+    read_only=True,
     summary=N_("Find a customer by name, company, email (or @domain), phone (or its last 6+ digits) or #id"),
     permission=Permission.CUSTOMERS_READ,
     params=[

@@ -86,6 +86,7 @@ def _deal_reply(deal, ctx: Context, note: str | None = None, tone: Tone = Tone.I
 
 @group.command(
     "deal",
+    read_only=True,
     summary=N_("Show a deal"),
     permission=Permission.DEALS_READ,
     params=[arg("id", Kind.INT, label=N_("Deal #"))],
@@ -219,6 +220,7 @@ def edit_deal(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "deal list",
+    read_only=True,
     summary=N_("List deals: yours (default), all open, overdue (open past their close date), all, or a customer's"),
     permission=Permission.DEALS_READ,
     params=[

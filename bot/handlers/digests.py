@@ -132,6 +132,7 @@ def unsubscribe(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "digest list",
+    read_only=True,
     summary=N_("Every digest subscription"),
     permission=Permission.DIGESTS_MANAGE,
 )

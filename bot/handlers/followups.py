@@ -123,6 +123,7 @@ def set_followup(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "followup list",
+    read_only=True,
     summary=N_('Your open follow-ups (managers: all with "all"; "overdue" for late ones)'),
     permission=Permission.FOLLOWUPS,
     params=[

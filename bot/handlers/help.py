@@ -19,6 +19,7 @@ group = CommandGroup()
 
 @group.command(
     "help",
+    read_only=True,
     summary=N_("What you can do here"),
     permission=Permission.HELP,
     params=[rest("topic", required=False, label=N_("Command"), max_length=100)],

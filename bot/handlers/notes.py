@@ -47,6 +47,7 @@ def add_note(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "history",
+    read_only=True,
     summary=N_("A customer's whole interaction log, newest first (notes, calls, emails, meetings, chat)"),
     permission=Permission.CUSTOMERS_READ,
     params=[

@@ -149,6 +149,7 @@ def dismiss(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "rules",
+    read_only=True,
     summary=N_("Top rules of which products sell together (optionally involving one product)"),
     permission=Permission.CUSTOMERS_READ,
     params=[rest("product", Kind.TEXT, required=False, label=N_("Product (SKU or name)"), max_length=200)],

@@ -121,6 +121,7 @@ def new_segment(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "segment show",
+    read_only=True,
     summary=N_("A segment's filter, how many customers it has now and the first five"),
     permission=Permission.CAMPAIGNS_DRAFT,
     params=[_NAME],
@@ -132,6 +133,7 @@ def show_segment(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "segment list",
+    read_only=True,
     summary=N_("Every segment with its filter and current customer count"),
     permission=Permission.CAMPAIGNS_DRAFT,
 )

@@ -60,6 +60,7 @@ def _split_language(text: str) -> tuple[str | None, str]:
 
 @group.command(
     "template list",
+    read_only=True,
     summary=N_("The message templates and their admin overrides"),
     permission=Permission.TEMPLATES_MANAGE,
 )
@@ -92,6 +93,7 @@ def list_templates(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "template show",
+    read_only=True,
     summary=N_("Show a template's source (the override if there is one)"),
     permission=Permission.TEMPLATES_MANAGE,
     params=[

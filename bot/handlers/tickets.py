@@ -155,6 +155,7 @@ def ticket_reply(ticket: Ticket, ctx: Context, note: str | None = None, tone: To
 
 @group.command(
     "ticket",
+    read_only=True,
     summary=N_("Show a ticket and its conversation"),
     permission=Permission.TICKETS_READ,
     params=[arg("id", Kind.INT, label=_TICKET_NO)],
@@ -283,6 +284,7 @@ def edit_ticket(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "ticket list",
+    read_only=True,
     summary=N_("List tickets: yours (default), all open, overdue, everything, or a customer's"),
     permission=Permission.TICKETS_READ,
     params=[

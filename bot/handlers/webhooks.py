@@ -118,6 +118,7 @@ def test_webhook(req: Request, ctx: Context) -> Reply:
 
 @group.command(
     "webhook deliveries",
+    read_only=True,
     summary=N_("The last delivery attempts to a webhook (status and latency)"),
     permission=Permission.WEBHOOKS_MANAGE,
     params=[arg("id", Kind.INT, label=N_("Webhook #"))],
