@@ -37,30 +37,29 @@ _local = threading.local()
 
 
 @contextlib.contextmanager
-def urgent() -> Iterator[None]:
-    """Transactions begun in this block (this thread) write to SQLite before the others of this
-    process that wait: a delivery kept before a platform's ack, with the platform waiting for it."""
-    before = getattr(_local, "urgent", False)
-    _local.urgent = True
+def _thread_flag(name: str, value: bool) -> Iterator[None]:
+    """``_local.<name>`` is ``value`` in this block (this thread), and what it was after it."""
+    before = getattr(_local, name, False)
+    setattr(_local, name, value)
     try:
         yield
     finally:
-        _local.urgent = before
+        setattr(_local, name, before)
 
 
-@contextlib.contextmanager
-def reading(read_only: bool = True) -> Iterator[None]:
+def urgent() -> contextlib.AbstractContextManager[None]:
+    """Transactions begun in this block (this thread) write to SQLite before the others of this
+    process that wait: a delivery kept before a platform's ack, with the platform waiting for it."""
+    return _thread_flag("urgent", True)
+
+
+def reading(read_only: bool = True) -> contextlib.AbstractContextManager[None]:
     """Transactions begun in this block (this thread) only read: on SQLite they begin DEFERRED,
     without the write lock or a write turn, and ``PRAGMA query_only`` makes a write in them fail at
     once. Readers then run beside the writer (WAL) instead of queueing for the one write lock
     behind it, and a delivery waiting to be kept before its ack no longer waits for a customer card
     being read. ``reading(False)`` restores writing for a block inside one. No effect on PostgreSQL."""
-    before = getattr(_local, "reading", False)
-    _local.reading = read_only
-    try:
-        yield
-    finally:
-        _local.reading = before
+    return _thread_flag("reading", read_only)
 
 
 class WriteTurns:
