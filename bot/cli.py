@@ -1,7 +1,8 @@
 """The ``chatcrm`` command: run, console, web, worker, db and demo.
 
 Every expected failure (no database, an old schema, a bad setting) ends with one line on stderr
-and a non-zero exit code, never a traceback.
+and a non-zero exit code, never a traceback. Everything said to a person (help, progress, summaries,
+errors) is in CHATCRM_LANGUAGE (``bot.cli_language``); what programs read (JSON, CSV) is not translated.
 """
 
 from __future__ import annotations

@@ -14,15 +14,22 @@ Machine-readable output stays as it is and is not checked: ``--format json``, CS
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from bot.cli import build_parser
+from bot.progress import ProgressBar
+from crm_core import i18n
 from crm_core.models import Base
-from tests.test_cli import chatcrm
+from tests.test_cli import ROOT, SECRET_KEY, chatcrm
 from tests.test_i18n_pseudo import NAMES, leftovers
 
 ZH = {"CHATCRM_LANGUAGE": "zh"}
@@ -191,3 +198,46 @@ def test_an_admin_session_in_chinese(database_url, tmp_path):
 
 def _masked(url: str) -> str:
     return sa.make_url(url.replace("postgresql://", "postgresql+psycopg://", 1)).render_as_string(hide_password=True)
+
+
+def test_the_worker_without_a_platform_says_so_in_chinese(tmp_path):
+    """``chatcrm worker`` keeps running: its first line is read, then it is stopped as a service manager does."""
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_"))},
+        **ZH,
+        **SECRET_KEY,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first = worker.stderr.readline()
+        assert first.startswith("chatcrm worker: 未配置任何聊天平台"), first
+        assert not leftovers(first, ALLOWED), first
+        while "started outbox sender" not in (line := worker.stderr.readline()):
+            assert line, "the worker ended before starting its services"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.stderr.close()
+
+
+def test_the_progress_bar_counts_rows_in_chinese():
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    with i18n.use_language("zh"):
+        bar = ProgressBar("正在备份", stream=screen)
+        bar(1200, 5000)
+        bar.per_table("customers", 3)
+        bar.close()
+    shown = screen.getvalue()
+    assert "1,200/5,000 行" in shown and "3 行" in shown
+    assert not leftovers(shown.replace("customers", ""), ALLOWED), shown
