@@ -226,13 +226,19 @@ def cmd_db(args: argparse.Namespace) -> int:
         else:
             status = db.schema_status(engine)
             url = db.mask_url(settings.database_url)
-            if status.up_to_date:
+            if status.current is None:
+                said = _(
+                    "Database {url}: no revision yet (an empty database), behind: run `chatcrm db upgrade` to reach {head}.",
+                    url=url,
+                    head=status.head,
+                )
+            elif status.up_to_date:
                 said = _("Database {url}: revision {revision}, up to date.", url=url, revision=status.current)
             else:
                 said = _(
                     "Database {url}: revision {revision}, behind: run `chatcrm db upgrade` to reach {head}.",
                     url=url,
-                    revision=status.current or _("none"),
+                    revision=status.current,
                     head=status.head,
                 )
             print(said)

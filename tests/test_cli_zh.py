@@ -175,6 +175,7 @@ def test_an_admin_session_in_chinese(database_url, tmp_path):
         (["backup", "--out", str(backup_file)], {}),
         (["restore", "--check", str(backup_file)], {}),
         (["restore", str(backup_file)], {}),
+        (["db", "status"], {"DATABASE_URL": restored}),
         (["restore", str(backup_file)], {"DATABASE_URL": restored}),
         (["restore", str(tmp_path / "missing.backup")], {}),
         (["restore", "--check", str(damaged)], {}),
