@@ -1,7 +1,8 @@
 """The ``chatcrm`` command: run, console, web, worker, db and demo.
 
 Every expected failure (no database, an old schema, a bad setting) ends with one line on stderr
-and a non-zero exit code, never a traceback.
+and a non-zero exit code, never a traceback. Everything said to a person (help, progress, summaries,
+errors) is in CHATCRM_LANGUAGE (``bot.cli_language``); what programs read (JSON, CSV) is not translated.
 """
 
 from __future__ import annotations
@@ -12,7 +13,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence  # a cheap alias of the always-loaded _collections_abc, for annotations
+from collections.abc import Callable, Sequence  # a cheap alias of the always-loaded _collections_abc, for annotations
+
+
+def _(message: str, **params: object) -> str:
+    """``crm_core.i18n._`` once the CLI speaks a language other than English (``main`` imports it then,
+    from CHATCRM_LANGUAGE); until then the English itself, so ``chatcrm --help`` and ``chatcrm mine`` on a
+    file import no more than before. A command's own ``from crm_core.i18n import _`` is the same function."""
+    translate = sys.modules.get("crm_core.i18n")
+    if translate is not None:
+        return translate._(message, **params)  # type: ignore[no-any-return]
+    return message.format(**params) if params else message
 
 
 def _log_level(args: argparse.Namespace) -> str:
@@ -107,8 +118,11 @@ def cmd_web(args: argparse.Namespace) -> int:
         # made in chat), so without a platform or another plugin's routes web still says what is missing.
         if not mounts and all(str(getattr(route, "path", "")).startswith("/api/") for route in plugin_routes):
             print(
-                "chatcrm web: no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
-                "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README.",
+                "chatcrm web: "
+                + _(
+                    "no platform is configured. Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (Slack) "
+                    "and/or TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET (Telegram); see the README."
+                ),
                 file=sys.stderr,
             )
             return 2
@@ -134,9 +148,12 @@ def _run_worker(app) -> int:
 
     if not configured_platforms(app):
         print(
-            "chatcrm worker: no chat platform is configured (SLACK_BOT_TOKEN / TELEGRAM_BOT_TOKEN); running the "
-            "scheduler and the outbox sender with console delivery: reminders and digests for console users "
-            "are printed here.",
+            "chatcrm worker: "
+            + _(
+                "no chat platform is configured (SLACK_BOT_TOKEN / TELEGRAM_BOT_TOKEN); running the "
+                "scheduler and the outbox sender with console delivery: reminders and digests for console users "
+                "are printed here."
+            ),
             file=sys.stderr,
         )
     asyncio.run(run_services(worker_services(app)))
@@ -199,11 +216,32 @@ def cmd_db(args: argparse.Namespace) -> int:
             _give_field_keys(engine, settings)
             db.upgrade(engine)
             status = db.schema_status(engine)
-            print(f"Database {db.mask_url(settings.database_url)} is at revision {status.current} (head).")
+            print(
+                _(
+                    "Database {url} is at revision {revision} (head).",
+                    url=db.mask_url(settings.database_url),
+                    revision=status.current,
+                )
+            )
         else:
             status = db.schema_status(engine)
-            state = "up to date" if status.up_to_date else f"behind: run `chatcrm db upgrade` to reach {status.head}"
-            print(f"Database {db.mask_url(settings.database_url)}: revision {status.current or 'none'}, {state}.")
+            url = db.mask_url(settings.database_url)
+            if status.current is None:
+                said = _(
+                    "Database {url}: no revision yet (an empty database), behind: run `chatcrm db upgrade` to reach {head}.",
+                    url=url,
+                    head=status.head,
+                )
+            elif status.up_to_date:
+                said = _("Database {url}: revision {revision}, up to date.", url=url, revision=status.current)
+            else:
+                said = _(
+                    "Database {url}: revision {revision}, behind: run `chatcrm db upgrade` to reach {head}.",
+                    url=url,
+                    revision=status.current,
+                    head=status.head,
+                )
+            print(said)
             return 0 if status.up_to_date else 1
     finally:
         engine.dispose()
@@ -392,13 +430,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
         print(keys.notice, file=sys.stderr)
     out = args.out or os.path.join(settings.backup_dir or ".", backup_name(utcnow()))
     engine = db.create_engine(settings.database_url)
-    bar = ProgressBar("Backing up")
+    bar = ProgressBar(_("Backing up"))
     try:
         db.check_connection(engine)
         summary = backup_to_file(engine, out, keys.current, bar.per_table)
     except OSError as exc:
         bar.close()
-        print(f"chatcrm backup: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        problem = _("cannot write {path}: {reason}", path=out, reason=exc.strerror or exc)
+        print(f"chatcrm backup: {problem}", file=sys.stderr)
         return 1
     finally:
         engine.dispose()
@@ -416,22 +455,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from crm_core.secret_key import secret_keys
 
     if not os.path.isfile(args.file):
-        print(f"chatcrm restore: no such file: {args.file}", file=sys.stderr)
+        print("chatcrm restore: " + _("no such file: {path}", path=args.file), file=sys.stderr)
         return 1
     settings = Settings.from_env()
     keys = secret_keys(settings.secret_key, settings.database_url, create=False)
     with open(args.file, "rb") as source:
         if args.check:
             manifest = backup.check_file(source, keys.keys)
-            rows = sum(table["rows"] for table in manifest["tables"].values())
-            print(
-                f"{args.file}: a complete chatcrm backup of {manifest['created_at'][:19].replace('T', ' ')} UTC "
-                f"({manifest['source']}, schema {manifest['revision']}, chatcrm {manifest['chatcrm_version']}): "
-                f"{rows:,} rows in {len(manifest['tables'])} tables, every checksum matches."
-            )
+            print(backup.describe_check(args.file, manifest))
             return 0
         engine = db.create_engine(settings.database_url)
-        bar = ProgressBar(f"Restoring {os.path.basename(args.file)}")
+        bar = ProgressBar(_("Restoring {file}", file=os.path.basename(args.file)))
         try:
             db.check_connection(engine)
             report = backup.restore(engine, source, keys.keys, bar.per_table)
@@ -443,15 +477,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _add_backup_commands(sub) -> None:
-    backup = sub.add_parser("backup", help="write an encrypted backup of the whole database (while it runs)")
+    backup = sub.add_parser("backup", help=_("write an encrypted backup of the whole database (while it runs)"))
     backup.add_argument(
-        "--out", metavar="FILE", help="where to write it (default: chatcrm-<time>.backup in CHATCRM_BACKUP_DIR or here)"
+        "--out",
+        metavar="FILE",
+        help=_("where to write it (default: chatcrm-<time>.backup in CHATCRM_BACKUP_DIR or here)"),
     )
     backup.set_defaults(func=cmd_backup)
 
-    restore = sub.add_parser("restore", help="load a backup into an empty database (SQLite or PostgreSQL)")
-    restore.add_argument("file")
-    restore.add_argument("--check", action="store_true", help="only decrypt and verify the file; touch no database")
+    restore = sub.add_parser("restore", help=_("load a backup into an empty database (SQLite or PostgreSQL)"))
+    restore.add_argument("file", help=_("the backup file"))
+    restore.add_argument("--check", action="store_true", help=_("only decrypt and verify the file; touch no database"))
     restore.set_defaults(func=cmd_restore)
 
 
@@ -473,40 +509,57 @@ def cmd_keys(args: argparse.Namespace) -> int:
             report = key_rotation.rotate(engine, keys.keys, batch=args.batch)
             print(report.describe())
             return 0
-        others = f"; also configured: {', '.join(current[1:])}" if len(current) > 1 else ""
-        print(f"Current key id {current[0]} (the first of CHATCRM_SECRET_KEY){others}.")
-        behind = 0
-        for column in key_rotation.status(engine):
-            parts = [
-                f"{count:,} {'in the clear' if key_id == '' else 'under ' + key_id}"
-                for key_id, count in sorted(column.counts.items())
-            ]
-            behind += sum(count for key_id, count in column.counts.items() if key_id != current[0])
-            print(f"  {column.name}: {', '.join(parts) or 'empty'}")
-        if behind:
-            print(f"{behind:,} values are not under the current key: run `chatcrm keys rotate`.")
-        else:
-            print("Every value is under the current key.")
+        print(key_rotation.describe_status(current, key_rotation.status(engine)))
         return 0
     finally:
         engine.dispose()
 
 
 def _add_keys_commands(sub) -> None:
-    keys = sub.add_parser("keys", help="the keys personal data are encrypted with: status, or rotate to the first")
-    keys.add_argument("action", choices=("status", "rotate"))
-    keys.add_argument("--batch", type=int, default=1000, help="rows per transaction when rotating (default 1000)")
+    keys = sub.add_parser("keys", help=_("the keys personal data are encrypted with: status, or rotate to the first"))
+    keys.add_argument(
+        "action",
+        choices=("status", "rotate"),
+        help=_("status: how many values are under which key; rotate: re-encrypt them under the first"),
+    )
+    keys.add_argument(
+        "--batch", type=_positive, default=1000, help=_("rows per transaction when rotating (default 1000)")
+    )
     keys.set_defaults(func=cmd_keys)
+
+
+def _typed(raw: str, parse: Callable[[str], float], fits: Callable[[float], bool], problem: str) -> float:
+    """``raw`` read by ``parse`` when it reads and ``fits``; else argparse's one-line error ``problem``."""
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(problem) from None
+    if not fits(value):
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def _support(raw: str) -> float | int:
     """A fraction of baskets ("0.001") or an absolute count ("10")."""
-    try:
-        return float(raw) if any(ch in raw for ch in ".eE") else int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{raw!r} is not a support (a fraction like 0.001 or a count like 10)"
-        ) from None
+    is_fraction = any(ch in raw for ch in ".eE")
+    return _typed(
+        raw,
+        float if is_fraction else int,
+        (lambda value: 0 < value <= 1) if is_fraction else (lambda value: value >= 1),
+        _("{value} is not a support (a fraction like 0.001 or a count like 10)", value=repr(raw)),
+    )
+
+
+def _confidence(raw: str) -> float:
+    """A fraction from 0 to 1 ("0.3")."""
+    problem = _("{value} is not a confidence (a fraction from 0 to 1, like 0.3)", value=repr(raw))
+    return _typed(raw, float, lambda value: 0 <= value <= 1, problem)
+
+
+def _positive(raw: str) -> int:
+    """A whole number of 1 or more."""
+    problem = _("{value} is not a whole number of 1 or more", value=repr(raw))
+    return int(_typed(raw, int, lambda value: value >= 1, problem))
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -520,13 +573,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
         print(json.dumps([info.__dict__ for info in loaded.infos], indent=2, default=list))
         return 0
+    from crm_core.terminal import pad
+
+    # Where each came from, for people (--format json keeps the codes).
+    sources = {"built-in": _("built-in"), "entry point": _("installed"), "given": _("given")}
     width = max(len(info.name) for info in loaded.infos)
     for info in loaded.infos:
-        print(f"{info.name:<{width}}  {info.version:<8}  {info.source:<15}  {', '.join(info.hooks) or '-'}")
-    counts = (
-        f"{len(loaded.infos)} plugins: {sum(len(g.commands) for g in loaded.command_groups)} commands, "
-        f"{len(loaded.platforms)} platforms ({', '.join(loaded.platforms)}), {len(loaded.jobs)} jobs, "
-        f"{len(loaded.outbox_kinds)} deferred outbox kinds"
+        source = pad(sources.get(info.source, info.source), 15)
+        print(f"{info.name:<{width}}  {info.version:<8}  {source}  {', '.join(info.hooks) or '-'}")
+    counts = _(
+        "{plugins} plugins: {commands} commands, {platforms} platforms ({names}), {jobs} jobs, "
+        "{kinds} deferred outbox kinds",
+        plugins=len(loaded.infos),
+        commands=sum(len(g.commands) for g in loaded.command_groups),
+        platforms=len(loaded.platforms),
+        names=", ".join(loaded.platforms),
+        jobs=len(loaded.jobs),
+        kinds=len(loaded.outbox_kinds),
     )
     print(counts, file=sys.stderr)
     return 0
@@ -539,12 +602,12 @@ def cmd_mine(args: argparse.Namespace) -> int:
         _configure_logging(_log_level(args))
         return _mine_database(args)
     if args.as_of or args.window:
-        print("chatcrm mine: --as-of and --window mine the database; leave out --baskets", file=sys.stderr)
+        print("chatcrm mine: " + _("--as-of and --window mine the database; leave out --baskets"), file=sys.stderr)
         return 2
     if args.min_support is None or args.min_confidence is None:
-        print("chatcrm mine: a basket file needs --min-support and --min-confidence", file=sys.stderr)
+        print("chatcrm mine: " + _("a basket file needs --min-support and --min-confidence"), file=sys.stderr)
         return 2
-    from crm_core.mining.formatting import format_rules
+    from crm_core.mining.errors import NoBaskets
 
     try:
         if args.engine != "spark":
@@ -553,7 +616,7 @@ def cmd_mine(args: argparse.Namespace) -> int:
 
             found = mine_file_rules(args.baskets, args.min_support, args.min_confidence, args.max_len, sep=args.sep)
             if found is not None:
-                print(format_rules(found, args.format))
+                print(_rules_text(found, args.format))
                 return 0
         _configure_logging(_log_level(args))
         from crm_core.mining import AssociationRules, read_encoded_baskets
@@ -570,15 +633,36 @@ def cmd_mine(args: argparse.Namespace) -> int:
             baskets = read_encoded_baskets(args.baskets, sep=args.sep)
             model = AssociationRules(args.min_support, args.min_confidence, max_len=args.max_len).fit(baskets)
     except FileNotFoundError:
-        print(f"chatcrm mine: no such file: {args.baskets}", file=sys.stderr)
+        print("chatcrm mine: " + _("no such file: {path}", path=args.baskets), file=sys.stderr)
+        return 1
+    except NoBaskets:
+        print("chatcrm mine: " + _("no baskets: {path} holds none to mine", path=args.baskets), file=sys.stderr)
         return 1
     except (ValueError, TypeError, ImportError, MemoryError) as exc:
         # ImportError: the Spark engine without its extra; MemoryError: the local engine's refusal.
         print(f"chatcrm mine: {exc}", file=sys.stderr)
         return 1
     rules = [rule for rule in model.rules_ if rule.antecedent]
-    print(format_rules(rules, args.format))
+    print(_rules_text(rules, args.format))
     return 0
+
+
+def _rules_text(rules, fmt: str) -> str:
+    """The rules as ``--format`` asks; the table (for people) with its headings in the CLI's language, CSV
+    and JSON (for programs) as they are."""
+    from crm_core.mining.formatting import format_rules
+
+    if fmt != "table":
+        return format_rules(rules, fmt)
+    headings = (
+        _("antecedent"),
+        _("consequent"),
+        _("support"),
+        _("confidence"),
+        _("lift"),
+        _("count"),
+    )
+    return format_rules(rules, fmt, headings=headings, empty=_("(no rules)"))
 
 
 def _mine_database(args: argparse.Namespace) -> int:
@@ -586,6 +670,7 @@ def _mine_database(args: argparse.Namespace) -> int:
 
     from crm_core import history
     from crm_core.actor import Actor
+    from crm_core.i18n import format_number
     from crm_core.services import market_basket
 
     app = _app(args)
@@ -605,8 +690,16 @@ def _mine_database(args: argparse.Namespace) -> int:
             with app.uow(Actor(user_id=None, name="mine", platform="cli")) as uow:
                 run = market_basket.run_mining(uow, settings, trigger="cli", as_of=as_of)
                 print(
-                    f"Mining run #{run.id}: mined {run.n_baskets:,} orders of {market_basket.run_window(run)}: "
-                    f"{run.n_itemsets:,} frequent itemsets, {run.n_rules:,} rules in {run.duration_ms / 1000:.2f} s."
+                    _(
+                        "Mining run #{run_id}: mined {orders} orders of {window}: {itemsets} frequent itemsets, "
+                        "{rules} rules in {seconds} s.",
+                        run_id=run.id,
+                        orders=format_number(run.n_baskets),
+                        window=market_basket.run_window(run),
+                        itemsets=format_number(run.n_itemsets),
+                        rules=format_number(run.n_rules),
+                        seconds=format_number(run.duration_ms / 1000, 2),
+                    )
                 )
         except (ImportError, MemoryError) as exc:
             # The Spark engine without its extra, or the local engine refusing a history too big for
@@ -620,8 +713,11 @@ def _mine_database(args: argparse.Namespace) -> int:
 
 def cmd_model(args: argparse.Namespace) -> int:
     """``chatcrm model train [--as-of DAY]``: what /model train does, from a terminal or cron."""
+    from bot.handlers.predictions import model_name
     from crm_core import history
     from crm_core.actor import Actor
+    from crm_core.i18n import format_number
+    from crm_core.predictions import run_notes
     from crm_core.predictions.scores import refresh_scores
 
     as_of = history.parse_day(args.as_of, "--as-of") if args.as_of else None
@@ -629,8 +725,21 @@ def cmd_model(args: argparse.Namespace) -> int:
     try:
         with app.uow(Actor(user_id=None, name="model train", platform="cli")) as uow:
             run = refresh_scores(uow, as_of=as_of)
-            auc = f"holdout ROC AUC {run.roc_auc:.3f}" if run.roc_auc is not None else "no AUC"
-            print(f"Churn model run #{run.id} ({run.algorithm or 'not trained'}, {auc}): {run.note}")
+            # The model's name and the run's note as /model shows them, in the CLI's language.
+            algorithm = model_name(run.algorithm) if run.algorithm else _("not trained")
+            if run.roc_auc is not None:
+                auc = _("holdout ROC AUC {auc}", auc=format_number(run.roc_auc, 3))
+            else:
+                auc = _("no AUC")
+            print(
+                _(
+                    "Churn model run #{run_id} ({algorithm}, {auc}): {note}",
+                    run_id=run.id,
+                    algorithm=algorithm,
+                    auc=auc,
+                    note=run_notes.describe(run),
+                )
+            )
     finally:
         app.close()
     return 0
@@ -638,34 +747,46 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def _add_import_parser(sub) -> None:
     importer = sub.add_parser(
-        "import", help="import customers, companies, deals, orders or products from CSV, .xlsx or another database"
+        "import", help=_("import customers, companies, deals, orders or products from CSV, .xlsx or another database")
     )
-    importer.add_argument("kind", choices=["customers", "companies", "deals", "orders", "products"])
-    importer.add_argument("source", nargs="?", help="a CSV or .xlsx file (or use --from-db)")
-    importer.add_argument("--sep", help="CSV delimiter (default: detected)")
-    importer.add_argument("--sheet", help="the .xlsx sheet to read (default: the first)")
-    importer.add_argument("--from-db", metavar="URL", help="read from another database (SQLAlchemy URL) with --query")
-    importer.add_argument("--query", help='with --from-db: "SELECT …"')
+    importer.add_argument(
+        "kind", choices=["customers", "companies", "deals", "orders", "products"], help=_("what the file holds")
+    )
+    importer.add_argument("source", nargs="?", help=_("a CSV or .xlsx file (or use --from-db)"))
+    importer.add_argument("--sep", help=_("CSV delimiter (default: detected)"))
+    importer.add_argument("--sheet", help=_("the .xlsx sheet to read (default: the first)"))
+    importer.add_argument(
+        "--from-db", metavar="URL", help=_("read from another database (SQLAlchemy URL) with --query")
+    )
+    importer.add_argument("--query", help=_('with --from-db: "SELECT …"'))
     importer.add_argument(
         "--map",
         action="append",
         metavar="FIELD=COLUMN",
-        help="take a CRM field from a differently named column (repeatable)",
+        help=_("take a CRM field from a differently named column (repeatable)"),
     )
-    importer.add_argument("--mapping", metavar="FILE", help='a TOML (or YAML) mapping file: [columns] field = "Column"')
-    importer.add_argument("--dry-run", action="store_true", help="check every row, write nothing")
-    importer.add_argument("--currency", help="currency of prices and amounts without one (default CHATCRM_CURRENCY)")
+    importer.add_argument(
+        "--mapping", metavar="FILE", help=_('a TOML (or YAML) mapping file: [columns] field = "Column"')
+    )
+    importer.add_argument("--dry-run", action="store_true", help=_("check every row, write nothing"))
+    importer.add_argument("--currency", help=_("currency of prices and amounts without one (default CHATCRM_CURRENCY)"))
     importer.set_defaults(func=cmd_import)
 
 
 def _add_export_parser(sub) -> None:
-    exporter = sub.add_parser("export", help="export customers, deals, tickets, orders, interactions or the audit log")
-    exporter.add_argument("kind", choices=["customers", "deals", "tickets", "orders", "interactions", "audit"])
-    exporter.add_argument("--filter", help='a segment filter, e.g. "country=DE tag=vip" (customers and their records)')
-    exporter.add_argument(
-        "--format", choices=["csv", "xlsx", "json", "jsonl", "parquet"], help="default: from --out, else csv"
+    exporter = sub.add_parser(
+        "export", help=_("export customers, deals, tickets, orders, interactions or the audit log")
     )
-    exporter.add_argument("--out", metavar="FILE", help="default: standard output (csv, json, jsonl)")
+    exporter.add_argument(
+        "kind", choices=["customers", "deals", "tickets", "orders", "interactions", "audit"], help=_("what to export")
+    )
+    exporter.add_argument(
+        "--filter", help=_('a segment filter, e.g. "country=DE tag=vip" (customers and their records)')
+    )
+    exporter.add_argument(
+        "--format", choices=["csv", "xlsx", "json", "jsonl", "parquet"], help=_("default: from --out, else csv")
+    )
+    exporter.add_argument("--out", metavar="FILE", help=_("default: standard output (csv, json, jsonl)"))
     exporter.set_defaults(func=cmd_export)
 
 
@@ -700,85 +821,123 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _ArgumentParser(prog="chatcrm", description="A CRM that lives in your team's chat.")
+    parser = _ArgumentParser(prog="chatcrm", description=_("A CRM that lives in your team's chat."))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start what is configured (the console on demo data by default)")
-    run.add_argument("--as", dest="as_user", help="act as this CRM user (name, email or #id)")
+    run = sub.add_parser("run", help=_("start what is configured (the console on demo data by default)"))
+    run.add_argument("--as", dest="as_user", help=_("act as this CRM user (name, email or #id)"))
     run.set_defaults(func=cmd_run)
 
-    console = sub.add_parser("console", help="type commands on the terminal, or pipe them in")
-    console.add_argument("--as", dest="as_user", help="act as this CRM user (name, email or #id)")
+    console = sub.add_parser("console", help=_("type commands on the terminal, or pipe them in"))
+    console.add_argument("--as", dest="as_user", help=_("act as this CRM user (name, email or #id)"))
     console.set_defaults(func=cmd_console)
 
-    web = sub.add_parser("web", help="serve the Slack and Telegram webhooks over HTTP")
-    web.add_argument("--host", default="0.0.0.0")
-    web.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    web = sub.add_parser("web", help=_("serve the Slack and Telegram webhooks over HTTP"))
+    web.add_argument("--host", default="0.0.0.0", help=_("the address to listen on (default 0.0.0.0: every one)"))
+    web.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", "8000")), help=_("the port (default $PORT, else 8000)")
+    )
     web.set_defaults(func=cmd_web)
 
-    worker = sub.add_parser("worker", help="run the scheduler, the outbox sender and Socket Mode / polling")
+    worker = sub.add_parser("worker", help=_("run the scheduler, the outbox sender and Socket Mode / polling"))
     worker.set_defaults(func=cmd_worker)
 
-    database = sub.add_parser("db", help="database schema: upgrade or status")
-    database.add_argument("action", choices=["upgrade", "status"])
+    database = sub.add_parser("db", help=_("database schema: upgrade or status"))
+    database.add_argument(
+        "action",
+        choices=["upgrade", "status"],
+        help=_("upgrade: bring the schema up to date; status: show its revision"),
+    )
     database.set_defaults(func=cmd_db)
 
     _add_import_parser(sub)
     _add_export_parser(sub)
 
     miner = sub.add_parser(
-        "mine", help="mine association rules from a file of baskets (one per line), or from the CRM's orders"
+        "mine", help=_("mine association rules from a file of baskets (one per line), or from the CRM's orders")
     )
-    miner.add_argument("--baskets", help="file with one basket per line (without it: the database's orders)")
-    miner.add_argument("--sep", help="item separator (default: comma if the file has commas, else whitespace)")
-    miner.add_argument("--min-support", type=_support, help="fraction (0.001) or count (10)")
-    miner.add_argument("--min-confidence", type=float)
-    miner.add_argument("--as-of", help="database: the last day to mine, e.g. 2011-12-09 (default: now or newest order)")
-    miner.add_argument("--window", help="database: how many days back, e.g. 365d (default CHATCRM_MINING_WINDOW_DAYS)")
-    miner.add_argument("--max-len", type=int, help="longest itemset (default: no limit)")
-    miner.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    miner.add_argument("--baskets", help=_("file with one basket per line (without it: the database's orders)"))
+    miner.add_argument("--sep", help=_("item separator (default: comma if the file has commas, else whitespace)"))
+    miner.add_argument("--min-support", type=_support, help=_("fraction (0.001) or count (10)"))
+    miner.add_argument("--min-confidence", type=_confidence, help=_("fraction from 0 to 1 (0.3)"))
+    miner.add_argument(
+        "--as-of", help=_("database: the last day to mine, e.g. 2011-12-09 (default: now or newest order)")
+    )
+    miner.add_argument(
+        "--window", help=_("database: how many days back, e.g. 365d (default CHATCRM_MINING_WINDOW_DAYS)")
+    )
+    miner.add_argument("--max-len", type=_positive, help=_("longest itemset (default: no limit)"))
+    miner.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help=_("table (default) for reading; csv and json for programs"),
+    )
     miner.add_argument(
         "--engine",
         choices=["local", "spark"],
-        help="local: this process; spark: Apache Spark at $SPARK_MASTER (default local[*]; needs chatcrm[spark]); "
-        "database default: CHATCRM_MINING_ENGINE, else local",
+        help=_(
+            "local: this process; spark: Apache Spark at $SPARK_MASTER (default local[*]; needs chatcrm[spark]); "
+            "database default: CHATCRM_MINING_ENGINE, else local"
+        ),
     )
     # Mining a file needs no database and no CRM settings (see _log_level).
     miner.set_defaults(func=cmd_mine, uses_settings=False, configures_logging=True)
 
-    model = sub.add_parser("model", help="the churn model: train it and rescore every customer")
+    model = sub.add_parser("model", help=_("the churn model: train it and rescore every customer"))
     model_sub = model.add_subparsers(dest="action", required=True)
-    train = model_sub.add_parser("train", help="train, evaluate on a holdout, publish if good enough, rescore")
-    train.add_argument("--as-of", help="the history's last day, e.g. 2011-12-09 (default: now or newest order)")
+    train = model_sub.add_parser("train", help=_("train, evaluate on a holdout, publish if good enough, rescore"))
+    train.add_argument("--as-of", help=_("the history's last day, e.g. 2011-12-09 (default: now or newest order)"))
     train.set_defaults(func=cmd_model)
 
-    plugins = sub.add_parser("plugins", help="list the loaded plugins, their versions and the hooks they implement")
-    plugins.add_argument("--format", choices=["table", "json"], default="table")
+    plugins = sub.add_parser("plugins", help=_("list the loaded plugins, their versions and the hooks they implement"))
+    plugins.add_argument(
+        "--format", choices=["table", "json"], default="table", help=_("table (default) for reading; json for programs")
+    )
     plugins.set_defaults(func=cmd_plugins)
 
-    events_parser = sub.add_parser("events", help="domain events: tail shows the latest")
-    events_parser.add_argument("action", choices=["tail"])
-    events_parser.add_argument("--limit", type=int, default=20, help="how many of the latest (default 20)")
-    events_parser.add_argument("--type", metavar="PREFIX", help="only types starting with this, e.g. deal or deal.won")
-    events_parser.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
+    events_parser = sub.add_parser("events", help=_("domain events: tail shows the latest"))
+    events_parser.add_argument("action", choices=["tail"], help=_("tail: the latest events, one per line"))
+    events_parser.add_argument("--limit", type=int, default=20, help=_("how many of the latest (default 20)"))
+    events_parser.add_argument(
+        "--type", metavar="PREFIX", help=_("only types starting with this, e.g. deal or deal.won")
+    )
+    events_parser.add_argument("--follow", action="store_true", help=_("keep printing new events until Ctrl-C"))
     events_parser.set_defaults(func=cmd_events)
 
     _add_backup_commands(sub)
     _add_keys_commands(sub)
 
-    seed = sub.add_parser("demo", help="add the demo data set (idempotent)")
-    seed.add_argument("--customers", type=int, default=400, help="how many customers (default 400)")
+    seed = sub.add_parser("demo", help=_("add the demo data set (idempotent)"))
+    seed.add_argument("--customers", type=int, default=400, help=_("how many customers (default 400)"))
     seed.add_argument(
         "--lang",
         choices=["en", "zh"],
         default="en",
-        help="the demo company's language: en (default) or zh, a Chinese company with Chinese customers and data",
+        help=_("the demo company's language: en (default) or zh, a Chinese company with Chinese customers and data"),
     )
     seed.set_defaults(func=cmd_demo)
     return parser
 
 
+def _speak_the_configured_language() -> None:
+    """Speak CHATCRM_LANGUAGE from here on: help, progress, summaries and errors, argparse's own words too.
+    English needs nothing (and imports nothing); a value that is no language is left for the settings
+    to refuse in one line (commands that read no settings speak English then)."""
+    wanted = (os.environ.get("CHATCRM_LANGUAGE") or "").strip()
+    if wanted.lower() in ("", "en"):
+        # Called in-process again (tests), after another language: English again.
+        spoken = sys.modules.get("bot.cli_language")
+        if spoken is not None:
+            spoken.speak("en")
+        return
+    from bot.cli_language import speak
+
+    speak(wanted)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _speak_the_configured_language()
     args = build_parser().parse_args(argv)
     # The base of DatabaseUnavailable, SchemaBehind and SettingsError, from a module that imports nothing.
     from crm_core.errors import CrmError, SetupError

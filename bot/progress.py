@@ -20,13 +20,17 @@ class ProgressBar:
     def __call__(self, done: int, total: int | None) -> None:
         if not self.enabled:
             return
-        elapsed = time.monotonic() - self.started
+        from crm_core.i18n import ngettext
+
+        elapsed = f"{time.monotonic() - self.started:5.1f}s"
         if total:
             filled = min(self.width, int(self.width * done / total))
             bar = "█" * filled + "·" * (self.width - filled)
-            self.stream.write(f"\r{self.label} {bar} {done:,}/{total:,} rows  {elapsed:5.1f}s")
+            rows = ngettext("{done}/{total} row", "{done}/{total} rows", total, done=f"{done:,}", total=f"{total:,}")
+            self.stream.write(f"\r{self.label} {bar} {rows}  {elapsed}")
         else:
-            self.stream.write(f"\r{self.label} {done:,} rows  {elapsed:5.1f}s")
+            rows = ngettext("{done} row", "{done} rows", done, done=f"{done:,}")
+            self.stream.write(f"\r{self.label} {rows}  {elapsed}")
         self.stream.flush()
 
     def per_table(self, _table: str, rows: int) -> None:

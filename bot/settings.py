@@ -10,6 +10,7 @@ from crm_core import i18n
 from crm_core.actor import EditScope
 from crm_core.db import DEFAULT_DATABASE_URL, normalize_url
 from crm_core.errors import SetupError
+from crm_core.i18n import _
 from crm_core.models import STAFF_ROLES, Role
 from crm_core.services import sla
 from crm_core.services.users import PlatformId, parse_admins
@@ -27,7 +28,7 @@ def env_number(env: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
+        raise SettingsError(_("{setting} is not a number", setting=f"{name}={raw!r}")) from None
 
 
 def _role(value: str | None, name: str) -> Role | None:
@@ -39,7 +40,9 @@ def _role(value: str | None, name: str) -> Role | None:
         role = None
     if role not in STAFF_ROLES:
         known = ", ".join(r.value for r in STAFF_ROLES)
-        raise SettingsError(f"{name}={value!r} is not a role ({known} or none)") from None
+        raise SettingsError(
+            _("{setting} is not a role ({roles} or none)", setting=f"{name}={value!r}", roles=known)
+        ) from None
     return role
 
 
@@ -47,7 +50,10 @@ def _plugin_modules(raw: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in raw.split(",") if part.strip())
     for name in names:
         if not all(piece.isidentifier() for piece in name.split(".")):
-            raise SettingsError(f"CHATCRM_PLUGINS: {name!r} is not a module path (write e.g. mycompany.crm_plugin)")
+            raise SettingsError(
+                "CHATCRM_PLUGINS: "
+                + _("{name} is not a module path (write e.g. mycompany.crm_plugin)", name=repr(name))
+            )
     return names
 
 
@@ -57,7 +63,7 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise SettingsError(f"{name}={raw!r}: write 1 or 0")
+    raise SettingsError(_("{setting}: write 1 or 0", setting=f"{name}={raw!r}"))
 
 
 @dataclass(frozen=True)
@@ -109,25 +115,39 @@ class Settings:
             raise SettingsError(str(exc)) from None
         currency = env.get("CHATCRM_CURRENCY", "EUR").strip().upper()
         if len(currency) != 3 or not currency.isalpha():
-            raise SettingsError(f"CHATCRM_CURRENCY={currency!r} is not a three-letter currency code")
+            raise SettingsError(
+                _("{setting} is not a three-letter currency code", setting=f"CHATCRM_CURRENCY={currency!r}")
+            )
         backup_keep = env_number(env, "CHATCRM_BACKUP_KEEP", 14)
         if backup_keep < 1 or backup_keep != int(backup_keep):
             raise SettingsError(
-                f"CHATCRM_BACKUP_KEEP={env.get('CHATCRM_BACKUP_KEEP')!r} is not a whole number of 1 or more"
+                _(
+                    "{setting} is not a whole number of 1 or more",
+                    setting=f"CHATCRM_BACKUP_KEEP={env.get('CHATCRM_BACKUP_KEEP')!r}",
+                )
             )
         max_rows = env_number(env, "CHATCRM_CHAT_EXPORT_MAX_ROWS", 50_000)
         if max_rows < 1 or max_rows != int(max_rows):
             raise SettingsError(
-                f"CHATCRM_CHAT_EXPORT_MAX_ROWS={env.get('CHATCRM_CHAT_EXPORT_MAX_ROWS')!r} is not a whole number of 1 or more"
+                _(
+                    "{setting} is not a whole number of 1 or more",
+                    setting=f"CHATCRM_CHAT_EXPORT_MAX_ROWS={env.get('CHATCRM_CHAT_EXPORT_MAX_ROWS')!r}",
+                )
             )
         raw_scope = env.get("CHATCRM_EDIT_SCOPE", "own").strip().lower()
         try:
             edit_scope = EditScope(raw_scope)
         except ValueError:
-            raise SettingsError(f"CHATCRM_EDIT_SCOPE={raw_scope!r} is not own or all") from None
+            raise SettingsError(_("{setting} is not own or all", setting=f"CHATCRM_EDIT_SCOPE={raw_scope!r}")) from None
         language = (env.get("CHATCRM_LANGUAGE") or "en").strip()
         if i18n.supported(language) is None:
-            raise SettingsError(f"CHATCRM_LANGUAGE={language!r} is not one of {', '.join(i18n.LANGUAGES)}")
+            raise SettingsError(
+                _(
+                    "{setting} is not one of {languages}",
+                    setting=f"CHATCRM_LANGUAGE={language!r}",
+                    languages=", ".join(i18n.LANGUAGES),
+                )
+            )
         return cls(
             language=i18n.supported(language) or "en",
             database_url=normalize_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 
 from crm_core.errors import SetupError
+from crm_core.i18n import _
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -146,13 +147,25 @@ def create_engine(url: str, **kwargs) -> Engine:
     url = normalize_url(url)
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise DatabaseUnavailable(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    except sa.exc.ArgumentError:
+        # SQLAlchemy's reason says no more than that, in English: the forms that work say more.
+        raise DatabaseUnavailable(
+            _(
+                "DATABASE_URL is not a valid database URL: write it like {sqlite} or {postgresql}",
+                sqlite="sqlite:///path/to/file.db",
+                postgresql="postgresql://user@host/dbname",
+            )
+        ) from None
     # Every query is written and tested for these two only; any other URL fails here, in one line.
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise DatabaseUnavailable(
-            f"DATABASE_URL {mask_url(url)}: {parsed.get_backend_name()} is not supported; "
-            "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+            _(
+                "DATABASE_URL {url}: {backend} is not supported; use {sqlite} or {postgresql}",
+                url=mask_url(url),
+                backend=parsed.get_backend_name(),
+                sqlite="sqlite:///path/to/file.db",
+                postgresql="postgresql://user@host/dbname",
+            )
         )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
@@ -270,7 +283,11 @@ def check_connection(engine: Engine) -> None:
     except sa.exc.DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseUnavailable(
-            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: {reason}"
+            _(
+                "cannot reach the database at {url}: {reason}",
+                url=engine.url.render_as_string(hide_password=True),
+                reason=reason,
+            )
         ) from None
 
 
@@ -330,8 +347,11 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
     if auto_upgrade:
         upgrade(engine)
         return
-    have = status.current or "an empty database"
     raise SchemaBehind(
-        f"the database at {engine.url.render_as_string(hide_password=True)} is at {have}, "
-        f"the code needs {status.head}: run `chatcrm db upgrade` first"
+        _(
+            "the database at {url} is at {revision}, the code needs {head}: run `chatcrm db upgrade` first",
+            url=engine.url.render_as_string(hide_password=True),
+            revision=status.current or _("an empty database"),
+            head=status.head,
+        )
     )

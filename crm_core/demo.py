@@ -877,6 +877,7 @@ def _segments(uow: UnitOfWork, content: Content) -> None:
 def prime(uow: UnitOfWork) -> str:
     """What the nightly jobs would have produced for the demo data: rules and churn scores, so the
     first session shows /recommend and churn risk without waiting for 02:00."""
+    from crm_core.predictions import run_notes
     from crm_core.predictions.scores import refresh_scores
     from crm_core.services.market_basket import run_mining
 
@@ -886,5 +887,5 @@ def prime(uow: UnitOfWork) -> str:
         "Mined {rules} rules from {orders} orders; churn model: {note}.",
         rules=mining.n_rules,
         orders=i18n.format_number(mining.n_baskets),
-        note=model.note,
+        note=run_notes.describe(model),
     )

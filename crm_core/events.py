@@ -203,6 +203,16 @@ _BUILTIN_TYPES = [
         },
     ),
     _builtin(
+        "ticket.noted",
+        "staff added an internal note to a ticket (/ticket note, or a plain reply in an alerts-mode ticket thread); "
+        "the customer never sees it",
+        {
+            **_TICKET,
+            "message_id": "the note's id among the ticket's messages",
+            "user_id": "who wrote it, or null",
+        },
+    ),
+    _builtin(
         "ticket.rated",
         "the customer rated a resolved ticket (only the first rating counts)",
         {**_TICKET, "rating": "1 to 5", "assignee_id": "who had the ticket, or null"},

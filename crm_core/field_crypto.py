@@ -43,6 +43,7 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql import operators
 
 from crm_core.errors import SetupError
+from crm_core.i18n import _
 
 PREFIX = "fe1$"
 KEY_ID_LENGTH = 8
@@ -96,7 +97,7 @@ class FieldKeys:
         """The plaintext of a stored value (a value without the prefix is legacy plaintext)."""
         if not stored.startswith(PREFIX):
             return stored
-        key_id, _, body = stored[len(PREFIX) :].partition("$")
+        key_id, _dollar, body = stored[len(PREFIX) :].partition("$")
         key = self.by_id.get(key_id)
         if key is None:
             raise FieldKeyError(missing_key_message([key_id]))
@@ -105,7 +106,11 @@ class FieldKeys:
             return key.aead.decrypt(raw[:12], raw[12:], purpose.encode()).decode()
         except (InvalidTag, ValueError):
             raise FieldKeyError(
-                f"a stored value of {purpose} under key id {key_id} does not decrypt: the data is damaged"
+                _(
+                    "a stored value of {purpose} under key id {key_id} does not decrypt: the data is damaged",
+                    purpose=purpose,
+                    key_id=key_id,
+                )
             ) from None
 
     def is_current(self, stored: str | None) -> bool:
@@ -125,10 +130,11 @@ class FieldKeys:
 
 def missing_key_message(key_ids: Sequence[str]) -> str:
     named = ", ".join(sorted(key_ids))
-    return (
-        f"CHATCRM_SECRET_KEY does not open the stored personal data (written under key id {named}): set the key "
+    return _(
+        "CHATCRM_SECRET_KEY does not open the stored personal data (written under key id {key_ids}): set the key "
         "they were written with; to change keys, put the new key first and the old one after it "
-        "(CHATCRM_SECRET_KEY=new,old) and run `chatcrm keys rotate`"
+        "(CHATCRM_SECRET_KEY=new,old) and run `chatcrm keys rotate`",
+        key_ids=named,
     )
 
 

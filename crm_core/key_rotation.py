@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 from crm_core import customer_keys, field_crypto
 from crm_core.clock import utcnow
 from crm_core.field_crypto import PREFIX, Encrypted, EncryptedJSON, FieldKeys
+from crm_core.i18n import _, format_number
 from crm_core.models.customers import CustomerKey
 from crm_core.models.encryption import EncryptionKey
 
@@ -200,16 +201,24 @@ class RotationReport:
     forgotten: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        moved = sum(self.rows.values())
-        per_table = ", ".join(f"{table} {count:,}" for table, count in self.rows.items() if count) or "none"
+        """What the rotation did, in the current language (the CLI's: CHATCRM_LANGUAGE)."""
+        per_table = ", ".join(f"{table} {format_number(count)}" for table, count in self.rows.items() if count)
         lines = [
-            f"Re-encrypted {moved:,} rows under key id {self.key_id} ({per_table}); "
-            f"re-wrapped {self.data_keys:,} customer data keys."
+            _(
+                "Re-encrypted {rows} rows under key id {key_id} ({tables}); re-wrapped {data_keys} customer data keys.",
+                rows=format_number(sum(self.rows.values())),
+                key_id=self.key_id,
+                tables=per_table or _("none"),
+                data_keys=format_number(self.data_keys),
+            )
         ]
         if self.forgotten:
             lines.append(
-                f"No data is left under key id {', '.join(self.forgotten)}: that key may now be removed from "
-                "CHATCRM_SECRET_KEY (keep it while you may restore a backup made with it)."
+                _(
+                    "No data is left under key id {key_ids}: that key may now be removed from CHATCRM_SECRET_KEY "
+                    "(keep it while you may restore a backup made with it).",
+                    key_ids=", ".join(self.forgotten),
+                )
             )
         return "\n".join(lines)
 
@@ -307,3 +316,37 @@ def status(engine: Engine) -> list[ColumnStatus]:
                 ).all()
                 found.append(ColumnStatus(f"{target.table}.{name}", {row[0]: row[1] for row in rows}))
     return found
+
+
+def describe_status(key_ids: Sequence[str], columns: Sequence[ColumnStatus]) -> str:
+    """``chatcrm keys status``: the configured keys (the first is current), then each encrypted column's
+    values by key, in the current language."""
+    current = key_ids[0]
+    if len(key_ids) > 1:
+        lines = [
+            _(
+                "Current key id {key_id} (the first of CHATCRM_SECRET_KEY); also configured: {others}.",
+                key_id=current,
+                others=", ".join(key_ids[1:]),
+            )
+        ]
+    else:
+        lines = [_("Current key id {key_id} (the first of CHATCRM_SECRET_KEY).", key_id=current)]
+    behind = 0
+    for column in columns:
+        parts = [
+            _("{count} in the clear", count=format_number(count))
+            if key_id == ""
+            else _("{count} under {key_id}", count=format_number(count), key_id=key_id)
+            for key_id, count in sorted(column.counts.items())
+        ]
+        behind += sum(count for key_id, count in column.counts.items() if key_id != current)
+        counts = ", ".join(parts) or _("empty")
+        lines.append(f"  {column.name}: {counts}")
+    if behind:
+        lines.append(
+            _("{count} values are not under the current key: run `chatcrm keys rotate`.", count=format_number(behind))
+        )
+    else:
+        lines.append(_("Every value is under the current key."))
+    return "\n".join(lines)

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from crm_core.errors import SetupError
+from crm_core.i18n import _
 
 MIN_LENGTH = 16
 
@@ -37,6 +38,10 @@ class SecretKeys:
         return self.keys[0]
 
 
+# How to make a key, in every language (a command, not words).
+_MAKE_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+
+
 def key_file_for(database_url: str) -> Path | None:
     """Where the embedded database's generated key lives, or None for a server database."""
     url = make_url(database_url)
@@ -54,22 +59,34 @@ def secret_keys(configured: str | None, database_url: str, *, create: bool) -> S
         short = [key for key in keys if len(key) < MIN_LENGTH]
         if short:
             raise SecretKeyError(
-                f"CHATCRM_SECRET_KEY: a key of {len(short[0])} characters is too short; use at least "
-                f"{MIN_LENGTH} random characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+                _(
+                    "CHATCRM_SECRET_KEY: a key of {length} characters is too short; use at least {minimum} random "
+                    "characters (e.g. {command})",
+                    length=len(short[0]),
+                    minimum=MIN_LENGTH,
+                    command=_MAKE_KEY,
+                )
             )
         return SecretKeys(tuple(key.encode() for key in keys))
     path = key_file_for(database_url)
     if path is None:
         raise SecretKeyError(
-            "CHATCRM_SECRET_KEY is not set: with PostgreSQL chatcrm does not start without it (it encrypts "
-            "customers' personal data and the backups); set it to a long random string (python -c 'import "
-            "secrets; print(secrets.token_urlsafe(32))') and keep a copy apart from the database and the backups"
+            _(
+                "CHATCRM_SECRET_KEY is not set: with PostgreSQL chatcrm does not start without it (it encrypts "
+                "customers' personal data and the backups); set it to a long random string ({command}) and keep "
+                "a copy apart from the database and the backups",
+                command=_MAKE_KEY,
+            )
         )
     if path.exists():
         return SecretKeys((path.read_text(encoding="utf-8").strip().encode(),))
     if not create:
         raise SecretKeyError(
-            f"CHATCRM_SECRET_KEY is not set and there is no key file {path}: set it to the key the backup was made with"
+            _(
+                "CHATCRM_SECRET_KEY is not set and there is no key file {path}: set it to the key the backup was "
+                "made with",
+                path=path,
+            )
         )
     key = secrets.token_urlsafe(32)
     try:
@@ -79,9 +96,10 @@ def secret_keys(configured: str | None, database_url: str, *, create: bool) -> S
         return SecretKeys((path.read_text(encoding="utf-8").strip().encode(),))
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(key + "\n")
-    notice = (
-        f"CHATCRM_SECRET_KEY is not set: generated a secret key into {path} (readable by you only). "
+    notice = _(
+        "CHATCRM_SECRET_KEY is not set: generated a secret key into {path} (readable by you only). "
         "Customers' personal data and the backups are encrypted with it: keep a copy apart from them, "
-        "or they cannot be read or restored."
+        "or they cannot be read or restored.",
+        path=path,
     )
     return SecretKeys((key.encode(),), notice)

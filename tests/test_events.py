@@ -29,6 +29,7 @@ from crm_core.models import (
     EventCursor,
     EventDeadLetter,
     Role,
+    TicketMessage,
     TicketStatus,
 )
 from crm_core.services import consent, customers, deals, segments, tickets
@@ -167,12 +168,15 @@ def test_ticket_created_assigned_status_changed_rated_and_notes(chat, app, acme)
     chat.say(customer, "/rate 1 1")  # only the first rating counts
     agent_id = only(app, "ticket.created").actor.user_id
     facts = {"ticket_id": 1, "customer_id": acme, "customer": "Acme Corp", "subject": "printer jams"}
+    [noted_id] = [m.id for m in rows(app, TicketMessage) if m.text == "checked the toner"]
     assert [(e.type, dict(e.payload)) for e in stream(app, "ticket.")] == [
         ("ticket.created", {**facts, "priority": "high", "channel": "console"}),
         (
             "ticket.assigned",
             {**facts, "previous_assignee_id": None, "assignee_id": agent_id, "assignee": "Sam Support"},
         ),
+        # The note's own event (its ticket thread shows it): which message, by whom; not its text.
+        ("ticket.noted", {**facts, "message_id": noted_id, "user_id": agent_id}),
         ("ticket.status_changed", {**facts, "from_status": "open", "to_status": "resolved"}),
         ("ticket.rated", {**facts, "rating": 4, "assignee_id": agent_id}),
     ]

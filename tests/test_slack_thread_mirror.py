@@ -179,3 +179,59 @@ def test_a_rest_api_reply_appears_in_the_thread_and_so_does_a_change_of_priority
     answered, raised = in_thread(slack_api, thread_ts)
     assert "Hana Helpdesk via the API" in answered and "A courier is on the way" in answered
     assert "Priority: normal → urgent" in raised and "Anna Agent via Telegram" in raised
+
+
+def test_an_internal_note_appears_in_the_thread_marked_internal_and_never_reaches_the_customer(alerts, slack_api):
+    rig, tg = alerts, alerts.fake
+    ticket_id, thread_ts = carla_writes(rig, slack_api)
+    told_carla = [call.text for call in tg.sent(CARLA)]
+    chat = Chat(rig.app)
+    olga = chat.user("Olga Owner", Role.SUPPORT)
+    noted = chat.say(olga, f'/ticket note {ticket_id} "Carla is on the <VIP> list"')
+    assert "Internal note added" in noted.text
+    assert wait_until(lambda: len(in_thread(slack_api, thread_ts)) == 1)
+    [shown] = in_thread(slack_api, thread_ts)
+    # Marked as internal where the team reads it, with who wrote it and where; the text escaped like any.
+    assert "Internal note" in shown and "Olga Owner via Console" in shown
+    assert "Carla is on the &lt;VIP&gt; list" in shown
+    assert "The customer does not see this note." in shown
+    # A note typed in the thread itself (alerts mode: a plain reply) stands there already: not posted again.
+    thread_reply(rig, thread_ts, "Checking with the warehouse first")
+    assert wait_until(lambda: len(rows(rig.app, TicketMessage, TicketMessage.ticket_id == ticket_id)) == 3)
+    assert wait_until(lambda: settled(rig))
+    assert len(in_thread(slack_api, thread_ts)) == 1
+    # Neither note reached Carla.
+    assert [call.text for call in tg.sent(CARLA)] == told_carla
+
+
+def test_resolving_closing_reopening_and_unassigning_appear_in_the_thread(alerts, slack_api):
+    rig = alerts
+    ticket_id, thread_ts = carla_writes(rig, slack_api)
+    chat = Chat(rig.app)
+    olga = chat.user("Olga Owner", Role.SUPPORT)
+    for line in (
+        "assign {id} me",
+        "status {id} resolved",
+        "status {id} closed",
+        "status {id} open",
+        "assign {id} nobody",
+    ):
+        chat.say(olga, "/ticket " + line.format(id=ticket_id))
+    assert wait_until(lambda: len(in_thread(slack_api, thread_ts)) == 5)
+    assigned, resolved, closed, reopened, unassigned = in_thread(slack_api, thread_ts)
+    assert "Assigned to Olga Owner" in assigned
+    assert "Status: open → resolved" in resolved
+    assert "Status: resolved → closed" in closed
+    assert "Status: closed → open" in reopened
+    assert "No longer assigned to anyone" in unassigned and "Olga Owner via Console" in unassigned
+
+
+def test_a_new_subject_appears_in_the_thread(alerts, slack_api):
+    rig = alerts
+    ticket_id, thread_ts = carla_writes(rig, slack_api)
+    chat = Chat(rig.app)
+    olga = chat.user("Olga Owner", Role.SUPPORT)
+    chat.say(olga, f'/ticket edit {ticket_id} subject="Tray 2 jams"')
+    assert wait_until(lambda: len(in_thread(slack_api, thread_ts)) == 1)
+    [renamed] = in_thread(slack_api, thread_ts)
+    assert "Subject: My printer jams → Tray 2 jams" in renamed and "Olga Owner via Console" in renamed

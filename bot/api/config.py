@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.settings import Settings, SettingsError, env_number
+from crm_core.i18n import _
 
 MB = 1024 * 1024
 
@@ -31,5 +32,5 @@ class ApiConfig:
             max_bulk_body=int(env_number(env, "CHATCRM_API_MAX_BULK_BODY", cls.max_bulk_body)),
         )
         if config.rate <= 0 or config.burst < 1:
-            raise SettingsError("CHATCRM_API_RATE must be above 0 and CHATCRM_API_BURST at least 1")
+            raise SettingsError(_("CHATCRM_API_RATE must be above 0 and CHATCRM_API_BURST at least 1"))
         return config

@@ -31,7 +31,7 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
     fields = [
         Field(_("Trained"), fmt_datetime(run.trained_at, tz)),
         Field(_("Status"), _("published") if run.published else _("not published")),
-        Field(_("Model"), _model_name(run.algorithm)),
+        Field(_("Model"), model_name(run.algorithm)),
         Field(_("ROC AUC (holdout)"), _score(run.roc_auc) if run.roc_auc is not None else "—"),
         Field(_("Brier score"), _score(metrics["brier"]) if "brier" in metrics else "—"),
         Field(_("Train / test customers"), f"{run.train_size} / {run.test_size}"),
@@ -67,7 +67,7 @@ def _run_reply(run, ctx: Context, note: str | None = None) -> Reply:
             Section(
                 title=_("Candidates (holdout ROC AUC)"),
                 items=tuple(
-                    Item(text=f"{_model_name(name)}: {_score(auc)}") for name, auc in metrics["candidates"].items()
+                    Item(text=f"{model_name(name)}: {_score(auc)}") for name, auc in metrics["candidates"].items()
                 ),
             )
         )
@@ -124,7 +124,7 @@ _MODEL_NAMES = {
 }
 
 
-def _model_name(algorithm: str | None) -> str:
+def model_name(algorithm: str | None) -> str:
     if not algorithm:
         return "—"
     return _(_MODEL_NAMES[algorithm]) if algorithm in _MODEL_NAMES else algorithm

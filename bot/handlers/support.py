@@ -242,7 +242,7 @@ def _thread_reply(req: Request, ctx: Context, room: TicketThreads) -> Outcome:
     text, prefixed = _answer_text(req.text)
     if not (room.replies or prefixed):
         if text:
-            threads.note_from_thread(ctx.uow, ticket.id, text)
+            threads.note_from_thread(ctx.uow, ticket.id, text, room.conversation, req.message_id)
         return Outcome()
     if not text:
         if not prefixed:

@@ -8,7 +8,10 @@ state without leaving it:
 - each staff answer given anywhere else: a reply in the Telegram staff group, ``/ticket reply`` from
   any platform or the console, the REST API ("Anna via Telegram", then the answer). An answer typed in
   the thread itself stands there already and is not posted again (``ticket_threads.typed_in_thread``);
-- a short note for each status change, assignment, priority change and the customer's rating.
+- each internal staff note (``/ticket note``), marked as internal: the customer never sees it (a note
+  typed in the thread itself stands there already, like an answer);
+- a short note for each status change (resolved, closed, reopened), assignment, priority change, new
+  subject or custom field value, and the customer's rating.
 
 The customer's messages are queued by the request that received them. Answers and changes are
 domain events (``ticket.answered``, ``ticket.status_changed``, ...), whatever door they came in
@@ -70,10 +73,19 @@ THREAD_REPLIES = "support.thread.replies"
 MIRRORED = "support.thread_mirror"
 MIRROR_ALERTS = "support.thread_mirror.alerts"
 MIRROR_REPLIES = "support.thread_mirror.replies"
-# The events a ticket's thread shows.
+# The events a ticket's thread shows; an answer and a note carry the ticket message they are about.
 ANSWERED = "ticket.answered"
+NOTED = "ticket.noted"
+WITH_MESSAGE = frozenset({ANSWERED, NOTED})
 MIRRORED_EVENTS = frozenset(
-    {ANSWERED, "ticket.status_changed", "ticket.assigned", "ticket.priority_changed", "ticket.rated"}
+    {
+        *WITH_MESSAGE,
+        "ticket.status_changed",
+        "ticket.assigned",
+        "ticket.priority_changed",
+        "ticket.updated",
+        "ticket.rated",
+    }
 )
 
 
@@ -187,11 +199,11 @@ def on_event(event: Event, app: App) -> None:
 
 def mirror_event(uow: UnitOfWork, event: Event, rooms: Sequence[TicketThreads]) -> list[Outgoing]:
     """The posts of ``event`` into its ticket's thread in each of ``rooms``: none where it stands already
-    (an answer typed in that thread)."""
+    (an answer or a note typed in that thread)."""
     sends = []
     for room in rooms:
-        answer_id = int(event.payload["message_id"]) if event.type == ANSWERED else None
-        if answer_id is not None and threads.stands_in(uow.session, answer_id, room.conversation):
+        message_id = int(event.payload["message_id"]) if event.type in WITH_MESSAGE else None
+        if message_id is not None and threads.stands_in(uow.session, message_id, room.conversation):
             continue
         sends.append(
             Outgoing(
@@ -215,10 +227,10 @@ def prepare_mirror(session: Session, row: Claimed, *, replies: bool) -> dict[str
     if ticket is None:
         return Withheld(OutboxStatus.CANCELLED, "the ticket was deleted")
     answer = None
-    if event.type == ANSWERED:
+    if event.type in WITH_MESSAGE:
         answer = threads.answer_of(session, int(event.payload["message_id"]))
         if answer is None:
-            return Withheld(OutboxStatus.CANCELLED, "the answer was deleted")
+            return Withheld(OutboxStatus.CANCELLED, "the answer or note was deleted")
     reply = mirror_reply(event, ticket, answer, replies=replies)
     return MessagePayload(reply=reply.to_dict(), thread=ticket.thread_id).to_json()
 
@@ -237,10 +249,17 @@ def mirrored(uow: UnitOfWork, sent: Outgoing, message_id: str | None, error: str
 
 
 def mirror_reply(event: Event, ticket: threads.ThreadTicket, answer: threads.Answer | None, *, replies: bool) -> Reply:
-    """An answer ("Anna via Telegram", then the answer) or a change (one short line) in a ticket's thread,
-    in the company's language; the thread's first message when it has none yet."""
+    """An answer ("Anna via Telegram", then the answer), an internal note (marked so) or a change (one short
+    line) in a ticket's thread, in the company's language; the thread's first message when it has none yet."""
     with for_staff_room() as language:
-        if answer is not None:
+        if answer is not None and event.type == NOTED:
+            post = Reply(
+                title=_("🔒 Internal note · {by}", by=_by(event.actor)),
+                text=answer.text,
+                footer=_("The customer does not see this note."),
+                language=language,
+            )
+        elif answer is not None:
             text = attachments.shown(answer.text, answer.attachment_kind, answer.attachment_name)
             post = Reply(title=_by(event.actor), text=text, footer=_undelivered(answer), language=language)
         else:
@@ -285,11 +304,21 @@ def change_note(event: Event) -> str:
         if payload["assignee"] is None:
             return _("No longer assigned to anyone")
         return _("Assigned to {name}", name=payload["assignee"])
+    if event.type == "ticket.updated":
+        return "\n".join(_changed(field, change) for field, change in payload["changes"].items())
     if event.type == "ticket.rated":
         return _(
             "{customer} rated the ticket {rating}", customer=payload["customer"], rating=rating_text(payload["rating"])
         )
     raise ValueError(f"{event.type} is not a ticket change a thread shows")
+
+
+def _changed(field: str, change: dict[str, str | None]) -> str:
+    """One field of ``/ticket edit`` (the subject, or a custom field by its key): before → after."""
+    old, new = change.get("old") or "—", change.get("new") or "—"
+    if field == "subject":
+        return _("Subject: {old} → {new}", old=old, new=new)
+    return _("{field}: {old} → {new}", field=field, old=old, new=new)
 
 
 def outbox_kinds() -> list[OutboxKind]:

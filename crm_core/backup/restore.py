@@ -22,6 +22,7 @@ from crm_core import db
 from crm_core.backup.rows import Checksum, TableSpec, decode, table_checksum
 from crm_core.backup.sealed import BackupError, DamagedBackup
 from crm_core.backup.stream import FORMAT, parse_record, read_lines
+from crm_core.i18n import _, format_number
 
 BATCH = 2000
 
@@ -38,10 +39,10 @@ class BackupReader:
         self._lines = read_lines(source, secrets)
         first = next(self._lines, None)
         if first is None:
-            raise DamagedBackup("the backup file is empty")
+            raise DamagedBackup(_("the backup file is empty"))
         header = parse_record(first)
         if header.get("kind") != "header" or header.get("format") != FORMAT:
-            raise DamagedBackup("the backup file is damaged (it does not start with its header)")
+            raise DamagedBackup(_("the backup file is damaged (it does not start with its header)"))
         self.header = header
         self.specs = [TableSpec.from_json(table) for table in header["tables"]]
         self.manifest: dict[str, Any] | None = None
@@ -56,23 +57,27 @@ class BackupReader:
         for spec in self.specs:
             record = self._record()
             if record.get("kind") != "table" or record.get("name") != spec.name:
-                raise DamagedBackup(f"the backup file is damaged (table {spec.name} is not where it should be)")
+                raise DamagedBackup(
+                    _("the backup file is damaged (table {table} is not where it should be)", table=spec.name)
+                )
             yield spec, self._rows(spec)
         manifest = self._record()
         if manifest.get("kind") != "manifest":
-            raise DamagedBackup("the backup file is damaged (its manifest is missing)")
+            raise DamagedBackup(_("the backup file is damaged (its manifest is missing)"))
         if next(self._lines, None) is not None:
-            raise DamagedBackup("the backup file is damaged (records follow its manifest)")
+            raise DamagedBackup(_("the backup file is damaged (records follow its manifest)"))
         for name, checksum in self.checksums.items():
             expected = manifest["tables"].get(name, {})
             if (expected.get("rows"), expected.get("sha256")) != (checksum.rows, checksum.hexdigest):
-                raise DamagedBackup(f"the backup file is damaged (table {name} does not match its manifest)")
+                raise DamagedBackup(
+                    _("the backup file is damaged (table {table} does not match its manifest)", table=name)
+                )
         self.manifest = manifest
 
     def _record(self) -> dict[str, Any]:
         line = next(self._lines, None)
         if line is None:
-            raise DamagedBackup("the backup file is incomplete (it ends before its manifest)")
+            raise DamagedBackup(_("the backup file is incomplete (it ends before its manifest)"))
         return parse_record(line)
 
     def _rows(self, spec: TableSpec) -> Iterator[bytes]:
@@ -84,11 +89,13 @@ class BackupReader:
                     checksum.rows,
                     checksum.hexdigest,
                 ):
-                    raise DamagedBackup(f"the backup file is damaged (table {spec.name} does not match its count)")
+                    raise DamagedBackup(
+                        _("the backup file is damaged (table {table} does not match its count)", table=spec.name)
+                    )
                 return
             checksum.add(line)
             yield line
-        raise DamagedBackup("the backup file is incomplete (it ends inside a table)")
+        raise DamagedBackup(_("the backup file is incomplete (it ends inside a table)"))
 
 
 @dataclass
@@ -99,23 +106,47 @@ class RestoreReport:
     tables: dict[str, int] = field(default_factory=dict)
 
     def describe(self) -> str:
-        rows = sum(self.tables.values())
-        made = self.manifest["created_at"][:19].replace("T", " ")
-        text = (
-            f"Restored {rows:,} rows in {len(self.tables)} tables from the backup of {made} UTC "
-            f"(chatcrm {self.manifest['chatcrm_version']}, {self.manifest['source']}, schema {self.manifest['revision']}) "
-            f"in {self.seconds:.1f} s; every table's count and checksum match the manifest."
+        """What was restored, in the current language (the CLI's: CHATCRM_LANGUAGE)."""
+        text = _(
+            "Restored {rows} rows in {tables} tables from the backup of {made} UTC (chatcrm {version}, {source}, "
+            "schema {revision}) in {seconds} s; every table's count and checksum match the manifest.",
+            rows=format_number(sum(self.tables.values())),
+            tables=len(self.tables),
+            seconds=format_number(self.seconds, 1),
+            **_made(self.manifest),
         )
         if self.upgraded_to:
-            text += f" Schema upgraded to {self.upgraded_to}."
+            text += " " + _("Schema upgraded to {revision}.", revision=self.upgraded_to)
         return text
+
+
+def _made(manifest: dict[str, Any]) -> dict[str, str]:
+    """When, by which chatcrm, from which database and at which schema a backup was made."""
+    return {
+        "made": manifest["created_at"][:19].replace("T", " "),
+        "version": manifest["chatcrm_version"],
+        "source": manifest["source"],
+        "revision": manifest["revision"],
+    }
+
+
+def describe_check(path: str, manifest: dict[str, Any]) -> str:
+    """What ``chatcrm restore --check`` found in a whole, verified backup, in the current language."""
+    return _(
+        "{file}: a complete chatcrm backup of {made} UTC ({source}, schema {revision}, chatcrm {version}): "
+        "{rows} rows in {tables} tables, every checksum matches.",
+        file=path,
+        rows=format_number(sum(table["rows"] for table in manifest["tables"].values())),
+        tables=len(manifest["tables"]),
+        **_made(manifest),
+    )
 
 
 def check_file(source: BinaryIO, secrets: Sequence[bytes]) -> dict[str, Any]:
     """Read a whole backup without a database: decrypt, authenticate and recount it."""
     reader = BackupReader(source, secrets)
     for _spec, rows in reader.tables():
-        for _ in rows:
+        for _row in rows:
             pass
     assert reader.manifest is not None
     return reader.manifest
@@ -132,8 +163,13 @@ def restore(
     order = _known_revisions()
     if reader.revision not in order:
         raise BackupError(
-            f"the backup's schema revision {reader.revision} is unknown to this chatcrm (it knows up to "
-            f"{order[-1]}): restore it with the chatcrm version that made it ({reader.header['chatcrm_version']}) or newer"
+            _(
+                "the backup's schema revision {revision} is unknown to this chatcrm (it knows up to {known}): "
+                "restore it with the chatcrm version that made it ({version}) or newer",
+                revision=reader.revision,
+                known=order[-1],
+                version=reader.header["chatcrm_version"],
+            )
         )
     _refuse_unless_empty(engine, reader.specs)
     _migrate_to(engine, reader.revision, order)
@@ -177,8 +213,12 @@ def _refuse_unless_empty(engine: Engine, specs: Sequence[TableSpec]) -> None:
                 continue
             if connection.execute(sa.select(sa.literal(1)).select_from(sa.table(spec.name)).limit(1)).first():
                 raise NotEmpty(
-                    f"the database at {engine.url.render_as_string(hide_password=True)} is not empty "
-                    f"(table {spec.name} has rows): restore into a new, empty database"
+                    _(
+                        "the database at {url} is not empty (table {table} has rows): restore into a new, empty "
+                        "database",
+                        url=engine.url.render_as_string(hide_password=True),
+                        table=spec.name,
+                    )
                 )
 
 
@@ -215,7 +255,13 @@ def _load(connection: sa.Connection, spec: TableSpec, rows: Iterator[bytes]) -> 
             count += len(batch)
     except sa.exc.DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise BackupError(f"the database refused a row of table {spec.name} ({reason}); nothing was restored") from None
+        raise BackupError(
+            _(
+                "the database refused a row of table {table} ({reason}); nothing was restored",
+                table=spec.name,
+                reason=reason,
+            )
+        ) from None
     return count
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from crm_core.backup.snapshot import BackupSummary, backup_to_file
 from crm_core.clock import utcnow
+from crm_core.i18n import _
 
 _NAME = re.compile(r"^chatcrm-\d{8}T\d{6}Z\.backup$")
 
@@ -31,8 +32,9 @@ class NightlyResult:
     removed: list[Path]
 
     def describe(self) -> str:
-        removed = f"; removed {len(self.removed)} older" if self.removed else ""
-        return f"{self.summary.describe()}{removed}"
+        if not self.removed:
+            return self.summary.describe()
+        return _("{summary}; removed {count} older", summary=self.summary.describe(), count=len(self.removed))
 
 
 def take_backup(engine: Engine, directory: str | Path, keep: int, secret: bytes) -> NightlyResult:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from crm_core.errors import CrmError
+from crm_core.i18n import _
 
 MAGIC = b"CHATCRM-BACKUP\x00"
 FORMAT_VERSION = 1
@@ -51,7 +52,7 @@ def _derive(secret: bytes, salt: bytes) -> tuple[bytes, bytes]:
 
 def _nonce(counter: int, final: bool) -> bytes:
     if counter > _LAST_COUNTER:
-        raise BackupError("the backup is too large for one file")
+        raise BackupError(_("the backup is too large for one file"))
     return counter.to_bytes(11, "big") + (b"\x01" if final else b"\x00")
 
 
@@ -111,9 +112,11 @@ def open_sealed(source: BinaryIO, secrets: Sequence[bytes]) -> Iterator[bytes]:
     fails at once."""
     header = _read_exactly(source, HEADER_SIZE)
     if len(header) < HEADER_SIZE or not header.startswith(MAGIC):
-        raise DamagedBackup("this is not a chatcrm backup file (or its beginning is damaged)")
+        raise DamagedBackup(_("this is not a chatcrm backup file (or its beginning is damaged)"))
     if header[len(MAGIC)] != FORMAT_VERSION:
-        raise DamagedBackup(f"backup format {header[len(MAGIC)]} is not one this chatcrm reads (it reads 1)")
+        raise DamagedBackup(
+            _("backup format {format} is not one this chatcrm reads (it reads 1)", format=header[len(MAGIC)])
+        )
     salt, check = header[len(MAGIC) + 1 : len(MAGIC) + 17], header[len(MAGIC) + 17 :]
     for secret in secrets:
         key, expected = _derive(secret, salt)
@@ -121,8 +124,10 @@ def open_sealed(source: BinaryIO, secrets: Sequence[bytes]) -> Iterator[bytes]:
             break
     else:
         raise WrongKey(
-            "the backup was made with a different CHATCRM_SECRET_KEY (or its header is damaged); "
-            "set the key it was made with"
+            _(
+                "the backup was made with a different CHATCRM_SECRET_KEY (or its header is damaged); "
+                "set the key it was made with"
+            )
         )
     return _chunks(source, AESGCM(key), header)
 
@@ -131,12 +136,12 @@ def _chunks(source: BinaryIO, aead: AESGCM, header: bytes) -> Iterator[bytes]:
     counter = 0
     first = _read_length(source)
     if first is None:
-        raise DamagedBackup("the backup file is truncated (it ends after its header)")
+        raise DamagedBackup(_("the backup file is truncated (it ends after its header)"))
     length: int = first
     while True:
         sealed = _read_exactly(source, length)
         if len(sealed) < length:
-            raise DamagedBackup("the backup file is truncated (it ends inside a chunk)")
+            raise DamagedBackup(_("the backup file is truncated (it ends inside a chunk)"))
         following = _read_length(source)
         final = following is None
         try:
@@ -154,10 +159,10 @@ def _read_length(source: BinaryIO) -> int | None:
     if not raw:
         return None
     if len(raw) < 4:
-        raise DamagedBackup("the backup file is truncated (it ends inside a chunk header)")
+        raise DamagedBackup(_("the backup file is truncated (it ends inside a chunk header)"))
     length = int.from_bytes(raw, "big")
     if not _TAG <= length <= CHUNK_SIZE + _TAG:
-        raise DamagedBackup("the backup file is damaged (a chunk has an impossible length)")
+        raise DamagedBackup(_("the backup file is damaged (a chunk has an impossible length)"))
     return length
 
 
@@ -167,7 +172,7 @@ def _why_not(aead: AESGCM, counter: int, final: bool, sealed: bytes, header: byt
     try:
         aead.decrypt(_nonce(counter, not final), sealed, header)
     except InvalidTag:
-        return "the backup file is damaged (a chunk fails its authentication check: changed after it was written)"
+        return _("the backup file is damaged (a chunk fails its authentication check: changed after it was written)")
     if final:
-        return "the backup file is truncated (its final chunk is missing)"
-    return "the backup file is damaged (data follows its final chunk)"
+        return _("the backup file is truncated (its final chunk is missing)")
+    return _("the backup file is damaged (data follows its final chunk)")

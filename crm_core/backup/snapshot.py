@@ -27,6 +27,7 @@ from crm_core.backup.rows import Checksum, encode, select_rows, specs_of
 from crm_core.backup.sealed import CHUNK_SIZE, BackupError
 from crm_core.backup.stream import FORMAT, RecordWriter
 from crm_core.clock import utcnow
+from crm_core.i18n import _, format_number
 from crm_core.models import Base
 
 Progress = Callable[[str, int], None]
@@ -43,12 +44,20 @@ class BackupSummary:
         return sum(table["rows"] for table in self.manifest["tables"].values())
 
     def describe(self) -> str:
-        where = f" to {self.path}" if self.path else ""
-        tables = len(self.manifest["tables"])
-        return (
-            f"Backed up {self.rows:,} rows in {tables} tables (schema {self.manifest['revision']}){where}: "
-            f"{self.size:,} bytes, encrypted."
-        )
+        """What was written, in the current language (the CLI's and the nightly job's: CHATCRM_LANGUAGE)."""
+        facts = {
+            "rows": format_number(self.rows),
+            "tables": len(self.manifest["tables"]),
+            "revision": self.manifest["revision"],
+            "size": format_number(self.size),
+        }
+        if self.path:
+            return _(
+                "Backed up {rows} rows in {tables} tables (schema {revision}) to {path}: {size} bytes, encrypted.",
+                path=self.path,
+                **facts,
+            )
+        return _("Backed up {rows} rows in {tables} tables (schema {revision}): {size} bytes, encrypted.", **facts)
 
 
 def chatcrm_version() -> str:
@@ -115,8 +124,12 @@ def write_backup(
         revision = MigrationContext.configure(connection).get_current_revision()
         if revision != head:
             raise BackupError(
-                f"the database is at schema {revision or 'none'} and this chatcrm at {head}: "
-                "run `chatcrm db upgrade` first (or back up with the chatcrm that matches the database)"
+                _(
+                    "the database is at schema {revision} and this chatcrm at {head}: run `chatcrm db upgrade` "
+                    "first (or back up with the chatcrm that matches the database)",
+                    revision=revision or _("none"),
+                    head=head,
+                )
             )
         about = {
             "format": FORMAT,

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
 from crm_core.backup.sealed import CHUNK_SIZE, DamagedBackup, SealedWriter, open_sealed
+from crm_core.i18n import _
 
 FORMAT = "chatcrm-backup"
 
@@ -65,19 +66,19 @@ def read_lines(source: BinaryIO, secrets: Sequence[bytes]) -> Iterator[bytes]:
         try:
             data = tail + decompressor.decompress(chunk)
         except zlib.error:
-            raise DamagedBackup("the backup file is damaged (its contents do not decompress)") from None
+            raise DamagedBackup(_("the backup file is damaged (its contents do not decompress)")) from None
         lines = data.split(b"\n")
         tail = lines.pop()
         yield from lines
     if tail or not decompressor.eof:
-        raise DamagedBackup("the backup file is incomplete (its contents end mid-record)")
+        raise DamagedBackup(_("the backup file is incomplete (its contents end mid-record)"))
 
 
 def parse_record(line: bytes) -> dict[str, Any]:
     try:
         record = json.loads(line)
     except ValueError:
-        raise DamagedBackup("the backup file is damaged (a record is not JSON)") from None
+        raise DamagedBackup(_("the backup file is damaged (a record is not JSON)")) from None
     if not isinstance(record, dict) or "kind" not in record:
-        raise DamagedBackup("the backup file is damaged (a record is not where it should be)")
+        raise DamagedBackup(_("the backup file is damaged (a record is not where it should be)"))
     return record

@@ -21,6 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from crm_core.mining.basket_files import label_order, read_baskets
+from crm_core.mining.errors import NoBaskets
 
 # Basket containers whose length and re-iteration we can rely on without copying.
 _SIZED_BASKETS = frozenset({list, tuple, set, frozenset, dict})
@@ -112,7 +113,7 @@ def encode_baskets(baskets: Iterable[Iterable[Hashable]]) -> EncodedBaskets:
     rows = _materialize(baskets)
     n_baskets = len(rows)
     if n_baskets == 0:
-        raise ValueError("no baskets: need at least one basket to mine")
+        raise NoBaskets
 
     lengths = np.fromiter(map(len, rows), dtype=np.int64, count=n_baskets)
     n_entries = int(lengths.sum())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from crm_core.mining.records import Rule
+from crm_core.terminal import display_width, pad
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = ("antecedent", "consequent", "support", "confidence", "lift", "count")
@@ -15,11 +16,14 @@ COLUMNS = ("antecedent", "consequent", "support", "confidence", "lift", "count")
 CSV_ITEM_SEP = ";"
 
 
-def format_rules(rules: Iterable[Rule], fmt: str = "table") -> str:
+def format_rules(
+    rules: Iterable[Rule], fmt: str = "table", *, headings: Sequence[str] = COLUMNS, empty: str = "(no rules)"
+) -> str:
     """Render ``rules`` (``Rule`` records, in the given order) as ``table``, ``csv`` or ``json``.
 
     - ``table``: aligned columns for reading in a terminal or chat code block; the
-      antecedent is shown as ``{a, b}``; support/confidence to 4 decimals, lift to 2.
+      antecedent is shown as ``{a, b}``; support/confidence to 4 decimals, lift to 2. ``headings`` and
+      ``empty`` (what an empty table says) are for people: the CLI passes them in its language.
     - ``csv``: a header row then one row per rule; the antecedent's items are joined
       with ``;`` in one field; numbers at full precision.
     - ``json``: one JSON array of objects with keys antecedent (list of items), consequent,
@@ -33,7 +37,7 @@ def format_rules(rules: Iterable[Rule], fmt: str = "table") -> str:
         return _json(rules)
     if kind == "csv":
         return _csv(rules)
-    return _table(rules)
+    return _table(rules, headings, empty)
 
 
 def _json(rules: list[Rule]) -> str:
@@ -73,9 +77,9 @@ def _csv(rules: list[Rule]) -> str:
     return out.getvalue()
 
 
-def _table(rules: list[Rule]) -> str:
+def _table(rules: list[Rule], headings: Sequence[str], empty: str) -> str:
     if not rules:
-        return "(no rules)\n"
+        return empty + "\n"
     rows = [
         (
             "{" + ", ".join(map(str, rule.antecedent)) + "}",
@@ -87,13 +91,13 @@ def _table(rules: list[Rule]) -> str:
         )
         for rule in rules
     ]
-    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(COLUMNS)]
+    widths = [max(display_width(column), *(display_width(row[i]) for row in rows)) for i, column in enumerate(headings)]
     # Text columns left-aligned, numbers right-aligned.
     align = ("<", "<", ">", ">", ">", ">")
 
     def line(cells) -> str:
-        return "  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(cells, align, widths)).rstrip()
+        return "  ".join(pad(cell, w, a) for cell, a, w in zip(cells, align, widths)).rstrip()
 
-    lines = [line(COLUMNS), line("-" * w for w in widths)]
+    lines = [line(headings), line("-" * w for w in widths)]
     lines.extend(line(row) for row in rows)
     return "\n".join(lines) + "\n"

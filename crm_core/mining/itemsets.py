@@ -18,7 +18,7 @@ import numpy as np
 
 from crm_core.mining import accelerator
 from crm_core.mining.baskets import EncodedBaskets, encode_baskets
-from crm_core.mining.errors import NotFittedError
+from crm_core.mining.errors import NoBaskets, NotFittedError
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.levelwise import DEFAULT_SEARCH, Level, SearchOptions, frequent_levels
 from crm_core.mining.memory import check_encoding_fits, check_search_fits
@@ -67,7 +67,7 @@ def mine_itemsets(
     if encoded is None:
         encoded = encode_baskets(baskets)  # type: ignore[arg-type]  # not EncodedBaskets: checked above
     if encoded.n_baskets == 0:
-        raise ValueError("no baskets: need at least one basket to mine")
+        raise NoBaskets
     threshold = min_count(min_support, encoded.n_baskets)
     # (The numpy engine's estimate; the C engine needs less, so the check stays on the safe side.)
     check_search_fits(encoded.indptr, encoded.codes, encoded.item_counts(), threshold, max_memory_bytes)

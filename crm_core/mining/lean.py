@@ -23,6 +23,7 @@ from array import array
 from typing import IO, Any
 
 from crm_core.mining.basket_files import label_order, read_baskets
+from crm_core.mining.errors import NoBaskets
 from crm_core.mining.gcpause import paused_gc
 from crm_core.mining.memory import check_encoding_fits
 from crm_core.mining.records import Rule
@@ -86,7 +87,7 @@ def mine_file_rules(
     labels, codes, indptr = collected
     n_baskets = indptr.length - 1
     if n_baskets == 0:
-        raise ValueError("no baskets: need at least one basket to mine")
+        raise NoBaskets
     order = label_order(labels)
     rank = array("i", bytes(4 * len(labels)))
     for position, index in enumerate(order):

@@ -99,14 +99,33 @@ def _check(n_baskets: int, needed: int, min_count: int | None, max_memory_bytes:
             return
         budget = int(available * AVAILABLE_SHARE)
     if needed > budget:
-        at = f" at a minimum of {min_count:,} baskets per itemset" if min_count is not None else ""
-        raise MiningMemoryError(
-            f"mining {n_baskets:,} baskets{at} needs about "
-            f"{_gib(needed)} of memory, more than the {_gib(budget)} available to it on this machine: use the "
-            f"Spark engine (CHATCRM_MINING_ENGINE=spark, or chatcrm mine --engine spark; pip install "
-            f"'chatcrm[spark]'), or raise the minimum support or shorten the window"
+        # Imported only here: the miner's lean path (chatcrm mine on a file) loads no more than it needs.
+        from crm_core.i18n import _, format_number
+
+        facts = {"baskets": format_number(n_baskets), "needed": _gib(needed), "budget": _gib(budget)}
+        advice = _(
+            "use the Spark engine (CHATCRM_MINING_ENGINE=spark, or chatcrm mine --engine spark; pip install "
+            "'chatcrm[spark]'), or raise the minimum support or shorten the window"
         )
+        if min_count is None:
+            said = _(
+                "mining {baskets} baskets needs about {needed} of memory, more than the {budget} available to it "
+                "on this machine: {advice}",
+                advice=advice,
+                **facts,
+            )
+        else:
+            said = _(
+                "mining {baskets} baskets at a minimum of {min_count} baskets per itemset needs about {needed} of "
+                "memory, more than the {budget} available to it on this machine: {advice}",
+                min_count=format_number(min_count),
+                advice=advice,
+                **facts,
+            )
+        raise MiningMemoryError(said)
 
 
 def _gib(n_bytes: int) -> str:
-    return f"{n_bytes / 2**30:,.1f} GiB"
+    from crm_core.i18n import format_number
+
+    return f"{format_number(n_bytes / 2**30, 1)} GiB"

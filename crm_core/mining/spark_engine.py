@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from crm_core.mining.baskets import label_order
+from crm_core.mining.errors import NoBaskets
 from crm_core.mining.itemsets import MinedItemsets
 from crm_core.mining.levelwise import Level
 from crm_core.mining.parquet_baskets import ITEMS_COLUMN, ParquetBaskets, require_pyarrow, write_baskets
@@ -211,7 +212,7 @@ class SparkAssociationRules(AssociationRules):
         ).first()
         n_baskets, nonempty = int(totals["baskets"]), int(totals["nonempty"] or 0)
         if n_baskets == 0:
-            raise ValueError("no baskets: need at least one basket to mine")
+            raise NoBaskets
         threshold = min_count(self.min_support, n_baskets)
         if nonempty == 0 or threshold > nonempty:
             return MinedItemsets(labels=(), n_baskets=n_baskets, min_count=threshold, levels=[])

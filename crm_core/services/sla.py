@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from crm_core.i18n import _
 from crm_core.models import TicketPriority
 
 
@@ -39,7 +40,7 @@ def parse_duration(raw: str) -> timedelta:
     """``"30m"``, ``"4h"``, ``"2d"`` -> timedelta; ValueError otherwise."""
     match = _DURATION.match(raw)
     if not match or int(match.group(1)) == 0:
-        raise ValueError(f"{raw.strip()!r} is not a duration like 30m, 4h or 2d")
+        raise ValueError(_("{value} is not a duration like 30m, 4h or 2d", value=repr(raw.strip())))
     return timedelta(**{_UNITS[match.group(2).lower()]: int(match.group(1))})
 
 
@@ -53,12 +54,17 @@ def targets_from_env(env: Mapping[str, str]) -> dict[TicketPriority, Target]:
         first, sep, resolution = raw.partition("/")
         try:
             if not sep:
-                raise ValueError("write it as <first response>/<resolution>, e.g. 4h/24h")
+                raise ValueError(_("write it as <first response>/<resolution>, e.g. 4h/24h"))
             target = Target(parse_duration(first), parse_duration(resolution))
         except ValueError as exc:
             raise ValueError(f"{env_name(priority)}={raw!r}: {exc}") from None
         if target.resolution < target.first_response:
-            raise ValueError(f"{env_name(priority)}={raw!r}: the resolution target is shorter than the first response")
+            raise ValueError(
+                _(
+                    "{setting}: the resolution target is shorter than the first response",
+                    setting=f"{env_name(priority)}={raw!r}",
+                )
+            )
         targets[priority] = target
     return targets
 

@@ -58,7 +58,7 @@ class ThreadPost:
 
 @dataclass(frozen=True)
 class Answer:
-    """A staff answer on its way into its ticket's thread, as it stands when it is posted."""
+    """A staff answer (or an internal note) on its way into its ticket's thread, as it stands when it is posted."""
 
     text: str
     attachment_kind: str | None
@@ -69,7 +69,7 @@ class Answer:
 
 
 def answer_of(session: Session, message_id: int) -> Answer | None:
-    """Ticket message ``message_id`` (a staff answer) as it stands now; None when it is gone."""
+    """Ticket message ``message_id`` (a staff answer or note) as it stands now; None when it is gone."""
     message = session.get(TicketMessage, message_id)
     if message is None:
         return None
@@ -172,6 +172,11 @@ def ticket_of_thread(uow: UnitOfWork, platform: str, conversation: str, thread_i
     ).one_or_none()
 
 
-def note_from_thread(uow: UnitOfWork, ticket_id: int, text: str) -> TicketMessage:
-    """A staff message in a ticket's thread that is not an answer: an internal note on the ticket."""
-    return tickets.add_note(uow, ticket_id, text)
+def note_from_thread(
+    uow: UnitOfWork, ticket_id: int, text: str, conversation: str, thread_message_id: str | None
+) -> TicketMessage:
+    """A staff message in a ticket's thread that is not an answer: an internal note on the ticket, written
+    down as standing in that thread already (``typed_in_thread``), so the thread is not shown it again."""
+    note = tickets.add_note(uow, ticket_id, text)
+    typed_in_thread(uow, note.id, conversation, thread_message_id)
+    return note

@@ -320,6 +320,15 @@ def add_note(uow: UnitOfWork, ticket_id: int, text: str) -> TicketMessage:
     check_text(text, "note", field="text")
     message = _add_message(uow, ticket, text, Direction.INTERNAL, uow.actor.platform)
     uow.session.flush()
+    # For whoever follows the ticket elsewhere (its Slack thread: bot/handlers/ticket_threads.py). The text
+    # is not in the payload: an internal note leaves only where it is read from the ticket, as staff see it.
+    events.emit(
+        uow,
+        "ticket.noted",
+        entity_type="ticket",
+        entity_id=ticket.id,
+        payload={**_facts(ticket), "message_id": message.id, "user_id": message.author_id},
+    )
     return message
 
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.settings import SettingsError
+from crm_core.i18n import _
 
 DEFAULT_API_URL = "https://slack.com/api/"
 ALERTS = "alerts"
@@ -51,23 +52,29 @@ class SlackSettings:
         if not bot_token:
             if app_token:
                 raise SettingsError(
-                    "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both "
-                    "(the bot token, xoxb-…, is under OAuth & Permissions)"
+                    _(
+                        "SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: Socket Mode needs both "
+                        "(the bot token, xoxb-…, is under OAuth & Permissions)"
+                    )
                 )
             return None
         if not bot_token.startswith("xoxb-"):
             raise SettingsError(
-                "SLACK_BOT_TOKEN must be the bot token, starting with xoxb- "
-                "(OAuth & Permissions > Bot User OAuth Token)"
+                _(
+                    "SLACK_BOT_TOKEN must be the bot token, starting with xoxb- "
+                    "(OAuth & Permissions > Bot User OAuth Token)"
+                )
             )
         if app_token and not app_token.startswith("xapp-"):
             raise SettingsError(
-                "SLACK_APP_TOKEN must be an app-level token starting with xapp- "
-                "(Basic Information > App-Level Tokens, scope connections:write)"
+                _(
+                    "SLACK_APP_TOKEN must be an app-level token starting with xapp- "
+                    "(Basic Information > App-Level Tokens, scope connections:write)"
+                )
             )
         api_url = (env.get("SLACK_API_URL") or DEFAULT_API_URL).strip()
         if not api_url.startswith(("http://", "https://")):
-            raise SettingsError(f"SLACK_API_URL={api_url!r} is not an http(s) URL")
+            raise SettingsError(_("{setting} is not an http(s) URL", setting=f"SLACK_API_URL={api_url!r}"))
         channel, mode = support_settings(env)
         return cls(
             bot_token=bot_token,
@@ -82,9 +89,11 @@ class SlackSettings:
     def require_signing_secret(self) -> str:
         if not self.signing_secret:
             raise SettingsError(
-                "Slack over HTTP needs SLACK_SIGNING_SECRET (Basic Information > App Credentials > Signing Secret) "
-                "to verify that requests come from Slack; chatcrm web will not serve /slack/events without it. "
-                "To use Socket Mode instead, set SLACK_APP_TOKEN and run chatcrm worker."
+                _(
+                    "Slack over HTTP needs SLACK_SIGNING_SECRET (Basic Information > App Credentials > Signing Secret) "
+                    "to verify that requests come from Slack; chatcrm web will not serve /slack/events without it. "
+                    "To use Socket Mode instead, set SLACK_APP_TOKEN and run chatcrm worker."
+                )
             )
         return self.signing_secret
 
@@ -94,13 +103,19 @@ def support_settings(env: Mapping[str, str]) -> tuple[str | None, str]:
     channel = (env.get("CHATCRM_SLACK_SUPPORT_CHANNEL") or "").strip() or None
     if channel is not None and not _CHANNEL_ID.match(channel):
         raise SettingsError(
-            f"CHATCRM_SLACK_SUPPORT_CHANNEL={channel!r} is not a Slack channel id: use the id like C0123ABCD "
-            "(channel details > About, at the bottom), not its #name"
+            _(
+                "{setting} is not a Slack channel id: use the id like C0123ABCD (channel details > About, at the "
+                "bottom), not its #name",
+                setting=f"CHATCRM_SLACK_SUPPORT_CHANNEL={channel!r}",
+            )
         )
     mode = (env.get("CHATCRM_SLACK_SUPPORT_MODE") or ALERTS).strip().lower()
     if mode not in SUPPORT_MODES:
         raise SettingsError(
-            f"CHATCRM_SLACK_SUPPORT_MODE={mode!r} is not a mode: use alerts (thread replies stay internal "
-            "unless they start with !reply) or replies (every thread reply goes to the customer)"
+            _(
+                "{setting} is not a mode: use alerts (thread replies stay internal unless they start with !reply) "
+                "or replies (every thread reply goes to the customer)",
+                setting=f"CHATCRM_SLACK_SUPPORT_MODE={mode!r}",
+            )
         )
     return channel, mode

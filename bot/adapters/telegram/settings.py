@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.settings import SettingsError
+from crm_core.i18n import _
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 # What Telegram accepts as a webhook secret token.
@@ -44,26 +45,36 @@ class TelegramSettings:
 
         token = value("TELEGRAM_BOT_TOKEN")
         if token is None:
-            raise SettingsError("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
+            raise SettingsError(_("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)"))
         secret = value("TELEGRAM_WEBHOOK_SECRET")
         if secret is not None and not _SECRET.match(secret):
-            raise SettingsError("TELEGRAM_WEBHOOK_SECRET may only hold 1-256 letters, digits, _ and -")
+            raise SettingsError(_("TELEGRAM_WEBHOOK_SECRET may only hold 1-256 letters, digits, _ and -"))
         url = value("TELEGRAM_WEBHOOK_URL")
         if url is not None:
             if not url.startswith("https://"):
-                raise SettingsError(f"TELEGRAM_WEBHOOK_URL={url!r} must be an https:// URL (Telegram requires it)")
+                raise SettingsError(
+                    _(
+                        "{setting} must be an https:// URL (Telegram requires it)",
+                        setting=f"TELEGRAM_WEBHOOK_URL={url!r}",
+                    )
+                )
             if secret is None:
                 raise SettingsError(
-                    "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
-                    "the webhook needs a secret so nobody else can post updates to it"
+                    _(
+                        "TELEGRAM_WEBHOOK_URL is set but TELEGRAM_WEBHOOK_SECRET is not: "
+                        "the webhook needs a secret so nobody else can post updates to it"
+                    )
                 )
         support = value("TELEGRAM_SUPPORT_CHAT_ID")
         if support is not None and not _CHAT_ID.match(support):
             raise SettingsError(
-                f"TELEGRAM_SUPPORT_CHAT_ID={support!r} is not a chat id: use the group's number, "
-                "like -1001234567890 (see the README for how to find it)"
+                _(
+                    "{setting} is not a chat id: use the group's number, like -1001234567890 (see the README for "
+                    "how to find it)",
+                    setting=f"TELEGRAM_SUPPORT_CHAT_ID={support!r}",
+                )
             )
         api_url = value("TELEGRAM_API_URL") or DEFAULT_API_URL
         if not api_url.startswith(("https://", "http://")):
-            raise SettingsError(f"TELEGRAM_API_URL={api_url!r} is not an http(s) URL")
+            raise SettingsError(_("{setting} is not an http(s) URL", setting=f"TELEGRAM_API_URL={api_url!r}"))
         return cls(token=token, api_url=api_url, webhook_secret=secret, webhook_url=url, support_chat_id=support)
