@@ -372,8 +372,10 @@ def main(argv: list[str]) -> None:
         try:
             status = db.schema_status(engine)
             if status.current is not None and not status.up_to_date:
-                print(f"{name}: the data copy is from an older schema ({status.current}); run with --fresh")
-                continue
+                # As a deployment would: migrate the copy (--fresh makes a new one instead).
+                print(f"{name}: migrating the data copy from {status.current} …", flush=True)
+                db.upgrade(engine)
+                status = db.schema_status(engine)
             if status.up_to_date:
                 with engine.connect() as connection:
                     populated = connection.execute(sa.select(sa.func.count()).select_from(Customer)).scalar_one() > 0
