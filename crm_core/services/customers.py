@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -500,52 +501,15 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
     customer = session.get(Customer, customer_id, options=[joinedload(Customer.tag_rows)])
     if customer is None:
         raise NotFound(_("there is no customer #{id}", id=customer_id))
-    open_deals = list(
-        session.scalars(
-            sa.select(Deal)
-            .options(same_customer(Deal.customer))
-            .where(Deal.customer_id == customer_id, Deal.stage.not_in(["won", "lost"]))
-            .order_by(Deal.expected_close_on.is_(None), Deal.expected_close_on, Deal.id)
-        )
-    )
-    open_tickets = list(
-        session.scalars(
-            sa.select(Ticket)
-            .options(same_customer(Ticket.customer))
-            .where(Ticket.customer_id == customer_id, Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
-            .order_by(Ticket.created_at.desc())
-        )
-    )
-    interactions = list(
-        session.scalars(
-            sa.select(Interaction)
-            .where(Interaction.customer_id == customer_id)
-            .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
-            .limit(recent)
-        )
-    )
-    orders = list(
-        session.scalars(
-            sa.select(Order)
-            .where(Order.customer_id == customer_id, Order.kind == OrderKind.PURCHASE)
-            .order_by(Order.ordered_at.desc(), Order.id.desc())
-            .limit(recent)
-        )
-    )
-    values, average, rated = _values_and_ratings(session, customer_id)
+    statements = _card_statements()
+    by_customer = {"customer_id": customer_id}
+    open_deals = list(session.scalars(statements.open_deals, by_customer))
+    open_tickets = list(session.scalars(statements.open_tickets, by_customer))
+    interactions = list(session.scalars(statements.interactions, {**by_customer, "recent": recent}))
+    orders = list(session.scalars(statements.orders, {**by_customer, "recent": recent}))
+    values, average, rated = _values_and_ratings(session, statements, customer_id)
     end_of_today = clock.end_of_today(timezone)
-    followups_due = list(
-        session.scalars(
-            sa.select(FollowUp)
-            .options(same_customer(FollowUp.customer))
-            .where(
-                FollowUp.customer_id == customer_id,
-                FollowUp.status.in_([FollowUpStatus.PENDING, FollowUpStatus.REMINDED]),
-                FollowUp.due_at < end_of_today,
-            )
-            .order_by(FollowUp.due_at, FollowUp.id)
-        )
-    )
+    followups_due = list(session.scalars(statements.followups_due, {**by_customer, "end": end_of_today}))
     return CustomerCard(
         customer=customer,
         custom_fields=custom_fields.values_for(uow, FieldEntity.CUSTOMER, customer_id),
@@ -562,12 +526,29 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
     )
 
 
-def _values_and_ratings(session: Session, customer_id: int) -> tuple[dict[str, int], float | None, int]:
-    """The customer's lifetime value per currency and their tickets' average rating and count, in one
-    round trip (a card is read on every ``/customer``, and each statement is a round trip)."""
+@dataclass(frozen=True)
+class _CardStatements:
+    """The card's statements, built once with their parameters bound at execution: building a
+    SELECT and computing its cache key cost about as much Python time as running it (the card is
+    read on every ``/customer``)."""
+
+    open_deals: sa.Select[Any]
+    open_tickets: sa.Select[Any]
+    interactions: sa.Select[Any]
+    orders: sa.Select[Any]
+    followups_due: sa.Select[Any]
+    values_and_ratings: sa.CompoundSelect
+
+
+@functools.cache
+def _card_statements() -> _CardStatements:
+    customer = sa.bindparam("customer_id", type_=sa.Integer)
+    recent = sa.bindparam("recent", type_=sa.Integer)
+    # The customer's lifetime value per currency and their tickets' average rating and count, in one
+    # round trip (each statement is one).
     values = (
         sa.select(sa.literal(0), Order.currency, sa.func.sum(Order.total_cents), sa.cast(sa.null(), sa.Float))
-        .where(Order.customer_id == customer_id)
+        .where(Order.customer_id == customer)
         .group_by(Order.currency)
     )
     ratings = sa.select(
@@ -575,10 +556,43 @@ def _values_and_ratings(session: Session, customer_id: int) -> tuple[dict[str, i
         sa.cast(sa.null(), sa.String),
         sa.func.count(Ticket.rating),
         sa.cast(sa.func.avg(Ticket.rating), sa.Float),
-    ).where(Ticket.customer_id == customer_id, Ticket.rating.is_not(None))
+    ).where(Ticket.customer_id == customer, Ticket.rating.is_not(None))
+    return _CardStatements(
+        open_deals=sa.select(Deal)
+        .options(same_customer(Deal.customer))
+        .where(Deal.customer_id == customer, Deal.stage.not_in(["won", "lost"]))
+        .order_by(Deal.expected_close_on.is_(None), Deal.expected_close_on, Deal.id),
+        open_tickets=sa.select(Ticket)
+        .options(same_customer(Ticket.customer))
+        .where(Ticket.customer_id == customer, Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
+        .order_by(Ticket.created_at.desc()),
+        interactions=sa.select(Interaction)
+        .where(Interaction.customer_id == customer)
+        .order_by(Interaction.occurred_at.desc(), Interaction.id.desc())
+        .limit(recent),
+        orders=sa.select(Order)
+        .where(Order.customer_id == customer, Order.kind == OrderKind.PURCHASE)
+        .order_by(Order.ordered_at.desc(), Order.id.desc())
+        .limit(recent),
+        followups_due=sa.select(FollowUp)
+        .options(same_customer(FollowUp.customer))
+        .where(
+            FollowUp.customer_id == customer,
+            FollowUp.status.in_([FollowUpStatus.PENDING, FollowUpStatus.REMINDED]),
+            FollowUp.due_at < sa.bindparam("end", type_=FollowUp.due_at.type),
+        )
+        .order_by(FollowUp.due_at, FollowUp.id),
+        values_and_ratings=sa.union_all(values, ratings),
+    )
+
+
+def _values_and_ratings(
+    session: Session, statements: _CardStatements, customer_id: int
+) -> tuple[dict[str, int], float | None, int]:
+    """The customer's lifetime value per currency, and their tickets' average rating and count."""
     totals: dict[str, int] = {}
     average, rated = None, 0
-    for kind, currency, amount, mean in session.execute(sa.union_all(values, ratings)):
+    for kind, currency, amount, mean in session.execute(statements.values_and_ratings, {"customer_id": customer_id}):
         if kind == 0:
             totals[currency] = int(amount or 0)
         elif amount:
