@@ -20,7 +20,6 @@ import importlib
 import io
 import os
 from array import array
-from typing import IO, Any
 
 from crm_core.mining.basket_files import label_order, read_baskets
 from crm_core.mining.gcpause import paused_gc
@@ -33,6 +32,11 @@ from crm_core.mining.thresholds import (
     check_unit_interval,
     min_count,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see crm_core.mining.records)
+
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 # The C engine's defaults (the estimators' ``item_order`` and ``projection_items``; see levelwise.SearchOptions).
 ITEM_ORDER = "frequency"
