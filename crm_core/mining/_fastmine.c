@@ -393,13 +393,17 @@ static PyObject *fm_read_simple(PyObject *module, PyObject *args) {
         data += 3;
         size -= 3;
     }
-    int has_comma = 0, has_quote = 0, simple = size > 0;
-    for (int64_t i = 0; i < size && simple; i++) {
+    /* One pass that the compiler vectorizes (no early exit): a byte-at-a-time loop that stopped at the
+     * first non-ASCII byte cost a third of reading Groceries. */
+    unsigned char any_bits = 0, any_nul = 0, any_comma = 0, any_quote = 0;
+    for (int64_t i = 0; i < size; i++) {
         unsigned char c = data[i];
-        simple = c != 0 && c < 0x80;
-        has_comma |= c == ',';
-        has_quote |= c == '"';
+        any_bits |= c;
+        any_nul |= c == 0;
+        any_comma |= c == ',';
+        any_quote |= c == '"';
     }
+    int has_comma = any_comma, has_quote = any_quote, simple = size > 0 && !(any_bits & 0x80) && !any_nul;
     /* sep: 0 for runs of whitespace, else the one separator character. */
     int sep = 0;
     if (sep_arg == NULL)
@@ -419,47 +423,49 @@ static PyObject *fm_read_simple(PyObject *module, PyObject *args) {
     int32_t n_codes = 0;
     int err = vec_reserve(&indptr, 1) || token_table_grow(&table) ? ERR_NOMEM : OK;
     if (err == OK) ((int64_t *)indptr.data)[indptr.len++] = 0;
+    /* stop[c]: 1 where a field ends (the separator, or any whitespace byte without one), 2 where a line
+     * ends (\n, \r: the newlines open() turns into \n). Each byte is looked at once, plus once more
+     * for an item's hash. */
+    unsigned char stop[256] = {0};
+    for (int c = 0; c < 256; c++) stop[c] = sep == 0 && is_space_byte((unsigned char)c);
+    if (sep != 0) stop[sep] = 1;
+    stop['\n'] = stop['\r'] = 2;
     Py_BEGIN_ALLOW_THREADS;
-    int64_t i = 0;
-    while (i < size && err == OK) {
-        /* One line: up to \n, \r\n or \r (the newlines open() turns into \n). */
-        int64_t end = i;
-        while (end < size && data[end] != '\n' && data[end] != '\r') end++;
-        int64_t p = i;
-        while (p < end && err == OK) {
-            int64_t lo, hi;
-            if (sep == 0) {
-                while (p < end && is_space_byte(data[p])) p++;
-                lo = p;
-                while (p < end && !is_space_byte(data[p])) p++;
-                hi = p;
-            } else {
-                lo = p;
-                while (p < end && data[p] != sep) p++;
-                hi = p;
-                p++; /* past the separator */
+    int64_t p = 0;
+    while (p < size && err == OK) {
+        /* One line: its fields, then the newline (\r\n is one; a final newline starts no basket). */
+        for (;;) {
+            int64_t lo = p;
+            while (p < size && !stop[data[p]]) p++;
+            int64_t hi = p;
+            if (sep != 0) {
                 while (lo < hi && is_space_byte(data[lo])) lo++;
                 while (hi > lo && is_space_byte(data[hi - 1])) hi--;
             }
-            if (hi == lo) continue;
-            if (hi - lo >= INT32_MAX || codes.len >= INT32_MAX - 1) {
-                err = ERR_OVERFLOW;
-                break;
+            if (hi > lo) {
+                if (hi - lo >= INT32_MAX || codes.len >= INT32_MAX - 1) {
+                    err = ERR_OVERFLOW;
+                    break;
+                }
+                int32_t code = token_code(&table, data, lo, (int32_t)(hi - lo), &n_codes);
+                if (code < 0 || vec_reserve(&codes, 1)) {
+                    err = ERR_NOMEM;
+                    break;
+                }
+                ((int32_t *)codes.data)[codes.len++] = code;
             }
-            int32_t code = token_code(&table, data, lo, (int32_t)(hi - lo), &n_codes);
-            if (code < 0 || vec_reserve(&codes, 1)) {
-                err = ERR_NOMEM;
-                break;
+            if (p < size && stop[data[p]] == 1) {
+                p++;
+                continue;
             }
-            ((int32_t *)codes.data)[codes.len++] = code;
+            break;
         }
         if (err != OK || vec_reserve(&indptr, 1)) {
             err = err != OK ? err : ERR_NOMEM;
             break;
         }
         ((int64_t *)indptr.data)[indptr.len++] = (int64_t)codes.len;
-        /* Past the line's end: \r\n is one newline; a final newline starts no basket. */
-        i = end + (end < size && data[end] == '\r' && end + 1 < size && data[end + 1] == '\n' ? 2 : 1);
+        if (p < size) p += data[p] == '\r' && p + 1 < size && data[p + 1] == '\n' ? 2 : 1;
     }
     Py_END_ALLOW_THREADS;
     PyObject *labels = NULL;
