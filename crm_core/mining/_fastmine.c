@@ -582,7 +582,6 @@ typedef struct {
     int64_t budget;   /* items of projected baskets built at once per depth (at least one child's) */
     int32_t *cnt;     /* per local item, plus one slot in front for the basket separators; zero between nodes */
     int64_t *cursor;  /* per child: next write position while projecting */
-    int32_t *basket;  /* one basket's items, renumbered, while projecting */
     int32_t *prefix;  /* the current node's items (dense ids) */
     Frame *frames;    /* frames[depth] */
     int n_frames;
@@ -652,7 +651,8 @@ static inline int32_t next_basket(const int32_t *db, int64_t *p, const int32_t *
 
 /* Searches below the node M->prefix[0 .. depth-1]. `db` holds the baskets containing the node,
  * reduced to the items that may extend it, as local ids 0 .. n_local-1 (ascending in each basket,
- * every basket followed by -1); glob[x] is the dense id of local item x.
+ * every basket followed by -1); glob[x] is the dense id of local item x. The search renumbers `db`
+ * in place, which the caller no longer needs.
  *
  * A sequential pass counts the items: the frequent ones are the children. Each child's own
  * baskets (the frequent items after it, renumbered from 0: a projection, as in FP-growth's
@@ -660,7 +660,7 @@ static inline int32_t next_basket(const int32_t *db, int64_t *p, const int32_t *
  * sequential pass per batch, and searched. Every pass reads a compact array front to back: following
  * each occurrence into the whole data set instead (LCM's occurrence delivery) missed the cache on
  * nearly every basket. The batch bounds the memory per depth (M->budget). */
-static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_t n_local, const int32_t *glob) {
+static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_local, const int32_t *glob) {
     Frame *F = &M->frames[depth];
     int32_t *cnt = M->cnt + 1; /* cnt[-1] counts the separators */
     for (int64_t p = 0; p < db_len; p++) cnt[db[p]]++;
@@ -687,10 +687,22 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
     /* The last child has no larger frequent item to grow by; nothing grows past max_len. */
     if (err != OK || n_ext < 2 || (M->max_len && depth + 2 > M->max_len)) return err;
 
+    /* The baskets renumbered to the children, in place (nothing reads this node's baskets after it):
+     * infrequent items and baskets of fewer than two children go, and every later pass reads them
+     * without the remap. Each write lands at or before the position just read. */
+    int64_t len = 0;
+    for (int64_t p = 0; p < db_len;) {
+        int32_t n = next_basket(db, &p, remap, db + len);
+        if (n < 2) continue;
+        db[len + n] = -1;
+        len += n + 1;
+    }
+    db_len = len;
+
     if (grow((void **)&F->offsets, &F->cap_offsets, (size_t)n_ext + 1, sizeof(int64_t))) return ERR_NOMEM;
     int64_t *offsets = F->offsets;
     memset(offsets, 0, ((size_t)n_ext + 1) * sizeof(int64_t));
-    int32_t *basket = M->basket, min_count = M->min_count;
+    int32_t min_count = M->min_count;
     /* With few enough children, count their pairs first (a triangular matrix, as Borgelt's miners
      * do): a child's baskets then carry only the items it is frequent with, which on sparse data
      * is a small share of the items after it, and every later pass over them shrinks alike. */
@@ -701,14 +713,20 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
         pairs = F->pairs;
         memset(pairs, 0, (size_t)n_pairs * sizeof(int32_t));
         for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+            const int32_t *basket = db + p;
+            int32_t n = 0;
+            while (basket[n] >= 0) n++;
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) {
                 int32_t *row = pairs + ROW(basket[a], n_ext) - basket[a] - 1;
                 for (int32_t b = a + 1; b < n; b++) row[basket[b]]++;
             }
         }
         for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+            const int32_t *basket = db + p;
+            int32_t n = 0;
+            while (basket[n] >= 0) n++;
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) {
                 const int32_t *row = pairs + ROW(basket[a], n_ext) - basket[a] - 1;
                 int32_t kept = 0;
@@ -718,7 +736,10 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
         }
     } else {
         for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+            const int32_t *basket = db + p;
+            int32_t n = 0;
+            while (basket[n] >= 0) n++;
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) offsets[basket[a] + 1] += n - a; /* n - a - 1 items, a separator */
         }
     }
@@ -734,7 +755,10 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
         int64_t *cursor = M->cursor;
         for (int32_t j = lo; j < hi; j++) cursor[j] = offsets[j] - base;
         for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+            const int32_t *basket = db + p;
+            int32_t n = 0;
+            while (basket[n] >= 0) n++;
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n && basket[a] < hi; a++) {
                 int32_t r = basket[a];
                 if (r < lo) continue;
@@ -932,12 +956,11 @@ static int run_search(Miner *M, Encoded *E, int frequency_order) {
     data = malloc((size_t)(size ? size : 1) * sizeof(int32_t));
     M->cnt = calloc((size_t)m + 1, sizeof(int32_t));
     M->cursor = malloc((size_t)m * sizeof(int64_t));
-    M->basket = malloc((size_t)m * sizeof(int32_t));
     M->prefix = malloc((size_t)(m + 1) * sizeof(int32_t));
     M->n_frames = (int)(longest + 2);
     M->frames = calloc((size_t)M->n_frames, sizeof(Frame));
     int32_t *identity = malloc((size_t)m * sizeof(int32_t));
-    if (data == NULL || M->cnt == NULL || M->cursor == NULL || M->basket == NULL || M->prefix == NULL ||
+    if (data == NULL || M->cnt == NULL || M->cursor == NULL || M->prefix == NULL ||
         M->frames == NULL || identity == NULL) {
         free(identity);
         err = ERR_NOMEM;
@@ -1011,7 +1034,6 @@ static PyObject *fm_mine(PyObject *module, PyObject *args) {
     free(E.code_of);
     free(M.cnt);
     free(M.cursor);
-    free(M.basket);
     free(M.prefix);
     for (int d = 0; d < M.n_frames; d++) {
         free(M.frames[d].node);
