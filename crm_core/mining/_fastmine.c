@@ -24,6 +24,9 @@
  *       (1 - REL_TOL) and are compared exactly as crm_core.mining.thresholds.ratio_at_least does.
  *   itemset_records(levels, labels, n_baskets, Itemset), rule_records(blocks, labels, n_baskets, Rule)
  *       The result rows as the named tuples, with the floats computed as the numpy code computes them.
+ *   rules_json(rules) -> str or None
+ *       format_rules' JSON text for Rule records of str labels, float and int values, byte for byte
+ *       what json.dumps(ensure_ascii=False) writes for them; None for anything else.
  *
  * Results come back as Buffer objects that own malloc'd memory (no copy into Python objects);
  * numpy wraps them with np.frombuffer. The searches run without the GIL. Every index read from
@@ -1553,6 +1556,142 @@ fail:
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * rules_json: the text json.dumps(..., ensure_ascii=False) gives for format_rules' JSON objects.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Text;
+
+static int text_put(Text *T, const char *s, size_t n) {
+    if (T->len + n > T->cap) {
+        size_t cap = T->cap ? T->cap : 4096;
+        while (cap < T->len + n) cap *= 2;
+        char *grown = realloc(T->data, cap);
+        if (grown == NULL) return ERR_NOMEM;
+        T->data = grown;
+        T->cap = cap;
+    }
+    memcpy(T->data + T->len, s, n);
+    T->len += n;
+    return OK;
+}
+
+#define TEXT_LIT(T, s) text_put((T), (s), sizeof(s) - 1)
+
+/* A str as the json module writes it without ensure_ascii: quoted, with '"', '\\' and the control
+ * characters below U+0020 escaped (\n, \r, \t, \b, \f, else \u00xx), everything else as is.
+ * ERR_VALUE when the value is not an exact str, or has no UTF-8 form (a lone surrogate): the caller then
+ * leaves the whole text to the json module. */
+static int text_json_str(Text *T, PyObject *value) {
+    if (!PyUnicode_CheckExact(value)) return ERR_VALUE;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(value, &n);
+    if (s == NULL) {
+        PyErr_Clear();
+        return ERR_VALUE;
+    }
+    if (TEXT_LIT(T, "\"")) return ERR_NOMEM;
+    Py_ssize_t run = 0; /* start of the bytes not yet written */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        char escape[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t length = 2;
+        switch (c) {
+        case '"': escape[1] = '"'; break;
+        case '\\': escape[1] = '\\'; break;
+        case '\n': escape[1] = 'n'; break;
+        case '\r': escape[1] = 'r'; break;
+        case '\t': escape[1] = 't'; break;
+        case '\b': escape[1] = 'b'; break;
+        case '\f': escape[1] = 'f'; break;
+        default:
+            memcpy(escape + 1, "u00", 3);
+            escape[4] = "0123456789abcdef"[c >> 4];
+            escape[5] = "0123456789abcdef"[c & 15];
+            length = 6;
+        }
+        if (text_put(T, s + run, (size_t)(i - run)) || text_put(T, escape, length)) return ERR_NOMEM;
+        run = i + 1;
+    }
+    if (text_put(T, s + run, (size_t)(n - run)) || TEXT_LIT(T, "\"")) return ERR_NOMEM;
+    return OK;
+}
+
+/* A float as json writes it (float.__repr__, or NaN / Infinity / -Infinity); ERR_VALUE when not an exact float. */
+static int text_json_float(Text *T, PyObject *value) {
+    if (!PyFloat_CheckExact(value)) return ERR_VALUE;
+    double x = PyFloat_AS_DOUBLE(value);
+    if (x != x) return TEXT_LIT(T, "NaN");
+    if (x == Py_HUGE_VAL) return TEXT_LIT(T, "Infinity");
+    if (x == -Py_HUGE_VAL) return TEXT_LIT(T, "-Infinity");
+    char *repr = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (repr == NULL) return ERR_NOMEM;
+    int err = text_put(T, repr, strlen(repr));
+    PyMem_Free(repr);
+    return err;
+}
+
+/* An int as json writes it (int.__repr__); ERR_VALUE when not an exact int that fits in 64 bits. */
+static int text_json_int(Text *T, PyObject *value) {
+    if (!PyLong_CheckExact(value)) return ERR_VALUE;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return ERR_VALUE;
+    }
+    char digits[32];
+    int length = snprintf(digits, sizeof digits, "%lld", v);
+    return text_put(T, digits, (size_t)length);
+}
+
+/* One record: {"antecedent": [...], "consequent": ..., "support": ..., "confidence": ..., "lift": ...,
+ * "count": ...}, with json.dumps' default separators. */
+static int text_json_rule(Text *T, PyObject *rule) {
+    if (!PyTuple_Check(rule) || PyTuple_GET_SIZE(rule) != 6) return ERR_VALUE;
+    PyObject *antecedent = PyTuple_GET_ITEM(rule, 0);
+    if (!PyTuple_Check(antecedent)) return ERR_VALUE;
+    int err = TEXT_LIT(T, "{\"antecedent\": [");
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(antecedent) && err == OK; i++) {
+        if (i > 0) err = TEXT_LIT(T, ", ");
+        if (err == OK) err = text_json_str(T, PyTuple_GET_ITEM(antecedent, i));
+    }
+    if (err == OK) err = TEXT_LIT(T, "], \"consequent\": ");
+    if (err == OK) err = text_json_str(T, PyTuple_GET_ITEM(rule, 1));
+    if (err == OK) err = TEXT_LIT(T, ", \"support\": ");
+    if (err == OK) err = text_json_float(T, PyTuple_GET_ITEM(rule, 2));
+    if (err == OK) err = TEXT_LIT(T, ", \"confidence\": ");
+    if (err == OK) err = text_json_float(T, PyTuple_GET_ITEM(rule, 3));
+    if (err == OK) err = TEXT_LIT(T, ", \"lift\": ");
+    if (err == OK) err = text_json_float(T, PyTuple_GET_ITEM(rule, 4));
+    if (err == OK) err = TEXT_LIT(T, ", \"count\": ");
+    if (err == OK) err = text_json_int(T, PyTuple_GET_ITEM(rule, 5));
+    if (err == OK) err = TEXT_LIT(T, "}");
+    return err;
+}
+
+static PyObject *fm_rules_json(PyObject *module, PyObject *rules) {
+    (void)module;
+    if (!PyList_Check(rules)) Py_RETURN_NONE;
+    Text T = {NULL, 0, 0};
+    int err = TEXT_LIT(&T, "[");
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rules) && err == OK; r++) {
+        if (r > 0) err = TEXT_LIT(&T, ", ");
+        if (err == OK) err = text_json_rule(&T, PyList_GET_ITEM(rules, r));
+    }
+    if (err == OK) err = TEXT_LIT(&T, "]");
+    PyObject *text = NULL;
+    if (err == OK) text = PyUnicode_DecodeUTF8(T.data, (Py_ssize_t)T.len, "strict");
+    free(T.data);
+    if (err == ERR_NOMEM) return PyErr_NoMemory();
+    if (err != OK) Py_RETURN_NONE; /* a value json.dumps writes otherwise: the caller's json path */
+    return text;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * The module.
  * ------------------------------------------------------------------------------------------- */
 
@@ -1572,6 +1711,9 @@ static PyMethodDef fastmine_methods[] = {
     {"rule_records", fm_rule_records, METH_VARARGS,
      "rule_records([(length, antecedents, consequents, counts, antecedent_counts, consequent_counts)], labels, "
      "n_baskets, cls) -> [cls(antecedent, consequent, support, confidence, lift, count)]"},
+    {"rules_json", fm_rules_json, METH_O,
+     "rules_json(rules) -> format_rules' JSON text, as json.dumps(ensure_ascii=False) writes it, or None when "
+     "a value is not a plain str, float or int (the json module then writes it)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastmine_module = {
