@@ -576,7 +576,8 @@ typedef struct {
     int64_t *offsets; /* where each child's baskets start in the projection */
     int32_t *child;   /* the projected baskets of a batch of children */
     int32_t *pairs;   /* counts of the pairs of children (upper triangle, row by row) */
-    size_t cap_node, cap_offsets, cap_child, cap_pairs;
+    int32_t *lengths; /* the length of each of the node's baskets, once renumbered */
+    size_t cap_node, cap_offsets, cap_child, cap_pairs, cap_lengths;
 } Frame;
 
 typedef struct {
@@ -692,15 +693,18 @@ static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_lo
 
     /* The baskets renumbered to the children, in place (nothing reads this node's baskets after it):
      * infrequent items and baskets of fewer than two children go, and every later pass reads them
-     * without the remap. Each write lands at or before the position just read. */
-    int64_t len = 0;
+     * without the remap, and their lengths from `lengths` rather than by finding each -1. Each write
+     * lands at or before the position just read. There are at most db_len / 3 baskets of two. */
+    if (grow((void **)&F->lengths, &F->cap_lengths, (size_t)(db_len / 3) + 1, sizeof(int32_t))) return ERR_NOMEM;
+    int32_t *lengths = F->lengths;
+    int64_t len = 0, n_baskets = 0;
     for (int64_t p = 0; p < db_len;) {
         int32_t n = next_basket(db, &p, remap, db + len);
         if (n < 2) continue;
         db[len + n] = -1;
         len += n + 1;
+        lengths[n_baskets++] = n;
     }
-    db_len = len;
 
     if (grow((void **)&F->offsets, &F->cap_offsets, (size_t)n_ext + 1, sizeof(int64_t))) return ERR_NOMEM;
     int64_t *offsets = F->offsets;
@@ -715,20 +719,18 @@ static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_lo
         if (grow((void **)&F->pairs, &F->cap_pairs, (size_t)n_pairs + 1, sizeof(int32_t))) return ERR_NOMEM;
         pairs = F->pairs;
         memset(pairs, 0, (size_t)n_pairs * sizeof(int32_t));
-        for (int64_t p = 0; p < db_len;) {
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
             const int32_t *basket = db + p;
-            int32_t n = 0;
-            while (basket[n] >= 0) n++;
+            int32_t n = lengths[i];
             p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) {
                 int32_t *row = pairs + ROW(basket[a], n_ext) - basket[a] - 1;
                 for (int32_t b = a + 1; b < n; b++) row[basket[b]]++;
             }
         }
-        for (int64_t p = 0; p < db_len;) {
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
             const int32_t *basket = db + p;
-            int32_t n = 0;
-            while (basket[n] >= 0) n++;
+            int32_t n = lengths[i];
             p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) {
                 const int32_t *row = pairs + ROW(basket[a], n_ext) - basket[a] - 1;
@@ -738,10 +740,9 @@ static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_lo
             }
         }
     } else {
-        for (int64_t p = 0; p < db_len;) {
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
             const int32_t *basket = db + p;
-            int32_t n = 0;
-            while (basket[n] >= 0) n++;
+            int32_t n = lengths[i];
             p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) offsets[basket[a] + 1] += n - a; /* n - a - 1 items, a separator */
         }
@@ -757,10 +758,9 @@ static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_lo
         int32_t *child = F->child;
         int64_t *cursor = M->cursor;
         for (int32_t j = lo; j < hi; j++) cursor[j] = offsets[j] - base;
-        for (int64_t p = 0; p < db_len;) {
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
             const int32_t *basket = db + p;
-            int32_t n = 0;
-            while (basket[n] >= 0) n++;
+            int32_t n = lengths[i];
             p += n + 1;
             for (int32_t a = 0; a + 1 < n && basket[a] < hi; a++) {
                 int32_t r = basket[a];
@@ -1043,6 +1043,7 @@ static PyObject *fm_mine(PyObject *module, PyObject *args) {
         free(M.frames[d].offsets);
         free(M.frames[d].child);
         free(M.frames[d].pairs);
+        free(M.frames[d].lengths);
     }
     free(M.frames);
     PyBuffer_Release(&cv);
