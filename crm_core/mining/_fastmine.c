@@ -681,6 +681,7 @@ static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_lo
         }
         cnt[x] = 0;
     }
+    int64_t db_baskets = cnt[-1];
     cnt[-1] = 0;
     int32_t *child_glob = remap + n_local;
     int err = OK;
@@ -694,8 +695,8 @@ static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_lo
     /* The baskets renumbered to the children, in place (nothing reads this node's baskets after it):
      * infrequent items and baskets of fewer than two children go, and every later pass reads them
      * without the remap, and their lengths from `lengths` rather than by finding each -1. Each write
-     * lands at or before the position just read. There are at most db_len / 3 baskets of two. */
-    if (grow((void **)&F->lengths, &F->cap_lengths, (size_t)(db_len / 3) + 1, sizeof(int32_t))) return ERR_NOMEM;
+     * lands at or before the position just read. */
+    if (grow((void **)&F->lengths, &F->cap_lengths, (size_t)db_baskets + 1, sizeof(int32_t))) return ERR_NOMEM;
     int32_t *lengths = F->lengths;
     int64_t len = 0, n_baskets = 0;
     for (int64_t p = 0; p < db_len;) {
