@@ -23,7 +23,6 @@ from array import array
 
 from crm_core.mining.basket_files import label_order, read_baskets
 from crm_core.mining.gcpause import paused_gc
-from crm_core.mining.memory import check_encoding_fits
 from crm_core.mining.records import Rule
 from crm_core.mining.thresholds import (
     REL_TOL,
@@ -80,6 +79,9 @@ def mine_file_rules(
         rows = read_baskets(io.BytesIO(data), sep=sep)
         del data
         if rows:
+            # Imported here: FIMI and plain CSV files (read_simple) never need it.
+            from crm_core.mining.memory import check_encoding_fits
+
             check_encoding_fits(rows, max_memory_bytes)
         collected = _fastmine.collect(rows)
         del rows
