@@ -97,7 +97,7 @@ def test_the_cli_module_imports_only_argparse_os_and_sys_at_the_top():
 
 def test_a_command_line_builds_only_its_own_subcommands_parser(tmp_path, monkeypatch, capsys):
     # Each parser argparse builds looks its strings up in gettext's catalogs (a locale lookup and stat calls
-    # each): building all twenty subcommands' parsers was a tenth of mining Groceries from a file.
+    # each): building every subcommand's parser was 5 % of mining Groceries from a file.
     import gettext
 
     from bot import cli
