@@ -76,6 +76,22 @@ def test_mining_a_basket_file_imports_neither_the_database_nor_the_sdks(tmp_path
         assert {"typing", "numbers"} & modules == set()
 
 
+def test_rules_as_json_from_a_basket_file_need_not_the_json_module(tmp_path):
+    from crm_core.mining import accelerator
+
+    if not accelerator.available():
+        pytest.skip("the C accelerator is not built: the numpy engine and json do the work")
+    baskets = tmp_path / "baskets.txt"
+    baskets.write_text("milk,bread\nmilk,eggs\nbread,eggs,milk\nmilk,bread\n", encoding="utf-8")
+    result, modules = imported_by(
+        "mine", "--baskets", str(baskets), "--min-support", "0.5", "--min-confidence", "0.6", "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('[{"antecedent": ["bread"], "consequent": "milk", "support": 0.75')
+    # The C accelerator writes the JSON text (json.dumps' very bytes; tests/mining compares them).
+    assert {"json", "typing", "numbers", "csv"} & modules == set()
+
+
 def test_a_command_that_uses_the_database_is_seen_importing_it(tmp_path):
     # The probe above would miss nothing: the same report lists SQLAlchemy for `db status`.
     result, modules = imported_by("db", "status", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
