@@ -21,7 +21,7 @@ pyarrow stay optional. ``accelerator`` holds the optional C engine (``_fastmine.
 mines a basket file with it without importing numpy (``chatcrm mine``'s start-up).
 """
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see crm_core.mining.records)
 
 if TYPE_CHECKING:
     from crm_core.mining.basket_files import read_baskets

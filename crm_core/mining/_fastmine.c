@@ -24,6 +24,9 @@
  *       (1 - REL_TOL) and are compared exactly as crm_core.mining.thresholds.ratio_at_least does.
  *   itemset_records(levels, labels, n_baskets, Itemset), rule_records(blocks, labels, n_baskets, Rule)
  *       The result rows as the named tuples, with the floats computed as the numpy code computes them.
+ *   rules_json(rules) -> str or None
+ *       format_rules' JSON text for Rule records of str labels, float and int values, byte for byte
+ *       what json.dumps(ensure_ascii=False) writes for them; None for anything else.
  *
  * Results come back as Buffer objects that own malloc'd memory (no copy into Python objects);
  * numpy wraps them with np.frombuffer. The searches run without the GIL. Every index read from
@@ -393,13 +396,17 @@ static PyObject *fm_read_simple(PyObject *module, PyObject *args) {
         data += 3;
         size -= 3;
     }
-    int has_comma = 0, has_quote = 0, simple = size > 0;
-    for (int64_t i = 0; i < size && simple; i++) {
+    /* One pass that the compiler vectorizes (no early exit): a byte-at-a-time loop that stopped at the
+     * first non-ASCII byte cost a third of reading Groceries. */
+    unsigned char any_bits = 0, any_nul = 0, any_comma = 0, any_quote = 0;
+    for (int64_t i = 0; i < size; i++) {
         unsigned char c = data[i];
-        simple = c != 0 && c < 0x80;
-        has_comma |= c == ',';
-        has_quote |= c == '"';
+        any_bits |= c;
+        any_nul |= c == 0;
+        any_comma |= c == ',';
+        any_quote |= c == '"';
     }
+    int has_comma = any_comma, has_quote = any_quote, simple = size > 0 && !(any_bits & 0x80) && !any_nul;
     /* sep: 0 for runs of whitespace, else the one separator character. */
     int sep = 0;
     if (sep_arg == NULL)
@@ -419,47 +426,49 @@ static PyObject *fm_read_simple(PyObject *module, PyObject *args) {
     int32_t n_codes = 0;
     int err = vec_reserve(&indptr, 1) || token_table_grow(&table) ? ERR_NOMEM : OK;
     if (err == OK) ((int64_t *)indptr.data)[indptr.len++] = 0;
+    /* stop[c]: 1 where a field ends (the separator, or any whitespace byte without one), 2 where a line
+     * ends (\n, \r: the newlines open() turns into \n). Each byte is looked at once, plus once more
+     * for an item's hash. */
+    unsigned char stop[256] = {0};
+    for (int c = 0; c < 256; c++) stop[c] = sep == 0 && is_space_byte((unsigned char)c);
+    if (sep != 0) stop[sep] = 1;
+    stop['\n'] = stop['\r'] = 2;
     Py_BEGIN_ALLOW_THREADS;
-    int64_t i = 0;
-    while (i < size && err == OK) {
-        /* One line: up to \n, \r\n or \r (the newlines open() turns into \n). */
-        int64_t end = i;
-        while (end < size && data[end] != '\n' && data[end] != '\r') end++;
-        int64_t p = i;
-        while (p < end && err == OK) {
-            int64_t lo, hi;
-            if (sep == 0) {
-                while (p < end && is_space_byte(data[p])) p++;
-                lo = p;
-                while (p < end && !is_space_byte(data[p])) p++;
-                hi = p;
-            } else {
-                lo = p;
-                while (p < end && data[p] != sep) p++;
-                hi = p;
-                p++; /* past the separator */
+    int64_t p = 0;
+    while (p < size && err == OK) {
+        /* One line: its fields, then the newline (\r\n is one; a final newline starts no basket). */
+        for (;;) {
+            int64_t lo = p;
+            while (p < size && !stop[data[p]]) p++;
+            int64_t hi = p;
+            if (sep != 0) {
                 while (lo < hi && is_space_byte(data[lo])) lo++;
                 while (hi > lo && is_space_byte(data[hi - 1])) hi--;
             }
-            if (hi == lo) continue;
-            if (hi - lo >= INT32_MAX || codes.len >= INT32_MAX - 1) {
-                err = ERR_OVERFLOW;
-                break;
+            if (hi > lo) {
+                if (hi - lo >= INT32_MAX || codes.len >= INT32_MAX - 1) {
+                    err = ERR_OVERFLOW;
+                    break;
+                }
+                int32_t code = token_code(&table, data, lo, (int32_t)(hi - lo), &n_codes);
+                if (code < 0 || vec_reserve(&codes, 1)) {
+                    err = ERR_NOMEM;
+                    break;
+                }
+                ((int32_t *)codes.data)[codes.len++] = code;
             }
-            int32_t code = token_code(&table, data, lo, (int32_t)(hi - lo), &n_codes);
-            if (code < 0 || vec_reserve(&codes, 1)) {
-                err = ERR_NOMEM;
-                break;
+            if (p < size && stop[data[p]] == 1) {
+                p++;
+                continue;
             }
-            ((int32_t *)codes.data)[codes.len++] = code;
+            break;
         }
         if (err != OK || vec_reserve(&indptr, 1)) {
             err = err != OK ? err : ERR_NOMEM;
             break;
         }
         ((int64_t *)indptr.data)[indptr.len++] = (int64_t)codes.len;
-        /* Past the line's end: \r\n is one newline; a final newline starts no basket. */
-        i = end + (end < size && data[end] == '\r' && end + 1 < size && data[end + 1] == '\n' ? 2 : 1);
+        if (p < size) p += data[p] == '\r' && p + 1 < size && data[p + 1] == '\n' ? 2 : 1;
     }
     Py_END_ALLOW_THREADS;
     PyObject *labels = NULL;
@@ -567,7 +576,8 @@ typedef struct {
     int64_t *offsets; /* where each child's baskets start in the projection */
     int32_t *child;   /* the projected baskets of a batch of children */
     int32_t *pairs;   /* counts of the pairs of children (upper triangle, row by row) */
-    size_t cap_node, cap_offsets, cap_child, cap_pairs;
+    int32_t *lengths; /* the length of each of the node's baskets, once renumbered */
+    size_t cap_node, cap_offsets, cap_child, cap_pairs, cap_lengths;
 } Frame;
 
 typedef struct {
@@ -576,7 +586,6 @@ typedef struct {
     int64_t budget;   /* items of projected baskets built at once per depth (at least one child's) */
     int32_t *cnt;     /* per local item, plus one slot in front for the basket separators; zero between nodes */
     int64_t *cursor;  /* per child: next write position while projecting */
-    int32_t *basket;  /* one basket's items, renumbered, while projecting */
     int32_t *prefix;  /* the current node's items (dense ids) */
     Frame *frames;    /* frames[depth] */
     int n_frames;
@@ -646,7 +655,8 @@ static inline int32_t next_basket(const int32_t *db, int64_t *p, const int32_t *
 
 /* Searches below the node M->prefix[0 .. depth-1]. `db` holds the baskets containing the node,
  * reduced to the items that may extend it, as local ids 0 .. n_local-1 (ascending in each basket,
- * every basket followed by -1); glob[x] is the dense id of local item x.
+ * every basket followed by -1); glob[x] is the dense id of local item x. The search renumbers `db`
+ * in place, which the caller no longer needs.
  *
  * A sequential pass counts the items: the frequent ones are the children. Each child's own
  * baskets (the frequent items after it, renumbered from 0: a projection, as in FP-growth's
@@ -654,7 +664,7 @@ static inline int32_t next_basket(const int32_t *db, int64_t *p, const int32_t *
  * sequential pass per batch, and searched. Every pass reads a compact array front to back: following
  * each occurrence into the whole data set instead (LCM's occurrence delivery) missed the cache on
  * nearly every basket. The batch bounds the memory per depth (M->budget). */
-static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_t n_local, const int32_t *glob) {
+static int search(Miner *M, int depth, int32_t *db, int64_t db_len, int32_t n_local, const int32_t *glob) {
     Frame *F = &M->frames[depth];
     int32_t *cnt = M->cnt + 1; /* cnt[-1] counts the separators */
     for (int64_t p = 0; p < db_len; p++) cnt[db[p]]++;
@@ -671,6 +681,7 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
         }
         cnt[x] = 0;
     }
+    int64_t db_baskets = cnt[-1];
     cnt[-1] = 0;
     int32_t *child_glob = remap + n_local;
     int err = OK;
@@ -681,10 +692,25 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
     /* The last child has no larger frequent item to grow by; nothing grows past max_len. */
     if (err != OK || n_ext < 2 || (M->max_len && depth + 2 > M->max_len)) return err;
 
+    /* The baskets renumbered to the children, in place (nothing reads this node's baskets after it):
+     * infrequent items and baskets of fewer than two children go, and every later pass reads them
+     * without the remap, and their lengths from `lengths` rather than by finding each -1. Each write
+     * lands at or before the position just read. */
+    if (grow((void **)&F->lengths, &F->cap_lengths, (size_t)db_baskets + 1, sizeof(int32_t))) return ERR_NOMEM;
+    int32_t *lengths = F->lengths;
+    int64_t len = 0, n_baskets = 0;
+    for (int64_t p = 0; p < db_len;) {
+        int32_t n = next_basket(db, &p, remap, db + len);
+        if (n < 2) continue;
+        db[len + n] = -1;
+        len += n + 1;
+        lengths[n_baskets++] = n;
+    }
+
     if (grow((void **)&F->offsets, &F->cap_offsets, (size_t)n_ext + 1, sizeof(int64_t))) return ERR_NOMEM;
     int64_t *offsets = F->offsets;
     memset(offsets, 0, ((size_t)n_ext + 1) * sizeof(int64_t));
-    int32_t *basket = M->basket, min_count = M->min_count;
+    int32_t min_count = M->min_count;
     /* With few enough children, count their pairs first (a triangular matrix, as Borgelt's miners
      * do): a child's baskets then carry only the items it is frequent with, which on sparse data
      * is a small share of the items after it, and every later pass over them shrinks alike. */
@@ -694,15 +720,19 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
         if (grow((void **)&F->pairs, &F->cap_pairs, (size_t)n_pairs + 1, sizeof(int32_t))) return ERR_NOMEM;
         pairs = F->pairs;
         memset(pairs, 0, (size_t)n_pairs * sizeof(int32_t));
-        for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
+            const int32_t *basket = db + p;
+            int32_t n = lengths[i];
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) {
                 int32_t *row = pairs + ROW(basket[a], n_ext) - basket[a] - 1;
                 for (int32_t b = a + 1; b < n; b++) row[basket[b]]++;
             }
         }
-        for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
+            const int32_t *basket = db + p;
+            int32_t n = lengths[i];
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) {
                 const int32_t *row = pairs + ROW(basket[a], n_ext) - basket[a] - 1;
                 int32_t kept = 0;
@@ -711,8 +741,10 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
             }
         }
     } else {
-        for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
+            const int32_t *basket = db + p;
+            int32_t n = lengths[i];
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n; a++) offsets[basket[a] + 1] += n - a; /* n - a - 1 items, a separator */
         }
     }
@@ -727,8 +759,10 @@ static int search(Miner *M, int depth, const int32_t *db, int64_t db_len, int32_
         int32_t *child = F->child;
         int64_t *cursor = M->cursor;
         for (int32_t j = lo; j < hi; j++) cursor[j] = offsets[j] - base;
-        for (int64_t p = 0; p < db_len;) {
-            int32_t n = next_basket(db, &p, remap, basket);
+        for (int64_t i = 0, p = 0; i < n_baskets; i++) {
+            const int32_t *basket = db + p;
+            int32_t n = lengths[i];
+            p += n + 1;
             for (int32_t a = 0; a + 1 < n && basket[a] < hi; a++) {
                 int32_t r = basket[a];
                 if (r < lo) continue;
@@ -766,15 +800,20 @@ static void free_levels(Miner *M) {
 }
 
 /* Sorts row indices by rows of k codes (each <= max_code) packed into one 64-bit key, first code most
- * significant, with a least-significant-digit radix sort of 16-bit digits; 0 when the rows do not fit
- * in 64 bits (or memory is short), and the caller falls back to the comparison sort. */
+ * significant, with a least-significant-digit radix sort; 0 when the rows do not fit in 64 bits (or
+ * memory is short), and the caller falls back to the comparison sort. The digit is as wide as the
+ * rows are many (8 to 16 bits): clearing and summing a 16-bit histogram is 65,536 steps a pass, which
+ * on Groceries' levels of a few thousand rows cost more than the rest of the search. */
 static int radix_sort_rows(const int32_t *rows, int k, int32_t max_code, int32_t *index, size_t n) {
     int bits = 1;
     while (bits < 31 && ((int64_t)1 << bits) <= max_code) bits++;
     if ((int64_t)bits * k > 64) return 0;
     uint64_t *keys = malloc(n * 2 * sizeof(uint64_t));
     int32_t *other = malloc(n * sizeof(int32_t));
-    size_t *histogram = malloc(((size_t)1 << 16) * sizeof(size_t));
+    int digit = 8;
+    while (digit < 16 && ((size_t)1 << digit) < n) digit++;
+    size_t radix = (size_t)1 << digit, digit_mask = radix - 1;
+    size_t *histogram = malloc(radix * sizeof(size_t));
     if (keys == NULL || other == NULL || histogram == NULL) {
         free(keys);
         free(other);
@@ -789,17 +828,18 @@ static int radix_sort_rows(const int32_t *rows, int k, int32_t max_code, int32_t
         index[r] = (int32_t)r;
     }
     int total_bits = bits * k;
-    for (int shift = 0; shift < total_bits; shift += 16) {
-        memset(histogram, 0, ((size_t)1 << 16) * sizeof(size_t));
-        for (size_t r = 0; r < n; r++) histogram[(keys[r] >> shift) & 0xFFFF]++;
+    for (int shift = 0; shift < total_bits; shift += digit) {
+        memset(histogram, 0, radix * sizeof(size_t));
+        for (size_t r = 0; r < n; r++) histogram[(keys[r] >> shift) & digit_mask]++;
+        if (histogram[(keys[0] >> shift) & digit_mask] == n) continue; /* one digit throughout: no change */
         size_t sum = 0;
-        for (size_t d = 0; d < ((size_t)1 << 16); d++) {
+        for (size_t d = 0; d < radix; d++) {
             size_t c = histogram[d];
             histogram[d] = sum;
             sum += c;
         }
         for (size_t r = 0; r < n; r++) {
-            size_t at = histogram[(keys[r] >> shift) & 0xFFFF]++;
+            size_t at = histogram[(keys[r] >> shift) & digit_mask]++;
             key_out[at] = keys[r];
             other[at] = index[r];
         }
@@ -920,12 +960,11 @@ static int run_search(Miner *M, Encoded *E, int frequency_order) {
     data = malloc((size_t)(size ? size : 1) * sizeof(int32_t));
     M->cnt = calloc((size_t)m + 1, sizeof(int32_t));
     M->cursor = malloc((size_t)m * sizeof(int64_t));
-    M->basket = malloc((size_t)m * sizeof(int32_t));
     M->prefix = malloc((size_t)(m + 1) * sizeof(int32_t));
     M->n_frames = (int)(longest + 2);
     M->frames = calloc((size_t)M->n_frames, sizeof(Frame));
     int32_t *identity = malloc((size_t)m * sizeof(int32_t));
-    if (data == NULL || M->cnt == NULL || M->cursor == NULL || M->basket == NULL || M->prefix == NULL ||
+    if (data == NULL || M->cnt == NULL || M->cursor == NULL || M->prefix == NULL ||
         M->frames == NULL || identity == NULL) {
         free(identity);
         err = ERR_NOMEM;
@@ -999,13 +1038,13 @@ static PyObject *fm_mine(PyObject *module, PyObject *args) {
     free(E.code_of);
     free(M.cnt);
     free(M.cursor);
-    free(M.basket);
     free(M.prefix);
     for (int d = 0; d < M.n_frames; d++) {
         free(M.frames[d].node);
         free(M.frames[d].offsets);
         free(M.frames[d].child);
         free(M.frames[d].pairs);
+        free(M.frames[d].lengths);
     }
     free(M.frames);
     PyBuffer_Release(&cv);
@@ -1519,6 +1558,142 @@ fail:
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * rules_json: the text json.dumps(..., ensure_ascii=False) gives for format_rules' JSON objects.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Text;
+
+static int text_put(Text *T, const char *s, size_t n) {
+    if (T->len + n > T->cap) {
+        size_t cap = T->cap ? T->cap : 4096;
+        while (cap < T->len + n) cap *= 2;
+        char *grown = realloc(T->data, cap);
+        if (grown == NULL) return ERR_NOMEM;
+        T->data = grown;
+        T->cap = cap;
+    }
+    memcpy(T->data + T->len, s, n);
+    T->len += n;
+    return OK;
+}
+
+#define TEXT_LIT(T, s) text_put((T), (s), sizeof(s) - 1)
+
+/* A str as the json module writes it without ensure_ascii: quoted, with '"', '\\' and the control
+ * characters below U+0020 escaped (\n, \r, \t, \b, \f, else \u00xx), everything else as is.
+ * ERR_VALUE when the value is not an exact str, or has no UTF-8 form (a lone surrogate): the caller then
+ * leaves the whole text to the json module. */
+static int text_json_str(Text *T, PyObject *value) {
+    if (!PyUnicode_CheckExact(value)) return ERR_VALUE;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(value, &n);
+    if (s == NULL) {
+        PyErr_Clear();
+        return ERR_VALUE;
+    }
+    if (TEXT_LIT(T, "\"")) return ERR_NOMEM;
+    Py_ssize_t run = 0; /* start of the bytes not yet written */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        char escape[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t length = 2;
+        switch (c) {
+        case '"': escape[1] = '"'; break;
+        case '\\': escape[1] = '\\'; break;
+        case '\n': escape[1] = 'n'; break;
+        case '\r': escape[1] = 'r'; break;
+        case '\t': escape[1] = 't'; break;
+        case '\b': escape[1] = 'b'; break;
+        case '\f': escape[1] = 'f'; break;
+        default:
+            memcpy(escape + 1, "u00", 3);
+            escape[4] = "0123456789abcdef"[c >> 4];
+            escape[5] = "0123456789abcdef"[c & 15];
+            length = 6;
+        }
+        if (text_put(T, s + run, (size_t)(i - run)) || text_put(T, escape, length)) return ERR_NOMEM;
+        run = i + 1;
+    }
+    if (text_put(T, s + run, (size_t)(n - run)) || TEXT_LIT(T, "\"")) return ERR_NOMEM;
+    return OK;
+}
+
+/* A float as json writes it (float.__repr__, or NaN / Infinity / -Infinity); ERR_VALUE when not an exact float. */
+static int text_json_float(Text *T, PyObject *value) {
+    if (!PyFloat_CheckExact(value)) return ERR_VALUE;
+    double x = PyFloat_AS_DOUBLE(value);
+    if (x != x) return TEXT_LIT(T, "NaN");
+    if (x == Py_HUGE_VAL) return TEXT_LIT(T, "Infinity");
+    if (x == -Py_HUGE_VAL) return TEXT_LIT(T, "-Infinity");
+    char *repr = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (repr == NULL) return ERR_NOMEM;
+    int err = text_put(T, repr, strlen(repr));
+    PyMem_Free(repr);
+    return err;
+}
+
+/* An int as json writes it (int.__repr__); ERR_VALUE when not an exact int that fits in 64 bits. */
+static int text_json_int(Text *T, PyObject *value) {
+    if (!PyLong_CheckExact(value)) return ERR_VALUE;
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return ERR_VALUE;
+    }
+    char digits[32];
+    int length = snprintf(digits, sizeof digits, "%lld", v);
+    return text_put(T, digits, (size_t)length);
+}
+
+/* One record: {"antecedent": [...], "consequent": ..., "support": ..., "confidence": ..., "lift": ...,
+ * "count": ...}, with json.dumps' default separators. */
+static int text_json_rule(Text *T, PyObject *rule) {
+    if (!PyTuple_Check(rule) || PyTuple_GET_SIZE(rule) != 6) return ERR_VALUE;
+    PyObject *antecedent = PyTuple_GET_ITEM(rule, 0);
+    if (!PyTuple_Check(antecedent)) return ERR_VALUE;
+    int err = TEXT_LIT(T, "{\"antecedent\": [");
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(antecedent) && err == OK; i++) {
+        if (i > 0) err = TEXT_LIT(T, ", ");
+        if (err == OK) err = text_json_str(T, PyTuple_GET_ITEM(antecedent, i));
+    }
+    if (err == OK) err = TEXT_LIT(T, "], \"consequent\": ");
+    if (err == OK) err = text_json_str(T, PyTuple_GET_ITEM(rule, 1));
+    if (err == OK) err = TEXT_LIT(T, ", \"support\": ");
+    if (err == OK) err = text_json_float(T, PyTuple_GET_ITEM(rule, 2));
+    if (err == OK) err = TEXT_LIT(T, ", \"confidence\": ");
+    if (err == OK) err = text_json_float(T, PyTuple_GET_ITEM(rule, 3));
+    if (err == OK) err = TEXT_LIT(T, ", \"lift\": ");
+    if (err == OK) err = text_json_float(T, PyTuple_GET_ITEM(rule, 4));
+    if (err == OK) err = TEXT_LIT(T, ", \"count\": ");
+    if (err == OK) err = text_json_int(T, PyTuple_GET_ITEM(rule, 5));
+    if (err == OK) err = TEXT_LIT(T, "}");
+    return err;
+}
+
+static PyObject *fm_rules_json(PyObject *module, PyObject *rules) {
+    (void)module;
+    if (!PyList_Check(rules)) Py_RETURN_NONE;
+    Text T = {NULL, 0, 0};
+    int err = TEXT_LIT(&T, "[");
+    for (Py_ssize_t r = 0; r < PyList_GET_SIZE(rules) && err == OK; r++) {
+        if (r > 0) err = TEXT_LIT(&T, ", ");
+        if (err == OK) err = text_json_rule(&T, PyList_GET_ITEM(rules, r));
+    }
+    if (err == OK) err = TEXT_LIT(&T, "]");
+    PyObject *text = NULL;
+    if (err == OK) text = PyUnicode_DecodeUTF8(T.data, (Py_ssize_t)T.len, "strict");
+    free(T.data);
+    if (err == ERR_NOMEM) return PyErr_NoMemory();
+    if (err != OK) Py_RETURN_NONE; /* a value json.dumps writes otherwise: the caller's json path */
+    return text;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * The module.
  * ------------------------------------------------------------------------------------------- */
 
@@ -1538,6 +1713,9 @@ static PyMethodDef fastmine_methods[] = {
     {"rule_records", fm_rule_records, METH_VARARGS,
      "rule_records([(length, antecedents, consequents, counts, antecedent_counts, consequent_counts)], labels, "
      "n_baskets, cls) -> [cls(antecedent, consequent, support, confidence, lift, count)]"},
+    {"rules_json", fm_rules_json, METH_O,
+     "rules_json(rules) -> format_rules' JSON text, as json.dumps(ensure_ascii=False) writes it, or None when "
+     "a value is not a plain str, float or int (the json module then writes it)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastmine_module = {

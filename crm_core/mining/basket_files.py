@@ -7,13 +7,16 @@ a file and mines it without importing numpy (about a tenth of a second of its st
 
 from __future__ import annotations
 
-import csv
 import os
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import IO, Any
 
 from crm_core.mining.gcpause import paused_gc
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see crm_core.mining.records)
+
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 
 def _label_at(labels: Sequence[Hashable]) -> Callable[[int], Any]:
@@ -95,5 +98,7 @@ def _split_csv_line(line: str, sep: str) -> list[str]:
     if '"' not in line:
         return line.split(sep)
     # One line at a time: given all lines, the csv module would let an unbalanced quote
-    # swallow the following lines into one basket.
+    # swallow the following lines into one basket. Imported here: only quoted files need it.
+    import csv
+
     return next(csv.reader([line], delimiter=sep, skipinitialspace=True), [])

@@ -20,12 +20,10 @@ import importlib
 import io
 import os
 from array import array
-from typing import IO, Any
 
 from crm_core.mining.basket_files import label_order, read_baskets
 from crm_core.mining.errors import NoBaskets
 from crm_core.mining.gcpause import paused_gc
-from crm_core.mining.memory import check_encoding_fits
 from crm_core.mining.records import Rule
 from crm_core.mining.thresholds import (
     REL_TOL,
@@ -34,6 +32,11 @@ from crm_core.mining.thresholds import (
     check_unit_interval,
     min_count,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see crm_core.mining.records)
+
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 # The C engine's defaults (the estimators' ``item_order`` and ``projection_items``; see levelwise.SearchOptions).
 ITEM_ORDER = "frequency"
@@ -77,6 +80,9 @@ def mine_file_rules(
         rows = read_baskets(io.BytesIO(data), sep=sep)
         del data
         if rows:
+            # Imported here: FIMI and plain CSV files (read_simple) never need it.
+            from crm_core.mining.memory import check_encoding_fits
+
             check_encoding_fits(rows, max_memory_bytes)
         collected = _fastmine.collect(rows)
         del rows

@@ -16,7 +16,7 @@ already held by the caller's baskets is accounted for.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see crm_core.mining.records)
 
 if TYPE_CHECKING:
     import numpy as np

@@ -12,21 +12,33 @@ never lets through a rule that is genuinely below the threshold.
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
-from typing import TYPE_CHECKING, TypeGuard
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see crm_core.mining.records)
 
 if TYPE_CHECKING:
+    from numbers import Integral, Real
+    from typing import TypeGuard
+
     import numpy as np
 
 REL_TOL = 1e-9
 
 
 def _is_int(value: object) -> TypeGuard[Integral]:
+    # The common cases without importing numbers (chatcrm mine's start-up).
+    if type(value) is int or type(value) is float:
+        return type(value) is int
+    from numbers import Integral
+
     # bool is an Integral, but min_support=True is a mistake, not a count of one.
     return isinstance(value, Integral) and not isinstance(value, bool)
 
 
 def _is_real(value: object) -> TypeGuard[Real]:
+    if type(value) is float or type(value) is int:
+        return True
+    from numbers import Real
+
     return isinstance(value, Real) and not isinstance(value, bool)
 
 

@@ -229,3 +229,80 @@ def test_the_c_file_reader_reads_what_read_baskets_reads(text, sep, bom):
     codes, indptr = np.frombuffer(codes, np.int32), np.frombuffer(indptr, np.int64)
     baskets = [sorted({labels[c] for c in codes[lo:hi]}) for lo, hi in zip(indptr[:-1], indptr[1:])]
     assert baskets == [sorted(basket) for basket in read_baskets(io.BytesIO(data), sep=sep)]
+
+
+# Labels and numbers a rule may carry: the C writer must write what json.dumps writes (quotes, backslashes,
+# control characters, non-ASCII text, every kind of float), and leave to json what it would write otherwise.
+json_labels = st.text(st.characters(codec="utf-8"), max_size=6) | st.sampled_from(['a"b', "c\\d", "\x00\x1f\x7f", "é"])
+json_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0, 1e-300, 1e300, 0.1])
+json_rules = st.lists(
+    st.builds(
+        lambda antecedent, consequent, support, confidence, lift, count: (
+            tuple(antecedent),
+            consequent,
+            support,
+            confidence,
+            lift,
+            count,
+        ),
+        st.lists(json_labels, max_size=3),
+        json_labels,
+        json_floats,
+        json_floats,
+        json_floats,
+        st.integers(min_value=-(2**70), max_value=2**70),
+    ),
+    max_size=5,
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(rows=json_rules)
+def test_the_c_json_writer_writes_what_json_dumps_writes(rows):
+    import json
+
+    from crm_core.mining import Rule, _fastmine, format_rules  # type: ignore[attr-defined]
+
+    rules = [Rule(*row) for row in rows]
+    expected = json.dumps(
+        [
+            {
+                "antecedent": list(r.antecedent),
+                "consequent": r.consequent,
+                "support": r.support,
+                "confidence": r.confidence,
+                "lift": r.lift,
+                "count": r.count,
+            }
+            for r in rules
+        ],
+        ensure_ascii=False,
+        default=str,
+    )
+    text = _fastmine.rules_json(rules)
+    # Counts beyond 64 bits are left to json, as is anything the writer does not know.
+    assert text == (expected if all(abs(r.count) < 2**63 for r in rules) else None)
+    assert format_rules(rules, "json") == expected
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "rule",
+    [
+        ((1, "b"), "c", 0.5, 0.5, 1.0, 3),  # an int label: json writes 1, the writer leaves it to json
+        (("a",), "\ud800", 0.5, 0.5, 1.0, 3),  # a lone surrogate has no UTF-8
+        (("a",), "c", 0.5, 0.5, 1.0, True),  # json writes true
+        (("a",), ("x", 2), 0.5, 0.5, 1.0, 3),  # default=str
+    ],
+)
+def test_the_c_json_writer_leaves_other_values_to_json(rule):
+    import json
+
+    from crm_core.mining import Rule, _fastmine, format_rules  # type: ignore[attr-defined]
+
+    rules = [Rule(*rule)]
+    assert _fastmine.rules_json(rules) is None
+    keys = ("antecedent", "consequent", "support", "confidence", "lift", "count")
+    objects = [dict(zip(keys, (list(r[0]), *r[1:]))) for r in rules]
+    assert format_rules(rules, "json") == json.dumps(objects, ensure_ascii=False, default=str)
