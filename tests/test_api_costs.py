@@ -12,19 +12,23 @@ Shares ``tests.test_api``'s served app (one per module and database kind) and to
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 
 from bot.api import problems
 from bot.api.orders import BulkIn
 from bot.api.problems import Problem
-from crm_core.models import Role
+from crm_core.models import CustomFieldDefinition, FieldEntity, FieldType, Role
+from crm_core.services import custom_fields
 from tests.fakes.servers import serve_asgi
 from tests.test_api import api, is_problem  # noqa: F401 - the module's served app
 
+_n = itertools.count(1)
 GOOD_LINE = {"sku": "SKU-1", "quantity": 1}
 BAD_BODIES: list[tuple[str, bytes, str | None]] = [
     ("not JSON", b'{"orders": [', "application/json"),
@@ -105,3 +109,80 @@ def test_the_bulk_body_is_declared_as_fastapi_declares_it(api):
     assert declared == reference["paths"]["/orders/bulk"]["post"]["requestBody"]
     for name in ("BulkIn", "OrderIn", "LineIn"):
         assert document["components"]["schemas"][name] == reference["components"]["schemas"][name], name
+
+
+class _Counted:
+    """The statements, commits and pool checkouts of the served app's engine while counting."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+        self.statements = self.commits = self.checkouts = 0
+
+    def _statement(self, *_args: object) -> None:
+        self.statements += 1
+
+    def _commit(self, *_args: object) -> None:
+        self.commits += 1
+
+    def _checkout(self, *_args: object) -> None:
+        self.checkouts += 1
+
+    def __enter__(self) -> _Counted:
+        sa.event.listen(self.engine, "before_cursor_execute", self._statement)
+        sa.event.listen(self.engine, "commit", self._commit)
+        sa.event.listen(self.engine.pool, "checkout", self._checkout)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._statement)
+        sa.event.remove(self.engine, "commit", self._commit)
+        sa.event.remove(self.engine.pool, "checkout", self._checkout)
+
+
+def test_a_request_is_one_transaction_token_check_included(api):
+    headers = api.token(Role.SALES)
+    customer_id = api.customer(f"Onetx {next(_n)}")
+    api.http.get(f"/customers/{customer_id}", headers=headers).raise_for_status()  # warm: last use noted
+    with _Counted(api.app.engine) as counted:
+        api.http.get(f"/customers/{customer_id}", headers=headers).raise_for_status()
+    assert (counted.commits, counted.checkouts) == (1, 1)
+    # Refused requests too, their transaction ended before the answer: nothing is left open.
+    with _Counted(api.app.engine) as counted:
+        is_problem(api.http.get("/customers", params={"limit": 0}, headers=headers), 422)
+        is_problem(api.http.get("/customers", headers={"Authorization": "Bearer crm_nope"}), 401)
+        is_problem(api.http.get("/audit", headers=headers), 403)
+        assert api.app.engine.pool.checkedout() == 0
+    assert counted.checkouts == 3
+    # A write is committed in that one transaction, and audited as the token's.
+    with _Counted(api.app.engine) as counted:
+        created = api.http.post("/customers", json={"name": "Onetx new"}, headers=headers)
+    assert created.status_code == 201 and (counted.commits, counted.checkouts) == (1, 1)
+    # With an Idempotency-Key the key is claimed in transactions of its own.
+    retry = {**headers, "Idempotency-Key": f"k{next(_n)}"}
+    first = api.http.post("/customers", json={"name": "Onetx keyed"}, headers=retry)
+    again = api.http.post("/customers", json={"name": "Onetx keyed"}, headers=retry)
+    assert first.status_code == again.status_code == 201 and again.json() == first.json()
+
+
+def test_a_search_renders_its_customers_without_a_query_each(api):
+    headers = api.token(Role.SALES)
+    tag = next(_n)
+    with api.app.uow() as uow:
+        if uow.session.scalar(sa.select(CustomFieldDefinition.id).where(CustomFieldDefinition.key == "seats")) is None:
+            custom_fields.define_field(uow, FieldEntity.CUSTOMER, "seats", FieldType.NUMBER)
+    ids = [api.customer(f"Qwv{tag} Person{i}", tags="vip,lead", seats=str(10 + i)) for i in range(6)]
+    api.customer(f"Zqj{tag} Person0", tags="x", seats="1")
+
+    def statements(query: str) -> tuple[int, list[dict]]:
+        with _Counted(api.app.engine) as counted:
+            found = api.http.get("/customers", params={"q": query}, headers=headers).raise_for_status().json()
+        return counted.statements, found["items"]
+
+    statements("warm")  # the token's first use is noted (one UPDATE more)
+    many, items = statements(f"Qwv{tag}")
+    one, [alone] = statements(f"Zqj{tag}")
+    assert sorted(item["id"] for item in items) == ids
+    assert {tuple(item["tags"]) for item in items} == {("lead", "vip")} and items[0]["custom_fields"]["seats"]
+    assert alone["custom_fields"] == {"seats": 1} and alone["tags"] == ["x"]
+    # The same search stages for both: the six cost no more statements than the one.
+    assert many == one
