@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Request
 
+from benchmarks.bench_api import Counter
 from bot.api import problems
 from bot.api.orders import BulkIn
 from bot.api.problems import Problem
@@ -111,52 +112,30 @@ def test_the_bulk_body_is_declared_as_fastapi_declares_it(api):
         assert document["components"]["schemas"][name] == reference["components"]["schemas"][name], name
 
 
-class _Counted:
-    """The statements, commits and pool checkouts of the served app's engine while counting."""
-
-    def __init__(self, engine: sa.Engine):
-        self.engine = engine
-        self.statements = self.commits = self.checkouts = 0
-
-    def _statement(self, *_args: object) -> None:
-        self.statements += 1
-
-    def _commit(self, *_args: object) -> None:
-        self.commits += 1
-
-    def _checkout(self, *_args: object) -> None:
-        self.checkouts += 1
-
-    def __enter__(self) -> _Counted:
-        sa.event.listen(self.engine, "before_cursor_execute", self._statement)
-        sa.event.listen(self.engine, "commit", self._commit)
-        sa.event.listen(self.engine.pool, "checkout", self._checkout)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._statement)
-        sa.event.remove(self.engine, "commit", self._commit)
-        sa.event.remove(self.engine.pool, "checkout", self._checkout)
+@pytest.fixture
+def counter(api) -> Counter:
+    """Counts the served app's statements, commits and pool checkouts (the API benchmark's counter)."""
+    return Counter(api.app.engine)
 
 
-def test_a_request_is_one_transaction_token_check_included(api):
+def test_a_request_is_one_transaction_token_check_included(api, counter):
     headers = api.token(Role.SALES)
     customer_id = api.customer(f"Onetx {next(_n)}")
     api.http.get(f"/customers/{customer_id}", headers=headers).raise_for_status()  # warm: last use noted
-    with _Counted(api.app.engine) as counted:
+    with counter.measuring(1) as cost:
         api.http.get(f"/customers/{customer_id}", headers=headers).raise_for_status()
-    assert (counted.commits, counted.checkouts) == (1, 1)
+    assert (cost.sql["commits"], cost.sql["checkouts"]) == (1, 1)
     # Refused requests too, their transaction ended before the answer: nothing is left open.
-    with _Counted(api.app.engine) as counted:
+    with counter.measuring(3) as cost:
         is_problem(api.http.get("/customers", params={"limit": 0}, headers=headers), 422)
         is_problem(api.http.get("/customers", headers={"Authorization": "Bearer crm_nope"}), 401)
         is_problem(api.http.get("/audit", headers=headers), 403)
         assert api.app.engine.pool.checkedout() == 0
-    assert counted.checkouts == 3
+    assert cost.sql["checkouts"] == 3
     # A write is committed in that one transaction, and audited as the token's.
-    with _Counted(api.app.engine) as counted:
+    with counter.measuring(1) as cost:
         created = api.http.post("/customers", json={"name": "Onetx new"}, headers=headers)
-    assert created.status_code == 201 and (counted.commits, counted.checkouts) == (1, 1)
+    assert created.status_code == 201 and (cost.sql["commits"], cost.sql["checkouts"]) == (1, 1)
     # With an Idempotency-Key the key is claimed in transactions of its own.
     retry = {**headers, "Idempotency-Key": f"k{next(_n)}"}
     first = api.http.post("/customers", json={"name": "Onetx keyed"}, headers=retry)
@@ -164,7 +143,7 @@ def test_a_request_is_one_transaction_token_check_included(api):
     assert first.status_code == again.status_code == 201 and again.json() == first.json()
 
 
-def test_a_search_renders_its_customers_without_a_query_each(api):
+def test_a_search_renders_its_customers_without_a_query_each(api, counter):
     headers = api.token(Role.SALES)
     tag = next(_n)
     with api.app.uow() as uow:
@@ -174,9 +153,9 @@ def test_a_search_renders_its_customers_without_a_query_each(api):
     api.customer(f"Zqj{tag} Person0", tags="x", seats="1")
 
     def statements(query: str) -> tuple[int, list[dict]]:
-        with _Counted(api.app.engine) as counted:
+        with counter.measuring(1) as cost:
             found = api.http.get("/customers", params={"q": query}, headers=headers).raise_for_status().json()
-        return counted.statements, found["items"]
+        return cost.sql["statements"], found["items"]
 
     statements("warm")  # the token's first use is noted (one UPDATE more)
     many, items = statements(f"Qwv{tag}")
