@@ -24,8 +24,8 @@ from benchmarks.bench_api import Counter
 from bot.api import problems
 from bot.api.orders import BulkIn
 from bot.api.problems import Problem
-from crm_core.models import CustomFieldDefinition, FieldEntity, FieldType, Role
-from crm_core.services import custom_fields
+from crm_core.models import Customer, CustomFieldDefinition, FieldEntity, FieldType, Product, Role
+from crm_core.services import custom_fields, orders
 from tests.fakes.servers import serve_asgi
 from tests.test_api import api, is_problem  # noqa: F401 - the module's served app
 
@@ -165,3 +165,49 @@ def test_a_search_renders_its_customers_without_a_query_each(api, counter):
     assert alone["custom_fields"] == {"seats": 1} and alone["tags"] == ["x"]
     # The same search stages for both: the six cost no more statements than the one.
     assert many == one
+
+
+def test_bulk_orders_add_to_the_customers_figures_as_a_recount_would(api):
+    headers = api.token(Role.MANAGER)
+    tag = next(_n)
+    with api.app.uow() as uow:
+        product = Product(sku=f"SKU-F{tag}", name="Figure", price_cents=250, currency="EUR", active=True)
+        uow.session.add(product)
+    earlier, fresh = api.customer(f"Figures {tag} a"), api.customer(f"Figures {tag} b")
+    line = {"sku": f"SKU-F{tag}", "quantity": 2}
+
+    def order(number: str, customer_id: int, at: str, kind: str = "purchase", quantity: int = 2) -> dict:
+        return {
+            "number": f"F{tag}-{number}",
+            "customer_id": customer_id,
+            "ordered_at": at,
+            "kind": kind,
+            "lines": [{**line, "quantity": quantity}],
+        }
+
+    first = {"orders": [order("1", earlier, "2025-05-01T10:00:00+02:00")]}
+    assert api.http.post("/orders/bulk", json=first, headers=headers).status_code == 200
+    later = [
+        order("2", earlier, "2025-03-01T10:00:00+00:00"),  # before the first: a new first order
+        order("3", earlier, "2025-06-01T10:00:00+00:00", "cancellation", -1),  # not a purchase
+        order("4", fresh, "2025-04-01T10:00:00+00:00", "cancellation", -1),  # only a cancellation
+        order("5", earlier, "2025-07-01T10:00:00+00:00"),  # a new last order
+    ]
+    assert api.http.post("/orders/bulk", json={"orders": later}, headers=headers).status_code == 200
+
+    def figures() -> list[tuple]:
+        with api.app.uow() as uow:
+            found = uow.session.execute(
+                sa.select(
+                    Customer.lifetime_value_cents, Customer.order_count, Customer.first_order_at, Customer.last_order_at
+                )
+                .where(Customer.id.in_([earlier, fresh]))
+                .order_by(Customer.id)
+            ).all()
+            return [tuple(row) for row in found]
+
+    added = figures()
+    with api.app.uow() as uow:
+        orders.refresh_customer_stats(uow, [earlier, fresh])
+    assert added == figures()
+    assert added[0][:2] == (500 * 3 - 250, 3) and added[1][:2] == (-250, 0) and added[1][2] is None

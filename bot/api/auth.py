@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 
 from fastapi import Depends, Request
@@ -55,7 +55,9 @@ def app_of(request: Request) -> App:
     return app
 
 
-def principal(request: Request, _credentials: object = Depends(bearer)) -> Principal:
+# The dependencies that do no I/O are coroutines: FastAPI runs a plain function in a worker thread,
+# a hop (and, on a busy machine, a wait for the scheduler) per dependency per request.
+async def principal(request: Request, _credentials: object = Depends(bearer)) -> Principal:
     found = getattr(request.state, "principal", None)
     if not isinstance(found, Principal):  # the gate lets no request without one through; belt and braces
         raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
@@ -67,10 +69,10 @@ def allowed(app: App, who: Principal, permission: str) -> bool:
 
 
 @functools.cache
-def need(permission: str) -> Callable[..., Principal]:
+def need(permission: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role and token allow ``permission``; 403 otherwise."""
 
-    def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+    async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
         if not allowed(app_of(request), who, permission):
             raise Problem(403, f"this token may not do that (it needs {permission.replace('.', ':')})")
         return who

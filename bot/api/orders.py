@@ -125,9 +125,8 @@ def _request(body: OrderIn) -> orders.OrderRequest:
         kind=OrderKind(body.kind),
         ordered_at=body.ordered_at,
         currency=body.currency,
-        lines=[
-            orders.LineRequest(line.quantity, line.product_id, line.sku, line.unit_price_cents) for line in body.lines
-        ],
+        # The validated lines as they are (orders.LineLike): no second object per line.
+        lines=body.lines,
     )
 
 
