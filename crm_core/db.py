@@ -186,11 +186,15 @@ def _configure_sqlite(engine: Engine) -> None:
             raise
 
     @sa.event.listens_for(engine, "commit")
-    def _on_commit(_connection):
+    def _on_commit(connection):
+        # The transaction's end: no thread holds a turn for this connection any more (a transaction
+        # begun later without one, a reader, must not pass for the holder of this one's).
+        connection.info.pop(_TURN_THREAD, None)
         turns.release()
 
     @sa.event.listens_for(engine, "rollback")
-    def _on_rollback(_connection):
+    def _on_rollback(connection):
+        connection.info.pop(_TURN_THREAD, None)
         turns.release()
 
     @sa.event.listens_for(engine, "checkin")
