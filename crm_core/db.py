@@ -9,6 +9,7 @@ import contextlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,15 @@ class WriteTurns:
                     self._urgent_waiting -= 1
             self._owner, self._depth = me, 1
 
+    def carry(self, from_thread: int | None) -> None:
+        """The calling thread takes over the turn ``from_thread`` holds: a transaction begun in one
+        thread goes on, and ends, in another (an API request's, begun by the gate in one worker thread
+        and committed after the endpoint in another), so its end gives the turn back."""
+        me = threading.get_ident()
+        with self._changed:
+            if from_thread is not None and self._owner == from_thread != me:
+                self._owner = me
+
     def release(self, *, all_of_it: bool = False) -> None:
         with self._changed:
             if self._owner != threading.get_ident():
@@ -188,6 +198,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.close()
 
     turns = WriteTurns()
+    _TURNS[engine] = turns
 
     @sa.event.listens_for(engine, "begin")
     def _on_begin(connection):
@@ -203,6 +214,7 @@ def _configure_sqlite(engine: Engine) -> None:
         # Take the write lock up front: a deferred transaction that reads and then writes fails
         # with "database is locked" when another writer got in between; IMMEDIATE waits instead.
         turns.acquire()
+        connection.info[_TURN_THREAD] = threading.get_ident()
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
@@ -210,11 +222,15 @@ def _configure_sqlite(engine: Engine) -> None:
             raise
 
     @sa.event.listens_for(engine, "commit")
-    def _on_commit(_connection):
+    def _on_commit(connection):
+        # The transaction's end: no thread holds a turn for this connection any more (a transaction
+        # begun later without one, a reader, must not pass for the holder of this one's).
+        connection.info.pop(_TURN_THREAD, None)
         turns.release()
 
     @sa.event.listens_for(engine, "rollback")
-    def _on_rollback(_connection):
+    def _on_rollback(connection):
+        connection.info.pop(_TURN_THREAD, None)
         turns.release()
 
     @sa.event.listens_for(engine, "checkin")
@@ -222,6 +238,25 @@ def _configure_sqlite(engine: Engine) -> None:
         # A connection given back with its transaction never ended (an error, a closed session):
         # its thread's turn ends here too.
         turns.release(all_of_it=True)
+
+
+# The SQLite engines' write turns, and the key of a connection's info naming the thread that began its
+# transaction (and so holds its turn).
+_TURNS: weakref.WeakKeyDictionary[Engine, WriteTurns] = weakref.WeakKeyDictionary()
+_TURN_THREAD = "chatcrm_write_turn_thread"
+
+
+def carry_write_turn(session: Session) -> None:
+    """Before a session's transaction goes on in another thread than the one that began it (and
+    before it ends there): that thread takes over its SQLite write turn (``WriteTurns.carry``).
+    Nothing to do on PostgreSQL, or for a session with no transaction."""
+    bind = session.get_bind()
+    turns = _TURNS.get(bind) if isinstance(bind, Engine) else None
+    if turns is None or not session.in_transaction():
+        return
+    info = session.connection().info
+    turns.carry(info.get(_TURN_THREAD))
+    info[_TURN_THREAD] = threading.get_ident()
 
 
 def insert_or_ignore(session: Session, model: type[Base], values: dict) -> bool:

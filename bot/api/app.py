@@ -24,6 +24,7 @@ from bot.api import (
 )
 from bot.api.config import ApiConfig
 from bot.api.gate import Gate
+from bot.api.json_body import add_body_schemas
 from bot.bootstrap import App
 
 PREFIX = "/api/v1"
@@ -77,7 +78,7 @@ def _document_problems(api: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
-            api.openapi_schema = problems.document_problems(plain())
+            api.openapi_schema = problems.document_problems(add_body_schemas(plain()))
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

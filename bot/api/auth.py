@@ -9,7 +9,8 @@ token with no scopes has all of its user's permissions; a ``…write`` scope inc
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 
 from fastapi import Depends, Request
@@ -17,6 +18,7 @@ from fastapi.security import HTTPBearer
 
 from bot.api.problems import Problem
 from bot.bootstrap import App
+from crm_core import db
 from crm_core.actor import Actor
 from crm_core.uow import UnitOfWork
 
@@ -53,7 +55,9 @@ def app_of(request: Request) -> App:
     return app
 
 
-def principal(request: Request, _credentials: object = Depends(bearer)) -> Principal:
+# The dependencies that do no I/O are coroutines: FastAPI runs a plain function in a worker thread,
+# a hop (and, on a busy machine, a wait for the scheduler) per dependency per request.
+async def principal(request: Request, _credentials: object = Depends(bearer)) -> Principal:
     found = getattr(request.state, "principal", None)
     if not isinstance(found, Principal):  # the gate lets no request without one through; belt and braces
         raise Problem(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
@@ -65,10 +69,10 @@ def allowed(app: App, who: Principal, permission: str) -> bool:
 
 
 @functools.cache
-def need(permission: str) -> Callable[..., Principal]:
+def need(permission: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, if their role and token allow ``permission``; 403 otherwise."""
 
-    def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+    async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
         if not allowed(app_of(request), who, permission):
             raise Problem(403, f"this token may not do that (it needs {permission.replace('.', ':')})")
         return who
@@ -77,13 +81,65 @@ def need(permission: str) -> Callable[..., Principal]:
     return check
 
 
+class PendingWork:
+    """The request's unit of work, begun by the gate to check the token and handed to the endpoint
+    (``unit_of_work``), which finishes it; whatever no endpoint took, the gate finishes (commits)."""
+
+    def __init__(self, uow: UnitOfWork):
+        self.uow = uow
+        self._lock = threading.Lock()
+        self._begun = self._taken = self._finished = False
+
+    def begin(self) -> UnitOfWork:
+        if not self._begun:
+            self.uow.__enter__()
+            self._begun = True
+        # Each step may run in another worker thread than the last (SQLite's write turn follows).
+        db.carry_write_turn(self.uow.session)
+        return self.uow
+
+    def take(self) -> UnitOfWork | None:
+        """The unit of work for the endpoint to finish, or None if it is finished already."""
+        with self._lock:
+            if self._taken or self._finished:
+                return None
+            self._taken = True
+        return self.begin()
+
+    def finish(self, *, commit: bool = True) -> None:
+        with self._lock:
+            if self._taken or self._finished:
+                return
+            self._finished = True
+        if self._begun:
+            db.carry_write_turn(self.uow.session)
+            if commit:
+                self.uow.__exit__(None, None, None)
+            else:
+                failed = RuntimeError("the request failed before an endpoint took its transaction")
+                self.uow.__exit__(RuntimeError, failed, None)
+
+
 def unit_of_work(request: Request, who: Principal = Depends(principal)) -> Iterator[UnitOfWork]:
     """One transaction per request, acting as the token's user: commits when the endpoint returns.
 
-    Endpoints take it with ``Depends(unit_of_work, scope="function")``: the commit then happens before
-    the answer is sent (FastAPI's default scope would send it first), so a client never reads a 201
-    for a write that is not committed yet, or that fails to commit."""
+    It is the transaction the gate checked the token in (``PendingWork``), so a request costs one
+    transaction. Endpoints take it with ``Depends(unit_of_work, scope="function")``: the commit then
+    happens before the answer is sent (FastAPI's default scope would send it first), so a client
+    never reads a 201 for a write that is not committed yet, or that fails to commit."""
     app = app_of(request)
     # The same ownership rule as in chat (crm_core.services.ownership), under the same setting.
-    with app.uow(replace(who.actor, edit_scope=app.settings.edit_scope)) as uow:
+    actor = replace(who.actor, edit_scope=app.settings.edit_scope)
+    work = getattr(request.state, "work", None)
+    uow = work.take() if isinstance(work, PendingWork) else None
+    if uow is None:  # an Idempotency-Key request: the token was checked in a transaction of its own
+        uow = app.uow(actor).__enter__()
+    uow.act_as(actor)
+    try:
         yield uow
+    except BaseException as exc:
+        db.carry_write_turn(uow.session)
+        uow.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    db.carry_write_turn(uow.session)
+    uow.__exit__(None, None, None)

@@ -2,17 +2,24 @@
 
 1. the body size: over ``max_body`` (bulk endpoints: ``max_bulk_body``) → 413, checked against
    ``Content-Length`` and again while reading, for bodies sent in chunks;
-2. the bearer token: missing, unknown, revoked or expired → 401 (``WWW-Authenticate: Bearer``);
+2. the bearer token: missing, unknown, revoked or expired → 401 (``WWW-Authenticate: Bearer``). A
+   missing one is refused before the body is read; the token itself is looked up after it, in the
+   transaction the endpoint then goes on with (``auth.unit_of_work``): one transaction, one
+   connection and one commit per request, where a transaction of its own cost two more round trips
+   to the database and a pool checkout (with its ping) per request. Reading the body first keeps a
+   slow upload from holding a database connection;
 3. the token's rate: a token bucket per token (``rate`` per second, ``burst`` at once) → 429 with
    ``Retry-After``. Per process: with several web processes each has its own buckets;
 4. ``Idempotency-Key`` on POST: a retry with the same key and request replays the first answer
-   (``Idempotent-Replayed: true``); the same key with another request → 422.
+   (``Idempotent-Replayed: true``); the same key with another request → 422. These requests check
+   the token in a transaction of its own (the key is claimed in another before the endpoint runs).
 
 The OpenAPI document is public; everything else needs a token.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
@@ -21,9 +28,10 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.api.auth import Principal
+from bot.api.auth import PendingWork, Principal
 from bot.api.config import ApiConfig
 from bot.api.problems import problem_response
 from bot.bootstrap import App
@@ -116,10 +124,32 @@ class Gate:
             await too_large(scope, receive, send)
             return
         secret = _bearer(headers)
-        who = await run_in_threadpool(self._authenticate, secret) if secret else None
+        if secret is None:
+            await self._unauthorized("a bearer token is required")(scope, receive, send)
+            return
+        try:
+            body = await _read_body(receive, limit)
+        except TooLarge:
+            await too_large(scope, receive, send)
+            return
+        work = PendingWork(self.app.uow())
+        try:
+            await self._admit(scope, body, receive, send, work, secret)
+        except BaseException:
+            await run_in_threadpool(functools.partial(work.finish, commit=False))
+            raise
+        # Committed here only if no endpoint took it over (a 401, 429 or 422 before the endpoint):
+        # the token's "last used" is kept all the same.
+        await run_in_threadpool(work.finish)
+
+    async def _admit(
+        self, scope: Scope, body: bytes, receive: Receive, send: Send, work: PendingWork, secret: str
+    ) -> None:
+        """Steps 2 (the token itself) to 4, then the endpoint, in the request's transaction ``work``."""
+        send = _finishing_first(send, work)
+        who = await run_in_threadpool(self._authenticate, work, secret)
         if who is None:
-            detail = "the token is not valid (unknown, revoked or expired)" if secret else "a bearer token is required"
-            await problem_response(401, detail, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            await self._unauthorized("the token is not valid (unknown, revoked or expired)")(scope, receive, send)
             return
         wait = self.limiter.take(who.token_id)
         if wait > 0:
@@ -129,34 +159,37 @@ class Gate:
             )
             await response(scope, receive, send)
             return
-        try:
-            body = await _read_body(receive, limit)
-        except TooLarge:
-            await too_large(scope, receive, send)
-            return
-        scope.setdefault("state", {})["principal"] = who
+        state = scope.setdefault("state", {})
+        state["principal"] = who
         replay = _replaying(body, receive)
-        key = headers.get("idempotency-key")
+        key = Headers(scope=scope).get("idempotency-key")
         if scope["method"] == "POST" and key is not None:
+            # The key is claimed in a transaction of its own: the token's is finished first.
+            await run_in_threadpool(work.finish)
             await self._idempotent(scope, replay, send, who, key, body)
         else:
+            state["work"] = work
             await self.inner(scope, replay, send)
 
-    def _authenticate(self, secret: str) -> Principal | None:
-        with self.app.uow() as uow:
-            token = api_tokens.authenticate(uow, secret)
-            if token is None:
-                return None
-            user = token.user
-            return Principal(
-                token_id=token.id,
-                token_name=token.name,
-                user_id=user.id,
-                user_name=user.name,
-                role=user.role.value if user.role else None,
-                scopes=tuple(token.scopes or ()),
-                timezone=user.timezone or "UTC",
-            )
+    @staticmethod
+    def _unauthorized(detail: str) -> Response:
+        return problem_response(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+    @staticmethod
+    def _authenticate(work: PendingWork, secret: str) -> Principal | None:
+        token = api_tokens.authenticate(work.begin(), secret)
+        if token is None:
+            return None
+        user = token.user
+        return Principal(
+            token_id=token.id,
+            token_name=token.name,
+            user_id=user.id,
+            user_name=user.name,
+            role=user.role.value if user.role else None,
+            scopes=tuple(token.scopes or ()),
+            timezone=user.timezone or "UTC",
+        )
 
     async def _idempotent(
         self, scope: Scope, receive: Receive, send: Send, who: Principal, key: str, body: bytes
@@ -212,6 +245,18 @@ class Gate:
             await run_in_threadpool(api_idempotency.finish, factory, claim.row_id, status, kept, b"".join(chunks))
         for message in held:
             await send(message)
+
+
+def _finishing_first(send: Send, work: PendingWork) -> Send:
+    """``send``, ending the request's transaction (if no endpoint took it) before the answer starts:
+    a client never reads an answer before what the request wrote is committed."""
+
+    async def finishing(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await run_in_threadpool(work.finish)
+        await send(message)
+
+    return finishing
 
 
 def _replaying(body: bytes, original: Receive) -> Receive:

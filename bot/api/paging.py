@@ -55,7 +55,7 @@ def _encode(after: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
 
 
-def page_params(
+async def page_params(  # a coroutine: no worker thread for it (see bot.api.auth.principal)
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Items per page (at most 500)"),
     cursor: str | None = Query(None, max_length=200, description="The `next` value of the previous page"),
     count: bool = Query(False, description="Also report `total`, the number of matching items"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -137,6 +137,53 @@ def refresh_customer_stats(uow: UnitOfWork, customer_ids: Iterable[int] | None =
             uow.session.expire(obj, ["lifetime_value_cents", "order_count", "first_order_at", "last_order_at"])
 
 
+def add_to_customer_stats(uow: UnitOfWork, new_orders: Sequence[NewOrder]) -> None:
+    """PostgreSQL: add orders just inserted to their customers' figures, what ``refresh_customer_stats``
+    would recompute from all their orders, in one UPDATE from arrays. Recomputing read every order of
+    each customer in four subqueries (the larger part of a 10,000-line bulk request's time in the
+    database, and when the planner misjudged the orders per customer it compiled the statement with
+    JIT, half a second more); adding is also right when two requests add orders to one customer at
+    once (each adds to the row as the other left it)."""
+    figures: dict[int, list] = {}
+    for order in new_orders:
+        if order.customer_id is None:
+            continue
+        total = sum(line.total_cents for line in order.lines)
+        entry = figures.setdefault(order.customer_id, [0, 0, None, None])
+        entry[0] += total
+        if order.kind is OrderKind.PURCHASE:
+            at = clock.as_utc(order.ordered_at)
+            entry[1] += 1
+            entry[2] = at if entry[2] is None or at < entry[2] else entry[2]
+            entry[3] = at if entry[3] is None or at > entry[3] else entry[3]
+    if not figures:
+        return
+    ids = sorted(figures)
+    uow.session.execute(
+        sa.text(
+            "UPDATE customers SET lifetime_value_cents = customers.lifetime_value_cents + d.value, "
+            "order_count = customers.order_count + d.purchases, "
+            # LEAST and GREATEST pass over NULLs: a first purchase, or a request of cancellations only.
+            "first_order_at = LEAST(customers.first_order_at, d.first_at), "
+            "last_order_at = GREATEST(customers.last_order_at, d.last_at) "
+            "FROM unnest(CAST(:id AS integer[]), CAST(:value AS bigint[]), CAST(:purchases AS integer[]), "
+            "CAST(:first_at AS timestamptz[]), CAST(:last_at AS timestamptz[])) AS d(id, value, purchases, first_at, last_at) "
+            "WHERE customers.id = d.id"
+        ),
+        {
+            "id": _int_array(ids),
+            "value": _int_array(figures[i][0] for i in ids),
+            "purchases": _int_array(figures[i][1] for i in ids),
+            "first_at": [figures[i][2] for i in ids],
+            "last_at": [figures[i][3] for i in ids],
+        },
+    )
+    # Objects already loaded in this session must not keep stale figures.
+    for obj in uow.session.identity_map.values():
+        if isinstance(obj, Customer) and obj.id in figures:
+            uow.session.expire(obj, ["lifetime_value_cents", "order_count", "first_order_at", "last_order_at"])
+
+
 @dataclass(frozen=True)
 class NewLine:
     product_id: int
@@ -214,7 +261,10 @@ def _insert_orders(session: Session, batch: Sequence[NewOrder], source: str) -> 
 def _int_array(values: Iterable[int | None]) -> str:
     """A PostgreSQL array literal of integers (``{1,2,NULL}``), cast in the statement. psycopg dumps
     a Python list element by element; one ``join`` is several times faster for ten thousand lines."""
-    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in values) + "}"
+    listed = list(values)
+    if None not in listed:  # the usual case: no per-element test (about 2x faster)
+        return "{" + ",".join(map(str, map(int, cast(list[int], listed)))) + "}"
+    return "{" + ",".join("NULL" if v is None else str(int(v)) for v in listed) + "}"
 
 
 def _insert_orders_pg(session: Session, batch: Sequence[NewOrder], source: str) -> list[int]:
@@ -275,10 +325,24 @@ class LineRequest:
     unit_price_cents: int | None = None
 
 
+class LineLike(Protocol):
+    """What ``record_bulk`` reads of a line: a ``LineRequest``, or any object with these attributes
+    (the API passes its validated body's lines as they are: 10,000 fewer objects to build)."""
+
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def product_id(self) -> int | None: ...
+    @property
+    def sku(self) -> str | None: ...
+    @property
+    def unit_price_cents(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class OrderRequest:
     number: str
-    lines: Sequence[LineRequest]
+    lines: Sequence[LineLike]
     customer_id: int | None = None
     kind: OrderKind = OrderKind.PURCHASE
     ordered_at: datetime | None = None
@@ -411,7 +475,10 @@ def record_bulk(uow: UnitOfWork, requests: Sequence[OrderRequest], *, currency: 
     for request in requests:
         result.ids[request.number] = made.get(request.number) or existing[request.number]
     result.created = set(made)
-    refresh_customer_stats(uow, {o.customer_id for o in new_orders if o.customer_id is not None})
+    if session.get_bind().dialect.name == "postgresql":
+        add_to_customer_stats(uow, new_orders)
+    else:
+        refresh_customer_stats(uow, {o.customer_id for o in new_orders if o.customer_id is not None})
     if new_orders:
         kinds = [o.kind for o in new_orders]
         audit.record(
