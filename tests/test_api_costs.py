@@ -81,6 +81,17 @@ def reference():
         yield client
 
 
+def test_a_body_that_is_no_text_gets_fastapis_400_not_a_500(api, reference):
+    """Bytes no JSON encoding can decode (found by the fuzz test: a 500 from a UnicodeDecodeError)."""
+    body = b"\x91\xaf\xff{"
+    ours = api.http.post(
+        "/orders/bulk", content=body, headers={**api.token(Role.MANAGER), "Content-Type": "application/json"}
+    )
+    theirs = reference.post("/orders/bulk", content=body, headers={"Content-Type": "application/json"})
+    assert ours.status_code == theirs.status_code == 400, ours.text
+    is_problem(ours, 400)
+
+
 @pytest.mark.parametrize(("case", "body", "content_type"), BAD_BODIES, ids=[case for case, _b, _t in BAD_BODIES])
 def test_bad_bulk_bodies_get_the_answers_fastapi_gives(api, reference, case, body, content_type):
     headers = api.token(Role.MANAGER)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import pydantic
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic.json_schema import models_json_schema
 
@@ -80,6 +80,10 @@ def _as_fastapi_reads_it(adapter: pydantic.TypeAdapter[M], raw: bytes, content_t
                 "ctx": {"error": exc.msg},
             }
             raise RequestValidationError([error], body=exc.doc) from None
+        except ValueError:
+            # Bytes that are no text in any JSON encoding (UnicodeDecodeError): FastAPI's 400 for a
+            # body it cannot read at all.
+            raise HTTPException(status_code=400, detail="There was an error parsing the body") from None
     try:
         return JsonBody(adapter.validate_python(value, from_attributes=True))
     except pydantic.ValidationError as exc:
