@@ -18,9 +18,9 @@ from crm_core.actor import Actor
 from crm_core.customer_keys import KEYRING, Keyring
 from crm_core.errors import NotFound
 from crm_core.field_crypto import FieldKeyError
-from crm_core.models import Customer, FieldEntity, FieldType, Interaction, TicketMessage, WebhookEndpoint
+from crm_core.models import Customer, CustomerChat, FieldEntity, FieldType, Interaction, TicketMessage, WebhookEndpoint
 from crm_core.secret_key import SecretKeyError
-from crm_core.services import custom_fields, customer_chats, customers, interactions, tickets
+from crm_core.services import consent, custom_fields, customer_chats, customers, interactions, reachability, tickets
 from crm_core.services.users import PlatformId
 from tests.support import TEST_SECRET_KEY
 from tests.test_backup import other_url  # noqa: F401 - fixture: an empty database of the other kind
@@ -33,8 +33,11 @@ MESSAGE = "my parcel zanzibarian is lost"
 ANSWER = "Sorry, we look for the zanzibarian parcel"
 NOTE = "prefers calls after lunch, said gobbledygook"
 BIRTHDAY = "1979-04-01"
+# Her Telegram user id (a private chat's id is the same number), and a group chat she is in.
+TELEGRAM_ID = "7319046285"
+GROUP_ID = "-1009182736455"
 # None of these may be found in what the database stores.
-SECRETS = [EMAIL, "w.q.7731", "86753091", "8675-3091", "zanzibarian", "gobbledygook", BIRTHDAY]
+SECRETS = [EMAIL, "w.q.7731", "86753091", "8675-3091", "zanzibarian", "gobbledygook", BIRTHDAY, TELEGRAM_ID, GROUP_ID]
 NEW_KEY = "a-brand-new-secret-key-after-rotation"
 
 
@@ -49,6 +52,7 @@ def _seed(app) -> int:
             {"email": EMAIL, "phone": PHONE, "birthday": BIRTHDAY, "industry": "Zymurgy"},
         )
         interactions.log_interaction(uow, customer.id, NOTE)
+        customer_chats.ensure_chat(uow, PlatformId("telegram", TELEGRAM_ID), TELEGRAM_ID, "Willa")
         incoming = tickets.customer_wrote(uow, customer.id, MESSAGE, channel="telegram", external_message_id="1")
         tickets.answer(uow, incoming.ticket.id, ANSWER, channel="telegram")
         customers.create_customer(uow, "Otto Other", {"email": "otto@other.example", "phone": "+33 1 44 00 12 34"})
@@ -122,10 +126,38 @@ def test_lookups_by_email_phone_and_last_digits_still_work(app):
         assert matched and chat.customer_id == customer_id
 
 
+def test_chat_ids_are_found_through_their_blind_indexes(app):
+    _seed(app)
+    with app.uow(ACTOR) as uow:
+        chat = customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID))
+        assert chat is not None and (chat.external_id, chat.conversation) == (TELEGRAM_ID, TELEGRAM_ID)
+        assert customer_chats.chat_for(uow, PlatformId("telegram", "7319046286")) is None
+        assert customer_chats.chat_for(uow, PlatformId("slack", TELEGRAM_ID)) is None
+        # Writing again from the same account finds the chat, not a second placeholder.
+        assert customer_chats.ensure_chat(uow, PlatformId("telegram", TELEGRAM_ID), TELEGRAM_ID, "W").id == chat.id
+        assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == {chat.customer_id}
+        # /stop from the chat reaches the customer behind it by their user id.
+        stopped = consent.opt_out_address(uow, "telegram", "elsewhere", "/stop", user_external_id=TELEGRAM_ID)
+        assert stopped.customers == 1
+    with app.uow(ACTOR) as uow:
+        # A chat renumbered by the platform (a group becoming a supergroup): found under its new id.
+        reachability.chat_moved(uow, "telegram", TELEGRAM_ID, GROUP_ID)
+    with app.uow(ACTOR) as uow:
+        assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == set()
+        assert reachability.customers_at(uow.session, "telegram", GROUP_ID) == {chat.customer_id}
+        moved = uow.session.get(CustomerChat, chat.id)
+        assert moved is not None and (moved.external_id, moved.conversation) == (TELEGRAM_ID, GROUP_ID)
+    stored = _stored_text(app.engine)
+    assert TELEGRAM_ID not in stored and GROUP_ID not in stored
+
+
 def test_comparing_an_encrypted_column_with_a_value_fails_where_the_query_is_built():
     # Every encryption of a value differs, so such a query could never match: a bug, stopped early.
     with pytest.raises(TypeError, match="blind index"):
         Customer.email == EMAIL  # noqa: B015
+    for chat_id in (CustomerChat.external_id, CustomerChat.conversation):
+        with pytest.raises(TypeError, match="blind index"):
+            chat_id == TELEGRAM_ID  # noqa: B015
     assert str(Customer.email.is_(None)) == "customers.email IS NULL"
 
 
@@ -154,6 +186,7 @@ def test_rotation_reencrypts_everything_and_the_old_key_can_then_go(app, databas
     try:
         with both.uow(ACTOR) as uow:
             assert customers.resolve_customer(uow, EMAIL).id == customer_id
+            assert customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID)) is not None
             fresh = customers.create_customer(uow, "Nora New", {"email": "nora@new.example", "phone": "+1 555 0100 77"})
         with both.uow(ACTOR) as uow:
             assert customers.resolve_customer(uow, "nora@new.example").id == fresh.id
@@ -179,6 +212,9 @@ def test_rotation_reencrypts_everything_and_the_old_key_can_then_go(app, databas
             customer = customers.resolve_customer(uow, EMAIL)
             assert (customer.id, customer.phone) == (customer_id, PHONE)
             assert customers.resolve_customer(uow, "86753091").id == customer_id
+            # The chat ids' blind indexes were recomputed under the new key.
+            chat = customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID))
+            assert chat is not None and chat.conversation == TELEGRAM_ID
             assert [m.text for m in uow.session.scalars(sa.select(TicketMessage).order_by(TicketMessage.id))] == [
                 MESSAGE,
                 ANSWER,
