@@ -13,12 +13,27 @@ import sqlalchemy as sa
 from bot.bootstrap import build_app
 from bot.cli import main as cli_main
 from bot.settings import Settings
-from crm_core import customer_keys, db, field_crypto, search
+from crm_core import customer_keys, db, field_crypto, outbox, search
 from crm_core.actor import Actor
 from crm_core.customer_keys import KEYRING, Keyring
 from crm_core.errors import NotFound
 from crm_core.field_crypto import FieldKeyError
-from crm_core.models import Customer, CustomerChat, FieldEntity, FieldType, Interaction, TicketMessage, WebhookEndpoint
+from crm_core.models import (
+    BlockedRecipient,
+    CampaignRecipient,
+    Consent,
+    ConsentStatus,
+    Customer,
+    CustomerChat,
+    FieldEntity,
+    FieldType,
+    Interaction,
+    OutboxMessage,
+    TicketMessage,
+    WebhookEndpoint,
+    chat_ids,
+)
+from crm_core.outbox_payload import MessagePayload
 from crm_core.secret_key import SecretKeyError
 from crm_core.services import consent, custom_fields, customer_chats, customers, interactions, reachability, tickets
 from crm_core.services.users import PlatformId
@@ -36,8 +51,11 @@ BIRTHDAY = "1979-04-01"
 # Her Telegram user id (a private chat's id is the same number), and a group chat she is in.
 TELEGRAM_ID = "7319046285"
 GROUP_ID = "-1009182736455"
+# A chat that blocked the bot.
+BLOCKED_ID = "6402718395"
 # None of these may be found in what the database stores.
-SECRETS = [EMAIL, "w.q.7731", "86753091", "8675-3091", "zanzibarian", "gobbledygook", BIRTHDAY, TELEGRAM_ID, GROUP_ID]
+SECRETS = [EMAIL, "w.q.7731", "86753091", "8675-3091", "zanzibarian", "gobbledygook", BIRTHDAY]
+SECRETS += [TELEGRAM_ID, GROUP_ID, BLOCKED_ID]
 NEW_KEY = "a-brand-new-secret-key-after-rotation"
 
 
@@ -52,7 +70,22 @@ def _seed(app) -> int:
             {"email": EMAIL, "phone": PHONE, "birthday": BIRTHDAY, "industry": "Zymurgy"},
         )
         interactions.log_interaction(uow, customer.id, NOTE)
+        # Chat ids: her chat with the bot, her consent there, a message to a group, a blocked chat.
         customer_chats.ensure_chat(uow, PlatformId("telegram", TELEGRAM_ID), TELEGRAM_ID, "Willa")
+        uow.session.add(
+            Consent(
+                customer_id=customer.id, platform="telegram", conversation=TELEGRAM_ID, status=ConsentStatus.OPTED_IN
+            )
+        )
+        outbox.enqueue(
+            uow,
+            idempotency_key="seed:group",
+            kind="notification",
+            platform="telegram",
+            conversation=GROUP_ID,
+            payload=MessagePayload(formatted_text="hello", format="text"),
+        )
+        outbox.block_recipient(uow.session, "telegram", BLOCKED_ID, "Forbidden: bot was blocked by the user")
         incoming = tickets.customer_wrote(uow, customer.id, MESSAGE, channel="telegram", external_message_id="1")
         tickets.answer(uow, incoming.ticket.id, ANSWER, channel="telegram")
         customers.create_customer(uow, "Otto Other", {"email": "otto@other.example", "phone": "+33 1 44 00 12 34"})
@@ -127,7 +160,7 @@ def test_lookups_by_email_phone_and_last_digits_still_work(app):
 
 
 def test_chat_ids_are_found_through_their_blind_indexes(app):
-    _seed(app)
+    customer_id = _seed(app)
     with app.uow(ACTOR) as uow:
         chat = customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID))
         assert chat is not None and (chat.external_id, chat.conversation) == (TELEGRAM_ID, TELEGRAM_ID)
@@ -135,7 +168,18 @@ def test_chat_ids_are_found_through_their_blind_indexes(app):
         assert customer_chats.chat_for(uow, PlatformId("slack", TELEGRAM_ID)) is None
         # Writing again from the same account finds the chat, not a second placeholder.
         assert customer_chats.ensure_chat(uow, PlatformId("telegram", TELEGRAM_ID), TELEGRAM_ID, "W").id == chat.id
-        assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == {chat.customer_id}
+        # Her chat and her consent point at the same address.
+        assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == {chat.customer_id, customer_id}
+        assert consent.reachable(uow.session, customer_id, "telegram", TELEGRAM_ID)
+        assert not consent.reachable(uow.session, customer_id, "telegram", GROUP_ID)
+        # Deliveries look the block up by the blind index.
+        assert outbox.is_blocked(uow.session, "telegram", BLOCKED_ID)
+        assert not outbox.is_blocked(uow.session, "telegram", GROUP_ID)
+        assert not outbox.is_blocked(uow.session, "slack", BLOCKED_ID)
+        # A group's index says it is one (the sender claims fewer rows at a time for groups).
+        sent = uow.session.scalars(sa.select(OutboxMessage)).one()
+        assert sent.conversation == GROUP_ID and (sent.conversation_index or "").startswith(chat_ids.GROUP_MARK)
+        assert not (chat.conversation_index or "").startswith(chat_ids.GROUP_MARK)
         # /stop from the chat reaches the customer behind it by their user id.
         stopped = consent.opt_out_address(uow, "telegram", "elsewhere", "/stop", user_external_id=TELEGRAM_ID)
         assert stopped.customers == 1
@@ -144,18 +188,30 @@ def test_chat_ids_are_found_through_their_blind_indexes(app):
         reachability.chat_moved(uow, "telegram", TELEGRAM_ID, GROUP_ID)
     with app.uow(ACTOR) as uow:
         assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == set()
-        assert reachability.customers_at(uow.session, "telegram", GROUP_ID) == {chat.customer_id}
+        assert reachability.customers_at(uow.session, "telegram", GROUP_ID) == {chat.customer_id, customer_id}
+        assert consent.reachable(uow.session, customer_id, "telegram", GROUP_ID)
         moved = uow.session.get(CustomerChat, chat.id)
         assert moved is not None and (moved.external_id, moved.conversation) == (TELEGRAM_ID, GROUP_ID)
+        # The one who blocked the bot writes again: the block is lifted.
+        assert outbox.unblock_recipient(uow.session, "telegram", BLOCKED_ID)
+        assert not outbox.is_blocked(uow.session, "telegram", BLOCKED_ID)
     stored = _stored_text(app.engine)
-    assert TELEGRAM_ID not in stored and GROUP_ID not in stored
+    for chat_id in (TELEGRAM_ID, GROUP_ID, BLOCKED_ID):
+        assert chat_id not in stored, chat_id
 
 
 def test_comparing_an_encrypted_column_with_a_value_fails_where_the_query_is_built():
     # Every encryption of a value differs, so such a query could never match: a bug, stopped early.
     with pytest.raises(TypeError, match="blind index"):
         Customer.email == EMAIL  # noqa: B015
-    for chat_id in (CustomerChat.external_id, CustomerChat.conversation):
+    for chat_id in (
+        CustomerChat.external_id,
+        CustomerChat.conversation,
+        Consent.conversation,
+        CampaignRecipient.conversation,
+        OutboxMessage.conversation,
+        BlockedRecipient.conversation,
+    ):
         with pytest.raises(TypeError, match="blind index"):
             chat_id == TELEGRAM_ID  # noqa: B015
     assert str(Customer.email.is_(None)) == "customers.email IS NULL"

@@ -14,6 +14,10 @@ SQL (INSERT … SELECT from consents to campaign recipients to the outbox) witho
 the token and its index travel together, and open in the column they land in. The indexes of
 equal ids are equal across tables, so SQL can still match two rows of one chat.
 
+A group chat's index starts with ``g`` (one hex digit of the HMAC less): the outbox claims fewer
+rows at a time for groups, whose platforms allow fewer messages (Telegram's group ids are the
+negative ones), and must tell them apart in SQL. That a chat is a group says nothing of a person.
+
 ``keep_indexed`` sets the index whenever the ORM writes the id. Core statements (bulk updates,
 INSERT … SELECT) must set or copy the index themselves: grep for ``_index`` beside them.
 """
@@ -26,10 +30,13 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapper
 
 from crm_core import field_crypto
-from crm_core.field_crypto import Encrypted, FieldKeys
+from crm_core.field_crypto import Encrypted, FieldKey, FieldKeys
 
 CHAT_ID = "chat_id"
 INDEX_SUFFIX = "_index"
+# Chat ids starting with this are groups (crm_core.outbox.GROUP_PREFIX); their indexes with GROUP_MARK.
+GROUP_PREFIX = "-"
+GROUP_MARK = "g"
 
 # The blind index columns of chat ids: derived data, left out of the audit log and of exports.
 INDEX_COLUMNS = frozenset({"external_id_index", "conversation_index"})
@@ -47,14 +54,27 @@ def index_type() -> sa.String:
     return sa.String(field_crypto.BLIND_LENGTH)
 
 
-def blind(keys: FieldKeys, chat_id: str | None) -> str | None:
-    """The blind index of a chat id under the current key."""
-    return keys.blind(CHAT_ID, chat_id)
+def blind(keys: FieldKeys, chat_id: str | None, key: FieldKey | None = None) -> str | None:
+    """The blind index of a chat id under ``key`` (the current one by default)."""
+    mac = keys.blind(CHAT_ID, chat_id, key)
+    if mac is None or chat_id is None or not chat_id.startswith(GROUP_PREFIX):
+        return mac
+    return GROUP_MARK + mac[1:]
+
+
+def blind_any(keys: FieldKeys, chat_id: str) -> list[str]:
+    """The blind index of a chat id under every configured key (what a lookup asks for)."""
+    return [blind(keys, chat_id, key) or "" for key in keys.keys]
 
 
 def is_chat(bind: Any, index: Any, chat_id: str) -> sa.ColumnElement[bool]:
     """``index`` (a ``<column>_index`` column) names ``chat_id``, under any configured key."""
-    return index.in_(field_crypto.keys_for(bind).blind_any(CHAT_ID, chat_id))
+    return index.in_(blind_any(field_crypto.keys_for(bind), chat_id))
+
+
+def is_group(index: Any) -> sa.ColumnElement[bool]:
+    """The chat whose index this is is a group (see the module docstring)."""
+    return sa.func.substr(index, 1, 1) == GROUP_MARK
 
 
 def indexes(keys: FieldKeys, values: dict[str, str | None]) -> dict[str, str | None]:

@@ -134,7 +134,9 @@ def opt_out_address(
     """
     customer_ids = set(
         uow.session.scalars(
-            sa.select(Consent.customer_id).where(Consent.platform == platform, Consent.conversation == conversation)
+            sa.select(Consent.customer_id).where(
+                Consent.platform == platform, chat_ids.is_chat(uow.session, Consent.conversation_index, conversation)
+            )
         )
     )
     if user_external_id is not None:
@@ -161,7 +163,7 @@ def reachable(session: Session, customer_id: int, platform: str, conversation: s
             .where(
                 Consent.customer_id == customer_id,
                 Consent.platform == platform,
-                Consent.conversation == conversation,
+                chat_ids.is_chat(session, Consent.conversation_index, conversation),
                 Consent.status == ConsentStatus.OPTED_IN,
             )
         ).scalar_one()

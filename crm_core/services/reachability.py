@@ -47,7 +47,9 @@ def customers_at(session: Session, platform: str, conversation: str) -> set[int]
     chats = sa.select(CustomerChat.customer_id).where(
         CustomerChat.platform == platform, chat_ids.is_chat(session, CustomerChat.conversation_index, conversation)
     )
-    consents = sa.select(Consent.customer_id).where(Consent.platform == platform, Consent.conversation == conversation)
+    consents = sa.select(Consent.customer_id).where(
+        Consent.platform == platform, chat_ids.is_chat(session, Consent.conversation_index, conversation)
+    )
     return set(session.scalars(chats)) | set(session.scalars(consents))
 
 
