@@ -34,10 +34,10 @@ import sqlalchemy as sa
 
 from benchmarks import keyed_engine
 from benchmarks.bench_outbox import _arrivals, _max_in_window, _per_second, fake_api_process, scratch_database
-from crm_core import db, outbox
+from crm_core import db, field_crypto, outbox
 from crm_core.campaigns import delivery, service
 from crm_core.clock import utcnow
-from crm_core.models import Campaign, CampaignStatus, Consent, ConsentStatus, Customer
+from crm_core.models import Campaign, CampaignStatus, Consent, ConsentStatus, Customer, chat_ids
 from crm_core.services import segments
 from crm_core.uow import UnitOfWork
 
@@ -76,6 +76,8 @@ def populate(session_factory, count: int, chunk: int = 10_000) -> float:
                         "customer_id": cid,
                         "platform": "telegram",
                         "conversation": str(FIRST_CHAT + i),
+                        # A Core INSERT: the blind index is ours to set (crm_core.models.chat_ids).
+                        "conversation_index": chat_ids.blind(field_crypto.keys_for(session), str(FIRST_CHAT + i)),
                         "status": ConsentStatus.OPTED_IN,
                         "opted_in_at": now,
                         "opted_in_source": "started the bot",

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from crm_core import field_crypto
+from crm_core import db, field_crypto
 from crm_core import platforms as crm_platforms
 from crm_core.clock import utcnow
 from crm_core.models import chat_ids
@@ -322,7 +322,9 @@ def _blocked_indexes(
     if not wanted:
         return set()
     b = BlockedRecipient
-    found = session.execute(sa.select(b.platform, b.conversation_index).where(b.conversation_index.in_(wanted)))
+    found = session.execute(
+        sa.select(b.platform, b.conversation_index).where(db.one_of(session, b.conversation_index, wanted))
+    )
     return {(platform, index) for platform, index in found if index is not None}
 
 

@@ -38,6 +38,7 @@ from crm_core.secret_key import SecretKeyError
 from crm_core.services import consent, custom_fields, customer_chats, customers, interactions, reachability, tickets
 from crm_core.services.users import PlatformId
 from tests.support import TEST_SECRET_KEY
+from tests.telegram_rig import SUPPORT_CHAT
 from tests.test_backup import other_url  # noqa: F401 - fixture: an empty database of the other kind
 
 ACTOR = Actor(user_id=None, name="Tess Tester", platform="console")
@@ -366,3 +367,25 @@ def test_a_backup_restored_into_the_other_database_kind_opens_with_the_same_key(
             assert texts == [MESSAGE, ANSWER]
     finally:
         restored.close()
+
+
+def test_a_customer_writing_to_the_telegram_bot_leaves_no_chat_id_in_the_clear(webhook_rig):
+    """Through the real Telegram path: /start (consent), a message (placeholder customer, ticket,
+    relay, acknowledgement in the outbox), and the staff's answer back to the customer."""
+    rig, tg = webhook_rig, webhook_rig.fake
+    sam = rig.staff(900, "Sam Support")
+    customer_id = 7480213965
+    carla = rig.customer(customer_id, "Carla Customer")
+
+    rig.send(tg.private_text(carla, "/start"))
+    rig.send(tg.private_text(carla, "My printer jams"))
+    relay = tg.last_sent(SUPPORT_CHAT)
+    rig.send(tg.group_text(SUPPORT_CHAT, sam, "Open tray 2", reply_to=tg.message(relay)))
+    assert tg.last_sent(customer_id).text == "Open tray 2"
+
+    stored = _stored_text(rig.app.engine)
+    assert str(customer_id) not in stored
+    with rig.app.uow(ACTOR) as uow:
+        chat = customer_chats.chat_for(uow, PlatformId("telegram", str(customer_id)))
+        assert chat is not None and chat.conversation == str(customer_id)
+        assert uow.session.scalars(sa.select(Consent.conversation)).all() == [str(customer_id)]

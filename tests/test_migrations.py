@@ -164,6 +164,27 @@ def test_chat_ids_stored_before_0024_are_encrypted_and_indexed_and_decrypted_on_
                     ),
                     {"id": chat_id, "external_id": external_id, "conversation": conversation, "now": now},
                 )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO customer_consents (id, customer_id, platform, conversation, status) "
+                    "VALUES (1, 1, 'telegram', '4815162342', 'opted_in')"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO outbox (id, idempotency_key, kind, platform, conversation, payload, status, attempts, "
+                    "not_before, created_at) VALUES (1, 'k1', 'notification', 'telegram', '-1001234567', '{}', "
+                    "'pending', 0, :now, :now)"
+                ),
+                {"now": now},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO blocked_recipients (platform, conversation, reason, blocked_at) "
+                    "VALUES ('telegram', '4815162342', 'Forbidden', :now)"
+                ),
+                {"now": now},
+            )
         db.upgrade(engine)
         query = (
             "SELECT external_id, conversation, external_id_index, conversation_index FROM customer_chats ORDER BY id"
@@ -175,9 +196,24 @@ def test_chat_ids_stored_before_0024_are_encrypted_and_indexed_and_decrypted_on_
             assert keys.decrypt(chat_ids.CHAT_ID, row[0]) == external_id
             assert keys.decrypt(chat_ids.CHAT_ID, row[1]) == conversation
             assert row[2:] == (chat_ids.blind(keys, external_id), chat_ids.blind(keys, conversation))
+        others = {
+            "customer_consents": "4815162342",
+            "outbox": "-1001234567",
+            "blocked_recipients": "4815162342",
+        }
+        with engine.connect() as connection:
+            for table, chat_id in others.items():
+                query = f"SELECT conversation, conversation_index FROM {table}"
+                [(token, index)] = [tuple(row) for row in connection.execute(sa.text(query))]
+                assert token.startswith(field_crypto.PREFIX) and keys.decrypt(chat_ids.CHAT_ID, token) == chat_id
+                assert index == chat_ids.blind(keys, chat_id), table
+        # A group's index says so (the outbox row's chat).
+        assert chat_ids.blind(keys, "-1001234567").startswith(chat_ids.GROUP_MARK)
         command.downgrade(db.alembic_config(engine), "0023_field_encryption")
         with engine.connect() as connection:
             rows = connection.execute(sa.text("SELECT id, external_id, conversation FROM customer_chats ORDER BY id"))
             assert [tuple(row) for row in rows] == chats
+            for table, chat_id in others.items():
+                assert connection.execute(sa.text(f"SELECT conversation FROM {table}")).scalars().all() == [chat_id]
     finally:
         engine.dispose()
