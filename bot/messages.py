@@ -386,7 +386,11 @@ class Request:
     def key_for(self, what: str) -> str:
         """A stable key for a message sent because of this request: the same each time the same delivery
         is handled (it is built from the delivery's inbox key, or the platform's message id)."""
-        delivery = self.inbox_key or self.message_id
+        if self.inbox_key is not None:
+            # The inbox key is unique per platform (a Telegram update id): the conversation, a
+            # customer's chat id that the outbox keeps encrypted, stays out of the key.
+            return f"{self.origin.platform}:inbox:{self.inbox_key}:{what}"
+        delivery = self.message_id
         if delivery is None:
             # Nothing identifies the delivery (a test, a console line): the key is only unique.
             delivery = f"once-{secrets.token_hex(8)}"

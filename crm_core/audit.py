@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from crm_core import customer_keys
 from crm_core.actor import SYSTEM, Actor
 from crm_core.clock import utcnow
+from crm_core.models import chat_ids
 from crm_core.models.audit import AuditEntry
 from crm_core.models.base import Base
 
@@ -40,6 +41,7 @@ _DERIVED_COLUMNS = frozenset(
         "phone_index",
         "phone_tail",
         "email_domain",
+        *chat_ids.INDEX_COLUMNS,
     }
 )
 

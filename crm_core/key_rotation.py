@@ -95,9 +95,18 @@ def _customer_indexes(keys: FieldKeys, plain: dict[str, str | None]) -> dict[str
 CUSTOMER_INDEXES = {"email_index": sa.String, "phone_index": sa.String, "phone_tail": sa.String}
 
 
+def _chat_id_indexes(columns: tuple[str, ...]) -> Derive:
+    from crm_core.models import chat_ids
+
+    def derive(keys: FieldKeys, plain: dict[str, str | None]) -> dict[str, str | None]:
+        return chat_ids.indexes(keys, {name: plain.get(name) for name in columns})
+
+    return derive
+
+
 def targets() -> list[Target]:
     """Every table of the models with encrypted columns, found by their column type."""
-    from crm_core.models import Base
+    from crm_core.models import Base, chat_ids
 
     found = []
     for table in Base.metadata.sorted_tables:
@@ -107,6 +116,11 @@ def targets() -> list[Target]:
         documents = frozenset(c.name for c in table.columns if isinstance(c.type, EncryptedJSON))
         if table.name == "customers":
             found.append(Target(table.name, columns, _customer_indexes, CUSTOMER_INDEXES, json_columns=documents))
+        elif table.name in chat_ids.INDEXED:
+            # Chat ids (crm_core.models.chat_ids): their blind indexes are recomputed with them.
+            ids = chat_ids.INDEXED[table.name]
+            derived = {name + chat_ids.INDEX_SUFFIX: sa.String for name in ids}
+            found.append(Target(table.name, columns, _chat_id_indexes(ids), derived, json_columns=documents))
         else:
             (primary_key,) = [c.name for c in table.primary_key.columns]
             found.append(Target(table.name, columns, primary_key=primary_key, json_columns=documents))

@@ -36,8 +36,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
+from crm_core import db, field_crypto
 from crm_core import platforms as crm_platforms
 from crm_core.clock import utcnow
+from crm_core.models import chat_ids
 from crm_core.models.outbox import BlockedRecipient, OutboxMessage, OutboxStatus
 from crm_core.outbox_payload import MessagePayload
 from crm_core.uow import UnitOfWork
@@ -50,8 +52,9 @@ DEFAULT_BACKOFF = timedelta(seconds=10)
 MAX_BACKOFF = timedelta(minutes=15)
 # How many due rows a claim looks at before choosing per conversation.
 CLAIM_CANDIDATES = 2000
-# Conversations whose id starts with this are group chats (Telegram's negative chat ids).
-GROUP_PREFIX = "-"
+# Conversations whose id starts with this are group chats (Telegram's negative chat ids); their
+# blind indexes say so (crm_core.models.chat_ids), which is how a claim tells them apart.
+GROUP_PREFIX = chat_ids.GROUP_PREFIX
 # Lanes (``priority``): answers to someone waiting go before bulk sends (reminders, campaigns).
 INTERACTIVE = 0
 BULK = 1
@@ -207,7 +210,7 @@ class SendNow:
             sa.select(
                 sa.exists().where(
                     o.platform == platform,
-                    o.conversation == conversation,
+                    chat_ids.is_chat(session, o.conversation_index, conversation),
                     o.status == OutboxStatus.SENDING,
                     o.lease_until > now,
                 )
@@ -245,7 +248,7 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
     session = uow.session
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    blocked = {(b.platform, b.conversation) for b in session.scalars(sa.select(BlockedRecipient))}
+    keys = field_crypto.keys_for(session)
     now = utcnow()
     added = 0
     batch: list[dict[str, Any]] = []
@@ -255,10 +258,15 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
             return 0
         # Declarative models map a Table; SQLAlchemy types __table__ as the wider FromClause.
         table = cast(sa.Table, OutboxMessage.__table__)
-        keys = [row["idempotency_key"] for row in batch]
-        known = set(session.scalars(sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(keys))))
+        wanted = [row["idempotency_key"] for row in batch]
+        known = set(session.scalars(sa.select(table.c.idempotency_key).where(table.c.idempotency_key.in_(wanted))))
         fresh = [row for row in batch if row["idempotency_key"] not in known]
         batch.clear()
+        # The chunk's blocked recipients, by blind index (under any key): no scan of the whole table.
+        blocked = _blocked_indexes(session, keys, [(row["platform"], row["conversation"]) for row in fresh])
+        for row in fresh:
+            if blocked & {(row["platform"], index) for index in chat_ids.blind_any(keys, row["conversation"])}:
+                row["status"], row["last_error"] = OutboxStatus.BLOCKED, "recipient is blocked"
         if fresh:
             # ON CONFLICT still guards against a concurrent writer adding the same key meanwhile.
             statement = insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -266,16 +274,17 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
         return len(fresh)
 
     for m in messages:
-        is_blocked_ = (m.platform, m.conversation) in blocked
         batch.append(
             {
                 "idempotency_key": m.idempotency_key,
                 "kind": m.kind,
                 "platform": m.platform,
+                # A Core INSERT: the ORM hook does not run, so the blind index is set here.
                 "conversation": m.conversation,
+                "conversation_index": chat_ids.blind(keys, m.conversation),
                 "payload": MessagePayload.coerce(m.payload).to_json(),
-                "status": OutboxStatus.BLOCKED if is_blocked_ else OutboxStatus.PENDING,
-                "last_error": "recipient is blocked" if is_blocked_ else None,
+                "status": OutboxStatus.PENDING,
+                "last_error": None,
                 "attempts": 0,
                 "not_before": m.not_before or now,
                 "created_at": now,
@@ -289,8 +298,34 @@ def enqueue_many(uow: UnitOfWork, messages: Iterable[NewMessage], *, chunk: int 
     return added
 
 
+def blocked_recipient(session: Session, platform: str, conversation: str) -> BlockedRecipient | None:
+    """The block of this recipient, found by the blind index of its (encrypted) conversation."""
+    return session.scalars(
+        sa.select(BlockedRecipient).where(
+            BlockedRecipient.platform == platform,
+            chat_ids.is_chat(session, BlockedRecipient.conversation_index, conversation),
+        )
+    ).first()
+
+
 def is_blocked(session: Session, platform: str, conversation: str) -> bool:
-    return session.get(BlockedRecipient, (platform, conversation)) is not None
+    return blocked_recipient(session, platform, conversation) is not None
+
+
+def _blocked_indexes(
+    session: Session, keys: field_crypto.FieldKeys, recipients: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """(platform, blind index) of the blocked ones among ``recipients`` (platform, conversation)."""
+    wanted = sorted(
+        {index for _platform, conversation in recipients for index in chat_ids.blind_any(keys, conversation)}
+    )
+    if not wanted:
+        return set()
+    b = BlockedRecipient
+    found = session.execute(
+        sa.select(b.platform, b.conversation_index).where(db.one_of(session, b.conversation_index, wanted))
+    )
+    return {(platform, index) for platform, index in found if index is not None}
 
 
 @dataclass(frozen=True)
@@ -326,7 +361,7 @@ def _per_conversation_cap(caps: Mapping[str, int], group_caps: Mapping[str, int]
     o = OutboxMessage
     whens = []
     for platform, cap in group_caps.items():
-        whens.append((sa.and_(o.platform == platform, o.conversation.startswith(GROUP_PREFIX)), cap))
+        whens.append((sa.and_(o.platform == platform, chat_ids.is_group(o.conversation_index)), cap))
     for platform, cap in caps.items():
         whens.append((o.platform == platform, cap))
     return sa.case(*whens, else_=default) if whens else sa.literal(default)
@@ -363,7 +398,7 @@ def claim_due(
         sa.select(in_flight.id)
         .where(
             in_flight.platform == o.platform,
-            in_flight.conversation == o.conversation,
+            in_flight.conversation_index == o.conversation_index,
             in_flight.status == OutboxStatus.SENDING,
             in_flight.lease_until > now,
         )
@@ -391,7 +426,7 @@ def claim_due(
             sa.select(earlier.id)
             .where(
                 earlier.platform == o.platform,
-                earlier.conversation == o.conversation,
+                earlier.conversation_index == o.conversation_index,
                 earlier.id < o.id,
                 earlier.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.HELD]),
             )
@@ -402,7 +437,7 @@ def claim_due(
         sa.select(
             o.id,
             o.platform,
-            o.conversation,
+            o.conversation_index,
             o.not_before,
             _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"),
         )
@@ -417,7 +452,7 @@ def claim_due(
         candidates.c.cap,
         sa.func.row_number()
         .over(
-            partition_by=(candidates.c.platform, candidates.c.conversation),
+            partition_by=(candidates.c.platform, candidates.c.conversation_index),
             order_by=(candidates.c.not_before, candidates.c.id),
         )
         .label("rn"),
@@ -461,15 +496,16 @@ _CLAIM_LOCK_KEY = 0x63686174_6F757462  # "chatoutb"
 
 
 def _blocked_among(session: Session, rows: Sequence[OutboxMessage]) -> set[tuple[str, str]]:
+    """(platform, conversation) of the rows' recipients that are blocked: one query on the blind
+    indexes of the rows' (decrypted) conversations, an HMAC per key and row."""
+    keys = field_crypto.keys_for(session)
     recipients = {(r.platform, r.conversation) for r in rows}
-    if not recipients:
-        return set()
-    found = session.execute(
-        sa.select(BlockedRecipient.platform, BlockedRecipient.conversation).where(
-            sa.tuple_(BlockedRecipient.platform, BlockedRecipient.conversation).in_(list(recipients))
-        )
-    ).all()
-    return {(p, c) for p, c in found}
+    blocked = _blocked_indexes(session, keys, recipients)
+    return {
+        (platform, conversation)
+        for platform, conversation in recipients
+        if blocked & {(platform, index) for index in chat_ids.blind_any(keys, conversation)}
+    }
 
 
 # A deferred kind's preparer: (session, Claimed) -> the payload, or a ``Withheld`` saying why the
@@ -683,6 +719,7 @@ def requeue_held(session: Session, message_id: int, owner: str, *, conversation:
             .values(
                 status=OutboxStatus.PENDING,
                 conversation=conversation,
+                conversation_index=chat_ids.blind(field_crypto.keys_for(session), conversation),
                 lease_until=None,
                 claimed_by=None,
                 attempts=OutboxMessage.attempts - 1,
@@ -696,13 +733,17 @@ def requeue_held(session: Session, message_id: int, owner: str, *, conversation:
 
 def block_recipient(session: Session, platform: str, conversation: str, reason: str) -> int:
     """Remember an unreachable recipient and block its pending rows (in the caller's transaction)."""
-    if session.get(BlockedRecipient, (platform, conversation)) is None:
+    if blocked_recipient(session, platform, conversation) is None:
         session.add(BlockedRecipient(platform=platform, conversation=conversation, reason=reason[:500]))
         session.flush()
     o = OutboxMessage
     return session.execute(  # type: ignore[attr-defined]  # DML returns a CursorResult
         sa.update(o)
-        .where(o.platform == platform, o.conversation == conversation, o.status == OutboxStatus.PENDING)
+        .where(
+            o.platform == platform,
+            chat_ids.is_chat(session, o.conversation_index, conversation),
+            o.status == OutboxStatus.PENDING,
+        )
         .values(status=OutboxStatus.BLOCKED, last_error="recipient is blocked")
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -710,7 +751,7 @@ def block_recipient(session: Session, platform: str, conversation: str, reason: 
 
 def unblock_recipient(session: Session, platform: str, conversation: str) -> bool:
     """Forget a block (the user started the bot again). Rows already blocked stay blocked."""
-    row = session.get(BlockedRecipient, (platform, conversation))
+    row = blocked_recipient(session, platform, conversation)
     if row is None:
         return False
     session.delete(row)

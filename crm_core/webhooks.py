@@ -191,7 +191,8 @@ def _cancel_waiting(session: Session, endpoint_id: int, reason: str) -> int:
         sa.update(o)
         .where(
             o.platform == PLATFORM,
-            o.conversation.startswith(f"{endpoint_id}:"),
+            # The conversation is encrypted (crm_core.models.chat_ids); the key names the endpoint too.
+            o.idempotency_key.startswith(f"webhook:{endpoint_id}:"),
             o.status.in_([OutboxStatus.PENDING, OutboxStatus.HELD]),
         )
         .values(status=OutboxStatus.CANCELLED, last_error=reason)

@@ -34,6 +34,7 @@ from crm_core.models import (
     OutboxMessage,
     Role,
     TicketMessage,
+    chat_ids,
 )
 from crm_core.services import customers, support_inbox, tickets, users
 from tests.conftest import fresh_database
@@ -382,7 +383,9 @@ def test_a_staff_reply_is_kept_on_the_ticket_and_queued_to_the_customers_chat(ap
     [message] = rows(api.app, TicketMessage, TicketMessage.id == reply["id"])
     assert message.direction is Direction.OUTBOUND and message.author_id == reply["author_id"]
     # The same outbox row /ticket reply queues, to the customer's chat; nobody's chat is told back.
-    [queued] = rows(api.app, OutboxMessage, OutboxMessage.conversation == conversation)
+    [queued] = rows(
+        api.app, OutboxMessage, chat_ids.is_chat(api.app.engine, OutboxMessage.conversation_index, conversation)
+    )
     assert (queued.platform, queued.idempotency_key) == ("telegram", f"ticket-message:{message.id}:answer")
     assert queued.payload["reply"]["text"] == "Try turning it off and on" and "notify" not in queued.after
     [entry] = rows(

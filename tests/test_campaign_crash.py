@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from crm_core import field_crypto
 from crm_core.campaigns import delivery
 from crm_core.clock import utcnow
 from crm_core.models import (
@@ -49,6 +50,7 @@ from crm_core.models import (
     RecipientStatus,
     Role,
     ScheduledJob,
+    chat_ids,
 )
 from crm_core.services import consent, segments
 from tests.fakes.telegram_api import FakeTelegram
@@ -228,6 +230,7 @@ def populate(app, count: int, *, first_chat: int = FIRST_CHAT, country: str = "D
             )
         )
         chats = {cid: str(first_chat + i) for i, cid in enumerate(ids)}
+        keys = field_crypto.keys_for(session)
         session.execute(
             sa.insert(Consent),
             [
@@ -235,6 +238,8 @@ def populate(app, count: int, *, first_chat: int = FIRST_CHAT, country: str = "D
                     "customer_id": cid,
                     "platform": "telegram",
                     "conversation": chat,
+                    # A Core INSERT: the blind index is ours to set (crm_core.models.chat_ids).
+                    "conversation_index": chat_ids.blind(keys, chat),
                     "status": ConsentStatus.OPTED_IN,
                     "opted_in_at": now,
                     "opted_in_source": "started the bot",

@@ -16,7 +16,7 @@ from bot.messages import InboundFile
 from bot.platforms import senders
 from crm_core import scheduling
 from crm_core.importing import chat as chat_import
-from crm_core.models import AuditEntry, ChatImport, Customer, Role, ScheduledJob
+from crm_core.models import AuditEntry, ChatImport, Customer, Role, ScheduledJob, chat_ids
 from tests.fakes.worker import chat_worker, wait_until
 from tests.slack_support import slack, slack_api  # noqa: F401 - fixtures
 
@@ -263,6 +263,10 @@ def test_an_import_that_keeps_failing_tells_the_admin_after_the_last_retry(app, 
     assert [o.status for o in outcomes] == ["failed"] * MAX_RETRIES + ["ok"]
     assert row.status == "failed" and "something went wrong (ref " in row.error and row.content is None
     with app.uow() as uow:
-        [queued] = uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.conversation == admin.conversation))
+        [queued] = uow.session.scalars(
+            sa.select(OutboxMessage).where(
+                chat_ids.is_chat(uow.session, OutboxMessage.conversation_index, admin.conversation)
+            )
+        )
         assert "Nothing was imported: something went wrong (ref" in json.dumps(queued.payload)
     assert _customers(app) == []

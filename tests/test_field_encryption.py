@@ -13,16 +13,32 @@ import sqlalchemy as sa
 from bot.bootstrap import build_app
 from bot.cli import main as cli_main
 from bot.settings import Settings
-from crm_core import customer_keys, db, field_crypto, search
+from crm_core import customer_keys, db, field_crypto, outbox, search
 from crm_core.actor import Actor
 from crm_core.customer_keys import KEYRING, Keyring
 from crm_core.errors import NotFound
 from crm_core.field_crypto import FieldKeyError
-from crm_core.models import Customer, FieldEntity, FieldType, Interaction, TicketMessage, WebhookEndpoint
+from crm_core.models import (
+    BlockedRecipient,
+    CampaignRecipient,
+    Consent,
+    ConsentStatus,
+    Customer,
+    CustomerChat,
+    FieldEntity,
+    FieldType,
+    Interaction,
+    OutboxMessage,
+    TicketMessage,
+    WebhookEndpoint,
+    chat_ids,
+)
+from crm_core.outbox_payload import MessagePayload
 from crm_core.secret_key import SecretKeyError
-from crm_core.services import custom_fields, customer_chats, customers, interactions, tickets
+from crm_core.services import consent, custom_fields, customer_chats, customers, interactions, reachability, tickets
 from crm_core.services.users import PlatformId
 from tests.support import TEST_SECRET_KEY
+from tests.telegram_rig import SUPPORT_CHAT
 from tests.test_backup import other_url  # noqa: F401 - fixture: an empty database of the other kind
 
 ACTOR = Actor(user_id=None, name="Tess Tester", platform="console")
@@ -33,8 +49,14 @@ MESSAGE = "my parcel zanzibarian is lost"
 ANSWER = "Sorry, we look for the zanzibarian parcel"
 NOTE = "prefers calls after lunch, said gobbledygook"
 BIRTHDAY = "1979-04-01"
+# Her Telegram user id (a private chat's id is the same number), and a group chat she is in.
+TELEGRAM_ID = "7319046285"
+GROUP_ID = "-1009182736455"
+# A chat that blocked the bot.
+BLOCKED_ID = "6402718395"
 # None of these may be found in what the database stores.
 SECRETS = [EMAIL, "w.q.7731", "86753091", "8675-3091", "zanzibarian", "gobbledygook", BIRTHDAY]
+SECRETS += [TELEGRAM_ID, GROUP_ID, BLOCKED_ID]
 NEW_KEY = "a-brand-new-secret-key-after-rotation"
 
 
@@ -49,6 +71,22 @@ def _seed(app) -> int:
             {"email": EMAIL, "phone": PHONE, "birthday": BIRTHDAY, "industry": "Zymurgy"},
         )
         interactions.log_interaction(uow, customer.id, NOTE)
+        # Chat ids: her chat with the bot, her consent there, a message to a group, a blocked chat.
+        customer_chats.ensure_chat(uow, PlatformId("telegram", TELEGRAM_ID), TELEGRAM_ID, "Willa")
+        uow.session.add(
+            Consent(
+                customer_id=customer.id, platform="telegram", conversation=TELEGRAM_ID, status=ConsentStatus.OPTED_IN
+            )
+        )
+        outbox.enqueue(
+            uow,
+            idempotency_key="seed:group",
+            kind="notification",
+            platform="telegram",
+            conversation=GROUP_ID,
+            payload=MessagePayload(formatted_text="hello", format="text"),
+        )
+        outbox.block_recipient(uow.session, "telegram", BLOCKED_ID, "Forbidden: bot was blocked by the user")
         incoming = tickets.customer_wrote(uow, customer.id, MESSAGE, channel="telegram", external_message_id="1")
         tickets.answer(uow, incoming.ticket.id, ANSWER, channel="telegram")
         customers.create_customer(uow, "Otto Other", {"email": "otto@other.example", "phone": "+33 1 44 00 12 34"})
@@ -122,10 +160,61 @@ def test_lookups_by_email_phone_and_last_digits_still_work(app):
         assert matched and chat.customer_id == customer_id
 
 
+def test_chat_ids_are_found_through_their_blind_indexes(app):
+    customer_id = _seed(app)
+    with app.uow(ACTOR) as uow:
+        chat = customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID))
+        assert chat is not None and (chat.external_id, chat.conversation) == (TELEGRAM_ID, TELEGRAM_ID)
+        assert customer_chats.chat_for(uow, PlatformId("telegram", "7319046286")) is None
+        assert customer_chats.chat_for(uow, PlatformId("slack", TELEGRAM_ID)) is None
+        # Writing again from the same account finds the chat, not a second placeholder.
+        assert customer_chats.ensure_chat(uow, PlatformId("telegram", TELEGRAM_ID), TELEGRAM_ID, "W").id == chat.id
+        # Her chat and her consent point at the same address.
+        assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == {chat.customer_id, customer_id}
+        assert consent.reachable(uow.session, customer_id, "telegram", TELEGRAM_ID)
+        assert not consent.reachable(uow.session, customer_id, "telegram", GROUP_ID)
+        # Deliveries look the block up by the blind index.
+        assert outbox.is_blocked(uow.session, "telegram", BLOCKED_ID)
+        assert not outbox.is_blocked(uow.session, "telegram", GROUP_ID)
+        assert not outbox.is_blocked(uow.session, "slack", BLOCKED_ID)
+        # A group's index says it is one (the sender claims fewer rows at a time for groups).
+        sent = uow.session.scalars(sa.select(OutboxMessage)).one()
+        assert sent.conversation == GROUP_ID and (sent.conversation_index or "").startswith(chat_ids.GROUP_MARK)
+        assert not (chat.conversation_index or "").startswith(chat_ids.GROUP_MARK)
+        # /stop from the chat reaches the customer behind it by their user id.
+        stopped = consent.opt_out_address(uow, "telegram", "elsewhere", "/stop", user_external_id=TELEGRAM_ID)
+        assert stopped.customers == 1
+    with app.uow(ACTOR) as uow:
+        # A chat renumbered by the platform (a group becoming a supergroup): found under its new id.
+        reachability.chat_moved(uow, "telegram", TELEGRAM_ID, GROUP_ID)
+    with app.uow(ACTOR) as uow:
+        assert reachability.customers_at(uow.session, "telegram", TELEGRAM_ID) == set()
+        assert reachability.customers_at(uow.session, "telegram", GROUP_ID) == {chat.customer_id, customer_id}
+        assert consent.reachable(uow.session, customer_id, "telegram", GROUP_ID)
+        moved = uow.session.get(CustomerChat, chat.id)
+        assert moved is not None and (moved.external_id, moved.conversation) == (TELEGRAM_ID, GROUP_ID)
+        # The one who blocked the bot writes again: the block is lifted.
+        assert outbox.unblock_recipient(uow.session, "telegram", BLOCKED_ID)
+        assert not outbox.is_blocked(uow.session, "telegram", BLOCKED_ID)
+    stored = _stored_text(app.engine)
+    for chat_id in (TELEGRAM_ID, GROUP_ID, BLOCKED_ID):
+        assert chat_id not in stored, chat_id
+
+
 def test_comparing_an_encrypted_column_with_a_value_fails_where_the_query_is_built():
     # Every encryption of a value differs, so such a query could never match: a bug, stopped early.
     with pytest.raises(TypeError, match="blind index"):
         Customer.email == EMAIL  # noqa: B015
+    for chat_id in (
+        CustomerChat.external_id,
+        CustomerChat.conversation,
+        Consent.conversation,
+        CampaignRecipient.conversation,
+        OutboxMessage.conversation,
+        BlockedRecipient.conversation,
+    ):
+        with pytest.raises(TypeError, match="blind index"):
+            chat_id == TELEGRAM_ID  # noqa: B015
     assert str(Customer.email.is_(None)) == "customers.email IS NULL"
 
 
@@ -154,6 +243,7 @@ def test_rotation_reencrypts_everything_and_the_old_key_can_then_go(app, databas
     try:
         with both.uow(ACTOR) as uow:
             assert customers.resolve_customer(uow, EMAIL).id == customer_id
+            assert customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID)) is not None
             fresh = customers.create_customer(uow, "Nora New", {"email": "nora@new.example", "phone": "+1 555 0100 77"})
         with both.uow(ACTOR) as uow:
             assert customers.resolve_customer(uow, "nora@new.example").id == fresh.id
@@ -179,6 +269,9 @@ def test_rotation_reencrypts_everything_and_the_old_key_can_then_go(app, databas
             customer = customers.resolve_customer(uow, EMAIL)
             assert (customer.id, customer.phone) == (customer_id, PHONE)
             assert customers.resolve_customer(uow, "86753091").id == customer_id
+            # The chat ids' blind indexes were recomputed under the new key.
+            chat = customer_chats.chat_for(uow, PlatformId("telegram", TELEGRAM_ID))
+            assert chat is not None and chat.conversation == TELEGRAM_ID
             assert [m.text for m in uow.session.scalars(sa.select(TicketMessage).order_by(TicketMessage.id))] == [
                 MESSAGE,
                 ANSWER,
@@ -274,3 +367,25 @@ def test_a_backup_restored_into_the_other_database_kind_opens_with_the_same_key(
             assert texts == [MESSAGE, ANSWER]
     finally:
         restored.close()
+
+
+def test_a_customer_writing_to_the_telegram_bot_leaves_no_chat_id_in_the_clear(webhook_rig):
+    """Through the real Telegram path: /start (consent), a message (placeholder customer, ticket,
+    relay, acknowledgement in the outbox), and the staff's answer back to the customer."""
+    rig, tg = webhook_rig, webhook_rig.fake
+    sam = rig.staff(900, "Sam Support")
+    customer_id = 7480213965
+    carla = rig.customer(customer_id, "Carla Customer")
+
+    rig.send(tg.private_text(carla, "/start"))
+    rig.send(tg.private_text(carla, "My printer jams"))
+    relay = tg.last_sent(SUPPORT_CHAT)
+    rig.send(tg.group_text(SUPPORT_CHAT, sam, "Open tray 2", reply_to=tg.message(relay)))
+    assert tg.last_sent(customer_id).text == "Open tray 2"
+
+    stored = _stored_text(rig.app.engine)
+    assert str(customer_id) not in stored
+    with rig.app.uow(ACTOR) as uow:
+        chat = customer_chats.chat_for(uow, PlatformId("telegram", str(customer_id)))
+        assert chat is not None and chat.conversation == str(customer_id)
+        assert uow.session.scalars(sa.select(Consent.conversation)).all() == [str(customer_id)]

@@ -15,7 +15,7 @@ import time_machine
 from bot.plugin_types import JobDefinition
 from bot.scheduler import SchedulerService, SchedulerSettings
 from crm_core import outbox
-from crm_core.models import OutboxMessage, ScheduledJob
+from crm_core.models import OutboxMessage, ScheduledJob, chat_ids
 from crm_core.scheduling import JobRun, Once, run_due, schedule
 from tests.fakes.worker import wait_until
 
@@ -65,7 +65,9 @@ def lease_until(session_factory, job_id: str) -> datetime:
 def runs_of(app, job_id: str) -> int:
     with app.uow() as uow:
         return uow.session.scalar(
-            sa.select(sa.func.count()).select_from(OutboxMessage).where(OutboxMessage.conversation == job_id)
+            sa.select(sa.func.count())
+            .select_from(OutboxMessage)
+            .where(chat_ids.is_chat(uow.session, OutboxMessage.conversation_index, job_id))
         )
 
 

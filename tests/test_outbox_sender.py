@@ -121,7 +121,7 @@ def test_403_blocks_the_recipient_and_is_not_retried(app, api):
         assert wait_until(lambda: counts(app).get("sent") == 15)
     assert len(api.requests_to("666")) == 1, "one try, then never again"
     with app.uow() as uow:
-        blocked = uow.session.get(BlockedRecipient, ("telegram", "666"))
+        blocked = outbox.blocked_recipient(uow.session, "telegram", "666")
         assert blocked is not None and "blocked by the user" in blocked.reason
     assert {r.status for r in rows(app) if r.conversation == "666"} == {OutboxStatus.BLOCKED}
 

@@ -17,7 +17,7 @@ from bot.bootstrap import build_app
 from bot.plugin_types import JobDefinition
 from bot.scheduler import LEADER_JOB, TICK_JOB, SchedulerService, SchedulerSettings
 from crm_core import outbox
-from crm_core.models import DigestFrequency, OutboxMessage, ScheduledJob
+from crm_core.models import DigestFrequency, OutboxMessage, ScheduledJob, chat_ids
 from crm_core.scheduling import (
     Calendar,
     Interval,
@@ -70,7 +70,7 @@ def runs_of(app, job_id: str | None = None) -> list[str]:
     with app.uow() as uow:
         statement = sa.select(OutboxMessage.conversation).where(OutboxMessage.kind == "test-run")
         if job_id:
-            statement = statement.where(OutboxMessage.conversation == job_id)
+            statement = statement.where(chat_ids.is_chat(uow.session, OutboxMessage.conversation_index, job_id))
         return list(uow.session.scalars(statement))
 
 

@@ -16,6 +16,7 @@ from bot.platforms import inbox_runner
 from crm_core import inbox, outbox
 from crm_core.clock import utcnow
 from crm_core.models import InboundEvent, InboxStatus, OutboxMessage, OutboxStatus, Role, Ticket, TicketMessage
+from crm_core.models.chat_ids import is_chat
 from crm_core.services import users
 from tests.support import count, rows
 from tests.telegram_rig import SUPPORT_CHAT
@@ -111,7 +112,7 @@ def test_the_relay_id_is_recorded_with_the_relay_marked_sent(webhook_rig):
     relay = tg.last_sent(SUPPORT_CHAT)
     [message] = rows(rig.app, TicketMessage)
     assert message.relay_message_id == str(tg.message(relay)["message_id"])
-    sent = rows(rig.app, OutboxMessage, OutboxMessage.conversation == str(SUPPORT_CHAT))
+    sent = rows(rig.app, OutboxMessage, is_chat(rig.app.engine, OutboxMessage.conversation_index, str(SUPPORT_CHAT)))
     assert [(m.status, m.priority, m.platform_message_id) for m in sent] == [
         (OutboxStatus.SENT, outbox.INTERACTIVE, message.relay_message_id)
     ]

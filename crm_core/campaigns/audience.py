@@ -25,7 +25,7 @@ def customers_of(session: Session, campaign: Campaign) -> sa.Select:
 def eligible(
     session: Session, campaign: Campaign, customer_ids: sa.Select | None = None
 ) -> sa.Select | sa.CompoundSelect:
-    """(customer_id, platform, conversation, language) of everyone the campaign may reach now."""
+    """(customer_id, platform, conversation, conversation_index, language) of everyone the campaign may reach now."""
     if customer_ids is None:
         customer_ids = customers_of(session, campaign)
     # The id list is its own query, not correlated with the customers selected here.
@@ -43,6 +43,7 @@ def eligible(
                 Customer.id.label("customer_id"),
                 Consent.platform.label("platform"),
                 Consent.conversation.label("conversation"),
+                Consent.conversation_index.label("conversation_index"),
                 language.label("language"),
             )
             .join(
@@ -74,6 +75,7 @@ def eligible(
             Customer.id.label("customer_id"),
             sa.literal("", sa.String).label("platform"),
             sa.literal("", sa.String).label("conversation"),
+            sa.literal("", sa.String).label("conversation_index"),
             language.label("language"),
         ).where(sa.false())
     return sa.union_all(*parts)

@@ -76,14 +76,26 @@ def freeze_recipients(
         sa.literal(campaign.id),
         chosen.c.customer_id,
         chosen.c.platform,
+        # The encrypted id and its blind index are copied as stored (crm_core.models.chat_ids).
         chosen.c.conversation,
+        chosen.c.conversation_index,
         chosen.c.language,
         sa.literal(RecipientStatus.QUEUED.value),
         sa.literal(now, type_=CampaignRecipient.created_at.type),
     )
     uow.session.execute(
         sa.insert(CampaignRecipient).from_select(
-            ["run_id", "campaign_id", "customer_id", "platform", "conversation", "language", "status", "created_at"],
+            [
+                "run_id",
+                "campaign_id",
+                "customer_id",
+                "platform",
+                "conversation",
+                "conversation_index",
+                "language",
+                "status",
+                "created_at",
+            ],
             rows,
         )
     )
@@ -106,7 +118,7 @@ def enqueue_run(uow: UnitOfWork, run: CampaignRun, not_before: datetime) -> int:
     r = CampaignRecipient
     blocked = (
         sa.select(BlockedRecipient.platform)
-        .where(BlockedRecipient.platform == r.platform, BlockedRecipient.conversation == r.conversation)
+        .where(BlockedRecipient.platform == r.platform, BlockedRecipient.conversation_index == r.conversation_index)
         .exists()
     )
     now = utcnow()
@@ -116,6 +128,7 @@ def enqueue_run(uow: UnitOfWork, run: CampaignRun, not_before: datetime) -> int:
         sa.literal(KIND),
         r.platform,
         r.conversation,
+        r.conversation_index,
         sa.literal(DEFERRED_PAYLOAD, type_=sa.JSON),
         sa.case((blocked, OutboxStatus.BLOCKED.value), else_=OutboxStatus.PENDING.value),
         sa.case((blocked, "recipient is blocked"), else_=sa.null()),
@@ -132,6 +145,7 @@ def enqueue_run(uow: UnitOfWork, run: CampaignRun, not_before: datetime) -> int:
                 "kind",
                 "platform",
                 "conversation",
+                "conversation_index",
                 "payload",
                 "status",
                 "last_error",

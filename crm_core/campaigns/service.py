@@ -282,7 +282,7 @@ def _recipients(session: Session, campaign: Campaign, limit: int | None = None) 
         statement = statement.limit(limit)
     return [
         Recipient(cid, platform, conversation, language)
-        for cid, platform, conversation, language in session.execute(statement)
+        for cid, platform, conversation, _index, language in session.execute(statement)
     ]
 
 

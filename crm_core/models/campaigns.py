@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.clock import utcnow
+from crm_core.models import chat_ids
 from crm_core.models.base import Base, Timestamped, enum_column
 
 
@@ -48,13 +49,15 @@ class Consent(Base):
     __tablename__ = "customer_consents"
     __table_args__ = (
         sa.UniqueConstraint("customer_id", "platform"),
-        sa.Index("ix_customer_consents_address", "platform", "conversation"),
+        sa.Index("ix_customer_consents_address", "platform", "conversation_index"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id", ondelete="CASCADE"))
     platform: Mapped[str] = mapped_column(sa.String(20))
-    conversation: Mapped[str] = mapped_column(sa.String(100))
+    # Encrypted, and found by its blind index (crm_core.models.chat_ids).
+    conversation: Mapped[str] = mapped_column(chat_ids.chat_id_type(sqlite_length=100))
+    conversation_index: Mapped[str | None] = mapped_column(chat_ids.index_type())
     status: Mapped[ConsentStatus] = mapped_column(enum_column(ConsentStatus))
     opted_in_at: Mapped[datetime | None]
     opted_in_source: Mapped[str | None] = mapped_column(sa.String(100))
@@ -151,7 +154,9 @@ class CampaignRecipient(Base):
     campaign_id: Mapped[int] = mapped_column(sa.ForeignKey("campaigns.id", ondelete="CASCADE"))
     customer_id: Mapped[int] = mapped_column(sa.ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     platform: Mapped[str] = mapped_column(sa.String(20))
-    conversation: Mapped[str] = mapped_column(sa.String(100))
+    # Encrypted, with its blind index (crm_core.models.chat_ids), both copied from the consent.
+    conversation: Mapped[str] = mapped_column(chat_ids.chat_id_type(sqlite_length=100))
+    conversation_index: Mapped[str | None] = mapped_column(chat_ids.index_type())
     language: Mapped[str] = mapped_column(sa.String(8), default="en")
     # "first_order", "ticket:12": the event a trigger campaign answers.
     event_key: Mapped[str | None] = mapped_column(sa.String(60))
@@ -159,6 +164,10 @@ class CampaignRecipient(Base):
     sent_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+chat_ids.keep_indexed(Consent, "conversation")
+chat_ids.keep_indexed(CampaignRecipient, "conversation")
 
 
 class CampaignWatch(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.clock import utcnow
 from crm_core.field_crypto import EncryptedJSON
+from crm_core.models import chat_ids
 from crm_core.models.base import Base, enum_column
 
 
@@ -38,7 +39,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         sa.Index("ix_outbox_due", "status", "not_before"),
         # The sender asks "does this conversation have a message in flight?" for every candidate.
-        sa.Index("ix_outbox_recipient", "platform", "conversation", "status"),
+        sa.Index("ix_outbox_recipient", "platform", "conversation_index", "status"),
         # The interactive lane is claimed first (crm_core.outbox.claim_due).
         sa.Index("ix_outbox_lane", "priority", "status", "not_before"),
     )
@@ -48,7 +49,10 @@ class OutboxMessage(Base):
     # reminder, digest, notification, campaign, recommendation, ...
     kind: Mapped[str] = mapped_column(sa.String(40))
     platform: Mapped[str] = mapped_column(sa.String(20))
-    conversation: Mapped[str] = mapped_column(sa.String(100))
+    # Encrypted (a customer's chat id is personal data); the sender compares, groups and orders
+    # rows by conversation through the blind index (crm_core.models.chat_ids).
+    conversation: Mapped[str] = mapped_column(chat_ids.chat_id_type(sqlite_length=100))
+    conversation_index: Mapped[str | None] = mapped_column(chat_ids.index_type())
     # What to send: crm_core.outbox_payload.MessagePayload.to_json() ({"v": 1, ...}), a neutral
     # reply or text in the platform's format, with buttons and an image; see that module.
     # Optional "replace": the platform_message_id of an earlier sent row to the same conversation
@@ -89,8 +93,16 @@ class BlockedRecipient(Base):
 
     __tablename__ = "blocked_recipients"
     __audited__ = False
+    # One row per conversation, known by its blind index (the id itself is encrypted).
+    __table_args__ = (sa.UniqueConstraint("platform", "conversation_index"),)
 
-    platform: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
-    conversation: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(sa.String(20))
+    conversation: Mapped[str] = mapped_column(chat_ids.chat_id_type(sqlite_length=100))
+    conversation_index: Mapped[str | None] = mapped_column(chat_ids.index_type())
     reason: Mapped[str | None] = mapped_column(sa.String(500))
     blocked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+chat_ids.keep_indexed(OutboxMessage, "conversation")
+chat_ids.keep_indexed(BlockedRecipient, "conversation")

@@ -20,7 +20,7 @@ from crm_core import platforms
 from crm_core.clock import utcnow
 from crm_core.errors import ValidationError
 from crm_core.i18n import _
-from crm_core.models import Consent, ConsentStatus, CustomerChat, OutboxMessage, OutboxStatus
+from crm_core.models import Consent, ConsentStatus, CustomerChat, OutboxMessage, OutboxStatus, chat_ids
 from crm_core.outbox import unblock_recipient
 from crm_core.uow import UnitOfWork
 
@@ -134,14 +134,17 @@ def opt_out_address(
     """
     customer_ids = set(
         uow.session.scalars(
-            sa.select(Consent.customer_id).where(Consent.platform == platform, Consent.conversation == conversation)
+            sa.select(Consent.customer_id).where(
+                Consent.platform == platform, chat_ids.is_chat(uow.session, Consent.conversation_index, conversation)
+            )
         )
     )
     if user_external_id is not None:
         customer_ids |= set(
             uow.session.scalars(
                 sa.select(CustomerChat.customer_id).where(
-                    CustomerChat.platform == platform, CustomerChat.external_id == user_external_id
+                    CustomerChat.platform == platform,
+                    chat_ids.is_chat(uow.session, CustomerChat.external_id_index, user_external_id),
                 )
             )
         )
@@ -160,7 +163,7 @@ def reachable(session: Session, customer_id: int, platform: str, conversation: s
             .where(
                 Consent.customer_id == customer_id,
                 Consent.platform == platform,
-                Consent.conversation == conversation,
+                chat_ids.is_chat(session, Consent.conversation_index, conversation),
                 Consent.status == ConsentStatus.OPTED_IN,
             )
         ).scalar_one()

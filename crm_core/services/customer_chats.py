@@ -12,7 +12,7 @@ import logging
 import sqlalchemy as sa
 
 from crm_core import contacts, text
-from crm_core.models import Customer, CustomerChat
+from crm_core.models import Customer, CustomerChat, chat_ids
 from crm_core.services import customer_merge, customers
 from crm_core.services.users import PlatformId
 from crm_core.uow import UnitOfWork
@@ -23,7 +23,8 @@ log = logging.getLogger("chatcrm.customer_chats")
 def chat_for(uow: UnitOfWork, platform_id: PlatformId) -> CustomerChat | None:
     return uow.session.scalars(
         sa.select(CustomerChat).where(
-            CustomerChat.platform == platform_id.platform, CustomerChat.external_id == platform_id.external_id
+            CustomerChat.platform == platform_id.platform,
+            chat_ids.is_chat(uow.session, CustomerChat.external_id_index, platform_id.external_id),
         )
     ).one_or_none()
 

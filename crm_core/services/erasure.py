@@ -55,6 +55,7 @@ from crm_core.models import (
     Recommendation,
     Ticket,
     TicketMessage,
+    chat_ids,
 )
 from crm_core.outbox_payload import MessagePayload
 from crm_core.services import customers
@@ -175,7 +176,10 @@ def _scrub_outbox(uow: UnitOfWork, customer_id: int, addresses: set[tuple[str, s
     session = uow.session
     to_them = [OutboxMessage.customer_id == customer_id]
     to_them += [
-        sa.and_(OutboxMessage.platform == platform, OutboxMessage.conversation == conversation)
+        sa.and_(
+            OutboxMessage.platform == platform,
+            chat_ids.is_chat(session, OutboxMessage.conversation_index, conversation),
+        )
         for platform, conversation in addresses
     ]
     for row in session.scalars(sa.select(OutboxMessage).where(sa.or_(*to_them))):
@@ -190,7 +194,8 @@ def _scrub_outbox(uow: UnitOfWork, customer_id: int, addresses: set[tuple[str, s
     for platform, conversation in addresses:
         session.execute(
             sa.delete(BlockedRecipient).where(
-                BlockedRecipient.platform == platform, BlockedRecipient.conversation == conversation
+                BlockedRecipient.platform == platform,
+                chat_ids.is_chat(session, BlockedRecipient.conversation_index, conversation),
             )
         )
 

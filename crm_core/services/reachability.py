@@ -20,7 +20,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_core import outbox
+from crm_core import field_crypto, outbox
 from crm_core.models import (
     CampaignRecipient,
     CampaignWatch,
@@ -32,6 +32,7 @@ from crm_core.models import (
     OutboxMessage,
     OutboxStatus,
     TicketMessage,
+    chat_ids,
 )
 from crm_core.models.campaigns import RecipientStatus
 from crm_core.outbox import Claimed
@@ -44,9 +45,11 @@ log = logging.getLogger("chatcrm.outbox")
 def customers_at(session: Session, platform: str, conversation: str) -> set[int]:
     """The customers we write to at this address: their chat with us, or their consent points there."""
     chats = sa.select(CustomerChat.customer_id).where(
-        CustomerChat.platform == platform, CustomerChat.conversation == conversation
+        CustomerChat.platform == platform, chat_ids.is_chat(session, CustomerChat.conversation_index, conversation)
     )
-    consents = sa.select(Consent.customer_id).where(Consent.platform == platform, Consent.conversation == conversation)
+    consents = sa.select(Consent.customer_id).where(
+        Consent.platform == platform, chat_ids.is_chat(session, Consent.conversation_index, conversation)
+    )
     return set(session.scalars(chats)) | set(session.scalars(consents))
 
 
@@ -81,12 +84,19 @@ def chat_moved(uow: UnitOfWork, platform: str, old: str, new: str) -> None:
     recipients still queued, ticket relays and ticket threads. Forms in progress there are dropped (they were
     asked in the old chat)."""
     session = uow.session
+    new_index = chat_ids.blind(field_crypto.keys_for(session), new)
 
     def move(model, *conditions) -> None:  # noqa: ANN001 - any model with platform and conversation
+        if model.__tablename__ in chat_ids.INDEXED:
+            # An encrypted chat id (crm_core.models.chat_ids): found, and moved, with its blind index.
+            where = chat_ids.is_chat(session, model.conversation_index, old)
+            values = {"conversation": new, "conversation_index": new_index}
+        else:
+            where, values = model.conversation == old, {"conversation": new}
         session.execute(
             sa.update(model)
-            .where(model.platform == platform, model.conversation == old, *conditions)
-            .values(conversation=new)
+            .where(model.platform == platform, where, *conditions)
+            .values(values)
             .execution_options(synchronize_session=False)
         )
 

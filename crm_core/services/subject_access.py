@@ -44,6 +44,7 @@ from crm_core.models import (
     Recommendation,
     Ticket,
     TicketMessage,
+    chat_ids,
 )
 from crm_core.services import audit_log, customers
 from crm_core.uow import UnitOfWork
@@ -80,7 +81,8 @@ def _plain(value: Any) -> Any:
 
 
 def _row(obj: Base, skip: Iterable[str] = ()) -> dict[str, Any]:
-    skipped = set(skip)
+    # Blind indexes (crm_core.models.chat_ids) are ours, not the person's data.
+    skipped = set(skip) | chat_ids.INDEX_COLUMNS
     return {
         attr.key: _plain(getattr(obj, attr.key))
         for attr in sa.inspect(obj).mapper.column_attrs
