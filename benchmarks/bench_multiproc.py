@@ -47,6 +47,7 @@ import aiohttp
 import sqlalchemy as sa
 from slack_sdk.signature import SignatureVerifier
 
+from benchmarks import BENCH_SECRET_KEY
 from benchmarks.bench_slack_ack import (
     ROOT,
     SECRET,
@@ -354,7 +355,8 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
                 "CHATCRM_ADMINS": f"slack:{USER}",
                 # Telegram's load comes from people the CRM does not know: let them look customers up.
                 "CHATCRM_UNKNOWN_ROLE": "viewer",
-                "CHATCRM_SECRET_KEY": "bench-secret-key-0123456789",
+                # The key the demo data were written with (_prepare_database).
+                "CHATCRM_SECRET_KEY": BENCH_SECRET_KEY,
                 # Each worker's sender takes its share of a platform's overall rate.
                 "CHATCRM_OUTBOX_SENDERS": str(workers),
                 "CHATCRM_LOG_LEVEL": "INFO",
