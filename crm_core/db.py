@@ -6,6 +6,7 @@ Nothing here runs at import time: callers build an engine from a URL when they n
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -357,12 +358,22 @@ class SchemaStatus:
         return self.current == self.head
 
 
-def schema_status(engine: Engine) -> SchemaStatus:
-    from alembic.runtime.migration import MigrationContext
+@functools.cache
+def head_revision() -> str:
+    """The newest migration's revision. Read once per process: the migrations ship with the code, so
+    they cannot change under a running process, and reading them loads every migration script
+    (a few milliseconds each time an app is built; a test suite builds one per test)."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "crm_core ships its migrations, so there is a head revision"
+    return head
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    from alembic.runtime.migration import MigrationContext
+
+    head = head_revision()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
     return SchemaStatus(current=current, head=head)

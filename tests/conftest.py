@@ -37,6 +37,15 @@ from crm_core import db
 # of 10 ms, a minute or more of the suite. __pycache__ is ignored by git.
 sys.dont_write_bytecode = False
 
+# One thread per test process for OpenMP and the BLAS libraries, in this process and the `chatcrm`
+# processes tests start (they inherit the environment). pytest-xdist already runs a test on every core
+# (and one more); scikit-learn's gradient-boosted trees (churn training: the demo, /model train) then
+# started an OpenMP thread per core in each worker, and OpenMP's threads spin while they wait for
+# work: tests/test_predictions.py on SQLite took 16.9 s of CPU with them, 7.1 s without, for the same
+# models. Set before numpy and scikit-learn load (they read it then); a value given outside is kept.
+for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
+
 # The Telegram fake and rigs (fake_telegram, webhook_rig, polling_rig) for every test module.
 pytest_plugins = ["tests.telegram_rig"]
 

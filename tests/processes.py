@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.fakes.loopback import LOOPBACK_TLS
 from tests.fakes.worker import FAST_WORKER_ENV, SERVER_SECRET, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +150,7 @@ class Stack:
 
         def healthy() -> bool:
             try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=1, verify=LOOPBACK_TLS).status_code == 200
             except httpx.HTTPError:
                 return False
 

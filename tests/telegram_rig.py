@@ -16,6 +16,7 @@ from bot.settings import Settings
 from bot.web import build_web_app
 from crm_core.models import Role
 from crm_core.services import users
+from tests.fakes.loopback import LOOPBACK_TLS
 from tests.fakes.servers import run_worker, serve_asgi
 from tests.fakes.telegram_api import FakeTelegram
 from tests.support import TEST_SECRET_KEY
@@ -61,7 +62,9 @@ class Rig:
         assert self.base_url, "this rig has no web app"
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
         body = {"content": update} if isinstance(update, bytes) else {"json": update}
-        return httpx.post(f"{self.base_url}/telegram/webhook", headers=headers, timeout=30, **body, **kwargs)
+        return httpx.post(
+            f"{self.base_url}/telegram/webhook", headers=headers, timeout=30, verify=LOOPBACK_TLS, **body, **kwargs
+        )
 
     def send(self, update: dict[str, Any]) -> dict[str, Any]:
         """Deliver an update through the webhook and insist it was taken (200)."""

@@ -42,6 +42,28 @@ def test_postgres_behind_the_code_refuses_to_start(empty_database_url):
     assert "is at an empty database" in str(behind.value)
 
 
+def test_the_migration_scripts_are_read_once_per_process(database_url, monkeypatch):
+    # Each app built checks the schema against the newest migration; reading the scripts for it every
+    # time cost a few milliseconds per app (per test, in this suite). They ship with the code, so a
+    # process reads them once; the database's revision is still read every time.
+    from alembic.script import ScriptDirectory
+
+    reads = []
+    from_config = ScriptDirectory.from_config
+
+    def counted(config):
+        reads.append(config)
+        return from_config(config)
+
+    monkeypatch.setattr(ScriptDirectory, "from_config", counted)
+    engine = db.create_engine(database_url)
+    try:
+        assert db.schema_status(engine).up_to_date and db.schema_status(engine).up_to_date
+    finally:
+        engine.dispose()
+    assert len(reads) <= 1
+
+
 @pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
 def test_sqlite_default_is_migrated_on_start(empty_database_url):
     from bot.bootstrap import build_app

@@ -84,6 +84,37 @@ def test_the_built_ins_are_plugins_loaded_through_entry_points(app):
     assert "on_event" in by_name["support"].hooks
 
 
+def test_registering_a_module_examines_only_its_marked_functions(monkeypatch):
+    # pluggy looks every name of a plugin up with inspect.getattr_static; for a module, only names
+    # holding a function with the hookimpl marker (or a method wrapper) can be hooks, and only those
+    # are looked up: the same hooks are found, without a lookup for each import and constant.
+    import inspect
+
+    from bot.plugins import Plugins
+    from bot.settings import Settings
+
+    module = types.ModuleType("lean_plugin")
+    module.register_commands = hookimpl(lambda: [])
+    module.register_permissions = staticmethod(hookimpl(lambda: []))
+    module.helper = lambda: None  # a function, but no hook
+    module.Thing = type("Thing", (), {})
+    module.LIMIT = 5
+    module.sys = sys
+    looked_up = []
+    getattr_static = inspect.getattr_static
+
+    def counted(obj, name, *default):
+        if obj is module:
+            looked_up.append(name)
+        return getattr_static(obj, name, *default)
+
+    monkeypatch.setattr(inspect, "getattr_static", counted)
+    loaded = Plugins.load(Settings(database_url="sqlite://", secret_key=TEST_SECRET_KEY), [module])
+    [info] = [info for info in loaded.infos if info.name == "lean_plugin"]
+    assert info.hooks == ("register_commands", "register_permissions")
+    assert set(looked_up) == {"register_commands", "register_permissions"}
+
+
 def test_chatcrm_plugins_lists_every_plugin_with_version_and_hooks(capsys):
     assert cli_main(["plugins"]) == 0
     out = capsys.readouterr().out

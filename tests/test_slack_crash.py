@@ -47,6 +47,7 @@ from bot.bootstrap import build_app
 from crm_core.clock import utcnow
 from crm_core.models import InboundEvent, InboxStatus, Interaction, OutboxMessage, OutboxStatus
 from crm_core.services import customers
+from tests.fakes.loopback import LOOPBACK_TLS
 from tests.fakes.slack_api import RESPONSE_URL, Call, FakeSlackApi
 from tests.fakes.worker import SERVER_SECRET, chat_worker, wait_until
 from tests.processes import CRASH_POINTS, Post, Stack
@@ -89,7 +90,9 @@ def _poster(stack: Stack, body: bytes) -> Post:
         if attempt:
             headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "connection_failed"}
         try:
-            return httpx.post(f"{stack.url}/slack/events", content=body, headers=headers, timeout=15).status_code
+            return httpx.post(
+                f"{stack.url}/slack/events", content=body, headers=headers, timeout=15, verify=LOOPBACK_TLS
+            ).status_code
         except httpx.HTTPError:
             return None
 

@@ -38,6 +38,7 @@ from crm_core.models import (
     TicketMessage,
 )
 from crm_core.services import users
+from tests.fakes.loopback import LOOPBACK_TLS
 from tests.fakes.telegram_api import Failure, FakeTelegram
 from tests.fakes.worker import chat_worker, wait_until
 from tests.processes import CRASH_POINTS, Post, Stack
@@ -93,6 +94,7 @@ def _poster(stack: Stack, update: dict[str, Any]) -> Post:
                 json=update,
                 headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
                 timeout=15,
+                verify=LOOPBACK_TLS,
             ).status_code
         except httpx.HTTPError:
             return None

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from crm_core.clock import as_utc
 from crm_core.models import Customer, Interaction, Order, OrderKind, Ticket
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FEATURES = (
     "recency_days",
@@ -42,6 +45,10 @@ class Snapshot:
 
 def snapshot(session: Session, cutoff: datetime, horizon: timedelta | None = None) -> Snapshot:
     """Features of every customer with a purchase before ``cutoff`` (and labels if ``horizon``)."""
+    # Imported here: the predictions handler imports this module in every process that builds the
+    # app, and numpy cost each start of chatcrm worker, console, import … a tenth of a second.
+    import numpy as np
+
     year_ago = cutoff - timedelta(days=365)
     purchases = sa.and_(Order.kind == OrderKind.PURCHASE, Order.customer_id.is_not(None), Order.ordered_at < cutoff)
     rows = session.execute(

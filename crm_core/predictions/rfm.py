@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from crm_core.i18n import pgettext
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def quintile_scores(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
     """1–5 by rank; ties share a score (average rank), so equal customers get equal scores."""
+    # numpy is imported here, not with the module: the customer card and segment filters import this
+    # module only for the segment names, in every process that builds the app (chatcrm worker,
+    # console, import …), and numpy cost those a tenth of a second or more at each start.
+    import numpy as np
+
     if len(values) == 0:
         return np.zeros(0, dtype=int)
     order = values if higher_is_better else -values
@@ -17,6 +25,8 @@ def quintile_scores(values: np.ndarray, higher_is_better: bool = True) -> np.nda
 
 
 def _average_ranks(values: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     sorter = np.argsort(values, kind="mergesort")
     sorted_values = values[sorter]
     ranks = np.empty(len(values))

@@ -15,17 +15,14 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import chain
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import numpy as np
 import sqlalchemy as sa
 
 from crm_core import history, text
 from crm_core.clock import as_utc, utcnow
 from crm_core.errors import NotFound, ValidationError
 from crm_core.i18n import _
-from crm_core.mining import AssociationRules, EncodedBaskets
-from crm_core.mining.baskets import encode_item_rows
 from crm_core.models import (
     MinedRule,
     MiningRun,
@@ -37,6 +34,9 @@ from crm_core.models import (
     RecommendationStatus,
 )
 from crm_core.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from crm_core.mining import AssociationRules, EncodedBaskets
 
 # Order lines fetched per database round trip when reading the baskets.
 STREAM_CHUNK_ROWS = 50_000
@@ -118,6 +118,13 @@ def baskets_since(
     ``chunk_rows`` at a time, and each batch becomes one integer array: a year of history
     never exists as Python objects. ``len()`` of the result is the number of baskets.
     """
+    # numpy and the miner are imported here and in run_mining, not with the module: the
+    # recommendations handler imports this module in every process that builds the app (chatcrm
+    # worker, console, import …), and they cost each start about a tenth of a second.
+    import numpy as np
+
+    from crm_core.mining.baskets import encode_item_rows
+
     statement = basket_lines(since, until)
     result = uow.session.execute(statement.execution_options(yield_per=chunk_rows))
     try:
@@ -160,6 +167,8 @@ def run_mining(
 
         run.n_baskets, model = mine_on_spark(uow, settings, end.start, end.end)
     else:
+        from crm_core.mining import AssociationRules
+
         baskets = baskets_since(uow, end.start, end.end)
         run.n_baskets = len(baskets)
         model = (
