@@ -40,6 +40,9 @@ run: $(STAMP)
 	$(BIN)/chatcrm run
 
 test: $(STAMP)
+	# Bytecode for our own modules, as installing a wheel writes it: with PYTHONDONTWRITEBYTECODE set
+	# (as on the development machines) every `chatcrm web`/`worker` the tests start compiled them again.
+	$(BIN)/python -m compileall -q bot crm_core
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 	# The example plugin's own suite, through the testing kit (chatcrm.testing) as a plugin author runs it.
 	PYTHONPATH=examples/plugins/chatcrm-example $(BIN)/python -m pytest -q examples/plugins/chatcrm-example/tests
