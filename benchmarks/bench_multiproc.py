@@ -357,8 +357,9 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
                 "CHATCRM_UNKNOWN_ROLE": "viewer",
                 # The key the demo data were written with (_prepare_database).
                 "CHATCRM_SECRET_KEY": BENCH_SECRET_KEY,
-                # Each worker's sender takes its share of a platform's overall rate.
-                "CHATCRM_OUTBOX_SENDERS": str(workers),
+                # Every sending process (each web sends its requests' answers, each worker its
+                # sender's rows) takes its share of a platform's overall rate.
+                "CHATCRM_OUTBOX_SENDERS": str(webs + workers),
                 "CHATCRM_LOG_LEVEL": "INFO",
             }
             for name in ("SLACK_APP_TOKEN", "TELEGRAM_SUPPORT_CHAT_ID"):
