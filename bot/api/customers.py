@@ -103,19 +103,10 @@ class InteractionOut(BaseModel):
 
 
 def render(customer: Customer, values: list[custom_fields.FieldValue]) -> CustomerOut:
+    # The editable fields as every reader of a customer takes them (company and owner by name).
+    core = vars(customers.Snapshot.of(customer))
     return CustomerOut(
-        id=customer.id,
-        name=customer.name,
-        kind=customer.kind.value,  # type: ignore[arg-type]
-        email=customer.email,
-        phone=customer.phone,
-        company=customer.company.name if customer.company else None,
-        country=customer.country,
-        language=customer.language,
-        timezone=customer.timezone,
-        owner_id=customer.owner_id,
-        owner=customers.owner_name(customer),
-        tags=customer.tags,
+        **{**core, "kind": customer.kind.value, "tags": list(customer.tags)},
         custom_fields={v.definition.key: v.value for v in values},
         lifetime_value_cents=customer.lifetime_value_cents,
         order_count=customer.order_count,

@@ -598,8 +598,3 @@ def _values_and_ratings(
         elif amount:
             average, rated = float(mean), int(amount)
     return totals, average, rated
-
-
-def owner_name(customer: Customer) -> str | None:
-    owner: User | None = customer.owner
-    return owner.name if owner else None
