@@ -482,8 +482,8 @@ class CustomerCard:
     followups_due: list[FollowUp] = field(default_factory=list)
     # Lifetime value per currency, as ``orders.lifetime_values`` counts it.
     lifetime_values: dict[str, int] = field(default_factory=dict)
-    # The average rating over the customer's rated tickets and how many there are (as
-    # ``tickets.satisfaction``); None and 0 when none is rated.
+    # The average rating over the customer's rated tickets and how many there are; None and 0
+    # when none is rated.
     rating_average: float | None = None
     rating_count: int = 0
 

@@ -643,19 +643,3 @@ def thread(uow: UnitOfWork, ticket_id: int, limit: int = 20) -> tuple[list[Ticke
         )
     )
     return list(reversed(latest)), total or 0
-
-
-@dataclass(frozen=True)
-class Satisfaction:
-    average: float
-    count: int
-
-
-def satisfaction(uow: UnitOfWork, customer_id: int) -> Satisfaction | None:
-    """The customer's average rating over their rated tickets, or None when none is rated."""
-    average, count = uow.session.execute(
-        sa.select(sa.func.avg(Ticket.rating), sa.func.count(Ticket.rating)).where(
-            Ticket.customer_id == customer_id, Ticket.rating.is_not(None)
-        )
-    ).one()
-    return Satisfaction(float(average), int(count)) if count else None
