@@ -21,7 +21,11 @@ Interactive rows (crm_core.outbox.INTERACTIVE: answers, relays, notices) are cla
 ones. A row carrying an ``after`` has its recorder run when it was sent (in the transaction that
 marks it sent) or finally failed (bot.interactive); what that queues in turn is sent next.
 ``send_now`` sends given rows at once, without the loop: the web process sends what a request
-queued right after its commit this way, and leaves what it could not send to the worker.
+queued right after its commit this way, and leaves what it could not send to the worker. Those
+rows carry a short lease that nothing renews in the background: one that waited for the
+platform's overall budget past a quarter of its lease is renewed right before it is sent, and is
+not sent when another sender took it over meanwhile (under load, the worker's sender takes rows
+whose lease ran out: sent by both, they would arrive twice).
 
 While rows are held, their leases are renewed, so a slow queue never looks like a crash. On
 SQLite one sender runs per database (a leader lock; others wait as standbys); on PostgreSQL any
@@ -75,6 +79,15 @@ log = logging.getLogger("chatcrm.outbox")
 READY_AHEAD_SECONDS = 0.25
 # The lease of rows ``send_now`` claims: a few sends' worth, so a crash delays them this long at most.
 SEND_NOW_LEASE_SECONDS = 20.0
+# A row ``send_now`` has held longer than this share of its lease (waiting for the platform's
+# overall budget, under load) is renewed, if it is still ours, right before it is sent: once its
+# lease ran out another sender may have taken it over and sent it, and sending it too would
+# deliver it twice.
+SEND_NOW_RECHECK_SHARE = 0.25
+
+
+class _NoSlotInTime(Exception):
+    """``send_now`` found no slot in the platform's overall budget within ``send_now_wait_seconds``."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,9 @@ class SenderSettings:
     lock_ttl_seconds: float = 15.0
     # PostgreSQL: how many sender processes run; each takes this share of the overall limits.
     senders: int = 1
+    # How long ``send_now`` waits for the platform's overall budget before it leaves an answer to
+    # the worker's sender: the request that sends it (a Telegram update's 200) waits no longer.
+    send_now_wait_seconds: float = 2.0
     limits: Mapping[str, PlatformLimits] = field(default_factory=dict)
 
     @classmethod
@@ -113,6 +129,7 @@ class SenderSettings:
             standby_seconds=number("CHATCRM_OUTBOX_STANDBY", cls.standby_seconds),
             lock_ttl_seconds=number("CHATCRM_OUTBOX_LOCK_TTL", cls.lock_ttl_seconds),
             senders=max(int(number("CHATCRM_OUTBOX_SENDERS", cls.senders)), 1),
+            send_now_wait_seconds=number("CHATCRM_OUTBOX_SEND_NOW_WAIT", cls.send_now_wait_seconds),
             limits=limits_from_env(env, defaults),
         )
 
@@ -394,10 +411,15 @@ class OutboxSender:
             by_conversation: dict[tuple[str, str], deque[Claimed]] = {}
             for row in sorted(rows, key=lambda r: r.id):  # taken or claimed, in the order queued
                 by_conversation.setdefault((row.platform, row.conversation), deque()).append(row)
-            followed = await asyncio.gather(*(self._send_queue(queue) for queue in by_conversation.values()))
+            # Taken in the request's transaction, just before: counted from now all the same, which
+            # SEND_NOW_RECHECK_SHARE's margin (a quarter of the lease) allows for.
+            held_since = asyncio.get_running_loop().time()
+            followed = await asyncio.gather(
+                *(self._send_queue(queue, held_since) for queue in by_conversation.values())
+            )
             ids = [i for more in followed for i in more]
 
-    async def _send_queue(self, queue: deque[Claimed]) -> list[int]:
+    async def _send_queue(self, queue: deque[Claimed], held_since: float) -> list[int]:
         more: list[int] = []
         while queue:
             if self.limiters[queue[0].platform].paused_for() > 0:
@@ -406,7 +428,15 @@ class OutboxSender:
                 break
             row = queue.popleft()
             try:
-                more += await self._deliver(row, queue, paced=False)
+                more += await self._deliver(row, queue, paced=False, held_since=held_since)
+            except _NoSlotInTime:
+                # The platform's budget is taken for longer than a person should wait (every process
+                # sends its share, and this one has more than its share to send): the worker's
+                # sender, or whichever has budget left, sends these, in their order.
+                handed = [row.id, *(r.id for r in queue)]
+                queue.clear()
+                await self._record(outbox.release, handed, self.owner)
+                log.debug("outbox: %d rows found no %s budget in time; left to the worker", len(handed), row.platform)
             except Exception:  # noqa: BLE001 - its lease brings it back to the worker
                 log.exception("outbox row %s: recording the outcome failed; its lease will bring it back", row.id)
         return more
@@ -531,12 +561,17 @@ class OutboxSender:
             await self._record(outbox.mark_failed, row.id, self.owner, str(exc))
             return None
 
-    async def _deliver(self, row: Claimed, queue: deque[Claimed], *, paced: bool = True) -> list[int]:
+    async def _deliver(
+        self, row: Claimed, queue: deque[Claimed], *, paced: bool = True, held_since: float | None = None
+    ) -> list[int]:
         """Send one row and record what happened (the caller forgets the row afterwards); the ids of
         rows its recorder queued in turn. ``paced=False`` (``send_now``): no waiting for the
         conversation's pace, as an answer given in person would not wait, but the platform's overall
         budget still holds (Telegram refuses more than 30 messages/s from a bot, answers included);
-        a 429 pauses the platform."""
+        a 429 pauses the platform. ``held_since``: when ``send_now`` took the row, whose short lease
+        is not renewed in the background: it waits for its slot ``send_now_wait_seconds`` at most
+        (else ``_NoSlotInTime``), and a row that waited long is renewed first, and not sent if
+        another sender took it over meanwhile."""
         sender = self.senders[row.platform]
         limiter = self.limiters[row.platform]
         ahead = self._ready_ahead.get(row.platform) if row.payload.get("deferred") else None
@@ -544,7 +579,17 @@ class OutboxSender:
             ready = await self._ready(row)
             if ready is None:
                 return []
-            slot = await limiter.acquire(row.conversation if paced else None)
+            if paced:
+                slot = await limiter.acquire(row.conversation)
+            else:
+                try:
+                    # Cancelled while waiting, acquire has reserved nothing (it reserves as it returns).
+                    slot = await asyncio.wait_for(limiter.acquire(None), self.settings.send_now_wait_seconds)
+                except TimeoutError:
+                    raise _NoSlotInTime from None
+        if held_since is not None and not await self._still_held(row, held_since):
+            limiter.cancel(slot)
+            return []
         row, message = ready
         final_error: str | None = None
         more: list[int] = []
@@ -613,6 +658,18 @@ class OutboxSender:
         if final_error is not None:
             more += await self._failed(row, final_error)
         return more
+
+    async def _still_held(self, row: Claimed, held_since: float) -> bool:
+        """A row ``send_now`` holds is still its own to send: at once while most of its lease is left,
+        else renewed if no other sender took it over (then it is theirs, and not sent here)."""
+        lease = min(self.settings.lease_seconds, SEND_NOW_LEASE_SECONDS)
+        if asyncio.get_running_loop().time() - held_since <= lease * SEND_NOW_RECHECK_SHARE:
+            return True
+        until = utcnow() + timedelta(seconds=lease)
+        if row.id in await self._record(outbox.renew_leases, [row.id], self.owner, until):
+            return True
+        log.info("outbox row %s waited past its lease and was taken over by another sender; not sent here", row.id)
+        return False
 
     async def _failed(self, row: Claimed, error: str) -> list[int]:
         if self.after is None or row.after is None:

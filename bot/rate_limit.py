@@ -147,6 +147,10 @@ class Window:
         self.in_flight -= 1
         self.finished.append(now)
 
+    def cancel(self) -> None:
+        """A reserved slot that was not used: nothing was sent, so nothing counts."""
+        self.in_flight -= 1
+
     def idle(self, now: float) -> bool:
         return self.in_flight == 0 and (not self.finished or self.finished[-1] <= now - self.rate.per_seconds)
 
@@ -221,3 +225,8 @@ class PlatformLimiter:
         now = self.clock()
         for window in slot.windows:
             window.finish(now)
+
+    def cancel(self, slot: Slot) -> None:
+        """Give back a slot without sending (the row turned out not to be ours to send)."""
+        for window in slot.windows:
+            window.cancel()

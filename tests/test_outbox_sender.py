@@ -336,8 +336,73 @@ def test_answers_sent_at_once_keep_the_platforms_overall_budget(app, api):
     keys = enqueue(app, 24, conversations=24, prefix="answer")
     with app.uow() as uow:
         ids = list(uow.session.scalars(sa.select(OutboxMessage.id).where(OutboxMessage.idempotency_key.in_(keys))))
-    sender = make_sender(app, api, limits=PlatformLimits(overall=Rate(10, 1), per_chat=Rate(1, 1)))
+    # Waiting up to 10 s for the budget (24 at 10/s take 2 s), so all of them go from here.
+    sender = make_sender(
+        app, api, limits=PlatformLimits(overall=Rate(10, 1), per_chat=Rate(1, 1)), send_now_wait_seconds=10
+    )
     asyncio.run(sender.send_now(ids))
     assert counts(app).get("sent") == 24
     arrivals = sorted(r.at for r in api.delivered)
     assert _max_in_window(arrivals, 1.0) <= 10
+
+
+def test_answers_that_wait_past_their_lease_are_sent_by_one_sender_only(app, api):
+    """Under load the rows a request took for ``send_now`` wait for the platform's overall budget
+    longer than their short lease, which nothing renews meanwhile; the worker's sender takes over
+    the ones whose lease ran out. Each answer then goes out from one of the two, never from both
+    (before, every answer that waited past its lease arrived twice)."""
+    import asyncio
+
+    web = make_sender(
+        app, api, limits=PlatformLimits(overall=Rate(2, 1)), lease_seconds=1.0, send_now_wait_seconds=30, owner="web"
+    )
+    offer = _answers_taken_by(app, web, 8)
+    with WorkerThread([make_sender(app, api, owner="worker")]):
+        # 2 a second: the last answers wait for their slot about 3 s, three times their lease.
+        asyncio.run(web.send_now([], offer.claimed))
+        assert wait_until(lambda: counts(app).get("sent") == 8, timeout=30), counts(app)
+    delivered = api.delivered_keys()
+    assert sorted(delivered) == [f"answer-{i}" for i in range(8)]
+    assert set(delivered.values()) == {1}, delivered
+    # Both sent some: the worker took over what waited past its lease, the web sent the rest.
+    assert {r.claimed_by for r in rows(app)} == {"web", "worker"}
+
+
+def test_answers_that_find_no_budget_in_time_are_left_to_the_worker(app, api):
+    """A request does not wait for its answers longer than ``send_now_wait_seconds``: what finds no
+    slot in the platform's overall budget by then goes back to pending (not counted as an attempt),
+    for the worker's sender, which sends each of them once."""
+    import asyncio
+
+    web = make_sender(app, api, limits=PlatformLimits(overall=Rate(2, 1)), send_now_wait_seconds=0.2, owner="web")
+    offer = _answers_taken_by(app, web, 8)
+    asyncio.run(web.send_now([], offer.claimed))
+    after = {r.idempotency_key: (r.status, r.claimed_by, r.attempts) for r in rows(app)}
+    sent = sorted(k for k, (status, _by, _n) in after.items() if status == OutboxStatus.SENT)
+    # The budget's first 2 went at once; the rest waited 0.2 s at most and were handed back.
+    assert sent == ["answer-0", "answer-1"], after
+    assert {after[k] for k in after if k not in sent} == {(OutboxStatus.PENDING, None, 0)}
+    with WorkerThread([make_sender(app, api, owner="worker")]):
+        assert wait_until(lambda: counts(app).get("sent") == 8, timeout=30), counts(app)
+    assert set(api.delivered_keys().values()) == {1}
+    assert sorted(api.delivered_keys()) == [f"answer-{i}" for i in range(8)]
+
+
+def _answers_taken_by(app, sender: OutboxSender, count: int) -> outbox.SendNow:
+    """``count`` answers to as many Telegram chats, taken for ``sender`` in the transaction that
+    queues them, as a request does."""
+    offer = sender.offer()
+    with app.uow() as uow:
+        for i in range(count):
+            outbox.enqueue(
+                uow,
+                idempotency_key=f"answer-{i}",
+                kind="test",
+                platform="telegram",
+                conversation=str(2000 + i),
+                payload={"formatted_text": f"answer {i}", "format": "html"},
+                priority=outbox.INTERACTIVE,
+                send_now=offer,
+            )
+    assert len(offer.claimed) == count, "the request's transaction took every answer for the sender"
+    return offer
