@@ -6,6 +6,8 @@ platform's ``InboxProcessor``. The processor's effect marks the delivery done (t
 ``inbox.complete``). When it raises, the failure is logged under a reference and the delivery is
 released with a backoff; after the last attempt it is ``poisoned``: the person who wrote is told
 once ("Something went wrong (ref …)", through the outbox) and every admin gets one report.
+While a process holds a delivery (queued for a dispatch thread, or being processed), the runner
+renews its lease every third of a lease, so a busy process is never taken for a dead one.
 
 ``InboxRecovery`` is the worker's loop (and the web's start-up pass): every few seconds it claims
 pending deliveries whose lease expired (a process died while working on them, or their retry is
@@ -87,17 +89,29 @@ class InboxRunner:
         self.session_factory = session_factory
         self.settings = settings
         self.processors = dict(processors)
+        # The deliveries this process has claimed and not finished (queued or being processed), by
+        # (platform, key): their leases are renewed while they are held (``renew_leases``).
+        self._held: dict[tuple[str, str], Claim] = {}
+        self._renewing: asyncio.Task[None] | None = None
 
     def receive(self, platform: str, key: str, payload: str) -> Claim | None:
         """Record a delivery durably (committed on return); the claim to process it now, if any."""
         return inbox.receive(self.session_factory, platform, key, payload, lease=self.settings.lease)
 
     async def run(self, claim: Claim) -> bool:
-        """Process a claimed delivery; False when it failed (it is then retried later or poisoned)."""
+        """Process a claimed delivery; False when it failed (it is then retried later or poisoned).
+        Its lease is renewed until then, however long it waits for its turn."""
         processor = self.processors.get(claim.platform)
         if processor is None:
             log.warning("no processor for %s deliveries; %s waits", claim.platform, claim.key)
             return False
+        self._hold([claim])
+        try:
+            return await self._run(processor, claim)
+        finally:
+            self._held.pop((claim.platform, claim.key), None)
+
+    async def _run(self, processor: InboxProcessor, claim: Claim) -> bool:
         try:
             await processor.process(claim)
         except Exception as exc:  # noqa: BLE001 - any failure: logged, retried, poisoned at last
@@ -124,10 +138,41 @@ class InboxRunner:
         )
         for claim in found.poisoned:
             await asyncio.to_thread(self._poisoned, claim, _new_reference())
+        # Run one after another: the last ones keep their leases while the first ones run.
+        self._hold(found.claims)
         for claim in found.claims:
             log.info("recovering %s delivery %s (attempt %d)", claim.platform, claim.key, claim.attempts)
             await self.run(claim)
         return len(found.claims)
+
+    def _hold(self, claims: list[Claim]) -> None:
+        for claim in claims:
+            self._held[(claim.platform, claim.key)] = claim
+        if self._held and (self._renewing is None or self._renewing.done()):
+            self._renewing = asyncio.create_task(self._keep_leases(), name="inbox-leases")
+
+    async def _keep_leases(self) -> None:
+        """While deliveries are held: renew their leases every third of a lease. Under load a delivery
+        can wait longer than its lease for a dispatch thread; without this the worker's recovery
+        took it over as if its process had died, and both processed it (one of them in vain)."""
+        while self._held:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            try:
+                await self.renew_leases()
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("inbox: renewing leases failed, retrying: %s", str(exc).splitlines()[0])
+
+    async def renew_leases(self) -> int:
+        """Renew the leases of the deliveries held now; those finished or taken over meanwhile are
+        let go. Returns how many were renewed."""
+        claims = list(self._held.values())
+        if not claims:
+            return 0
+        kept = await asyncio.to_thread(inbox.renew, self.session_factory, claims, lease=self.settings.lease)
+        for claim in claims:
+            if (claim.platform, claim.key) not in kept:
+                self._held.pop((claim.platform, claim.key), None)
+        return len(kept)
 
     @staticmethod
     def _poisoned_report(claim: Claim, ref: str, language: str | None) -> Reply:

@@ -146,6 +146,32 @@ def _take(session: Session, where: sa.ColumnElement[bool], now: datetime, lease:
     return Claim(row.platform, row.key, row.payload, row.attempts)
 
 
+def renew(
+    session_factory: sessionmaker[Session],
+    claims: list[Claim],
+    *,
+    lease: timedelta = DEFAULT_LEASE,
+    now: datetime | None = None,
+) -> set[tuple[str, str]]:
+    """Extend the leases of deliveries still being worked on under these claims: pending, and not
+    taken over since (their attempt count is still the claim's). Returns the (platform, key) of
+    those renewed; the others were finished, failed or taken over elsewhere."""
+    if not claims:
+        return set()
+    now = now or utcnow()
+    e = InboundEvent
+    held = sa.tuple_(e.platform, e.key, e.attempts).in_([(c.platform, c.key, c.attempts) for c in claims])
+    with session_factory() as session, session.begin():
+        rows = session.execute(
+            sa.update(e)
+            .where(held, e.status == InboxStatus.PENDING)
+            .values(lease_until=now + lease)
+            .returning(e.platform, e.key)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return {(row.platform, row.key) for row in rows}
+
+
 def complete(uow: UnitOfWork, platform: str, key: str) -> bool:
     """Mark the delivery done in the caller's transaction (the one carrying out its effect); False
     when it was done before (or poisoned): the caller must then do nothing."""

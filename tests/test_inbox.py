@@ -122,3 +122,57 @@ def test_deliveries_kept_in_one_batch_are_claimed_once_each(app):
     assert claims[0].payload == '{"n": 1}' and claims[0].attempts == 1
     # A batch with a delivery someone holds (a live lease): not claimed again.
     assert inbox.receive_many(app.session_factory, "slack", [("trigger:b", "{}")]) == [None]
+
+
+def test_a_delivery_held_past_its_lease_is_renewed_and_not_recovered_elsewhere(app):
+    """Under load a kept delivery waits for a dispatch thread longer than its lease. Its process
+    renews the lease while it holds it, so another process's recovery does not take it over (before,
+    the worker's recovery ran it too, and one of the two did the work in vain); once the holder is
+    gone, nothing renews it and the recovery does take it over."""
+    import asyncio
+
+    from bot.inbox_runner import InboxRunner, InboxSettings
+
+    settings = InboxSettings(lease_seconds=30)
+    released = asyncio.Event()
+    processed: list[str] = []
+
+    class Waiting:
+        platform = "telegram"
+
+        async def process(self, claim):
+            await released.wait()
+            processed.append(claim.key)
+            await asyncio.to_thread(inbox.finish, app.session_factory, claim.platform, claim.key)
+
+        def poisoned(self, uow, claim, ref):
+            raise AssertionError("not poisoned")
+
+    holder = InboxRunner(app.session_factory, settings, {"telegram": Waiting()})
+    start = clock.utcnow()
+
+    async def scenario() -> list:
+        with time_machine.travel(start, tick=False) as traveller:
+            claim = holder.receive("telegram", "42", "{}")
+            running = asyncio.create_task(holder.run(claim))
+            await asyncio.sleep(0)  # it is queued, waiting for its turn
+            traveller.shift(timedelta(seconds=20))
+            assert await holder.renew_leases() == 1
+            traveller.shift(timedelta(seconds=20))  # 40 s after it was kept: past the first lease
+            elsewhere = inbox.claim_expired(app.session_factory, ["telegram"], lease=settings.lease)
+            released.set()
+            assert await running
+            assert await holder.renew_leases() == 0, "a finished delivery is no longer held"
+            return elsewhere.claims
+
+    assert asyncio.run(scenario()) == []
+    assert processed == ["42"]
+
+    # A holder that died: nothing renews its lease, and the recovery takes the delivery over.
+    with time_machine.travel(start, tick=False) as traveller:
+        dead = InboxRunner(app.session_factory, settings, {}).receive("telegram", "43", "{}")
+        traveller.shift(timedelta(seconds=31))
+        taken = inbox.claim_expired(app.session_factory, ["telegram"], lease=settings.lease).claims
+    assert [(c.key, c.attempts) for c in taken] == [("43", dead.attempts + 1)]
+    # And the dead holder's claim can no longer be renewed: the delivery is someone else's now.
+    assert inbox.renew(app.session_factory, [dead], lease=settings.lease) == set()
