@@ -163,15 +163,12 @@ class InboxRunner:
                 log.warning("inbox: renewing leases failed, retrying: %s", str(exc).splitlines()[0])
 
     async def renew_leases(self) -> int:
-        """Renew the leases of the deliveries held now; those finished or taken over meanwhile are
-        let go. Returns how many were renewed."""
+        """Renew the leases of the deliveries held now that are due (``inbox.renew``); how many were.
+        A delivery stays held until its ``run`` ends."""
         claims = list(self._held.values())
         if not claims:
             return 0
         kept = await asyncio.to_thread(inbox.renew, self.session_factory, claims, lease=self.settings.lease)
-        for claim in claims:
-            if (claim.platform, claim.key) not in kept:
-                self._held.pop((claim.platform, claim.key), None)
         return len(kept)
 
     @staticmethod

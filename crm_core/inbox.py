@@ -153,23 +153,45 @@ def renew(
     lease: timedelta = DEFAULT_LEASE,
     now: datetime | None = None,
 ) -> set[tuple[str, str]]:
-    """Extend the leases of deliveries still being worked on under these claims: pending, and not
-    taken over since (their attempt count is still the claim's). Returns the (platform, key) of
-    those renewed; the others were finished, failed or taken over elsewhere."""
-    if not claims:
-        return set()
+    """Extend the leases of deliveries still being worked on under these claims: pending, with the
+    lease not run out (so nobody can have taken them over) but ending within two thirds of a lease,
+    and the claim's attempt count. Returns the (platform, key) of those renewed; the others were
+    not due yet, are being finished right now, or were finished, failed or taken over."""
     now = now or utcnow()
     e = InboundEvent
-    held = sa.tuple_(e.platform, e.key, e.attempts).in_([(c.platform, c.key, c.attempts) for c in claims])
+    attempts = {(c.platform, c.key): c.attempts for c in claims}
+    by_platform: dict[str, list[str]] = {}
+    for platform, key in attempts:
+        by_platform.setdefault(platform, []).append(key)
+    renewed: set[tuple[str, str]] = set()
     with session_factory() as session, session.begin():
-        rows = session.execute(
-            sa.update(e)
-            .where(held, e.status == InboxStatus.PENDING)
-            .values(lease_until=now + lease)
-            .returning(e.platform, e.key)
-            .execution_options(synchronize_session=False)
-        ).all()
-    return {(row.platform, row.key) for row in rows}
+        for platform, keys in by_platform.items():
+            # Keys by platform, in chunks: each an index seek (a row-value IN over thousands of
+            # (platform, key, attempts) was a scan: seconds a call under load, holding row locks).
+            for start in range(0, len(keys), 1000):
+                due = (
+                    sa.select(e.id)
+                    .where(
+                        e.platform == platform,
+                        e.key.in_(keys[start : start + 1000]),
+                        e.status == InboxStatus.PENDING,
+                        e.lease_until > now,
+                        # Renewed a third of a lease before it ends (the runner renews every third).
+                        e.lease_until < now + lease * 2 / 3,
+                    )
+                    # A row locked now is being finished by its transaction: nothing to renew, and
+                    # waiting for it would hold up the other rows' transactions (PostgreSQL).
+                    .with_for_update(skip_locked=True)
+                )
+                rows = session.execute(
+                    sa.update(e)
+                    .where(e.id.in_(due.scalar_subquery()))
+                    .values(lease_until=now + lease)
+                    .returning(e.platform, e.key, e.attempts)
+                    .execution_options(synchronize_session=False)
+                ).all()
+                renewed |= {(r.platform, r.key) for r in rows if attempts[(r.platform, r.key)] == r.attempts}
+    return renewed
 
 
 def complete(uow: UnitOfWork, platform: str, key: str) -> bool:
