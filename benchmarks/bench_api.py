@@ -221,7 +221,7 @@ def measure(url: str, queries: int, bulk_requests: int) -> dict[str, object]:
     try:
         headers = {"Authorization": f"Bearer {_token(app)}"}
         counter = Counter(app.engine)
-        with serve_asgi(build_web_app(app, [])) as base_url:
+        with serve_asgi(build_web_app(app, [], freeze_heap=True)) as base_url:
             with httpx.Client(base_url=f"{base_url}/api/v1", headers=headers, timeout=120) as http:
                 search = _search(http, app, counter, queries)
                 paged = _page_through(http, counter)

@@ -86,7 +86,10 @@ def _round(database_url: str, updates: int, customers: int) -> dict[str, list[fl
                 users.ensure_user(uow, users.PlatformId("telegram", "900"), display_name="Sam", role=Role.SUPPORT)
             staff = fake.user(900, "Sam")
             people = [fake.user(10_000 + n, f"Customer{n}") for n in range(customers)]
-            with serve_asgi(build_web_app(app, web_mounts(app))) as base, httpx.Client(base_url=base) as client:
+            with (
+                serve_asgi(build_web_app(app, web_mounts(app), freeze_heap=True)) as base,
+                httpx.Client(base_url=base) as client,
+            ):
                 headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
                 for n in range(updates):
                     if n % 10 == 9:

@@ -126,7 +126,8 @@ def cmd_web(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        uvicorn.run(build_web_app(app, mounts, plugin_routes), host=args.host, port=args.port, log_config=None)
+        web = build_web_app(app, mounts, plugin_routes, freeze_heap=True)
+        uvicorn.run(web, host=args.host, port=args.port, log_config=None)
         return 0
     finally:
         app.close()

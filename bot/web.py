@@ -35,8 +35,19 @@ class WebMount(Protocol):
     async def shutdown(self) -> None: ...
 
 
-def build_web_app(app: App, mounts: Sequence[WebMount], extra_routes: Sequence[BaseRoute] | None = None) -> Starlette:
-    """The ASGI app: /healthz, the platforms' mounts, and the plugins' routes (``register_routes``)."""
+def build_web_app(
+    app: App,
+    mounts: Sequence[WebMount],
+    extra_routes: Sequence[BaseRoute] | None = None,
+    *,
+    freeze_heap: bool = False,
+) -> Starlette:
+    """The ASGI app: /healthz, the platforms' mounts, and the plugins' routes (``register_routes``).
+
+    ``freeze_heap`` (``chatcrm web``, which serves until it stops): once started, what exists is kept
+    out of the garbage collector's full passes. Not for an app among others in a long-lived process
+    (the tests start hundreds): its full collection at each start walks that whole process (0.1 s).
+    """
 
     async def healthz(_request: Request) -> JSONResponse:
         try:
@@ -57,11 +68,13 @@ def build_web_app(app: App, mounts: Sequence[WebMount], extra_routes: Sequence[B
             # the server: kept out of the garbage collector's full passes, which a request allocating
             # many objects (a bulk order request: 10,000 lines) set off and which walked all of it
             # (about 60 ms of the 140 ms of CPU such a request cost).
-            gc.collect()
-            gc.freeze()
+            if freeze_heap:
+                gc.collect()
+                gc.freeze()
             yield
         finally:
-            gc.unfreeze()
+            if freeze_heap:
+                gc.unfreeze()
             for mount in reversed(started):
                 await mount.shutdown()
 

@@ -8,6 +8,7 @@ guarantees for built-in types. These are documentation only: no route of the API
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, Literal
 
@@ -56,6 +57,13 @@ def envelope(name: str, description: str, fields: dict[str, str], *, test: bool 
     return model
 
 
+@functools.cache
+def _envelope(name: str, description: str, fields: tuple[tuple[str, str], ...], test: bool) -> type[BaseModel]:
+    # Made once per process: every API built (a test process builds hundreds) documents the same
+    # types, and making their models was half the cost of building the API (16 of 31 ms).
+    return envelope(name, description, dict(fields), test=test)
+
+
 def _receiver(model: type[BaseModel]) -> Any:
     def receive(body: Any) -> None:
         """Documentation only."""
@@ -77,7 +85,7 @@ def document(api: FastAPI) -> None:
         )
     )
     for name, description, fields, test in sorted(kinds):
-        model = envelope(name, description, fields, test=test)
+        model = _envelope(name, description, tuple(fields.items()), test)
         api.webhooks.add_api_route(
             name,
             _receiver(model),
