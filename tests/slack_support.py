@@ -31,6 +31,7 @@ from bot.settings import Settings
 from bot.web import build_web_app
 from crm_core.models import Base
 from crm_core.services.users import PlatformId
+from tests.fakes.servers import PromptServer
 from tests.fakes.slack_api import RESPONSE_URL, FakeSlackApi
 from tests.support import TEST_SECRET_KEY
 
@@ -184,7 +185,7 @@ class AsgiServer:
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         config = uvicorn.Config(asgi_app, log_config=None, access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = PromptServer(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, name="chatcrm-web", daemon=True
         )

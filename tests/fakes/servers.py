@@ -19,6 +19,21 @@ import uvicorn
 from bot.worker import WorkerService, run_services
 
 
+class PromptServer(uvicorn.Server):
+    """uvicorn's server, noticing ``should_exit`` within 10 ms instead of its 100 ms tick: a test stops
+    the server it started, and hundreds of them waited 50 ms on average for that tick."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            # on_tick's own bookkeeping (date header, request limits) runs every 10th wake-up, as often as before.
+            for _ in range(10):
+                await asyncio.sleep(0.01)
+                if self.should_exit:
+                    return
+            counter = (counter + 1) % 864000
+
+
 @contextlib.contextmanager
 def serve_asgi(asgi_app, startup_timeout: float = 20.0) -> Iterator[str]:
     """Serve ``asgi_app`` (lifespan included) on 127.0.0.1; yields its base URL."""
@@ -30,7 +45,7 @@ def serve_asgi(asgi_app, startup_timeout: float = 20.0) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(asgi_app, lifespan="on", log_config=None, log_level="warning")
-    server = uvicorn.Server(config)
+    server = PromptServer(config)
     failure: list[BaseException] = []
 
     def run() -> None:
