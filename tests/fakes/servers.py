@@ -20,8 +20,24 @@ from bot.worker import WorkerService, run_services
 
 
 class PromptServer(uvicorn.Server):
-    """uvicorn's server, noticing ``should_exit`` within 10 ms instead of its 100 ms tick: a test stops
-    the server it started, and hundreds of them waited 50 ms on average for that tick."""
+    """uvicorn's server, stopping as soon as it can: it notices ``should_exit`` within 10 ms instead
+    of its 100 ms tick, and its shutdown waits for open connections only while there are any, where
+    uvicorn pauses 0.1 s in any case. Hundreds of tests stop a server: 0.15 s each, before."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's Server.shutdown (as of 0.55), its fixed pause replaced by polling what it waits for.
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+            await asyncio.sleep(0.01)
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
     async def main_loop(self) -> None:
         counter = 0
