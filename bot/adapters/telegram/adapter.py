@@ -38,16 +38,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
+import ssl
 from dataclasses import replace
 
+import httpx
 import sqlalchemy as sa
 from telegram import BotCommand, ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import Application
+from telegram.request import HTTPXRequest
 
 from bot import interactive
 from bot.adapters.telegram import callbacks
@@ -121,6 +125,14 @@ def _hinted(inbound: Inbound, text: str) -> str:
         return _(text)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The verifying TLS context httpx would make (certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR),
+    made once per process: loading the bundle takes about 20 ms, and each bot built two of them
+    (a test process builds hundreds of bots). One context serves any number of connections."""
+    return httpx.create_ssl_context()
+
+
 class TelegramBot:
     name = "telegram"
     platform = PLATFORM
@@ -130,11 +142,15 @@ class TelegramBot:
         self.settings = settings
         self.webhook = webhook
         # Updates arrive over our own HTTP endpoint or our own polling loop, never PTB's updater.
+        # PTB's own request defaults (256 connections for calls, 1 for getUpdates), sharing one TLS context.
+        tls = {"verify": _tls_context()}
         builder = (
             Application.builder()
             .token(settings.token)
             .base_url(settings.api_url)
             .base_file_url(settings.file_url)
+            .request(HTTPXRequest(connection_pool_size=256, httpx_kwargs=tls))
+            .get_updates_request(HTTPXRequest(connection_pool_size=1, httpx_kwargs=tls))
             .updater(None)
         )
         self.application = builder.build()
