@@ -1,4 +1,10 @@
-"""Every ``chatcrm`` subcommand in Chinese (CHATCRM_LANGUAGE=zh), run as an admin runs it: a real process.
+"""Every ``chatcrm`` subcommand in Chinese (CHATCRM_LANGUAGE=zh), run as an admin runs it.
+
+The help texts, mining a basket file, the refusals of bad settings and arguments, ``web`` and ``worker`` run as
+real processes, the language chosen before anything is imported. The admin session's database commands run
+in this process (``bot.cli.main``, the ``in_chinese`` fixture), all but its first (``db status``, a real
+process on each database): a process start imports the app again, 0.7 s of CPU each, and ``main`` reads
+CHATCRM_LANGUAGE the same way in both.
 
 Its ``--help``, argparse's own words, progress and summary lines and one-line errors must hold no English
 word but what is not English UI: command and option names (and the values one types for them), setting
@@ -14,18 +20,21 @@ Machine-readable output stays as it is and is not checked: ``--format json``, CS
 from __future__ import annotations
 
 import argparse
+import contextvars
 import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from bot.cli import build_parser
+from bot.cli import build_parser, main
 from bot.progress import ProgressBar
 from crm_core import i18n
 from crm_core.models import Base
@@ -147,9 +156,53 @@ def test_mining_a_basket_file_argparse_errors_and_bad_settings_are_chinese(tmp_p
     assert not found, "\n".join(f"chatcrm {line}: {', '.join(sorted(w))}\n{out}" for line, (w, out) in found.items())
 
 
-def test_an_admin_session_in_chinese(database_url, tmp_path):
+Chatcrm = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def in_chinese(monkeypatch, capfd) -> Iterator[Chatcrm]:
+    """``chatcrm`` run in this process as ``tests.test_cli.chatcrm`` runs it in a new one: the same environment
+    (no SLACK_/TELEGRAM_/CHATCRM_ settings but the secret key and CHATCRM_LANGUAGE=zh), an empty stdin, argparse's
+    exit as the exit code, everything written to the two file descriptors as its output, and the warnings
+    Python would print there (its default filters: no deprecations) added to stderr. Context variables (the
+    language of the moment) are each command's own; the CLI's language and argparse's words are English again
+    afterwards, for the tests after this one in this process."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "TELEGRAM_", "CHATCRM_")):
+            monkeypatch.delenv(name)
+    for name, value in {**SECRET_KEY, **ZH}.items():
+        monkeypatch.setenv(name, value)
+    # What a command would read (none of these does: ``console --as ghost`` refuses first); run_console's
+    # default stdin is the sys.stdin of its import, so a command that did read would need it passed.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+
+    def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        capfd.readouterr()
+        with warnings.catch_warnings(record=True) as caught:
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            try:
+                code = contextvars.copy_context().run(main, list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capfd.readouterr()
+        err += "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line) for w in caught)
+        return subprocess.CompletedProcess(["chatcrm", *args], code, out, err)
+
+    try:
+        yield run
+    finally:
+        from bot.cli_language import speak
+
+        speak("en")
+
+
+def test_an_admin_session_in_chinese(database_url, tmp_path, in_chinese):
     """The database commands one after another, as an admin would: status, demo data, import and export,
-    mining and the churn model, plugins, backup and restore, the keys; and what they refuse."""
+    mining and the churn model, plugins, backup and restore, the keys; and what they refuse. The first runs
+    as a real process (start-up in Chinese on this database), the others in this process (``in_chinese``)."""
     env = {**ZH, "DATABASE_URL": database_url}
     restored = f"sqlite:///{tmp_path / 'restored.db'}"
     people = tmp_path / "people.csv"
@@ -182,10 +235,10 @@ def test_an_admin_session_in_chinese(database_url, tmp_path):
         (["console", "--as", "ghost"], {}),
     ]
     found = {}
-    for args, extra in runs:
+    for i, (args, extra) in enumerate(runs):
         if args[:2] == ["restore", "--check"] and args[2] == str(damaged):
             damaged.write_bytes(backup_file.read_bytes()[:-40])
-        result = chatcrm(*args, env={**env, **extra})
+        result = (chatcrm if i == 0 else in_chinese)(*args, env={**env, **extra})
         plugins = {w for line in result.stdout.splitlines() for w in _DEST.findall(line.split(" ")[0])}
         allowed = ALLOWED | ({"ghost"} if "ghost" in args else set()) | ({"forever"} if "forever" in args else set())
         if args == ["plugins"]:
