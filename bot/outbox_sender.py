@@ -208,10 +208,15 @@ class OutboxSender:
         after: AfterSendRecorder | None = None,
         on_moved: Callable[[str, str, str], None] | None = None,
         retries: Mapping[str, RetryPolicy] | None = None,
+        owns_senders: bool = False,
     ):
         self.engine = engine
         self.session_factory = session_factory
         self.senders = dict(senders)
+        # The worker's sender made its platform senders for itself: it closes them when it stops (their
+        # HTTP sessions; left open, each logged "Unclosed client session" at exit). A web process's
+        # interactive lane shares its adapter's, which the adapter closes.
+        self.owns_senders = owns_senders
         # Deferred outbox kinds (register_outbox_kinds): rows prepared right before they are sent.
         self.preparers = dict(preparers or {})
         # Records what sent (or finally failed) rows with an ``after`` mean (bot.interactive).
@@ -259,6 +264,15 @@ class OutboxSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.owns_senders:
+            for platform, sender in self.senders.items():
+                closing = getattr(sender, "close", None)
+                if closing is None:
+                    continue
+                try:
+                    await closing()
+                except Exception:  # noqa: BLE001 - stopping anyway; the others still get closed
+                    log.warning("outbox: closing the %s sender failed", platform, exc_info=True)
 
     def wake(self) -> None:
         """Look for due rows now (called when something was just enqueued in this process)."""

@@ -132,6 +132,7 @@ def worker_services(app: App, platform_senders: Mapping[str, PlatformSender] | N
         preparers=app.plugins.preparers,
         after=AfterSendRecorder(app.session_factory, app.router.recorder),
         retries={name: spec.retry for name, spec in app.plugins.platforms.items() if spec.retry is not None},
+        owns_senders=platform_senders is None,
     )
     scheduler = SchedulerService(
         app.engine,

@@ -224,3 +224,38 @@ def test_an_answer_the_response_url_refuses_goes_to_the_channel(slack_api):
     ts = send(slack_api, OutboundMessage(conversation="C1", reply=Reply(text="Card"), answer_to=answer))
     post = slack_api.wait_for("chat.postMessage")[0]
     assert post.args["channel"] == "C1" and ts
+
+
+def test_the_workers_sender_closes_its_slack_connection_when_it_stops(database_url, slack_api):
+    """``chatcrm worker``'s outbox sender makes its own Slack sender, with an HTTP session of its own:
+    it closes that session when the worker stops (before, every worker that had sent to Slack
+    logged "Unclosed client session" at exit)."""
+    from bot.bootstrap import build_app
+    from bot.outbox_sender import OutboxSender
+    from bot.platforms import worker_services
+    from bot.settings import Settings
+    from crm_core import outbox
+    from tests.fakes.servers import run_worker
+    from tests.slack_support import slack_env
+    from tests.support import TEST_SECRET_KEY
+
+    app = build_app(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, extra=slack_env(slack_api)))
+    try:
+        services = worker_services(app)
+        sender = next(s for s in services if isinstance(s, OutboxSender))
+        with app.uow() as uow:
+            outbox.enqueue(
+                uow,
+                idempotency_key="reminder-1",
+                kind="test",
+                platform="slack",
+                conversation="C9",
+                payload={"formatted_text": "Call Acme back"},
+            )
+        with run_worker(services):
+            slack_api.wait_for("chat.postMessage")
+            session = sender.senders["slack"].client.session
+            assert session is not None and not session.closed
+        assert session.closed
+    finally:
+        app.close()
