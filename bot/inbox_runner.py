@@ -154,7 +154,8 @@ class InboxRunner:
     async def _keep_leases(self) -> None:
         """While deliveries are held: renew their leases every third of a lease. Under load a delivery
         can wait longer than its lease for a dispatch thread; without this the worker's recovery
-        took it over as if its process had died, and both processed it (one of them in vain)."""
+        took it over as if its process had died (waiting on the row locks of the ones being
+        finished, and processing again, in vain, the ones not started yet)."""
         while self._held:
             await asyncio.sleep(self.settings.lease_seconds / 3)
             try:
