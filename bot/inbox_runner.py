@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -93,6 +95,9 @@ class InboxRunner:
         # (platform, key): their leases are renewed while they are held (``renew_leases``).
         self._held: dict[tuple[str, str], Claim] = {}
         self._renewing: asyncio.Task[None] | None = None
+        # A thread of its own for renewing (made on first need): a busy process's shared pool may be
+        # queued with dispatches for longer than a lease, and a renewal behind them would come too late.
+        self._renewer: ThreadPoolExecutor | None = None
 
     def receive(self, platform: str, key: str, payload: str) -> Claim | None:
         """Record a delivery durably (committed on return); the claim to process it now, if any."""
@@ -169,7 +174,10 @@ class InboxRunner:
         claims = list(self._held.values())
         if not claims:
             return 0
-        kept = await asyncio.to_thread(inbox.renew, self.session_factory, claims, lease=self.settings.lease)
+        if self._renewer is None:
+            self._renewer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-leases")
+        renew = functools.partial(inbox.renew, self.session_factory, claims, lease=self.settings.lease)
+        kept = await asyncio.get_running_loop().run_in_executor(self._renewer, renew)
         return len(kept)
 
     @staticmethod
