@@ -12,7 +12,8 @@ offset on its next call whatever became of the update). Then it is processed fro
 (``process``): its effect marks it done, and a process that dies before leaves it to be run again
 (bot.inbox_runner). What it makes the bot say goes into the outbox in the same transaction
 (bot.interactive) and is sent right after the commit by ``send_now``; what could not be sent
-then (a crash, a 429, a 5xx) is left to the worker's outbox sender. Questions of a form (inline
+then (a crash, a 429, a 5xx, no room in the platform's overall budget within
+``CHATCRM_OUTBOX_SEND_NOW_WAIT``) is left to the worker's outbox sender. Questions of a form (inline
 keyboards, ForceReply), callback answers and the edit of an answered question are sent directly:
 they are tied to a form session and a callback query that only live now.
 

@@ -6,7 +6,8 @@ may not exceed 1 MiB (413, also when it arrives without a Content-Length). A bod
 UTF-8 JSON (or is nested too deep to parse), or not shaped like an update in the fields chatcrm
 reads (``update_shape``), gets 400: no 5xx for what Telegram would never send. The update is
 written to the inbox and committed before anything else, then processed (its effect committed,
-what it says sent) before the 200. A 200 means it is kept: if processing failed it is retried from
+what it says sent, or left to the outbox when the platform's overall budget has no room for it
+within ``CHATCRM_OUTBOX_SEND_NOW_WAIT``) before the 200. A 200 means it is kept: if processing failed it is retried from
 the inbox (bot.inbox_runner), and a repeat of it is answered 200 without doing anything again.
 Only when it could not even be recorded (the database is away) the answer is 500, so Telegram
 sends it again.
