@@ -145,9 +145,16 @@ class InboxRunner:
             await asyncio.to_thread(self._poisoned, claim, _new_reference())
         # Run one after another: the last ones keep their leases while the first ones run.
         self._hold(found.claims)
-        for claim in found.claims:
-            log.info("recovering %s delivery %s (attempt %d)", claim.platform, claim.key, claim.attempts)
-            await self.run(claim)
+        try:
+            for claim in found.claims:
+                log.info("recovering %s delivery %s (attempt %d)", claim.platform, claim.key, claim.attempts)
+                await self.run(claim)
+        finally:
+            # Cut short (the database went away while recording a failure, or the worker stops): the
+            # ones not run are let go, so their leases run out and they are recovered again, here or
+            # elsewhere, instead of being renewed for as long as this process lives.
+            for claim in found.claims:
+                self._held.pop((claim.platform, claim.key), None)
         return len(found.claims)
 
     def _hold(self, claims: list[Claim]) -> None:

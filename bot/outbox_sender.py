@@ -274,6 +274,11 @@ class OutboxSender:
                 except Exception:  # noqa: BLE001 - stopping anyway; the others still get closed
                     log.warning("outbox: closing the %s sender failed", platform, exc_info=True)
 
+    @property
+    def send_now_lease_seconds(self) -> float:
+        """The lease of the rows ``send_now`` sends (and a request takes for it, ``offer``)."""
+        return min(self.settings.lease_seconds, SEND_NOW_LEASE_SECONDS)
+
     def wake(self) -> None:
         """Look for due rows now (called when something was just enqueued in this process)."""
         self._wake.set()
@@ -373,10 +378,9 @@ class OutboxSender:
         parallel: Collection[str] = (),
     ) -> list[Claimed]:
         caps, group_caps = self._caps()
-        lease = self.settings.lease_seconds
-        if ids is not None:
-            # Sent at once and not renewed: if this process dies, the worker takes them over soon.
-            lease = min(lease, SEND_NOW_LEASE_SECONDS)
+        # send_now's rows (``ids``) are sent at once and not renewed: if this process dies, the worker
+        # takes them over soon.
+        lease = self.send_now_lease_seconds if ids is not None else self.settings.lease_seconds
         return await asyncio.to_thread(
             outbox.claim_due,
             self.session_factory,
@@ -397,7 +401,7 @@ class OutboxSender:
         as for ``send_now``."""
         return outbox.SendNow(
             owner=self.owner,
-            lease=timedelta(seconds=min(self.settings.lease_seconds, SEND_NOW_LEASE_SECONDS)),
+            lease=timedelta(seconds=self.send_now_lease_seconds),
             platforms=frozenset(p for p, limiter in self.limiters.items() if limiter.paused_for() <= 0),
             parallel=frozenset(parallel),
         )
@@ -676,7 +680,7 @@ class OutboxSender:
     async def _still_held(self, row: Claimed, held_since: float) -> bool:
         """A row ``send_now`` holds is still its own to send: at once while most of its lease is left,
         else renewed if no other sender took it over (then it is theirs, and not sent here)."""
-        lease = min(self.settings.lease_seconds, SEND_NOW_LEASE_SECONDS)
+        lease = self.send_now_lease_seconds
         if asyncio.get_running_loop().time() - held_since <= lease * SEND_NOW_RECHECK_SHARE:
             return True
         until = utcnow() + timedelta(seconds=lease)

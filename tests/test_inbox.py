@@ -176,3 +176,49 @@ def test_a_delivery_held_past_its_lease_is_renewed_and_not_recovered_elsewhere(a
     assert [(c.key, c.attempts) for c in taken] == [("43", dead.attempts + 1)]
     # And the dead holder's claim can no longer be renewed: the delivery is someone else's now.
     assert inbox.renew(app.session_factory, [dead], lease=settings.lease) == set()
+
+
+def test_a_recovery_cut_short_lets_go_of_the_deliveries_it_did_not_run(app):
+    """The recovery holds (and renews) every delivery it claimed while it runs them one by one. Cut
+    short (here cancelled while running the first, as when the worker stops), it lets go of the
+    rest too: nothing renews them, so their leases run out and they are recovered again."""
+    import asyncio
+
+    from bot.inbox_runner import InboxRunner, InboxSettings
+
+    settings = InboxSettings(lease_seconds=30)
+    started = asyncio.Event()
+
+    class Stuck:
+        platform = "telegram"
+
+        async def process(self, claim):
+            started.set()
+            await asyncio.Event().wait()
+
+        def poisoned(self, uow, claim, ref):
+            raise AssertionError("not poisoned")
+
+    start = clock.utcnow()
+    with time_machine.travel(start, tick=False) as traveller:
+        for key in ("1", "2"):
+            inbox.receive(app.session_factory, "telegram", key, "{}", lease=settings.lease)
+        traveller.shift(timedelta(seconds=31))
+        runner = InboxRunner(app.session_factory, settings, {"telegram": Stuck()})
+
+        async def scenario() -> int:
+            recovering = asyncio.create_task(runner.recover())
+            await started.wait()
+            traveller.shift(timedelta(seconds=20))  # due for renewal: both are held
+            held = await runner.renew_leases()
+            recovering.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await recovering
+            return held
+
+        assert asyncio.run(scenario()) == 2
+        traveller.shift(timedelta(seconds=15))  # due for renewal again, if they were still held
+        assert asyncio.run(runner.renew_leases()) == 0, "nothing is held once the recovery stopped"
+        traveller.shift(timedelta(seconds=16))
+        again = inbox.claim_expired(app.session_factory, ["telegram"], lease=settings.lease).claims
+    assert sorted(c.key for c in again) == ["1", "2"]
