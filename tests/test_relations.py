@@ -57,7 +57,7 @@ def test_a_relationship_shows_on_both_cards_with_the_inverse(chat, app, firms):
     ]
     with app.uow() as uow:
         audited = uow.session.scalars(
-            sa.select(AuditEntry).where(AuditEntry.entity_type == "customer_relationships")
+            sa.select(AuditEntry).where(AuditEntry.entity_type == "customer_relationships").order_by(AuditEntry.id)
         ).all()
     assert [(e.action, e.actor_name, e.after["type"]) for e in audited] == [
         ("create", "Rita Rep", "subsidiary"),
@@ -82,7 +82,9 @@ def test_ending_a_relationship_takes_it_off_both_cards_and_keeps_the_record(chat
     assert len(rows(app, CustomerRelationship)) == 2
     with app.uow() as uow:
         actions = uow.session.scalars(
-            sa.select(AuditEntry.action).where(AuditEntry.entity_type == "customer_relationships")
+            sa.select(AuditEntry.action)
+            .where(AuditEntry.entity_type == "customer_relationships")
+            .order_by(AuditEntry.id)
         ).all()
     assert actions == ["create", "update", "create"]
 

@@ -57,7 +57,9 @@ def test_priority_moves_the_sla_due_times_with_it(chat, app):
     assert ticket.resolve_due_at == OPENED + timedelta(hours=120)
     with app.uow() as uow:
         audited = uow.session.scalars(
-            sa.select(AuditEntry).where(AuditEntry.entity_type == "tickets", AuditEntry.action == "update")
+            sa.select(AuditEntry)
+            .where(AuditEntry.entity_type == "tickets", AuditEntry.action == "update")
+            .order_by(AuditEntry.id)
         ).all()
         announced = [e.payload for e in events.recent(uow.session, 100, "ticket.priority_changed")]
     assert [(e.actor_name, e.before["priority"], e.after["priority"]) for e in audited] == [
