@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import logging
+import os
 import re
 import tempfile
 from collections.abc import Sequence
@@ -118,7 +119,16 @@ def draw_digest_chart(
     figure.suptitle(title, fontsize=11, fontfamily=families)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    # Written beside it, then renamed over it: another process sending the same chart (the same
+    # digest, the same day) reads the whole file, never one half written (it read an empty one).
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.stem}-", suffix=".png", delete=False) as part:
+        try:
+            figure.savefig(part, format="png")
+            part.close()
+            os.replace(part.name, path)
+        except BaseException:
+            Path(part.name).unlink(missing_ok=True)
+            raise
     return path
 
 
