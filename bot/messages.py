@@ -8,9 +8,10 @@ button press comes back to the router exactly like a typed command.
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 # What a plain message carried besides text: the core keeps it on ticket messages as it is.
@@ -211,8 +212,7 @@ class Reply:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form, for storing a reply in the outbox (without its file)."""
-        data = asdict(self)
-        data.pop("file", None)
+        data = {name: _plain(getattr(self, name)) for name in _field_names(Reply) if name != "file"}
         return data
 
     @classmethod
@@ -446,3 +446,21 @@ class Outcome:
     sends: tuple[Outgoing, ...] = ()
     # A bot.conversation.Question or Filled (typed loosely: that module builds on this one).
     step: Any = None
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _plain(value: Any) -> Any:
+    """``dataclasses.asdict`` for a reply's parts, without its deep copies: every leaf of a reply is
+    immutable (text, numbers, enums), and every answer queued is turned into a dict (a card has some
+    two hundred leaves; asdict copied each)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    if isinstance(value, tuple | list):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

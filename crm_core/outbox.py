@@ -27,6 +27,7 @@ preparers by kind right before sending.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -106,12 +107,15 @@ def enqueue(
     message to a recipient known to be unreachable is stored as ``blocked`` and never sent.
     """
     stored = MessagePayload.coerce(payload).to_json()
-    existing = uow.session.scalars(
-        sa.select(OutboxMessage).where(OutboxMessage.idempotency_key == idempotency_key)
-    ).one_or_none()
-    if existing is not None:
+    # The row already queued under this key, and whether the recipient is blocked, in one round trip.
+    indexes = chat_ids.blind_any(field_crypto.keys_for(uow.session), conversation)
+    existing_id, blocked = uow.session.execute(
+        _enqueue_lookup(), {"key": idempotency_key, "platform": platform, "indexes": indexes}
+    ).one()
+    if existing_id is not None:
+        existing = uow.session.get(OutboxMessage, existing_id)
+        assert existing is not None  # read in this transaction
         return existing
-    blocked = is_blocked(uow.session, platform, conversation)
     now = utcnow()
     message = OutboxMessage(
         idempotency_key=idempotency_key,
@@ -142,6 +146,20 @@ def enqueue(
     if send_now is not None and message.status == OutboxStatus.SENDING:
         send_now.claimed.append(claimed_row(message))
     return message
+
+
+@functools.cache
+def _enqueue_lookup() -> sa.Select[Any]:
+    """``enqueue``'s look before it writes: the id of the row under the key (or NULL) and whether the
+    recipient is blocked (``is_blocked``), built once: every answer to a command is queued."""
+    existing = sa.select(OutboxMessage.id).where(
+        OutboxMessage.idempotency_key == sa.bindparam("key", type_=OutboxMessage.idempotency_key.type)
+    )
+    blocked = sa.exists().where(
+        BlockedRecipient.platform == sa.bindparam("platform", type_=BlockedRecipient.platform.type),
+        BlockedRecipient.conversation_index.in_(sa.bindparam("indexes", expanding=True)),
+    )
+    return sa.select(existing.scalar_subquery(), blocked)
 
 
 def claimed_row(row: OutboxMessage) -> Claimed:

@@ -31,6 +31,7 @@ also found by a piece of their company's name ("科技" finds the staff of 阿�
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -242,9 +243,20 @@ def _company_where(normalized: str, sqlite: bool) -> sa.ColumnElement[bool]:
 
 
 def _company(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    """People whose company's name starts with the query (after those whose own name matches)."""
-    where = _company_where(normalized, _is_sqlite(session))
-    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.COMPANY)
+    """People whose company's name starts with the query (after those whose own name matches);
+    ``_company_where`` as a statement built once."""
+    sqlite = _is_sqlite(session)
+    params: dict[str, Any]
+    if _cjk_substring_runs(normalized):
+        statement = _stage_statement("company_anywhere")
+        params = {"pattern": "%" + text.like_escape(normalized) + "%"}
+    elif sqlite:
+        statement = _stage_statement("company", sqlite=True)
+        params = {"lower": normalized, "upper": normalized[:-1] + chr(ord(normalized[-1]) + 1)}
+    else:
+        statement = _stage_statement("company")
+        params = {"pattern": text.like_escape(normalized) + "%"}
+    return _rows_to_hits(_run_candidates(session, statement, params, limit, exclude), MatchKind.COMPANY)
 
 
 def _candidates(session: Session, where, limit: int, exclude: set[int]):
@@ -257,8 +269,70 @@ def _candidates(session: Session, where, limit: int, exclude: set[int]):
     return [row for row in session.execute(statement) if row.id not in exclude]
 
 
+def _candidates_of(where: sa.ColumnElement[bool]) -> sa.Select[int, str, str]:
+    """``_candidates``'s SELECT for a ``where`` of bind parameters, its limit one too (``:limit``)."""
+    return (
+        sa.select(Customer.id, Customer.name, Customer.search_name)
+        .where(where)
+        .order_by(sa.func.length(Customer.search_name), Customer.search_name, Customer.id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+
+
+def _run_candidates(
+    session: Session, statement: sa.Select[int, str, str], params: dict[str, Any], limit: int, exclude: set[int]
+):
+    """``_candidates`` with a statement built once (``_stage_statement``): building a SELECT and its
+    cache key costs about as much Python time as running it, and every ``/customer`` runs up to five."""
+    rows = session.execute(statement, {**params, "limit": limit + len(exclude)})
+    return [row for row in rows if row.id not in exclude]
+
+
+@functools.cache
+def _stage_statement(stage: str, sqlite: bool = False, words: int = 0) -> sa.Select[int, str, str]:
+    """The SELECT of a name stage, with its values as bind parameters (see ``_run_candidates``).
+    ``words``: how many words the typo stage looks up (one array of deletion keys each)."""
+    name = Customer.search_name
+    if stage == "exact":
+        where = name == sa.bindparam("name", type_=sa.String)
+    elif stage == "company":
+        # _company_where's three shapes: a prefix on either database, a piece of a CJK name.
+        if sqlite:
+            company = sa.and_(
+                Company.search_name >= sa.bindparam("lower", type_=sa.String),
+                Company.search_name < sa.bindparam("upper", type_=sa.String),
+            )
+        else:
+            company = Company.search_name.like(sa.bindparam("pattern", type_=sa.String), escape="\\")
+        where = Customer.company_id.in_(sa.select(Company.id).where(company).scalar_subquery())
+    elif stage == "company_anywhere":
+        pattern = sa.bindparam("pattern", type_=sa.String)
+        where = Customer.company_id.in_(
+            sa.select(Company.id).where(Company.search_name.like(pattern, escape="\\")).scalar_subquery()
+        )
+    elif stage == "fts":
+        where = _fts_where_param()
+    elif stage == "pg_name_prefix":
+        where = name.like(sa.bindparam("pattern", type_=sa.String), escape="\\")
+    elif stage == "pg_word_prefix":
+        where = sa.and_(
+            name.like(sa.bindparam("anywhere", type_=sa.String), escape="\\"),
+            (sa.literal(" ") + name).like(sa.bindparam("word_start", type_=sa.String), escape="\\"),
+        )
+    elif stage == "pg_typo":
+        key_array = sa.func.string_to_array(Customer.search_keys, " ")
+        keys = postgresql.ARRAY(sa.Text)
+        where = sa.and_(
+            *(key_array.op("&&")(sa.cast(sa.bindparam(f"keys{n}", type_=keys), keys)) for n in range(words))
+        )
+    else:
+        raise ValueError(f"no search stage {stage!r}")
+    return _candidates_of(where)
+
+
 def _exact(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    return _rows_to_hits(_candidates(session, Customer.search_name == normalized, limit, exclude), MatchKind.EXACT_NAME)
+    rows = _run_candidates(session, _stage_statement("exact"), {"name": normalized}, limit, exclude)
+    return _rows_to_hits(rows, MatchKind.EXACT_NAME)
 
 
 def _verify_typos(rows, normalized: str) -> list[SearchHit]:
@@ -369,8 +443,17 @@ def _fts_where(match: str) -> sa.ColumnElement[bool]:
     return Customer.id.in_(matched.scalar_subquery())
 
 
+def _fts_where_param() -> sa.ColumnElement[bool]:
+    """``_fts_where`` with the match expression left to bind at execution (``:match``)."""
+    fts = sa.table("customer_fts", sa.column("rowid"))
+    matched = sa.select(fts.c.rowid).where(
+        sa.text("customer_fts MATCH :match").bindparams(sa.bindparam("match", type_=sa.String))
+    )
+    return Customer.id.in_(matched.scalar_subquery())
+
+
 def _fts_candidates(session: Session, match: str, limit: int, exclude: set[int]):
-    return _candidates(session, _fts_where(match), limit, exclude)
+    return _run_candidates(session, _stage_statement("fts", sqlite=True), {"match": match}, limit, exclude)
 
 
 def _sqlite_word_prefix_where(normalized: str) -> sa.ColumnElement[bool]:
@@ -383,7 +466,7 @@ def _sqlite_name_prefix(session: Session, normalized: str, limit: int, exclude: 
 
 
 def _sqlite_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    rows = _candidates(session, _sqlite_word_prefix_where(normalized), limit, exclude)
+    rows = _fts_candidates(session, f"search_name : {_fts_phrase(normalized)} *", limit, exclude)
     return _rows_to_hits(rows, MatchKind.WORD_PREFIX)
 
 
@@ -406,8 +489,9 @@ _sqlite_stages = (_exact, _sqlite_name_prefix, _sqlite_word_prefix, _cjk_substri
 
 
 def _pg_name_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    where = Customer.search_name.like(text.like_escape(normalized) + "%", escape="\\")
-    return _rows_to_hits(_candidates(session, where, limit, exclude), MatchKind.NAME_PREFIX)
+    params = {"pattern": text.like_escape(normalized) + "%"}
+    rows = _run_candidates(session, _stage_statement("pg_name_prefix"), params, limit, exclude)
+    return _rows_to_hits(rows, MatchKind.NAME_PREFIX)
 
 
 def _pg_word_prefix_where(normalized: str) -> sa.ColumnElement[bool]:
@@ -420,18 +504,21 @@ def _pg_word_prefix_where(normalized: str) -> sa.ColumnElement[bool]:
 
 
 def _pg_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    return _rows_to_hits(_candidates(session, _pg_word_prefix_where(normalized), limit, exclude), MatchKind.WORD_PREFIX)
+    """``_pg_word_prefix_where`` as a statement built once."""
+    escaped = text.like_escape(normalized)
+    params = {"anywhere": "%" + escaped + "%", "word_start": "% " + escaped + "%"}
+    rows = _run_candidates(session, _stage_statement("pg_word_prefix"), params, limit, exclude)
+    return _rows_to_hits(rows, MatchKind.WORD_PREFIX)
 
 
 def _pg_typo(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
     words = _typo_words(normalized)
     if not words:
         return []
-    key_array = sa.func.string_to_array(Customer.search_keys, " ")
-    where = sa.and_(
-        *(key_array.op("&&")(sa.cast(sorted(text.deletions(word)), postgresql.ARRAY(sa.Text))) for word in words)
-    )
-    return _verify_typos(_candidates(session, where, limit * 5, exclude), normalized)
+    # Each word's deletion keys overlap the name's keys (a GIN index answers each &&).
+    params = {f"keys{n}": sorted(text.deletions(word)) for n, word in enumerate(words)}
+    rows = _run_candidates(session, _stage_statement("pg_typo", words=len(words)), params, limit * 5, exclude)
+    return _verify_typos(rows, normalized)
 
 
 _postgres_stages = (_exact, _pg_name_prefix, _pg_word_prefix, _cjk_substring, _company, _pg_typo, _cjk_typo)

@@ -10,6 +10,7 @@ Adding or ending one is a change to the first customer's record, so the ownershi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -174,14 +175,22 @@ def end_relationship(uow: UnitOfWork, relationship_id: int, ended_on: date | Non
 
 def current(uow: UnitOfWork, customer_id: int) -> list[Seen]:
     """The customer's current relationships, from both sides, oldest first, each as this customer reads it."""
+    rows = uow.session.scalars(_current_statement(), {"customer_id": customer_id}).unique()
+    return [seen_from(row, customer_id) for row in rows]
+
+
+@functools.cache
+def _current_statement() -> sa.Select[Any]:
+    """``current``'s SELECT, built once (every customer card reads it; its loader options make building
+    it cost more Python time than running it)."""
     rel = CustomerRelationship
-    rows = uow.session.scalars(
+    customer_id = sa.bindparam("customer_id", type_=sa.Integer)
+    return (
         sa.select(rel)
         .options(_by_name(rel.customer), _by_name(rel.related))
         .where(sa.or_(rel.customer_id == customer_id, rel.related_customer_id == customer_id), rel.ended_on.is_(None))
         .order_by(rel.started_on, rel.id)
-    ).unique()
-    return [seen_from(row, customer_id) for row in rows]
+    )
 
 
 def _by_name(side: Any) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -78,12 +80,21 @@ def parse_admins(raw: str) -> list[PlatformId]:
 
 
 def user_for_identity(uow: UnitOfWork, platform_id: PlatformId) -> User | None:
-    statement = (
+    params = {"platform": platform_id.platform, "external_id": platform_id.external_id}
+    return uow.session.scalars(_identity_statement(), params).one_or_none()
+
+
+@functools.cache
+def _identity_statement() -> sa.Select[Any]:
+    # Built once: every request asks who its sender is.
+    return (
         sa.select(User)
         .join(Identity)
-        .where(Identity.platform == platform_id.platform, Identity.external_id == platform_id.external_id)
+        .where(
+            Identity.platform == sa.bindparam("platform", type_=Identity.platform.type),
+            Identity.external_id == sa.bindparam("external_id", type_=Identity.external_id.type),
+        )
     )
-    return uow.session.scalars(statement).one_or_none()
 
 
 def ensure_user(

@@ -129,6 +129,13 @@ class Call:
         return [button for row in markup.get("inline_keyboard", []) for button in row]
 
 
+class _Server(ThreadingHTTPServer):
+    # Under load (several senders, each opening connections at once) the socketserver default of 5
+    # pending connections made the kernel drop connection attempts: the senders saw timeouts that
+    # real Telegram would not give, and sent again.
+    request_queue_size = 1024
+
+
 class FakeTelegram:
     def __init__(self, token: str = DEFAULT_TOKEN, bot_id: int | None = None, username: str = "chatcrm_test_bot"):
         self.token = token
@@ -167,7 +174,7 @@ class FakeTelegram:
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         # Keep-alive connections of a finished client must not hold up stop().
         self._server.block_on_close = False
