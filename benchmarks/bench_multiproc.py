@@ -33,6 +33,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -429,6 +430,12 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
                     if " WARNING " in line or " ERROR " in line:
                         # Without the timestamp and the numbers that differ per row, the same problem counts once.
                         run.problems[f"{log.stem}: {_shape(line)}"] += 1
+            if args.keep_logs:
+                # The processes' whole logs, for looking into a run (the report keeps only their shape).
+                kept = Path(args.keep_logs) / f"{webs}x{workers}"
+                kept.mkdir(parents=True, exist_ok=True)
+                for log in workdir.glob("*.log"):
+                    shutil.copy(log, kept / log.name)
             _drop_database(pg_name)
     return run
 
@@ -443,6 +450,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--duration", type=float, default=10, help="seconds of load (default 10; issue 17 asks 60)")
     parser.add_argument("--customers", type=int, default=400, help="demo customers in the database")
     parser.add_argument("--drain-timeout", type=float, default=180, help="seconds to wait for replies after the load")
+    parser.add_argument("--keep-logs", metavar="DIR", help="copy the processes' logs into DIR/<layout>/")
     args = parser.parse_args(argv)
     print(
         f"PostgreSQL; /customer acme: Slack {args.slack_rate:g}/s, Telegram {args.telegram_rate:g}/s for "

@@ -362,7 +362,8 @@ class Claimed:
     priority: int = BULK
 
 
-def _due(now: datetime, owner: str) -> sa.ColumnElement[bool]:
+def _due(now: Any, owner: Any) -> sa.ColumnElement[bool]:
+    """Rows a sender may claim at ``now`` (values or bind parameters)."""
     o = OutboxMessage
     return sa.or_(
         sa.and_(o.status == OutboxStatus.PENDING, o.not_before <= now),
@@ -410,7 +411,65 @@ def claim_due(
     if not platforms or limit <= 0 or (ids is not None and not ids):
         return []
     now = now or utcnow()
+    choose = _claim_statement(
+        tuple(platforms),
+        tuple(p for p in platforms if p in crm_platforms.ordered_platforms()),
+        tuple(p for p in platforms if p not in parallel),
+        priority is not None,
+        ids is not None,
+        tuple((caps or {}).items()),
+        tuple((group_caps or {}).items()),
+        default_cap,
+    )
+    params: dict[str, Any] = {"now": now, "owner": owner, "platforms": list(platforms), "limit": limit}
+    if priority is not None:
+        params["priority"] = priority
+    if ids is not None:
+        params["ids"] = list(ids)
+    with session_factory() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK_KEY)))
+        chosen = list(session.scalars(choose, params))
+        if not chosen:
+            return []
+        rows = list(session.scalars(_lock_statement(), {"ids": chosen, "now": now, "owner": owner}))
+        blocked = _blocked_among(session, rows)
+        claimed = []
+        for row in rows:
+            if (row.platform, row.conversation) in blocked:
+                row.status, row.last_error, row.lease_until = OutboxStatus.BLOCKED, "recipient is blocked", None
+                continue
+            row.status = OutboxStatus.SENDING
+            row.lease_until = now + lease
+            row.claimed_by = owner
+            row.attempts += 1
+            claimed.append(claimed_row(row))
+    return claimed
+
+
+def _claim_params() -> tuple[sa.BindParameter[Any], sa.BindParameter[Any]]:
+    return (
+        sa.bindparam("now", type_=OutboxMessage.not_before.type),
+        sa.bindparam("owner", type_=OutboxMessage.claimed_by.type),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _claim_statement(
+    platforms: tuple[str, ...],
+    ordered: tuple[str, ...],
+    one_at_a_time: tuple[str, ...],
+    by_priority: bool,
+    by_ids: bool,
+    caps: tuple[tuple[str, int], ...],
+    group_caps: tuple[tuple[str, int], ...],
+    default_cap: int,
+) -> sa.Select[Any]:
+    """``claim_due``'s ranking query for one shape of claim (a sender asks the same one on every
+    turn), its values bound at execution: building it (two aliases, a window, a CASE) and its cache
+    key took a sender's process more time than PostgreSQL took to run it."""
     o = OutboxMessage
+    now, owner = _claim_params()
     in_flight = aliased(OutboxMessage)
     busy = (
         sa.select(in_flight.id)
@@ -422,20 +481,18 @@ def claim_due(
         )
         .exists()
     )
-    only: list[sa.ColumnElement[bool]] = [o.platform.in_(list(platforms))]
-    if priority is not None:
-        only.append(o.priority == priority)
-    if ids is not None:
-        only.append(o.id.in_(list(ids)))
+    only: list[sa.ColumnElement[bool]] = [o.platform.in_(sa.bindparam("platforms", expanding=True))]
+    if by_priority:
+        only.append(o.priority == sa.bindparam("priority", type_=o.priority.type))
+    if by_ids:
+        only.append(o.id.in_(sa.bindparam("ids", expanding=True)))
     eligible = [_due(now, owner), *only]
     # The platforms whose rows wait while their conversation has rows in flight; when none do (an
     # answer sender's claim), the check is left out of the query altogether.
-    one_at_a_time = [p for p in platforms if p not in parallel]
     if one_at_a_time and len(one_at_a_time) < len(platforms):
         eligible.append(sa.or_(o.platform.not_in(one_at_a_time), ~busy))
     elif one_at_a_time:
         eligible.append(~busy)
-    ordered = [p for p in platforms if p in crm_platforms.ordered_platforms()]
     if ordered:
         # Strict order (PlatformTraits.ordered): only the head of a conversation may go; a row
         # backing off (pending, not yet due) holds back every later row of its conversation.
@@ -457,7 +514,7 @@ def claim_due(
             o.platform,
             o.conversation_index,
             o.not_before,
-            _per_conversation_cap(caps or {}, group_caps or {}, default_cap).label("cap"),
+            _per_conversation_cap(dict(caps), dict(group_caps), default_cap).label("cap"),
         )
         .where(*eligible)
         .order_by(o.not_before, o.id)
@@ -475,38 +532,25 @@ def claim_due(
         )
         .label("rn"),
     ).subquery()
-    choose = (
+    return (
         sa.select(ranked.c.id)
         .where(ranked.c.rn <= ranked.c.cap)
         .order_by(ranked.c.not_before, ranked.c.id)
-        .limit(limit)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
     )
-    with session_factory() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
-            session.execute(sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK_KEY)))
-        ids = list(session.scalars(choose))
-        if not ids:
-            return []
-        rows = list(
-            session.scalars(
-                sa.select(o)
-                .where(o.id.in_(ids), _due(now, owner))
-                .order_by(o.not_before, o.id)
-                .with_for_update(skip_locked=True)
-            )
-        )
-        blocked = _blocked_among(session, rows)
-        claimed = []
-        for row in rows:
-            if (row.platform, row.conversation) in blocked:
-                row.status, row.last_error, row.lease_until = OutboxStatus.BLOCKED, "recipient is blocked", None
-                continue
-            row.status = OutboxStatus.SENDING
-            row.lease_until = now + lease
-            row.claimed_by = owner
-            row.attempts += 1
-            claimed.append(claimed_row(row))
-    return claimed
+
+
+@functools.cache
+def _lock_statement() -> sa.Select[Any]:
+    """The chosen rows, locked (skipping rows another sender locked meanwhile), still due."""
+    o = OutboxMessage
+    now, owner = _claim_params()
+    return (
+        sa.select(o)
+        .where(o.id.in_(sa.bindparam("ids", expanding=True)), _due(now, owner))
+        .order_by(o.not_before, o.id)
+        .with_for_update(skip_locked=True)
+    )
 
 
 # Any fixed key: serialises claim transactions across sender processes on PostgreSQL.
