@@ -497,11 +497,11 @@ def same_customer(attribute: Any) -> Any:
 
 def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str = "UTC") -> CustomerCard:
     session = uow.session
-    # Tags in the customer's own SELECT (their default is a second one), as the card shows them.
-    customer = session.get(Customer, customer_id, options=[joinedload(Customer.tag_rows)])
-    if customer is None:
-        raise NotFound(_("there is no customer #{id}", id=customer_id))
     statements = _card_statements()
+    found = session.execute(statements.customer, {"customer_id": customer_id}).unique().one_or_none()
+    if found is None:
+        raise NotFound(_("there is no customer #{id}", id=customer_id))
+    customer, score = found
     by_customer = {"customer_id": customer_id}
     open_deals = list(session.scalars(statements.open_deals, by_customer))
     open_tickets = list(session.scalars(statements.open_tickets, by_customer))
@@ -518,7 +518,7 @@ def get_card(uow: UnitOfWork, customer_id: int, recent: int = 3, timezone: str =
         recent_interactions=interactions,
         recent_orders=orders,
         relationships=relationships.current(uow, customer_id),
-        score=session.get(CustomerScore, customer_id),
+        score=score,
         followups_due=followups_due,
         lifetime_values=values,
         rating_average=average,
@@ -532,6 +532,7 @@ class _CardStatements:
     SELECT and computing its cache key cost about as much Python time as running it (the card is
     read on every ``/customer``)."""
 
+    customer: sa.Select[Customer, CustomerScore]
     open_deals: sa.Select[Any]
     open_tickets: sa.Select[Any]
     interactions: sa.Select[Any]
@@ -558,6 +559,12 @@ def _card_statements() -> _CardStatements:
         sa.cast(sa.func.avg(Ticket.rating), sa.Float),
     ).where(Ticket.customer_id == customer, Ticket.rating.is_not(None))
     return _CardStatements(
+        # The customer with their tags (the relationship's default is a second SELECT) and their
+        # score (none until the nightly scoring ran) in one round trip.
+        customer=sa.select(Customer, CustomerScore)
+        .outerjoin(CustomerScore, CustomerScore.customer_id == Customer.id)
+        .options(joinedload(Customer.tag_rows))
+        .where(Customer.id == customer),
         open_deals=sa.select(Deal)
         .options(same_customer(Deal.customer))
         .where(Deal.customer_id == customer, Deal.stage.not_in(["won", "lost"]))
