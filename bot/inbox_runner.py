@@ -53,6 +53,10 @@ class InboxProcessor(Protocol):
         """The delivery is given up: queue, in ``uow``, the one answer its sender gets."""
         ...
 
+    async def close(self) -> None:
+        """Let go of what processing connected (sessions, threads); called when its owner stops."""
+        ...
+
 
 @dataclass(frozen=True)
 class InboxSettings:
@@ -187,6 +191,19 @@ class InboxRunner:
         kept = await asyncio.get_running_loop().run_in_executor(self._renewer, renew)
         return len(kept)
 
+    async def close(self) -> None:
+        """Stop renewing leases (what is still held runs out, and is recovered elsewhere) and let go of
+        the renewing thread. The processors are their owners' to close."""
+        self._held.clear()
+        if self._renewing is not None and not self._renewing.done():
+            self._renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewing
+        self._renewing = None
+        if self._renewer is not None:
+            self._renewer.shutdown(wait=False)
+            self._renewer = None
+
     @staticmethod
     def _poisoned_report(claim: Claim, ref: str, language: str | None) -> Reply:
         """What an admin is told about a delivery given up on, in their language."""
@@ -256,6 +273,11 @@ class InboxRecovery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self.runner.close()
+        # The processors are this service's own (a platform's runtime, connected on first use): their
+        # connections and threads go with it.
+        for processor in self.runner.processors.values():
+            await processor.close()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():

@@ -259,3 +259,43 @@ def test_the_workers_sender_closes_its_slack_connection_when_it_stops(database_u
         assert session.closed
     finally:
         app.close()
+
+
+def test_the_workers_inbox_recovery_closes_its_slack_connection_when_it_stops(database_url, slack_api):
+    """The worker's inbox recovery runs a Slack delivery a web process kept but did not finish, through
+    a Slack runtime of its own that connects on first use: it closes that connection (and the
+    runtime's threads) when the worker stops. Before, a worker that had recovered a Slack delivery
+    logged "Unclosed client session" at exit, as the multi-process benchmark's logs showed."""
+    import json
+    from datetime import timedelta
+    from urllib.parse import parse_qsl
+
+    from bot.adapters.slack.inbound import delivery_key
+    from bot.bootstrap import build_app
+    from bot.inbox_runner import InboxRecovery
+    from bot.platforms import worker_services
+    from bot.settings import Settings
+    from crm_core import inbox
+    from tests.fakes.servers import run_worker
+    from tests.slack_support import ADMIN, slack_env, slash_command
+    from tests.support import TEST_SECRET_KEY
+
+    env = {**slack_env(slack_api), "CHATCRM_ADMINS": f"slack:{ADMIN}", "CHATCRM_INBOX_POLL": "0.05"}
+    app = build_app(Settings(database_url=database_url, secret_key=TEST_SECRET_KEY, extra=env))
+    try:
+        body = dict(parse_qsl(slash_command("/help", response_url=slack_api.response_url("kept")).decode()))
+        payload = json.dumps({"kind": "command", "received": time.time(), "body": body})
+        # Kept by a web process that died at once: its lease has run out already.
+        key = delivery_key("command", body)
+        assert key is not None
+        inbox.receive_many(app.session_factory, "slack", [(key, payload)], lease=timedelta(0))
+        services = worker_services(app)
+        recovery = next(s for s in services if isinstance(s, InboxRecovery))
+        runtime = recovery.runner.processors["slack"]
+        with run_worker(services):
+            slack_api.wait_for(RESPONSE_URL, name="kept")
+            session = runtime.session
+            assert session is not None and not session.closed
+        assert session.closed
+    finally:
+        app.close()

@@ -221,6 +221,7 @@ class SlackRuntime:
             _done, late = await asyncio.wait(pending, timeout=grace)
             for task in late:
                 task.cancel()
+        await self.runner.close()
         if self.session:
             await self.session.close()
         for name, sender in self.outbox.senders.items():

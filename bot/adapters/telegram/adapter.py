@@ -220,11 +220,16 @@ class TelegramBot:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._polling = self._recovering = None
+        await self.runner.close()
         await self.application.shutdown()
         for name, sender in self.interactive.senders.items():
             closing = getattr(sender, "close", None)
             if name != PLATFORM and closing is not None:
                 await closing()
+
+    async def close(self) -> None:
+        """InboxProcessor: the worker's inbox recovery stops (this bot only processed kept updates)."""
+        await self.stop()
 
     async def _recover_once(self) -> None:
         try:
