@@ -9,7 +9,6 @@ as a choice token; the dispatcher submits the ``Filled`` form (``Dispatcher.adva
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -92,18 +91,9 @@ def current(uow: UnitOfWork, origin: Origin) -> FormSession | None:
 
 
 def cancel(uow: UnitOfWork, origin: Origin) -> bool:
-    params = {"platform": origin.platform, "conversation": origin.conversation, "user": origin.user_external_id}
-    return uow.session.execute(_cancel_statement(), params).rowcount > 0  # type: ignore[attr-defined]  # DML returns a CursorResult
-
-
-@functools.cache
-def _cancel_statement() -> sa.Delete:
-    # Built once: every typed command leaves the form its sender had in progress.
-    return sa.delete(FormSession).where(
-        FormSession.platform == sa.bindparam("platform", type_=FormSession.platform.type),
-        FormSession.conversation == sa.bindparam("conversation", type_=FormSession.conversation.type),
-        FormSession.user_external_id == sa.bindparam("user", type_=FormSession.user_external_id.type),
-    )
+    # Built on every call, unlike the card's SELECTs: the session synchronises the form sessions it
+    # holds by evaluating this WHERE in Python, which sees only values bound into the statement.
+    return uow.session.execute(sa.delete(FormSession).where(_where(origin))).rowcount > 0  # type: ignore[attr-defined]  # DML returns a CursorResult
 
 
 def start(

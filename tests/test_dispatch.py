@@ -191,3 +191,24 @@ def test_unexpected_error_gets_a_reference_logs_it_and_rolls_back(app, caplog):
     with app.uow() as uow:
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(Customer)) == 0
         assert uow.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == 0
+
+
+def test_leaving_a_form_forgets_the_form_session_the_transaction_holds(app):
+    """``conversation.cancel`` deletes the person's form in progress with one DELETE; a form session
+    this transaction read before is marked deleted in the session too (SQLAlchemy evaluates the
+    DELETE's WHERE on the objects it holds), so nothing later writes to the row that is gone."""
+    from sqlalchemy import inspect
+
+    from bot import conversation
+    from bot.messages import Form, FormInput, Origin
+
+    origin = Origin("console", "ada", "console")
+    form = Form("New note", "/note", (FormInput("text", "Text"),))
+    with app.uow() as uow:
+        conversation.start(uow, origin, form)
+    with app.uow() as uow:
+        held = conversation.current(uow, origin)
+        assert held is not None
+        assert conversation.cancel(uow, origin) is True
+        assert inspect(held).deleted or held not in uow.session
+        assert conversation.current(uow, origin) is None
