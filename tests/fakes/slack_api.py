@@ -184,8 +184,8 @@ class FakeSlackApi:
             asyncio.set_event_loop(self._loop)
             self._runner = web.AppRunner(self._web_app(), access_log=None)
             self._loop.run_until_complete(self._runner.setup())
-            # aiohttp listens with a backlog of 128: under load (two web processes' senders opening
-            # connections at once) attempts past it were refused, which real Slack does not do.
+            # Room for the connections a load test's senders open at once (aiohttp's default backlog
+            # is 128; the real Slack has no such limit to speak of).
             self._loop.run_until_complete(web.SockSite(self._runner, sock, backlog=1024).start())
             ready.set()
             self._loop.run_forever()

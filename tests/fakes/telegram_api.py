@@ -130,9 +130,8 @@ class Call:
 
 
 class _Server(ThreadingHTTPServer):
-    # Under load (several senders, each opening connections at once) the socketserver default of 5
-    # pending connections made the kernel drop connection attempts: the senders saw timeouts that
-    # real Telegram would not give, and sent again.
+    # Room for the connections a load test's senders open at once (socketserver's default backlog
+    # is 5; the real Telegram has no such limit to speak of).
     request_queue_size = 1024
 
 
