@@ -127,8 +127,9 @@ def search_page(session: Session, query: str, number: int = 1, size: int = MAX_R
 
 
 def _count_matches(session: Session, query: str) -> int:
-    def count(where: sa.ColumnElement[bool]) -> int:
-        return session.scalar(sa.select(sa.func.count()).select_from(Customer).where(where)) or 0
+    def count(where: sa.ColumnElement[bool], params: dict[str, Any] | None = None) -> int:
+        # ``params``: the values of a stage's condition (``_stage_where``), bound at execution.
+        return session.scalar(sa.select(sa.func.count()).select_from(Customer).where(where), params) or 0
 
     query = query.strip()
     sqlite = _is_sqlite(session)
@@ -152,9 +153,12 @@ def _count_matches(session: Session, query: str) -> int:
     if _cjk_substring_runs(normalized):
         # A CJK piece anywhere in the name: this includes the names that start with it.
         found = count(_cjk_substring_where(normalized, sqlite))
+    elif sqlite:
+        found = count(_sqlite_word_prefix_where(normalized))
     else:
-        found = count(_sqlite_word_prefix_where(normalized) if sqlite else _pg_word_prefix_where(normalized))
-    return found or count(_company_where(normalized, sqlite))
+        found = count(_stage_where("pg_word_prefix"), _pg_word_prefix_params(normalized))
+    stage, params = _company_stage(normalized, sqlite)
+    return found or count(_stage_where(stage, sqlite), params)
 
 
 def _ranked(hits: dict[int, SearchHit], limit: int) -> list[SearchHit]:
@@ -232,31 +236,23 @@ def _by_email_domain(session: Session, query: str, limit: int) -> list[SearchHit
     return _rows_to_hits(_candidates(session, where, limit, set()), MatchKind.EMAIL_DOMAIN)
 
 
-def _company_where(normalized: str, sqlite: bool) -> sa.ColumnElement[bool]:
-    matches = _starts_with(Company.search_name, normalized, sqlite)
+def _company_stage(normalized: str, sqlite: bool) -> tuple[str, dict[str, Any]]:
+    """The company stage's shape and values: a prefix of the company's name, or, for a CJK query, a
+    piece of it ("科技": a scan of the companies, a tenth of the customers, measured in
+    benchmarks/bench_search.py; Latin queries keep the prefix seek)."""
     if _cjk_substring_runs(normalized):
-        # A piece of a Chinese company name ("科技"): a scan of the companies (a tenth of the
-        # customers), measured in benchmarks/bench_search.py; Latin queries keep the prefix seek.
-        matches = Company.search_name.like("%" + text.like_escape(normalized) + "%", escape="\\")
-    companies = sa.select(Company.id).where(matches)
-    return Customer.company_id.in_(companies.scalar_subquery())
+        return "company_anywhere", {"pattern": "%" + text.like_escape(normalized) + "%"}
+    if sqlite:
+        return "company", {"lower": normalized, "upper": normalized[:-1] + chr(ord(normalized[-1]) + 1)}
+    return "company", {"pattern": text.like_escape(normalized) + "%"}
 
 
 def _company(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    """People whose company's name starts with the query (after those whose own name matches);
-    ``_company_where`` as a statement built once."""
+    """People whose company's name starts with the query (after those whose own name matches)."""
     sqlite = _is_sqlite(session)
-    params: dict[str, Any]
-    if _cjk_substring_runs(normalized):
-        statement = _stage_statement("company_anywhere")
-        params = {"pattern": "%" + text.like_escape(normalized) + "%"}
-    elif sqlite:
-        statement = _stage_statement("company", sqlite=True)
-        params = {"lower": normalized, "upper": normalized[:-1] + chr(ord(normalized[-1]) + 1)}
-    else:
-        statement = _stage_statement("company")
-        params = {"pattern": text.like_escape(normalized) + "%"}
-    return _rows_to_hits(_run_candidates(session, statement, params, limit, exclude), MatchKind.COMPANY)
+    stage, params = _company_stage(normalized, sqlite)
+    rows = _run_candidates(session, _stage_statement(stage, sqlite), params, limit, exclude)
+    return _rows_to_hits(rows, MatchKind.COMPANY)
 
 
 def _candidates(session: Session, where, limit: int, exclude: set[int]):
@@ -290,13 +286,20 @@ def _run_candidates(
 
 @functools.cache
 def _stage_statement(stage: str, sqlite: bool = False, words: int = 0) -> sa.Select[int, str, str]:
-    """The SELECT of a name stage, with its values as bind parameters (see ``_run_candidates``).
-    ``words``: how many words the typo stage looks up (one array of deletion keys each)."""
+    """The SELECT of a name stage, with its values as bind parameters (see ``_run_candidates``)."""
+    return _candidates_of(_stage_where(stage, sqlite, words))
+
+
+@functools.cache
+def _stage_where(stage: str, sqlite: bool = False, words: int = 0) -> sa.ColumnElement[bool]:
+    """The condition of a name stage, its values as bind parameters given at execution: the stage's
+    SELECT, and what ``_count_matches`` counts. ``words``: how many words the typo stage looks up
+    (one array of deletion keys each)."""
     name = Customer.search_name
     if stage == "exact":
         where = name == sa.bindparam("name", type_=sa.String)
     elif stage == "company":
-        # _company_where's three shapes: a prefix on either database, a piece of a CJK name.
+        # A prefix: a range on SQLite's B-tree, LIKE 'q%' on PostgreSQL's pattern index.
         if sqlite:
             company = sa.and_(
                 Company.search_name >= sa.bindparam("lower", type_=sa.String),
@@ -327,7 +330,7 @@ def _stage_statement(stage: str, sqlite: bool = False, words: int = 0) -> sa.Sel
         )
     else:
         raise ValueError(f"no search stage {stage!r}")
-    return _candidates_of(where)
+    return where
 
 
 def _exact(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
@@ -494,19 +497,14 @@ def _pg_name_prefix(session: Session, normalized: str, limit: int, exclude: set[
     return _rows_to_hits(rows, MatchKind.NAME_PREFIX)
 
 
-def _pg_word_prefix_where(normalized: str) -> sa.ColumnElement[bool]:
-    escaped = text.like_escape(normalized)
+def _pg_word_prefix_params(normalized: str) -> dict[str, str]:
     # The first condition is what the trigram index answers; the second keeps word starts only.
-    return sa.and_(
-        Customer.search_name.like("%" + escaped + "%", escape="\\"),
-        (sa.literal(" ") + Customer.search_name).like("% " + escaped + "%", escape="\\"),
-    )
+    escaped = text.like_escape(normalized)
+    return {"anywhere": "%" + escaped + "%", "word_start": "% " + escaped + "%"}
 
 
 def _pg_word_prefix(session: Session, normalized: str, limit: int, exclude: set[int]) -> list[SearchHit]:
-    """``_pg_word_prefix_where`` as a statement built once."""
-    escaped = text.like_escape(normalized)
-    params = {"anywhere": "%" + escaped + "%", "word_start": "% " + escaped + "%"}
+    params = _pg_word_prefix_params(normalized)
     rows = _run_candidates(session, _stage_statement("pg_word_prefix"), params, limit, exclude)
     return _rows_to_hits(rows, MatchKind.WORD_PREFIX)
 
