@@ -16,7 +16,13 @@ For each database (a fresh SQLite file; a scratch PostgreSQL database on ``TEST_
    process (tests/fakes, as bench_outbox does), at Telegram's default limits (``--rate``/s
    overall, 1/s per chat). Measured at the fake on arrival: messages per full second (target:
    at the limit) and the most in any 1-second window (must not exceed it); then one settling
-   pass of the campaign tick (``delivery.settle``) over the run.
+   pass of the campaign tick (``delivery.settle``) over the run;
+4. the pause: after those seconds the campaign is paused as ``/campaign pause`` does (its own
+   transaction, committed) while the sender goes on; measured at the fake: how many messages
+   arrived after the commit and how long after it the last one arrived (target: under a second;
+   the sender re-checks each row right before it waits its turn, READY_AHEAD_SECONDS ahead).
+   A timing, so it is measured here and not asserted in tests/test_campaign_crash.py, which
+   checks what the pause holds.
 """
 
 from __future__ import annotations
@@ -149,15 +155,32 @@ def settle(session_factory) -> float:
     return time.perf_counter() - started
 
 
-async def _send_for(sender, seconds: float) -> None:
+def pause(session_factory, campaign_id: int) -> tuple[float, float]:
+    """``/campaign pause``'s change, committed; the monotonic times it began and committed."""
+    began = time.monotonic()
+    with UnitOfWork(session_factory) as uow:
+        service.pause(uow, uow.session.get(Campaign, campaign_id))
+    return began, time.monotonic()
+
+
+async def _send_for(sender, seconds: float, paused) -> tuple[float, float]:
+    """Send for ``seconds``, pause (``paused()`` commits it, in a thread while the sender goes on),
+    then let the sender run a little longer; when the pause began and committed."""
     await sender.start()
     try:
         await asyncio.sleep(seconds)
+        paused_at = await asyncio.to_thread(paused)
+        await asyncio.sleep(PAUSE_WATCH_SECONDS)
+        return paused_at
     finally:
         await sender.stop()
 
 
-def send_rate(engine, session_factory, seconds: float, rate: int) -> dict[str, float]:
+# How long the sender goes on after the pause, for anything it still sends to arrive.
+PAUSE_WATCH_SECONDS = 3.0
+
+
+def send_rate(engine, session_factory, campaign_id: int, seconds: float, rate: int) -> dict[str, float]:
     from bot.adapters.telegram.plugin import LIMITS
     from bot.outbox_sender import OutboxSender, SenderSettings
     from bot.rate_limit import Rate
@@ -173,10 +196,17 @@ def send_rate(engine, session_factory, seconds: float, rate: int) -> dict[str, f
             SenderSettings(limits={"telegram": limits}, poll_seconds=0.05),
             preparers={KIND: prepare_message},
         )
-        asyncio.run(_send_for(sender, seconds))
-        arrivals = [r["at"] for r in _arrivals(url)]
+        pausing, paused_at = asyncio.run(_send_for(sender, seconds, lambda: pause(session_factory, campaign_id)))
+        everything = [r["at"] for r in _arrivals(url)]
+    arrivals = [at for at in everything if at <= paused_at]
+    after_pause = [at for at in everything if at > paused_at]
     seconds_counts = _per_second(arrivals)
     return {
+        # Holding every waiting row is one UPDATE: with a big run queued it takes a while, and the
+        # sender goes on meanwhile (its re-checks see the campaign paused only after the commit).
+        "pause_commit": paused_at - pausing,
+        "after_pause": len(after_pause),
+        "pause_lag": max(after_pause, default=paused_at) - paused_at,
         "messages": len(arrivals),
         "mean": statistics.mean(seconds_counts),
         "min": min(seconds_counts),
@@ -206,7 +236,7 @@ def run(kind: str, args: argparse.Namespace) -> dict[str, float] | None:
                 flush=True,
             )
             if kind in args.send_on.split(","):
-                sent = send_rate(engine, factory, args.send_seconds, args.rate)
+                sent = send_rate(engine, factory, campaign_id, args.send_seconds, args.rate)
                 result.update({f"send_{key}": value for key, value in sent.items()})
                 result["settle"] = settle(factory)
             return result
@@ -263,9 +293,26 @@ def main(argv: list[str]) -> None:
     )
     rows.append(
         (
-            "  messages / seconds measured (the sender stops after "
-            f"{args.send_seconds:g} s and finishes what it holds)",
+            f"  messages / seconds measured (until the pause, after {args.send_seconds:g} s)",
             *(f"{_fmt(r, 'send_messages', '{:.0f}')} / {_fmt(r, 'send_seconds', '{:.0f}')}" for r in results.values()),
+        )
+    )
+    rows.append(
+        (
+            "pause: its transaction, holding the waiting rows (s)",
+            *(_fmt(r, "send_pause_commit", "{:.2f}") for r in results.values()),
+        )
+    )
+    rows.append(
+        (
+            "  messages arriving after it committed",
+            *(_fmt(r, "send_after_pause", "{:.0f}") for r in results.values()),
+        )
+    )
+    rows.append(
+        (
+            "  the last of them, after the commit (s; target < 1)",
+            *(_fmt(r, "send_pause_lag", "{:.2f}") for r in results.values()),
         )
     )
     rows.append(
