@@ -176,38 +176,65 @@ class Reply:
 
     def with_texts(self, change: Callable[[str], str]) -> Reply:
         """The reply with ``change`` applied to every text a reader sees: title, text, footer, fields,
-        sections, items and button labels (never a button's command, nor a form's own labels)."""
+        sections, items and button labels (never a button's command, nor a form's own labels).
+
+        Parts whose texts ``change`` leaves as they are stay the same objects, and so does the reply
+        when nothing changed: the dispatcher passes every answer through here, and a card has some
+        two hundred texts, nearly always unchanged."""
 
         def one(text: str | None) -> str | None:
             return change(text) if text else text
 
-        def fields(found: tuple[Field, ...]) -> tuple[Field, ...]:
-            return tuple(replace(f, label=change(f.label), value=change(f.value)) for f in found)
+        def field(found: Field) -> Field:
+            label, value = change(found.label), change(found.value)
+            return found if label == found.label and value == found.value else replace(found, label=label, value=value)
 
         def button(found: Button | None) -> Button | None:
-            return replace(found, label=change(found.label)) if found is not None else None
+            if found is None:
+                return None
+            label = change(found.label)
+            return found if label == found.label else replace(found, label=label)
 
         def item(found: Item) -> Item:
-            return Item(change(found.text), one(found.detail), button(found.button))
+            text, detail, pressed = change(found.text), one(found.detail), button(found.button)
+            if text == found.text and detail == found.detail and pressed is found.button:
+                return found
+            return replace(found, text=text, detail=detail, button=pressed)
 
+        def section(found: Section) -> Section:
+            title, text, empty = one(found.title), one(found.text), one(found.empty)
+            fields, items = _each(field, found.fields), _each(item, found.items)
+            if (title, text, empty) == (found.title, found.text, found.empty) and (fields, items) == (None, None):
+                return found
+            return replace(
+                found,
+                title=title,
+                text=text,
+                empty=empty,
+                fields=found.fields if fields is None else fields,
+                items=found.items if items is None else items,
+            )
+
+        title, text, footer = one(self.title), one(self.text), one(self.footer)
+        fields, sections, buttons = (
+            _each(field, self.fields),
+            _each(section, self.sections),
+            _each(button, self.buttons),
+        )
+        if (title, text, footer) == (self.title, self.text, self.footer) and (fields, sections, buttons) == (
+            None,
+            None,
+            None,
+        ):
+            return self
         return replace(
             self,
-            title=one(self.title),
-            text=one(self.text),
-            footer=one(self.footer),
-            fields=fields(self.fields),
-            sections=tuple(
-                replace(
-                    s,
-                    title=one(s.title),
-                    text=one(s.text),
-                    fields=fields(s.fields),
-                    items=tuple(item(i) for i in s.items),
-                    empty=one(s.empty),
-                )
-                for s in self.sections
-            ),
-            buttons=tuple(replace(b, label=change(b.label)) for b in self.buttons),
+            title=title,
+            text=text,
+            footer=footer,
+            fields=self.fields if fields is None else fields,
+            sections=self.sections if sections is None else sections,
+            buttons=self.buttons if buttons is None else buttons,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -448,17 +475,39 @@ class Outcome:
     step: Any = None
 
 
+def _each(change: Callable[[Any], Any], parts: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """``change`` applied to each of ``parts``; None when it returned every part itself (unchanged)."""
+    changed = tuple(change(part) for part in parts)
+    return None if all(new is old for new, old in zip(changed, parts, strict=True)) else changed
+
+
 @functools.cache
 def _field_names(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
+@functools.cache
+def _dataclass_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass's instances; None for any other type (a dataclass itself too)."""
+    return _field_names(cls) if is_dataclass(cls) and not issubclass(cls, type) else None
+
+
+# The leaves of a reply, by far its most common values: returned at once.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """``dataclasses.asdict`` for a reply's parts, without its deep copies: every leaf of a reply is
     immutable (text, numbers, enums), and every answer queued is turned into a dict (a card has some
-    two hundred leaves; asdict copied each)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return {name: _plain(getattr(value, name)) for name in _field_names(type(value))}
+    two hundred leaves; asdict copied each). Decided by the value's type, looked up once per type."""
+    kind: type = type(value)
+    if kind in _LEAVES:
+        return value
+    names = _dataclass_fields(kind)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if kind is tuple or kind is list:
+        return kind(_plain(v) for v in value)
     if isinstance(value, tuple | list):
         return type(value)(_plain(v) for v in value)
     if isinstance(value, dict):
