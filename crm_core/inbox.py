@@ -20,6 +20,7 @@ effect rolls back, the row stays pending (or, inserted in one go, is not there).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -198,23 +199,37 @@ def complete(uow: UnitOfWork, platform: str, key: str) -> bool:
     """Mark the delivery done in the caller's transaction (the one carrying out its effect); False
     when it was done before (or poisoned): the caller must then do nothing."""
     _check(key)
-    # One statement: insert it done (the one-go path), or mark a pending row done; a row already done
-    # (or poisoned) is left alone and returns nothing. It used to be an UPDATE and then an INSERT:
-    # one round trip more for every Slack command.
-    e = InboundEvent
-    table = cast(sa.Table, e.__table__)
-    insert = postgresql.insert if uow.session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(e)
-        .values(platform=platform, key=key, received_at=utcnow(), status=InboxStatus.DONE, attempts=0)
-        .on_conflict_do_update(
-            index_elements=[table.c.platform, table.c.key],
-            set_={"status": InboxStatus.DONE, "lease_until": None, "payload": None, "last_error": None},
-            where=table.c.status == InboxStatus.PENDING,
+    statement = _complete_statement(uow.session.get_bind().dialect.name)
+    values = {"platform": platform, "key": key, "received_at": utcnow()}
+    return uow.session.execute(statement, values).first() is not None
+
+
+@functools.cache
+def _complete_statement(dialect: str) -> sa.Insert:
+    """``complete``'s one statement: insert the delivery done (the one-go path), or mark a pending row
+    done; a row already done (or poisoned) is left alone and returns nothing. It used to be an
+    UPDATE and then an INSERT: one round trip more for every Slack command. Built once per dialect
+    on the table (not the ORM entity, whose bulk-insert path adds nothing here), its values bound
+    at execution: every command marks its delivery done with it."""
+    table = cast(sa.Table, InboundEvent.__table__)
+    c = table.c
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(table)
+        .values(
+            platform=sa.bindparam("platform", type_=c.platform.type),
+            key=sa.bindparam("key", type_=c.key.type),
+            received_at=sa.bindparam("received_at", type_=c.received_at.type),
+            status=InboxStatus.DONE,
+            attempts=0,
         )
-        .returning(e.id)
+        .on_conflict_do_update(
+            index_elements=[c.platform, c.key],
+            set_={"status": InboxStatus.DONE, "lease_until": None, "payload": None, "last_error": None},
+            where=c.status == InboxStatus.PENDING,
+        )
+        .returning(c.id)
     )
-    return uow.session.execute(statement).first() is not None
 
 
 # The name of the one-go path before deliveries were kept: the same guard.
