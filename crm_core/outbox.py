@@ -652,15 +652,36 @@ def mark_sent_in(
     session: Session, message_id: int, owner: str, platform_message_id: str | None, now: datetime | None = None
 ) -> bool:
     """``mark_sent`` in the caller's transaction (which records what the send means in the same commit)."""
-    return _update_held_in(
-        session,
-        message_id,
-        owner,
-        status=OutboxStatus.SENT,
-        lease_until=None,
-        sent_at=now or utcnow(),
-        platform_message_id=(platform_message_id or "")[:100] or None,
-        last_error=None,
+    values = {
+        "message_id": message_id,
+        "owner": owner,
+        "sent_at": now or utcnow(),
+        "platform_message_id": (platform_message_id or "")[:100] or None,
+    }
+    return session.execute(_mark_sent_statement(), values).rowcount == 1  # type: ignore[attr-defined]  # DML returns a CursorResult
+
+
+@functools.cache
+def _mark_sent_statement() -> sa.Update:
+    """``mark_sent``'s UPDATE of a row still held by ``owner`` (``_held``), built once with its values
+    bound at execution: every message sent is marked with it, and building an UPDATE and its cache
+    key costs about as much Python time as running it."""
+    o = OutboxMessage
+    return (
+        sa.update(o)
+        .where(
+            o.id == sa.bindparam("message_id", type_=sa.Integer),
+            o.status == OutboxStatus.SENDING,
+            o.claimed_by == sa.bindparam("owner", type_=o.claimed_by.type),
+        )
+        .values(
+            status=OutboxStatus.SENT,
+            lease_until=None,
+            sent_at=sa.bindparam("sent_at", type_=o.sent_at.type),
+            platform_message_id=sa.bindparam("platform_message_id", type_=o.platform_message_id.type),
+            last_error=None,
+        )
+        .execution_options(synchronize_session=False)
     )
 
 
