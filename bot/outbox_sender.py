@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -429,15 +430,15 @@ class OutboxSender:
             by_conversation: dict[tuple[str, str], deque[Claimed]] = {}
             for row in sorted(rows, key=lambda r: r.id):  # taken or claimed, in the order queued
                 by_conversation.setdefault((row.platform, row.conversation), deque()).append(row)
-            # Taken in the request's transaction, just before: counted from now all the same, which
-            # SEND_NOW_RECHECK_SHARE's margin (a quarter of the lease) allows for.
-            held_since = asyncio.get_running_loop().time()
+            # Claimed here just now; a row a request's transaction took says when (``taken_at``): under
+            # load the process may start sending it long after, and its short lease ran from then.
+            claimed_at = time.monotonic()
             followed = await asyncio.gather(
-                *(self._send_queue(queue, held_since) for queue in by_conversation.values())
+                *(self._send_queue(queue, claimed_at) for queue in by_conversation.values())
             )
             ids = [i for more in followed for i in more]
 
-    async def _send_queue(self, queue: deque[Claimed], held_since: float) -> list[int]:
+    async def _send_queue(self, queue: deque[Claimed], claimed_at: float) -> list[int]:
         more: list[int] = []
         while queue:
             if self.limiters[queue[0].platform].paused_for() > 0:
@@ -446,6 +447,7 @@ class OutboxSender:
                 break
             row = queue.popleft()
             try:
+                held_since = row.taken_at if row.taken_at is not None else claimed_at
                 more += await self._deliver(row, queue, paced=False, held_since=held_since)
             except _NoSlotInTime:
                 # The platform's budget is taken for longer than a person should wait (every process
@@ -681,7 +683,7 @@ class OutboxSender:
         """A row ``send_now`` holds is still its own to send: at once while most of its lease is left,
         else renewed if no other sender took it over (then it is theirs, and not sent here)."""
         lease = self.send_now_lease_seconds
-        if asyncio.get_running_loop().time() - held_since <= lease * SEND_NOW_RECHECK_SHARE:
+        if time.monotonic() - held_since <= lease * SEND_NOW_RECHECK_SHARE:
             return True
         until = utcnow() + timedelta(seconds=lease)
         if row.id in await self._record(outbox.renew_leases, [row.id], self.owner, until):

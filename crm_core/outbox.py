@@ -28,6 +28,7 @@ preparers by kind right before sending.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -116,7 +117,8 @@ def enqueue(
         existing = uow.session.get(OutboxMessage, existing_id)
         assert existing is not None  # read in this transaction
         return existing
-    now = utcnow()
+    # ``clock``: the same moment on the monotonic clock, when a row taken for send_now began its lease.
+    now, clock = utcnow(), time.monotonic()
     message = OutboxMessage(
         idempotency_key=idempotency_key,
         kind=kind,
@@ -144,7 +146,7 @@ def enqueue(
     uow.session.add(message)
     uow.session.flush()
     if send_now is not None and message.status == OutboxStatus.SENDING:
-        send_now.claimed.append(claimed_row(message))
+        send_now.claimed.append(replace(claimed_row(message), taken_at=clock))
     return message
 
 
@@ -360,6 +362,9 @@ class Claimed:
     # What to record once it was sent (OutboxMessage.after); None for most rows.
     after: dict[str, Any] | None = None
     priority: int = BULK
+    # When a request's transaction took it for ``send_now`` (``SendNow``; ``time.monotonic``): its
+    # short lease runs from then, however long the process takes to start sending it.
+    taken_at: float | None = None
 
 
 def _due(now: Any, owner: Any) -> sa.ColumnElement[bool]:

@@ -389,6 +389,28 @@ def test_answers_that_find_no_budget_in_time_are_left_to_the_worker(app, api):
     assert sorted(api.delivered_keys()) == [f"answer-{i}" for i in range(8)]
 
 
+def test_an_answer_taken_before_its_lease_ran_out_is_not_sent_once_another_sender_took_it(app, api):
+    """A request's transaction took an answer for ``send_now``, and the process came round to sending
+    it only after its short lease had run out (a busy event loop), by which time the worker's sender
+    had taken it over. It is not sent here too: its hold counts from when it was taken, not from
+    when sending began (it used to be sent at once, as if just taken, and arrived twice)."""
+    import asyncio
+    import time
+    from dataclasses import replace
+
+    web = make_sender(app, api, owner="web")
+    (answer,) = _answers_taken_by(app, web, 1).claimed
+    # Taken a whole lease ago (the monotonic clock, which time-machine does not move, is the one the
+    # hold is counted on); the worker's sender has since taken the row over, as a claim of an
+    # expired lease does.
+    taken_long_ago = replace(answer, taken_at=time.monotonic() - web.send_now_lease_seconds)
+    with app.uow() as uow:
+        uow.session.execute(sa.update(OutboxMessage).values(claimed_by="worker"))
+    asyncio.run(web.send_now([], [taken_long_ago]))
+    assert api.delivered_keys() == {}
+    assert [(r.status, r.claimed_by) for r in rows(app)] == [(OutboxStatus.SENDING, "worker")]
+
+
 def _answers_taken_by(app, sender: OutboxSender, count: int) -> outbox.SendNow:
     """``count`` answers to as many Telegram chats, taken for ``sender`` in the transaction that
     queues them, as a request does."""
