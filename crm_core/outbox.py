@@ -675,7 +675,7 @@ def _mark_sent_statement() -> sa.Update:
     return (
         sa.update(o)
         .where(
-            o.id == sa.bindparam("message_id", type_=sa.Integer),
+            o.id == sa.bindparam("message_id", type_=o.id.type),
             o.status == OutboxStatus.SENDING,
             o.claimed_by == sa.bindparam("owner", type_=o.claimed_by.type),
         )
