@@ -9,6 +9,7 @@ as a choice token; the dispatcher submits the ``Filled`` form (``Dispatcher.adva
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -91,9 +92,28 @@ def current(uow: UnitOfWork, origin: Origin) -> FormSession | None:
 
 
 def cancel(uow: UnitOfWork, origin: Origin) -> bool:
-    # Built on every call, unlike the card's SELECTs: the session synchronises the form sessions it
-    # holds by evaluating this WHERE in Python, which sees only values bound into the statement.
-    return uow.session.execute(sa.delete(FormSession).where(_where(origin))).rowcount > 0  # type: ignore[attr-defined]  # DML returns a CursorResult
+    """Forget the person's form in progress in this chat; False when there was none."""
+    values = {"platform": origin.platform, "conversation": origin.conversation, "user": origin.user_external_id}
+    return uow.session.execute(_cancel_statement(), values).rowcount > 0  # type: ignore[attr-defined]  # DML returns a CursorResult
+
+
+@functools.cache
+def _cancel_statement() -> sa.Delete:
+    """``cancel``'s DELETE, built once with its values bound at execution: every typed command runs it.
+    The session learns which form sessions it removed from the rows the DELETE returns ("fetch"):
+    its default ("evaluate": the WHERE run in Python on the objects the session holds) sees only
+    values bound into the statement, and would leave a form session read earlier in the same
+    transaction in the session as if its row still existed."""
+    f = FormSession
+    return (
+        sa.delete(f)
+        .where(
+            f.platform == sa.bindparam("platform", type_=f.platform.type),
+            f.conversation == sa.bindparam("conversation", type_=f.conversation.type),
+            f.user_external_id == sa.bindparam("user", type_=f.user_external_id.type),
+        )
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def start(
