@@ -333,15 +333,17 @@ def _delivered_so_far(run: Run, slack_root: str, telegram_base: str) -> int:
 
 def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
     run = Run(webs, workers)
-    processes: list[subprocess.Popen] = []
+    # The fakes, and ours (web and worker processes): stopped in that order's reverse.
+    fakes: list[subprocess.Popen] = []
+    ours: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory(prefix="bench-multiproc-") as tmp:
         workdir = Path(tmp)
         url, pg_name = _prepare_database("postgresql", workdir, args.customers)
         try:
             slack_fake, slack_api = _start_fake("tests.fakes.slack_api", "--deliveries")
-            processes.append(slack_fake)
+            fakes.append(slack_fake)
             telegram_fake, telegram_api = _start_fake("tests.fakes.telegram_api")
-            processes.append(telegram_fake)
+            fakes.append(telegram_fake)
             slack_root = slack_api.removesuffix("/api/")
             telegram_base = telegram_api.removesuffix("/bot")
             env = {
@@ -371,10 +373,10 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
             for n, port in enumerate(ports):
                 log_env = {**env, "CHATCRM_LOG_FILE": str(workdir / f"web{n}.log")}
                 command = [sys.executable, "-m", "bot.cli", "web", "--host", "127.0.0.1", "--port", str(port)]
-                processes.append(subprocess.Popen(command, cwd=ROOT, env=log_env))
+                ours.append(subprocess.Popen(command, cwd=ROOT, env=log_env))
             for n in range(workers):
                 log_env = {**env, "CHATCRM_LOG_FILE": str(workdir / f"worker{n}.log")}
-                processes.append(subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=log_env))
+                ours.append(subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=log_env))
             bases = [f"http://127.0.0.1:{port}" for port in ports]
             for n, base in enumerate(bases):
                 try:
@@ -418,8 +420,6 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
             # Ours first, the fakes once ours are gone: a web process still sending when its fake went
             # away logged "Cannot connect to host" for every answer it had left (a run that did not
             # drain), which read like a problem under load.
-            fakes = processes[:2]
-            ours = processes[2:]
             for group in (ours, fakes):
                 for process in reversed(group):
                     process.terminate()

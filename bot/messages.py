@@ -12,7 +12,7 @@ import functools
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 # What a plain message carried besides text: the core keeps it on ticket messages as it is.
 from crm_core.attachments import Attachment
@@ -186,55 +186,33 @@ class Reply:
             return change(text) if text else text
 
         def field(found: Field) -> Field:
-            label, value = change(found.label), change(found.value)
-            return found if label == found.label and value == found.value else replace(found, label=label, value=value)
+            return _with(found, label=change(found.label), value=change(found.value))
 
-        def button(found: Button | None) -> Button | None:
-            if found is None:
-                return None
-            label = change(found.label)
-            return found if label == found.label else replace(found, label=label)
+        def button(found: Button) -> Button:
+            return _with(found, label=change(found.label))
 
         def item(found: Item) -> Item:
-            text, detail, pressed = change(found.text), one(found.detail), button(found.button)
-            if text == found.text and detail == found.detail and pressed is found.button:
-                return found
-            return replace(found, text=text, detail=detail, button=pressed)
+            pressed = button(found.button) if found.button is not None else None
+            return _with(found, text=change(found.text), detail=one(found.detail), button=pressed)
 
         def section(found: Section) -> Section:
-            title, text, empty = one(found.title), one(found.text), one(found.empty)
-            fields, items = _each(field, found.fields), _each(item, found.items)
-            if (title, text, empty) == (found.title, found.text, found.empty) and (fields, items) == (None, None):
-                return found
-            return replace(
+            return _with(
                 found,
-                title=title,
-                text=text,
-                empty=empty,
-                fields=found.fields if fields is None else fields,
-                items=found.items if items is None else items,
+                title=one(found.title),
+                text=one(found.text),
+                empty=one(found.empty),
+                fields=_each(field, found.fields),
+                items=_each(item, found.items),
             )
 
-        title, text, footer = one(self.title), one(self.text), one(self.footer)
-        fields, sections, buttons = (
-            _each(field, self.fields),
-            _each(section, self.sections),
-            _each(button, self.buttons),
-        )
-        if (title, text, footer) == (self.title, self.text, self.footer) and (fields, sections, buttons) == (
-            None,
-            None,
-            None,
-        ):
-            return self
-        return replace(
+        return _with(
             self,
-            title=title,
-            text=text,
-            footer=footer,
-            fields=self.fields if fields is None else fields,
-            sections=self.sections if sections is None else sections,
-            buttons=self.buttons if buttons is None else buttons,
+            title=one(self.title),
+            text=one(self.text),
+            footer=one(self.footer),
+            fields=_each(field, self.fields),
+            sections=_each(section, self.sections),
+            buttons=_each(button, self.buttons),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -475,10 +453,23 @@ class Outcome:
     step: Any = None
 
 
-def _each(change: Callable[[Any], Any], parts: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """``change`` applied to each of ``parts``; None when it returned every part itself (unchanged)."""
+def _each(change: Callable[[Any], Any], parts: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``change`` applied to each of ``parts``; ``parts`` itself when it returned every part unchanged."""
     changed = tuple(change(part) for part in parts)
-    return None if all(new is old for new, old in zip(changed, parts, strict=True)) else changed
+    return parts if all(new is old for new, old in zip(changed, parts, strict=True)) else changed
+
+
+_Part = TypeVar("_Part")
+
+
+def _with(found: _Part, **values: Any) -> _Part:
+    """``found`` with ``values`` (``with_texts``'s rewrite of one part): ``found`` itself when each is
+    the value it has (the same object, as ``_each`` keeps them, or an equal text), else a copy."""
+    for name, value in values.items():
+        old = getattr(found, name)
+        if value is not old and value != old:
+            return replace(found, **values)  # type: ignore[type-var]  # every part of a reply is a dataclass
+    return found
 
 
 @functools.cache

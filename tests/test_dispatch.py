@@ -195,8 +195,8 @@ def test_unexpected_error_gets_a_reference_logs_it_and_rolls_back(app, caplog):
 
 def test_leaving_a_form_forgets_the_form_session_the_transaction_holds(app):
     """``conversation.cancel`` deletes the person's form in progress with one DELETE; a form session
-    this transaction read before is marked deleted in the session too (SQLAlchemy evaluates the
-    DELETE's WHERE on the objects it holds), so nothing later writes to the row that is gone."""
+    this transaction read before is marked deleted in the session too (from the ids the DELETE
+    returns), so nothing later writes to the row that is gone."""
     from sqlalchemy import inspect
 
     from bot import conversation
