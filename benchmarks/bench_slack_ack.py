@@ -109,6 +109,11 @@ def _prepare_database(kind: str, workdir: Path, customers: int) -> tuple[str, st
     db.upgrade(engine)
     with UnitOfWork(db.session_factory(engine), demo.DEMO_ACTOR) as uow:
         demo.seed(uow, customers=customers)
+    # A database in service has statistics (autovacuum) and its GIN indexes' pending entries merged;
+    # a freshly seeded one has neither, so its plans are not production's (EXPLAIN ANALYZE of the typo
+    # stage on 400 customers: 1.6 ms before, 0.7 ms after; card_cost did not change beyond its spread).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE" if kind != "sqlite" else "ANALYZE")
     engine.dispose()
     return url, name
 
