@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased, make_transient_to_detached, sessionmaker
 
 from crm_core import db, field_crypto
 from crm_core import platforms as crm_platforms
@@ -109,7 +109,8 @@ def enqueue(
     """
     stored = MessagePayload.coerce(payload).to_json()
     # The row already queued under this key, and whether the recipient is blocked, in one round trip.
-    indexes = chat_ids.blind_any(field_crypto.keys_for(uow.session), conversation)
+    keys = field_crypto.keys_for(uow.session)
+    indexes = chat_ids.blind_any(keys, conversation)
     existing_id, blocked = uow.session.execute(
         _enqueue_lookup(), {"key": idempotency_key, "platform": platform, "indexes": indexes}
     ).one()
@@ -119,35 +120,53 @@ def enqueue(
         return existing
     # ``clock``: the same moment on the monotonic clock, when a row taken for send_now began its lease.
     now, clock = utcnow(), time.monotonic()
-    message = OutboxMessage(
-        idempotency_key=idempotency_key,
-        kind=kind,
-        platform=platform,
-        conversation=conversation,
-        payload=stored,
-        status=OutboxStatus.BLOCKED if blocked else OutboxStatus.PENDING,
-        last_error="recipient is blocked" if blocked else None,
-        not_before=not_before or now,
-        user_id=user_id,
-        customer_id=customer_id,
-        priority=priority,
-        after=dict(after) if after is not None else None,
-    )
+    values: dict[str, Any] = {
+        "idempotency_key": idempotency_key,
+        "kind": kind,
+        "platform": platform,
+        "conversation": conversation,
+        # What chat_ids.keep_indexed sets when the ORM inserts a row (this INSERT is not the ORM's).
+        "conversation_index": chat_ids.blind(keys, conversation),
+        "payload": stored,
+        "status": OutboxStatus.BLOCKED if blocked else OutboxStatus.PENDING,
+        "last_error": "recipient is blocked" if blocked else None,
+        "not_before": not_before or now,
+        "user_id": user_id,
+        "customer_id": customer_id,
+        "priority": priority,
+        "after": dict(after) if after is not None else None,
+        "attempts": 0,
+        "claimed_by": None,
+        "lease_until": None,
+        "created_at": now,
+    }
     if (
         send_now is not None
         and not blocked
-        and message.not_before <= now
+        and values["not_before"] <= now
         and send_now.take(uow.session, platform, conversation, now)
     ):
-        message.status = OutboxStatus.SENDING
-        message.claimed_by = send_now.owner
-        message.lease_until = now + send_now.lease
-        message.attempts = 1
+        values.update(
+            status=OutboxStatus.SENDING, claimed_by=send_now.owner, lease_until=now + send_now.lease, attempts=1
+        )
+    # A Core INSERT built once, not the ORM's unit of work: every answer to a command is queued
+    # here, and the flush cost a web process about 4 % of its CPU under load (py-spy, issue 17).
+    values["id"] = uow.session.execute(_enqueue_insert(), values).scalar_one()
+    message = OutboxMessage(**values)
+    # The row is in the database: the session holds it as if it had loaded it (no second SELECT).
+    make_transient_to_detached(message)
     uow.session.add(message)
-    uow.session.flush()
-    if send_now is not None and message.status == OutboxStatus.SENDING:
+    if values["status"] == OutboxStatus.SENDING:
+        assert send_now is not None  # only a send_now offer takes a row
         send_now.claimed.append(replace(claimed_row(message), taken_at=clock))
     return message
+
+
+@functools.cache
+def _enqueue_insert() -> sa.Insert:
+    """``enqueue``'s INSERT of every column it sets, returning the new id."""
+    table = cast(sa.Table, OutboxMessage.__table__)
+    return sa.insert(table).returning(table.c.id)
 
 
 @functools.cache
@@ -213,30 +232,13 @@ class SendNow:
         if platform in self.parallel or (platform, conversation) in self._taken:
             self._taken.add((platform, conversation))
             return True
-        if session.get_bind().dialect.name == "postgresql":
-            # Two requests of one chat deciding at once would both find it idle: the first to lock
-            # decides; the other does not wait (no lock order to deadlock on) and leaves its row pending.
-            locked = session.scalar(
-                sa.select(
-                    sa.func.pg_try_advisory_xact_lock(
-                        _SEND_NOW_LOCK_CLASS, sa.func.hashtext(sa.literal(f"{platform}:{conversation}"))
-                    )
-                )
-            )
-            if not locked:
-                return False
-        o = OutboxMessage
-        busy = session.scalar(
-            sa.select(
-                sa.exists().where(
-                    o.platform == platform,
-                    chat_ids.is_chat(session, o.conversation_index, conversation),
-                    o.status == OutboxStatus.SENDING,
-                    o.lease_until > now,
-                )
-            )
-        )
-        if busy:
+        params = {
+            "platform": platform,
+            "lock_key": f"{platform}:{conversation}",
+            "indexes": chat_ids.blind_any(field_crypto.keys_for(session), conversation),
+            "now": now,
+        }
+        if not session.scalar(_take_statement(session.get_bind().dialect.name), params):
             return False
         self._taken.add((platform, conversation))
         return True
@@ -245,6 +247,25 @@ class SendNow:
         """The transaction rolled back: nothing it took exists."""
         self.claimed.clear()
         self._taken.clear()
+
+
+@functools.cache
+def _take_statement(dialect: str) -> sa.Select[Any]:
+    """``SendNow.take``'s one round trip, built once per dialect: true when the conversation is idle
+    (no row of it in flight) and, on PostgreSQL, this transaction got its advisory lock. Two
+    requests of one chat deciding at once would both find it idle: the first to lock decides; the
+    other does not wait (no lock order to deadlock on) and leaves its row pending."""
+    o = OutboxMessage
+    idle = ~sa.exists().where(
+        o.platform == sa.bindparam("platform", type_=o.platform.type),
+        o.conversation_index.in_(sa.bindparam("indexes", expanding=True)),
+        o.status == OutboxStatus.SENDING,
+        o.lease_until > sa.bindparam("now", type_=o.lease_until.type),
+    )
+    if dialect != "postgresql":
+        return sa.select(idle)
+    key = sa.func.hashtext(sa.bindparam("lock_key", type_=sa.Text))
+    return sa.select(sa.and_(sa.func.pg_try_advisory_xact_lock(_SEND_NOW_LOCK_CLASS, key), idle))
 
 
 @dataclass(frozen=True)
@@ -687,6 +708,49 @@ def _mark_sent_statement() -> sa.Update:
             last_error=None,
         )
         .execution_options(synchronize_session=False)
+    )
+
+
+def mark_sent_many(
+    session_factory: sessionmaker[Session],
+    marks: Sequence[tuple[int, str | None]],
+    owner: str,
+    now: datetime | None = None,
+) -> None:
+    """``mark_sent`` for several (row id, platform message id) in one transaction: the sender marks
+    what was sent meanwhile together, so under load a reply costs a share of a commit, not one.
+    A row whose claim was lost is left alone, as by ``mark_sent``."""
+    sent_at = now or utcnow()
+    rows = [
+        {"message_id": row_id, "owner": owner, "sent_at": sent_at, "platform_message_id": (sent or "")[:100] or None}
+        for row_id, sent in marks
+    ]
+    if not rows:
+        return
+    with session_factory() as session, session.begin():
+        session.execute(_mark_sent_many_statement(), rows)
+
+
+@functools.cache
+def _mark_sent_many_statement() -> sa.Update:
+    """``_mark_sent_statement`` on the table, for a list of rows (an executemany; the ORM's statement
+    would take a list as a bulk UPDATE by primary key, which this WHERE is not)."""
+    table = cast(sa.Table, OutboxMessage.__table__)
+    c = table.c
+    return (
+        sa.update(table)
+        .where(
+            c.id == sa.bindparam("message_id", type_=c.id.type),
+            c.status == OutboxStatus.SENDING,
+            c.claimed_by == sa.bindparam("owner", type_=c.claimed_by.type),
+        )
+        .values(
+            status=OutboxStatus.SENT,
+            lease_until=None,
+            sent_at=sa.bindparam("sent_at", type_=c.sent_at.type),
+            platform_message_id=sa.bindparam("platform_message_id", type_=c.platform_message_id.type),
+            last_error=None,
+        )
     )
 
 
