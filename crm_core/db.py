@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -262,18 +262,38 @@ def carry_write_turn(session: Session) -> None:
 
 def insert_or_ignore(session: Session, model: type[Base], values: dict) -> bool:
     """INSERT a row unless it clashes with a unique key (ON CONFLICT DO NOTHING, on both databases);
-    True when the row went in. Safe against concurrent inserts of the same key, unlike select-then-insert."""
-    dialect = session.get_bind().dialect.name
-    statement: postgresql.Insert | sqlite.Insert
+    True when the row went in. Safe against concurrent inserts of the same key, unlike select-then-insert.
+    ``values`` are by column key (the mapped attribute names)."""
+    statement = _insert_or_ignore_statement(
+        session.get_bind().dialect.name, cast(sa.Table, model.__table__), returning=True
+    )
+    # RETURNING, not rowcount: psycopg does not always report a rowcount for this statement.
+    return session.execute(statement, values).first() is not None
+
+
+def insert_all_or_ignore(session: Session, model: type[Base], rows: Sequence[dict]) -> None:
+    """``insert_or_ignore`` for several rows, in one statement (an executemany)."""
+    if rows:
+        statement = _insert_or_ignore_statement(
+            session.get_bind().dialect.name, cast(sa.Table, model.__table__), returning=False
+        )
+        session.execute(statement, list(rows))
+
+
+@functools.cache
+def _insert_or_ignore_statement(dialect: str, table: sa.Table, *, returning: bool) -> sa.Insert:
+    """The INSERT … ON CONFLICT DO NOTHING of ``table``, built once per dialect with its values bound
+    at execution: built with them as literals it was compiled again for every row (a Telegram
+    update is kept with it, every button of a Telegram message stored with it)."""
+    insert: Any
     if dialect == "postgresql":
-        statement = postgresql.insert(model).values(**values).on_conflict_do_nothing()
+        insert = postgresql.insert
     elif dialect == "sqlite":
-        statement = sqlite.insert(model).values(**values).on_conflict_do_nothing()
+        insert = sqlite.insert
     else:  # pragma: no cover - only the two supported databases exist
         raise RuntimeError(f"insert_or_ignore does not support {dialect}")
-    # RETURNING, not rowcount: psycopg does not always report a rowcount for this statement.
-    primary_key = sa.inspect(model).primary_key[0]
-    return session.execute(statement.returning(primary_key)).first() is not None
+    statement = insert(table).on_conflict_do_nothing()
+    return statement.returning(*table.primary_key.columns) if returning else statement
 
 
 def one_of(

@@ -62,12 +62,14 @@ def answer_data(session_id: int, asked: int, choice: int | str) -> str:
 
 
 def store(uow: UnitOfWork, rows: list[ButtonCommand]) -> None:
-    for row in rows:
-        db.insert_or_ignore(
-            uow.session,
-            ButtonCommand,
-            {"token": row.token, "command": row.command, "opens_form": row.opens_form, "created_at": utcnow()},
-        )
+    # One statement for a message's buttons; a button rendered twice is one row (its token).
+    now = utcnow()
+    unique = {row.token: row for row in rows}.values()
+    db.insert_all_or_ignore(
+        uow.session,
+        ButtonCommand,
+        [{"token": r.token, "command": r.command, "opens_form": r.opens_form, "created_at": now} for r in unique],
+    )
 
 
 def decode(uow: UnitOfWork, data: str) -> Press | Answer | None:
