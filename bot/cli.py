@@ -142,6 +142,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _run_worker(app) -> int:
+    import asyncio
 
     from bot.platforms import configured_platforms, worker_services
     from bot.worker import run_services
@@ -156,21 +157,8 @@ def _run_worker(app) -> int:
             ),
             file=sys.stderr,
         )
-    _run_event_loop(run_services(worker_services(app)))
+    asyncio.run(run_services(worker_services(app)))
     return 0
-
-
-def _run_event_loop(main) -> None:  # noqa: ANN001 - a coroutine
-    """Run ``main`` on uvloop where it is installed (a dependency off Windows), as uvicorn does for
-    the web process: the worker's claims and sends spend a good part of their CPU in the event loop."""
-    try:
-        import uvloop
-    except ImportError:
-        import asyncio
-
-        asyncio.run(main)
-        return
-    uvloop.run(main)
 
 
 class _BackgroundWorker:

@@ -238,9 +238,6 @@ class OutboxSender:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        # Sent rows waiting to be marked so, and the task writing them (``_mark_sent``).
-        self._to_mark: list[tuple[int, str | None, asyncio.Future[None]]] = []
-        self._marking: asyncio.Task[None] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._ready_ahead: dict[str, asyncio.Semaphore] = {}
         self._lock: LeaderLock | None = None
@@ -251,8 +248,6 @@ class OutboxSender:
     async def start(self) -> None:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
-        # A marking task of an earlier loop (a sender started again) is not this loop's to wait on.
-        self._to_mark, self._marking = [], None
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._ready_ahead = {
             platform: asyncio.Semaphore(max(1, math.floor(limiter.limits.overall.per_second * READY_AHEAD_SECONDS)))
@@ -676,37 +671,13 @@ class OutboxSender:
                 _ours, queued = await asyncio.to_thread(self.after.sent, row, self.owner, message_id)
                 more += queued
             else:
-                await self._mark_sent(row.id, message_id)
+                await self._record(outbox.mark_sent, row.id, self.owner, message_id)
         finally:
             if slot is not None:
                 limiter.release(slot)
         if final_error is not None:
             more += await self._failed(row, final_error)
         return more
-
-    async def _mark_sent(self, row_id: int, message_id: str | None) -> None:
-        """Mark a row sent, with the others sent meanwhile in one transaction (``_mark_batches``);
-        returns once that committed, as ``outbox.mark_sent`` would."""
-        marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._to_mark.append((row_id, message_id, marked))
-        if self._marking is None or self._marking.done():
-            self._marking = asyncio.create_task(self._mark_batches())
-        await marked
-
-    async def _mark_batches(self) -> None:
-        """Write the marks waiting, all that came while the previous batch was written in one go."""
-        while self._to_mark:
-            batch, self._to_mark = self._to_mark, []
-            try:
-                await self._record(outbox.mark_sent_many, [(row_id, sent) for row_id, sent, _ in batch], self.owner)
-            except Exception as exc:  # noqa: BLE001 - each waiting send gets the error, as from mark_sent
-                for *_, marked in batch:
-                    if not marked.done():
-                        marked.set_exception(exc)
-                continue
-            for *_, marked in batch:
-                if not marked.done():
-                    marked.set_result(None)
 
     async def _still_held(self, row: Claimed, held_since: float) -> bool:
         """A row ``send_now`` holds is still its own to send: at once while most of its lease is left,

@@ -678,7 +678,12 @@ def mark_sent_in(
     session: Session, message_id: int, owner: str, platform_message_id: str | None, now: datetime | None = None
 ) -> bool:
     """``mark_sent`` in the caller's transaction (which records what the send means in the same commit)."""
-    values = _sent_values(message_id, owner, platform_message_id, now or utcnow())
+    values = {
+        "message_id": message_id,
+        "owner": owner,
+        "sent_at": now or utcnow(),
+        "platform_message_id": (platform_message_id or "")[:100] or None,
+    }
     return session.execute(_mark_sent_statement(), values).rowcount == 1  # type: ignore[attr-defined]  # DML returns a CursorResult
 
 
@@ -687,61 +692,23 @@ def _mark_sent_statement() -> sa.Update:
     """``mark_sent``'s UPDATE of a row still held by ``owner`` (``_held``), built once with its values
     bound at execution: every message sent is marked with it, and building an UPDATE and its cache
     key costs about as much Python time as running it."""
-    return _mark_sent_update(OutboxMessage, OutboxMessage).execution_options(synchronize_session=False)
-
-
-def mark_sent_many(
-    session_factory: sessionmaker[Session],
-    marks: Sequence[tuple[int, str | None]],
-    owner: str,
-    now: datetime | None = None,
-) -> None:
-    """``mark_sent`` for several (row id, platform message id) in one transaction: the sender marks
-    what was sent meanwhile together, so under load a reply costs a share of a commit, not one.
-    A row whose claim was lost is left alone, as by ``mark_sent``."""
-    sent_at = now or utcnow()
-    rows = [_sent_values(row_id, owner, sent, sent_at) for row_id, sent in marks]
-    if not rows:
-        return
-    with session_factory() as session, session.begin():
-        session.execute(_mark_sent_many_statement(), rows)
-
-
-@functools.cache
-def _mark_sent_many_statement() -> sa.Update:
-    """``_mark_sent_statement`` on the table, for a list of rows (an executemany; the ORM's statement
-    would take a list as a bulk UPDATE by primary key, which this WHERE is not)."""
-    table = cast(sa.Table, OutboxMessage.__table__)
-    return _mark_sent_update(table, table.c)
-
-
-def _mark_sent_update(target: Any, c: Any) -> sa.Update:
-    """The UPDATE marking a row sent, on ``target`` (the entity or its table) whose columns are ``c``."""
+    o = OutboxMessage
     return (
-        sa.update(target)
+        sa.update(o)
         .where(
-            c.id == sa.bindparam("message_id", type_=c.id.type),
-            c.status == OutboxStatus.SENDING,
-            c.claimed_by == sa.bindparam("owner", type_=c.claimed_by.type),
+            o.id == sa.bindparam("message_id", type_=o.id.type),
+            o.status == OutboxStatus.SENDING,
+            o.claimed_by == sa.bindparam("owner", type_=o.claimed_by.type),
         )
         .values(
             status=OutboxStatus.SENT,
             lease_until=None,
-            sent_at=sa.bindparam("sent_at", type_=c.sent_at.type),
-            platform_message_id=sa.bindparam("platform_message_id", type_=c.platform_message_id.type),
+            sent_at=sa.bindparam("sent_at", type_=o.sent_at.type),
+            platform_message_id=sa.bindparam("platform_message_id", type_=o.platform_message_id.type),
             last_error=None,
         )
+        .execution_options(synchronize_session=False)
     )
-
-
-def _sent_values(message_id: int, owner: str, platform_message_id: str | None, sent_at: datetime) -> dict[str, Any]:
-    """The values of ``_mark_sent_update`` for one row."""
-    return {
-        "message_id": message_id,
-        "owner": owner,
-        "sent_at": sent_at,
-        "platform_message_id": (platform_message_id or "")[:100] or None,
-    }
 
 
 def release_rate_limited(
