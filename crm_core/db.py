@@ -285,6 +285,13 @@ def _insert_or_ignore_statement(dialect: str, table: sa.Table, *, returning: boo
     """The INSERT … ON CONFLICT DO NOTHING of ``table``, built once per dialect with its values bound
     at execution: built with them as literals it was compiled again for every row (a Telegram
     update is kept with it, every button of a Telegram message stored with it)."""
+    statement = insert_ignoring(dialect, table)
+    return statement.returning(*table.primary_key.columns) if returning else statement
+
+
+def insert_ignoring(dialect: str, table: sa.Table) -> sa.Insert:
+    """``INSERT INTO table … ON CONFLICT DO NOTHING`` on either database, its values left to bind at
+    execution (callers build it once and keep it)."""
     insert: Any
     if dialect == "postgresql":
         insert = postgresql.insert
@@ -292,8 +299,7 @@ def _insert_or_ignore_statement(dialect: str, table: sa.Table, *, returning: boo
         insert = sqlite.insert
     else:  # pragma: no cover - only the two supported databases exist
         raise RuntimeError(f"insert_or_ignore does not support {dialect}")
-    statement = insert(table).on_conflict_do_nothing()
-    return statement.returning(*table.primary_key.columns) if returning else statement
+    return insert(table).on_conflict_do_nothing()
 
 
 def one_of(

@@ -139,8 +139,7 @@ def _receive_statement(dialect: str) -> sa.Insert:
     went in. Built with the rows as literal values it was compiled again on every batch, which cost
     a web process about 3 % of its CPU under load (py-spy, issue 17)."""
     table = cast(sa.Table, InboundEvent.__table__)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing().returning(table.c.key)
+    return db.insert_ignoring(dialect, table).returning(table.c.key)
 
 
 def _take(session: Session, where: sa.ColumnElement[bool], now: datetime, lease: timedelta) -> Claim | None:

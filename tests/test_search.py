@@ -39,6 +39,25 @@ def test_exact_name_ranks_first_whatever_the_case(app, seeded, query):
     assert _names(app, query)[0] == "Acme Corp"
 
 
+def test_an_exact_name_is_the_whole_answer_and_every_customer_of_that_name_is_in_it(app, seeded):
+    # "Acme Corporation Holdings" also starts with the query: an exact name stops the search before
+    # looser matches (PostgreSQL reads both kinds in one query and must still tell them apart).
+    with app.uow() as uow:
+        twin = customers.create_customer(uow, "ACME corp").id
+        hits = search.search_customers(uow.session, "acme corp")
+    assert [(h.customer_id, h.match) for h in hits] == [
+        (seeded["Acme Corp"], search.MatchKind.EXACT_NAME),
+        (twin, search.MatchKind.EXACT_NAME),
+    ]
+    with app.uow() as uow:
+        prefix = search.search_customers(uow.session, "acme co")
+    assert [(h.name, h.match) for h in prefix] == [
+        ("Acme Corp", search.MatchKind.NAME_PREFIX),
+        ("ACME corp", search.MatchKind.NAME_PREFIX),
+        ("Acme Corporation Holdings", search.MatchKind.NAME_PREFIX),
+    ]
+
+
 @pytest.mark.parametrize("query", ["acme", "ACME", "acm", "Ácme"])
 def test_prefix_finds_both_acmes_shortest_first(app, seeded, query):
     assert _names(app, query) == ["Acme Corp", "Acme Corporation Holdings"]
