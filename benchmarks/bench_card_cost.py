@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import statistics
 import tempfile
 import time
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 
 from benchmarks import BENCH_SECRET_KEY
 from benchmarks.bench_slack_ack import USER, _drop_database, _prepare_database
+from benchmarks.proc_cpu import postgres_cpu_seconds
 
 # What 150 cards/s on 2 cores leaves per card, across every process (issue 17).
 BUDGET_MS = 2 * 1000 / 150
@@ -51,29 +51,6 @@ def _kind(statement: str) -> str:
     if verb == "SELECT" and words[1:2] == ["(SELECT"]:
         table = "(subqueries)"
     return f"{verb} {table}".strip()
-
-
-def _server_cpu_seconds() -> float | None:
-    """CPU seconds the local PostgreSQL server's processes have used (Linux's /proc); None when none
-    is visible (a server on another machine, or not Linux). Its backends live as long as the
-    connection pool's connections, so the difference over the measured cards is what they cost it."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total, found = 0.0, False
-    try:
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except OSError:
-        return None
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                line = stat.read()
-        except OSError:
-            continue  # gone meanwhile
-        name, rest = line[line.find("(") + 1 : line.rfind(")")], line[line.rfind(")") + 2 :].split()
-        if name == "postgres":
-            found = True
-            total += (int(rest[11]) + int(rest[12])) / tick  # utime, stime
-    return total if found else None
 
 
 def measure(kind: str, args: argparse.Namespace) -> None:
@@ -109,7 +86,7 @@ def measure(kind: str, args: argparse.Namespace) -> None:
             cpu, wall = [], []
             # On the thread's CPU clock, as the figures above: waiting for the database is not the card's cost.
             profile = cProfile.Profile(time.thread_time) if args.profile else None
-            server_before = _server_cpu_seconds() if kind == "postgresql" else None
+            server_before = postgres_cpu_seconds() if kind == "postgresql" else None
             for n in range(args.warmup + 1, args.warmup + 1 + args.requests):
                 c0, w0 = time.thread_time(), time.perf_counter()
                 if profile is not None:
@@ -119,7 +96,7 @@ def measure(kind: str, args: argparse.Namespace) -> None:
                     profile.disable()
                 cpu.append((time.thread_time() - c0) * 1000)
                 wall.append((time.perf_counter() - w0) * 1000)
-            server_after = _server_cpu_seconds() if server_before is not None else None
+            server_after = postgres_cpu_seconds() if server_before is not None else None
             if profile is not None:
                 profile.dump_stats(args.profile)
         finally:

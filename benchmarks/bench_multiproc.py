@@ -5,9 +5,9 @@ database with the demo data: the fake Slack Web API and the fake Telegram Bot AP
 of its own (``tests.fakes``, recording every delivery with its arrival time), N ``chatcrm web``
 processes on N ports (the load script round-robins over them, as a load balancer would) and M
 ``chatcrm worker`` processes. Then, open loop for ``--duration`` seconds: ``--slack-rate`` signed
-``/customer acme`` slash commands per second (each with a response_url of its own) and
-``--telegram-rate`` Telegram updates per second (``/customer acme`` from a private chat of its own,
-posted to the webhook with its secret).
+slash commands per second (``--command``, ``/customer acme`` unless told; each with a response_url
+of its own) and ``--telegram-rate`` Telegram updates per second (the same command from a private
+chat of its own, posted to the webhook with its secret).
 
 Reported and checked per layout:
 
@@ -17,7 +17,11 @@ Reported and checked per layout:
 - the scheduler: leaders seen in ``pg_locks`` every second (must be exactly one every time);
 - send rates as the platforms saw them: the most messages in any 1-second window overall and per
   chat, against the platform's limits (Telegram 30/s overall, 1/s per chat; Slack 1/s per channel
-  for chat.* calls; response_url answers are not rate limited by Slack).
+  for chat.* calls; response_url answers are not rate limited by Slack);
+- CPU per request by group of processes (web, workers, PostgreSQL, the fakes, this load client),
+  from ``/proc``, and the request rate that cost allows the machine's cores: the figure that says
+  whether a rate is within reach here at all (``--command /help`` gives the floor of a request
+  that reads no customer).
 
     python -m benchmarks multiproc                                  # 1x1 and 2x2, 10 s each
     python -m benchmarks multiproc -- --duration 60 --layouts 2x2   # the 60-second run of issue 17
@@ -59,6 +63,7 @@ from benchmarks.bench_slack_ack import (
     _prepare_database,
     _wait_http,
 )
+from benchmarks.proc_cpu import postgres_cpu_seconds, process_cpu_seconds
 from crm_core import db
 from crm_core.scheduling.leader import advisory_key
 from tests.fakes.telegram_api import DEFAULT_TOKEN, FakeTelegram
@@ -154,6 +159,8 @@ class Run:
     load_after: str = ""
     # The processes' warnings and errors, by their first line (what went wrong, if anything did).
     problems: Counter[str] = field(default_factory=Counter)
+    # CPU seconds each group of processes spent from the first request to the last reply (/proc).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -179,10 +186,32 @@ class Run:
                 self.telegram.report(),
                 f"  scheduler leaders per 1-s sample: {dict(leaders)}; 'leading' logged {self.leading_logs} time(s)",
                 f"  most sends in any 1 s (seen/limit): {rates}",
+                *([self.cpu_report()] if self.cpu else []),
                 *(f"  logged {n}x: {line}" for line, n in self.problems.most_common(8)),
                 f"  {'PASS' if self.ok else 'FAIL'}: no 5xx, every reply once, one leader, within the limits",
             ]
         )
+
+    def cpu_report(self) -> str:
+        """CPU per request by group of processes, and the request rate that cost allows these cores."""
+        requests = len(self.slack.sent_at) + len(self.telegram.sent_at)
+        per = {group: seconds * 1000 / max(requests, 1) for group, seconds in self.cpu.items()}
+        total = sum(per.values())
+        cores = os.cpu_count() or 1
+        groups = ", ".join(f"{group} {ms:.1f}" for group, ms in per.items())
+        return (
+            f"  CPU per request ({requests} requests, first request to last reply, /proc): {groups}; "
+            f"all {total:.1f} ms, so {cores} cores serve at most {cores * 1000 / max(total, 1e-9):.0f} requests/s"
+        )
+
+
+def _cpu_readings(groups: dict[str, list[int]]) -> dict[str, float | None]:
+    """CPU seconds so far of each group of processes, of the PostgreSQL server and of this process
+    (the load client, with its leader watcher)."""
+    readings = {group: process_cpu_seconds(pids) for group, pids in groups.items()}
+    readings["PostgreSQL"] = postgres_cpu_seconds()
+    readings["load client"] = time.process_time()
+    return readings
 
 
 def _shape(line: str) -> str:
@@ -208,8 +237,11 @@ def _get_json(url: str):  # noqa: ANN202 - whatever the fake answers
 class Loader:
     """The open-loop load: requests on schedule whether or not earlier ones were answered."""
 
-    def __init__(self, webs: list[str], slack_root: str, run: Run, builder: FakeTelegram, first_user: int):
+    def __init__(
+        self, webs: list[str], slack_root: str, run: Run, builder: FakeTelegram, first_user: int, command: str
+    ):
         self.webs = webs
+        self.command = command
         self.slack_root = slack_root
         self.run = run
         self.verifier = SignatureVerifier(SECRET)
@@ -223,7 +255,7 @@ class Loader:
         return self.webs[self.counter % len(self.webs)]
 
     async def slack_one(self, session: aiohttp.ClientSession, key: str, platform: Platform) -> None:
-        body = _body("/customer acme", f"{self.slack_root}/response/{key}")
+        body = _body(self.command, f"{self.slack_root}/response/{key}")
         ts = str(int(time.time()))
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
@@ -236,7 +268,7 @@ class Loader:
         # A private chat of its own per update: its replies are told apart by chat id.
         self.next_user += 1
         user = self.builder.user(self.next_user, f"Staff{self.next_user}")
-        update = self.builder.private_text(user, "/customer acme")
+        update = self.builder.private_text(user, self.command)
         headers = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET}
         await self._post(
             session, f"{self._web()}/telegram/webhook", str(self.next_user), platform, json=update, headers=headers
@@ -390,7 +422,11 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
             # Warm up (connections, caches, bolt's auth.test) and check the path works end to end.
             warm = Run(webs, workers)
             builder = FakeTelegram(DEFAULT_TOKEN)
-            asyncio.run(Loader(bases, slack_root, warm, builder, FIRST_TELEGRAM_USER).load(10, 5, 1, prefix="warm"))
+            asyncio.run(
+                Loader(bases, slack_root, warm, builder, FIRST_TELEGRAM_USER, args.command).load(
+                    10, 5, 1, prefix="warm"
+                )
+            )
             expected = len(warm.slack.sent_at) + len(warm.telegram.sent_at)
             deadline = time.monotonic() + 60
             while _delivered_so_far(warm, slack_root, telegram_base) < expected and time.monotonic() < deadline:
@@ -402,7 +438,14 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
             watcher = threading.Thread(target=_watch_leaders, args=(url, run.leader_samples, stop), daemon=True)
             watcher.start()
             run.load_before = _load_average()
-            loader = Loader(bases, slack_root, run, builder, FIRST_TELEGRAM_USER + 1000)  # past the warm-up's chats
+            # Past the warm-up's chats.
+            loader = Loader(bases, slack_root, run, builder, FIRST_TELEGRAM_USER + 1000, args.command)
+            groups = {
+                "web": [p.pid for p in ours[:webs]],
+                "workers": [p.pid for p in ours[webs:]],
+                "fakes": [p.pid for p in fakes],
+            }
+            cpu_before = _cpu_readings(groups)
             asyncio.run(loader.load(args.slack_rate, args.telegram_rate, args.duration))
             ended = time.monotonic()
             expected += len(run.slack.sent_at) + len(run.telegram.sent_at)
@@ -411,6 +454,12 @@ def run_layout(webs: int, workers: int, args: argparse.Namespace) -> Run:
                 and time.monotonic() - ended < args.drain_timeout
             ):
                 time.sleep(0.5)
+            cpu_after = _cpu_readings(groups)
+            run.cpu = {
+                group: after - before
+                for group, after in cpu_after.items()
+                if after is not None and (before := cpu_before[group]) is not None
+            }
             time.sleep(1.0)  # a duplicate sent right after the last reply is still counted
             run.load_after = _load_average()
             stop.set()
@@ -454,12 +503,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--slack-rate", type=float, default=200, help="Slack commands per second (default 200)")
     parser.add_argument("--telegram-rate", type=float, default=50, help="Telegram updates per second (default 50)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of load (default 10; issue 17 asks 60)")
+    parser.add_argument(
+        "--command", default="/customer acme", help="what each Slack and Telegram request asks (default /customer acme)"
+    )
     parser.add_argument("--customers", type=int, default=400, help="demo customers in the database")
     parser.add_argument("--drain-timeout", type=float, default=180, help="seconds to wait for replies after the load")
     parser.add_argument("--keep-logs", metavar="DIR", help="copy the processes' logs into DIR/<layout>/")
     args = parser.parse_args(argv)
     print(
-        f"PostgreSQL; /customer acme: Slack {args.slack_rate:g}/s, Telegram {args.telegram_rate:g}/s for "
+        f"PostgreSQL; {args.command}: Slack {args.slack_rate:g}/s, Telegram {args.telegram_rate:g}/s for "
         f"{args.duration:g}s; {os.cpu_count()} CPUs",
         flush=True,
     )
