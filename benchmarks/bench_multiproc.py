@@ -20,8 +20,8 @@ Reported and checked per layout:
   for chat.* calls; response_url answers are not rate limited by Slack);
 - CPU per request by group of processes (web, workers, PostgreSQL, the fakes, this load client),
   from ``/proc``, and the request rate that cost allows the machine's cores: the figure that says
-  whether a rate is within reach here at all (``--command /help`` gives the floor of a request
-  that reads no customer).
+  whether a rate is within reach here at all (``--command "/customer #999999"`` gives the floor:
+  a request that finds nobody, so it reads no customer).
 
     python -m benchmarks multiproc                                  # 1x1 and 2x2, 10 s each
     python -m benchmarks multiproc -- --duration 60 --layouts 2x2   # the 60-second run of issue 17

@@ -24,11 +24,10 @@ def _stat(pid: int | str) -> tuple[str, list[str]] | None:
     return line[line.find("(") + 1 : line.rfind(")")], line[line.rfind(")") + 2 :].split()
 
 
-def _seconds(fields: list[str], children: bool) -> float:
-    # utime and stime (the whole process, every thread); with ``children``, also cutime and cstime:
-    # the CPU of its children that have exited and been waited for.
-    picked = fields[11:15] if children else fields[11:13]
-    return sum(int(value) for value in picked) / _TICK
+def _seconds(fields: list[str]) -> float:
+    # utime and stime (the whole process, every thread), then cutime and cstime: the CPU of its
+    # children that have exited and been waited for.
+    return sum(int(value) for value in fields[11:15]) / _TICK
 
 
 def process_cpu_seconds(pids: Iterable[int]) -> float | None:
@@ -40,7 +39,7 @@ def process_cpu_seconds(pids: Iterable[int]) -> float | None:
     for pid in pids:
         found = _stat(pid)
         if found is not None:
-            total += _seconds(found[1], children=True)
+            total += _seconds(found[1])
     return total
 
 
@@ -57,5 +56,5 @@ def postgres_cpu_seconds() -> float | None:
         stat = _stat(pid)
         if stat is not None and stat[0] == "postgres":
             found = True
-            total += _seconds(stat[1], children=True)
+            total += _seconds(stat[1])
     return total if found else None
