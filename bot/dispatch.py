@@ -241,6 +241,9 @@ class Dispatcher:
             typed = repr(request.text.split()[0])
             if command is None:
                 return error_reply(_("I don't know {command}.", command=typed))
+            in_group = self._group_help(request, ctx, command)
+            if in_group is not None:
+                return in_group
             reply = command.handler(replace(request, args={}), ctx)
             return replace(
                 reply,
@@ -249,6 +252,26 @@ class Dispatcher:
                 private=True,
             )
         return self._run(route.command, arg_text, request, ctx)
+
+    def _group_help(self, request: Request, ctx: Context, help_command: Command) -> Reply | None:
+        """For ``/digest`` alone, or ``/export customers`` where only ``/export segment`` exists: the
+        help of that group of commands (``/help digest``), saying what was missing, instead of "I
+        don't know /digest" above the whole listing. A caller who may use none of the group is told
+        so, as for any command their role does not allow. None when the first word starts no
+        command: the caller gets the whole listing."""
+        found = self.router.group_of(request.text)
+        if found is None:
+            return None
+        group, word = found
+        if not any(c.path[0] == group for c in self.router.visible_to(ctx.caller.role)):
+            raise Forbidden(self._denied_message(ctx.caller, group))
+        # ``topic``: /help's one parameter, the command or group to explain.
+        reply = help_command.handler(replace(request, args={"topic": group}), ctx)
+        if word is None:
+            title = _("{command} needs one more word. Here is what it can do:", command=repr(f"/{group}"))
+        else:
+            title = _("{command} has no {word}. Here is what it can do:", command=repr(f"/{group}"), word=repr(word))
+        return replace(reply, title=title, tone=Tone.WARNING, private=True)
 
     def _refused(self, request: Request, reply: Reply, queue: OutboxQueue | None) -> Reply:
         """A command refused (bad input, no permission): the refusal is its answer, given once."""
@@ -465,7 +488,7 @@ class Dispatcher:
 
     def _run(self, command: Command, arg_text: str, request: Request, ctx: Context) -> Reply:
         if not ctx.can(command.permission):
-            raise Forbidden(self._denied_message(ctx.caller, command))
+            raise Forbidden(self._denied_message(ctx.caller, command.name))
         if request.form_values is not None:
             parsed = parse_form(command.params, request.form_values, extra_options=command.extra_options)
         else:
@@ -480,15 +503,14 @@ class Dispatcher:
         return command.handler(request, ctx)
 
     @staticmethod
-    def _denied_message(caller: Caller, command: Command) -> str:
+    def _denied_message(caller: Caller, command: str) -> str:
+        """What a caller is told of a command (``deal new``) or group (``digest``) their role does not allow."""
         if caller.user_id is None or caller.role is None:
-            return _(
-                "You can't use /{command} yet: ask a chatcrm admin to give you a role (/role).", command=command.name
-            )
+            return _("You can't use /{command} yet: ask a chatcrm admin to give you a role (/role).", command=command)
         return _(
             "Your role ({role}) can't use /{command}. Ask an admin if you need it.",
             role=role_name(caller.role),
-            command=command.name,
+            command=command,
         )
 
 

@@ -188,15 +188,9 @@ class Router:
         tokens = tokenize(text)
         if not tokens:
             return None
-        words = [t.value.lower().lstrip("/") if not t.quoted else None for t in tokens]
-        # The bot's @mention in Telegram groups: "/customer@chatcrm_bot acme".
-        if words[0] and "@" in words[0]:
-            words[0] = words[0].split("@", 1)[0]
-        offset = 0
-        if words[0] == UMBRELLA:
-            offset = 1
-            if len(tokens) == 1:
-                return Route(self._commands[("help",)], "") if ("help",) in self._commands else None
+        words, offset = _command_words(tokens)
+        if offset == len(tokens):  # "/crm" alone
+            return Route(self._commands[("help",)], "") if ("help",) in self._commands else None
         best: Command | None = None
         best_len = 0
         for length in range(1, 4):
@@ -214,6 +208,29 @@ class Router:
 
     def visible_to(self, role: str | None) -> list[Command]:
         return [c for c in self.commands if not c.hidden and self.permissions.allows(role, c.permission)]
+
+    def group_of(self, line: str) -> tuple[str, str | None] | None:
+        """For a line that names no command but starts with the first word of some listed ones
+        (``/digest``, or ``/export customers`` when only ``/export segment`` exists): that word, and
+        the word after it (None when there is none). None when the first word starts no listed
+        command either. Raises UsageError on bad quoting."""
+        tokens = tokenize(line.strip())
+        words, offset = _command_words(tokens) if tokens else ([], 0)
+        first = words[offset] if offset < len(words) else None
+        if not first or not any(c.path[0] == first and not c.hidden for c in self._commands.values()):
+            return None
+        after = tokens[offset + 1].value if offset + 1 < len(tokens) else None
+        return first, after
+
+
+def _command_words(tokens: list[Token]) -> tuple[list[str | None], int]:
+    """The tokens as command words (lower case, without the slash and a Telegram @mention; None for a
+    quoted one, which ends a command path) and where the command starts: 1 after the ``/crm`` umbrella."""
+    words = [t.value.lower().lstrip("/") if not t.quoted else None for t in tokens]
+    # The bot's @mention in Telegram groups: "/customer@chatcrm_bot acme".
+    if words[0] and "@" in words[0]:
+        words[0] = words[0].split("@", 1)[0]
+    return words, 1 if words[0] == UMBRELLA else 0
 
 
 def _after(text: str, tokens: list[Token], count: int) -> str:

@@ -90,6 +90,59 @@ def test_unknown_command_answers_with_help(chat):
     assert any(i.text.startswith("/customer") for i in reply.sections[0].items)
 
 
+def test_a_group_of_commands_alone_answers_with_that_groups_help(chat):
+    manager = chat.user("Mia Manager", Role.MANAGER)
+    reply = chat.say(manager, "/digest").reply
+    assert reply.title == "'/digest' needs one more word. Here is what it can do:"
+    assert reply.tone is Tone.WARNING
+    assert [s.title for s in reply.sections] == [
+        "/digest list",
+        "/digest now [daily|weekly]",
+        "/digest subscribe daily|weekly [HH:MM] [timezone] [weekday]",
+        "/digest unsubscribe [daily|weekly]",
+    ]
+    # The same through the umbrella command, and in any case.
+    assert chat.say(manager, "/crm digest").reply.title == reply.title
+    assert chat.say(manager, "/DIGEST").reply.title == reply.title
+
+
+def test_an_unknown_word_after_a_group_is_named_with_the_groups_help(chat):
+    rep = chat.user("Rita", Role.SALES)
+    reply = chat.say(rep, "/export customers").reply
+    assert reply.title == "'/export' has no 'customers'. Here is what it can do:"
+    assert [s.title for s in reply.sections] == ["/export segment <name> [xlsx|csv]"]
+    # An argument typed where the subcommand goes is named the same way.
+    manager = chat.user("Mia Manager", Role.MANAGER)
+    assert chat.say(manager, "/digest daily").reply.title == "'/digest' has no 'daily'. Here is what it can do:"
+
+
+def test_a_groups_help_lists_only_what_the_role_may_use(chat):
+    rep = chat.user("Rita", Role.SALES)
+    viewer = chat.user("Vic Viewer", Role.VIEWER)
+    assert [s.title for s in chat.say(rep, "/field").reply.sections] == ["/field list"]
+    titles = [s.title.split(" <")[0] for s in chat.say(rep, "/campaign").reply.sections]
+    # A sales rep drafts and checks campaigns; starting, pausing and cancelling are for managers.
+    assert titles == [
+        "/campaign list",
+        "/campaign new",
+        "/campaign preview",
+        "/campaign status",
+        "/campaign test",
+    ]
+    assert [s.title for s in chat.say(viewer, "/consent").reply.sections] == ["/consent show <customer>"]
+
+
+def test_a_group_the_role_may_not_use_is_refused_as_its_commands_are(chat):
+    rep = chat.user("Rita", Role.SALES)
+    reply = chat.say(rep, "/webhook").reply
+    assert reply.tone is Tone.ERROR
+    assert reply.text == "Your role (sales) can't use /webhook. Ask an admin if you need it."
+    stranger = chat.stranger()
+    assert chat.say(stranger, "/digest").reply.text == (
+        "You can't use /digest yet: ask a chatcrm admin to give you a role (/role)."
+    )
+
+
 def test_umbrella_command(chat, app):
     rep = chat.user("Rita", Role.SALES)
     with app.uow() as uow:
