@@ -47,12 +47,27 @@ def _duplicates(app) -> tuple[int, int]:
     return keep, other
 
 
+def test_a_duplicate_with_nothing_to_move_says_so_and_names_both_by_id(chat, app):
+    with app.uow() as uow:
+        keep = customers.create_customer(uow, "Acme Corp").id
+        other = customers.create_customer(uow, "Acme Corp").id
+    manager = chat.user("Mia Manager", Role.MANAGER)
+    asked = chat.say(manager, f"/customer merge #{keep} #{other}").reply
+    assert asked.title == f"Merge Acme Corp (#{other}) into Acme Corp (#{keep})?"
+    assert asked.text == (
+        f"Acme Corp (#{keep}) gets nothing from Acme Corp (#{other}): it has no orders, deals, tickets, "
+        f"notes or other records. #{other} is then deleted. This cannot be undone."
+    )
+    assert count(app, Customer) == 2
+
+
 def test_merge_asks_then_moves_everything_and_audits_it(chat, app):
     keep, other = _duplicates(app)
     manager = chat.user("Mia Manager", Role.MANAGER)
     asked = chat.say(manager, f"/customer merge buy@acme.example #{other}").reply
     assert asked.tone is Tone.WARNING
     assert asked.title == f"Merge Acme Buyer (#{other}) into Acme Corp (#{keep})?"
+    assert asked.text.startswith(f"Acme Corp (#{keep}) gets everything of Acme Buyer (#{other}): ")
     assert "1 order," in asked.text and "1 deal," in asked.text and "1 ticket" in asked.text
     assert "1 customer chat," in asked.text and "1 customer consent," in asked.text
     merge = next(b for b in asked.buttons if b.label == "Merge")

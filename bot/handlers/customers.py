@@ -429,13 +429,24 @@ def merge_customers(req: Request, ctx: Context) -> Reply:
             keep=keep.name,
             keep_id=keep.id,
         ),
+        # With both ids: a duplicate usually has the same name as the customer it is merged into.
         text=_(
-            "{keep} gets everything of {other}: {listing}, with their consents, tags and custom fields "
-            "(where {keep} has none). {other} (#{other_id}) is then deleted. This cannot be undone.",
+            "{keep} (#{keep_id}) gets everything of {other} (#{other_id}): {listing}. Consents, tags and "
+            "custom fields move only where #{keep_id} has none. #{other_id} is then deleted. This cannot be undone.",
             keep=keep.name,
+            keep_id=keep.id,
             other=other.name,
             other_id=other.id,
             listing=_listing(moves),
+        )
+        if moves
+        else _(
+            "{keep} (#{keep_id}) gets nothing from {other} (#{other_id}): it has no orders, deals, tickets, "
+            "notes or other records. #{other_id} is then deleted. This cannot be undone.",
+            keep=keep.name,
+            keep_id=keep.id,
+            other=other.name,
+            other_id=other.id,
         ),
         buttons=(
             Button(_("Merge"), confirm, Style.DANGER),
