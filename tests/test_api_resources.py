@@ -236,6 +236,8 @@ def test_followups_are_set_listed_and_closed_as_in_chat(api):
     assert snoozed["snooze_count"] == 1 and snoozed["due_at"] > followup["due_at"]
     done = api.http.patch(f"/followups/{followup['id']}", json={"status": "done"}, headers=rep).json()
     assert done["status"] == "done"
+    again = is_problem(api.http.patch(f"/followups/{followup['id']}", json={"status": "cancelled"}, headers=rep), 409)
+    assert again["detail"] == f"follow-up #{followup['id']} is already done"
     is_problem(
         api.http.patch(f"/followups/{followup['id']}", json={"status": "done", "snooze_days": 1}, headers=rep), 422
     )

@@ -178,7 +178,9 @@ def test_list_done_cancel_and_snooze(chat, app, rep, acme):
         assert refused.text == "Follow-up #1 is Rita Rep's; only they or a manager can change it."
         assert chat.say(manager, "/followup list all").reply.title == "All open follow-ups"
         assert chat.say(rep, "/followup done 1").reply.text == "Follow-up #1 is done: call #in 1h — Acme <Corp> & Co."
-        assert chat.say(rep, "/followup done 1").reply.text == "Follow-up #1 is already done."
+        again = chat.say(rep, "/followup done 1").reply
+        # Its state stands in the way, not how the command was typed: no usage line under it.
+        assert (again.text, again.footer, again.tone) == ("Follow-up #1 is already done.", None, Tone.ERROR)
         assert chat.say(manager, "/followup cancel 2").reply.tone is Tone.SUCCESS
         snoozed = chat.say(rep, "/followup snooze 3 2d").reply
         assert (

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_core import clock, events, i18n, outbox, paging
-from crm_core.errors import Forbidden, NotFound, ValidationError
+from crm_core.errors import Conflict, Forbidden, NotFound, ValidationError
 from crm_core.i18n import _
 from crm_core.models import FollowUp, FollowUpStatus, Role, User
 from crm_core.money import format_totals
@@ -102,10 +102,12 @@ def _check_may_change(followup: FollowUp, actor: User | None) -> None:
 
 
 def _open(followup: FollowUp) -> None:
+    # A Conflict, not a ValidationError: the command was typed right (chat shows no usage line under
+    # it) and the follow-up's state is what stands in the way (the API answers 409).
     if not followup.status.is_open:
         if followup.status is FollowUpStatus.DONE:
-            raise ValidationError(_("follow-up #{id} is already done", id=followup.id))
-        raise ValidationError(_("follow-up #{id} is already cancelled", id=followup.id))
+            raise Conflict(_("follow-up #{id} is already done", id=followup.id))
+        raise Conflict(_("follow-up #{id} is already cancelled", id=followup.id))
 
 
 def complete(uow: UnitOfWork, followup_id: int, actor: User | None) -> FollowUp:
