@@ -421,32 +421,21 @@ def merge_customers(req: Request, ctx: Context) -> Reply:
         raise ValidationError(_("both name {name} (#{id}): give two different customers", name=keep.name, id=keep.id))
     moves = customer_merge.what_moves(ctx.uow, other.id)
     confirm = f"/customer merge confirm {keep.id} {other.id}"
+    # Both by id as well: a duplicate usually has the same name as the customer it is merged into.
+    names = {"keep": keep.name, "keep_id": keep.id, "other": other.name, "other_id": other.id}
     return Reply(
-        title=_(
-            "Merge {other} (#{other_id}) into {keep} (#{keep_id})?",
-            other=other.name,
-            other_id=other.id,
-            keep=keep.name,
-            keep_id=keep.id,
-        ),
-        # With both ids: a duplicate usually has the same name as the customer it is merged into.
+        title=_("Merge {other} (#{other_id}) into {keep} (#{keep_id})?", **names),
         text=_(
             "{keep} (#{keep_id}) gets everything of {other} (#{other_id}): {listing}. Consents, tags and "
             "custom fields move only where #{keep_id} has none. #{other_id} is then deleted. This cannot be undone.",
-            keep=keep.name,
-            keep_id=keep.id,
-            other=other.name,
-            other_id=other.id,
             listing=_listing(moves),
+            **names,
         )
         if moves
         else _(
             "{keep} (#{keep_id}) gets nothing from {other} (#{other_id}): it has no orders, deals, tickets, "
             "notes or other records. #{other_id} is then deleted. This cannot be undone.",
-            keep=keep.name,
-            keep_id=keep.id,
-            other=other.name,
-            other_id=other.id,
+            **names,
         ),
         buttons=(
             Button(_("Merge"), confirm, Style.DANGER),
